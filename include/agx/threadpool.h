@@ -1,0 +1,36 @@
+/* threadpool.h — a persistent pool of worker threads (created once, reused for
+ * every operation) and the matrix kernels that run on it. */
+#ifndef AGX_THREADPOOL_H
+#define AGX_THREADPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agx/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct agx_threadpool agx_threadpool;
+
+/* n_threads <= 0 means the number of available cores. */
+agx_status agx_threadpool_create(int n_threads, agx_threadpool **out, agx_error *err);
+void agx_threadpool_free(agx_threadpool *tp);
+int agx_threadpool_n_threads(const agx_threadpool *tp);
+/* Runs fn(ith, nth, arg) on every thread (the caller participates as ith 0) and waits. */
+void agx_threadpool_run(agx_threadpool *tp, void (*fn)(int ith, int nth, void *arg), void *arg);
+
+/* Y[t][r] = sum_c W[r][c] * X[t][c] for t < n_tok, r < n_rows.
+ * W: n_rows rows of n_cols elements of wtype (row stride agx_type_row_size(wtype, n_cols)).
+ * X: n_tok x n_cols float32, row-major; Y: n_tok x n_rows float32, row-major.
+ * Activations are converted once to the weight type's vec_dot_type (as llama.cpp
+ * does), rows are split across threads; n_tok > 1 uses a cache-blocked
+ * matrix-matrix path. scratch is grown as needed (caller frees with free()). */
+void agx_matmul(agx_threadpool *tp, uint32_t wtype, const void *w, int64_t n_rows, int64_t n_cols,
+                const float *x, int64_t n_tok, float *y);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# test.sh — the whole test suite: a -Werror release build + ctest, then the unit
+# and conformance tests again under AddressSanitizer + UndefinedBehaviorSanitizer,
+# then each libFuzzer target for a bounded time. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS=${JOBS:-$(nproc)}
+
+echo "== release build (-Werror) + tests"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DAGX_WERROR=ON >/dev/null
+cmake --build build -j"$JOBS"
+ctest --test-dir build --output-on-failure -j"$JOBS"
+
+if [ "${AGX_SKIP_SANITIZE:-0}" != 1 ]; then
+  echo "== ASan+UBSan build + tests"
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DAGX_SANITIZE=ON -DAGX_WERROR=ON >/dev/null
+  cmake --build build-asan -j"$JOBS"
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-asan --output-on-failure -j"$JOBS" -LE slow
+fi
+
+if [ "${AGX_SKIP_FUZZ:-0}" != 1 ] && ls tests/fuzz/fuzz_*.c >/dev/null 2>&1; then
+  echo "== libFuzzer targets (bounded)"
+  CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DAGX_FUZZ=ON -DAGX_BUILD_TESTS=OFF >/dev/null
+  cmake --build build-fuzz -j"$JOBS"
+  for f in build-fuzz/fuzz_*; do
+    [ -x "$f" ] || continue
+    name=$(basename "$f")
+    corpus="tests/fuzz/corpus/${name#fuzz_}"
+    mkdir -p "build-fuzz/corpus-$name"
+    echo "-- $name (${AGX_FUZZ_SECS:-60}s)"
+    "$f" -max_total_time="${AGX_FUZZ_SECS:-60}" -rss_limit_mb=2048 "build-fuzz/corpus-$name" \
+      $( [ -d "$corpus" ] && echo "$corpus" ) 2>&1 | tail -3
+  done
+fi
+echo "== all tests passed"
