@@ -52,17 +52,22 @@ static void print_help(FILE *out) {
             "  AGX_OLLAMA_MODEL        Ollama model (phi3:mini)\n"
             "  AGX_OLLAMA_HOST         Ollama server (OLLAMA_HOST, http://127.0.0.1:11434)\n"
             "  AGX_OLLAMA_TIMEOUT_SECS Ollama request timeout (300)\n"
-            "  AGX_OPENAI_BASE_URL     OpenAI-compatible server (vLLM, llama.cpp server, ...)\n"
+            "  AGX_OPENAI_BASE_URL     OpenAI-compatible server (http://127.0.0.1:8000; vLLM,\n"
+            "                          llama.cpp server, hosted APIs; with or without /v1)\n"
             "  AGX_OPENAI_MODEL        model id on that server\n"
             "  AGX_OPENAI_API_KEY      bearer token (never printed)\n"
             "  AGX_OPENAI_TIMEOUT_SECS request timeout (300)\n"
+            "  AGX_HTTP_RETRIES        retries after HTTP 429/503 (remote backends)\n"
+            "  AGX_HTTP_BACKOFF_MS     first retry delay, doubled each time\n"
+            "  AGX_HTTP_MAX_DELAY_MS   cap on one retry delay\n"
+            "  AGX_HTTP_MAX_RESPONSE_BYTES  largest reply accepted from a server\n"
             "  AGX_PLAN_PATH           plan buffer ($TMPDIR/agx-plan.json)\n"
             "  AGX_TOOLS_FILE          extra/overriding tools (~/.agx/tools.json)\n"
             "  AGX_REF_DIR             reference data for the tests (../shared/ref)\n"
             "  AGX_LOG                 error | warn (default) | info | debug\n"
             "\nExit codes: 0 ok, 1 internal error, 2 usage, 3 configuration, 4 invalid data\n"
             "(plan, model output, corrupt file, no tool matches), 5 backend unavailable or\n"
-            "failed, 6 file system error.\n");
+            "failed, 6 file system or network I/O error.\n");
 }
 
 int agx_cli_fail(const agx_error *err) {

@@ -60,7 +60,10 @@ bool agx_strbuf_printf(agx_strbuf *sb, const char *fmt, ...) {
 }
 
 char *agx_strbuf_take(agx_strbuf *sb) {
-    if (!sb->data && !strbuf_reserve(sb, 0)) return NULL;
+    if (!sb->data) {
+        if (!strbuf_reserve(sb, 0)) return NULL;
+        sb->data[0] = '\0';
+    }
     char *p = sb->data;
     agx_strbuf_init(sb);
     return p;
