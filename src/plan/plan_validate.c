@@ -119,8 +119,8 @@ static void check_task(collector *c, const agx_plan *plan, size_t i, const agx_r
     int num = (int)i + 1;
     char shown[128];
     if (t->task_number != num)
-        problem(c, num, "task at position %d is numbered %d; tasks must be numbered 1..n in order",
-                num, t->task_number);
+        problem(c, num, "numbered %d, expected %d (tasks must be numbered 1..n in order)",
+                t->task_number, num);
     if (!t->command || !*t->command) {
         problem(c, num, "command is empty");
     } else {
