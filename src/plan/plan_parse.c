@@ -35,7 +35,7 @@ static bool push_word(char ***words, size_t *n, size_t *cap, agx_strbuf *w) {
         *words = p;
         *cap = c;
     }
-    char *s = agx_strbuf_take(w);
+    char *s = agx_plan_sb_take(w);
     if (!s) return false;
     (*words)[(*n)++] = s;
     return true;

@@ -65,7 +65,7 @@ static void problem(collector *c, int task, const char *fmt, ...) {
     }
     free(msg);
     c->items[c->count].task_number = task;
-    c->items[c->count].message = agx_strbuf_take(&sb);
+    c->items[c->count].message = agx_plan_sb_take(&sb);
     c->count++;
 }
 

@@ -127,6 +127,8 @@ static void test_command_with_inline_args(void **state) {
     /* args as one string: split with shell quoting */
     expect_plan("[{\"command\":\"find\",\"args\":\"-name '*.c' -type f\"}]",
                 "{\"tasks\":[" T1("find", "[\"-name\",\"*.c\",\"-type\",\"f\"]") "]}");
+    /* empty quoted words are kept as empty arguments */
+    expect_plan("[\"grep '' notes.txt\"]", "{\"tasks\":[" T1("grep", "[\"\",\"notes.txt\"]") "]}");
     /* a pipeline string becomes chained tasks */
     expect_plan("[\"grep -c 'a b' notes.txt | sort -n\"]",
                 "{\"tasks\":[" T1("grep", "[\"-c\",\"a b\",\"notes.txt\"]") ","
