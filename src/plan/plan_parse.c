@@ -22,7 +22,8 @@
 #define PARSE_MAX_CANDIDATES 64     /* '{' / '[' positions tried before giving up */
 #define PARSE_MAX_TASKS 1024        /* far above any limit; the validator enforces the real one */
 #define PARSE_MAX_ARGS 4096
-#define PARSE_MAX_DEPTH 512
+#define PARSE_MAX_DEPTH 64          /* plans nest 4 deep; deeper is not a plan */
+#define PARSE_REPAIR_BUDGET (8u << 20) /* bytes rewritten by repair over all candidates */
 #define PARSE_MAX_REASONS 8
 
 /* ------------------------------------------------------- word splitting -- */
@@ -173,11 +174,13 @@ static bool plausible_start(const char *t, size_t len, size_t i) {
 }
 
 /* End (exclusive) of the bracketed value starting at t[start], tracking JSON
- * strings; 0 when the brackets do not balance. */
-static size_t span_end(const char *t, size_t len, size_t start) {
+ * strings. 0 when the brackets do not balance: *too_deep then says whether it
+ * nested past PARSE_MAX_DEPTH (hopeless) rather than ran out or mismatched. */
+static size_t span_end(const char *t, size_t len, size_t start, bool *too_deep) {
     char stack[PARSE_MAX_DEPTH];
     size_t depth = 0;
     bool in_str = false;
+    *too_deep = false;
     for (size_t i = start; i < len; i++) {
         char c = t[i];
         if (in_str) {
@@ -188,7 +191,10 @@ static size_t span_end(const char *t, size_t len, size_t start) {
         if (c == '"') {
             in_str = true;
         } else if (c == '{' || c == '[') {
-            if (depth == PARSE_MAX_DEPTH) return 0;
+            if (depth == PARSE_MAX_DEPTH) {
+                *too_deep = true;
+                return 0;
+            }
             stack[depth++] = c == '{' ? '}' : ']';
         } else if (c == '}' || c == ']') {
             if (!depth || stack[depth - 1] != c) return 0;
@@ -262,8 +268,12 @@ static bool repair(const char *t, size_t len, agx_strbuf *out) {
                     if (!ok) return false;
                     i++;
                 } else {
-                    if (!agx_strbuf_putc(out, d)) return false;
-                    i++;
+                    size_t j = i + 1; /* copy a run of plain string bytes at once */
+                    while (j < len && t[j] != '\\' && t[j] != q && t[j] != '"' &&
+                           (unsigned char)t[j] >= 0x20)
+                        j++;
+                    if (!agx_strbuf_append(out, t + i, j - i)) return false;
+                    i = j;
                 }
             }
         } else if (c == ',') {
@@ -296,8 +306,10 @@ static bool repair(const char *t, size_t len, agx_strbuf *out) {
             if (!(rep ? agx_strbuf_puts(out, rep) : agx_strbuf_append(out, t + i, n))) return false;
             i = j;
         } else {
-            if (!agx_strbuf_putc(out, c)) return false;
-            i++;
+            size_t j = i + 1; /* a run of punctuation, digits and blanks */
+            while (j < len && !strchr("\"',/", t[j]) && !is_ident(t[j])) j++;
+            if (!agx_strbuf_append(out, t + i, j - i)) return false;
+            i = j;
         }
     }
     return true;
@@ -725,6 +737,7 @@ agx_status agx_plan_parse_lenient(const char *text, size_t len, agx_plan *out, a
                              len, PARSE_MAX_BYTES);
     char first_err[256] = "";
     size_t tried = 0;
+    size_t repair_budget = PARSE_REPAIR_BUDGET;
     size_t i = 0;
     while (i < len) {
         if ((text[i] != '{' && text[i] != '[') || !plausible_start(text, len, i)) {
@@ -732,12 +745,23 @@ agx_status agx_plan_parse_lenient(const char *text, size_t len, agx_plan *out, a
             continue;
         }
         if (++tried > PARSE_MAX_CANDIDATES) break;
-        size_t end = span_end(text, len, i);
+        bool too_deep;
+        size_t end = span_end(text, len, i, &too_deep);
         size_t slen = end ? end - i : len - i;
         json_error_t jerr;
+        memset(&jerr, 0, sizeof jerr);
         json_t *root = end ? try_load(text + i, slen, 0, &jerr) : NULL;
         bool repaired = false;
-        if (!root) {
+        if (!root && too_deep) {
+            if (!first_err[0])
+                snprintf(first_err, sizeof first_err, "JSON at offset %zu nests deeper than %d levels",
+                         i, PARSE_MAX_DEPTH);
+            i++;
+            continue;
+        }
+        /* Repair rewrites its span; a bounded total keeps hostile input linear. */
+        if (!root && repair_budget >= slen) {
+            repair_budget -= slen;
             if (end && !first_err[0])
                 snprintf(first_err, sizeof first_err, "JSON at offset %zu: line %d column %d: %s", i,
                          jerr.line, jerr.column, jerr.text);

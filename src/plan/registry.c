@@ -16,9 +16,10 @@
 #define TOOLS_FILE_MAX_BYTES (1u << 20)
 #define TOOL_ID_MAX 64
 
-/* Patterns are lower-case phrases; a backend matches them case-insensitively
- * against the instruction. They are deliberately specific: a generic word like
- * "show" would make every instruction match everything. */
+/* Patterns are lower-case phrases matched word by word against the instruction
+ * (case-insensitively); the word "N" stands for any number ("first N lines").
+ * They are deliberately specific: a generic word like "show" would make every
+ * instruction match everything. Longer phrases are stronger evidence. */
 typedef struct builtin_tool {
     const char *id;
     const char *description;
@@ -43,12 +44,12 @@ static const builtin_tool builtins[] = {
       "concatenate", "combine files", "dump the file", "output the file", "cat"},
      {0}, 1},
     {"head", "Print the first lines (or bytes) of the input",
-     {"first lines", "first line", "first few", "first", "top lines", "top", "beginning of",
-      "start of the file", "head", "the top"},
+     {"first N lines", "first N", "top N", "first lines", "first line", "first few", "first",
+      "top lines", "top", "beginning of", "start of the file", "head"},
      {0}, 1},
     {"tail", "Print the last lines (or bytes) of the input",
-     {"last lines", "last line", "last few", "last", "end of the file", "bottom lines", "bottom",
-      "most recent lines", "tail", "final lines"},
+     {"last N lines", "last N", "bottom N", "last lines", "last line", "last few", "last",
+      "end of the file", "bottom lines", "most recent lines", "tail", "final lines"},
      {0}, 1},
     {"wc", "Count lines, words, characters or bytes",
      {"count lines", "count the lines", "how many lines", "number of lines", "line count",

@@ -31,7 +31,10 @@ static void test_builtin_tools(void **state) {
         for (size_t p = 0; p < reg.tools[i].n_patterns; p++) {
             const char *s = reg.tools[i].patterns[p];
             assert_true(*s);
-            for (; *s; s++) assert_false(*s >= 'A' && *s <= 'Z');
+            /* lower case, except the number placeholder word "N" */
+            for (const char *q = s; *q; q++)
+                if (*q >= 'A' && *q <= 'Z')
+                    assert_true(*q == 'N' && (q == s || q[-1] == ' ') && (q[1] == ' ' || !q[1]));
         }
     }
     const char *forbidden[] = {"rm", "mv", "dd", "chmod", "tee", "sh", "bash"};
@@ -61,6 +64,8 @@ static void test_patterns_name_everyday_phrases(void **state) {
     assert_true(tool_has_pattern(&reg, "wc", "count lines"));
     assert_true(tool_has_pattern(&reg, "wc", "how many lines"));
     assert_true(tool_has_pattern(&reg, "head", "first lines"));
+    assert_true(tool_has_pattern(&reg, "head", "first N lines"));
+    assert_true(tool_has_pattern(&reg, "tail", "last N lines"));
     assert_true(tool_has_pattern(&reg, "tail", "last lines"));
     assert_true(tool_has_pattern(&reg, "sort", "sort"));
     assert_true(tool_has_pattern(&reg, "uniq", "remove duplicates"));
