@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "agx/plan.h"
 #include "agx/util.h"
@@ -415,7 +416,11 @@ static bool get_int(const json_t *v, long long *out) {
         return true;
     }
     if (json_is_string(v)) {
+        /* "3", and the labels models write: "task 3", "step_3", "#3" */
         const char *s = json_string_value(v);
+        if (!strncasecmp(s, "task", 4) || !strncasecmp(s, "step", 4)) s += 4;
+        while (*s == ' ' || *s == '_' || *s == '-' || *s == '#') s++;
+        if (!isdigit((unsigned char)*s)) return false;
         char *end;
         errno = 0;
         long long x = strtoll(s, &end, 10);
@@ -728,6 +733,37 @@ static json_t *try_load(const char *t, size_t len, size_t flags, json_error_t *j
     return json_loadb(t, len, flags, jerr);
 }
 
+/* Reasoning models think aloud first (<think>...</think>), often with a draft
+ * plan in it: the answer is what follows the last closing tag. */
+static size_t after_thinking(const char *text, size_t len) {
+    static const char tag[] = "</think>";
+    size_t tl = sizeof tag - 1, at = 0;
+    for (size_t i = 0; i + tl <= len; i++)
+        if (text[i] == '<' && !memcmp(text + i, tag, tl)) at = i + tl;
+    return at;
+}
+
+static agx_status parse_text(const char *text, size_t len, agx_plan *out, agx_error *err, int depth);
+
+/* The whole reply is one JSON string holding the plan ("{\"tasks\": ...}"): decode it once. */
+static agx_status parse_quoted(const char *text, size_t len, agx_plan *out, agx_error *err, int depth,
+                               bool *tried) {
+    *tried = false;
+    size_t i = 0;
+    while (i < len && is_ws(text[i])) i++;
+    if (depth > 0 || i >= len || text[i] != '"') return AGX_ERR_PARSE;
+    json_error_t jerr;
+    json_t *v = json_loadb(text + i, len - i, JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK, &jerr);
+    if (!json_is_string(v)) {
+        json_decref(v);
+        return AGX_ERR_PARSE;
+    }
+    *tried = true;
+    agx_status st = parse_text(json_string_value(v), json_string_length(v), out, err, depth + 1);
+    json_decref(v);
+    return st;
+}
+
 agx_status agx_plan_parse_lenient(const char *text, size_t len, agx_plan *out, agx_error *err) {
     agx_plan_init(out);
     if (!text) return agx_error_set(err, AGX_ERR_PARSE, "model output is empty");
@@ -735,6 +771,15 @@ agx_status agx_plan_parse_lenient(const char *text, size_t len, agx_plan *out, a
         return agx_error_set(err, AGX_ERR_PARSE,
                              "model output is %zu bytes; plans larger than %u bytes are refused",
                              len, PARSE_MAX_BYTES);
+    size_t skip = after_thinking(text, len);
+    /* Only an answer with no JSON at all falls back to the whole reply. */
+    if (skip && (memchr(text + skip, '{', len - skip) || memchr(text + skip, '[', len - skip)))
+        return parse_text(text + skip, len - skip, out, err, 0);
+    return parse_text(text, len, out, err, 0);
+}
+
+static agx_status parse_text(const char *text, size_t len, agx_plan *out, agx_error *err, int depth) {
+    agx_plan_init(out);
     char first_err[256] = "";
     size_t tried = 0;
     size_t repair_budget = PARSE_REPAIR_BUDGET;
@@ -807,6 +852,9 @@ agx_status agx_plan_parse_lenient(const char *text, size_t len, agx_plan *out, a
         if (st != AGX_OK) agx_plan_free(out);
         return st;
     }
+    bool quoted;
+    agx_status qs = parse_quoted(text, len, out, err, depth, &quoted);
+    if (quoted) return qs;
     if (first_err[0])
         return agx_error_set(err, AGX_ERR_PARSE,
                              "model output contains no parseable JSON plan (first attempt: %s)",

@@ -142,6 +142,26 @@ static void test_numeric_strings_and_reals_accepted_for_numbers(void **state) {
                 SORT_UNIQ);
 }
 
+static void test_thinking_and_quoted_replies(void **state) {
+    (void)state;
+    /* the draft inside <think> loses to the answer after it */
+    expect_plan("<think>maybe {\"tasks\":[{\"command\":\"cat\"}]}? no.</think>\n"
+                "{\"plan\":[\"sort\",\"uniq -c\"]}",
+                SORT_UNIQ);
+    /* an answer with a broken plan reports it rather than using the draft */
+    expect_reject("<think>{\"tasks\":[{\"command\":\"cat\"}]}</think>[{\"command\": 5}]", "must be a string");
+    /* thinking only: the draft is all there is */
+    expect_plan("<think>{\"tasks\":[{\"command\":\"cat\"}]}</think> Done.", "{\"tasks\":[" T1("cat", "[]") "]}");
+    /* the whole reply is a JSON string holding the plan */
+    expect_plan("\"{\\\"plan\\\":[\\\"sort\\\",\\\"uniq -c\\\"]}\"", SORT_UNIQ);
+    expect_reject("\"I cannot do that.\"", "no JSON plan");
+    /* task labels as references */
+    expect_plan("[{\"command\":\"sort\"},{\"command\":\"uniq\",\"args\":[\"-c\"],\"input_from_task\":\"task 1\"}]",
+                SORT_UNIQ);
+    expect_plan("[{\"command\":\"sort\"},{\"command\":\"uniq\",\"args\":[\"-c\"],\"input_from_step\":\"step_1\"}]",
+                SORT_UNIQ);
+}
+
 /* ------------------------------------------------------------- repairs */
 
 static void test_repair_unescaped_quotes(void **state) {
@@ -348,6 +368,7 @@ int main(void) {
         cmocka_unit_test(test_renumbering_and_reference_mapping),
         cmocka_unit_test(test_command_with_inline_args),
         cmocka_unit_test(test_numeric_strings_and_reals_accepted_for_numbers),
+        cmocka_unit_test(test_thinking_and_quoted_replies),
         cmocka_unit_test(test_repair_unescaped_quotes),
         cmocka_unit_test(test_repair_trailing_commas_and_comments),
         cmocka_unit_test(test_repair_single_quotes_python_literals),
