@@ -676,6 +676,9 @@ static agx_status build_plan(const json_t *root, agx_plan *out, reasons *why, ag
                  (v = json_object_get(holder, "description"))) &&
                 json_is_string(v))
                 out->plan_description = agx_strdup(json_string_value(v));
+            if ((json_is_string(json_object_get(holder, "plan_id")) && !out->plan_id) ||
+                (v && json_is_string(v) && !out->plan_description))
+                return agx_error_set(err, AGX_ERR_NOMEM, "out of memory parsing a plan");
             if (!single && !json_is_array(list)) {
                 reason_add(why, "\"tasks\" must be an array of steps");
                 return AGX_OK;
@@ -764,7 +767,14 @@ static agx_status parse_quoted(const char *text, size_t len, agx_plan *out, agx_
     return st;
 }
 
+static agx_status parse_lenient(const char *text, size_t len, agx_plan *out, agx_error *err);
+
 agx_status agx_plan_parse_lenient(const char *text, size_t len, agx_plan *out, agx_error *err) {
+    agx_status st = parse_lenient(text, len, out, err);
+    return st == AGX_OK ? st : (agx_plan_sanitize_error(err), st);
+}
+
+static agx_status parse_lenient(const char *text, size_t len, agx_plan *out, agx_error *err) {
     agx_plan_init(out);
     if (!text) return agx_error_set(err, AGX_ERR_PARSE, "model output is empty");
     if (len > PARSE_MAX_BYTES)

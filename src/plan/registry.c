@@ -422,7 +422,14 @@ static bool apply_entry(agx_registry *reg, json_t *e) {
     return true;
 }
 
+static agx_status merge_file(agx_registry *reg, const char *path, agx_error *err);
+
 agx_status agx_registry_merge_file(agx_registry *reg, const char *path, agx_error *err) {
+    agx_status st = merge_file(reg, path, err);
+    return st == AGX_OK ? st : (agx_plan_sanitize_error(err), st);
+}
+
+static agx_status merge_file(agx_registry *reg, const char *path, agx_error *err) {
     char *text = NULL;
     size_t len = 0;
     agx_status st = agx_file_read_all(path, TOOLS_FILE_MAX_BYTES, &text, &len, err);

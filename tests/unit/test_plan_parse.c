@@ -280,6 +280,28 @@ static void test_reject_lists_several_reasons(void **state) {
     assert_non_null(strstr(err.message, "step 3"));
 }
 
+/* Error messages quote model output; they must never carry raw terminal escapes. */
+static void test_errors_are_terminal_safe(void **state) {
+    (void)state;
+    const char *texts[] = {
+        "[\"ls \x1b]0;owned\x07 | x; y\"]",
+        "{\"tasks\": [{\"command\": \"ls\" \"args\": [\"\x1b[2J\"]}]}",
+        "[{\"command\": \"cat \x9b\xff 'x\"}]",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+        agx_plan p;
+        agx_error err;
+        assert_int_equal(agx_plan_parse_lenient(texts[i], strlen(texts[i]), &p, &err), AGX_ERR_PARSE);
+        for (const unsigned char *m = (const unsigned char *)err.message; *m; m++)
+            if (*m < 0x20 || *m == 0x7f || *m == 0xff) fail_msg("raw byte 0x%02x in: %s", *m, err.message);
+    }
+    agx_plan p;
+    agx_error err;
+    const char *t = "[\"ls \x1b]0;x\x07; y\"]";
+    assert_int_equal(agx_plan_parse_lenient(t, strlen(t), &p, &err), AGX_ERR_PARSE);
+    assert_non_null(strstr(err.message, "\\x1b]0;x\\x07"));
+}
+
 static void test_size_bound(void **state) {
     (void)state;
     size_t n = (1u << 20) + 1;
@@ -376,6 +398,7 @@ int main(void) {
         cmocka_unit_test(test_valid_input_untouched),
         cmocka_unit_test(test_malformed_outputs),
         cmocka_unit_test(test_reject_lists_several_reasons),
+        cmocka_unit_test(test_errors_are_terminal_safe),
         cmocka_unit_test(test_size_bound),
         cmocka_unit_test(test_pathological_inputs_are_bounded),
         cmocka_unit_test(test_not_nul_terminated),

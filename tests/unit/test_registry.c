@@ -182,6 +182,9 @@ static void test_malformed_files(void **state) {
     expect_bad_file(dir, "{\"tools\": [{\"id\": \"x\", \"description\": \"a\\u001b[2J\"}]}", "control characters");
     expect_bad_file(dir, "{\"tools\": [{\"id\": \"wc\", \"description\": \"changed\"}, {\"id\": 1}]}",
                     "tools[1].id");
+    /* raw control bytes in the file are escaped in the message */
+    expect_bad_file(dir, "{\"tools\": [{\"id\": \"x\x1b[2J\"}]}", "control character 0x1b");
+    expect_bad_file(dir, "{\"tools\": [{\"id\": \"x\", \"\\u001b[2J\": 1}]}", "unknown field '\\x1b[2J'");
     agx_test_rmtree(dir);
     free(dir);
 }
