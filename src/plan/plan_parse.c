@@ -545,8 +545,10 @@ static agx_status add_object_step(builder *b, const json_t *o, size_t pos, agx_e
         r.orig_number = x;
     }
     if ((v = get_any(o, ref_keys, &which)) && !json_is_null(v)) {
-        if (!get_int(v, &x) || x < 0)
+        if (!get_int(v, &x))
             reason_add(b->why, "step %zu: \"%s\" must be a task number, not %s", pos, which, jtype(v));
+        else if (x < 0)
+            reason_add(b->why, "step %zu: \"%s\" must be a task number, not %lld", pos, which, x);
         else {
             r.has_ref = true;
             r.ref = x;

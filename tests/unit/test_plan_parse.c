@@ -237,7 +237,7 @@ static const bad_case bad_cases[] = {
     {"[{\"command\": \"sort\"}, {\"command\": \"uniq\", \"input_from_task\": 7}]", "names no task"},
     {"[{\"command\": \"sort\"}, {\"command\": \"uniq\", \"input_from_task\": \"first\"}]",
      "must be a task number"},
-    {"[{\"command\": \"sort\"}, {\"command\": \"uniq\", \"input_from_task\": -2}]", "must be a task number"},
+    {"[{\"command\": \"sort\"}, {\"command\": \"uniq\", \"input_from_task\": -2}]", "must be a task number, not -2"},
     {"[{\"task_number\": 1, \"command\": \"sort\"}, {\"task_number\": 1, \"command\": \"ls\"},"
      " {\"task_number\": 3, \"command\": \"uniq\", \"input_from_task\": 1}]",
      "ambiguous"},
