@@ -504,7 +504,7 @@ static agx_status add_string_step(builder *b, const char *s, size_t pos, bool ch
             else reason_add(b->why, "step %zu: %s", pos, e2.message);
             break;
         }
-        if (n_words == 0) {
+        if (n_words == 0 || !words[0][0]) {
             reason_add(b->why, "step %zu: empty command", pos);
         } else if (n_words > PARSE_MAX_ARGS) {
             reason_add(b->why, "step %zu: more than %d arguments", pos, PARSE_MAX_ARGS);
@@ -603,7 +603,7 @@ static agx_status add_object_step(builder *b, const json_t *o, size_t pos, agx_e
     if (agx_plan_split_words(json_string_value(jc), &words, &n_words, &e2) != AGX_OK) {
         if (e2.code == AGX_ERR_NOMEM) st = agx_error_set(err, AGX_ERR_NOMEM, "%s", e2.message);
         else reason_add(b->why, "step %zu: command %s", pos, e2.message);
-    } else if (n_words == 0) {
+    } else if (n_words == 0 || !words[0][0]) {
         reason_add(b->why, "step %zu: empty command", pos);
     }
     if (st == AGX_OK && b->why->count == before)

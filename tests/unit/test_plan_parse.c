@@ -224,6 +224,8 @@ static const bad_case bad_cases[] = {
     {"{\"tasks\": \"ls\"}", "\"tasks\" must be an array"},
     {"[{\"args\": [\"-l\"]}]", "no \"command\""},
     {"[{\"command\": \"\"}]", "empty command"},
+    {"[\"''\"]", "empty command"},
+    {"[{\"command\": \"'' -l\"}]", "empty command"},
     {"[{\"command\": 42}]", "must be a string"},
     {"[{\"command\": \"head\", \"args\": [\"-n\", 20]}]", "args[1] is a number (20), not a string"},
     {"[{\"command\": \"head\", \"args\": [true]}]", "is a boolean"},
