@@ -1,0 +1,194 @@
+/* ops.c — RMSNorm, RoPE, softmax, SwiGLU and GQA attention for the forward pass
+ * (see ops.h). Hot inner loops (dot, axpy, f16 rows) go through a small kernel
+ * table with an AVX2/F16C version picked from CPU features (ops_avx2.c). */
+#include "agx/ops.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agx/quant.h"
+#include "agx/util.h"
+#include "engine/ops_internal.h"
+
+/* ---- portable kernels ---- */
+static float dot_f32_ref(const float *a, const float *b, int n) {
+    float s[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) s[j] += a[i + j] * b[i + j];
+    float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    for (; i < n; i++) r += a[i] * b[i];
+    return r;
+}
+static void axpy_f32_ref(float *y, float a, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+static void f16_to_f32_ref(const uint16_t *src, float *dst, int n) {
+    for (int i = 0; i < n; i++) dst[i] = agx_fp16_to_fp32(src[i]);
+}
+static void f32_to_f16_ref(const float *src, uint16_t *dst, int n) {
+    for (int i = 0; i < n; i++) dst[i] = agx_fp32_to_fp16(src[i]);
+}
+
+static const agx_ops_kernels kernels_ref = {dot_f32_ref, axpy_f32_ref, f16_to_f32_ref, f32_to_f16_ref};
+static const agx_ops_kernels kernels_avx2 = {agx_ops_dot_f32_avx2, agx_ops_axpy_f32_avx2,
+                                             agx_ops_f16_to_f32_avx2, agx_ops_f32_to_f16_avx2};
+
+/* Chosen per call from constant tables (no mutable state); AGX_CPU_ISA=scalar
+ * forces the portable path like the matmul kernels. */
+const agx_ops_kernels *agx_ops_kernels_get(void) {
+    const char *isa = agx_env("AGX_CPU_ISA");
+    if (isa && strcmp(isa, "scalar") == 0) return &kernels_ref;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        return &kernels_avx2;
+    return &kernels_ref;
+}
+
+/* ---- elementwise ---- */
+void agx_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
+    /* llama.cpp accumulates the sum of squares in double (ggml_float). */
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    if (w)
+        for (int64_t i = 0; i < n; i++) out[i] = (x[i] * scale) * w[i];
+    else
+        for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale;
+}
+
+void agx_softmax(float *x, int64_t n) {
+    if (n <= 0) return;
+    float max = x[0];
+    for (int64_t i = 1; i < n; i++)
+        if (x[i] > max) max = x[i];
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        float e = (x[i] == -INFINITY) ? 0.0f : expf(x[i] - max);
+        x[i] = e;
+        sum += e;
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+void agx_swiglu(float *out, const float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float g = gate[i];
+        out[i] = (g / (1.0f + expf(-g))) * up[i];
+    }
+}
+
+void agx_add_inplace(float *y, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+/* ---- RoPE ---- */
+void agx_rope_cache(const agx_rope_params *p, int64_t pos, float *cs) {
+    /* Same recurrence as ggml_rope_cache_init: theta_i = pos * theta_scale^i in
+     * float, divided by the frequency factor, times the linear scale. */
+    const float theta_scale = powf(p->freq_base, -2.0f / (float)p->n_dims);
+    float theta = (float)pos;
+    for (int i = 0; i < p->n_dims / 2; i++) {
+        const float ff = p->freq_factors ? p->freq_factors[i] : 1.0f;
+        const float t = (theta / ff) * p->freq_scale;
+        cs[2 * i] = cosf(t);
+        cs[2 * i + 1] = sinf(t);
+        theta *= theta_scale;
+    }
+}
+
+void agx_rope_apply(const agx_rope_params *p, const float *cs, float *x, int n_heads, int head_dim) {
+    const int half = p->n_dims / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (int64_t)h * head_dim;
+        for (int i = 0; i < half; i++) {
+            const float c = cs[2 * i], s = cs[2 * i + 1];
+            /* normal: adjacent pairs; NeoX: element i with i + n_dims/2 */
+            const int a = p->style == AGX_ROPE_NEOX ? i : 2 * i;
+            const int b = p->style == AGX_ROPE_NEOX ? i + half : 2 * i + 1;
+            const float x0 = v[a], x1 = v[b];
+            v[a] = x0 * c - x1 * s;
+            v[b] = x0 * s + x1 * c;
+        }
+    }
+}
+
+/* ---- KV cache rows ---- */
+void agx_kv_store(agx_kv_type t, void *dst, const float *src, int64_t n) {
+    if (t == AGX_KV_F32)
+        memcpy(dst, src, (size_t)n * sizeof(float));
+    else
+        agx_ops_kernels_get()->f32_to_f16(src, dst, (int)n);
+}
+
+/* ---- attention ---- */
+typedef struct attn_job {
+    const agx_attn_params *p;
+    const agx_ops_kernels *kern;
+    const float *q;
+    float *out;
+    int n_tok;
+    int64_t pos0;
+} attn_job;
+
+/* One work item = (token, kv head): the kv rows are converted once and used by
+ * every query head of the group. */
+static void attn_worker(int ith, int nth, void *arg) {
+    const attn_job *j = arg;
+    const agx_attn_params *p = j->p;
+    const int hd = p->head_dim, group = p->n_head / p->n_head_kv;
+    const int64_t n_ctx_used = j->pos0 + j->n_tok;
+    const int64_t kv_stride = (int64_t)p->n_head_kv * hd;
+    const int64_t q_stride = (int64_t)p->n_head * hd;
+    const int n_items = j->n_tok * p->n_head_kv;
+    float *scores = malloc(sizeof(float) * ((size_t)group * (size_t)n_ctx_used + (size_t)hd));
+    if (!scores) abort();   /* a few KB..MB; nothing sensible to do without it */
+    float *row = scores + (size_t)group * (size_t)n_ctx_used;
+    const agx_ops_kernels *K = j->kern;
+
+    for (int it = ith; it < n_items; it += nth) {
+        const int t = it / p->n_head_kv, g = it % p->n_head_kv;
+        const int64_t n_pos = j->pos0 + t + 1;   /* causal: positions 0..pos0+t */
+        const float *qg = j->q + (int64_t)t * q_stride + (int64_t)g * group * hd;
+        float *og = j->out + (int64_t)t * q_stride + (int64_t)g * group * hd;
+        for (int64_t s = 0; s < n_pos; s++) {
+            const float *kr;
+            if (p->kv_type == AGX_KV_F32) {
+                kr = (const float *)p->k + s * kv_stride + (int64_t)g * hd;
+            } else {
+                K->f16_to_f32((const uint16_t *)p->k + s * kv_stride + (int64_t)g * hd, row, hd);
+                kr = row;
+            }
+            for (int h = 0; h < group; h++)
+                scores[(int64_t)h * n_pos + s] = K->dot_f32(qg + (int64_t)h * hd, kr, hd) * p->scale;
+        }
+        for (int h = 0; h < group; h++) {
+            agx_softmax(scores + (int64_t)h * n_pos, n_pos);
+            memset(og + (int64_t)h * hd, 0, sizeof(float) * (size_t)hd);
+        }
+        for (int64_t s = 0; s < n_pos; s++) {
+            const float *vr;
+            if (p->kv_type == AGX_KV_F32) {
+                vr = (const float *)p->v + s * kv_stride + (int64_t)g * hd;
+            } else {
+                K->f16_to_f32((const uint16_t *)p->v + s * kv_stride + (int64_t)g * hd, row, hd);
+                vr = row;
+            }
+            for (int h = 0; h < group; h++)
+                K->axpy_f32(og + (int64_t)h * hd, scores[(int64_t)h * n_pos + s], vr, hd);
+        }
+    }
+    free(scores);
+}
+
+void agx_attention(agx_threadpool *tp, const agx_attn_params *p, const float *q, int n_tok,
+                   int64_t pos0, float *out) {
+    attn_job j = {p, agx_ops_kernels_get(), q, out, n_tok, pos0};
+    if (tp)
+        agx_threadpool_run(tp, attn_worker, &j);
+    else
+        attn_worker(0, 1, &j);
+}
