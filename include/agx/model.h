@@ -24,7 +24,7 @@ typedef struct agx_context agx_context;
 
 /* Shape and settings of the loaded model (from GGUF metadata). */
 typedef struct agx_model_config {
-    const char *arch;          /* "llama" | "qwen2" */
+    const char *arch;          /* general.architecture: "llama" | "qwen2" (and aliases) */
     int n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff;
     float rms_eps, rope_freq_base, rope_freq_scale;
     agx_rope_style rope_style;

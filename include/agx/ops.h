@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "agx/arch.h"   /* agx_rope_style: AGX_ROPE_NORMAL (llama pairs), AGX_ROPE_NEOX (halves) */
 #include "agx/threadpool.h"
 
 #ifdef __cplusplus
@@ -27,11 +28,6 @@ void agx_swiglu(float *out, const float *gate, const float *up, int64_t n);
 void agx_add_inplace(float *y, const float *x, int64_t n);
 
 /* ---- rotary position embeddings ---- */
-typedef enum agx_rope_style {
-    AGX_ROPE_NORMAL = 0,   /* llama: rotate adjacent pairs (x[2i], x[2i+1]) */
-    AGX_ROPE_NEOX = 1      /* qwen2/neox: rotate (x[i], x[i + n_dims/2]) */
-} agx_rope_style;
-
 typedef struct agx_rope_params {
     agx_rope_style style;
     int n_dims;                  /* rotated dimensions per head (<= head_dim, even) */

@@ -9,26 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agx/arch.h"
 #include "agx/gguf.h"
 #include "agx/quant.h"
 #include "agx/util.h"
-
-/* ------------------------------------------------------------------------ */
-/* architecture table                                                        */
-/* ------------------------------------------------------------------------ */
-
-/* One row per supported architecture: everything that differs between them is
- * data here, the forward pass is shared. Mistral(-Nemo) files say "llama". */
-typedef struct arch_desc {
-    const char *name;
-    agx_rope_style rope_style;
-} arch_desc;
-
-static const arch_desc ARCHS[] = {
-    {"llama", AGX_ROPE_NORMAL},
-    {"qwen2", AGX_ROPE_NEOX},
-};
-#define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
 
 /* A weight matrix: a view into the file. */
 typedef struct wmat {
@@ -45,8 +29,8 @@ typedef struct layer {
 
 struct agx_model {
     agx_gguf *gguf;
+    agx_hparams hp;
     agx_model_config cfg;
-    char arch_name[16];
     char desc[256];
     wmat tok_embd, output;
     const float *output_norm;
@@ -61,41 +45,6 @@ struct agx_model {
 /* ------------------------------------------------------------------------ */
 /* loading                                                                   */
 /* ------------------------------------------------------------------------ */
-
-static bool get_u32_arch(const agx_gguf *g, const char *arch, const char *key, uint32_t *out) {
-    char full[128];
-    snprintf(full, sizeof full, "%s.%s", arch, key);
-    return agx_gguf_get_u32(g, full, out);
-}
-static bool get_f32_arch(const agx_gguf *g, const char *arch, const char *key, float *out) {
-    char full[128];
-    snprintf(full, sizeof full, "%s.%s", arch, key);
-    return agx_gguf_get_f32(g, full, out);
-}
-
-static agx_status detect_arch(const agx_gguf *g, const char *path, const arch_desc **out, agx_error *err) {
-    agx_gguf_str s;
-    char name[64] = "";
-    if (agx_gguf_get_str(g, "general.architecture", &s)) {
-        snprintf(name, sizeof name, "%.*s", (int)(s.len < 63 ? s.len : 63), s.ptr);
-    } else {
-        /* the seed's fallback: probe the per-architecture head count */
-        uint32_t v;
-        if (agx_gguf_get_u32(g, "qwen2.attention.head_count", &v))
-            snprintf(name, sizeof name, "qwen2");
-        else if (agx_gguf_get_u32(g, "llama.attention.head_count", &v))
-            snprintf(name, sizeof name, "llama");
-    }
-    for (size_t i = 0; i < N_ARCHS; i++)
-        if (strcmp(name, ARCHS[i].name) == 0) {
-            *out = &ARCHS[i];
-            return AGX_OK;
-        }
-    return agx_error_set(err, AGX_ERR_LOAD,
-                         "%s: unsupported model architecture '%s' (supported: llama (Llama 2/3, "
-                         "Mistral, Mistral-Nemo), qwen2)",
-                         path, name[0] ? name : "<missing general.architecture>");
-}
 
 static agx_status find_tensor(const agx_gguf *g, const char *path, const char *name, bool required,
                               const agx_gguf_tensor **out, agx_error *err) {
@@ -189,68 +138,63 @@ static int32_t get_token_id(const agx_gguf *g, const char *key) {
     return agx_gguf_get_u32(g, key, &v) && v < INT32_MAX ? (int32_t)v : -1;
 }
 
-static agx_status load_hparams(agx_model *m, const char *path, const arch_desc *a, agx_error *err) {
-    const agx_gguf *g = m->gguf;
-    agx_model_config *c = &m->cfg;
-    const char *an = a->name;
-    snprintf(m->arch_name, sizeof m->arch_name, "%s", an);
-    c->arch = m->arch_name;
-    c->rope_style = a->rope_style;
-    uint32_t v;
-    struct { const char *key; int *dst; } req[] = {
-        {"embedding_length", &c->n_embd}, {"block_count", &c->n_layer},
-        {"feed_forward_length", &c->n_ff}, {"attention.head_count", &c->n_head},
-    };
-    for (size_t i = 0; i < sizeof req / sizeof req[0]; i++) {
-        if (!get_u32_arch(g, an, req[i].key, &v) || v == 0 || v > (1u << 20))
-            return agx_error_set(err, AGX_ERR_LOAD, "%s: metadata '%s.%s' is missing or out of range",
-                                 path, an, req[i].key);
-        *req[i].dst = (int)v;
+/* llama3 rope scaling given only as keys (no rope_freqs tensor): the per-dim
+ * divisors the converter would have written (HF / Meta reference formula). */
+static void llama3_freq_factors(const agx_hparams *hp, float *ff) {
+    const float factor = hp->rope_scaling_factor > 0 ? hp->rope_scaling_factor : 1.0f;
+    const float orig = hp->rope_orig_ctx ? (float)hp->rope_orig_ctx : 8192.0f;
+    const float lo = hp->rope_low_freq_factor, hi = hp->rope_high_freq_factor;
+    const float lo_wavelen = orig / lo, hi_wavelen = orig / hi;
+    for (uint32_t i = 0; i < hp->n_rot / 2; i++) {
+        const float freq = powf(hp->rope_freq_base, -2.0f * (float)i / (float)hp->n_rot);
+        const float wavelen = 2.0f * (float)M_PI / freq;
+        if (wavelen < hi_wavelen)
+            ff[i] = 1.0f;
+        else if (wavelen > lo_wavelen)
+            ff[i] = factor;
+        else {
+            const float smooth = (orig / wavelen - lo) / (hi - lo);
+            ff[i] = 1.0f / ((1.0f - smooth) / factor + smooth);
+        }
     }
-    c->n_head_kv = get_u32_arch(g, an, "attention.head_count_kv", &v) ? (int)v : c->n_head;
-    c->head_dim = get_u32_arch(g, an, "attention.key_length", &v) ? (int)v : c->n_embd / c->n_head;
-    uint32_t vlen;
-    if (get_u32_arch(g, an, "attention.value_length", &vlen) && (int)vlen != c->head_dim)
-        return agx_error_set(err, AGX_ERR_LOAD, "%s: key_length %d != value_length %u is not supported",
-                             path, c->head_dim, vlen);
-    if (c->n_head_kv <= 0 || c->n_head % c->n_head_kv != 0 || c->head_dim <= 0 || c->head_dim > 4096 ||
-        c->head_dim % 2 != 0)
-        return agx_error_set(err, AGX_ERR_LOAD,
-                             "%s: inconsistent attention shape (n_head %d, n_head_kv %d, head_dim %d): "
-                             "n_head must be a multiple of n_head_kv and head_dim even",
-                             path, c->n_head, c->n_head_kv, c->head_dim);
-    c->n_ctx_train = get_u32_arch(g, an, "context_length", &v) ? (int)(v > INT32_MAX ? INT32_MAX : v) : 0;
-    if (!get_f32_arch(g, an, "attention.layer_norm_rms_epsilon", &c->rms_eps)) c->rms_eps = 1e-5f;
-    if (!get_f32_arch(g, an, "rope.freq_base", &c->rope_freq_base)) c->rope_freq_base = 10000.0f;
-    c->n_rot = get_u32_arch(g, an, "rope.dimension_count", &v) ? (int)v : c->head_dim;
-    if (c->n_rot <= 0 || c->n_rot > c->head_dim || c->n_rot % 2)
-        return agx_error_set(err, AGX_ERR_LOAD, "%s: rope.dimension_count %d must be even and <= head_dim %d",
-                             path, c->n_rot, c->head_dim);
-    c->rope_freq_scale = 1.0f;
-    float f;
-    char key[96];
-    snprintf(key, sizeof key, "%s.rope.scaling.type", an);
-    agx_gguf_str stype = {0};
-    bool has_type = agx_gguf_get_str(g, key, &stype);
-    if (get_f32_arch(g, an, "rope.scaling.factor", &f) && f > 0 && f != 1.0f) {
-        if (has_type && !agx_gguf_str_eq(stype, "linear") && !agx_gguf_str_eq(stype, "llama3") &&
-            !agx_gguf_str_eq(stype, "none"))
-            return agx_error_set(err, AGX_ERR_LOAD, "%s: rope scaling type '%.*s' is not supported (linear, llama3)",
-                                 path, (int)(stype.len > 32 ? 32 : stype.len), stype.ptr);
-        /* llama3 scaling is carried by the rope_freqs tensor; only linear scales theta */
-        if (!has_type || agx_gguf_str_eq(stype, "linear")) c->rope_freq_scale = 1.0f / f;
-    } else if (get_f32_arch(g, an, "rope.scale_linear", &f) && f > 0) {
-        c->rope_freq_scale = 1.0f / f;
-    }
-    if (!(c->rms_eps > 0) || !(c->rope_freq_base > 0))
-        return agx_error_set(err, AGX_ERR_LOAD, "%s: rms epsilon / rope freq base must be positive", path);
+}
 
+static agx_status load_hparams(agx_model *m, const char *path, agx_error *err) {
+    const agx_gguf *g = m->gguf;
+    agx_hparams *hp = &m->hp;
+    agx_status st = agx_hparams_load(g, hp, err);
+    if (st != AGX_OK) return st;
+    agx_model_config *c = &m->cfg;
+    if (hp->head_dim_v != hp->head_dim)
+        return agx_error_set(err, AGX_ERR_LOAD, "%s: key_length %u != value_length %u is not supported",
+                             path, hp->head_dim, hp->head_dim_v);
+    if (hp->rope_scaling == AGX_ROPE_SCALING_YARN)
+        return agx_error_set(err, AGX_ERR_LOAD, "%s: YaRN rope scaling is not implemented (supported: none, "
+                             "linear, llama3)", path);
+    if (hp->rope_scaling == AGX_ROPE_SCALING_LLAMA3 && !hp->has_rope_freqs &&
+        !(hp->rope_low_freq_factor > 0 && hp->rope_high_freq_factor > hp->rope_low_freq_factor))
+        return agx_error_set(err, AGX_ERR_LOAD, "%s: llama3 rope scaling without rope_freqs.weight needs "
+                             "rope.scaling.low_freq_factor < high_freq_factor", path);
+    c->arch = hp->arch_name;
+    c->rope_style = hp->rope_style;
+    c->n_embd = (int)hp->n_embd;
+    c->n_layer = (int)hp->n_layer;
+    c->n_head = (int)hp->n_head;
+    c->n_head_kv = (int)hp->n_head_kv;
+    c->head_dim = (int)hp->head_dim;
+    c->n_ff = (int)hp->n_ff;
+    c->n_rot = (int)hp->n_rot;
+    c->n_ctx_train = hp->context_length > INT32_MAX ? INT32_MAX : (int)hp->context_length;
+    c->rms_eps = hp->rms_eps;
+    c->rope_freq_base = hp->rope_freq_base;
+    c->rope_freq_scale = hp->rope_scaling == AGX_ROPE_SCALING_LINEAR ? 1.0f / hp->rope_scaling_factor : 1.0f;
+    c->qkv_bias = hp->has_qkv_bias;
+    c->tied_output = hp->tied_output;
     const agx_gguf_tensor *te = agx_gguf_find_tensor(g, "token_embd.weight");
-    if (!te) return agx_error_set(err, AGX_ERR_LOAD, "%s: tensor 'token_embd.weight' is missing", path);
-    if (te->ne[0] != c->n_embd || te->ne[1] <= 0 || te->ne[1] > INT32_MAX)
-        return agx_error_set(err, AGX_ERR_LOAD, "%s: token_embd.weight has row length %lld, expected n_embd %d",
-                             path, (long long)te->ne[0], c->n_embd);
-    c->n_vocab = (int)te->ne[1];
+    if (!te || te->ne[1] != (int64_t)hp->n_vocab || hp->n_vocab > INT32_MAX)
+        return agx_error_set(err, AGX_ERR_LOAD, "%s: token_embd.weight does not have n_vocab = %u rows", path,
+                             hp->n_vocab);
+    c->n_vocab = (int)hp->n_vocab;
     c->bos_id = get_token_id(g, "tokenizer.ggml.bos_token_id");
     c->eos_id = get_token_id(g, "tokenizer.ggml.eos_token_id");
     c->eot_id = get_token_id(g, "tokenizer.ggml.eot_token_id");
@@ -273,6 +217,7 @@ static agx_status load_tensors(agx_model *m, const char *path, agx_error *err) {
     agx_status st;
     /* room for every 1-D tensor in case the file stores them as f16 */
     m->owned_cap = (size_t)(E * (2 * (size_t)c->n_layer + 1) + (size_t)c->n_layer * (size_t)(QD + 2 * KD) + c->n_rot);
+    /* (n_rot covers rope_freqs stored as f16 or computed from llama3 keys) */
     m->owned_f32 = malloc(sizeof(float) * m->owned_cap);
     m->layers = calloc((size_t)c->n_layer, sizeof(layer));
     if (!m->owned_f32 || !m->layers) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory loading %s", path);
@@ -283,8 +228,13 @@ static agx_status load_tensors(agx_model *m, const char *path, agx_error *err) {
     c->tied_output = m->output.data == NULL;
     if (c->tied_output) m->output = m->tok_embd;
     if ((st = load_vec(m, path, "rope_freqs.weight", c->n_rot / 2, false, &m->rope_freqs, err))) return st;
+    if (!m->rope_freqs && m->hp.rope_scaling == AGX_ROPE_SCALING_LLAMA3) {
+        float *ff = m->owned_f32 + m->owned_used;
+        llama3_freq_factors(&m->hp, ff);
+        m->owned_used += (size_t)c->n_rot / 2;
+        m->rope_freqs = ff;
+    }
     c->has_rope_freqs = m->rope_freqs != NULL;
-    c->qkv_bias = true;
     for (int l = 0; l < c->n_layer; l++) {
         layer *L = &m->layers[l];
         char n[96];
@@ -302,7 +252,6 @@ static agx_status load_tensors(agx_model *m, const char *path, agx_error *err) {
         if ((st = load_vec(m, path, NAME("attn_q.bias"), QD, false, &L->bq, err))) return st;
         if ((st = load_vec(m, path, NAME("attn_k.bias"), KD, false, &L->bk, err))) return st;
         if ((st = load_vec(m, path, NAME("attn_v.bias"), KD, false, &L->bv, err))) return st;
-        if (!L->bq || !L->bk || !L->bv) c->qkv_bias = false;
 #undef NAME
     }
     return AGX_OK;
@@ -328,10 +277,8 @@ agx_status agx_model_load(const char *path, agx_model **out, agx_error *err) {
     *out = NULL;
     agx_model *m = calloc(1, sizeof *m);
     if (!m) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory loading %s", path);
-    const arch_desc *a = NULL;
     agx_status st = agx_gguf_open(path, &m->gguf, err);
-    if (st == AGX_OK) st = detect_arch(m->gguf, path, &a, err);
-    if (st == AGX_OK) st = load_hparams(m, path, a, err);
+    if (st == AGX_OK) st = load_hparams(m, path, err);
     if (st == AGX_OK) st = load_tensors(m, path, err);
     if (st != AGX_OK) {
         agx_model_free(m);
