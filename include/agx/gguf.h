@@ -150,6 +150,8 @@ agx_status agx_gguf_writer_stream_begin(agx_gguf_writer *w, const char *path, ag
 /* Data of the next declared tensor (nbytes must match its declared size). */
 agx_status agx_gguf_writer_stream_tensor(agx_gguf_writer *w, const void *data, size_t nbytes,
                                          agx_error *err);
+/* Any number of bytes continuing the declared tensors in order (chunked writes). */
+agx_status agx_gguf_writer_stream_data(agx_gguf_writer *w, const void *data, size_t nbytes, agx_error *err);
 agx_status agx_gguf_writer_stream_commit(agx_gguf_writer *w, agx_error *err);
 void agx_gguf_writer_stream_abort(agx_gguf_writer *w);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agx/quant.h"
@@ -38,7 +39,7 @@ struct agx_gguf_writer {
     char *tmp_path;
     char *final_path;
     size_t next;        /* next tensor to stream */
-    uint64_t written;   /* bytes of the data section written so far */
+    uint64_t written;   /* bytes of the current tensor written so far */
 };
 
 agx_gguf_writer *agx_gguf_writer_new(void) {
@@ -326,6 +327,7 @@ agx_status agx_gguf_writer_stream_begin(agx_gguf_writer *w, const char *path, ag
         w->tmp_path = NULL;
         return AGX_ERR_IO;
     }
+    fchmod(fd, 0644);   /* mkstemp creates 0600; model files are ordinary readable files */
     w->f = fdopen(fd, "wb");
     if (!w->f) {
         close(fd);
@@ -364,19 +366,37 @@ agx_status agx_gguf_writer_stream_begin(agx_gguf_writer *w, const char *path, ag
     return AGX_OK;
 }
 
+agx_status agx_gguf_writer_stream_data(agx_gguf_writer *w, const void *data, size_t nbytes, agx_error *err) {
+    if (!w->f) return agx_error_set(err, AGX_ERR_USAGE, "GGUF writer: not streaming");
+    const uint8_t *p = data;
+    while (nbytes) {
+        if (w->next >= w->n_t) return agx_error_set(err, AGX_ERR_USAGE, "GGUF writer: more tensor data than tensors");
+        wtensor *t = &w->t[w->next];
+        uint64_t left = t->nbytes - w->written;
+        size_t k = nbytes < left ? nbytes : (size_t)left;
+        agx_status s = write_bytes(w, p, k, err);
+        if (s) return s;
+        p += k;
+        nbytes -= k;
+        w->written += k;
+        if (w->written == t->nbytes) {
+            if ((s = write_pad(w, t->nbytes, err))) return s;
+            w->next++;
+            w->written = 0;
+        }
+    }
+    return AGX_OK;
+}
+
 agx_status agx_gguf_writer_stream_tensor(agx_gguf_writer *w, const void *data, size_t nbytes,
                                          agx_error *err) {
     if (!w->f) return agx_error_set(err, AGX_ERR_USAGE, "GGUF writer: not streaming");
     if (w->next >= w->n_t) return agx_error_set(err, AGX_ERR_USAGE, "GGUF writer: more tensor data than tensors");
     wtensor *t = &w->t[w->next];
-    if (nbytes != t->nbytes)
+    if (w->written != 0 || nbytes != t->nbytes)
         return agx_error_set(err, AGX_ERR_USAGE, "GGUF writer: tensor '%s' got %zu bytes, expected %" PRIu64,
                              t->name, nbytes, t->nbytes);
-    agx_status s = write_bytes(w, data, nbytes, err);
-    if (!s) s = write_pad(w, t->nbytes, err);
-    if (s) return s;
-    w->next++;
-    return AGX_OK;
+    return agx_gguf_writer_stream_data(w, data, nbytes, err);
 }
 
 agx_status agx_gguf_writer_stream_commit(agx_gguf_writer *w, agx_error *err) {

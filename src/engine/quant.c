@@ -993,16 +993,17 @@ size_t agx_type_row_size(uint32_t type, int64_t n) {
     return (size_t)blocks * k_base[type].type_size;
 }
 
-agx_gemm_fn agx_quant_gemm_get(uint32_t wtype) {
-    if (wtype >= AGX_TYPE_COUNT || !k_base[wtype].name) return NULL;
+agx_kernel_set agx_quant_gemm_get(uint32_t wtype) {
+    agx_kernel_set none = {0};
+    if (wtype >= AGX_TYPE_COUNT || !k_base[wtype].name) return none;
     pthread_once(&g_traits_once, traits_init);
     for (int l = agx_cpu_isa_level(); l > 0; l--)
-        if (g_isa_kernels[l][wtype].gemm) return g_isa_kernels[l][wtype].gemm;
-    return NULL;
+        if (g_isa_kernels[l][wtype].gemm) return g_isa_kernels[l][wtype];
+    return none;
 }
 
 agx_kernel_set agx_quant_kernels_for_isa(uint32_t wtype, int isa) {
-    agx_kernel_set none = {NULL, NULL};
+    agx_kernel_set none = {0};
     if (wtype >= AGX_TYPE_COUNT || !k_base[wtype].name || isa < 0 || isa > 2) return none;
     pthread_once(&g_traits_once, traits_init);
     return g_isa_kernels[isa][wtype];

@@ -121,10 +121,15 @@ typedef void (*agx_gemm_fn)(int n, const void *w, size_t ldw, int nr, const void
 typedef struct agx_kernel_set {
     agx_vec_dot_fn vec_dot;
     agx_gemm_fn gemm; /* NULL: matmul falls back to vec_dot per (row, token) */
+    /* Activation format the gemm reads, when it is not the vec_dot_type:
+     * quantizer plus bytes per block of act_block_elems elements. */
+    agx_from_float_fn gemm_quant;
+    size_t act_block_bytes;
+    int act_block_elems;
 } agx_kernel_set;
 
-/* The tile kernel for wtype (NULL when none), after the ISA choice. */
-agx_gemm_fn agx_quant_gemm_get(uint32_t wtype);
+/* The matrix-tile kernel set for wtype after the ISA choice (gemm NULL when none). */
+agx_kernel_set agx_quant_gemm_get(uint32_t wtype);
 /* Kernel set for an explicit ISA level (0 scalar, 1 avx2, 2 avx512); NULL
  * members when that level has no kernel for the type. Used by tests. */
 agx_kernel_set agx_quant_kernels_for_isa(uint32_t wtype, int isa);
