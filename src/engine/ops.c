@@ -31,9 +31,16 @@ static void f32_to_f16_ref(const float *src, uint16_t *dst, int n) {
     for (int i = 0; i < n; i++) dst[i] = agx_fp32_to_fp16(src[i]);
 }
 
-static const agx_ops_kernels kernels_ref = {dot_f32_ref, axpy_f32_ref, f16_to_f32_ref, f32_to_f16_ref};
-static const agx_ops_kernels kernels_avx2 = {agx_ops_dot_f32_avx2, agx_ops_axpy_f32_avx2,
-                                             agx_ops_f16_to_f32_avx2, agx_ops_f32_to_f16_avx2};
+static void swiglu_ref(float *out, const float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float g = gate[i];
+        out[i] = (g / (1.0f + expf(-g))) * up[i];
+    }
+}
+
+static const agx_ops_kernels kernels_ref = {dot_f32_ref, axpy_f32_ref, f16_to_f32_ref, f32_to_f16_ref, swiglu_ref};
+static const agx_ops_kernels kernels_avx2 = {agx_ops_dot_f32_avx2, agx_ops_axpy_f32_avx2, agx_ops_f16_to_f32_avx2,
+                                             agx_ops_f32_to_f16_avx2, agx_ops_swiglu_avx2};
 
 /* Chosen per call from constant tables (no mutable state); AGX_CPU_ISA=scalar
  * forces the portable path like the matmul kernels. */
@@ -75,10 +82,7 @@ void agx_softmax(float *x, int64_t n) {
 }
 
 void agx_swiglu(float *out, const float *gate, const float *up, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        const float g = gate[i];
-        out[i] = (g / (1.0f + expf(-g))) * up[i];
-    }
+    agx_ops_kernels_get()->swiglu(out, gate, up, n);
 }
 
 void agx_add_inplace(float *y, const float *x, int64_t n) {

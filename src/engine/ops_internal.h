@@ -11,6 +11,7 @@ typedef struct agx_ops_kernels {
     void (*axpy_f32)(float *y, float a, const float *x, int n);   /* y += a*x */
     void (*f16_to_f32)(const uint16_t *src, float *dst, int n);
     void (*f32_to_f16)(const float *src, uint16_t *dst, int n);
+    void (*swiglu)(float *out, const float *gate, const float *up, int64_t n);
 } agx_ops_kernels;
 
 const agx_ops_kernels *agx_ops_kernels_get(void);
@@ -20,5 +21,6 @@ float agx_ops_dot_f32_avx2(const float *a, const float *b, int n);
 void agx_ops_axpy_f32_avx2(float *y, float a, const float *x, int n);
 void agx_ops_f16_to_f32_avx2(const uint16_t *src, float *dst, int n);
 void agx_ops_f32_to_f16_avx2(const float *src, uint16_t *dst, int n);
+void agx_ops_swiglu_avx2(float *out, const float *gate, const float *up, int64_t n);
 
 #endif
