@@ -196,36 +196,42 @@ DEF_DOT_Q4Q5_1(dot_q5_1, agx_block_q5_1, nib32_q5(x[i].qs, x[i].qh))
 /* ------------------------------------------------------------- K-quants */
 
 /* The 8 scales and 8 mins of a q4_K/q5_K block as bytes sc0..7, m0..7. */
+/* (reads 16 bytes: the 4 after the scales are the block's next field) */
 AGX_INLINE __m128i k4_scales_mins(const uint8_t *q) {
-    uint32_t u[4];
-    memcpy(u, q, 12);
-    const uint32_t k1 = 0x3f3f3f3f, k2 = 0x0f0f0f0f, k3 = 0x03030303;
-    u[3] = ((u[2] >> 4) & k2) | (((u[1] >> 6) & k3) << 4);
-    const uint32_t uaux = u[1] & k1;
-    u[1] = (u[2] & k2) | (((u[0] >> 6) & k3) << 4);
-    u[2] = uaux;
-    u[0] &= k1;
-    return _mm_loadu_si128((const __m128i *)u);
+    /* u = 3 words of packed 6-bit values; out = sc0..7, m0..7 (ggml's kmask
+     * shuffle, in SIMD registers):
+     *   [u0 & k1, (u2 & k2) | (u0 >> 6 & k3) << 4, u1 & k1, (u2 >> 4 & k2) | (u1 >> 6 & k3) << 4] */
+    const __m128i v = _mm_loadu_si128((const __m128i *)q);
+    __m128i a = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0));
+    a = _mm_and_si128(_mm_srlv_epi32(a, _mm_set_epi32(4, 0, 0, 0)),
+                      _mm_set_epi32(0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f));
+    const __m128i c = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0)), 2),
+                                    _mm_set_epi32(0x30303030, 0, 0x30303030, 0));
+    return _mm_or_si128(a, c);
 }
 
-/* vpermw index vectors: broadcast scale 2k to int16 lanes 0..15 and 2k+1 to
- * 16..31 (q4_K/q5_K: one scale per 32 weights); scale 4k+g to lanes 8g..8g+7
- * (q6_K: one per 16); min j/2 to lane j (pairs of q8_K bsums). */
-static const int16_t k_idx_k4[4][32] __attribute__((aligned(64))) = {
-    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
-    {2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3},
-    {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5},
-    {6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7}};
+/* vpshufb controls on the 16 bytes above broadcast to every 128-bit lane:
+ * int16 lanes 0..15 = scale 2k and 16..31 = scale 2k+1 (one per 32 weights);
+ * mins: int16 lane j = min j/2 (one per pair of q8_K bsums). */
+#define Z 0x80
+static const uint8_t k_ctl_k4[4][64] __attribute__((aligned(64))) = {
+#define ROW(a, b) {a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, \
+                   b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z}
+    ROW(0, 1), ROW(2, 3), ROW(4, 5), ROW(6, 7)
+#undef ROW
+};
+static const uint8_t k_ctl_mins[32] __attribute__((aligned(32))) = {8,  Z, 8,  Z, 9,  Z, 9,  Z, 10, Z, 10,
+                                                                     Z,  11, Z, 11, Z, 12, Z, 12, Z, 13, Z,
+                                                                     13, Z, 14, Z, 14, Z, 15, Z, 15, Z};
+#undef Z
+
+/* vpermw index vector for q6_K: scale 4k+g to int16 lanes 8g..8g+7 (one per 16). */
 static const int16_t k_idx_k6[4][32] __attribute__((aligned(64))) = {
     {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
     {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
     {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9, 10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
     {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13,
      14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15}};
-static const int16_t k_idx_mdup[32] __attribute__((aligned(64))) = {8,  8,  9,  9,  10, 10, 11, 11, 12, 12, 13,
-                                                                     13, 14, 14, 15, 15, 0,  0,  0,  0,  0,  0,
-                                                                     0,  0,  0,  0,  0,  0,  0,  0,  0,  0};
-
 /* One weight block decoded for the VNNI inner loop: w[k] holds weights
  * 64k..64k+63 as unsigned bytes in q8_K order, s[k] the int16 scale of each
  * madd pair, mdup the per-16 multipliers of q8_K's bsums (the mins term), d
@@ -237,34 +243,42 @@ typedef struct kdec {
     float d, dmin;
 } kdec;
 
-AGX_INLINE void dec_q4_K(const agx_block_q4_K *x, kdec *o) {
-    const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(k4_scales_mins(x->scales)));
-    for (int k = 0; k < 4; k++) {
-        o->s[k] = _mm512_permutexvar_epi16(_mm512_load_si512(k_idx_k4[k]), sc16);
-        const __m256i c = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * k));
-        o->w[k] = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(c), _mm256_srli_epi16(c, 4), 1),
-                                   _mm512_set1_epi8(0x0F));
+/* 128 bytes of nibbles -> 4 x 64 weights in q8_K order (each 32-byte chunk
+ * holds 32 weights in its low nibbles and the next 32 in its high nibbles) */
+AGX_INLINE void nibbles_k4(const uint8_t *qs, __m512i w[4]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    for (int h = 0; h < 2; h++) {
+        const __m512i z = _mm512_loadu_si512(qs + 64 * h);
+        const __m512i lo = _mm512_and_si512(z, m4), hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
+        w[2 * h] = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(1, 0, 1, 0));
+        w[2 * h + 1] = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(3, 2, 3, 2));
     }
-    o->mdup = _mm512_castsi512_si256(_mm512_permutexvar_epi16(_mm512_load_si512(k_idx_mdup), sc16));
+}
+
+AGX_INLINE void k4_scales(const uint8_t *q, kdec *o) {
+    const __m512i b = _mm512_broadcast_i32x4(k4_scales_mins(q));
+    for (int k = 0; k < 4; k++) o->s[k] = _mm512_shuffle_epi8(b, _mm512_load_si512(k_ctl_k4[k]));
+    o->mdup = _mm256_shuffle_epi8(_mm512_castsi512_si256(b), _mm256_load_si256((const __m256i *)k_ctl_mins));
+}
+
+AGX_INLINE void dec_q4_K(const agx_block_q4_K *x, kdec *o) {
+    k4_scales(x->scales, o);
+    nibbles_k4(x->qs, o->w);
     o->d = fp16(x->d);
     o->dmin = fp16(x->dmin);
 }
 
 AGX_INLINE void dec_q5_K(const agx_block_q5_K *x, kdec *o) {
-    const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(k4_scales_mins(x->scales)));
+    k4_scales(x->scales, o);
     const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)x->qh));
+    nibbles_k4(x->qs, o->w);
     for (int k = 0; k < 4; k++) {
-        o->s[k] = _mm512_permutexvar_epi16(_mm512_load_si512(k_idx_k4[k]), sc16);
-        const __m256i c = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * k));
-        const __m512i lo = _mm512_and_si512(
-            _mm512_inserti64x4(_mm512_castsi256_si512(c), _mm256_srli_epi16(c, 4), 1), _mm512_set1_epi8(0x0F));
         /* bit 2k of qh -> 5th bit of the low half, bit 2k+1 -> of the high half */
         const __m512i bits = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * k))),
                                                 _mm256_set1_epi8((char)(2 << (2 * k))), 1);
         const __mmask64 hm = _mm512_test_epi8_mask(hb, bits);
-        o->w[k] = _mm512_mask_or_epi32(lo, 0xFFFF, lo, _mm512_maskz_mov_epi8(hm, _mm512_set1_epi8(0x10)));
+        o->w[k] = _mm512_mask_add_epi8(o->w[k], hm, o->w[k], _mm512_set1_epi8(0x10));
     }
-    o->mdup = _mm512_castsi512_si256(_mm512_permutexvar_epi16(_mm512_load_si512(k_idx_mdup), sc16));
     o->d = fp16(x->d);
     o->dmin = fp16(x->dmin);
 }
@@ -290,9 +304,13 @@ AGX_INLINE void dec_q6_K(const agx_block_q6_K *x, kdec *o) {
 /* One (weight block, activation block) product accumulated into acc:
  * d*dy * sum_k sum scale*(w*a) - dmin*dy * sum mins*bsums. */
 AGX_INLINE __m512 kblock_dot(const kdec *b, const agx_block_q8_K *y, __m512 acc, int is_q6) {
-    __m512i iacc = _mm512_setzero_si512();
-    for (int k = 0; k < 4; k++)
-        iacc = _mm512_dpwssd_epi32(iacc, _mm512_maddubs_epi16(b->w[k], _mm512_loadu_si512(y->qs + 64 * k)), b->s[k]);
+    /* two independent dpwssd chains, joined at the end */
+    __m512i i0 = _mm512_setzero_si512(), i1 = _mm512_setzero_si512();
+    i0 = _mm512_dpwssd_epi32(i0, _mm512_maddubs_epi16(b->w[0], _mm512_loadu_si512(y->qs + 0)), b->s[0]);
+    i1 = _mm512_dpwssd_epi32(i1, _mm512_maddubs_epi16(b->w[1], _mm512_loadu_si512(y->qs + 64)), b->s[1]);
+    i0 = _mm512_dpwssd_epi32(i0, _mm512_maddubs_epi16(b->w[2], _mm512_loadu_si512(y->qs + 128)), b->s[2]);
+    i1 = _mm512_dpwssd_epi32(i1, _mm512_maddubs_epi16(b->w[3], _mm512_loadu_si512(y->qs + 192)), b->s[3]);
+    __m512i iacc = _mm512_add_epi32(i0, i1);
     const __m256i mi = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), b->mdup);
     const __m512 vdy = _mm512_set1_ps(y->d);
     if (is_q6) {
