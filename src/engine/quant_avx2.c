@@ -155,7 +155,7 @@ AGX_INLINE __m256i mins_dup(__m256i b) {
             __m256i qh = IS_Q5 ? _mm256_loadu_si256((const __m256i *)((const agx_block_q5_K *)(const void *)&x[i])->qh) \
                                : _mm256_setzero_si256();                                                     \
             __m256i i0 = _mm256_setzero_si256(), i1 = _mm256_setzero_si256();                                \
-            for (int k = 0; k < 4; k++) {                                                                    \
+            _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                                                                    \
                 const __m256i c = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * k));                   \
                 __m256i lo = _mm256_and_si256(c, m4), hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);    \
                 if (IS_Q5) {                                                                                 \
@@ -190,7 +190,7 @@ static void dot_q6_K(int n, float *s, const void *vx, const void *vy) {
             _mm256_setzero_si256(),
             _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), _mm256_cvtepi8_epi16(sc8)),
                               5));
-        for (int h = 0; h < 2; h++) {
+        _Pragma("GCC unroll 4") for (int h = 0; h < 2; h++) {
             const __m256i qla = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * h));
             const __m256i qlb = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * h + 32));
             const __m256i qh = _mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h));
@@ -202,7 +202,7 @@ static void dot_q6_K(int n, float *s, const void *vx, const void *vy) {
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
             w[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qlb, 4), m4),
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
-            for (int m = 0; m < 4; m++) {
+            _Pragma("GCC unroll 4") for (int m = 0; m < 4; m++) {
                 const int g = 8 * h + 2 * m; /* scale groups g, g+1 cover these 32 weights */
                 const __m256i sc = _mm256_cvtepi8_epi16(
                     _mm_shuffle_epi8(sc8, _mm_set_epi8((char)(g + 1), (char)(g + 1), (char)(g + 1), (char)(g + 1),

@@ -18,7 +18,7 @@ void agx_quantize_row_q8_0_avx512(const float *x, void *vy, int64_t n) {
         y[i].d = agx_fp32_to_fp16(d);
         const __m512 vid = _mm512_set1_ps(id), half = _mm512_set1_ps(0.5f);
         __m512 v[2] = {_mm512_mul_ps(a, vid), _mm512_mul_ps(b, vid)};
-        for (int k = 0; k < 2; k++) {
+        _Pragma("GCC unroll 4") for (int k = 0; k < 2; k++) {
             /* roundf = trunc(|v| + 0.5) is wrong near 0.5-ulp; use trunc then fix up. */
             const __m512 t = _mm512_roundscale_ps(v[k], _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
             const __m512 frac = _mm512_and_ps(_mm512_sub_ps(v[k], t), absmask);
@@ -127,13 +127,13 @@ AGX_INLINE __m256i nib32_q5(const uint8_t *qs, const uint8_t *qh) {
     return _mm256_or_si256(nib32(qs), _mm256_maskz_mov_epi8(h, _mm256_set1_epi8(0x10)));
 }
 
-static void dot_q8_0(int n, float *s, const void *vx, const void *vy) {
+static void dot1_q8_0(int n, float *s, const void *vx, const void *vy) {
     const agx_block_q8_0 *x = vx, *y = vy;
     const int nb = n / 32;
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     int i = 0;
     for (; i + 2 <= nb; i += 2) {
-        for (int k = 0; k < 2; k++) {
+        _Pragma("GCC unroll 4") for (int k = 0; k < 2; k++) {
             const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i + k].qs);
             const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i + k].qs);
             const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(qx), _mm256_sign_epi8(qy, qx));
@@ -170,8 +170,8 @@ static void dot_q8_0(int n, float *s, const void *vx, const void *vy) {
         }                                                                                                \
         *s = hsum256(_mm256_add_ps(a0, a1));                                                             \
     }
-DEF_DOT_Q4Q5_0(dot_q4_0, agx_block_q4_0, nib32(x[i].qs), 8)
-DEF_DOT_Q4Q5_0(dot_q5_0, agx_block_q5_0, nib32_q5(x[i].qs, x[i].qh), 16)
+DEF_DOT_Q4Q5_0(dot1_q4_0, agx_block_q4_0, nib32(x[i].qs), 8)
+DEF_DOT_Q4Q5_0(dot1_q5_0, agx_block_q5_0, nib32_q5(x[i].qs, x[i].qh), 16)
 
 /* sum (q*d + m) * y = d*dy * sum q*y + m * s  (s = dy * sum y, from q8_1) */
 #define DEF_DOT_Q4Q5_1(NAME, BLK, LOADW)                                                                 \
@@ -247,7 +247,7 @@ typedef struct kdec {
  * holds 32 weights in its low nibbles and the next 32 in its high nibbles) */
 AGX_INLINE void nibbles_k4(const uint8_t *qs, __m512i w[4]) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    for (int h = 0; h < 2; h++) {
+    _Pragma("GCC unroll 4") for (int h = 0; h < 2; h++) {
         const __m512i z = _mm512_loadu_si512(qs + 64 * h);
         const __m512i lo = _mm512_and_si512(z, m4), hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
         w[2 * h] = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(1, 0, 1, 0));
@@ -257,7 +257,7 @@ AGX_INLINE void nibbles_k4(const uint8_t *qs, __m512i w[4]) {
 
 AGX_INLINE void k4_scales(const uint8_t *q, kdec *o) {
     const __m512i b = _mm512_broadcast_i32x4(k4_scales_mins(q));
-    for (int k = 0; k < 4; k++) o->s[k] = _mm512_shuffle_epi8(b, _mm512_load_si512(k_ctl_k4[k]));
+    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) o->s[k] = _mm512_shuffle_epi8(b, _mm512_load_si512(k_ctl_k4[k]));
     o->mdup = _mm256_shuffle_epi8(_mm512_castsi512_si256(b), _mm256_load_si256((const __m256i *)k_ctl_mins));
 }
 
@@ -272,7 +272,7 @@ AGX_INLINE void dec_q5_K(const agx_block_q5_K *x, kdec *o) {
     k4_scales(x->scales, o);
     const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)x->qh));
     nibbles_k4(x->qs, o->w);
-    for (int k = 0; k < 4; k++) {
+    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
         /* bit 2k of qh -> 5th bit of the low half, bit 2k+1 -> of the high half */
         const __m512i bits = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * k))),
                                                 _mm256_set1_epi8((char)(2 << (2 * k))), 1);
@@ -286,7 +286,7 @@ AGX_INLINE void dec_q5_K(const agx_block_q5_K *x, kdec *o) {
 AGX_INLINE void dec_q6_K(const agx_block_q6_K *x, kdec *o) {
     const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales)));
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
-    for (int h = 0; h < 2; h++) {
+    _Pragma("GCC unroll 4") for (int h = 0; h < 2; h++) {
         const __m512i ql = _mm512_loadu_si512(x->ql + 64 * h);
         const __m256i qh = _mm256_loadu_si256((const __m256i *)(x->qh + 32 * h));
         const __m512i qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
@@ -294,7 +294,7 @@ AGX_INLINE void dec_q6_K(const agx_block_q6_K *x, kdec *o) {
         o->w[2 * h + 1] =
             _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), _mm512_and_si512(qh2, m30));
     }
-    for (int k = 0; k < 4; k++) o->s[k] = _mm512_permutexvar_epi16(_mm512_load_si512(k_idx_k6[k]), sc16);
+    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) o->s[k] = _mm512_permutexvar_epi16(_mm512_load_si512(k_idx_k6[k]), sc16);
     /* -32 offset: sum_g sc_g * 32 * bsum_g, subtracted in the integer domain */
     o->mdup = _mm256_slli_epi16(_mm512_castsi512_si256(sc16), 5);
     o->d = fp16(x->d);
@@ -510,6 +510,47 @@ AGX_INLINE __m512 x2_dot(const x2dec *b, const act_x2 *a, __m512 acc, int is_q8)
 DEF_X2_GEMM(q4_0, agx_block_q4_0, dec2_q4_0, 0)
 DEF_X2_GEMM(q5_0, agx_block_q5_0, dec2_q5_0, 0)
 DEF_X2_GEMM(q8_0, agx_block_q8_0, dec2_q8_0, 1)
+
+/* matrix-vector kernels for q4_0/q5_0/q8_0: two blocks per zmm, the four
+ * fp16 scales of a pair converted in one instruction */
+AGX_INLINE __m512 pair_scales(agx_half xa, agx_half xb, agx_half ya, agx_half yb) {
+    const __m128 f = _mm_cvtph_ps(_mm_set_epi16(0, 0, 0, 0, (short)yb, (short)ya, (short)xb, (short)xa));
+    const __m128 p = _mm_mul_ps(f, _mm_movehl_ps(f, f)); /* xa*ya, xb*yb */
+    return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+                                 _mm512_castps128_ps512(p));
+}
+
+#define DEF_DOT_PAIR(NAME, BLK, DEC, BIAS, IS_Q8, TAIL)                                                      \
+    static void NAME(int n, float *s, const void *vx, const void *vy) {                                      \
+        const BLK *x = vx;                                                                                   \
+        const agx_block_q8_0 *y = vy;                                                                        \
+        const int nb = n / 32;                                                                               \
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();                                           \
+        int i = 0;                                                                                           \
+        for (; i + 2 <= nb; i += 2) {                                                                        \
+            x2dec b;                                                                                         \
+            DEC(&x[i], 1, &b);                                                                               \
+            __m512i yv = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[i].qs)), \
+                                            _mm256_loadu_si256((const __m256i *)y[i + 1].qs), 1);            \
+            __m512i p;                                                                                       \
+            if (IS_Q8) {                                                                                     \
+                yv = _mm512_mask_sub_epi8(yv, b.neg, _mm512_setzero_si512(), yv);                            \
+                p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), b.w, yv);                                    \
+            } else {                                                                                         \
+                p = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), b.w, yv),                   \
+                                     _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(BIAS), yv)); \
+            }                                                                                                \
+            const __m512 d = pair_scales(x[i].d, x[i + 1].d, y[i].d, y[i + 1].d);                            \
+            if (i & 2) a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, a1);                                   \
+            else a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, a0);                                         \
+        }                                                                                                    \
+        float tail = 0;                                                                                      \
+        if (i < nb) TAIL(32, &tail, x + i, y + i);                                                           \
+        *s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + tail;                                             \
+    }
+DEF_DOT_PAIR(dot_q4_0, agx_block_q4_0, dec2_q4_0, 8, 0, dot1_q4_0)
+DEF_DOT_PAIR(dot_q5_0, agx_block_q5_0, dec2_q5_0, 16, 0, dot1_q5_0)
+DEF_DOT_PAIR(dot_q8_0, agx_block_q8_0, dec2_q8_0, 0, 1, dot1_q8_0)
 
 void agx_quant_avx512_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     t[AGX_TYPE_F32].vec_dot = dot_f32;
