@@ -13,7 +13,7 @@
 #endif
 
 static agx_cpu_features g_features;
-static int g_level;
+static int g_level, g_hw_level;
 static pthread_once_t g_cpu_once = PTHREAD_ONCE_INIT;
 
 #ifdef AGX_X86
@@ -28,6 +28,7 @@ static void cpu_detect(void) {
     memset(&g_features, 0, sizeof(g_features));
 #ifdef AGX_X86
     unsigned a, b, c, d;
+    int avx512dq = 0;
     if (__get_cpuid(1, &a, &b, &c, &d)) {
         const int osxsave = (c >> 27) & 1;
         uint64_t xcr0 = osxsave ? xgetbv0() : 0;
@@ -41,6 +42,7 @@ static void cpu_detect(void) {
             g_features.avx2 = avx && ((b >> 5) & 1);
             g_features.avx512f = zmm_ok && ((b >> 16) & 1);
             g_features.avx512bw = zmm_ok && ((b >> 30) & 1);
+            avx512dq = zmm_ok && ((b >> 17) & 1);
             g_features.avx512vl = zmm_ok && ((b >> 31) & 1);
             g_features.avx512vnni = zmm_ok && ((c >> 11) & 1);
             __cpuid_count(7, 1, a, b, c, d);
@@ -50,9 +52,14 @@ static void cpu_detect(void) {
     }
 #endif
     int level = 0;
+#ifndef AGX_X86
+    const int avx512dq = 0;
+#endif
     if (g_features.avx2 && g_features.fma && g_features.f16c) level = 1;
-    if (level == 1 && g_features.avx512f && g_features.avx512bw && g_features.avx512vl && g_features.avx512vnni)
+    if (level == 1 && g_features.avx512f && g_features.avx512bw && g_features.avx512vl && g_features.avx512vnni &&
+        avx512dq)
         level = 2;
+    g_hw_level = level;
     const char *env = getenv("AGX_CPU_ISA");
     if (env && *env) {
         int want = level;
@@ -72,6 +79,11 @@ const agx_cpu_features *agx_cpu_features_get(void) {
 int agx_cpu_isa_level(void) {
     pthread_once(&g_cpu_once, cpu_detect);
     return g_level;
+}
+
+int agx_cpu_hw_level(void) {
+    pthread_once(&g_cpu_once, cpu_detect);
+    return g_hw_level;
 }
 
 const char *agx_cpu_isa_name(void) {

@@ -48,11 +48,11 @@ static int mm_make_plan(uint32_t wtype, int64_t n_cols, int64_t n_tok, mm_plan *
     p->vec_dot = p->tr->vec_dot;
     if (n_tok > 1) {
         const agx_kernel_set ks = agx_quant_gemm_get(wtype);
-        if (ks.gemm && (!ks.gemm_quant || n_cols % ks.act_block_elems == 0)) {
+        if (ks.gemm && (!ks.gemm_quant || ks.act_row_size(n_cols))) {
             p->gemm = ks.gemm;
             if (ks.gemm_quant) {
                 p->quant = ks.gemm_quant;
-                p->act_row = (size_t)(n_cols / ks.act_block_elems) * ks.act_block_bytes;
+                p->act_row = ks.act_row_size(n_cols);
                 return 0;
             }
         }

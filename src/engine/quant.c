@@ -956,9 +956,9 @@ static pthread_once_t g_traits_once = PTHREAD_ONCE_INIT;
 static void traits_init(void) {
     memcpy(g_traits, k_base, sizeof(g_traits));
     for (int t = 0; t < AGX_TYPE_COUNT; t++) g_isa_kernels[0][t].vec_dot = k_base[t].vec_dot_scalar;
-    const agx_cpu_features *f = agx_cpu_features_get();
-    if (f->avx2 && f->fma && f->f16c) agx_quant_avx2_kernels(g_isa_kernels[1]);
-    if (f->avx512f && f->avx512bw && f->avx512vl && f->avx512vnni) agx_quant_avx512_kernels(g_isa_kernels[2]);
+    const int hw = agx_cpu_hw_level();
+    if (hw >= 1) agx_quant_avx2_kernels(g_isa_kernels[1]);
+    if (hw >= 2) agx_quant_avx512_kernels(g_isa_kernels[2]);
     const int level = agx_cpu_isa_level();
     for (int t = 0; t < AGX_TYPE_COUNT; t++) {
         for (int l = level; l > 0; l--)

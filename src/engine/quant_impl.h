@@ -122,10 +122,9 @@ typedef struct agx_kernel_set {
     agx_vec_dot_fn vec_dot;
     agx_gemm_fn gemm; /* NULL: matmul falls back to vec_dot per (row, token) */
     /* Activation format the gemm reads, when it is not the vec_dot_type:
-     * quantizer plus bytes per block of act_block_elems elements. */
+     * its quantizer and bytes per row of n elements (0: n not supported). */
     agx_from_float_fn gemm_quant;
-    size_t act_block_bytes;
-    int act_block_elems;
+    size_t (*act_row_size)(int64_t n);
 } agx_kernel_set;
 
 /* The matrix-tile kernel set for wtype after the ISA choice (gemm NULL when none). */
@@ -135,6 +134,8 @@ agx_kernel_set agx_quant_gemm_get(uint32_t wtype);
 agx_kernel_set agx_quant_kernels_for_isa(uint32_t wtype, int isa);
 /* Level the CPU supports (after AGX_CPU_ISA): 0 scalar, 1 avx2, 2 avx512. */
 int agx_cpu_isa_level(void);
+/* Level the hardware supports, ignoring AGX_CPU_ISA (tests use every level). */
+int agx_cpu_hw_level(void);
 
 /* Per-ISA kernel tables: entries indexed by ggml type id. */
 void agx_quant_avx2_kernels(agx_kernel_set table[AGX_TYPE_COUNT]);
