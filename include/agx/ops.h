@@ -49,12 +49,17 @@ typedef struct agx_attn_params {
     agx_kv_type kv_type;
     const void *k, *v;       /* one layer's cache: [pos][n_head_kv][head_dim] of kv_type */
     float scale;             /* usually 1/sqrt(head_dim) */
+    float *scratch;          /* optional: n_threads blocks of scratch_per_thread floats */
+    size_t scratch_per_thread;   /* (NULL/too small: allocated per call) */
 } agx_attn_params;
+
+/* Floats of scratch one thread needs for attention over n_ctx positions. */
+size_t agx_attention_scratch_floats(const agx_attn_params *p, int64_t n_ctx);
 
 /* Causal GQA attention for n_tok queries at positions pos0 .. pos0+n_tok-1
  * (the cache must already hold keys/values up to pos0+n_tok-1).
  * q, out: [n_tok][n_head*head_dim]. Query head h reads kv head h / (n_head/n_head_kv).
- * Work is split over (token, head) on tp (tp may be NULL: single thread). */
+ * Work is split over (kv head, block of tokens) on tp (tp may be NULL: single thread). */
 void agx_attention(agx_threadpool *tp, const agx_attn_params *p, const float *q, int n_tok,
                    int64_t pos0, float *out);
 

@@ -324,6 +324,8 @@ struct agx_context {
     void *kv;                       /* [layer][k|v][n_ctx][n_head_kv*head_dim] */
     /* scratch, n_ubatch rows each */
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2, *rope_cs;
+    float *attn_scratch;            /* per pool thread, for the f16->f32 kv rows and scores */
+    size_t attn_scratch_per_thread;
 };
 
 agx_context_params agx_context_default_params(void) {
@@ -344,6 +346,7 @@ void agx_context_free(agx_context *c) {
     agx_threadpool_free(c->tp);
     free(c->kv);
     free(c->x);
+    free(c->attn_scratch);
     free(c);
 }
 
@@ -399,6 +402,14 @@ agx_status agx_context_create(const agx_model *m, const agx_context_params *pp, 
     if ((st = agx_threadpool_create((int)n_threads, &c->tp, err)) != AGX_OK) {
         agx_context_free(c);
         return st;
+    }
+    const agx_attn_params ap = {.n_head = cfg->n_head, .n_head_kv = cfg->n_head_kv, .head_dim = cfg->head_dim,
+                                .kv_type = c->kv_type};
+    c->attn_scratch_per_thread = agx_attention_scratch_floats(&ap, c->n_ctx);
+    c->attn_scratch = malloc(sizeof(float) * c->attn_scratch_per_thread * (size_t)agx_threadpool_n_threads(c->tp));
+    if (!c->attn_scratch) {
+        agx_context_free(c);
+        return agx_error_set(err, AGX_ERR_NOMEM, "out of memory for attention scratch (%d-token context)", c->n_ctx);
     }
     *out = c;
     return AGX_OK;
@@ -475,7 +486,8 @@ static void forward_chunk(agx_context *c, const int32_t *tokens, int n, int64_t 
             agx_kv_store(c->kv_type, kv_at(c, l, 1, pos0 + t), c->v + t * kvd, kvd);
         }
         const agx_attn_params ap = {cfg->n_head, cfg->n_head_kv, cfg->head_dim, c->kv_type,
-                                    kv_at(c, l, 0, 0), kv_at(c, l, 1, 0), 1.0f / sqrtf((float)hd)};
+                                    kv_at(c, l, 0, 0), kv_at(c, l, 1, 0), 1.0f / sqrtf((float)hd),
+                                    c->attn_scratch, c->attn_scratch_per_thread};
         agx_attention(c->tp, &ap, c->q, n, pos0, c->att);
         matmul(c, &L->wo, c->att, n, c->xb);
         agx_add_inplace(c->x, c->xb, n * E);   /* residual */

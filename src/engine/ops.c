@@ -12,17 +12,35 @@
 #include "engine/ops_internal.h"
 
 /* ---- portable kernels ---- */
-static float dot_f32_ref(const float *a, const float *b, int n) {
-    float s[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) s[j] += a[i + j] * b[i + j];
-    float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-    for (; i < n; i++) r += a[i] * b[i];
-    return r;
+static void qk_ref(const float *q, const float *k, int64_t ks, int n, int hd, float scale, float *scores) {
+    for (int s = 0; s < n; s++) {
+        const float *kr = k + s * ks;
+        float acc[8] = {0};
+        int i = 0;
+        for (; i + 8 <= hd; i += 8)
+            for (int j = 0; j < 8; j++) acc[j] += q[i + j] * kr[i + j];
+        float r = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        for (; i < hd; i++) r += q[i] * kr[i];
+        scores[s] = r * scale;
+    }
 }
-static void axpy_f32_ref(float *y, float a, const float *x, int n) {
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
+static void pv_ref(const float *p, const float *v, int64_t vs, int n, int hd, float *out) {
+    for (int i = 0; i < hd; i++) out[i] = 0.0f;
+    for (int s = 0; s < n; s++)
+        for (int i = 0; i < hd; i++) out[i] += p[s] * v[s * vs + i];
+}
+static void softmax_ref(float *x, int64_t n) {
+    float max = x[0];
+    for (int64_t i = 1; i < n; i++)
+        if (x[i] > max) max = x[i];
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        const float e = (x[i] == -INFINITY) ? 0.0f : expf(x[i] - max);
+        x[i] = e;
+        sum += e;
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
 static void f16_to_f32_ref(const uint16_t *src, float *dst, int n) {
     for (int i = 0; i < n; i++) dst[i] = agx_fp16_to_fp32(src[i]);
@@ -38,9 +56,9 @@ static void swiglu_ref(float *out, const float *gate, const float *up, int64_t n
     }
 }
 
-static const agx_ops_kernels kernels_ref = {dot_f32_ref, axpy_f32_ref, f16_to_f32_ref, f32_to_f16_ref, swiglu_ref};
-static const agx_ops_kernels kernels_avx2 = {agx_ops_dot_f32_avx2, agx_ops_axpy_f32_avx2, agx_ops_f16_to_f32_avx2,
-                                             agx_ops_f32_to_f16_avx2, agx_ops_swiglu_avx2};
+static const agx_ops_kernels kernels_ref = {qk_ref, pv_ref, softmax_ref, f16_to_f32_ref, f32_to_f16_ref, swiglu_ref};
+static const agx_ops_kernels kernels_avx2 = {agx_ops_qk_avx2, agx_ops_pv_avx2, agx_ops_softmax_avx2,
+                                             agx_ops_f16_to_f32_avx2, agx_ops_f32_to_f16_avx2, agx_ops_swiglu_avx2};
 
 /* Chosen per call from constant tables (no mutable state); AGX_CPU_ISA=scalar
  * forces the portable path like the matmul kernels. */
@@ -67,18 +85,7 @@ void agx_rmsnorm(float *out, const float *x, const float *w, int64_t n, float ep
 }
 
 void agx_softmax(float *x, int64_t n) {
-    if (n <= 0) return;
-    float max = x[0];
-    for (int64_t i = 1; i < n; i++)
-        if (x[i] > max) max = x[i];
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        float e = (x[i] == -INFINITY) ? 0.0f : expf(x[i] - max);
-        x[i] = e;
-        sum += e;
-    }
-    const float inv = (float)(1.0 / sum);
-    for (int64_t i = 0; i < n; i++) x[i] *= inv;
+    if (n > 0) agx_ops_kernels_get()->softmax(x, n);
 }
 
 void agx_swiglu(float *out, const float *gate, const float *up, int64_t n) {
@@ -129,6 +136,13 @@ void agx_kv_store(agx_kv_type t, void *dst, const float *src, int64_t n) {
 }
 
 /* ---- attention ---- */
+enum { ATTN_TOKEN_BLOCK = 32 };   /* queries per work item: kv rows are converted once per block */
+
+size_t agx_attention_scratch_floats(const agx_attn_params *p, int64_t n_ctx) {
+    /* scores + (f16 cache) one group's K and V rows as f32 */
+    return (size_t)n_ctx + (p->kv_type == AGX_KV_F16 ? 2 * (size_t)n_ctx * (size_t)p->head_dim : 0);
+}
+
 typedef struct attn_job {
     const agx_attn_params *p;
     const agx_ops_kernels *kern;
@@ -138,54 +152,54 @@ typedef struct attn_job {
     int64_t pos0;
 } attn_job;
 
-/* One work item = (token, kv head): the kv rows are converted once and used by
- * every query head of the group. */
+/* One work item = (kv head g, block of up to ATTN_TOKEN_BLOCK queries): every
+ * query head of the group, for every token of the block, over its causal span. */
 static void attn_worker(int ith, int nth, void *arg) {
     const attn_job *j = arg;
     const agx_attn_params *p = j->p;
-    const int hd = p->head_dim, group = p->n_head / p->n_head_kv;
-    const int64_t n_ctx_used = j->pos0 + j->n_tok;
-    const int64_t kv_stride = (int64_t)p->n_head_kv * hd;
-    const int64_t q_stride = (int64_t)p->n_head * hd;
-    const int n_items = j->n_tok * p->n_head_kv;
-    float *scores = malloc(sizeof(float) * ((size_t)group * (size_t)n_ctx_used + (size_t)hd));
-    if (!scores) abort();   /* a few KB..MB; nothing sensible to do without it */
-    float *row = scores + (size_t)group * (size_t)n_ctx_used;
     const agx_ops_kernels *K = j->kern;
+    const int hd = p->head_dim, group = p->n_head / p->n_head_kv;
+    const int64_t kv_stride = (int64_t)p->n_head_kv * hd, q_stride = (int64_t)p->n_head * hd;
+    const int64_t n_used = j->pos0 + j->n_tok;
+    const int n_blocks = (j->n_tok + ATTN_TOKEN_BLOCK - 1) / ATTN_TOKEN_BLOCK;
+    const int n_items = p->n_head_kv * n_blocks;
+    if (ith >= n_items) return;
+    float *scratch = p->scratch ? p->scratch + (size_t)ith * p->scratch_per_thread : NULL, *owned = NULL;
+    if (!scratch || p->scratch_per_thread < agx_attention_scratch_floats(p, n_used)) {
+        scratch = owned = malloc(sizeof(float) * agx_attention_scratch_floats(p, n_used));
+        if (!owned) abort();   /* a few MB at most; nothing sensible to do without it */
+    }
+    float *scores = scratch, *kf = scratch + n_used, *vf = kf + n_used * hd;
 
     for (int it = ith; it < n_items; it += nth) {
-        const int t = it / p->n_head_kv, g = it % p->n_head_kv;
-        const int64_t n_pos = j->pos0 + t + 1;   /* causal: positions 0..pos0+t */
-        const float *qg = j->q + (int64_t)t * q_stride + (int64_t)g * group * hd;
-        float *og = j->out + (int64_t)t * q_stride + (int64_t)g * group * hd;
-        for (int64_t s = 0; s < n_pos; s++) {
-            const float *kr;
-            if (p->kv_type == AGX_KV_F32) {
-                kr = (const float *)p->k + s * kv_stride + (int64_t)g * hd;
-            } else {
-                K->f16_to_f32((const uint16_t *)p->k + s * kv_stride + (int64_t)g * hd, row, hd);
-                kr = row;
+        const int g = it % p->n_head_kv, b = it / p->n_head_kv;
+        const int t0 = b * ATTN_TOKEN_BLOCK, t1 = t0 + ATTN_TOKEN_BLOCK < j->n_tok ? t0 + ATTN_TOKEN_BLOCK : j->n_tok;
+        const int64_t span = j->pos0 + t1;   /* rows the last query of the block sees */
+        const float *kp, *vp;
+        int64_t ks;
+        if (p->kv_type == AGX_KV_F32) {
+            kp = (const float *)p->k + (int64_t)g * hd;
+            vp = (const float *)p->v + (int64_t)g * hd;
+            ks = kv_stride;
+        } else {
+            const uint16_t *k16 = (const uint16_t *)p->k + (int64_t)g * hd, *v16 = (const uint16_t *)p->v + (int64_t)g * hd;
+            for (int64_t s = 0; s < span; s++) {
+                K->f16_to_f32(k16 + s * kv_stride, kf + s * hd, hd);
+                K->f16_to_f32(v16 + s * kv_stride, vf + s * hd, hd);
             }
-            for (int h = 0; h < group; h++)
-                scores[(int64_t)h * n_pos + s] = K->dot_f32(qg + (int64_t)h * hd, kr, hd) * p->scale;
+            kp = kf, vp = vf, ks = hd;
         }
-        for (int h = 0; h < group; h++) {
-            agx_softmax(scores + (int64_t)h * n_pos, n_pos);
-            memset(og + (int64_t)h * hd, 0, sizeof(float) * (size_t)hd);
-        }
-        for (int64_t s = 0; s < n_pos; s++) {
-            const float *vr;
-            if (p->kv_type == AGX_KV_F32) {
-                vr = (const float *)p->v + s * kv_stride + (int64_t)g * hd;
-            } else {
-                K->f16_to_f32((const uint16_t *)p->v + s * kv_stride + (int64_t)g * hd, row, hd);
-                vr = row;
+        for (int t = t0; t < t1; t++) {
+            const int n_pos = (int)(j->pos0 + t + 1);   /* causal: positions 0..pos0+t */
+            for (int h = 0; h < group; h++) {
+                const int64_t off = (int64_t)t * q_stride + ((int64_t)g * group + h) * hd;
+                K->qk(j->q + off, kp, ks, n_pos, hd, p->scale, scores);
+                K->softmax(scores, n_pos);
+                K->pv(scores, vp, ks, n_pos, hd, j->out + off);
             }
-            for (int h = 0; h < group; h++)
-                K->axpy_f32(og + (int64_t)h * hd, scores[(int64_t)h * n_pos + s], vr, hd);
         }
     }
-    free(scores);
+    free(owned);
 }
 
 void agx_attention(agx_threadpool *tp, const agx_attn_params *p, const float *q, int n_tok,

@@ -1,36 +1,9 @@
 /* ops_avx2.c — AVX2/FMA/F16C versions of the ops.c vector kernels (f32 dot,
  * axpy, f16<->f32 rows). Only called when the CPU has these features. */
 #include <immintrin.h>
+#include <math.h>
 
 #include "engine/ops_internal.h"
-
-float agx_ops_dot_f32_avx2(const float *a, const float *b, int n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
-    }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    float r = _mm_cvtss_f32(h);
-    for (; i < n; i++) r += a[i] * b[i];
-    return r;
-}
-
-void agx_ops_axpy_f32_avx2(float *y, float a, const float *x, int n) {
-    __m256 va = _mm256_set1_ps(a);
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += a * x[i];
-}
 
 void agx_ops_f16_to_f32_avx2(const uint16_t *src, float *dst, int n) {
     int i = 0;
@@ -87,4 +60,100 @@ void agx_ops_swiglu_avx2(float *out, const float *gate, const float *up, int64_t
         _mm256_storeu_ps(out + i, _mm256_mul_ps(silu, _mm256_loadu_ps(up + i)));
     }
     for (; i < n; i++) out[i] = gate[i] / (1.0f + __builtin_expf(-gate[i])) * up[i];
+}
+
+static inline float hsum8(__m256 s) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+/* scores[s] = scale * <q, k[s]> for s < n; four keys per pass share the q loads. */
+void agx_ops_qk_avx2(const float *q, const float *k, int64_t ks, int n, int hd, float scale, float *scores) {
+    const int hd8 = hd & ~7;
+    int s = 0;
+    for (; s + 4 <= n; s += 4) {
+        const float *k0 = k + s * ks, *k1 = k0 + ks, *k2 = k1 + ks, *k3 = k2 + ks;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        for (int i = 0; i < hd8; i += 8) {
+            const __m256 qv = _mm256_loadu_ps(q + i);
+            a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + i), a0);
+            a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + i), a1);
+            a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + i), a2);
+            a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + i), a3);
+        }
+        /* transpose-reduce the four accumulators into one vector of 4 sums */
+        const __m256 h01 = _mm256_hadd_ps(a0, a1), h23 = _mm256_hadd_ps(a2, a3);
+        const __m256 h = _mm256_hadd_ps(h01, h23);
+        __m128 r = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        float tail[4] = {0, 0, 0, 0};
+        for (int i = hd8; i < hd; i++) {
+            tail[0] += q[i] * k0[i], tail[1] += q[i] * k1[i], tail[2] += q[i] * k2[i], tail[3] += q[i] * k3[i];
+        }
+        r = _mm_mul_ps(_mm_add_ps(r, _mm_loadu_ps(tail)), _mm_set1_ps(scale));
+        _mm_storeu_ps(scores + s, r);
+    }
+    for (; s < n; s++) {
+        const float *kr = k + s * ks;
+        __m256 a = _mm256_setzero_ps();
+        for (int i = 0; i < hd8; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kr + i), a);
+        float r = hsum8(a);
+        for (int i = hd8; i < hd; i++) r += q[i] * kr[i];
+        scores[s] = r * scale;
+    }
+}
+
+/* out[i] = sum_s p[s] * v[s][i]: 64 output columns stay in registers while
+ * streaming over the rows. */
+void agx_ops_pv_avx2(const float *p, const float *v, int64_t vs, int n, int hd, float *out) {
+    int c = 0;
+    for (; c + 64 <= hd; c += 64) {
+        __m256 a[8];
+        for (int j = 0; j < 8; j++) a[j] = _mm256_setzero_ps();
+        for (int s = 0; s < n; s++) {
+            const __m256 w = _mm256_broadcast_ss(p + s);
+            const float *vr = v + s * vs + c;
+            for (int j = 0; j < 8; j++) a[j] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 8 * j), a[j]);
+        }
+        for (int j = 0; j < 8; j++) _mm256_storeu_ps(out + c + 8 * j, a[j]);
+    }
+    for (; c + 8 <= hd; c += 8) {
+        __m256 a = _mm256_setzero_ps();
+        for (int s = 0; s < n; s++) a = _mm256_fmadd_ps(_mm256_broadcast_ss(p + s), _mm256_loadu_ps(v + s * vs + c), a);
+        _mm256_storeu_ps(out + c, a);
+    }
+    for (; c < hd; c++) {
+        float a = 0;
+        for (int s = 0; s < n; s++) a += p[s] * v[s * vs + c];
+        out[c] = a;
+    }
+}
+
+/* softmax in place; exp through v_expf, partial sums per 8 lanes in double
+ * (as ggml_vec_soft_max_f32). Entries of -inf become exactly 0. */
+void agx_ops_softmax_avx2(float *x, int64_t n) {
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float max = _mm_cvtss_f32(m4);
+    for (; i < n; i++) max = x[i] > max ? x[i] : max;
+    double sum = 0.0;
+    const __m256 vmax = _mm256_set1_ps(max);
+    for (i = 0; i + 8 <= n; i += 8) {
+        const __m256 e = v_expf(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
+        _mm256_storeu_ps(x + i, e);
+        sum += (double)hsum8(e);
+    }
+    for (; i < n; i++) {
+        const float e = x[i] == -INFINITY ? 0.0f : __builtin_expf(x[i] - max);
+        x[i] = e;
+        sum += e;
+    }
+    const __m256 inv = _mm256_set1_ps((float)(1.0 / sum));
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+    for (; i < n; i++) x[i] *= (float)(1.0 / sum);
 }
