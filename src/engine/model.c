@@ -423,11 +423,6 @@ static void matmul(agx_context *c, const wmat *w, const float *x, int n_tok, flo
     agx_matmul(c->tp, w->type, w->data, w->n_rows, w->n_cols, x, n_tok, y);
 }
 
-static void add_bias(float *y, const float *b, int n_tok, int64_t n) {
-    if (!b) return;
-    for (int t = 0; t < n_tok; t++) agx_add_inplace(y + (int64_t)t * n, b, n);
-}
-
 /* Elementwise SwiGLU split over the thread pool (it is n_ff expf per token). */
 typedef struct swiglu_job {
     float *h;
@@ -448,13 +443,77 @@ static void *kv_at(const agx_context *c, int layer, int which, int64_t pos) {
     return (char *)c->kv + (2 * (size_t)layer + (size_t)which) * plane + (size_t)pos * kvd * c->kv_elsize;
 }
 
-/* Runs n tokens at positions pos0.. through every layer; leaves the final-norm
- * hidden states in c->xb (rows first_out..n-1 only when all is false). */
+/* Per-token row work between the matmuls, split by tokens over the pool
+ * (inline for a single token, where a pool round trip would cost more). */
+typedef enum row_op {
+    ROW_NORM,       /* xb = rmsnorm(x) * w */
+    ROW_ADD_NORM,   /* x += xb (residual); xb = rmsnorm(x) * w */
+    ROW_ADD,        /* x += xb (residual) */
+    ROW_QKV         /* q,k,v += biases; rope q,k; store k,v into the cache */
+} row_op;
+
+typedef struct row_job {
+    agx_context *c;
+    row_op op;
+    const float *w;
+    int layer;
+    int64_t pos0;
+    int n;
+} row_job;
+
+static void row_worker(int ith, int nth, void *arg) {
+    const row_job *j = arg;
+    agx_context *c = j->c;
+    const agx_model *m = c->m;
+    const agx_model_config *cfg = &m->cfg;
+    const int64_t E = cfg->n_embd, hd = cfg->head_dim, qd = cfg->n_head * hd, kvd = cfg->n_head_kv * hd;
+    const int per = (j->n + nth - 1) / nth, t0 = ith * per, t1 = t0 + per < j->n ? t0 + per : j->n;
+    const layer *L = &m->layers[j->layer];
+    const agx_rope_params rp = {cfg->rope_style, cfg->n_rot, cfg->rope_freq_base, cfg->rope_freq_scale, m->rope_freqs};
+    for (int t = t0; t < t1; t++) {
+        float *x = c->x + t * E, *xb = c->xb + t * E;
+        switch (j->op) {
+        case ROW_ADD_NORM:
+            agx_add_inplace(x, xb, E);
+            /* fall through */
+        case ROW_NORM:
+            agx_rmsnorm(xb, x, j->w, E, cfg->rms_eps);
+            break;
+        case ROW_ADD:
+            agx_add_inplace(x, xb, E);
+            break;
+        case ROW_QKV: {
+            float *q = c->q + t * qd, *k = c->k + t * kvd, *v = c->v + t * kvd;
+            if (L->bq) {
+                agx_add_inplace(q, L->bq, qd);
+                agx_add_inplace(k, L->bk, kvd);
+                agx_add_inplace(v, L->bv, kvd);
+            }
+            const float *cs = c->rope_cs + (int64_t)t * cfg->n_rot;
+            agx_rope_apply(&rp, cs, q, cfg->n_head, (int)hd);
+            agx_rope_apply(&rp, cs, k, cfg->n_head_kv, (int)hd);
+            agx_kv_store(c->kv_type, kv_at(c, j->layer, 0, j->pos0 + t), k, kvd);
+            agx_kv_store(c->kv_type, kv_at(c, j->layer, 1, j->pos0 + t), v, kvd);
+            break;
+        }
+        }
+    }
+}
+
+static void rows(agx_context *c, row_op op, const float *w, int layer, int64_t pos0, int n) {
+    row_job j = {c, op, w, layer, pos0, n};
+    if (n == 1)
+        row_worker(0, 1, &j);
+    else
+        agx_threadpool_run(c->tp, row_worker, &j);
+}
+
+/* Runs n tokens at positions pos0.. through every layer, leaving the hidden
+ * states (before the final norm) in c->x. */
 static void forward_chunk(agx_context *c, const int32_t *tokens, int n, int64_t pos0) {
     const agx_model *m = c->m;
     const agx_model_config *cfg = &m->cfg;
-    const int64_t E = cfg->n_embd, hd = cfg->head_dim;
-    const int64_t qd = cfg->n_head * hd, kvd = cfg->n_head_kv * hd, F = cfg->n_ff;
+    const int64_t E = cfg->n_embd, hd = cfg->head_dim, F = cfg->n_ff;
 
     /* token embedding: dequantize one row of token_embd per token */
     const agx_type_traits *et = agx_type_traits_get(m->tok_embd.type);
@@ -470,36 +529,26 @@ static void forward_chunk(agx_context *c, const int32_t *tokens, int n, int64_t 
     for (int l = 0; l < cfg->n_layer; l++) {
         const layer *L = &m->layers[l];
 
-        /* attention block: rmsnorm -> q,k,v (+bias) -> rope -> cache -> attention */
-        for (int t = 0; t < n; t++) agx_rmsnorm(c->xb + t * E, c->x + t * E, L->attn_norm, E, cfg->rms_eps);
+        /* attention block: rmsnorm -> q,k,v (+bias) -> rope -> cache -> attention -> out proj */
+        rows(c, ROW_NORM, L->attn_norm, l, pos0, n);
         matmul(c, &L->wq, c->xb, n, c->q);
         matmul(c, &L->wk, c->xb, n, c->k);
         matmul(c, &L->wv, c->xb, n, c->v);
-        add_bias(c->q, L->bq, n, qd);
-        add_bias(c->k, L->bk, n, kvd);
-        add_bias(c->v, L->bv, n, kvd);
-        for (int t = 0; t < n; t++) {
-            const float *cs = c->rope_cs + (int64_t)t * cfg->n_rot;
-            agx_rope_apply(&rp, cs, c->q + t * qd, cfg->n_head, (int)hd);
-            agx_rope_apply(&rp, cs, c->k + t * kvd, cfg->n_head_kv, (int)hd);
-            agx_kv_store(c->kv_type, kv_at(c, l, 0, pos0 + t), c->k + t * kvd, kvd);
-            agx_kv_store(c->kv_type, kv_at(c, l, 1, pos0 + t), c->v + t * kvd, kvd);
-        }
+        rows(c, ROW_QKV, NULL, l, pos0, n);
         const agx_attn_params ap = {cfg->n_head, cfg->n_head_kv, cfg->head_dim, c->kv_type,
                                     kv_at(c, l, 0, 0), kv_at(c, l, 1, 0), 1.0f / sqrtf((float)hd),
                                     c->attn_scratch, c->attn_scratch_per_thread};
         agx_attention(c->tp, &ap, c->q, n, pos0, c->att);
         matmul(c, &L->wo, c->att, n, c->xb);
-        agx_add_inplace(c->x, c->xb, n * E);   /* residual */
 
-        /* feed-forward block: rmsnorm -> SwiGLU -> down -> residual */
-        for (int t = 0; t < n; t++) agx_rmsnorm(c->xb + t * E, c->x + t * E, L->ffn_norm, E, cfg->rms_eps);
+        /* residual, then the feed-forward block: rmsnorm -> SwiGLU -> down -> residual */
+        rows(c, ROW_ADD_NORM, L->ffn_norm, l, pos0, n);
         matmul(c, &L->w_gate, c->xb, n, c->hb);
         matmul(c, &L->w_up, c->xb, n, c->hb2);
         swiglu_job sj = {c->hb, c->hb2, n * F};
         agx_threadpool_run(c->tp, swiglu_worker, &sj);
         matmul(c, &L->w_down, c->hb, n, c->xb);
-        agx_add_inplace(c->x, c->xb, n * E);
+        rows(c, ROW_ADD, NULL, l, pos0, n);
     }
 }
 

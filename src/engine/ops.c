@@ -4,6 +4,7 @@
 #include "agx/ops.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +26,6 @@ static void qk_ref(const float *q, const float *k, int64_t ks, int n, int hd, fl
     }
 }
 static void pv_ref(const float *p, const float *v, int64_t vs, int n, int hd, float *out) {
-    for (int i = 0; i < hd; i++) out[i] = 0.0f;
     for (int s = 0; s < n; s++)
         for (int i = 0; i < hd; i++) out[i] += p[s] * v[s * vs + i];
 }
@@ -59,13 +59,18 @@ static void swiglu_ref(float *out, const float *gate, const float *up, int64_t n
 static const agx_ops_kernels kernels_ref = {qk_ref, pv_ref, softmax_ref, f16_to_f32_ref, f32_to_f16_ref, swiglu_ref};
 static const agx_ops_kernels kernels_avx2 = {agx_ops_qk_avx2, agx_ops_pv_avx2, agx_ops_softmax_avx2,
                                              agx_ops_f16_to_f32_avx2, agx_ops_f32_to_f16_avx2, agx_ops_swiglu_avx2};
+static const agx_ops_kernels kernels_avx512 = {agx_ops_qk_avx512, agx_ops_pv_avx512, agx_ops_softmax_avx2,
+                                               agx_ops_f16_to_f32_avx512, agx_ops_f32_to_f16_avx2,
+                                               agx_ops_swiglu_avx2};
 
 /* Chosen per call from constant tables (no mutable state); AGX_CPU_ISA=scalar
- * forces the portable path like the matmul kernels. */
+ * (or avx2) forces a lower level like the matmul kernels. */
 const agx_ops_kernels *agx_ops_kernels_get(void) {
     const char *isa = agx_env("AGX_CPU_ISA");
     if (isa && strcmp(isa, "scalar") == 0) return &kernels_ref;
     __builtin_cpu_init();
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    if (avx2 && __builtin_cpu_supports("avx512f") && !(isa && strcmp(isa, "avx2") == 0)) return &kernels_avx512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
         return &kernels_avx2;
     return &kernels_ref;
@@ -136,11 +141,16 @@ void agx_kv_store(agx_kv_type t, void *dst, const float *src, int64_t n) {
 }
 
 /* ---- attention ---- */
-enum { ATTN_TOKEN_BLOCK = 32 };   /* queries per work item: kv rows are converted once per block */
+enum {
+    ATTN_TOKEN_BLOCK = 32,   /* queries per work item: kv rows are converted once per block */
+    ATTN_KEY_TILE = 64       /* keys per tile: a tile of K or V rows stays in L1 across queries */
+};
 
 size_t agx_attention_scratch_floats(const agx_attn_params *p, int64_t n_ctx) {
-    /* scores + (f16 cache) one group's K and V rows as f32 */
-    return (size_t)n_ctx + (p->kv_type == AGX_KV_F16 ? 2 * (size_t)n_ctx * (size_t)p->head_dim : 0);
+    /* scores of every (query, head) of a block + (f16 cache) one group's K and V rows as f32 */
+    const size_t group = (size_t)(p->n_head / (p->n_head_kv > 0 ? p->n_head_kv : 1));
+    return (size_t)ATTN_TOKEN_BLOCK * group * (size_t)n_ctx +
+           (p->kv_type == AGX_KV_F16 ? 2 * (size_t)n_ctx * (size_t)p->head_dim : 0);
 }
 
 typedef struct attn_job {
@@ -153,7 +163,9 @@ typedef struct attn_job {
 } attn_job;
 
 /* One work item = (kv head g, block of up to ATTN_TOKEN_BLOCK queries): every
- * query head of the group, for every token of the block, over its causal span. */
+ * query head of the group, for every token of the block, over its causal span,
+ * walking the keys (then the values) tile by tile so each tile is reused from
+ * L1 by all queries of the block. */
 static void attn_worker(int ith, int nth, void *arg) {
     const attn_job *j = arg;
     const agx_attn_params *p = j->p;
@@ -164,12 +176,14 @@ static void attn_worker(int ith, int nth, void *arg) {
     const int n_blocks = (j->n_tok + ATTN_TOKEN_BLOCK - 1) / ATTN_TOKEN_BLOCK;
     const int n_items = p->n_head_kv * n_blocks;
     if (ith >= n_items) return;
+    const size_t need = agx_attention_scratch_floats(p, n_used);
     float *scratch = p->scratch ? p->scratch + (size_t)ith * p->scratch_per_thread : NULL, *owned = NULL;
-    if (!scratch || p->scratch_per_thread < agx_attention_scratch_floats(p, n_used)) {
-        scratch = owned = malloc(sizeof(float) * agx_attention_scratch_floats(p, n_used));
+    if (!scratch || p->scratch_per_thread < need) {
+        scratch = owned = malloc(sizeof(float) * need);
         if (!owned) abort();   /* a few MB at most; nothing sensible to do without it */
     }
-    float *scores = scratch, *kf = scratch + n_used, *vf = kf + n_used * hd;
+    float *scores = scratch;
+    float *kf = scratch + (size_t)ATTN_TOKEN_BLOCK * (size_t)group * (size_t)n_used, *vf = kf + n_used * hd;
 
     for (int it = ith; it < n_items; it += nth) {
         const int g = it % p->n_head_kv, b = it / p->n_head_kv;
@@ -189,15 +203,29 @@ static void attn_worker(int ith, int nth, void *arg) {
             }
             kp = kf, vp = vf, ks = hd;
         }
-        for (int t = t0; t < t1; t++) {
-            const int n_pos = (int)(j->pos0 + t + 1);   /* causal: positions 0..pos0+t */
-            for (int h = 0; h < group; h++) {
-                const int64_t off = (int64_t)t * q_stride + ((int64_t)g * group + h) * hd;
-                K->qk(j->q + off, kp, ks, n_pos, hd, p->scale, scores);
-                K->softmax(scores, n_pos);
-                K->pv(scores, vp, ks, n_pos, hd, j->out + off);
+#define ROW(t, h) (scores + ((size_t)((t) - t0) * (size_t)group + (size_t)(h)) * (size_t)span)
+#define QOFF(t, h) ((int64_t)(t) * q_stride + ((int64_t)g * group + (h)) * hd)
+        for (int64_t s0 = 0; s0 < span; s0 += ATTN_KEY_TILE)
+            for (int t = t0; t < t1; t++) {
+                const int64_t n_pos = j->pos0 + t + 1;   /* causal: positions 0..pos0+t */
+                if (s0 >= n_pos) continue;
+                const int cnt = (int)(n_pos - s0 < ATTN_KEY_TILE ? n_pos - s0 : ATTN_KEY_TILE);
+                for (int h = 0; h < group; h++) K->qk(j->q + QOFF(t, h), kp + s0 * ks, ks, cnt, hd, p->scale, ROW(t, h) + s0);
             }
-        }
+        for (int t = t0; t < t1; t++)
+            for (int h = 0; h < group; h++) {
+                K->softmax(ROW(t, h), j->pos0 + t + 1);
+                memset(j->out + QOFF(t, h), 0, sizeof(float) * (size_t)hd);
+            }
+        for (int64_t s0 = 0; s0 < span; s0 += ATTN_KEY_TILE)
+            for (int t = t0; t < t1; t++) {
+                const int64_t n_pos = j->pos0 + t + 1;
+                if (s0 >= n_pos) continue;
+                const int cnt = (int)(n_pos - s0 < ATTN_KEY_TILE ? n_pos - s0 : ATTN_KEY_TILE);
+                for (int h = 0; h < group; h++) K->pv(ROW(t, h) + s0, vp + s0 * ks, ks, cnt, hd, j->out + QOFF(t, h));
+            }
+#undef ROW
+#undef QOFF
     }
     free(owned);
 }

@@ -104,13 +104,13 @@ void agx_ops_qk_avx2(const float *q, const float *k, int64_t ks, int n, int hd, 
     }
 }
 
-/* out[i] = sum_s p[s] * v[s][i]: 64 output columns stay in registers while
+/* out[i] += sum_s p[s] * v[s][i]: 64 output columns stay in registers while
  * streaming over the rows. */
 void agx_ops_pv_avx2(const float *p, const float *v, int64_t vs, int n, int hd, float *out) {
     int c = 0;
     for (; c + 64 <= hd; c += 64) {
         __m256 a[8];
-        for (int j = 0; j < 8; j++) a[j] = _mm256_setzero_ps();
+        for (int j = 0; j < 8; j++) a[j] = _mm256_loadu_ps(out + c + 8 * j);
         for (int s = 0; s < n; s++) {
             const __m256 w = _mm256_broadcast_ss(p + s);
             const float *vr = v + s * vs + c;
@@ -119,12 +119,12 @@ void agx_ops_pv_avx2(const float *p, const float *v, int64_t vs, int n, int hd, 
         for (int j = 0; j < 8; j++) _mm256_storeu_ps(out + c + 8 * j, a[j]);
     }
     for (; c + 8 <= hd; c += 8) {
-        __m256 a = _mm256_setzero_ps();
+        __m256 a = _mm256_loadu_ps(out + c);
         for (int s = 0; s < n; s++) a = _mm256_fmadd_ps(_mm256_broadcast_ss(p + s), _mm256_loadu_ps(v + s * vs + c), a);
         _mm256_storeu_ps(out + c, a);
     }
     for (; c < hd; c++) {
-        float a = 0;
+        float a = out[c];
         for (int s = 0; s < n; s++) a += p[s] * v[s * vs + c];
         out[c] = a;
     }
