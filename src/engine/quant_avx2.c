@@ -219,7 +219,22 @@ static void dot_q6_K(int n, float *s, const void *vx, const void *vy) {
     *s = hsum256(acc);
 }
 
+/* the block quantizers with hardware FMA (bit-identical to the portable build) */
+#define AGX_QREF(name) name##_fma
+#include "engine/quant_ref.h"
+#undef AGX_QREF
+
 void agx_quant_avx2_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
+    t[AGX_TYPE_Q4_0].from_float_ref = quant_q4_0_fma;
+    t[AGX_TYPE_Q4_1].from_float_ref = quant_q4_1_fma;
+    t[AGX_TYPE_Q5_0].from_float_ref = quant_q5_0_fma;
+    t[AGX_TYPE_Q5_1].from_float_ref = quant_q5_1_fma;
+    t[AGX_TYPE_Q8_0].from_float_ref = quant_q8_0_fma;
+    t[AGX_TYPE_Q8_1].from_float_ref = quant_q8_1_fma;
+    t[AGX_TYPE_Q8_K].from_float_ref = quant_q8_K_fma;
+    t[AGX_TYPE_Q4_K].from_float_ref = quant_q4_K_fma;
+    t[AGX_TYPE_Q5_K].from_float_ref = quant_q5_K_fma;
+    t[AGX_TYPE_Q6_K].from_float_ref = quant_q6_K_fma;
     t[AGX_TYPE_F32].vec_dot = dot_f32;
     t[AGX_TYPE_F16].vec_dot = dot_f16;
     t[AGX_TYPE_Q4_0].vec_dot = dot_q4_0;

@@ -7,30 +7,24 @@
 
 static inline float hmax512(__m512 v) { return _mm512_reduce_max_ps(v); }
 
-/* Same bits as the reference q8_0 quantizer (roundf: ties away from zero). */
+/* Same bits as quant.c's act_q8_0 (llama.cpp's x86 run-time q8_0 quantizer:
+ * id = 127/amax, products rounded half to even). */
 void agx_quantize_row_q8_0_avx512(const float *x, void *vy, int64_t n) {
     agx_block_q8_0 *y = vy;
     const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
     for (int64_t i = 0; i < n / AGX_QK8_0; i++, x += AGX_QK8_0) {
-        __m512 a = _mm512_loadu_ps(x), b = _mm512_loadu_ps(x + 16);
+        const __m512 a = _mm512_loadu_ps(x), b = _mm512_loadu_ps(x + 16);
         const float amax = hmax512(_mm512_max_ps(_mm512_and_ps(a, absmask), _mm512_and_ps(b, absmask)));
-        const float d = amax / 127, id = d ? 1.0f / d : 0.0f;
+        const float d = amax / 127.f, id = amax != 0.0f ? 127.f / amax : 0.0f;
         y[i].d = agx_fp32_to_fp16(d);
-        const __m512 vid = _mm512_set1_ps(id), half = _mm512_set1_ps(0.5f);
-        __m512 v[2] = {_mm512_mul_ps(a, vid), _mm512_mul_ps(b, vid)};
-        _Pragma("GCC unroll 4") for (int k = 0; k < 2; k++) {
-            /* roundf = trunc(|v| + 0.5) is wrong near 0.5-ulp; use trunc then fix up. */
-            const __m512 t = _mm512_roundscale_ps(v[k], _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-            const __m512 frac = _mm512_and_ps(_mm512_sub_ps(v[k], t), absmask);
-            const __mmask16 up = _mm512_cmp_ps_mask(frac, half, _CMP_GE_OQ);
-            const __m512 one = _mm512_or_ps(_mm512_set1_ps(1.0f), _mm512_andnot_ps(absmask, v[k]));
-            const __m512 r = _mm512_mask_add_ps(t, up, t, one);
-            _mm_storeu_si128((__m128i *)(y[i].qs + 16 * k), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(r)));
-        }
+        const __m512 vid = _mm512_set1_ps(id);
+        _mm_storeu_si128((__m128i *)y[i].qs, _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(a, vid))));
+        _mm_storeu_si128((__m128i *)(y[i].qs + 16), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(b, vid))));
     }
 }
 
-/* Same bits as the reference q8_K quantizer (nearest_int = ties to even). */
+/* Same bits as the reference q8_K quantizer: nearest_int of the exact
+ * product (fused into the magic-number add, as in llama.cpp's native build). */
 void agx_quantize_row_q8_K_avx512(const float *x, void *vy, int64_t n) {
     agx_block_q8_K *y = vy;
     const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
@@ -50,10 +44,11 @@ void agx_quantize_row_q8_K_avx512(const float *x, void *vy, int64_t n) {
                 break;
             }
         const float iscale = -127.f / max;
-        const __m512 vs = _mm512_set1_ps(iscale);
-        const __m512i lim = _mm512_set1_epi32(127);
+        const __m512 vs = _mm512_set1_ps(iscale), magic = _mm512_set1_ps(12582912.f);
+        const __m512i lim = _mm512_set1_epi32(127), mant = _mm512_set1_epi32(0x007fffff), off = _mm512_set1_epi32(0x00400000);
         for (int j = 0; j < AGX_QK_K; j += 16) {
-            __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + j), vs));
+            const __m512 v = _mm512_fmadd_ps(vs, _mm512_loadu_ps(x + j), magic);
+            __m512i q = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(v), mant), off);
             q = _mm512_min_epi32(q, lim);
             _mm_storeu_si128((__m128i *)(y[i].qs + j), _mm512_cvtepi32_epi8(q));
             y[i].bsums[j / 16] = (int16_t)_mm512_reduce_add_epi32(q);
@@ -555,12 +550,12 @@ DEF_DOT_PAIR(dot_q8_0, agx_block_q8_0, dec2_q8_0, 0, 1, dot1_q8_0)
 void agx_quant_avx512_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     t[AGX_TYPE_F32].vec_dot = dot_f32;
     t[AGX_TYPE_F16].vec_dot = dot_f16;
-    t[AGX_TYPE_Q4_0] = (agx_kernel_set){dot_q4_0, gemm_q4_0, quant_act_x2_q4, act_x2_row_size};
-    t[AGX_TYPE_Q5_0] = (agx_kernel_set){dot_q5_0, gemm_q5_0, quant_act_x2_q5, act_x2_row_size};
-    t[AGX_TYPE_Q8_0] = (agx_kernel_set){dot_q8_0, gemm_q8_0, quant_act_x2_q8, act_x2_row_size};
+    t[AGX_TYPE_Q4_0] = (agx_kernel_set){.vec_dot = dot_q4_0, .gemm = gemm_q4_0, .gemm_quant = quant_act_x2_q4, .act_row_size = act_x2_row_size};
+    t[AGX_TYPE_Q5_0] = (agx_kernel_set){.vec_dot = dot_q5_0, .gemm = gemm_q5_0, .gemm_quant = quant_act_x2_q5, .act_row_size = act_x2_row_size};
+    t[AGX_TYPE_Q8_0] = (agx_kernel_set){.vec_dot = dot_q8_0, .gemm = gemm_q8_0, .gemm_quant = quant_act_x2_q8, .act_row_size = act_x2_row_size};
     t[AGX_TYPE_Q4_1].vec_dot = dot_q4_1;
     t[AGX_TYPE_Q5_1].vec_dot = dot_q5_1;
-    t[AGX_TYPE_Q4_K] = (agx_kernel_set){dot_q4_K, gemm_q4_K, NULL, NULL};
-    t[AGX_TYPE_Q5_K] = (agx_kernel_set){dot_q5_K, gemm_q5_K, NULL, NULL};
-    t[AGX_TYPE_Q6_K] = (agx_kernel_set){dot_q6_K, gemm_q6_K, NULL, NULL};
+    t[AGX_TYPE_Q4_K] = (agx_kernel_set){.vec_dot = dot_q4_K, .gemm = gemm_q4_K, .gemm_quant = NULL, .act_row_size = NULL};
+    t[AGX_TYPE_Q5_K] = (agx_kernel_set){.vec_dot = dot_q5_K, .gemm = gemm_q5_K, .gemm_quant = NULL, .act_row_size = NULL};
+    t[AGX_TYPE_Q6_K] = (agx_kernel_set){.vec_dot = dot_q6_K, .gemm = gemm_q6_K, .gemm_quant = NULL, .act_row_size = NULL};
 }
