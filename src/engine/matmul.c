@@ -73,9 +73,14 @@ size_t agx_matmul_scratch_size(uint32_t wtype, int64_t n_cols, int64_t n_tok) {
 }
 
 static void mm_quantize(int ith, int nth, void *arg) {
+    (void)ith;
+    (void)nth;
     mm_job *j = arg;
-    for (int64_t t = ith; t < j->n_tok; t += nth)
+    for (;;) {
+        const int64_t t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (t >= j->n_tok) break;
         j->p.quant(j->x + t * j->n_cols, j->act + (size_t)t * j->p.act_row, j->n_cols);
+    }
 }
 
 static void mm_compute(int ith, int nth, void *arg) {
@@ -131,8 +136,9 @@ void agx_matmul(agx_threadpool *tp, uint32_t wtype, const void *w, int64_t n_row
             for (int64_t i = 0; i < n_rows * n_tok; i++) y[i] = NAN;
             return;
         }
+        atomic_init(&j->next, 0);
         if (n_tok < 4 || nth == 1) mm_quantize(0, 1, j);
-        else agx_threadpool_run(tp, mm_quantize, j);
+        else agx_threadpool_run_dynamic(tp, mm_quantize, j);
     } else {
         j->act = (uint8_t *)(uintptr_t)x; /* f32 weights read f32 activations as they are */
     }
@@ -149,8 +155,8 @@ void agx_matmul(agx_threadpool *tp, uint32_t wtype, const void *w, int64_t n_row
     }
     j->n_row_chunks = (n_rows + j->chunk_rows - 1) / j->chunk_rows;
     j->n_items = j->n_row_chunks * ((n_tok + j->chunk_toks - 1) / j->chunk_toks);
-    atomic_init(&j->next, 0);
+    atomic_store(&j->next, 0);
     if (nth == 1 || j->n_items == 1) mm_compute(0, 1, j);
-    else agx_threadpool_run(tp, mm_compute, j);
+    else agx_threadpool_run_dynamic(tp, mm_compute, j);
     free(owned);
 }

@@ -219,9 +219,104 @@ static void dot_q6_K(int n, float *s, const void *vx, const void *vy) {
     *s = hsum256(acc);
 }
 
+/* q2_K / q3_K: 2-bit planes (q3_K adds 4 where the hmask bit is set and
+ * subtracts 4 * sum(scale * bsum) afterwards); one scale per 16 weights. */
+AGX_INLINE __m256i scale_pair16(__m128i sc8, int g) {
+    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
+        sc8, _mm_set_epi8((char)(g + 1), (char)(g + 1), (char)(g + 1), (char)(g + 1), (char)(g + 1), (char)(g + 1),
+                          (char)(g + 1), (char)(g + 1), (char)g, (char)g, (char)g, (char)g, (char)g, (char)g, (char)g,
+                          (char)g)));
+}
+
+#define DEF_DOT_K2(NAME, BLK, IS_Q3)                                                                         \
+    static void NAME(int n, float *s, const void *vx, const void *vy) {                                      \
+        const BLK *x = vx;                                                                                   \
+        const agx_block_q8_K *y = vy;                                                                        \
+        const __m256i m3 = _mm256_set1_epi8(3);                                                              \
+        __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();                                        \
+        for (int i = 0; i < n / AGX_QK_K; i++) {                                                             \
+            __m128i sc8;                                                                                     \
+            __m256i iacc = _mm256_setzero_si256(), hm = _mm256_setzero_si256();                              \
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);                             \
+            if (IS_Q3) {                                                                                     \
+                const agx_block_q3_K *b3 = (const agx_block_q3_K *)(const void *)&x[i];                      \
+                uint32_t a0, a1, a2;                                                                         \
+                memcpy(&a0, b3->scales, 4);                                                                  \
+                memcpy(&a1, b3->scales + 4, 4);                                                              \
+                memcpy(&a2, b3->scales + 8, 4);                                                              \
+                const uint32_t k1 = 0x03030303, k2 = 0x0f0f0f0f;                                             \
+                sc8 = _mm_sub_epi8(_mm_set_epi32((int)(((a1 >> 4) & k2) | (((a2 >> 6) & k1) << 4)),          \
+                                                 (int)(((a0 >> 4) & k2) | (((a2 >> 4) & k1) << 4)),          \
+                                                 (int)((a1 & k2) | (((a2 >> 2) & k1) << 4)),                 \
+                                                 (int)((a0 & k2) | ((a2 & k1) << 4))),                       \
+                                   _mm_set1_epi8(32));                                                       \
+                iacc = _mm256_sub_epi32(iacc, _mm256_slli_epi32(_mm256_madd_epi16(bs, _mm256_cvtepi8_epi16(sc8)), 2)); \
+                hm = _mm256_loadu_si256((const __m256i *)b3->hmask);                                         \
+            } else {                                                                                         \
+                const agx_block_q2_K *b2 = (const agx_block_q2_K *)(const void *)&x[i];                      \
+                const __m128i raw = _mm_loadu_si128((const __m128i *)b2->scales);                            \
+                sc8 = _mm_and_si128(raw, _mm_set1_epi8(0x0F));                                               \
+                const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F))); \
+                accm = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * fp16(b2->dmin)), _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mins)), accm); \
+            }                                                                                                \
+            _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {                                            \
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));                   \
+                _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {                                        \
+                    __m256i w = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);                           \
+                    if (IS_Q3) {                                                                             \
+                        const __m256i bit = _mm256_set1_epi8((char)(1 << (4 * h + j)));                      \
+                        w = _mm256_add_epi8(w, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit), \
+                                                                _mm256_set1_epi8(4)));                       \
+                    }                                                                                        \
+                    const __m256i p = _mm256_maddubs_epi16(w, _mm256_loadu_si256((const __m256i *)(y[i].qs + 128 * h + 32 * j))); \
+                    iacc = _mm256_add_epi32(iacc, _mm256_madd_epi16(p, scale_pair16(sc8, 8 * h + 2 * j)));   \
+                }                                                                                            \
+            }                                                                                                \
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * fp16(x[i].d)), _mm256_cvtepi32_ps(iacc), acc);     \
+        }                                                                                                    \
+        *s = hsum256(acc) - hsum256(accm);                                                                   \
+    }
+DEF_DOT_K2(dot_q2_K, agx_block_q2_K, 0)
+DEF_DOT_K2(dot_q3_K, agx_block_q3_K, 1)
+
+AGX_INLINE __m256 bf16x8(const uint16_t *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+
+static void dot_bf16(int n, float *s, const void *vx, const void *vy) {
+    const uint16_t *x = vx, *y = vy;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(bf16x8(x + i), bf16x8(y + i), a0);
+        a1 = _mm256_fmadd_ps(bf16x8(x + i + 8), bf16x8(y + i + 8), a1);
+    }
+    float tail = 0;
+    for (; i < n; i++) tail += agx_bf16_to_fp32(x[i]) * agx_bf16_to_fp32(y[i]);
+    *s = hsum256(_mm256_add_ps(a0, a1)) + tail;
+}
+
+/* the block quantizers with hardware FMA (bit-identical to the portable build) */
+#define AGX_QREF(name) name##_fma
+#include "engine/quant_ref.h"
+#undef AGX_QREF
+
 void agx_quant_avx2_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
+    t[AGX_TYPE_Q4_0].from_float_ref = quant_q4_0_fma;
+    t[AGX_TYPE_Q4_1].from_float_ref = quant_q4_1_fma;
+    t[AGX_TYPE_Q5_0].from_float_ref = quant_q5_0_fma;
+    t[AGX_TYPE_Q5_1].from_float_ref = quant_q5_1_fma;
+    t[AGX_TYPE_Q8_0].from_float_ref = quant_q8_0_fma;
+    t[AGX_TYPE_Q8_1].from_float_ref = quant_q8_1_fma;
+    t[AGX_TYPE_Q8_K].from_float_ref = quant_q8_K_fma;
+    t[AGX_TYPE_Q4_K].from_float_ref = quant_q4_K_fma;
+    t[AGX_TYPE_Q5_K].from_float_ref = quant_q5_K_fma;
+    t[AGX_TYPE_Q6_K].from_float_ref = quant_q6_K_fma;
     t[AGX_TYPE_F32].vec_dot = dot_f32;
     t[AGX_TYPE_F16].vec_dot = dot_f16;
+    t[AGX_TYPE_BF16].vec_dot = dot_bf16;
+    t[AGX_TYPE_Q2_K].vec_dot = dot_q2_K;
+    t[AGX_TYPE_Q3_K].vec_dot = dot_q3_K;
     t[AGX_TYPE_Q4_0].vec_dot = dot_q4_0;
     t[AGX_TYPE_Q4_1].vec_dot = dot_q4_1;
     t[AGX_TYPE_Q5_0].vec_dot = dot_q5_0;

@@ -7,30 +7,24 @@
 
 static inline float hmax512(__m512 v) { return _mm512_reduce_max_ps(v); }
 
-/* Same bits as the reference q8_0 quantizer (roundf: ties away from zero). */
+/* Same bits as quant.c's act_q8_0 (llama.cpp's x86 run-time q8_0 quantizer:
+ * id = 127/amax, products rounded half to even). */
 void agx_quantize_row_q8_0_avx512(const float *x, void *vy, int64_t n) {
     agx_block_q8_0 *y = vy;
     const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
     for (int64_t i = 0; i < n / AGX_QK8_0; i++, x += AGX_QK8_0) {
-        __m512 a = _mm512_loadu_ps(x), b = _mm512_loadu_ps(x + 16);
+        const __m512 a = _mm512_loadu_ps(x), b = _mm512_loadu_ps(x + 16);
         const float amax = hmax512(_mm512_max_ps(_mm512_and_ps(a, absmask), _mm512_and_ps(b, absmask)));
-        const float d = amax / 127, id = d ? 1.0f / d : 0.0f;
+        const float d = amax / 127.f, id = amax != 0.0f ? 127.f / amax : 0.0f;
         y[i].d = agx_fp32_to_fp16(d);
-        const __m512 vid = _mm512_set1_ps(id), half = _mm512_set1_ps(0.5f);
-        __m512 v[2] = {_mm512_mul_ps(a, vid), _mm512_mul_ps(b, vid)};
-        _Pragma("GCC unroll 4") for (int k = 0; k < 2; k++) {
-            /* roundf = trunc(|v| + 0.5) is wrong near 0.5-ulp; use trunc then fix up. */
-            const __m512 t = _mm512_roundscale_ps(v[k], _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-            const __m512 frac = _mm512_and_ps(_mm512_sub_ps(v[k], t), absmask);
-            const __mmask16 up = _mm512_cmp_ps_mask(frac, half, _CMP_GE_OQ);
-            const __m512 one = _mm512_or_ps(_mm512_set1_ps(1.0f), _mm512_andnot_ps(absmask, v[k]));
-            const __m512 r = _mm512_mask_add_ps(t, up, t, one);
-            _mm_storeu_si128((__m128i *)(y[i].qs + 16 * k), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(r)));
-        }
+        const __m512 vid = _mm512_set1_ps(id);
+        _mm_storeu_si128((__m128i *)y[i].qs, _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(a, vid))));
+        _mm_storeu_si128((__m128i *)(y[i].qs + 16), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(b, vid))));
     }
 }
 
-/* Same bits as the reference q8_K quantizer (nearest_int = ties to even). */
+/* Same bits as the reference q8_K quantizer: nearest_int of the exact
+ * product (fused into the magic-number add, as in llama.cpp's native build). */
 void agx_quantize_row_q8_K_avx512(const float *x, void *vy, int64_t n) {
     agx_block_q8_K *y = vy;
     const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
@@ -50,10 +44,11 @@ void agx_quantize_row_q8_K_avx512(const float *x, void *vy, int64_t n) {
                 break;
             }
         const float iscale = -127.f / max;
-        const __m512 vs = _mm512_set1_ps(iscale);
-        const __m512i lim = _mm512_set1_epi32(127);
+        const __m512 vs = _mm512_set1_ps(iscale), magic = _mm512_set1_ps(12582912.f);
+        const __m512i lim = _mm512_set1_epi32(127), mant = _mm512_set1_epi32(0x007fffff), off = _mm512_set1_epi32(0x00400000);
         for (int j = 0; j < AGX_QK_K; j += 16) {
-            __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + j), vs));
+            const __m512 v = _mm512_fmadd_ps(vs, _mm512_loadu_ps(x + j), magic);
+            __m512i q = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(v), mant), off);
             q = _mm512_min_epi32(q, lim);
             _mm_storeu_si128((__m128i *)(y[i].qs + j), _mm512_cvtepi32_epi8(q));
             y[i].bsums[j / 16] = (int16_t)_mm512_reduce_add_epi32(q);
@@ -111,6 +106,23 @@ static void dot_f16(int n, float *s, const void *vx, const void *vy) {
                              _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, y + i)), a1);
     }
     *s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+AGX_INLINE __m512 bf16x16(const uint16_t *p) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+
+static void dot_bf16(int n, float *s, const void *vx, const void *vy) {
+    const uint16_t *x = vx, *y = vy;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm512_fmadd_ps(bf16x16(x + i), bf16x16(y + i), a0);
+        a1 = _mm512_fmadd_ps(bf16x16(x + i + 16), bf16x16(y + i + 16), a1);
+    }
+    float tail = 0;
+    for (; i < n; i++) tail += agx_bf16_to_fp32(x[i]) * agx_bf16_to_fp32(y[i]);
+    *s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + tail;
 }
 
 /* ------------------------------------------------- 32-element block types */
@@ -369,9 +381,63 @@ AGX_INLINE __m512 kblock_dot(const kdec *b, const agx_block_q8_K *y, __m512 acc,
         }                                                                                                  \
     }
 
+/* q2_K: 2-bit planes, 4-bit scale and min per 16 weights */
+static const int16_t k_srl_q2[2][32] __attribute__((aligned(64))) = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2},
+    {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6}};
+
+/* weights 64k'..64k'+63 (k' = 2n + k) are planes 2k, 2k+1 of the 32 bytes of half n */
+AGX_INLINE void planes_2bit(const uint8_t *qs, __m512i w[4]) {
+    _Pragma("GCC unroll 2") for (int n = 0; n < 2; n++) {
+        const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * n)));
+        _Pragma("GCC unroll 2") for (int k = 0; k < 2; k++) w[2 * n + k] =
+            _mm512_and_si512(_mm512_srlv_epi16(q, _mm512_load_si512(k_srl_q2[k])), _mm512_set1_epi8(3));
+    }
+}
+
+AGX_INLINE void dec_q2_K(const agx_block_q2_K *x, kdec *o) {
+    const __m128i sc = _mm_loadu_si128((const __m128i *)x->scales);
+    const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(sc, _mm_set1_epi8(0x0F))));
+    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) o->s[k] = _mm512_permutexvar_epi16(_mm512_load_si512(k_idx_k6[k]), sc16);
+    o->mdup = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), _mm_set1_epi8(0x0F)));
+    planes_2bit(x->qs, o->w);
+    o->d = fp16(x->d);
+    o->dmin = fp16(x->dmin);
+}
+
+/* q3_K: 2-bit planes plus a high bit from hmask (u = q + 4*h in 0..7, value u - 4),
+ * 16 signed 6-bit scales; the -4 goes through the bsums like q6_K's -32 */
+AGX_INLINE void dec_q3_K(const agx_block_q3_K *x, kdec *o) {
+    uint32_t a0, a1, a2;
+    memcpy(&a0, x->scales, 4);
+    memcpy(&a1, x->scales + 4, 4);
+    memcpy(&a2, x->scales + 8, 4);
+    const uint32_t m1 = 0x03030303, m2 = 0x0f0f0f0f;
+    const __m128i sc8 = _mm_sub_epi8(
+        _mm_set_epi32((int)(((a1 >> 4) & m2) | (((a2 >> 6) & m1) << 4)), (int)(((a0 >> 4) & m2) | (((a2 >> 4) & m1) << 4)),
+                      (int)((a1 & m2) | (((a2 >> 2) & m1) << 4)), (int)((a0 & m2) | ((a2 & m1) << 4))),
+        _mm_set1_epi8(32));
+    const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) o->s[k] =
+        _mm512_permutexvar_epi16(_mm512_load_si512(k_idx_k6[k]), _mm512_castsi256_si512(sc16));
+    o->mdup = _mm256_slli_epi16(sc16, 2);
+    planes_2bit(x->qs, o->w);
+    const __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)x->hmask));
+    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
+        /* zmm k: planes 2(k%2), 2(k%2)+1 of half k/2 -> hmask bits 4(k/2) + 2(k%2) + {0,1} */
+        const int b = 2 * k;
+        const __m512i bits = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << b)), _mm256_set1_epi8((char)(1 << (b + 1))), 1);
+        o->w[k] = _mm512_mask_add_epi8(o->w[k], _mm512_test_epi8_mask(hm, bits), o->w[k], _mm512_set1_epi8(4));
+    }
+    o->d = fp16(x->d);
+    o->dmin = 0;
+}
+
 DEF_K_KERNELS(q4_K, agx_block_q4_K, dec_q4_K, 0)
 DEF_K_KERNELS(q5_K, agx_block_q5_K, dec_q5_K, 0)
 DEF_K_KERNELS(q6_K, agx_block_q6_K, dec_q6_K, 1)
+DEF_K_KERNELS(q2_K, agx_block_q2_K, dec_q2_K, 0)
+DEF_K_KERNELS(q3_K, agx_block_q3_K, dec_q3_K, 1)
 
 /* ------------------------------- matrix tiles for 32-element block types */
 
@@ -555,12 +621,15 @@ DEF_DOT_PAIR(dot_q8_0, agx_block_q8_0, dec2_q8_0, 0, 1, dot1_q8_0)
 void agx_quant_avx512_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     t[AGX_TYPE_F32].vec_dot = dot_f32;
     t[AGX_TYPE_F16].vec_dot = dot_f16;
-    t[AGX_TYPE_Q4_0] = (agx_kernel_set){dot_q4_0, gemm_q4_0, quant_act_x2_q4, act_x2_row_size};
-    t[AGX_TYPE_Q5_0] = (agx_kernel_set){dot_q5_0, gemm_q5_0, quant_act_x2_q5, act_x2_row_size};
-    t[AGX_TYPE_Q8_0] = (agx_kernel_set){dot_q8_0, gemm_q8_0, quant_act_x2_q8, act_x2_row_size};
+    t[AGX_TYPE_BF16].vec_dot = dot_bf16;
+    t[AGX_TYPE_Q2_K] = (agx_kernel_set){.vec_dot = dot_q2_K, .gemm = gemm_q2_K};
+    t[AGX_TYPE_Q3_K] = (agx_kernel_set){.vec_dot = dot_q3_K, .gemm = gemm_q3_K};
+    t[AGX_TYPE_Q4_0] = (agx_kernel_set){.vec_dot = dot_q4_0, .gemm = gemm_q4_0, .gemm_quant = quant_act_x2_q4, .act_row_size = act_x2_row_size};
+    t[AGX_TYPE_Q5_0] = (agx_kernel_set){.vec_dot = dot_q5_0, .gemm = gemm_q5_0, .gemm_quant = quant_act_x2_q5, .act_row_size = act_x2_row_size};
+    t[AGX_TYPE_Q8_0] = (agx_kernel_set){.vec_dot = dot_q8_0, .gemm = gemm_q8_0, .gemm_quant = quant_act_x2_q8, .act_row_size = act_x2_row_size};
     t[AGX_TYPE_Q4_1].vec_dot = dot_q4_1;
     t[AGX_TYPE_Q5_1].vec_dot = dot_q5_1;
-    t[AGX_TYPE_Q4_K] = (agx_kernel_set){dot_q4_K, gemm_q4_K, NULL, NULL};
-    t[AGX_TYPE_Q5_K] = (agx_kernel_set){dot_q5_K, gemm_q5_K, NULL, NULL};
-    t[AGX_TYPE_Q6_K] = (agx_kernel_set){dot_q6_K, gemm_q6_K, NULL, NULL};
+    t[AGX_TYPE_Q4_K] = (agx_kernel_set){.vec_dot = dot_q4_K, .gemm = gemm_q4_K, .gemm_quant = NULL, .act_row_size = NULL};
+    t[AGX_TYPE_Q5_K] = (agx_kernel_set){.vec_dot = dot_q5_K, .gemm = gemm_q5_K, .gemm_quant = NULL, .act_row_size = NULL};
+    t[AGX_TYPE_Q6_K] = (agx_kernel_set){.vec_dot = dot_q6_K, .gemm = gemm_q6_K, .gemm_quant = NULL, .act_row_size = NULL};
 }

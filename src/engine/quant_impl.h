@@ -125,6 +125,8 @@ typedef struct agx_kernel_set {
      * its quantizer and bytes per row of n elements (0: n not supported). */
     agx_from_float_fn gemm_quant;
     size_t (*act_row_size)(int64_t n);
+    /* the type's reference quantizer built for this ISA (identical bits) */
+    agx_from_float_fn from_float_ref;
 } agx_kernel_set;
 
 /* The matrix-tile kernel set for wtype after the ISA choice (gemm NULL when none). */
@@ -140,7 +142,8 @@ int agx_cpu_hw_level(void);
 /* Per-ISA kernel tables: entries indexed by ggml type id. */
 void agx_quant_avx2_kernels(agx_kernel_set table[AGX_TYPE_COUNT]);
 void agx_quant_avx512_kernels(agx_kernel_set table[AGX_TYPE_COUNT]);
-/* Fast activation quantizers (same results as the reference ones). */
+/* Fast activation quantizers (same bits as quant.c's activation quantizers:
+ * llama.cpp's x86 run-time ones for q8_0, the reference for q8_K). */
 void agx_quantize_row_q8_K_avx512(const float *x, void *y, int64_t n);
 void agx_quantize_row_q8_0_avx512(const float *x, void *y, int64_t n);
 

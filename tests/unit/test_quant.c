@@ -365,34 +365,65 @@ static void test_round_trip_bounds(void **state) {
     free(x);
 }
 
-/* The fast activation quantizers give the reference bits. */
-static void test_fast_activation_quantizers(void **state) {
+/* llama.cpp's x86 run-time q8_0 quantizer (ggml-cpu quantize_row_q8_0), the
+ * model our activation quantizers follow: id = 127/amax, ties to even. */
+static void model_act_q8_0(const float *x, agx_block_q8_0 *y, int n) {
+    for (int i = 0; i < n / 32; i++, x += 32) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127.f, id = amax != 0.0f ? 127.f / amax : 0.0f;
+        y[i].d = agx_fp32_to_fp16(d);
+        for (int j = 0; j < 32; j++) {
+            const float v = x[j] * id, r = floorf(v), f = v - r;
+            int q = (int)r + (f > 0.5f || (f == 0.5f && ((int)r & 1)));
+            y[i].qs[j] = (int8_t)q;
+        }
+    }
+}
+
+/* Activation quantizers (what matmul uses) give llama.cpp's run-time bits:
+ * q8_0/q8_1 as its x86 code, q8_K as its reference (with the fused rounding). */
+static void test_activation_quantizers(void **state) {
     (void)state;
     enum { N = 256 * 8 };
     float x[N];
     for (int i = 0; i < N; i++) x[i] = rnd_normal() * 3;
     for (int i = 256; i < 512; i++) x[i] = 0; /* an all-zero block */
-    /* exact halves after scaling hit the ties (roundf vs rint differ there) */
-    for (int i = 512; i < 544; i++) x[i] = (float)(i - 528) * 0.5f + 0.25f; /* x*id = k + 0.5 */
-    x[543] = 127.0f * 0.5f;
-    const uint32_t ts[] = {AGX_TYPE_Q8_0, AGX_TYPE_Q8_1, AGX_TYPE_Q8_K};
-    for (size_t k = 0; k < 3; k++) {
-        const agx_type_traits *tr = agx_type_traits_get(ts[k]);
-        const size_t sz = agx_type_row_size(ts[k], N);
-        unsigned char *a = malloc(sz), *b = malloc(sz);
-        tr->from_float(x, a, N);
-        tr->from_float_ref(x, b, N);
-        assert_memory_equal(a, b, sz);
-        free(a);
-        free(b);
+    /* x*id lands exactly on k + 0.5: ties go to even (roundf would go away from 0) */
+    for (int i = 512; i < 544; i++) x[i] = (float)(i - 528) * 0.5f + 0.25f;
+    x[543] = 63.5f; /* amax: id = 2 exactly */
+    agx_block_q8_0 want[N / 32], got[N / 32];
+    model_act_q8_0(x, want, N);
+    agx_type_traits_get(AGX_TYPE_Q8_0)->from_float(x, got, N);
+    assert_memory_equal(got, want, sizeof(want));
+    assert_int_equal(got[16].qs[0], -16);  /* -15.5 -> -16 (even) */
+    assert_int_equal(got[16].qs[1], -14);  /* -14.5 -> -14 */
+    agx_block_q8_1 got1[N / 32];
+    agx_type_traits_get(AGX_TYPE_Q8_1)->from_float(x, got1, N);
+    for (int i = 0; i < N / 32; i++) {
+        assert_memory_equal(got1[i].qs, want[i].qs, 32);
+        assert_int_equal(got1[i].d, want[i].d);
+        int sum = 0;
+        for (int j = 0; j < 32; j++) sum += want[i].qs[j];
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[32 * i + j]));
+        assert_int_equal(got1[i].s, agx_fp32_to_fp16(amax / 127.f * (float)sum)); /* s = d * sum, d unrounded */
     }
+    const agx_type_traits *tk = agx_type_traits_get(AGX_TYPE_Q8_K);
+    const size_t sz = agx_type_row_size(AGX_TYPE_Q8_K, N);
+    unsigned char *a = malloc(sz), *b = malloc(sz);
+    tk->from_float(x, a, N);
+    tk->from_float_ref(x, b, N);
+    assert_memory_equal(a, b, sz);
+    free(a);
+    free(b);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_traits_table),           cmocka_unit_test(test_fp16),
         cmocka_unit_test(test_bf16),                   cmocka_unit_test(test_dequant_hand_blocks),
-        cmocka_unit_test(test_round_trip_bounds),      cmocka_unit_test(test_fast_activation_quantizers),
+        cmocka_unit_test(test_round_trip_bounds),      cmocka_unit_test(test_activation_quantizers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
