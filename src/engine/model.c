@@ -5,6 +5,7 @@
 #include "agx/model.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "agx/gguf.h"
 #include "agx/quant.h"
 #include "agx/util.h"
+#include "engine/threadpool_impl.h"
 
 /* A weight matrix: a view into the file. */
 typedef struct wmat {
@@ -423,17 +425,25 @@ static void matmul(agx_context *c, const wmat *w, const float *x, int n_tok, flo
     agx_matmul(c->tp, w->type, w->data, w->n_rows, w->n_cols, x, n_tok, y);
 }
 
-/* Elementwise SwiGLU split over the thread pool (it is n_ff expf per token). */
+/* Elementwise SwiGLU split over the thread pool (it is n_ff exps per token);
+ * chunks come from a shared counter (dynamic pool job: a worker that is not
+ * scheduled in time is not waited for). */
+enum { SWIGLU_CHUNK = 4096 };
 typedef struct swiglu_job {
     float *h;
     const float *up;
     int64_t n;
+    _Atomic int64_t next;
 } swiglu_job;
 static void swiglu_worker(int ith, int nth, void *arg) {
-    const swiglu_job *j = arg;
-    const int64_t chunk = (j->n + nth - 1) / nth, lo = chunk * ith;
-    const int64_t hi = lo + chunk < j->n ? lo + chunk : j->n;
-    if (lo < hi) agx_swiglu(j->h + lo, j->h + lo, j->up + lo, hi - lo);
+    (void)ith, (void)nth;
+    swiglu_job *j = arg;
+    for (;;) {
+        const int64_t lo = atomic_fetch_add_explicit(&j->next, SWIGLU_CHUNK, memory_order_relaxed);
+        if (lo >= j->n) break;
+        const int64_t hi = lo + SWIGLU_CHUNK < j->n ? lo + SWIGLU_CHUNK : j->n;
+        agx_swiglu(j->h + lo, j->h + lo, j->up + lo, hi - lo);
+    }
 }
 
 static void *kv_at(const agx_context *c, int layer, int which, int64_t pos) {
@@ -459,18 +469,21 @@ typedef struct row_job {
     int layer;
     int64_t pos0;
     int n;
+    _Atomic int next;   /* next token to take (dynamic pool job) */
 } row_job;
 
 static void row_worker(int ith, int nth, void *arg) {
-    const row_job *j = arg;
+    (void)ith, (void)nth;
+    row_job *j = arg;
     agx_context *c = j->c;
     const agx_model *m = c->m;
     const agx_model_config *cfg = &m->cfg;
     const int64_t E = cfg->n_embd, hd = cfg->head_dim, qd = cfg->n_head * hd, kvd = cfg->n_head_kv * hd;
-    const int per = (j->n + nth - 1) / nth, t0 = ith * per, t1 = t0 + per < j->n ? t0 + per : j->n;
     const layer *L = &m->layers[j->layer];
     const agx_rope_params rp = {cfg->rope_style, cfg->n_rot, cfg->rope_freq_base, cfg->rope_freq_scale, m->rope_freqs};
-    for (int t = t0; t < t1; t++) {
+    for (;;) {
+        const int t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (t >= j->n) break;
         float *x = c->x + t * E, *xb = c->xb + t * E;
         switch (j->op) {
         case ROW_ADD_NORM:
@@ -501,11 +514,11 @@ static void row_worker(int ith, int nth, void *arg) {
 }
 
 static void rows(agx_context *c, row_op op, const float *w, int layer, int64_t pos0, int n) {
-    row_job j = {c, op, w, layer, pos0, n};
+    row_job j = {c, op, w, layer, pos0, n, 0};
     if (n == 1)
         row_worker(0, 1, &j);
     else
-        agx_threadpool_run(c->tp, row_worker, &j);
+        agx_threadpool_run_dynamic(c->tp, row_worker, &j);
 }
 
 /* Runs n tokens at positions pos0.. through every layer, leaving the hidden
@@ -545,8 +558,8 @@ static void forward_chunk(agx_context *c, const int32_t *tokens, int n, int64_t 
         rows(c, ROW_ADD_NORM, L->ffn_norm, l, pos0, n);
         matmul(c, &L->w_gate, c->xb, n, c->hb);
         matmul(c, &L->w_up, c->xb, n, c->hb2);
-        swiglu_job sj = {c->hb, c->hb2, n * F};
-        agx_threadpool_run(c->tp, swiglu_worker, &sj);
+        swiglu_job sj = {c->hb, c->hb2, n * F, 0};
+        agx_threadpool_run_dynamic(c->tp, swiglu_worker, &sj);
         matmul(c, &L->w_down, c->hb, n, c->xb);
         rows(c, ROW_ADD, NULL, l, pos0, n);
     }

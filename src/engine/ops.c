@@ -4,6 +4,7 @@
 #include "agx/ops.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "agx/quant.h"
 #include "agx/util.h"
 #include "engine/ops_internal.h"
+#include "engine/threadpool_impl.h"
 
 /* ---- portable kernels ---- */
 static void qk_ref(const float *q, const float *k, int64_t ks, int n, int hd, float scale, float *scores) {
@@ -160,9 +162,11 @@ typedef struct attn_job {
     float *out;
     int n_tok;
     int64_t pos0;
+    _Atomic int next;   /* work items are taken from this counter (dynamic pool jobs) */
 } attn_job;
 
-/* One work item = (kv head g, block of up to ATTN_TOKEN_BLOCK queries): every
+/* One work item = (kv head g, block of up to ATTN_TOKEN_BLOCK queries), taken
+ * from a shared counter so that any subset of the pool finishes the job: every
  * query head of the group, for every token of the block, over its causal span,
  * walking the keys (then the values) tile by tile so each tile is reused from
  * L1 by all queries of the block. */
@@ -175,18 +179,25 @@ static void attn_worker(int ith, int nth, void *arg) {
     const int64_t n_used = j->pos0 + j->n_tok;
     const int n_blocks = (j->n_tok + ATTN_TOKEN_BLOCK - 1) / ATTN_TOKEN_BLOCK;
     const int n_items = p->n_head_kv * n_blocks;
-    if (ith >= n_items) return;
-    const size_t need = agx_attention_scratch_floats(p, n_used);
-    float *scratch = p->scratch ? p->scratch + (size_t)ith * p->scratch_per_thread : NULL, *owned = NULL;
-    if (!scratch || p->scratch_per_thread < need) {
-        scratch = owned = malloc(sizeof(float) * need);
-        if (!owned) abort();   /* a few MB at most; nothing sensible to do without it */
-    }
-    float *scores = scratch;
-    float *kf = scratch + (size_t)ATTN_TOKEN_BLOCK * (size_t)group * (size_t)n_used, *vf = kf + n_used * hd;
+    (void)nth;
+    float *scratch = NULL, *owned = NULL, *scores = NULL, *kf = NULL, *vf = NULL;
 
-    for (int it = ith; it < n_items; it += nth) {
-        const int g = it % p->n_head_kv, b = it / p->n_head_kv;
+    for (;;) {
+        const int it = atomic_fetch_add_explicit((_Atomic int *)&j->next, 1, memory_order_relaxed);
+        if (it >= n_items) break;
+        if (!scratch) {
+            const size_t need = agx_attention_scratch_floats(p, n_used);
+            scratch = p->scratch ? p->scratch + (size_t)ith * p->scratch_per_thread : NULL;
+            if (!scratch || p->scratch_per_thread < need) {
+                scratch = owned = malloc(sizeof(float) * need);
+                if (!owned) abort();   /* a few MB at most; nothing sensible to do without it */
+            }
+            scores = scratch;
+            kf = scratch + (size_t)ATTN_TOKEN_BLOCK * (size_t)group * (size_t)n_used;
+            vf = kf + n_used * hd;
+        }
+        /* the longest (last) token blocks first, for balance */
+        const int g = it % p->n_head_kv, b = n_blocks - 1 - it / p->n_head_kv;
         const int t0 = b * ATTN_TOKEN_BLOCK, t1 = t0 + ATTN_TOKEN_BLOCK < j->n_tok ? t0 + ATTN_TOKEN_BLOCK : j->n_tok;
         const int64_t span = j->pos0 + t1;   /* rows the last query of the block sees */
         const float *kp, *vp;
@@ -232,9 +243,9 @@ static void attn_worker(int ith, int nth, void *arg) {
 
 void agx_attention(agx_threadpool *tp, const agx_attn_params *p, const float *q, int n_tok,
                    int64_t pos0, float *out) {
-    attn_job j = {p, agx_ops_kernels_get(), q, out, n_tok, pos0};
+    attn_job j = {p, agx_ops_kernels_get(), q, out, n_tok, pos0, 0};
     if (tp)
-        agx_threadpool_run(tp, attn_worker, &j);
+        agx_threadpool_run_dynamic(tp, attn_worker, &j);
     else
         attn_worker(0, 1, &j);
 }
