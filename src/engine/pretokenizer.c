@@ -1,0 +1,259 @@
+/* pretokenizer.c — pre-tokenization for byte-level BPE: the Split regexes of
+ * each tokenizer family (PCRE2, UTF + UCP + JIT, compiled once per tokenizer),
+ * the GPT-2 byte <-> unicode alphabet, and NFC normalization (utf8proc).
+ *
+ * The HF library runs these patterns with Oniguruma, whose \s is the Unicode
+ * White_Space property; PCRE2's \s (UCP) leaves out U+0085, so \s/\S are
+ * rewritten to an explicit White_Space class before compiling. */
+#include "tokenizer_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+/* ---- GPT-2 byte-level alphabet ---- */
+
+static bool bytelevel_printable(unsigned b) {
+    return (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+}
+
+uint32_t agx_bytelevel_cp(uint8_t b) {
+    if (bytelevel_printable(b)) return b;
+    /* the non-printable bytes take 256, 257, ... in byte order */
+    uint32_t n = 0;
+    for (unsigned i = 0; i < b; i++)
+        if (!bytelevel_printable(i)) n++;
+    return 256 + n;
+}
+
+int agx_bytelevel_byte(uint32_t cp) {
+    if (cp < 256) return bytelevel_printable(cp) ? (int)cp : -1;
+    if (cp >= 256 + 68) return -1;   /* 68 non-printable bytes */
+    uint32_t n = cp - 256;
+    for (unsigned i = 0; i < 256; i++) {
+        if (bytelevel_printable(i)) continue;
+        if (n == 0) return (int)i;
+        n--;
+    }
+    return -1;
+}
+
+/* ---- patterns ---- */
+
+/* HF tokenizer.json Split patterns (the reference) for the GGUF pre types. */
+static const char PAT_QWEN2[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
+    "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char PAT_LLAMA3[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
+    "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+/* Mistral-Nemo (tekken) tokenizer.json; llama.cpp's "tekken" rewrites the same
+ * pattern without \p{Lu}-style classes, PCRE2 takes the original. */
+static const char PAT_TEKKEN[] =
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
+    "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*"
+    "|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char PAT_GPT2[] =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+static const struct {
+    const char *pre;
+    const char *pattern;
+    bool nfc, ignore_merges;
+} PRE_TABLE[] = {
+    {"qwen2", PAT_QWEN2, true, false},
+    {"llama-bpe", PAT_LLAMA3, false, true},
+    {"llama3", PAT_LLAMA3, false, true},
+    {"tekken", PAT_TEKKEN, false, true},
+    {"gpt2", PAT_GPT2, false, false},
+    {"default", PAT_GPT2, false, false},
+};
+
+const char *agx_pretok_pattern_for(const char *pre, bool *nfc, bool *ignore_merges) {
+    for (size_t i = 0; i < sizeof PRE_TABLE / sizeof PRE_TABLE[0]; i++) {
+        if (pre && strcmp(pre, PRE_TABLE[i].pre) == 0) {
+            *nfc = PRE_TABLE[i].nfc;
+            *ignore_merges = PRE_TABLE[i].ignore_merges;
+            return PRE_TABLE[i].pattern;
+        }
+    }
+    return NULL;
+}
+
+/* Unicode White_Space, as Oniguruma's \s. */
+static const char WS_ITEMS[] =
+    "\\t\\n\\x{0B}\\f\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}"
+    "\\x{202F}\\x{205F}\\x{3000}";
+
+/* Rewrites \s and \S (outside and inside classes) to the White_Space class. */
+static char *rewrite_ws(const char *pat) {
+    agx_strbuf sb;
+    agx_strbuf_init(&sb);
+    bool in_class = false;
+    bool ok = true;
+    for (size_t i = 0; pat[i] && ok; i++) {
+        char c = pat[i];
+        if (c == '\\' && pat[i + 1]) {
+            char n = pat[i + 1];
+            if (n == 's') {
+                if (in_class) ok = agx_strbuf_puts(&sb, WS_ITEMS);
+                else ok = agx_strbuf_putc(&sb, '[') && agx_strbuf_puts(&sb, WS_ITEMS) &&
+                          agx_strbuf_putc(&sb, ']');
+            } else if (n == 'S' && !in_class) {
+                ok = agx_strbuf_puts(&sb, "[^") && agx_strbuf_puts(&sb, WS_ITEMS) &&
+                     agx_strbuf_putc(&sb, ']');
+            } else {
+                ok = agx_strbuf_putc(&sb, c) && agx_strbuf_putc(&sb, n);
+            }
+            i++;
+            continue;
+        }
+        if (!in_class && c == '[') {
+            in_class = true;
+            ok = agx_strbuf_putc(&sb, c);
+            /* a leading ^ and a leading ] belong to the class */
+            if (pat[i + 1] == '^') { ok = ok && agx_strbuf_putc(&sb, '^'); i++; }
+            if (pat[i + 1] == ']') { ok = ok && agx_strbuf_putc(&sb, ']'); i++; }
+            continue;
+        }
+        if (in_class && c == ']') in_class = false;
+        ok = agx_strbuf_putc(&sb, c);
+    }
+    if (!ok) {
+        agx_strbuf_free(&sb);
+        return NULL;
+    }
+    return agx_strbuf_take(&sb);
+}
+
+agx_status agx_pretok_compile(agx_tokenizer *t, const char *pattern, agx_error *err) {
+    char *pat = rewrite_ws(pattern);
+    if (!pat) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory compiling the pre-tokenizer");
+    int ec = 0;
+    PCRE2_SIZE eo = 0;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &ec, &eo, NULL);
+    if (!re) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(ec, msg, sizeof msg);
+        agx_status st = agx_error_set(err, AGX_ERR_TOKENIZER,
+                                      "pre-tokenizer regex does not compile at offset %zu: %s "
+                                      "(pattern %.200s)", (size_t)eo, (const char *)msg, pattern);
+        free(pat);
+        return st;
+    }
+    free(pat);
+    /* JIT is an optimisation: when unavailable the interpreter gives the same matches. */
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    if (t->re) pcre2_code_free(t->re);
+    t->re = re;
+    return AGX_OK;
+}
+
+agx_status agx_pretok_split(const agx_tokenizer *t, pcre2_match_data *md, const char *s,
+                            size_t len, agx_pretok_fn fn, void *ctx, agx_error *err) {
+    pcre2_jit_stack *js = NULL;
+    pcre2_match_context *mc = NULL;
+    size_t off = 0;
+    agx_status st = AGX_OK;
+    while (off < len) {
+        int rc = pcre2_match(t->re, (PCRE2_SPTR)s, len, off, 0, md, mc);
+        if (rc == PCRE2_ERROR_JIT_STACKLIMIT && !js) {
+            /* pathological input: give this call a larger JIT stack and retry */
+            js = pcre2_jit_stack_create(64 * 1024, 64 * 1024 * 1024, NULL);
+            mc = pcre2_match_context_create(NULL);
+            if (!js || !mc) {
+                st = agx_error_set(err, AGX_ERR_NOMEM, "out of memory in the pre-tokenizer");
+                break;
+            }
+            pcre2_jit_stack_assign(mc, NULL, js);
+            continue;
+        }
+        if (rc == PCRE2_ERROR_NOMATCH) {
+            if (!fn(ctx, s + off, len - off)) st = AGX_ERR_NOMEM;
+            break;
+        }
+        if (rc < 0) {
+            PCRE2_UCHAR msg[256];
+            pcre2_get_error_message(rc, msg, sizeof msg);
+            st = agx_error_set(err, AGX_ERR_TOKENIZER, "pre-tokenizer regex failed at byte %zu: %s",
+                               off, (const char *)msg);
+            break;
+        }
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        size_t ms = ov[0], me = ov[1];
+        if (ms > off && !fn(ctx, s + off, ms - off)) { st = AGX_ERR_NOMEM; break; }
+        if (me == ms) {
+            /* empty match (not produced by the shipped patterns): step one byte */
+            me = ms + 1;
+            if (!fn(ctx, s + ms, 1)) { st = AGX_ERR_NOMEM; break; }
+        } else if (!fn(ctx, s + ms, me - ms)) {
+            st = AGX_ERR_NOMEM;
+            break;
+        }
+        off = me;
+    }
+    if (st == AGX_ERR_NOMEM && err && err->code != AGX_ERR_NOMEM)
+        agx_error_set(err, AGX_ERR_NOMEM, "out of memory while tokenizing");
+    if (mc) pcre2_match_context_free(mc);
+    if (js) pcre2_jit_stack_free(js);
+    return st;
+}
+
+/* Length of the valid UTF-8 sequence at s (strict: no overlongs, surrogates or
+ * values above U+10FFFF), 0 when invalid. */
+static size_t utf8_valid_len(const uint8_t *s, size_t n) {
+    uint8_t c = s[0];
+    if (c < 0x80) return 1;
+    if (c < 0xC2) return 0;
+    if (c < 0xE0) return (n >= 2 && (s[1] & 0xC0) == 0x80) ? 2 : 0;
+    if (c < 0xF0) {
+        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
+        if (c == 0xE0 && s[1] < 0xA0) return 0;
+        if (c == 0xED && s[1] >= 0xA0) return 0;
+        return 3;
+    }
+    if (c < 0xF5) {
+        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) return 0;
+        if (c == 0xF0 && s[1] < 0x90) return 0;
+        if (c == 0xF4 && s[1] >= 0x90) return 0;
+        return 4;
+    }
+    return 0;
+}
+
+static bool nfc_run(const uint8_t *s, size_t len, agx_strbuf *sb) {
+    utf8proc_uint8_t *dst = NULL;
+    utf8proc_ssize_t n = utf8proc_map(s, (utf8proc_ssize_t)len, &dst, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+    if (n < 0) return agx_strbuf_append(sb, s, len);   /* cannot happen for validated input */
+    bool ok = agx_strbuf_append(sb, dst, (size_t)n);
+    free(dst);
+    return ok;
+}
+
+bool agx_pretok_nfc(const char *str, size_t len, agx_strbuf *sb) {
+    const uint8_t *s = (const uint8_t *)str;
+    size_t i = 0;
+    while (i < len) {
+        /* ASCII runs are already NFC and can only be changed by a following
+         * combining mark, so they go to utf8proc together with the next run. */
+        size_t start = i;
+        bool ascii = true;
+        while (i < len) {
+            size_t k = utf8_valid_len(s + i, len - i);
+            if (k == 0) break;
+            if (k > 1) ascii = false;
+            i += k;
+        }
+        if (i > start) {
+            bool ok = ascii ? agx_strbuf_append(sb, s + start, i - start) : nfc_run(s + start, i - start, sb);
+            if (!ok) return false;
+        }
+        if (i < len) {   /* one invalid byte, copied */
+            if (!agx_strbuf_append(sb, s + i, 1)) return false;
+            i++;
+        }
+    }
+    if (!sb->data && !agx_strbuf_append(sb, "", 0)) return false;
+    return true;
+}
