@@ -7,6 +7,7 @@
 #include "tokenizer_internal.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,7 +126,7 @@ agx_status agx_tokenizer_load_json(const char *path, agx_tokenizer **out, agx_er
     char *cfg_path = dir ? agx_sprintf("%s/tokenizer_config.json", dir) : NULL;
     free(dir);
     if (cfg_path && agx_file_exists(cfg_path)) {
-        cfg = json_load_file(cfg_path, 0, &je);
+        cfg = json_load_file(cfg_path, JSON_DECODE_INT_AS_REAL, &je);
         if (!cfg) agx_log(AGX_LOG_WARN, "ignoring unreadable %s: %s", cfg_path, je.text);
     }
     free(cfg_path);
