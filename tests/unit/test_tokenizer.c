@@ -177,7 +177,7 @@ static void test_raw_bytes_roundtrip(void **state) {
     (void)state;
     agx_tokenizer *t = tiny_bpe(false, false);
     roundtrip(t, "a\0b\0\0 c", 7);
-    roundtrip(t, "\xff\xfe bad \xc3( utf8 \xe2\x82 end\xf0\x9f", 26);
+    roundtrip(t, "\xff\xfe bad \xc3( utf8 \xe2\x82 end\xf0\x9f", 23);
     roundtrip(t, "caf\xc3\xa9 \xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x98\x80", 17);
     /* pseudo-random bytes */
     unsigned seed = 12345;
@@ -193,7 +193,7 @@ static void test_raw_bytes_roundtrip(void **state) {
     agx_tokenizer_free(t);
     /* NFC: e + combining acute encodes like the precomposed form */
     t = tiny_bpe(true, false);
-    roundtrip(t, "\xff\xfe bad \xc3( utf8 \xe2\x82 end\xf0\x9f", 26);
+    roundtrip(t, "\xff\xfe bad \xc3( utf8 \xe2\x82 end\xf0\x9f", 23);
     int32_t *a, *b;
     size_t na, nb;
     agx_error err;
@@ -311,7 +311,7 @@ static void test_gguf_bpe(void **state) {
     assert_false(agx_tokenizer_is_eog(t, 256));
     assert_false(agx_tokenizer_add_bos(t));
     assert_string_equal(agx_tokenizer_chat_template(t), "{{ '<|im_start|>' }}");
-    roundtrip(t, "\x01\x02 \xff hi", 8);
+    roundtrip(t, "\x01\x02 \xff hi", 7);
     agx_tokenizer_free(t);
     agx_test_rmtree(dir);
     free(dir);
