@@ -104,7 +104,7 @@ static const char N_EXTRA[] =
 
 /* Rewrites \s and \S to the White_Space class and widens \p{L} / \p{N} with
  * the newer letters and numbers, outside and inside classes. */
-static char *rewrite_pattern(const char *pat) {
+static char *rewrite_pattern(const char *pat, bool wide) {
     agx_strbuf sb;
     agx_strbuf_init(&sb);
     bool in_class = false;
@@ -117,7 +117,7 @@ static char *rewrite_pattern(const char *pat) {
                 if (in_class) ok = agx_strbuf_puts(&sb, WS_ITEMS);
                 else ok = agx_strbuf_putc(&sb, '[') && agx_strbuf_puts(&sb, WS_ITEMS) &&
                           agx_strbuf_putc(&sb, ']');
-            } else if (n == 'p' && (strncmp(pat + i, "\\p{L}", 5) == 0 || strncmp(pat + i, "\\p{N}", 5) == 0)) {
+            } else if (wide && n == 'p' && (strncmp(pat + i, "\\p{L}", 5) == 0 || strncmp(pat + i, "\\p{N}", 5) == 0)) {
                 const char *extra = pat[i + 3] == 'L' ? L_EXTRA : N_EXTRA;
                 ok = (in_class || agx_strbuf_putc(&sb, '[')) && agx_strbuf_append(&sb, pat + i, 5) &&
                      agx_strbuf_puts(&sb, extra) && (in_class || agx_strbuf_putc(&sb, ']'));
@@ -149,27 +149,80 @@ static char *rewrite_pattern(const char *pat) {
     return agx_strbuf_take(&sb);
 }
 
-agx_status agx_pretok_compile(agx_tokenizer *t, const char *pattern, agx_error *err) {
-    char *pat = rewrite_pattern(pattern);
+/* The same letters and numbers as code point ranges, to decide per segment
+ * whether the widened pattern is needed (it runs ~3x slower under the JIT). */
+static const uint32_t WIDE_CPS[][2] = {
+    {0x1C89, 0x1C8A}, {0xA7CB, 0xA7CD}, {0xA7DA, 0xA7DC}, {0x105C0, 0x105F3}, {0x10D40, 0x10D65},
+    {0x10D6F, 0x10D85}, {0x10EC2, 0x10EC4}, {0x1123F, 0x11240}, {0x11380, 0x11389}, {0x1138B, 0x1138B},
+    {0x1138E, 0x1138E}, {0x11390, 0x113B5}, {0x113B7, 0x113B7}, {0x113D1, 0x113D1}, {0x113D3, 0x113D3},
+    {0x116D0, 0x116E3}, {0x11BC0, 0x11BE0}, {0x11BF0, 0x11BF9}, {0x11F02, 0x11F02}, {0x11F04, 0x11F10},
+    {0x11F12, 0x11F33}, {0x11F50, 0x11F59}, {0x1342F, 0x1342F}, {0x13441, 0x13446}, {0x13460, 0x143FA},
+    {0x16100, 0x1611D}, {0x16130, 0x16139}, {0x16D40, 0x16D6C}, {0x16D70, 0x16D79}, {0x18CFF, 0x18CFF},
+    {0x1B132, 0x1B132}, {0x1B155, 0x1B155}, {0x1CCF0, 0x1CCF9}, {0x1D2C0, 0x1D2D3}, {0x1DF25, 0x1DF2A},
+    {0x1E030, 0x1E06D}, {0x1E4D0, 0x1E4EB}, {0x1E4F0, 0x1E4F9}, {0x1E5D0, 0x1E5ED}, {0x1E5F0, 0x1E5FA},
+    {0x2B739, 0x2B739}, {0x2EBF0, 0x2EE5D}, {0x31350, 0x323AF},
+};
+
+static bool cp_is_wide(uint32_t cp) {
+    size_t lo = 0, hi = sizeof WIDE_CPS / sizeof WIDE_CPS[0];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (cp < WIDE_CPS[mid][0]) hi = mid;
+        else if (cp > WIDE_CPS[mid][1]) lo = mid + 1;
+        else return true;
+    }
+    return false;
+}
+
+/* Does [s, len) contain one of the newer letters/numbers? All are >= U+1C89,
+ * i.e. 3- or 4-byte sequences, so most text is rejected by a byte test. */
+static bool needs_wide(const uint8_t *s, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < 0xE1) continue;
+        size_t k = s[i] >= 0xF0 ? 4 : 3;
+        if (i + k > len) break;
+        uint32_t cp = k == 3 ? ((uint32_t)(s[i] & 0x0F) << 12) | ((uint32_t)(s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F)
+                             : ((uint32_t)(s[i] & 0x07) << 18) | ((uint32_t)(s[i + 1] & 0x3F) << 12) |
+                                   ((uint32_t)(s[i + 2] & 0x3F) << 6) | (s[i + 3] & 0x3F);
+        if (cp >= 0x1C89 && cp_is_wide(cp)) return true;
+        i += k - 1;
+    }
+    return false;
+}
+
+static agx_status compile_one(const char *pattern, bool wide, pcre2_code **out, agx_error *err) {
+    char *pat = rewrite_pattern(pattern, wide);
     if (!pat) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory compiling the pre-tokenizer");
     int ec = 0;
     PCRE2_SIZE eo = 0;
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
                                    PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &ec, &eo, NULL);
+    free(pat);
     if (!re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(ec, msg, sizeof msg);
-        agx_status st = agx_error_set(err, AGX_ERR_TOKENIZER,
-                                      "pre-tokenizer regex does not compile at offset %zu: %s "
-                                      "(pattern %.200s)", (size_t)eo, (const char *)msg, pattern);
-        free(pat);
-        return st;
+        return agx_error_set(err, AGX_ERR_TOKENIZER,
+                             "pre-tokenizer regex does not compile at offset %zu: %s (pattern %.200s)", (size_t)eo,
+                             (const char *)msg, pattern);
     }
-    free(pat);
     /* JIT is an optimisation: when unavailable the interpreter gives the same matches. */
     (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    *out = re;
+    return AGX_OK;
+}
+
+agx_status agx_pretok_compile(agx_tokenizer *t, const char *pattern, agx_error *err) {
+    pcre2_code *re = NULL, *wide = NULL;
+    agx_status st = compile_one(pattern, false, &re, err);
+    if (st == AGX_OK && (strstr(pattern, "\\p{L}") || strstr(pattern, "\\p{N}"))) st = compile_one(pattern, true, &wide, err);
+    if (st != AGX_OK) {
+        if (re) pcre2_code_free(re);
+        return st;
+    }
     if (t->re) pcre2_code_free(t->re);
+    if (t->re_wide) pcre2_code_free(t->re_wide);
     t->re = re;
+    t->re_wide = wide;
     return AGX_OK;
 }
 
@@ -179,8 +232,9 @@ agx_status agx_pretok_split(const agx_tokenizer *t, pcre2_match_data *md, const 
     pcre2_match_context *mc = NULL;
     size_t off = 0;
     agx_status st = AGX_OK;
+    const pcre2_code *re = t->re_wide && needs_wide((const uint8_t *)s, len) ? t->re_wide : t->re;
     while (off < len) {
-        int rc = pcre2_match(t->re, (PCRE2_SPTR)s, len, off, 0, md, mc);
+        int rc = pcre2_match(re, (PCRE2_SPTR)s, len, off, 0, md, mc);
         if (rc == PCRE2_ERROR_JIT_STACKLIMIT && !js) {
             /* pathological input: give this call a larger JIT stack and retry */
             js = pcre2_jit_stack_create(64 * 1024, 64 * 1024 * 1024, NULL);

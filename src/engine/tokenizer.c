@@ -427,6 +427,7 @@ void agx_tokenizer_free(agx_tokenizer *t) {
     pairmap_free(&t->merges);
     free(t->trie);
     if (t->re) pcre2_code_free(t->re);
+    if (t->re_wide) pcre2_code_free(t->re_wide);
     free(t->chat_template);
     free(t->bos_text);
     free(t->eos_text);
@@ -825,7 +826,7 @@ agx_status agx_tokenizer_encode(const agx_tokenizer *t, const char *text, size_t
     agx_strbuf_init(&c.word);
     agx_status st = AGX_OK;
     if (t->re) {
-        c.md = pcre2_match_data_create_from_pattern(t->re, NULL);
+        c.md = pcre2_match_data_create(8, NULL);
         if (!c.md) {
             st = agx_error_set(err, AGX_ERR_NOMEM, "out of memory while tokenizing");
             goto done;

@@ -66,6 +66,7 @@ struct agx_tokenizer {
 
     /* pre-tokenization */
     pcre2_code *re;            /* NULL: no split (SPM) */
+    pcre2_code *re_wide;       /* same with Unicode 15/16 letters and numbers; NULL if not needed */
     bool nfc;
     bool ignore_merges;
     bool add_space_prefix;     /* SPM: prepend "▁" to each text segment */
