@@ -53,6 +53,7 @@ agx_tokenizer *agx_tok_alloc(int32_t n_vocab) {
     t->type = calloc((size_t)n_vocab, 1);
     t->special = calloc((size_t)n_vocab, 1);
     t->bos = t->eos = t->eot = t->pad = t->unk = -1;
+    t->cache_min_len = 4096;
     if (!t->text_off || !t->text_len || !t->type || !t->special) {
         agx_tokenizer_free(t);
         return NULL;
@@ -493,7 +494,73 @@ typedef struct {
     size_t hcap;
     pcre2_match_data *md;
     bool oom;
+    /* per-call cache of short byte-level pre-tokens -> ids (repeated words) */
+    struct cache_ent { uint64_t hash; uint32_t key_off, ids_off; uint16_t key_len, n_ids; } *cache;
+    uint32_t cache_mask, cache_used;
+    agx_strbuf cache_keys;
+    int32_t *cache_ids;
+    size_t cache_nids, cache_cap_ids;
 } enc_ctx;
+
+#define CACHE_MAX_KEY 48
+#define CACHE_MAX_ENTRIES (1u << 16)
+
+static bool cache_init(enc_ctx *c) {
+    c->cache = calloc(4096, sizeof *c->cache);
+    if (!c->cache) return false;
+    c->cache_mask = 4095;
+    agx_strbuf_init(&c->cache_keys);
+    return true;
+}
+
+static struct cache_ent *cache_slot(enc_ctx *c, const char *p, size_t n, uint64_t h) {
+    uint32_t i = (uint32_t)h & c->cache_mask;
+    for (;;) {
+        struct cache_ent *e = &c->cache[i];
+        if (e->key_len == 0) return e;
+        if (e->hash == h && e->key_len == n && memcmp(c->cache_keys.data + e->key_off, p, n) == 0) return e;
+        i = (i + 1) & c->cache_mask;
+    }
+}
+
+static void cache_grow(enc_ctx *c) {
+    uint32_t cap = (c->cache_mask + 1) * 2;
+    struct cache_ent *ne = calloc(cap, sizeof *ne);
+    if (!ne) return;   /* the cache just stops growing */
+    for (uint32_t i = 0; i <= c->cache_mask; i++) {
+        struct cache_ent *e = &c->cache[i];
+        if (!e->key_len) continue;
+        uint32_t j = (uint32_t)e->hash & (cap - 1);
+        while (ne[j].key_len) j = (j + 1) & (cap - 1);
+        ne[j] = *e;
+    }
+    free(c->cache);
+    c->cache = ne;
+    c->cache_mask = cap - 1;
+}
+
+static void cache_put(enc_ctx *c, struct cache_ent *e, const char *p, size_t n, uint64_t h, const int32_t *ids,
+                      size_t k) {
+    if (c->cache_used >= CACHE_MAX_ENTRIES || k > UINT16_MAX) return;
+    if (c->cache_nids + k > c->cache_cap_ids) {
+        size_t cap = c->cache_cap_ids ? c->cache_cap_ids * 2 : 4096;
+        while (cap < c->cache_nids + k) cap *= 2;
+        int32_t *q = realloc(c->cache_ids, cap * sizeof *q);
+        if (!q) return;
+        c->cache_ids = q;
+        c->cache_cap_ids = cap;
+    }
+    size_t key_off = c->cache_keys.len;
+    if (!agx_strbuf_append(&c->cache_keys, p, n)) return;
+    memcpy(c->cache_ids + c->cache_nids, ids, k * sizeof *ids);
+    e->hash = h;
+    e->key_off = (uint32_t)key_off;
+    e->key_len = (uint16_t)n;
+    e->ids_off = (uint32_t)c->cache_nids;
+    e->n_ids = (uint16_t)k;
+    c->cache_nids += k;
+    if (++c->cache_used * 2 > c->cache_mask + 1) cache_grow(c);
+}
 
 static bool push_id(enc_ctx *c, int32_t id) {
     if (c->n == c->cap) {
@@ -571,25 +638,28 @@ static merge_ent me_pop(merge_ent *h, size_t *n) {
 static void bpe_merge(enc_ctx *c, size_t n) {
     const agx_tok_pairmap *pm = &c->t->merges;
     int32_t *s = c->sym;
-    if (n <= 32) {
-        /* short words: quadratic scan beats the heap */
+    if (n <= 64) {
+        /* short words: keep each adjacent pair's rank, scan for the minimum
+         * and re-rank only the merged symbol's two pairs */
+        uint32_t rk[64];
+        int32_t mg[64];
+        for (size_t i = 0; i + 1 < n; i++) rk[i] = pair_rank(pm, s[i], s[i + 1], &mg[i]);
         while (n > 1) {
             uint32_t best = UINT32_MAX;
             size_t bi = 0;
-            int32_t bm = -1;
-            for (size_t i = 0; i + 1 < n; i++) {
-                int32_t m = -1;
-                uint32_t r = pair_rank(pm, s[i], s[i + 1], &m);
-                if (r < best) {
-                    best = r;
+            for (size_t i = 0; i + 1 < n; i++)
+                if (rk[i] < best) {
+                    best = rk[i];
                     bi = i;
-                    bm = m;
                 }
-            }
             if (best == UINT32_MAX) break;
-            s[bi] = bm;
+            s[bi] = mg[bi];
             memmove(s + bi + 1, s + bi + 2, (n - bi - 2) * sizeof *s);
+            memmove(rk + bi + 1, rk + bi + 2, (n - bi - 2) * sizeof *rk);
+            memmove(mg + bi + 1, mg + bi + 2, (n - bi - 2) * sizeof *mg);
             n--;
+            if (bi > 0) rk[bi - 1] = pair_rank(pm, s[bi - 1], s[bi], &mg[bi - 1]);
+            if (bi + 1 < n) rk[bi] = pair_rank(pm, s[bi], s[bi + 1], &mg[bi]);
         }
         for (size_t i = 0; i < n; i++)
             if (!push_id(c, s[i])) return;
@@ -639,12 +709,28 @@ static bool bpe_byte_word(void *ctx, const char *p, size_t n) {
     const agx_tokenizer *t = c->t;
     const uint8_t *b = (const uint8_t *)p;
     if (n == 0) return true;
+    struct cache_ent *ce = NULL;
+    uint64_t h = 0;
+    size_t n0 = c->n;
+    if (c->cache && n > 1 && n <= CACHE_MAX_KEY) {
+        h = hash_bytes(p, n) | 1;
+        ce = cache_slot(c, p, n, h);
+        if (ce->key_len) {
+            for (uint32_t i = 0; i < ce->n_ids; i++)
+                if (!push_id(c, c->cache_ids[ce->ids_off + i])) return false;
+            return true;
+        }
+    }
     if (t->ignore_merges || n == 1) {
         c->word.len = 0;
         for (size_t i = 0; i < n; i++)
             if (!agx_strbuf_append(&c->word, t->bl_utf8[b[i]], t->bl_len[b[i]])) return !(c->oom = true);
         int32_t id = agx_tokenizer_find(t, c->word.data, c->word.len);
-        if (id >= 0) return push_id(c, id);
+        if (id >= 0) {
+            if (!push_id(c, id)) return false;
+            if (ce) cache_put(c, ce, p, n, h, c->ids + n0, c->n - n0);
+            return true;
+        }
     }
     if (!reserve_syms(c, n)) return false;
     size_t k = 0;
@@ -654,6 +740,7 @@ static bool bpe_byte_word(void *ctx, const char *p, size_t n) {
         if (id >= 0) c->sym[k++] = id;
     }
     bpe_merge(c, k);
+    if (ce && !c->oom) cache_put(c, ce, p, n, h, c->ids + n0, c->n - n0);
     return !c->oom;
 }
 
@@ -832,6 +919,8 @@ agx_status agx_tokenizer_encode(const agx_tokenizer *t, const char *text, size_t
             goto done;
         }
     }
+    /* repeated words are worth caching only in longer texts */
+    if (t->model == AGX_TOKM_BPE_BYTE && len >= t->cache_min_len && !cache_init(&c)) goto oom;
     if (add_special && t->add_bos && t->bos >= 0 && !push_id(&c, t->bos)) goto oom;
     const uint8_t *s = (const uint8_t *)text;
     size_t seg = 0, i = 0;
@@ -865,6 +954,9 @@ done:
     free(c.soff);
     free(c.slen);
     free(c.heap);
+    free(c.cache);
+    free(c.cache_ids);
+    agx_strbuf_free(&c.cache_keys);
     if (c.md) pcre2_match_data_free(c.md);
     return st;
 }

@@ -77,6 +77,7 @@ struct agx_tokenizer {
     int32_t bos, eos, eot, pad, unk;
     bool add_bos, add_eos;
     char *chat_template;
+    size_t cache_min_len;      /* encode caches pre-tokens for texts at least this long (tests vary it) */
 };
 
 /* tokenizer.c */

@@ -12,6 +12,7 @@
 #include "agx/agx.h"
 #include "agx/gguf.h"
 #include "agx/tokenizer.h"
+#include "engine/tokenizer_internal.h"
 
 static const char *const FAMS[] = {"qwen2", "llama3", "llama2"};
 
@@ -166,7 +167,11 @@ static void run_path(const char *path_kind) {
             assert_string_equal(agx_tokenizer_source(t), "tokenizer.json");
             free(p);
         }
+        /* once with the pre-token cache on for every text, once off */
+        t->cache_min_len = 0;
         int fails = check_family(FAMS[f], t, path_kind, vec);
+        t->cache_min_len = SIZE_MAX;
+        fails += check_family(FAMS[f], t, path_kind, vec);
         fprintf(stderr, "%s via %s: %zu vectors, %d failing checks\n", FAMS[f], path_kind, json_array_size(vec), fails);
         total += fails;
         agx_tokenizer_free(t);
