@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "agx/error.h"
+#include "agx/tokenizer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -54,6 +55,16 @@ agx_status agx_chat_render(const char *template_source, const char *bos, const c
 agx_status agx_chat_render_family(agx_chat_family family, const char *template_source,
                                   const char *bos, const char *eos, const agx_chat_msg *msgs,
                                   size_t n, bool add_generation_prompt, char **out, agx_error *err);
+
+/* Renders with the tokenizer's template (tmpl NULL) or tmpl, and encodes the
+ * prompt for generation: special tokens written by the template are parsed,
+ * those inside message contents are not (a user cannot inject <|im_start|>);
+ * otherwise identical to encoding the whole prompt with parse_special. BOS is
+ * added when the model adds one and the template did not write it.
+ * *prompt (optional, may be NULL) receives the rendered text; caller frees both. */
+agx_status agx_chat_tokenize(const agx_tokenizer *t, const char *tmpl, const agx_chat_msg *msgs, size_t n,
+                             bool add_generation_prompt, char **prompt, int32_t **ids, size_t *n_ids,
+                             agx_error *err);
 
 #ifdef __cplusplus
 }

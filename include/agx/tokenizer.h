@@ -89,6 +89,13 @@ agx_status agx_tokenizer_encode(const agx_tokenizer *t, const char *text, size_t
                                 bool add_special, bool parse_special, int32_t **ids,
                                 size_t *n_ids, agx_error *err);
 
+/* Like agx_tokenizer_encode, but control tokens are not matched where they
+ * start inside one of the n_spans byte ranges [spans[2i], spans[2i+1])
+ * (sorted, non-overlapping): for prompts whose message contents are untrusted. */
+agx_status agx_tokenizer_encode_spans(const agx_tokenizer *t, const char *text, size_t len,
+                                      bool add_special, bool parse_special, const size_t *spans,
+                                      size_t n_spans, int32_t **ids, size_t *n_ids, agx_error *err);
+
 /* ---- decoding ---- */
 /* Exact bytes of the ids (HF decode, skip_special=false keeps control tokens as
  * their text). *out is malloc'ed and NUL-terminated; *out_len excludes the NUL. */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agx/tokenizer.h"
 #include "agx/util.h"
 
 static const char *const FAMILY_NAMES[AGX_CHAT_FAMILY_COUNT] = {
@@ -140,6 +141,8 @@ static bool ends_with(span s, const char *p) { size_t k = strlen(p); return s.n 
 typedef struct {
     agx_strbuf sb;
     bool oom;
+    size_t *spans;     /* [start, end) pairs of message content in sb */
+    size_t n_spans, cap_spans;
 } out_t;
 
 static void put(out_t *o, const char *s) {
@@ -148,6 +151,28 @@ static void put(out_t *o, const char *s) {
 static void puts_span(out_t *o, span s) {
     if (!o->oom && !agx_strbuf_append(&o->sb, s.p, s.n)) o->oom = true;
 }
+
+/* Message content: recorded as a span so that agx_chat_tokenize can keep
+ * control tokens written in it from being parsed. */
+static void puts_c(out_t *o, span s) {
+    size_t start = o->sb.len;
+    puts_span(o, s);
+    if (o->oom || s.n == 0) return;
+    if (o->n_spans == o->cap_spans) {
+        size_t cap = o->cap_spans ? o->cap_spans * 2 : 16;
+        size_t *p = realloc(o->spans, cap * 2 * sizeof *p);
+        if (!p) {
+            o->oom = true;
+            return;
+        }
+        o->spans = p;
+        o->cap_spans = cap;
+    }
+    o->spans[2 * o->n_spans] = start;
+    o->spans[2 * o->n_spans + 1] = o->sb.len;
+    o->n_spans++;
+}
+static void put_c(out_t *o, const char *s) { puts_c(o, sp(s)); }
 
 static bool role_is(const agx_chat_msg *m, const char *r) { return m->role && strcmp(m->role, r) == 0; }
 
@@ -196,7 +221,7 @@ static void render_chatml(out_t *o, const char *tmpl, const agx_chat_msg *m, siz
         put(o, "<|im_start|>");
         put(o, m[i].role);
         put(o, "\n");
-        put(o, m[i].content);
+        put_c(o, m[i].content);
         put(o, "<|im_end|>\n");
     }
     if (gen) put(o, "<|im_start|>assistant\n");
@@ -207,7 +232,7 @@ static void render_chatml(out_t *o, const char *tmpl, const agx_chat_msg *m, siz
 static void render_qwen3(out_t *o, const agx_chat_msg *m, size_t n, bool gen) {
     if (n && role_is(&m[0], "system")) {
         put(o, "<|im_start|>system\n");
-        put(o, m[0].content);
+        put_c(o, m[0].content);
         put(o, "<|im_end|>\n");
     }
     size_t last_query = n ? n - 1 : 0;
@@ -224,7 +249,7 @@ static void render_qwen3(out_t *o, const agx_chat_msg *m, size_t n, bool gen) {
             put(o, "<|im_start|>");
             put(o, m[i].role);
             put(o, "\n");
-            puts_span(o, c);
+            puts_c(o, c);
             put(o, "<|im_end|>\n");
         } else if (role_is(&m[i], "assistant")) {
             span content = c, reasoning = {"", 0};
@@ -241,17 +266,17 @@ static void render_qwen3(out_t *o, const agx_chat_msg *m, size_t n, bool gen) {
             put(o, "<|im_start|>assistant\n");
             if (i > last_query && (i == n - 1 || reasoning.n > 0)) {
                 put(o, "<think>\n");
-                puts_span(o, rstrip_nl(lstrip_nl(reasoning)));
+                puts_c(o, rstrip_nl(lstrip_nl(reasoning)));
                 put(o, "\n</think>\n\n");
-                puts_span(o, lstrip_nl(content));
+                puts_c(o, lstrip_nl(content));
             } else {
-                puts_span(o, content);
+                puts_c(o, content);
             }
             put(o, "<|im_end|>\n");
         } else if (role_is(&m[i], "tool")) {
             if (i == 0 || !role_is(&m[i - 1], "tool")) put(o, "<|im_start|>user");
             put(o, "\n<tool_response>\n");
-            puts_span(o, c);
+            puts_c(o, c);
             put(o, "\n</tool_response>");
             if (i == n - 1 || !role_is(&m[i + 1], "tool")) put(o, "<|im_end|>\n");
         }
@@ -265,7 +290,7 @@ static void llama3_turn(out_t *o, const char *role, span content) {
     put(o, "<|start_header_id|>");
     put(o, role);
     put(o, "<|end_header_id|>\n\n");
-    puts_span(o, strip_ws(content));
+    puts_c(o, strip_ws(content));
     put(o, "<|eot_id|>");
 }
 
@@ -289,7 +314,7 @@ static void render_llama31(out_t *o, const char *bos, const agx_chat_msg *m, siz
     }
     /* date_string defaults to "26 Jul 2024" when the caller passes none */
     put(o, "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n");
-    puts_span(o, sys);
+    puts_c(o, sys);
     put(o, "<|eot_id|>");
     for (size_t i = start; i < n; i++)
         llama3_turn(o, role_is(&m[i], "tool") ? "ipython" : m[i].role, sp(m[i].content));
@@ -329,11 +354,11 @@ static agx_status render_llama2(out_t *o, const char *bos, const char *eos, cons
         if (role_is(&m[i], "user")) {
             put(o, bos);
             put(o, "[INST] ");
-            puts_span(o, c);
+            puts_c(o, c);
             put(o, " [/INST]");
         } else if (role_is(&m[i], "assistant")) {
             put(o, " ");
-            puts_span(o, c);
+            puts_c(o, c);
             put(o, " ");
             put(o, eos);
         }
@@ -366,17 +391,17 @@ static void render_mistral(out_t *o, agx_chat_family f, const char *bos, const c
         if (role_is(&m[i], "user")) {
             put(o, f == AGX_CHAT_MISTRAL_TEKKEN ? "[INST]" : "[INST] ");
             if (sys && i == sys_at) {
-                put(o, sys);
+                put_c(o, sys);
                 put(o, "\n\n");
             }
-            put(o, m[i].content);
+            put_c(o, m[i].content);
             put(o, f == AGX_CHAT_MISTRAL_V1 ? " [/INST]" : "[/INST]");
         } else if (role_is(&m[i], "assistant")) {
             if (f == AGX_CHAT_MISTRAL_V3) {
                 put(o, " ");
-                puts_span(o, strip_ws(sp(m[i].content)));
+                puts_c(o, strip_ws(sp(m[i].content)));
             } else {
-                put(o, m[i].content);
+                put_c(o, m[i].content);
             }
             put(o, eos);
         }
@@ -392,22 +417,26 @@ static void render_phi3(out_t *o, const char *eos, const agx_chat_msg *m, size_t
                           : role_is(&m[i], "assistant") ? "<|assistant|>\n" : NULL;
         if (!tag || (role_is(&m[i], "system") && !(m[i].content && *m[i].content))) continue;
         put(o, tag);
-        put(o, m[i].content);
+        put_c(o, m[i].content);
         put(o, "<|end|>\n");
     }
     put(o, gen ? "<|assistant|>\n" : eos);
 }
 
-agx_status agx_chat_render_family(agx_chat_family f, const char *tmpl, const char *bos, const char *eos,
-                                  const agx_chat_msg *msgs, size_t n, bool gen, char **out, agx_error *err) {
+static agx_status render_impl(agx_chat_family f, const char *tmpl, const char *bos, const char *eos,
+                              const agx_chat_msg *msgs, size_t n, bool gen, char **out, size_t **spans,
+                              size_t *n_spans, agx_error *err) {
     *out = NULL;
+    if (spans) *spans = NULL;
+    if (n_spans) *n_spans = 0;
     if (!bos) bos = "";
     if (!eos) eos = "";
     for (size_t i = 0; i < n; i++)
         if (!msgs[i].role || !msgs[i].content)
             return agx_error_set(err, AGX_ERR_VALIDATION, "chat message %zu has no %s", i,
                                  msgs[i].role ? "content" : "role");
-    out_t o = {{0}, false};
+    out_t o;
+    memset(&o, 0, sizeof o);
     agx_strbuf_init(&o.sb);
     agx_status st = AGX_OK;
     switch (f) {
@@ -425,19 +454,58 @@ agx_status agx_chat_render_family(agx_chat_family f, const char *tmpl, const cha
     if (st == AGX_OK && !o.oom && !agx_strbuf_append(&o.sb, "", 0)) o.oom = true;
     if (st != AGX_OK || o.oom) {
         agx_strbuf_free(&o.sb);
+        free(o.spans);
         return st != AGX_OK ? st : agx_error_set(err, AGX_ERR_NOMEM, "out of memory rendering the chat template");
     }
     *out = agx_strbuf_take(&o.sb);
+    if (spans) {
+        *spans = o.spans;
+        *n_spans = o.n_spans;
+    } else {
+        free(o.spans);
+    }
     return AGX_OK;
 }
 
-agx_status agx_chat_render(const char *tmpl, const char *bos, const char *eos, const agx_chat_msg *msgs,
-                           size_t n, bool gen, char **out, agx_error *err) {
+agx_status agx_chat_render_family(agx_chat_family f, const char *tmpl, const char *bos, const char *eos,
+                                  const agx_chat_msg *msgs, size_t n, bool gen, char **out, agx_error *err) {
+    return render_impl(f, tmpl, bos, eos, msgs, n, gen, out, NULL, NULL, err);
+}
+
+static agx_chat_family detect_warn(const char *tmpl) {
     bool known;
     agx_chat_family f = agx_chat_detect(tmpl, &known);
     if (!known)
         agx_log(AGX_LOG_WARN, "%s; rendering the prompt as ChatML (<|im_start|>role ... <|im_end|>)",
                 tmpl && *tmpl ? "the model's chat template is not one agx knows"
                               : "the model has no chat template");
-    return agx_chat_render_family(f, tmpl, bos, eos, msgs, n, gen, out, err);
+    return f;
+}
+
+agx_status agx_chat_tokenize(const agx_tokenizer *t, const char *tmpl, const agx_chat_msg *msgs, size_t n,
+                             bool add_generation_prompt, char **prompt_out, int32_t **ids, size_t *n_ids,
+                             agx_error *err) {
+    *ids = NULL;
+    *n_ids = 0;
+    if (prompt_out) *prompt_out = NULL;
+    if (!tmpl) tmpl = agx_tokenizer_chat_template(t);
+    char *prompt = NULL;
+    size_t *spans = NULL, n_spans = 0;
+    agx_status st = render_impl(detect_warn(tmpl), tmpl, agx_tokenizer_bos_text(t), agx_tokenizer_eos_text(t), msgs,
+                                n, add_generation_prompt, &prompt, &spans, &n_spans, err);
+    if (st != AGX_OK) return st;
+    size_t len = strlen(prompt);
+    /* BOS only when the template did not write it (as llama.cpp does) */
+    const char *bos = agx_tokenizer_bos_text(t);
+    bool add_bos = agx_tokenizer_add_bos(t) && !(*bos && strncmp(prompt, bos, strlen(bos)) == 0);
+    st = agx_tokenizer_encode_spans(t, prompt, len, add_bos, true, spans, n_spans, ids, n_ids, err);
+    free(spans);
+    if (st == AGX_OK && prompt_out) *prompt_out = prompt;
+    else free(prompt);
+    return st;
+}
+
+agx_status agx_chat_render(const char *tmpl, const char *bos, const char *eos, const agx_chat_msg *msgs,
+                           size_t n, bool gen, char **out, agx_error *err) {
+    return render_impl(detect_warn(tmpl), tmpl, bos, eos, msgs, n, gen, out, NULL, NULL, err);
 }

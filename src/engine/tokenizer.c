@@ -903,6 +903,12 @@ oom:
 agx_status agx_tokenizer_encode(const agx_tokenizer *t, const char *text, size_t len,
                                 bool add_special, bool parse_special, int32_t **ids,
                                 size_t *n_ids, agx_error *err) {
+    return agx_tokenizer_encode_spans(t, text, len, add_special, parse_special, NULL, 0, ids, n_ids, err);
+}
+
+agx_status agx_tokenizer_encode_spans(const agx_tokenizer *t, const char *text, size_t len,
+                                      bool add_special, bool parse_special, const size_t *spans,
+                                      size_t n_spans, int32_t **ids, size_t *n_ids, agx_error *err) {
     *ids = NULL;
     *n_ids = 0;
     if (!text && len) return agx_error_set(err, AGX_ERR_TOKENIZER, "encode: NULL text");
@@ -923,11 +929,13 @@ agx_status agx_tokenizer_encode(const agx_tokenizer *t, const char *text, size_t
     if (t->model == AGX_TOKM_BPE_BYTE && len >= t->cache_min_len && !cache_init(&c)) goto oom;
     if (add_special && t->add_bos && t->bos >= 0 && !push_id(&c, t->bos)) goto oom;
     const uint8_t *s = (const uint8_t *)text;
-    size_t seg = 0, i = 0;
+    size_t seg = 0, i = 0, sp = 0;
     while (i < len) {
         int32_t tok;
         size_t m;
-        if (t->trie_first[s[i]] && (m = trie_match(t, s + i, len - i, parse_special, &tok)) > 0) {
+        while (sp < n_spans && spans[2 * sp + 1] <= i) sp++;
+        bool special_here = parse_special && !(sp < n_spans && spans[2 * sp] <= i);
+        if (t->trie_first[s[i]] && (m = trie_match(t, s + i, len - i, special_here, &tok)) > 0) {
             if ((st = encode_segment(&c, text + seg, i - seg, seg == 0, err)) != AGX_OK) goto done;
             if (!push_id(&c, tok)) goto oom;
             i += m;

@@ -99,6 +99,20 @@ static void test_render_library(void **state) {
                     fails++;
                 }
                 free(ids);
+                /* the generation path: render + encode with contents guarded */
+                char *prompt = NULL;
+                const char *tmpl_arg = strcmp(FAMS[f], "llama2") == 0 ? ref_tmpl : NULL;
+                assert_int_equal(agx_chat_tokenize(t, tmpl_arg, msgs, n, true, &prompt, &ids, &nid, &err), AGX_OK);
+                assert_string_equal(prompt, want);
+                same = json_array_size(rids) == nid;
+                for (size_t k = 0; same && k < nid; k++) same = json_integer_value(json_array_get(rids, k)) == ids[k];
+                if (!same) {
+                    fprintf(stderr, "  %s %s (%s): agx_chat_tokenize ids differ\n", FAMS[f],
+                            json_string_value(json_object_get(c, "name")), path ? "json" : "gguf");
+                    fails++;
+                }
+                free(ids);
+                free(prompt);
                 free(out);
             }
             agx_tokenizer_free(t);
