@@ -52,9 +52,10 @@ agx_tokenizer *agx_tok_alloc(int32_t n_vocab) {
     t->text_len = calloc((size_t)n_vocab, sizeof *t->text_len);
     t->type = calloc((size_t)n_vocab, 1);
     t->special = calloc((size_t)n_vocab, 1);
+    t->skip = calloc((size_t)n_vocab, 1);
     t->bos = t->eos = t->eot = t->pad = t->unk = -1;
     t->cache_min_len = 4096;
-    if (!t->text_off || !t->text_len || !t->type || !t->special) {
+    if (!t->text_off || !t->text_len || !t->type || !t->special || !t->skip) {
         agx_tokenizer_free(t);
         return NULL;
     }
@@ -382,6 +383,7 @@ agx_status agx_tok_finish(agx_tokenizer *t, agx_error *err) {
         int ty = t->type[id];
         if (ty != AGX_TOKEN_CONTROL && ty != AGX_TOKEN_USER_DEFINED && ty != AGX_TOKEN_UNKNOWN) continue;
         t->special[id] = ty != AGX_TOKEN_USER_DEFINED;
+        t->skip[id] = t->special[id];
         if (t->text_len[id] == 0) continue;
         if (!trie_add(t, (const uint8_t *)t->text + t->text_off[id], t->text_len[id], id)) goto oom;
     }
@@ -423,6 +425,7 @@ void agx_tokenizer_free(agx_tokenizer *t) {
     free(t->dec_len);
     free(t->type);
     free(t->special);
+    free(t->skip);
     free(t->score);
     free(t->vocab.slots);
     pairmap_free(&t->merges);
@@ -985,7 +988,7 @@ agx_status agx_tokenizer_decode(const agx_tokenizer *t, const int32_t *ids, size
                                  "token id %ld at position %zu is outside the vocabulary (0..%ld)",
                                  (long)id, i, (long)t->n_vocab - 1);
         }
-        if (skip_special && t->special[id]) continue;
+        if (skip_special && t->skip[id]) continue;
         if (!agx_strbuf_append(&sb, t->dec + t->dec_off[id], t->dec_len[id])) goto oom;
     }
     if (!agx_strbuf_append(&sb, "", 0)) goto oom;
@@ -1085,7 +1088,7 @@ agx_status agx_detok_stream_push(agx_detok_stream *s, int32_t id, char **out, si
     if (id < 0 || id >= t->n_vocab)
         return agx_error_set(err, AGX_ERR_TOKENIZER, "token id %ld is outside the vocabulary (0..%ld)",
                              (long)id, (long)t->n_vocab - 1);
-    if (s->skip_special && t->special[id]) return AGX_OK;
+    if (s->skip_special && t->skip[id]) return AGX_OK;
     const uint8_t *d = t->dec + t->dec_off[id];
     size_t n = t->dec_len[id];
     if (!s->started && n > 0) {

@@ -47,7 +47,8 @@ struct agx_tokenizer {
     size_t dec_used, dec_cap;
     uint32_t *dec_off, *dec_len;
     uint8_t *type;             /* agx_token_type */
-    uint8_t *special;          /* 1 = control-like: matched only with parse_special, skipped by skip_special */
+    uint8_t *special;          /* 1 = control-like: matched only with parse_special */
+    uint8_t *skip;             /* 1 = dropped by decode's skip_special (json: the "special" flag, as HF) */
     float *score;              /* SPM scores (GGUF); NULL otherwise */
 
     agx_tok_strmap vocab;

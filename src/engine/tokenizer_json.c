@@ -222,6 +222,10 @@ agx_status agx_tokenizer_load_json(const char *path, agx_tokenizer **out, agx_er
     const char *unk = jstr(model, "unk_token");
 
     if ((st = agx_tok_finish(t, err)) != AGX_OK) goto done;
+    /* HF's skip_special_tokens drops exactly the added tokens flagged special */
+    json_array_foreach(added, ai, at) {
+        t->skip[json_integer_value(json_object_get(at, "id"))] = jbool(at, "special", false);
+    }
     if (unk) t->unk = agx_tokenizer_find(t, unk, strlen(unk));
 
     if (t->model == AGX_TOKM_BPE_BYTE) {
