@@ -426,6 +426,7 @@ void agx_tokenizer_free(agx_tokenizer *t) {
     free(t->type);
     free(t->special);
     free(t->skip);
+    free(t->strip);
     free(t->score);
     free(t->vocab.slots);
     pairmap_free(&t->merges);
@@ -903,6 +904,34 @@ oom:
     return agx_error_set(err, AGX_ERR_NOMEM, "out of memory while tokenizing %zu bytes", len);
 }
 
+/* Rust char::is_whitespace (Unicode White_Space) at s[i], its length or 0. */
+static size_t ws_len(const uint8_t *s, size_t i, size_t len) {
+    uint32_t cp;
+    size_t k = utf8_next(s + i, len - i, &cp);
+    if (!k) return 0;
+    bool ws = (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+              (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+              cp == 0x3000;
+    return ws ? k : 0;
+}
+
+static size_t ws_fwd(const uint8_t *s, size_t i, size_t len) {
+    size_t k;
+    while (i < len && (k = ws_len(s, i, len)) > 0) i += k;
+    return i;
+}
+
+/* Start of the whitespace run ending at i (not before lo). */
+static size_t ws_back(const uint8_t *s, size_t lo, size_t i) {
+    while (i > lo) {
+        size_t j = i - 1;
+        while (j > lo && i - j < 4 && (s[j] & 0xC0) == 0x80) j--;
+        if (ws_len(s, j, i) != i - j) break;
+        i = j;
+    }
+    return i;
+}
+
 agx_status agx_tokenizer_encode(const agx_tokenizer *t, const char *text, size_t len,
                                 bool add_special, bool parse_special, int32_t **ids,
                                 size_t *n_ids, agx_error *err) {
@@ -939,9 +968,12 @@ agx_status agx_tokenizer_encode_spans(const agx_tokenizer *t, const char *text, 
         while (sp < n_spans && spans[2 * sp + 1] <= i) sp++;
         bool special_here = parse_special && !(sp < n_spans && spans[2 * sp] <= i);
         if (t->trie_first[s[i]] && (m = trie_match(t, s + i, len - i, special_here, &tok)) > 0) {
-            if ((st = encode_segment(&c, text + seg, i - seg, seg == 0, err)) != AGX_OK) goto done;
+            size_t end = i;
+            if (t->strip && (t->strip[tok] & 1)) end = ws_back(s, seg, i);   /* lstrip */
+            if ((st = encode_segment(&c, text + seg, end - seg, seg == 0, err)) != AGX_OK) goto done;
             if (!push_id(&c, tok)) goto oom;
             i += m;
+            if (t->strip && (t->strip[tok] & 2)) i = ws_fwd(s, i, len);       /* rstrip */
             seg = i;
             continue;
         }

@@ -48,6 +48,7 @@ struct agx_tokenizer {
     uint32_t *dec_off, *dec_len;
     uint8_t *type;             /* agx_token_type */
     uint8_t *special;          /* 1 = control-like: matched only with parse_special */
+    uint8_t *strip;            /* added-token lstrip (1) / rstrip (2) from tokenizer.json; NULL when none */
     uint8_t *skip;             /* 1 = dropped by decode's skip_special (json: the "special" flag, as HF) */
     float *score;              /* SPM scores (GGUF); NULL otherwise */
 

@@ -224,7 +224,11 @@ agx_status agx_tokenizer_load_json(const char *path, agx_tokenizer **out, agx_er
     if ((st = agx_tok_finish(t, err)) != AGX_OK) goto done;
     /* HF's skip_special_tokens drops exactly the added tokens flagged special */
     json_array_foreach(added, ai, at) {
-        t->skip[json_integer_value(json_object_get(at, "id"))] = jbool(at, "special", false);
+        int64_t id = json_integer_value(json_object_get(at, "id"));
+        t->skip[id] = jbool(at, "special", false);
+        uint8_t strip = (jbool(at, "lstrip", false) ? 1 : 0) | (jbool(at, "rstrip", false) ? 2 : 0);
+        if (strip && !t->strip && !(t->strip = calloc((size_t)t->n_vocab, 1))) goto oom;
+        if (strip) t->strip[id] = strip;
     }
     if (unk) t->unk = agx_tokenizer_find(t, unk, strlen(unk));
 

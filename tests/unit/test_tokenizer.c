@@ -46,8 +46,9 @@ static char *write_bpe_json(const char *dir, bool nfc, bool ignore_merges) {
     json_t *merges = json_pack("[s,s,[s,s],s,s,s,s]", "h e", "l l", "he", "ll", "hell o", "\xC4\xA0 w", "a b", "ab ab");
     json_t *model = json_pack("{s:s,s:o,s:o,s:b}", "type", "BPE", "vocab", vocab, "merges", merges, "ignore_merges",
                               ignore_merges);
-    json_t *added = json_pack("[{s:i,s:s,s:b},{s:i,s:s,s:b}]", "id", 263, "content", "<|im_start|>", "special", 1, "id",
-                              264, "content", "<think>", "special", 0);
+    json_t *added = json_pack("[{s:i,s:s,s:b},{s:i,s:s,s:b},{s:i,s:s,s:b,s:b,s:b}]", "id", 263, "content",
+                              "<|im_start|>", "special", 1, "id", 264, "content", "<think>", "special", 0, "id", 265,
+                              "content", "<x>", "special", 1, "lstrip", 1, "rstrip", 1);
     json_t *pre = json_pack("{s:s,s:[{s:s,s:{s:s},s:s},{s:s,s:b}]}", "type", "Sequence", "pretokenizers", "type",
                             "Split", "pattern", "Regex", QWEN_PAT, "behavior", "Isolated", "type", "ByteLevel",
                             "use_regex", 0);
@@ -161,6 +162,9 @@ static void test_added_tokens(void **state) {
     const int32_t th[] = {264, 259};
     expect_ids(t, "<think>hello", 12, false, th, 2);
     expect_ids(t, "<think>hello", 12, true, th, 2);
+    /* lstrip/rstrip: the whitespace around <x> is absorbed, as in HF */
+    const int32_t strip[] = {'a', 265, 'b'};
+    expect_ids(t, "a \n <x>\t b", 10, true, strip, 3);
     /* skip_special drops the control token when decoding */
     char *out;
     size_t outn;
