@@ -75,6 +75,9 @@ struct agx_tokenizer {
     bool byte_fallback;
     bool spm_prefix_first_only;  /* Metaspace prepend_scheme "first": only the text's first segment */
     bool spm_strip_leading_space;
+    bool spm_metaspace_decoder;  /* HF Metaspace decoder instead of Strip */
+    bool spm_metaspace;          /* Metaspace pre-tokenizer: no prefix when the segment starts with a space */
+    bool spm_split;              /* Metaspace split=true: each "▁" starts a new word */
 
     int32_t bos, eos, eot, pad, unk;
     bool add_bos, add_eos;

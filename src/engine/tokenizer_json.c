@@ -43,8 +43,8 @@ static void visit(json_t *node, visit_fn fn, void *ctx) {
 typedef struct {
     agx_tokenizer *t;
     const char *split_pattern;
-    bool bytelevel, bytelevel_regex, metaspace, metaspace_first;
-    bool prepend, nfc, strip, unsupported;
+    bool bytelevel, bytelevel_regex, metaspace, metaspace_first, metaspace_split;
+    bool prepend, nfc, strip, metaspace_dec, unsupported;
     char unsupported_name[64];
 } comp_ctx;
 
@@ -77,6 +77,7 @@ static void visit_pretok(json_t *n, void *ctx) {
         if (jbool(n, "use_regex", true)) c->bytelevel_regex = true;
     } else if (strcmp(type, "Metaspace") == 0) {
         c->metaspace = true;
+        c->metaspace_split = jbool(n, "split", true);
         const char *scheme = jstr(n, "prepend_scheme");
         if (scheme && strcmp(scheme, "first") == 0) c->metaspace_first = true;
         if (scheme && strcmp(scheme, "never") == 0) c->metaspace = false;
@@ -95,7 +96,7 @@ static void visit_decoder(json_t *n, void *ctx) {
         if (json_integer_value(start) >= 1) c->strip = true;
     } else if (strcmp(type, "Metaspace") == 0) {
         const char *scheme = jstr(n, "prepend_scheme");
-        if (!scheme || strcmp(scheme, "never") != 0) c->strip = true;
+        if (!scheme || strcmp(scheme, "never") != 0) c->metaspace_dec = true;
     } else if (strcmp(type, "ByteLevel") == 0) {
         c->bytelevel = true;
     }
@@ -215,6 +216,9 @@ agx_status agx_tokenizer_load_json(const char *path, agx_tokenizer **out, agx_er
         t->spm_prefix_first_only = cc.metaspace && cc.metaspace_first && !cc.prepend;
         t->byte_fallback = byte_fallback;
         t->spm_strip_leading_space = cc.strip;
+        t->spm_metaspace = cc.metaspace && !cc.prepend;
+        t->spm_metaspace_decoder = cc.metaspace_dec && !cc.strip;
+        t->spm_split = cc.metaspace && cc.metaspace_split;
     }
     snprintf(t->pre_name, sizeof t->pre_name, "%s", cc.split_pattern ? "split-regex" : cc.bytelevel ? "gpt2" : "none");
     t->nfc = cc.nfc;
