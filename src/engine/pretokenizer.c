@@ -53,6 +53,11 @@ static const char PAT_TEKKEN[] =
     "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
     "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*"
     "|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+/* o200k (GPT-4o, Phi-4): the tekken classes plus contractions and \p{N}{1,3} */
+static const char PAT_GPT4O[] =
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 static const char PAT_GPT2[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
@@ -62,8 +67,12 @@ static const struct {
     bool nfc, ignore_merges;
 } PRE_TABLE[] = {
     {"qwen2", PAT_QWEN2, true, false},
+    {"deepseek-r1-qwen", PAT_QWEN2, true, false},   /* llama.cpp treats it as qwen2 */
     {"llama-bpe", PAT_LLAMA3, false, true},
     {"llama3", PAT_LLAMA3, false, true},
+    {"falcon3", PAT_LLAMA3, false, true},
+    {"smaug-bpe", PAT_LLAMA3, false, false},
+    {"gpt-4o", PAT_GPT4O, false, false},
     {"tekken", PAT_TEKKEN, false, true},
     {"gpt2", PAT_GPT2, false, false},
     {"default", PAT_GPT2, false, false},

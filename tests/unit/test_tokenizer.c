@@ -238,6 +238,52 @@ static void test_stream_decoder(void **state) {
     agx_tokenizer_free(t);
 }
 
+typedef struct {
+    char buf[256];
+    size_t len;
+    int pieces;
+} split_acc;
+
+static bool acc_piece(void *ctx, const char *p, size_t n) {
+    split_acc *a = ctx;
+    if (a->len + n + 1 < sizeof a->buf) memcpy(a->buf + a->len, p, n);
+    a->len += n;
+    a->pieces++;
+    return true;
+}
+
+static void test_pretokenizer_patterns(void **state) {
+    (void)state;
+    static const char *const PRES[] = {"qwen2", "deepseek-r1-qwen", "llama-bpe", "llama3", "falcon3",
+                                       "smaug-bpe", "gpt-4o", "tekken", "gpt2", "default"};
+    static const char text[] = "Hello world's 12345 \n\n  x\xff\xe4\xbd\xa0 ABCdef";
+    for (size_t i = 0; i < sizeof PRES / sizeof PRES[0]; i++) {
+        bool nfc, im;
+        const char *pat = agx_pretok_pattern_for(PRES[i], &nfc, &im);
+        assert_non_null(pat);
+        agx_tokenizer *t = agx_tok_alloc(1);
+        agx_error err;
+        assert_int_equal(agx_pretok_compile(t, pat, &err), AGX_OK);
+        pcre2_match_data *md = pcre2_match_data_create(8, NULL);
+        split_acc a = {{0}, 0, 0};
+        assert_int_equal(agx_pretok_split(t, md, text, sizeof text - 1, acc_piece, &a, &err), AGX_OK);
+        /* the pieces cover the input exactly, and split it */
+        assert_int_equal(a.len, sizeof text - 1);
+        assert_memory_equal(a.buf, text, a.len);
+        assert_true(a.pieces >= 8);
+        pcre2_match_data_free(md);
+        agx_tokenizer_free(t);
+    }
+    bool nfc, im;
+    assert_null(agx_pretok_pattern_for("no-such-pre", &nfc, &im));
+    assert_non_null(agx_pretok_pattern_for("qwen2", &nfc, &im));
+    assert_true(nfc);
+    assert_false(im);
+    assert_non_null(agx_pretok_pattern_for("llama-bpe", &nfc, &im));
+    assert_false(nfc);
+    assert_true(im);
+}
+
 /* ---- GGUF path ---- */
 
 static agx_tokenizer *tiny_gguf(const char *dir, bool spm) {
@@ -545,7 +591,7 @@ int main(void) {
         cmocka_unit_test(test_gguf_bpe),           cmocka_unit_test(test_gguf_spm),
         cmocka_unit_test(test_corrupt_inputs),     cmocka_unit_test(test_threads),
         cmocka_unit_test(test_chat_detect),        cmocka_unit_test(test_chat_render),
-        cmocka_unit_test(test_chat_tokenize_guards_contents),
+        cmocka_unit_test(test_chat_tokenize_guards_contents), cmocka_unit_test(test_pretokenizer_patterns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
