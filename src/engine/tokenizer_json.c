@@ -6,10 +6,14 @@
  * error (model types other than BPE) or a logged warning (exotic normalizers). */
 #include "tokenizer_internal.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#define MAX_TOKENIZER_JSON (512 << 20)
 
 static const char *jstr(json_t *o, const char *key) {
     json_t *v = json_object_get(o, key);
@@ -117,6 +121,12 @@ static char *dir_of(const char *path) {
 
 agx_status agx_tokenizer_load_json(const char *path, agx_tokenizer **out, agx_error *err) {
     *out = NULL;
+    struct stat stb;
+    if (stat(path, &stb) != 0)
+        return agx_error_set(err, AGX_ERR_TOKENIZER, "cannot read tokenizer '%s': %s", path, strerror(errno));
+    if (stb.st_size > MAX_TOKENIZER_JSON)
+        return agx_error_set(err, AGX_ERR_TOKENIZER, "tokenizer '%s' is %lld bytes, more than the %d MiB agx accepts",
+                             path, (long long)stb.st_size, MAX_TOKENIZER_JSON >> 20);
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
     if (!root)
@@ -168,6 +178,13 @@ agx_status agx_tokenizer_load_json(const char *path, agx_tokenizer **out, agx_er
             goto done;
         }
         if (json_integer_value(idv) > max_id) max_id = json_integer_value(idv);
+    }
+    /* ids must be (nearly) dense: a few entries must not make us allocate 16M tokens */
+    size_t n_entries = json_object_size(vocab) + json_array_size(added);
+    if (max_id >= 0 && (size_t)max_id > 2 * n_entries + 1024) {
+        st = agx_error_set(err, AGX_ERR_TOKENIZER, "tokenizer '%s': token ids go up to %lld for only %zu tokens",
+                           path, max_id, n_entries);
+        goto done;
     }
     if (max_id < 0) {
         st = agx_error_set(err, AGX_ERR_TOKENIZER, "tokenizer '%s' has an empty vocabulary", path);

@@ -417,6 +417,11 @@ static void test_corrupt_inputs(void **state) {
     assert_int_equal(agx_tokenizer_load_json(p, &t, &err), AGX_ERR_TOKENIZER);
     assert_non_null(strstr(err.message, "Unigram"));
     f = fopen(p, "w");
+    fputs("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 16000000}}}", f);
+    fclose(f);
+    assert_int_equal(agx_tokenizer_load_json(p, &t, &err), AGX_ERR_TOKENIZER);
+    assert_non_null(strstr(err.message, "16000000"));
+    f = fopen(p, "w");
     fputs("{\"model\": ", f);
     fclose(f);
     assert_int_equal(agx_tokenizer_load_json(p, &t, &err), AGX_ERR_TOKENIZER);
