@@ -17,7 +17,7 @@ static bool bytelevel_printable(unsigned b) {
     return (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
 }
 
-uint32_t agx_bytelevel_cp(uint8_t b) {
+uint32_t agx_pretok_byte_to_cp(uint8_t b) {
     if (bytelevel_printable(b)) return b;
     /* the non-printable bytes take 256, 257, ... in byte order */
     uint32_t n = 0;
@@ -26,7 +26,7 @@ uint32_t agx_bytelevel_cp(uint8_t b) {
     return 256 + n;
 }
 
-int agx_bytelevel_byte(uint32_t cp) {
+int agx_pretok_cp_to_byte(uint32_t cp) {
     if (cp < 256) return bytelevel_printable(cp) ? (int)cp : -1;
     if (cp >= 256 + 68) return -1;   /* 68 non-printable bytes */
     uint32_t n = cp - 256;

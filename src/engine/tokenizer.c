@@ -303,7 +303,7 @@ static bool decode_piece(agx_tokenizer *t, int32_t id, agx_strbuf *sb) {
         while (i < n) {
             uint32_t cp;
             size_t k = utf8_next((const uint8_t *)s + i, n - i, &cp);
-            int b = k ? agx_bytelevel_byte(cp) : -1;
+            int b = k ? agx_pretok_cp_to_byte(cp) : -1;
             if (b < 0) {
                 sb->len = 0;
                 return agx_strbuf_append(sb, s, n);
@@ -359,7 +359,7 @@ agx_status agx_tok_finish(agx_tokenizer *t, agx_error *err) {
     agx_strbuf_free(&sb);
 
     for (int b = 0; b < 256; b++) {
-        uint32_t cp = agx_bytelevel_cp((uint8_t)b);
+        uint32_t cp = agx_pretok_byte_to_cp((uint8_t)b);
         if (cp < 0x80) {
             t->bl_utf8[b][0] = (uint8_t)cp;
             t->bl_len[b] = 1;
@@ -1064,7 +1064,7 @@ oom:
 
 /* ---------------------------------------------------------------- streaming */
 
-void agx_detok_stream_init(agx_detok_stream *s, const agx_tokenizer *t, bool skip_special) {
+void agx_tokenizer_stream_init(agx_tokenizer_stream *s, const agx_tokenizer *t, bool skip_special) {
     memset(s, 0, sizeof *s);
     s->tok = t;
     s->skip_special = skip_special;
@@ -1107,7 +1107,7 @@ static bool utf8_viable_prefix(const uint8_t *p, size_t n) {
 
 static const char REPLACEMENT[] = "\xEF\xBF\xBD";
 
-static agx_status stream_bytes(agx_detok_stream *s, const uint8_t *d, size_t n, char **out,
+static agx_status stream_bytes(agx_tokenizer_stream *s, const uint8_t *d, size_t n, char **out,
                                size_t *len, size_t *cap, agx_error *err) {
     for (size_t i = 0; i < n; i++) {
         s->pending[s->n_pending++] = d[i];
@@ -1139,7 +1139,7 @@ oom:
     return agx_error_set(err, AGX_ERR_NOMEM, "out of memory while decoding");
 }
 
-agx_status agx_detok_stream_push(agx_detok_stream *s, int32_t id, char **out, size_t *out_len,
+agx_status agx_tokenizer_stream_push(agx_tokenizer_stream *s, int32_t id, char **out, size_t *out_len,
                                  size_t *out_cap, agx_error *err) {
     const agx_tokenizer *t = s->tok;
     if (id < 0 || id >= t->n_vocab)
@@ -1169,7 +1169,7 @@ agx_status agx_detok_stream_push(agx_detok_stream *s, int32_t id, char **out, si
     return stream_bytes(s, d, n, out, out_len, out_cap, err);
 }
 
-agx_status agx_detok_stream_flush(agx_detok_stream *s, char **out, size_t *out_len, size_t *out_cap,
+agx_status agx_tokenizer_stream_flush(agx_tokenizer_stream *s, char **out, size_t *out_len, size_t *out_cap,
                                   agx_error *err) {
     if (!out_append(out, out_len, out_cap, "", 0))
         return agx_error_set(err, AGX_ERR_NOMEM, "out of memory while decoding");

@@ -112,7 +112,7 @@ agx_status agx_pretok_split(const agx_tokenizer *t, pcre2_match_data *md, const 
 bool agx_pretok_nfc(const char *s, size_t len, agx_strbuf *sb);
 
 /* gpt2 byte <-> unicode alphabet */
-uint32_t agx_bytelevel_cp(uint8_t b);
-int agx_bytelevel_byte(uint32_t cp);   /* -1 when not in the alphabet */
+uint32_t agx_pretok_byte_to_cp(uint8_t b);
+int agx_pretok_cp_to_byte(uint32_t cp);   /* -1 when not in the alphabet */
 
 #endif

@@ -96,13 +96,13 @@ static int check_family(const char *fam, agx_tokenizer *t, const char *path_kind
             }
             if (k == 0) {
                 /* streaming decode, one id at a time, equals the full decode */
-                agx_detok_stream s;
-                agx_detok_stream_init(&s, t, false);
+                agx_tokenizer_stream s;
+                agx_tokenizer_stream_init(&s, t, false);
                 char *so = NULL;
                 size_t sl = 0, sc = 0;
                 for (size_t j = 0; j < rn; j++)
-                    assert_int_equal(agx_detok_stream_push(&s, r[j], &so, &sl, &sc, &err), AGX_OK);
-                assert_int_equal(agx_detok_stream_flush(&s, &so, &sl, &sc, &err), AGX_OK);
+                    assert_int_equal(agx_tokenizer_stream_push(&s, r[j], &so, &sl, &sc, &err), AGX_OK);
+                assert_int_equal(agx_tokenizer_stream_flush(&s, &so, &sl, &sc, &err), AGX_OK);
                 if (sl != outn || (sl && memcmp(so, out, sl) != 0)) {
                     fprintf(stderr, "  %s/%s %s: streaming decode differs\n", fam, path_kind, id);
                     fails++;

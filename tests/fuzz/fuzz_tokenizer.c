@@ -127,13 +127,13 @@ static bool valid_utf8(const unsigned char *s, size_t n) {
 }
 
 static void stream_check(agx_tokenizer *t, const int32_t *ids, size_t n) {
-    agx_detok_stream s;
-    agx_detok_stream_init(&s, t, false);
+    agx_tokenizer_stream s;
+    agx_tokenizer_stream_init(&s, t, false);
     char *out = NULL;
     size_t len = 0, cap = 0;
     agx_error err;
-    for (size_t i = 0; i < n; i++) agx_detok_stream_push(&s, ids[i], &out, &len, &cap, &err);
-    agx_detok_stream_flush(&s, &out, &len, &cap, &err);
+    for (size_t i = 0; i < n; i++) agx_tokenizer_stream_push(&s, ids[i], &out, &len, &cap, &err);
+    agx_tokenizer_stream_flush(&s, &out, &len, &cap, &err);
     if (len && !valid_utf8((const unsigned char *)out, len)) abort();
     free(out);
 }

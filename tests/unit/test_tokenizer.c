@@ -38,7 +38,7 @@ static char *write_bpe_json(const char *dir, bool nfc, bool ignore_merges) {
     json_t *vocab = json_object();
     char name[8];
     for (int b = 0; b < 256; b++) {
-        utf8_of(agx_bytelevel_cp((uint8_t)b), name);
+        utf8_of(agx_pretok_byte_to_cp((uint8_t)b), name);
         json_object_set_new(vocab, name, json_integer(b));
     }
     const char *merged[] = {"he", "ll", "hell", "hello", "\xC4\xA0w", "ab", "abab"};
@@ -100,11 +100,11 @@ static void roundtrip(agx_tokenizer *t, const char *text, size_t len) {
 
 static void test_bytelevel_alphabet(void **state) {
     (void)state;
-    for (int b = 0; b < 256; b++) assert_int_equal(agx_bytelevel_byte(agx_bytelevel_cp((uint8_t)b)), b);
-    assert_int_equal(agx_bytelevel_cp(' '), 0x120);   /* Ġ */
-    assert_int_equal(agx_bytelevel_cp('\n'), 0x10A);  /* Ċ */
-    assert_int_equal(agx_bytelevel_cp('a'), 'a');
-    assert_int_equal(agx_bytelevel_byte(0x20), -1);
+    for (int b = 0; b < 256; b++) assert_int_equal(agx_pretok_cp_to_byte(agx_pretok_byte_to_cp((uint8_t)b)), b);
+    assert_int_equal(agx_pretok_byte_to_cp(' '), 0x120);   /* Ġ */
+    assert_int_equal(agx_pretok_byte_to_cp('\n'), 0x10A);  /* Ċ */
+    assert_int_equal(agx_pretok_byte_to_cp('a'), 'a');
+    assert_int_equal(agx_pretok_cp_to_byte(0x20), -1);
 }
 
 static void test_bpe_merges(void **state) {
@@ -215,14 +215,14 @@ static void test_stream_decoder(void **state) {
     agx_tokenizer *t = tiny_bpe(false, false);
     /* the emoji F0 9F 98 80 arrives one byte token at a time */
     const int32_t ids[] = {'a', 0xF0, 0x9F, 0x98, 0x80, 'b', 0xC3, 'c', 0xE4, 0xBD};
-    agx_detok_stream s;
-    agx_detok_stream_init(&s, t, false);
+    agx_tokenizer_stream s;
+    agx_tokenizer_stream_init(&s, t, false);
     char *out = NULL;
     size_t len = 0, cap = 0;
     agx_error err;
     size_t seen[10];
     for (int i = 0; i < 10; i++) {
-        assert_int_equal(agx_detok_stream_push(&s, ids[i], &out, &len, &cap, &err), AGX_OK);
+        assert_int_equal(agx_tokenizer_stream_push(&s, ids[i], &out, &len, &cap, &err), AGX_OK);
         seen[i] = len;
     }
     assert_int_equal(seen[0], 1);
@@ -232,7 +232,7 @@ static void test_stream_decoder(void **state) {
     assert_int_equal(seen[5], 6);
     assert_int_equal(seen[6], 6);   /* C3 waits */
     assert_int_equal(seen[7], 10);  /* C3 'c' -> U+FFFD + 'c' */
-    assert_int_equal(agx_detok_stream_flush(&s, &out, &len, &cap, &err), AGX_OK);
+    assert_int_equal(agx_tokenizer_stream_flush(&s, &out, &len, &cap, &err), AGX_OK);
     assert_string_equal(out, "a\xf0\x9f\x98\x80" "b\xef\xbf\xbd" "c\xef\xbf\xbd\xef\xbf\xbd");
     free(out);
     agx_tokenizer_free(t);
@@ -322,7 +322,7 @@ static agx_tokenizer *tiny_gguf(const char *dir, bool spm) {
         int32_t types[258];
         static char chars[256][4];
         for (int b = 0; b < 256; b++) {
-            utf8_of(agx_bytelevel_cp((uint8_t)b), chars[b]);
+            utf8_of(agx_pretok_byte_to_cp((uint8_t)b), chars[b]);
             toks[b] = chars[b];
             types[b] = AGX_TOKEN_NORMAL;
         }
