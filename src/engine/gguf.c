@@ -410,7 +410,7 @@ static agx_status parse(agx_gguf *g, agx_error *err) {
     /* Each KV needs >= 13 bytes (key length + type + 1-byte value), each tensor
      * info >= 32 bytes: reject absurd counts before allocating anything. */
     uint64_t rest = g->size - c->pos;
-    if (n_kv > rest / 13)
+    if (n_kv > rest / 13 || n_kv > UINT32_MAX - 1)
         return fail(c, "metadata count %" PRIu64 " at offset 16 is impossible for a file of %" PRIu64 " bytes",
                     n_kv, g->size);
     if (n_tensors > rest / 32 || n_tensors > UINT32_MAX - 1)
