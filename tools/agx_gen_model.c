@@ -87,12 +87,19 @@ static uint64_t splitmix64(uint64_t *s) {
 static void gen_row(uint64_t seed, uint32_t tensor, uint64_t row, float mean, float std, float *out, int64_t n) {
     uint64_t s = seed ^ ((uint64_t)tensor * 0xd1342543de82ef95ull) ^ (row * 0x2545f4914f6cdd1dull);
     splitmix64(&s);
+    /* Marsaglia's polar method in float: no trig, ~2x faster than Box-Muller,
+     * which dominates the generation time of GB-sized files. */
     for (int64_t i = 0; i < n; i += 2) {
-        double u1 = ((double)(splitmix64(&s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-        double u2 = (double)(splitmix64(&s) >> 11) * (1.0 / 9007199254740992.0);
-        double r = sqrt(-2.0 * log(u1));
-        out[i] = mean + std * (float)(r * cos(6.283185307179586 * u2));
-        if (i + 1 < n) out[i + 1] = mean + std * (float)(r * sin(6.283185307179586 * u2));
+        float x, y, q;
+        do {
+            uint64_t r = splitmix64(&s);
+            x = (float)(int32_t)(uint32_t)(r >> 32) * (1.0f / 2147483648.0f);
+            y = (float)(int32_t)(uint32_t)r * (1.0f / 2147483648.0f);
+            q = x * x + y * y;
+        } while (q >= 1.0f || q == 0.0f);
+        float f = sqrtf(-2.0f * logf(q) / q);
+        out[i] = mean + std * x * f;
+        if (i + 1 < n) out[i + 1] = mean + std * y * f;
     }
 }
 
