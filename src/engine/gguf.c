@@ -216,21 +216,24 @@ static agx_status skip_array(cursor *c, const char *field, uint32_t et, uint64_t
                         "%s at offset %" PRIu64 ": array of %" PRIu64
                         " strings cannot fit in the rest of the file (size %" PRIu64 ")",
                         field, c->pos, count, c->size);
-        uint64_t *ix = NULL;
-        if (idx && count) {
-            ix = malloc(count * sizeof *ix);   /* bounded: count <= remaining bytes / 8 */
-            if (!ix) return agx_error_set(c->err, AGX_ERR_NOMEM, "out of memory indexing %s", field);
-        }
+        uint64_t start = c->pos;
         for (uint64_t i = 0; i < count; i++) {
-            if (ix) ix[i] = c->pos;
             agx_gguf_str s;
             agx_status st = rd_str(c, field, &s);
-            if (st) {
-                free(ix);
-                return st;
-            }
+            if (st) return st;
         }
-        if (idx) *idx = ix;
+        /* Index only after the whole array validated, so the allocation is
+         * bounded by real entries, not by a claimed count. */
+        if (idx && count) {
+            uint64_t *ix = malloc(count * sizeof *ix);
+            if (!ix) return agx_error_set(c->err, AGX_ERR_NOMEM, "out of memory indexing %s", field);
+            uint64_t p = start;
+            for (uint64_t i = 0; i < count; i++) {
+                ix[i] = p;
+                p += 8 + le_u64(c->base + p);
+            }
+            *idx = ix;
+        }
         return AGX_OK;
     }
     /* nested arrays */
@@ -410,7 +413,7 @@ static agx_status parse(agx_gguf *g, agx_error *err) {
     /* Each KV needs >= 13 bytes (key length + type + 1-byte value), each tensor
      * info >= 32 bytes: reject absurd counts before allocating anything. */
     uint64_t rest = g->size - c->pos;
-    if (n_kv > rest / 13)
+    if (n_kv > rest / 13 || n_kv > UINT32_MAX - 1)
         return fail(c, "metadata count %" PRIu64 " at offset 16 is impossible for a file of %" PRIu64 " bytes",
                     n_kv, g->size);
     if (n_tensors > rest / 32 || n_tensors > UINT32_MAX - 1)
@@ -466,12 +469,17 @@ static agx_status parse(agx_gguf *g, agx_error *err) {
         return fail(c, "duplicate metadata key '%s' (entries %zu and %zu)", show(g->kvs[db].key, kb, sizeof kb), da, db);
     }
 
-    if (n_tensors) {
-        g->tensors = calloc((size_t)n_tensors, sizeof *g->tensors);   /* bounded: <= file size / 32 entries */
-        if (!g->tensors) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory reading GGUF tensor infos");
-    }
+    size_t tcap = 0;
     for (uint64_t i = 0; i < n_tensors; i++) {
-        if ((s = read_tensor(c, (size_t)i, &g->tensors[i]))) return s;
+        if (g->n_tensors == tcap) {   /* grows with parsed entries, not the claimed count */
+            size_t nc = tcap ? tcap * 2 : 64;
+            agx_gguf_tensor *nt = realloc(g->tensors, nc * sizeof *nt);
+            if (!nt) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory reading GGUF tensor infos");
+            g->tensors = nt;
+            tcap = nc;
+        }
+        memset(&g->tensors[g->n_tensors], 0, sizeof *g->tensors);
+        if ((s = read_tensor(c, (size_t)i, &g->tensors[g->n_tensors]))) return s;
         g->n_tensors++;
     }
     if (!hash_build(&g->t_hash, &g->t_hash_cap, g->n_tensors, t_name, g, &da, &db))
