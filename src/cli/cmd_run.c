@@ -2,6 +2,7 @@
  * the command line (teacher-forced logits for conformance checks, greedy or
  * sampled generation, llama-bench-style throughput). */
 #include <errno.h>
+#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "agx/model.h"
 #include "agx/quant.h"
 #include "agx/sampler.h"
+#include "agx/tokenizer.h"
 #include "agx/util.h"
 #include "cli.h"
 
@@ -182,16 +184,30 @@ int agx_cmd_generate(int argc, char **argv) {
         } else return agx_cli_usage("generate: unknown argument '%s'", a);
     }
     if (!model_path) return agx_cli_usage("generate needs -m MODEL");
-    if (prompt && !tokens_arg)
-        return agx_cli_usage("--prompt is not available in this build (the tokenizer is not merged yet): "
-                             "pass token ids with --tokens");
-    if (!tokens_arg) return agx_cli_usage("generate needs --tokens 1,2,3");
-    int32_t *toks;
-    int n_tok;
-    if (!parse_tokens(tokens_arg, &toks, &n_tok))
+    if (!tokens_arg == !prompt) return agx_cli_usage("generate needs either --tokens 1,2,3 or --prompt TEXT");
+    int32_t *toks = NULL;
+    int n_tok = 0;
+    if (tokens_arg && !parse_tokens(tokens_arg, &toks, &n_tok))
         return agx_cli_usage("--tokens takes comma-separated non-negative token ids, e.g. 1,2,3");
 
     agx_error err = {0};
+    agx_tokenizer *tok = NULL;
+    if (prompt) {
+        /* the text as given (special tokens such as <|im_start|> are parsed, BOS
+         * added when the model asks for it), like llama.cpp's prompt handling */
+        size_t n_ids = 0;
+        if (agx_tokenizer_load_for_model(model_path, NULL, &tok, &err) != AGX_OK ||
+            agx_tokenizer_encode(tok, prompt, strlen(prompt), true, true, &toks, &n_ids, &err) != AGX_OK) {
+            agx_tokenizer_free(tok);
+            return agx_cli_fail(&err);
+        }
+        if (n_ids == 0 || n_ids > INT_MAX) {
+            free(toks);
+            agx_tokenizer_free(tok);
+            return agx_cli_usage("--prompt encodes to no tokens");
+        }
+        n_tok = (int)n_ids;
+    }
     agx_model *m = NULL;
     agx_context *ctx = NULL;
     agx_sampler *smp = NULL;
@@ -244,14 +260,26 @@ int agx_cmd_generate(int argc, char **argv) {
             if (agx_context_eval(ctx, &id, 1, false, logits, &err) != AGX_OK) goto fail;
         }
     }
+    char *text = NULL;
+    size_t text_len = 0;
+    if (tok && agx_tokenizer_decode(tok, out_ids, (size_t)n_out, true, &text, &text_len, &err) != AGX_OK) goto fail;
     if (json) {
-        printf("{\"tokens\":[");
-        for (int i = 0; i < n_out; i++) printf("%s%d", i ? "," : "", out_ids[i]);
-        printf("]}\n");
+        json_t *o = json_object(), *arr = json_array();
+        for (int i = 0; i < n_out; i++) json_array_append_new(arr, json_integer(out_ids[i]));
+        json_object_set_new(o, "tokens", arr);
+        if (text) json_object_set_new(o, "text", json_stringn(text, text_len));
+        char *dump = json_dumps(o, JSON_COMPACT);
+        printf("%s\n", dump ? dump : "{}");
+        free(dump);
+        json_decref(o);
+    } else if (text) {
+        fwrite(text, 1, text_len, stdout);
+        printf("\n");
     } else {
         for (int i = 0; i < n_out; i++) printf("%s%d", i ? "," : "", out_ids[i]);
         printf("\n");
     }
+    free(text);
     goto done;
 fail:
     if (n_out > 0 && err.code == AGX_ERR_INFERENCE)
@@ -261,6 +289,7 @@ done:
     free(logits);
     free(out_ids);
     free(toks);
+    agx_tokenizer_free(tok);
     agx_sampler_free(smp);
     agx_context_free(ctx);
     agx_model_free(m);
