@@ -217,6 +217,7 @@ typedef struct tiny {
     bool qwen;   /* qwen2: NeoX rope, q/k/v biases, tied output; else llama: normal rope, rope_freqs, untied */
     int E, L, H, KV, HD, F, V;
     float eps, base;
+    bool llama3_keys;   /* write rope.scaling.* llama3 keys instead of the rope_freqs tensor */
     float *embd, *out, *onorm, *ropef;
     float *an[4], *fn[4], *wq[4], *wk[4], *wv[4], *wo[4], *bq[4], *bk[4], *bv[4], *wg[4], *wu[4], *wd[4];
 } tiny;
@@ -299,7 +300,14 @@ static char *tiny_write(const tiny *m, const char *dir) {
     add_t(w, "token_embd.weight", m->embd, m->E, m->V);
     add_t(w, "output_norm.weight", m->onorm, m->E, 1);
     if (m->out) add_t(w, "output.weight", m->out, m->E, m->V);
-    if (m->ropef) add_t(w, "rope_freqs.weight", m->ropef, m->HD / 2, 1);
+    if (m->ropef && !m->llama3_keys) add_t(w, "rope_freqs.weight", m->ropef, m->HD / 2, 1);
+    if (m->llama3_keys) {
+        agx_gguf_writer_add_str(w, "llama.rope.scaling.type", "llama3", &err);
+        F32("rope.scaling.factor", 8.0f);
+        F32("rope.scaling.low_freq_factor", 1.0f);
+        F32("rope.scaling.high_freq_factor", 4.0f);
+        U32("rope.scaling.original_context_length", 64);
+    }
     for (int l = 0; l < m->L; l++) {
         char n[64];
 #define T(s, d, a0, a1) (snprintf(n, sizeof n, "blk.%d.%s", l, s), add_t(w, n, d, a0, a1))
@@ -485,6 +493,59 @@ static void test_model_llama_vs_scalar(void **state) {
     check_tiny(false);
 }
 
+/* llama3 scaling given only as rope.scaling.* keys == the same factors given as a
+ * rope_freqs tensor (computed here with the Meta/HF formula in double). */
+static void test_llama3_rope_keys(void **state) {
+    (void)state;
+    tiny m;
+    tiny_init(&m, false);
+    const double factor = 8, lo = 1, hi = 4, orig = 64;
+    int n_mid = 0, n_scaled = 0;
+    for (int i = 0; i < m.HD / 2; i++) {
+        const double freq = pow(m.base, -2.0 * i / m.HD), wavelen = 2 * M_PI / freq;
+        if (wavelen < orig / hi)
+            m.ropef[i] = 1.0f;
+        else if (wavelen > orig / lo)
+            m.ropef[i] = (float)factor, n_scaled++;
+        else {
+            const double smooth = (orig / wavelen - lo) / (hi - lo);
+            m.ropef[i] = (float)(1.0 / ((1 - smooth) / factor + smooth));
+            n_mid++;
+        }
+    }
+    assert_true(n_mid > 0 && n_scaled > 0);   /* all three regimes are exercised */
+    char *dir = agx_test_tmpdir();
+    char *p_tensor = tiny_write(&m, dir);
+    char *p1 = agx_sprintf("%s/with_tensor.gguf", dir);
+    assert_int_equal(rename(p_tensor, p1), 0);
+    m.llama3_keys = true;
+    char *p2 = tiny_write(&m, dir);
+    enum { T = 40 };
+    int32_t tok[T];
+    for (int i = 0; i < T; i++) tok[i] = (i * 7 + 1) % m.V;
+    float *out[2];
+    for (int f = 0; f < 2; f++) {
+        agx_error err;
+        agx_model *model = NULL;
+        if (agx_model_load(f ? p2 : p1, &model, &err) != AGX_OK) fail_msg("%s", err.message);
+        assert_true(agx_model_get_config(model)->has_rope_freqs);
+        agx_context_params cp = agx_context_default_params();
+        cp.n_ctx = 64;
+        cp.kv_type = AGX_KV_F32;
+        agx_context *c = NULL;
+        assert_int_equal(agx_context_create(model, &cp, &c, &err), AGX_OK);
+        out[f] = malloc(sizeof(float) * T * (size_t)m.V);
+        assert_int_equal(agx_context_eval(c, tok, T, true, out[f], &err), AGX_OK);
+        agx_context_free(c);
+        agx_model_free(model);
+    }
+    for (int i = 0; i < T * m.V; i++) assert_true(fabsf(out[0][i] - out[1][i]) <= 1e-4f * (1 + fabsf(out[0][i])));
+    free(out[0]), free(out[1]);
+    agx_test_rmtree(dir);
+    free(dir), free(p_tensor), free(p1), free(p2);
+    tiny_free(&m);
+}
+
 static void test_context_limits(void **state) {
     (void)state;
     tiny m;
@@ -551,6 +612,7 @@ int main(void) {
         cmocka_unit_test(test_attention_gqa),
         cmocka_unit_test(test_model_qwen2_vs_scalar),
         cmocka_unit_test(test_model_llama_vs_scalar),
+        cmocka_unit_test(test_llama3_rope_keys),
         cmocka_unit_test(test_context_limits),
         cmocka_unit_test(test_unsupported_arch),
     };
