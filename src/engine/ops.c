@@ -58,12 +58,26 @@ static void swiglu_ref(float *out, const float *gate, const float *up, int64_t n
     }
 }
 
-static const agx_ops_kernels kernels_ref = {qk_ref, pv_ref, softmax_ref, f16_to_f32_ref, f32_to_f16_ref, swiglu_ref};
+static void rmsnorm_ref(float *out, const float *x, const float *w, int64_t n, float eps) {
+    /* llama.cpp accumulates the sum of squares in double (ggml_float). */
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    if (w)
+        for (int64_t i = 0; i < n; i++) out[i] = (x[i] * scale) * w[i];
+    else
+        for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale;
+}
+
+static const agx_ops_kernels kernels_ref = {qk_ref,         pv_ref,     softmax_ref, f16_to_f32_ref,
+                                            f32_to_f16_ref, swiglu_ref, rmsnorm_ref};
 static const agx_ops_kernels kernels_avx2 = {agx_ops_qk_avx2, agx_ops_pv_avx2, agx_ops_softmax_avx2,
-                                             agx_ops_f16_to_f32_avx2, agx_ops_f32_to_f16_avx2, agx_ops_swiglu_avx2};
+                                             agx_ops_f16_to_f32_avx2, agx_ops_f32_to_f16_avx2, agx_ops_swiglu_avx2,
+                                             rmsnorm_ref};
 static const agx_ops_kernels kernels_avx512 = {agx_ops_qk_avx512, agx_ops_pv_avx512, agx_ops_softmax_avx2,
                                                agx_ops_f16_to_f32_avx512, agx_ops_f32_to_f16_avx2,
-                                               agx_ops_swiglu_avx2};
+                                               agx_ops_swiglu_avx2, agx_ops_rmsnorm_avx512};
 
 /* Chosen per call from constant tables (no mutable state); AGX_CPU_ISA=scalar
  * (or avx2) forces a lower level like the matmul kernels. */
@@ -80,15 +94,7 @@ const agx_ops_kernels *agx_ops_kernels_get(void) {
 
 /* ---- elementwise ---- */
 void agx_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
-    /* llama.cpp accumulates the sum of squares in double (ggml_float). */
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
-    const float mean = (float)(sum / (double)n);
-    const float scale = 1.0f / sqrtf(mean + eps);
-    if (w)
-        for (int64_t i = 0; i < n; i++) out[i] = (x[i] * scale) * w[i];
-    else
-        for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale;
+    agx_ops_kernels_get()->rmsnorm(out, x, w, n, eps);
 }
 
 void agx_softmax(float *x, int64_t n) {

@@ -1,7 +1,8 @@
 /* ops_avx512.c — AVX-512 versions of the attention inner loops (q.k over a
  * tile of keys, accumulation of p*v, f16 rows): 16 lanes, and a 128-wide head
- * fits in 8 registers. Only called when the CPU has AVX-512F. */
+ * fits in 8 registers; RMSNorm. Only called when the CPU has AVX-512F. */
 #include <immintrin.h>
+#include <math.h>
 
 #include "engine/ops_internal.h"
 
@@ -54,6 +55,22 @@ void agx_ops_pv_avx512(const float *p, const float *v, int64_t vs, int n, int hd
         }
         for (int j = 0; j < 8; j++) _mm512_storeu_ps(out + c + 16 * j, a[j]);
     }
+    for (; c + 64 <= hd; c += 64) {   /* e.g. head_dim 64: four independent chains */
+        __m512 a0 = _mm512_loadu_ps(out + c), a1 = _mm512_loadu_ps(out + c + 16);
+        __m512 a2 = _mm512_loadu_ps(out + c + 32), a3 = _mm512_loadu_ps(out + c + 48);
+        for (int s = 0; s < n; s++) {
+            const __m512 w = _mm512_set1_ps(p[s]);
+            const float *vr = v + s * vs + c;
+            a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(vr), a0);
+            a1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(vr + 16), a1);
+            a2 = _mm512_fmadd_ps(w, _mm512_loadu_ps(vr + 32), a2);
+            a3 = _mm512_fmadd_ps(w, _mm512_loadu_ps(vr + 48), a3);
+        }
+        _mm512_storeu_ps(out + c, a0);
+        _mm512_storeu_ps(out + c + 16, a1);
+        _mm512_storeu_ps(out + c + 32, a2);
+        _mm512_storeu_ps(out + c + 48, a3);
+    }
     for (; c < hd; c += 16) {
         const __mmask16 m = hd - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (hd - c)) - 1);
         __m512 a = _mm512_maskz_loadu_ps(m, out + c);
@@ -68,4 +85,28 @@ void agx_ops_f16_to_f32_avx512(const uint16_t *src, float *dst, int n) {
     for (; i + 16 <= n; i += 16)
         _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
     for (; i < n; i++) dst[i] = _cvtsh_ss(src[i]);
+}
+
+/* RMSNorm: squares formed in float and summed in double (as llama.cpp's
+ * ggml_float sum), then (x * scale) * w in float, lane for lane. */
+void agx_ops_rmsnorm_avx512(float *out, const float *x, const float *w, int64_t n, float eps) {
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 v = _mm512_loadu_ps(x + i);
+        const __m512 sq = _mm512_mul_ps(v, v);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(sq)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sq), 1))));
+    }
+    double sum = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    for (; i < n; i++) sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    const __m512 vs = _mm512_set1_ps(scale);
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 y = _mm512_mul_ps(_mm512_loadu_ps(x + i), vs);
+        if (w) y = _mm512_mul_ps(y, _mm512_loadu_ps(w + i));
+        _mm512_storeu_ps(out + i, y);
+    }
+    for (; i < n; i++) out[i] = w ? (x[i] * scale) * w[i] : x[i] * scale;
 }

@@ -15,6 +15,7 @@ typedef struct agx_ops_kernels {
     void (*f16_to_f32)(const uint16_t *src, float *dst, int n);
     void (*f32_to_f16)(const float *src, uint16_t *dst, int n);
     void (*swiglu)(float *out, const float *gate, const float *up, int64_t n);
+    void (*rmsnorm)(float *out, const float *x, const float *w, int64_t n, float eps);
 } agx_ops_kernels;
 
 const agx_ops_kernels *agx_ops_kernels_get(void);
@@ -27,6 +28,7 @@ void agx_ops_softmax_avx2(float *x, int64_t n);
 void agx_ops_qk_avx512(const float *q, const float *k, int64_t ks, int n, int hd, float scale, float *scores);
 void agx_ops_pv_avx512(const float *p, const float *v, int64_t vs, int n, int hd, float *out);
 void agx_ops_f16_to_f32_avx512(const uint16_t *src, float *dst, int n);
+void agx_ops_rmsnorm_avx512(float *out, const float *x, const float *w, int64_t n, float eps);
 void agx_ops_f16_to_f32_avx2(const uint16_t *src, float *dst, int n);
 void agx_ops_f32_to_f16_avx2(const float *src, uint16_t *dst, int n);
 void agx_ops_swiglu_avx2(float *out, const float *gate, const float *up, int64_t n);

@@ -209,6 +209,7 @@ static void test_attention_gqa(void **state) {
     attention_case(tp, 6, 2, 20, 5, 4, false);    /* GQA, head_dim with a SIMD tail */
     attention_case(tp, 4, 1, 128, 41, 3, true);   /* MQA, several token blocks, caller scratch */
     attention_case(tp, 3, 3, 72, 1, 70, true);    /* MHA decode step over a long cache */
+    attention_case(tp, 14, 2, 64, 35, 9, true);   /* qwen2.5-0.5b-like: group 7, head_dim 64 */
     agx_threadpool_free(tp);
 }
 
