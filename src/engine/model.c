@@ -405,6 +405,26 @@ agx_status agx_context_create(const agx_model *m, const agx_context_params *pp, 
         agx_context_free(c);
         return st;
     }
+    /* the matmuls' activation scratch, reserved now so that a forward pass never
+     * allocates (and running out of memory is an error here, not NaN logits later) */
+    size_t mm_scratch = 0;
+    const wmat *mats[] = {&m->output, &m->layers[0].wq, &m->layers[0].wo, &m->layers[0].w_down};
+    for (int l = 0; l < cfg->n_layer; l++) {
+        const layer *L = &m->layers[l];
+        const wmat *lm[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof lm / sizeof lm[0]; i++) {
+            const size_t need = agx_matmul_scratch_size(lm[i]->type, lm[i]->n_cols, c->n_ubatch);
+            if (need > mm_scratch) mm_scratch = need;
+        }
+    }
+    for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
+        const size_t need = agx_matmul_scratch_size(mats[i]->type, mats[i]->n_cols, c->n_ubatch);
+        if (need > mm_scratch) mm_scratch = need;
+    }
+    if (mm_scratch > 0 && (st = agx_threadpool_reserve(c->tp, mm_scratch, err)) != AGX_OK) {
+        agx_context_free(c);
+        return st;
+    }
     const agx_attn_params ap = {.n_head = cfg->n_head, .n_head_kv = cfg->n_head_kv, .head_dim = cfg->head_dim,
                                 .kv_type = c->kv_type};
     c->attn_scratch_per_thread = agx_attention_scratch_floats(&ap, c->n_ctx);
