@@ -239,7 +239,9 @@ int agx_cmd_generate(int argc, char **argv) {
     cp.n_threads = (int)threads;
     if (agx_context_create(m, &cp, &ctx, &err) != AGX_OK) goto fail;
     logits = malloc(sizeof(float) * (size_t)cfg->n_vocab);
-    out_ids = malloc(sizeof(int32_t) * (size_t)(n_gen > 0 ? n_gen : 1));
+    /* never more than the context can hold (a huge -n fails there, not in malloc) */
+    const long cap = n_gen < agx_context_n_ctx(ctx) ? n_gen : agx_context_n_ctx(ctx);
+    out_ids = malloc(sizeof(int32_t) * (size_t)(cap > 0 ? cap : 1));
     if (!logits || !out_ids) {
         agx_error_set(&err, AGX_ERR_NOMEM, "out of memory");
         goto fail;
