@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "agx/gguf.h"
 #include "agx/model.h"
 #include "agx/quant.h"
 #include "agx/sampler.h"
@@ -315,6 +316,53 @@ static stats summarize(double *v, int n) {
     return s;
 }
 
+/* ---- memory streaming over the mapped weights (the tg bandwidth limit) ---- */
+typedef struct stream_job {
+    const uint8_t *base;
+    size_t len;
+    uint64_t sink[64];
+} stream_job;
+
+static void stream_worker(int ith, int nth, void *arg) {
+    stream_job *j = arg;
+    const size_t words = j->len / 8, per = (words + (size_t)nth - 1) / (size_t)nth;
+    const size_t lo = per * (size_t)ith, hi = lo + per < words ? lo + per : words;
+    const uint64_t *w = (const uint64_t *)j->base;
+    uint64_t a[8] = {0};
+    size_t i = lo;
+    for (; i + 8 <= hi; i += 8)
+        for (int k = 0; k < 8; k++) a[k] ^= w[i + k];
+    for (; i < hi; i++) a[0] ^= w[i];
+    j->sink[ith % 64] = a[0] ^ a[1] ^ a[2] ^ a[3] ^ a[4] ^ a[5] ^ a[6] ^ a[7];
+}
+
+/* GB/s reading every weight byte once with nth threads (best of 3), or 0. */
+static double stream_gbps(const agx_model *m, int nth) {
+    const agx_gguf *g = agx_model_gguf(m);
+    const uint8_t *lo = NULL, *hi = NULL;
+    for (size_t i = 0; i < agx_gguf_n_tensors(g); i++) {
+        const agx_gguf_tensor *t = agx_gguf_tensor_at(g, i);
+        const uint8_t *b = t->data, *e = b + t->nbytes;
+        if (!lo || b < lo) lo = b;
+        if (!hi || e > hi) hi = e;
+    }
+    if (!lo || hi - lo < 64) return 0;
+    lo = (const uint8_t *)(((uintptr_t)lo + 7) & ~(uintptr_t)7);
+    agx_threadpool *tp = NULL;
+    agx_error err;
+    if (agx_threadpool_create(nth, &tp, &err) != AGX_OK) return 0;
+    stream_job j = {lo, (size_t)(hi - lo), {0}};
+    double best = 0;
+    for (int r = 0; r < 3; r++) {
+        const int64_t t0 = agx_time_us();
+        agx_threadpool_run(tp, stream_worker, &j);
+        const double gbps = (double)j.len / ((double)(agx_time_us() - t0 + 1) * 1e3);
+        if (gbps > best) best = gbps;
+    }
+    agx_threadpool_free(tp);
+    return best;
+}
+
 static long peak_rss_bytes(void) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
@@ -402,14 +450,19 @@ int agx_cmd_bench(int argc, char **argv) {
     stats tg = n_tg > 0 ? summarize(tg_tps, (int)reps) : (stats){0, 0, 0};
     const long rss = peak_rss_bytes();
     const int nth = agx_context_n_threads(ctx);
+    /* the bandwidth limit of generation, measured in the same run: every weight
+     * byte read once per token */
+    const double bw = n_tg > 0 ? stream_gbps(m, nth) : 0;
+    const double tg_gbps = tg.median * (double)cfg->weight_bytes / 1e9;
     if (json) {
         printf("{\"pp\": {\"n\": %ld, \"tokens_per_s\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}}, "
                "\"tg\": {\"n\": %ld, \"tokens_per_s\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}}, "
                "\"threads\": %d, \"peak_rss_bytes\": %ld, \"reps\": %ld, \"model\": \"%s\", "
-               "\"model_bytes\": %llu, \"repacked_bytes\": %llu, \"kv_cache_bytes\": %zu, \"isa\": \"%s\"}\n",
+               "\"model_bytes\": %llu, \"repacked_bytes\": %llu, \"kv_cache_bytes\": %zu, \"isa\": \"%s\", "
+               "\"stream_gbps\": %.2f, \"tg_weight_gbps\": %.2f}\n",
                n_pp, pp.median, pp.min, pp.max, n_tg, tg.median, tg.min, tg.max, nth, rss, reps,
                agx_model_desc(m), (unsigned long long)cfg->file_bytes, (unsigned long long)cfg->repacked_bytes,
-               agx_context_kv_bytes(ctx), agx_cpu_isa_name());
+               agx_context_kv_bytes(ctx), agx_cpu_isa_name(), bw, tg_gbps);
     } else {
         printf("model: %s\nthreads: %d, isa: %s, reps: %ld, KV cache f16 %.1f MB\n", agx_model_desc(m), nth,
                agx_cpu_isa_name(), reps, (double)agx_context_kv_bytes(ctx) / 1e6);
@@ -417,6 +470,9 @@ int agx_cmd_bench(int argc, char **argv) {
         if (n_pp > 0) printf("pp%-6ld %12.2f %12.2f %12.2f\n", n_pp, pp.median, pp.min, pp.max);
         if (n_tg > 0) printf("tg%-6ld %12.2f %12.2f %12.2f\n", n_tg, tg.median, tg.min, tg.max);
         printf("peak RSS: %.1f MB\n", (double)rss / 1e6);
+        if (bw > 0)
+            printf("memory streaming over the weights (%d threads): %.2f GB/s; tg reads %.2f GB/s of weights "
+                   "= %.0f%% of it\n", nth, bw, tg_gbps, 100.0 * tg_gbps / bw);
     }
     goto done;
 fail:

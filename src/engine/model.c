@@ -306,6 +306,7 @@ void agx_model_free(agx_model *m) {
 
 const agx_model_config *agx_model_get_config(const agx_model *m) { return &m->cfg; }
 const char *agx_model_desc(const agx_model *m) { return m->desc; }
+const agx_gguf *agx_model_gguf(const agx_model *m) { return m->gguf; }
 
 bool agx_model_is_eog(const agx_model *m, int32_t token) {
     for (int i = 0; i < m->n_eog; i++)
