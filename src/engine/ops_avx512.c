@@ -3,6 +3,7 @@
  * fits in 8 registers; RMSNorm. Only called when the CPU has AVX-512F. */
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 #include "engine/ops_internal.h"
 
@@ -109,4 +110,69 @@ void agx_ops_rmsnorm_avx512(float *out, const float *x, const float *w, int64_t 
         _mm512_storeu_ps(out + i, y);
     }
     for (; i < n; i++) out[i] = w ? (x[i] * scale) * w[i] : x[i] * scale;
+}
+
+/* ---- decode-step attention in llama.cpp's summation order ----
+ * For a single query llama.cpp (F32 cache, no flash attention) computes K.q and
+ * V^T.p with ggml_vec_dot_f32: 4 accumulators of 16 lanes over steps of 64
+ * elements, combined (0+2, 1+3, then the two) and _mm512_reduce_add_ps, then
+ * the elements past the last full step added one by one in double. Matching
+ * that order makes single-token logits agree with llama.cpp bit for bit when
+ * the matmuls do (quantized models flip activation roundings otherwise). */
+void agx_ops_qk_dec_avx512(const float *q, const float *k, int64_t ks, int n, int hd, float scale, float *scores) {
+    const int np = hd & ~63;
+    for (int s = 0; s < n; s++) {
+        const float *kr = k + s * ks;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+        for (int i = 0; i < np; i += 64) {
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(kr + i), _mm512_loadu_ps(q + i), a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(kr + i + 16), _mm512_loadu_ps(q + i + 16), a1);
+            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(kr + i + 32), _mm512_loadu_ps(q + i + 32), a2);
+            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(kr + i + 48), _mm512_loadu_ps(q + i + 48), a3);
+        }
+        a0 = _mm512_add_ps(a0, a2);
+        a1 = _mm512_add_ps(a1, a3);
+        a0 = _mm512_add_ps(a0, a1);
+        double sum = (double)_mm512_reduce_add_ps(a0);
+        for (int i = np; i < hd; i++) sum += (double)(kr[i] * q[i]);
+        scores[s] = (float)sum * scale;
+    }
+}
+
+/* out[i] = sum over s < n of v[s][i] * p[s], lanes over s as ggml_vec_dot_f32
+ * over the n_kv (padded) positions of V^T row i; acc: 64 * hd floats of
+ * scratch. The padding positions (p = 0, v = 0 in llama.cpp) add nothing, but
+ * n_kv decides which positions go to the lanes and which to the double tail. */
+void agx_ops_pv_dec_avx512(const float *p, const float *v, int64_t vs, int n, int n_kv, int hd, float *out,
+                           float *acc) {
+    const int np_kv = n_kv & ~63, np = np_kv < n ? np_kv : n;
+    const int hd16 = hd & ~15;
+    const __mmask16 tm = (__mmask16)((1u << (hd - hd16)) - 1);
+    /* acc[lane][i]: lane = position within its 64-block (4 accumulators x 16
+     * lanes); the first block stores the products (= fma onto +0) */
+    for (int s = 0; s < np; s++) {
+        float *a = acc + (size_t)(s & 63) * (size_t)hd;
+        const __m512 w = _mm512_set1_ps(p[s]);
+        const float *vr = v + s * vs;
+        int i = 0;
+        if (s < 64) {
+            for (; i < hd16; i += 16) _mm512_storeu_ps(a + i, _mm512_mul_ps(_mm512_loadu_ps(vr + i), w));
+            if (tm) _mm512_mask_storeu_ps(a + i, tm, _mm512_mul_ps(_mm512_maskz_loadu_ps(tm, vr + i), w));
+            continue;
+        }
+        for (; i < hd16; i += 16) _mm512_storeu_ps(a + i, _mm512_fmadd_ps(_mm512_loadu_ps(vr + i), w, _mm512_loadu_ps(a + i)));
+        if (tm) _mm512_mask_storeu_ps(a + i, tm, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tm, vr + i), w, _mm512_maskz_loadu_ps(tm, a + i)));
+    }
+    for (int i = 0; i < hd; i++) {
+        float s16[16] = {0};
+        for (int l = 0; l < 16 && np > 0; l++) {
+            const float *c = acc + i;
+            const float x02 = c[(size_t)l * hd] + c[(size_t)(32 + l) * hd];
+            const float x13 = c[(size_t)(16 + l) * hd] + c[(size_t)(48 + l) * hd];
+            s16[l] = x02 + x13;
+        }
+        double sum = (double)_mm512_reduce_add_ps(_mm512_loadu_ps(s16));
+        for (int s = np_kv; s < n; s++) sum += (double)(v[s * vs + i] * p[s]);
+        out[i] = (float)sum;
+    }
 }

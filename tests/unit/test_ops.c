@@ -17,6 +17,7 @@
 #include "agx/quant.h"
 #include "agx/threadpool.h"
 #include "agx/util.h"
+#include "engine/ops_internal.h"
 
 static uint64_t rng_state = 88172645463325252ull;
 static float frand(void) {   /* uniform in [-1, 1) */
@@ -211,6 +212,43 @@ static void test_attention_gqa(void **state) {
     attention_case(tp, 3, 3, 72, 1, 70, true);    /* MHA decode step over a long cache */
     attention_case(tp, 14, 2, 64, 35, 9, true);   /* qwen2.5-0.5b-like: group 7, head_dim 64 */
     agx_threadpool_free(tp);
+}
+
+/* The decode-step kernels reproduce llama.cpp's summation order: the AVX-512
+ * versions must equal the portable emulation bit for bit (and both the math). */
+static void test_decode_order_kernels(void **state) {
+    (void)state;
+    const agx_ops_kernels *ref = agx_ops_kernels_for("scalar"), *simd = agx_ops_kernels_for("avx512");
+    if (!simd) AGX_TEST_SKIP("no AVX-512 on this CPU: decode-order kernels not compared");
+    const int hds[] = {32, 64, 96, 128, 72}, ns[] = {1, 31, 64, 70, 129, 200};
+    for (size_t a = 0; a < sizeof hds / sizeof hds[0]; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++) {
+            const int hd = hds[a], n = ns[b], n_kv = (n + 31) / 32 * 32;
+            const int64_t ks = hd + 8;   /* rows strided as in the cache */
+            float *q = malloc(4 * (size_t)hd), *k = malloc(4 * (size_t)(n * ks)), *v = malloc(4 * (size_t)(n * ks));
+            float *s1 = malloc(4 * (size_t)n_kv), *s2 = malloc(4 * (size_t)n_kv), *acc = malloc(4 * 64 * (size_t)hd);
+            float *o1 = malloc(4 * (size_t)hd), *o2 = malloc(4 * (size_t)hd);
+            fill(q, (size_t)hd, 1.0f), fill(k, (size_t)(n * ks), 1.0f), fill(v, (size_t)(n * ks), 1.0f);
+            ref->qk_dec(q, k, ks, n, hd, 0.125f, s1);
+            simd->qk_dec(q, k, ks, n, hd, 0.125f, s2);
+            assert_memory_equal(s1, s2, 4 * (size_t)n);
+            for (int s = 0; s < n; s++) {   /* and it is the dot product */
+                double d = 0;
+                for (int i = 0; i < hd; i++) d += (double)q[i] * k[s * ks + i];
+                assert_true(fabs(d * 0.125 - s1[s]) < 1e-5);
+            }
+            agx_softmax(s1, n);
+            for (int s = n; s < n_kv; s++) s1[s] = 0.0f;
+            ref->pv_dec(s1, v, ks, n, n_kv, hd, o1, acc);
+            simd->pv_dec(s1, v, ks, n, n_kv, hd, o2, acc);
+            assert_memory_equal(o1, o2, 4 * (size_t)hd);
+            for (int i = 0; i < hd; i++) {
+                double d = 0;
+                for (int s = 0; s < n; s++) d += (double)s1[s] * v[s * ks + i];
+                assert_true(fabs(d - o1[i]) < 1e-5);
+            }
+            free(q), free(k), free(v), free(s1), free(s2), free(acc), free(o1), free(o2);
+        }
 }
 
 /* ---- whole tiny models vs a scalar forward pass ---- */
@@ -611,6 +649,7 @@ int main(void) {
         cmocka_unit_test(test_softmax_swiglu),
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_attention_gqa),
+        cmocka_unit_test(test_decode_order_kernels),
         cmocka_unit_test(test_model_qwen2_vs_scalar),
         cmocka_unit_test(test_model_llama_vs_scalar),
         cmocka_unit_test(test_llama3_rope_keys),
