@@ -149,7 +149,9 @@ void agx_ops_pv_dec_avx512(const float *p, const float *v, int64_t vs, int n, in
     const int hd16 = hd & ~15;
     const __mmask16 tm = (__mmask16)((1u << (hd - hd16)) - 1);
     /* acc[lane][i]: lane = position within its 64-block (4 accumulators x 16
-     * lanes); the first block stores the products (= fma onto +0) */
+     * lanes); the first block stores the products (= fma onto +0), lanes it
+     * does not reach (padding only) start at 0 */
+    if (np_kv > 0 && n < 64) memset(acc + (size_t)n * (size_t)hd, 0, sizeof(float) * (size_t)(64 - n) * (size_t)hd);
     for (int s = 0; s < np; s++) {
         float *a = acc + (size_t)(s & 63) * (size_t)hd;
         const __m512 w = _mm512_set1_ps(p[s]);
@@ -163,7 +165,34 @@ void agx_ops_pv_dec_avx512(const float *p, const float *v, int64_t vs, int n, in
         for (; i < hd16; i += 16) _mm512_storeu_ps(a + i, _mm512_fmadd_ps(_mm512_loadu_ps(vr + i), w, _mm512_loadu_ps(a + i)));
         if (tm) _mm512_mask_storeu_ps(a + i, tm, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tm, vr + i), w, _mm512_maskz_loadu_ps(tm, a + i)));
     }
-    for (int i = 0; i < hd; i++) {
+    /* reduce each output's 64 lanes in ggml's order, 16 outputs per vector */
+    int i = 0;
+    for (; i + 16 <= hd; i += 16) {
+        __m512 r = _mm512_setzero_ps();
+        if (np > 0) {
+            __m512 S[16];
+            for (int l = 0; l < 16; l++) {
+                const float *c = acc + i;
+                const __m512 x02 = _mm512_add_ps(_mm512_loadu_ps(c + (size_t)l * hd), _mm512_loadu_ps(c + (size_t)(32 + l) * hd));
+                const __m512 x13 = _mm512_add_ps(_mm512_loadu_ps(c + (size_t)(16 + l) * hd), _mm512_loadu_ps(c + (size_t)(48 + l) * hd));
+                S[l] = _mm512_add_ps(x02, x13);
+            }
+            /* _mm512_reduce_add_ps tree: halves of 8, then 4, then (0+2)+(1+3) */
+            for (int l = 0; l < 8; l++) S[l] = _mm512_add_ps(S[l + 8], S[l]);
+            for (int l = 0; l < 4; l++) S[l] = _mm512_add_ps(S[l + 4], S[l]);
+            r = _mm512_add_ps(_mm512_add_ps(S[0], S[2]), _mm512_add_ps(S[1], S[3]));
+        }
+        __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(r));
+        __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(r), 1)));
+        for (int s = np_kv; s < n; s++) {   /* the rest one by one in double */
+            const __m512 prod = _mm512_mul_ps(_mm512_loadu_ps(v + s * vs + i), _mm512_set1_ps(p[s]));
+            lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(prod)));
+            hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(prod), 1))));
+        }
+        _mm256_storeu_ps(out + i, _mm512_cvtpd_ps(lo));
+        _mm256_storeu_ps(out + i + 8, _mm512_cvtpd_ps(hi));
+    }
+    for (; i < hd; i++) {
         float s16[16] = {0};
         for (int l = 0; l < 16 && np > 0; l++) {
             const float *c = acc + i;

@@ -220,13 +220,14 @@ static void test_decode_order_kernels(void **state) {
     (void)state;
     const agx_ops_kernels *ref = agx_ops_kernels_for("scalar"), *simd = agx_ops_kernels_for("avx512");
     if (!simd) AGX_TEST_SKIP("no AVX-512 on this CPU: decode-order kernels not compared");
-    const int hds[] = {32, 64, 96, 128, 72}, ns[] = {1, 31, 64, 70, 129, 200};
+    const int hds[] = {32, 64, 96, 128, 72}, ns[] = {1, 31, 40, 64, 70, 100, 129, 200};
     for (size_t a = 0; a < sizeof hds / sizeof hds[0]; a++)
         for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++) {
             const int hd = hds[a], n = ns[b], n_kv = (n + 31) / 32 * 32;
             const int64_t ks = hd + 8;   /* rows strided as in the cache */
             float *q = malloc(4 * (size_t)hd), *k = malloc(4 * (size_t)(n * ks)), *v = malloc(4 * (size_t)(n * ks));
             float *s1 = malloc(4 * (size_t)n_kv), *s2 = malloc(4 * (size_t)n_kv), *acc = malloc(4 * 64 * (size_t)hd);
+            for (int i = 0; i < 64 * hd; i++) acc[i] = NAN;   /* stale scratch must not leak in */
             float *o1 = malloc(4 * (size_t)hd), *o2 = malloc(4 * (size_t)hd);
             fill(q, (size_t)hd, 1.0f), fill(k, (size_t)(n * ks), 1.0f), fill(v, (size_t)(n * ks), 1.0f);
             ref->qk_dec(q, k, ks, n, hd, 0.125f, s1);
