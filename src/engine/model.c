@@ -381,7 +381,15 @@ agx_status agx_context_create(const agx_model *m, const agx_context_params *pp, 
     c->kv_type = p.kv_type;
     c->kv_elsize = p.kv_type == AGX_KV_F32 ? 4 : 2;
     const size_t kvd = (size_t)cfg->n_head_kv * (size_t)cfg->head_dim;
-    c->kv_bytes = 2 * (size_t)cfg->n_layer * (size_t)c->n_ctx * kvd * c->kv_elsize;
+    size_t kvb = 2 * (size_t)cfg->n_layer;
+    if (__builtin_mul_overflow(kvb, (size_t)c->n_ctx, &kvb) || __builtin_mul_overflow(kvb, kvd, &kvb) ||
+        __builtin_mul_overflow(kvb, c->kv_elsize, &kvb) || kvb > ((size_t)1 << 46)) {
+        agx_context_free(c);
+        return agx_error_set(err, AGX_ERR_NOMEM,
+                             "a %ld-token KV cache for this model would be absurdly large: lower AGX_CANDLE_CONTEXT_SIZE",
+                             n_ctx);
+    }
+    c->kv_bytes = kvb;
     const size_t ub = (size_t)c->n_ubatch, qd = (size_t)cfg->n_head * (size_t)cfg->head_dim;
     const size_t E = (size_t)cfg->n_embd, F = (size_t)cfg->n_ff;
     const size_t scratch = ub * (2 * E + qd + 2 * kvd + qd + 2 * F + (size_t)cfg->n_rot);
