@@ -7,6 +7,7 @@
 #include "agx_test.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -626,6 +627,64 @@ static void test_context_limits(void **state) {
     tiny_free(&m);
 }
 
+/* One model, several threads, each with its own context: same logits as alone. */
+typedef struct ctx_thread {
+    const agx_model *m;
+    const int32_t *tok;
+    int n;
+    float *out;
+    int rc;
+} ctx_thread;
+
+static void *ctx_thread_main(void *arg) {
+    ctx_thread *t = arg;
+    agx_error err;
+    agx_context_params cp = agx_context_default_params();
+    cp.n_ctx = 32;
+    cp.n_threads = 2;
+    agx_context *c = NULL;
+    t->rc = agx_context_create(t->m, &cp, &c, &err);
+    if (t->rc != AGX_OK) return NULL;
+    /* prefill half, then decode the rest one token at a time */
+    t->rc = agx_context_eval(c, t->tok, t->n / 2, false, t->out, &err);
+    for (int i = t->n / 2; i < t->n && t->rc == AGX_OK; i++) t->rc = agx_context_eval(c, &t->tok[i], 1, false, t->out, &err);
+    agx_context_free(c);
+    return NULL;
+}
+
+static void test_contexts_in_parallel(void **state) {
+    (void)state;
+    tiny m;
+    tiny_init(&m, true);
+    char *dir = agx_test_tmpdir();
+    char *path = tiny_write(&m, dir);
+    agx_error err;
+    agx_model *model = NULL;
+    assert_int_equal(agx_model_load(path, &model, &err), AGX_OK);
+    enum { NT = 3, T = 20 };
+    int32_t tok[NT][T];
+    ctx_thread th[NT], alone[NT];
+    pthread_t pt[NT];
+    for (int k = 0; k < NT; k++) {
+        for (int i = 0; i < T; i++) tok[k][i] = (i * (k + 3) + k) % m.V;
+        alone[k] = (ctx_thread){model, tok[k], T, malloc(sizeof(float) * (size_t)m.V), -1};
+        th[k] = (ctx_thread){model, tok[k], T, malloc(sizeof(float) * (size_t)m.V), -1};
+        ctx_thread_main(&alone[k]);
+        assert_int_equal(alone[k].rc, AGX_OK);
+    }
+    for (int k = 0; k < NT; k++) assert_int_equal(pthread_create(&pt[k], NULL, ctx_thread_main, &th[k]), 0);
+    for (int k = 0; k < NT; k++) {
+        pthread_join(pt[k], NULL);
+        assert_int_equal(th[k].rc, AGX_OK);
+        assert_memory_equal(th[k].out, alone[k].out, sizeof(float) * (size_t)m.V);
+        free(th[k].out), free(alone[k].out);
+    }
+    agx_model_free(model);
+    agx_test_rmtree(dir);
+    free(dir), free(path);
+    tiny_free(&m);
+}
+
 static void test_unsupported_arch(void **state) {
     (void)state;
     char *dir = agx_test_tmpdir();
@@ -655,6 +714,7 @@ int main(void) {
         cmocka_unit_test(test_model_llama_vs_scalar),
         cmocka_unit_test(test_llama3_rope_keys),
         cmocka_unit_test(test_context_limits),
+        cmocka_unit_test(test_contexts_in_parallel),
         cmocka_unit_test(test_unsupported_arch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
