@@ -586,13 +586,46 @@ AGX_INLINE __m512 pair_scales(agx_half xa, agx_half xb, agx_half ya, agx_half yb
                                  _mm512_castps128_ps512(p));
 }
 
+#define Y_PAIR(i)                                                                                      \
+    _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[i].qs)),             \
+                       _mm256_loadu_si256((const __m256i *)y[(i) + 1].qs), 1)
+
 #define DEF_DOT_PAIR(NAME, BLK, DEC, BIAS, IS_Q8, TAIL)                                                      \
     static void NAME(int n, float *s, const void *vx, const void *vy) {                                      \
         const BLK *x = vx;                                                                                   \
         const agx_block_q8_0 *y = vy;                                                                        \
         const int nb = n / 32;                                                                               \
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();                                           \
+        const __m512i idx01 = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);              \
+        const __m512i idx23 = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2);              \
         int i = 0;                                                                                           \
+        /* four blocks per step: their 8 fp16 scales converted in one instruction */                        \
+        for (; i + 4 <= nb; i += 4) {                                                                        \
+            x2dec b0, b1;                                                                                    \
+            DEC(&x[i], 1, &b0);                                                                              \
+            DEC(&x[i + 2], 1, &b1);                                                                          \
+            __m512i y0 = Y_PAIR(i), y1 = Y_PAIR(i + 2);                                                      \
+            __m512i p0, p1;                                                                                  \
+            if (IS_Q8) {                                                                                     \
+                y0 = _mm512_mask_sub_epi8(y0, b0.neg, _mm512_setzero_si512(), y0);                           \
+                y1 = _mm512_mask_sub_epi8(y1, b1.neg, _mm512_setzero_si512(), y1);                           \
+                p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), b0.w, y0);                                  \
+                p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), b1.w, y1);                                  \
+            } else {                                                                                         \
+                const __m512i vb = _mm512_set1_epi8(BIAS);                                                   \
+                p0 = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), b0.w, y0),                 \
+                                      _mm512_dpbusd_epi32(_mm512_setzero_si512(), vb, y0));                  \
+                p1 = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), b1.w, y1),                 \
+                                      _mm512_dpbusd_epi32(_mm512_setzero_si512(), vb, y1));                  \
+            }                                                                                                \
+            const __m256 f = _mm256_cvtph_ps(_mm_set_epi16(                                                  \
+                (short)y[i + 3].d, (short)y[i + 2].d, (short)y[i + 1].d, (short)y[i].d, (short)x[i + 3].d,   \
+                (short)x[i + 2].d, (short)x[i + 1].d, (short)x[i].d));                                       \
+            const __m512 prod = _mm512_castps128_ps512(                                                      \
+                _mm_mul_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1)));                         \
+            a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), _mm512_permutexvar_ps(idx01, prod), a0);            \
+            a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), _mm512_permutexvar_ps(idx23, prod), a1);            \
+        }                                                                                                    \
         for (; i + 2 <= nb; i += 2) {                                                                        \
             x2dec b;                                                                                         \
             DEC(&x[i], 1, &b);                                                                               \
