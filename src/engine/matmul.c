@@ -49,8 +49,10 @@ static int mm_make_plan(uint32_t wtype, int64_t n_cols, int64_t n_tok, mm_plan *
     const agx_type_traits *vt = agx_type_traits_get(p->tr->vec_dot_type);
     if (!vt || n_cols % vt->block_size) return -1;
     p->vec_dot = p->tr->vec_dot;
-    if (n_tok > 1) {
-        const agx_kernel_set ks = agx_quant_gemm_get(wtype);
+    const agx_kernel_set ks = agx_quant_gemm_get(wtype);
+    /* the tiles with their own activation layout (q4_0/q5_0/q8_0) are faster
+     * than vec_dot even for one token: scales and offsets come pre-computed */
+    if (n_tok > 1 || ks.gemm_quant) {
         if (ks.gemm && (!ks.gemm_quant || ks.act_row_size(n_cols))) {
             p->gemm = ks.gemm;
             if (ks.gemm_quant) {
