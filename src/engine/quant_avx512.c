@@ -758,6 +758,10 @@ DEF_DOT_PAIR(dot_q4_0, agx_block_q4_0, dec2_q4_0, 8, 0, dot1_q4_0)
 DEF_DOT_PAIR(dot_q5_0, agx_block_q5_0, dec2_q5_0, 16, 0, dot1_q5_0)
 DEF_DOT_PAIR(dot_q8_0, agx_block_q8_0, dec2_q8_0, 0, 1, dot1_q8_0)
 
+agx_gemm_fn agx_quant_avx512_gemm_novbmi(uint32_t wtype) {
+    return wtype == AGX_TYPE_Q4_0 ? gemm_q4_0 : wtype == AGX_TYPE_Q5_0 ? gemm_q5_0 : NULL;
+}
+
 void agx_quant_avx512_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     t[AGX_TYPE_F32].vec_dot = dot_f32;
     t[AGX_TYPE_F16].vec_dot = dot_f16;
