@@ -196,6 +196,25 @@ static void test_dequant_hand_blocks(void **state) {
         deq(AGX_TYPE_Q8_0, &b, y, 32);
         assert_true(y[5] == -3.5f && y[31] == 63.5f && y[0] == 0.0f);
     }
+    { /* q8_1 (activations): q * d; s is carried for the dot kernels only */
+        agx_block_q8_1 b;
+        memset(&b, 0, sizeof(b));
+        b.d = 0x4000; /* 2 */
+        b.s = 0x5000;
+        b.qs[3] = -5;
+        deq(AGX_TYPE_Q8_1, &b, y, 32);
+        assert_true(y[3] == -10.0f && y[0] == 0.0f);
+    }
+    { /* q8_K (activations): float d, 256 int8, bsums ignored by dequantization */
+        agx_block_q8_K b;
+        memset(&b, 0, sizeof(b));
+        b.d = 0.25f;
+        b.qs[255] = 100;
+        b.qs[16] = -3;
+        b.bsums[0] = 1234;
+        deq(AGX_TYPE_Q8_K, &b, y, 256);
+        assert_true(y[255] == 25.0f && y[16] == -0.75f && y[0] == 0.0f);
+    }
     { /* q2_K: 4-bit scale | 4-bit min per 16; 4 2-bit planes per 32 bytes */
         agx_block_q2_K b;
         memset(&b, 0, sizeof(b));
