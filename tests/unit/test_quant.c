@@ -434,6 +434,14 @@ static void test_activation_quantizers(void **state) {
     tk->from_float(x, a, N);
     tk->from_float_ref(x, b, N);
     assert_memory_equal(a, b, sz);
+    const agx_block_q8_K *kb = (const agx_block_q8_K *)(const void *)a;
+    for (int i = 0; i < N / 256; i++)
+        for (int g = 0; g < 16; g++) {
+            int sum = 0;
+            for (int j = 0; j < 16; j++) sum += kb[i].qs[16 * g + j];
+            assert_int_equal(kb[i].bsums[g], sum);
+        }
+    assert_true(kb[1].d == 0.0f); /* the all-zero block */
     free(a);
     free(b);
 }
