@@ -2,12 +2,13 @@
  * and one hand-written renderer per family that reproduces what the family's
  * template renders (transformers: trim_blocks, lstrip_blocks; Python string
  * semantics for strip/trim). Verified byte-exact against the reference
- * renderings for Qwen3 (ChatML), Llama 3 and Llama 2; the Mistral and Phi-3
- * renderers follow the published templates and llama.cpp (unverified here). */
+ * renderings (Qwen3, Llama 3, Llama 2) and against jinja2 renderings of the
+ * published templates on random conversations (all families; docs/tokenizer.md). */
 #include "agx/chat.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agx/tokenizer.h"
 #include "agx/util.h"
@@ -176,6 +177,30 @@ static void put_c(out_t *o, const char *s) { puts_c(o, sp(s)); }
 
 static bool role_is(const agx_chat_msg *m, const char *r) { return m->role && strcmp(m->role, r) == 0; }
 
+/* Content as a JSON string, as Python's json.dumps(s, ensure_ascii=False). */
+static void put_json_c(out_t *o, const char *s) {
+    agx_strbuf sb;
+    agx_strbuf_init(&sb);
+    bool ok = agx_strbuf_putc(&sb, '"');
+    for (const unsigned char *p = (const unsigned char *)s; ok && *p; p++) {
+        switch (*p) {
+        case '"': ok = agx_strbuf_puts(&sb, "\\\""); break;
+        case '\\': ok = agx_strbuf_puts(&sb, "\\\\"); break;
+        case '\n': ok = agx_strbuf_puts(&sb, "\\n"); break;
+        case '\r': ok = agx_strbuf_puts(&sb, "\\r"); break;
+        case '\t': ok = agx_strbuf_puts(&sb, "\\t"); break;
+        case '\b': ok = agx_strbuf_puts(&sb, "\\b"); break;
+        case '\f': ok = agx_strbuf_puts(&sb, "\\f"); break;
+        default:
+            ok = *p < 0x20 ? agx_strbuf_printf(&sb, "\\u%04x", *p) : agx_strbuf_putc(&sb, (char)*p);
+        }
+    }
+    ok = ok && agx_strbuf_putc(&sb, '"');
+    if (!ok) o->oom = true;
+    else puts_c(o, (span){sb.data, sb.len});
+    agx_strbuf_free(&sb);
+}
+
 /* ---- ChatML (Qwen2 / Qwen2.5 / generic) ---- */
 
 /* Default system prompt written literally in the template, e.g. Qwen2.5's
@@ -304,7 +329,7 @@ static void render_llama3(out_t *o, const char *tmpl, const char *bos, const agx
     if (gen || (tmpl && !has(tmpl, "add_generation_prompt"))) put(o, "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
-static void render_llama31(out_t *o, const char *bos, const agx_chat_msg *m, size_t n, bool gen) {
+static void render_llama31(out_t *o, const char *tmpl, const char *bos, const agx_chat_msg *m, size_t n, bool gen) {
     put(o, bos);
     size_t start = 0;
     span sys = {"", 0};
@@ -312,12 +337,31 @@ static void render_llama31(out_t *o, const char *bos, const agx_chat_msg *m, siz
         sys = strip_ws(sp(m[0].content));
         start = 1;
     }
-    /* date_string defaults to "26 Jul 2024" when the caller passes none */
-    put(o, "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n");
+    /* date_string: today's date where the template asks strftime_now (3.2,
+     * as transformers renders it), else the template default */
+    char date[32] = "26 Jul 2024";
+    if (tmpl && has(tmpl, "strftime_now")) {
+        time_t now = time(NULL);
+        struct tm tm;
+        if (localtime_r(&now, &tm)) strftime(date, sizeof date, "%d %b %Y", &tm);
+    }
+    put(o, "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: ");
+    put(o, date);
+    put(o, "\n\n");
     puts_c(o, sys);
     put(o, "<|eot_id|>");
-    for (size_t i = start; i < n; i++)
-        llama3_turn(o, role_is(&m[i], "tool") ? "ipython" : m[i].role, sp(m[i].content));
+    for (size_t i = start; i < n; i++) {
+        if (role_is(&m[i], "tool") || role_is(&m[i], "ipython")) {
+            put(o, "<|start_header_id|>ipython<|end_header_id|>\n\n");
+            /* the official templates test "is iterable", which a string is,
+             * so tool output goes through tojson (json.dumps, ensure_ascii=False) */
+            if (!tmpl || has(tmpl, "message.content | tojson")) put_json_c(o, m[i].content);
+            else put_c(o, m[i].content);
+            put(o, "<|eot_id|>");
+        } else {
+            llama3_turn(o, m[i].role, sp(m[i].content));
+        }
+    }
     if (gen) put(o, "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
@@ -498,7 +542,7 @@ static agx_status render_impl(agx_chat_family f, const char *tmpl, const char *b
     switch (f) {
     case AGX_CHAT_QWEN3: render_qwen3(&o, msgs, n, gen); break;
     case AGX_CHAT_LLAMA3: render_llama3(&o, tmpl, bos, msgs, n, gen); break;
-    case AGX_CHAT_LLAMA31: render_llama31(&o, bos, msgs, n, gen); break;
+    case AGX_CHAT_LLAMA31: render_llama31(&o, tmpl, bos, msgs, n, gen); break;
     case AGX_CHAT_LLAMA2: st = render_llama2(&o, bos, eos, msgs, n, err); break;
     case AGX_CHAT_MISTRAL_V1:
     case AGX_CHAT_MISTRAL_V3:
