@@ -588,7 +588,10 @@ static void forward_chunk(agx_context *c, const int32_t *tokens, int n, int64_t 
         matmul(c, &L->w_gate, c->xb, n, c->hb);
         matmul(c, &L->w_up, c->xb, n, c->hb2);
         swiglu_job sj = {c->hb, c->hb2, n * F, 0};
-        agx_threadpool_run_dynamic(c->tp, swiglu_worker, &sj);
+        if (n == 1)   /* a few microseconds: a pool round trip would cost more */
+            swiglu_worker(0, 1, &sj);
+        else
+            agx_threadpool_run_dynamic(c->tp, swiglu_worker, &sj);
         matmul(c, &L->w_down, c->hb, n, c->xb);
         rows(c, ROW_ADD, NULL, l, pos0, n);
     }
