@@ -126,7 +126,8 @@ const agx_ops_kernels *agx_ops_kernels_for(const char *isa) {
     const bool avx2 = f->avx2 && f->fma && f->f16c;
     if (strcmp(isa, "scalar") == 0) return &kernels_ref;
     if (strcmp(isa, "avx2") == 0) return avx2 ? &kernels_avx2 : NULL;
-    if (strcmp(isa, "avx512") == 0) return avx2 && f->avx512f ? &kernels_avx512 : NULL;
+    if (strcmp(isa, "avx512") == 0)   /* ops_avx512.c is built with the same flags as the matmul kernels */
+        return avx2 && f->avx512f && f->avx512bw && f->avx512vl && f->avx512vnni ? &kernels_avx512 : NULL;
     return NULL;
 }
 
