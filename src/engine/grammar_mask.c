@@ -1,0 +1,282 @@
+/* grammar_mask.c — owns the token trie over a vocabulary's byte strings and the
+ * per-step mask: a depth-first walk of the trie that steps the grammar automaton
+ * one byte per edge and drops a whole subtree on its first rejected byte, plus a
+ * fast path inside free strings (a per-token "plain text" class and code-point
+ * count, so only tokens holding a quote or backslash need the walk). */
+#include "agx/grammar.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/grammar_internal.h"
+
+#define GR_NOT_PLAIN 0xFFFFu
+#define GR_MAX_TOKEN_BYTES 65535u
+
+/* Trie in preorder: a node's subtree is [i, end); children follow their parent. */
+typedef struct gr_tnode {
+    uint32_t end;
+    uint32_t tok_first;   /* tokens whose bytes end here: toks[tok_first..+tok_count) */
+    uint32_t tok_count;
+    uint16_t depth;       /* = number of bytes from the root */
+    uint8_t byte;
+} gr_tnode;
+
+typedef struct gr_trie {
+    gr_tnode *nodes;
+    uint32_t n_nodes;
+    int32_t *toks;
+    uint32_t max_depth;
+} gr_trie;
+
+struct agx_grammar_vocab {
+    size_t n_vocab;
+    char *bytes;           /* all token bytes back to back */
+    size_t *off;           /* off[i]..off[i+1] */
+    uint16_t *plain_chars; /* code points of a plain token, GR_NOT_PLAIN otherwise */
+    uint8_t *is_eog;
+    int32_t *eog;
+    size_t n_eog;
+    gr_trie full;          /* every non-empty, non-EOG token */
+    gr_trie special;       /* those holding '"' or '\\' (the string fast path's rest) */
+};
+
+/* qsort has no context argument; sort an array of (ptr,len,id) records instead. */
+typedef struct gr_tokref {
+    const uint8_t *p;
+    uint32_t len;
+    int32_t id;
+} gr_tokref;
+
+static int gr_tokref_cmp(const void *a, const void *b) {
+    const gr_tokref *x = a, *y = b;
+    uint32_t m = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->p, y->p, m);
+    if (c) return c;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static void gr_trie_free(gr_trie *t) {
+    free(t->nodes);
+    free(t->toks);
+    memset(t, 0, sizeof *t);
+}
+
+/* Builds a preorder trie from sorted token refs. */
+static agx_status gr_trie_build(gr_trie *t, const gr_tokref *refs, size_t n, agx_error *err) {
+    size_t cap_nodes = 1;
+    for (size_t i = 0; i < n; i++) cap_nodes += refs[i].len;
+    /* exact upper bound; shrunk at the end */
+    t->nodes = malloc(cap_nodes * sizeof *t->nodes);
+    t->toks = malloc((n ? n : 1) * sizeof *t->toks);
+    uint32_t *path = malloc((GR_MAX_TOKEN_BYTES + 1) * sizeof *path);
+    if (!t->nodes || !t->toks || !path) {
+        free(path);
+        gr_trie_free(t);
+        return agx_error_set(err, AGX_ERR_NOMEM, "out of memory building the token trie");
+    }
+    uint32_t nn = 0;
+    t->nodes[nn] = (gr_tnode){0, 0, 0, 0, 0};
+    path[0] = nn++;
+    uint32_t cur = 0; /* depth of the last path */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t lcp = 0;
+        if (i > 0) {
+            uint32_t m = refs[i - 1].len < refs[i].len ? refs[i - 1].len : refs[i].len;
+            while (lcp < m && refs[i - 1].p[lcp] == refs[i].p[lcp]) lcp++;
+        }
+        while (cur > lcp) t->nodes[path[cur--]].end = nn;
+        for (uint32_t k = lcp; k < refs[i].len; k++) {
+            t->nodes[nn] = (gr_tnode){0, 0, 0, (uint16_t)(k + 1), refs[i].p[k]};
+            path[++cur] = nn++;
+        }
+        gr_tnode *leaf = &t->nodes[path[refs[i].len]];
+        if (leaf->tok_count == 0) leaf->tok_first = (uint32_t)i;
+        leaf->tok_count++;
+        t->toks[i] = refs[i].id;
+        if (refs[i].len > t->max_depth) t->max_depth = refs[i].len;
+    }
+    while (cur > 0) t->nodes[path[cur--]].end = nn;
+    t->nodes[0].end = nn;
+    t->n_nodes = nn;
+    free(path);
+    gr_tnode *shrunk = realloc(t->nodes, (size_t)nn * sizeof *t->nodes);
+    if (shrunk) t->nodes = shrunk;
+    return AGX_OK;
+}
+
+void agx_grammar_vocab_free(agx_grammar_vocab *v) {
+    if (!v) return;
+    free(v->bytes);
+    free(v->off);
+    free(v->plain_chars);
+    free(v->is_eog);
+    free(v->eog);
+    gr_trie_free(&v->full);
+    gr_trie_free(&v->special);
+    free(v);
+}
+
+size_t agx_grammar_vocab_size(const agx_grammar_vocab *v) { return v->n_vocab; }
+
+bool agx_grammar_vocab_is_eog(const agx_grammar_vocab *v, int32_t token) {
+    return token >= 0 && (size_t)token < v->n_vocab && v->is_eog[token];
+}
+
+agx_status agx_grammar_vocab_new(const char *const *token_bytes, const size_t *token_lens,
+                                 size_t n_vocab, const int32_t *eog_ids, size_t n_eog,
+                                 agx_grammar_vocab **out, agx_error *err) {
+    *out = NULL;
+    if (n_vocab == 0 || n_vocab > (size_t)INT32_MAX)
+        return agx_error_set(err, AGX_ERR_CONFIG, "grammar vocabulary size %zu is out of range",
+                             n_vocab);
+    agx_grammar_vocab *v = calloc(1, sizeof *v);
+    if (!v) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory building the token trie");
+    v->n_vocab = n_vocab;
+    v->off = malloc((n_vocab + 1) * sizeof *v->off);
+    v->plain_chars = malloc(n_vocab * sizeof *v->plain_chars);
+    v->is_eog = calloc(n_vocab, 1);
+    v->eog = malloc((n_eog ? n_eog : 1) * sizeof *v->eog);
+    gr_tokref *refs = malloc(n_vocab * sizeof *refs);
+    agx_status st = AGX_OK;
+    if (!v->off || !v->plain_chars || !v->is_eog || !v->eog || !refs) {
+        st = agx_error_set(err, AGX_ERR_NOMEM, "out of memory building the token trie");
+        goto fail;
+    }
+    for (size_t i = 0; i < n_eog; i++) {
+        if (eog_ids[i] < 0 || (size_t)eog_ids[i] >= n_vocab) {
+            st = agx_error_set(err, AGX_ERR_CONFIG,
+                               "end-of-generation token id %d is outside the vocabulary (%zu)",
+                               (int)eog_ids[i], n_vocab);
+            goto fail;
+        }
+        if (!v->is_eog[eog_ids[i]]) v->eog[v->n_eog++] = eog_ids[i];
+        v->is_eog[eog_ids[i]] = 1;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < n_vocab; i++) {
+        size_t len = token_bytes && token_bytes[i] ? token_lens[i] : 0;
+        if (len > GR_MAX_TOKEN_BYTES) {
+            st = agx_error_set(err, AGX_ERR_CONFIG,
+                               "token %zu is %zu bytes long; the grammar handles tokens of up "
+                               "to %u bytes", i, len, GR_MAX_TOKEN_BYTES);
+            goto fail;
+        }
+        total += len;
+    }
+    v->bytes = malloc(total ? total : 1);
+    if (!v->bytes) {
+        st = agx_error_set(err, AGX_ERR_NOMEM, "out of memory building the token trie");
+        goto fail;
+    }
+    size_t pos = 0, n_refs = 0;
+    for (size_t i = 0; i < n_vocab; i++) {
+        size_t len = token_bytes && token_bytes[i] ? token_lens[i] : 0;
+        v->off[i] = pos;
+        if (len) memcpy(v->bytes + pos, token_bytes[i], len);
+        uint32_t chars = 0;
+        bool usable = len > 0 && !v->is_eog[i];
+        v->plain_chars[i] =
+            usable && gr_plain_chars((const uint8_t *)v->bytes + pos, len, &chars) &&
+                    chars < GR_NOT_PLAIN
+                ? (uint16_t)chars
+                : GR_NOT_PLAIN;
+        if (usable)
+            refs[n_refs++] = (gr_tokref){(const uint8_t *)v->bytes + pos, (uint32_t)len,
+                                         (int32_t)i};
+        pos += len;
+    }
+    v->off[n_vocab] = pos;
+    qsort(refs, n_refs, sizeof *refs, gr_tokref_cmp);
+    if ((st = gr_trie_build(&v->full, refs, n_refs, err))) goto fail;
+    /* the special trie: tokens that hold a quote or a backslash */
+    size_t n_spec = 0;
+    for (size_t i = 0; i < n_refs; i++)
+        if (memchr(refs[i].p, '"', refs[i].len) || memchr(refs[i].p, '\\', refs[i].len))
+            refs[n_spec++] = refs[i];
+    if ((st = gr_trie_build(&v->special, refs, n_spec, err))) goto fail;
+    free(refs);
+    *out = v;
+    return AGX_OK;
+fail:
+    free(refs);
+    agx_grammar_vocab_free(v);
+    return st;
+}
+
+/* Walks the trie from the state in stack[0], marking every token whose bytes are
+ * all accepted. stack has max_depth + 1 cores. */
+static size_t gr_trie_walk(const agx_grammar *g, const gr_trie *t, gr_core *stack,
+                           uint8_t *allowed) {
+    size_t cnt = 0;
+    const gr_tnode *nodes = t->nodes;
+    uint32_t i = 1, n = t->n_nodes;
+    while (i < n) {
+        const gr_tnode *nd = &nodes[i];
+        gr_core *cur = &stack[nd->depth];
+        gr_core_copy(cur, &stack[nd->depth - 1]);
+        if (!gr_step(g, cur, nd->byte)) {
+            i = nd->end;
+            continue;
+        }
+        for (uint32_t k = 0; k < nd->tok_count; k++) allowed[t->toks[nd->tok_first + k]] = 1;
+        cnt += nd->tok_count;
+        i++;
+    }
+    return cnt;
+}
+
+static agx_status gr_mask_impl(agx_grammar_state *s, const agx_grammar_vocab *v, uint8_t *allowed,
+                               size_t *n_allowed, bool fast, agx_error *err) {
+    size_t need = (size_t)v->full.max_depth + 1;
+    if (s->scratch_cap < need) {
+        gr_core *sc = realloc(s->scratch, need * sizeof *sc);
+        if (!sc) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory for the grammar mask");
+        s->scratch = sc;
+        s->scratch_cap = need;
+    }
+    const agx_grammar *g = s->g;
+    size_t cnt = 0;
+    uint32_t rem;
+    gr_core_copy(&s->scratch[0], &s->core);
+    if (fast && gr_in_string_body(g, &s->core, &rem)) {
+        const uint16_t *pc = v->plain_chars;
+        size_t n = v->n_vocab;
+        for (size_t i = 0; i < n; i++) {
+            uint8_t a = pc[i] <= rem;
+            allowed[i] = a;
+            cnt += a;
+        }
+        cnt += gr_trie_walk(g, &v->special, s->scratch, allowed);
+    } else {
+        memset(allowed, 0, v->n_vocab);
+        cnt = gr_trie_walk(g, &v->full, s->scratch, allowed);
+    }
+    if (gr_is_complete(g, &s->core)) {
+        for (size_t i = 0; i < v->n_eog; i++) {
+            if (!allowed[v->eog[i]]) cnt++;
+            allowed[v->eog[i]] = 1;
+        }
+    }
+    if (n_allowed) *n_allowed = cnt;
+    return AGX_OK;
+}
+
+agx_status agx_grammar_mask(agx_grammar_state *s, const agx_grammar_vocab *v, uint8_t *allowed,
+                            size_t *n_allowed, agx_error *err) {
+    return gr_mask_impl(s, v, allowed, n_allowed, true, err);
+}
+
+agx_status gr_mask_slow(agx_grammar_state *s, const agx_grammar_vocab *v, uint8_t *allowed,
+                        size_t *n_allowed, agx_error *err) {
+    return gr_mask_impl(s, v, allowed, n_allowed, false, err);
+}
+
+bool agx_grammar_accept_token(agx_grammar_state *s, const agx_grammar_vocab *v, int32_t token) {
+    if (token < 0 || (size_t)token >= v->n_vocab) return false;
+    if (v->is_eog[token]) return gr_is_complete(s->g, &s->core);
+    size_t len = v->off[token + 1] - v->off[token];
+    if (len == 0) return false;
+    return agx_grammar_accept(s, v->bytes + v->off[token], len);
+}
