@@ -1028,7 +1028,7 @@ static void gr_string_tail(const gr_frame *f, const gr_node *nd, gr_sink *k) {
     }
     case S_LBS: gr_put(k, "\\uDC00", 6); break;
     case S_LU: gr_put(k, "uDC00", 5); break;
-    case S_LHEX: gr_put(k, "DC00" + f->aux, 4 - f->aux); break;
+    case S_LHEX: gr_put(k, &"DC00"[f->aux], 4u - f->aux); break;
     case S_UTF8: {
         uint8_t r = f->aux >> 2, need = f->aux & 3;
         gr_putc(k, (char)gr_utf8_lo[r]);

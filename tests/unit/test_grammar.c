@@ -514,6 +514,8 @@ static void test_enum_prefixes(void **state) {
     agx_grammar_free(g);
 }
 
+static int cmp_text(const void *a, const void *b) { return strcmp(a, b); }
+
 /* Brute force over short strings: accept(s) is true exactly when s is a prefix of
  * a canonical integer in range, and complete exactly for the in-range ones. */
 static void test_integer_ranges(void **state) {
@@ -527,6 +529,12 @@ static void test_integer_ranges(void **state) {
                  ranges[r].lo, ranges[r].hi);
         agx_grammar *g = compile_ok(schema);
         agx_grammar_state *st = agx_grammar_state_new(g);
+        /* every value's decimal text, sorted: s is a prefix of some value iff the
+         * first text >= s starts with s */
+        size_t nv = (size_t)(ranges[r].hi - ranges[r].lo + 1);
+        char(*texts)[24] = malloc(nv * sizeof *texts);
+        for (size_t i = 0; i < nv; i++) snprintf(texts[i], 24, "%ld", ranges[r].lo + (long)i);
+        qsort(texts, nv, sizeof *texts, cmp_text);
         size_t na = sizeof alpha - 1;
         for (size_t len = 1; len <= 5; len++) {
             size_t total = 1;
@@ -536,14 +544,13 @@ static void test_integer_ranges(void **state) {
                 size_t c = code;
                 for (size_t k = 0; k < len; k++) s[k] = alpha[c % na], c /= na;
                 s[len] = 0;
-                /* is s a complete canonical integer in range? a prefix of one? */
-                bool complete = false, prefix = false;
-                for (long v = ranges[r].lo; v <= ranges[r].hi; v++) {
-                    char t[24];
-                    snprintf(t, sizeof t, "%ld", v);
-                    if (strcmp(t, s) == 0) complete = true;
-                    if (strncmp(t, s, len) == 0) prefix = true;
+                size_t lo = 0, hi = nv;
+                while (lo < hi) {
+                    size_t m = (lo + hi) / 2;
+                    if (strcmp(texts[m], s) < 0) lo = m + 1; else hi = m;
                 }
+                bool prefix = lo < nv && strncmp(texts[lo], s, len) == 0;
+                bool complete = lo < nv && strcmp(texts[lo], s) == 0;
                 agx_grammar_state_reset(st);
                 bool ok = acc(st, s);
                 if (ok != prefix || (ok && agx_grammar_is_complete(st) != complete))
@@ -559,6 +566,7 @@ static void test_integer_ranges(void **state) {
                 }
             }
         }
+        free(texts);
         agx_grammar_state_free(st);
         agx_grammar_free(g);
     }
