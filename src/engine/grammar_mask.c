@@ -34,6 +34,9 @@ struct agx_grammar_vocab {
     char *bytes;           /* all token bytes back to back */
     size_t *off;           /* off[i]..off[i+1] */
     uint16_t *plain_chars; /* code points of a plain token, GR_NOT_PLAIN otherwise */
+    uint8_t *plain_mask;   /* plain_chars[i] != GR_NOT_PLAIN */
+    uint32_t max_plain;    /* largest plain_chars */
+    size_t *plain_le;      /* plain_le[c]: plain tokens of at most c code points */
     uint8_t *is_eog;
     int32_t *eog;
     size_t n_eog;
@@ -111,6 +114,8 @@ void agx_grammar_vocab_free(agx_grammar_vocab *v) {
     free(v->bytes);
     free(v->off);
     free(v->plain_chars);
+    free(v->plain_mask);
+    free(v->plain_le);
     free(v->is_eog);
     free(v->eog);
     gr_trie_free(&v->full);
@@ -188,6 +193,19 @@ agx_status agx_grammar_vocab_new(const char *const *token_bytes, const size_t *t
         pos += len;
     }
     v->off[n_vocab] = pos;
+    v->plain_mask = malloc(n_vocab);
+    for (size_t i = 0; v->plain_mask && i < n_vocab; i++) {
+        v->plain_mask[i] = v->plain_chars[i] != GR_NOT_PLAIN;
+        if (v->plain_mask[i] && v->plain_chars[i] > v->max_plain) v->max_plain = v->plain_chars[i];
+    }
+    v->plain_le = calloc((size_t)v->max_plain + 1, sizeof *v->plain_le);
+    if (!v->plain_mask || !v->plain_le) {
+        st = agx_error_set(err, AGX_ERR_NOMEM, "out of memory building the token trie");
+        goto fail;
+    }
+    for (size_t i = 0; i < n_vocab; i++)
+        if (v->plain_mask[i]) v->plain_le[v->plain_chars[i]]++;
+    for (uint32_t c = 1; c <= v->max_plain; c++) v->plain_le[c] += v->plain_le[c - 1];
     qsort(refs, n_refs, sizeof *refs, gr_tokref_cmp);
     if ((st = gr_trie_build(&v->full, refs, n_refs, err))) goto fail;
     /* the special trie: tokens that hold a quote or a backslash */
@@ -227,6 +245,12 @@ static size_t gr_trie_walk(const agx_grammar *g, const gr_trie *t, gr_core *stac
     return cnt;
 }
 
+/* restrict lets the compiler vectorize (uint8_t stores may alias otherwise). */
+static void gr_mark_le(uint8_t *restrict out, const uint16_t *restrict chars, size_t n,
+                       uint16_t rem) {
+    for (size_t i = 0; i < n; i++) out[i] = chars[i] <= rem;
+}
+
 static agx_status gr_mask_impl(agx_grammar_state *s, const agx_grammar_vocab *v, uint8_t *allowed,
                                size_t *n_allowed, bool fast, agx_error *err) {
     size_t need = (size_t)v->full.max_depth + 1;
@@ -241,12 +265,13 @@ static agx_status gr_mask_impl(agx_grammar_state *s, const agx_grammar_vocab *v,
     uint32_t rem;
     gr_core_copy(&s->scratch[0], &s->core);
     if (fast && gr_in_string_body(g, &s->core, &rem)) {
-        const uint16_t *pc = v->plain_chars;
-        size_t n = v->n_vocab;
-        for (size_t i = 0; i < n; i++) {
-            uint8_t a = pc[i] <= rem;
-            allowed[i] = a;
-            cnt += a;
+        /* plain tokens fit while the string has room for their code points */
+        if (rem >= v->max_plain) {
+            memcpy(allowed, v->plain_mask, v->n_vocab);
+            cnt = v->plain_le[v->max_plain];
+        } else {
+            gr_mark_le(allowed, v->plain_chars, v->n_vocab, (uint16_t)rem);
+            cnt = v->plain_le[rem];
         }
         cnt += gr_trie_walk(g, &v->special, s->scratch, allowed);
     } else {
