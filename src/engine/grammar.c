@@ -882,6 +882,52 @@ bool gr_is_complete(const agx_grammar *g, const gr_core *s) {
     return s->depth == 1 && gr_frame_can_end(g, &s->f[0]);
 }
 
+/* Cheap, conservative pre-check used by the trie walk before it copies a state:
+ * false only when gr_step would surely reject b (looks at the innermost frame
+ * without changing it). */
+bool gr_may_accept(const agx_grammar *g, const gr_core *s, uint8_t b) {
+    if (s->depth == 0) return false;
+    const gr_frame *f = &s->f[s->depth - 1];
+    const gr_node *nd = &g->nodes[f->node];
+    switch (nd->kind) {
+    case GR_LITERAL: {
+        uint32_t lo = (uint32_t)f->v, hi = (uint32_t)(f->v >> 32), pos = f->n;
+        if (pos > 0 && nd->lits[lo].len == pos) return true; /* the parent may take b */
+        while (lo < hi) {
+            uint32_t m = lo + (hi - lo) / 2;
+            uint8_t c = (uint8_t)nd->lits[m].s[pos];
+            if (c == b) return true;
+            if (c < b) lo = m + 1; else hi = m;
+        }
+        return false;
+    }
+    case GR_STRING:
+        if (f->phase == S_START) return b == '"';
+        if (f->phase == S_BODY) return b >= 0x20 && (b < 0x80 || (b >= 0xC2 && b <= 0xF4));
+        if (f->phase == S_UTF8)
+            return b >= gr_utf8_lo[f->aux >> 2] && b <= gr_utf8_hi[f->aux >> 2];
+        return true;
+    case GR_OBJECT:
+        switch (f->phase) {
+        case O_START: return b == '{';
+        case O_OPEN: return b == '"' || b == '}';
+        case O_COMMA: return b == '"';
+        case O_COLON: return b == ':';
+        case O_AFTER: return b == ',' || b == '}';
+        default: return true;
+        }
+    case GR_ARRAY:
+        if (f->phase == A_START) return b == '[';
+        if (f->phase == A_AFTER) return b == ',' || b == ']';
+        return true;
+    case GR_INTEGER:
+        if (f->phase == I_START) return b == '-' || (b >= '0' && b <= '9');
+        if (f->phase == I_SIGN) return b >= '1' && b <= '9';
+        return true;
+    default: return true;
+    }
+}
+
 bool gr_in_string_body(const agx_grammar *g, const gr_core *s, uint32_t *remaining) {
     if (s->depth == 0) return false;
     const gr_frame *f = &s->f[s->depth - 1];
@@ -1170,6 +1216,7 @@ agx_grammar_state *agx_grammar_state_copy(const agx_grammar_state *s) {
 void agx_grammar_state_free(agx_grammar_state *s) {
     if (!s) return;
     free(s->scratch);
+    free(s->iter);
     free(s);
 }
 

@@ -71,6 +71,7 @@ struct agx_grammar_state {
     const agx_grammar *g;
     gr_core core;
     gr_core *scratch;   /* mask DFS stack, one core per trie depth */
+    uint32_t *iter;     /* mask DFS child cursors (2 per trie depth) */
     size_t scratch_cap;
 };
 
@@ -83,6 +84,9 @@ static inline void gr_core_copy(gr_core *dst, const gr_core *src) {
  * then garbage: callers step a copy). */
 bool gr_step(const agx_grammar *g, gr_core *s, uint8_t b);
 bool gr_is_complete(const agx_grammar *g, const gr_core *s);
+
+/* Conservative pre-check: false only when gr_step(g, copy of s, b) would fail. */
+bool gr_may_accept(const agx_grammar *g, const gr_core *s, uint8_t b);
 
 /* String-body fast path: when the innermost open value is a free string in its
  * plain body (no escape or UTF-8 sequence pending), returns true and the number

@@ -13,21 +13,31 @@
 #define GR_NOT_PLAIN 0xFFFFu
 #define GR_MAX_TOKEN_BYTES 65535u
 
-/* Trie in preorder: a node's subtree is [i, end); children follow their parent. */
+/* Trie in breadth-first order: the children of a node are contiguous
+ * ([first_child, first_child + n_child)) and their byte labels sit in a separate
+ * byte array, so scanning a node's children touches a few cache lines. */
 typedef struct gr_tnode {
-    uint32_t end;
+    uint32_t first_child;
+    uint32_t n_child;
     uint32_t tok_first;   /* tokens whose bytes end here: toks[tok_first..+tok_count) */
     uint32_t tok_count;
-    uint16_t depth;       /* = number of bytes from the root */
-    uint8_t byte;
 } gr_tnode;
 
 typedef struct gr_trie {
     gr_tnode *nodes;
+    uint8_t *byte;        /* label of the edge into node i */
     uint32_t n_nodes;
     int32_t *toks;
     uint32_t max_depth;
 } gr_trie;
+
+/* preorder node, only while building */
+typedef struct gr_pnode {
+    uint32_t end;         /* subtree is [i, end) */
+    uint32_t tok_first;
+    uint32_t tok_count;
+    uint8_t byte;
+} gr_pnode;
 
 struct agx_grammar_vocab {
     size_t n_vocab;
@@ -62,51 +72,79 @@ static int gr_tokref_cmp(const void *a, const void *b) {
 
 static void gr_trie_free(gr_trie *t) {
     free(t->nodes);
+    free(t->byte);
     free(t->toks);
     memset(t, 0, sizeof *t);
 }
 
-/* Builds a preorder trie from sorted token refs. */
+/* Builds the trie from sorted token refs: first in preorder (one pass over the
+ * sorted list, sharing common prefixes), then relaid breadth-first. */
 static agx_status gr_trie_build(gr_trie *t, const gr_tokref *refs, size_t n, agx_error *err) {
     size_t cap_nodes = 1;
     for (size_t i = 0; i < n; i++) cap_nodes += refs[i].len;
-    /* exact upper bound; shrunk at the end */
-    t->nodes = malloc(cap_nodes * sizeof *t->nodes);
-    t->toks = malloc((n ? n : 1) * sizeof *t->toks);
+    gr_pnode *pre = malloc(cap_nodes * sizeof *pre);
     uint32_t *path = malloc((GR_MAX_TOKEN_BYTES + 1) * sizeof *path);
-    if (!t->nodes || !t->toks || !path) {
-        free(path);
-        gr_trie_free(t);
-        return agx_error_set(err, AGX_ERR_NOMEM, "out of memory building the token trie");
-    }
+    t->toks = malloc((n ? n : 1) * sizeof *t->toks);
+    if (!pre || !path || !t->toks) goto nomem;
     uint32_t nn = 0;
-    t->nodes[nn] = (gr_tnode){0, 0, 0, 0, 0};
+    pre[nn] = (gr_pnode){0, 0, 0, 0};
     path[0] = nn++;
-    uint32_t cur = 0; /* depth of the last path */
+    uint32_t cur = 0; /* depth of the current path */
     for (size_t i = 0; i < n; i++) {
         uint32_t lcp = 0;
         if (i > 0) {
             uint32_t m = refs[i - 1].len < refs[i].len ? refs[i - 1].len : refs[i].len;
             while (lcp < m && refs[i - 1].p[lcp] == refs[i].p[lcp]) lcp++;
         }
-        while (cur > lcp) t->nodes[path[cur--]].end = nn;
+        while (cur > lcp) pre[path[cur--]].end = nn;
         for (uint32_t k = lcp; k < refs[i].len; k++) {
-            t->nodes[nn] = (gr_tnode){0, 0, 0, (uint16_t)(k + 1), refs[i].p[k]};
+            pre[nn] = (gr_pnode){0, 0, 0, refs[i].p[k]};
             path[++cur] = nn++;
         }
-        gr_tnode *leaf = &t->nodes[path[refs[i].len]];
+        gr_pnode *leaf = &pre[path[refs[i].len]];
         if (leaf->tok_count == 0) leaf->tok_first = (uint32_t)i;
         leaf->tok_count++;
         t->toks[i] = refs[i].id;
         if (refs[i].len > t->max_depth) t->max_depth = refs[i].len;
     }
-    while (cur > 0) t->nodes[path[cur--]].end = nn;
-    t->nodes[0].end = nn;
-    t->n_nodes = nn;
+    while (cur > 0) pre[path[cur--]].end = nn;
+    pre[0].end = nn;
     free(path);
-    gr_tnode *shrunk = realloc(t->nodes, (size_t)nn * sizeof *t->nodes);
-    if (shrunk) t->nodes = shrunk;
+    path = NULL;
+    /* breadth-first relayout; queue[k] = preorder index of BFS node k */
+    uint32_t *queue = malloc((size_t)nn * sizeof *queue);
+    t->nodes = malloc((size_t)nn * sizeof *t->nodes);
+    t->byte = malloc(nn);
+    if (!queue || !t->nodes || !t->byte) {
+        free(queue);
+        goto nomem;
+    }
+    uint32_t head = 0, tail = 0;
+    queue[tail++] = 0;
+    while (head < tail) {
+        uint32_t p = queue[head];
+        gr_tnode *nd = &t->nodes[head];
+        t->byte[head] = pre[p].byte;
+        nd->tok_first = pre[p].tok_first;
+        nd->tok_count = pre[p].tok_count;
+        nd->first_child = tail;
+        uint32_t c = 0;
+        for (uint32_t q = p + 1; q < pre[p].end; q = pre[q].end) {
+            queue[tail++] = q;
+            c++;
+        }
+        nd->n_child = c;
+        head++;
+    }
+    t->n_nodes = nn;
+    free(queue);
+    free(pre);
     return AGX_OK;
+nomem:
+    free(pre);
+    free(path);
+    gr_trie_free(t);
+    return agx_error_set(err, AGX_ERR_NOMEM, "out of memory building the token trie");
 }
 
 void agx_grammar_vocab_free(agx_grammar_vocab *v) {
@@ -223,24 +261,37 @@ fail:
     return st;
 }
 
-/* Walks the trie from the state in stack[0], marking every token whose bytes are
- * all accepted. stack has max_depth + 1 cores. */
-static size_t gr_trie_walk(const agx_grammar *g, const gr_trie *t, gr_core *stack,
-                           uint8_t *allowed) {
+/* Walks the trie depth-first from the state in stack[0], marking every token
+ * whose bytes are all accepted; a rejected byte drops the whole subtree. stack
+ * has max_depth + 1 cores, it/en max_depth + 1 child cursors. */
+static size_t gr_trie_walk(const agx_grammar *g, const gr_trie *t, gr_core *stack, uint32_t *it,
+                           uint32_t *en, uint8_t *allowed, bool prefilter) {
     size_t cnt = 0;
     const gr_tnode *nodes = t->nodes;
-    uint32_t i = 1, n = t->n_nodes;
-    while (i < n) {
-        const gr_tnode *nd = &nodes[i];
-        gr_core *cur = &stack[nd->depth];
-        gr_core_copy(cur, &stack[nd->depth - 1]);
-        if (!gr_step(g, cur, nd->byte)) {
-            i = nd->end;
+    const uint8_t *bytes = t->byte;
+    uint32_t d = 0;
+    it[0] = nodes[0].first_child;
+    en[0] = it[0] + nodes[0].n_child;
+    for (;;) {
+        if (it[d] == en[d]) {
+            if (d == 0) break;
+            d--;
             continue;
         }
+        uint32_t c = it[d]++;
+        uint8_t b = bytes[c];
+        if (prefilter && !gr_may_accept(g, &stack[d], b)) continue;
+        gr_core *next = &stack[d + 1];
+        gr_core_copy(next, &stack[d]);
+        if (!gr_step(g, next, b)) continue;
+        const gr_tnode *nd = &nodes[c];
         for (uint32_t k = 0; k < nd->tok_count; k++) allowed[t->toks[nd->tok_first + k]] = 1;
         cnt += nd->tok_count;
-        i++;
+        if (nd->n_child) {
+            d++;
+            it[d] = nd->first_child;
+            en[d] = nd->first_child + nd->n_child;
+        }
     }
     return cnt;
 }
@@ -256,10 +307,14 @@ static agx_status gr_mask_impl(agx_grammar_state *s, const agx_grammar_vocab *v,
     size_t need = (size_t)v->full.max_depth + 1;
     if (s->scratch_cap < need) {
         gr_core *sc = realloc(s->scratch, need * sizeof *sc);
-        if (!sc) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory for the grammar mask");
-        s->scratch = sc;
+        if (sc) s->scratch = sc;
+        uint32_t *iter = realloc(s->iter, 2 * need * sizeof *iter);
+        if (iter) s->iter = iter;
+        if (!sc || !iter)
+            return agx_error_set(err, AGX_ERR_NOMEM, "out of memory for the grammar mask");
         s->scratch_cap = need;
     }
+    uint32_t *it = s->iter, *en = s->iter + need;
     const agx_grammar *g = s->g;
     size_t cnt = 0;
     uint32_t rem;
@@ -273,10 +328,10 @@ static agx_status gr_mask_impl(agx_grammar_state *s, const agx_grammar_vocab *v,
             gr_mark_le(allowed, v->plain_chars, v->n_vocab, (uint16_t)rem);
             cnt = v->plain_le[rem];
         }
-        cnt += gr_trie_walk(g, &v->special, s->scratch, allowed);
+        cnt += gr_trie_walk(g, &v->special, s->scratch, it, en, allowed, true);
     } else {
         memset(allowed, 0, v->n_vocab);
-        cnt = gr_trie_walk(g, &v->full, s->scratch, allowed);
+        cnt = gr_trie_walk(g, &v->full, s->scratch, it, en, allowed, fast);
     }
     if (gr_is_complete(g, &s->core)) {
         for (size_t i = 0; i < v->n_eog; i++) {
