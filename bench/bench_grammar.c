@@ -11,6 +11,7 @@
  * The vocabulary comes from tokenizer.json via jansson (GPT-2 byte alphabet
  * decoded to raw bytes); default path: $AGX_REF_DIR/tokenizer/json/qwen2/. */
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,7 +173,8 @@ int main(int argc, char **argv) {
     double *samples[C_N];
     size_t ns[C_N] = {0};
     for (int c = 0; c < C_N; c++) samples[c] = malloc(cap * sizeof(double));
-    double forced_us = 0, comp_us = 0;
+    double forced_us = 0, comp_us = 0, allowed_us = 0;
+    size_t allowed_calls = 0;
     size_t forced_calls = 0, forced_bytes = 0, sampled = 0, total_bytes = 0, comp_calls = 0;
     uint8_t *allowed = malloc(vs.n);
     size_t *ids = malloc(vs.n * sizeof *ids);
@@ -240,6 +242,14 @@ int main(int argc, char **argv) {
                     }
                 }
             }
+            double a0 = now_us();
+            bool ok1 = agx_grammar_token_allowed(st, v, (int32_t)pick);
+            allowed_us += now_us() - a0;
+            allowed_calls++;
+            if (!ok1) {
+                fprintf(stderr, "token_allowed disagrees with the mask\n");
+                return 1;
+            }
             if (agx_grammar_vocab_is_eog(v, (int32_t)pick)) break;
             if (!agx_grammar_accept_token(st, v, (int32_t)pick)) {
                 fprintf(stderr, "allowed token %zu rejected\n", pick);
@@ -270,9 +280,39 @@ int main(int argc, char **argv) {
     printf("%-42s %8zu %10s %10.1f\n", "all mask steps", all_n, "", all_sum / (double)all_n);
     printf("forced-span probe: %.2f us per call (%zu calls); min_bytes_to_complete: %.2f us\n",
            forced_us / (double)forced_calls, forced_calls, comp_us / (double)comp_calls);
+    printf("single-token check (agx_grammar_token_allowed): %.2f us per call\n",
+           allowed_us / (double)allowed_calls);
     printf("overhead vs a 33 ms/token decode step (30 tok/s): %.2f%% (mean mask + probes)\n",
            100.0 * (all_sum / (double)all_n + forced_us / (double)forced_calls +
                     comp_us / (double)comp_calls) / 33000.0);
+    /* share of a typical plan that the grammar forces (no sampling needed) */
+    static const char *typical =
+        "{\"tasks\":[{\"task_number\":1,\"command\":\"grep\",\"args\":[\"-rn\",\"TODO\","
+        "\"src\"]},{\"task_number\":2,\"command\":\"cut\",\"args\":[\"-d:\",\"-f1\"],"
+        "\"input_from_task\":1},{\"task_number\":3,\"command\":\"sort\",\"args\":[],"
+        "\"input_from_task\":2},{\"task_number\":4,\"command\":\"uniq\",\"args\":[\"-c\"],"
+        "\"input_from_task\":3},{\"task_number\":5,\"command\":\"sort\",\"args\":[\"-rn\"],"
+        "\"input_from_task\":4}]}";
+    agx_grammar_state *ts = agx_grammar_state_new(g);
+    size_t tl = strlen(typical), forced_typ = 0;
+    for (size_t i = 0; i < tl;) {
+        char fb[512];
+        size_t nf = agx_grammar_forced(ts, fb, sizeof fb);
+        if (nf) {
+            if (memcmp(fb, typical + i, nf) != 0 || !agx_grammar_accept(ts, fb, nf)) {
+                fprintf(stderr, "typical plan disagrees with forced span at %zu\n", i);
+                return 1;
+            }
+            forced_typ += nf;
+            i += nf;
+        } else if (!agx_grammar_accept(ts, typical + i++, 1)) {
+            fprintf(stderr, "typical plan rejected at byte %zu\n", i - 1);
+            return 1;
+        }
+    }
+    printf("typical 5-task plan: %zu of %zu bytes forced (%.0f%%)\n", forced_typ, tl,
+           100.0 * (double)forced_typ / (double)tl);
+    agx_grammar_state_free(ts);
     for (int c = 0; c < C_N; c++) free(samples[c]);
     free(allowed);
     free(ids);

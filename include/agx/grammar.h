@@ -88,6 +88,11 @@ bool agx_grammar_vocab_is_eog(const agx_grammar_vocab *v, int32_t token);
  * first call), so a state must not be masked from two threads at once. */
 agx_status agx_grammar_mask(agx_grammar_state *s, const agx_grammar_vocab *v, uint8_t *allowed,
                             size_t *n_allowed, agx_error *err);
+/* Would this token be allowed here? (the mask's answer for one token, without
+ * building the mask or changing the state: a sampler can try its unconstrained
+ * choice first and build the mask only when that token is refused). */
+bool agx_grammar_token_allowed(const agx_grammar_state *s, const agx_grammar_vocab *v,
+                               int32_t token);
 /* Advances by one token's bytes. EOG tokens are accepted (and change nothing)
  * only when the document is complete. False (state unchanged) when not allowed. */
 bool agx_grammar_accept_token(agx_grammar_state *s, const agx_grammar_vocab *v, int32_t token);

@@ -1239,6 +1239,7 @@ size_t agx_grammar_forced(const agx_grammar_state *s, char *buf, size_t cap) {
     while (out < cap && !gr_is_complete(s->g, &cur)) {
         int cnt = 0, only = 0;
         for (int b = 0; b < 256 && cnt < 2; b++) {
+            if (!gr_may_accept(s->g, &cur, (uint8_t)b)) continue;
             gr_core_copy(&tmp, &cur);
             if (gr_step(s->g, &tmp, (uint8_t)b)) {
                 if (++cnt == 1) {

@@ -360,3 +360,17 @@ bool agx_grammar_accept_token(agx_grammar_state *s, const agx_grammar_vocab *v, 
     if (len == 0) return false;
     return agx_grammar_accept(s, v->bytes + v->off[token], len);
 }
+
+bool agx_grammar_token_allowed(const agx_grammar_state *s, const agx_grammar_vocab *v,
+                               int32_t token) {
+    if (token < 0 || (size_t)token >= v->n_vocab) return false;
+    if (v->is_eog[token]) return gr_is_complete(s->g, &s->core);
+    size_t len = v->off[token + 1] - v->off[token];
+    if (len == 0) return false;
+    gr_core tmp;
+    gr_core_copy(&tmp, &s->core);
+    const uint8_t *p = (const uint8_t *)v->bytes + v->off[token];
+    for (size_t i = 0; i < len; i++)
+        if (!gr_step(s->g, &tmp, p[i])) return false;
+    return true;
+}

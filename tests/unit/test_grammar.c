@@ -344,6 +344,7 @@ static char *random_walk(const agx_grammar *g, const test_vocab *tv, uint64_t *r
                 bool ok = agx_grammar_accept_token(c, tv->v, (int32_t)i);
                 agx_grammar_state_free(c);
                 assert_int_equal(ok, allowed[i]);
+                assert_int_equal(agx_grammar_token_allowed(st, tv->v, (int32_t)i), allowed[i]);
             }
         }
         for (size_t i = 0; i < tv->n; i++) {
@@ -364,9 +365,10 @@ static char *random_walk(const agx_grammar *g, const test_vocab *tv, uint64_t *r
                 continue;
             }
         }
-        /* some disallowed tokens are rejected by accept */
+        /* sampled tokens agree with the mask one by one; refused ones change nothing */
         for (int k = 0; k < 8; k++) {
             size_t r = rnd(rng) % tv->n;
+            assert_int_equal(agx_grammar_token_allowed(st, tv->v, (int32_t)r), allowed[r]);
             if (!allowed[r]) assert_false(agx_grammar_accept_token(st, tv->v, (int32_t)r));
         }
         size_t pick = rnd(rng) % cnt, id = 0;
