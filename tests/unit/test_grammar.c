@@ -7,6 +7,7 @@
 #include "agx_test.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -856,6 +857,74 @@ static void test_eog_and_special_tokens(void **state) {
     vocab_free(&tv);
 }
 
+/* One grammar and one vocab shared by threads, each with its own state: the
+ * outputs match a sequential run with the same seeds. */
+typedef struct walk_job {
+    const agx_grammar *g;
+    const test_vocab *tv;
+    uint64_t seed;
+    char *out;
+    size_t len;
+} walk_job;
+
+static void *walk_thread(void *arg) {
+    walk_job *j = arg;
+    agx_grammar_state *st = agx_grammar_state_new(j->g);
+    uint8_t *allowed = malloc(j->tv->n);
+    agx_strbuf out;
+    agx_strbuf_init(&out);
+    uint64_t rng = j->seed;
+    agx_error err;
+    for (int step = 0; step < 200 && !agx_grammar_is_complete(st); step++) {
+        size_t n;
+        if (agx_grammar_mask(st, j->tv->v, allowed, &n, &err) != AGX_OK || n == 0) break;
+        size_t pick = rnd(&rng) % n, id = 0;
+        for (size_t i = 0; i < j->tv->n; i++)
+            if (allowed[i] && pick-- == 0) {
+                id = i;
+                break;
+            }
+        if (agx_grammar_vocab_is_eog(j->tv->v, (int32_t)id)) break;
+        if (!agx_grammar_accept_token(st, j->tv->v, (int32_t)id)) break;
+        agx_strbuf_append(&out, j->tv->bytes[id], j->tv->lens[id]);
+    }
+    char comp[8192];
+    size_t cl = agx_grammar_shortest_completion(st, comp, sizeof comp);
+    if (cl <= sizeof comp && agx_grammar_accept(st, comp, cl)) agx_strbuf_append(&out, comp, cl);
+    free(allowed);
+    agx_grammar_state_free(st);
+    j->len = out.len;
+    j->out = agx_strbuf_take(&out);
+    return NULL;
+}
+
+static void test_threads_share_grammar_and_vocab(void **state) {
+    (void)state;
+    test_vocab tv = {0};
+    synthetic_vocab(&tv);
+    const char *schema = plan_schema(256);
+    agx_grammar *g = compile_ok(schema);
+    enum { NT = 4 };
+    walk_job seq[NT], par[NT];
+    pthread_t th[NT];
+    for (int i = 0; i < NT; i++) {
+        seq[i] = (walk_job){g, &tv, 1000 + (uint64_t)i, NULL, 0};
+        par[i] = seq[i];
+        walk_thread(&seq[i]);
+    }
+    for (int i = 0; i < NT; i++) assert_int_equal(pthread_create(&th[i], NULL, walk_thread, &par[i]), 0);
+    for (int i = 0; i < NT; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < NT; i++) {
+        assert_int_equal(seq[i].len, par[i].len);
+        assert_memory_equal(seq[i].out, par[i].out, seq[i].len);
+        assert_conforms(par[i].out, par[i].len, schema);
+        free(seq[i].out);
+        free(par[i].out);
+    }
+    agx_grammar_free(g);
+    vocab_free(&tv);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forced_spans),
@@ -867,6 +936,7 @@ int main(void) {
         cmocka_unit_test(test_kitchen_values),
         cmocka_unit_test(test_compile_errors),
         cmocka_unit_test(test_eog_and_special_tokens),
+        cmocka_unit_test(test_threads_share_grammar_and_vocab),
         cmocka_unit_test(test_walks_synthetic_plan),
         cmocka_unit_test(test_walks_synthetic_kitchen),
         cmocka_unit_test(test_walks_qwen),
