@@ -6,10 +6,12 @@
  * the command enum, inside an argument string), plus forced-span and completion
  * costs.
  *
- *   bench_grammar [--tokenizer PATH/tokenizer.json] [--plans N] [--seed S]
+ *   bench_grammar [--gguf vocab.gguf | --tokenizer tokenizer.json] [--plans N] [--seed S]
  *
- * The vocabulary comes from tokenizer.json via jansson (GPT-2 byte alphabet
- * decoded to raw bytes); default path: $AGX_REF_DIR/tokenizer/json/qwen2/. */
+ * The vocabulary comes from a vocab GGUF through the GGUF reader (default
+ * $AGX_REF_DIR/tokenizer/qwen2.vocab.gguf, AGX_REF_DIR defaulting to
+ * /work/shared/ref) or from a HF tokenizer.json via jansson; either way the GPT-2
+ * byte alphabet is decoded to raw bytes and control tokens are left empty. */
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agx/gguf.h"
 #include "agx/grammar.h"
 #include "engine/grammar_internal.h"
 
@@ -34,6 +37,35 @@ typedef struct vocab_src {
     size_t n_eog;
 } vocab_src;
 
+/* GPT-2 byte-level alphabet: code point -> byte (-1: not in the alphabet). */
+static void gpt2_u2b(int u2b[512]) {
+    for (int i = 0; i < 512; i++) u2b[i] = -1;
+    int extra = 0;
+    for (int b = 0; b < 256; b++) {
+        int keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+        u2b[keep ? b : 256 + extra++] = b;
+    }
+}
+
+/* Decodes one GPT-2-alphabet token text into raw bytes; NULL when it is not. */
+static char *gpt2_decode(const char *s, size_t kl, const int u2b[512], size_t *olen) {
+    char *out = malloc(kl + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < kl;) {
+        unsigned c = (unsigned char)s[i], cp;
+        if (c < 0x80) cp = c, i += 1;
+        else if ((c & 0xE0) == 0xC0 && i + 1 < kl) cp = (c & 0x1F) << 6 | (s[i + 1] & 0x3F), i += 2;
+        else cp = 512;
+        if (cp >= 512 || u2b[cp] < 0) {
+            free(out);
+            return NULL;
+        }
+        out[o++] = (char)u2b[cp];
+    }
+    *olen = o;
+    return out;
+}
+
 static int load_tokenizer_json(const char *path, vocab_src *vs) {
     json_error_t e;
     json_t *root = json_load_file(path, 0, &e);
@@ -43,12 +75,7 @@ static int load_tokenizer_json(const char *path, vocab_src *vs) {
     }
     json_t *vocab = json_object_get(json_object_get(root, "model"), "vocab");
     int u2b[512];
-    for (int i = 0; i < 512; i++) u2b[i] = -1;
-    int extra = 0;
-    for (int b = 0; b < 256; b++) {
-        int keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
-        u2b[keep ? b : 256 + extra++] = b;
-    }
+    gpt2_u2b(u2b);
     vs->n = 151936; /* Qwen2.5 embedding rows (ids past the vocab are padding) */
     vs->bytes = calloc(vs->n, sizeof *vs->bytes);
     vs->lens = calloc(vs->n, sizeof *vs->lens);
@@ -57,23 +84,7 @@ static int load_tokenizer_json(const char *path, vocab_src *vs) {
     json_object_foreach(vocab, key, val) {
         json_int_t id = json_integer_value(val);
         if (id < 0 || (size_t)id >= vs->n) continue;
-        size_t kl = strlen(key), o = 0;
-        char *out = malloc(kl + 1);
-        int ok = 1;
-        for (size_t i = 0; i < kl && ok;) {
-            unsigned c = (unsigned char)key[i], cp = 0;
-            if (c < 0x80) cp = c, i += 1;
-            else if ((c & 0xE0) == 0xC0 && i + 1 < kl) cp = (c & 0x1F) << 6 | (key[i + 1] & 0x3F), i += 2;
-            else ok = 0;
-            if (ok && (cp >= 512 || u2b[cp] < 0)) ok = 0;
-            if (ok) out[o++] = (char)u2b[cp];
-        }
-        if (!ok) {
-            free(out);
-            continue;
-        }
-        vs->bytes[id] = out;
-        vs->lens[id] = o;
+        vs->bytes[id] = gpt2_decode(key, strlen(key), u2b, &vs->lens[id]);
     }
     json_t *added = json_object_get(root, "added_tokens");
     for (size_t i = 0; i < json_array_size(added) && vs->n_eog < 4; i++) {
@@ -82,6 +93,46 @@ static int load_tokenizer_json(const char *path, vocab_src *vs) {
             vs->eog[vs->n_eog++] = (int32_t)json_integer_value(json_object_get(json_array_get(added, i), "id"));
     }
     json_decref(root);
+    return 0;
+}
+
+/* The vocabulary from a vocab GGUF (tokenizer.ggml.model = gpt2): normal tokens
+ * decoded to bytes; control, user-defined and unused tokens left empty (never
+ * allowed); EOG = eos + "<|endoftext|>"/"<|im_end|>". */
+static int load_gguf(const char *path, vocab_src *vs) {
+    agx_gguf *g;
+    agx_error err;
+    if (agx_gguf_open(path, &g, &err)) {
+        fprintf(stderr, "bench_grammar: %s\n", err.message);
+        return -1;
+    }
+    const agx_gguf_kv *toks = agx_gguf_find(g, "tokenizer.ggml.tokens");
+    const agx_gguf_kv *types = agx_gguf_find(g, "tokenizer.ggml.token_type");
+    agx_gguf_str model;
+    if (!toks || toks->type != AGX_GGUF_ARRAY || !agx_gguf_get_str(g, "tokenizer.ggml.model", &model) ||
+        !agx_gguf_str_eq(model, "gpt2")) {
+        fprintf(stderr, "bench_grammar: %s is not a gpt2-style vocab GGUF\n", path);
+        agx_gguf_close(g);
+        return -1;
+    }
+    int u2b[512];
+    gpt2_u2b(u2b);
+    vs->n = (size_t)toks->arr_len;
+    vs->bytes = calloc(vs->n, sizeof *vs->bytes);
+    vs->lens = calloc(vs->n, sizeof *vs->lens);
+    for (size_t i = 0; i < vs->n; i++) {
+        agx_gguf_str s;
+        int64_t type = 1;
+        if (types) agx_gguf_arr_i64(types, i, &type);
+        if (!agx_gguf_arr_str(g, toks, i, &s)) continue;
+        if (agx_gguf_str_eq(s, "<|endoftext|>") || agx_gguf_str_eq(s, "<|im_end|>")) {
+            if (vs->n_eog < 4) vs->eog[vs->n_eog++] = (int32_t)i;
+            continue;
+        }
+        if (type != 1) continue; /* control / user-defined / unused */
+        vs->bytes[i] = gpt2_decode(s.ptr, (size_t)s.len, u2b, &vs->lens[i]);
+    }
+    agx_gguf_close(g);
     return 0;
 }
 
@@ -111,27 +162,34 @@ static uint64_t rnd(uint64_t *s) {
 }
 
 int main(int argc, char **argv) {
-    const char *tok_path = NULL;
+    const char *tok_path = NULL, *gguf_path = NULL;
     int plans = 20;
     uint64_t seed = 12345;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) tok_path = argv[++i];
+        else if (!strcmp(argv[i], "--gguf") && i + 1 < argc) gguf_path = argv[++i];
         else if (!strcmp(argv[i], "--plans") && i + 1 < argc) plans = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
         else {
-            fprintf(stderr, "usage: bench_grammar [--tokenizer tokenizer.json] [--plans N] [--seed S]\n");
+            fprintf(stderr, "usage: bench_grammar [--gguf vocab.gguf | --tokenizer tokenizer.json] "
+                            "[--plans N] [--seed S]\n");
             return 2;
         }
     }
+    const char *ref = getenv("AGX_REF_DIR");
     char def[1024];
-    if (!tok_path) {
-        const char *ref = getenv("AGX_REF_DIR");
-        snprintf(def, sizeof def, "%s/tokenizer/json/qwen2/tokenizer.json",
-                 ref ? ref : "/work/shared/ref");
-        tok_path = def;
-    }
     vocab_src vs = {0};
-    if (load_tokenizer_json(tok_path, &vs)) return 1;
+    if (!tok_path && !gguf_path) {
+        snprintf(def, sizeof def, "%s/tokenizer/qwen2.vocab.gguf", ref ? ref : "/work/shared/ref");
+        gguf_path = def;
+    }
+    if (gguf_path) {
+        if (load_gguf(gguf_path, &vs)) return 1;
+        printf("vocabulary: %s\n", gguf_path);
+    } else {
+        if (load_tokenizer_json(tok_path, &vs)) return 1;
+        printf("vocabulary: %s\n", tok_path);
+    }
 
     char schema[8192];
     size_t o = (size_t)snprintf(schema, sizeof schema,
