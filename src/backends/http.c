@@ -186,47 +186,52 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp) {
 /* What a curl failure means for the user, as data: kind + advice. */
 typedef struct curl_failure {
     CURLcode code;
+    agx_http_failure kind;
     agx_status status;
     const char *what;
     const char *advice;
 } curl_failure;
 
 static const curl_failure curl_failures[] = {
-    {CURLE_COULDNT_CONNECT, AGX_ERR_UNAVAILABLE, "connection refused",
-     "is the server running and listening on that host and port?"},
-    {CURLE_COULDNT_RESOLVE_HOST, AGX_ERR_UNAVAILABLE, "DNS lookup failed",
+    {CURLE_COULDNT_CONNECT, AGX_HTTP_FAIL_REFUSED, AGX_ERR_UNAVAILABLE, "connection refused",
+     "nothing is listening on that host and port"},
+    {CURLE_COULDNT_RESOLVE_HOST, AGX_HTTP_FAIL_DNS, AGX_ERR_UNAVAILABLE, "DNS lookup failed",
      "check the host name in the URL"},
-    {CURLE_COULDNT_RESOLVE_PROXY, AGX_ERR_UNAVAILABLE, "proxy DNS lookup failed",
+    {CURLE_COULDNT_RESOLVE_PROXY, AGX_HTTP_FAIL_DNS, AGX_ERR_UNAVAILABLE, "proxy DNS lookup failed",
      "check the proxy settings (http_proxy, https_proxy, no_proxy)"},
-    {CURLE_SSL_CONNECT_ERROR, AGX_ERR_UNAVAILABLE, "TLS handshake failed",
+    {CURLE_SSL_CONNECT_ERROR, AGX_HTTP_FAIL_TLS, AGX_ERR_UNAVAILABLE, "TLS handshake failed",
      "use http:// for a plain-HTTP server, https:// only when it speaks TLS"},
-    {CURLE_PEER_FAILED_VERIFICATION, AGX_ERR_UNAVAILABLE, "TLS certificate not trusted",
+    {CURLE_PEER_FAILED_VERIFICATION, AGX_HTTP_FAIL_TLS, AGX_ERR_UNAVAILABLE, "TLS certificate not trusted",
      "the server's certificate does not verify; fix the certificate or the host name"},
-    {CURLE_SSL_CACERT_BADFILE, AGX_ERR_UNAVAILABLE, "TLS CA bundle unreadable",
+    {CURLE_SSL_CACERT_BADFILE, AGX_HTTP_FAIL_TLS, AGX_ERR_UNAVAILABLE, "TLS CA bundle unreadable",
      "check the system CA certificates"},
-    {CURLE_SSL_CERTPROBLEM, AGX_ERR_UNAVAILABLE, "TLS client certificate problem",
+    {CURLE_SSL_CERTPROBLEM, AGX_HTTP_FAIL_TLS, AGX_ERR_UNAVAILABLE, "TLS client certificate problem",
      "check the TLS setup"},
-    {CURLE_SSL_CIPHER, AGX_ERR_UNAVAILABLE, "TLS cipher mismatch", "check the TLS setup"},
-    {CURLE_USE_SSL_FAILED, AGX_ERR_UNAVAILABLE, "TLS required but failed", "check the TLS setup"},
-    {CURLE_OPERATION_TIMEDOUT, AGX_ERR_UNAVAILABLE, "timed out", NULL /* built below */},
-    {CURLE_PARTIAL_FILE, AGX_ERR_IO, "reply cut short (fewer bytes than announced)",
+    {CURLE_SSL_CIPHER, AGX_HTTP_FAIL_TLS, AGX_ERR_UNAVAILABLE, "TLS cipher mismatch", "check the TLS setup"},
+    {CURLE_USE_SSL_FAILED, AGX_HTTP_FAIL_TLS, AGX_ERR_UNAVAILABLE, "TLS required but failed", "check the TLS setup"},
+    {CURLE_OPERATION_TIMEDOUT, AGX_HTTP_FAIL_TIMEOUT, AGX_ERR_UNAVAILABLE, "timed out", NULL /* built below */},
+    {CURLE_PARTIAL_FILE, AGX_HTTP_FAIL_TRANSFER, AGX_ERR_IO, "reply cut short (fewer bytes than announced)",
      "the server or a proxy dropped the connection; try again"},
-    {CURLE_RECV_ERROR, AGX_ERR_IO, "error while receiving the reply",
+    {CURLE_RECV_ERROR, AGX_HTTP_FAIL_TRANSFER, AGX_ERR_IO, "error while receiving the reply",
      "the connection broke; try again"},
-    {CURLE_SEND_ERROR, AGX_ERR_IO, "error while sending the request",
+    {CURLE_SEND_ERROR, AGX_HTTP_FAIL_TRANSFER, AGX_ERR_IO, "error while sending the request",
      "the connection broke; try again"},
-    {CURLE_GOT_NOTHING, AGX_ERR_IO, "server closed the connection without replying",
+    {CURLE_GOT_NOTHING, AGX_HTTP_FAIL_TRANSFER, AGX_ERR_IO, "server closed the connection without replying",
      "check the server's logs"},
-    {CURLE_WEIRD_SERVER_REPLY, AGX_ERR_IO, "reply is not HTTP", "is this the right port?"},
-    {CURLE_UNSUPPORTED_PROTOCOL, AGX_ERR_CONFIG, "unsupported URL scheme",
+    {CURLE_WEIRD_SERVER_REPLY, AGX_HTTP_FAIL_TRANSFER, AGX_ERR_IO, "reply is not HTTP", "is this the right port?"},
+    {CURLE_UNSUPPORTED_PROTOCOL, AGX_HTTP_FAIL_OTHER, AGX_ERR_CONFIG, "unsupported URL scheme",
      "use an http:// or https:// URL"},
-    {CURLE_URL_MALFORMAT, AGX_ERR_CONFIG, "malformed URL",
+    {CURLE_URL_MALFORMAT, AGX_HTTP_FAIL_OTHER, AGX_ERR_CONFIG, "malformed URL",
      "give a URL like http://127.0.0.1:11434"},
 };
 
 static agx_status transport_error(const agx_http_options *opt, const agx_http_request *req,
                                   const char *url, CURLcode rc, const sink *s,
-                                  const char *detail, agx_error *err) {
+                                  const char *detail, agx_http_response *resp, agx_error *err) {
+    resp->failure = AGX_HTTP_FAIL_OTHER;
+    for (size_t i = 0; i < sizeof curl_failures / sizeof *curl_failures; i++)
+        if (curl_failures[i].code == rc) resp->failure = curl_failures[i].kind;
+    if (s->overflow || rc == CURLE_FILESIZE_EXCEEDED) resp->failure = AGX_HTTP_FAIL_TRANSFER;
     if (s->overflow || rc == CURLE_FILESIZE_EXCEEDED)
         return agx_error_set(err, AGX_ERR_IO,
                              "%s: reply from %s is larger than %zu bytes; refusing it "
@@ -254,7 +259,7 @@ static agx_status transport_error(const agx_http_options *opt, const agx_http_re
 static agx_status status_error(const agx_http_request *req, const char *url, long code,
                                const char *body, size_t body_len, agx_error *err) {
     char *ex = body_excerpt(body, body_len, req->bearer_token);
-    agx_status st = code >= 500                     ? AGX_ERR_UNAVAILABLE
+    agx_status st = code >= 500 || code == 429      ? AGX_ERR_UNAVAILABLE
                     : (code == 401 || code == 403) ? AGX_ERR_CONFIG
                                                     : AGX_ERR_INFERENCE;
     const char *hint = code == 401 || code == 403 ? " (check the API key)"
@@ -331,7 +336,7 @@ agx_status agx_http_send(const agx_http_options *opt, const agx_http_request *re
         resp->attempts = attempt + 1;
 
         if (rc != CURLE_OK) {
-            st = transport_error(opt, req, url, rc, &s, detail, err);
+            st = transport_error(opt, req, url, rc, &s, detail, resp, err);
             agx_strbuf_free(&s.buf);
             goto done;
         }
@@ -352,6 +357,7 @@ agx_status agx_http_send(const agx_http_options *opt, const agx_http_request *re
             st = agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
             goto done;
         }
+        if (code < 200 || code > 299) resp->failure = AGX_HTTP_FAIL_STATUS;
         if (code < 200 || code > 299)
             st = status_error(req, url, code, resp->body, resp->body_len, err);
         goto done;

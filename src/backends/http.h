@@ -32,7 +32,20 @@ typedef struct agx_http_request {
     const char *what;           /* what the caller is doing, for messages: "ollama /api/chat" */
 } agx_http_request;
 
+/* Why a request failed, for callers that add backend-specific advice. */
+typedef enum agx_http_failure {
+    AGX_HTTP_FAIL_NONE,
+    AGX_HTTP_FAIL_REFUSED,   /* nothing listens there */
+    AGX_HTTP_FAIL_DNS,       /* host name does not resolve */
+    AGX_HTTP_FAIL_TLS,       /* handshake or certificate */
+    AGX_HTTP_FAIL_TIMEOUT,
+    AGX_HTTP_FAIL_TRANSFER,  /* cut short, reset, too large, not HTTP */
+    AGX_HTTP_FAIL_STATUS,    /* a non-2xx reply (status and body are set) */
+    AGX_HTTP_FAIL_OTHER,
+} agx_http_failure;
+
 typedef struct agx_http_response {
+    agx_http_failure failure;
     long status;                /* HTTP status, 0 when no reply was received */
     char *body;                 /* NUL-terminated, owned (may be NULL) */
     size_t body_len;
@@ -46,7 +59,8 @@ agx_status agx_http_options_from_env(agx_http_options *opt, long timeout_secs, a
 /* Sends the request. AGX_OK only for a 2xx reply. Any other HTTP status fills
  * resp (status + body, so the caller can look at it) and returns an error whose
  * message names the status and a short, secret-free excerpt of the body:
- * 401/403 -> AGX_ERR_CONFIG, other 4xx -> AGX_ERR_INFERENCE, 5xx -> AGX_ERR_UNAVAILABLE.
+ * 401/403 -> AGX_ERR_CONFIG, 429 and 5xx -> AGX_ERR_UNAVAILABLE, other 4xx ->
+ * AGX_ERR_INFERENCE.
  * Transport failures: refused/DNS/TLS/timeout -> AGX_ERR_UNAVAILABLE; a transfer
  * cut short or a reply over the bound -> AGX_ERR_IO. */
 agx_status agx_http_send(const agx_http_options *opt, const agx_http_request *req,

@@ -23,6 +23,7 @@ typedef struct ollama_backend {
     double temperature, top_p;
     long max_tokens, seed;
     bool seed_set;
+    char *shown;  /* host without credentials, for messages */
     agx_http_options http;
 } ollama_backend;
 
@@ -62,6 +63,7 @@ static void ollama_destroy(agx_backend *b) {
     ollama_backend *o = (ollama_backend *)b;
     if (!o) return;
     free(o->host);
+    free(o->shown);
     free(o->model);
     free(o);
 }
@@ -74,10 +76,12 @@ static agx_status model_missing(const ollama_backend *o, agx_status code, agx_er
 /* Adds advice to transport failures that only make sense for Ollama. */
 static agx_status decorate(const ollama_backend *o, agx_status st, const agx_http_response *r,
                            agx_error *err) {
-    if (st == AGX_ERR_UNAVAILABLE && r->status == 0)
-        agx_remote_error_append(err, " (start it with 'ollama serve', or point AGX_OLLAMA_HOST "
-                                     "at it; now %s)",
-                                o->host);
+    (void)o;
+    if (r->failure == AGX_HTTP_FAIL_REFUSED)
+        agx_remote_error_append(err, ". Start it with 'ollama serve', or set AGX_OLLAMA_HOST to "
+                                     "where it runs.");
+    else if (r->failure == AGX_HTTP_FAIL_DNS || r->failure == AGX_HTTP_FAIL_TLS)
+        agx_remote_error_append(err, ". Check AGX_OLLAMA_HOST (or OLLAMA_HOST).");
     return st;
 }
 
@@ -109,13 +113,13 @@ static agx_status ollama_health(agx_backend *b, agx_error *err) {
     bool is_ollama = json_is_string(json_object_get(j, "version"));
     if (is_ollama)
         agx_log(AGX_LOG_INFO, "ollama %s at %s", json_string_value(json_object_get(j, "version")),
-                o->host);
+                o->shown);
     json_decref(j);
     if (!is_ollama)
         return agx_error_set(err, AGX_ERR_HEALTH_CHECK,
                              "%s answered /api/version without a version; is it an Ollama "
                              "server? (check AGX_OLLAMA_HOST)",
-                             o->host);
+                             o->shown);
 
     url = agx_sprintf("%s/api/tags", o->host);
     if (!url) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
@@ -144,7 +148,7 @@ static agx_status ollama_health(agx_backend *b, agx_error *err) {
     if (!listed)
         return agx_error_set(err, AGX_ERR_HEALTH_CHECK,
                              "%s/api/tags has no \"models\" list; is it an Ollama server?",
-                             o->host);
+                             o->shown);
     return found ? AGX_OK : model_missing(o, AGX_ERR_HEALTH_CHECK, err);
 }
 
@@ -279,7 +283,8 @@ agx_status agx_backend_ollama_create(const agx_planner_config *cfg, agx_model_ro
     o->host = host ? normalize_host(host) : NULL;
     free(host);
     o->model = agx_remote_setting(cfg ? cfg->ollama_model : NULL, model_env, OLLAMA_DEFAULT_MODEL);
-    if (!o->host || !o->model) {
+    o->shown = o->host ? agx_http_redact_url(o->host) : NULL;
+    if (!o->host || !o->shown || !o->model) {
         ollama_destroy(&o->base);
         return agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
     }

@@ -27,6 +27,7 @@ typedef struct openai_backend {
     long max_tokens, seed;
     bool seed_set;
     bool schema_rejected; /* the server refused json_schema once: use json_object */
+    char *shown;  /* base_url without credentials, for messages */
     agx_http_options http;
 } openai_backend;
 
@@ -55,6 +56,7 @@ static void openai_destroy(agx_backend *b) {
     openai_backend *o = (openai_backend *)b;
     if (!o) return;
     free(o->base_url);
+    free(o->shown);
     free(o->model);
     if (o->api_key) {
         explicit_bzero(o->api_key, strlen(o->api_key));
@@ -65,9 +67,9 @@ static void openai_destroy(agx_backend *b) {
 
 static agx_status decorate(const openai_backend *o, agx_status st, const agx_http_response *r,
                            agx_error *err) {
-    if (st == AGX_ERR_UNAVAILABLE && r->status == 0)
-        agx_remote_error_append(err, " (is the server running? AGX_OPENAI_BASE_URL is %s)",
-                                o->base_url);
+    if (r->failure == AGX_HTTP_FAIL_REFUSED || r->failure == AGX_HTTP_FAIL_DNS ||
+        r->failure == AGX_HTTP_FAIL_TLS)
+        agx_remote_error_append(err, ". Check AGX_OPENAI_BASE_URL (now %s).", o->shown);
     else if (st == AGX_ERR_CONFIG && (r->status == 401 || r->status == 403))
         agx_remote_error_append(err, o->api_key ? " (AGX_OPENAI_API_KEY was rejected)"
                                                 : " (set AGX_OPENAI_API_KEY)");
@@ -97,7 +99,7 @@ static agx_status list_models(openai_backend *o, json_t **out, agx_error *err) {
         st = agx_error_set(err, AGX_ERR_HEALTH_CHECK,
                            "%s/v1/models has no \"data\" list; is AGX_OPENAI_BASE_URL an "
                            "OpenAI-compatible server?",
-                           o->base_url);
+                           o->shown);
     }
     return st;
 }
@@ -113,7 +115,7 @@ static agx_status ensure_model(openai_backend *o, agx_error *err) {
     json_decref(j);
     if (!id)
         return agx_error_set(err, AGX_ERR_HEALTH_CHECK,
-                             "%s serves no models; set AGX_OPENAI_MODEL", o->base_url);
+                             "%s serves no models; set AGX_OPENAI_MODEL", o->shown);
     agx_log(AGX_LOG_INFO, "openai: AGX_OPENAI_MODEL unset, using the server's model '%s'",
             o->model);
     return o->model ? AGX_OK : agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
@@ -145,7 +147,7 @@ static agx_status openai_health(agx_backend *b, agx_error *err) {
                                       "AGX_OPENAI_MODEL to one of those"
                                     : "%s%s serves no models (%s); load one or set "
                                       "AGX_OPENAI_MODEL",
-                           o->model ? o->model : "", o->base_url, ids.len ? ids.data : "none");
+                           o->model ? o->model : "", o->shown, ids.len ? ids.data : "none");
     agx_strbuf_free(&ids);
     json_decref(j);
     return st;
@@ -243,7 +245,7 @@ static agx_status post_chat(openai_backend *o, const agx_prompt *p, const char *
             agx_log(AGX_LOG_WARN,
                     "openai: %s rejected response_format json_schema; using json_object "
                     "(plans are still validated)",
-                    o->base_url);
+                    o->shown);
             o->schema_rejected = true;
             agx_http_response_free(&r);
             continue;
@@ -343,7 +345,8 @@ agx_status agx_backend_openai_create(const agx_planner_config *cfg, agx_model_ro
     free(base);
     o->model = agx_remote_setting(cfg ? cfg->openai_model : NULL, model_env, NULL);
     o->api_key = agx_remote_setting(cfg ? cfg->openai_api_key : NULL, key_env, NULL);
-    if (!o->base_url) {
+    o->shown = o->base_url ? agx_http_redact_url(o->base_url) : NULL;
+    if (!o->base_url || !o->shown) {
         openai_destroy(&o->base);
         return agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
     }

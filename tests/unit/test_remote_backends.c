@@ -569,6 +569,7 @@ static void expect_failure(fixture *f, agx_backend_kind kind, agx_status want, i
         fail_msg("expected %s, got %s: %s", agx_status_name(want), agx_status_name(st),
                  err.message);
     assert_int_equal(agx_status_exit_code(st), exit_code);
+    if (getenv("AGX_TEST_VERBOSE")) fprintf(stderr, "  [%s] %s\n", agx_status_name(st), err.message);
     if (needle && !strstr(err.message, needle))
         fail_msg("message lacks '%s': %s", needle, err.message);
     assert_int_equal(gp.plan.n_tasks, 0);
@@ -774,6 +775,7 @@ static void test_connection_refused(void **state) {
     expect_failure(f, AGX_BACKEND_OLLAMA, AGX_ERR_UNAVAILABLE, AGX_EXIT_BACKEND,
                    "connection refused");
     expect_failure(f, AGX_BACKEND_OLLAMA, AGX_ERR_UNAVAILABLE, AGX_EXIT_BACKEND, "ollama serve");
+    expect_failure(f, AGX_BACKEND_OPENAI, AGX_ERR_UNAVAILABLE, AGX_EXIT_BACKEND, "AGX_OPENAI_BASE_URL");
     expect_failure(f, AGX_BACKEND_OPENAI, AGX_ERR_UNAVAILABLE, AGX_EXIT_BACKEND,
                    "connection refused");
     agx_backend *b = make(f, AGX_BACKEND_OLLAMA);
