@@ -107,8 +107,9 @@ static const char RULES_TEXT[] =
     "Rules:\n"
     "1. \"command\" must be one of the tool ids listed under Tools. Never invent a tool, never "
     "use a shell, sudo or an interpreter that is not listed.\n"
-    "2. Every argument is its own string in \"args\" (\"-n\", \"5\"), never one string with "
-    "spaces. No pipes, redirections, quoting or other shell syntax inside arguments.\n"
+    "2. \"args\" holds the arguments exactly as the program receives them, one string each "
+    "(\"-n\", \"5\"), never a whole command line in one string. No pipes, redirections, "
+    "quotes or other shell syntax: a pattern with spaces is one argument, unquoted.\n"
     "3. To feed one task's output into another, set \"input_from_task\" to the earlier "
     "task's number; leave it out when the task reads files or the piped input.\n"
     "4. Number tasks 1, 2, 3, ... in order; use at most %zu tasks, and as few as do the job.\n"
@@ -152,7 +153,7 @@ static bool put_example(agx_strbuf *sb, const agx_registry *reg) {
     }
     /* A registry without the usual tools: show the shape with its first tool. */
     json_t *ex = json_pack("{s:[{s:i, s:s, s:[]}]}", "tasks", "task_number", 1, "command",
-                           reg->tools[0].id);
+                           reg->tools[0].id, "args");
     char *s = ex ? json_dumps(ex, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(ex);
     bool ok = s && agx_strbuf_printf(sb, "Example of the shape:\n%s\n", s);
