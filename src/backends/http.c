@@ -299,7 +299,11 @@ agx_status agx_http_send(const agx_http_options *opt, const agx_http_request *re
         goto done;
     }
 
+    /* One deadline for all attempts: retries never stretch a request past the timeout. */
+    const int64_t deadline = agx_time_ms() + opt->timeout_ms;
     for (int attempt = 0;; attempt++) {
+        long left = (long)(deadline - agx_time_ms());
+        if (left < 1) left = 1;
         sink s = {.limit = opt->max_response_bytes, .retry_after_ms = -1};
         agx_strbuf_init(&s.buf);
         char detail[CURL_ERROR_SIZE] = "";
@@ -308,11 +312,11 @@ agx_status agx_http_send(const agx_http_options *opt, const agx_http_request *re
             st = agx_error_set(err, AGX_ERR_NOMEM, "%s: curl_easy_init failed", req->what);
             goto done;
         }
-        long connect_ms = opt->timeout_ms < 10000 ? opt->timeout_ms : 10000;
+        long connect_ms = left < 10000 ? left : 10000;
         curl_easy_setopt(c, CURLOPT_URL, req->url);
         curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, opt->timeout_ms);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, left);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
         curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)opt->max_response_bytes);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -340,10 +344,14 @@ agx_status agx_http_send(const agx_http_options *opt, const agx_http_request *re
             agx_strbuf_free(&s.buf);
             goto done;
         }
+        long delay = -1;
         if (retryable(code) && attempt < opt->max_retries) {
-            long delay = s.retry_after_ms >= 0 ? s.retry_after_ms
-                                                : opt->backoff_ms << (attempt < 20 ? attempt : 20);
+            delay = s.retry_after_ms >= 0 ? s.retry_after_ms
+                                          : opt->backoff_ms << (attempt < 20 ? attempt : 20);
             if (delay > opt->max_delay_ms) delay = opt->max_delay_ms;
+            if (agx_time_ms() + delay >= deadline) delay = -1; /* no time left to retry */
+        }
+        if (delay >= 0) {
             agx_log(AGX_LOG_INFO, "%s: HTTP %ld from %s, retrying in %ld ms (attempt %d of %d)",
                     req->what, code, url, delay, attempt + 2, opt->max_retries + 1);
             agx_strbuf_free(&s.buf);

@@ -23,6 +23,7 @@ typedef struct ollama_backend {
     double temperature, top_p;
     long max_tokens, seed;
     bool seed_set;
+    bool schema_rejected; /* an Ollama older than 0.5 refused a schema: send "json" */
     char *shown;  /* host without credentials, for messages */
     agx_http_options http;
 } ollama_backend;
@@ -155,8 +156,7 @@ static agx_status ollama_health(agx_backend *b, agx_error *err) {
 /* The /api/chat body: model, messages, stream false, format = schema, options. */
 static char *chat_body(const ollama_backend *o, const agx_prompt *p, const char *schema,
                        agx_error *err) {
-    json_error_t jerr;
-    json_t *format = json_loads(schema, 0, &jerr);
+    json_t *format = o->schema_rejected ? json_string("json") : json_loads(schema, 0, NULL);
     json_t *msgs = json_array();
     for (size_t i = 0; msgs && i < p->n_messages; i++)
         json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", p->messages[i].role,
@@ -188,22 +188,32 @@ static agx_status ollama_generate(agx_backend *b, const char *instruction,
     agx_status st = agx_prompt_build(o->role, instruction, ctx, &prompt, err);
     if (st != AGX_OK) return st;
     char *schema = agx_plan_schema_json(ctx->registry, ctx->max_tasks);
-    char *body = schema ? chat_body(o, &prompt, schema, err) : NULL;
+    char *url = agx_sprintf("%s/api/chat", o->host);
+    agx_http_response r = {0};
+    for (;;) {
+        bool with_schema = !o->schema_rejected;
+        char *body = schema && url ? chat_body(o, &prompt, schema, err) : NULL;
+        if (!body) {
+            st = agx_error_set(err, AGX_ERR_NOMEM, "ollama: could not build the request");
+            break;
+        }
+        agx_http_request req = {.method = "POST", .url = url, .json_body = body,
+                                .what = "ollama /api/chat"};
+        st = agx_http_send(&o->http, &req, &r, err);
+        free(body);
+        /* Ollama before 0.5 accepts only "format":"json" and answers 400 otherwise. */
+        if (st != AGX_OK && with_schema && r.status == 400 && r.body && strstr(r.body, "format")) {
+            agx_log(AGX_LOG_WARN, "ollama: %s rejected a JSON-schema format (Ollama < 0.5?); "
+                    "using format \"json\" (plans are still validated)", o->shown);
+            o->schema_rejected = true;
+            agx_http_response_free(&r);
+            continue;
+        }
+        break;
+    }
     agx_prompt_free(&prompt);
     free(schema);
-    if (!body)
-        return err && err->code == AGX_ERR_NOMEM
-                   ? AGX_ERR_NOMEM
-                   : agx_error_set(err, AGX_ERR_NOMEM, "ollama: could not build the plan schema");
-
-    char *url = agx_sprintf("%s/api/chat", o->host);
-    agx_http_request req = {.method = "POST", .url = url, .json_body = body,
-                            .what = "ollama /api/chat"};
-    agx_http_response r = {0};
-    st = url ? agx_http_send(&o->http, &req, &r, err)
-             : agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
     free(url);
-    free(body);
     if (st != AGX_OK) {
         /* Ollama answers 404 {"error":"model \"x\" not found, try pulling it first"} */
         if (r.status == 404 && r.body && strstr(r.body, "not found"))

@@ -24,6 +24,7 @@
 #include "backends/http.h"
 
 #ifdef AGX_HAVE_MHD
+#include <curl/curl.h>
 #include <microhttpd.h>
 
 /* ------------------------------------------------------------------------ */
@@ -101,6 +102,12 @@ static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned status, jso
     enum MHD_Result ret = reply(c, status, "application/json; charset=utf-8", s, NULL);
     free(s);
     return ret;
+}
+
+static size_t discard(char *p, size_t sz, size_t n, void *u) {
+    (void)p;
+    (void)u;
+    return sz * n;
 }
 
 static ssize_t cut_reader(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -208,8 +215,14 @@ static enum MHD_Result ollama_chat(mock *m, struct MHD_Connection *c, json_t *bo
     if (!json_is_false(json_object_get(body, "stream")))
         violation(m, "%s: stream is not false (the server would stream NDJSON)", api);
     json_t *fmt = json_object_get(body, "format");
-    if (!json_is_object(fmt)) violation(m, "%s: format is not a JSON schema object", api);
-    else check_plan_schema(m, fmt, api);
+    if (json_is_object(fmt)) {
+        check_plan_schema(m, fmt, api);
+        if (m->reject_schema) /* like Ollama before 0.5 */
+            return reply_json(c, 400, json_pack("{s:s}", "error",
+                                                "invalid format: expected \"json\""));
+    } else if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "json") != 0) {
+        violation(m, "%s: format is neither a JSON schema nor \"json\"", api);
+    }
     json_t *opts = json_object_get(body, "options");
     if (opts) {
         check_keys(m, opts, OLLAMA_OPTS, "ollama options");
@@ -752,6 +765,124 @@ static void test_openai_schema_fallback(void **state) {
     assert_no_violations(f->m);
 }
 
+static void test_ollama_format_fallback(void **state) {
+    fixture *f = *state;
+    f->m->reject_schema = 1;
+    agx_backend *b = make(f, AGX_BACKEND_OLLAMA);
+    agx_generated_plan gp;
+    agx_error err;
+    assert_int_equal(agx_backend_generate_plan(b, "count TODOs", &f->ctx, &gp, &err), AGX_OK);
+    check_good_plan(&gp);
+    agx_generated_plan_free(&gp);
+    assert_int_equal(f->m->chat_requests, 2);
+    assert_string_equal(json_string_value(json_object_get(f->m->last_chat, "format")), "json");
+    assert_int_equal(agx_backend_generate_plan(b, "count TODOs", &f->ctx, &gp, &err), AGX_OK);
+    agx_generated_plan_free(&gp);
+    assert_int_equal(f->m->chat_requests, 3); /* remembered */
+    agx_backend_destroy(b);
+    assert_no_violations(f->m);
+}
+
+static void test_defaults_from_env(void **state) {
+    fixture *f = *state;
+    /* no model in the config and none in the environment: phi3:mini */
+    set_str(&f->cfg.ollama_model, NULL);
+    agx_backend *b = make(f, AGX_BACKEND_OLLAMA);
+    assert_string_equal(agx_backend_model_name(b), "phi3:mini");
+    agx_backend_destroy(b);
+    setenv("AGX_OLLAMA_MODEL", "qwen2.5:0.5b", 1);
+    b = make(f, AGX_BACKEND_OLLAMA);
+    assert_string_equal(agx_backend_model_name(b), "qwen2.5:0.5b");
+    agx_error err;
+    assert_int_equal(agx_backend_health_check(b, &err), AGX_OK);
+    agx_backend_destroy(b);
+    unsetenv("AGX_OLLAMA_MODEL");
+    /* the OpenAI settings likewise */
+    set_str(&f->cfg.openai_base_url, NULL);
+    set_str(&f->cfg.openai_model, NULL);
+    f->cfg.openai_timeout_secs = 0;
+    setenv("AGX_OPENAI_BASE_URL", f->m->base, 1);
+    setenv("AGX_OPENAI_MODEL", "phi3:mini", 1);
+    setenv("AGX_OPENAI_TIMEOUT_SECS", "soon", 1);
+    assert_int_equal(agx_backend_openai_create(&f->cfg, AGX_ROLE_DELTA, &b, &err), AGX_ERR_CONFIG);
+    assert_non_null(strstr(err.message, "AGX_OPENAI_TIMEOUT_SECS"));
+    setenv("AGX_OPENAI_TIMEOUT_SECS", "3", 1);
+    assert_int_equal(agx_backend_openai_create(&f->cfg, AGX_ROLE_DELTA, &b, &err), AGX_OK);
+    assert_string_equal(agx_backend_model_name(b), "phi3:mini");
+    assert_int_equal(agx_backend_health_check(b, &err), AGX_OK);
+    agx_backend_destroy(b);
+    unsetenv("AGX_OPENAI_BASE_URL");
+    unsetenv("AGX_OPENAI_MODEL");
+    unsetenv("AGX_OPENAI_TIMEOUT_SECS");
+    assert_no_violations(f->m);
+}
+
+/* The mock's own validation must catch what a real server would reject, or the
+ * backend tests above prove nothing. Bad requests sent with libcurl directly. */
+static void raw_post(mock *m, const char *path, const char *ctype, const char *body) {
+    CURL *c = curl_easy_init();
+    char *url = agx_sprintf("%s%s", m->base, path);
+    struct curl_slist *h = NULL;
+    char *ct = agx_sprintf("Content-Type: %s", ctype);
+    h = curl_slist_append(h, ct);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    free(url);
+    free(ct);
+}
+
+static void expect_violation(mock *m, const char *needle) {
+    if (!strstr(m->violations, needle))
+        fail_msg("mock did not flag '%s'; it recorded:\n%s", needle, m->violations);
+    m->violations[0] = '\0';
+}
+
+static void test_mock_rejects_bad_requests(void **state) {
+    fixture *f = *state;
+    mock *m = f->m;
+    const char *msgs = "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]";
+    char *b;
+    b = agx_sprintf("{%s,\"stream\":false,\"format\":\"json\"}", msgs);
+    raw_post(m, "/api/chat", "application/json", b);
+    expect_violation(m, "model missing");
+    free(b);
+    b = agx_sprintf("{\"model\":\"phi3:mini\",%s,\"stream\":false,\"format\":\"json\"}", msgs);
+    raw_post(m, "/api/chat", "text/plain", b);
+    expect_violation(m, "Content-Type");
+    free(b);
+    b = agx_sprintf("{\"model\":\"phi3:mini\",%s,\"format\":\"json\"}", msgs);
+    raw_post(m, "/api/chat", "application/json", b);
+    expect_violation(m, "stream is not false");
+    free(b);
+    b = agx_sprintf("{\"model\":\"phi3:mini\",%s,\"stream\":false,\"response_format\":{}}",
+                    msgs);
+    raw_post(m, "/api/chat", "application/json", b);
+    expect_violation(m, "unexpected field 'response_format'");
+    free(b);
+    raw_post(m, "/api/chat", "application/json",
+             "{\"model\":\"phi3:mini\",\"messages\":[{\"role\":\"boss\",\"content\":1}],"
+             "\"stream\":false,\"format\":\"json\"}");
+    expect_violation(m, "messages[0].role invalid");
+    b = agx_sprintf("{\"model\":\"phi3:mini\",%s,\"format\":{\"type\":\"object\"}}", msgs);
+    raw_post(m, "/v1/chat/completions", "application/json", b);
+    expect_violation(m, "unexpected field 'format'");
+    free(b);
+    b = agx_sprintf("{\"model\":\"phi3:mini\",%s,\"response_format\":{\"type\":\"json_schema\","
+                    "\"json_schema\":{\"name\":\"bad name!\",\"strict\":true,\"schema\":"
+                    "{\"type\":\"object\",\"properties\":{\"tasks\":{\"type\":\"array\"}}}}}}",
+                    msgs);
+    raw_post(m, "/v1/chat/completions", "application/json", b);
+    expect_violation(m, "json_schema.name");
+    free(b);
+    assert_string_equal(m->violations, "");
+}
+
 /* ------------------------------------------------------------------------ */
 /* transport failures                                                       */
 /* ------------------------------------------------------------------------ */
@@ -929,6 +1060,15 @@ static void test_backoff_bounded_and_exhausted(void **state) {
                    "retries exhausted");
     assert_true(agx_time_ms() - t0 < 2000);
     assert_int_equal(f->m->requests, 4); /* 1 + 3 retries */
+    /* a Retry-After beyond the timeout: no retry, fail within the timeout */
+    unsetenv("AGX_HTTP_MAX_DELAY_MS");
+    f->m->requests = 0;
+    f->m->retry_after = "2";
+    f->cfg.ollama_timeout_secs = 1;
+    t0 = agx_time_ms();
+    expect_failure(f, AGX_BACKEND_OLLAMA, AGX_ERR_UNAVAILABLE, AGX_EXIT_BACKEND, "HTTP 429");
+    assert_true(agx_time_ms() - t0 < 1000);
+    assert_int_equal(f->m->requests, 1);
     unsetenv("AGX_HTTP_BACKOFF_MS");
     unsetenv("AGX_HTTP_MAX_DELAY_MS");
     unsetenv("AGX_HTTP_RETRIES");
@@ -1067,6 +1207,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_ollama_host_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openai_plan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openai_schema_fallback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ollama_format_fallback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_defaults_from_env, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mock_rejects_bad_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dns_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_failure, setup, teardown),
