@@ -25,7 +25,7 @@ typedef enum {
     F_COUNT, F_WORDS, F_CHARS, F_BYTES, F_FILES, F_LINES, F_PER_FILE, F_PER_ITEM, F_LEAST,
     F_SORT, F_NUMERIC, F_REVERSE, F_UNIQUE, F_CASE, F_BLANK, F_UPPER, F_LOWER, F_LIST, F_LONG,
     F_HIDDEN, F_SHOW, F_JSON, F_PRETTY, F_KEYS, F_FIRST_LINE, F_LAST_LINE, F_FILES_WITH,
-    F_CSV, F_TSV, F_COLON, F_UNSUPPORTED, F_COUNT_FILES, F_TYPE_FILES,
+    F_CSV, F_TSV, F_COLON, F_UNSUPPORTED, F_COUNT_FILES, F_TYPE_FILES, F_SEARCHY,
     F_NFLAGS
 } flag_id;
 
@@ -38,7 +38,7 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_LINES] = "\\b(?:lines?|rows?|entries|records)\\b",
     [F_PER_FILE] = "\\b(?:per|by|for\\s+each|in\\s+each|for\\s+every|in\\s+every|each)\\s+file\\b",
     [F_PER_ITEM] = "\\b(?:occurrences?\\s+of\\s+(?:each|every|all|the\\s+(?:different|distinct|unique))|"
-                   "frequenc(?:y|ies)|how\\s+many\\s+times|most\\s+(?:common|frequent|popular|used|active)|"
+                   "frequenc(?:y|ies)|how\\s+many\\s+times|most\\s+(?:common|frequent|popular|used|active|requested|visited|viewed|accessed)|"
                    "least\\s+(?:common|frequent|popular|used)|histogram|"
                    "per\\s+(?!file\\b)\\w+|(?:each|every)\\s+(?!file\\b)(?:unique\\s+|distinct\\s+|different\\s+)?\\w+|"
                    "group(?:ed)?\\s+by|duplicate\\s+counts?)\\b",
@@ -76,6 +76,8 @@ static const char *const flag_regex[F_NFLAGS] = {
                       "wget|curl|commit|deploy|compile|rename|move|copy|"
                       "(?:delete|remove|rm)\\s+(?:the\\s+|all\\s+|those\\s+|these\\s+)?"
                       "(?:files?|director(?:y|ies)|folders?))\\b",
+    [F_SEARCHY] = "\\b(?:find|search|grep|show|print|list|lines?|count|which|where|look|get|display|"
+                  "filter|match\\w*|contain\\w*|occurrences?)\\b",
     [F_COUNT_FILES] = "\\b(?:count|how\\s+many|number\\s+of)\\s+(?:the\\s+|all\\s+)?(?:\\S+\\s+)?files\\b",
     [F_TYPE_FILES] = "\\b(?:find|locate|list|show|search\\s+for|look\\s+for)\\s+(?:all\\s+|the\\s+|every\\s+)*"
                      "(?:regular\\s+)?files\\b",
@@ -100,8 +102,8 @@ typedef enum {
 #define PATHTOK "((?:~|\\.{1,2})?/?[\\w.-]+(?:/[\\w.-]*)*)"
 
 static const char *const slot_regex[S_NSLOTS] = {
-    [S_SORT_KEY] = "\\bsort\\w*\\b[^.;]*?\\bby\\s+(?:the\\s+)?(?:" ORD "\\s+(?:column|field|col)|"
-                   "(?:column|field|col)\\s+(\\d+))",
+    [S_SORT_KEY] = "\\bsort\\w*(?:\\s+\\S+){0,4}?\\s+(by\\s+(?:the\\s+)?(?:" ORD "\\s+(?:column|field|col)|"
+                   "(?:column|field|col)\\s+(\\d+)))",
     [S_FIELD_ORD] = "\\b" ORD "\\s+(?:column|field|col)s?\\b",
     [S_FIELD_NUM] = "\\b(?:column|field|col)\\s+(?:number\\s+|#)?(\\d+)\\b",
     [S_LOG_IP] = "\\b(ip(?:\\s+address(?:es)?)?s?|clients?(?:\\s+ips?)?|hosts?|visitors?|remote\\s+addr\\w*)\\b",
@@ -356,8 +358,9 @@ static void extract_term(analysis *a) {
             from = m_end > m_start ? m_start + 1 : m_end + 1;
         }
     }
-    /* a quoted string nobody else claimed is what to look for */
-    for (size_t i = 0; i < a->n_quoted; i++) {
+    /* a quoted string nobody else claimed is what to look for, when the
+     * instruction is about finding or showing lines at all */
+    for (size_t i = 0; i < a->n_quoted && a->flag[F_SEARCHY]; i++) {
         if (in_spans(a->used, a->n_used, a->quoted[i].start)) continue;
         a->term = agx_strndup(a->text + a->quoted[i].start + 1, a->quoted[i].end - a->quoted[i].start - 2);
         if (!a->term) a->oom = true;
@@ -509,15 +512,15 @@ static void extract_slots(analysis *a) {
     extract_term(a);
     /* sort key ("sort by the second column") before plain column extraction */
     if (match_from(a, rb->slots[S_SORT_KEY], 0)) {
-        int g = group(a, 1, &s, &e) ? 1 : 2;
+        int g = group(a, 2, &s, &e) ? 2 : 3;
         char *k = group_dup(a, g, NULL);
         if (k) {
             a->sort_key = strcasecmp(k, "last") == 0 ? -1 : number_value(k);
             if (a->sort_key == -1 && strcasecmp(k, "last") != 0) a->sort_key = 0;
         }
         free(k);
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
-        mark_used(a, ov[0], ov[1]);
+        group(a, 1, &s, &e); /* only "by ... column": a file named before "by" stays visible */
+        mark_used(a, s, e);
     }
     if (match_from(a, rb->slots[S_FIELD_ORD], 0)) {
         char *k = group_dup(a, 1, NULL);
@@ -830,10 +833,18 @@ static size_t pattern_match(const char *instr, const char *pattern) {
     return 0;
 }
 
+/* Tools that do nothing useful without a program or pattern argument: the
+ * pattern path only uses them when the instruction quotes that argument. */
+static const char *const needs_program[] = {"awk", "sed", "grep", "cut", "tr", "join", "xargs"};
+
 static void compose_from_registry(analysis *a, const agx_registry *reg) {
     const agx_tool *best = NULL;
     size_t best_len = 0;
-    for (size_t t = 0; t < reg->count; t++)
+    for (size_t t = 0; t < reg->count; t++) {
+        bool skip = false;
+        for (size_t k = 0; k < sizeof needs_program / sizeof needs_program[0]; k++)
+            skip |= a->n_quoted == 0 && strcmp(reg->tools[t].id, needs_program[k]) == 0;
+        if (skip) continue;
         for (size_t p = 0; p < reg->tools[t].n_patterns; p++) {
             size_t l = pattern_match(a->text, reg->tools[t].patterns[p]);
             if (l > best_len) {
@@ -841,6 +852,7 @@ static void compose_from_registry(analysis *a, const agx_registry *reg) {
                 best = &reg->tools[t];
             }
         }
+    }
     if (!best) return;
     step *st = add_step(a, best->id);
     for (size_t i = 0; i < a->n_quoted; i++)
@@ -849,6 +861,12 @@ static void compose_from_registry(analysis *a, const agx_registry *reg) {
 }
 
 /* ------------------------------------------------------------- the backend */
+
+static void analysis_clear_steps(analysis *a) {
+    for (size_t i = 0; i < a->n_steps; i++)
+        for (size_t j = 0; j < a->steps[i].n_args; j++) free(a->steps[i].args[j]);
+    a->n_steps = 0;
+}
 
 static void analysis_free(analysis *a) {
     free(a->unsupported);
@@ -859,8 +877,7 @@ static void analysis_free(analysis *a) {
     free(a->replace_from);
     free(a->replace_to);
     free(a->json_key);
-    for (size_t i = 0; i < a->n_steps; i++)
-        for (size_t j = 0; j < a->steps[i].n_args; j++) free(a->steps[i].args[j]);
+    analysis_clear_steps(a);
     if (a->md) pcre2_match_data_free(a->md);
 }
 
@@ -933,28 +950,35 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
             if (match_from(&a, rb->slots[log_fields[i].id], 0)) a.field = log_fields[i].field;
     }
     if (!a.oom) compose(&a);
-    if (!a.oom && a.n_steps == 0 && ctx && ctx->registry) compose_from_registry(&a, ctx->registry);
+    const char *missing = NULL; /* a tool the phrase tables chose that the registry lacks */
+    for (size_t i = 0; ctx && ctx->registry && i < a.n_steps && !missing; i++)
+        if (!agx_registry_find(ctx->registry, a.steps[i].tool)) missing = a.steps[i].tool;
+    if (!a.oom && (a.n_steps == 0 || missing) && ctx && ctx->registry) {
+        analysis_clear_steps(&a);
+        compose_from_registry(&a, ctx->registry);
+        if (a.n_steps) missing = NULL;
+    }
     if (a.oom) {
         s = agx_error_set(err, AGX_ERR_NOMEM, "out of memory planning '%.80s'", instruction);
         goto done;
     }
-    if (a.n_steps == 0) {
-        s = decline(instruction, err, NULL);
-        goto done;
-    }
+
     size_t max_tasks = ctx && ctx->max_tasks ? ctx->max_tasks : 20;
     if (a.n_steps > max_tasks) {
         s = agx_error_set(err, AGX_ERR_PARSE, "the plan for '%.80s' needs %zu steps, more than the "
                                               "limit of %zu", instruction, a.n_steps, max_tasks);
         goto done;
     }
+    if (missing) {
+        s = decline(instruction, err, NULL);
+        agx_error_prefix(err, "the rules planner needs '%s', which is not in the tool registry", missing);
+        goto done;
+    }
+    if (a.n_steps == 0) {
+        s = decline(instruction, err, NULL);
+        goto done;
+    }
     for (size_t i = 0; i < a.n_steps; i++) {
-        if (ctx && ctx->registry && !agx_registry_find(ctx->registry, a.steps[i].tool)) {
-            s = decline(instruction, err, NULL);
-            agx_error_prefix(err, "the rules planner needs '%s', which is not in the tool registry",
-                             a.steps[i].tool);
-            goto done;
-        }
         s = agx_plan_add_task(&out->plan, a.steps[i].tool, (const char *const *)a.steps[i].args,
                               a.steps[i].n_args, i == 0 ? 0 : (int)i, err);
         if (s != AGX_OK) goto done;
