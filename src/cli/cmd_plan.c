@@ -141,6 +141,8 @@ static int plan_add(int argc, char **argv, const agx_planner_config *cfg) {
     if (agx_buffer_update(cfg->plan_path, add_change, &job, &saved, &err) != AGX_OK) {
         rc = job.problems.count ? report_problems(&job.problems, &err, "the combined plan")
                                 : agx_cli_fail(&err);
+        if (job.problems.count)
+            fprintf(stderr, "agx: the plan buffer was left unchanged (start over with 'agx plan new')\n");
         goto out;
     }
     agx_cli_print_plan(stdout, &saved, (size_t)(job.first_new - 1));
