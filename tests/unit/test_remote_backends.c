@@ -1160,6 +1160,90 @@ static void test_bad_settings(void **state) {
     agx_backend_destroy(b);
 }
 
+/* ------------------------------------------------------------------------ */
+/* end to end: the agx command against the mock                             */
+/* ------------------------------------------------------------------------ */
+
+typedef struct cli_result {
+    int rc;
+    char *out, *err;
+} cli_result;
+
+static cli_result run_agx(const char *args) {
+    cli_result r;
+    char *cmd = agx_sprintf("'%s' %s", agx_test_cli_path(), args);
+    r.rc = agx_test_run(cmd, NULL, &r.out, &r.err);
+    free(cmd);
+    if (!r.out) r.out = strdup("");
+    if (!r.err) r.err = strdup("");
+    return r;
+}
+
+static void expect_cli(const char *args, int rc, const char *in_out, const char *in_err) {
+    cli_result r = run_agx(args);
+    if (getenv("AGX_TEST_VERBOSE")) fprintf(stderr, "  agx %s -> %d\n%s%s", args, r.rc, r.out, r.err);
+    if (r.rc != rc) fail_msg("agx %s: exit %d, want %d\nstdout: %s\nstderr: %s", args, r.rc, rc, r.out, r.err);
+    if (in_out && !strstr(r.out, in_out)) fail_msg("agx %s: stdout lacks '%s': %s", args, in_out, r.out);
+    if (in_err && !strstr(r.err, in_err)) fail_msg("agx %s: stderr lacks '%s': %s", args, in_err, r.err);
+    free(r.out);
+    free(r.err);
+}
+
+static void test_cli_end_to_end(void **state) {
+    fixture *f = *state;
+    char *dir = agx_test_tmpdir();
+    char *plan = agx_sprintf("%s/plan.json", dir);
+    char *old_home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+    setenv("AGX_PLAN_PATH", plan, 1);
+    setenv("HOME", dir, 1); /* no ~/.agx/tools.json */
+    unsetenv("AGX_TOOLS_FILE");
+    setenv("AGX_BACKEND", "ollama", 1);
+    setenv("AGX_OLLAMA_HOST", f->m->base, 1);
+    expect_cli("health", 0, NULL, NULL);
+    expect_cli("plan new", 0, NULL, NULL);
+    expect_cli("plan add 'count the TODO lines under src'", 0, NULL, NULL);
+    expect_cli("plan preview --json", 0, "\"command\": \"grep\"", NULL);
+    assert_true(agx_file_exists(plan));
+    setenv("AGX_OLLAMA_MODEL", "llama3:8b", 1);
+    expect_cli("health", AGX_EXIT_BACKEND, NULL,
+               "Model 'llama3:8b' not found. Run 'ollama pull llama3:8b' to download it.");
+    unsetenv("AGX_OLLAMA_MODEL");
+    f->m->content = "{\"tasks\":[{\"task_number\":1,\"command\":\"rm\",\"args\":[\"-rf\",\"/\"]}]}";
+    expect_cli("plan add 'delete everything'", AGX_EXIT_DATA, NULL, "'rm'");
+    f->m->content = GOOD_PLAN;
+
+    setenv("AGX_BACKEND", "openai", 1);
+    setenv("AGX_OPENAI_BASE_URL", f->m->base, 1);
+    setenv("AGX_OPENAI_MODEL", "qwen2.5:0.5b", 1);
+    f->m->require_key = "sk-right-key-000000";
+    setenv("AGX_OPENAI_API_KEY", "sk-wrong-key-LEAKCHECK", 1);
+    cli_result r = run_agx("plan add 'count the TODO lines under src'");
+    assert_int_equal(r.rc, AGX_EXIT_CONFIG);
+    assert_null(strstr(r.out, "LEAKCHECK"));
+    assert_null(strstr(r.err, "LEAKCHECK"));
+    assert_non_null(strstr(r.err, "HTTP 401"));
+    free(r.out);
+    free(r.err);
+    setenv("AGX_OPENAI_API_KEY", "sk-right-key-000000", 1);
+    expect_cli("health", 0, NULL, NULL);
+    expect_cli("plan new", 0, NULL, NULL);
+    expect_cli("plan add 'count the TODO lines under src'", 0, NULL, NULL);
+    expect_cli("plan preview --json", 0, "\"command\": \"wc\"", NULL);
+    char *closed = agx_sprintf("http://127.0.0.1:%u", closed_port());
+    setenv("AGX_OPENAI_BASE_URL", closed, 1);
+    expect_cli("health", AGX_EXIT_BACKEND, NULL, "connection refused");
+    free(closed);
+    static const char *const vars[] = {"AGX_BACKEND", "AGX_OLLAMA_HOST", "AGX_OPENAI_BASE_URL",
+                                       "AGX_OPENAI_MODEL", "AGX_OPENAI_API_KEY", "AGX_PLAN_PATH"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) unsetenv(vars[i]);
+    if (old_home) setenv("HOME", old_home, 1);
+    free(old_home);
+    agx_test_rmtree(dir);
+    free(dir);
+    free(plan);
+    assert_no_violations(f->m);
+}
+
 #else
 static void test_no_mhd(void **state) {
     (void)state;
@@ -1222,6 +1306,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_oversized_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_content_not_a_plan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_end_to_end, setup, teardown),
 #else
         cmocka_unit_test(test_no_mhd),
 #endif
