@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <utf8proc.h>
 
 #include "agx/util.h"
 
@@ -106,46 +107,60 @@ static void scrub_secret(char *s, const char *secret) {
     for (char *p = strstr(s, secret); p; p = strstr(p + n, secret)) memset(p, '*', n);
 }
 
-/* A one-line, bounded excerpt of a reply body: the "error" message when the body
- * is a JSON error object, else the raw text; control characters become spaces,
- * the cut never splits a UTF-8 sequence, the secret is scrubbed. Caller frees. */
+char *agx_http_excerpt(const char *text, size_t len, size_t max, const char *secret) {
+    char *src = agx_strndup(text ? text : "", text ? len : 0);
+    if (!src) return NULL;
+    size_t n = strlen(src); /* an embedded NUL ends the excerpt */
+    scrub_secret(src, secret);
+    agx_strbuf sb;
+    agx_strbuf_init(&sb);
+    size_t i = 0;
+    bool space = false, ok = true;
+    while (ok && i < n && sb.len < max) {
+        unsigned char c = (unsigned char)src[i];
+        if (c <= 0x20 || c == 0x7f) { /* runs of blanks and controls: one space */
+            if (!space && sb.len) ok = agx_strbuf_putc(&sb, ' ');
+            space = true;
+            i++;
+            continue;
+        }
+        space = false;
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t clen =
+            utf8proc_iterate((const utf8proc_uint8_t *)src + i, (utf8proc_ssize_t)(n - i), &cp);
+        if (clen <= 0) { /* invalid UTF-8: show a replacement, stay printable */
+            ok = agx_strbuf_puts(&sb, "?");
+            i++;
+            continue;
+        }
+        ok = agx_strbuf_append(&sb, src + i, (size_t)clen);
+        i += (size_t)clen;
+    }
+    if (ok && i < n) agx_strbuf_puts(&sb, "...");
+    explicit_bzero(src, n);
+    free(src);
+    char *out = agx_strbuf_take(&sb);
+    return out ? out : agx_strdup("");
+}
+
+/* The excerpt of an error reply: its "error"/"error.message"/"message"/"detail"
+ * text when the body is JSON, else the raw body. Caller frees. */
 static char *body_excerpt(const char *body, size_t len, const char *secret) {
     if (!body || !len) return agx_strdup("(empty body)");
-    char *src = NULL;
     json_t *j = json_loadb(body, len, 0, NULL);
     if (j) {
         json_t *e = json_object_get(j, "error");
         if (json_is_object(e)) e = json_object_get(e, "message");
         if (!json_is_string(e)) e = json_object_get(j, "message");
         if (!json_is_string(e)) e = json_object_get(j, "detail");
-        if (json_is_string(e)) src = agx_strdup(json_string_value(e));
+        char *out = json_is_string(e) ? agx_http_excerpt(json_string_value(e),
+                                                         json_string_length(e), EXCERPT_MAX,
+                                                         secret)
+                                      : NULL;
         json_decref(j);
+        if (out) return out;
     }
-    if (!src) src = agx_strndup(body, len < 4 * EXCERPT_MAX ? len : 4 * EXCERPT_MAX);
-    if (!src) return NULL;
-    scrub_secret(src, secret);
-    agx_strbuf sb;
-    agx_strbuf_init(&sb);
-    size_t n = strlen(src), i = 0;
-    bool space = false;
-    while (i < n && sb.len < EXCERPT_MAX) {
-        unsigned char c = (unsigned char)src[i];
-        if (c < 0x20 || c == 0x7f) {
-            if (!space && sb.len) agx_strbuf_putc(&sb, ' ');
-            space = true;
-            i++;
-            continue;
-        }
-        space = false;
-        size_t clen = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-        if (i + clen > n) break;
-        agx_strbuf_append(&sb, src + i, clen);
-        i += clen;
-    }
-    if (i < n) agx_strbuf_puts(&sb, "...");
-    free(src);
-    char *out = agx_strbuf_take(&sb);
-    return out ? out : agx_strdup("");
+    return agx_http_excerpt(body, len, EXCERPT_MAX, secret);
 }
 
 /* ---- one transfer ---- */

@@ -67,6 +67,12 @@ agx_status agx_http_send(const agx_http_options *opt, const agx_http_request *re
                          agx_http_response *resp, agx_error *err);
 void agx_http_response_free(agx_http_response *resp);
 
+/* A one-line excerpt of text for messages: at most max bytes, runs of blanks
+ * and control characters collapsed to one space, invalid UTF-8 shown as '?',
+ * every occurrence of secret (when given) replaced by '*', "..." when cut.
+ * Caller frees. */
+char *agx_http_excerpt(const char *text, size_t len, size_t max, const char *secret);
+
 /* A copy of url without "user:password@" (for messages). Caller frees. */
 char *agx_http_redact_url(const char *url);
 

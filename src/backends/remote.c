@@ -10,6 +10,7 @@
 
 #include "agx/plan.h"
 #include "agx/util.h"
+#include "backends/http.h"
 
 char *agx_remote_setting(const char *value, const char *const *env_names, const char *def) {
     if (value && *value) return agx_strdup(value);
@@ -36,40 +37,28 @@ long long agx_remote_json_count(json_t *obj, const char *key) {
                                                              : -1;
 }
 
-/* A printable, bounded excerpt for messages (controls -> '.'). */
-static void excerpt(char *dst, size_t cap, const char *s, size_t len) {
-    size_t n = 0;
-    for (size_t i = 0; i < len && n + 4 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        dst[n++] = (c < 0x20 || c == 0x7f) ? '.' : (char)c;
-    }
-    if (len && n < len && n + 4 <= cap) {
-        memcpy(dst + n, "...", 3);
-        n += 3;
-    }
-    dst[n] = '\0';
-}
-
 agx_status agx_remote_parse_reply(const char *who, const char *body, size_t len, json_t **out,
                                   agx_error *err) {
     json_error_t jerr;
     *out = NULL;
     json_t *j = body ? json_loadb(body, len, 0, &jerr) : NULL;
-    char ex[96];
-    excerpt(ex, sizeof ex, body ? body : "", body ? len : 0);
-    if (!j)
-        return agx_error_set(err, AGX_ERR_JSON,
-                             "%s: the server's reply is not valid JSON (%s at byte %d of %zu); "
-                             "it starts with: %s",
-                             who, body ? jerr.text : "no body", body ? jerr.position : 0, len,
-                             ex);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        return agx_error_set(err, AGX_ERR_JSON,
-                             "%s: the server's reply is JSON but not an object: %s", who, ex);
+    if (j && json_is_object(j)) {
+        *out = j;
+        return AGX_OK;
     }
-    *out = j;
-    return AGX_OK;
+    char *ex = agx_http_excerpt(body, body ? len : 0, 96, NULL);
+    if (!j)
+        agx_error_set(err, AGX_ERR_JSON,
+                      "%s: the server's reply is not valid JSON (%s at byte %d of %zu); it "
+                      "starts with: %s",
+                      who, body ? jerr.text : "no body", body ? jerr.position : 0, len,
+                      ex ? ex : "");
+    else
+        agx_error_set(err, AGX_ERR_JSON, "%s: the server's reply is JSON but not an object: %s",
+                      who, ex ? ex : "");
+    json_decref(j);
+    free(ex);
+    return AGX_ERR_JSON;
 }
 
 /* Strict OpenAI-style schemas make optional keys required-but-nullable, so a
@@ -107,10 +96,10 @@ agx_status agx_remote_plan_from_content(const char *who, const char *content, si
     free(fixed);
     if (st != AGX_OK) {
         if (st != AGX_ERR_NOMEM && err) err->code = st = AGX_ERR_PARSE;
-        char ex[120];
-        excerpt(ex, sizeof ex, content, len);
+        char *ex = agx_http_excerpt(content, len, 120, NULL);
         agx_error_prefix(err, "%s: the model's reply is not a plan", who);
-        agx_remote_error_append(err, " (reply started: %s)", ex);
+        agx_remote_error_append(err, " (reply started: %s)", ex ? ex : "");
+        free(ex);
         agx_plan_free(out);
         return st;
     }

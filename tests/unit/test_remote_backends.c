@@ -883,6 +883,71 @@ static void test_mock_rejects_bad_requests(void **state) {
     assert_string_equal(m->violations, "");
 }
 
+static void test_delta_role_sends_draft(void **state) {
+    fixture *f = *state;
+    agx_backend *b = NULL;
+    agx_error err;
+    assert_int_equal(agx_backend_openai_create(&f->cfg, AGX_ROLE_DELTA, &b, &err), AGX_OK);
+    agx_plan draft;
+    agx_plan_init(&draft);
+    const char *args[] = {"TODO"};
+    assert_int_equal(agx_plan_add_task(&draft, "grep", args, 1, 0, &err), AGX_OK);
+    f->ctx.existing = &draft;
+    agx_generated_plan gp;
+    assert_int_equal(agx_backend_generate_plan(b, "count TODOs", &f->ctx, &gp, &err), AGX_OK);
+    agx_generated_plan_free(&gp);
+    f->ctx.existing = NULL;
+    json_t *msgs = json_object_get(f->m->last_chat, "messages");
+    const char *sys = json_string_value(json_object_get(json_array_get(msgs, 0), "content"));
+    const char *user = json_string_value(json_object_get(json_array_get(msgs, 1), "content"));
+    assert_non_null(strstr(sys, "plan reviewer"));
+    assert_non_null(strstr(user, "Draft plan to check"));
+    assert_non_null(strstr(user, "\"command\":\"grep\",\"args\":[\"TODO\"]"));
+    agx_plan_free(&draft);
+    agx_backend_destroy(b);
+    assert_no_violations(f->m);
+}
+
+/* Backends share no state: several threads, each with its own backend. */
+typedef struct worker {
+    fixture *f;
+    agx_backend_kind kind;
+    int ok;
+} worker;
+
+static void *work(void *arg) {
+    worker *w = arg;
+    agx_backend *b = NULL;
+    agx_error err;
+    agx_status st = w->kind == AGX_BACKEND_OLLAMA
+                        ? agx_backend_ollama_create(&w->f->cfg, AGX_ROLE_ECHO, &b, &err)
+                        : agx_backend_openai_create(&w->f->cfg, AGX_ROLE_ECHO, &b, &err);
+    for (int i = 0; st == AGX_OK && i < 10; i++) {
+        agx_generated_plan gp;
+        st = agx_backend_generate_plan(b, "count TODOs", &w->f->ctx, &gp, &err);
+        if (st == AGX_OK && gp.plan.n_tasks == 2) w->ok++;
+        agx_generated_plan_free(&gp);
+    }
+    agx_backend_destroy(b);
+    return NULL;
+}
+
+static void test_threads(void **state) {
+    fixture *f = *state;
+    pthread_t th[4];
+    worker w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (worker){f, i % 2 ? AGX_BACKEND_OPENAI : AGX_BACKEND_OLLAMA, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, work, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].ok, 10);
+    }
+    assert_int_equal(f->m->chat_requests, 40);
+    assert_no_violations(f->m);
+}
+
 /* ------------------------------------------------------------------------ */
 /* transport failures                                                       */
 /* ------------------------------------------------------------------------ */
@@ -965,6 +1030,16 @@ static void test_http_errors_with_excerpt(void **state) {
     expect_failure(f, AGX_BACKEND_OLLAMA, AGX_ERR_UNAVAILABLE, AGX_EXIT_BACKEND, "HTTP 500");
     expect_failure(f, AGX_BACKEND_OLLAMA, AGX_ERR_UNAVAILABLE, AGX_EXIT_BACKEND,
                    "CUDA error: out of memory while loading layer 7");
+    /* invalid UTF-8 in the body never reaches the message */
+    f->m->fail_body = "\xff\xfe internal \xc3 error";
+    agx_generated_plan gp0;
+    agx_error err0;
+    assert_int_equal(plan_with(f, AGX_BACKEND_OLLAMA, &gp0, &err0), AGX_ERR_UNAVAILABLE);
+    json_t *js = json_string(err0.message);
+    assert_non_null(js); /* jansson accepts only valid UTF-8 */
+    json_decref(js);
+    assert_non_null(strstr(err0.message, "internal ? error"));
+    agx_generated_plan_free(&gp0);
     /* a long non-JSON body is cut to a short excerpt */
     char *long_body = malloc(20001);
     for (int i = 0; i < 20000; i++) long_body[i] = (char)('a' + i % 26);
@@ -1264,6 +1339,12 @@ static void test_http_helpers(void **state) {
     assert_int_equal(agx_http_parse_retry_after(NULL), -1);
     assert_int_equal(agx_http_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), 0); /* past */
     assert_int_equal(agx_http_parse_retry_after("99999999999999999999"), 86400L * 1000);
+    char *x = agx_http_excerpt("bad\xff\xc3 key=sk-123456 \n\n\t end", 28, 200, "sk-123456");
+    assert_string_equal(x, "bad?? key=********* end");
+    free(x);
+    x = agx_http_excerpt("\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac", 9, 4, NULL);
+    assert_string_equal(x, "\xe2\x82\xac\xe2\x82\xac..."); /* never cut inside a character */
+    free(x);
     char *r = agx_http_redact_url("https://bob:pw@example.invalid:8443/v1?x=y@z");
     assert_string_equal(r, "https://example.invalid:8443/v1?x=y@z");
     free(r);
@@ -1293,6 +1374,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_openai_schema_fallback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ollama_format_fallback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defaults_from_env, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delta_role_sends_draft, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mock_rejects_bad_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dns_failure, setup, teardown),
