@@ -139,6 +139,8 @@ char *agx_http_excerpt(const char *text, size_t len, size_t max, const char *sec
     if (ok && i < n) agx_strbuf_puts(&sb, "...");
     explicit_bzero(src, n);
     free(src);
+    /* nothing appended: agx_strbuf_take would hand out an unterminated buffer */
+    if (!sb.data) return agx_strdup("");
     char *out = agx_strbuf_take(&sb);
     return out ? out : agx_strdup("");
 }

@@ -47,15 +47,17 @@ agx_status agx_remote_parse_reply(const char *who, const char *body, size_t len,
         return AGX_OK;
     }
     char *ex = agx_http_excerpt(body, body ? len : 0, 96, NULL);
+    /* jansson quotes the offending bytes raw: clean them like the excerpt */
+    char *why = body ? agx_http_excerpt(jerr.text, strlen(jerr.text), 96, NULL) : NULL;
     if (!j)
         agx_error_set(err, AGX_ERR_JSON,
                       "%s: the server's reply is not valid JSON (%s at byte %d of %zu); it "
                       "starts with: %s",
-                      who, body ? jerr.text : "no body", body ? jerr.position : 0, len,
-                      ex ? ex : "");
+                      who, why ? why : "no body", body ? jerr.position : 0, len, ex ? ex : "");
     else
         agx_error_set(err, AGX_ERR_JSON, "%s: the server's reply is JSON but not an object: %s",
                       who, ex ? ex : "");
+    free(why);
     json_decref(j);
     free(ex);
     return AGX_ERR_JSON;
