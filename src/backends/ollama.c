@@ -232,12 +232,15 @@ static agx_status ollama_generate(agx_backend *b, const char *instruction,
     json_t *content = json_object_get(msg, "content");
     if (!json_is_string(content)) {
         json_t *e = json_object_get(j, "error");
-        st = json_is_string(e)
-                 ? agx_error_set(err, AGX_ERR_INFERENCE, "ollama /api/chat: the server says: %.300s",
-                                 json_string_value(e))
-                 : agx_error_set(err, AGX_ERR_JSON,
-                                 "ollama /api/chat: the reply has no message.content string; is "
-                                 "AGX_OLLAMA_HOST an Ollama server?");
+        char *says = json_is_string(e) ? agx_http_excerpt(json_string_value(e),
+                                                          json_string_length(e), 300, NULL)
+                                       : NULL;
+        st = says ? agx_error_set(err, AGX_ERR_INFERENCE, "ollama /api/chat: the server says: %s",
+                                  says)
+                  : agx_error_set(err, AGX_ERR_JSON,
+                                  "ollama /api/chat: the reply has no message.content string; is "
+                                  "AGX_OLLAMA_HOST an Ollama server?");
+        free(says);
         json_decref(j);
         return st;
     }

@@ -139,7 +139,9 @@ static agx_status openai_health(agx_backend *b, agx_error *err) {
             found = true;
         }
         found = found || (o->model && strcmp(id, o->model) == 0);
-        if (i < 8) agx_strbuf_printf(&ids, "%s'%.80s'", ids.len ? ", " : "", id);
+        char *shown = i < 8 ? agx_http_excerpt(id, strlen(id), 80, NULL) : NULL;
+        if (shown) agx_strbuf_printf(&ids, "%s'%s'", ids.len ? ", " : "", shown);
+        free(shown);
     }
     if (!found)
         st = agx_error_set(err, AGX_ERR_HEALTH_CHECK,
@@ -282,8 +284,13 @@ static agx_status openai_generate(agx_backend *b, const char *instruction,
     json_t *choice = json_array_get(json_object_get(j, "choices"), 0);
     json_t *msg = json_object_get(choice, "message");
     json_t *content = json_object_get(msg, "content");
-    const char *refusal = json_string_value(json_object_get(msg, "refusal"));
-    const char *reason = json_string_value(json_object_get(choice, "finish_reason"));
+    json_t *jr = json_object_get(msg, "refusal"), *jf = json_object_get(choice, "finish_reason");
+    char *refusal = json_is_string(jr) ? agx_http_excerpt(json_string_value(jr),
+                                                          json_string_length(jr), 300, NULL)
+                                       : NULL;
+    char *reason = json_is_string(jf) ? agx_http_excerpt(json_string_value(jf),
+                                                         json_string_length(jf), 40, NULL)
+                                      : NULL;
     if (!json_is_string(content)) {
         st = refusal ? agx_error_set(err, AGX_ERR_INFERENCE,
                                      "openai model '%s' refused: %.300s", o->model, refusal)
@@ -295,6 +302,8 @@ static agx_status openai_generate(agx_backend *b, const char *instruction,
                                  "openai /v1/chat/completions: the reply has no "
                                  "choices[0].message; is AGX_OPENAI_BASE_URL an "
                                  "OpenAI-compatible server?");
+        free(refusal);
+        free(reason);
         json_decref(j);
         return st;
     }
@@ -317,6 +326,8 @@ static agx_status openai_generate(agx_backend *b, const char *instruction,
             st = agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
         }
     }
+    free(refusal);
+    free(reason);
     json_decref(j);
     return st;
 }

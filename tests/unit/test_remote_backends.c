@@ -55,6 +55,7 @@ typedef struct mock {
     int huge_chunked;           /* ... without Content-Length */
     int reject_schema;          /* openai: 400 on response_format json_schema */
     const char *require_key;    /* openai: bearer token required */
+    const char *refusal;        /* openai: content null, this refusal */
 
     /* records */
     int requests;
@@ -296,6 +297,12 @@ static enum MHD_Result openai_chat(mock *m, struct MHD_Connection *c, json_t *bo
         free(e);
         return r;
     }
+    if (m->refusal)
+        return reply_json(c, 200,
+                          json_pack("{s:s, s:[{s:i, s:{s:s, s:n, s:s}, s:s}]}", "object",
+                                    "chat.completion", "choices", "index", 0, "message", "role",
+                                    "assistant", "content", "refusal", m->refusal,
+                                    "finish_reason", "stop"));
     return reply_json(
         c, 200,
         json_pack("{s:s, s:s, s:i, s:s, s:[{s:i, s:{s:s, s:s}, s:s}], s:{s:i, s:i, s:i}}", "id",
@@ -1166,6 +1173,9 @@ static void test_truncated_and_non_json(void **state) {
     expect_failure(f, AGX_BACKEND_OLLAMA, AGX_ERR_JSON, AGX_EXIT_DATA, "not valid JSON");
     f->m->raw_body = "[1,2,3]";
     expect_failure(f, AGX_BACKEND_OPENAI, AGX_ERR_JSON, AGX_EXIT_DATA, "not an object");
+    f->m->raw_body = "{\"error\":\"llama runner crashed\\u0007\\nexit status 2\"}";
+    expect_failure(f, AGX_BACKEND_OLLAMA, AGX_ERR_INFERENCE, AGX_EXIT_BACKEND,
+                   "the server says: llama runner crashed exit status 2");
     f->m->raw_body = "{\"unrelated\":true}";
     expect_failure(f, AGX_BACKEND_OLLAMA, AGX_ERR_JSON, AGX_EXIT_DATA, "message.content");
     expect_failure(f, AGX_BACKEND_OPENAI, AGX_ERR_JSON, AGX_EXIT_DATA, "choices");
@@ -1189,6 +1199,10 @@ static void test_content_not_a_plan(void **state) {
     expect_failure(f, AGX_BACKEND_OPENAI, AGX_ERR_PARSE, AGX_EXIT_DATA, "sorry");
     f->m->content = "";
     expect_failure(f, AGX_BACKEND_OLLAMA, AGX_ERR_PARSE, AGX_EXIT_DATA, "empty");
+    f->m->refusal = "I can't help with deleting files.";
+    expect_failure(f, AGX_BACKEND_OPENAI, AGX_ERR_INFERENCE, AGX_EXIT_BACKEND,
+                   "refused: I can't help with deleting files.");
+    f->m->refusal = NULL;
     /* a plan with an unknown tool: rejected with the reasons */
     f->m->content = "{\"tasks\":[{\"task_number\":1,\"command\":\"rm\",\"args\":[\"-rf\",\"/\"]},"
                     "{\"task_number\":2,\"command\":\"gerp\",\"args\":[\"x\"]}]}";
