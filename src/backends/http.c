@@ -6,8 +6,8 @@
  * from any body excerpt we quote. */
 #include "backends/http.h"
 
-#include <curl/curl.h>
 #include <ctype.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -35,8 +35,8 @@ agx_status agx_http_options_from_env(agx_http_options *opt, long timeout_secs, a
                            &max_bytes, err)) ||
         (st = agx_env_long("AGX_HTTP_RETRIES", AGX_HTTP_DEFAULT_RETRIES, &retries, err)) ||
         (st = agx_env_long("AGX_HTTP_BACKOFF_MS", AGX_HTTP_DEFAULT_BACKOFF_MS, &backoff, err)) ||
-        (st = agx_env_long("AGX_HTTP_MAX_DELAY_MS", AGX_HTTP_DEFAULT_MAX_DELAY_MS, &max_delay,
-                           err)))
+        (st =
+             agx_env_long("AGX_HTTP_MAX_DELAY_MS", AGX_HTTP_DEFAULT_MAX_DELAY_MS, &max_delay, err)))
         return st;
     if (max_bytes < 1024)
         return agx_error_set(err, AGX_ERR_CONFIG,
@@ -44,12 +44,14 @@ agx_status agx_http_options_from_env(agx_http_options *opt, long timeout_secs, a
                              max_bytes);
     if (retries < 0 || retries > 10)
         return agx_error_set(err, AGX_ERR_CONFIG, "AGX_HTTP_RETRIES=%ld must be 0..10", retries);
-    if (backoff < 0 || max_delay < 0)
+    if (backoff < 0 || backoff > 3600000 || max_delay < 0 || max_delay > 3600000)
         return agx_error_set(err, AGX_ERR_CONFIG,
-                             "AGX_HTTP_BACKOFF_MS and AGX_HTTP_MAX_DELAY_MS must not be negative");
+                             "AGX_HTTP_BACKOFF_MS=%ld and AGX_HTTP_MAX_DELAY_MS=%ld must be "
+                             "0..3600000 (one hour)",
+                             backoff, max_delay);
     if (timeout_secs <= 0 || timeout_secs > 86400)
-        return agx_error_set(err, AGX_ERR_CONFIG,
-                             "timeout of %ld s is out of range (1..86400)", timeout_secs);
+        return agx_error_set(err, AGX_ERR_CONFIG, "timeout of %ld s is out of range (1..86400)",
+                             timeout_secs);
     opt->timeout_ms = timeout_secs * 1000;
     opt->max_response_bytes = (size_t)max_bytes;
     opt->max_retries = (int)retries;
@@ -75,13 +77,15 @@ char *agx_http_redact_url(const char *url) {
 
 long agx_http_parse_retry_after(const char *v) {
     if (!v) return -1;
-    while (*v == ' ' || *v == '\t') v++;
+    while (*v == ' ' || *v == '\t')
+        v++;
     if (!*v) return -1;
     if (isdigit((unsigned char)*v)) {
         char *end;
         errno = 0;
         unsigned long long secs = strtoull(v, &end, 10);
-        while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n') end++;
+        while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+            end++;
         if (*end) return -1;
         if (errno || secs > 86400ULL * 365) return 86400L * 1000; /* absurd: clamp, caller caps */
         return (long)secs * 1000;
@@ -104,7 +108,8 @@ static void sleep_ms(long ms) {
 static void scrub_secret(char *s, const char *secret) {
     if (!s || !secret || strlen(secret) < 4) return;
     size_t n = strlen(secret);
-    for (char *p = strstr(s, secret); p; p = strstr(p + n, secret)) memset(p, '*', n);
+    for (char *p = strstr(s, secret); p; p = strstr(p + n, secret))
+        memset(p, '*', n);
 }
 
 char *agx_http_excerpt(const char *text, size_t len, size_t max, const char *secret) {
@@ -156,8 +161,7 @@ static char *body_excerpt(const char *body, size_t len, const char *secret) {
         if (!json_is_string(e)) e = json_object_get(j, "message");
         if (!json_is_string(e)) e = json_object_get(j, "detail");
         char *out = json_is_string(e) ? agx_http_excerpt(json_string_value(e),
-                                                         json_string_length(e), EXCERPT_MAX,
-                                                         secret)
+                                                         json_string_length(e), EXCERPT_MAX, secret)
                                       : NULL;
         json_decref(j);
         if (out) return out;
@@ -218,24 +222,30 @@ static const curl_failure curl_failures[] = {
      "check the proxy settings (http_proxy, https_proxy, no_proxy)"},
     {CURLE_SSL_CONNECT_ERROR, AGX_HTTP_FAIL_TLS, AGX_ERR_UNAVAILABLE, "TLS handshake failed",
      "use http:// for a plain-HTTP server, https:// only when it speaks TLS"},
-    {CURLE_PEER_FAILED_VERIFICATION, AGX_HTTP_FAIL_TLS, AGX_ERR_UNAVAILABLE, "TLS certificate not trusted",
+    {CURLE_PEER_FAILED_VERIFICATION, AGX_HTTP_FAIL_TLS, AGX_ERR_UNAVAILABLE,
+     "TLS certificate not trusted",
      "the server's certificate does not verify; fix the certificate or the host name"},
     {CURLE_SSL_CACERT_BADFILE, AGX_HTTP_FAIL_TLS, AGX_ERR_UNAVAILABLE, "TLS CA bundle unreadable",
      "check the system CA certificates"},
-    {CURLE_SSL_CERTPROBLEM, AGX_HTTP_FAIL_TLS, AGX_ERR_UNAVAILABLE, "TLS client certificate problem",
+    {CURLE_SSL_CERTPROBLEM, AGX_HTTP_FAIL_TLS, AGX_ERR_UNAVAILABLE,
+     "TLS client certificate problem", "check the TLS setup"},
+    {CURLE_SSL_CIPHER, AGX_HTTP_FAIL_TLS, AGX_ERR_UNAVAILABLE, "TLS cipher mismatch",
      "check the TLS setup"},
-    {CURLE_SSL_CIPHER, AGX_HTTP_FAIL_TLS, AGX_ERR_UNAVAILABLE, "TLS cipher mismatch", "check the TLS setup"},
-    {CURLE_USE_SSL_FAILED, AGX_HTTP_FAIL_TLS, AGX_ERR_UNAVAILABLE, "TLS required but failed", "check the TLS setup"},
-    {CURLE_OPERATION_TIMEDOUT, AGX_HTTP_FAIL_TIMEOUT, AGX_ERR_UNAVAILABLE, "timed out", NULL /* built below */},
-    {CURLE_PARTIAL_FILE, AGX_HTTP_FAIL_TRANSFER, AGX_ERR_IO, "reply cut short (fewer bytes than announced)",
+    {CURLE_USE_SSL_FAILED, AGX_HTTP_FAIL_TLS, AGX_ERR_UNAVAILABLE, "TLS required but failed",
+     "check the TLS setup"},
+    {CURLE_OPERATION_TIMEDOUT, AGX_HTTP_FAIL_TIMEOUT, AGX_ERR_UNAVAILABLE, "timed out",
+     NULL /* built below */},
+    {CURLE_PARTIAL_FILE, AGX_HTTP_FAIL_TRANSFER, AGX_ERR_IO,
+     "reply cut short (fewer bytes than announced)",
      "the server or a proxy dropped the connection; try again"},
     {CURLE_RECV_ERROR, AGX_HTTP_FAIL_TRANSFER, AGX_ERR_IO, "error while receiving the reply",
      "the connection broke; try again"},
     {CURLE_SEND_ERROR, AGX_HTTP_FAIL_TRANSFER, AGX_ERR_IO, "error while sending the request",
      "the connection broke; try again"},
-    {CURLE_GOT_NOTHING, AGX_HTTP_FAIL_TRANSFER, AGX_ERR_IO, "server closed the connection without replying",
-     "check the server's logs"},
-    {CURLE_WEIRD_SERVER_REPLY, AGX_HTTP_FAIL_TRANSFER, AGX_ERR_IO, "reply is not HTTP", "is this the right port?"},
+    {CURLE_GOT_NOTHING, AGX_HTTP_FAIL_TRANSFER, AGX_ERR_IO,
+     "server closed the connection without replying", "check the server's logs"},
+    {CURLE_WEIRD_SERVER_REPLY, AGX_HTTP_FAIL_TRANSFER, AGX_ERR_IO, "reply is not HTTP",
+     "is this the right port?"},
     {CURLE_UNSUPPORTED_PROTOCOL, AGX_HTTP_FAIL_OTHER, AGX_ERR_CONFIG, "unsupported URL scheme",
      "use an http:// or https:// URL"},
     {CURLE_URL_MALFORMAT, AGX_HTTP_FAIL_OTHER, AGX_ERR_CONFIG, "malformed URL",
@@ -243,8 +253,8 @@ static const curl_failure curl_failures[] = {
 };
 
 static agx_status transport_error(const agx_http_options *opt, const agx_http_request *req,
-                                  const char *url, CURLcode rc, const sink *s,
-                                  const char *detail, agx_http_response *resp, agx_error *err) {
+                                  const char *url, CURLcode rc, const sink *s, const char *detail,
+                                  agx_http_response *resp, agx_error *err) {
     resp->failure = AGX_HTTP_FAIL_OTHER;
     for (size_t i = 0; i < sizeof curl_failures / sizeof *curl_failures; i++)
         if (curl_failures[i].code == rc) resp->failure = curl_failures[i].kind;
@@ -276,15 +286,14 @@ static agx_status transport_error(const agx_http_options *opt, const agx_http_re
 static agx_status status_error(const agx_http_request *req, const char *url, long code,
                                const char *body, size_t body_len, agx_error *err) {
     char *ex = body_excerpt(body, body_len, req->bearer_token);
-    agx_status st = code >= 500 || code == 429      ? AGX_ERR_UNAVAILABLE
+    agx_status st = code >= 500 || code == 429     ? AGX_ERR_UNAVAILABLE
                     : (code == 401 || code == 403) ? AGX_ERR_CONFIG
-                                                    : AGX_ERR_INFERENCE;
+                                                   : AGX_ERR_INFERENCE;
     const char *hint = code == 401 || code == 403 ? " (check the API key)"
-                       : code == 429             ? " (rate limited; retries exhausted)"
-                       : code == 503             ? " (server busy or loading; retries exhausted)"
-                                                 : "";
-    agx_error_set(err, st, "%s: HTTP %ld from %s%s: %s", req->what, code, url, hint,
-                  ex ? ex : "");
+                       : code == 429              ? " (rate limited; retries exhausted)"
+                       : code == 503              ? " (server busy or loading; retries exhausted)"
+                                                  : "";
+    agx_error_set(err, st, "%s: HTTP %ld from %s%s: %s", req->what, code, url, hint, ex ? ex : "");
     free(ex);
     return st;
 }

@@ -17,21 +17,22 @@
 
 typedef struct ollama_backend {
     agx_backend base;
-    char *host;   /* scheme://host:port[/prefix], no trailing slash */
+    char *host; /* scheme://host:port[/prefix], no trailing slash */
     char *model;
     agx_model_role role;
     double temperature, top_p;
     long max_tokens, seed;
     bool seed_set;
     bool schema_rejected; /* an Ollama older than 0.5 refused a schema: send "json" */
-    char *shown;  /* host without credentials, for messages */
+    char *shown;          /* host without credentials, for messages */
     agx_http_options http;
 } ollama_backend;
 
 /* OLLAMA_HOST may be "host", "host:port" or a URL; like Ollama's own client, a
  * bare host gets http:// and port 11434. */
 static char *normalize_host(const char *h) {
-    while (*h == ' ') h++;
+    while (*h == ' ')
+        h++;
     char *s;
     if (strstr(h, "://")) {
         s = agx_strdup(h);
@@ -49,7 +50,8 @@ static char *normalize_host(const char *h) {
     }
     if (!s) return NULL;
     size_t n = strlen(s);
-    while (n > 0 && (s[n - 1] == '/' || s[n - 1] == ' ')) s[--n] = '\0';
+    while (n > 0 && (s[n - 1] == '/' || s[n - 1] == ' '))
+        s[--n] = '\0';
     return s;
 }
 
@@ -159,15 +161,15 @@ static char *chat_body(const ollama_backend *o, const agx_prompt *p, const char 
     json_t *format = o->schema_rejected ? json_string("json") : json_loads(schema, 0, NULL);
     json_t *msgs = json_array();
     for (size_t i = 0; msgs && i < p->n_messages; i++)
-        json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", p->messages[i].role,
-                                              "content", p->messages[i].content));
+        json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", p->messages[i].role, "content",
+                                              p->messages[i].content));
     json_t *opts = json_pack("{s:f, s:f}", "temperature", o->temperature, "top_p", o->top_p);
     if (opts && o->max_tokens > 0)
         json_object_set_new(opts, "num_predict", json_integer(o->max_tokens));
     if (opts && o->seed_set) json_object_set_new(opts, "seed", json_integer(o->seed));
     json_t *root = (format && msgs && opts)
-                       ? json_pack("{s:s, s:O, s:b, s:O, s:O}", "model", o->model, "messages",
-                                   msgs, "stream", 0, "format", format, "options", opts)
+                       ? json_pack("{s:s, s:O, s:b, s:O, s:O}", "model", o->model, "messages", msgs,
+                                   "stream", 0, "format", format, "options", opts)
                        : NULL;
     char *s = root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(root);
@@ -197,14 +199,16 @@ static agx_status ollama_generate(agx_backend *b, const char *instruction,
             st = agx_error_set(err, AGX_ERR_NOMEM, "ollama: could not build the request");
             break;
         }
-        agx_http_request req = {.method = "POST", .url = url, .json_body = body,
-                                .what = "ollama /api/chat"};
+        agx_http_request req = {
+            .method = "POST", .url = url, .json_body = body, .what = "ollama /api/chat"};
         st = agx_http_send(&o->http, &req, &r, err);
         free(body);
         /* Ollama before 0.5 accepts only "format":"json" and answers 400 otherwise. */
         if (st != AGX_OK && with_schema && r.status == 400 && r.body && strstr(r.body, "format")) {
-            agx_log(AGX_LOG_WARN, "ollama: %s rejected a JSON-schema format (Ollama < 0.5?); "
-                    "using format \"json\" (plans are still validated)", o->shown);
+            agx_log(AGX_LOG_WARN,
+                    "ollama: %s rejected a JSON-schema format (Ollama < 0.5?); "
+                    "using format \"json\" (plans are still validated)",
+                    o->shown);
             o->schema_rejected = true;
             agx_http_response_free(&r);
             continue;
@@ -232,9 +236,9 @@ static agx_status ollama_generate(agx_backend *b, const char *instruction,
     json_t *content = json_object_get(msg, "content");
     if (!json_is_string(content)) {
         json_t *e = json_object_get(j, "error");
-        char *says = json_is_string(e) ? agx_http_excerpt(json_string_value(e),
-                                                          json_string_length(e), 300, NULL)
-                                       : NULL;
+        char *says = json_is_string(e)
+                         ? agx_http_excerpt(json_string_value(e), json_string_length(e), 300, NULL)
+                         : NULL;
         st = says ? agx_error_set(err, AGX_ERR_INFERENCE, "ollama /api/chat: the server says: %s",
                                   says)
                   : agx_error_set(err, AGX_ERR_JSON,

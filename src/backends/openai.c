@@ -19,25 +19,27 @@
 
 typedef struct openai_backend {
     agx_backend base;
-    char *base_url;   /* without a trailing "/v1" or "/" */
-    char *model;      /* NULL until known: then the server's first listed model */
-    char *api_key;    /* NULL when none */
+    char *base_url; /* without a trailing "/v1" or "/" */
+    char *model;    /* NULL until known: then the server's first listed model */
+    char *api_key;  /* NULL when none */
     agx_model_role role;
     double temperature, top_p;
     long max_tokens, seed;
     bool seed_set;
     bool schema_rejected; /* the server refused json_schema once: use json_object */
-    char *shown;  /* base_url without credentials, for messages */
+    char *shown;          /* base_url without credentials, for messages */
     agx_http_options http;
 } openai_backend;
 
 /* Accepts "http://h:p", "http://h:p/", "http://h:p/v1", "http://h:p/v1/". */
 static char *normalize_base(const char *u) {
-    while (*u == ' ') u++;
+    while (*u == ' ')
+        u++;
     char *s = strstr(u, "://") ? agx_strdup(u) : agx_sprintf("http://%s", u);
     if (!s) return NULL;
     size_t n = strlen(s);
-    while (n > 0 && (s[n - 1] == '/' || s[n - 1] == ' ')) s[--n] = '\0';
+    while (n > 0 && (s[n - 1] == '/' || s[n - 1] == ' '))
+        s[--n] = '\0';
     if (n >= 3 && strcmp(s + n - 3, "/v1") == 0) s[n - 3] = '\0';
     return s;
 }
@@ -81,8 +83,8 @@ static agx_status list_models(openai_backend *o, json_t **out, agx_error *err) {
     *out = NULL;
     char *url = agx_sprintf("%s/v1/models", o->base_url);
     if (!url) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
-    agx_http_request req = {.method = "GET", .url = url, .bearer_token = o->api_key,
-                            .what = "openai /v1/models"};
+    agx_http_request req = {
+        .method = "GET", .url = url, .bearer_token = o->api_key, .what = "openai /v1/models"};
     agx_http_response r;
     agx_status st = agx_http_send(&o->http, &req, &r, err);
     free(url);
@@ -110,12 +112,13 @@ static agx_status ensure_model(openai_backend *o, agx_error *err) {
     json_t *j;
     agx_status st = list_models(o, &j, err);
     if (st != AGX_OK) return st;
-    const char *id = json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), 0), "id"));
+    json_t *first = json_array_get(json_object_get(j, "data"), 0);
+    const char *id = json_string_value(json_object_get(first, "id"));
     if (id) o->model = agx_strdup(id);
     json_decref(j);
     if (!id)
-        return agx_error_set(err, AGX_ERR_HEALTH_CHECK,
-                             "%s serves no models; set AGX_OPENAI_MODEL", o->shown);
+        return agx_error_set(err, AGX_ERR_HEALTH_CHECK, "%s serves no models; set AGX_OPENAI_MODEL",
+                             o->shown);
     agx_log(AGX_LOG_INFO, "openai: AGX_OPENAI_MODEL unset, using the server's model '%s'",
             o->model);
     return o->model ? AGX_OK : agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
@@ -190,8 +193,8 @@ static char *chat_body(const openai_backend *o, const agx_prompt *p, const char 
                        bool with_schema) {
     json_t *msgs = json_array();
     for (size_t i = 0; msgs && i < p->n_messages; i++)
-        json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", p->messages[i].role,
-                                              "content", p->messages[i].content));
+        json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", p->messages[i].role, "content",
+                                              p->messages[i].content));
     json_t *fmt;
     if (with_schema) {
         json_t *s = json_loads(schema, 0, NULL);
@@ -204,8 +207,7 @@ static char *chat_body(const openai_backend *o, const agx_prompt *p, const char 
     }
     json_t *root = (msgs && fmt) ? json_pack("{s:s, s:O, s:f, s:f, s:b, s:O}", "model", o->model,
                                              "messages", msgs, "temperature", o->temperature,
-                                             "top_p", o->top_p, "stream", 0, "response_format",
-                                             fmt)
+                                             "top_p", o->top_p, "stream", 0, "response_format", fmt)
                                  : NULL;
     if (root && o->max_tokens > 0)
         json_object_set_new(root, "max_tokens", json_integer(o->max_tokens));
@@ -239,8 +241,11 @@ static agx_status post_chat(openai_backend *o, const agx_prompt *p, const char *
             st = agx_error_set(err, AGX_ERR_NOMEM, "openai: could not build the request");
             break;
         }
-        agx_http_request req = {.method = "POST", .url = url, .json_body = body,
-                                .bearer_token = o->api_key, .what = "openai /v1/chat/completions"};
+        agx_http_request req = {.method = "POST",
+                                .url = url,
+                                .json_body = body,
+                                .bearer_token = o->api_key,
+                                .what = "openai /v1/chat/completions"};
         st = agx_http_send(&o->http, &req, &r, err);
         free(body);
         if (st != AGX_OK && with_schema && r.status == 400 && mentions_schema(r.body)) {
@@ -285,15 +290,15 @@ static agx_status openai_generate(agx_backend *b, const char *instruction,
     json_t *msg = json_object_get(choice, "message");
     json_t *content = json_object_get(msg, "content");
     json_t *jr = json_object_get(msg, "refusal"), *jf = json_object_get(choice, "finish_reason");
-    char *refusal = json_is_string(jr) ? agx_http_excerpt(json_string_value(jr),
-                                                          json_string_length(jr), 300, NULL)
-                                       : NULL;
-    char *reason = json_is_string(jf) ? agx_http_excerpt(json_string_value(jf),
-                                                         json_string_length(jf), 40, NULL)
-                                      : NULL;
+    char *refusal = json_is_string(jr)
+                        ? agx_http_excerpt(json_string_value(jr), json_string_length(jr), 300, NULL)
+                        : NULL;
+    char *reason = json_is_string(jf)
+                       ? agx_http_excerpt(json_string_value(jf), json_string_length(jf), 40, NULL)
+                       : NULL;
     if (!json_is_string(content)) {
-        st = refusal ? agx_error_set(err, AGX_ERR_INFERENCE,
-                                     "openai model '%s' refused: %.300s", o->model, refusal)
+        st = refusal ? agx_error_set(err, AGX_ERR_INFERENCE, "openai model '%s' refused: %.300s",
+                                     o->model, refusal)
              : json_is_object(choice)
                  ? agx_error_set(err, AGX_ERR_PARSE,
                                  "openai model '%s' returned no content (finish_reason %s)",
@@ -350,8 +355,8 @@ agx_status agx_backend_openai_create(const agx_planner_config *cfg, agx_model_ro
     static const char *const base_env[] = {"AGX_OPENAI_BASE_URL", NULL};
     static const char *const model_env[] = {"AGX_OPENAI_MODEL", NULL};
     static const char *const key_env[] = {"AGX_OPENAI_API_KEY", NULL};
-    char *base = agx_remote_setting(cfg ? cfg->openai_base_url : NULL, base_env,
-                                    OPENAI_DEFAULT_BASE);
+    char *base =
+        agx_remote_setting(cfg ? cfg->openai_base_url : NULL, base_env, OPENAI_DEFAULT_BASE);
     o->base_url = base ? normalize_base(base) : NULL;
     free(base);
     o->model = agx_remote_setting(cfg ? cfg->openai_model : NULL, model_env, NULL);

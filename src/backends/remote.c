@@ -33,8 +33,7 @@ void agx_remote_error_append(agx_error *err, const char *fmt, ...) {
 
 long long agx_remote_json_count(json_t *obj, const char *key) {
     json_t *v = json_object_get(obj, key);
-    return json_is_integer(v) && json_integer_value(v) >= 0 ? (long long)json_integer_value(v)
-                                                             : -1;
+    return json_is_integer(v) && json_integer_value(v) >= 0 ? (long long)json_integer_value(v) : -1;
 }
 
 agx_status agx_remote_parse_reply(const char *who, const char *body, size_t len, json_t **out,
@@ -93,8 +92,8 @@ agx_status agx_remote_plan_from_content(const char *who, const char *content, si
                              "use a larger model",
                              who);
     char *fixed = drop_null_links(content, len);
-    agx_status st = agx_plan_parse_lenient(fixed ? fixed : content, fixed ? strlen(fixed) : len,
-                                           out, err);
+    agx_status st =
+        agx_plan_parse_lenient(fixed ? fixed : content, fixed ? strlen(fixed) : len, out, err);
     free(fixed);
     if (st != AGX_OK) {
         if (st != AGX_ERR_NOMEM && err) err->code = st = AGX_ERR_PARSE;

@@ -41,28 +41,28 @@ typedef struct mock {
     volatile int stopping;
 
     /* behaviour (set by the test before a request) */
-    const char *models[4];      /* served models */
-    const char *content;        /* assistant content of chat replies */
-    const char *finish_reason;  /* openai finish_reason / ollama done_reason */
-    int fail_status;            /* answer chat (and health) with this status ... */
-    int fail_times;             /* ... this many times (then normally) */
+    const char *models[4];     /* served models */
+    const char *content;       /* assistant content of chat replies */
+    const char *finish_reason; /* openai finish_reason / ollama done_reason */
+    int fail_status;           /* answer chat (and health) with this status ... */
+    int fail_times;            /* ... this many times (then normally) */
     const char *fail_body;
-    const char *retry_after;    /* Retry-After header on failures */
-    int sleep_ms;               /* sleep before answering */
-    int truncate;               /* announce more bytes than sent */
-    const char *raw_body;       /* 200 with this exact body (non-JSON, cut JSON...) */
-    size_t huge_bytes;          /* 200 with a body this large */
-    int huge_chunked;           /* ... without Content-Length */
-    int reject_schema;          /* openai: 400 on response_format json_schema */
-    const char *require_key;    /* openai: bearer token required */
-    const char *refusal;        /* openai: content null, this refusal */
+    const char *retry_after; /* Retry-After header on failures */
+    int sleep_ms;            /* sleep before answering */
+    int truncate;            /* announce more bytes than sent */
+    const char *raw_body;    /* 200 with this exact body (non-JSON, cut JSON...) */
+    size_t huge_bytes;       /* 200 with a body this large */
+    int huge_chunked;        /* ... without Content-Length */
+    int reject_schema;       /* openai: 400 on response_format json_schema */
+    const char *require_key; /* openai: bearer token required */
+    const char *refusal;     /* openai: content null, this refusal */
 
     /* records */
     int requests;
     int chat_requests;
     int64_t times_ms[MAX_TIMES];
     char violations[4096];
-    json_t *last_chat;          /* last chat request body */
+    json_t *last_chat; /* last chat request body */
     char last_path[128];
 } mock;
 
@@ -154,11 +154,12 @@ static void check_messages(mock *m, json_t *msgs, const char *api) {
 
 /* The plan schema as agx must send it: object with tasks -> items -> command enum. */
 static void check_plan_schema(mock *m, json_t *s, const char *api) {
-    json_t *items = json_object_get(
-        json_object_get(json_object_get(s, "properties"), "tasks"), "items");
-    json_t *en = json_object_get(json_object_get(json_object_get(items, "properties"), "command"),
-                                 "enum");
-    if (!json_is_object(s) || strcmp(json_string_value(json_object_get(s, "type")) ?: "", "object") ||
+    json_t *items =
+        json_object_get(json_object_get(json_object_get(s, "properties"), "tasks"), "items");
+    json_t *en =
+        json_object_get(json_object_get(json_object_get(items, "properties"), "command"), "enum");
+    if (!json_is_object(s) ||
+        strcmp(json_string_value(json_object_get(s, "type")) ?: "", "object") ||
         !json_is_array(en) || json_array_size(en) == 0)
         violation(m, "%s: the schema is not the plan schema", api);
 }
@@ -168,7 +169,8 @@ static void check_keys(mock *m, json_t *obj, const char *const *allowed, const c
     json_t *v;
     json_object_foreach(obj, key, v) {
         bool ok = false;
-        for (size_t i = 0; allowed[i]; i++) ok = ok || strcmp(allowed[i], key) == 0;
+        for (size_t i = 0; allowed[i]; i++)
+            ok = ok || strcmp(allowed[i], key) == 0;
         if (!ok) violation(m, "%s: unexpected field '%s' (schema in the wrong field?)", api, key);
     }
 }
@@ -197,12 +199,12 @@ static void check_strict(mock *m, json_t *node) {
     check_strict(m, json_object_get(node, "items"));
 }
 
-static const char *const OLLAMA_KEYS[] = {"model", "messages", "stream", "format",
+static const char *const OLLAMA_KEYS[] = {"model",   "messages",   "stream", "format",
                                           "options", "keep_alive", NULL};
 static const char *const OLLAMA_OPTS[] = {"temperature", "top_p", "num_predict", "seed", NULL};
-static const char *const OPENAI_KEYS[] = {"model",   "messages", "temperature", "top_p",
-                                          "max_tokens", "seed", "stream", "response_format",
-                                          NULL};
+static const char *const OPENAI_KEYS[] = {"model",  "messages",        "temperature",
+                                          "top_p",  "max_tokens",      "seed",
+                                          "stream", "response_format", NULL};
 
 static enum MHD_Result ollama_chat(mock *m, struct MHD_Connection *c, json_t *body) {
     const char *api = "ollama /api/chat";
@@ -219,8 +221,8 @@ static enum MHD_Result ollama_chat(mock *m, struct MHD_Connection *c, json_t *bo
     if (json_is_object(fmt)) {
         check_plan_schema(m, fmt, api);
         if (m->reject_schema) /* like Ollama before 0.5 */
-            return reply_json(c, 400, json_pack("{s:s}", "error",
-                                                "invalid format: expected \"json\""));
+            return reply_json(c, 400,
+                              json_pack("{s:s}", "error", "invalid format: expected \"json\""));
     } else if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "json") != 0) {
         violation(m, "%s: format is neither a JSON schema nor \"json\"", api);
     }
@@ -239,15 +241,15 @@ static enum MHD_Result ollama_chat(mock *m, struct MHD_Connection *c, json_t *bo
         free(e);
         return r;
     }
-    return reply_json(
-        c, 200,
-        json_pack("{s:s, s:s, s:{s:s, s:s}, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "model",
-                  model, "created_at", "2026-01-01T00:00:00Z", "message", "role", "assistant",
-                  "content", m->content, "done_reason", m->finish_reason ?: "stop", "done", 1,
-                  "total_duration", (json_int_t)950000000, "load_duration", (json_int_t)1000000,
-                  "prompt_eval_count", (json_int_t)123, "prompt_eval_duration",
-                  (json_int_t)400000000, "eval_count", (json_int_t)45, "eval_duration",
-                  (json_int_t)500000000));
+    return reply_json(c, 200,
+                      json_pack("{s:s, s:s, s:{s:s, s:s}, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I}",
+                                "model", model, "created_at", "2026-01-01T00:00:00Z", "message",
+                                "role", "assistant", "content", m->content, "done_reason",
+                                m->finish_reason ?: "stop", "done", 1, "total_duration",
+                                (json_int_t)950000000, "load_duration", (json_int_t)1000000,
+                                "prompt_eval_count", (json_int_t)123, "prompt_eval_duration",
+                                (json_int_t)400000000, "eval_count", (json_int_t)45,
+                                "eval_duration", (json_int_t)500000000));
 }
 
 static enum MHD_Result openai_chat(mock *m, struct MHD_Connection *c, json_t *body) {
@@ -256,9 +258,10 @@ static enum MHD_Result openai_chat(mock *m, struct MHD_Connection *c, json_t *bo
     const char *model = json_string_value(json_object_get(body, "model"));
     if (!model || !*model) {
         violation(m, "%s: model missing", api);
-        return reply_json(c, 400, json_pack("{s:{s:s,s:s}}", "error", "message",
-                                            "you must provide a model parameter", "type",
-                                            "invalid_request_error"));
+        return reply_json(c, 400,
+                          json_pack("{s:{s:s,s:s}}", "error", "message",
+                                    "you must provide a model parameter", "type",
+                                    "invalid_request_error"));
     }
     check_messages(m, json_object_get(body, "messages"), api);
     json_t *st = json_object_get(body, "stream");
@@ -273,8 +276,9 @@ static enum MHD_Result openai_chat(mock *m, struct MHD_Connection *c, json_t *bo
     } else if (strcmp(type, "json_schema") == 0) {
         json_t *js = json_object_get(rf, "json_schema");
         const char *name = json_string_value(json_object_get(js, "name"));
-        if (!name || !*name || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                            "0123456789_-") != strlen(name))
+        if (!name || !*name ||
+            strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                         "0123456789_-") != strlen(name))
             violation(m, "%s: response_format.json_schema.name missing or invalid", api);
         json_t *schema = json_object_get(js, "schema");
         check_plan_schema(m, schema, api);
@@ -291,9 +295,10 @@ static enum MHD_Result openai_chat(mock *m, struct MHD_Connection *c, json_t *bo
     }
     if (!served(m, model)) {
         char *e = agx_sprintf("The model `%s` does not exist.", model);
-        enum MHD_Result r = reply_json(c, 404, json_pack("{s:s, s:s, s:s, s:i}", "object", "error",
-                                                         "message", e, "type", "NotFoundError",
-                                                         "code", 404));
+        enum MHD_Result r =
+            reply_json(c, 404,
+                       json_pack("{s:s, s:s, s:s, s:i}", "object", "error", "message", e, "type",
+                                 "NotFoundError", "code", 404));
         free(e);
         return r;
     }
@@ -301,8 +306,8 @@ static enum MHD_Result openai_chat(mock *m, struct MHD_Connection *c, json_t *bo
         return reply_json(c, 200,
                           json_pack("{s:s, s:[{s:i, s:{s:s, s:n, s:s}, s:s}]}", "object",
                                     "chat.completion", "choices", "index", 0, "message", "role",
-                                    "assistant", "content", "refusal", m->refusal,
-                                    "finish_reason", "stop"));
+                                    "assistant", "content", "refusal", m->refusal, "finish_reason",
+                                    "stop"));
     return reply_json(
         c, 200,
         json_pack("{s:s, s:s, s:i, s:s, s:[{s:i, s:{s:s, s:s}, s:s}], s:{s:i, s:i, s:i}}", "id",
@@ -346,7 +351,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (fail) m->fail_times--;
     pthread_mutex_unlock(&m->mu);
 
-    for (int slept = 0; slept < m->sleep_ms && !m->stopping; slept += 10) usleep(10000);
+    for (int slept = 0; slept < m->sleep_ms && !m->stopping; slept += 10)
+        usleep(10000);
 
     if (cb->too_big) violation(m, "%s: request body over 1 MiB", url);
     if (fail)
@@ -388,8 +394,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             char *e = agx_sprintf("Incorrect API key provided: %s. You can find your API key at "
                                   "https://platform.openai.com/account/api-keys.",
                                   auth && strlen(auth) > 7 ? auth + 7 : "(none)");
-            enum MHD_Result r = reply_json(c, 401, json_pack("{s:{s:s, s:s}}", "error", "message",
-                                                             e, "type", "invalid_request_error"));
+            enum MHD_Result r = reply_json(c, 401,
+                                           json_pack("{s:{s:s, s:s}}", "error", "message", e,
+                                                     "type", "invalid_request_error"));
             free(e);
             return r;
         }
@@ -461,10 +468,10 @@ static mock *mock_start(void) {
     m->content = GOOD_PLAN;
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    m->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
-                                 0, NULL, NULL, handle, m, MHD_OPTION_SOCK_ADDR, &addr,
-                                 MHD_OPTION_NOTIFY_COMPLETED, completed, m,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+    m->daemon =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL,
+                         NULL, handle, m, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED,
+                         completed, m, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
     assert_non_null(m->daemon);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_BIND_PORT);
     assert_non_null(info);
@@ -483,9 +490,9 @@ static void mock_stop(mock *m) {
 }
 
 /* Fails the test when agx sent anything the real server would reject. */
-#define assert_no_violations(m)                                                     \
-    do {                                                                            \
-        if ((m)->violations[0]) fail_msg("request validation:\n%s", (m)->violations); \
+#define assert_no_violations(m)                                                                    \
+    do {                                                                                           \
+        if ((m)->violations[0]) fail_msg("request validation:\n%s", (m)->violations);              \
     } while (0)
 
 /* ------------------------------------------------------------------------ */
@@ -500,8 +507,10 @@ typedef struct fixture {
 } fixture;
 
 static const char *const TOOL_IDS[][2] = {
-    {"grep", "print lines that match a pattern"}, {"wc", "count lines, words and bytes"},
-    {"sort", "sort lines of text"},               {"uniq", "report or omit repeated lines"},
+    {"grep", "print lines that match a pattern"},
+    {"wc", "count lines, words and bytes"},
+    {"sort", "sort lines of text"},
+    {"uniq", "report or omit repeated lines"},
     {"head", "output the first part of files"},
 };
 
@@ -574,8 +583,8 @@ static agx_status plan_with(fixture *f, agx_backend_kind kind, agx_generated_pla
                             agx_error *err) {
     agx_backend *b = make(f, kind);
     agx_error_clear(err);
-    agx_status st = agx_backend_generate_plan(b, "count the TODO lines under src", &f->ctx, gp,
-                                              err);
+    agx_status st =
+        agx_backend_generate_plan(b, "count the TODO lines under src", &f->ctx, gp, err);
     agx_backend_destroy(b);
     return st;
 }
@@ -589,7 +598,8 @@ static void expect_failure(fixture *f, agx_backend_kind kind, agx_status want, i
         fail_msg("expected %s, got %s: %s", agx_status_name(want), agx_status_name(st),
                  err.message);
     assert_int_equal(agx_status_exit_code(st), exit_code);
-    if (getenv("AGX_TEST_VERBOSE")) fprintf(stderr, "  [%s] %s\n", agx_status_name(st), err.message);
+    if (getenv("AGX_TEST_VERBOSE"))
+        fprintf(stderr, "  [%s] %s\n", agx_status_name(st), err.message);
     if (needle && !strstr(err.message, needle))
         fail_msg("message lacks '%s': %s", needle, err.message);
     assert_int_equal(gp.plan.n_tasks, 0);
@@ -635,10 +645,10 @@ static void test_ollama_plan(void **state) {
     assert_non_null(strstr(user, "count the TODO lines under src"));
     json_t *en = json_object_get(
         json_object_get(
-            json_object_get(json_object_get(json_object_get(json_object_get(body, "format"),
-                                                            "properties"),
-                                            "tasks"),
-                            "items"),
+            json_object_get(
+                json_object_get(json_object_get(json_object_get(body, "format"), "properties"),
+                                "tasks"),
+                "items"),
             "properties"),
         "command");
     assert_int_equal(json_array_size(json_object_get(en, "enum")), f->reg.count);
@@ -867,8 +877,7 @@ static void test_mock_rejects_bad_requests(void **state) {
     raw_post(m, "/api/chat", "application/json", b);
     expect_violation(m, "stream is not false");
     free(b);
-    b = agx_sprintf("{\"model\":\"phi3:mini\",%s,\"stream\":false,\"response_format\":{}}",
-                    msgs);
+    b = agx_sprintf("{\"model\":\"phi3:mini\",%s,\"stream\":false,\"response_format\":{}}", msgs);
     raw_post(m, "/api/chat", "application/json", b);
     expect_violation(m, "unexpected field 'response_format'");
     free(b);
@@ -978,7 +987,8 @@ static void test_connection_refused(void **state) {
     expect_failure(f, AGX_BACKEND_OLLAMA, AGX_ERR_UNAVAILABLE, AGX_EXIT_BACKEND,
                    "connection refused");
     expect_failure(f, AGX_BACKEND_OLLAMA, AGX_ERR_UNAVAILABLE, AGX_EXIT_BACKEND, "ollama serve");
-    expect_failure(f, AGX_BACKEND_OPENAI, AGX_ERR_UNAVAILABLE, AGX_EXIT_BACKEND, "AGX_OPENAI_BASE_URL");
+    expect_failure(f, AGX_BACKEND_OPENAI, AGX_ERR_UNAVAILABLE, AGX_EXIT_BACKEND,
+                   "AGX_OPENAI_BASE_URL");
     expect_failure(f, AGX_BACKEND_OPENAI, AGX_ERR_UNAVAILABLE, AGX_EXIT_BACKEND,
                    "connection refused");
     agx_backend *b = make(f, AGX_BACKEND_OLLAMA);
@@ -1049,7 +1059,8 @@ static void test_http_errors_with_excerpt(void **state) {
     agx_generated_plan_free(&gp0);
     /* a long non-JSON body is cut to a short excerpt */
     char *long_body = malloc(20001);
-    for (int i = 0; i < 20000; i++) long_body[i] = (char)('a' + i % 26);
+    for (int i = 0; i < 20000; i++)
+        long_body[i] = (char)('a' + i % 26);
     long_body[20000] = '\0';
     f->m->fail_status = 400;
     f->m->fail_body = long_body;
@@ -1111,7 +1122,8 @@ static void test_retry_after_honoured(void **state) {
     agx_generated_plan_free(&gp);
     assert_int_equal(f->m->chat_requests, 2);
     int64_t gap = f->m->times_ms[1] - f->m->times_ms[0];
-    if (gap < 950 || gap > 3000) fail_msg("Retry-After: 1 not honoured: waited %lld ms", (long long)gap);
+    if (gap < 950 || gap > 3000)
+        fail_msg("Retry-After: 1 not honoured: waited %lld ms", (long long)gap);
     unsetenv("AGX_HTTP_BACKOFF_MS");
     assert_no_violations(f->m);
 }
@@ -1169,7 +1181,8 @@ static void test_truncated_and_non_json(void **state) {
     f->m->raw_body = "<html><body>502 Bad Gateway</body></html>";
     expect_failure(f, AGX_BACKEND_OLLAMA, AGX_ERR_JSON, AGX_EXIT_DATA, "not valid JSON");
     expect_failure(f, AGX_BACKEND_OPENAI, AGX_ERR_JSON, AGX_EXIT_DATA, "502 Bad Gateway");
-    f->m->raw_body = "{\"model\":\"phi3:mini\",\"message\":{\"role\":\"assistant\",\"content\":\"{\\\"ta";
+    f->m->raw_body =
+        "{\"model\":\"phi3:mini\",\"message\":{\"role\":\"assistant\",\"content\":\"{\\\"ta";
     expect_failure(f, AGX_BACKEND_OLLAMA, AGX_ERR_JSON, AGX_EXIT_DATA, "not valid JSON");
     f->m->raw_body = "[1,2,3]";
     expect_failure(f, AGX_BACKEND_OPENAI, AGX_ERR_JSON, AGX_EXIT_DATA, "not an object");
@@ -1237,6 +1250,14 @@ static void test_bad_settings(void **state) {
     assert_null(b);
     assert_non_null(strstr(err.message, "AGX_HTTP_RETRIES"));
     unsetenv("AGX_HTTP_RETRIES");
+    /* a backoff that would overflow the doubling is refused up front */
+    setenv("AGX_HTTP_BACKOFF_MS", "9223372036854775807", 1);
+    assert_int_equal(agx_backend_openai_create(&f->cfg, AGX_ROLE_ECHO, &b, &err), AGX_ERR_CONFIG);
+    assert_non_null(strstr(err.message, "AGX_HTTP_BACKOFF_MS"));
+    unsetenv("AGX_HTTP_BACKOFF_MS");
+    setenv("AGX_HTTP_MAX_RESPONSE_BYTES", "12", 1);
+    assert_int_equal(agx_backend_ollama_create(&f->cfg, AGX_ROLE_ECHO, &b, &err), AGX_ERR_CONFIG);
+    unsetenv("AGX_HTTP_MAX_RESPONSE_BYTES");
     set_str(&f->cfg.openai_api_key, "sk-abc def");
     assert_int_equal(agx_backend_openai_create(&f->cfg, AGX_ROLE_ECHO, &b, &err), AGX_ERR_CONFIG);
     assert_null(strstr(err.message, "sk-abc"));
@@ -1270,10 +1291,14 @@ static cli_result run_agx(const char *args) {
 
 static void expect_cli(const char *args, int rc, const char *in_out, const char *in_err) {
     cli_result r = run_agx(args);
-    if (getenv("AGX_TEST_VERBOSE")) fprintf(stderr, "  agx %s -> %d\n%s%s", args, r.rc, r.out, r.err);
-    if (r.rc != rc) fail_msg("agx %s: exit %d, want %d\nstdout: %s\nstderr: %s", args, r.rc, rc, r.out, r.err);
-    if (in_out && !strstr(r.out, in_out)) fail_msg("agx %s: stdout lacks '%s': %s", args, in_out, r.out);
-    if (in_err && !strstr(r.err, in_err)) fail_msg("agx %s: stderr lacks '%s': %s", args, in_err, r.err);
+    if (getenv("AGX_TEST_VERBOSE"))
+        fprintf(stderr, "  agx %s -> %d\n%s%s", args, r.rc, r.out, r.err);
+    if (r.rc != rc)
+        fail_msg("agx %s: exit %d, want %d\nstdout: %s\nstderr: %s", args, r.rc, rc, r.out, r.err);
+    if (in_out && !strstr(r.out, in_out))
+        fail_msg("agx %s: stdout lacks '%s': %s", args, in_out, r.out);
+    if (in_err && !strstr(r.err, in_err))
+        fail_msg("agx %s: stderr lacks '%s': %s", args, in_err, r.err);
     free(r.out);
     free(r.err);
 }
@@ -1322,9 +1347,11 @@ static void test_cli_end_to_end(void **state) {
     setenv("AGX_OPENAI_BASE_URL", closed, 1);
     expect_cli("health", AGX_EXIT_BACKEND, NULL, "connection refused");
     free(closed);
-    static const char *const vars[] = {"AGX_BACKEND", "AGX_OLLAMA_HOST", "AGX_OPENAI_BASE_URL",
-                                       "AGX_OPENAI_MODEL", "AGX_OPENAI_API_KEY", "AGX_PLAN_PATH"};
-    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) unsetenv(vars[i]);
+    static const char *const vars[] = {"AGX_BACKEND",         "AGX_OLLAMA_HOST",
+                                       "AGX_OPENAI_BASE_URL", "AGX_OPENAI_MODEL",
+                                       "AGX_OPENAI_API_KEY",  "AGX_PLAN_PATH"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        unsetenv(vars[i]);
     if (old_home) setenv("HOME", old_home, 1);
     free(old_home);
     agx_test_rmtree(dir);
@@ -1369,15 +1396,17 @@ static void test_http_helpers(void **state) {
 
 int main(void) {
     /* Tests talk to 127.0.0.1 only: no proxy may be consulted. */
-    static const char *proxies[] = {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
-                                    "all_proxy",  "ALL_PROXY"};
-    for (size_t i = 0; i < sizeof proxies / sizeof *proxies; i++) unsetenv(proxies[i]);
-    static const char *agx_vars[] = {"AGX_OLLAMA_HOST", "OLLAMA_HOST", "AGX_OLLAMA_MODEL",
-                                     "AGX_OPENAI_BASE_URL", "AGX_OPENAI_MODEL",
-                                     "AGX_OPENAI_API_KEY", "AGX_HTTP_RETRIES",
-                                     "AGX_HTTP_BACKOFF_MS", "AGX_HTTP_MAX_DELAY_MS",
-                                     "AGX_HTTP_MAX_RESPONSE_BYTES"};
-    for (size_t i = 0; i < sizeof agx_vars / sizeof *agx_vars; i++) unsetenv(agx_vars[i]);
+    static const char *proxies[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
+                                    "HTTPS_PROXY", "all_proxy",  "ALL_PROXY"};
+    for (size_t i = 0; i < sizeof proxies / sizeof *proxies; i++)
+        unsetenv(proxies[i]);
+    static const char *agx_vars[] = {"AGX_OLLAMA_HOST",       "OLLAMA_HOST",
+                                     "AGX_OLLAMA_MODEL",      "AGX_OPENAI_BASE_URL",
+                                     "AGX_OPENAI_MODEL",      "AGX_OPENAI_API_KEY",
+                                     "AGX_HTTP_RETRIES",      "AGX_HTTP_BACKOFF_MS",
+                                     "AGX_HTTP_MAX_DELAY_MS", "AGX_HTTP_MAX_RESPONSE_BYTES"};
+    for (size_t i = 0; i < sizeof agx_vars / sizeof *agx_vars; i++)
+        unsetenv(agx_vars[i]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_http_helpers),
 #ifdef AGX_HAVE_MHD
