@@ -100,8 +100,8 @@ static void test_schema_shape(void **state) {
         json_integer_value(json_object_get(json_object_get(args, "items"), "maxLength")), 256);
     json_t *ireq = json_object_get(item, "required");
     assert_int_equal(json_array_size(ireq), 3);
-    json_array_foreach(ireq, i, val) assert_string_not_equal(json_string_value(val),
-                                                             "input_from_task");
+    json_array_foreach(ireq, i, val)
+        assert_string_not_equal(json_string_value(val), "input_from_task");
     json_decref(root);
     free(s);
     free_registry(&reg);
@@ -109,9 +109,9 @@ static void test_schema_shape(void **state) {
 
 /* Only the keywords the native grammar compiles may appear anywhere. */
 static void check_keywords(json_t *node, bool is_props) {
-    static const char *allowed[] = {"type",     "properties", "required", "additionalProperties",
-                                    "enum",     "minItems",   "maxItems", "maxLength",
-                                    "minimum",  "maximum",    "items"};
+    static const char *allowed[] = {"type",    "properties", "required", "additionalProperties",
+                                    "enum",    "minItems",   "maxItems", "maxLength",
+                                    "minimum", "maximum",    "items"};
     const char *key;
     json_t *val;
     if (!json_is_object(node)) return;
@@ -191,9 +191,9 @@ static void test_echo_prompt_lists_tools_and_rules(void **state) {
     ctx.max_tasks = 9;
     agx_prompt p;
     agx_error err;
-    assert_int_equal(agx_prompt_build(AGX_ROLE_ECHO, "find all TODO comments under src", &ctx, &p,
-                                      &err),
-                     AGX_OK);
+    assert_int_equal(
+        agx_prompt_build(AGX_ROLE_ECHO, "find all TODO comments under src", &ctx, &p, &err),
+        AGX_OK);
     assert_int_equal(p.n_messages, 2);
     assert_string_equal(p.messages[0].role, "system");
     assert_string_equal(p.messages[1].role, "user");
@@ -276,7 +276,11 @@ static void test_delta_prompt_has_draft_and_input(void **state) {
     char *a2[] = {"-l"};
     agx_task tasks[2] = {
         {.task_number = 1, .command = "grep", .args = a1, .n_args = 3, .timeout_secs = 300},
-        {.task_number = 2, .command = "wc", .args = a2, .n_args = 1, .timeout_secs = 300,
+        {.task_number = 2,
+         .command = "wc",
+         .args = a2,
+         .n_args = 1,
+         .timeout_secs = 300,
          .input_from_task = 1},
     };
     agx_plan draft = {.tasks = tasks, .n_tasks = 2, .cap_tasks = 2};
@@ -336,6 +340,49 @@ static void test_prompt_errors_and_fallback_example(void **state) {
     free_registry(&reg);
 }
 
+/* The real built-in registry: every tool is in the enum and in the prompt. */
+static void test_builtin_registry(void **state) {
+    (void)state;
+    agx_registry reg;
+    agx_error err;
+    assert_int_equal(agx_registry_builtin(&reg, &err), AGX_OK);
+    assert_true(reg.count >= 10);
+    char *s = agx_plan_schema_json(&reg, 20);
+    assert_non_null(s);
+    json_t *root = json_loads(s, 0, NULL);
+    assert_non_null(root);
+    check_keywords(root, false);
+    json_t *en = json_object_get(
+        json_object_get(
+            json_object_get(
+                json_object_get(json_object_get(json_object_get(root, "properties"), "tasks"),
+                                "items"),
+                "properties"),
+            "command"),
+        "enum");
+    agx_plan_context ctx = make_ctx(&reg);
+    agx_prompt p;
+    assert_int_equal(agx_prompt_build(AGX_ROLE_ECHO, "count lines", &ctx, &p, &err), AGX_OK);
+    for (size_t i = 0; i < reg.count; i++) {
+        bool found = false;
+        size_t k;
+        json_t *v;
+        json_array_foreach(en, k, v) found =
+            found || !strcmp(json_string_value(v), reg.tools[i].id);
+        if (!found) fail_msg("tool '%s' missing from the schema enum", reg.tools[i].id);
+        char *line = agx_sprintf("\n- %s: ", reg.tools[i].id);
+        if (!strstr(p.messages[0].content, line))
+            fail_msg("tool '%s' missing from the prompt", reg.tools[i].id);
+        free(line);
+    }
+    /* the built-in registry has grep and wc: the grep|wc example is used */
+    assert_non_null(strstr(p.messages[0].content, "count the lines containing ERROR"));
+    agx_prompt_free(&p);
+    json_decref(root);
+    free(s);
+    agx_registry_free(&reg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_schema_shape),
@@ -344,6 +391,7 @@ int main(void) {
         cmocka_unit_test(test_hostile_instruction_stays_in_block),
         cmocka_unit_test(test_delta_prompt_has_draft_and_input),
         cmocka_unit_test(test_prompt_errors_and_fallback_example),
+        cmocka_unit_test(test_builtin_registry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
