@@ -14,6 +14,9 @@
 
 #include "agx/agx.h"
 #include "agx/grammar.h"
+#include "agx/plan.h"
+#include "agx/planner.h"
+#include "agx/registry.h"
 #include "engine/grammar_internal.h"
 
 /* ------------------------------------------------------------------ schemas */
@@ -95,6 +98,10 @@ static bool conforms(json_t *v, json_t *sch, char *why, size_t wl) {
         if (mn && n < (size_t)json_integer_value(mn)) return snprintf(why, wl, "too short"), false;
         if (mx && n > (size_t)json_integer_value(mx))
             return snprintf(why, wl, "string of %zu chars > maxLength", n), false;
+        const unsigned char *p = (const unsigned char *)json_string_value(v);
+        for (size_t i = 0; i < json_string_length(v); i++)
+            if ((p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r') || p[i] == 0x7f)
+                return snprintf(why, wl, "control character 0x%02x in a string", p[i]), false;
         return true;
     }
     if (strcmp(t, "integer") == 0) {
@@ -604,13 +611,17 @@ static void test_strings_escapes_utf8(void **state) {
     agx_grammar *g = compile_ok(plan_schema(256));
     agx_grammar_state *st = agx_grammar_state_new(g);
     assert_true(acc(st, ARGS_PREFIX));
-    const char *good[] = {"\\\"", "\\\\", "\\/", "\\b\\f\\n\\r\\t", "\\u00e9", "\\uD83D\\uDE00",
+    const char *good[] = {"\\\"", "\\\\", "\\/", "\\n\\r\\t", "\\u00e9", "\\uD83D\\uDE00",
                           "\\ud83d\\ude00", "\xc3\xa9", "\xe6\x97\xa5", "\xf0\x9f\x98\x80",
-                          "\x7f", "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf"};
+                          "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf", "\\u0009", "\\u000A", "\\u000d",
+                          "\\u007e", "\\u0080", "\\u0100"};
     const char *bad[] = {"\n", "\t", "\x01", "\\x", "\\u0000", "\\uDE00", "\\uD83D\"",
                          "\\uD83Dx", "\\uD83D\\u0041", "\\uZ", "\xc0\x80", "\xc1\xbf",
                          "\xed\xa0\x80", "\xf5\x80\x80\x80", "\xe0\x80\x80", "\xf0\x80\x80\x80",
-                         "\xf4\x90\x80\x80", "\x80", "\xc3\x28", "\xe6\x97\x28"};
+                         "\xf4\x90\x80\x80", "\x80", "\xc3\x28", "\xe6\x97\x28",
+                         /* controls other than tab/newline/return, raw or escaped */
+                         "\x7f", "\\b", "\\f", "\\u0001", "\\u000b", "\\u001f", "\\u0010",
+                         "\\u007f", "\\u007F"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         agx_grammar_state *c = agx_grammar_state_copy(st);
         assert_true(acc(c, good[i]));
@@ -857,6 +868,144 @@ static void test_eog_and_special_tokens(void **state) {
     vocab_free(&tv);
 }
 
+/* ------------------------------------------- the plan schema, end to end */
+
+/* The registry's plan schema (agx_plan_schema_json) plus the two extension
+ * keywords the native backend adds, so that plans also meet the validator's
+ * cross-field rules: task_number equals its item number, input_from_task names
+ * an earlier item. */
+static char *native_plan_schema(void) {
+    agx_registry reg;
+    agx_error err;
+    assert_int_equal(agx_registry_builtin(&reg, &err), AGX_OK);
+    char *base = agx_plan_schema_json(&reg, 20);
+    agx_registry_free(&reg);
+    assert_non_null(base);
+    json_t *root = json_loads(base, 0, NULL);
+    free(base);
+    assert_non_null(root);
+    json_t *props = json_object_get(
+        json_object_get(json_object_get(json_object_get(root, "properties"), "tasks"), "items"),
+        "properties");
+    assert_non_null(props);
+    json_object_set_new(json_object_get(props, "task_number"), "x-agx-item-number",
+                        json_string("equal"));
+    json_object_set_new(json_object_get(props, "input_from_task"), "x-agx-item-number",
+                        json_string("below"));
+    char *out = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return out;
+}
+
+/* The output parses with the plan parser and passes the zero-trust validator. */
+static void assert_valid_plan(const char *out, size_t len) {
+    agx_plan plan;
+    agx_plan_init(&plan);
+    agx_error err;
+    agx_error_clear(&err);
+    agx_status st = agx_plan_parse_lenient(out, len, &plan, &err);
+    if (st) fprintf(stderr, "plan parse failed: %s\n%.*s\n", err.message, (int)len, out);
+    assert_int_equal(st, AGX_OK);
+    agx_registry reg;
+    assert_int_equal(agx_registry_builtin(&reg, &err), AGX_OK);
+    agx_plan_limits lim = agx_plan_limits_default();
+    st = agx_plan_validate(&plan, &reg, &lim, NULL, &err);
+    if (st) fprintf(stderr, "plan invalid: %s\n%.*s\n", err.message, (int)len, out);
+    assert_int_equal(st, AGX_OK);
+    /* nothing was renumbered or dropped on the way */
+    json_t *v = json_loadb(out, len, 0, NULL);
+    json_t *tasks = json_object_get(v, "tasks");
+    assert_int_equal(json_array_size(tasks), plan.n_tasks);
+    for (size_t i = 0; i < plan.n_tasks; i++) {
+        json_t *t = json_array_get(tasks, i);
+        assert_int_equal(json_integer_value(json_object_get(t, "task_number")), (json_int_t)(i + 1));
+        assert_int_equal(json_integer_value(json_object_get(t, "input_from_task")),
+                         plan.tasks[i].input_from_task);
+    }
+    json_decref(v);
+    agx_registry_free(&reg);
+    agx_plan_free(&plan);
+}
+
+static void test_item_number_relations(void **state) {
+    (void)state;
+    char *schema = native_plan_schema();
+    agx_grammar *g = compile_ok(schema);
+    agx_grammar_state *st = agx_grammar_state_new(g);
+    expect_forced(st, "{\"tasks\":[{\"task_number\":1,\"command\":\"");
+    assert_true(acc(st, "{\"tasks\":[{\"task_number\":1,\"command\":\"ls\""));
+    expect_forced(st, ",\"args\":[");
+    assert_true(acc(st, ",\"args\":[]"));
+    expect_forced(st, "}"); /* the first task cannot take input */
+    assert_false(acc(st, ",\"input_from_task\""));
+    assert_true(acc(st, "}"));
+    assert_false(acc(st, ",{\"task_number\":1"));
+    assert_false(acc(st, ",{\"task_number\":3"));
+    assert_true(acc(st, ","));
+    expect_forced(st, "{\"task_number\":2,\"command\":\"");
+    assert_true(acc(st, "{\"task_number\":2,\"command\":\"wc\",\"args\":[\"-l\"],"));
+    expect_forced(st, "\"input_from_task\":1}");
+    assert_false(acc(st, "\"input_from_task\":2"));
+    assert_false(acc(st, "\"input_from_task\":0"));
+    assert_true(acc(st, "\"input_from_task\":1},{\"task_number\":3,\"command\":\"sort\",\"args\":[],"));
+    expect_forced(st, "\"input_from_task\":");
+    assert_false(acc(st, "\"input_from_task\":3"));
+    agx_grammar_state *c = agx_grammar_state_copy(st);
+    assert_true(acc(c, "\"input_from_task\":1}]}"));
+    assert_true(agx_grammar_is_complete(c));
+    assert_valid_plan("{\"tasks\":[{\"task_number\":1,\"command\":\"ls\",\"args\":[]},"
+                      "{\"task_number\":2,\"command\":\"wc\",\"args\":[\"-l\"],\"input_from_task\":1},"
+                      "{\"task_number\":3,\"command\":\"sort\",\"args\":[],\"input_from_task\":1}]}",
+                      strlen("{\"tasks\":[{\"task_number\":1,\"command\":\"ls\",\"args\":[]},"
+                             "{\"task_number\":2,\"command\":\"wc\",\"args\":[\"-l\"],\"input_from_task\":1},"
+                             "{\"task_number\":3,\"command\":\"sort\",\"args\":[],\"input_from_task\":1}]}"));
+    agx_grammar_state_free(c);
+    /* shortest completions number the tasks they add */
+    agx_grammar_state_reset(st);
+    assert_true(acc(st, "{\"tasks\":[{\"task_number\":1,\"command\":\"ls\",\"args\":[]},{"));
+    char comp[256];
+    size_t cl = agx_grammar_shortest_completion(st, comp, sizeof comp);
+    assert_int_equal(cl, agx_grammar_min_bytes_to_complete(st));
+    assert_true(cl < sizeof comp);
+    comp[cl] = 0;
+    assert_non_null(strstr(comp, "\"task_number\":2"));
+    assert_true(agx_grammar_accept(st, comp, cl));
+    assert_true(agx_grammar_is_complete(st));
+    agx_grammar_state_free(st);
+    agx_grammar_free(g);
+    /* the keyword's values are checked */
+    expect_compile_error("{\"type\":\"integer\",\"x-agx-item-number\":\"above\"}", AGX_ERR_CONFIG,
+                         "x-agx-item-number", NULL);
+    free(schema);
+}
+
+/* Whatever tokens are chosen, the output is a plan the validator accepts. */
+static void plan_walks(const test_vocab *tv, int n, size_t budget, bool slow, uint64_t seed) {
+    char *schema = native_plan_schema();
+    agx_grammar *g = compile_ok(schema);
+    uint64_t rng = seed;
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        char *out = random_walk(g, tv, &rng, budget + (size_t)i * 11, slow, &len);
+        assert_conforms(out, len, schema);
+        assert_valid_plan(out, len);
+        free(out);
+    }
+    agx_grammar_free(g);
+    free(schema);
+}
+
+static void test_walks_valid_plans(void **state) {
+    (void)state;
+    test_vocab tv = {0};
+    synthetic_vocab(&tv);
+    plan_walks(&tv, 40, 30, true, 0xabc);
+    vocab_free(&tv);
+    if (!qwen_vocab(&tv)) AGX_TEST_SKIP("Qwen2 tokenizer.json not found under AGX_REF_DIR");
+    plan_walks(&tv, 6, 120, false, 0xdef);
+    vocab_free(&tv);
+}
+
 /* One grammar and one vocab shared by threads, each with its own state: the
  * outputs match a sequential run with the same seeds. */
 typedef struct walk_job {
@@ -937,6 +1086,8 @@ int main(void) {
         cmocka_unit_test(test_compile_errors),
         cmocka_unit_test(test_eog_and_special_tokens),
         cmocka_unit_test(test_threads_share_grammar_and_vocab),
+        cmocka_unit_test(test_item_number_relations),
+        cmocka_unit_test(test_walks_valid_plans),
         cmocka_unit_test(test_walks_synthetic_plan),
         cmocka_unit_test(test_walks_synthetic_kitchen),
         cmocka_unit_test(test_walks_qwen),
