@@ -1,6 +1,6 @@
 /* bench_grammar.c — cost of grammar-constrained decoding on a real vocabulary:
  * builds the token trie from the Qwen2 tokenizer (151936 ids), then generates
- * whole plans against the plan schema choosing randomly among the allowed tokens
+ * whole plans against the registry's plan schema choosing randomly among the allowed tokens
  * (forced spans appended without sampling, as the sampler does) and reports the
  * mask time per step by where the step is (start, object/array structure, inside
  * the command enum, inside an argument string), plus forced-span and completion
@@ -21,6 +21,8 @@
 
 #include "agx/gguf.h"
 #include "agx/grammar.h"
+#include "agx/planner.h"
+#include "agx/registry.h"
 #include "engine/grammar_internal.h"
 
 static double now_us(void) {
@@ -136,13 +138,31 @@ static int load_gguf(const char *path, vocab_src *vs) {
     return 0;
 }
 
-static const char *tools[] = {"ls", "find", "grep", "rg", "sort", "sed", "awk", "uniq", "wc", "head",
-                              "tail", "cut", "tr", "cat", "xargs", "du", "df", "stat", "file",
-                              "jq", "diff", "tee", "date", "basename", "dirname", "realpath",
-                              "nl", "paste", "join", "comm", "fold", "fmt", "column", "rev",
-                              "shuf", "split", "csplit", "md5sum", "sha256sum", "base64", "od",
-                              "hexdump", "strings", "tar", "gzip", "zcat", "git", "echo",
-                              "printf", "seq"};
+/* The registry's plan schema with the native backend's extension keywords
+ * (task_number = item number, input_from_task = an earlier item). */
+static char *plan_schema(void) {
+    agx_registry reg;
+    agx_error err;
+    if (agx_registry_builtin(&reg, &err)) return NULL;
+    char *base = agx_plan_schema_json(&reg, 20);
+    agx_registry_free(&reg);
+    json_t *root = base ? json_loads(base, 0, NULL) : NULL;
+    free(base);
+    json_t *props = json_object_get(
+        json_object_get(json_object_get(json_object_get(root, "properties"), "tasks"), "items"),
+        "properties");
+    if (!props) {
+        json_decref(root);
+        return NULL;
+    }
+    json_object_set_new(json_object_get(props, "task_number"), "x-agx-item-number",
+                        json_string("equal"));
+    json_object_set_new(json_object_get(props, "input_from_task"), "x-agx-item-number",
+                        json_string("below"));
+    char *out = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return out;
+}
 
 enum { C_START, C_STRUCT, C_ENUM, C_STRING, C_PENDING, C_N };
 static const char *cat_names[C_N] = {"start", "structure (keys, numbers, punctuation)",
@@ -191,19 +211,17 @@ int main(int argc, char **argv) {
         printf("vocabulary: %s\n", tok_path);
     }
 
-    char schema[8192];
-    size_t o = (size_t)snprintf(schema, sizeof schema,
-                                "{\"type\":\"object\",\"properties\":{\"tasks\":{\"type\":\"array\","
-                                "\"minItems\":1,\"maxItems\":20,\"items\":{\"type\":\"object\","
-                                "\"properties\":{\"task_number\":{\"type\":\"integer\",\"minimum\":1,"
-                                "\"maximum\":20},\"command\":{\"type\":\"string\",\"enum\":[");
-    for (size_t i = 0; i < sizeof tools / sizeof *tools; i++)
-        o += (size_t)snprintf(schema + o, sizeof schema - o, "%s\"%s\"", i ? "," : "", tools[i]);
-    snprintf(schema + o, sizeof schema - o,
-             "]},\"args\":{\"type\":\"array\",\"maxItems\":16,\"items\":{\"type\":\"string\","
-             "\"maxLength\":256}},\"input_from_task\":{\"type\":\"integer\",\"minimum\":1,"
-             "\"maximum\":20}},\"required\":[\"task_number\",\"command\",\"args\"],"
-             "\"additionalProperties\":false}}},\"required\":[\"tasks\"],\"additionalProperties\":false}");
+    char *schema = plan_schema();
+    if (!schema) {
+        fprintf(stderr, "bench_grammar: cannot build the plan schema\n");
+        return 1;
+    }
+    agx_registry reg;
+    agx_error rerr;
+    size_t n_tools = agx_registry_builtin(&reg, &rerr) == AGX_OK ? reg.count : 0;
+    if (n_tools) agx_registry_free(&reg);
+    printf("plan schema: built-in registry (%zu tools), 20 tasks, 16 args of <= 256 chars\n",
+           n_tools);
 
     agx_error err;
     agx_grammar *g;
@@ -376,6 +394,7 @@ int main(int argc, char **argv) {
     free(ids);
     agx_grammar_vocab_free(v);
     agx_grammar_free(g);
+    free(schema);
     for (size_t i = 0; i < vs.n; i++) free(vs.bytes[i]);
     free(vs.bytes);
     free(vs.lens);

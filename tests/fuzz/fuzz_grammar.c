@@ -42,7 +42,10 @@ static void gen(rd *r, char *o, size_t *len, size_t cap, int depth) {
         break;
     case 1: {
         int a = (int)take(r) - 128, b = a + (int)take(r) * (take(r) % 4 + 1);
-        snprintf(tmp, sizeof tmp, "{\"type\":\"integer\",\"minimum\":%d,\"maximum\":%d}", a, b);
+        static const char *rel[] = {"", "", ",\"x-agx-item-number\":\"equal\"",
+                                    ",\"x-agx-item-number\":\"below\""};
+        snprintf(tmp, sizeof tmp, "{\"type\":\"integer\",\"minimum\":%d,\"maximum\":%d%s}", a,
+                 b, rel[take(r) % 4]);
         put(&o, len, cap, tmp);
         break;
     }
