@@ -763,6 +763,20 @@ static void test_kitchen_values(void **state) {
         if (ok) fprintf(stderr, "accepted bad #%zu\n", i);
         assert_false(ok);
     }
+    /* the shortest completion picks the cheapest matching key */
+    {
+        agx_grammar *g2 = compile_ok("{\"type\":\"object\",\"properties\":{\"ab\":{\"type\":"
+                                     "\"string\",\"minLength\":3},\"a\":{\"type\":\"null\"}},"
+                                     "\"required\":[\"a\"]}");
+        agx_grammar_state *s2 = agx_grammar_state_new(g2);
+        assert_true(acc(s2, "{\"a"));
+        char b2[64];
+        size_t l2 = agx_grammar_shortest_completion(s2, b2, sizeof b2);
+        assert_int_equal(l2, strlen("\":null}"));
+        assert_memory_equal(b2, "\":null}", l2);
+        agx_grammar_state_free(s2);
+        agx_grammar_free(g2);
+    }
     /* "a" and "ab" share a prefix: the key is decided by the quote */
     agx_grammar_state_reset(st);
     assert_true(acc(st, "{\"a"));
