@@ -299,7 +299,10 @@ static size_t gr_trie_walk(const agx_grammar *g, const gr_trie *t, gr_core *stac
 /* restrict lets the compiler vectorize (uint8_t stores may alias otherwise). */
 static void gr_mark_le(uint8_t *restrict out, const uint16_t *restrict chars, size_t n,
                        uint16_t rem) {
-    for (size_t i = 0; i < n; i++) out[i] = chars[i] <= rem;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) /* fixed-count blocks: vectorized at -O2 */
+        for (size_t k = 0; k < 32; k++) out[i + k] = chars[i + k] <= rem;
+    for (; i < n; i++) out[i] = chars[i] <= rem;
 }
 
 static agx_status gr_mask_impl(agx_grammar_state *s, const agx_grammar_vocab *v, uint8_t *allowed,
