@@ -388,6 +388,37 @@ int main(int argc, char **argv) {
     }
     printf("typical 5-task plan: %zu of %zu bytes forced (%.0f%%)\n", forced_typ, tl,
            100.0 * (double)forced_typ / (double)tl);
+    /* the same plan in tokens: forced spans as agx_grammar_forced_tokens splits
+     * them, the rest as a model that picks the longest allowed token matching
+     * the text would */
+    agx_grammar_state_reset(ts);
+    size_t tok_forced = 0, tok_sampled = 0;
+    for (size_t i = 0; i < tl;) {
+        int32_t ft[512];
+        size_t fbytes;
+        size_t nt = agx_grammar_forced_tokens(ts, v, ft, 512, &fbytes);
+        if (nt) {
+            for (size_t q = 0; q < nt; q++) agx_grammar_accept_token(ts, v, ft[q]);
+            tok_forced += nt;
+            i += fbytes;
+            continue;
+        }
+        size_t na;
+        agx_grammar_mask(ts, v, allowed, &na, &err);
+        size_t best = SIZE_MAX, bl = 0;
+        for (size_t t = 0; t < vs.n; t++)
+            if (allowed[t] && vs.lens[t] > bl && vs.lens[t] <= tl - i &&
+                memcmp(vs.bytes[t], typical + i, vs.lens[t]) == 0)
+                best = t, bl = vs.lens[t];
+        if (best == SIZE_MAX || !agx_grammar_accept_token(ts, v, (int32_t)best)) {
+            fprintf(stderr, "typical plan: no allowed token at byte %zu\n", i);
+            return 1;
+        }
+        tok_sampled++;
+        i += bl;
+    }
+    printf("typical 5-task plan: %zu of %zu tokens forced (%.0f%%)\n", tok_forced,
+           tok_forced + tok_sampled, 100.0 * (double)tok_forced / (double)(tok_forced + tok_sampled));
     agx_grammar_state_free(ts);
     for (int c = 0; c < C_N; c++) free(samples[c]);
     free(allowed);

@@ -377,3 +377,31 @@ bool agx_grammar_token_allowed(const agx_grammar_state *s, const agx_grammar_voc
         if (!gr_step(s->g, &tmp, p[i])) return false;
     return true;
 }
+
+size_t agx_grammar_forced_tokens(const agx_grammar_state *s, const agx_grammar_vocab *v,
+                                 int32_t *ids, size_t cap, size_t *n_bytes) {
+    char buf[1024];
+    size_t nf = agx_grammar_forced(s, buf, sizeof buf), pos = 0, n = 0;
+    const gr_trie *t = &v->full;
+    while (pos < nf && n < cap) {
+        /* follow the forced bytes down the trie; remember the deepest token */
+        uint32_t node = 0, best_len = 0;
+        int32_t best = -1;
+        for (size_t k = pos; k < nf; k++) {
+            const gr_tnode *nd = &t->nodes[node];
+            uint32_t c = nd->first_child, end = c + nd->n_child;
+            while (c < end && t->byte[c] != (uint8_t)buf[k]) c++;
+            if (c == end) break;
+            node = c;
+            if (t->nodes[c].tok_count) {
+                best = t->toks[t->nodes[c].tok_first];
+                best_len = (uint32_t)(k - pos + 1);
+            }
+        }
+        if (best < 0) break; /* no token spells the next forced byte */
+        ids[n++] = best;
+        pos += best_len;
+    }
+    if (n_bytes) *n_bytes = pos;
+    return n;
+}

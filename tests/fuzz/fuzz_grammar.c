@@ -165,6 +165,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (!agx_grammar_accept_token(st, vocab, (int32_t)id)) abort();
             if (olen + tl < sizeof out) memcpy(out + olen, vocab_strs[id], tl);
             olen += tl;
+        } else if (op < 215) { /* forced span as tokens */
+            int32_t ft[64];
+            size_t fb;
+            size_t nt = agx_grammar_forced_tokens(st, vocab, ft, 64, &fb);
+            for (size_t q = 0; q < nt; q++) {
+                size_t tl = strlen(vocab_strs[ft[q]]);
+                if (!agx_grammar_accept_token(st, vocab, ft[q])) abort();
+                if (olen + tl < sizeof out) memcpy(out + olen, vocab_strs[ft[q]], tl);
+                olen += tl;
+            }
         } else if (op < 230) {
             char f[64];
             size_t nf = agx_grammar_forced(st, f, sizeof f);

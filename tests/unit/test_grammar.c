@@ -332,7 +332,7 @@ static char *random_walk(const agx_grammar *g, const test_vocab *tv, uint64_t *r
             agx_strbuf_append(&out, comp, cl);
             break;
         }
-        char forced[256];
+        char forced[1024]; /* as large as agx_grammar_forced_tokens looks */
         size_t nf = agx_grammar_forced(st, forced, sizeof forced);
         size_t n_allowed;
         assert_int_equal(agx_grammar_mask(st, tv->v, allowed, &n_allowed, &err), AGX_OK);
@@ -367,6 +367,21 @@ static char *random_walk(const agx_grammar *g, const test_vocab *tv, uint64_t *r
                 size_t m = tv->lens[i] < nf ? tv->lens[i] : nf;
                 assert_memory_equal(tv->bytes[i], forced, m);
             }
+            /* the same span as tokens: they spell it and each is allowed in turn */
+            int32_t ft[1024];
+            size_t fb;
+            size_t nt = agx_grammar_forced_tokens(st, tv->v, ft, 1024, &fb);
+            assert_int_equal(fb, nf); /* every vocabulary here has all single bytes */
+            agx_grammar_state *c2 = agx_grammar_state_copy(st);
+            size_t at = 0;
+            for (size_t q = 0; q < nt; q++) {
+                assert_true(agx_grammar_token_allowed(c2, tv->v, ft[q]));
+                assert_true(agx_grammar_accept_token(c2, tv->v, ft[q]));
+                assert_memory_equal(tv->bytes[ft[q]], forced + at, tv->lens[ft[q]]);
+                at += tv->lens[ft[q]];
+            }
+            assert_int_equal(at, nf);
+            agx_grammar_state_free(c2);
             if (rnd(rng) % 2) { /* the sampler appends forced spans without sampling */
                 assert_true(agx_grammar_accept(st, forced, nf));
                 agx_strbuf_append(&out, forced, nf);
