@@ -8,7 +8,8 @@
  *
  *   bench_grammar [--gguf vocab.gguf | --tokenizer tokenizer.json] [--plans N] [--seed S]
  *
- * The vocabulary comes from a vocab GGUF through the GGUF reader (default
+ * The vocabulary comes from a vocab GGUF (gpt2 byte-level BPE or llama
+ * SentencePiece) through the GGUF reader (default
  * $AGX_REF_DIR/tokenizer/qwen2.vocab.gguf, AGX_REF_DIR defaulting to
  * /work/shared/ref) or from a HF tokenizer.json via jansson; either way the GPT-2
  * byte alphabet is decoded to raw bytes and control tokens are left empty. */
@@ -111,12 +112,15 @@ static int load_gguf(const char *path, vocab_src *vs) {
     const agx_gguf_kv *toks = agx_gguf_find(g, "tokenizer.ggml.tokens");
     const agx_gguf_kv *types = agx_gguf_find(g, "tokenizer.ggml.token_type");
     agx_gguf_str model;
+    bool spm = false;
     if (!toks || toks->type != AGX_GGUF_ARRAY || !agx_gguf_get_str(g, "tokenizer.ggml.model", &model) ||
-        !agx_gguf_str_eq(model, "gpt2")) {
-        fprintf(stderr, "bench_grammar: %s is not a gpt2-style vocab GGUF\n", path);
+        !(agx_gguf_str_eq(model, "gpt2") || (spm = agx_gguf_str_eq(model, "llama")))) {
+        fprintf(stderr, "bench_grammar: %s is not a gpt2 or llama (SentencePiece) vocab GGUF\n", path);
         agx_gguf_close(g);
         return -1;
     }
+    uint32_t eos_id = UINT32_MAX;
+    agx_gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &eos_id);
     int u2b[512];
     gpt2_u2b(u2b);
     vs->n = (size_t)toks->arr_len;
@@ -127,11 +131,33 @@ static int load_gguf(const char *path, vocab_src *vs) {
         int64_t type = 1;
         if (types) agx_gguf_arr_i64(types, i, &type);
         if (!agx_gguf_arr_str(g, toks, i, &s)) continue;
-        if (agx_gguf_str_eq(s, "<|endoftext|>") || agx_gguf_str_eq(s, "<|im_end|>")) {
+        if (i == eos_id || agx_gguf_str_eq(s, "<|endoftext|>") || agx_gguf_str_eq(s, "<|im_end|>") ||
+            agx_gguf_str_eq(s, "<|eot_id|>")) {
             if (vs->n_eog < 4) vs->eog[vs->n_eog++] = (int32_t)i;
             continue;
         }
+        if (spm && type == 6 && s.len == 6) { /* <0xNN> byte token */
+            vs->bytes[i] = malloc(1);
+            vs->bytes[i][0] = (char)strtol(s.ptr + 3, NULL, 16);
+            vs->lens[i] = 1;
+            continue;
+        }
         if (type != 1) continue; /* control / user-defined / unused */
+        if (spm) { /* "\xe2\x96\x81" (U+2581) stands for a space */
+            char *o = malloc(s.len + 1);
+            size_t n = 0;
+            for (uint64_t k = 0; k < s.len; k++) {
+                if (k + 2 < s.len && memcmp(s.ptr + k, "\xe2\x96\x81", 3) == 0) {
+                    o[n++] = ' ';
+                    k += 2;
+                } else {
+                    o[n++] = s.ptr[k];
+                }
+            }
+            vs->bytes[i] = o;
+            vs->lens[i] = n;
+            continue;
+        }
         vs->bytes[i] = gpt2_decode(s.ptr, (size_t)s.len, u2b, &vs->lens[i]);
     }
     agx_gguf_close(g);
