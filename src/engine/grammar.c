@@ -1030,6 +1030,22 @@ bool gr_may_accept(const agx_grammar *g, const gr_core *s, uint8_t b) {
     }
 }
 
+int gr_string_pending(const agx_grammar *g, const gr_core *s, uint32_t *need, uint8_t *lo,
+                      uint8_t *hi, uint32_t *remaining) {
+    if (s->depth == 0) return GR_PEND_NONE;
+    const gr_frame *f = &s->f[s->depth - 1];
+    const gr_node *nd = &g->nodes[f->node];
+    if (nd->kind != GR_STRING) return GR_PEND_NONE;
+    uint32_t rem = nd->max_n - f->n;
+    *remaining = rem > 0xFFFD ? 0xFFFD : rem;
+    if (f->phase == S_ESC) return GR_PEND_ESC;
+    if (f->phase != S_UTF8) return GR_PEND_NONE;
+    *need = f->aux & 3;
+    *lo = gr_utf8_lo[f->aux >> 2];
+    *hi = gr_utf8_hi[f->aux >> 2];
+    return GR_PEND_UTF8;
+}
+
 bool gr_in_string_body(const agx_grammar *g, const gr_core *s, uint32_t *remaining) {
     if (s->depth == 0) return false;
     const gr_frame *f = &s->f[s->depth - 1];

@@ -195,6 +195,9 @@ static const char *synthetic_tokens[] = {
     "{\"k\":[1,2]}", "[true]", "fixed", "\"fixed\"", "ab", "\"ab\":", "\"a\":", "\"arr\":[",
     "-2", "-", "100", "105", "1e99", "1e999", "\"p\":\"", "\"q\":", "},\"", "\"o\":{",
     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac",
+    /* tokens that finish an escape left open by the previous token */
+    "nice", "n\"]", "u00e9", "uD83D", "ude00x", "t\\", "/\\u", "\"abc", "rm", "b", "f",
+    "\\\\", "\\", "\x9f\x98\x80", "\x98\x80\"", "\xa5\\n",
 };
 
 static void vocab_build(test_vocab *tv) {
@@ -897,6 +900,51 @@ static void test_eog_and_special_tokens(void **state) {
     vocab_free(&tv);
 }
 
+/* The fast paths (plain string body, pending UTF-8 character, pending escape)
+ * give exactly the full trie walk's mask, near and away from maxLength. */
+static void pending_masks(const test_vocab *tv) {
+    static const char *mids[] = {"", "ab", "\\", "a\\", "\xe6", "\xe6\x97", "\xf0", "\xf0\x9f",
+                                 "\xf0\x9f\x98", "\xe0", "\xed", "\xf4", "\xc3", "ab\\",
+                                 "\\u", "\\u00", "\\ud83d", "\\ud83d\\"};
+    static const int lens[] = {256, 3, 2};
+    uint8_t *fast = malloc(tv->n), *slow = malloc(tv->n);
+    agx_error err;
+    for (size_t L = 0; L < sizeof lens / sizeof *lens; L++) {
+        agx_grammar *g = compile_ok(plan_schema(lens[L]));
+        for (size_t m = 0; m < sizeof mids / sizeof *mids; m++) {
+            agx_grammar_state *st = agx_grammar_state_new(g);
+            assert_true(acc(st, ARGS_PREFIX));
+            if (!acc(st, mids[m])) { /* too long for this maxLength */
+                agx_grammar_state_free(st);
+                continue;
+            }
+            size_t n1, n2;
+            assert_int_equal(agx_grammar_mask(st, tv->v, fast, &n1, &err), AGX_OK);
+            assert_int_equal(gr_mask_slow(st, tv->v, slow, &n2, &err), AGX_OK);
+            if (n1 != n2) fprintf(stderr, "maxLength %d after '%s': fast %zu, full walk %zu\n",
+                                  lens[L], mids[m], n1, n2);
+            assert_int_equal(n1, n2);
+            assert_memory_equal(fast, slow, tv->n);
+            assert_true(n1 > 0);
+            agx_grammar_state_free(st);
+        }
+        agx_grammar_free(g);
+    }
+    free(fast);
+    free(slow);
+}
+
+static void test_fast_paths_match_full_walk(void **state) {
+    (void)state;
+    test_vocab tv = {0};
+    synthetic_vocab(&tv);
+    pending_masks(&tv);
+    vocab_free(&tv);
+    if (!qwen_vocab(&tv)) AGX_TEST_SKIP("Qwen2 tokenizer.json not found under AGX_REF_DIR");
+    pending_masks(&tv);
+    vocab_free(&tv);
+}
+
 /* ------------------------------------------- the plan schema, end to end */
 
 /* The registry's plan schema (agx_plan_schema_json) plus the two extension
@@ -1116,6 +1164,7 @@ int main(void) {
         cmocka_unit_test(test_eog_and_special_tokens),
         cmocka_unit_test(test_threads_share_grammar_and_vocab),
         cmocka_unit_test(test_item_number_relations),
+        cmocka_unit_test(test_fast_paths_match_full_walk),
         cmocka_unit_test(test_walks_valid_plans),
         cmocka_unit_test(test_walks_synthetic_plan),
         cmocka_unit_test(test_walks_synthetic_kitchen),
