@@ -827,7 +827,7 @@ static void test_compile_errors(void **state) {
     expect_compile_error("{\"type\":\"string\",\"minLength\":5,\"maxLength\":2}", AGX_ERR_CONFIG,
                          "minLength", NULL);
     expect_compile_error("{\"type\":\"object\",\"properties\":{},\"required\":[\"a\"]}",
-                         AGX_ERR_CONFIG, "\"a\"", NULL);
+                         AGX_ERR_CONFIG, "\"a\"", "at /:");
     expect_compile_error("{\"type\":[\"string\",\"null\"]}", AGX_ERR_CONFIG, "type", NULL);
     expect_compile_error("{\"type\":\"integer\",\"minimum\":5,\"maximum\":4}", AGX_ERR_CONFIG,
                          "minimum", NULL);
