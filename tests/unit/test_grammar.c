@@ -754,8 +754,8 @@ static void test_kitchen_values(void **state) {
     agx_grammar_state *st = agx_grammar_state_new(g);
     const char *good[] = {
         "{\"c\":\"fixed\",\"arr\":[-1,-2]}",
-        "{\"a\":-0.5e+10,\"ab\":true,\"n\":null,\"e\":{\"k\":[1,2]},\"c\":\"fixed\",\"i\":-15,"
-        "\"s\":\"xy\",\"o\":{\"q\":105},\"arr\":[-1,-1,-2]}",
+        ("{\"a\":-0.5e+10,\"ab\":true,\"n\":null,\"e\":{\"k\":[1,2]},\"c\":\"fixed\",\"i\":-15,"
+         "\"s\":\"xy\",\"o\":{\"q\":105},\"arr\":[-1,-1,-2]}"),
         "{\"a\":0,\"c\":\"fixed\",\"arr\":[-2,-2]}",
         "{\"e\":12,\"c\":\"fixed\",\"o\":{\"p\":\"abc\",\"q\":100},\"arr\":[-2,-2]}",
         "{\"e\":\"a\\\"b\",\"c\":\"fixed\",\"arr\":[-2,-2]}",
