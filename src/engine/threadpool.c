@@ -246,6 +246,7 @@ void *agx_threadpool_scratch(agx_threadpool *tp, size_t size) {
 }
 
 agx_status agx_threadpool_reserve(agx_threadpool *tp, size_t bytes, agx_error *err) {
-    if (!tp || agx_threadpool_scratch(tp, bytes)) return AGX_OK;
+    /* size 0 with no scratch yet legitimately yields NULL: nothing to reserve */
+    if (!tp || bytes == 0 || agx_threadpool_scratch(tp, bytes)) return AGX_OK;
     return agx_error_set(err, AGX_ERR_NOMEM, "thread pool: cannot reserve %zu bytes of scratch memory", bytes);
 }
