@@ -90,7 +90,7 @@ typedef enum {
     S_DIR_UNDER, S_DIR_IN, S_DIR_LIST, S_DIR_NAMED,
     /* search terms, tried in this order; the first acceptable capture wins */
     S_TERM_INVERT, S_TERM_LINES, S_TERM_SEARCH, S_TERM_CONTAINING, S_TERM_OCCURRENCES,
-    S_TERM_CAPS_NOUN, S_TERM_FIND_CAPS, S_TERM_FOR,
+    S_TERM_CAPS_NOUN, S_TERM_FIND_CAPS, S_TERM_FOR, S_TERM_STATUS,
     S_NSLOTS
 } slot_id;
 
@@ -146,6 +146,7 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_TERM_FIND_CAPS] = "(?-i)\\b(?i:find|show|list|count|get|print|extract|highlight)\\s+"
                          "(?i:all\\s+)?(?i:the\\s+)?([A-Z][A-Z0-9_]{2,})\\b",
     [S_TERM_FOR] = "\\bfor\\s+" WORDISH TERM,
+    [S_TERM_STATUS] = "\\b(?:returned|returning|return|with\\s+status|status(?:\\s+code)?|code)\\s+(\\d+)\\b",
 };
 
 /* Words that follow "containing"/"for"/... without being what to search for. */
@@ -330,7 +331,7 @@ static void strip_trailing_punct(char *s) {
 static bool looks_like_file(const char *s);
 
 static void extract_term(analysis *a) {
-    for (int id = S_TERM_INVERT; id <= S_TERM_FOR; id++) {
+    for (int id = S_TERM_INVERT; id <= S_TERM_STATUS; id++) {
         size_t from = 0;
         while (match_from(a, a->rb->slots[id], from)) {
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
@@ -924,8 +925,9 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
     find_quotes(&a);
     for (int i = 0; i < F_NFLAGS; i++) a.flag[i] = match_from(&a, rb->flags[i], 0);
     agx_status s = AGX_OK;
-    if (a.flag[F_UNSUPPORTED]) {
-        match_from(&a, rb->flags[F_UNSUPPORTED], 0);
+    extract_slots(&a);
+    /* re-checked after extraction: a search term ("lines containing curl") is not an action */
+    if (match_from(&a, rb->flags[F_UNSUPPORTED], 0)) {
         char *w = group_dup(&a, 1, NULL);
         char why[128];
         snprintf(why, sizeof why, " (the rules planner cannot '%s')", w ? w : "?");
@@ -933,7 +935,6 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
         s = decline(instruction, err, why);
         goto done;
     }
-    extract_slots(&a);
     for (size_t i = 0; i < a.n_files; i++) {
         size_t l = strlen(a.files[i]);
         if (l > 5 && strcasecmp(a.files[i] + l - 5, ".json") == 0) a.json_input = true;

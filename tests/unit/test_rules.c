@@ -61,6 +61,8 @@ static const rules_case cases[] = {
      "awk [{print $1}] | sort | uniq [-c] | sort [-rn] | head [-n] [10]"},
     {"count requests per status code", access_excerpt,
      "awk [{print $9}] | sort | uniq [-c] | sort [-rn]"},
+    {"lines not containing curl", access_excerpt, "grep [-v] [curl]"},
+    {"how many requests returned 404", access_excerpt, "grep [404] | wc [-l]"},
     {"show the 3 most requested pages in examples/access.log", NULL,
      "awk [{print $7}] [examples/access.log] | sort | uniq [-c] | sort [-rn] | head [-n] [3]"},
 };
