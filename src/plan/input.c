@@ -91,7 +91,7 @@ static char *make_excerpt(const unsigned char *p, size_t n) {
         }
         i += l;
     }
-    return agx_strbuf_take(&sb);
+    return agx_plan_sb_take(&sb);
 }
 
 static size_t count_newlines(const char *p, size_t n) {
@@ -194,5 +194,5 @@ char *agx_input_summary_describe(const agx_input_summary *s) {
         agx_strbuf_puts(&sb, " No excerpt (binary data).");
     else if (s->excerpt && *s->excerpt)
         agx_strbuf_printf(&sb, " First lines:\n%s", s->excerpt);
-    return agx_strbuf_take(&sb);
+    return agx_plan_sb_take(&sb);
 }

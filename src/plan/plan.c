@@ -49,6 +49,11 @@ bool agx_plan_utf8_valid(const char *s, size_t n) {
     return true;
 }
 
+char *agx_plan_sb_take(agx_strbuf *sb) {
+    if (!sb->data) return agx_strdup("");
+    return agx_strbuf_take(sb);
+}
+
 /* ------------------------------------------------------------ lifetimes -- */
 
 void agx_plan_init(agx_plan *plan) { memset(plan, 0, sizeof *plan); }

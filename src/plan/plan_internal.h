@@ -7,11 +7,16 @@
 #include <stddef.h>
 
 #include "agx/plan.h"
+#include "agx/util.h"
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when s[0..n) does not
  * start with one (overlongs, surrogates and > U+10FFFF are invalid). */
 size_t agx_plan_utf8_seq_len(const unsigned char *s, size_t n);
 bool agx_plan_utf8_valid(const char *s, size_t n);
+
+/* agx_strbuf_take that always returns a NUL-terminated string, also for a
+ * buffer nothing was appended to (core's take leaves that one unterminated). */
+char *agx_plan_sb_take(agx_strbuf *sb);
 
 /* Appends a task taking ownership of command and args (and the args array),
  * freeing them on failure. */

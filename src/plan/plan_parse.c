@@ -35,7 +35,7 @@ static bool push_word(char ***words, size_t *n, size_t *cap, agx_strbuf *w) {
         *words = p;
         *cap = c;
     }
-    char *s = agx_strbuf_take(w);
+    char *s = agx_plan_sb_take(w);
     if (!s) return false;
     (*words)[(*n)++] = s;
     return true;
@@ -361,22 +361,31 @@ static bool is_step_object(const json_t *v) {
     return json_is_object(v) && get_any(v, command_keys, NULL) != NULL;
 }
 
+/* An object with any step field: a step even if its command is missing. */
+static bool is_stepish(const json_t *v) {
+    return json_is_object(v) && (get_any(v, command_keys, NULL) || get_any(v, args_keys, NULL) ||
+                                 get_any(v, ref_keys, NULL));
+}
+
 /* Does this JSON value look like a plan (as opposed to some other JSON in the prose)? */
 static bool plan_shaped(const json_t *v, int depth) {
     if (json_is_object(v)) {
         if (is_step_object(v)) return true;
         json_t *l = get_any(v, list_keys, NULL);
         if (!l) return false;
-        if (json_is_array(l)) return true;
-        return depth == 0 && json_is_object(l) && plan_shaped(l, 1);
+        if (json_is_array(l) || depth == 0) return true; /* {"tasks": <anything>} is meant as a plan */
+        return false;
     }
     if (json_is_array(v)) {
+        /* [] or all command strings, or at least one step object among the items. */
         size_t i;
         json_t *e;
+        bool all_strings = true;
         json_array_foreach(v, i, e) {
-            if (!json_is_string(e) && !json_is_object(e)) return false;
+            if (is_stepish(e)) return true;
+            all_strings &= json_is_string(e);
         }
-        return true;
+        return all_strings;
     }
     return false;
 }
@@ -629,13 +638,17 @@ static agx_status build_plan(const json_t *root, agx_plan *out, reasons *why, ag
     builder b = {out, NULL, 0, 0, why};
     const json_t *list = root;
     bool chain_strings = false;
+    bool single = false;
     if (json_is_object(root)) {
         if (is_step_object(root)) {
-            list = NULL;
+            single = true;
         } else {
             const json_t *holder = root;
             list = get_any(root, list_keys, NULL);
-            if (json_is_object(list)) { /* {"plan": {"tasks": [...]}} */
+            if (is_step_object(list)) { /* {"tasks": {"command": ...}}: one step */
+                root = list;
+                single = true;
+            } else if (json_is_object(list)) { /* {"plan": {"tasks": [...]}} */
                 holder = list;
                 list = get_any(list, list_keys, NULL);
             }
@@ -646,14 +659,14 @@ static agx_status build_plan(const json_t *root, agx_plan *out, reasons *why, ag
                  (v = json_object_get(holder, "description"))) &&
                 json_is_string(v))
                 out->plan_description = agx_strdup(json_string_value(v));
-            if (!json_is_array(list)) {
-                reason_add(why, "\"tasks\" must be an array");
+            if (!single && !json_is_array(list)) {
+                reason_add(why, "\"tasks\" must be an array of steps");
                 return AGX_OK;
             }
         }
     }
     agx_status st = AGX_OK;
-    if (!list) {
+    if (single) {
         st = add_object_step(&b, root, 1, err);
     } else {
         size_t n = json_array_size(list);
@@ -679,6 +692,25 @@ static agx_status build_plan(const json_t *root, agx_plan *out, reasons *why, ag
 }
 
 /* ---------------------------------------------------------------- entry -- */
+
+/* Does the text at t[i] open something that is clearly meant as a plan
+ * ({"tasks", {"plan", {"command", [{ or [")? If such a value never closes, the
+ * output was cut off and a complete step nested in it must not pass as the plan. */
+static bool planlike_opening(const char *t, size_t len, size_t i) {
+    size_t j = i + 1;
+    while (j < len && is_ws(t[j])) j++;
+    if (j >= len) return false;
+    if (t[i] == '[') return t[j] == '{' || t[j] == '"';
+    if (t[j] != '"' && t[j] != '\'') return false;
+    static const char *const *const groups[] = {list_keys, command_keys};
+    for (size_t g = 0; g < 2; g++)
+        for (size_t k = 0; groups[g][k]; k++) {
+            size_t kl = strlen(groups[g][k]);
+            if (j + 1 + kl < len && !memcmp(t + j + 1, groups[g][k], kl) && t[j + 1 + kl] == t[j])
+                return true;
+        }
+    return false;
+}
 
 static json_t *try_load(const char *t, size_t len, size_t flags, json_error_t *jerr) {
     return json_loadb(t, len, flags, jerr);
@@ -722,10 +754,21 @@ agx_status agx_plan_parse_lenient(const char *text, size_t len, agx_plan *out, a
             agx_strbuf_free(&fixed);
             repaired = root != NULL;
         }
+        if (!root && !end && planlike_opening(text, len, i))
+            return agx_error_set(err, AGX_ERR_PARSE,
+                                 "model output: the JSON plan at offset %zu is incomplete (its "
+                                 "brackets never close; was the output cut off?)",
+                                 i);
+        if (!root && end && planlike_opening(text, len, i))
+            return agx_error_set(err, AGX_ERR_PARSE,
+                                 "model output: malformed JSON plan at offset %zu (not repairable): "
+                                 "line %d column %d: %s",
+                                 i, jerr.line, jerr.column, jerr.text);
         if (!root || !plan_shaped(root, 0)) {
             json_decref(root);
-            /* Skip a complete non-plan value whole; otherwise try the next bracket. */
-            i = (root && end) ? end : i + 1;
+            /* A balanced value (broken or not a plan) is skipped whole: what is
+             * inside it is a fragment, not a plan of its own. */
+            i = end ? end : i + 1;
             continue;
         }
         reasons why = {{0}, 0};

@@ -65,7 +65,7 @@ static void problem(collector *c, int task, const char *fmt, ...) {
     }
     free(msg);
     c->items[c->count].task_number = task;
-    c->items[c->count].message = agx_strbuf_take(&sb);
+    c->items[c->count].message = agx_plan_sb_take(&sb);
     c->count++;
 }
 
@@ -119,8 +119,8 @@ static void check_task(collector *c, const agx_plan *plan, size_t i, const agx_r
     int num = (int)i + 1;
     char shown[128];
     if (t->task_number != num)
-        problem(c, num, "task at position %d is numbered %d; tasks must be numbered 1..n in order",
-                num, t->task_number);
+        problem(c, num, "numbered %d, expected %d (tasks must be numbered 1..n in order)",
+                t->task_number, num);
     if (!t->command || !*t->command) {
         problem(c, num, "command is empty");
     } else {

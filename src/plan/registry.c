@@ -446,9 +446,10 @@ agx_status agx_registry_merge_file(agx_registry *reg, const char *path, agx_erro
         }
     }
     if (!json_is_array(list)) {
+        agx_error_set(err, AGX_ERR_JSON, "tools file '%s': \"tools\" must be an array, not %s", path,
+                      jtype(list));
         json_decref(root);
-        return agx_error_set(err, AGX_ERR_JSON, "tools file '%s': \"tools\" must be an array, not %s",
-                             path, jtype(list));
+        return AGX_ERR_JSON;
     }
     size_t i;
     json_t *e;
