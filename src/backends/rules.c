@@ -882,6 +882,25 @@ static void analysis_free(analysis *a) {
     if (a->md) pcre2_match_data_free(a->md);
 }
 
+/* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF): plan
+ * arguments must be valid UTF-8, and they are copied from the instruction. */
+static bool valid_utf8(const unsigned char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (len == 0 || i + len > n) return false;
+        uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1Fu) : len == 3 ? (c & 0x0Fu) : (c & 0x07u);
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return false;
+            cp = (cp << 6) | (s[i + k] & 0x3Fu);
+        }
+        static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min_cp[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+        i += len;
+    }
+    return true;
+}
+
 static agx_status decline(const char *instruction, agx_error *err, const char *why) {
     int n = (int)strlen(instruction);
     return agx_error_set(err, AGX_ERR_PARSE,
@@ -905,6 +924,15 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
     if (len > 4096)
         return agx_error_set(err, AGX_ERR_PARSE, "the instruction is %zu bytes long; the rules "
                                                  "planner reads at most 4096", len);
+    if (!valid_utf8((const unsigned char *)instruction, len))
+        return agx_error_set(err, AGX_ERR_PARSE, "the instruction is not valid UTF-8; the rules "
+                                                 "planner reads UTF-8 text");
+    /* control characters separate words; none of them may reach a plan argument */
+    char *text = agx_strndup(instruction, len);
+    if (!text) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
+    for (char *p = text; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' ';
+    instruction = text;
     analysis a;
     memset(&a, 0, sizeof a);
     a.rb = rb;
@@ -912,7 +940,10 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
     a.len = len;
     a.first_n = a.last_n = -1;
     a.md = pcre2_match_data_create(16, NULL);
-    if (!a.md) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
+    if (!a.md) {
+        free(text);
+        return agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
+    }
     const agx_input_summary *in = ctx ? ctx->input : NULL;
     a.piped = in && in->bytes > 0;
     if (a.piped && in->excerpt) {
@@ -990,6 +1021,7 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
     out->meta.latency_ms = agx_time_ms() - t0;
 done:
     analysis_free(&a);
+    free(text);
     if (s != AGX_OK) {
         agx_generated_plan_free(out);
         agx_generated_plan_init(out);

@@ -276,8 +276,9 @@ int agx_cmd_plan(int argc, char **argv) {
         fputs(plan_usage, stdout);
         return AGX_EXIT_OK;
     }
+    /* for add only right after it: "help" may be a word of the instruction */
     for (int i = 2; i < argc; i++)
-        if (is_help(argv[i]) && strcmp(sub, "add") != 0) {
+        if (is_help(argv[i]) && (strcmp(sub, "add") != 0 || (i == 2 && argv[i][0] == '-'))) {
             fputs(plan_usage, stdout);
             return AGX_EXIT_OK;
         }

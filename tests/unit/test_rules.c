@@ -174,7 +174,8 @@ static void test_declines_clearly(void **state) {
     free(big);
     static const char *const odd[] = {"'", "\"unterminated", "first 999999999999999999999 lines",
                                       "\x01\x02\xff\xfe grep", "replace with", "files named",
-                                      "column 0", "under", "sort by the column"};
+                                      "column 0", "under", "sort by the column",
+                                      "f\007foll*", "grep 'a\033[31m'", "show the first\t5 lines"};
     for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
         agx_status s = plan_for(b, &reg, odd[i], NULL, &gp, &err);
         if (s == AGX_OK) {
@@ -185,6 +186,13 @@ static void test_declines_clearly(void **state) {
             assert_true(s == AGX_ERR_PARSE);
         }
     }
+    /* invalid UTF-8 is declined by name; control characters only separate words */
+    assert_int_equal(plan_for(b, &reg, "grep \xff\xfe", NULL, &gp, &err), AGX_ERR_PARSE);
+    assert_non_null(strstr(err.message, "UTF-8"));
+    assert_int_equal(plan_for(b, &reg, "show the\tfirst 5\nlines", NULL, &gp, &err), AGX_OK);
+    assert_string_equal(gp.plan.tasks[0].command, "head");
+    assert_string_equal(gp.plan.tasks[0].args[1], "5");
+    agx_generated_plan_free(&gp);
     agx_registry_free(&reg);
     agx_backend_destroy(b);
 }
