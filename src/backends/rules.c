@@ -26,6 +26,7 @@ typedef enum {
     F_SORT, F_NUMERIC, F_REVERSE, F_UNIQUE, F_CASE, F_BLANK, F_UPPER, F_LOWER, F_LIST, F_LONG,
     F_HIDDEN, F_SHOW, F_JSON, F_PRETTY, F_KEYS, F_FIRST_LINE, F_LAST_LINE, F_FILES_WITH,
     F_CSV, F_TSV, F_COLON, F_UNSUPPORTED, F_COUNT_FILES, F_TYPE_FILES, F_SEARCHY,
+    F_DIRS, F_REGEX, F_SKIP_HEADER, F_SUM, F_AVERAGE,
     F_NFLAGS
 } flag_id;
 
@@ -52,7 +53,7 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_CASE] = "\\b(?:case[- ]insensitive(?:ly)?|ignor(?:e|ing)\\s+case|any\\s+case|"
                "regardless\\s+of\\s+case)\\b",
     [F_BLANK] = "\\b(?:remove|delete|drop|strip|skip|without|ignore|exclude|filter\\s+out|no)\\s+"
-                "(?:all\\s+|the\\s+|any\\s+)*(?:blank|empty)\\s+lines?\\b",
+                "(?:all\\s+|the\\s+|any\\s+)*(?:blank|empty)\\s+lines?\\b|\\bnon-?(?:blank|empty)\\s+lines?\\b",
     [F_UPPER] = "\\b(?:upper[- ]?case|capitali[sz]e|to\\s+upper|all\\s+caps)\\b",
     [F_LOWER] = "\\b(?:lower[- ]?case|to\\s+lower)\\b",
     [F_LIST] = "\\b(?:list|ls|show|display|what|which)\\b(?:\\s+(?:all|the|every|of|are|is|in|me))*\\s+"
@@ -78,6 +79,12 @@ static const char *const flag_regex[F_NFLAGS] = {
                       "(?:files?|director(?:y|ies)|folders?))\\b",
     [F_SEARCHY] = "\\b(?:find|search|grep|show|print|list|lines?|count|which|where|look|get|display|"
                   "filter|match\\w*|contain\\w*|occurrences?)\\b",
+    [F_DIRS] = "\\b(?:directories|folders|subdirectories|subfolders|dirs)\\b",
+    [F_REGEX] = "\\b(?:regex(?:p|es)?|regular\\s+expressions?|extended\\s+pattern)\\b",
+    [F_SKIP_HEADER] = "\\b(?:skip|skipping|remove|drop|without|ignore|ignoring|delete|strip|exclude|excluding)\\s+"
+                      "(?:the\\s+)?(?:first\\s+line|header(?:\\s+line|\\s+row)?|heading)\\b",
+    [F_SUM] = "\\b(?:sum|add\\s+up|total\\s+of)\\b",
+    [F_AVERAGE] = "\\b(?:average|mean)\\b",
     [F_COUNT_FILES] = "\\b(?:count|how\\s+many|number\\s+of)\\s+(?:the\\s+|all\\s+)?(?:\\S+\\s+)?files\\b",
     [F_TYPE_FILES] = "\\b(?:find|locate|list|show|search\\s+for|look\\s+for)\\s+(?:all\\s+|the\\s+|every\\s+)*"
                      "(?:regular\\s+)?files\\b",
@@ -91,6 +98,7 @@ typedef enum {
     /* search terms, tried in this order; the first acceptable capture wins */
     S_TERM_INVERT, S_TERM_LINES, S_TERM_SEARCH, S_TERM_CONTAINING, S_TERM_OCCURRENCES,
     S_TERM_CAPS_NOUN, S_TERM_FIND_CAPS, S_TERM_FOR, S_TERM_STATUS,
+    S_TERM_EMPTY, S_OR_TERM, S_SIZE, S_MTIME, S_LINE_RANGE, S_LINE_ONE, S_LONGER,
     S_NSLOTS
 } slot_id;
 
@@ -146,6 +154,16 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_TERM_FIND_CAPS] = "(?-i)\\b(?i:find|show|list|count|get|print|extract|highlight)\\s+"
                          "(?i:all\\s+)?(?i:the\\s+)?([A-Z][A-Z0-9_]{2,})\\b",
     [S_TERM_FOR] = "\\bfor\\s+" WORDISH TERM,
+    [S_TERM_EMPTY] = "\\b(?:empty|blank)\\s+(lines?)\\b",
+    [S_OR_TERM] = "\\G['\"`]?\\s*,?\\s+or\\s+" TERM,
+    [S_SIZE] = "\\b(larger|bigger|greater|more|over|smaller|less|under)\\s+(?:than\\s+)?(\\d+)\\s*"
+               "(k|kb|kib|m|mb|mib|g|gb|gib|bytes?)?\\b",
+    [S_MTIME] = "\\b(?:modified|changed|edited|updated|touched)\\s+(?:in\\s+)?(?:the\\s+)?(?:last|past|within)"
+                "\\s+(?:the\\s+last\\s+)?" NUM "?\\s*(minutes?|hours?|days?|weeks?)\\b",
+    [S_LINE_RANGE] = "\\blines?\\s+(\\d+)\\s*(?:to|-|through|thru|until|and)\\s*(\\d+)\\b",
+    [S_LINE_ONE] = "\\bline\\s+(?:number\\s+|#)?(\\d+)\\b",
+    [S_LONGER] = "\\blines?\\s+(?:that\\s+are\\s+|which\\s+are\\s+)?(longer|shorter|more|fewer|less)\\s+than\\s+"
+                 "(\\d+)(?:\\s+(?:characters?|chars?|bytes?|columns?))?",
     [S_TERM_STATUS] = "\\b(?:returned|returning|return|with\\s+status|status(?:\\s+code)?|code)\\s+(\\d+)\\b",
 };
 
@@ -156,7 +174,7 @@ static const char *const term_stopwords[] = {
     "empty", "numbers", "number", "case", "input", "output", "stdin", "text", "data", "column",
     "field", "me", "us", "in", "of", "and", "or", "to", "from", "with", "only", "unique",
     "distinct", "different", "entries", "rows", "count", "counts", "occurrences", "results",
-    "hidden", "details", "how", "what", "which", "more", "less", "some", "one", "two", "three", "ten",
+    "hidden", "details", "first", "last", "header", "heading", "current", "working", "present", "same", "whole", "entire", "how", "what", "which", "more", "less", "some", "one", "two", "three", "ten",
 };
 
 static const struct {
@@ -185,6 +203,43 @@ static const struct {
     {"ninth", 9},   {"tenth", 10},
 };
 
+/* Things people ask to extract by name: an extraction verb, the noun, and the
+ * extended regex grep -o uses for it. Log fields win over these in web logs. */
+#define EXTRACT_VERB "\\b(?:extract|find|list|show|get|print|pull\\s+out|grab|collect|count|display)" \
+                     "(?:\\s+(?:all|the|every|each|unique|distinct|different|of|out|me))*\\s+"
+static const struct {
+    const char *phrase;
+    const char *regex;
+    bool log_field; /* also a named field of web logs: skip when the input is one */
+} named_patterns[] = {
+    {EXTRACT_VERB "e-?mail(?:\\s+address(?:es)?|s)?\\b", "[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}", false},
+    {EXTRACT_VERB "ip(?:v4)?(?:\\s+address(?:es)?|s)?\\b", "([0-9]{1,3}\\.){3}[0-9]{1,3}", true},
+    {EXTRACT_VERB "(?:urls?|links?|web\\s+addresses)\\b", "https?://[^[:space:]\"'<>]+", true},
+    {EXTRACT_VERB "(?:numbers|digits|integers)\\b", "[0-9]+", false},
+    {EXTRACT_VERB "dates?\\b", "[0-9]{4}-[0-9]{2}-[0-9]{2}", false},
+};
+#define N_NAMED_PATTERNS (sizeof named_patterns / sizeof named_patterns[0])
+
+/* Characters named in words, for "replace tabs with commas" (tr, not sed). */
+static const struct {
+    const char *word;
+    const char *chars; /* tr notation */
+} char_names[] = {
+    {"tab", "\\t"},       {"tabs", "\\t"},       {"space", " "},        {"spaces", " "},
+    {"comma", ","},       {"commas", ","},       {"semicolon", ";"},    {"semicolons", ";"},
+    {"colon", ":"},       {"colons", ":"},       {"newline", "\\n"},   {"newlines", "\\n"},
+    {"pipe", "|"},        {"pipes", "|"},        {"dot", "."},          {"dots", "."},
+    {"period", "."},      {"periods", "."},      {"underscore", "_"},   {"underscores", "_"},
+    {"dash", "-"},        {"dashes", "-"},       {"hyphen", "-"},       {"hyphens", "-"},
+    {"slash", "/"},       {"slashes", "/"},
+};
+
+static const char *char_name(const char *w) {
+    for (size_t i = 0; w && i < sizeof char_names / sizeof char_names[0]; i++)
+        if (strcasecmp(w, char_names[i].word) == 0) return char_names[i].chars;
+    return NULL;
+}
+
 /* Tools that read file operands (so files attach to them rather than to a `cat`). */
 static const char *const file_readers[] = {"grep", "head", "tail", "wc", "cat", "sort",
                                            "cut", "awk", "sed", "jq"};
@@ -200,6 +255,7 @@ typedef struct rules_backend {
     pcre2_code *flags[F_NFLAGS];
     pcre2_code *slots[S_NSLOTS];
     pcre2_code *log_line; /* common/combined log format, for the input summary */
+    pcre2_code *named[N_NAMED_PATTERNS];
 } rules_backend;
 
 typedef struct {
@@ -233,6 +289,11 @@ typedef struct {
     long first_n, last_n, field, sort_key;
     bool field_last;
     char *replace_from, *replace_to, *json_key;
+    const char *named_regex;          /* from named_patterns: grep -oE */
+    char *find_size, *find_time_flag, *find_time; /* find -size / -mtime|-mmin predicates */
+    long line_from, line_to;          /* sed -n 'A,Bp' */
+    long longer_than, shorter_than;   /* awk 'length($0) > N' */
+    bool term_regex;                  /* the term is an extended regex (grep -E) */
     bool piped, log_input, json_input;
     step steps[MAX_STEPS];
     size_t n_steps;
@@ -330,7 +391,56 @@ static void strip_trailing_punct(char *s) {
 
 static bool looks_like_file(const char *s);
 
+/* Escapes extended-regex metacharacters so a word can sit in "A|B". */
+static char *ere_escape(const char *w) {
+    agx_strbuf sb;
+    agx_strbuf_init(&sb);
+    for (const char *p = w; *p; p++) {
+        if (strchr(".[]()*+?{}|^$\\", *p)) agx_strbuf_putc(&sb, '\\');
+        agx_strbuf_putc(&sb, *p);
+    }
+    if (!sb.data) agx_strbuf_puts(&sb, "");
+    return agx_strbuf_take(&sb);
+}
+
+/* "TODO or FIXME": a second term right after the first makes an alternation. */
+static void extract_or_term(analysis *a, size_t term_end) {
+    if (!match_from(a, a->rb->slots[S_OR_TERM], term_end)) return;
+    bool quoted = false;
+    char *second = group_dup(a, 1, &quoted);
+    if (!second) return;
+    if (!quoted) strip_trailing_punct(second);
+    if (*second && (quoted || !is_stopword(second))) {
+        char *x = ere_escape(a->term), *y = ere_escape(second);
+        char *alt = x && y ? agx_sprintf("%s|%s", x, y) : NULL;
+        if (alt) {
+            free(a->term);
+            a->term = alt;
+            a->term_regex = true;
+            size_t s = 0, e = 0;
+            group(a, 1, &s, &e);
+            mark_used(a, s, e);
+        } else {
+            a->oom = true;
+        }
+        free(x);
+        free(y);
+    }
+    free(second);
+}
+
 static void extract_term(analysis *a) {
+    for (size_t i = 0; i < N_NAMED_PATTERNS; i++) {
+        if (named_patterns[i].log_field && a->log_input) continue;
+        if (!match_from(a, a->rb->named[i], 0)) continue;
+        a->named_regex = named_patterns[i].regex;
+        a->term = agx_strdup(named_patterns[i].regex);
+        if (!a->term) a->oom = true;
+        a->term_regex = true;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+        mark_used(a, ov[0], ov[1]);
+        return;
+    }
     for (int id = S_TERM_INVERT; id <= S_TERM_STATUS; id++) {
         size_t from = 0;
         while (match_from(a, a->rb->slots[id], from)) {
@@ -352,12 +462,18 @@ static void extract_term(analysis *a) {
                 a->occurrences_of_term = id == S_TERM_OCCURRENCES;
                 group(a, g, &s, &e);
                 mark_used(a, s, e);
-                (void)m_start;
+                extract_or_term(a, e);
                 return;
             }
             free(t);
             from = m_end > m_start ? m_start + 1 : m_end + 1;
         }
+    }
+    /* "count empty lines": the empty line is the pattern */
+    if (!a->flag[F_BLANK] && match_from(a, a->rb->slots[S_TERM_EMPTY], 0)) {
+        a->term = agx_strdup("^$");
+        if (!a->term) a->oom = true;
+        return;
     }
     /* a quoted string nobody else claimed is what to look for, when the
      * instruction is about finding or showing lines at all */
@@ -458,6 +574,68 @@ static void extract_slots(analysis *a) {
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
         mark_used(a, ov[0], ov[1]);
     }
+    if (match_from(a, rb->slots[S_LONGER], 0)) {
+        char *k = group_dup(a, 1, NULL);
+        char *n = group_dup(a, 2, NULL);
+        long v = n ? number_value(n) : -1;
+        if (k && v >= 0) {
+            bool longer = strcasecmp(k, "longer") == 0 || strcasecmp(k, "more") == 0;
+            if (longer) a->longer_than = v;
+            else a->shorter_than = v;
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            mark_used(a, ov[0], ov[1]);
+        }
+        free(k);
+        free(n);
+    }
+    if (match_from(a, rb->slots[S_LINE_RANGE], 0) || match_from(a, rb->slots[S_LINE_ONE], 0)) {
+        char *x = group_dup(a, 1, NULL);
+        char *y = group(a, 2, &s, &e) ? group_dup(a, 2, NULL) : NULL;
+        long from = x ? number_value(x) : -1, to = y ? number_value(y) : from;
+        if (from > 0 && to >= from) {
+            a->line_from = from;
+            a->line_to = to;
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            mark_used(a, ov[0], ov[1]);
+        }
+        free(x);
+        free(y);
+    }
+    if (match_from(a, rb->slots[S_SIZE], 0)) {
+        static const struct {
+            const char *unit, *suffix;
+        } units[] = {{"k", "k"}, {"kb", "k"}, {"kib", "k"}, {"m", "M"}, {"mb", "M"}, {"mib", "M"},
+                     {"g", "G"}, {"gb", "G"}, {"gib", "G"}, {"byte", "c"}, {"bytes", "c"}};
+        char *cmp = group_dup(a, 1, NULL), *n = group_dup(a, 2, NULL);
+        char *unit = group(a, 3, &s, &e) ? group_dup(a, 3, NULL) : NULL;
+        const char *suffix = "c";
+        for (size_t i = 0; unit && i < sizeof units / sizeof units[0]; i++)
+            if (strcasecmp(unit, units[i].unit) == 0) suffix = units[i].suffix;
+        if (cmp && n) {
+            bool larger = strchr("lbgmo", tolower((unsigned char)cmp[0])) && strcasecmp(cmp, "less") != 0;
+            set_str(a, &a->find_size, agx_sprintf("%c%s%s", larger ? '+' : '-', n, suffix));
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            mark_used(a, ov[0], ov[1]);
+        }
+        free(cmp);
+        free(n);
+        free(unit);
+    }
+    if (match_from(a, rb->slots[S_MTIME], 0)) {
+        char *n = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : NULL;
+        char *unit = group_dup(a, 2, NULL);
+        long v = n ? number_value(n) : 1;
+        if (unit && v > 0) {
+            char u = (char)tolower((unsigned char)unit[0]);
+            long scaled = u == 'h' ? v * 60 : u == 'w' ? v * 7 : v;
+            set_str(a, &a->find_time_flag, agx_strdup(u == 'm' || u == 'h' ? "-mmin" : "-mtime"));
+            set_str(a, &a->find_time, agx_sprintf("-%ld", scaled));
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md); /* "last 7" is not tail -n 7 */
+            mark_used(a, ov[0], ov[1]);
+        }
+        free(n);
+        free(unit);
+    }
     if (match_from(a, rb->slots[S_NAMED], 0)) {
         bool quoted;
         char *kind = group_dup(a, 1, NULL);
@@ -550,7 +728,7 @@ static void extract_slots(analysis *a) {
     a->first_n = n;
     a->last_n = slot_number(a, S_LAST_N, 1);
     if (a->first_n < 0 && a->last_n < 0) {
-        if (a->flag[F_FIRST_LINE]) a->first_n = 1;
+        if (a->flag[F_FIRST_LINE] && !a->flag[F_SKIP_HEADER]) a->first_n = 1;
         else if (a->flag[F_LAST_LINE]) a->last_n = 1;
     }
     extract_paths(a);
@@ -634,15 +812,18 @@ static void compose(analysis *a) {
         bool recursive = a->n_files == 0 && !a->piped;
         bool list = f[F_FILES_WITH] && recursive;
         bool counting = (f[F_COUNT] && !per_item) || per_file || per_item;
-        char flags[8];
+        char flags[12];
         size_t k = 0;
         flags[k++] = '-';
         if (recursive) flags[k++] = 'r';
+        bool only_match = a->occurrences_of_term || a->named_regex;
         if (list) flags[k++] = 'l';
+        else if (recursive && only_match) flags[k++] = 'h'; /* the matches, not file:match */
         else if (recursive && !counting) flags[k++] = 'n';
         if (a->invert) flags[k++] = 'v';
         if (f[F_CASE]) flags[k++] = 'i';
-        if (a->occurrences_of_term) flags[k++] = 'o';
+        if (only_match && !list) flags[k++] = 'o';
+        if (a->term_regex || f[F_REGEX]) flags[k++] = 'E';
         flags[k] = '\0';
         step *st = add_step(a, "grep");
         if (k > 1) arg(a, st, flags);
@@ -653,15 +834,26 @@ static void compose(analysis *a) {
         for (size_t i = 0; i < a->n_files; i++) arg(a, st, a->files[i]);
         source_grep = files_used = true;
     } else if (a->n_files == 0 && !a->piped &&
-               (a->glob || f[F_COUNT_FILES] || (f[F_TYPE_FILES] && !f[F_LIST]))) {
+               (a->glob || f[F_COUNT_FILES] || (f[F_TYPE_FILES] && !f[F_LIST]) ||
+                ((a->find_size || a->find_time) && f[F_FILES]) ||
+                (f[F_DIRS] && (f[F_LIST] || f[F_COUNT] || f[F_TYPE_FILES])))) {
         step *st = add_step(a, "find");
         arg(a, st, a->dir ? a->dir : ".");
         if (a->glob) {
             arg(a, st, "-name");
             arg(a, st, a->glob);
-        } else {
+        }
+        if (f[F_DIRS] || !a->glob) {
             arg(a, st, "-type");
-            arg(a, st, "f");
+            arg(a, st, f[F_DIRS] ? "d" : "f");
+        }
+        if (a->find_size) {
+            arg(a, st, "-size");
+            arg(a, st, a->find_size);
+        }
+        if (a->find_time) {
+            arg(a, st, a->find_time_flag);
+            arg(a, st, a->find_time);
         }
         source_find = true;
     } else if (f[F_LIST] && a->n_files == 0 && !a->piped) {
@@ -682,10 +874,31 @@ static void compose(analysis *a) {
     }
 
     /* filter */
+    if (f[F_SKIP_HEADER]) {
+        step *st = add_step(a, "tail");
+        arg(a, st, "-n");
+        arg(a, st, "+2");
+    }
     if (f[F_BLANK]) arg(a, add_step(a, "sed"), "/^$/d");
+    if (a->longer_than > 0 || a->shorter_than > 0)
+        argf(a, add_step(a, "awk"),
+             a->longer_than > 0 ? agx_sprintf("length($0) > %ld", a->longer_than)
+                                : agx_sprintf("length($0) < %ld", a->shorter_than));
 
-    /* extract a column */
-    if ((a->field > 0 || a->field_last) && !source_find) {
+    /* sum or average a column (awk), else extract it */
+    if ((f[F_SUM] || f[F_AVERAGE]) && !source_find) {
+        const char *col = a->field_last ? "$NF" : NULL;
+        char colbuf[32];
+        if (!col) {
+            snprintf(colbuf, sizeof colbuf, "$%ld", a->field > 0 ? a->field : 1);
+            col = colbuf;
+        }
+        step *st = add_step(a, "awk");
+        if (delim == '\t') arg(a, st, "-F\t");
+        else if (delim) argf(a, st, agx_sprintf("-F%c", delim));
+        argf(a, st, f[F_AVERAGE] ? agx_sprintf("{s += %s; n++} END {if (n) print s / n}", col)
+                                 : agx_sprintf("{s += %s} END {print s}", col));
+    } else if ((a->field > 0 || a->field_last) && !source_find) {
         if (delim) {
             step *st = add_step(a, "cut");
             if (delim != '\t') argf(a, st, agx_sprintf("-d%c", delim));
@@ -710,7 +923,11 @@ static void compose(analysis *a) {
         arg(a, st, f[F_UPPER] ? "[:lower:]" : "[:upper:]");
         arg(a, st, f[F_UPPER] ? "[:upper:]" : "[:lower:]");
     }
-    if (a->replace_from && a->replace_to) {
+    if (a->replace_from && a->replace_to && char_name(a->replace_from) && char_name(a->replace_to)) {
+        step *st = add_step(a, "tr");
+        arg(a, st, char_name(a->replace_from));
+        arg(a, st, char_name(a->replace_to));
+    } else if (a->replace_from && a->replace_to) {
         agx_strbuf sb;
         agx_strbuf_init(&sb);
         agx_strbuf_puts(&sb, "s/");
@@ -748,14 +965,19 @@ static void compose(analysis *a) {
     }
 
     /* limit */
-    if (a->first_n > 0 || a->last_n > 0) {
+    if (a->line_from > 0) {
+        step *st = add_step(a, "sed");
+        arg(a, st, "-n");
+        argf(a, st, a->line_from == a->line_to ? agx_sprintf("%ldp", a->line_from)
+                                               : agx_sprintf("%ld,%ldp", a->line_from, a->line_to));
+    } else if (a->first_n > 0 || a->last_n > 0) {
         step *st = add_step(a, a->first_n > 0 ? "head" : "tail");
         arg(a, st, "-n");
         argf(a, st, agx_sprintf("%ld", a->first_n > 0 ? a->first_n : a->last_n));
     }
 
     /* count */
-    if (f[F_COUNT] && !per_item && !per_file) {
+    if (f[F_COUNT] && !per_item && !per_file && !f[F_SUM] && !f[F_AVERAGE]) {
         if (source_find && (f[F_LINES] || f[F_WORDS] || f[F_CHARS] || f[F_BYTES]) && !f[F_COUNT_FILES]) {
             step *st = add_step(a, "xargs");
             arg(a, st, "wc");
@@ -878,6 +1100,9 @@ static void analysis_free(analysis *a) {
     free(a->replace_from);
     free(a->replace_to);
     free(a->json_key);
+    free(a->find_size);
+    free(a->find_time_flag);
+    free(a->find_time);
     analysis_clear_steps(a);
     if (a->md) pcre2_match_data_free(a->md);
 }
@@ -1046,6 +1271,7 @@ static void rules_destroy(agx_backend *b) {
     for (int i = 0; i < F_NFLAGS; i++) pcre2_code_free(rb->flags[i]);
     for (int i = 0; i < S_NSLOTS; i++) pcre2_code_free(rb->slots[i]);
     pcre2_code_free(rb->log_line);
+    for (size_t i = 0; i < N_NAMED_PATTERNS; i++) pcre2_code_free(rb->named[i]);
     free(rb);
 }
 
@@ -1081,6 +1307,8 @@ agx_status agx_backend_rules_create(const agx_planner_config *cfg, agx_backend *
     for (int i = 0; i < F_NFLAGS && ok; i++) ok = (rb->flags[i] = compile(flag_regex[i], err)) != NULL;
     for (int i = 0; i < S_NSLOTS && ok; i++) ok = (rb->slots[i] = compile(slot_regex[i], err)) != NULL;
     if (ok) ok = (rb->log_line = compile("^\\S+ \\S+ \\S+ \\[[^\\]]+\\] \"", err)) != NULL;
+    for (size_t i = 0; i < N_NAMED_PATTERNS && ok; i++)
+        ok = (rb->named[i] = compile(named_patterns[i].phrase, err)) != NULL;
     if (!ok) {
         rules_destroy(&rb->base);
         return err ? err->code : AGX_ERR_ENGINE;
