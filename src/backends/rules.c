@@ -26,7 +26,8 @@ typedef enum {
     F_SORT, F_NUMERIC, F_REVERSE, F_UNIQUE, F_CASE, F_BLANK, F_UPPER, F_LOWER, F_LIST, F_LONG,
     F_HIDDEN, F_SHOW, F_JSON, F_PRETTY, F_KEYS, F_FIRST_LINE, F_LAST_LINE, F_FILES_WITH,
     F_CSV, F_TSV, F_COLON, F_UNSUPPORTED, F_COUNT_FILES, F_TYPE_FILES, F_SEARCHY,
-    F_DIRS, F_REGEX, F_SKIP_HEADER, F_SUM, F_AVERAGE,
+    F_DIRS, F_REGEX, F_SKIP_HEADER, F_SUM, F_AVERAGE, F_LARGEST, F_SMALLEST, F_EMPTY_FILES,
+    F_BY_SIZE, F_BY_TIME, F_DUPS, F_EMPTY_DIRS, F_OLDEST, F_WHICH_MOST,
     F_NFLAGS
 } flag_id;
 
@@ -42,7 +43,9 @@ static const char *const flag_regex[F_NFLAGS] = {
                    "frequenc(?:y|ies)|how\\s+many\\s+times|most\\s+(?:common|frequent|popular|used|active|requested|visited|viewed|accessed)|"
                    "least\\s+(?:common|frequent|popular|used)|histogram|"
                    "per\\s+(?!file\\b)\\w+|(?:each|every)\\s+(?!file\\b)(?:unique\\s+|distinct\\s+|different\\s+)?\\w+|"
-                   "group(?:ed)?\\s+by|duplicate\\s+counts?)\\b",
+                   "group(?:ed)?\\s+by|duplicate\\s+counts?|"
+                   "(?:made|makes|has|have|had|with|sent|got|received|gets)\\s+the\\s+most|"
+                   "top\\s+(?:\\d+|ten|five|three|twenty)\\s+(?!lines?\\b|rows?\\b|entries\\b|results?\\b|records\\b)[a-z]\\w*)\\b",
     [F_LEAST] = "\\bleast\\s+(?:common|frequent|popular|used)\\b",
     [F_SORT] = "\\b(?:sort(?:s|ed|ing)?|alphabetical(?:ly)?|in\\s+order|ordered)\\b",
     [F_NUMERIC] = "\\b(?:numeric(?:al(?:ly)?)?|by\\s+(?:number|value|size)|as\\s+numbers)\\b",
@@ -85,6 +88,19 @@ static const char *const flag_regex[F_NFLAGS] = {
                       "(?:the\\s+)?(?:first\\s+line|header(?:\\s+line|\\s+row)?|heading)\\b",
     [F_SUM] = "\\b(?:sum|add\\s+up|total\\s+of)\\b",
     [F_AVERAGE] = "\\b(?:average|mean)\\b",
+    [F_LARGEST] = "\\b(?:largest|biggest|heaviest)\\s+(?:\\d+\\s+)?files?\\b",
+    [F_SMALLEST] = "\\bsmallest\\s+(?:\\d+\\s+)?files?\\b",
+    [F_EMPTY_FILES] = "\\bempty\\s+(?:files?|director(?:y|ies)|folders?|dirs?)\\b",
+    [F_EMPTY_DIRS] = "\\bempty\\s+(?:director(?:y|ies)|folders?|dirs?)\\b",
+    [F_BY_SIZE] = "\\b(?:by|on)\\s+(?:file\\s+)?size\\b",
+    [F_BY_TIME] = "\\b(?:by|on)\\s+(?:(?:modification|modified|change|last\\s+modified)\\s+)?(?:time|date|age)\\b|"
+                  "\\bnewest\\s+first\\b|\\bmost\\s+recent(?:ly\\s+modified)?\\s+first\\b|"
+                  "\\bmost\\s+recently\\s+(?:modified|changed|updated|edited)\\b|"
+                  "\\b(?:newest|latest|oldest)\\s+(?:\\d+\\s+)?files?\\b",
+    [F_OLDEST] = "\\boldest\\b",
+    [F_WHICH_MOST] = "\\b(?:which|what)\\b[^.?]*?\\bthe\\s+most\\b",
+    [F_DUPS] = "\\b(?:duplicated?|repeated)\\s+(?:lines?|entries|rows|words?|values)\\b|"
+               "\\b(?:appear|occur)s?\\s+more\\s+than\\s+once\\b",
     [F_COUNT_FILES] = "\\b(?:count|how\\s+many|number\\s+of)\\s+(?:the\\s+|all\\s+)?(?:\\S+\\s+)?files\\b",
     [F_TYPE_FILES] = "\\b(?:find|locate|list|show|search\\s+for|look\\s+for)\\s+(?:all\\s+|the\\s+|every\\s+)*"
                      "(?:regular\\s+)?files\\b",
@@ -98,11 +114,13 @@ typedef enum {
     /* search terms, tried in this order; the first acceptable capture wins */
     S_TERM_INVERT, S_TERM_LINES, S_TERM_SEARCH, S_TERM_CONTAINING, S_TERM_OCCURRENCES,
     S_TERM_CAPS_NOUN, S_TERM_FIND_CAPS, S_TERM_FOR, S_TERM_STATUS,
-    S_TERM_EMPTY, S_OR_TERM, S_SIZE, S_MTIME, S_LINE_RANGE, S_LINE_ONE, S_LONGER,
+    S_TERM_START, S_TERM_END, S_TERM_ANY_CAPS,
+    S_TERM_EMPTY, S_OR_TERM, S_SIZE, S_MTIME, S_LINE_RANGE, S_LINE_ONE, S_LONGER, S_FIELDS_RANGE,
+    S_FIELDS_LIST,
     S_NSLOTS
 } slot_id;
 
-#define TERM "('[^']*'|\"[^\"]*\"|`[^`]*`|[^\\s,;]+)"
+#define TERM "('[^']*'|\"[^\"]*\"|`[^`]*`|[^\\s,;]+|[,;])"
 #define NUM "(\\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|" \
             "thirty|fifty|hundred)"
 #define ORD "(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last|\\d+(?:st|nd|rd|th)?)"
@@ -128,7 +146,8 @@ static const char *const slot_regex[S_NSLOTS] = {
                    "javascript|js|typescript|ts|java|ruby|header|text|txt|log|csv|html|css|toml|xml|"
                    "php|perl|sql)\\s+(?:source\\s+)?files?\\b",
     [S_FIRST_N] = "\\b(?:first|top|head|leading|opening)\\s+" NUM "\\b",
-    [S_MOST_N] = "\\b" NUM "\\s+(?:most|least|top|highest|biggest|largest)\\b",
+    [S_MOST_N] = "\\b" NUM "\\s+(?:most|least|top|highest|lowest|biggest|largest|smallest|newest|oldest|"
+                 "latest|longest|shortest)\\b",
     [S_LAST_N] = "\\b(?:last|bottom|tail|final|trailing|latest|most\\s+recent)\\s+" NUM "\\b",
     [S_N_LINES] = "\\b(?:show|print|display|get|take|keep|give\\s+me|output)\\s+(?:me\\s+)?(?:only\\s+)?"
                   NUM "\\s+(?:lines?|rows?|entries|results?)\\b",
@@ -154,6 +173,11 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_TERM_FIND_CAPS] = "(?-i)\\b(?i:find|show|list|count|get|print|extract|highlight)\\s+"
                          "(?i:all\\s+)?(?i:the\\s+)?([A-Z][A-Z0-9_]{2,})\\b",
     [S_TERM_FOR] = "\\bfor\\s+" WORDISH TERM,
+    [S_TERM_START] = "\\b(?:start|starts|starting|begin|begins|beginning)\\s+with\\s+(?:an?\\s+)?" WORDISH TERM,
+    [S_TERM_END] = "\\b(?:end|ends|ending)\\s+(?:with|in)\\s+(?:an?\\s+)?" WORDISH TERM,
+    [S_TERM_ANY_CAPS] = "(?-i)(?:^|\\s)([A-Z][A-Z0-9_]{2,})s?(?=[\\s,;:?!]|[.](?!\\w)|$)",
+    [S_FIELDS_RANGE] = "\\b(?:first|top|leading)\\s+" NUM "\\s+(?:columns|fields|cols)\\b",
+    [S_FIELDS_LIST] = "\\b(?:columns|fields|cols)\\s+(\\d+)\\s*(?:and|,|&)\\s*(\\d+)\\b",
     [S_TERM_EMPTY] = "\\b(?:empty|blank)\\s+(lines?)\\b",
     [S_OR_TERM] = "\\G['\"`]?\\s*,?\\s+or\\s+" TERM,
     [S_SIZE] = "\\b(larger|bigger|greater|more|over|smaller|less|under)\\s+(?:than\\s+)?(\\d+)\\s*"
@@ -176,6 +200,10 @@ static const char *const term_stopwords[] = {
     "distinct", "different", "entries", "rows", "count", "counts", "occurrences", "results",
     "hidden", "details", "first", "last", "header", "heading", "current", "working", "present", "same", "whole", "entire", "how", "what", "which", "more", "less", "some", "one", "two", "three", "ten",
 };
+
+/* Upper-case words that name formats, not things to search for. */
+static const char *const caps_not_terms[] = {"CSV", "TSV", "JSON", "XML", "HTML", "YAML", "URL", "URI",
+                                             "IPS", "API", "UTF", "ASCII", "PDF", "SQL", "IDS", "TODOS"};
 
 static const struct {
     const char *word;
@@ -231,7 +259,7 @@ static const struct {
     {"pipe", "|"},        {"pipes", "|"},        {"dot", "."},          {"dots", "."},
     {"period", "."},      {"periods", "."},      {"underscore", "_"},   {"underscores", "_"},
     {"dash", "-"},        {"dashes", "-"},       {"hyphen", "-"},       {"hyphens", "-"},
-    {"slash", "/"},       {"slashes", "/"},
+    {"slash", "/"},       {"slashes", "/"},      {"hash", "#"},         {"hashes", "#"},
 };
 
 static const char *char_name(const char *w) {
@@ -290,6 +318,8 @@ typedef struct {
     bool field_last;
     char *replace_from, *replace_to, *json_key;
     const char *named_regex;          /* from named_patterns: grep -oE */
+    long fields[2];                   /* "columns 1 and 3" */
+    long fields_upto;                 /* "first 3 columns" */
     char *find_size, *find_time_flag, *find_time; /* find -size / -mtime|-mmin predicates */
     long line_from, line_to;          /* sed -n 'A,Bp' */
     long longer_than, shorter_than;   /* awk 'length($0) > N' */
@@ -386,7 +416,7 @@ static bool is_stopword(const char *w) {
 
 static void strip_trailing_punct(char *s) {
     size_t n = strlen(s);
-    while (n > 0 && strchr(".,;:?!)", s[n - 1])) s[--n] = '\0';
+    while (n > 1 && strchr(".,;:?!)", s[n - 1])) s[--n] = '\0'; /* a lone ";" stays */
 }
 
 static bool looks_like_file(const char *s);
@@ -441,7 +471,8 @@ static void extract_term(analysis *a) {
         mark_used(a, ov[0], ov[1]);
         return;
     }
-    for (int id = S_TERM_INVERT; id <= S_TERM_STATUS; id++) {
+    for (int id = S_TERM_INVERT; id <= S_TERM_ANY_CAPS; id++) {
+        if (id == S_TERM_ANY_CAPS && !a->flag[F_SEARCHY] && !a->flag[F_COUNT]) break;
         size_t from = 0;
         while (match_from(a, a->rb->slots[id], from)) {
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
@@ -455,6 +486,22 @@ static void extract_term(analysis *a) {
             if (!quoted) strip_trailing_punct(t);
             bool reject = !*t || (!quoted && (is_stopword(t) || (id == S_TERM_SEARCH && looks_like_file(t)) ||
                                               (id == S_TERM_FOR && looks_like_file(t))));
+            for (size_t c = 0; id == S_TERM_ANY_CAPS && c < sizeof caps_not_terms / sizeof caps_not_terms[0]; c++)
+                reject |= strcmp(t, caps_not_terms[c]) == 0;
+            if (!reject && (id == S_TERM_START || id == S_TERM_END)) {
+                /* anchored: the word itself, escaped, at the start or end of the line */
+                const char *named = quoted ? NULL : char_name(t); /* "end in a period" */
+                char *x = ere_escape(named && strcmp(named, "\\t") != 0 && strcmp(named, "\\n") != 0 ? named : t);
+                char *anchored = x ? agx_sprintf(id == S_TERM_START ? "^%s" : "%s$", x) : NULL;
+                free(x);
+                free(t);
+                if (!anchored) {
+                    a->oom = true;
+                    return;
+                }
+                t = anchored;
+                a->term_regex = true;
+            }
             if (!reject) {
                 a->term = t;
                 a->invert = id == S_TERM_INVERT;
@@ -701,7 +748,21 @@ static void extract_slots(analysis *a) {
         group(a, 1, &s, &e); /* only "by ... column": a file named before "by" stays visible */
         mark_used(a, s, e);
     }
-    if (match_from(a, rb->slots[S_FIELD_ORD], 0)) {
+    if (match_from(a, rb->slots[S_FIELDS_RANGE], 0)) {
+        char *k = group_dup(a, 1, NULL);
+        a->fields_upto = k ? number_value(k) : -1;
+        free(k);
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md); /* not head -n N */
+        mark_used(a, ov[0], ov[1]);
+    } else if (match_from(a, rb->slots[S_FIELDS_LIST], 0)) {
+        for (int g = 1; g <= 2; g++) {
+            char *k = group_dup(a, g, NULL);
+            a->fields[g - 1] = k ? number_value(k) : -1;
+            free(k);
+        }
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+        mark_used(a, ov[0], ov[1]);
+    } else if (match_from(a, rb->slots[S_FIELD_ORD], 0)) {
         char *k = group_dup(a, 1, NULL);
         if (k) {
             if (strcasecmp(k, "last") == 0)
@@ -729,6 +790,7 @@ static void extract_slots(analysis *a) {
     a->last_n = slot_number(a, S_LAST_N, 1);
     if (a->first_n < 0 && a->last_n < 0) {
         if (a->flag[F_FIRST_LINE] && !a->flag[F_SKIP_HEADER]) a->first_n = 1;
+        else if (a->flag[F_WHICH_MOST]) a->first_n = 1; /* "which IP made the most requests" */
         else if (a->flag[F_LAST_LINE]) a->last_n = 1;
     }
     extract_paths(a);
@@ -798,7 +860,7 @@ static void compose(analysis *a) {
     const bool *f = a->flag;
     bool per_file = f[F_PER_FILE] && (f[F_COUNT] || a->term);
     bool per_item = f[F_PER_ITEM] && !per_file && !a->occurrences_of_term;
-    bool source_find = false, source_grep = false, files_used = false;
+    bool source_find = false, source_grep = false, files_used = false, ls_sorted = false;
     char delim = f[F_CSV] ? ',' : f[F_TSV] ? '\t' : f[F_COLON] ? ':' : 0;
     if (!delim)
         for (size_t i = 0; i < a->n_files; i++) {
@@ -833,8 +895,24 @@ static void compose(analysis *a) {
         if (recursive) arg(a, st, a->dir ? a->dir : ".");
         for (size_t i = 0; i < a->n_files; i++) arg(a, st, a->files[i]);
         source_grep = files_used = true;
+    } else if (a->n_files == 0 && !a->piped && (f[F_LARGEST] || f[F_SMALLEST])) {
+        /* size and path of every file, biggest (or smallest) first */
+        step *st = add_step(a, "find");
+        arg(a, st, a->dir ? a->dir : ".");
+        arg(a, st, "-type");
+        arg(a, st, "f");
+        if (a->glob) {
+            arg(a, st, "-name");
+            arg(a, st, a->glob);
+        }
+        arg(a, st, "-printf");
+        arg(a, st, "%s %p\\n");
+        arg(a, add_step(a, "sort"), f[F_LARGEST] ? "-rn" : "-n");
+        if (a->first_n <= 0 && a->last_n <= 0) a->first_n = 10;
+        ls_sorted = true;
     } else if (a->n_files == 0 && !a->piped &&
-               (a->glob || f[F_COUNT_FILES] || (f[F_TYPE_FILES] && !f[F_LIST]) ||
+               (a->glob || f[F_COUNT_FILES] || f[F_EMPTY_FILES] ||
+                (f[F_PER_FILE] && f[F_COUNT] && a->dir) || (f[F_TYPE_FILES] && !f[F_LIST]) ||
                 ((a->find_size || a->find_time) && f[F_FILES]) ||
                 (f[F_DIRS] && (f[F_LIST] || f[F_COUNT] || f[F_TYPE_FILES])))) {
         step *st = add_step(a, "find");
@@ -843,10 +921,12 @@ static void compose(analysis *a) {
             arg(a, st, "-name");
             arg(a, st, a->glob);
         }
-        if (f[F_DIRS] || !a->glob) {
+        bool dirs = f[F_DIRS] || f[F_EMPTY_DIRS];
+        if (dirs || !a->glob) {
             arg(a, st, "-type");
-            arg(a, st, f[F_DIRS] ? "d" : "f");
+            arg(a, st, dirs ? "d" : "f");
         }
+        if (f[F_EMPTY_FILES]) arg(a, st, "-empty");
         if (a->find_size) {
             arg(a, st, "-size");
             arg(a, st, a->find_size);
@@ -856,10 +936,21 @@ static void compose(analysis *a) {
             arg(a, st, a->find_time);
         }
         source_find = true;
-    } else if (f[F_LIST] && a->n_files == 0 && !a->piped) {
+    } else if ((f[F_LIST] || ((f[F_BY_TIME] || f[F_BY_SIZE]) && f[F_FILES])) && a->n_files == 0 &&
+               !a->piped) {
         step *st = add_step(a, "ls");
-        if (f[F_LONG] || f[F_HIDDEN]) argf(a, st, agx_sprintf("-%s%s", f[F_LONG] ? "l" : "", f[F_HIDDEN] ? "a" : ""));
+        char flags[8];
+        size_t k = 0;
+        flags[k++] = '-';
+        if (f[F_LONG] && !(f[F_BY_SIZE] && f[F_LONG] && a->first_n > 0)) flags[k++] = 'l';
+        if (f[F_HIDDEN]) flags[k++] = 'a';
+        if (f[F_BY_SIZE]) flags[k++] = 'S';
+        else if (f[F_BY_TIME]) flags[k++] = 't';
+        if ((f[F_BY_SIZE] || f[F_BY_TIME]) && (f[F_REVERSE] || f[F_OLDEST])) flags[k++] = 'r';
+        flags[k] = '\0';
+        if (k > 1) arg(a, st, flags);
         if (a->dir) arg(a, st, a->dir);
+        ls_sorted = f[F_BY_SIZE] || f[F_BY_TIME]; /* ls did the sorting */
     }
 
     /* json */
@@ -898,6 +989,24 @@ static void compose(analysis *a) {
         else if (delim) argf(a, st, agx_sprintf("-F%c", delim));
         argf(a, st, f[F_AVERAGE] ? agx_sprintf("{s += %s; n++} END {if (n) print s / n}", col)
                                  : agx_sprintf("{s += %s} END {print s}", col));
+    } else if ((a->fields_upto > 0 || a->fields[0] > 0) && !source_find) {
+        long upto = a->fields_upto > 20 ? 20 : a->fields_upto;
+        if (delim) {
+            step *st = add_step(a, "cut");
+            if (delim != '\t') argf(a, st, agx_sprintf("-d%c", delim));
+            argf(a, st, upto > 0 ? agx_sprintf("-f1-%ld", upto)
+                                 : agx_sprintf("-f%ld,%ld", a->fields[0], a->fields[1]));
+        } else {
+            agx_strbuf sb;
+            agx_strbuf_init(&sb);
+            agx_strbuf_puts(&sb, "{print ");
+            if (upto > 0)
+                for (long i = 1; i <= upto; i++) agx_strbuf_printf(&sb, "%s$%ld", i > 1 ? ", " : "", i);
+            else
+                agx_strbuf_printf(&sb, "$%ld, $%ld", a->fields[0], a->fields[1]);
+            agx_strbuf_putc(&sb, '}');
+            argf(a, add_step(a, "awk"), agx_strbuf_take(&sb));
+        }
     } else if ((a->field > 0 || a->field_last) && !source_find) {
         if (delim) {
             step *st = add_step(a, "cut");
@@ -910,7 +1019,7 @@ static void compose(analysis *a) {
     }
 
     /* one word per line, so that words can be counted or deduplicated */
-    if (f[F_WORDS] && (per_item || f[F_UNIQUE])) {
+    if (f[F_WORDS] && (per_item || f[F_UNIQUE] || f[F_DUPS])) {
         step *st = add_step(a, "tr");
         arg(a, st, "-s");
         arg(a, st, "[:space:]");
@@ -955,7 +1064,10 @@ static void compose(analysis *a) {
         add_step(a, "sort");
         arg(a, add_step(a, "uniq"), "-c");
         arg(a, add_step(a, "sort"), f[F_LEAST] ? "-n" : "-rn");
-    } else if (f[F_UNIQUE] || f[F_SORT] || a->sort_key) {
+    } else if (f[F_DUPS] && !f[F_UNIQUE]) {
+        add_step(a, "sort");
+        arg(a, add_step(a, "uniq"), "-d");
+    } else if (!ls_sorted && (f[F_UNIQUE] || f[F_SORT] || a->sort_key)) {
         step *st = add_step(a, "sort");
         if (f[F_NUMERIC] || f[F_REVERSE])
             argf(a, st, agx_sprintf("-%s%s", f[F_NUMERIC] ? "n" : "", f[F_REVERSE] ? "r" : ""));
