@@ -18,7 +18,8 @@ static const char plan_usage[] =
     "                           the steps (reads a summary of stdin when data is piped in)\n"
     "  preview [--json]         print the plan (a table, or canonical JSON)\n"
     "  validate                 check the plan; prints every problem, exit 4 when invalid\n"
-    "  parse [FILE|-]           turn raw model output into the canonical plan (stdout)\n\n"
+    "  parse [FILE|-] [--compact]\n"
+    "                           turn raw model output into the canonical plan (stdout)\n\n"
     "The buffer lives at AGX_PLAN_PATH (default $TMPDIR/agx-plan.json).\n";
 
 static bool is_help(const char *a) {
