@@ -27,7 +27,8 @@ typedef enum {
     F_HIDDEN, F_SHOW, F_JSON, F_PRETTY, F_KEYS, F_FIRST_LINE, F_LAST_LINE, F_FILES_WITH,
     F_CSV, F_TSV, F_COLON, F_UNSUPPORTED, F_COUNT_FILES, F_TYPE_FILES, F_SEARCHY,
     F_DIRS, F_REGEX, F_SKIP_HEADER, F_SUM, F_AVERAGE, F_LARGEST, F_SMALLEST, F_EMPTY_FILES,
-    F_BY_SIZE, F_BY_TIME, F_DUPS, F_EMPTY_DIRS, F_OLDEST, F_WHICH_MOST,
+    F_BY_SIZE, F_BY_TIME, F_DUPS, F_EMPTY_DIRS, F_OLDEST, F_WHICH_MOST, F_ONE_FILE, F_TRAILING_WS,
+    F_LEADING_WS, F_SQUEEZE,
     F_NFLAGS
 } flag_id;
 
@@ -98,6 +99,12 @@ static const char *const flag_regex[F_NFLAGS] = {
                   "\\bmost\\s+recently\\s+(?:modified|changed|updated|edited)\\b|"
                   "\\b(?:newest|latest|oldest)\\s+(?:\\d+\\s+)?files?\\b",
     [F_OLDEST] = "\\boldest\\b",
+    [F_ONE_FILE] = "\\b(?:the\\s+)?(?:largest|biggest|smallest|newest|oldest|latest)\\s+file\\b(?!s)",
+    [F_TRAILING_WS] = "\\b(?:trailing|ending|end-of-line)\\s+(?:white\\s*space|spaces|blanks)\\b",
+    [F_LEADING_WS] = "\\b(?:leading|starting)\\s+(?:white\\s*space|spaces|blanks)\\b|"
+                     "\\b(?:remove|strip|delete|drop)\\s+(?:the\\s+)?indentation\\b",
+    [F_SQUEEZE] = "\\b(?:squeeze|collapse)\\s+(?:repeated\\s+|multiple\\s+|consecutive\\s+|runs\\s+of\\s+)?"
+                  "(?:spaces|blanks|white\\s*space)\\b",
     [F_WHICH_MOST] = "\\b(?:which|what)\\b[^.?]*?\\bthe\\s+most\\b",
     [F_DUPS] = "\\b(?:duplicated?|repeated)\\s+(?:lines?|entries|rows|words?|values)\\b|"
                "\\b(?:appear|occur)s?\\s+more\\s+than\\s+once\\b",
@@ -110,13 +117,13 @@ static const char *const flag_regex[F_NFLAGS] = {
 typedef enum {
     S_SORT_KEY, S_FIELD_ORD, S_FIELD_NUM, S_LOG_IP, S_LOG_STATUS, S_LOG_PATH, S_REPLACE,
     S_JSON_KEY, S_NAMED, S_EXT_DOT, S_EXT_WORD, S_FIRST_N, S_MOST_N, S_LAST_N, S_N_LINES,
-    S_DIR_UNDER, S_DIR_IN, S_DIR_LIST, S_DIR_NAMED,
+    S_DIR_UNDER, S_DIR_IN, S_DIR_LIST, S_DIR_NAMED, S_DIR_IN_WORD,
     /* search terms, tried in this order; the first acceptable capture wins */
     S_TERM_INVERT, S_TERM_LINES, S_TERM_SEARCH, S_TERM_CONTAINING, S_TERM_OCCURRENCES,
     S_TERM_CAPS_NOUN, S_TERM_FIND_CAPS, S_TERM_FOR, S_TERM_STATUS,
     S_TERM_START, S_TERM_END, S_TERM_ANY_CAPS,
     S_TERM_EMPTY, S_OR_TERM, S_SIZE, S_MTIME, S_LINE_RANGE, S_LINE_ONE, S_LONGER, S_FIELDS_RANGE,
-    S_FIELDS_LIST,
+    S_FIELDS_LIST, S_CONVERT_CHARS, S_LINE_ORD, S_DELETE_CLASS,
     S_NSLOTS
 } slot_id;
 
@@ -156,6 +163,7 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_DIR_IN] = "\\b(?:in|from)\\s+(?:the\\s+)?(?:directory|folder|dir)\\s+" PATHTOK,
     [S_DIR_LIST] = "\\b(?:files|contents|entries|everything|directories|folders)\\s+(?:are\\s+|is\\s+)?"
                    "(?:in|of|under)\\s+(?:the\\s+)?" PATHTOK,
+    [S_DIR_IN_WORD] = "\\bin\\s+([A-Za-z0-9_~][\\w.~-]*(?:/[\\w.-]+)*/?)(?=[\\s,;:?!]|[.](?!\\w)|$)",
     [S_DIR_NAMED] = "\\b(?:in|from|of)\\s+(?:the\\s+)?" PATHTOK "\\s+(?:directory|folder|dir|tree)\\b",
     [S_TERM_INVERT] = "\\b(?:exclude|excluding|without|except|skip|skipping|ignore|ignoring|drop|"
                       "filter\\s+out|remove|hide|delete|strip)\\s+(?:lines?\\s+|all\\s+|the\\s+|any\\s+)*"
@@ -177,6 +185,11 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_TERM_END] = "\\b(?:end|ends|ending)\\s+(?:with|in)\\s+(?:an?\\s+)?" WORDISH TERM,
     [S_TERM_ANY_CAPS] = "(?-i)(?:^|\\s)([A-Z][A-Z0-9_]{2,})s?(?=[\\s,;:?!]|[.](?!\\w)|$)",
     [S_FIELDS_RANGE] = "\\b(?:first|top|leading)\\s+" NUM "\\s+(?:columns|fields|cols)\\b",
+    [S_CONVERT_CHARS] = "\\b(?:convert|change|turn|translate)\\s+(?:all\\s+)?(?:the\\s+)?([a-z]+)\\s+(?:to|into|in)\\s+"
+                        "([a-z]+)\\b",
+    [S_LINE_ORD] = "\\b(?:the\\s+)?" ORD "\\s+line\\b",
+    [S_DELETE_CLASS] = "\\b(?:delete|remove|strip|drop)\\s+(?:all\\s+)?(?:the\\s+)?(digits|numbers|punctuation|"
+                       "spaces|whitespace|tabs|commas|quotes)\\b",
     [S_FIELDS_LIST] = "\\b(?:columns|fields|cols)\\s+(\\d+)\\s*(?:and|,|&)\\s*(\\d+)\\b",
     [S_TERM_EMPTY] = "\\b(?:empty|blank)\\s+(lines?)\\b",
     [S_OR_TERM] = "\\G['\"`]?\\s*,?\\s+or\\s+" TERM,
@@ -200,6 +213,22 @@ static const char *const term_stopwords[] = {
     "distinct", "different", "entries", "rows", "count", "counts", "occurrences", "results",
     "hidden", "details", "first", "last", "header", "heading", "current", "working", "present", "same", "whole", "entire", "how", "what", "which", "more", "less", "some", "one", "two", "three", "ten",
 };
+
+/* Words after "in" that are not directories ("sort in reverse order"). */
+static const char *const not_dirs[] = {
+    "reverse", "order", "alphabetical", "numeric", "numerical", "case", "lowercase", "uppercase",
+    "parallel", "total", "it", "them", "this", "that", "the", "a", "an", "each", "every", "all",
+    "my", "our", "your", "there", "here", "json", "csv", "tsv", "memory", "bytes", "lines", "words",
+    "files", "columns", "descending", "ascending", "seconds", "minutes", "hours", "days", "one",
+    "full", "detail", "details", "bulk", "order.", "common", "both", "stdin", "input", "output",
+    "place", "use", "front", "between", "kb", "mb", "gb", "k", "m", "g", "current", "which",
+};
+
+static bool is_not_dir(const char *w) {
+    for (size_t i = 0; i < sizeof not_dirs / sizeof not_dirs[0]; i++)
+        if (strcasecmp(w, not_dirs[i]) == 0) return true;
+    return false;
+}
 
 /* Upper-case words that name formats, not things to search for. */
 static const char *const caps_not_terms[] = {"CSV", "TSV", "JSON", "XML", "HTML", "YAML", "URL", "URI",
@@ -324,6 +353,7 @@ typedef struct {
     long line_from, line_to;          /* sed -n 'A,Bp' */
     long longer_than, shorter_than;   /* awk 'length($0) > N' */
     bool term_regex;                  /* the term is an extended regex (grep -E) */
+    const char *delete_set;           /* tr -d SET */
     bool piped, log_input, json_input;
     step steps[MAX_STEPS];
     size_t n_steps;
@@ -486,6 +516,8 @@ static void extract_term(analysis *a) {
             if (!quoted) strip_trailing_punct(t);
             bool reject = !*t || (!quoted && (is_stopword(t) || (id == S_TERM_SEARCH && looks_like_file(t)) ||
                                               (id == S_TERM_FOR && looks_like_file(t))));
+            size_t gs = 0, ge = 0;
+            if (group(a, g, &gs, &ge) && in_spans(a->used, a->n_used, gs)) reject = true; /* claimed */
             for (size_t c = 0; id == S_TERM_ANY_CAPS && c < sizeof caps_not_terms / sizeof caps_not_terms[0]; c++)
                 reject |= strcmp(t, caps_not_terms[c]) == 0;
             if (!reject && (id == S_TERM_START || id == S_TERM_END)) {
@@ -611,13 +643,48 @@ static void extract_paths(analysis *a) {
     }
 }
 
+/* Signals whose words are fully explained by the signal: nothing else may read
+ * them as a search term or a file ("remove trailing whitespace"). */
+static const flag_id consuming_flags[] = {F_TRAILING_WS, F_LEADING_WS, F_SQUEEZE, F_BLANK,
+                                          F_SKIP_HEADER, F_EMPTY_FILES, F_CASE};
+
 static void extract_slots(analysis *a) {
     const rules_backend *rb = a->rb;
     size_t s = 0, e = 0;
+    for (size_t i = 0; i < sizeof consuming_flags / sizeof consuming_flags[0]; i++)
+        if (a->flag[consuming_flags[i]] && match_from(a, rb->flags[consuming_flags[i]], 0)) {
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            mark_used(a, ov[0], ov[1]);
+        }
     /* replace X with Y claims its words before anything else reads them */
     if (match_from(a, rb->slots[S_REPLACE], 0)) {
         set_str(a, &a->replace_from, group_dup(a, 1, NULL));
         set_str(a, &a->replace_to, group_dup(a, 2, NULL));
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+        mark_used(a, ov[0], ov[1]);
+    }
+    if (!a->replace_from && match_from(a, rb->slots[S_CONVERT_CHARS], 0)) {
+        char *x = group_dup(a, 1, NULL), *y = group_dup(a, 2, NULL);
+        if (x && y && char_name(x) && char_name(y)) { /* "convert tabs to commas" */
+            a->replace_from = x;
+            a->replace_to = y;
+            x = y = NULL;
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            mark_used(a, ov[0], ov[1]);
+        }
+        free(x);
+        free(y);
+    }
+    if (match_from(a, rb->slots[S_DELETE_CLASS], 0)) {
+        static const struct {
+            const char *word, *set;
+        } classes[] = {{"digits", "[:digit:]"}, {"numbers", "[:digit:]"}, {"punctuation", "[:punct:]"},
+                       {"spaces", " "}, {"whitespace", "[:blank:]"}, {"tabs", "\\t"},
+                       {"commas", ","}, {"quotes", "\"'"}};
+        char *w = group_dup(a, 1, NULL);
+        for (size_t i = 0; w && i < sizeof classes / sizeof classes[0]; i++)
+            if (strcasecmp(w, classes[i].word) == 0) a->delete_set = classes[i].set;
+        free(w);
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
         mark_used(a, ov[0], ov[1]);
     }
@@ -635,7 +702,17 @@ static void extract_slots(analysis *a) {
         free(k);
         free(n);
     }
-    if (match_from(a, rb->slots[S_LINE_RANGE], 0) || match_from(a, rb->slots[S_LINE_ONE], 0)) {
+    if (match_from(a, rb->slots[S_LINE_ORD], 0)) { /* "the third line"; first/last are head/tail */
+        char *k = group_dup(a, 1, NULL);
+        long v = k && strcasecmp(k, "last") != 0 ? number_value(k) : -1;
+        if (v > 1) {
+            a->line_from = a->line_to = v;
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            mark_used(a, ov[0], ov[1]);
+        }
+        free(k);
+    }
+    if (!a->line_from && (match_from(a, rb->slots[S_LINE_RANGE], 0) || match_from(a, rb->slots[S_LINE_ONE], 0))) {
         char *x = group_dup(a, 1, NULL);
         char *y = group(a, 2, &s, &e) ? group_dup(a, 2, NULL) : NULL;
         long from = x ? number_value(x) : -1, to = y ? number_value(y) : from;
@@ -791,21 +868,27 @@ static void extract_slots(analysis *a) {
     if (a->first_n < 0 && a->last_n < 0) {
         if (a->flag[F_FIRST_LINE] && !a->flag[F_SKIP_HEADER]) a->first_n = 1;
         else if (a->flag[F_WHICH_MOST]) a->first_n = 1; /* "which IP made the most requests" */
+        else if (a->flag[F_ONE_FILE]) a->first_n = 1;   /* "the newest file" */
         else if (a->flag[F_LAST_LINE]) a->last_n = 1;
     }
     extract_paths(a);
     if (!a->dir) {
-        for (int id = S_DIR_UNDER; id <= S_DIR_NAMED && !a->dir; id++) {
-            if (!match_from(a, rb->slots[id], 0)) continue;
-            char *d = group_dup(a, 1, NULL);
-            if (!d) continue;
-            strip_trailing_punct(d);
-            size_t dl = strlen(d);
-            if (dl > 1 && d[dl - 1] == '/') d[dl - 1] = '\0';
-            if (!is_stopword(d) && !looks_like_file(d) && !strpbrk(d, "*?")) {
-                a->dir = d;
-            } else {
-                free(d);
+        for (int id = S_DIR_UNDER; id <= S_DIR_IN_WORD && !a->dir; id++) {
+            size_t from = 0;
+            while (!a->dir && match_from(a, rb->slots[id], from)) {
+                PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+                from = ov[0] + 1;
+                char *d = group_dup(a, 1, NULL);
+                if (!d) break;
+                strip_trailing_punct(d);
+                size_t dl = strlen(d);
+                if (dl > 1 && d[dl - 1] == '/') d[dl - 1] = '\0';
+                bool ok = !is_stopword(d) && !looks_like_file(d) && !strpbrk(d, "*?") &&
+                          !is_not_dir(d) && !(id == S_DIR_IN_WORD && number_value(d) > 0);
+                if (ok)
+                    a->dir = d;
+                else
+                    free(d);
             }
         }
     }
@@ -871,7 +954,9 @@ static void compose(analysis *a) {
 
     /* source */
     if (a->term) {
-        bool recursive = a->n_files == 0 && !a->piped;
+        /* nothing to read: a search looks through the tree; a filter ("remove lines
+         * containing X") only does so when a directory or glob says where */
+        bool recursive = a->n_files == 0 && !a->piped && (!a->invert || a->dir || a->glob);
         bool list = f[F_FILES_WITH] && recursive;
         bool counting = (f[F_COUNT] && !per_item) || per_file || per_item;
         char flags[12];
@@ -946,7 +1031,7 @@ static void compose(analysis *a) {
         if (f[F_HIDDEN]) flags[k++] = 'a';
         if (f[F_BY_SIZE]) flags[k++] = 'S';
         else if (f[F_BY_TIME]) flags[k++] = 't';
-        if ((f[F_BY_SIZE] || f[F_BY_TIME]) && (f[F_REVERSE] || f[F_OLDEST])) flags[k++] = 'r';
+        if (f[F_REVERSE] || ((f[F_BY_SIZE] || f[F_BY_TIME]) && f[F_OLDEST])) flags[k++] = 'r';
         flags[k] = '\0';
         if (k > 1) arg(a, st, flags);
         if (a->dir) arg(a, st, a->dir);
@@ -1027,6 +1112,18 @@ static void compose(analysis *a) {
     }
 
     /* transform */
+    if (f[F_TRAILING_WS]) arg(a, add_step(a, "sed"), "s/[[:space:]]*$//");
+    if (f[F_LEADING_WS]) arg(a, add_step(a, "sed"), "s/^[[:space:]]*//");
+    if (f[F_SQUEEZE]) {
+        step *st = add_step(a, "tr");
+        arg(a, st, "-s");
+        arg(a, st, " ");
+    }
+    if (a->delete_set) {
+        step *st = add_step(a, "tr");
+        arg(a, st, "-d");
+        arg(a, st, a->delete_set);
+    }
     if (f[F_UPPER] || f[F_LOWER]) {
         step *st = add_step(a, "tr");
         arg(a, st, f[F_UPPER] ? "[:lower:]" : "[:upper:]");
