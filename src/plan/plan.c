@@ -54,6 +54,31 @@ char *agx_plan_sb_take(agx_strbuf *sb) {
     return agx_strbuf_take(sb);
 }
 
+agx_status agx_plan_sanitize_error(agx_error *err) {
+    if (!err) return AGX_OK;
+    char out[AGX_ERROR_MSG_MAX];
+    const unsigned char *p = (const unsigned char *)err->message;
+    size_t n = strnlen(err->message, sizeof err->message), o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t l = agx_plan_utf8_seq_len(p + i, n - i);
+        bool plain = l > 1 || (l == 1 && p[i] >= 0x20 && p[i] != 0x7f);
+        size_t need = plain ? l : 4;
+        if (o + need >= sizeof out) break;
+        if (plain) {
+            memcpy(out + o, p + i, l);
+            i += l;
+        } else {
+            static const char hex[] = "0123456789abcdef";
+            out[o] = '\\', out[o + 1] = 'x', out[o + 2] = hex[p[i] >> 4], out[o + 3] = hex[p[i] & 15];
+            i++;
+        }
+        o += need;
+    }
+    out[o] = '\0';
+    memcpy(err->message, out, o + 1);
+    return err->code;
+}
+
 /* ------------------------------------------------------------ lifetimes -- */
 
 void agx_plan_init(agx_plan *plan) { memset(plan, 0, sizeof *plan); }
@@ -416,7 +441,14 @@ static agx_status strict_opt_string(const json_t *root, const char *key, char **
     return *dst ? AGX_OK : agx_error_set(err, AGX_ERR_NOMEM, "out of memory reading a plan");
 }
 
+static agx_status from_json(const char *text, size_t len, agx_plan *out, agx_error *err);
+
 agx_status agx_plan_from_json(const char *text, size_t len, agx_plan *out, agx_error *err) {
+    agx_status st = from_json(text, len, out, err);
+    return st == AGX_OK ? st : (agx_plan_sanitize_error(err), st);
+}
+
+static agx_status from_json(const char *text, size_t len, agx_plan *out, agx_error *err) {
     agx_plan_init(out);
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);

@@ -18,6 +18,11 @@ bool agx_plan_utf8_valid(const char *s, size_t n);
  * buffer nothing was appended to (core's take leaves that one unterminated). */
 char *agx_plan_sb_take(agx_strbuf *sb);
 
+/* Escapes control characters, DEL and invalid UTF-8 in err->message (which
+ * may quote model output or file content) so that printing it cannot send
+ * terminal escapes; returns err->code. */
+agx_status agx_plan_sanitize_error(agx_error *err);
+
 /* Appends a task taking ownership of command and args (and the args array),
  * freeing them on failure. */
 agx_status agx_plan_push_task_owned(agx_plan *plan, char *command, char **args, size_t n_args,

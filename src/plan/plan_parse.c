@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "agx/plan.h"
 #include "agx/util.h"
@@ -22,7 +23,8 @@
 #define PARSE_MAX_CANDIDATES 64     /* '{' / '[' positions tried before giving up */
 #define PARSE_MAX_TASKS 1024        /* far above any limit; the validator enforces the real one */
 #define PARSE_MAX_ARGS 4096
-#define PARSE_MAX_DEPTH 512
+#define PARSE_MAX_DEPTH 64          /* plans nest 4 deep; deeper is not a plan */
+#define PARSE_REPAIR_BUDGET (8u << 20) /* bytes rewritten by repair over all candidates */
 #define PARSE_MAX_REASONS 8
 
 /* ------------------------------------------------------- word splitting -- */
@@ -173,11 +175,13 @@ static bool plausible_start(const char *t, size_t len, size_t i) {
 }
 
 /* End (exclusive) of the bracketed value starting at t[start], tracking JSON
- * strings; 0 when the brackets do not balance. */
-static size_t span_end(const char *t, size_t len, size_t start) {
+ * strings. 0 when the brackets do not balance: *too_deep then says whether it
+ * nested past PARSE_MAX_DEPTH (hopeless) rather than ran out or mismatched. */
+static size_t span_end(const char *t, size_t len, size_t start, bool *too_deep) {
     char stack[PARSE_MAX_DEPTH];
     size_t depth = 0;
     bool in_str = false;
+    *too_deep = false;
     for (size_t i = start; i < len; i++) {
         char c = t[i];
         if (in_str) {
@@ -188,7 +192,10 @@ static size_t span_end(const char *t, size_t len, size_t start) {
         if (c == '"') {
             in_str = true;
         } else if (c == '{' || c == '[') {
-            if (depth == PARSE_MAX_DEPTH) return 0;
+            if (depth == PARSE_MAX_DEPTH) {
+                *too_deep = true;
+                return 0;
+            }
             stack[depth++] = c == '{' ? '}' : ']';
         } else if (c == '}' || c == ']') {
             if (!depth || stack[depth - 1] != c) return 0;
@@ -262,8 +269,12 @@ static bool repair(const char *t, size_t len, agx_strbuf *out) {
                     if (!ok) return false;
                     i++;
                 } else {
-                    if (!agx_strbuf_putc(out, d)) return false;
-                    i++;
+                    size_t j = i + 1; /* copy a run of plain string bytes at once */
+                    while (j < len && t[j] != '\\' && t[j] != q && t[j] != '"' &&
+                           (unsigned char)t[j] >= 0x20)
+                        j++;
+                    if (!agx_strbuf_append(out, t + i, j - i)) return false;
+                    i = j;
                 }
             }
         } else if (c == ',') {
@@ -296,8 +307,10 @@ static bool repair(const char *t, size_t len, agx_strbuf *out) {
             if (!(rep ? agx_strbuf_puts(out, rep) : agx_strbuf_append(out, t + i, n))) return false;
             i = j;
         } else {
-            if (!agx_strbuf_putc(out, c)) return false;
-            i++;
+            size_t j = i + 1; /* a run of punctuation, digits and blanks */
+            while (j < len && !strchr("\"',/", t[j]) && !is_ident(t[j])) j++;
+            if (!agx_strbuf_append(out, t + i, j - i)) return false;
+            i = j;
         }
     }
     return true;
@@ -403,7 +416,11 @@ static bool get_int(const json_t *v, long long *out) {
         return true;
     }
     if (json_is_string(v)) {
+        /* "3", and the labels models write: "task 3", "step_3", "#3" */
         const char *s = json_string_value(v);
+        if (!strncasecmp(s, "task", 4) || !strncasecmp(s, "step", 4)) s += 4;
+        while (*s == ' ' || *s == '_' || *s == '-' || *s == '#') s++;
+        if (!isdigit((unsigned char)*s)) return false;
         char *end;
         errno = 0;
         long long x = strtoll(s, &end, 10);
@@ -487,7 +504,7 @@ static agx_status add_string_step(builder *b, const char *s, size_t pos, bool ch
             else reason_add(b->why, "step %zu: %s", pos, e2.message);
             break;
         }
-        if (n_words == 0) {
+        if (n_words == 0 || !words[0][0]) {
             reason_add(b->why, "step %zu: empty command", pos);
         } else if (n_words > PARSE_MAX_ARGS) {
             reason_add(b->why, "step %zu: more than %d arguments", pos, PARSE_MAX_ARGS);
@@ -528,8 +545,10 @@ static agx_status add_object_step(builder *b, const json_t *o, size_t pos, agx_e
         r.orig_number = x;
     }
     if ((v = get_any(o, ref_keys, &which)) && !json_is_null(v)) {
-        if (!get_int(v, &x) || x < 0)
+        if (!get_int(v, &x))
             reason_add(b->why, "step %zu: \"%s\" must be a task number, not %s", pos, which, jtype(v));
+        else if (x < 0)
+            reason_add(b->why, "step %zu: \"%s\" must be a task number, not %lld", pos, which, x);
         else {
             r.has_ref = true;
             r.ref = x;
@@ -584,7 +603,7 @@ static agx_status add_object_step(builder *b, const json_t *o, size_t pos, agx_e
     if (agx_plan_split_words(json_string_value(jc), &words, &n_words, &e2) != AGX_OK) {
         if (e2.code == AGX_ERR_NOMEM) st = agx_error_set(err, AGX_ERR_NOMEM, "%s", e2.message);
         else reason_add(b->why, "step %zu: command %s", pos, e2.message);
-    } else if (n_words == 0) {
+    } else if (n_words == 0 || !words[0][0]) {
         reason_add(b->why, "step %zu: empty command", pos);
     }
     if (st == AGX_OK && b->why->count == before)
@@ -659,6 +678,9 @@ static agx_status build_plan(const json_t *root, agx_plan *out, reasons *why, ag
                  (v = json_object_get(holder, "description"))) &&
                 json_is_string(v))
                 out->plan_description = agx_strdup(json_string_value(v));
+            if ((json_is_string(json_object_get(holder, "plan_id")) && !out->plan_id) ||
+                (v && json_is_string(v) && !out->plan_description))
+                return agx_error_set(err, AGX_ERR_NOMEM, "out of memory parsing a plan");
             if (!single && !json_is_array(list)) {
                 reason_add(why, "\"tasks\" must be an array of steps");
                 return AGX_OK;
@@ -716,15 +738,63 @@ static json_t *try_load(const char *t, size_t len, size_t flags, json_error_t *j
     return json_loadb(t, len, flags, jerr);
 }
 
+/* Reasoning models think aloud first (<think>...</think>), often with a draft
+ * plan in it: the answer is what follows the last closing tag. */
+static size_t after_thinking(const char *text, size_t len) {
+    static const char tag[] = "</think>";
+    size_t tl = sizeof tag - 1, at = 0;
+    for (size_t i = 0; i + tl <= len; i++)
+        if (text[i] == '<' && !memcmp(text + i, tag, tl)) at = i + tl;
+    return at;
+}
+
+static agx_status parse_text(const char *text, size_t len, agx_plan *out, agx_error *err, int depth);
+
+/* The whole reply is one JSON string holding the plan ("{\"tasks\": ...}"): decode it once. */
+static agx_status parse_quoted(const char *text, size_t len, agx_plan *out, agx_error *err, int depth,
+                               bool *tried) {
+    *tried = false;
+    size_t i = 0;
+    while (i < len && is_ws(text[i])) i++;
+    if (depth > 0 || i >= len || text[i] != '"') return AGX_ERR_PARSE;
+    json_error_t jerr;
+    json_t *v = json_loadb(text + i, len - i, JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK, &jerr);
+    if (!json_is_string(v)) {
+        json_decref(v);
+        return AGX_ERR_PARSE;
+    }
+    *tried = true;
+    agx_status st = parse_text(json_string_value(v), json_string_length(v), out, err, depth + 1);
+    json_decref(v);
+    return st;
+}
+
+static agx_status parse_lenient(const char *text, size_t len, agx_plan *out, agx_error *err);
+
 agx_status agx_plan_parse_lenient(const char *text, size_t len, agx_plan *out, agx_error *err) {
+    agx_status st = parse_lenient(text, len, out, err);
+    return st == AGX_OK ? st : (agx_plan_sanitize_error(err), st);
+}
+
+static agx_status parse_lenient(const char *text, size_t len, agx_plan *out, agx_error *err) {
     agx_plan_init(out);
     if (!text) return agx_error_set(err, AGX_ERR_PARSE, "model output is empty");
     if (len > PARSE_MAX_BYTES)
         return agx_error_set(err, AGX_ERR_PARSE,
                              "model output is %zu bytes; plans larger than %u bytes are refused",
                              len, PARSE_MAX_BYTES);
+    size_t skip = after_thinking(text, len);
+    /* Only an answer with no JSON at all falls back to the whole reply. */
+    if (skip && (memchr(text + skip, '{', len - skip) || memchr(text + skip, '[', len - skip)))
+        return parse_text(text + skip, len - skip, out, err, 0);
+    return parse_text(text, len, out, err, 0);
+}
+
+static agx_status parse_text(const char *text, size_t len, agx_plan *out, agx_error *err, int depth) {
+    agx_plan_init(out);
     char first_err[256] = "";
     size_t tried = 0;
+    size_t repair_budget = PARSE_REPAIR_BUDGET;
     size_t i = 0;
     while (i < len) {
         if ((text[i] != '{' && text[i] != '[') || !plausible_start(text, len, i)) {
@@ -732,12 +802,23 @@ agx_status agx_plan_parse_lenient(const char *text, size_t len, agx_plan *out, a
             continue;
         }
         if (++tried > PARSE_MAX_CANDIDATES) break;
-        size_t end = span_end(text, len, i);
+        bool too_deep;
+        size_t end = span_end(text, len, i, &too_deep);
         size_t slen = end ? end - i : len - i;
         json_error_t jerr;
+        memset(&jerr, 0, sizeof jerr);
         json_t *root = end ? try_load(text + i, slen, 0, &jerr) : NULL;
         bool repaired = false;
-        if (!root) {
+        if (!root && too_deep) {
+            if (!first_err[0])
+                snprintf(first_err, sizeof first_err, "JSON at offset %zu nests deeper than %d levels",
+                         i, PARSE_MAX_DEPTH);
+            i++;
+            continue;
+        }
+        /* Repair rewrites its span; a bounded total keeps hostile input linear. */
+        if (!root && repair_budget >= slen) {
+            repair_budget -= slen;
             if (end && !first_err[0])
                 snprintf(first_err, sizeof first_err, "JSON at offset %zu: line %d column %d: %s", i,
                          jerr.line, jerr.column, jerr.text);
@@ -783,6 +864,9 @@ agx_status agx_plan_parse_lenient(const char *text, size_t len, agx_plan *out, a
         if (st != AGX_OK) agx_plan_free(out);
         return st;
     }
+    bool quoted;
+    agx_status qs = parse_quoted(text, len, out, err, depth, &quoted);
+    if (quoted) return qs;
     if (first_err[0])
         return agx_error_set(err, AGX_ERR_PARSE,
                              "model output contains no parseable JSON plan (first attempt: %s)",

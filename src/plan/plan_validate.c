@@ -113,6 +113,196 @@ static void check_text(collector *c, const char *what, const char *s, size_t max
     else if (bad_control(s)) problem(c, 0, "%s contains control characters", what);
 }
 
+/* ------------------------------------------------------ side effects -- */
+
+/* The registry holds read-only tools, but some of them can still write files
+ * or run programs through an option (find -delete, sed -i, sort -o, awk
+ * system(), xargs rm). Zero trust: those uses are refused here, per tool id. */
+
+static void check_tool_args(collector *c, int num, const char *id, char *const *args, size_t n,
+                            const agx_registry *reg, int depth);
+
+static bool is_any(const char *s, const char *const *set) {
+    for (; *set; set++)
+        if (!strcmp(s, *set)) return true;
+    return false;
+}
+
+/* Does the short-option cluster "-xyz" contain flag before any option letter
+ * in takes_value (whose value is the rest of the cluster)? */
+static bool cluster_has(const char *a, char flag, const char *takes_value) {
+    if (a[0] != '-' || a[1] == '-' || !a[1]) return false;
+    for (const char *p = a + 1; *p; p++) {
+        if (*p == flag) return true;
+        if (strchr(takes_value, *p)) return false;
+    }
+    return false;
+}
+
+static void check_find(collector *c, int num, char *const *args, size_t n) {
+    static const char *const bad[] = {"-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint",
+                                      "-fprint0", "-fprintf", "-fls", NULL};
+    for (size_t i = 0; i < n; i++)
+        if (args[i] && is_any(args[i], bad))
+            problem(c, num, "find '%s' changes files or runs commands; plans may only read (feed "
+                            "the file list to another task instead)",
+                    args[i]);
+}
+
+static void check_sed(collector *c, int num, char *const *args, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const char *a = args[i];
+        if (!a) continue;
+        if (!strcmp(a, "-e") || !strcmp(a, "-f") || !strcmp(a, "-l")) {
+            i++; /* the next word is a value, not an option */
+            continue;
+        }
+        if (!strncmp(a, "--in-place", 10) || cluster_has(a, 'i', "efl"))
+            problem(c, num, "sed '%s' edits files in place; plans may only read", a);
+    }
+}
+
+static void check_sort(collector *c, int num, char *const *args, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const char *a = args[i];
+        if (!a) continue;
+        if (!strcmp(a, "-k") || !strcmp(a, "-t") || !strcmp(a, "-S") || !strcmp(a, "-T")) {
+            i++;
+            continue;
+        }
+        if (!strncmp(a, "--output", 8) || cluster_has(a, 'o', "ktST"))
+            problem(c, num, "sort '%s' writes a file; plans may only read (the output goes to the "
+                            "next task)",
+                    a);
+        else if (!strncmp(a, "--compress-program", 18))
+            problem(c, num, "sort '%s' runs a program; plans may only read", a);
+    }
+}
+
+static void check_uniq(collector *c, int num, char *const *args, size_t n) {
+    size_t operands = 0;
+    bool opts = true;
+    for (size_t i = 0; i < n; i++) {
+        const char *a = args[i];
+        if (!a) continue;
+        if (opts && !strcmp(a, "--")) {
+            opts = false;
+        } else if (opts && (!strcmp(a, "-f") || !strcmp(a, "-s") || !strcmp(a, "-w"))) {
+            i++;
+        } else if (opts && a[0] == '-' && a[1]) {
+            continue;
+        } else if (++operands == 2) {
+            problem(c, num, "uniq's second operand '%.60s' is an output file it would overwrite; "
+                            "plans may only read",
+                    a);
+        }
+    }
+}
+
+/* Only the program text is inspected: -F / -v values and file operands may
+ * legitimately contain '|' or '>' (awk -F'|'). */
+static void check_awk(collector *c, int num, char *const *args, size_t n) {
+    const char *program = NULL;
+    bool from_file = false;
+    for (size_t i = 0; i < n && args[i]; i++) {
+        const char *a = args[i];
+        if (!strcmp(a, "--")) {
+            if (!from_file && i + 1 < n) program = args[i + 1];
+            break;
+        }
+        if (a[0] != '-' || !a[1]) {
+            if (!from_file) program = a;
+            break;
+        }
+        if (!strncmp(a, "-l", 2) || !strncmp(a, "--load", 6)) {
+            problem(c, num, "awk '%.40s' loads an extension library; plans may only read", a);
+            continue;
+        }
+        if (!strcmp(a, "-f") || !strncmp(a, "--file", 6)) from_file = true;
+        if (!strcmp(a, "-F") || !strcmp(a, "-v") || !strcmp(a, "-f")) i++; /* separate value */
+    }
+    if (!program) return;
+    const char *why = NULL;
+    if (strstr(program, "system(") || strstr(program, "system ("))
+        why = "runs a command (system())";
+    else if (strstr(program, "@load") || strstr(program, "@include"))
+        why = "loads code (@load/@include)";
+    /* Scan outside string and regex literals: split($0, a, "|") and /a|b/ are fine. */
+    char prev = '(';
+    for (const char *p = program; !why && *p; p++) {
+        char ch = *p;
+        if (ch == '\\' && p[1]) {
+            p++;
+            continue;
+        }
+        if (ch == '"' || (ch == '/' && strchr("(,~!&|{};=?:\n", prev))) {
+            for (p++; *p && *p != ch; p++)
+                if (*p == '\\' && p[1]) p++;
+            if (!*p) break;
+            prev = 'x';
+            continue;
+        }
+        if (ch == '|' && p[1] != '|' && prev != '|') {
+            why = "pipes to or from a command ('|')";
+        } else if (ch == '>') {
+            const char *q = p + 1;
+            if (*q == '>') q++;
+            while (*q == ' ' || *q == '\t') q++;
+            if (*q == '"') why = "redirects output to a file ('>')";
+        }
+        if (ch != ' ' && ch != '\t') prev = ch;
+    }
+    if (why) problem(c, num, "awk program %s; plans may only read", why);
+}
+
+static void check_xargs(collector *c, int num, char *const *args, size_t n, const agx_registry *reg,
+                        int depth) {
+    static const char *const with_value[] = {"-I", "-n", "-L", "-P", "-s", "-d", "-E", "-a", NULL};
+    size_t i = 0;
+    for (; i < n; i++) {
+        const char *a = args[i];
+        if (!a) return;
+        if (!strcmp(a, "--")) {
+            i++;
+            break;
+        }
+        if (a[0] != '-' || !a[1]) break;
+        if (is_any(a, with_value)) i++;
+    }
+    if (i >= n || !args[i]) return; /* no command: xargs runs echo */
+    const char *cmd = args[i];
+    char shown[80];
+    snprintf(shown, sizeof shown, "%.60s", cmd);
+    if (!agx_registry_find(reg, cmd)) {
+        const char *near = agx_registry_closest(reg, cmd);
+        if (near)
+            problem(c, num, "xargs runs '%s', which is not in the tool registry (did you mean '%s'?)",
+                    shown, near);
+        else
+            problem(c, num, "xargs runs '%s', which is not in the tool registry", shown);
+        return;
+    }
+    if (depth < 2) check_tool_args(c, num, cmd, args + i + 1, n - i - 1, reg, depth + 1);
+}
+
+static void check_file_tool(collector *c, int num, char *const *args, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (args[i] && (!strcmp(args[i], "--compile") || cluster_has(args[i], 'C', "fFmeP")))
+            problem(c, num, "file '%s' writes a compiled magic file; plans may only read", args[i]);
+}
+
+static void check_tool_args(collector *c, int num, const char *id, char *const *args, size_t n,
+                            const agx_registry *reg, int depth) {
+    if (!args) return;
+    if (!strcmp(id, "find")) check_find(c, num, args, n);
+    else if (!strcmp(id, "sed")) check_sed(c, num, args, n);
+    else if (!strcmp(id, "sort")) check_sort(c, num, args, n);
+    else if (!strcmp(id, "uniq")) check_uniq(c, num, args, n);
+    else if (!strcmp(id, "awk")) check_awk(c, num, args, n);
+    else if (!strcmp(id, "xargs")) check_xargs(c, num, args, n, reg, depth);
+    else if (!strcmp(id, "file")) check_file_tool(c, num, args, n);
+}
+
 static void check_task(collector *c, const agx_plan *plan, size_t i, const agx_registry *reg,
                        const agx_plan_limits *lim) {
     const agx_task *t = &plan->tasks[i];
@@ -154,6 +344,8 @@ static void check_task(collector *c, const agx_plan *plan, size_t i, const agx_r
         else if (bad_control(s))
             problem(c, num, "args[%zu] contains control characters", a);
     }
+    if (t->command && agx_registry_find(reg, t->command))
+        check_tool_args(c, num, t->command, t->args, t->n_args, reg, 0);
     if (t->timeout_secs <= 0 || t->timeout_secs > lim->max_timeout_secs)
         problem(c, num, "timeout_secs %d is out of range 1..%d", t->timeout_secs,
                 lim->max_timeout_secs);

@@ -16,9 +16,10 @@
 #define TOOLS_FILE_MAX_BYTES (1u << 20)
 #define TOOL_ID_MAX 64
 
-/* Patterns are lower-case phrases; a backend matches them case-insensitively
- * against the instruction. They are deliberately specific: a generic word like
- * "show" would make every instruction match everything. */
+/* Patterns are lower-case phrases matched word by word against the instruction
+ * (case-insensitively); the word "N" stands for any number ("first N lines").
+ * They are deliberately specific: a generic word like "show" would make every
+ * instruction match everything. Longer phrases are stronger evidence. */
 typedef struct builtin_tool {
     const char *id;
     const char *description;
@@ -43,12 +44,12 @@ static const builtin_tool builtins[] = {
       "concatenate", "combine files", "dump the file", "output the file", "cat"},
      {0}, 1},
     {"head", "Print the first lines (or bytes) of the input",
-     {"first lines", "first line", "first few", "first", "top lines", "top", "beginning of",
-      "start of the file", "head", "the top"},
+     {"first N lines", "first N", "top N", "first lines", "first line", "first few", "first",
+      "top lines", "top", "beginning of", "start of the file", "head"},
      {0}, 1},
     {"tail", "Print the last lines (or bytes) of the input",
-     {"last lines", "last line", "last few", "last", "end of the file", "bottom lines", "bottom",
-      "most recent lines", "tail", "final lines"},
+     {"last N lines", "last N", "bottom N", "last lines", "last line", "last few", "last",
+      "end of the file", "bottom lines", "most recent lines", "tail", "final lines"},
      {0}, 1},
     {"wc", "Count lines, words, characters or bytes",
      {"count lines", "count the lines", "how many lines", "number of lines", "line count",
@@ -343,10 +344,15 @@ static agx_status check_entry(const char *path, size_t i, json_t *e, agx_error *
                                          "integer 0..255",
                                          path, i, k);
             }
+        } else if (!strcmp(key, "disabled")) {
+            if (!json_is_boolean(v))
+                return agx_error_set(err, AGX_ERR_JSON,
+                                     "tools file '%s': tools[%zu].disabled must be true or false, not %s",
+                                     path, i, jtype(v));
         } else {
             return agx_error_set(err, AGX_ERR_JSON,
                                  "tools file '%s': tools[%zu] has unknown field '%s' (known: id, "
-                                 "command, description, patterns, ok_exit_codes)",
+                                 "command, description, patterns, ok_exit_codes, disabled)",
                                  path, i, key);
         }
     }
@@ -376,6 +382,16 @@ static bool set_string(char **dst, json_t *v) {
 static bool apply_entry(agx_registry *reg, json_t *e) {
     const char *id = json_string_value(json_object_get(e, "id"));
     agx_tool *t = (agx_tool *)agx_registry_find(reg, id);
+    if (json_is_true(json_object_get(e, "disabled"))) {
+        /* "disabled": true takes the tool out, built-in or not. */
+        if (t) {
+            size_t idx = (size_t)(t - reg->tools);
+            tool_free(t);
+            memmove(t, t + 1, (reg->count - idx - 1) * sizeof *t);
+            reg->count--;
+        }
+        return true;
+    }
     if (!t) {
         t = registry_push(reg);
         if (!t) return false;
@@ -421,7 +437,14 @@ static bool apply_entry(agx_registry *reg, json_t *e) {
     return true;
 }
 
+static agx_status merge_file(agx_registry *reg, const char *path, agx_error *err);
+
 agx_status agx_registry_merge_file(agx_registry *reg, const char *path, agx_error *err) {
+    agx_status st = merge_file(reg, path, err);
+    return st == AGX_OK ? st : (agx_plan_sanitize_error(err), st);
+}
+
+static agx_status merge_file(agx_registry *reg, const char *path, agx_error *err) {
     char *text = NULL;
     size_t len = 0;
     agx_status st = agx_file_read_all(path, TOOLS_FILE_MAX_BYTES, &text, &len, err);

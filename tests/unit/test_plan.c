@@ -221,6 +221,10 @@ static void test_strict_reader_errors(void **state) {
     expect_strict_error("{\"tasks\":[],\"tasks\":[]}", "duplicate");
     expect_strict_error("{\"plan_id\":5,\"tasks\":[]}", "plan_id must be a string");
     expect_strict_error("```json\n{\"tasks\":[]}\n```", "line 1");
+    expect_strict_error("{\"tasks\":[{\"task_number\":1,\"command\":\"l\x1bs\"}]}", "control character 0x1b");
+    /* decoded escapes quoted in a message come out escaped, never raw */
+    expect_strict_error("{\"tasks\":[{\"task_number\":1,\"command\":\"ls\",\"\\u001b[2J\":1}]}",
+                        "unknown key '\\x1b[2J'");
 }
 
 static void test_strict_reader_keeps_values(void **state) {

@@ -7,6 +7,7 @@
 
 #include "agx/plan.h"
 #include "agx/registry.h"
+#include "agx/util.h"
 
 static agx_registry reg;
 
@@ -173,6 +174,84 @@ static void test_hostile_command_shown_safely(void **state) {
     agx_plan_free(&p);
 }
 
+/* One task with the given words; returns the problems' messages joined. */
+static char *problems_for(const char *const *words, size_t n) {
+    agx_plan p;
+    agx_error err;
+    agx_plan_init(&p);
+    assert_int_equal(agx_plan_add_task(&p, words[0], words + 1, n - 1, 0, &err), AGX_OK);
+    agx_plan_problems pr;
+    agx_status st = agx_plan_validate(&p, &reg, NULL, &pr, &err);
+    assert_int_equal(st == AGX_OK, pr.count == 0);
+    agx_strbuf sb;
+    agx_strbuf_init(&sb);
+    agx_strbuf_puts(&sb, "");
+    for (size_t i = 0; i < pr.count; i++) agx_strbuf_printf(&sb, "%s|", pr.items[i].message);
+    agx_plan_problems_free(&pr);
+    agx_plan_free(&p);
+    return agx_strbuf_take(&sb);
+}
+
+#define WORDS(...) ((const char *const[]){__VA_ARGS__}), sizeof((const char *const[]){__VA_ARGS__}) / sizeof(char *)
+
+static void expect_refused(const char *const *w, size_t n, const char *part) {
+    char *got = problems_for(w, n);
+    if (!strstr(got, part)) fail_msg("%s ...: expected a problem with '%s', got '%s'", w[0], part, got);
+    free(got);
+}
+
+static void expect_allowed(const char *const *w, size_t n) {
+    char *got = problems_for(w, n);
+    if (*got) fail_msg("%s %s ...: expected no problem, got '%s'", w[0], n > 1 ? w[1] : "", got);
+    free(got);
+}
+
+static void test_side_effects_refused(void **state) {
+    (void)state;
+    expect_refused(WORDS("find", ".", "-name", "*.tmp", "-delete"), "find '-delete' changes files");
+    expect_refused(WORDS("find", ".", "-exec", "rm", "{}", ";"), "find '-exec'");
+    expect_refused(WORDS("find", ".", "-fprint", "out"), "find '-fprint'");
+    expect_refused(WORDS("sed", "-i", "s/a/b/", "f"), "sed '-i' edits files in place");
+    expect_refused(WORDS("sed", "-ni.bak", "p", "f"), "in place");
+    expect_refused(WORDS("sed", "--in-place=.orig", "s/a/b/", "f"), "in place");
+    expect_refused(WORDS("sort", "-o", "f", "f"), "sort '-o' writes a file");
+    expect_refused(WORDS("sort", "-rno", "f"), "writes a file");
+    expect_refused(WORDS("sort", "--output=x"), "writes a file");
+    expect_refused(WORDS("sort", "--compress-program=sh"), "runs a program");
+    expect_refused(WORDS("uniq", "-c", "in.txt", "out.txt"), "second operand 'out.txt'");
+    expect_refused(WORDS("awk", "{ system(\"rm x\") }"), "system()");
+    expect_refused(WORDS("awk", "{ print | \"sh\" }"), "pipes");
+    expect_refused(WORDS("awk", "BEGIN { \"id\" | getline x }"), "pipes");
+    expect_refused(WORDS("awk", "{ print > \"out.txt\" }"), "redirects output");
+    expect_refused(WORDS("awk", "-F", ",", "{ print >> \"o\" }", "in.csv"), "redirects output");
+    expect_refused(WORDS("awk", "-l", "ext", "{print}"), "extension library");
+    expect_refused(WORDS("awk", "@load \"x\"; {print}"), "loads code");
+    expect_refused(WORDS("xargs", "rm"), "xargs runs 'rm', which is not in the tool registry");
+    expect_refused(WORDS("xargs", "-n", "1", "gerp", "x"), "(did you mean 'grep'?)");
+    expect_refused(WORDS("xargs", "-0", "sed", "-i", "s/a/b/"), "sed '-i'");
+    expect_refused(WORDS("xargs", "xargs", "rm"), "'rm'");
+    expect_refused(WORDS("file", "-C", "-m", "magic"), "compiled magic");
+}
+
+static void test_ordinary_uses_allowed(void **state) {
+    (void)state;
+    expect_allowed(WORDS("find", ".", "-name", "*.c", "-type", "f", "-mtime", "-7"));
+    expect_allowed(WORDS("sed", "-n", "s/a/b/p", "f"));
+    expect_allowed(WORDS("sed", "-e", "-i", "f")); /* "-i" is the script here */
+    expect_allowed(WORDS("sed", "-E", "s/(x)/\\1/"));
+    expect_allowed(WORDS("sort", "-t", "o", "-k2,2nr", "f"));
+    expect_allowed(WORDS("sort", "-rn"));
+    expect_allowed(WORDS("uniq", "-c", "-f", "2", "in.txt"));
+    expect_allowed(WORDS("awk", "-F|", "{ print $2 }"));
+    expect_allowed(WORDS("awk", "-F", "|", "-v", "OFS=|", "$3 > 10 || $1 == \"x\" { print $1, $3 }", "a|b.txt"));
+    expect_allowed(WORDS("awk", "{ n = split($0, a, \"|\"); if ($0 ~ /a|b/) print n }"));
+    expect_allowed(WORDS("awk", "{ s += $2 } END { print s / NR }"));
+    expect_allowed(WORDS("xargs", "wc", "-l"));
+    expect_allowed(WORDS("xargs", "-I", "{}", "grep", "-l", "main", "{}"));
+    expect_allowed(WORDS("xargs"));
+    expect_allowed(WORDS("file", "-b", "x"));
+}
+
 /* ------------------------------------------------------------ normalize */
 
 static char *normalized(const char *text) {
@@ -269,6 +348,8 @@ int main(void) {
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_empty_plan_and_text_fields),
         cmocka_unit_test(test_hostile_command_shown_safely),
+        cmocka_unit_test(test_side_effects_refused),
+        cmocka_unit_test(test_ordinary_uses_allowed),
         cmocka_unit_test(test_lone_uniq_gets_sort),
         cmocka_unit_test(test_uniq_fed_by_other_task_gets_sort_between),
         cmocka_unit_test(test_uniq_after_sort_untouched),
