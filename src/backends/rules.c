@@ -576,6 +576,14 @@ static bool looks_like_file(const char *s) {
     return strcasecmp(base, "e.g") != 0 && strcasecmp(base, "i.e") != 0 && strcasecmp(base, "etc.") != 0;
 }
 
+/* A path that starts with '-' would read as an option: "./-x" names the same file. */
+static char *operand(char *path) {
+    if (!path || path[0] != '-') return path;
+    char *safe = agx_sprintf("./%s", path);
+    free(path);
+    return safe;
+}
+
 static char *set_str(analysis *a, char **dst, char *value) {
     if (!value) {
         a->oom = true;
@@ -616,24 +624,24 @@ static void extract_paths(analysis *a) {
         if (strpbrk(t, "*?") && n > 1) {
             if (slash && slash != t) {
                 *slash = '\0';
-                if (!a->dir) set_str(a, &a->dir, agx_strdup(t));
+                if (!a->dir) set_str(a, &a->dir, operand(agx_strdup(t)));
                 set_str(a, &a->glob, agx_strdup(slash + 1));
             } else {
                 set_str(a, &a->glob, agx_strdup(t));
             }
         } else if (n > 1 && t[n - 1] == '/') {
             t[n - 1] = '\0';
-            if (!a->dir) set_str(a, &a->dir, agx_strdup(t));
+            if (!a->dir) set_str(a, &a->dir, operand(agx_strdup(t)));
         } else if ((strcmp(t, ".") == 0 || strcmp(t, "..") == 0 || strcmp(t, "~") == 0) && after_in) {
             if (!a->dir) set_str(a, &a->dir, agx_strdup(t));
         } else if (looks_like_file(t) && !(slash == NULL && t[0] == '.')) {
             if (a->n_files < MAX_ITEMS && !(a->n_files && strcmp(a->files[a->n_files - 1], t) == 0)) {
-                a->files[a->n_files] = agx_strdup(t);
+                a->files[a->n_files] = operand(agx_strdup(t));
                 if (!a->files[a->n_files]) a->oom = true;
                 a->n_files++;
             }
         } else if (slash && after_in) {
-            if (!a->dir) set_str(a, &a->dir, agx_strdup(t));
+            if (!a->dir) set_str(a, &a->dir, operand(agx_strdup(t)));
         } else if (slash && t[0] == '/' && n > 1) {
             if (a->n_files < MAX_ITEMS && (a->files[a->n_files] = agx_strdup(t))) a->n_files++;
         }
@@ -886,7 +894,7 @@ static void extract_slots(analysis *a) {
                 bool ok = !is_stopword(d) && !looks_like_file(d) && !strpbrk(d, "*?") &&
                           !is_not_dir(d) && !(id == S_DIR_IN_WORD && number_value(d) > 0);
                 if (ok)
-                    a->dir = d;
+                    a->dir = operand(d);
                 else
                     free(d);
             }
@@ -1287,9 +1295,14 @@ static void compose_from_registry(analysis *a, const agx_registry *reg) {
     }
     if (!best) return;
     step *st = add_step(a, best->id);
-    for (size_t i = 0; i < a->n_quoted; i++)
+    for (size_t i = 0; i < a->n_quoted; i++) {
+        /* quoted text is data: never let it become an option of the tool */
+        if (a->text[a->quoted[i].start + 1] == '-') continue;
         argf(a, st, agx_strndup(a->text + a->quoted[i].start + 1, a->quoted[i].end - a->quoted[i].start - 2));
-    for (size_t i = 0; i < a->n_files; i++) arg(a, st, a->files[i]);
+    }
+    /* uniq's second operand is its output file: give it one input at most */
+    size_t n_files = strcmp(best->id, "uniq") == 0 && a->n_files > 1 ? 1 : a->n_files;
+    for (size_t i = 0; i < n_files; i++) arg(a, st, a->files[i]);
 }
 
 /* ------------------------------------------------------------- the backend */
@@ -1448,6 +1461,18 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
         s = agx_plan_add_task(&out->plan, a.steps[i].tool, (const char *const *)a.steps[i].args,
                               a.steps[i].n_args, i == 0 ? 0 : (int)i, err);
         if (s != AGX_OK) goto done;
+    }
+    if (ctx && ctx->registry) {
+        /* zero trust in itself too: a plan the validator refuses is declined, not returned */
+        agx_plan_limits limits = agx_plan_limits_default();
+        limits.max_tasks = max_tasks;
+        agx_error verr;
+        if (agx_plan_validate(&out->plan, ctx->registry, &limits, NULL, &verr) != AGX_OK) {
+            s = agx_error_set(err, AGX_ERR_PARSE, "the rules planner could not build a valid plan for "
+                                                  "'%.120s' (%s); rephrase it or configure a model",
+                              instruction, verr.message);
+            goto done;
+        }
     }
     out->meta.model = agx_strdup("rules");
     out->meta.backend = agx_strdup("rules");
