@@ -1281,7 +1281,9 @@ static void compose_from_registry(analysis *a, const agx_registry *reg) {
     const agx_tool *best = NULL;
     size_t best_len = 0;
     for (size_t t = 0; t < reg->count; t++) {
-        bool skip = false;
+        /* uniq's second operand is its output file, and the phrase tables already
+         * cover every use of it ("unique", "duplicates", "count occurrences") */
+        bool skip = strcmp(reg->tools[t].id, "uniq") == 0;
         for (size_t k = 0; k < sizeof needs_program / sizeof needs_program[0]; k++)
             skip |= a->n_quoted == 0 && strcmp(reg->tools[t].id, needs_program[k]) == 0;
         if (skip) continue;
@@ -1300,9 +1302,7 @@ static void compose_from_registry(analysis *a, const agx_registry *reg) {
         if (a->text[a->quoted[i].start + 1] == '-') continue;
         argf(a, st, agx_strndup(a->text + a->quoted[i].start + 1, a->quoted[i].end - a->quoted[i].start - 2));
     }
-    /* uniq's second operand is its output file: give it one input at most */
-    size_t n_files = strcmp(best->id, "uniq") == 0 && a->n_files > 1 ? 1 : a->n_files;
-    for (size_t i = 0; i < n_files; i++) arg(a, st, a->files[i]);
+    for (size_t i = 0; i < a->n_files; i++) arg(a, st, a->files[i]);
 }
 
 /* ------------------------------------------------------------- the backend */
@@ -1430,12 +1430,14 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
     }
     if (!a.oom) compose(&a);
     const char *missing = NULL; /* a tool the phrase tables chose that the registry lacks */
+    bool from_registry = false; /* planned from the registry's patterns with the user's quoted args */
     for (size_t i = 0; ctx && ctx->registry && i < a.n_steps && !missing; i++)
         if (!agx_registry_find(ctx->registry, a.steps[i].tool)) missing = a.steps[i].tool;
     if (!a.oom && (a.n_steps == 0 || missing) && ctx && ctx->registry) {
         analysis_clear_steps(&a);
         compose_from_registry(&a, ctx->registry);
         if (a.n_steps) missing = NULL;
+        from_registry = a.n_steps > 0;
     }
     if (a.oom) {
         s = agx_error_set(err, AGX_ERR_NOMEM, "out of memory planning '%.80s'", instruction);
@@ -1468,9 +1470,13 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
         limits.max_tasks = max_tasks;
         agx_error verr;
         if (agx_plan_validate(&out->plan, ctx->registry, &limits, NULL, &verr) != AGX_OK) {
-            s = agx_error_set(err, AGX_ERR_PARSE, "the rules planner could not build a valid plan for "
-                                                  "'%.120s' (%s); rephrase it or configure a model",
-                              instruction, verr.message);
+            if (from_registry) /* the user's own arguments were refused */
+                s = agx_error_set(err, AGX_ERR_PARSE, "the arguments given for '%s' are not allowed in a "
+                                                      "plan (%s)", a.steps[0].tool, verr.message);
+            else
+                s = agx_error_set(err, AGX_ERR_PARSE, "the rules planner could not build a valid plan "
+                                                      "for '%.120s' (%s); rephrase it or configure a model",
+                                  instruction, verr.message);
             goto done;
         }
     }

@@ -294,6 +294,15 @@ static void test_registry_patterns_and_missing_tools(void **state) {
     assert_string_equal(got, "frob [x]");
     free(got);
     agx_generated_plan_free(&gp);
+    /* arguments the validator refuses (a command run from awk) are declined */
+    char *awk_patterns[] = {"crunch the numbers"};
+    agx_tool awk_tools[] = {{"awk", "awk", "Pattern scanning", awk_patterns, 1, ok, 1}};
+    agx_registry awk_reg = {awk_tools, 1, 1};
+    assert_int_equal(plan_for(b, &awk_reg, "crunch the numbers with 'BEGIN {system(\"id\")}'", NULL, &gp,
+                              &err),
+                     AGX_ERR_PARSE);
+    assert_non_null(strstr(err.message, "not allowed"));
+    assert_int_equal(gp.plan.n_tasks, 0);
     /* grep is not in this registry */
     assert_int_equal(plan_for(b, &reg, "lines containing ERROR", "x\n", &gp, &err), AGX_ERR_PARSE);
     assert_non_null(strstr(err.message, "'grep'"));
