@@ -28,7 +28,7 @@ typedef enum {
     F_CSV, F_TSV, F_COLON, F_UNSUPPORTED, F_COUNT_FILES, F_TYPE_FILES, F_SEARCHY,
     F_DIRS, F_REGEX, F_SKIP_HEADER, F_SUM, F_AVERAGE, F_LARGEST, F_SMALLEST, F_EMPTY_FILES,
     F_BY_SIZE, F_BY_TIME, F_DUPS, F_EMPTY_DIRS, F_OLDEST, F_WHICH_MOST, F_ONE_FILE, F_TRAILING_WS,
-    F_LEADING_WS, F_SQUEEZE,
+    F_LEADING_WS, F_SQUEEZE, F_EACH_ITEM, F_SHOW_HEADER,
     F_NFLAGS
 } flag_id;
 
@@ -99,6 +99,9 @@ static const char *const flag_regex[F_NFLAGS] = {
                   "\\bmost\\s+recently\\s+(?:modified|changed|updated|edited)\\b|"
                   "\\b(?:newest|latest|oldest)\\s+(?:\\d+\\s+)?files?\\b",
     [F_OLDEST] = "\\boldest\\b",
+    [F_EACH_ITEM] = "\\b(?:each|every|all(?:\\s+the)?)\\s+(?:items?|objects?|elements?|entries|records)\\b",
+    [F_SHOW_HEADER] = "\\b(?:show|print|get|display|see|read)\\s+(?:me\\s+)?(?:only\\s+)?(?:the\\s+)?"
+                      "(?:header(?:\\s+line|\\s+row)?|headers|column\\s+names)\\b",
     [F_ONE_FILE] = "\\b(?:the\\s+)?(?:largest|biggest|smallest|newest|oldest|latest)\\s+file\\b(?!s)",
     [F_TRAILING_WS] = "\\b(?:trailing|ending|end-of-line)\\s+(?:white\\s*space|spaces|blanks)\\b",
     [F_LEADING_WS] = "\\b(?:leading|starting)\\s+(?:white\\s*space|spaces|blanks)\\b|"
@@ -145,7 +148,9 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_REPLACE] = "\\b(?:replace|substitute|swap)\\s+(?:all\\s+)?(?:occurrences\\s+of\\s+)?" TERM
                   "\\s+(?:with|by|to|into|for)\\s+" TERM,
     [S_JSON_KEY] = "(?:\\b(?:field|key|property|attribute|value\\s+of)\\s+(?!\\d)" TERM
-                   "|(?:^|\\s)(\\.[A-Za-z_][\\w.]*)|\\b([A-Za-z_][\\w-]*)\\s+(?:field|key|property|attribute)\\b)",
+                   "|(?:^|\\s)(\\.[A-Za-z_][\\w.]*)|\\b([A-Za-z_][\\w-]*)\\s+(?:field|key|property|attribute)\\b"
+                   "|\\b([A-Za-z_][\\w-]*)\\s+(?:of|from|in)\\s+(?:each|every|all(?:\\s+the)?)\\s+"
+                   "(?:items?|objects?|elements?|entries|records)\\b)",
     [S_NAMED] = "\\bfiles?\\s+(named|called|matching|ending\\s+(?:in|with)|with\\s+(?:the\\s+)?"
                 "(?:extension|suffix|name))\\s+" TERM,
     [S_EXT_DOT] = "(?:^|\\s)\\*?(\\.[A-Za-z0-9]{1,8})\\s+(?:source\\s+)?files?\\b",
@@ -354,7 +359,7 @@ typedef struct {
     long longer_than, shorter_than;   /* awk 'length($0) > N' */
     bool term_regex;                  /* the term is an extended regex (grep -E) */
     const char *delete_set;           /* tr -d SET */
-    bool piped, log_input, json_input;
+    bool piped, log_input, json_input, json_array;
     step steps[MAX_STEPS];
     size_t n_steps;
     bool oom;
@@ -807,7 +812,8 @@ static void extract_slots(analysis *a) {
     }
     if (a->flag[F_JSON] || a->json_input) {
         if (match_from(a, rb->slots[S_JSON_KEY], 0)) {
-            int g = group(a, 1, &s, &e) ? 1 : group(a, 2, &s, &e) ? 2 : 3;
+            int g = 1;
+            while (g < 4 && !group(a, g, &s, &e)) g++;
             char *k = group_dup(a, g, NULL);
             if (k) {
                 strip_trailing_punct(k);
@@ -877,6 +883,7 @@ static void extract_slots(analysis *a) {
         if (a->flag[F_FIRST_LINE] && !a->flag[F_SKIP_HEADER]) a->first_n = 1;
         else if (a->flag[F_WHICH_MOST]) a->first_n = 1; /* "which IP made the most requests" */
         else if (a->flag[F_ONE_FILE]) a->first_n = 1;   /* "the newest file" */
+        else if (a->flag[F_SHOW_HEADER]) a->first_n = 1; /* "show the header of data.csv" */
         else if (a->flag[F_LAST_LINE]) a->last_n = 1;
     }
     extract_paths(a);
@@ -950,7 +957,7 @@ static const char *count_flag(const analysis *a) {
 static void compose(analysis *a) {
     const bool *f = a->flag;
     bool per_file = f[F_PER_FILE] && (f[F_COUNT] || a->term);
-    bool per_item = f[F_PER_ITEM] && !per_file && !a->occurrences_of_term;
+    bool per_item = f[F_PER_ITEM] && !per_file && !a->occurrences_of_term && !a->json_key;
     bool source_find = false, source_grep = false, files_used = false, ls_sorted = false;
     char delim = f[F_CSV] ? ',' : f[F_TSV] ? '\t' : f[F_COLON] ? ':' : 0;
     if (!delim)
@@ -1046,11 +1053,16 @@ static void compose(analysis *a) {
         ls_sorted = f[F_BY_SIZE] || f[F_BY_TIME]; /* ls did the sorting */
     }
 
-    /* json */
+    /* json: a key (of every element when the input is an array), keys, length, pretty */
+    bool json = f[F_JSON] || a->json_input, json_counted = false;
     if (a->json_key) {
         step *st = add_step(a, "jq");
         arg(a, st, "-r");
-        argf(a, st, agx_sprintf(".%s", a->json_key));
+        argf(a, st, agx_sprintf("%s.%s", a->json_array || f[F_EACH_ITEM] ? ".[]" : "", a->json_key));
+    } else if (json && f[F_COUNT] && !f[F_LINES] && !f[F_WORDS] && !f[F_CHARS] && !f[F_BYTES] &&
+               !f[F_FILES] && !a->term && !per_item) {
+        arg(a, add_step(a, "jq"), "length");
+        json_counted = true;
     } else if (f[F_KEYS] && (f[F_JSON] || a->json_input)) {
         arg(a, add_step(a, "jq"), "keys");
     } else if (f[F_PRETTY] && (f[F_JSON] || a->json_input)) {
@@ -1194,7 +1206,7 @@ static void compose(analysis *a) {
     }
 
     /* count */
-    if (f[F_COUNT] && !per_item && !per_file && !f[F_SUM] && !f[F_AVERAGE]) {
+    if (f[F_COUNT] && !per_item && !per_file && !f[F_SUM] && !f[F_AVERAGE] && !json_counted) {
         if (source_find && (f[F_LINES] || f[F_WORDS] || f[F_CHARS] || f[F_BYTES]) && !f[F_COUNT_FILES]) {
             step *st = add_step(a, "xargs");
             arg(a, st, "wc");
@@ -1397,6 +1409,7 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
         const char *ex = in->excerpt;
         while (isspace((unsigned char)*ex)) ex++;
         a.json_input = *ex == '{' || *ex == '[';
+        a.json_array = *ex == '[';
         a.log_input = pcre2_match(rb->log_line, (PCRE2_SPTR)in->excerpt, strlen(in->excerpt), 0, 0,
                                   a.md, NULL) >= 0;
     }
