@@ -28,7 +28,7 @@ typedef enum {
     F_CSV, F_TSV, F_COLON, F_UNSUPPORTED, F_COUNT_FILES, F_TYPE_FILES, F_SEARCHY,
     F_DIRS, F_REGEX, F_SKIP_HEADER, F_SUM, F_AVERAGE, F_LARGEST, F_SMALLEST, F_EMPTY_FILES,
     F_BY_SIZE, F_BY_TIME, F_DUPS, F_EMPTY_DIRS, F_OLDEST, F_WHICH_MOST, F_ONE_FILE, F_TRAILING_WS,
-    F_LEADING_WS, F_SQUEEZE, F_EACH_ITEM, F_SHOW_HEADER, F_FILE_SIZES,
+    F_LEADING_WS, F_SQUEEZE, F_EACH_ITEM, F_SHOW_HEADER, F_FILE_SIZES, F_HOW_MANY_TIMES, F_LINE_LENGTH,
     F_NFLAGS
 } flag_id;
 
@@ -60,7 +60,7 @@ static const char *const flag_regex[F_NFLAGS] = {
                 "(?:all\\s+|the\\s+|any\\s+)*(?:blank|empty)\\s+lines?\\b|\\bnon-?(?:blank|empty)\\s+lines?\\b",
     [F_UPPER] = "\\b(?:upper[- ]?case|capitali[sz]e|to\\s+upper|all\\s+caps)\\b",
     [F_LOWER] = "\\b(?:lower[- ]?case|to\\s+lower)\\b",
-    [F_LIST] = "\\b(?:list|ls|show|display|what|which)\\b(?:\\s+(?:all|the|every|of|are|is|in|me|hidden|my))*\\s+"
+    [F_LIST] = "\\b(?:list|ls|show|display|what|which)\\b(?:\\s+(?:all|the|every|of|are|is|in|me|hidden|my|only))*\\s+"
                "(?:files?|director(?:y|ies)|folders?|contents\\s+of\\s+(?:the\\s+)?(?:directory|folder|dir))\\b",
     [F_LONG] = "\\b(?:details?|detailed|long\\s+format|sizes?|permissions|owners?|timestamps?)\\b",
     [F_HIDDEN] = "\\b(?:hidden|dot\\s*files|including\\s+hidden)\\b",
@@ -82,7 +82,7 @@ static const char *const flag_regex[F_NFLAGS] = {
                       "(?:delete|remove|rm)\\s+(?:the\\s+|all\\s+|those\\s+|these\\s+)?"
                       "(?:files?|director(?:y|ies)|folders?))\\b",
     [F_SEARCHY] = "\\b(?:find|search|grep|show|print|list|lines?|count|which|where|look|get|display|"
-                  "filter|match\\w*|contain\\w*|occurrences?)\\b",
+                  "filter|match\\w*|contain\\w*|occurrences?|how\\s+many|how\\s+often|appears?|occurs?)\\b",
     [F_DIRS] = "\\b(?:directories|folders|subdirectories|subfolders|dirs)\\b",
     [F_REGEX] = "\\b(?:regex(?:p|es)?|regular\\s+expressions?|extended\\s+pattern)\\b",
     [F_SKIP_HEADER] = "\\b(?:skip|skipping|remove|drop|without|ignore|ignoring|delete|strip|exclude|excluding)\\s+"
@@ -101,6 +101,9 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_OLDEST] = "\\boldest\\b",
     [F_FILE_SIZES] = "\\b(?:sizes?\\s+of\\s+(?:each|every|all(?:\\s+the)?|the)\\s+files?|file\\s+sizes|"
                      "how\\s+(?:big|large)\\s+(?:each|every|the)\\s+files?\\s+(?:is|are))\\b",
+    [F_HOW_MANY_TIMES] = "\\bhow\\s+(?:many\\s+times|often)\\b",
+    [F_LINE_LENGTH] = "\\b(?:characters?|chars?|length)\\s+(?:in|of|on)\\s+(?:each|every)\\s+line\\b|"
+                      "\\bline\\s+lengths?\\b|\\blength\\s+of\\s+(?:each|every)\\s+line\\b",
     [F_EACH_ITEM] = "\\b(?:each|every|all(?:\\s+the)?)\\s+(?:items?|objects?|elements?|entries|records)\\b",
     [F_SHOW_HEADER] = "\\b(?:show|print|get|display|see|read)\\s+(?:me\\s+)?(?:only\\s+)?(?:the\\s+)?"
                       "(?:header(?:\\s+line|\\s+row)?|headers|column\\s+names)\\b",
@@ -129,7 +132,8 @@ typedef enum {
     S_TERM_CAPS_NOUN, S_TERM_FIND_CAPS, S_TERM_FOR, S_TERM_STATUS,
     S_TERM_START, S_TERM_END, S_TERM_ANY_CAPS,
     S_TERM_EMPTY, S_OR_TERM, S_SIZE, S_MTIME, S_LINE_RANGE, S_LINE_ONE, S_LONGER, S_FIELDS_RANGE,
-    S_FIELDS_LIST, S_CONVERT_CHARS, S_LINE_ORD, S_DELETE_CLASS, S_LAST_N2, S_CHARS_RANGE,
+    S_FIELDS_LIST, S_CONVERT_CHARS, S_LINE_ORD, S_DELETE_CLASS, S_LAST_N2, S_CHARS_RANGE, S_EXT_PAIR,
+    S_AFTER_LINE,
     S_NSLOTS
 } slot_id;
 
@@ -157,9 +161,13 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_NAMED] = "\\bfiles?\\s+(named|called|matching|ending\\s+(?:in|with)|with\\s+(?:the\\s+)?"
                 "(?:extension|suffix|name))\\s+" TERM,
     [S_EXT_DOT] = "(?:^|\\s)\\*?(\\.[A-Za-z0-9]{1,8})\\s+(?:source\\s+)?files?\\b",
+    [S_EXT_PAIR] = "(?:^|\\s)\\*?(\\.[A-Za-z0-9]{1,8})\\s*(?:and|or|&|,)\\s*\\*?(\\.[A-Za-z0-9]{1,8})\\s+"
+                   "(?:source\\s+)?files?\\b",
+    [S_AFTER_LINE] = "\\b(?:everything|all|lines?|the\\s+rest)\\s+(after|following|past|from|starting\\s+at)\\s+"
+                     "line\\s+(?:number\\s+)?(\\d+)\\b",
     [S_EXT_WORD] = "\\b(c|c\\+\\+|cpp|python|rust|go|golang|markdown|json|yaml|yml|shell|bash|"
                    "javascript|js|typescript|ts|java|ruby|header|text|txt|log|csv|html|css|toml|xml|"
-                   "php|perl|sql)\\s+(?:source\\s+)?files?\\b",
+                   "php|perl|sql)\\s+(?:source\\s+)?(?:files?|scripts?|sources?)\\b",
     [S_FIRST_N] = "\\b(?:first|top|head|leading|opening)\\s+" NUM "\\b",
     [S_MOST_N] = "\\b" NUM "\\s+(?:most|least|top|highest|lowest|biggest|largest|smallest|newest|oldest|"
                  "latest|longest|shortest)\\b",
@@ -362,7 +370,7 @@ typedef struct {
     bool invert, occurrences_of_term;
     char *files[MAX_ITEMS];
     size_t n_files;
-    char *dir, *glob;
+    char *dir, *glob, *glob2;
     bool named_exact;
     long first_n, last_n, field, sort_key;
     bool field_last;
@@ -371,6 +379,7 @@ typedef struct {
     long fields[2];                   /* "columns 1 and 3" */
     long fields_upto;                 /* "first 3 columns" */
     long chars_upto;                  /* "first 5 characters": cut -c1-N */
+    long from_line;                   /* "everything after line 10": tail -n +11 */
     char *find_size, *find_time_flag, *find_time; /* find -size / -mtime|-mmin predicates */
     long line_from, line_to;          /* sed -n 'A,Bp' */
     long longer_than, shorter_than;   /* awk 'length($0) > N' */
@@ -746,6 +755,18 @@ static void extract_slots(analysis *a) {
         free(k);
         free(n);
     }
+    if (match_from(a, rb->slots[S_AFTER_LINE], 0)) { /* tail -n +N */
+        char *how = group_dup(a, 1, NULL), *k = group_dup(a, 2, NULL);
+        long v = k ? number_value(k) : -1;
+        if (how && v > 0) {
+            bool inclusive = strncasecmp(how, "from", 4) == 0 || strncasecmp(how, "starting", 8) == 0;
+            a->from_line = inclusive ? v : v + 1;
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            mark_used(a, ov[0], ov[1]);
+        }
+        free(how);
+        free(k);
+    }
     if (match_from(a, rb->slots[S_LINE_ORD], 0)) { /* "the third line"; first/last are head/tail */
         char *k = group_dup(a, 1, NULL);
         long v = k && strcasecmp(k, "last") != 0 ? number_value(k) : -1;
@@ -828,6 +849,17 @@ static void extract_slots(analysis *a) {
         free(kind);
         free(name);
     }
+    if (!a->glob && match_from(a, rb->slots[S_EXT_PAIR], 0)) { /* ".c and .h files" */
+        char *x = group_dup(a, 1, NULL), *y = group_dup(a, 2, NULL);
+        if (x && y) {
+            set_str(a, &a->glob, agx_sprintf("*%s", x));
+            set_str(a, &a->glob2, agx_sprintf("*%s", y));
+        }
+        free(x);
+        free(y);
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+        mark_used(a, ov[0], ov[1]);
+    }
     if (!a->glob && match_from(a, rb->slots[S_EXT_DOT], 0)) {
         char *ext = group_dup(a, 1, NULL);
         if (ext) set_str(a, &a->glob, agx_sprintf("*%s", ext));
@@ -858,6 +890,8 @@ static void extract_slots(analysis *a) {
         }
     }
     extract_term(a);
+    /* "how many times does 'foo' appear": count the matches, not every line */
+    if (a->term && a->flag[F_HOW_MANY_TIMES] && !a->invert) a->occurrences_of_term = a->flag[F_COUNT] = true;
     /* sort key ("sort by the second column") before plain column extraction */
     if (match_from(a, rb->slots[S_SORT_KEY], 0)) {
         int g = group(a, 2, &s, &e) ? 2 : 3;
@@ -1034,6 +1068,7 @@ static void compose(analysis *a) {
         step *st = add_step(a, "grep");
         if (k > 1) arg(a, st, flags);
         if (recursive && a->glob) argf(a, st, agx_sprintf("--include=%s", a->glob));
+        if (recursive && a->glob2) argf(a, st, agx_sprintf("--include=%s", a->glob2));
         if (a->term[0] == '-') arg(a, st, "-e");
         arg(a, st, a->term);
         if (recursive) arg(a, st, a->dir ? a->dir : ".");
@@ -1056,12 +1091,15 @@ static void compose(analysis *a) {
         ls_sorted = true;
     } else if (a->n_files == 0 && !a->piped &&
                (a->glob || f[F_COUNT_FILES] || f[F_EMPTY_FILES] ||
-                (f[F_PER_FILE] && f[F_COUNT] && a->dir) || (f[F_TYPE_FILES] && !f[F_LIST]) ||
+                (f[F_PER_FILE] && f[F_COUNT] && !a->term) || (f[F_TYPE_FILES] && !f[F_LIST]) ||
                 ((a->find_size || a->find_time) && f[F_FILES]) ||
                 (f[F_DIRS] && (f[F_LIST] || f[F_COUNT] || f[F_TYPE_FILES])))) {
         step *st = add_step(a, "find");
         arg(a, st, a->dir ? a->dir : ".");
-        if (a->glob) {
+        if (a->glob && a->glob2) { /* ( -name A -o -name B ) */
+            const char *alt[] = {"(", "-name", a->glob, "-o", "-name", a->glob2, ")"};
+            for (size_t i = 0; i < sizeof alt / sizeof alt[0]; i++) arg(a, st, alt[i]);
+        } else if (a->glob) {
             arg(a, st, "-name");
             arg(a, st, a->glob);
         }
@@ -1128,6 +1166,8 @@ static void compose(analysis *a) {
                                 : agx_sprintf("length($0) < %ld", a->shorter_than));
 
     if (a->chars_upto > 0) argf(a, add_step(a, "cut"), agx_sprintf("-c1-%ld", a->chars_upto));
+    bool line_length = f[F_LINE_LENGTH] && a->chars_upto <= 0;
+    if (line_length) arg(a, add_step(a, "awk"), "{print length($0)}");
     /* sum or average a column (awk), else extract it */
     if ((f[F_SUM] || f[F_AVERAGE]) && !source_find) {
         const char *col = a->field_last ? "$NF" : NULL;
@@ -1241,7 +1281,11 @@ static void compose(analysis *a) {
     }
 
     /* limit */
-    if (a->line_from > 0) {
+    if (a->from_line > 0) {
+        step *st = add_step(a, "tail");
+        arg(a, st, "-n");
+        argf(a, st, agx_sprintf("+%ld", a->from_line));
+    } else if (a->line_from > 0) {
         step *st = add_step(a, "sed");
         arg(a, st, "-n");
         argf(a, st, a->line_from == a->line_to ? agx_sprintf("%ldp", a->line_from)
@@ -1253,7 +1297,8 @@ static void compose(analysis *a) {
     }
 
     /* count */
-    if (f[F_COUNT] && !per_item && !per_file && !f[F_SUM] && !f[F_AVERAGE] && !json_counted) {
+    if (f[F_COUNT] && !per_item && !per_file && !f[F_SUM] && !f[F_AVERAGE] && !json_counted &&
+        !line_length) {
         if (source_find && (f[F_LINES] || f[F_WORDS] || f[F_CHARS] || f[F_BYTES]) && !f[F_COUNT_FILES]) {
             step *st = add_step(a, "xargs");
             arg(a, st, "wc");
@@ -1378,6 +1423,7 @@ static void analysis_free(analysis *a) {
     for (size_t i = 0; i < a->n_files; i++) free(a->files[i]);
     free(a->dir);
     free(a->glob);
+    free(a->glob2);
     free(a->replace_from);
     free(a->replace_to);
     free(a->json_key);
