@@ -29,7 +29,7 @@ if [ "${AGX_SKIP_FUZZ:-0}" != 1 ] && ls tests/fuzz/fuzz_*.c >/dev/null 2>&1; the
     corpus="tests/fuzz/corpus/${name#fuzz_}"
     mkdir -p "build-fuzz/corpus-$name"
     echo "-- $name (${AGX_FUZZ_SECS:-60}s)"
-    "$f" -max_total_time="${AGX_FUZZ_SECS:-60}" -rss_limit_mb=2048 "build-fuzz/corpus-$name" \
+    "$f" -max_total_time="${AGX_FUZZ_SECS:-60}" -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ "build-fuzz/corpus-$name" \
       $( [ -d "$corpus" ] && echo "$corpus" ) 2>&1 | tail -3
   done
 fi

@@ -220,7 +220,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fclose(fp);
         agx_tokenizer *t = NULL;
         if (agx_tokenizer_load_json(json_path, &t, &err) == AGX_OK) {
-            if (agx_tokenizer_encode(t, "Hello <s> w\xc3\xb6rld 123", 22, true, true, &ids, &n, &err) != AGX_OK) abort();
+            static const char probe[] = "Hello <s> w\xc3\xb6rld 123";
+            if (agx_tokenizer_encode(t, probe, sizeof probe - 1, true, true, &ids, &n, &err) != AGX_OK) abort();
             if (agx_tokenizer_decode(t, ids, n, false, &out, &outn, &err) != AGX_OK) abort();
             agx_tokenizer_free(t);
         }
