@@ -1,15 +1,18 @@
 /* bench_grammar.c — cost of grammar-constrained decoding on a real vocabulary:
  * builds the token trie from the Qwen2 tokenizer (151936 ids), then generates
- * whole plans against the plan schema choosing randomly among the allowed tokens
+ * whole plans against the registry's plan schema choosing randomly among the allowed tokens
  * (forced spans appended without sampling, as the sampler does) and reports the
  * mask time per step by where the step is (start, object/array structure, inside
  * the command enum, inside an argument string), plus forced-span and completion
  * costs.
  *
- *   bench_grammar [--tokenizer PATH/tokenizer.json] [--plans N] [--seed S]
+ *   bench_grammar [--gguf vocab.gguf | --tokenizer tokenizer.json] [--plans N] [--seed S]
  *
- * The vocabulary comes from tokenizer.json via jansson (GPT-2 byte alphabet
- * decoded to raw bytes); default path: $AGX_REF_DIR/tokenizer/json/qwen2/. */
+ * The vocabulary comes from a vocab GGUF (gpt2 byte-level BPE or llama
+ * SentencePiece) through the GGUF reader (default
+ * $AGX_REF_DIR/tokenizer/qwen2.vocab.gguf, AGX_REF_DIR defaulting to
+ * /work/shared/ref) or from a HF tokenizer.json via jansson; either way the GPT-2
+ * byte alphabet is decoded to raw bytes and control tokens are left empty. */
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,7 +20,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "agx/gguf.h"
 #include "agx/grammar.h"
+#include "agx/planner.h"
+#include "agx/registry.h"
 #include "engine/grammar_internal.h"
 
 static double now_us(void) {
@@ -34,6 +40,35 @@ typedef struct vocab_src {
     size_t n_eog;
 } vocab_src;
 
+/* GPT-2 byte-level alphabet: code point -> byte (-1: not in the alphabet). */
+static void gpt2_u2b(int u2b[512]) {
+    for (int i = 0; i < 512; i++) u2b[i] = -1;
+    int extra = 0;
+    for (int b = 0; b < 256; b++) {
+        int keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+        u2b[keep ? b : 256 + extra++] = b;
+    }
+}
+
+/* Decodes one GPT-2-alphabet token text into raw bytes; NULL when it is not. */
+static char *gpt2_decode(const char *s, size_t kl, const int u2b[512], size_t *olen) {
+    char *out = malloc(kl + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < kl;) {
+        unsigned c = (unsigned char)s[i], cp;
+        if (c < 0x80) cp = c, i += 1;
+        else if ((c & 0xE0) == 0xC0 && i + 1 < kl) cp = (c & 0x1F) << 6 | (s[i + 1] & 0x3F), i += 2;
+        else cp = 512;
+        if (cp >= 512 || u2b[cp] < 0) {
+            free(out);
+            return NULL;
+        }
+        out[o++] = (char)u2b[cp];
+    }
+    *olen = o;
+    return out;
+}
+
 static int load_tokenizer_json(const char *path, vocab_src *vs) {
     json_error_t e;
     json_t *root = json_load_file(path, 0, &e);
@@ -43,12 +78,7 @@ static int load_tokenizer_json(const char *path, vocab_src *vs) {
     }
     json_t *vocab = json_object_get(json_object_get(root, "model"), "vocab");
     int u2b[512];
-    for (int i = 0; i < 512; i++) u2b[i] = -1;
-    int extra = 0;
-    for (int b = 0; b < 256; b++) {
-        int keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
-        u2b[keep ? b : 256 + extra++] = b;
-    }
+    gpt2_u2b(u2b);
     vs->n = 151936; /* Qwen2.5 embedding rows (ids past the vocab are padding) */
     vs->bytes = calloc(vs->n, sizeof *vs->bytes);
     vs->lens = calloc(vs->n, sizeof *vs->lens);
@@ -57,23 +87,7 @@ static int load_tokenizer_json(const char *path, vocab_src *vs) {
     json_object_foreach(vocab, key, val) {
         json_int_t id = json_integer_value(val);
         if (id < 0 || (size_t)id >= vs->n) continue;
-        size_t kl = strlen(key), o = 0;
-        char *out = malloc(kl + 1);
-        int ok = 1;
-        for (size_t i = 0; i < kl && ok;) {
-            unsigned c = (unsigned char)key[i], cp = 0;
-            if (c < 0x80) cp = c, i += 1;
-            else if ((c & 0xE0) == 0xC0 && i + 1 < kl) cp = (c & 0x1F) << 6 | (key[i + 1] & 0x3F), i += 2;
-            else ok = 0;
-            if (ok && (cp >= 512 || u2b[cp] < 0)) ok = 0;
-            if (ok) out[o++] = (char)u2b[cp];
-        }
-        if (!ok) {
-            free(out);
-            continue;
-        }
-        vs->bytes[id] = out;
-        vs->lens[id] = o;
+        vs->bytes[id] = gpt2_decode(key, strlen(key), u2b, &vs->lens[id]);
     }
     json_t *added = json_object_get(root, "added_tokens");
     for (size_t i = 0; i < json_array_size(added) && vs->n_eog < 4; i++) {
@@ -85,13 +99,96 @@ static int load_tokenizer_json(const char *path, vocab_src *vs) {
     return 0;
 }
 
-static const char *tools[] = {"ls", "find", "grep", "rg", "sort", "sed", "awk", "uniq", "wc", "head",
-                              "tail", "cut", "tr", "cat", "xargs", "du", "df", "stat", "file",
-                              "jq", "diff", "tee", "date", "basename", "dirname", "realpath",
-                              "nl", "paste", "join", "comm", "fold", "fmt", "column", "rev",
-                              "shuf", "split", "csplit", "md5sum", "sha256sum", "base64", "od",
-                              "hexdump", "strings", "tar", "gzip", "zcat", "git", "echo",
-                              "printf", "seq"};
+/* The vocabulary from a vocab GGUF (tokenizer.ggml.model = gpt2): normal tokens
+ * decoded to bytes; control, user-defined and unused tokens left empty (never
+ * allowed); EOG = eos + "<|endoftext|>"/"<|im_end|>". */
+static int load_gguf(const char *path, vocab_src *vs) {
+    agx_gguf *g;
+    agx_error err;
+    if (agx_gguf_open(path, &g, &err)) {
+        fprintf(stderr, "bench_grammar: %s\n", err.message);
+        return -1;
+    }
+    const agx_gguf_kv *toks = agx_gguf_find(g, "tokenizer.ggml.tokens");
+    const agx_gguf_kv *types = agx_gguf_find(g, "tokenizer.ggml.token_type");
+    agx_gguf_str model;
+    bool spm = false;
+    if (!toks || toks->type != AGX_GGUF_ARRAY || !agx_gguf_get_str(g, "tokenizer.ggml.model", &model) ||
+        !(agx_gguf_str_eq(model, "gpt2") || (spm = agx_gguf_str_eq(model, "llama")))) {
+        fprintf(stderr, "bench_grammar: %s is not a gpt2 or llama (SentencePiece) vocab GGUF\n", path);
+        agx_gguf_close(g);
+        return -1;
+    }
+    uint32_t eos_id = UINT32_MAX;
+    agx_gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &eos_id);
+    int u2b[512];
+    gpt2_u2b(u2b);
+    vs->n = (size_t)toks->arr_len;
+    vs->bytes = calloc(vs->n, sizeof *vs->bytes);
+    vs->lens = calloc(vs->n, sizeof *vs->lens);
+    for (size_t i = 0; i < vs->n; i++) {
+        agx_gguf_str s;
+        int64_t type = 1;
+        if (types) agx_gguf_arr_i64(types, i, &type);
+        if (!agx_gguf_arr_str(g, toks, i, &s)) continue;
+        if (i == eos_id || agx_gguf_str_eq(s, "<|endoftext|>") || agx_gguf_str_eq(s, "<|im_end|>") ||
+            agx_gguf_str_eq(s, "<|eot_id|>")) {
+            if (vs->n_eog < 4) vs->eog[vs->n_eog++] = (int32_t)i;
+            continue;
+        }
+        if (spm && type == 6 && s.len == 6) { /* <0xNN> byte token */
+            vs->bytes[i] = malloc(1);
+            vs->bytes[i][0] = (char)strtol(s.ptr + 3, NULL, 16);
+            vs->lens[i] = 1;
+            continue;
+        }
+        if (type != 1) continue; /* control / user-defined / unused */
+        if (spm) { /* "\xe2\x96\x81" (U+2581) stands for a space */
+            char *o = malloc(s.len + 1);
+            size_t n = 0;
+            for (uint64_t k = 0; k < s.len; k++) {
+                if (k + 2 < s.len && memcmp(s.ptr + k, "\xe2\x96\x81", 3) == 0) {
+                    o[n++] = ' ';
+                    k += 2;
+                } else {
+                    o[n++] = s.ptr[k];
+                }
+            }
+            vs->bytes[i] = o;
+            vs->lens[i] = n;
+            continue;
+        }
+        vs->bytes[i] = gpt2_decode(s.ptr, (size_t)s.len, u2b, &vs->lens[i]);
+    }
+    agx_gguf_close(g);
+    return 0;
+}
+
+/* The registry's plan schema with the native backend's extension keywords
+ * (task_number = item number, input_from_task = an earlier item). */
+static char *plan_schema(void) {
+    agx_registry reg;
+    agx_error err;
+    if (agx_registry_builtin(&reg, &err)) return NULL;
+    char *base = agx_plan_schema_json(&reg, 20);
+    agx_registry_free(&reg);
+    json_t *root = base ? json_loads(base, 0, NULL) : NULL;
+    free(base);
+    json_t *props = json_object_get(
+        json_object_get(json_object_get(json_object_get(root, "properties"), "tasks"), "items"),
+        "properties");
+    if (!props) {
+        json_decref(root);
+        return NULL;
+    }
+    json_object_set_new(json_object_get(props, "task_number"), "x-agx-item-number",
+                        json_string("equal"));
+    json_object_set_new(json_object_get(props, "input_from_task"), "x-agx-item-number",
+                        json_string("below"));
+    char *out = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return out;
+}
 
 enum { C_START, C_STRUCT, C_ENUM, C_STRING, C_PENDING, C_N };
 static const char *cat_names[C_N] = {"start", "structure (keys, numbers, punctuation)",
@@ -111,41 +208,46 @@ static uint64_t rnd(uint64_t *s) {
 }
 
 int main(int argc, char **argv) {
-    const char *tok_path = NULL;
+    const char *tok_path = NULL, *gguf_path = NULL;
     int plans = 20;
     uint64_t seed = 12345;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) tok_path = argv[++i];
+        else if (!strcmp(argv[i], "--gguf") && i + 1 < argc) gguf_path = argv[++i];
         else if (!strcmp(argv[i], "--plans") && i + 1 < argc) plans = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
         else {
-            fprintf(stderr, "usage: bench_grammar [--tokenizer tokenizer.json] [--plans N] [--seed S]\n");
+            fprintf(stderr, "usage: bench_grammar [--gguf vocab.gguf | --tokenizer tokenizer.json] "
+                            "[--plans N] [--seed S]\n");
             return 2;
         }
     }
+    const char *ref = getenv("AGX_REF_DIR");
     char def[1024];
-    if (!tok_path) {
-        const char *ref = getenv("AGX_REF_DIR");
-        snprintf(def, sizeof def, "%s/tokenizer/json/qwen2/tokenizer.json",
-                 ref ? ref : "/work/shared/ref");
-        tok_path = def;
-    }
     vocab_src vs = {0};
-    if (load_tokenizer_json(tok_path, &vs)) return 1;
+    if (!tok_path && !gguf_path) {
+        snprintf(def, sizeof def, "%s/tokenizer/qwen2.vocab.gguf", ref ? ref : "/work/shared/ref");
+        gguf_path = def;
+    }
+    if (gguf_path) {
+        if (load_gguf(gguf_path, &vs)) return 1;
+        printf("vocabulary: %s\n", gguf_path);
+    } else {
+        if (load_tokenizer_json(tok_path, &vs)) return 1;
+        printf("vocabulary: %s\n", tok_path);
+    }
 
-    char schema[8192];
-    size_t o = (size_t)snprintf(schema, sizeof schema,
-                                "{\"type\":\"object\",\"properties\":{\"tasks\":{\"type\":\"array\","
-                                "\"minItems\":1,\"maxItems\":20,\"items\":{\"type\":\"object\","
-                                "\"properties\":{\"task_number\":{\"type\":\"integer\",\"minimum\":1,"
-                                "\"maximum\":20},\"command\":{\"type\":\"string\",\"enum\":[");
-    for (size_t i = 0; i < sizeof tools / sizeof *tools; i++)
-        o += (size_t)snprintf(schema + o, sizeof schema - o, "%s\"%s\"", i ? "," : "", tools[i]);
-    snprintf(schema + o, sizeof schema - o,
-             "]},\"args\":{\"type\":\"array\",\"maxItems\":16,\"items\":{\"type\":\"string\","
-             "\"maxLength\":256}},\"input_from_task\":{\"type\":\"integer\",\"minimum\":1,"
-             "\"maximum\":20}},\"required\":[\"task_number\",\"command\",\"args\"],"
-             "\"additionalProperties\":false}}},\"required\":[\"tasks\"],\"additionalProperties\":false}");
+    char *schema = plan_schema();
+    if (!schema) {
+        fprintf(stderr, "bench_grammar: cannot build the plan schema\n");
+        return 1;
+    }
+    agx_registry reg;
+    agx_error rerr;
+    size_t n_tools = agx_registry_builtin(&reg, &rerr) == AGX_OK ? reg.count : 0;
+    if (n_tools) agx_registry_free(&reg);
+    printf("plan schema: built-in registry (%zu tools), 20 tasks, 16 args of <= 256 chars\n",
+           n_tools);
 
     agx_error err;
     agx_grammar *g;
@@ -312,12 +414,44 @@ int main(int argc, char **argv) {
     }
     printf("typical 5-task plan: %zu of %zu bytes forced (%.0f%%)\n", forced_typ, tl,
            100.0 * (double)forced_typ / (double)tl);
+    /* the same plan in tokens: forced spans as agx_grammar_forced_tokens splits
+     * them, the rest as a model that picks the longest allowed token matching
+     * the text would */
+    agx_grammar_state_reset(ts);
+    size_t tok_forced = 0, tok_sampled = 0;
+    for (size_t i = 0; i < tl;) {
+        int32_t ft[512];
+        size_t fbytes;
+        size_t nt = agx_grammar_forced_tokens(ts, v, ft, 512, &fbytes);
+        if (nt) {
+            for (size_t q = 0; q < nt; q++) agx_grammar_accept_token(ts, v, ft[q]);
+            tok_forced += nt;
+            i += fbytes;
+            continue;
+        }
+        size_t na;
+        agx_grammar_mask(ts, v, allowed, &na, &err);
+        size_t best = SIZE_MAX, bl = 0;
+        for (size_t t = 0; t < vs.n; t++)
+            if (allowed[t] && vs.lens[t] > bl && vs.lens[t] <= tl - i &&
+                memcmp(vs.bytes[t], typical + i, vs.lens[t]) == 0)
+                best = t, bl = vs.lens[t];
+        if (best == SIZE_MAX || !agx_grammar_accept_token(ts, v, (int32_t)best)) {
+            fprintf(stderr, "typical plan: no allowed token at byte %zu\n", i);
+            return 1;
+        }
+        tok_sampled++;
+        i += bl;
+    }
+    printf("typical 5-task plan: %zu of %zu tokens forced (%.0f%%)\n", tok_forced,
+           tok_forced + tok_sampled, 100.0 * (double)tok_forced / (double)(tok_forced + tok_sampled));
     agx_grammar_state_free(ts);
     for (int c = 0; c < C_N; c++) free(samples[c]);
     free(allowed);
     free(ids);
     agx_grammar_vocab_free(v);
     agx_grammar_free(g);
+    free(schema);
     for (size_t i = 0; i < vs.n; i++) free(vs.bytes[i]);
     free(vs.bytes);
     free(vs.lens);

@@ -33,6 +33,8 @@ typedef struct cfg {
     mix_kind mix;
     int ftype;                /* general.file_type, -1 = omit */
     bool pure;                /* no output/attn_v/ffn_down overrides */
+    bool rope_llama3;         /* write rope_freqs.weight (Llama 3.1 rope scaling) */
+    float rope_linear;        /* > 0: rope.scaling.type linear with this factor */
     uint64_t seed;
     const char *vocab_from;
     const char *out;
@@ -184,6 +186,7 @@ static size_t plan_tensors(const cfg *c, gtensor *ts) {
     size_t n = 0;
     int64_t E = c->n_embd, q = (int64_t)c->n_head * c->head_dim, kv = (int64_t)c->n_head_kv * c->head_dim;
     add_t(ts, &n, c, AGX_TENSOR_TOKEN_EMBD, 0, 2, E, c->n_vocab);
+    if (c->rope_llama3) add_t(ts, &n, c, AGX_TENSOR_ROPE_FREQS, 0, 1, c->head_dim / 2, 1);
     for (uint32_t l = 0; l < c->n_layer; l++) {
         int L = (int)l;
         add_t(ts, &n, c, AGX_TENSOR_ATTN_NORM, L, 1, E, 1);
@@ -438,6 +441,24 @@ static agx_status add_synthetic_vocab(agx_gguf_writer *w, const cfg *c, agx_erro
 
 /* ---------------------------------------------------------------- weights */
 
+/* Llama 3.1 rope frequency factors exactly as llama.cpp's converter computes
+ * them (factor 8, low_freq_factor 1, high_freq_factor 4, original context 8192). */
+static void llama3_rope_factors(const cfg *c, float *out, int64_t n) {
+    const double factor = 8.0, lo = 1.0, hi = 4.0, old_ctx = 8192.0;
+    const double lo_wavelen = old_ctx / lo, hi_wavelen = old_ctx / hi;
+    const double pi = 3.14159265358979323846;
+    for (int64_t i = 0; i < n; i++) {
+        double freq = 1.0 / pow((double)c->rope_base, (double)(2 * i) / (double)c->head_dim);
+        double wavelen = 2.0 * pi / freq;
+        if (wavelen < hi_wavelen) out[i] = 1.0f;
+        else if (wavelen > lo_wavelen) out[i] = (float)factor;
+        else {
+            double smooth = (old_ctx / wavelen - lo) / (hi - lo);
+            out[i] = (float)(1.0 / ((1.0 - smooth) / factor + smooth));
+        }
+    }
+}
+
 typedef struct job {
     const cfg *c;
     const gtensor *t;
@@ -455,7 +476,8 @@ static void *job_run(void *arg) {
     float *row = malloc((size_t)n * sizeof *row);
     if (!row) return (void *)1;
     for (int64_t r = j->ith; r < j->n_rows; r += j->nth) {
-        gen_row(j->c->seed, j->tensor_id, (uint64_t)(j->row0 + r), j->t->mean, j->t->std, row, n);
+        if (j->t->role == AGX_TENSOR_ROPE_FREQS) llama3_rope_factors(j->c, row, n);
+        else gen_row(j->c->seed, j->tensor_id, (uint64_t)(j->row0 + r), j->t->mean, j->t->std, row, n);
         tr->from_float_ref(row, j->out + (size_t)r * j->row_size, n);
     }
     free(row);
@@ -560,6 +582,8 @@ static agx_status generate(cfg *c, agx_error *err) {
     if (!s && c->arch == AGX_ARCH_LLAMA) s = agx_gguf_writer_add_u32(w, KEY("rope.dimension_count"), c->head_dim, err);
     if (!s) s = agx_gguf_writer_add_f32(w, KEY("rope.freq_base"), c->rope_base, err);
     if (!s) s = agx_gguf_writer_add_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->rms_eps, err);
+    if (!s && c->rope_linear > 0) s = agx_gguf_writer_add_str(w, KEY("rope.scaling.type"), "linear", err);
+    if (!s && c->rope_linear > 0) s = agx_gguf_writer_add_f32(w, KEY("rope.scaling.factor"), c->rope_linear, err);
     if (!s && c->arch == AGX_ARCH_LLAMA) s = agx_gguf_writer_add_u32(w, KEY("vocab_size"), c->n_vocab, err);
 #undef KEY
     if (!s) s = vsrc ? agx_gguf_writer_copy_kvs(w, vsrc, "tokenizer.", err) : add_synthetic_vocab(w, c, err);
@@ -585,6 +609,8 @@ static void usage(FILE *f) {
             "  --qkv-bias | --no-qkv-bias (default: on for qwen2)\n"
             "  --type f32|f16|bf16|q4_0|q4_1|q5_0|q5_1|q8_0|q4_K|q5_K|q6_K|q4_K_M|q5_K_M (default f32)\n"
             "  --pure (no llama.cpp output/attn_v/ffn_down type overrides)\n"
+            "  --rope-llama3 (rope_freqs.weight with Llama 3.1 factors; llama only)\n"
+            "  --rope-linear F (rope.scaling.type linear, factor F)\n"
             "  --seed N (default 1)   --vocab-from FILE.gguf (copy tokenizer.* keys)\n"
             "  --threads N (default: all cores)   --name NAME   --quiet\n");
 }
@@ -700,6 +726,14 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--qkv-bias") == 0) bias = 1;
         else if (strcmp(a, "--no-qkv-bias") == 0) bias = 0;
         else if (strcmp(a, "--pure") == 0) c.pure = true;
+        else if (strcmp(a, "--rope-llama3") == 0) c.rope_llama3 = true;
+        else if (strcmp(a, "--rope-linear") == 0) {
+            if (!v) goto missing;
+            char *e;
+            c.rope_linear = strtof(v, &e);
+            if (*e || !(c.rope_linear > 0)) goto bad;
+            i++;
+        }
         else if (strcmp(a, "--quiet") == 0) c.quiet = true;
         else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
@@ -729,6 +763,10 @@ int main(int argc, char **argv) {
     } else c.head_dim = c.n_embd / c.n_head;
     if (c.n_head % c.n_head_kv) {
         fprintf(stderr, "agx_gen_model: n_head %u is not a multiple of n_head_kv %u\n", c.n_head, c.n_head_kv);
+        return 2;
+    }
+    if (c.rope_llama3 && c.arch != AGX_ARCH_LLAMA) {
+        fprintf(stderr, "agx_gen_model: --rope-llama3 needs --arch llama\n");
         return 2;
     }
     if (c.arch == AGX_ARCH_QWEN2 && !c.qkv_bias) {

@@ -106,21 +106,21 @@ agx_status agx_tokenizer_decode(const agx_tokenizer *t, const int32_t *ids, size
  * UTF-8 is emitted, an incomplete trailing sequence is held back until the
  * next token completes it. Bytes that can never form valid UTF-8 are emitted
  * as U+FFFD so the stream is always valid UTF-8. */
-typedef struct agx_detok_stream {
+typedef struct agx_tokenizer_stream {
     const agx_tokenizer *tok;
     uint8_t pending[4];
     size_t n_pending;
     bool started;        /* SPM: the first piece's leading space is stripped */
     bool skip_special;
-} agx_detok_stream;
+} agx_tokenizer_stream;
 
-void agx_detok_stream_init(agx_detok_stream *s, const agx_tokenizer *t, bool skip_special);
+void agx_tokenizer_stream_init(agx_tokenizer_stream *s, const agx_tokenizer *t, bool skip_special);
 /* Appends the newly complete text to *out (malloc'ed growable buffer managed
  * by the caller via out/out_len/out_cap; pass zeros to start). */
-agx_status agx_detok_stream_push(agx_detok_stream *s, int32_t id, char **out, size_t *out_len,
+agx_status agx_tokenizer_stream_push(agx_tokenizer_stream *s, int32_t id, char **out, size_t *out_len,
                                  size_t *out_cap, agx_error *err);
 /* End of stream: any held-back bytes become U+FFFD. */
-agx_status agx_detok_stream_flush(agx_detok_stream *s, char **out, size_t *out_len,
+agx_status agx_tokenizer_stream_flush(agx_tokenizer_stream *s, char **out, size_t *out_len,
                                   size_t *out_cap, agx_error *err);
 
 #ifdef __cplusplus

@@ -26,7 +26,9 @@ typedef enum {
     F_SORT, F_NUMERIC, F_REVERSE, F_UNIQUE, F_CASE, F_BLANK, F_UPPER, F_LOWER, F_LIST, F_LONG,
     F_HIDDEN, F_SHOW, F_JSON, F_PRETTY, F_KEYS, F_FIRST_LINE, F_LAST_LINE, F_FILES_WITH,
     F_CSV, F_TSV, F_COLON, F_UNSUPPORTED, F_COUNT_FILES, F_TYPE_FILES, F_SEARCHY,
-    F_DIRS, F_REGEX, F_SKIP_HEADER, F_SUM, F_AVERAGE,
+    F_DIRS, F_REGEX, F_SKIP_HEADER, F_SUM, F_AVERAGE, F_LARGEST, F_SMALLEST, F_EMPTY_FILES,
+    F_BY_SIZE, F_BY_TIME, F_DUPS, F_EMPTY_DIRS, F_OLDEST, F_WHICH_MOST, F_ONE_FILE, F_TRAILING_WS,
+    F_LEADING_WS, F_SQUEEZE, F_EACH_ITEM, F_SHOW_HEADER, F_FILE_SIZES, F_HOW_MANY_TIMES, F_LINE_LENGTH,
     F_NFLAGS
 } flag_id;
 
@@ -41,8 +43,10 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_PER_ITEM] = "\\b(?:occurrences?\\s+of\\s+(?:each|every|all|the\\s+(?:different|distinct|unique))|"
                    "frequenc(?:y|ies)|how\\s+many\\s+times|most\\s+(?:common|frequent|popular|used|active|requested|visited|viewed|accessed)|"
                    "least\\s+(?:common|frequent|popular|used)|histogram|"
-                   "per\\s+(?!file\\b)\\w+|(?:each|every)\\s+(?!file\\b)(?:unique\\s+|distinct\\s+|different\\s+)?\\w+|"
-                   "group(?:ed)?\\s+by|duplicate\\s+counts?)\\b",
+                   "per\\s+(?!file\\b)\\w+|(?:each|every)\\s+(?!(?:file|line|row)s?\\b)(?:unique\\s+|distinct\\s+|different\\s+)?\\w+|"
+                   "group(?:ed)?\\s+by|duplicate\\s+counts?|"
+                   "(?:made|makes|has|have|had|with|sent|got|received|gets)\\s+the\\s+most|"
+                   "top\\s+(?:\\d+|ten|five|three|twenty)\\s+(?!lines?\\b|rows?\\b|entries\\b|results?\\b|records\\b)[a-z]\\w*)\\b",
     [F_LEAST] = "\\bleast\\s+(?:common|frequent|popular|used)\\b",
     [F_SORT] = "\\b(?:sort(?:s|ed|ing)?|alphabetical(?:ly)?|in\\s+order|ordered)\\b",
     [F_NUMERIC] = "\\b(?:numeric(?:al(?:ly)?)?|by\\s+(?:number|value|size)|as\\s+numbers)\\b",
@@ -56,7 +60,7 @@ static const char *const flag_regex[F_NFLAGS] = {
                 "(?:all\\s+|the\\s+|any\\s+)*(?:blank|empty)\\s+lines?\\b|\\bnon-?(?:blank|empty)\\s+lines?\\b",
     [F_UPPER] = "\\b(?:upper[- ]?case|capitali[sz]e|to\\s+upper|all\\s+caps)\\b",
     [F_LOWER] = "\\b(?:lower[- ]?case|to\\s+lower)\\b",
-    [F_LIST] = "\\b(?:list|ls|show|display|what|which)\\b(?:\\s+(?:all|the|every|of|are|is|in|me))*\\s+"
+    [F_LIST] = "\\b(?:list|ls|show|display|what|which)\\b(?:\\s+(?:all|the|every|of|are|is|in|me|hidden|my|only))*\\s+"
                "(?:files?|director(?:y|ies)|folders?|contents\\s+of\\s+(?:the\\s+)?(?:directory|folder|dir))\\b",
     [F_LONG] = "\\b(?:details?|detailed|long\\s+format|sizes?|permissions|owners?|timestamps?)\\b",
     [F_HIDDEN] = "\\b(?:hidden|dot\\s*files|including\\s+hidden)\\b",
@@ -76,15 +80,47 @@ static const char *const flag_regex[F_NFLAGS] = {
                       "chmod|chown|kill|reboot|shutdown|translate|summari[sz]e|explain|ssh|ftp|ping|"
                       "wget|curl|commit|deploy|compile|rename|move|copy|"
                       "(?:delete|remove|rm)\\s+(?:the\\s+|all\\s+|those\\s+|these\\s+)?"
-                      "(?:files?|director(?:y|ies)|folders?))\\b",
+                      "(?:files?|director(?:y|ies)|folders?)|"
+                      "(?:create|make|touch|write|edit|modify|overwrite|truncate|mkdir)\\s+(?:a\\s+|an\\s+|the\\s+|new\\s+)*"
+                      "(?:files?|director(?:y|ies)|folders?)|"
+                      "(?:save|write|redirect|store)\\s+(?:\\w+\\s+){0,3}?(?:to|into|in)\\s+(?:a\\s+)?"
+                      "(?:file\\b|[\\w.-]+\\.[A-Za-z]\\w*))\\b",
     [F_SEARCHY] = "\\b(?:find|search|grep|show|print|list|lines?|count|which|where|look|get|display|"
-                  "filter|match\\w*|contain\\w*|occurrences?)\\b",
+                  "filter|match\\w*|contain\\w*|occurrences?|how\\s+many|how\\s+often|appears?|occurs?)\\b",
     [F_DIRS] = "\\b(?:directories|folders|subdirectories|subfolders|dirs)\\b",
     [F_REGEX] = "\\b(?:regex(?:p|es)?|regular\\s+expressions?|extended\\s+pattern)\\b",
     [F_SKIP_HEADER] = "\\b(?:skip|skipping|remove|drop|without|ignore|ignoring|delete|strip|exclude|excluding)\\s+"
                       "(?:the\\s+)?(?:first\\s+line|header(?:\\s+line|\\s+row)?|heading)\\b",
     [F_SUM] = "\\b(?:sum|add\\s+up|total\\s+of)\\b",
     [F_AVERAGE] = "\\b(?:average|mean)\\b",
+    [F_LARGEST] = "\\b(?:largest|biggest|heaviest)\\s+(?:\\d+\\s+)?files?\\b",
+    [F_SMALLEST] = "\\bsmallest\\s+(?:\\d+\\s+)?files?\\b",
+    [F_EMPTY_FILES] = "\\bempty\\s+(?:files?|director(?:y|ies)|folders?|dirs?)\\b",
+    [F_EMPTY_DIRS] = "\\bempty\\s+(?:director(?:y|ies)|folders?|dirs?)\\b",
+    [F_BY_SIZE] = "\\b(?:by|on)\\s+(?:file\\s+)?size\\b",
+    [F_BY_TIME] = "\\b(?:by|on)\\s+(?:(?:modification|modified|change|last\\s+modified)\\s+)?(?:time|date|age)\\b|"
+                  "\\bnewest\\s+first\\b|\\bmost\\s+recent(?:ly\\s+modified)?\\s+first\\b|"
+                  "\\bmost\\s+recently\\s+(?:modified|changed|updated|edited)\\b|"
+                  "\\b(?:newest|latest|oldest)\\s+(?:\\d+\\s+)?files?\\b",
+    [F_OLDEST] = "\\boldest\\b",
+    [F_FILE_SIZES] = "\\b(?:sizes?\\s+of\\s+(?:each|every|all(?:\\s+the)?|the)\\s+files?|file\\s+sizes|"
+                     "how\\s+(?:big|large)\\s+(?:each|every|the)\\s+files?\\s+(?:is|are))\\b",
+    [F_HOW_MANY_TIMES] = "\\bhow\\s+(?:many\\s+times|often)\\b",
+    [F_LINE_LENGTH] = "\\b(?:characters?|chars?|length)\\s+(?:in|of|on)\\s+(?:each|every)\\s+line\\b|"
+                      "\\bline\\s+lengths?\\b|\\blength\\s+of\\s+(?:each|every)\\s+line\\b",
+    [F_EACH_ITEM] = "\\b(?:each|every|all(?:\\s+the)?)\\s+(?:items?|objects?|elements?|entries|records)\\b",
+    [F_SHOW_HEADER] = "\\b(?:show|print|get|display|see|read)\\s+(?:me\\s+)?(?:only\\s+)?(?:the\\s+)?"
+                      "(?:header(?:\\s+line|\\s+row)?|headers|column\\s+names)\\b",
+    [F_ONE_FILE] = "\\b(?:the\\s+)?(?:largest|biggest|smallest|newest|oldest|latest)\\s+file\\b(?!s)",
+    [F_TRAILING_WS] = "\\b(?:trailing|ending|end-of-line)\\s+(?:white\\s*space|spaces|blanks)\\b",
+    [F_LEADING_WS] = "\\b(?:leading|starting)\\s+(?:white\\s*space|spaces|blanks)\\b|"
+                     "\\b(?:remove|strip|delete|drop)\\s+(?:the\\s+)?indentation\\b",
+    [F_SQUEEZE] = "\\b(?:squeeze|collapse)\\s+(?:repeated\\s+|multiple\\s+|consecutive\\s+|runs\\s+of\\s+)?"
+                  "(?:spaces|blanks|white\\s*space)\\b",
+    [F_WHICH_MOST] = "\\b(?:which|what)\\s+(?:is|was|(?:\\w+\\s+){1,3}?(?:made|makes|has|had|sent|got|"
+                     "received|appears|occurs|did|does))\\b[^.?]*?\\bthe\\s+most\\b",
+    [F_DUPS] = "\\b(?:duplicated?|repeated)\\s+(?:lines?|entries|rows|words?|values)\\b|"
+               "\\b(?:appear|occur)s?\\s+more\\s+than\\s+once\\b",
     [F_COUNT_FILES] = "\\b(?:count|how\\s+many|number\\s+of)\\s+(?:the\\s+|all\\s+)?(?:\\S+\\s+)?files\\b",
     [F_TYPE_FILES] = "\\b(?:find|locate|list|show|search\\s+for|look\\s+for)\\s+(?:all\\s+|the\\s+|every\\s+)*"
                      "(?:regular\\s+)?files\\b",
@@ -94,19 +130,22 @@ static const char *const flag_regex[F_NFLAGS] = {
 typedef enum {
     S_SORT_KEY, S_FIELD_ORD, S_FIELD_NUM, S_LOG_IP, S_LOG_STATUS, S_LOG_PATH, S_REPLACE,
     S_JSON_KEY, S_NAMED, S_EXT_DOT, S_EXT_WORD, S_FIRST_N, S_MOST_N, S_LAST_N, S_N_LINES,
-    S_DIR_UNDER, S_DIR_IN, S_DIR_LIST, S_DIR_NAMED,
+    S_DIR_UNDER, S_DIR_IN, S_DIR_LIST, S_DIR_NAMED, S_DIR_IN_WORD,
     /* search terms, tried in this order; the first acceptable capture wins */
     S_TERM_INVERT, S_TERM_LINES, S_TERM_SEARCH, S_TERM_CONTAINING, S_TERM_OCCURRENCES,
     S_TERM_CAPS_NOUN, S_TERM_FIND_CAPS, S_TERM_FOR, S_TERM_STATUS,
-    S_TERM_EMPTY, S_OR_TERM, S_SIZE, S_MTIME, S_LINE_RANGE, S_LINE_ONE, S_LONGER,
+    S_TERM_START, S_TERM_END, S_TERM_ANY_CAPS,
+    S_TERM_EMPTY, S_OR_TERM, S_SIZE, S_MTIME, S_LINE_RANGE, S_LINE_ONE, S_LONGER, S_FIELDS_RANGE,
+    S_FIELDS_LIST, S_CONVERT_CHARS, S_LINE_ORD, S_DELETE_CLASS, S_LAST_N2, S_CHARS_RANGE, S_EXT_PAIR,
+    S_AFTER_LINE,
     S_NSLOTS
 } slot_id;
 
-#define TERM "('[^']*'|\"[^\"]*\"|`[^`]*`|[^\\s,;]+)"
+#define TERM "('[^']*'|\"[^\"]*\"|`[^`]*`|[^\\s,;]+|[,;])"
 #define NUM "(\\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|" \
             "thirty|fifty|hundred)"
 #define ORD "(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last|\\d+(?:st|nd|rd|th)?)"
-#define WORDISH "(?:the\\s+(?:word|string|text|pattern|phrase|term)\\s+)?"
+#define WORDISH "(?:the\\s+(?:word|string|text|pattern|phrase|term)\\s+|the\\s+|an?\\s+|any\\s+)?"
 #define PATHTOK "((?:~|\\.{1,2})?/?[\\w.-]+(?:/[\\w.-]*)*)"
 
 static const char *const slot_regex[S_NSLOTS] = {
@@ -120,16 +159,26 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_REPLACE] = "\\b(?:replace|substitute|swap)\\s+(?:all\\s+)?(?:occurrences\\s+of\\s+)?" TERM
                   "\\s+(?:with|by|to|into|for)\\s+" TERM,
     [S_JSON_KEY] = "(?:\\b(?:field|key|property|attribute|value\\s+of)\\s+(?!\\d)" TERM
-                   "|(?:^|\\s)(\\.[A-Za-z_][\\w.]*)|\\b([A-Za-z_][\\w-]*)\\s+(?:field|key|property|attribute)\\b)",
+                   "|(?:^|\\s)(\\.[A-Za-z_][\\w.]*)|\\b([A-Za-z_][\\w-]*)\\s+(?:field|key|property|attribute)\\b"
+                   "|\\b([A-Za-z_][\\w-]*)\\s+(?:of|from|in)\\s+(?:each|every|all(?:\\s+the)?)\\s+"
+                   "(?:items?|objects?|elements?|entries|records)\\b)",
     [S_NAMED] = "\\bfiles?\\s+(named|called|matching|ending\\s+(?:in|with)|with\\s+(?:the\\s+)?"
                 "(?:extension|suffix|name))\\s+" TERM,
     [S_EXT_DOT] = "(?:^|\\s)\\*?(\\.[A-Za-z0-9]{1,8})\\s+(?:source\\s+)?files?\\b",
+    [S_EXT_PAIR] = "(?:^|\\s)\\*?(\\.[A-Za-z0-9]{1,8})\\s*(?:and|or|&|,)\\s*\\*?(\\.[A-Za-z0-9]{1,8})\\s+"
+                   "(?:source\\s+)?files?\\b",
+    [S_AFTER_LINE] = "\\b(?:everything|all|lines?|the\\s+rest)\\s+(after|following|past|from|starting\\s+at)\\s+"
+                     "line\\s+(?:number\\s+)?(\\d+)\\b",
     [S_EXT_WORD] = "\\b(c|c\\+\\+|cpp|python|rust|go|golang|markdown|json|yaml|yml|shell|bash|"
                    "javascript|js|typescript|ts|java|ruby|header|text|txt|log|csv|html|css|toml|xml|"
-                   "php|perl|sql)\\s+(?:source\\s+)?files?\\b",
+                   "php|perl|sql)\\s+(?:source\\s+)?(?:files?|scripts?|sources?)\\b",
     [S_FIRST_N] = "\\b(?:first|top|head|leading|opening)\\s+" NUM "\\b",
-    [S_MOST_N] = "\\b" NUM "\\s+(?:most|least|top|highest|biggest|largest)\\b",
+    [S_MOST_N] = "\\b" NUM "\\s+(?:most|least|top|highest|lowest|biggest|largest|smallest|newest|oldest|"
+                 "latest|longest|shortest)\\b",
     [S_LAST_N] = "\\b(?:last|bottom|tail|final|trailing|latest|most\\s+recent)\\s+" NUM "\\b",
+    [S_LAST_N2] = "\\b" NUM "\\s+(?:most\\s+recent|latest|newest|final)\\s+(?:lines?|entries|rows|records|"
+                  "messages|log\\s+lines|events|requests)\\b",
+    [S_CHARS_RANGE] = "\\b(?:first|leading)\\s+" NUM "\\s+(?:characters|chars|letters|bytes)\\b",
     [S_N_LINES] = "\\b(?:show|print|display|get|take|keep|give\\s+me|output)\\s+(?:me\\s+)?(?:only\\s+)?"
                   NUM "\\s+(?:lines?|rows?|entries|results?)\\b",
     [S_DIR_UNDER] = "\\b(?:under|inside|within|beneath|below)\\s+(?:the\\s+)?(?:directory\\s+|folder\\s+|dir\\s+)?"
@@ -137,15 +186,17 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_DIR_IN] = "\\b(?:in|from)\\s+(?:the\\s+)?(?:directory|folder|dir)\\s+" PATHTOK,
     [S_DIR_LIST] = "\\b(?:files|contents|entries|everything|directories|folders)\\s+(?:are\\s+|is\\s+)?"
                    "(?:in|of|under)\\s+(?:the\\s+)?" PATHTOK,
+    [S_DIR_IN_WORD] = "\\bin\\s+([A-Za-z0-9_~][\\w.~-]*(?:/[\\w.-]+)*/?)(?=[\\s,;:?!]|[.](?!\\w)|$)",
     [S_DIR_NAMED] = "\\b(?:in|from|of)\\s+(?:the\\s+)?" PATHTOK "\\s+(?:directory|folder|dir|tree)\\b",
     [S_TERM_INVERT] = "\\b(?:exclude|excluding|without|except|skip|skipping|ignore|ignoring|drop|"
-                      "filter\\s+out|remove|hide|delete|strip)\\s+(?:lines?\\s+|all\\s+|the\\s+|any\\s+)*"
+                      "filter\\s+out|remove|hide|delete|strip)\\s+(?:lines?\\s+|all\\s+|the\\s+|any\\s+|those\\s+|ones\\s+)*"
                       "(?:that\\s+|which\\s+)?(?:containing\\s+|contain\\s+|with\\s+|matching\\s+|"
                       "match\\s+|mentioning\\s+)?" WORDISH TERM,
     [S_TERM_LINES] = "\\b(?:lines?|entries|rows|records|files?|messages)\\s+(?:that\\s+|which\\s+)?"
                      "(?:(do\\s+not|don't|doesn't|does\\s+not|not)\\s+)?(?:contain(?:s|ing)?|match(?:es|ing)?|"
                      "mention(?:s|ing)?|with|having|ha(?:ve|s)|includ(?:e|es|ing))\\s+" WORDISH TERM,
-    [S_TERM_SEARCH] = "\\b(?:search(?:ing)?|grep|look(?:ing)?|scan|hunt)\\s+(?:for\\s+|through\\s+\\S+\\s+for\\s+)?"
+    [S_TERM_SEARCH] = "\\b(?:search(?:ing)?|grep|look(?:ing)?|scan|hunt)\\s+(?:\\w+ly\\s+)?"
+                      "(?:for\\s+|through\\s+\\S+\\s+for\\s+)?"
                       "(?:all\\s+)?" WORDISH TERM,
     [S_TERM_CONTAINING] = "\\b(?:containing|contains|matching|mentioning)\\s+" WORDISH TERM,
     [S_TERM_OCCURRENCES] = "\\b(?:occurrences?|instances?|mentions?|count)\\s+of\\s+" WORDISH TERM,
@@ -154,13 +205,23 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_TERM_FIND_CAPS] = "(?-i)\\b(?i:find|show|list|count|get|print|extract|highlight)\\s+"
                          "(?i:all\\s+)?(?i:the\\s+)?([A-Z][A-Z0-9_]{2,})\\b",
     [S_TERM_FOR] = "\\bfor\\s+" WORDISH TERM,
+    [S_TERM_START] = "\\b(?:start|starts|starting|begin|begins|beginning)\\s+with\\s+(?:an?\\s+)?" WORDISH TERM,
+    [S_TERM_END] = "\\b(?:end|ends|ending)\\s+(?:with|in)\\s+(?:an?\\s+)?" WORDISH TERM,
+    [S_TERM_ANY_CAPS] = "(?-i)(?:^|\\s)([A-Z][A-Z0-9_]{2,})s?(?=[\\s,;:?!]|[.](?!\\w)|$)",
+    [S_FIELDS_RANGE] = "\\b(?:first|top|leading)\\s+" NUM "\\s+(?:columns|fields|cols)\\b",
+    [S_CONVERT_CHARS] = "\\b(?:convert|change|turn|translate)\\s+(?:all\\s+)?(?:the\\s+)?([a-z]+)\\s+(?:to|into|in)\\s+"
+                        "([a-z]+)\\b",
+    [S_LINE_ORD] = "\\b(?:the\\s+)?" ORD "\\s+line\\b",
+    [S_DELETE_CLASS] = "\\b(?:delete|remove|strip|drop)\\s+(?:all\\s+)?(?:the\\s+)?(digits|numbers|punctuation|"
+                       "spaces|whitespace|tabs|commas|quotes)\\b",
+    [S_FIELDS_LIST] = "\\b(?:columns|fields|cols)\\s+(\\d+)\\s*(?:and|,|&)\\s*(\\d+)\\b",
     [S_TERM_EMPTY] = "\\b(?:empty|blank)\\s+(lines?)\\b",
     [S_OR_TERM] = "\\G['\"`]?\\s*,?\\s+or\\s+" TERM,
     [S_SIZE] = "\\b(larger|bigger|greater|more|over|smaller|less|under)\\s+(?:than\\s+)?(\\d+)\\s*"
                "(k|kb|kib|m|mb|mib|g|gb|gib|bytes?)?\\b",
     [S_MTIME] = "\\b(?:modified|changed|edited|updated|touched)\\s+(?:in\\s+)?(?:the\\s+)?(?:last|past|within)"
                 "\\s+(?:the\\s+last\\s+)?" NUM "?\\s*(minutes?|hours?|days?|weeks?)\\b",
-    [S_LINE_RANGE] = "\\blines?\\s+(\\d+)\\s*(?:to|-|through|thru|until|and)\\s*(\\d+)\\b",
+    [S_LINE_RANGE] = "\\blines?\\s+(?:between\\s+|from\\s+)?(\\d+)\\s*(?:to|-|through|thru|until|and)\\s*(\\d+)\\b",
     [S_LINE_ONE] = "\\bline\\s+(?:number\\s+|#)?(\\d+)\\b",
     [S_LONGER] = "\\blines?\\s+(?:that\\s+are\\s+|which\\s+are\\s+)?(longer|shorter|more|fewer|less)\\s+than\\s+"
                  "(\\d+)(?:\\s+(?:characters?|chars?|bytes?|columns?))?",
@@ -176,6 +237,35 @@ static const char *const term_stopwords[] = {
     "distinct", "different", "entries", "rows", "count", "counts", "occurrences", "results",
     "hidden", "details", "first", "last", "header", "heading", "current", "working", "present", "same", "whole", "entire", "how", "what", "which", "more", "less", "some", "one", "two", "three", "ten",
 };
+
+/* Words after "in" that are not directories ("sort in reverse order"). */
+static const char *const not_dirs[] = {
+    "reverse", "order", "alphabetical", "numeric", "numerical", "case", "lowercase", "uppercase",
+    "parallel", "total", "it", "them", "this", "that", "the", "a", "an", "each", "every", "all",
+    "my", "our", "your", "there", "here", "json", "csv", "tsv", "memory", "bytes", "lines", "words",
+    "files", "columns", "descending", "ascending", "seconds", "minutes", "hours", "days", "one",
+    "full", "detail", "details", "bulk", "order.", "common", "both", "stdin", "input", "output",
+    "place", "use", "front", "between", "kb", "mb", "gb", "k", "m", "g", "current", "which",
+};
+
+static bool is_not_dir(const char *w) {
+    for (size_t i = 0; i < sizeof not_dirs / sizeof not_dirs[0]; i++)
+        if (strcasecmp(w, not_dirs[i]) == 0) return true;
+    return false;
+}
+
+/* Words that stand for a kind of text rather than literal text ("lines with a
+ * number"): the extended regex grep uses instead. */
+static const struct {
+    const char *word, *regex;
+} term_classes[] = {
+    {"number", "[0-9]"}, {"numbers", "[0-9]"}, {"digit", "[0-9]"}, {"digits", "[0-9]"},
+    {"url", "https?://"}, {"urls", "https?://"}, {"link", "https?://"}, {"links", "https?://"},
+};
+
+/* Upper-case words that name formats, not things to search for. */
+static const char *const caps_not_terms[] = {"CSV", "TSV", "JSON", "XML", "HTML", "YAML", "URL", "URI",
+                                             "IPS", "API", "UTF", "ASCII", "PDF", "SQL", "IDS", "TODOS"};
 
 static const struct {
     const char *word;
@@ -231,7 +321,7 @@ static const struct {
     {"pipe", "|"},        {"pipes", "|"},        {"dot", "."},          {"dots", "."},
     {"period", "."},      {"periods", "."},      {"underscore", "_"},   {"underscores", "_"},
     {"dash", "-"},        {"dashes", "-"},       {"hyphen", "-"},       {"hyphens", "-"},
-    {"slash", "/"},       {"slashes", "/"},
+    {"slash", "/"},       {"slashes", "/"},      {"hash", "#"},         {"hashes", "#"},
 };
 
 static const char *char_name(const char *w) {
@@ -284,17 +374,22 @@ typedef struct {
     bool invert, occurrences_of_term;
     char *files[MAX_ITEMS];
     size_t n_files;
-    char *dir, *glob;
+    char *dir, *glob, *glob2;
     bool named_exact;
     long first_n, last_n, field, sort_key;
     bool field_last;
     char *replace_from, *replace_to, *json_key;
     const char *named_regex;          /* from named_patterns: grep -oE */
+    long fields[2];                   /* "columns 1 and 3" */
+    long fields_upto;                 /* "first 3 columns" */
+    long chars_upto;                  /* "first 5 characters": cut -c1-N */
+    long from_line;                   /* "everything after line 10": tail -n +11 */
     char *find_size, *find_time_flag, *find_time; /* find -size / -mtime|-mmin predicates */
     long line_from, line_to;          /* sed -n 'A,Bp' */
     long longer_than, shorter_than;   /* awk 'length($0) > N' */
     bool term_regex;                  /* the term is an extended regex (grep -E) */
-    bool piped, log_input, json_input;
+    const char *delete_set;           /* tr -d SET */
+    bool piped, log_input, json_input, json_array;
     step steps[MAX_STEPS];
     size_t n_steps;
     bool oom;
@@ -386,7 +481,7 @@ static bool is_stopword(const char *w) {
 
 static void strip_trailing_punct(char *s) {
     size_t n = strlen(s);
-    while (n > 0 && strchr(".,;:?!)", s[n - 1])) s[--n] = '\0';
+    while (n > 1 && strchr(".,;:?!)", s[n - 1])) s[--n] = '\0'; /* a lone ";" stays */
 }
 
 static bool looks_like_file(const char *s);
@@ -441,7 +536,8 @@ static void extract_term(analysis *a) {
         mark_used(a, ov[0], ov[1]);
         return;
     }
-    for (int id = S_TERM_INVERT; id <= S_TERM_STATUS; id++) {
+    for (int id = S_TERM_INVERT; id <= S_TERM_ANY_CAPS; id++) {
+        if (id == S_TERM_ANY_CAPS && !a->flag[F_SEARCHY] && !a->flag[F_COUNT]) break;
         size_t from = 0;
         while (match_from(a, a->rb->slots[id], from)) {
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
@@ -453,8 +549,39 @@ static void extract_term(analysis *a) {
             char *t = group_dup(a, g, &quoted);
             if (!t) return;
             if (!quoted) strip_trailing_punct(t);
+            bool classed = false;
+            for (size_t c = 0; !quoted && c < sizeof term_classes / sizeof term_classes[0]; c++)
+                if (strcasecmp(t, term_classes[c].word) == 0 && id != S_TERM_ANY_CAPS) {
+                    free(t);
+                    t = agx_strdup(term_classes[c].regex);
+                    if (!t) {
+                        a->oom = true;
+                        return;
+                    }
+                    classed = quoted = true; /* exempt from the stop words */
+                    a->term_regex = true;
+                    break;
+                }
             bool reject = !*t || (!quoted && (is_stopword(t) || (id == S_TERM_SEARCH && looks_like_file(t)) ||
                                               (id == S_TERM_FOR && looks_like_file(t))));
+            size_t gs = 0, ge = 0;
+            if (group(a, g, &gs, &ge) && in_spans(a->used, a->n_used, gs)) reject = true; /* claimed */
+            for (size_t c = 0; id == S_TERM_ANY_CAPS && c < sizeof caps_not_terms / sizeof caps_not_terms[0]; c++)
+                reject |= strcmp(t, caps_not_terms[c]) == 0;
+            if (!reject && (id == S_TERM_START || id == S_TERM_END)) {
+                /* anchored: the word itself, escaped, at the start or end of the line */
+                const char *named = quoted ? NULL : char_name(t); /* "end in a period" */
+                char *x = ere_escape(named && strcmp(named, "\\t") != 0 && strcmp(named, "\\n") != 0 ? named : t);
+                char *anchored = x ? agx_sprintf(id == S_TERM_START ? "^%s" : "%s$", x) : NULL;
+                free(x);
+                free(t);
+                if (!anchored) {
+                    a->oom = true;
+                    return;
+                }
+                t = anchored;
+                a->term_regex = true;
+            }
             if (!reject) {
                 a->term = t;
                 a->invert = id == S_TERM_INVERT;
@@ -466,6 +593,7 @@ static void extract_term(analysis *a) {
                 return;
             }
             free(t);
+            if (classed) a->term_regex = false;
             from = m_end > m_start ? m_start + 1 : m_end + 1;
         }
     }
@@ -495,6 +623,14 @@ static bool looks_like_file(const char *s) {
     for (const char *p = s; *p; p++)
         if (!isalnum((unsigned char)*p) && !strchr("._-/~+", *p)) return false;
     return strcasecmp(base, "e.g") != 0 && strcasecmp(base, "i.e") != 0 && strcasecmp(base, "etc.") != 0;
+}
+
+/* A path that starts with '-' would read as an option: "./-x" names the same file. */
+static char *operand(char *path) {
+    if (!path || path[0] != '-') return path;
+    char *safe = agx_sprintf("./%s", path);
+    free(path);
+    return safe;
 }
 
 static char *set_str(analysis *a, char **dst, char *value) {
@@ -537,24 +673,24 @@ static void extract_paths(analysis *a) {
         if (strpbrk(t, "*?") && n > 1) {
             if (slash && slash != t) {
                 *slash = '\0';
-                if (!a->dir) set_str(a, &a->dir, agx_strdup(t));
+                if (!a->dir) set_str(a, &a->dir, operand(agx_strdup(t)));
                 set_str(a, &a->glob, agx_strdup(slash + 1));
             } else {
                 set_str(a, &a->glob, agx_strdup(t));
             }
         } else if (n > 1 && t[n - 1] == '/') {
             t[n - 1] = '\0';
-            if (!a->dir) set_str(a, &a->dir, agx_strdup(t));
+            if (!a->dir) set_str(a, &a->dir, operand(agx_strdup(t)));
         } else if ((strcmp(t, ".") == 0 || strcmp(t, "..") == 0 || strcmp(t, "~") == 0) && after_in) {
             if (!a->dir) set_str(a, &a->dir, agx_strdup(t));
         } else if (looks_like_file(t) && !(slash == NULL && t[0] == '.')) {
             if (a->n_files < MAX_ITEMS && !(a->n_files && strcmp(a->files[a->n_files - 1], t) == 0)) {
-                a->files[a->n_files] = agx_strdup(t);
+                a->files[a->n_files] = operand(agx_strdup(t));
                 if (!a->files[a->n_files]) a->oom = true;
                 a->n_files++;
             }
         } else if (slash && after_in) {
-            if (!a->dir) set_str(a, &a->dir, agx_strdup(t));
+            if (!a->dir) set_str(a, &a->dir, operand(agx_strdup(t)));
         } else if (slash && t[0] == '/' && n > 1) {
             if (a->n_files < MAX_ITEMS && (a->files[a->n_files] = agx_strdup(t))) a->n_files++;
         }
@@ -564,13 +700,48 @@ static void extract_paths(analysis *a) {
     }
 }
 
+/* Signals whose words are fully explained by the signal: nothing else may read
+ * them as a search term or a file ("remove trailing whitespace"). */
+static const flag_id consuming_flags[] = {F_TRAILING_WS, F_LEADING_WS, F_SQUEEZE, F_BLANK,
+                                          F_SKIP_HEADER, F_EMPTY_FILES, F_CASE};
+
 static void extract_slots(analysis *a) {
     const rules_backend *rb = a->rb;
     size_t s = 0, e = 0;
+    for (size_t i = 0; i < sizeof consuming_flags / sizeof consuming_flags[0]; i++)
+        if (a->flag[consuming_flags[i]] && match_from(a, rb->flags[consuming_flags[i]], 0)) {
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            mark_used(a, ov[0], ov[1]);
+        }
     /* replace X with Y claims its words before anything else reads them */
     if (match_from(a, rb->slots[S_REPLACE], 0)) {
         set_str(a, &a->replace_from, group_dup(a, 1, NULL));
         set_str(a, &a->replace_to, group_dup(a, 2, NULL));
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+        mark_used(a, ov[0], ov[1]);
+    }
+    if (!a->replace_from && match_from(a, rb->slots[S_CONVERT_CHARS], 0)) {
+        char *x = group_dup(a, 1, NULL), *y = group_dup(a, 2, NULL);
+        if (x && y && char_name(x) && char_name(y)) { /* "convert tabs to commas" */
+            a->replace_from = x;
+            a->replace_to = y;
+            x = y = NULL;
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            mark_used(a, ov[0], ov[1]);
+        }
+        free(x);
+        free(y);
+    }
+    if (match_from(a, rb->slots[S_DELETE_CLASS], 0)) {
+        static const struct {
+            const char *word, *set;
+        } classes[] = {{"digits", "[:digit:]"}, {"numbers", "[:digit:]"}, {"punctuation", "[:punct:]"},
+                       {"spaces", " "}, {"whitespace", "[:blank:]"}, {"tabs", "\\t"},
+                       {"commas", ","}, {"quotes", "\"'"}};
+        char *w = group_dup(a, 1, NULL);
+        for (size_t i = 0; w && i < sizeof classes / sizeof classes[0]; i++)
+            if (strcasecmp(w, classes[i].word) == 0) a->delete_set = classes[i].set;
+        free(w);
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
         mark_used(a, ov[0], ov[1]);
     }
@@ -588,7 +759,29 @@ static void extract_slots(analysis *a) {
         free(k);
         free(n);
     }
-    if (match_from(a, rb->slots[S_LINE_RANGE], 0) || match_from(a, rb->slots[S_LINE_ONE], 0)) {
+    if (match_from(a, rb->slots[S_AFTER_LINE], 0)) { /* tail -n +N */
+        char *how = group_dup(a, 1, NULL), *k = group_dup(a, 2, NULL);
+        long v = k ? number_value(k) : -1;
+        if (how && v > 0) {
+            bool inclusive = strncasecmp(how, "from", 4) == 0 || strncasecmp(how, "starting", 8) == 0;
+            a->from_line = inclusive ? v : v + 1;
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            mark_used(a, ov[0], ov[1]);
+        }
+        free(how);
+        free(k);
+    }
+    if (match_from(a, rb->slots[S_LINE_ORD], 0)) { /* "the third line"; first/last are head/tail */
+        char *k = group_dup(a, 1, NULL);
+        long v = k && strcasecmp(k, "last") != 0 ? number_value(k) : -1;
+        if (v > 1) {
+            a->line_from = a->line_to = v;
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            mark_used(a, ov[0], ov[1]);
+        }
+        free(k);
+    }
+    if (!a->line_from && (match_from(a, rb->slots[S_LINE_RANGE], 0) || match_from(a, rb->slots[S_LINE_ONE], 0))) {
         char *x = group_dup(a, 1, NULL);
         char *y = group(a, 2, &s, &e) ? group_dup(a, 2, NULL) : NULL;
         long from = x ? number_value(x) : -1, to = y ? number_value(y) : from;
@@ -660,6 +853,17 @@ static void extract_slots(analysis *a) {
         free(kind);
         free(name);
     }
+    if (!a->glob && match_from(a, rb->slots[S_EXT_PAIR], 0)) { /* ".c and .h files" */
+        char *x = group_dup(a, 1, NULL), *y = group_dup(a, 2, NULL);
+        if (x && y) {
+            set_str(a, &a->glob, agx_sprintf("*%s", x));
+            set_str(a, &a->glob2, agx_sprintf("*%s", y));
+        }
+        free(x);
+        free(y);
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+        mark_used(a, ov[0], ov[1]);
+    }
     if (!a->glob && match_from(a, rb->slots[S_EXT_DOT], 0)) {
         char *ext = group_dup(a, 1, NULL);
         if (ext) set_str(a, &a->glob, agx_sprintf("*%s", ext));
@@ -675,7 +879,8 @@ static void extract_slots(analysis *a) {
     }
     if (a->flag[F_JSON] || a->json_input) {
         if (match_from(a, rb->slots[S_JSON_KEY], 0)) {
-            int g = group(a, 1, &s, &e) ? 1 : group(a, 2, &s, &e) ? 2 : 3;
+            int g = 1;
+            while (g < 4 && !group(a, g, &s, &e)) g++;
             char *k = group_dup(a, g, NULL);
             if (k) {
                 strip_trailing_punct(k);
@@ -689,6 +894,8 @@ static void extract_slots(analysis *a) {
         }
     }
     extract_term(a);
+    /* "how many times does 'foo' appear": count the matches, not every line */
+    if (a->term && a->flag[F_HOW_MANY_TIMES] && !a->invert) a->occurrences_of_term = a->flag[F_COUNT] = true;
     /* sort key ("sort by the second column") before plain column extraction */
     if (match_from(a, rb->slots[S_SORT_KEY], 0)) {
         int g = group(a, 2, &s, &e) ? 2 : 3;
@@ -701,7 +908,21 @@ static void extract_slots(analysis *a) {
         group(a, 1, &s, &e); /* only "by ... column": a file named before "by" stays visible */
         mark_used(a, s, e);
     }
-    if (match_from(a, rb->slots[S_FIELD_ORD], 0)) {
+    if (match_from(a, rb->slots[S_FIELDS_RANGE], 0)) {
+        char *k = group_dup(a, 1, NULL);
+        a->fields_upto = k ? number_value(k) : -1;
+        free(k);
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md); /* not head -n N */
+        mark_used(a, ov[0], ov[1]);
+    } else if (match_from(a, rb->slots[S_FIELDS_LIST], 0)) {
+        for (int g = 1; g <= 2; g++) {
+            char *k = group_dup(a, g, NULL);
+            a->fields[g - 1] = k ? number_value(k) : -1;
+            free(k);
+        }
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+        mark_used(a, ov[0], ov[1]);
+    } else if (match_from(a, rb->slots[S_FIELD_ORD], 0)) {
         char *k = group_dup(a, 1, NULL);
         if (k) {
             if (strcasecmp(k, "last") == 0)
@@ -722,28 +943,49 @@ static void extract_slots(analysis *a) {
         for (size_t i = 0; i < sizeof log_fields / sizeof log_fields[0] && !a->field; i++)
             if (match_from(a, rb->slots[log_fields[i].id], 0)) a->field = log_fields[i].field;
     }
+    if (match_from(a, rb->slots[S_CHARS_RANGE], 0)) { /* cut -c1-N, not head */
+        char *k = group_dup(a, 1, NULL);
+        a->chars_upto = k ? number_value(k) : -1;
+        free(k);
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+        mark_used(a, ov[0], ov[1]);
+    }
+    /* "the 20 most recent lines" is the end of the input, not "the 20 most ..." */
+    a->last_n = slot_number(a, S_LAST_N2, 1);
+    if (a->last_n > 0) {
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+        mark_used(a, ov[0], ov[1]);
+    }
     long n = slot_number(a, S_FIRST_N, 1);
     if (n < 0) n = slot_number(a, S_MOST_N, 1);
     if (n < 0) n = slot_number(a, S_N_LINES, 1);
     a->first_n = n;
-    a->last_n = slot_number(a, S_LAST_N, 1);
+    if (a->last_n < 0) a->last_n = slot_number(a, S_LAST_N, 1);
     if (a->first_n < 0 && a->last_n < 0) {
         if (a->flag[F_FIRST_LINE] && !a->flag[F_SKIP_HEADER]) a->first_n = 1;
+        else if (a->flag[F_WHICH_MOST]) a->first_n = 1; /* "which IP made the most requests" */
+        else if (a->flag[F_ONE_FILE]) a->first_n = 1;   /* "the newest file" */
+        else if (a->flag[F_SHOW_HEADER]) a->first_n = 1; /* "show the header of data.csv" */
         else if (a->flag[F_LAST_LINE]) a->last_n = 1;
     }
     extract_paths(a);
     if (!a->dir) {
-        for (int id = S_DIR_UNDER; id <= S_DIR_NAMED && !a->dir; id++) {
-            if (!match_from(a, rb->slots[id], 0)) continue;
-            char *d = group_dup(a, 1, NULL);
-            if (!d) continue;
-            strip_trailing_punct(d);
-            size_t dl = strlen(d);
-            if (dl > 1 && d[dl - 1] == '/') d[dl - 1] = '\0';
-            if (!is_stopword(d) && !looks_like_file(d) && !strpbrk(d, "*?")) {
-                a->dir = d;
-            } else {
-                free(d);
+        for (int id = S_DIR_UNDER; id <= S_DIR_IN_WORD && !a->dir; id++) {
+            size_t from = 0;
+            while (!a->dir && match_from(a, rb->slots[id], from)) {
+                PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+                from = ov[0] + 1;
+                char *d = group_dup(a, 1, NULL);
+                if (!d) break;
+                strip_trailing_punct(d);
+                size_t dl = strlen(d);
+                if (dl > 1 && d[dl - 1] == '/') d[dl - 1] = '\0';
+                bool ok = !is_stopword(d) && !looks_like_file(d) && !strpbrk(d, "*?") &&
+                          !is_not_dir(d) && !(id == S_DIR_IN_WORD && number_value(d) > 0);
+                if (ok)
+                    a->dir = operand(d);
+                else
+                    free(d);
             }
         }
     }
@@ -797,8 +1039,8 @@ static const char *count_flag(const analysis *a) {
 static void compose(analysis *a) {
     const bool *f = a->flag;
     bool per_file = f[F_PER_FILE] && (f[F_COUNT] || a->term);
-    bool per_item = f[F_PER_ITEM] && !per_file && !a->occurrences_of_term;
-    bool source_find = false, source_grep = false, files_used = false;
+    bool per_item = f[F_PER_ITEM] && !per_file && !a->occurrences_of_term && !a->json_key;
+    bool source_find = false, source_grep = false, files_used = false, ls_sorted = false;
     char delim = f[F_CSV] ? ',' : f[F_TSV] ? '\t' : f[F_COLON] ? ':' : 0;
     if (!delim)
         for (size_t i = 0; i < a->n_files; i++) {
@@ -809,7 +1051,9 @@ static void compose(analysis *a) {
 
     /* source */
     if (a->term) {
-        bool recursive = a->n_files == 0 && !a->piped;
+        /* nothing to read: a search looks through the tree; a filter ("remove lines
+         * containing X") only does so when a directory or glob says where */
+        bool recursive = a->n_files == 0 && !a->piped && (!a->invert || a->dir || a->glob);
         bool list = f[F_FILES_WITH] && recursive;
         bool counting = (f[F_COUNT] && !per_item) || per_file || per_item;
         char flags[12];
@@ -828,25 +1072,47 @@ static void compose(analysis *a) {
         step *st = add_step(a, "grep");
         if (k > 1) arg(a, st, flags);
         if (recursive && a->glob) argf(a, st, agx_sprintf("--include=%s", a->glob));
+        if (recursive && a->glob2) argf(a, st, agx_sprintf("--include=%s", a->glob2));
         if (a->term[0] == '-') arg(a, st, "-e");
         arg(a, st, a->term);
         if (recursive) arg(a, st, a->dir ? a->dir : ".");
         for (size_t i = 0; i < a->n_files; i++) arg(a, st, a->files[i]);
         source_grep = files_used = true;
-    } else if (a->n_files == 0 && !a->piped &&
-               (a->glob || f[F_COUNT_FILES] || (f[F_TYPE_FILES] && !f[F_LIST]) ||
-                ((a->find_size || a->find_time) && f[F_FILES]) ||
-                (f[F_DIRS] && (f[F_LIST] || f[F_COUNT] || f[F_TYPE_FILES])))) {
+    } else if (a->n_files == 0 && !a->piped && (f[F_LARGEST] || f[F_SMALLEST])) {
+        /* size and path of every file, biggest (or smallest) first */
         step *st = add_step(a, "find");
         arg(a, st, a->dir ? a->dir : ".");
+        arg(a, st, "-type");
+        arg(a, st, "f");
         if (a->glob) {
             arg(a, st, "-name");
             arg(a, st, a->glob);
         }
-        if (f[F_DIRS] || !a->glob) {
-            arg(a, st, "-type");
-            arg(a, st, f[F_DIRS] ? "d" : "f");
+        arg(a, st, "-printf");
+        arg(a, st, "%s %p\\n");
+        arg(a, add_step(a, "sort"), f[F_LARGEST] ? "-rn" : "-n");
+        if (a->first_n <= 0 && a->last_n <= 0) a->first_n = 10;
+        ls_sorted = true;
+    } else if (a->n_files == 0 && !a->piped &&
+               (a->glob || f[F_COUNT_FILES] || f[F_EMPTY_FILES] ||
+                (f[F_PER_FILE] && f[F_COUNT] && !a->term) || (f[F_TYPE_FILES] && !f[F_LIST]) ||
+                ((a->find_size || a->find_time) && f[F_FILES]) ||
+                (f[F_DIRS] && (f[F_LIST] || f[F_COUNT] || f[F_TYPE_FILES])))) {
+        step *st = add_step(a, "find");
+        arg(a, st, a->dir ? a->dir : ".");
+        if (a->glob && a->glob2) { /* ( -name A -o -name B ) */
+            const char *alt[] = {"(", "-name", a->glob, "-o", "-name", a->glob2, ")"};
+            for (size_t i = 0; i < sizeof alt / sizeof alt[0]; i++) arg(a, st, alt[i]);
+        } else if (a->glob) {
+            arg(a, st, "-name");
+            arg(a, st, a->glob);
         }
+        bool dirs = f[F_DIRS] || f[F_EMPTY_DIRS];
+        if (dirs || !a->glob) {
+            arg(a, st, "-type");
+            arg(a, st, dirs ? "d" : "f");
+        }
+        if (f[F_EMPTY_FILES]) arg(a, st, "-empty");
         if (a->find_size) {
             arg(a, st, "-size");
             arg(a, st, a->find_size);
@@ -856,17 +1122,35 @@ static void compose(analysis *a) {
             arg(a, st, a->find_time);
         }
         source_find = true;
-    } else if (f[F_LIST] && a->n_files == 0 && !a->piped) {
+    } else if (f[F_FILE_SIZES] && a->n_files > 0) {
+        arg(a, add_step(a, "wc"), "-c"); /* the files attach below: one byte count each */
+    } else if ((f[F_LIST] || f[F_FILE_SIZES] || ((f[F_BY_TIME] || f[F_BY_SIZE]) && f[F_FILES])) &&
+               a->n_files == 0 && !a->piped) {
         step *st = add_step(a, "ls");
-        if (f[F_LONG] || f[F_HIDDEN]) argf(a, st, agx_sprintf("-%s%s", f[F_LONG] ? "l" : "", f[F_HIDDEN] ? "a" : ""));
+        char flags[8];
+        size_t k = 0;
+        flags[k++] = '-';
+        if ((f[F_LONG] || f[F_FILE_SIZES]) && !(f[F_BY_SIZE] && a->first_n > 0)) flags[k++] = 'l';
+        if (f[F_HIDDEN]) flags[k++] = 'a';
+        if (f[F_BY_SIZE]) flags[k++] = 'S';
+        else if (f[F_BY_TIME]) flags[k++] = 't';
+        if (f[F_REVERSE] || ((f[F_BY_SIZE] || f[F_BY_TIME]) && f[F_OLDEST])) flags[k++] = 'r';
+        flags[k] = '\0';
+        if (k > 1) arg(a, st, flags);
         if (a->dir) arg(a, st, a->dir);
+        ls_sorted = f[F_BY_SIZE] || f[F_BY_TIME]; /* ls did the sorting */
     }
 
-    /* json */
+    /* json: a key (of every element when the input is an array), keys, length, pretty */
+    bool json = f[F_JSON] || a->json_input, json_counted = false;
     if (a->json_key) {
         step *st = add_step(a, "jq");
         arg(a, st, "-r");
-        argf(a, st, agx_sprintf(".%s", a->json_key));
+        argf(a, st, agx_sprintf("%s.%s", a->json_array || f[F_EACH_ITEM] ? ".[]" : "", a->json_key));
+    } else if (json && f[F_COUNT] && !f[F_LINES] && !f[F_WORDS] && !f[F_CHARS] && !f[F_BYTES] &&
+               !f[F_FILES] && !a->term && !per_item) {
+        arg(a, add_step(a, "jq"), "length");
+        json_counted = true;
     } else if (f[F_KEYS] && (f[F_JSON] || a->json_input)) {
         arg(a, add_step(a, "jq"), "keys");
     } else if (f[F_PRETTY] && (f[F_JSON] || a->json_input)) {
@@ -885,6 +1169,9 @@ static void compose(analysis *a) {
              a->longer_than > 0 ? agx_sprintf("length($0) > %ld", a->longer_than)
                                 : agx_sprintf("length($0) < %ld", a->shorter_than));
 
+    if (a->chars_upto > 0) argf(a, add_step(a, "cut"), agx_sprintf("-c1-%ld", a->chars_upto));
+    bool line_length = f[F_LINE_LENGTH] && a->chars_upto <= 0;
+    if (line_length) arg(a, add_step(a, "awk"), "{print length($0)}");
     /* sum or average a column (awk), else extract it */
     if ((f[F_SUM] || f[F_AVERAGE]) && !source_find) {
         const char *col = a->field_last ? "$NF" : NULL;
@@ -898,6 +1185,24 @@ static void compose(analysis *a) {
         else if (delim) argf(a, st, agx_sprintf("-F%c", delim));
         argf(a, st, f[F_AVERAGE] ? agx_sprintf("{s += %s; n++} END {if (n) print s / n}", col)
                                  : agx_sprintf("{s += %s} END {print s}", col));
+    } else if ((a->fields_upto > 0 || a->fields[0] > 0) && !source_find) {
+        long upto = a->fields_upto > 20 ? 20 : a->fields_upto;
+        if (delim) {
+            step *st = add_step(a, "cut");
+            if (delim != '\t') argf(a, st, agx_sprintf("-d%c", delim));
+            argf(a, st, upto > 0 ? agx_sprintf("-f1-%ld", upto)
+                                 : agx_sprintf("-f%ld,%ld", a->fields[0], a->fields[1]));
+        } else {
+            agx_strbuf sb;
+            agx_strbuf_init(&sb);
+            agx_strbuf_puts(&sb, "{print ");
+            if (upto > 0)
+                for (long i = 1; i <= upto; i++) agx_strbuf_printf(&sb, "%s$%ld", i > 1 ? ", " : "", i);
+            else
+                agx_strbuf_printf(&sb, "$%ld, $%ld", a->fields[0], a->fields[1]);
+            agx_strbuf_putc(&sb, '}');
+            argf(a, add_step(a, "awk"), agx_strbuf_take(&sb));
+        }
     } else if ((a->field > 0 || a->field_last) && !source_find) {
         if (delim) {
             step *st = add_step(a, "cut");
@@ -910,7 +1215,7 @@ static void compose(analysis *a) {
     }
 
     /* one word per line, so that words can be counted or deduplicated */
-    if (f[F_WORDS] && (per_item || f[F_UNIQUE])) {
+    if (f[F_WORDS] && (per_item || f[F_UNIQUE] || f[F_DUPS])) {
         step *st = add_step(a, "tr");
         arg(a, st, "-s");
         arg(a, st, "[:space:]");
@@ -918,6 +1223,18 @@ static void compose(analysis *a) {
     }
 
     /* transform */
+    if (f[F_TRAILING_WS]) arg(a, add_step(a, "sed"), "s/[[:space:]]*$//");
+    if (f[F_LEADING_WS]) arg(a, add_step(a, "sed"), "s/^[[:space:]]*//");
+    if (f[F_SQUEEZE]) {
+        step *st = add_step(a, "tr");
+        arg(a, st, "-s");
+        arg(a, st, " ");
+    }
+    if (a->delete_set) {
+        step *st = add_step(a, "tr");
+        arg(a, st, "-d");
+        arg(a, st, a->delete_set);
+    }
     if (f[F_UPPER] || f[F_LOWER]) {
         step *st = add_step(a, "tr");
         arg(a, st, f[F_UPPER] ? "[:lower:]" : "[:upper:]");
@@ -955,7 +1272,10 @@ static void compose(analysis *a) {
         add_step(a, "sort");
         arg(a, add_step(a, "uniq"), "-c");
         arg(a, add_step(a, "sort"), f[F_LEAST] ? "-n" : "-rn");
-    } else if (f[F_UNIQUE] || f[F_SORT] || a->sort_key) {
+    } else if (f[F_DUPS] && !f[F_UNIQUE]) {
+        add_step(a, "sort");
+        arg(a, add_step(a, "uniq"), "-d");
+    } else if (!ls_sorted && (f[F_UNIQUE] || f[F_SORT] || a->sort_key)) {
         step *st = add_step(a, "sort");
         if (f[F_NUMERIC] || f[F_REVERSE])
             argf(a, st, agx_sprintf("-%s%s", f[F_NUMERIC] ? "n" : "", f[F_REVERSE] ? "r" : ""));
@@ -965,7 +1285,11 @@ static void compose(analysis *a) {
     }
 
     /* limit */
-    if (a->line_from > 0) {
+    if (a->from_line > 0) {
+        step *st = add_step(a, "tail");
+        arg(a, st, "-n");
+        argf(a, st, agx_sprintf("+%ld", a->from_line));
+    } else if (a->line_from > 0) {
         step *st = add_step(a, "sed");
         arg(a, st, "-n");
         argf(a, st, a->line_from == a->line_to ? agx_sprintf("%ldp", a->line_from)
@@ -977,7 +1301,8 @@ static void compose(analysis *a) {
     }
 
     /* count */
-    if (f[F_COUNT] && !per_item && !per_file && !f[F_SUM] && !f[F_AVERAGE]) {
+    if (f[F_COUNT] && !per_item && !per_file && !f[F_SUM] && !f[F_AVERAGE] && !json_counted &&
+        !line_length) {
         if (source_find && (f[F_LINES] || f[F_WORDS] || f[F_CHARS] || f[F_BYTES]) && !f[F_COUNT_FILES]) {
             step *st = add_step(a, "xargs");
             arg(a, st, "wc");
@@ -1064,7 +1389,9 @@ static void compose_from_registry(analysis *a, const agx_registry *reg) {
     const agx_tool *best = NULL;
     size_t best_len = 0;
     for (size_t t = 0; t < reg->count; t++) {
-        bool skip = false;
+        /* uniq's second operand is its output file, and the phrase tables already
+         * cover every use of it ("unique", "duplicates", "count occurrences") */
+        bool skip = strcmp(reg->tools[t].id, "uniq") == 0;
         for (size_t k = 0; k < sizeof needs_program / sizeof needs_program[0]; k++)
             skip |= a->n_quoted == 0 && strcmp(reg->tools[t].id, needs_program[k]) == 0;
         if (skip) continue;
@@ -1078,8 +1405,11 @@ static void compose_from_registry(analysis *a, const agx_registry *reg) {
     }
     if (!best) return;
     step *st = add_step(a, best->id);
-    for (size_t i = 0; i < a->n_quoted; i++)
+    for (size_t i = 0; i < a->n_quoted; i++) {
+        /* quoted text is data: never let it become an option of the tool */
+        if (a->text[a->quoted[i].start + 1] == '-') continue;
         argf(a, st, agx_strndup(a->text + a->quoted[i].start + 1, a->quoted[i].end - a->quoted[i].start - 2));
+    }
     for (size_t i = 0; i < a->n_files; i++) arg(a, st, a->files[i]);
 }
 
@@ -1097,6 +1427,7 @@ static void analysis_free(analysis *a) {
     for (size_t i = 0; i < a->n_files; i++) free(a->files[i]);
     free(a->dir);
     free(a->glob);
+    free(a->glob2);
     free(a->replace_from);
     free(a->replace_to);
     free(a->json_key);
@@ -1175,6 +1506,7 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
         const char *ex = in->excerpt;
         while (isspace((unsigned char)*ex)) ex++;
         a.json_input = *ex == '{' || *ex == '[';
+        a.json_array = *ex == '[';
         a.log_input = pcre2_match(rb->log_line, (PCRE2_SPTR)in->excerpt, strlen(in->excerpt), 0, 0,
                                   a.md, NULL) >= 0;
     }
@@ -1208,12 +1540,14 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
     }
     if (!a.oom) compose(&a);
     const char *missing = NULL; /* a tool the phrase tables chose that the registry lacks */
+    bool from_registry = false; /* planned from the registry's patterns with the user's quoted args */
     for (size_t i = 0; ctx && ctx->registry && i < a.n_steps && !missing; i++)
         if (!agx_registry_find(ctx->registry, a.steps[i].tool)) missing = a.steps[i].tool;
     if (!a.oom && (a.n_steps == 0 || missing) && ctx && ctx->registry) {
         analysis_clear_steps(&a);
         compose_from_registry(&a, ctx->registry);
         if (a.n_steps) missing = NULL;
+        from_registry = a.n_steps > 0;
     }
     if (a.oom) {
         s = agx_error_set(err, AGX_ERR_NOMEM, "out of memory planning '%.80s'", instruction);
@@ -1239,6 +1573,22 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
         s = agx_plan_add_task(&out->plan, a.steps[i].tool, (const char *const *)a.steps[i].args,
                               a.steps[i].n_args, i == 0 ? 0 : (int)i, err);
         if (s != AGX_OK) goto done;
+    }
+    if (ctx && ctx->registry) {
+        /* zero trust in itself too: a plan the validator refuses is declined, not returned */
+        agx_plan_limits limits = agx_plan_limits_default();
+        limits.max_tasks = max_tasks;
+        agx_error verr;
+        if (agx_plan_validate(&out->plan, ctx->registry, &limits, NULL, &verr) != AGX_OK) {
+            if (from_registry) /* the user's own arguments were refused */
+                s = agx_error_set(err, AGX_ERR_PARSE, "the arguments given for '%s' are not allowed in a "
+                                                      "plan (%s)", a.steps[0].tool, verr.message);
+            else
+                s = agx_error_set(err, AGX_ERR_PARSE, "the rules planner could not build a valid plan "
+                                                      "for '%.120s' (%s); rephrase it or configure a model",
+                                  instruction, verr.message);
+            goto done;
+        }
     }
     out->meta.model = agx_strdup("rules");
     out->meta.backend = agx_strdup("rules");

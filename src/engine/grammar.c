@@ -45,6 +45,63 @@ static int u64_digits(uint64_t v) {
     return d;
 }
 
+/* ================================================================ integers */
+
+static void gr_irange_from(int64_t lo, int64_t hi, gr_irange *r) {
+    memset(r, 0, sizeof *r);
+    if (hi >= 0) {
+        r->has_pos = true;
+        r->pos_lo = lo > 0 ? (uint64_t)lo : 0;
+        r->pos_hi = (uint64_t)hi;
+    }
+    if (lo <= -1) {
+        r->has_neg = true;
+        r->neg_lo = hi <= -1 ? (uint64_t)(-(hi + 1)) + 1 : 1;
+        r->neg_hi = (uint64_t)(-(lo + 1)) + 1;
+    }
+}
+
+/* The range an integer node admits where the innermost enclosing array item has
+ * 1-based number `item` (0: none). *dyn_ok is false when the relation cannot be
+ * met there; the static range is then returned (a required value never dead-ends;
+ * an optional property in that state is not offered). */
+static gr_irange gr_int_range(const gr_node *nd, uint32_t item, bool *dyn_ok) {
+    if (dyn_ok) *dyn_ok = true;
+    if (nd->rel == GR_REL_NONE) return nd->ir;
+    int64_t lo = nd->imin, hi = nd->imax;
+    if (nd->rel == GR_REL_EQ_ITEM) {
+        if ((int64_t)item > lo) lo = (int64_t)item;
+        if ((int64_t)item < hi) hi = (int64_t)item;
+    } else if ((int64_t)item - 1 < hi) {
+        hi = (int64_t)item - 1;
+    }
+    if (item == 0 || lo > hi) {
+        if (dyn_ok) *dyn_ok = false;
+        return nd->ir;
+    }
+    gr_irange r;
+    gr_irange_from(lo, hi, &r);
+    return r;
+}
+
+/* 1-based number of the innermost array item open among frames [0, below). */
+static uint32_t gr_item_number(const agx_grammar *g, const gr_core *s, uint32_t below) {
+    for (uint32_t d = below; d-- > 0;)
+        if (g->nodes[s->f[d].node].kind == GR_ARRAY) return s->f[d].n + 1;
+    return 0;
+}
+
+/* Is property j of an object worth offering where the item number is `item`? */
+static bool gr_prop_viable(const agx_grammar *g, const gr_node *nd, uint32_t j, uint32_t item) {
+    const gr_node *c = &g->nodes[nd->props[j].child];
+    if (nd->props[j].required || c->kind != GR_INTEGER || c->rel == GR_REL_NONE) return true;
+    bool ok;
+    gr_int_range(c, item, &ok);
+    return ok;
+}
+
+static size_t gr_count_min(const agx_grammar *g, uint32_t node, uint32_t item);
+
 /* ================================================================ compile */
 
 typedef struct gr_cctx {
@@ -63,7 +120,8 @@ static const char *const *const gr_type_kw[] = {
     (const char *const[]){"properties", "required", "additionalProperties", NULL},
     (const char *const[]){"items", "minItems", "maxItems", NULL},
     (const char *const[]){"minLength", "maxLength", NULL},
-    (const char *const[]){"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", NULL},
+    (const char *const[]){"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+                          "x-agx-item-number", NULL},
     (const char *const[]){NULL},
     (const char *const[]){NULL},
     (const char *const[]){NULL},
@@ -216,32 +274,34 @@ static agx_status gr_get_bound(gr_cctx *cx, json_t *sch, const char *kw, const c
 static agx_status gr_compile_node(gr_cctx *cx, json_t *sch, char *path, size_t plen, int depth,
                                   uint32_t *out);
 
-static agx_status gr_path_push(char *path, size_t plen, const char *seg, size_t *nlen) {
-    /* JSON-pointer-ish path for messages; truncated quietly when very deep. */
+/* Appends "/seg" to the JSON-pointer-ish path used in messages (512 bytes,
+ * truncated quietly when very deep). */
+static void gr_path_push(char *path, size_t plen, const char *seg, size_t *nlen) {
     int w = snprintf(path + plen, plen < 511 ? 512 - plen : 1, "/%s", seg);
     size_t add = w < 0 ? 0 : (size_t)w;
     *nlen = plen + add < 511 ? plen + add : 511;
-    return AGX_OK;
 }
 
 static agx_status gr_compile_object(gr_cctx *cx, json_t *sch, char *path, size_t plen,
                                     int depth, uint32_t *out) {
+    char where[512];
+    snprintf(where, sizeof where, "%s", plen ? path : "/");
     json_t *props = json_object_get(sch, "properties");
     json_t *req = json_object_get(sch, "required");
     json_t *addl = json_object_get(sch, "additionalProperties");
     if (props && !json_is_object(props))
         return agx_error_set(cx->err, AGX_ERR_CONFIG,
-                             "schema at %s: \"properties\" must be an object", path);
+                             "schema at %s: \"properties\" must be an object", where);
     if (req && !json_is_array(req))
         return agx_error_set(cx->err, AGX_ERR_CONFIG,
-                             "schema at %s: \"required\" must be an array of names", path);
+                             "schema at %s: \"required\" must be an array of names", where);
     if (addl && !json_is_boolean(addl) && !json_is_object(addl))
         return agx_error_set(cx->err, AGX_ERR_CONFIG,
                              "schema at %s: \"additionalProperties\" must be a boolean or schema",
-                             path);
+                             where);
     size_t n = props ? json_object_size(props) : 0;
     if (n > 65535)
-        return agx_error_set(cx->err, AGX_ERR_CONFIG, "schema at %s: too many properties", path);
+        return agx_error_set(cx->err, AGX_ERR_CONFIG, "schema at %s: too many properties", where);
     uint32_t idx;
     agx_status st = gr_new_node(cx, GR_OBJECT, &idx);
     if (st) return st;
@@ -282,28 +342,17 @@ static agx_status gr_compile_object(gr_cctx *cx, json_t *sch, char *path, size_t
         json_t *name = json_array_get(req, r);
         if (!json_is_string(name))
             return agx_error_set(cx->err, AGX_ERR_CONFIG,
-                                 "schema at %s: \"required\" must list property names", path);
-        bool found = false;
-        json_object_foreach(props, key, sub) {
-            (void)sub;
-            if (strcmp(key, json_string_value(name)) == 0) {
-                size_t j = 0;
-                const char *k2;
-                json_t *s2;
-                json_object_foreach(props, k2, s2) {
-                    (void)s2;
-                    if (k2 == key) break;
-                    j++;
-                }
-                nd->props[j].required = true;
-                found = true;
-                break;
-            }
-        }
-        if (!found)
+                                 "schema at %s: \"required\" must list property names", where);
+        char *q = json_dumps(name, JSON_COMPACT | JSON_ENCODE_ANY); /* compare quoted forms */
+        if (!q) return agx_error_set(cx->err, AGX_ERR_NOMEM, "out of memory");
+        size_t j = 0;
+        while (j < n && strcmp(nd->props[j].key, q) != 0) j++;
+        free(q);
+        if (j == n)
             return agx_error_set(cx->err, AGX_ERR_CONFIG,
                                  "schema at %s: required property \"%s\" is not in \"properties\"",
-                                 path, json_string_value(name));
+                                 where, json_string_value(name));
+        nd->props[j].required = true;
     }
     size_t minlen = 2, nreq = 0;
     ra[n] = 0;
@@ -320,6 +369,12 @@ static agx_status gr_compile_object(gr_cctx *cx, json_t *sch, char *path, size_t
         }
     }
     nd->minlen = minlen;
+    for (size_t j = 0; j < n; j++) {
+        const gr_node *c = &cx->g->nodes[nd->props[j].child];
+        if (nd->props[j].required && c->ctx) nd->ctx = true;
+        if (!nd->props[j].required && c->kind == GR_INTEGER && c->rel != GR_REL_NONE)
+            nd->dyn_opt = true;
+    }
     *out = idx;
     return AGX_OK;
 }
@@ -433,6 +488,12 @@ static agx_status gr_compile_node(gr_cctx *cx, json_t *sch, char *path, size_t p
         nd->item = child;
         size_t each = cx->g->nodes[child].minlen;
         nd->minlen = mn ? sat_add(2, sat_add(sat_mul(mn, each), mn - 1)) : 2;
+        if (cx->g->nodes[child].ctx) { /* items' shortest forms depend on their numbers */
+            size_t sum = mn ? 1 + (size_t)mn : 2;
+            for (uint32_t c = 0; c < mn && sum <= GR_MAX_MINLEN; c++)
+                sum = sat_add(sum, gr_count_min(cx->g, child, c + 1));
+            nd->minlen = sum > GR_MAX_MINLEN ? SIZE_MAX : sum;
+        }
         *out = idx;
         return AGX_OK;
     }
@@ -446,20 +507,26 @@ static agx_status gr_compile_node(gr_cctx *cx, json_t *sch, char *path, size_t p
             return agx_error_set(cx->err, AGX_ERR_CONFIG,
                                  "schema at %s: no integer satisfies minimum %lld / maximum %lld",
                                  where, (long long)lo, (long long)hi);
+        uint8_t rel = GR_REL_NONE;
+        json_t *xr = json_object_get(sch, "x-agx-item-number");
+        if (xr) {
+            const char *r = json_string_value(xr);
+            if (r && strcmp(r, "equal") == 0) rel = GR_REL_EQ_ITEM;
+            else if (r && strcmp(r, "below") == 0) rel = GR_REL_BELOW_ITEM;
+            else
+                return agx_error_set(cx->err, AGX_ERR_CONFIG,
+                                     "schema at %s: \"x-agx-item-number\" must be \"equal\" or "
+                                     "\"below\"", where);
+        }
         if ((st = gr_new_node(cx, GR_INTEGER, &idx))) return st;
         gr_node *nd = &cx->g->nodes[idx];
-        if (hi >= 0) {
-            nd->has_pos = true;
-            nd->pos_lo = lo > 0 ? (uint64_t)lo : 0;
-            nd->pos_hi = (uint64_t)hi;
-        }
-        if (lo <= -1) {
-            nd->has_neg = true;
-            nd->neg_lo = hi <= -1 ? (uint64_t)(-(hi + 1)) + 1 : 1;
-            nd->neg_hi = (uint64_t)(-(lo + 1)) + 1;
-        }
-        nd->minlen = nd->has_pos ? (size_t)u64_digits(nd->pos_lo)
-                                 : 1 + (size_t)u64_digits(nd->neg_lo);
+        nd->imin = lo;
+        nd->imax = hi;
+        gr_irange_from(lo, hi, &nd->ir);
+        nd->rel = rel;
+        nd->ctx = rel != GR_REL_NONE;
+        nd->minlen = nd->ir.has_pos ? (size_t)u64_digits(nd->ir.pos_lo)
+                                    : 1 + (size_t)u64_digits(nd->ir.neg_lo);
         *out = idx;
         return AGX_OK;
     }
@@ -507,7 +574,8 @@ agx_status agx_grammar_compile(const char *schema_json, size_t len, agx_grammar 
     char path[512] = "";
     agx_status st = gr_compile_node(&cx, root, path, 0, 0, &g->root);
     json_decref(root);
-    if (st == AGX_OK && g->nodes[g->root].minlen > GR_MAX_MINLEN)
+    if (st == AGX_OK && (g->nodes[g->root].ctx ? gr_count_min(g, g->root, 0)
+                                               : g->nodes[g->root].minlen) > GR_MAX_MINLEN)
         st = agx_error_set(err, AGX_ERR_CONFIG,
                            "schema's shortest document is longer than %zu bytes; lower its "
                            "minItems/minLength", GR_MAX_MINLEN);
@@ -564,7 +632,7 @@ static int gr_step_string(gr_frame *f, const gr_node *nd, uint8_t b) {
         return R_OK;
     case S_BODY:
         if (b == '"') return f->n >= nd->min_n ? R_DONE : R_REJECT;
-        if (b < 0x20 || f->n >= nd->max_n) return R_REJECT;
+        if (b < 0x20 || b == 0x7F || f->n >= nd->max_n) return R_REJECT;
         if (b == '\\') {
             f->n++;
             f->phase = S_ESC;
@@ -599,7 +667,7 @@ static int gr_step_string(gr_frame *f, const gr_node *nd, uint8_t b) {
     }
     case S_ESC:
         switch (b) {
-        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+        case '"': case '\\': case '/': case 'n': case 'r': case 't': /* no \b \f: controls */
             f->phase = S_BODY;
             return R_OK;
         case 'u':
@@ -615,8 +683,12 @@ static int gr_step_string(gr_frame *f, const gr_node *nd, uint8_t b) {
         f->v = f->v * 16 + (uint64_t)h;
         f->aux++;
         if (f->aux == 2 && f->v >= 0xDC && f->v <= 0xDF) return R_REJECT; /* lone low surrogate */
+        if (f->aux == 3 && f->v == 0x001) return R_REJECT; /* \u0010..\u001f: controls */
         if (f->aux == 4) {
-            if (f->v == 0) return R_REJECT; /* jansson refuses \u0000 */
+            /* controls other than tab/newline/return (and \u0000, which jansson
+             * refuses) are not text a plan can carry */
+            if ((f->v < 0x20 && f->v != 0x09 && f->v != 0x0A && f->v != 0x0D) || f->v == 0x7F)
+                return R_REJECT;
             f->phase = (f->v >= 0xD800 && f->v <= 0xDBFF) ? S_LBS : S_BODY;
         }
         return R_OK;
@@ -658,23 +730,25 @@ static bool gr_int_feasible(uint64_t v, uint64_t lo, uint64_t hi) {
 }
 
 /* Integer frame: aux = negative, n = digits, v = magnitude. */
-static bool gr_int_can_end(const gr_frame *f, const gr_node *nd) {
+static bool gr_int_can_end(const gr_frame *f, const gr_irange *r) {
     if (f->phase != I_DIG) return false;
-    uint64_t lo = f->aux ? nd->neg_lo : nd->pos_lo, hi = f->aux ? nd->neg_hi : nd->pos_hi;
+    uint64_t lo = f->aux ? r->neg_lo : r->pos_lo, hi = f->aux ? r->neg_hi : r->pos_hi;
     return f->v >= lo && f->v <= hi;
 }
 
-static int gr_step_integer(gr_frame *f, const gr_node *nd, uint8_t b) {
+static int gr_step_integer(const agx_grammar *g, const gr_core *s, gr_frame *f,
+                           const gr_node *nd, uint8_t b) {
+    gr_irange r = gr_int_range(nd, nd->rel ? gr_item_number(g, s, s->depth - 1) : 0, NULL);
     if (f->phase == I_START && b == '-') {
-        if (!nd->has_neg) return R_REJECT;
+        if (!r.has_neg) return R_REJECT;
         f->aux = 1;
         f->phase = I_SIGN;
         return R_OK;
     }
-    int end = gr_int_can_end(f, nd) ? R_RETRY : R_REJECT;
+    int end = gr_int_can_end(f, &r) ? R_RETRY : R_REJECT;
     if (b < '0' || b > '9') return end;
-    if (f->phase == I_START && !nd->has_pos) return R_REJECT;
-    uint64_t lo = f->aux ? nd->neg_lo : nd->pos_lo, hi = f->aux ? nd->neg_hi : nd->pos_hi;
+    if (f->phase == I_START && !r.has_pos) return R_REJECT;
+    uint64_t lo = f->aux ? r.neg_lo : r.pos_lo, hi = f->aux ? r.neg_hi : r.pos_hi;
     unsigned d = (unsigned)(b - '0');
     uint64_t nv;
     if (f->phase == I_DIG) {
@@ -760,14 +834,28 @@ static int gr_step_literal(gr_frame *f, const gr_node *nd, uint8_t b) {
     return R_OK;
 }
 
-static int gr_key_step(gr_frame *f, const gr_node *nd, uint8_t b) {
+/* Some property in [i, lim[i]] can be written here? */
+static bool gr_any_viable(const agx_grammar *g, const gr_node *nd, uint32_t i, uint32_t item) {
+    if (i >= nd->n_props) return false;
+    if (!nd->dyn_opt) return true;
+    for (uint32_t j = i; j <= nd->lim[i]; j++)
+        if (gr_prop_viable(g, nd, j, item)) return true;
+    return false;
+}
+
+/* Object key bytes: candidates are the properties from i up to the next required
+ * one (optional ones may be skipped), minus those that cannot be met here. */
+static int gr_key_step(const agx_grammar *g, const gr_core *s, gr_frame *f, const gr_node *nd,
+                       uint8_t b) {
     uint32_t i = f->n, pos = (uint32_t)f->v, cand = (uint32_t)(f->v >> 32);
     uint32_t lim = nd->lim[i];
+    uint32_t item = nd->dyn_opt ? gr_item_number(g, s, s->depth - 1) : 0;
     const gr_prop *pc = &nd->props[cand];
     for (uint32_t j = cand; j <= lim; j++) {
         const gr_prop *p = &nd->props[j];
         if (p->key_len > pos && (uint8_t)p->key[pos] == b &&
-            (j == cand || memcmp(p->key, pc->key, pos) == 0)) {
+            (j == cand || memcmp(p->key, pc->key, pos) == 0) &&
+            (!nd->dyn_opt || gr_prop_viable(g, nd, j, item))) {
             pos++;
             if (pos == p->key_len) {
                 f->phase = O_COLON;
@@ -798,14 +886,15 @@ static int gr_step_object(const agx_grammar *g, gr_core *s, gr_frame *f, const g
         f->v = (uint64_t)f->n << 32;
         /* fall through */
     case O_KEY:
-        return gr_key_step(f, nd, b);
+        return gr_key_step(g, s, f, nd, b);
     case O_COLON:
         if (b != ':') return R_REJECT;
         f->phase = O_VALUE;
         gr_push(s, g, nd->props[f->v].child);
         return R_OK;
     case O_AFTER:
-        if (b == ',' && f->n < nd->n_props) {
+        if (b == ',' &&
+            gr_any_viable(g, nd, f->n, nd->dyn_opt ? gr_item_number(g, s, s->depth - 1) : 0)) {
             f->phase = O_COMMA;
             return R_OK;
         }
@@ -853,7 +942,7 @@ bool gr_step(const agx_grammar *g, gr_core *s, uint8_t b) {
         case GR_STRING: r = gr_step_string(f, nd, b); break;
         case GR_OBJECT: r = gr_step_object(g, s, f, nd, b); break;
         case GR_ARRAY: r = gr_step_array(g, s, f, nd, b); break;
-        case GR_INTEGER: r = gr_step_integer(f, nd, b); break;
+        case GR_INTEGER: r = gr_step_integer(g, s, f, nd, b); break;
         case GR_NUMBER: r = gr_step_number(f, b); break;
         default: r = gr_step_literal(f, nd, b); break;
         }
@@ -870,7 +959,10 @@ bool gr_step(const agx_grammar *g, gr_core *s, uint8_t b) {
 static bool gr_frame_can_end(const agx_grammar *g, const gr_frame *f) {
     const gr_node *nd = &g->nodes[f->node];
     switch (nd->kind) {
-    case GR_INTEGER: return gr_int_can_end(f, nd);
+    case GR_INTEGER: {
+        gr_irange r = gr_int_range(nd, 0, NULL); /* only asked for the top-level value */
+        return gr_int_can_end(f, &r);
+    }
     case GR_NUMBER: return gr_num_can_end(f);
     case GR_LITERAL: return f->n > 0 && nd->lits[(uint32_t)f->v].len == f->n;
     default: return false;
@@ -903,7 +995,8 @@ bool gr_may_accept(const agx_grammar *g, const gr_core *s, uint8_t b) {
     }
     case GR_STRING:
         if (f->phase == S_START) return b == '"';
-        if (f->phase == S_BODY) return b >= 0x20 && (b < 0x80 || (b >= 0xC2 && b <= 0xF4));
+        if (f->phase == S_BODY)
+            return b >= 0x20 && b != 0x7F && (b < 0x80 || (b >= 0xC2 && b <= 0xF4));
         if (f->phase == S_UTF8)
             return b >= gr_utf8_lo[f->aux >> 2] && b <= gr_utf8_hi[f->aux >> 2];
         return true;
@@ -926,6 +1019,22 @@ bool gr_may_accept(const agx_grammar *g, const gr_core *s, uint8_t b) {
         return true;
     default: return true;
     }
+}
+
+int gr_string_pending(const agx_grammar *g, const gr_core *s, uint32_t *need, uint8_t *lo,
+                      uint8_t *hi, uint32_t *remaining) {
+    if (s->depth == 0) return GR_PEND_NONE;
+    const gr_frame *f = &s->f[s->depth - 1];
+    const gr_node *nd = &g->nodes[f->node];
+    if (nd->kind != GR_STRING) return GR_PEND_NONE;
+    uint32_t rem = nd->max_n - f->n;
+    *remaining = rem > 0xFFFD ? 0xFFFD : rem;
+    if (f->phase == S_ESC) return GR_PEND_ESC;
+    if (f->phase != S_UTF8) return GR_PEND_NONE;
+    *need = f->aux & 3;
+    *lo = gr_utf8_lo[f->aux >> 2];
+    *hi = gr_utf8_hi[f->aux >> 2];
+    return GR_PEND_UTF8;
 }
 
 bool gr_in_string_body(const agx_grammar *g, const gr_core *s, uint32_t *remaining) {
@@ -988,41 +1097,46 @@ static void gr_put_u64(gr_sink *k, uint64_t v, int skip) {
     if (skip < n) gr_put(k, tmp + skip, (size_t)(n - skip));
 }
 
-static void gr_emit_min(const agx_grammar *g, uint32_t node, gr_sink *k);
+/* Shortest serialization of a fresh value of `node`; item = number of the
+ * innermost enclosing array item (for item-number integers). Once the sink only
+ * counts, nodes whose shortest form does not depend on item add their minlen. */
+static void gr_emit_min(const agx_grammar *g, uint32_t node, uint32_t item, gr_sink *k);
 
+/* The required properties from i on (comma-separated), then '}'. */
 static void gr_obj_rest(const agx_grammar *g, const gr_node *nd, uint32_t i, bool first,
-                        gr_sink *k) {
+                        uint32_t item, gr_sink *k) {
     for (uint32_t j = i; j < nd->n_props; j++) {
         if (!nd->props[j].required) continue;
         if (!first) gr_putc(k, ',');
         first = false;
         gr_put(k, nd->props[j].key, nd->props[j].key_len);
         gr_putc(k, ':');
-        gr_emit_min(g, nd->props[j].child, k);
+        gr_emit_min(g, nd->props[j].child, item, k);
     }
     gr_putc(k, '}');
 }
 
+/* Items from..min_n-1 (item c has number c + 1), then ']'. */
 static void gr_items(const agx_grammar *g, const gr_node *nd, uint32_t from, bool first,
                      gr_sink *k) {
-    /* items from..min_n-1, then ']' */
+    const gr_node *it = &g->nodes[nd->item];
     for (uint32_t c = from; c < nd->min_n; c++) {
-        if (gr_sink_full(k)) {
+        if (gr_sink_full(k) && !it->ctx) {
             size_t left = nd->min_n - c;
-            size_t per = sat_add(g->nodes[nd->item].minlen, 1);
+            size_t per = sat_add(it->minlen, 1);
             k->len = sat_add(k->len, sat_mul(left, per) - (first ? 1 : 0));
             break;
         }
         if (!first) gr_putc(k, ',');
         first = false;
-        gr_emit_min(g, nd->item, k);
+        gr_emit_min(g, nd->item, c + 1, k);
     }
     gr_putc(k, ']');
 }
 
-static void gr_emit_min(const agx_grammar *g, uint32_t node, gr_sink *k) {
+static void gr_emit_min(const agx_grammar *g, uint32_t node, uint32_t item, gr_sink *k) {
     const gr_node *nd = &g->nodes[node];
-    if (gr_sink_full(k)) {
+    if (gr_sink_full(k) && !nd->ctx) {
         k->len = sat_add(k->len, nd->minlen);
         return;
     }
@@ -1032,14 +1146,16 @@ static void gr_emit_min(const agx_grammar *g, uint32_t node, gr_sink *k) {
         gr_rep(k, 'a', nd->min_n);
         gr_putc(k, '"');
         break;
-    case GR_INTEGER:
-        if (nd->has_pos) {
-            gr_put_u64(k, nd->pos_lo, 0);
+    case GR_INTEGER: {
+        gr_irange r = gr_int_range(nd, item, NULL);
+        if (r.has_pos) {
+            gr_put_u64(k, r.pos_lo, 0);
         } else {
             gr_putc(k, '-');
-            gr_put_u64(k, nd->neg_lo, 0);
+            gr_put_u64(k, r.neg_lo, 0);
         }
         break;
+    }
     case GR_NUMBER: gr_putc(k, '0'); break;
     case GR_LITERAL: {
         uint32_t best = 0;
@@ -1050,7 +1166,7 @@ static void gr_emit_min(const agx_grammar *g, uint32_t node, gr_sink *k) {
     }
     case GR_OBJECT:
         gr_putc(k, '{');
-        gr_obj_rest(g, nd, 0, true, k);
+        gr_obj_rest(g, nd, 0, true, item, k);
         break;
     case GR_ARRAY:
         gr_putc(k, '[');
@@ -1059,13 +1175,19 @@ static void gr_emit_min(const agx_grammar *g, uint32_t node, gr_sink *k) {
     }
 }
 
+static size_t gr_count_min(const agx_grammar *g, uint32_t node, uint32_t item) {
+    gr_sink k = {NULL, 0, 0};
+    gr_emit_min(g, node, item, &k);
+    return k.len;
+}
+
 static void gr_string_tail(const gr_frame *f, const gr_node *nd, gr_sink *k) {
     switch (f->phase) {
     case S_ESC: gr_putc(k, 'n'); break;
     case S_HEX: {
         uint64_t acc = f->v;
         for (unsigned i = f->aux; i < 4; i++) {
-            unsigned d = (i == 3 && acc == 0) ? 1 : 0;
+            unsigned d = (i == 3 && acc == 0) ? 9 : 0; /* \u0009 (tab), never a bare control */
             gr_putc(k, "0123456789abcdef"[d]);
             acc = acc * 16 + d;
         }
@@ -1087,34 +1209,42 @@ static void gr_string_tail(const gr_frame *f, const gr_node *nd, gr_sink *k) {
     gr_putc(k, '"');
 }
 
-static void gr_int_tail(const gr_frame *f, const gr_node *nd, gr_sink *k) {
+static void gr_int_tail(const gr_frame *f, const gr_irange *r, gr_sink *k) {
     if (f->phase == I_SIGN) {
-        gr_put_u64(k, nd->neg_lo, 0);
+        gr_put_u64(k, r->neg_lo, 0);
         return;
     }
-    if (gr_int_can_end(f, nd)) return;
-    uint64_t lo = f->aux ? nd->neg_lo : nd->pos_lo;
+    if (gr_int_can_end(f, r)) return;
+    uint64_t lo = f->aux ? r->neg_lo : r->pos_lo, hi = f->aux ? r->neg_hi : r->pos_hi;
     uint64_t p = 1;
     for (int kk = 1; kk <= 19; kk++) {
         p *= 10;
         uint64_t a = f->v * p; /* feasible by invariant, so no overflow before a hit */
         uint64_t c = a > lo ? a : lo;
-        if (c <= a + (p - 1) && c <= (f->aux ? nd->neg_hi : nd->pos_hi)) {
+        if (c <= a + (p - 1) && c <= hi) {
             gr_put_u64(k, c, (int)f->n);
             return;
         }
     }
 }
 
-static void gr_frame_tail(const agx_grammar *g, const gr_frame *f, gr_sink *k) {
+/* The rest of the value open in frame f (at stack index d of s; a frame below
+ * the top is passed with its child already taken as finished). */
+static void gr_frame_tail(const agx_grammar *g, const gr_core *s, uint32_t d, const gr_frame *f,
+                          gr_sink *k) {
     const gr_node *nd = &g->nodes[f->node];
+    uint32_t item = nd->ctx || nd->dyn_opt ? gr_item_number(g, s, d) : 0;
     if (f->phase == 0 && nd->kind != GR_LITERAL) { /* nothing typed yet */
-        gr_emit_min(g, f->node, k);
+        gr_emit_min(g, f->node, item, k);
         return;
     }
     switch (nd->kind) {
     case GR_STRING: gr_string_tail(f, nd, k); break;
-    case GR_INTEGER: gr_int_tail(f, nd, k); break;
+    case GR_INTEGER: {
+        gr_irange r = gr_int_range(nd, item, NULL);
+        gr_int_tail(f, &r, k);
+        break;
+    }
     case GR_NUMBER:
         if (!gr_num_can_end(f)) gr_putc(k, '0');
         break;
@@ -1127,45 +1257,61 @@ static void gr_frame_tail(const agx_grammar *g, const gr_frame *f, gr_sink *k) {
     }
     case GR_OBJECT:
         switch (f->phase) {
-        case O_OPEN: gr_obj_rest(g, nd, 0, true, k); break;
+        case O_OPEN: gr_obj_rest(g, nd, 0, true, item, k); break;
         case O_KEY: {
-            uint32_t pos = (uint32_t)f->v, cand = (uint32_t)(f->v >> 32);
+            /* of the keys that match what is typed, the cheapest way to finish */
+            uint32_t pos = (uint32_t)f->v, cand = (uint32_t)(f->v >> 32), best = cand;
+            size_t bl = SIZE_MAX;
+            for (uint32_t j = cand; j <= nd->lim[f->n]; j++) {
+                const gr_prop *p = &nd->props[j];
+                if (p->key_len <= pos || memcmp(p->key, nd->props[cand].key, pos) != 0 ||
+                    !gr_prop_viable(g, nd, j, item))
+                    continue;
+                gr_sink c = {NULL, 0, 0};
+                gr_emit_min(g, p->child, item, &c);
+                gr_obj_rest(g, nd, j + 1, false, item, &c);
+                size_t l = sat_add(p->key_len - pos, c.len);
+                if (l < bl) bl = l, best = j;
+            }
+            cand = best;
             gr_put(k, nd->props[cand].key + pos, nd->props[cand].key_len - pos);
             gr_putc(k, ':');
-            gr_emit_min(g, nd->props[cand].child, k);
-            gr_obj_rest(g, nd, cand + 1, false, k);
+            gr_emit_min(g, nd->props[cand].child, item, k);
+            gr_obj_rest(g, nd, cand + 1, false, item, k);
             break;
         }
         case O_COLON:
             gr_putc(k, ':');
-            gr_emit_min(g, nd->props[f->v].child, k);
-            gr_obj_rest(g, nd, (uint32_t)f->v + 1, false, k);
+            gr_emit_min(g, nd->props[f->v].child, item, k);
+            gr_obj_rest(g, nd, (uint32_t)f->v + 1, false, item, k);
             break;
         case O_COMMA: {
             /* one more property must follow: the next required one if any,
-             * else the cheapest optional one */
+             * else the cheapest optional one that can be met here */
             uint32_t lim = nd->lim[f->n], best = lim;
             if (!nd->props[lim].required) {
                 size_t bl = SIZE_MAX;
                 for (uint32_t j = f->n; j <= lim; j++) {
-                    size_t l = sat_add(nd->props[j].key_len, g->nodes[nd->props[j].child].minlen);
+                    if (!gr_prop_viable(g, nd, j, item)) continue;
+                    size_t l = sat_add(nd->props[j].key_len,
+                                       gr_count_min(g, nd->props[j].child, item));
                     if (l < bl) bl = l, best = j;
                 }
             }
             gr_put(k, nd->props[best].key, nd->props[best].key_len);
             gr_putc(k, ':');
-            gr_emit_min(g, nd->props[best].child, k);
-            gr_obj_rest(g, nd, best + 1, false, k);
+            gr_emit_min(g, nd->props[best].child, item, k);
+            gr_obj_rest(g, nd, best + 1, false, item, k);
             break;
         }
-        default: gr_obj_rest(g, nd, f->n, false, k); break; /* O_AFTER */
+        default: gr_obj_rest(g, nd, f->n, false, item, k); break; /* O_AFTER */
         }
         break;
     case GR_ARRAY:
         switch (f->phase) {
         case A_OPEN: gr_items(g, nd, 0, true, k); break;
         case A_COMMA:
-            gr_emit_min(g, nd->item, k);
+            gr_emit_min(g, nd->item, f->n + 1, k);
             gr_items(g, nd, f->n + 1, false, k);
             break;
         default: gr_items(g, nd, f->n, false, k); break; /* A_AFTER */
@@ -1185,7 +1331,7 @@ static void gr_complete(const agx_grammar *g, const gr_core *s, gr_sink *k) {
                 f.phase = A_AFTER;
             }
         }
-        gr_frame_tail(g, &f, k);
+        gr_frame_tail(g, s, d, &f, k);
     }
 }
 

@@ -13,6 +13,14 @@
 
 enum gr_kind { GR_OBJECT, GR_ARRAY, GR_STRING, GR_INTEGER, GR_NUMBER, GR_LITERAL };
 
+/* Integer range as magnitudes per sign (has_* false: that sign is impossible). */
+typedef struct gr_irange {
+    bool has_pos, has_neg;
+    uint64_t pos_lo, pos_hi, neg_lo, neg_hi;
+} gr_irange;
+
+enum { GR_REL_NONE, GR_REL_EQ_ITEM, GR_REL_BELOW_ITEM };
+
 typedef struct gr_prop {
     char *key;          /* canonical quoted key, e.g. "\"tasks\"" */
     uint32_t key_len;
@@ -30,14 +38,18 @@ typedef struct gr_node {
     /* string: code-point counts; array: item counts (UINT32_MAX = unbounded) */
     uint32_t min_n, max_n;
     uint32_t item;                  /* array item node */
-    /* integer: allowed magnitudes for each sign (has_* false: sign impossible) */
-    bool has_pos, has_neg;
-    uint64_t pos_lo, pos_hi, neg_lo, neg_hi;
+    /* integer: static bounds, as magnitudes per sign, and an optional relation to
+     * the 1-based number of the innermost enclosing array item */
+    int64_t imin, imax;
+    gr_irange ir;
+    uint8_t rel;                    /* GR_REL_* */
+    bool ctx;                       /* shortest form depends on that item number */
     /* object */
     gr_prop *props;
     uint32_t n_props;
     uint32_t *lim;                  /* lim[i]: last candidate index for a key typed at i */
     uint8_t *req_after;             /* req_after[i]: some property >= i is required */
+    bool dyn_opt;                   /* an optional property is an item-number integer */
     /* literal set, sorted by bytes, deduplicated */
     gr_lit *lits;
     uint32_t n_lits;
@@ -92,6 +104,14 @@ bool gr_may_accept(const agx_grammar *g, const gr_core *s, uint8_t b);
  * plain body (no escape or UTF-8 sequence pending), returns true and the number
  * of further code points the string may take (capped at 0xFFFE). */
 bool gr_in_string_body(const agx_grammar *g, const gr_core *s, uint32_t *remaining_chars);
+
+/* Inside a free string, right after a token that ended inside a UTF-8 character
+ * (GR_PEND_UTF8: *need continuation bytes, the first in [*lo, *hi]) or right
+ * after a backslash (GR_PEND_ESC); *remaining = further code points allowed,
+ * capped at 0xFFFD. GR_PEND_NONE otherwise. */
+enum { GR_PEND_NONE, GR_PEND_UTF8, GR_PEND_ESC };
+int gr_string_pending(const agx_grammar *g, const gr_core *s, uint32_t *need, uint8_t *lo,
+                      uint8_t *hi, uint32_t *remaining);
 
 /* Token class for the fast path: bytes that can sit inside a string body with
  * nothing pending before them (no quote, backslash or control byte; valid UTF-8,

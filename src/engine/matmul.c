@@ -5,6 +5,7 @@
  * bound), row x token tiles for several tokens (matrix-matrix, compute bound,
  * each weight block decoded once per group of tokens by the tile kernel). */
 #include <math.h>
+#include <stdint.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,12 +43,18 @@ typedef struct mm_job {
 static int mm_make_plan(uint32_t wtype, int64_t n_cols, int64_t n_tok, mm_plan *p) {
     memset(p, 0, sizeof(*p));
     p->tr = agx_type_traits_get(wtype);
-    if (!p->tr || !p->tr->vec_dot || n_cols <= 0 || !agx_type_row_size(wtype, n_cols)) return -1;
+    /* kernels take the row length as int */
+    if (!p->tr || !p->tr->vec_dot || n_cols <= 0 || n_cols > INT32_MAX || !agx_type_row_size(wtype, n_cols))
+        return -1;
     const agx_type_traits *vt = agx_type_traits_get(p->tr->vec_dot_type);
     if (!vt || n_cols % vt->block_size) return -1;
     p->vec_dot = p->tr->vec_dot;
-    if (n_tok > 1) {
-        const agx_kernel_set ks = agx_quant_gemm_get(wtype);
+    const agx_kernel_set ks = agx_quant_gemm_get(wtype);
+    /* the tiles with their own activation layout (q4_0/q5_0/q8_0) are faster
+     * than vec_dot even for one token (scales and offsets come pre-computed),
+     * as long as that 3-bytes-per-element row stays well inside L1 */
+    const int wide_ok = ks.gemm_quant && ks.act_row_size(n_cols) && ks.act_row_size(n_cols) <= 16384;
+    if (n_tok > 1 || wide_ok) {
         if (ks.gemm && (!ks.gemm_quant || ks.act_row_size(n_cols))) {
             p->gemm = ks.gemm;
             if (ks.gemm_quant) {
@@ -73,9 +80,14 @@ size_t agx_matmul_scratch_size(uint32_t wtype, int64_t n_cols, int64_t n_tok) {
 }
 
 static void mm_quantize(int ith, int nth, void *arg) {
+    (void)ith;
+    (void)nth;
     mm_job *j = arg;
-    for (int64_t t = ith; t < j->n_tok; t += nth)
+    for (;;) {
+        const int64_t t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (t >= j->n_tok) break;
         j->p.quant(j->x + t * j->n_cols, j->act + (size_t)t * j->p.act_row, j->n_cols);
+    }
 }
 
 static void mm_compute(int ith, int nth, void *arg) {
@@ -131,8 +143,9 @@ void agx_matmul(agx_threadpool *tp, uint32_t wtype, const void *w, int64_t n_row
             for (int64_t i = 0; i < n_rows * n_tok; i++) y[i] = NAN;
             return;
         }
+        atomic_init(&j->next, 0);
         if (n_tok < 4 || nth == 1) mm_quantize(0, 1, j);
-        else agx_threadpool_run(tp, mm_quantize, j);
+        else agx_threadpool_run_dynamic(tp, mm_quantize, j);
     } else {
         j->act = (uint8_t *)(uintptr_t)x; /* f32 weights read f32 activations as they are */
     }
@@ -149,8 +162,8 @@ void agx_matmul(agx_threadpool *tp, uint32_t wtype, const void *w, int64_t n_row
     }
     j->n_row_chunks = (n_rows + j->chunk_rows - 1) / j->chunk_rows;
     j->n_items = j->n_row_chunks * ((n_tok + j->chunk_toks - 1) / j->chunk_toks);
-    atomic_init(&j->next, 0);
+    atomic_store(&j->next, 0);
     if (nth == 1 || j->n_items == 1) mm_compute(0, 1, j);
-    else agx_threadpool_run(tp, mm_compute, j);
+    else agx_threadpool_run_dynamic(tp, mm_compute, j);
     free(owned);
 }

@@ -5,6 +5,7 @@
 #include "agx/model.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "agx/gguf.h"
 #include "agx/quant.h"
 #include "agx/util.h"
+#include "engine/threadpool_impl.h"
 
 /* A weight matrix: a view into the file. */
 typedef struct wmat {
@@ -304,6 +306,7 @@ void agx_model_free(agx_model *m) {
 
 const agx_model_config *agx_model_get_config(const agx_model *m) { return &m->cfg; }
 const char *agx_model_desc(const agx_model *m) { return m->desc; }
+const agx_gguf *agx_model_gguf(const agx_model *m) { return m->gguf; }
 
 bool agx_model_is_eog(const agx_model *m, int32_t token) {
     for (int i = 0; i < m->n_eog; i++)
@@ -378,7 +381,15 @@ agx_status agx_context_create(const agx_model *m, const agx_context_params *pp, 
     c->kv_type = p.kv_type;
     c->kv_elsize = p.kv_type == AGX_KV_F32 ? 4 : 2;
     const size_t kvd = (size_t)cfg->n_head_kv * (size_t)cfg->head_dim;
-    c->kv_bytes = 2 * (size_t)cfg->n_layer * (size_t)c->n_ctx * kvd * c->kv_elsize;
+    size_t kvb = 2 * (size_t)cfg->n_layer;
+    if (__builtin_mul_overflow(kvb, (size_t)c->n_ctx, &kvb) || __builtin_mul_overflow(kvb, kvd, &kvb) ||
+        __builtin_mul_overflow(kvb, c->kv_elsize, &kvb) || kvb > ((size_t)1 << 46)) {
+        agx_context_free(c);
+        return agx_error_set(err, AGX_ERR_NOMEM,
+                             "a %ld-token KV cache for this model would be absurdly large: lower AGX_CANDLE_CONTEXT_SIZE",
+                             n_ctx);
+    }
+    c->kv_bytes = kvb;
     const size_t ub = (size_t)c->n_ubatch, qd = (size_t)cfg->n_head * (size_t)cfg->head_dim;
     const size_t E = (size_t)cfg->n_embd, F = (size_t)cfg->n_ff;
     const size_t scratch = ub * (2 * E + qd + 2 * kvd + qd + 2 * F + (size_t)cfg->n_rot);
@@ -403,6 +414,26 @@ agx_status agx_context_create(const agx_model *m, const agx_context_params *pp, 
         agx_context_free(c);
         return st;
     }
+    /* the matmuls' activation scratch, reserved now so that a forward pass never
+     * allocates (and running out of memory is an error here, not NaN logits later) */
+    size_t mm_scratch = 0;
+    const wmat *mats[] = {&m->output, &m->layers[0].wq, &m->layers[0].wo, &m->layers[0].w_down};
+    for (int l = 0; l < cfg->n_layer; l++) {
+        const layer *L = &m->layers[l];
+        const wmat *lm[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof lm / sizeof lm[0]; i++) {
+            const size_t need = agx_matmul_scratch_size(lm[i]->type, lm[i]->n_cols, c->n_ubatch);
+            if (need > mm_scratch) mm_scratch = need;
+        }
+    }
+    for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
+        const size_t need = agx_matmul_scratch_size(mats[i]->type, mats[i]->n_cols, c->n_ubatch);
+        if (need > mm_scratch) mm_scratch = need;
+    }
+    if (mm_scratch > 0 && (st = agx_threadpool_reserve(c->tp, mm_scratch, err)) != AGX_OK) {
+        agx_context_free(c);
+        return st;
+    }
     const agx_attn_params ap = {.n_head = cfg->n_head, .n_head_kv = cfg->n_head_kv, .head_dim = cfg->head_dim,
                                 .kv_type = c->kv_type};
     c->attn_scratch_per_thread = agx_attention_scratch_floats(&ap, c->n_ctx);
@@ -423,22 +454,35 @@ static void matmul(agx_context *c, const wmat *w, const float *x, int n_tok, flo
     agx_matmul(c->tp, w->type, w->data, w->n_rows, w->n_cols, x, n_tok, y);
 }
 
-static void add_bias(float *y, const float *b, int n_tok, int64_t n) {
-    if (!b) return;
-    for (int t = 0; t < n_tok; t++) agx_add_inplace(y + (int64_t)t * n, b, n);
-}
-
-/* Elementwise SwiGLU split over the thread pool (it is n_ff expf per token). */
+/* Elementwise SwiGLU split over the thread pool (it is n_ff exps per token);
+ * chunks come from a shared counter (dynamic pool job: a worker that is not
+ * scheduled in time is not waited for). */
+enum { SWIGLU_CHUNK = 4096 };
 typedef struct swiglu_job {
     float *h;
     const float *up;
     int64_t n;
+    _Atomic int64_t next;
 } swiglu_job;
 static void swiglu_worker(int ith, int nth, void *arg) {
-    const swiglu_job *j = arg;
-    const int64_t chunk = (j->n + nth - 1) / nth, lo = chunk * ith;
-    const int64_t hi = lo + chunk < j->n ? lo + chunk : j->n;
-    if (lo < hi) agx_swiglu(j->h + lo, j->h + lo, j->up + lo, hi - lo);
+    (void)ith, (void)nth;
+    swiglu_job *j = arg;
+    for (;;) {
+        const int64_t lo = atomic_fetch_add_explicit(&j->next, SWIGLU_CHUNK, memory_order_relaxed);
+        if (lo >= j->n) break;
+        const int64_t hi = lo + SWIGLU_CHUNK < j->n ? lo + SWIGLU_CHUNK : j->n;
+        agx_swiglu(j->h + lo, j->h + lo, j->up + lo, hi - lo);
+    }
+}
+
+/* h = silu(h) * up over n values; inline for one token (a few microseconds:
+ * a pool round trip would cost more). */
+static void swiglu(agx_context *c, float *h, const float *up, int64_t n) {
+    swiglu_job sj = {h, up, n, 0};
+    if (n <= SWIGLU_CHUNK * 4)
+        swiglu_worker(0, 1, &sj);
+    else
+        agx_threadpool_run_dynamic(c->tp, swiglu_worker, &sj);
 }
 
 static void *kv_at(const agx_context *c, int layer, int which, int64_t pos) {
@@ -448,13 +492,80 @@ static void *kv_at(const agx_context *c, int layer, int which, int64_t pos) {
     return (char *)c->kv + (2 * (size_t)layer + (size_t)which) * plane + (size_t)pos * kvd * c->kv_elsize;
 }
 
-/* Runs n tokens at positions pos0.. through every layer; leaves the final-norm
- * hidden states in c->xb (rows first_out..n-1 only when all is false). */
+/* Per-token row work between the matmuls, split by tokens over the pool
+ * (inline for a single token, where a pool round trip would cost more). */
+typedef enum row_op {
+    ROW_NORM,       /* xb = rmsnorm(x) * w */
+    ROW_ADD_NORM,   /* x += xb (residual); xb = rmsnorm(x) * w */
+    ROW_ADD,        /* x += xb (residual) */
+    ROW_QKV         /* q,k,v += biases; rope q,k; store k,v into the cache */
+} row_op;
+
+typedef struct row_job {
+    agx_context *c;
+    row_op op;
+    const float *w;
+    int layer;
+    int64_t pos0;
+    int n;
+    _Atomic int next;   /* next token to take (dynamic pool job) */
+} row_job;
+
+static void row_worker(int ith, int nth, void *arg) {
+    (void)ith, (void)nth;
+    row_job *j = arg;
+    agx_context *c = j->c;
+    const agx_model *m = c->m;
+    const agx_model_config *cfg = &m->cfg;
+    const int64_t E = cfg->n_embd, hd = cfg->head_dim, qd = cfg->n_head * hd, kvd = cfg->n_head_kv * hd;
+    const layer *L = &m->layers[j->layer];
+    const agx_rope_params rp = {cfg->rope_style, cfg->n_rot, cfg->rope_freq_base, cfg->rope_freq_scale, m->rope_freqs};
+    for (;;) {
+        const int t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (t >= j->n) break;
+        float *x = c->x + t * E, *xb = c->xb + t * E;
+        switch (j->op) {
+        case ROW_ADD_NORM:
+            agx_add_inplace(x, xb, E);
+            /* fall through */
+        case ROW_NORM:
+            agx_rmsnorm(xb, x, j->w, E, cfg->rms_eps);
+            break;
+        case ROW_ADD:
+            agx_add_inplace(x, xb, E);
+            break;
+        case ROW_QKV: {
+            float *q = c->q + t * qd, *k = c->k + t * kvd, *v = c->v + t * kvd;
+            if (L->bq) {
+                agx_add_inplace(q, L->bq, qd);
+                agx_add_inplace(k, L->bk, kvd);
+                agx_add_inplace(v, L->bv, kvd);
+            }
+            const float *cs = c->rope_cs + (int64_t)t * cfg->n_rot;
+            agx_rope_apply(&rp, cs, q, cfg->n_head, (int)hd);
+            agx_rope_apply(&rp, cs, k, cfg->n_head_kv, (int)hd);
+            agx_kv_store(c->kv_type, kv_at(c, j->layer, 0, j->pos0 + t), k, kvd);
+            agx_kv_store(c->kv_type, kv_at(c, j->layer, 1, j->pos0 + t), v, kvd);
+            break;
+        }
+        }
+    }
+}
+
+static void rows(agx_context *c, row_op op, const float *w, int layer, int64_t pos0, int n) {
+    row_job j = {c, op, w, layer, pos0, n, 0};
+    if (n == 1)
+        row_worker(0, 1, &j);
+    else
+        agx_threadpool_run_dynamic(c->tp, row_worker, &j);
+}
+
+/* Runs n tokens at positions pos0.. through every layer, leaving the hidden
+ * states (before the final norm) in c->x. */
 static void forward_chunk(agx_context *c, const int32_t *tokens, int n, int64_t pos0) {
     const agx_model *m = c->m;
     const agx_model_config *cfg = &m->cfg;
-    const int64_t E = cfg->n_embd, hd = cfg->head_dim;
-    const int64_t qd = cfg->n_head * hd, kvd = cfg->n_head_kv * hd, F = cfg->n_ff;
+    const int64_t E = cfg->n_embd, hd = cfg->head_dim, F = cfg->n_ff;
 
     /* token embedding: dequantize one row of token_embd per token */
     const agx_type_traits *et = agx_type_traits_get(m->tok_embd.type);
@@ -470,36 +581,25 @@ static void forward_chunk(agx_context *c, const int32_t *tokens, int n, int64_t 
     for (int l = 0; l < cfg->n_layer; l++) {
         const layer *L = &m->layers[l];
 
-        /* attention block: rmsnorm -> q,k,v (+bias) -> rope -> cache -> attention */
-        for (int t = 0; t < n; t++) agx_rmsnorm(c->xb + t * E, c->x + t * E, L->attn_norm, E, cfg->rms_eps);
+        /* attention block: rmsnorm -> q,k,v (+bias) -> rope -> cache -> attention -> out proj */
+        rows(c, ROW_NORM, L->attn_norm, l, pos0, n);
         matmul(c, &L->wq, c->xb, n, c->q);
         matmul(c, &L->wk, c->xb, n, c->k);
         matmul(c, &L->wv, c->xb, n, c->v);
-        add_bias(c->q, L->bq, n, qd);
-        add_bias(c->k, L->bk, n, kvd);
-        add_bias(c->v, L->bv, n, kvd);
-        for (int t = 0; t < n; t++) {
-            const float *cs = c->rope_cs + (int64_t)t * cfg->n_rot;
-            agx_rope_apply(&rp, cs, c->q + t * qd, cfg->n_head, (int)hd);
-            agx_rope_apply(&rp, cs, c->k + t * kvd, cfg->n_head_kv, (int)hd);
-            agx_kv_store(c->kv_type, kv_at(c, l, 0, pos0 + t), c->k + t * kvd, kvd);
-            agx_kv_store(c->kv_type, kv_at(c, l, 1, pos0 + t), c->v + t * kvd, kvd);
-        }
+        rows(c, ROW_QKV, NULL, l, pos0, n);
         const agx_attn_params ap = {cfg->n_head, cfg->n_head_kv, cfg->head_dim, c->kv_type,
                                     kv_at(c, l, 0, 0), kv_at(c, l, 1, 0), 1.0f / sqrtf((float)hd),
                                     c->attn_scratch, c->attn_scratch_per_thread};
         agx_attention(c->tp, &ap, c->q, n, pos0, c->att);
         matmul(c, &L->wo, c->att, n, c->xb);
-        agx_add_inplace(c->x, c->xb, n * E);   /* residual */
 
-        /* feed-forward block: rmsnorm -> SwiGLU -> down -> residual */
-        for (int t = 0; t < n; t++) agx_rmsnorm(c->xb + t * E, c->x + t * E, L->ffn_norm, E, cfg->rms_eps);
+        /* residual, then the feed-forward block: rmsnorm -> SwiGLU -> down -> residual */
+        rows(c, ROW_ADD_NORM, L->ffn_norm, l, pos0, n);
         matmul(c, &L->w_gate, c->xb, n, c->hb);
         matmul(c, &L->w_up, c->xb, n, c->hb2);
-        swiglu_job sj = {c->hb, c->hb2, n * F};
-        agx_threadpool_run(c->tp, swiglu_worker, &sj);
+        swiglu(c, c->hb, c->hb2, n * F);
         matmul(c, &L->w_down, c->hb, n, c->xb);
-        agx_add_inplace(c->x, c->xb, n * E);
+        rows(c, ROW_ADD, NULL, l, pos0, n);
     }
 }
 

@@ -17,7 +17,7 @@ static bool bytelevel_printable(unsigned b) {
     return (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
 }
 
-uint32_t agx_bytelevel_cp(uint8_t b) {
+uint32_t agx_pretok_byte_to_cp(uint8_t b) {
     if (bytelevel_printable(b)) return b;
     /* the non-printable bytes take 256, 257, ... in byte order */
     uint32_t n = 0;
@@ -26,7 +26,7 @@ uint32_t agx_bytelevel_cp(uint8_t b) {
     return 256 + n;
 }
 
-int agx_bytelevel_byte(uint32_t cp) {
+int agx_pretok_cp_to_byte(uint32_t cp) {
     if (cp < 256) return bytelevel_printable(cp) ? (int)cp : -1;
     if (cp >= 256 + 68) return -1;   /* 68 non-printable bytes */
     uint32_t n = cp - 256;
@@ -53,6 +53,11 @@ static const char PAT_TEKKEN[] =
     "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
     "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*"
     "|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+/* o200k (GPT-4o, Phi-4): the tekken classes plus contractions and \p{N}{1,3} */
+static const char PAT_GPT4O[] =
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 static const char PAT_GPT2[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
@@ -62,8 +67,12 @@ static const struct {
     bool nfc, ignore_merges;
 } PRE_TABLE[] = {
     {"qwen2", PAT_QWEN2, true, false},
+    {"deepseek-r1-qwen", PAT_QWEN2, true, false},   /* llama.cpp treats it as qwen2 */
     {"llama-bpe", PAT_LLAMA3, false, true},
     {"llama3", PAT_LLAMA3, false, true},
+    {"falcon3", PAT_LLAMA3, false, true},
+    {"smaug-bpe", PAT_LLAMA3, false, false},
+    {"gpt-4o", PAT_GPT4O, false, false},
     {"tekken", PAT_TEKKEN, false, true},
     {"gpt2", PAT_GPT2, false, false},
     {"default", PAT_GPT2, false, false},

@@ -3,6 +3,7 @@
  * thread takes part as worker 0. The pool also owns the scratch memory that
  * matmul needs (quantized activations), so no operation allocates per call. */
 #include <errno.h>
+#include <sched.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -31,6 +32,7 @@
 
 struct agx_threadpool {
     int n;
+    int spin; /* spin iterations before sleeping/yielding: short when oversubscribed */
     pthread_t *threads;
     /* job */
     void (*fn)(int, int, void *);
@@ -41,6 +43,11 @@ struct agx_threadpool {
     _Atomic int sleepers;      /* workers blocked in futex wait on gen */
     _Atomic int caller_sleeping;
     _Atomic int stop;
+    /* dynamic jobs (agx_threadpool_run_dynamic): workers that arrive after the
+     * caller closed the job skip it instead of being waited for */
+    int dynamic;
+    _Atomic uint32_t closed_gen;
+    _Atomic int active;
     /* scratch owned by the pool */
     void *scratch;
     size_t scratch_cap;
@@ -66,7 +73,7 @@ static void *worker_main(void *p) {
     uint32_t seen = 0;
     for (;;) {
         uint32_t g = atomic_load_explicit(&tp->gen, memory_order_acquire);
-        for (int i = 0; g == seen && i < AGX_SPIN_ITERS; i++) {
+        for (int i = 0; g == seen && i < tp->spin; i++) {
             cpu_relax();
             g = atomic_load_explicit(&tp->gen, memory_order_acquire);
         }
@@ -78,11 +85,22 @@ static void *worker_main(void *p) {
         }
         seen = g;
         if (atomic_load_explicit(&tp->stop, memory_order_acquire)) break;
+        /* Enter, then check that job g is still the open one before reading
+         * its fields: the caller writes a job only while no worker is inside
+         * (active == 0), and a dynamic job the caller has already closed is
+         * skipped (this worker came too late to be useful). */
+        atomic_fetch_add(&tp->active, 1);
+        if (atomic_load(&tp->gen) != g || atomic_load(&tp->closed_gen) == g) {
+            atomic_fetch_sub(&tp->active, 1);
+            continue;
+        }
+        const int dynamic = tp->dynamic;
         tp->fn(ith, tp->n, tp->arg);
-        if (atomic_fetch_sub_explicit(&tp->remaining, 1, memory_order_acq_rel) == 1) {
-            atomic_store_explicit(&tp->done_gen, g, memory_order_release);
+        if (!dynamic && atomic_fetch_sub_explicit(&tp->remaining, 1, memory_order_acq_rel) == 1) {
+            atomic_store(&tp->done_gen, g); /* seq_cst: ordered before the load below */
             if (atomic_load(&tp->caller_sleeping)) futex_wake(&tp->done_gen, 1);
         }
+        atomic_fetch_sub(&tp->active, 1);
     }
     return NULL;
 }
@@ -101,12 +119,22 @@ agx_status agx_threadpool_create(int n_threads, agx_threadpool **out, agx_error 
     agx_threadpool *tp = calloc(1, sizeof(*tp));
     if (!tp) return agx_error_set(err, AGX_ERR_NOMEM, "thread pool: out of memory");
     tp->n = n_threads;
+    {
+        /* more threads than cores: a spinning thread only steals the core the
+         * one it waits for needs, so hand the core back almost at once */
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) ncpu = CPU_COUNT(&set);
+        tp->spin = (ncpu > 0 && n_threads > ncpu) ? 64 : AGX_SPIN_ITERS;
+    }
     atomic_init(&tp->gen, 0);
     atomic_init(&tp->done_gen, 0);
     atomic_init(&tp->remaining, 0);
     atomic_init(&tp->sleepers, 0);
     atomic_init(&tp->caller_sleeping, 0);
     atomic_init(&tp->stop, 0);
+    atomic_init(&tp->closed_gen, 0);
+    atomic_init(&tp->active, 0);
     if (n_threads > 1) {
         tp->threads = calloc((size_t)n_threads, sizeof(pthread_t));
         if (!tp->threads) {
@@ -149,19 +177,30 @@ void agx_threadpool_free(agx_threadpool *tp) {
 
 int agx_threadpool_n_threads(const agx_threadpool *tp) { return tp ? tp->n : 1; }
 
+/* Workers inside a job are running (or finishing) a work item or leaving a
+ * job they skipped: spin, then yield the core in case one was preempted. */
+static void wait_no_workers_inside(agx_threadpool *tp) {
+    for (int i = 0; atomic_load(&tp->active) != 0; i++) {
+        if (i < tp->spin) cpu_relax();
+        else sched_yield();
+    }
+}
+
 void agx_threadpool_run(agx_threadpool *tp, void (*fn)(int ith, int nth, void *arg), void *arg) {
     if (!tp || tp->n == 1) {
         fn(0, 1, arg);
         return;
     }
+    wait_no_workers_inside(tp);
     tp->fn = fn;
     tp->arg = arg;
+    tp->dynamic = 0;
     atomic_store_explicit(&tp->remaining, tp->n - 1, memory_order_relaxed);
     const uint32_t g = atomic_fetch_add(&tp->gen, 1) + 1; /* seq_cst: pairs with the sleepers count */
     if (atomic_load(&tp->sleepers) > 0) futex_wake(&tp->gen, INT_MAX);
     fn(0, tp->n, arg);
     uint32_t d = atomic_load_explicit(&tp->done_gen, memory_order_acquire);
-    for (int i = 0; d != g && i < AGX_SPIN_ITERS; i++) {
+    for (int i = 0; d != g && i < tp->spin; i++) {
         cpu_relax();
         d = atomic_load_explicit(&tp->done_gen, memory_order_acquire);
     }
@@ -172,6 +211,22 @@ void agx_threadpool_run(agx_threadpool *tp, void (*fn)(int ith, int nth, void *a
         atomic_store(&tp->caller_sleeping, 0);
         d = atomic_load_explicit(&tp->done_gen, memory_order_acquire);
     }
+}
+
+void agx_threadpool_run_dynamic(agx_threadpool *tp, void (*fn)(int ith, int nth, void *arg), void *arg) {
+    if (!tp || tp->n == 1) {
+        fn(0, 1, arg);
+        return;
+    }
+    wait_no_workers_inside(tp);
+    tp->fn = fn;
+    tp->arg = arg;
+    tp->dynamic = 1;
+    const uint32_t g = atomic_fetch_add(&tp->gen, 1) + 1;
+    if (atomic_load(&tp->sleepers) > 0) futex_wake(&tp->gen, INT_MAX);
+    fn(0, tp->n, arg);
+    atomic_store(&tp->closed_gen, g); /* seq_cst: pairs with the workers' enter-then-check */
+    wait_no_workers_inside(tp);
 }
 
 void *agx_threadpool_scratch(agx_threadpool *tp, size_t size) {

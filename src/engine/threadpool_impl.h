@@ -12,4 +12,11 @@
  * until the next call; one user at a time (the pool runs one job at a time). */
 void *agx_threadpool_scratch(agx_threadpool *tp, size_t size);
 
+/* Like agx_threadpool_run for jobs whose fn takes all its work from a shared
+ * counter (so any subset of threads finishes the job): returns as soon as the
+ * caller ran out of work and the workers that joined have left; a worker that
+ * was not scheduled in time (cores shared with other processes) skips the job
+ * instead of being waited for. */
+void agx_threadpool_run_dynamic(agx_threadpool *tp, void (*fn)(int ith, int nth, void *arg), void *arg);
+
 #endif

@@ -303,7 +303,7 @@ static bool decode_piece(agx_tokenizer *t, int32_t id, agx_strbuf *sb) {
         while (i < n) {
             uint32_t cp;
             size_t k = utf8_next((const uint8_t *)s + i, n - i, &cp);
-            int b = k ? agx_bytelevel_byte(cp) : -1;
+            int b = k ? agx_pretok_cp_to_byte(cp) : -1;
             if (b < 0) {
                 sb->len = 0;
                 return agx_strbuf_append(sb, s, n);
@@ -359,7 +359,7 @@ agx_status agx_tok_finish(agx_tokenizer *t, agx_error *err) {
     agx_strbuf_free(&sb);
 
     for (int b = 0; b < 256; b++) {
-        uint32_t cp = agx_bytelevel_cp((uint8_t)b);
+        uint32_t cp = agx_pretok_byte_to_cp((uint8_t)b);
         if (cp < 0x80) {
             t->bl_utf8[b][0] = (uint8_t)cp;
             t->bl_len[b] = 1;
@@ -887,17 +887,34 @@ static agx_status encode_segment(enc_ctx *c, const char *s, size_t len, bool at_
         if (c->oom) goto oom;
         return st;
     }
-    /* SentencePiece: "▁" prefix, spaces -> "▁", the segment is one word */
+    /* SentencePiece: "▁" prefix, spaces -> "▁", the segment is one word
+     * (Metaspace: no prefix when it already starts with one; split: a word
+     * starts at each "▁") */
     c->norm.len = 0;
-    if (t->add_space_prefix && (at_start || !t->spm_prefix_first_only) && !agx_strbuf_append(&c->norm, "\xE2\x96\x81", 3)) goto oom;
+    bool prefix = t->add_space_prefix && (at_start || !t->spm_prefix_first_only);
+    if (prefix && t->spm_metaspace && (s[0] == ' ' || (len >= 3 && memcmp(s, "\xE2\x96\x81", 3) == 0))) prefix = false;
+    if (prefix && !agx_strbuf_append(&c->norm, "\xE2\x96\x81", 3)) goto oom;
     for (size_t i = 0; i < len; i++) {
         bool ok = s[i] == ' ' ? agx_strbuf_append(&c->norm, "\xE2\x96\x81", 3) : agx_strbuf_putc(&c->norm, s[i]);
         if (!ok) goto oom;
     }
     if (c->norm.len > UINT32_MAX / 2)
         return agx_error_set(err, AGX_ERR_TOKENIZER, "text segment too long to tokenize (%zu bytes)", len);
-    if (t->have_merges) spm_merge_word(c, c->norm.data, c->norm.len);
-    else spm_score_word(c, c->norm.data, c->norm.len);
+    if (t->spm_split) {
+        const char *w = c->norm.data, *e = c->norm.data + c->norm.len;
+        while (w < e && !c->oom) {
+            const char *q = w + 1;
+            while (q + 3 <= e && memcmp(q, "\xE2\x96\x81", 3) != 0) q++;
+            if (q + 3 > e) q = e;
+            if (t->have_merges) spm_merge_word(c, w, (size_t)(q - w));
+            else spm_score_word(c, w, (size_t)(q - w));
+            w = q;
+        }
+    } else if (t->have_merges) {
+        spm_merge_word(c, c->norm.data, c->norm.len);
+    } else {
+        spm_score_word(c, c->norm.data, c->norm.len);
+    }
     if (c->oom) goto oom;
     return AGX_OK;
 oom:
@@ -1012,6 +1029,7 @@ agx_status agx_tokenizer_decode(const agx_tokenizer *t, const int32_t *ids, size
     agx_strbuf_init(&sb);
     *out = NULL;
     if (out_len) *out_len = 0;
+    bool first_done = false;
     for (size_t i = 0; i < n; i++) {
         int32_t id = ids[i];
         if (id < 0 || id >= t->n_vocab) {
@@ -1021,7 +1039,14 @@ agx_status agx_tokenizer_decode(const agx_tokenizer *t, const int32_t *ids, size
                                  (long)id, i, (long)t->n_vocab - 1);
         }
         if (skip_special && t->skip[id]) continue;
-        if (!agx_strbuf_append(&sb, t->dec + t->dec_off[id], t->dec_len[id])) goto oom;
+        if (t->spm_metaspace_decoder && !first_done && t->type[id] != AGX_TOKEN_BYTE) {
+            /* HF Metaspace decoder: every "▁" of the first token is dropped */
+            for (uint32_t k = 0; k < t->dec_len[id]; k++)
+                if (t->dec[t->dec_off[id] + k] != ' ' && !agx_strbuf_putc(&sb, (char)t->dec[t->dec_off[id] + k])) goto oom;
+        } else if (!agx_strbuf_append(&sb, t->dec + t->dec_off[id], t->dec_len[id])) {
+            goto oom;
+        }
+        first_done = true;
     }
     if (!agx_strbuf_append(&sb, "", 0)) goto oom;
     /* SentencePiece decoder: Strip(" ", 1, 0) after fusing */
@@ -1039,7 +1064,7 @@ oom:
 
 /* ---------------------------------------------------------------- streaming */
 
-void agx_detok_stream_init(agx_detok_stream *s, const agx_tokenizer *t, bool skip_special) {
+void agx_tokenizer_stream_init(agx_tokenizer_stream *s, const agx_tokenizer *t, bool skip_special) {
     memset(s, 0, sizeof *s);
     s->tok = t;
     s->skip_special = skip_special;
@@ -1082,7 +1107,7 @@ static bool utf8_viable_prefix(const uint8_t *p, size_t n) {
 
 static const char REPLACEMENT[] = "\xEF\xBF\xBD";
 
-static agx_status stream_bytes(agx_detok_stream *s, const uint8_t *d, size_t n, char **out,
+static agx_status stream_bytes(agx_tokenizer_stream *s, const uint8_t *d, size_t n, char **out,
                                size_t *len, size_t *cap, agx_error *err) {
     for (size_t i = 0; i < n; i++) {
         s->pending[s->n_pending++] = d[i];
@@ -1114,7 +1139,7 @@ oom:
     return agx_error_set(err, AGX_ERR_NOMEM, "out of memory while decoding");
 }
 
-agx_status agx_detok_stream_push(agx_detok_stream *s, int32_t id, char **out, size_t *out_len,
+agx_status agx_tokenizer_stream_push(agx_tokenizer_stream *s, int32_t id, char **out, size_t *out_len,
                                  size_t *out_cap, agx_error *err) {
     const agx_tokenizer *t = s->tok;
     if (id < 0 || id >= t->n_vocab)
@@ -1123,9 +1148,18 @@ agx_status agx_detok_stream_push(agx_detok_stream *s, int32_t id, char **out, si
     if (s->skip_special && t->skip[id]) return AGX_OK;
     const uint8_t *d = t->dec + t->dec_off[id];
     size_t n = t->dec_len[id];
-    if (!s->started && n > 0) {
+    if (!s->started && t->spm_metaspace_decoder && t->type[id] != AGX_TOKEN_BYTE) {
         s->started = true;
-        if (t->spm_strip_leading_space && d[0] == ' ') {
+        for (size_t k = 0; k < n; k++) {
+            agx_status st = d[k] == ' ' ? AGX_OK : stream_bytes(s, d + k, 1, out, out_len, out_cap, err);
+            if (st != AGX_OK) return st;
+        }
+        return out_append(out, out_len, out_cap, "", 0) ? AGX_OK
+                                                        : agx_error_set(err, AGX_ERR_NOMEM, "out of memory while decoding");
+    }
+    if (!s->started && (n > 0 || t->spm_metaspace_decoder)) {
+        s->started = true;
+        if (t->spm_strip_leading_space && n > 0 && d[0] == ' ') {
             d++;
             n--;
         }
@@ -1135,7 +1169,7 @@ agx_status agx_detok_stream_push(agx_detok_stream *s, int32_t id, char **out, si
     return stream_bytes(s, d, n, out, out_len, out_cap, err);
 }
 
-agx_status agx_detok_stream_flush(agx_detok_stream *s, char **out, size_t *out_len, size_t *out_cap,
+agx_status agx_tokenizer_stream_flush(agx_tokenizer_stream *s, char **out, size_t *out_len, size_t *out_cap,
                                   agx_error *err) {
     if (!out_append(out, out_len, out_cap, "", 0))
         return agx_error_set(err, AGX_ERR_NOMEM, "out of memory while decoding");

@@ -75,6 +75,9 @@ struct agx_tokenizer {
     bool byte_fallback;
     bool spm_prefix_first_only;  /* Metaspace prepend_scheme "first": only the text's first segment */
     bool spm_strip_leading_space;
+    bool spm_metaspace_decoder;  /* HF Metaspace decoder instead of Strip */
+    bool spm_metaspace;          /* Metaspace pre-tokenizer: no prefix when the segment starts with a space */
+    bool spm_split;              /* Metaspace split=true: each "▁" starts a new word */
 
     int32_t bos, eos, eot, pad, unk;
     bool add_bos, add_eos;
@@ -109,7 +112,7 @@ agx_status agx_pretok_split(const agx_tokenizer *t, pcre2_match_data *md, const 
 bool agx_pretok_nfc(const char *s, size_t len, agx_strbuf *sb);
 
 /* gpt2 byte <-> unicode alphabet */
-uint32_t agx_bytelevel_cp(uint8_t b);
-int agx_bytelevel_byte(uint32_t cp);   /* -1 when not in the alphabet */
+uint32_t agx_pretok_byte_to_cp(uint8_t b);
+int agx_pretok_cp_to_byte(uint32_t cp);   /* -1 when not in the alphabet */
 
 #endif

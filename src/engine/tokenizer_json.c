@@ -6,10 +6,14 @@
  * error (model types other than BPE) or a logged warning (exotic normalizers). */
 #include "tokenizer_internal.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#define MAX_TOKENIZER_JSON (512 << 20)
 
 static const char *jstr(json_t *o, const char *key) {
     json_t *v = json_object_get(o, key);
@@ -43,8 +47,8 @@ static void visit(json_t *node, visit_fn fn, void *ctx) {
 typedef struct {
     agx_tokenizer *t;
     const char *split_pattern;
-    bool bytelevel, bytelevel_regex, metaspace, metaspace_first;
-    bool prepend, nfc, strip, unsupported;
+    bool bytelevel, bytelevel_regex, metaspace, metaspace_first, metaspace_split;
+    bool prepend, nfc, strip, metaspace_dec, unsupported;
     char unsupported_name[64];
 } comp_ctx;
 
@@ -77,6 +81,7 @@ static void visit_pretok(json_t *n, void *ctx) {
         if (jbool(n, "use_regex", true)) c->bytelevel_regex = true;
     } else if (strcmp(type, "Metaspace") == 0) {
         c->metaspace = true;
+        c->metaspace_split = jbool(n, "split", true);
         const char *scheme = jstr(n, "prepend_scheme");
         if (scheme && strcmp(scheme, "first") == 0) c->metaspace_first = true;
         if (scheme && strcmp(scheme, "never") == 0) c->metaspace = false;
@@ -95,7 +100,7 @@ static void visit_decoder(json_t *n, void *ctx) {
         if (json_integer_value(start) >= 1) c->strip = true;
     } else if (strcmp(type, "Metaspace") == 0) {
         const char *scheme = jstr(n, "prepend_scheme");
-        if (!scheme || strcmp(scheme, "never") != 0) c->strip = true;
+        if (!scheme || strcmp(scheme, "never") != 0) c->metaspace_dec = true;
     } else if (strcmp(type, "ByteLevel") == 0) {
         c->bytelevel = true;
     }
@@ -116,6 +121,12 @@ static char *dir_of(const char *path) {
 
 agx_status agx_tokenizer_load_json(const char *path, agx_tokenizer **out, agx_error *err) {
     *out = NULL;
+    struct stat stb;
+    if (stat(path, &stb) != 0)
+        return agx_error_set(err, AGX_ERR_TOKENIZER, "cannot read tokenizer '%s': %s", path, strerror(errno));
+    if (stb.st_size > MAX_TOKENIZER_JSON)
+        return agx_error_set(err, AGX_ERR_TOKENIZER, "tokenizer '%s' is %lld bytes, more than the %d MiB agx accepts",
+                             path, (long long)stb.st_size, MAX_TOKENIZER_JSON >> 20);
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
     if (!root)
@@ -168,6 +179,13 @@ agx_status agx_tokenizer_load_json(const char *path, agx_tokenizer **out, agx_er
         }
         if (json_integer_value(idv) > max_id) max_id = json_integer_value(idv);
     }
+    /* ids must be (nearly) dense: a few entries must not make us allocate 16M tokens */
+    size_t n_entries = json_object_size(vocab) + json_array_size(added);
+    if (max_id >= 0 && (size_t)max_id > 2 * n_entries + 1024) {
+        st = agx_error_set(err, AGX_ERR_TOKENIZER, "tokenizer '%s': token ids go up to %lld for only %zu tokens",
+                           path, max_id, n_entries);
+        goto done;
+    }
     if (max_id < 0) {
         st = agx_error_set(err, AGX_ERR_TOKENIZER, "tokenizer '%s' has an empty vocabulary", path);
         goto done;
@@ -215,6 +233,9 @@ agx_status agx_tokenizer_load_json(const char *path, agx_tokenizer **out, agx_er
         t->spm_prefix_first_only = cc.metaspace && cc.metaspace_first && !cc.prepend;
         t->byte_fallback = byte_fallback;
         t->spm_strip_leading_space = cc.strip;
+        t->spm_metaspace = cc.metaspace && !cc.prepend;
+        t->spm_metaspace_decoder = cc.metaspace_dec && !cc.strip;
+        t->spm_split = cc.metaspace && cc.metaspace_split;
     }
     snprintf(t->pre_name, sizeof t->pre_name, "%s", cc.split_pattern ? "split-regex" : cc.bytelevel ? "gpt2" : "none");
     t->nfc = cc.nfc;

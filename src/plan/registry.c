@@ -344,10 +344,15 @@ static agx_status check_entry(const char *path, size_t i, json_t *e, agx_error *
                                          "integer 0..255",
                                          path, i, k);
             }
+        } else if (!strcmp(key, "disabled")) {
+            if (!json_is_boolean(v))
+                return agx_error_set(err, AGX_ERR_JSON,
+                                     "tools file '%s': tools[%zu].disabled must be true or false, not %s",
+                                     path, i, jtype(v));
         } else {
             return agx_error_set(err, AGX_ERR_JSON,
                                  "tools file '%s': tools[%zu] has unknown field '%s' (known: id, "
-                                 "command, description, patterns, ok_exit_codes)",
+                                 "command, description, patterns, ok_exit_codes, disabled)",
                                  path, i, key);
         }
     }
@@ -377,6 +382,16 @@ static bool set_string(char **dst, json_t *v) {
 static bool apply_entry(agx_registry *reg, json_t *e) {
     const char *id = json_string_value(json_object_get(e, "id"));
     agx_tool *t = (agx_tool *)agx_registry_find(reg, id);
+    if (json_is_true(json_object_get(e, "disabled"))) {
+        /* "disabled": true takes the tool out, built-in or not. */
+        if (t) {
+            size_t idx = (size_t)(t - reg->tools);
+            tool_free(t);
+            memmove(t, t + 1, (reg->count - idx - 1) * sizeof *t);
+            reg->count--;
+        }
+        return true;
+    }
     if (!t) {
         t = registry_push(reg);
         if (!t) return false;

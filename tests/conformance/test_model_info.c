@@ -384,6 +384,50 @@ static void test_generated_vocab_from(void **state) {
     free(dir);
 }
 
+/* Rope scaling metadata: llama3 factors tensor and linear scaling keys. */
+static void test_generated_rope_scaling(void **state) {
+    (void)state;
+    char *dir = agx_test_tmpdir();
+    char *p = gen(dir, "l3.gguf", "--preset tiny-llama --rope-llama3");
+    json_t *j = model_info_json(p);
+    json_t *rs = json_object_get(j, "rope_scaling");
+    assert_string_equal(json_string_value(json_object_get(rs, "type")), "llama3");
+    assert_true(json_is_true(json_object_get(rs, "rope_freqs_tensor")));
+    json_decref(j);
+    agx_gguf *g;
+    agx_error err;
+    assert_int_equal(agx_gguf_open(p, &g, &err), AGX_OK);
+    const agx_gguf_tensor *t = agx_gguf_find_tensor(g, "rope_freqs.weight");
+    assert_non_null(t);
+    assert_int_equal(t->ne[0], 16);   /* head_dim 32 / 2 */
+    const float *f = t->data;
+    int n_mid = 0;
+    for (int i = 0; i < 16; i++) {
+        /* llama.cpp converter: 1 for short wavelengths, 8 for long, smooth between, non-decreasing */
+        double freq = pow(500000.0, -2.0 * i / 32.0), wl = 2 * M_PI / freq;
+        if (wl < 2048) assert_true(f[i] == 1.0f);
+        else if (wl > 8192) assert_true(f[i] == 8.0f);
+        else {
+            n_mid++;
+            assert_true(f[i] > 1.0f && f[i] < 8.0f);
+        }
+        if (i) assert_true(f[i] >= f[i - 1]);
+    }
+    assert_true(f[15] == 8.0f);
+    assert_true(n_mid > 0);
+    agx_gguf_close(g);
+    free(p);
+    p = gen(dir, "lin.gguf", "--preset tiny-qwen2 --rope-linear 4");
+    j = model_info_json(p);
+    rs = json_object_get(j, "rope_scaling");
+    assert_string_equal(json_string_value(json_object_get(rs, "type")), "linear");
+    assert_true(json_real_value(json_object_get(rs, "factor")) == 4.0);
+    json_decref(j);
+    free(p);
+    agx_test_rmtree(dir);
+    free(dir);
+}
+
 static void test_cli_errors(void **state) {
     (void)state;
     char *cmd = agx_sprintf("'%s' model info /nonexistent/m.gguf --json", agx_test_cli_path());
@@ -418,7 +462,7 @@ int main(void) {
         cmocka_unit_test(test_reference_models),     cmocka_unit_test(test_generated_presets),
         cmocka_unit_test(test_generated_fallback_types), cmocka_unit_test(test_generated_weights),
         cmocka_unit_test(test_generated_vocab),      cmocka_unit_test(test_generated_vocab_from),
-        cmocka_unit_test(test_cli_errors),
+        cmocka_unit_test(test_generated_rope_scaling), cmocka_unit_test(test_cli_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

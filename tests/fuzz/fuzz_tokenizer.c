@@ -6,6 +6,7 @@
  *   2: token ids (u32 LE) for decode and the streaming decoder
  *   3: a GGUF image whose tokenizer metadata is loaded
  *   4: chat messages (NUL-separated role/content pairs) rendered in every family
+ *   5: a tokenizer.json (written to a private temp dir) loaded and used
  * Uses the reference vocabularies (AGX_REF_DIR, default ../shared/ref) when
  * present, else tiny generated ones. */
 #include <stdio.h>
@@ -19,6 +20,8 @@
 #include "agx/util.h"
 
 static agx_tokenizer *tok_bl, *tok_nfc, *tok_spm;
+static char json_dir[] = "/tmp/agx_fuzz_json_XXXXXX";
+static char *json_path;
 
 static agx_tokenizer *load(const char *name) {
     const char *ref = agx_env("AGX_REF_DIR");
@@ -88,6 +91,11 @@ static agx_tokenizer *tiny(const char *model) {
     return t;
 }
 
+static void cleanup(void) {
+    if (json_path) unlink(json_path);
+    rmdir(json_dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
@@ -97,6 +105,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     if (!tok_bl) tok_bl = tiny("gpt2");
     if (!tok_nfc) tok_nfc = tiny("gpt2");
     if (!tok_spm) tok_spm = tiny("llama");
+    if (!mkdtemp(json_dir)) abort();
+    json_path = agx_sprintf("%s/tokenizer.json", json_dir);
+    atexit(cleanup);
     return 0;
 }
 
@@ -116,20 +127,20 @@ static bool valid_utf8(const unsigned char *s, size_t n) {
 }
 
 static void stream_check(agx_tokenizer *t, const int32_t *ids, size_t n) {
-    agx_detok_stream s;
-    agx_detok_stream_init(&s, t, false);
+    agx_tokenizer_stream s;
+    agx_tokenizer_stream_init(&s, t, false);
     char *out = NULL;
     size_t len = 0, cap = 0;
     agx_error err;
-    for (size_t i = 0; i < n; i++) agx_detok_stream_push(&s, ids[i], &out, &len, &cap, &err);
-    agx_detok_stream_flush(&s, &out, &len, &cap, &err);
+    for (size_t i = 0; i < n; i++) agx_tokenizer_stream_push(&s, ids[i], &out, &len, &cap, &err);
+    agx_tokenizer_stream_flush(&s, &out, &len, &cap, &err);
     if (len && !valid_utf8((const unsigned char *)out, len)) abort();
     free(out);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    uint8_t mode = data[0] % 5;
+    uint8_t mode = data[0] % 6;
     const char *text = (const char *)data + 1;
     size_t len = size - 1;
     agx_error err;
@@ -200,6 +211,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 free(p);
         }
         free(copy);
+        break;
+    }
+    case 5: {
+        FILE *fp = fopen(json_path, "wb");
+        if (!fp) abort();
+        fwrite(text, 1, len, fp);
+        fclose(fp);
+        agx_tokenizer *t = NULL;
+        if (agx_tokenizer_load_json(json_path, &t, &err) == AGX_OK) {
+            if (agx_tokenizer_encode(t, "Hello <s> w\xc3\xb6rld 123", 22, true, true, &ids, &n, &err) != AGX_OK) abort();
+            if (agx_tokenizer_decode(t, ids, n, false, &out, &outn, &err) != AGX_OK) abort();
+            agx_tokenizer_free(t);
+        }
         break;
     }
     }

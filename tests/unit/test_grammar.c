@@ -7,12 +7,16 @@
 #include "agx_test.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agx/agx.h"
 #include "agx/grammar.h"
+#include "agx/plan.h"
+#include "agx/planner.h"
+#include "agx/registry.h"
 #include "engine/grammar_internal.h"
 
 /* ------------------------------------------------------------------ schemas */
@@ -94,6 +98,10 @@ static bool conforms(json_t *v, json_t *sch, char *why, size_t wl) {
         if (mn && n < (size_t)json_integer_value(mn)) return snprintf(why, wl, "too short"), false;
         if (mx && n > (size_t)json_integer_value(mx))
             return snprintf(why, wl, "string of %zu chars > maxLength", n), false;
+        const unsigned char *p = (const unsigned char *)json_string_value(v);
+        for (size_t i = 0; i < json_string_length(v); i++)
+            if ((p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r') || p[i] == 0x7f)
+                return snprintf(why, wl, "control character 0x%02x in a string", p[i]), false;
         return true;
     }
     if (strcmp(t, "integer") == 0) {
@@ -187,6 +195,9 @@ static const char *synthetic_tokens[] = {
     "{\"k\":[1,2]}", "[true]", "fixed", "\"fixed\"", "ab", "\"ab\":", "\"a\":", "\"arr\":[",
     "-2", "-", "100", "105", "1e99", "1e999", "\"p\":\"", "\"q\":", "},\"", "\"o\":{",
     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac",
+    /* tokens that finish an escape left open by the previous token */
+    "nice", "n\"]", "u00e9", "uD83D", "ude00x", "t\\", "/\\u", "\"abc", "rm", "b", "f",
+    "\\\\", "\\", "\x9f\x98\x80", "\x98\x80\"", "\xa5\\n",
 };
 
 static void vocab_build(test_vocab *tv) {
@@ -324,7 +335,7 @@ static char *random_walk(const agx_grammar *g, const test_vocab *tv, uint64_t *r
             agx_strbuf_append(&out, comp, cl);
             break;
         }
-        char forced[256];
+        char forced[1024]; /* as large as agx_grammar_forced_tokens looks */
         size_t nf = agx_grammar_forced(st, forced, sizeof forced);
         size_t n_allowed;
         assert_int_equal(agx_grammar_mask(st, tv->v, allowed, &n_allowed, &err), AGX_OK);
@@ -359,6 +370,21 @@ static char *random_walk(const agx_grammar *g, const test_vocab *tv, uint64_t *r
                 size_t m = tv->lens[i] < nf ? tv->lens[i] : nf;
                 assert_memory_equal(tv->bytes[i], forced, m);
             }
+            /* the same span as tokens: they spell it and each is allowed in turn */
+            int32_t ft[1024];
+            size_t fb;
+            size_t nt = agx_grammar_forced_tokens(st, tv->v, ft, 1024, &fb);
+            assert_int_equal(fb, nf); /* every vocabulary here has all single bytes */
+            agx_grammar_state *c2 = agx_grammar_state_copy(st);
+            size_t at = 0;
+            for (size_t q = 0; q < nt; q++) {
+                assert_true(agx_grammar_token_allowed(c2, tv->v, ft[q]));
+                assert_true(agx_grammar_accept_token(c2, tv->v, ft[q]));
+                assert_memory_equal(tv->bytes[ft[q]], forced + at, tv->lens[ft[q]]);
+                at += tv->lens[ft[q]];
+            }
+            assert_int_equal(at, nf);
+            agx_grammar_state_free(c2);
             if (rnd(rng) % 2) { /* the sampler appends forced spans without sampling */
                 assert_true(agx_grammar_accept(st, forced, nf));
                 agx_strbuf_append(&out, forced, nf);
@@ -603,13 +629,17 @@ static void test_strings_escapes_utf8(void **state) {
     agx_grammar *g = compile_ok(plan_schema(256));
     agx_grammar_state *st = agx_grammar_state_new(g);
     assert_true(acc(st, ARGS_PREFIX));
-    const char *good[] = {"\\\"", "\\\\", "\\/", "\\b\\f\\n\\r\\t", "\\u00e9", "\\uD83D\\uDE00",
+    const char *good[] = {"\\\"", "\\\\", "\\/", "\\n\\r\\t", "\\u00e9", "\\uD83D\\uDE00",
                           "\\ud83d\\ude00", "\xc3\xa9", "\xe6\x97\xa5", "\xf0\x9f\x98\x80",
-                          "\x7f", "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf"};
+                          "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf", "\\u0009", "\\u000A", "\\u000d",
+                          "\\u007e", "\\u0080", "\\u0100"};
     const char *bad[] = {"\n", "\t", "\x01", "\\x", "\\u0000", "\\uDE00", "\\uD83D\"",
                          "\\uD83Dx", "\\uD83D\\u0041", "\\uZ", "\xc0\x80", "\xc1\xbf",
                          "\xed\xa0\x80", "\xf5\x80\x80\x80", "\xe0\x80\x80", "\xf0\x80\x80\x80",
-                         "\xf4\x90\x80\x80", "\x80", "\xc3\x28", "\xe6\x97\x28"};
+                         "\xf4\x90\x80\x80", "\x80", "\xc3\x28", "\xe6\x97\x28",
+                         /* controls other than tab/newline/return, raw or escaped */
+                         "\x7f", "\\b", "\\f", "\\u0001", "\\u000b", "\\u001f", "\\u0010",
+                         "\\u007f", "\\u007F"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         agx_grammar_state *c = agx_grammar_state_copy(st);
         assert_true(acc(c, good[i]));
@@ -724,8 +754,8 @@ static void test_kitchen_values(void **state) {
     agx_grammar_state *st = agx_grammar_state_new(g);
     const char *good[] = {
         "{\"c\":\"fixed\",\"arr\":[-1,-2]}",
-        "{\"a\":-0.5e+10,\"ab\":true,\"n\":null,\"e\":{\"k\":[1,2]},\"c\":\"fixed\",\"i\":-15,"
-        "\"s\":\"xy\",\"o\":{\"q\":105},\"arr\":[-1,-1,-2]}",
+        ("{\"a\":-0.5e+10,\"ab\":true,\"n\":null,\"e\":{\"k\":[1,2]},\"c\":\"fixed\",\"i\":-15,"
+         "\"s\":\"xy\",\"o\":{\"q\":105},\"arr\":[-1,-1,-2]}"),
         "{\"a\":0,\"c\":\"fixed\",\"arr\":[-2,-2]}",
         "{\"e\":12,\"c\":\"fixed\",\"o\":{\"p\":\"abc\",\"q\":100},\"arr\":[-2,-2]}",
         "{\"e\":\"a\\\"b\",\"c\":\"fixed\",\"arr\":[-2,-2]}",
@@ -750,6 +780,20 @@ static void test_kitchen_values(void **state) {
         bool ok = acc(st, bad[i]) && agx_grammar_is_complete(st);
         if (ok) fprintf(stderr, "accepted bad #%zu\n", i);
         assert_false(ok);
+    }
+    /* the shortest completion picks the cheapest matching key */
+    {
+        agx_grammar *g2 = compile_ok("{\"type\":\"object\",\"properties\":{\"ab\":{\"type\":"
+                                     "\"string\",\"minLength\":3},\"a\":{\"type\":\"null\"}},"
+                                     "\"required\":[\"a\"]}");
+        agx_grammar_state *s2 = agx_grammar_state_new(g2);
+        assert_true(acc(s2, "{\"a"));
+        char b2[64];
+        size_t l2 = agx_grammar_shortest_completion(s2, b2, sizeof b2);
+        assert_int_equal(l2, strlen("\":null}"));
+        assert_memory_equal(b2, "\":null}", l2);
+        agx_grammar_state_free(s2);
+        agx_grammar_free(g2);
     }
     /* "a" and "ab" share a prefix: the key is decided by the quote */
     agx_grammar_state_reset(st);
@@ -783,7 +827,7 @@ static void test_compile_errors(void **state) {
     expect_compile_error("{\"type\":\"string\",\"minLength\":5,\"maxLength\":2}", AGX_ERR_CONFIG,
                          "minLength", NULL);
     expect_compile_error("{\"type\":\"object\",\"properties\":{},\"required\":[\"a\"]}",
-                         AGX_ERR_CONFIG, "\"a\"", NULL);
+                         AGX_ERR_CONFIG, "\"a\"", "at /:");
     expect_compile_error("{\"type\":[\"string\",\"null\"]}", AGX_ERR_CONFIG, "type", NULL);
     expect_compile_error("{\"type\":\"integer\",\"minimum\":5,\"maximum\":4}", AGX_ERR_CONFIG,
                          "minimum", NULL);
@@ -856,6 +900,257 @@ static void test_eog_and_special_tokens(void **state) {
     vocab_free(&tv);
 }
 
+/* The fast paths (plain string body, pending UTF-8 character, pending escape)
+ * give exactly the full trie walk's mask, near and away from maxLength. */
+static void pending_masks(const test_vocab *tv) {
+    static const char *mids[] = {"", "ab", "\\", "a\\", "\xe6", "\xe6\x97", "\xf0", "\xf0\x9f",
+                                 "\xf0\x9f\x98", "\xe0", "\xed", "\xf4", "\xc3", "ab\\",
+                                 "\\u", "\\u00", "\\ud83d", "\\ud83d\\"};
+    static const int lens[] = {256, 3, 2};
+    uint8_t *fast = malloc(tv->n), *slow = malloc(tv->n);
+    agx_error err;
+    for (size_t L = 0; L < sizeof lens / sizeof *lens; L++) {
+        agx_grammar *g = compile_ok(plan_schema(lens[L]));
+        for (size_t m = 0; m < sizeof mids / sizeof *mids; m++) {
+            agx_grammar_state *st = agx_grammar_state_new(g);
+            assert_true(acc(st, ARGS_PREFIX));
+            if (!acc(st, mids[m])) { /* too long for this maxLength */
+                agx_grammar_state_free(st);
+                continue;
+            }
+            size_t n1, n2;
+            assert_int_equal(agx_grammar_mask(st, tv->v, fast, &n1, &err), AGX_OK);
+            assert_int_equal(gr_mask_slow(st, tv->v, slow, &n2, &err), AGX_OK);
+            if (n1 != n2) fprintf(stderr, "maxLength %d after '%s': fast %zu, full walk %zu\n",
+                                  lens[L], mids[m], n1, n2);
+            assert_int_equal(n1, n2);
+            assert_memory_equal(fast, slow, tv->n);
+            assert_true(n1 > 0);
+            agx_grammar_state_free(st);
+        }
+        agx_grammar_free(g);
+    }
+    free(fast);
+    free(slow);
+}
+
+static void test_fast_paths_match_full_walk(void **state) {
+    (void)state;
+    test_vocab tv = {0};
+    synthetic_vocab(&tv);
+    pending_masks(&tv);
+    vocab_free(&tv);
+    if (!qwen_vocab(&tv)) AGX_TEST_SKIP("Qwen2 tokenizer.json not found under AGX_REF_DIR");
+    pending_masks(&tv);
+    vocab_free(&tv);
+}
+
+/* ------------------------------------------- the plan schema, end to end */
+
+/* The registry's plan schema (agx_plan_schema_json) plus the two extension
+ * keywords the native backend adds, so that plans also meet the validator's
+ * cross-field rules: task_number equals its item number, input_from_task names
+ * an earlier item. */
+static char *native_plan_schema(void) {
+    agx_registry reg;
+    agx_error err;
+    assert_int_equal(agx_registry_builtin(&reg, &err), AGX_OK);
+    char *base = agx_plan_schema_json(&reg, 20);
+    agx_registry_free(&reg);
+    assert_non_null(base);
+    json_t *root = json_loads(base, 0, NULL);
+    free(base);
+    assert_non_null(root);
+    json_t *props = json_object_get(
+        json_object_get(json_object_get(json_object_get(root, "properties"), "tasks"), "items"),
+        "properties");
+    assert_non_null(props);
+    json_object_set_new(json_object_get(props, "task_number"), "x-agx-item-number",
+                        json_string("equal"));
+    json_object_set_new(json_object_get(props, "input_from_task"), "x-agx-item-number",
+                        json_string("below"));
+    char *out = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return out;
+}
+
+/* The output parses with the plan parser and passes the zero-trust validator. */
+static void assert_valid_plan(const char *out, size_t len) {
+    agx_plan plan;
+    agx_plan_init(&plan);
+    agx_error err;
+    agx_error_clear(&err);
+    agx_status st = agx_plan_parse_lenient(out, len, &plan, &err);
+    if (st) fprintf(stderr, "plan parse failed: %s\n%.*s\n", err.message, (int)len, out);
+    assert_int_equal(st, AGX_OK);
+    agx_registry reg;
+    assert_int_equal(agx_registry_builtin(&reg, &err), AGX_OK);
+    agx_plan_limits lim = agx_plan_limits_default();
+    st = agx_plan_validate(&plan, &reg, &lim, NULL, &err);
+    if (st) fprintf(stderr, "plan invalid: %s\n%.*s\n", err.message, (int)len, out);
+    assert_int_equal(st, AGX_OK);
+    /* nothing was renumbered or dropped on the way */
+    json_t *v = json_loadb(out, len, 0, NULL);
+    json_t *tasks = json_object_get(v, "tasks");
+    assert_int_equal(json_array_size(tasks), plan.n_tasks);
+    for (size_t i = 0; i < plan.n_tasks; i++) {
+        json_t *t = json_array_get(tasks, i);
+        assert_int_equal(json_integer_value(json_object_get(t, "task_number")), (json_int_t)(i + 1));
+        assert_int_equal(json_integer_value(json_object_get(t, "input_from_task")),
+                         plan.tasks[i].input_from_task);
+    }
+    json_decref(v);
+    agx_registry_free(&reg);
+    agx_plan_free(&plan);
+}
+
+static void test_item_number_relations(void **state) {
+    (void)state;
+    char *schema = native_plan_schema();
+    agx_grammar *g = compile_ok(schema);
+    agx_grammar_state *st = agx_grammar_state_new(g);
+    expect_forced(st, "{\"tasks\":[{\"task_number\":1,\"command\":\"");
+    assert_true(acc(st, "{\"tasks\":[{\"task_number\":1,\"command\":\"ls\""));
+    expect_forced(st, ",\"args\":[");
+    assert_true(acc(st, ",\"args\":[]"));
+    expect_forced(st, "}"); /* the first task cannot take input */
+    assert_false(acc(st, ",\"input_from_task\""));
+    assert_true(acc(st, "}"));
+    assert_false(acc(st, ",{\"task_number\":1"));
+    assert_false(acc(st, ",{\"task_number\":3"));
+    assert_true(acc(st, ","));
+    expect_forced(st, "{\"task_number\":2,\"command\":\"");
+    assert_true(acc(st, "{\"task_number\":2,\"command\":\"wc\",\"args\":[\"-l\"],"));
+    expect_forced(st, "\"input_from_task\":1}");
+    assert_false(acc(st, "\"input_from_task\":2"));
+    assert_false(acc(st, "\"input_from_task\":0"));
+    assert_true(acc(st, "\"input_from_task\":1},{\"task_number\":3,\"command\":\"sort\",\"args\":[],"));
+    expect_forced(st, "\"input_from_task\":");
+    assert_false(acc(st, "\"input_from_task\":3"));
+    agx_grammar_state *c = agx_grammar_state_copy(st);
+    assert_true(acc(c, "\"input_from_task\":1}]}"));
+    assert_true(agx_grammar_is_complete(c));
+    assert_valid_plan("{\"tasks\":[{\"task_number\":1,\"command\":\"ls\",\"args\":[]},"
+                      "{\"task_number\":2,\"command\":\"wc\",\"args\":[\"-l\"],\"input_from_task\":1},"
+                      "{\"task_number\":3,\"command\":\"sort\",\"args\":[],\"input_from_task\":1}]}",
+                      strlen("{\"tasks\":[{\"task_number\":1,\"command\":\"ls\",\"args\":[]},"
+                             "{\"task_number\":2,\"command\":\"wc\",\"args\":[\"-l\"],\"input_from_task\":1},"
+                             "{\"task_number\":3,\"command\":\"sort\",\"args\":[],\"input_from_task\":1}]}"));
+    agx_grammar_state_free(c);
+    /* shortest completions number the tasks they add */
+    agx_grammar_state_reset(st);
+    assert_true(acc(st, "{\"tasks\":[{\"task_number\":1,\"command\":\"ls\",\"args\":[]},{"));
+    char comp[256];
+    size_t cl = agx_grammar_shortest_completion(st, comp, sizeof comp);
+    assert_int_equal(cl, agx_grammar_min_bytes_to_complete(st));
+    assert_true(cl < sizeof comp);
+    comp[cl] = 0;
+    assert_non_null(strstr(comp, "\"task_number\":2"));
+    assert_true(agx_grammar_accept(st, comp, cl));
+    assert_true(agx_grammar_is_complete(st));
+    agx_grammar_state_free(st);
+    agx_grammar_free(g);
+    /* the keyword's values are checked */
+    expect_compile_error("{\"type\":\"integer\",\"x-agx-item-number\":\"above\"}", AGX_ERR_CONFIG,
+                         "x-agx-item-number", NULL);
+    free(schema);
+}
+
+/* Whatever tokens are chosen, the output is a plan the validator accepts. */
+static void plan_walks(const test_vocab *tv, int n, size_t budget, bool slow, uint64_t seed) {
+    char *schema = native_plan_schema();
+    agx_grammar *g = compile_ok(schema);
+    uint64_t rng = seed;
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        char *out = random_walk(g, tv, &rng, budget + (size_t)i * 11, slow, &len);
+        assert_conforms(out, len, schema);
+        assert_valid_plan(out, len);
+        free(out);
+    }
+    agx_grammar_free(g);
+    free(schema);
+}
+
+static void test_walks_valid_plans(void **state) {
+    (void)state;
+    test_vocab tv = {0};
+    synthetic_vocab(&tv);
+    plan_walks(&tv, 40, 30, true, 0xabc);
+    vocab_free(&tv);
+    if (!qwen_vocab(&tv)) AGX_TEST_SKIP("Qwen2 tokenizer.json not found under AGX_REF_DIR");
+    plan_walks(&tv, 6, 120, false, 0xdef);
+    vocab_free(&tv);
+}
+
+/* One grammar and one vocab shared by threads, each with its own state: the
+ * outputs match a sequential run with the same seeds. */
+typedef struct walk_job {
+    const agx_grammar *g;
+    const test_vocab *tv;
+    uint64_t seed;
+    char *out;
+    size_t len;
+} walk_job;
+
+static void *walk_thread(void *arg) {
+    walk_job *j = arg;
+    agx_grammar_state *st = agx_grammar_state_new(j->g);
+    uint8_t *allowed = malloc(j->tv->n);
+    agx_strbuf out;
+    agx_strbuf_init(&out);
+    uint64_t rng = j->seed;
+    agx_error err;
+    for (int step = 0; step < 200 && !agx_grammar_is_complete(st); step++) {
+        size_t n;
+        if (agx_grammar_mask(st, j->tv->v, allowed, &n, &err) != AGX_OK || n == 0) break;
+        size_t pick = rnd(&rng) % n, id = 0;
+        for (size_t i = 0; i < j->tv->n; i++)
+            if (allowed[i] && pick-- == 0) {
+                id = i;
+                break;
+            }
+        if (agx_grammar_vocab_is_eog(j->tv->v, (int32_t)id)) break;
+        if (!agx_grammar_accept_token(st, j->tv->v, (int32_t)id)) break;
+        agx_strbuf_append(&out, j->tv->bytes[id], j->tv->lens[id]);
+    }
+    char comp[8192];
+    size_t cl = agx_grammar_shortest_completion(st, comp, sizeof comp);
+    if (cl <= sizeof comp && agx_grammar_accept(st, comp, cl)) agx_strbuf_append(&out, comp, cl);
+    free(allowed);
+    agx_grammar_state_free(st);
+    j->len = out.len;
+    j->out = agx_strbuf_take(&out);
+    return NULL;
+}
+
+static void test_threads_share_grammar_and_vocab(void **state) {
+    (void)state;
+    test_vocab tv = {0};
+    synthetic_vocab(&tv);
+    const char *schema = plan_schema(256);
+    agx_grammar *g = compile_ok(schema);
+    enum { NT = 4 };
+    walk_job seq[NT], par[NT];
+    pthread_t th[NT];
+    for (int i = 0; i < NT; i++) {
+        seq[i] = (walk_job){g, &tv, 1000 + (uint64_t)i, NULL, 0};
+        par[i] = seq[i];
+        walk_thread(&seq[i]);
+    }
+    for (int i = 0; i < NT; i++) assert_int_equal(pthread_create(&th[i], NULL, walk_thread, &par[i]), 0);
+    for (int i = 0; i < NT; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < NT; i++) {
+        assert_int_equal(seq[i].len, par[i].len);
+        assert_memory_equal(seq[i].out, par[i].out, seq[i].len);
+        assert_conforms(par[i].out, par[i].len, schema);
+        free(seq[i].out);
+        free(par[i].out);
+    }
+    agx_grammar_free(g);
+    vocab_free(&tv);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forced_spans),
@@ -867,6 +1162,10 @@ int main(void) {
         cmocka_unit_test(test_kitchen_values),
         cmocka_unit_test(test_compile_errors),
         cmocka_unit_test(test_eog_and_special_tokens),
+        cmocka_unit_test(test_threads_share_grammar_and_vocab),
+        cmocka_unit_test(test_item_number_relations),
+        cmocka_unit_test(test_fast_paths_match_full_walk),
+        cmocka_unit_test(test_walks_valid_plans),
         cmocka_unit_test(test_walks_synthetic_plan),
         cmocka_unit_test(test_walks_synthetic_kitchen),
         cmocka_unit_test(test_walks_qwen),

@@ -131,6 +131,22 @@ static void test_merge_adds_and_overrides(void **state) {
     assert_string_equal(agx_registry_closest(&reg, "mytol"), "mytool");
     agx_registry_free(&reg);
     free(path);
+    /* "disabled": true removes a tool, built-in or added earlier in the file */
+    path = write_tmp(dir, "off.json",
+                     "[{\"id\": \"xargs\", \"disabled\": true}, {\"id\": \"fd\"},"
+                     " {\"id\": \"fd\", \"disabled\": true}, {\"id\": \"nope\", \"disabled\": true},"
+                     " {\"id\": \"sed\", \"disabled\": false, \"description\": \"kept\"}]");
+    assert_int_equal(agx_registry_builtin(&reg, &err), AGX_OK);
+    before = reg.count;
+    assert_int_equal(agx_registry_merge_file(&reg, path, &err), AGX_OK);
+    assert_int_equal(reg.count, before - 1);
+    assert_null(agx_registry_find(&reg, "xargs"));
+    assert_null(agx_registry_find(&reg, "fd"));
+    assert_string_equal(agx_registry_find(&reg, "sed")->description, "kept");
+    assert_non_null(agx_registry_find(&reg, "du")); /* the one after xargs moved down intact */
+    assert_string_equal(agx_registry_find(&reg, "du")->command, "du");
+    agx_registry_free(&reg);
+    free(path);
     /* a bare array works too */
     path = write_tmp(dir, "bare.json", "[{\"id\": \"fd\"}]");
     assert_int_equal(agx_registry_builtin(&reg, &err), AGX_OK);
@@ -179,6 +195,7 @@ static void test_malformed_files(void **state) {
     expect_bad_file(dir, "{\"tools\": [{\"id\": \"x\", \"ok_exit_codes\": []}]}", "non-empty");
     expect_bad_file(dir, "{\"tools\": [{\"id\": \"x\", \"ok_exit_code\": [0]}]}", "unknown field 'ok_exit_code'");
     expect_bad_file(dir, "{\"tools\": [{\"id\": \"x\", \"command\": \"\"}]}", "command is empty");
+    expect_bad_file(dir, "{\"tools\": [{\"id\": \"x\", \"disabled\": \"yes\"}]}", "disabled must be true or false");
     expect_bad_file(dir, "{\"tools\": [{\"id\": \"x\", \"description\": \"a\\u001b[2J\"}]}", "control characters");
     expect_bad_file(dir, "{\"tools\": [{\"id\": \"wc\", \"description\": \"changed\"}, {\"id\": 1}]}",
                     "tools[1].id");

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "agx/threadpool.h"
+#include "engine/threadpool_impl.h"
 
 typedef struct cover_job {
     int n_items;
@@ -60,7 +61,7 @@ static void test_cover_many_runs(void **state) {
         agx_error err = {0};
         assert_int_equal(agx_threadpool_create(nt, &tp, &err), AGX_OK);
         assert_int_equal(agx_threadpool_n_threads(tp), nt);
-        for (int r = 0; r < (nt <= 2 ? 2000 : 200); r++) run_cover(tp, 1 + (r * 37) % 300);
+        for (int r = 0; r < (nt <= 2 ? 1000 : 100); r++) run_cover(tp, 1 + (r * 37) % 300);
         agx_threadpool_free(tp);
     }
 }
@@ -139,11 +140,53 @@ static void test_create_free_cycles(void **state) {
     }
 }
 
+typedef struct dyn_job {
+    int n_items;
+    _Atomic int next;
+    _Atomic int *hits;
+    _Atomic int calls;
+} dyn_job;
+
+static void dyn_fn(int ith, int nth, void *arg) {
+    (void)ith;
+    (void)nth;
+    dyn_job *j = arg;
+    atomic_fetch_add(&j->calls, 1);
+    for (;;) {
+        const int i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->n_items) break;
+        atomic_fetch_add(&j->hits[i], 1);
+    }
+}
+
+/* Dynamic jobs (late workers may skip) mixed with ordinary ones: every item
+ * done exactly once, the job struct (on the stack) never touched after return. */
+static void test_dynamic_runs(void **state) {
+    (void)state;
+    for (int nt = 1; nt <= 4; nt++) {
+        agx_threadpool *tp = NULL;
+        assert_int_equal(agx_threadpool_create(nt, &tp, NULL), AGX_OK);
+        for (int r = 0; r < (nt <= 2 ? 1500 : 100); r++) {
+            dyn_job j;
+            memset(&j, 0, sizeof(j));
+            j.n_items = 1 + (r * 13) % 97;
+            j.hits = calloc((size_t)j.n_items, sizeof(*j.hits));
+            agx_threadpool_run_dynamic(tp, dyn_fn, &j);
+            assert_true(atomic_load(&j.calls) >= 1 && atomic_load(&j.calls) <= nt);
+            for (int i = 0; i < j.n_items; i++) assert_int_equal(atomic_load(&j.hits[i]), 1);
+            memset(&j, 0xAB, sizeof(j.n_items)); /* a late worker reading this would misbehave */
+            free(j.hits);
+            if (r % 7 == 0) run_cover(tp, 20 + r % 50);
+        }
+        agx_threadpool_free(tp);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cover_many_runs),     cmocka_unit_test(test_wake_after_sleep),
         cmocka_unit_test(test_default_and_limits),  cmocka_unit_test(test_pools_side_by_side),
-        cmocka_unit_test(test_create_free_cycles),
+        cmocka_unit_test(test_create_free_cycles),  cmocka_unit_test(test_dynamic_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,7 +38,7 @@ static char *write_bpe_json(const char *dir, bool nfc, bool ignore_merges) {
     json_t *vocab = json_object();
     char name[8];
     for (int b = 0; b < 256; b++) {
-        utf8_of(agx_bytelevel_cp((uint8_t)b), name);
+        utf8_of(agx_pretok_byte_to_cp((uint8_t)b), name);
         json_object_set_new(vocab, name, json_integer(b));
     }
     const char *merged[] = {"he", "ll", "hell", "hello", "\xC4\xA0w", "ab", "abab"};
@@ -100,11 +100,11 @@ static void roundtrip(agx_tokenizer *t, const char *text, size_t len) {
 
 static void test_bytelevel_alphabet(void **state) {
     (void)state;
-    for (int b = 0; b < 256; b++) assert_int_equal(agx_bytelevel_byte(agx_bytelevel_cp((uint8_t)b)), b);
-    assert_int_equal(agx_bytelevel_cp(' '), 0x120);   /* Ġ */
-    assert_int_equal(agx_bytelevel_cp('\n'), 0x10A);  /* Ċ */
-    assert_int_equal(agx_bytelevel_cp('a'), 'a');
-    assert_int_equal(agx_bytelevel_byte(0x20), -1);
+    for (int b = 0; b < 256; b++) assert_int_equal(agx_pretok_cp_to_byte(agx_pretok_byte_to_cp((uint8_t)b)), b);
+    assert_int_equal(agx_pretok_byte_to_cp(' '), 0x120);   /* Ġ */
+    assert_int_equal(agx_pretok_byte_to_cp('\n'), 0x10A);  /* Ċ */
+    assert_int_equal(agx_pretok_byte_to_cp('a'), 'a');
+    assert_int_equal(agx_pretok_cp_to_byte(0x20), -1);
 }
 
 static void test_bpe_merges(void **state) {
@@ -215,14 +215,14 @@ static void test_stream_decoder(void **state) {
     agx_tokenizer *t = tiny_bpe(false, false);
     /* the emoji F0 9F 98 80 arrives one byte token at a time */
     const int32_t ids[] = {'a', 0xF0, 0x9F, 0x98, 0x80, 'b', 0xC3, 'c', 0xE4, 0xBD};
-    agx_detok_stream s;
-    agx_detok_stream_init(&s, t, false);
+    agx_tokenizer_stream s;
+    agx_tokenizer_stream_init(&s, t, false);
     char *out = NULL;
     size_t len = 0, cap = 0;
     agx_error err;
     size_t seen[10];
     for (int i = 0; i < 10; i++) {
-        assert_int_equal(agx_detok_stream_push(&s, ids[i], &out, &len, &cap, &err), AGX_OK);
+        assert_int_equal(agx_tokenizer_stream_push(&s, ids[i], &out, &len, &cap, &err), AGX_OK);
         seen[i] = len;
     }
     assert_int_equal(seen[0], 1);
@@ -232,10 +232,56 @@ static void test_stream_decoder(void **state) {
     assert_int_equal(seen[5], 6);
     assert_int_equal(seen[6], 6);   /* C3 waits */
     assert_int_equal(seen[7], 10);  /* C3 'c' -> U+FFFD + 'c' */
-    assert_int_equal(agx_detok_stream_flush(&s, &out, &len, &cap, &err), AGX_OK);
+    assert_int_equal(agx_tokenizer_stream_flush(&s, &out, &len, &cap, &err), AGX_OK);
     assert_string_equal(out, "a\xf0\x9f\x98\x80" "b\xef\xbf\xbd" "c\xef\xbf\xbd\xef\xbf\xbd");
     free(out);
     agx_tokenizer_free(t);
+}
+
+typedef struct {
+    char buf[256];
+    size_t len;
+    int pieces;
+} split_acc;
+
+static bool acc_piece(void *ctx, const char *p, size_t n) {
+    split_acc *a = ctx;
+    if (a->len + n + 1 < sizeof a->buf) memcpy(a->buf + a->len, p, n);
+    a->len += n;
+    a->pieces++;
+    return true;
+}
+
+static void test_pretokenizer_patterns(void **state) {
+    (void)state;
+    static const char *const PRES[] = {"qwen2", "deepseek-r1-qwen", "llama-bpe", "llama3", "falcon3",
+                                       "smaug-bpe", "gpt-4o", "tekken", "gpt2", "default"};
+    static const char text[] = "Hello world's 12345 \n\n  x\xff\xe4\xbd\xa0 ABCdef";
+    for (size_t i = 0; i < sizeof PRES / sizeof PRES[0]; i++) {
+        bool nfc, im;
+        const char *pat = agx_pretok_pattern_for(PRES[i], &nfc, &im);
+        assert_non_null(pat);
+        agx_tokenizer *t = agx_tok_alloc(1);
+        agx_error err;
+        assert_int_equal(agx_pretok_compile(t, pat, &err), AGX_OK);
+        pcre2_match_data *md = pcre2_match_data_create(8, NULL);
+        split_acc a = {{0}, 0, 0};
+        assert_int_equal(agx_pretok_split(t, md, text, sizeof text - 1, acc_piece, &a, &err), AGX_OK);
+        /* the pieces cover the input exactly, and split it */
+        assert_int_equal(a.len, sizeof text - 1);
+        assert_memory_equal(a.buf, text, a.len);
+        assert_true(a.pieces >= 8);
+        pcre2_match_data_free(md);
+        agx_tokenizer_free(t);
+    }
+    bool nfc, im;
+    assert_null(agx_pretok_pattern_for("no-such-pre", &nfc, &im));
+    assert_non_null(agx_pretok_pattern_for("qwen2", &nfc, &im));
+    assert_true(nfc);
+    assert_false(im);
+    assert_non_null(agx_pretok_pattern_for("llama-bpe", &nfc, &im));
+    assert_false(nfc);
+    assert_true(im);
 }
 
 /* ---- GGUF path ---- */
@@ -276,7 +322,7 @@ static agx_tokenizer *tiny_gguf(const char *dir, bool spm) {
         int32_t types[258];
         static char chars[256][4];
         for (int b = 0; b < 256; b++) {
-            utf8_of(agx_bytelevel_cp((uint8_t)b), chars[b]);
+            utf8_of(agx_pretok_byte_to_cp((uint8_t)b), chars[b]);
             toks[b] = chars[b];
             types[b] = AGX_TOKEN_NORMAL;
         }
@@ -370,6 +416,11 @@ static void test_corrupt_inputs(void **state) {
     fclose(f);
     assert_int_equal(agx_tokenizer_load_json(p, &t, &err), AGX_ERR_TOKENIZER);
     assert_non_null(strstr(err.message, "Unigram"));
+    f = fopen(p, "w");
+    fputs("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 16000000}}}", f);
+    fclose(f);
+    assert_int_equal(agx_tokenizer_load_json(p, &t, &err), AGX_ERR_TOKENIZER);
+    assert_non_null(strstr(err.message, "16000000"));
     f = fopen(p, "w");
     fputs("{\"model\": ", f);
     fclose(f);
@@ -545,7 +596,7 @@ int main(void) {
         cmocka_unit_test(test_gguf_bpe),           cmocka_unit_test(test_gguf_spm),
         cmocka_unit_test(test_corrupt_inputs),     cmocka_unit_test(test_threads),
         cmocka_unit_test(test_chat_detect),        cmocka_unit_test(test_chat_render),
-        cmocka_unit_test(test_chat_tokenize_guards_contents),
+        cmocka_unit_test(test_chat_tokenize_guards_contents), cmocka_unit_test(test_pretokenizer_patterns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
