@@ -21,6 +21,8 @@
  * this much: one more sampled token can lengthen the completion (it may open
  * a new task) by about this many bytes. */
 #define CLOSE_SLACK 48
+/* prompt tokens per forward call when the caller can cancel */
+#define PREFILL_CHUNK 128
 
 struct agx_native_engine {
     char *path;
@@ -217,6 +219,22 @@ static agx_status eval_tokens(agx_native_engine *e, const int32_t *t, size_t n, 
     if (st != AGX_OK) return st; /* the context left its cache unchanged, so do we */
     memcpy(e->cache + e->n_cache, t, n * sizeof *t);
     e->n_cache += n;
+    return AGX_OK;
+}
+
+/* eval_tokens for a caller that can cancel (the REPL): long batches (the
+ * prompt) go in chunks with the flag checked between them; without a flag
+ * one batch as before. What was evaluated stays in the cache. */
+static agx_status eval_cancellable(agx_native_engine *e, const int32_t *t, size_t n,
+                                   volatile sig_atomic_t *cancel, agx_error *err) {
+    if (!cancel) return eval_tokens(e, t, n, err);
+    for (size_t at = 0; at < n;) {
+        if (*cancel) return agx_error_set(err, AGX_ERR_INFERENCE, "generation cancelled");
+        size_t k = n - at < PREFILL_CHUNK ? n - at : PREFILL_CHUNK;
+        agx_status st = eval_tokens(e, t + at, k, err);
+        if (st != AGX_OK) return st;
+        at += k;
+    }
     return AGX_OK;
 }
 
@@ -620,6 +638,10 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
     const char *guide = o->guide;
     char forced[FORCED_CAP];
     for (;;) {
+        if (o->cancel && *o->cancel) {
+            st = agx_error_set(err, AGX_ERR_INFERENCE, "generation cancelled");
+            break;
+        }
         if (r.st && agx_grammar_is_complete(r.st)) break;
         /* budget: tokens and context (pending tokens will take context too) */
         int64_t left_tokens = (int64_t)max_tokens - stats->generated_tokens;
@@ -664,7 +686,7 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
         }
         if (n_pend > 0) {
             int64_t et = agx_time_us();
-            st = eval_tokens(e, pend, n_pend, err);
+            st = eval_cancellable(e, pend, n_pend, o->cancel, err);
             if (first_eval) stats->prefill_ms = ms_since(r.t0_us);
             else stats->decode_ms += ms_since(et), stats->evals++;
             first_eval = false;

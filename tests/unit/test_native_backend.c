@@ -276,6 +276,30 @@ static void test_plan_rules_against_guides(void **state) {
     agx_native_engine_free(e);
 }
 
+/* A raised cancel flag stops the call; the engine stays usable. */
+static void test_cancel(void **state) {
+    (void)state;
+    agx_native_engine *e = open_engine(models[1].path);
+    agx_plan_context ctx;
+    agx_plan_context_init(&ctx, &reg);
+    volatile sig_atomic_t flag = 1;
+    agx_gen_options o = agx_gen_default_options();
+    o.sampler.seed = 2;
+    o.max_tokens = 200;
+    o.cancel = &flag;
+    agx_generated_plan gp;
+    agx_gen_stats st;
+    agx_error err;
+    assert_int_equal(agx_native_plan(e, AGX_ROLE_ECHO, "count", &ctx, &o, &gp, &st, &err),
+                     AGX_ERR_INFERENCE);
+    assert_non_null(strstr(err.message, "cancelled"));
+    flag = 0;
+    assert_int_equal(agx_native_plan(e, AGX_ROLE_ECHO, "count", &ctx, &o, &gp, &st, &err), AGX_OK);
+    check_plan(&gp, "tiny-qwen2.gguf");
+    agx_generated_plan_free(&gp);
+    agx_native_engine_free(e);
+}
+
 /* A budget smaller than any plan still yields the shortest valid plan. */
 static void test_budget_closing(void **state) {
     (void)state;
@@ -647,6 +671,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         T(test_fifty_plans_valid),
         T(test_plan_rules_against_guides),
+        T(test_cancel),
         T(test_budget_closing),
         T(test_backend_reuse_and_metadata),
         T(test_deterministic),
