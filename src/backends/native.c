@@ -43,12 +43,48 @@ static void free_task(agx_task *t) {
     memset(t, 0, sizeof *t);
 }
 
+/* Problems the validator reports for task num (1-based). */
+static size_t task_problems(const agx_plan *plan, const agx_plan_context *ctx,
+                            const agx_plan_limits *lim, int num) {
+    agx_plan_problems pr;
+    agx_error err;
+    agx_plan_validate(plan, ctx->registry, lim, &pr, &err);
+    size_t n = 0;
+    for (size_t i = 0; i < pr.count; i++) n += pr.items[i].task_number == num;
+    agx_plan_problems_free(&pr);
+    return n;
+}
+
+/* Removes one argument of task num: the first whose removal alone leaves
+ * fewer problems (sed -i, find -delete), else the last one. */
+static void drop_one_arg(agx_plan *plan, const agx_plan_context *ctx, const agx_plan_limits *lim,
+                         int num) {
+    agx_task *t = &plan->tasks[num - 1];
+    size_t before = task_problems(plan, ctx, lim, num), pick = t->n_args - 1;
+    for (size_t j = 0; j + 1 < t->n_args; j++) {
+        char *saved = t->args[j];
+        memmove(t->args + j, t->args + j + 1, (t->n_args - j - 1) * sizeof *t->args);
+        t->n_args--;
+        size_t after = task_problems(plan, ctx, lim, num);
+        t->n_args++;
+        memmove(t->args + j + 1, t->args + j, (t->n_args - j - 1) * sizeof *t->args);
+        t->args[j] = saved;
+        if (after < before) {
+            pick = j;
+            break;
+        }
+    }
+    free(t->args[pick]);
+    memmove(t->args + pick, t->args + pick + 1, (t->n_args - pick - 1) * sizeof *t->args);
+    t->n_args--;
+}
+
 /* The grammar fixed the shape and numbering; what the validator can still
  * refuse is an argument's meaning (find -delete, xargs rm, sed -i, awk
  * system(), control characters from \b escapes) or tasks a normalization
- * added past the limit. Refused arguments are removed from the end of their
- * task until it validates (an empty argument list is always valid), so the
- * plan stays harmless whatever the weights wrote. */
+ * added past the limit. Refused arguments are removed (the one whose removal
+ * helps, else from the end) until the task validates (an empty argument list
+ * always does), so the plan stays harmless whatever the weights wrote. */
 static agx_status repair_and_validate(agx_plan *plan, const agx_plan_context *ctx,
                                       int *repaired, agx_error *err) {
     agx_plan_limits lim = agx_plan_limits_default();
@@ -65,7 +101,8 @@ static agx_status repair_and_validate(agx_plan *plan, const agx_plan_context *ct
             free_task(&plan->tasks[--plan->n_tasks]);
             changed = true;
         }
-        for (size_t i = 0; i < pr.count; i++) {
+        /* one fix per round (problems of later tasks are re-read next round) */
+        for (size_t i = 0; i < pr.count && !changed; i++) {
             int num = pr.items[i].task_number;
             if (num < 1 || (size_t)num > plan->n_tasks) continue;
             agx_task *t = &plan->tasks[num - 1];
@@ -73,12 +110,9 @@ static agx_status repair_and_validate(agx_plan *plan, const agx_plan_context *ct
                 t->input_from_task = 0;
                 changed = true;
             } else if (t->n_args > 0) {
-                free(t->args[--t->n_args]);
+                drop_one_arg(plan, ctx, &lim, num);
                 (*repaired)++;
                 changed = true;
-                /* one argument per task per round: re-validate before the next */
-                for (size_t j = i + 1; j < pr.count; j++)
-                    if (pr.items[j].task_number == num) pr.items[j].task_number = 0;
             }
         }
         agx_plan_problems_free(&pr);
