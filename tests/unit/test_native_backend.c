@@ -103,7 +103,14 @@ static agx_native_engine *open_engine(const char *path) {
     return e;
 }
 
+/* Streamed pieces are whole UTF-8 characters (each piece valid on its own). */
 static void collect(void *user, const char *text, size_t len) {
+    assert_true(len > 0);
+    char *piece = agx_strndup(text, len);
+    json_t *j = json_stringn(piece, len); /* NULL for invalid UTF-8 */
+    assert_non_null(j);
+    json_decref(j);
+    free(piece);
     agx_strbuf_append((agx_strbuf *)user, text, len);
 }
 
