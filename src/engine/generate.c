@@ -625,7 +625,8 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
         st = agx_error_set(err, AGX_ERR_TOKENIZER, "the rendered prompt has no tokens");
     int n_ctx = agx_context_n_ctx(e->ctx);
     size_t min_doc = r.st ? agx_grammar_min_bytes_to_complete(r.st) : 0;
-    if (st == AGX_OK && n_prompt + 8 > (size_t)n_ctx)
+    /* the prompt must leave room for at least the smallest answer */
+    if (st == AGX_OK && n_prompt + 8 + (min_doc ? min_doc + CLOSE_SLACK : 0) > (size_t)n_ctx)
         st = agx_error_set(err, AGX_ERR_CONFIG,
                            "the prompt is %zu tokens but the context holds %d; raise "
                            "AGX_CANDLE_CONTEXT_SIZE (e.g. %zu) or shorten the instruction/input",
@@ -786,7 +787,6 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
     if (st == AGX_OK) stream_out(&r, true);
 
 done:
-    (void)min_doc;
     stats->total_ms = ms_since(r.t0_us);
     if (stats->generated_tokens > 0 && stats->total_ms > stats->ttft_ms)
         stats->tokens_per_s =

@@ -516,6 +516,18 @@ static void test_config_errors(void **state) {
     assert_non_null(strstr(err.message, "echo model"));
     free(junk);
 
+    /* a prompt that leaves no room for an answer */
+    agx_native_params small = {.n_ctx = 512, .n_threads = 1};
+    agx_native_engine *e = NULL;
+    assert_int_equal(agx_native_engine_open(models[0].path, &small, &e, &err), AGX_OK);
+    agx_plan_context pctx;
+    agx_plan_context_init(&pctx, &reg);
+    agx_generated_plan gp;
+    assert_int_equal(agx_native_plan(e, AGX_ROLE_ECHO, "count", &pctx, NULL, &gp, NULL, &err),
+                     AGX_ERR_CONFIG);
+    assert_non_null(strstr(err.message, "AGX_CANDLE_CONTEXT_SIZE"));
+    agx_native_engine_free(e);
+
     /* no model for the role */
     set_env(models[0].path, "1");
     unsetenv("AGX_ECHO_MODEL");
