@@ -239,9 +239,18 @@ static const char *native_model(const agx_backend *b) { return ((const native_ba
 
 static agx_status native_health(agx_backend *b, agx_error *err) {
     native_backend *nb = (native_backend *)b;
+    int64_t t0 = agx_time_us();
     agx_status st = load_engine(nb, err);
-    if (st == AGX_OK) st = agx_native_engine_probe(nb->engine, NULL, NULL, err);
+    double fwd_ms = 0;
+    if (st == AGX_OK) st = agx_native_engine_probe(nb->engine, NULL, &fwd_ms, err);
     if (st != AGX_OK && st != AGX_ERR_LOAD) agx_error_prefix(err, "native health check");
+    if (st == AGX_OK) {
+        const agx_model *m = agx_native_engine_model(nb->engine);
+        agx_log(AGX_LOG_INFO,
+                "native: %s (%s), device %s, %d threads, forward step %.1f ms, health check %.0f ms",
+                nb->name, agx_model_desc(m), nb->device, agx_native_engine_threads(nb->engine),
+                fwd_ms, (double)(agx_time_us() - t0) / 1000.0);
+    }
     return st;
 }
 
