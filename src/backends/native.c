@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agx/buffer.h"
 #include "agx/grammar.h"
 #include "agx/native.h"
 #include "agx/util.h"
@@ -406,6 +407,49 @@ agx_status agx_native_refine(agx_backend *delta, const char *instruction, const 
     agx_plan_context c = *ctx;
     c.existing = existing;
     return agx_backend_generate_plan(delta, instruction, &c, out, err);
+}
+
+typedef struct refine_job {
+    agx_backend *delta;
+    const char *instruction;
+    const agx_plan_context *ctx;
+} refine_job;
+
+static agx_status refine_change(agx_plan *plan, void *user, agx_error *err) {
+    refine_job *job = user;
+    if (plan->n_tasks == 0)
+        return agx_error_set(err, AGX_ERR_VALIDATION,
+                             "the plan buffer is empty: nothing to refine (add steps with `agx "
+                             "plan add` first)");
+    const char *instr = job->instruction && *job->instruction ? job->instruction
+                        : plan->plan_description && *plan->plan_description
+                            ? plan->plan_description
+                            : "Check this plan against the tools and fix any mistakes.";
+    agx_generated_plan out;
+    agx_status st = agx_native_refine(job->delta, instr, plan, job->ctx, &out, err);
+    if (st != AGX_OK) return st;
+    /* keep the buffer's id and description; take the refined tasks */
+    agx_plan refined = out.plan;
+    agx_plan_init(&out.plan);
+    if (!refined.plan_id && plan->plan_id) {
+        refined.plan_id = plan->plan_id;
+        plan->plan_id = NULL;
+    }
+    if (!refined.plan_description && plan->plan_description) {
+        refined.plan_description = plan->plan_description;
+        plan->plan_description = NULL;
+    }
+    agx_plan_free(plan);
+    *plan = refined;
+    agx_generated_plan_free(&out);
+    return AGX_OK;
+}
+
+agx_status agx_native_refine_buffer(agx_backend *delta, const char *plan_path,
+                                    const char *instruction, const agx_plan_context *ctx,
+                                    agx_plan *result, agx_error *err) {
+    refine_job job = {delta, instruction, ctx};
+    return agx_buffer_update(plan_path, refine_change, &job, result, err);
 }
 
 /* -------------------------------------------------------------- bench -- */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agx/buffer.h"
 #include "agx/native.h"
 #include "agx/util.h"
 
@@ -600,6 +601,65 @@ static void test_echo_then_delta(void **state) {
     agx_backend_destroy(delta);
 }
 
+static char *read_text(const char *path) {
+    char *text = NULL;
+    size_t len = 0;
+    agx_error err;
+    assert_int_equal(agx_file_read_all(path, 1 << 20, &text, &len, &err), AGX_OK);
+    return text;
+}
+
+/* The buffer round trip: Echo fills it, Delta refines it in place; a Delta
+ * that fails leaves the file byte for byte as it was. */
+static void test_refine_buffer(void **state) {
+    (void)state;
+    NEED_MODELS();
+    char *path = agx_sprintf("%s/refine.json", tmpdir);
+    remove(path);
+    set_env(models[0].path, "4");
+    char *delta_path = agx_sprintf("%s/delta.gguf", tmpdir);
+    char *cmd = agx_sprintf("cp '%s' '%s'", models[2].path, delta_path);
+    assert_int_equal(agx_test_run(cmd, NULL, NULL, NULL), 0);
+    free(cmd);
+    setenv("AGX_DELTA_MODEL", delta_path, 1);
+    agx_backend *echo = make_backend(AGX_ROLE_ECHO);
+    agx_backend *delta = make_backend(AGX_ROLE_DELTA);
+    agx_plan_context ctx;
+    agx_plan_context_init(&ctx, &reg);
+    agx_error err;
+    agx_plan result;
+    /* empty buffer: nothing to refine, no file written */
+    assert_int_equal(agx_native_refine_buffer(delta, path, NULL, &ctx, &result, &err),
+                     AGX_ERR_VALIDATION);
+    assert_non_null(strstr(err.message, "empty"));
+    agx_generated_plan draft;
+    assert_int_equal(agx_backend_generate_plan(echo, "count TODOs", &ctx, &draft, &err), AGX_OK);
+    assert_int_equal(agx_buffer_append(path, &draft.plan, NULL, NULL, &err), AGX_OK);
+    agx_generated_plan_free(&draft);
+    assert_int_equal(agx_native_refine_buffer(delta, path, NULL, &ctx, &result, &err), AGX_OK);
+    assert_int_equal(agx_plan_validate(&result, &reg, NULL, NULL, &err), AGX_OK);
+    agx_plan_free(&result);
+    char *before = read_text(path);
+    agx_plan saved;
+    assert_int_equal(agx_plan_from_json(before, strlen(before), &saved, &err), AGX_OK);
+    assert_int_equal(agx_plan_validate(&saved, &reg, NULL, NULL, &err), AGX_OK);
+    agx_plan_free(&saved);
+    /* the Delta model vanishes before it is loaded: refinement fails, file untouched */
+    agx_backend_destroy(delta);
+    delta = make_backend(AGX_ROLE_DELTA);
+    remove(delta_path);
+    assert_int_not_equal(agx_native_refine_buffer(delta, path, "refine", &ctx, NULL, &err), AGX_OK);
+    assert_non_null(strstr(err.message, "Model file not found"));
+    char *after = read_text(path);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    free(delta_path);
+    free(path);
+    agx_backend_destroy(echo);
+    agx_backend_destroy(delta);
+}
+
 /* Hostile instruction text cannot add control tokens to the prompt. */
 static void test_no_control_token_injection(void **state) {
     (void)state;
@@ -763,6 +823,7 @@ int main(void) {
         T(test_config_errors),
         T(test_health_describe),
         T(test_echo_then_delta),
+        T(test_refine_buffer),
         T(test_no_control_token_injection),
         T(test_bench_grammar),
         T(test_cli_plan_add),
