@@ -23,6 +23,7 @@ typedef struct native_backend {
     char *path;
     char *name;          /* file name, for metadata */
     char *device;        /* "cpu" */
+    char *cache_dir;     /* prompt cache (AGX_PROMPT_CACHE), NULL = off */
     agx_native_params params;
     agx_gen_options gen;
     agx_native_engine *engine;
@@ -262,6 +263,7 @@ static void native_destroy(agx_backend *b) {
     free(nb->path);
     free(nb->name);
     free(nb->device);
+    free(nb->cache_dir);
     free(nb);
 }
 
@@ -328,6 +330,16 @@ agx_status agx_backend_native_create(const agx_planner_config *cfg, agx_model_ro
     nb->device = agx_strdup(device);
     nb->params.n_ctx = (int)cfg->context_size;
     nb->params.n_threads = (int)cfg->threads;
+    /* AGX_PROMPT_CACHE: a directory, or off; default ~/.agx/cache */
+    const char *pc = agx_env("AGX_PROMPT_CACHE");
+    if (!pc) {
+        char *home = agx_home_dir();
+        nb->cache_dir = home ? agx_sprintf("%s/.agx/cache", home) : NULL;
+        free(home);
+    } else if (*pc && strcmp(pc, "off") != 0 && strcmp(pc, "0") != 0) {
+        nb->cache_dir = agx_strdup(pc);
+    }
+    nb->params.prompt_cache_dir = nb->cache_dir;
     nb->gen = agx_gen_default_options();
     nb->gen.sampler.temperature = (float)cfg->temperature;
     nb->gen.sampler.top_p = (float)cfg->top_p;
