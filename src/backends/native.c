@@ -334,7 +334,7 @@ agx_status agx_backend_native_create(const agx_planner_config *cfg, agx_model_ro
     const char *pc = agx_env("AGX_PROMPT_CACHE");
     if (!pc) {
         char *home = agx_home_dir();
-        nb->cache_dir = home ? agx_sprintf("%s/.agx/cache", home) : NULL;
+        nb->cache_dir = home ? agx_sprintf("%s/cache", home) : NULL;
         free(home);
     } else if (*pc && strcmp(pc, "off") != 0 && strcmp(pc, "0") != 0) {
         nb->cache_dir = agx_strdup(pc);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "agx/native.h"
 #include "cli_planner.h"
 
 int agx_cmd_health(int argc, char **argv) {
@@ -31,10 +32,15 @@ int agx_cmd_health(int argc, char **argv) {
         agx_error_clear(&err);
         agx_status s = agx_backend_health_check(backend, &err);
         const char *type = agx_backend_type(backend), *model = agx_backend_model_name(backend);
+        /* The native backend also reports architecture, device, threads and timings. */
+        char *details = NULL;
+        if (s == AGX_OK && type && strcmp(type, "native") == 0)
+            s = agx_backend_native_describe(backend, &details, &err);
         if (json) {
             /* names only: never keys or URLs with credentials */
             json_t *o = json_pack("{s:s, s:s, s:b}", "backend", type ? type : "", "model",
                                   model ? model : "", "healthy", s == AGX_OK);
+            if (o && details) json_object_set_new(o, "details", json_string(details));
             char *text = o ? json_dumps(o, JSON_PRESERVE_ORDER) : NULL;
             if (text) printf("%s\n", text);
             free(text);
@@ -42,7 +48,10 @@ int agx_cmd_health(int argc, char **argv) {
         } else {
             printf("backend: %s\nmodel: %s\nstatus: %s\n", type, model ? model : "-",
                    s == AGX_OK ? "healthy" : "unhealthy");
+            if (details) fputs(details, stdout);
+            if (details && details[0] && details[strlen(details) - 1] != '\n') putchar('\n');
         }
+        free(details);
         if (s != AGX_OK) {
             if (err.code == AGX_OK) agx_error_set(&err, AGX_ERR_HEALTH_CHECK, "the backend is not healthy");
             rc = agx_cli_fail(&err);

@@ -7,6 +7,7 @@
 
 #include "agx/buffer.h"
 #include "cli.h"
+#include "agx/native.h"
 #include "cli_planner.h"
 
 #define PARSE_MAX_BYTES (16u << 20)
@@ -195,17 +196,59 @@ static int plan_preview(int argc, char **argv, const agx_planner_config *cfg) {
     return rc;
 }
 
-static int plan_validate(int argc, char **argv, const agx_planner_config *cfg) {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--refine") == 0) {
-            agx_error err;
-            agx_error_set(&err, AGX_ERR_CONFIG,
-                          "'agx plan validate --refine' (Delta model refinement) is not available "
-                          "yet in this build; run 'agx plan validate' without it");
-            return agx_cli_fail(&err);
+/* `agx plan validate --refine`: the Delta role rewrites the buffer, which is
+ * replaced only when the refined plan validates (agx_native_refine_buffer
+ * holds the lock and leaves the file untouched on any failure). */
+static int plan_refine(const agx_planner_config *cfg, const char *instruction) {
+    agx_backend *delta = NULL;
+    int rc = agx_cli_backend(cfg, AGX_ROLE_DELTA, &delta);
+    if (rc != AGX_EXIT_OK) return rc;
+    agx_error err;
+    agx_error_clear(&err);
+    agx_registry reg = {0};
+    agx_plan refined;
+    agx_plan_init(&refined);
+    if (strcmp(agx_backend_type(delta), "rules") == 0) {
+        /* the rules planner maps instructions to tools; it cannot review a plan */
+        agx_error_set(&err, AGX_ERR_CONFIG,
+                      "refining a plan needs a model: set AGX_DELTA_MODEL=/path/model.gguf (or "
+                      "AGX_BACKEND=ollama|openai); 'agx plan validate' checks the plan without one");
+        rc = agx_cli_fail(&err);
+        fprintf(stderr, "agx: the plan buffer was left unchanged\n");
+    } else if (agx_registry_load_default(&reg, &err) != AGX_OK) {
+        rc = agx_cli_fail(&err);
+    } else {
+        agx_plan_context ctx;
+        agx_plan_context_init(&ctx, &reg);
+        if (agx_native_refine_buffer(delta, cfg->plan_path, instruction, &ctx, &refined, &err) != AGX_OK) {
+            rc = agx_cli_fail(&err);
+            fprintf(stderr, "agx: the plan buffer was left unchanged\n");
+        } else {
+            fprintf(stderr, "agx: refined with %s (%s); the buffer now holds %zu task%s\n",
+                    agx_backend_type(delta), agx_backend_model_name(delta), refined.n_tasks,
+                    refined.n_tasks == 1 ? "" : "s");
+            agx_cli_print_plan(stdout, &refined, 0);
         }
-        return agx_cli_usage("'agx plan validate' takes no arguments, not '%s'", argv[i]);
     }
+    agx_plan_free(&refined);
+    agx_registry_free(&reg);
+    agx_backend_destroy(delta);
+    return rc;
+}
+
+static int plan_validate(int argc, char **argv, const agx_planner_config *cfg) {
+    bool refine = false;
+    const char *instruction = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--refine") == 0)
+            refine = true;
+        else if (refine && !instruction)
+            instruction = argv[i];
+        else
+            return agx_cli_usage("'agx plan validate' takes only --refine [\"<instruction>\"], not '%s'",
+                                 argv[i]);
+    }
+    if (refine) return plan_refine(cfg, instruction);
     agx_error err;
     agx_error_clear(&err);
     agx_plan plan;

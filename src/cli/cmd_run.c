@@ -18,6 +18,7 @@
 #include "agx/tokenizer.h"
 #include "agx/util.h"
 #include "cli.h"
+#include "agx/native.h"
 
 /* ---- argument helpers ---- */
 static bool parse_int(const char *s, long lo, long hi, long *out) {
@@ -393,10 +394,11 @@ static long peak_rss_bytes(void) {
 int agx_cmd_bench(int argc, char **argv) {
     const char *model_path = NULL;
     long n_pp = 512, n_tg = 128, threads = 0, reps = 5;
-    bool json = false;
+    bool json = false, grammar = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) { NEED_ARG(a); model_path = argv[++i]; }
+        else if (!strcmp(a, "--grammar")) grammar = true;
         else if (!strcmp(a, "-p")) {
             NEED_ARG(a);
             if (!parse_int(argv[++i], 0, 1 << 20, &n_pp)) return agx_cli_usage("-p needs a token count >= 0");
@@ -475,15 +477,35 @@ int agx_cmd_bench(int argc, char **argv) {
      * byte read once per token */
     const double bw = n_tg > 0 && cfg->weight_bytes >= (64u << 20) ? stream_gbps(m, nth) : 0;   /* beyond caches */
     const double tg_gbps = tg.median * (double)cfg->weight_bytes / 1e9;
+    /* --grammar: constrained vs unconstrained decoding on the native engine
+     * (the plan grammar's mask, forced spans, plan rules) over the same file. */
+    agx_native_bench gb = {0};
+    if (grammar) {
+        agx_native_params np = {.n_ctx = 0, .n_threads = nth, .prompt_cache_dir = NULL};
+        agx_native_engine *engine = NULL;
+        if (agx_native_engine_open(model_path, &np, &engine, &err) != AGX_OK) goto fail;
+        agx_status gs = agx_native_bench_grammar(engine, 32, &gb, &err);
+        agx_native_engine_free(engine);
+        if (gs != AGX_OK) goto fail;
+    }
     if (json) {
         printf("{\"pp\": {\"n\": %ld, \"tokens_per_s\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}}, "
                "\"tg\": {\"n\": %ld, \"tokens_per_s\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}}, "
                "\"threads\": %d, \"peak_rss_bytes\": %ld, \"reps\": %ld, \"model\": \"%s\", "
                "\"model_bytes\": %llu, \"repacked_bytes\": %llu, \"kv_cache_bytes\": %zu, \"isa\": \"%s\", "
-               "\"stream_gbps\": %.2f, \"tg_weight_gbps\": %.2f}\n",
+               "\"stream_gbps\": %.2f, \"tg_weight_gbps\": %.2f",
                n_pp, pp.median, pp.min, pp.max, n_tg, tg.median, tg.min, tg.max, nth, rss, reps,
                agx_model_desc(m), (unsigned long long)cfg->file_bytes, (unsigned long long)cfg->repacked_bytes,
                agx_context_kv_bytes(ctx), agx_cpu_isa_name(), bw, tg_gbps);
+        if (grammar)
+            printf(", \"grammar\": {\"n_vocab\": %lld, \"unconstrained_ms_per_token\": %.3f, "
+                   "\"constrained_ms_per_token\": %.3f, \"mask_ms_per_token\": %.4f, \"mask_share\": %.5f, "
+                   "\"full_mask_ms\": %.4f, \"full_mask_share\": %.5f, \"forced_share\": %.3f, "
+                   "\"plan_tokens\": %lld, \"plan_ms\": %.1f, \"plan_ttft_ms\": %.1f}",
+                   (long long)gb.n_vocab, gb.unconstrained_ms_per_token, gb.constrained_ms_per_token,
+                   gb.mask_ms_per_token, gb.mask_share, gb.full_mask_ms, gb.full_mask_share, gb.forced_share,
+                   (long long)gb.plan_tokens, gb.plan_ms, gb.plan_ttft_ms);
+        printf("}\n");
     } else {
         printf("model: %s\nthreads: %d, isa: %s, reps: %ld, KV cache f16 %.1f MB\n", agx_model_desc(m), nth,
                agx_cpu_isa_name(), reps, (double)agx_context_kv_bytes(ctx) / 1e6);
@@ -494,6 +516,16 @@ int agx_cmd_bench(int argc, char **argv) {
         if (bw > 0)
             printf("memory streaming over the weights (%d threads): %.2f GB/s; tg reads %.2f GB/s of weights "
                    "= %.0f%% of it\n", nth, bw, tg_gbps, 100.0 * tg_gbps / bw);
+        if (grammar) {
+            printf("grammar (vocab %lld): unconstrained %.2f ms/token; constrained plan %.2f ms/token over %lld "
+                   "tokens, %.0f%% forced\n", (long long)gb.n_vocab, gb.unconstrained_ms_per_token,
+                   gb.constrained_ms_per_token, (long long)gb.plan_tokens, 100.0 * gb.forced_share);
+            printf("  grammar work per sampled token: %.3f ms = %.2f%% of an unconstrained token; one full "
+                   "mask %.3f ms = %.2f%%\n", gb.mask_ms_per_token, 100.0 * gb.mask_share, gb.full_mask_ms,
+                   100.0 * gb.full_mask_share);
+            printf("  7-task plan end to end: %.0f ms (first token %.0f ms, prompt reused)\n", gb.plan_ms,
+                   gb.plan_ttft_ms);
+        }
     }
     goto done;
 fail:

@@ -13,7 +13,7 @@ typedef struct {
 } agx_command;
 
 static const agx_command commands[] = {
-    {"plan", agx_cmd_plan, "new | add \"<instruction>\" | preview [--json] | validate | parse [FILE|-]"},
+    {"plan", agx_cmd_plan, "new | add \"<instruction>\" | preview [--json] | validate [--refine] | parse [FILE|-]"},
     {"tools", agx_cmd_tools, "list the tool registry [--json]"},
     {"health", agx_cmd_health, "check the configured backend (exit 0 only when healthy)"},
     {"model", agx_cmd_model, "info MODEL [--json]: GGUF model summary"},
@@ -22,7 +22,7 @@ static const agx_command commands[] = {
     {"template", agx_cmd_template, "-m MODEL --messages FILE.json [--chat-template FILE] [--json]"},
     {"logits", agx_cmd_logits, "-m MODEL --tokens 1,2,3 --out FILE [-t THREADS]"},
     {"generate", agx_cmd_generate, "-m MODEL (--tokens 1,2,3 | --prompt TEXT) -n N [--greedy] [--json]"},
-    {"bench", agx_cmd_bench, "-m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json]"},
+    {"bench", agx_cmd_bench, "-m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--grammar] [--json]"},
     {"repl", agx_cmd_repl, "interactive planning session (also: agx with no arguments on a terminal)"},
 };
 

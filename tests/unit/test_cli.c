@@ -77,6 +77,13 @@ static json_t *buffer_json(void) {
     return j;
 }
 
+static char *buffer_text(void) {
+    result r = agx("plan preview --json", NULL);
+    assert_int_equal(r.rc, 0);
+    free(r.err);
+    return r.out;
+}
+
 static size_t buffer_tasks(void) {
     json_t *j = buffer_json();
     size_t n = json_array_size(json_object_get(j, "tasks"));
@@ -199,10 +206,18 @@ static void test_plan_flow(void **state) {
     assert_non_null(strstr(r.out, "Usage: agx plan"));
     result_free(&r);
 
+    /* the rules planner cannot review a plan: refinement is a config error that
+     * says how to configure a model, and the buffer is left as it was */
+    char *before = buffer_text();
     r = agx("plan validate --refine", NULL);
     assert_int_equal(r.rc, AGX_EXIT_CONFIG);
-    assert_non_null(strstr(r.err, "not available"));
+    assert_non_null(strstr(r.err, "AGX_DELTA_MODEL"));
+    assert_non_null(strstr(r.err, "left unchanged"));
     result_free(&r);
+    char *after = buffer_text();
+    assert_string_equal(before ? before : "", after ? after : "");
+    free(before);
+    free(after);
 
     r = agx("plan new", NULL);
     assert_int_equal(r.rc, 0);
