@@ -15,16 +15,6 @@
 #include "agx/native.h"
 #include "agx/util.h"
 
-static const char guide[] =
-    "{\"tasks\":[{\"task_number\":1,\"command\":\"find\",\"args\":[\"src\",\"-type\",\"f\","
-    "\"-name\",\"*.c\"]},{\"task_number\":2,\"command\":\"xargs\",\"args\":[\"grep\",\"-n\","
-    "\"TODO\"],\"input_from_task\":1},{\"task_number\":3,\"command\":\"cut\",\"args\":[\"-d:\","
-    "\"-f1\"],\"input_from_task\":2},{\"task_number\":4,\"command\":\"sort\",\"args\":[],"
-    "\"input_from_task\":3},{\"task_number\":5,\"command\":\"uniq\",\"args\":[\"-c\"],"
-    "\"input_from_task\":4},{\"task_number\":6,\"command\":\"sort\",\"args\":[\"-rn\"],"
-    "\"input_from_task\":5},{\"task_number\":7,\"command\":\"head\",\"args\":[\"-n\",\"10\"],"
-    "\"input_from_task\":6}]}";
-
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -82,7 +72,7 @@ int main(int argc, char **argv) {
             if (k == 0) agx_native_engine_reset_cache(e);
             agx_gen_options o = agx_gen_default_options();
             o.sampler.seed = (uint64_t)(r + 1);
-            o.guide = guide;
+            o.guide = agx_native_sample_plan;
             agx_generated_plan gp;
             const char *instr = k == 0 ? "find all TODO comments in the C files under src and show "
                                          "the 10 files with the most"
@@ -135,7 +125,7 @@ int main(int argc, char **argv) {
                 double lms = (double)(agx_time_us() - tl) / 1000.0;
                 agx_gen_options o = agx_gen_default_options();
                 o.sampler.seed = 1;
-                o.guide = guide;
+                o.guide = agx_native_sample_plan;
                 agx_generated_plan gp;
                 const char *instr = k == 0 ? "count the TODO comments per C file under src"
                                            : "list the 10 C files under src with the most TODOs";

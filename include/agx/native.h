@@ -181,6 +181,9 @@ typedef struct agx_native_bench {
  * checks run as for a model that writes that plan: its own pick first, the
  * full mask only when refused), and times one full mask separately. Both runs
  * share the Echo prompt (the second reuses its KV cache). */
+/* The 7-task plan the benchmark follows. */
+extern const char agx_native_sample_plan[];
+
 agx_status agx_native_bench_grammar(agx_native_engine *e, int n_tokens, agx_native_bench *out,
                                     agx_error *err);
 

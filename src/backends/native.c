@@ -472,6 +472,19 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+
+/* A typical 7-task plan, followed by the grammar benchmark as a well-trained
+ * model would write it (bench/bench_plan uses it too). */
+const char agx_native_sample_plan[] =
+    "{\"tasks\":[{\"task_number\":1,\"command\":\"find\",\"args\":[\"src\",\"-type\",\"f\","
+    "\"-name\",\"*.c\"]},{\"task_number\":2,\"command\":\"xargs\",\"args\":[\"grep\",\"-n\","
+    "\"TODO\"],\"input_from_task\":1},{\"task_number\":3,\"command\":\"cut\",\"args\":[\"-d:\","
+    "\"-f1\"],\"input_from_task\":2},{\"task_number\":4,\"command\":\"sort\",\"args\":[],"
+    "\"input_from_task\":3},{\"task_number\":5,\"command\":\"uniq\",\"args\":[\"-c\"],"
+    "\"input_from_task\":4},{\"task_number\":6,\"command\":\"sort\",\"args\":[\"-rn\"],"
+    "\"input_from_task\":5},{\"task_number\":7,\"command\":\"head\",\"args\":[\"-n\",\"10\"],"
+    "\"input_from_task\":6}]}";
+
 agx_status agx_native_bench_grammar(agx_native_engine *e, int n_tokens, agx_native_bench *out,
                                     agx_error *err) {
     memset(out, 0, sizeof *out);
@@ -499,16 +512,6 @@ agx_status agx_native_bench_grammar(agx_native_engine *e, int n_tokens, agx_nati
     o.max_tokens = n_tokens;
     agx_gen_stats su, sc;
     char *text = NULL;
-    /* a typical 7-task plan, followed as a well-trained model would write it */
-    static const char guide[] =
-        "{\"tasks\":[{\"task_number\":1,\"command\":\"find\",\"args\":[\"src\",\"-type\",\"f\","
-        "\"-name\",\"*.c\"]},{\"task_number\":2,\"command\":\"xargs\",\"args\":[\"grep\",\"-n\","
-        "\"TODO\"],\"input_from_task\":1},{\"task_number\":3,\"command\":\"cut\",\"args\":[\"-d:\","
-        "\"-f1\"],\"input_from_task\":2},{\"task_number\":4,\"command\":\"sort\",\"args\":[],"
-        "\"input_from_task\":3},{\"task_number\":5,\"command\":\"uniq\",\"args\":[\"-c\"],"
-        "\"input_from_task\":4},{\"task_number\":6,\"command\":\"sort\",\"args\":[\"-rn\"],"
-        "\"input_from_task\":5},{\"task_number\":7,\"command\":\"head\",\"args\":[\"-n\",\"10\"],"
-        "\"input_from_task\":6}]}";
     /* unconstrained: every token sampled and evaluated alone */
     st = schema ? agx_native_generate(e, msgs, prompt.n_messages, &o, &text, NULL, &su, err)
                 : agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
@@ -517,10 +520,10 @@ agx_status agx_native_bench_grammar(agx_native_engine *e, int n_tokens, agx_nati
     if (st == AGX_OK) {
         o.schema_json = schema;
         o.plan_rules = true;
-        o.guide = guide;
+        o.guide = agx_native_sample_plan;
         o.max_tokens = 2048;
         st = agx_native_generate(e, msgs, prompt.n_messages, &o, &text, NULL, &sc, err);
-        if (st == AGX_OK && strcmp(text, guide) != 0)
+        if (st == AGX_OK && strcmp(text, agx_native_sample_plan) != 0)
             st = agx_error_set(err, AGX_ERR_ENGINE,
                                "bench: the constrained run did not reproduce the guide plan: %.200s",
                                text);

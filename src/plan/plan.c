@@ -340,7 +340,8 @@ fail:
 
 /* --------------------------------------------------------- strict read -- */
 
-static const char *json_type_name(const json_t *v) {
+/* "an object", "an integer", ... for messages that name a value's JSON type. */
+const char *agx_plan_json_type_name(const json_t *v) {
     switch (json_typeof(v)) {
     case JSON_OBJECT: return "an object";
     case JSON_ARRAY: return "an array";
@@ -358,7 +359,7 @@ static agx_status strict_int(const json_t *v, const char *what, size_t task, int
                              agx_error *err) {
     if (!json_is_integer(v))
         return agx_error_set(err, AGX_ERR_JSON, "plan JSON: tasks[%zu].%s must be an integer, not %s",
-                             task, what, json_type_name(v));
+                             task, what, agx_plan_json_type_name(v));
     json_int_t x = json_integer_value(v);
     if (x < INT_MIN || x > INT_MAX)
         return agx_error_set(err, AGX_ERR_JSON, "plan JSON: tasks[%zu].%s is out of range (%lld)",
@@ -370,7 +371,7 @@ static agx_status strict_int(const json_t *v, const char *what, size_t task, int
 static agx_status strict_task(const json_t *jt, size_t i, agx_plan *out, agx_error *err) {
     if (!json_is_object(jt))
         return agx_error_set(err, AGX_ERR_JSON, "plan JSON: tasks[%zu] must be an object, not %s", i,
-                             json_type_name(jt));
+                             agx_plan_json_type_name(jt));
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)jt, key, v) {
@@ -392,7 +393,7 @@ static agx_status strict_task(const json_t *jt, size_t i, agx_plan *out, agx_err
     if (!jc) return agx_error_set(err, AGX_ERR_JSON, "plan JSON: tasks[%zu] lacks command", i);
     if (!json_is_string(jc))
         return agx_error_set(err, AGX_ERR_JSON, "plan JSON: tasks[%zu].command must be a string, not %s",
-                             i, json_type_name(jc));
+                             i, agx_plan_json_type_name(jc));
     json_t *jto = json_object_get(jt, "timeout_secs");
     if (jto && strict_int(jto, "timeout_secs", i, &timeout, err)) return err ? err->code : AGX_ERR_JSON;
     json_t *jf = json_object_get(jt, "input_from_task");
@@ -403,13 +404,13 @@ static agx_status strict_task(const json_t *jt, size_t i, agx_plan *out, agx_err
     if (ja && !json_is_null(ja)) {
         if (!json_is_array(ja))
             return agx_error_set(err, AGX_ERR_JSON, "plan JSON: tasks[%zu].args must be an array, not %s",
-                                 i, json_type_name(ja));
+                                 i, agx_plan_json_type_name(ja));
         n_args = json_array_size(ja);
         for (size_t a = 0; a < n_args; a++)
             if (!json_is_string(json_array_get(ja, a)))
                 return agx_error_set(err, AGX_ERR_JSON,
                                      "plan JSON: tasks[%zu].args[%zu] must be a string, not %s", i, a,
-                                     json_type_name(json_array_get(ja, a)));
+                                     agx_plan_json_type_name(json_array_get(ja, a)));
     }
     char *cmd = agx_strdup(json_string_value(jc));
     char **args = calloc(n_args ? n_args : 1, sizeof *args);
@@ -436,7 +437,7 @@ static agx_status strict_opt_string(const json_t *root, const char *key, char **
     if (!v || json_is_null(v)) return AGX_OK;
     if (!json_is_string(v))
         return agx_error_set(err, AGX_ERR_JSON, "plan JSON: %s must be a string, not %s", key,
-                             json_type_name(v));
+                             agx_plan_json_type_name(v));
     *dst = agx_strdup(json_string_value(v));
     return *dst ? AGX_OK : agx_error_set(err, AGX_ERR_NOMEM, "out of memory reading a plan");
 }
@@ -458,7 +459,7 @@ static agx_status from_json(const char *text, size_t len, agx_plan *out, agx_err
     agx_status st = AGX_OK;
     if (!json_is_object(root)) {
         st = agx_error_set(err, AGX_ERR_JSON, "plan JSON: top level must be an object, not %s",
-                           json_type_name(root));
+                           agx_plan_json_type_name(root));
         goto done;
     }
     const char *key;
@@ -482,7 +483,7 @@ static agx_status from_json(const char *text, size_t len, agx_plan *out, agx_err
     }
     if (!json_is_array(tasks)) {
         st = agx_error_set(err, AGX_ERR_JSON, "plan JSON: \"tasks\" must be an array, not %s",
-                           json_type_name(tasks));
+                           agx_plan_json_type_name(tasks));
         goto done;
     }
     size_t i;

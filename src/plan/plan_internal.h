@@ -41,6 +41,10 @@ void agx_plan_free_words(char **words, size_t n);
 
 /* Optimal-string-alignment edit distance, bounded: returns limit+1 as soon as
  * the distance is known to exceed limit. */
+/* "an object", "an integer", ... (plan.c). */
+struct json_t;
+const char *agx_plan_json_type_name(const struct json_t *v);
+
 size_t agx_plan_edit_distance(const char *a, const char *b, size_t limit);
 
 #endif

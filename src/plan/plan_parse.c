@@ -378,18 +378,9 @@ static void reason_add(reasons *r, const char *fmt, ...) {
     agx_strbuf_puts(&r->sb, buf);
 }
 
+/* Model output talks about numbers, not integers: "args[1] is a number (20)". */
 static const char *jtype(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "a number";
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
-    }
-    return "a value";
+    return json_is_integer(v) ? "a number" : agx_plan_json_type_name(v);
 }
 
 /* ------------------------------------------------------------- shapes -- */

@@ -267,20 +267,6 @@ const char *agx_registry_closest(const agx_registry *reg, const char *id) {
 
 /* ------------------------------------------------------------ user file -- */
 
-static const char *jtype(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
-    }
-    return "a value";
-}
-
 static bool valid_id(const char *s) {
     size_t n = strlen(s);
     if (n == 0 || n > TOOL_ID_MAX) return false;
@@ -301,7 +287,7 @@ static bool has_control(const char *s) {
 static agx_status check_entry(const char *path, size_t i, json_t *e, agx_error *err) {
     if (!json_is_object(e))
         return agx_error_set(err, AGX_ERR_JSON, "tools file '%s': tools[%zu] must be an object, not %s",
-                             path, i, jtype(e));
+                             path, i, agx_plan_json_type_name(e));
     const char *key;
     json_t *v;
     json_object_foreach(e, key, v) {
@@ -309,7 +295,7 @@ static agx_status check_entry(const char *path, size_t i, json_t *e, agx_error *
             if (!json_is_string(v))
                 return agx_error_set(err, AGX_ERR_JSON,
                                      "tools file '%s': tools[%zu].%s must be a string, not %s", path,
-                                     i, key, jtype(v));
+                                     i, key, agx_plan_json_type_name(v));
             if (has_control(json_string_value(v)))
                 return agx_error_set(err, AGX_ERR_JSON,
                                      "tools file '%s': tools[%zu].%s contains control characters",
@@ -319,7 +305,7 @@ static agx_status check_entry(const char *path, size_t i, json_t *e, agx_error *
                 return agx_error_set(err, AGX_ERR_JSON,
                                      "tools file '%s': tools[%zu].patterns must be an array of "
                                      "strings, not %s",
-                                     path, i, jtype(v));
+                                     path, i, agx_plan_json_type_name(v));
             size_t k;
             json_t *p;
             json_array_foreach(v, k, p) {
@@ -327,14 +313,14 @@ static agx_status check_entry(const char *path, size_t i, json_t *e, agx_error *
                     return agx_error_set(err, AGX_ERR_JSON,
                                          "tools file '%s': tools[%zu].patterns[%zu] must be a "
                                          "string, not %s",
-                                         path, i, k, jtype(p));
+                                         path, i, k, agx_plan_json_type_name(p));
             }
         } else if (!strcmp(key, "ok_exit_codes")) {
             if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 256)
                 return agx_error_set(err, AGX_ERR_JSON,
                                      "tools file '%s': tools[%zu].ok_exit_codes must be a non-empty "
                                      "array of integers 0..255, not %s",
-                                     path, i, jtype(v));
+                                     path, i, agx_plan_json_type_name(v));
             size_t k;
             json_t *p;
             json_array_foreach(v, k, p) {
@@ -348,7 +334,7 @@ static agx_status check_entry(const char *path, size_t i, json_t *e, agx_error *
             if (!json_is_boolean(v))
                 return agx_error_set(err, AGX_ERR_JSON,
                                      "tools file '%s': tools[%zu].disabled must be true or false, not %s",
-                                     path, i, jtype(v));
+                                     path, i, agx_plan_json_type_name(v));
         } else {
             return agx_error_set(err, AGX_ERR_JSON,
                                  "tools file '%s': tools[%zu] has unknown field '%s' (known: id, "
@@ -470,7 +456,7 @@ static agx_status merge_file(agx_registry *reg, const char *path, agx_error *err
     }
     if (!json_is_array(list)) {
         agx_error_set(err, AGX_ERR_JSON, "tools file '%s': \"tools\" must be an array, not %s", path,
-                      jtype(list));
+                      agx_plan_json_type_name(list));
         json_decref(root);
         return AGX_ERR_JSON;
     }
