@@ -86,6 +86,10 @@ typedef struct agx_gen_options {
     const char *guide;
     agx_gen_text_fn on_text;   /* streamed answer bytes (valid UTF-8 pieces), may be NULL */
     void *user;
+    /* Polled before every token (NULL = never cancelled): non-zero stops the
+     * call with AGX_ERR_INFERENCE "generation cancelled" (the KV cache stays
+     * consistent; the next call reuses what it can). */
+    volatile sig_atomic_t *cancel;
 } agx_gen_options;
 
 /* Defaults: sampler from agx_sampler_default_params with the repetition

@@ -612,6 +612,10 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
     const char *guide = o->guide;
     char forced[FORCED_CAP];
     for (;;) {
+        if (o->cancel && *o->cancel) {
+            st = agx_error_set(err, AGX_ERR_INFERENCE, "generation cancelled");
+            break;
+        }
         if (r.st && agx_grammar_is_complete(r.st)) break;
         /* budget: tokens and context */
         int64_t left_tokens = (int64_t)max_tokens - stats->generated_tokens;
