@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <histedit.h>
 #include <locale.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -160,6 +161,13 @@ static int getc_fn(EditLine *el, wchar_t *wc) {
     mbstate_t mbs;
     memset(&mbs, 0, sizeof mbs);
     for (;;) {
+        /* poll with a short timeout: a SIGINT may land between the check and
+         * the read, or on another thread (the engine's workers), and still
+         * has to end the line promptly */
+        if (repl_interrupted) return -1;
+        struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+        int pr = poll(&pfd, 1, 100);
+        if (pr == 0 || (pr < 0 && errno == EINTR)) continue;
         char c;
         ssize_t n = read(STDIN_FILENO, &c, 1);
         if (n == 0) return 0;

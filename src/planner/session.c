@@ -339,15 +339,13 @@ agx_status agx_session_remove(agx_session *s, size_t n, agx_error *err) {
     p->n_tasks--;
     for (size_t i = n - 1; i < p->n_tasks; i++) {
         agx_task *t = &p->tasks[i];
-        if (t->input_from_task == (int)n)
-            t->input_from_task = gone.input_from_task; /* splice the pipe around the gap */
-        else if (t->input_from_task > (int)n)
-            t->input_from_task--;
+        if (t->input_from_task == gone.task_number) /* splice the pipe around the gap */
+            t->input_from_task = gone.input_from_task;
     }
     free(gone.command);
     for (size_t i = 0; i < gone.n_args; i++) free(gone.args[i]);
     free(gone.args);
-    agx_plan_renumber(p);
+    agx_plan_renumber(p); /* references follow old task numbers to new positions */
     return agx_session_save(s, err);
 }
 
