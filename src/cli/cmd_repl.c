@@ -436,8 +436,6 @@ static void cmd_preview(repl *r, const char *rest) {
 }
 
 static void cmd_edit(repl *r, const char *rest) {
-    char **w = NULL;
-    size_t nw = 0;
     agx_error err;
     agx_error_clear(&err);
     size_t n = 0;
@@ -476,8 +474,6 @@ static void cmd_edit(repl *r, const char *rest) {
             return;
         }
     }
-    (void)w;
-    (void)nw;
     agx_plan_problems pr = {0};
     if (agx_session_edit(&r->session, n, line, &r->reg, &pr, &err) != AGX_OK) {
         print_problems(&pr, &err, "the edited plan");

@@ -113,9 +113,9 @@ static bool term_expect(term *t, const char *needle, int timeout_ms) {
 #define EXPECT(t, s) assert_true(term_expect((t), (s), WAIT_MS))
 
 /* The output after the mark up to the next prompt (a copy), then the mark is past it. */
-static char *term_until_prompt(term *t) {
+static char *term_until_prompt_ms(term *t, int timeout_ms) {
     size_t from = t->mark;
-    assert_true(term_expect(t, "]> ", WAIT_MS));
+    assert_true(term_expect(t, "]> ", timeout_ms));
     return agx_strndup(t->out.data + from, t->mark - from);
 }
 
@@ -123,6 +123,8 @@ static void term_send(term *t, const char *s) {
     size_t n = strlen(s);
     assert_int_equal(write(t->fd, s, n), (ssize_t)n);
 }
+
+static char *term_until_prompt(term *t) { return term_until_prompt_ms(t, WAIT_MS); }
 
 /* Sends a command line and waits for the next prompt; returns its output. */
 static char *term_cmd(term *t, const char *line) {
@@ -391,7 +393,10 @@ static void test_ctrl_c_generation_native(void **state) {
     }
     char *home = agx_test_tmpdir();
     char *m = agx_sprintf("AGX_ECHO_MODEL=%s", model);
-    const char *env[] = {"AGX_BACKEND=native", m, "AGX_CANDLE_SEED=7", "AGX_THREADS=1", NULL};
+    /* 400 tokens: long enough that Ctrl-C lands mid-stream, short enough for a
+     * sanitizer build */
+    const char *env[] = {"AGX_BACKEND=native", m, "AGX_CANDLE_SEED=7", "AGX_THREADS=1",
+                         "AGX_CANDLE_MAX_TOKENS=400", NULL};
     term t;
     term_start(&t, home, env);
     EXPECT(&t, "loaded in");
@@ -402,7 +407,8 @@ static void test_ctrl_c_generation_native(void **state) {
     EXPECT(&t, "generation cancelled; the plan is unchanged");
     EXPECT(&t, "agx[0]> ");
     /* the warm model still works, and reuses the cached prompt prefix */
-    char *o = term_cmd(&t, "a count the lines");
+    term_send(&t, "a count the lines\r");
+    char *o = term_until_prompt_ms(&t, 120000);
     assert_true(contains(o, "time to first token"));
     assert_true(contains(o, "tokens/s"));
     const char *reused = strstr(o, " reused from the cache");
@@ -413,6 +419,54 @@ static void test_ctrl_c_generation_native(void **state) {
     free(o);
     term_send(&t, "q\r");
     assert_int_equal(term_wait(&t), 0);
+    free(m);
+    free(model);
+    agx_test_rmtree(home);
+    free(home);
+}
+
+/* validate with a model: Delta's changes are shown as a diff of tasks and
+ * applied only after "y" */
+static void test_validate_delta_native(void **state) {
+    (void)state;
+    char *model = agx_test_ref_path("models/qwen2-tiny-Q4_K_M.gguf");
+    if (!model || !agx_file_exists(model)) {
+        free(model);
+        AGX_TEST_SKIP("test_repl: models/qwen2-tiny-Q4_K_M.gguf not in the reference dir");
+    }
+    char *home = agx_test_tmpdir();
+    char *m = agx_sprintf("AGX_MODEL_PATH=%s", model);
+    const char *env[] = {"AGX_BACKEND=native", m, "AGX_CANDLE_SEED=3", "AGX_THREADS=1",
+                         "AGX_CANDLE_MAX_TOKENS=120", NULL};
+    term t;
+    term_start(&t, home, env);
+    EXPECT(&t, "agx[0]> ");
+    free(term_cmd(&t, "set stream off"));
+    char *o = term_cmd(&t, "a show the first 10 lines");
+    assert_true(contains(o, "added"));
+    free(o);
+    char *before = agx_sprintf("%s/repl-state.json", home);
+    char *state_before = read_text(before);
+    term_send(&t, "v\r");
+    EXPECT(&t, "apply these changes? [y/N] "); /* random weights: Delta rewrites the plan */
+    o = term_cmd(&t, "n");
+    assert_true(contains(o, "not applied"));
+    free(o);
+    char *state_after = read_text(before);
+    assert_string_equal(state_before, state_after);
+    free(state_after);
+    term_send(&t, "validate\r");
+    EXPECT(&t, "apply these changes? [y/N] ");
+    o = term_cmd(&t, "y");
+    assert_true(contains(o, "applied; the plan has"));
+    free(o);
+    state_after = read_text(before);
+    assert_string_not_equal(state_before, state_after);
+    free(state_after);
+    free(state_before);
+    term_send(&t, "q\r");
+    assert_int_equal(term_wait(&t), 0);
+    free(before);
     free(m);
     free(model);
     agx_test_rmtree(home);
@@ -513,6 +567,7 @@ int main(void) {
         cmocka_unit_test(test_ctrl_c_line),
         cmocka_unit_test(test_ctrl_c_generation_slow_backend),
         cmocka_unit_test(test_ctrl_c_generation_native),
+        cmocka_unit_test(test_validate_delta_native),
         cmocka_unit_test(test_corrupt_state),
         cmocka_unit_test(test_vi_mode),
         cmocka_unit_test(test_not_a_terminal),
