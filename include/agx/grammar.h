@@ -93,6 +93,12 @@ agx_status agx_grammar_mask(agx_grammar_state *s, const agx_grammar_vocab *v, ui
  * choice first and build the mask only when that token is refused). */
 bool agx_grammar_token_allowed(const agx_grammar_state *s, const agx_grammar_vocab *v,
                                int32_t token);
+/* The forced span from here as vocabulary tokens, longest match first (so the
+ * sampler can append them without running the tokenizer; each is allowed in
+ * turn). Writes up to cap ids and returns how many; *n_bytes (may be NULL)
+ * receives the bytes they cover. The state is not advanced. */
+size_t agx_grammar_forced_tokens(const agx_grammar_state *s, const agx_grammar_vocab *v,
+                                 int32_t *ids, size_t cap, size_t *n_bytes);
 /* Advances by one token's bytes. EOG tokens are accepted (and change nothing)
  * only when the document is complete. False (state unchanged) when not allowed. */
 bool agx_grammar_accept_token(agx_grammar_state *s, const agx_grammar_vocab *v, int32_t token);

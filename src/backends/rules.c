@@ -576,6 +576,14 @@ static bool looks_like_file(const char *s) {
     return strcasecmp(base, "e.g") != 0 && strcasecmp(base, "i.e") != 0 && strcasecmp(base, "etc.") != 0;
 }
 
+/* A path that starts with '-' would read as an option: "./-x" names the same file. */
+static char *operand(char *path) {
+    if (!path || path[0] != '-') return path;
+    char *safe = agx_sprintf("./%s", path);
+    free(path);
+    return safe;
+}
+
 static char *set_str(analysis *a, char **dst, char *value) {
     if (!value) {
         a->oom = true;
@@ -616,24 +624,24 @@ static void extract_paths(analysis *a) {
         if (strpbrk(t, "*?") && n > 1) {
             if (slash && slash != t) {
                 *slash = '\0';
-                if (!a->dir) set_str(a, &a->dir, agx_strdup(t));
+                if (!a->dir) set_str(a, &a->dir, operand(agx_strdup(t)));
                 set_str(a, &a->glob, agx_strdup(slash + 1));
             } else {
                 set_str(a, &a->glob, agx_strdup(t));
             }
         } else if (n > 1 && t[n - 1] == '/') {
             t[n - 1] = '\0';
-            if (!a->dir) set_str(a, &a->dir, agx_strdup(t));
+            if (!a->dir) set_str(a, &a->dir, operand(agx_strdup(t)));
         } else if ((strcmp(t, ".") == 0 || strcmp(t, "..") == 0 || strcmp(t, "~") == 0) && after_in) {
             if (!a->dir) set_str(a, &a->dir, agx_strdup(t));
         } else if (looks_like_file(t) && !(slash == NULL && t[0] == '.')) {
             if (a->n_files < MAX_ITEMS && !(a->n_files && strcmp(a->files[a->n_files - 1], t) == 0)) {
-                a->files[a->n_files] = agx_strdup(t);
+                a->files[a->n_files] = operand(agx_strdup(t));
                 if (!a->files[a->n_files]) a->oom = true;
                 a->n_files++;
             }
         } else if (slash && after_in) {
-            if (!a->dir) set_str(a, &a->dir, agx_strdup(t));
+            if (!a->dir) set_str(a, &a->dir, operand(agx_strdup(t)));
         } else if (slash && t[0] == '/' && n > 1) {
             if (a->n_files < MAX_ITEMS && (a->files[a->n_files] = agx_strdup(t))) a->n_files++;
         }
@@ -886,7 +894,7 @@ static void extract_slots(analysis *a) {
                 bool ok = !is_stopword(d) && !looks_like_file(d) && !strpbrk(d, "*?") &&
                           !is_not_dir(d) && !(id == S_DIR_IN_WORD && number_value(d) > 0);
                 if (ok)
-                    a->dir = d;
+                    a->dir = operand(d);
                 else
                     free(d);
             }
@@ -1273,7 +1281,9 @@ static void compose_from_registry(analysis *a, const agx_registry *reg) {
     const agx_tool *best = NULL;
     size_t best_len = 0;
     for (size_t t = 0; t < reg->count; t++) {
-        bool skip = false;
+        /* uniq's second operand is its output file, and the phrase tables already
+         * cover every use of it ("unique", "duplicates", "count occurrences") */
+        bool skip = strcmp(reg->tools[t].id, "uniq") == 0;
         for (size_t k = 0; k < sizeof needs_program / sizeof needs_program[0]; k++)
             skip |= a->n_quoted == 0 && strcmp(reg->tools[t].id, needs_program[k]) == 0;
         if (skip) continue;
@@ -1287,8 +1297,11 @@ static void compose_from_registry(analysis *a, const agx_registry *reg) {
     }
     if (!best) return;
     step *st = add_step(a, best->id);
-    for (size_t i = 0; i < a->n_quoted; i++)
+    for (size_t i = 0; i < a->n_quoted; i++) {
+        /* quoted text is data: never let it become an option of the tool */
+        if (a->text[a->quoted[i].start + 1] == '-') continue;
         argf(a, st, agx_strndup(a->text + a->quoted[i].start + 1, a->quoted[i].end - a->quoted[i].start - 2));
+    }
     for (size_t i = 0; i < a->n_files; i++) arg(a, st, a->files[i]);
 }
 
@@ -1417,12 +1430,14 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
     }
     if (!a.oom) compose(&a);
     const char *missing = NULL; /* a tool the phrase tables chose that the registry lacks */
+    bool from_registry = false; /* planned from the registry's patterns with the user's quoted args */
     for (size_t i = 0; ctx && ctx->registry && i < a.n_steps && !missing; i++)
         if (!agx_registry_find(ctx->registry, a.steps[i].tool)) missing = a.steps[i].tool;
     if (!a.oom && (a.n_steps == 0 || missing) && ctx && ctx->registry) {
         analysis_clear_steps(&a);
         compose_from_registry(&a, ctx->registry);
         if (a.n_steps) missing = NULL;
+        from_registry = a.n_steps > 0;
     }
     if (a.oom) {
         s = agx_error_set(err, AGX_ERR_NOMEM, "out of memory planning '%.80s'", instruction);
@@ -1448,6 +1463,22 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
         s = agx_plan_add_task(&out->plan, a.steps[i].tool, (const char *const *)a.steps[i].args,
                               a.steps[i].n_args, i == 0 ? 0 : (int)i, err);
         if (s != AGX_OK) goto done;
+    }
+    if (ctx && ctx->registry) {
+        /* zero trust in itself too: a plan the validator refuses is declined, not returned */
+        agx_plan_limits limits = agx_plan_limits_default();
+        limits.max_tasks = max_tasks;
+        agx_error verr;
+        if (agx_plan_validate(&out->plan, ctx->registry, &limits, NULL, &verr) != AGX_OK) {
+            if (from_registry) /* the user's own arguments were refused */
+                s = agx_error_set(err, AGX_ERR_PARSE, "the arguments given for '%s' are not allowed in a "
+                                                      "plan (%s)", a.steps[0].tool, verr.message);
+            else
+                s = agx_error_set(err, AGX_ERR_PARSE, "the rules planner could not build a valid plan "
+                                                      "for '%.120s' (%s); rephrase it or configure a model",
+                                  instruction, verr.message);
+            goto done;
+        }
     }
     out->meta.model = agx_strdup("rules");
     out->meta.backend = agx_strdup("rules");

@@ -2,12 +2,13 @@
  * and one hand-written renderer per family that reproduces what the family's
  * template renders (transformers: trim_blocks, lstrip_blocks; Python string
  * semantics for strip/trim). Verified byte-exact against the reference
- * renderings for Qwen3 (ChatML), Llama 3 and Llama 2; the Mistral and Phi-3
- * renderers follow the published templates and llama.cpp (unverified here). */
+ * renderings (Qwen3, Llama 3, Llama 2) and against jinja2 renderings of the
+ * published templates on random conversations (all families; docs/tokenizer.md). */
 #include "agx/chat.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agx/tokenizer.h"
 #include "agx/util.h"
@@ -176,6 +177,30 @@ static void put_c(out_t *o, const char *s) { puts_c(o, sp(s)); }
 
 static bool role_is(const agx_chat_msg *m, const char *r) { return m->role && strcmp(m->role, r) == 0; }
 
+/* Content as a JSON string, as Python's json.dumps(s, ensure_ascii=False). */
+static void put_json_c(out_t *o, const char *s) {
+    agx_strbuf sb;
+    agx_strbuf_init(&sb);
+    bool ok = agx_strbuf_putc(&sb, '"');
+    for (const unsigned char *p = (const unsigned char *)s; ok && *p; p++) {
+        switch (*p) {
+        case '"': ok = agx_strbuf_puts(&sb, "\\\""); break;
+        case '\\': ok = agx_strbuf_puts(&sb, "\\\\"); break;
+        case '\n': ok = agx_strbuf_puts(&sb, "\\n"); break;
+        case '\r': ok = agx_strbuf_puts(&sb, "\\r"); break;
+        case '\t': ok = agx_strbuf_puts(&sb, "\\t"); break;
+        case '\b': ok = agx_strbuf_puts(&sb, "\\b"); break;
+        case '\f': ok = agx_strbuf_puts(&sb, "\\f"); break;
+        default:
+            ok = *p < 0x20 ? agx_strbuf_printf(&sb, "\\u%04x", *p) : agx_strbuf_putc(&sb, (char)*p);
+        }
+    }
+    ok = ok && agx_strbuf_putc(&sb, '"');
+    if (!ok) o->oom = true;
+    else puts_c(o, (span){sb.data, sb.len});
+    agx_strbuf_free(&sb);
+}
+
 /* ---- ChatML (Qwen2 / Qwen2.5 / generic) ---- */
 
 /* Default system prompt written literally in the template, e.g. Qwen2.5's
@@ -304,7 +329,7 @@ static void render_llama3(out_t *o, const char *tmpl, const char *bos, const agx
     if (gen || (tmpl && !has(tmpl, "add_generation_prompt"))) put(o, "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
-static void render_llama31(out_t *o, const char *bos, const agx_chat_msg *m, size_t n, bool gen) {
+static void render_llama31(out_t *o, const char *tmpl, const char *bos, const agx_chat_msg *m, size_t n, bool gen) {
     put(o, bos);
     size_t start = 0;
     span sys = {"", 0};
@@ -312,12 +337,31 @@ static void render_llama31(out_t *o, const char *bos, const agx_chat_msg *m, siz
         sys = strip_ws(sp(m[0].content));
         start = 1;
     }
-    /* date_string defaults to "26 Jul 2024" when the caller passes none */
-    put(o, "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n");
+    /* date_string: today's date where the template asks strftime_now (3.2,
+     * as transformers renders it), else the template default */
+    char date[32] = "26 Jul 2024";
+    if (tmpl && has(tmpl, "strftime_now")) {
+        time_t now = time(NULL);
+        struct tm tm;
+        if (localtime_r(&now, &tm)) strftime(date, sizeof date, "%d %b %Y", &tm);
+    }
+    put(o, "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: ");
+    put(o, date);
+    put(o, "\n\n");
     puts_c(o, sys);
     put(o, "<|eot_id|>");
-    for (size_t i = start; i < n; i++)
-        llama3_turn(o, role_is(&m[i], "tool") ? "ipython" : m[i].role, sp(m[i].content));
+    for (size_t i = start; i < n; i++) {
+        if (role_is(&m[i], "tool") || role_is(&m[i], "ipython")) {
+            put(o, "<|start_header_id|>ipython<|end_header_id|>\n\n");
+            /* the official templates test "is iterable", which a string is,
+             * so tool output goes through tojson (json.dumps, ensure_ascii=False) */
+            if (!tmpl || has(tmpl, "message.content | tojson")) put_json_c(o, m[i].content);
+            else put_c(o, m[i].content);
+            put(o, "<|eot_id|>");
+        } else {
+            llama3_turn(o, m[i].role, sp(m[i].content));
+        }
+    }
     if (gen) put(o, "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
@@ -369,18 +413,58 @@ static agx_status render_llama2(out_t *o, const char *bos, const char *eos, cons
 
 /* ---- Mistral ---- */
 
-static void render_mistral(out_t *o, agx_chat_family f, const char *bos, const char *eos, const agx_chat_msg *m,
-                           size_t n) {
+/* The [INST] templates differ in spacing, in where the system prompt goes and
+ * in how assistant turns are written; the details are read from the template
+ * text when there is one (family defaults otherwise). */
+typedef struct {
+    const char *open, *close;
+    int assistant;      /* 0: content, 1: " " + content, 2: " " + content|trim */
+    bool sys_first;     /* system prompt into the first user turn, else into the last message if a user turn */
+    bool check_roles;   /* the template raises on non-alternating roles */
+} mistral_style;
+
+static bool has_q(const char *t, const char *single, const char *dbl) { return has(t, single) || has(t, dbl); }
+
+static mistral_style mistral_style_for(agx_chat_family f, const char *t) {
+    mistral_style st = {"[INST] ", "[/INST]", 2, false, true};
+    if (f == AGX_CHAT_MISTRAL_V1) st = (mistral_style){" [INST] ", " [/INST]", 1, true, true};
+    if (f == AGX_CHAT_MISTRAL_TEKKEN) st = (mistral_style){"[INST]", "[/INST]", 0, false, true};
+    if (!t || !*t) return st;
+    if (has_q(t, "' [INST] '", "\" [INST] \"")) st.open = " [INST] ";
+    else if (has_q(t, "'[INST] '", "\"[INST] \"")) st.open = "[INST] ";
+    else if (has_q(t, "'[INST]'", "\"[INST]\"")) st.open = "[INST]";
+    if (has_q(t, "' [/INST]'", "\" [/INST]\"")) st.close = " [/INST]";
+    else if (has_q(t, "'[/INST]'", "\"[/INST]\"")) st.close = "[/INST]";
+    if (has_q(t, "' ' + message['content']|trim", "\" \" + message[\"content\"]|trim")) st.assistant = 2;
+    else if (has_q(t, "' ' + message['content'] + eos_token", "\" \" + message[\"content\"] + eos_token")) st.assistant = 1;
+    else if (has_q(t, "message['content'] + eos_token", "message[\"content\"] + eos_token")) st.assistant = 0;
+    /* templates without system support would raise; agx folds it into the first turn */
+    st.sys_first = !has(t, "loop.last and system_message");
+    st.check_roles = has(t, "must alternate");
+    return st;
+}
+
+static agx_status render_mistral(out_t *o, agx_chat_family f, const char *tmpl, const char *bos, const char *eos,
+                                 const agx_chat_msg *m, size_t n, agx_error *err) {
+    mistral_style st = mistral_style_for(f, tmpl);
     size_t start = 0;
     const char *sys = NULL;
     if (n && role_is(&m[0], "system")) {
         sys = m[0].content;
         start = 1;
     }
-    /* the system prompt goes into the first user turn (v1) or, as the HF
-     * templates do, into the last message when that is a user turn (v3, tekken) */
+    for (size_t i = start; i < n; i++) {
+        if (!role_is(&m[i], "user") && !role_is(&m[i], "assistant"))
+            return agx_error_set(err, AGX_ERR_VALIDATION,
+                                 "Only user and assistant roles are supported, with the exception of an initial "
+                                 "optional system message! (message %zu has role '%s')", i, m[i].role);
+        if (st.check_roles && role_is(&m[i], "user") != ((i - start) % 2 == 0))
+            return agx_error_set(err, AGX_ERR_VALIDATION,
+                                 "After the optional system message, conversation roles must alternate "
+                                 "user/assistant/user/assistant/... (message %zu has role '%s')", i, m[i].role);
+    }
     size_t sys_at = n;
-    if (f == AGX_CHAT_MISTRAL_V1) {
+    if (st.sys_first) {
         for (size_t i = start; i < n && sys_at == n; i++)
             if (role_is(&m[i], "user")) sys_at = i;
     } else if (n > start && role_is(&m[n - 1], "user")) {
@@ -389,38 +473,54 @@ static void render_mistral(out_t *o, agx_chat_family f, const char *bos, const c
     put(o, bos);
     for (size_t i = start; i < n; i++) {
         if (role_is(&m[i], "user")) {
-            put(o, f == AGX_CHAT_MISTRAL_TEKKEN ? "[INST]" : "[INST] ");
+            put(o, st.open);
             if (sys && i == sys_at) {
                 put_c(o, sys);
                 put(o, "\n\n");
             }
             put_c(o, m[i].content);
-            put(o, f == AGX_CHAT_MISTRAL_V1 ? " [/INST]" : "[/INST]");
-        } else if (role_is(&m[i], "assistant")) {
-            if (f == AGX_CHAT_MISTRAL_V3) {
-                put(o, " ");
-                puts_c(o, strip_ws(sp(m[i].content)));
-            } else {
-                put_c(o, m[i].content);
-            }
+            put(o, st.close);
+        } else {
+            if (st.assistant > 0) put(o, " ");
+            if (st.assistant == 2) puts_c(o, strip_ws(sp(m[i].content)));
+            else put_c(o, m[i].content);
             put(o, eos);
         }
     }
+    return AGX_OK;
 }
 
 /* ---- Phi-3 ---- */
 
-static void render_phi3(out_t *o, const char *eos, const agx_chat_msg *m, size_t n, bool gen) {
+static void render_phi3(out_t *o, const char *tmpl, const char *bos, const char *eos, const agx_chat_msg *m,
+                        size_t n, bool gen) {
+    /* Phi-3-medium / first Phi-3-mini release: the user turn opens the
+     * assistant's, there is no system role and no separate generation prompt */
+    bool user_opens = tmpl && has(tmpl, "'<|end|>' + '\\n' + '<|assistant|>' + '\\n'");
+    /* Phi-3.5 drops an empty system message, Phi-3-mini-4k renders it */
+    bool skip_empty_system = !tmpl || has(tmpl, "message['role'] == 'system' and message['content']");
+    if (tmpl && has(tmpl, "bos_token")) put(o, bos);
     for (size_t i = 0; i < n; i++) {
+        if (user_opens) {
+            if (role_is(&m[i], "user")) {
+                put(o, "<|user|>\n");
+                put_c(o, m[i].content);
+                put(o, "<|end|>\n<|assistant|>\n");
+            } else if (role_is(&m[i], "assistant")) {
+                put_c(o, m[i].content);
+                put(o, "<|end|>\n");
+            }
+            continue;
+        }
         const char *tag = role_is(&m[i], "system") ? "<|system|>\n"
                           : role_is(&m[i], "user") ? "<|user|>\n"
                           : role_is(&m[i], "assistant") ? "<|assistant|>\n" : NULL;
-        if (!tag || (role_is(&m[i], "system") && !(m[i].content && *m[i].content))) continue;
+        if (!tag || (skip_empty_system && role_is(&m[i], "system") && !*m[i].content)) continue;
         put(o, tag);
         put_c(o, m[i].content);
         put(o, "<|end|>\n");
     }
-    put(o, gen ? "<|assistant|>\n" : eos);
+    if (!user_opens) put(o, gen ? "<|assistant|>\n" : eos);
 }
 
 static agx_status render_impl(agx_chat_family f, const char *tmpl, const char *bos, const char *eos,
@@ -442,12 +542,12 @@ static agx_status render_impl(agx_chat_family f, const char *tmpl, const char *b
     switch (f) {
     case AGX_CHAT_QWEN3: render_qwen3(&o, msgs, n, gen); break;
     case AGX_CHAT_LLAMA3: render_llama3(&o, tmpl, bos, msgs, n, gen); break;
-    case AGX_CHAT_LLAMA31: render_llama31(&o, bos, msgs, n, gen); break;
+    case AGX_CHAT_LLAMA31: render_llama31(&o, tmpl, bos, msgs, n, gen); break;
     case AGX_CHAT_LLAMA2: st = render_llama2(&o, bos, eos, msgs, n, err); break;
     case AGX_CHAT_MISTRAL_V1:
     case AGX_CHAT_MISTRAL_V3:
-    case AGX_CHAT_MISTRAL_TEKKEN: render_mistral(&o, f, bos, eos, msgs, n); break;
-    case AGX_CHAT_PHI3: render_phi3(&o, eos, msgs, n, gen); break;
+    case AGX_CHAT_MISTRAL_TEKKEN: st = render_mistral(&o, f, tmpl, bos, eos, msgs, n, err); break;
+    case AGX_CHAT_PHI3: render_phi3(&o, tmpl, bos, eos, msgs, n, gen); break;
     case AGX_CHAT_CHATML:
     default: render_chatml(&o, tmpl, msgs, n, gen); break;
     }

@@ -45,6 +45,7 @@ static void cpu_detect(void) {
             avx512dq = zmm_ok && ((b >> 17) & 1);
             g_features.avx512vl = zmm_ok && ((b >> 31) & 1);
             g_features.avx512vnni = zmm_ok && ((c >> 11) & 1);
+            g_features.avx512vbmi = zmm_ok && ((c >> 1) & 1);
             __cpuid_count(7, 1, a, b, c, d);
             g_features.avxvnni = avx && ((a >> 4) & 1);
             g_features.avx512bf16 = zmm_ok && ((a >> 5) & 1);

@@ -1030,6 +1030,22 @@ bool gr_may_accept(const agx_grammar *g, const gr_core *s, uint8_t b) {
     }
 }
 
+int gr_string_pending(const agx_grammar *g, const gr_core *s, uint32_t *need, uint8_t *lo,
+                      uint8_t *hi, uint32_t *remaining) {
+    if (s->depth == 0) return GR_PEND_NONE;
+    const gr_frame *f = &s->f[s->depth - 1];
+    const gr_node *nd = &g->nodes[f->node];
+    if (nd->kind != GR_STRING) return GR_PEND_NONE;
+    uint32_t rem = nd->max_n - f->n;
+    *remaining = rem > 0xFFFD ? 0xFFFD : rem;
+    if (f->phase == S_ESC) return GR_PEND_ESC;
+    if (f->phase != S_UTF8) return GR_PEND_NONE;
+    *need = f->aux & 3;
+    *lo = gr_utf8_lo[f->aux >> 2];
+    *hi = gr_utf8_hi[f->aux >> 2];
+    return GR_PEND_UTF8;
+}
+
 bool gr_in_string_body(const agx_grammar *g, const gr_core *s, uint32_t *remaining) {
     if (s->depth == 0) return false;
     const gr_frame *f = &s->f[s->depth - 1];
@@ -1252,7 +1268,21 @@ static void gr_frame_tail(const agx_grammar *g, const gr_core *s, uint32_t d, co
         switch (f->phase) {
         case O_OPEN: gr_obj_rest(g, nd, 0, true, item, k); break;
         case O_KEY: {
-            uint32_t pos = (uint32_t)f->v, cand = (uint32_t)(f->v >> 32);
+            /* of the keys that match what is typed, the cheapest way to finish */
+            uint32_t pos = (uint32_t)f->v, cand = (uint32_t)(f->v >> 32), best = cand;
+            size_t bl = SIZE_MAX;
+            for (uint32_t j = cand; j <= nd->lim[f->n]; j++) {
+                const gr_prop *p = &nd->props[j];
+                if (p->key_len <= pos || memcmp(p->key, nd->props[cand].key, pos) != 0 ||
+                    !gr_prop_viable(g, nd, j, item))
+                    continue;
+                gr_sink c = {NULL, 0, 0};
+                gr_emit_min(g, p->child, item, &c);
+                gr_obj_rest(g, nd, j + 1, false, item, &c);
+                size_t l = sat_add(p->key_len - pos, c.len);
+                if (l < bl) bl = l, best = j;
+            }
+            cand = best;
             gr_put(k, nd->props[cand].key + pos, nd->props[cand].key_len - pos);
             gr_putc(k, ':');
             gr_emit_min(g, nd->props[cand].child, item, k);

@@ -5,6 +5,7 @@
  * bound), row x token tiles for several tokens (matrix-matrix, compute bound,
  * each weight block decoded once per group of tokens by the tile kernel). */
 #include <math.h>
+#include <stdint.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,12 +43,18 @@ typedef struct mm_job {
 static int mm_make_plan(uint32_t wtype, int64_t n_cols, int64_t n_tok, mm_plan *p) {
     memset(p, 0, sizeof(*p));
     p->tr = agx_type_traits_get(wtype);
-    if (!p->tr || !p->tr->vec_dot || n_cols <= 0 || !agx_type_row_size(wtype, n_cols)) return -1;
+    /* kernels take the row length as int */
+    if (!p->tr || !p->tr->vec_dot || n_cols <= 0 || n_cols > INT32_MAX || !agx_type_row_size(wtype, n_cols))
+        return -1;
     const agx_type_traits *vt = agx_type_traits_get(p->tr->vec_dot_type);
     if (!vt || n_cols % vt->block_size) return -1;
     p->vec_dot = p->tr->vec_dot;
-    if (n_tok > 1) {
-        const agx_kernel_set ks = agx_quant_gemm_get(wtype);
+    const agx_kernel_set ks = agx_quant_gemm_get(wtype);
+    /* the tiles with their own activation layout (q4_0/q5_0/q8_0) are faster
+     * than vec_dot even for one token (scales and offsets come pre-computed),
+     * as long as that 3-bytes-per-element row stays well inside L1 */
+    const int wide_ok = ks.gemm_quant && ks.act_row_size(n_cols) && ks.act_row_size(n_cols) <= 16384;
+    if (n_tok > 1 || wide_ok) {
         if (ks.gemm && (!ks.gemm_quant || ks.act_row_size(n_cols))) {
             p->gemm = ks.gemm;
             if (ks.gemm_quant) {

@@ -1,8 +1,8 @@
 /* quant_avx2.c — AVX2/FMA/F16C dot kernels (compiled with -mavx2 -mfma
  * -mf16c); quant.c installs them when the CPU has AVX2 but the AVX-512 set is
  * missing or turned off with AGX_CPU_ISA=avx2. Integer sums use
- * maddubs + madd (as ggml's AVX2 path); there are no matrix-tile kernels at
- * this level (matmul calls vec_dot per row and token). */
+ * maddubs + madd (as ggml's AVX2 path); matrix tiles for q4_K/q5_K/q6_K
+ * (other types: matmul calls vec_dot per row and token). */
 #include <immintrin.h>
 
 #include "engine/quant_impl.h"
@@ -296,6 +296,126 @@ static void dot_bf16(int n, float *s, const void *vx, const void *vy) {
     *s = hsum256(_mm256_add_ps(a0, a1)) + tail;
 }
 
+/* ------------------------------------------------ K-quant matrix tiles */
+
+/* One weight block unpacked for a tile (decoded once, used for up to 8
+ * tokens; it lives in L1, AVX2 has too few registers to keep it there):
+ * w[k] = weights 32k..32k+31 as bytes, s[k] = their int16 scales for the
+ * madd of maddubs' pairs, mdup = per-bsum multipliers of the mins term. */
+typedef struct kdec2 {
+    __m256i w[8], s[8];
+    __m256i mdup;
+    float d, dmin;
+} kdec2;
+
+AGX_INLINE void dec2_k4(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, kdec2 *o) {
+    const __m256i sb = _mm256_broadcastsi128_si256(k4_scales_mins(scales));
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    __m256i h = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
+        const __m256i c = _mm256_loadu_si256((const __m256i *)(qs + 32 * k));
+        __m256i lo = _mm256_and_si256(c, m4), hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
+        if (qh) {
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(h, one), 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 1), one), 4));
+            h = _mm256_srli_epi16(h, 2);
+        }
+        o->w[2 * k] = lo;
+        o->w[2 * k + 1] = hi;
+        o->s[2 * k] = bcast16(sb, 2 * k);
+        o->s[2 * k + 1] = bcast16(sb, 2 * k + 1);
+    }
+    o->mdup = mins_dup(sb);
+}
+
+AGX_INLINE void dec2_q4_K(const agx_block_q4_K *x, kdec2 *o) {
+    dec2_k4(x->scales, x->qs, NULL, o);
+    o->d = fp16(x->d);
+    o->dmin = fp16(x->dmin);
+}
+
+AGX_INLINE void dec2_q5_K(const agx_block_q5_K *x, kdec2 *o) {
+    dec2_k4(x->scales, x->qs, x->qh, o);
+    o->d = fp16(x->d);
+    o->dmin = fp16(x->dmin);
+}
+
+AGX_INLINE void dec2_q6_K(const agx_block_q6_K *x, kdec2 *o) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03);
+    const __m128i sc8 = _mm_loadu_si128((const __m128i *)x->scales);
+    _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+        const __m256i qla = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * h));
+        const __m256i qlb = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * h + 32));
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(x->qh + 32 * h));
+        o->w[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(qla, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+        o->w[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(qlb, m4),
+                                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+        o->w[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qla, 4), m4),
+                                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+        o->w[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qlb, 4), m4),
+                                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+        _Pragma("GCC unroll 4") for (int m = 0; m < 4; m++) o->s[4 * h + m] = scale_pair16(sc8, 8 * h + 2 * m);
+    }
+    o->mdup = _mm256_slli_epi16(_mm256_cvtepi8_epi16(sc8), 5); /* the -32 offset through bsums */
+    o->d = fp16(x->d);
+    o->dmin = 0;
+}
+
+AGX_INLINE __m256 kblock_dot2(const kdec2 *b, const agx_block_q8_K *y, __m256 acc, int is_q6) {
+    __m256i i0 = _mm256_setzero_si256(), i1 = _mm256_setzero_si256();
+    _Pragma("GCC unroll 4") for (int k = 0; k < 8; k += 2) {
+        i0 = _mm256_add_epi32(i0, _mm256_madd_epi16(_mm256_maddubs_epi16(b->w[k], _mm256_loadu_si256((const __m256i *)(y->qs + 32 * k))), b->s[k]));
+        i1 = _mm256_add_epi32(i1, _mm256_madd_epi16(_mm256_maddubs_epi16(b->w[k + 1], _mm256_loadu_si256((const __m256i *)(y->qs + 32 * k + 32))), b->s[k + 1]));
+    }
+    __m256i iacc = _mm256_add_epi32(i0, i1);
+    const __m256i mi = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), b->mdup);
+    const __m256 vdy = _mm256_set1_ps(y->d);
+    if (is_q6) {
+        iacc = _mm256_sub_epi32(iacc, mi);
+        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc), _mm256_mul_ps(_mm256_set1_ps(b->d), vdy), acc);
+    }
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc), _mm256_mul_ps(_mm256_set1_ps(b->d), vdy), acc);
+    return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mi), _mm256_mul_ps(_mm256_set1_ps(b->dmin), vdy), acc);
+}
+
+#define DEF_K_TILE2(T, BLK, DEC, IS_Q6)                                                                    \
+    AGX_INLINE void tile_##T(int nb, const BLK *x, const uint8_t *y, size_t ldy, const int NT, float *out,   \
+                             size_t ldo) {                                                                 \
+        __m256 acc[8];                                                                                     \
+        _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();                 \
+        for (int i = 0; i < nb; i++) {                                                                     \
+            kdec2 b;                                                                                       \
+            DEC(&x[i], &b);                                                                                \
+            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] =                                 \
+                kblock_dot2(&b, (const agx_block_q8_K *)(y + (size_t)t * ldy) + i, acc[t], IS_Q6);        \
+        }                                                                                                  \
+        _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) out[(size_t)t * ldo] = hsum256(acc[t]);       \
+    }                                                                                                      \
+    static void gemm_##T(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt,       \
+                         float *out, size_t ldo) {                                                         \
+        const int nb = n / AGX_QK_K;                                                                       \
+        for (int t0 = 0; t0 < nt; t0 += 8) {                                                               \
+            const uint8_t *yt = (const uint8_t *)y + (size_t)t0 * ldy;                                     \
+            for (int r = 0; r < nr; r++) {                                                                 \
+                const BLK *x = (const BLK *)((const uint8_t *)w + (size_t)r * ldw);                        \
+                float *o = out + (size_t)t0 * ldo + r;                                                     \
+                switch (nt - t0 < 8 ? nt - t0 : 8) {                                                       \
+                case 8: tile_##T(nb, x, yt, ldy, 8, o, ldo); break;                                        \
+                case 7: tile_##T(nb, x, yt, ldy, 7, o, ldo); break;                                        \
+                case 6: tile_##T(nb, x, yt, ldy, 6, o, ldo); break;                                        \
+                case 5: tile_##T(nb, x, yt, ldy, 5, o, ldo); break;                                        \
+                case 4: tile_##T(nb, x, yt, ldy, 4, o, ldo); break;                                        \
+                case 3: tile_##T(nb, x, yt, ldy, 3, o, ldo); break;                                        \
+                case 2: tile_##T(nb, x, yt, ldy, 2, o, ldo); break;                                        \
+                default: tile_##T(nb, x, yt, ldy, 1, o, ldo); break;                                       \
+                }                                                                                          \
+            }                                                                                              \
+        }                                                                                                  \
+    }
+DEF_K_TILE2(q4_K, agx_block_q4_K, dec2_q4_K, 0)
+DEF_K_TILE2(q5_K, agx_block_q5_K, dec2_q5_K, 0)
+DEF_K_TILE2(q6_K, agx_block_q6_K, dec2_q6_K, 1)
+
 /* the block quantizers with hardware FMA (bit-identical to the portable build) */
 #define AGX_QREF(name) name##_fma
 #include "engine/quant_ref.h"
@@ -325,4 +445,7 @@ void agx_quant_avx2_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     t[AGX_TYPE_Q4_K].vec_dot = dot_q4_K;
     t[AGX_TYPE_Q5_K].vec_dot = dot_q5_K;
     t[AGX_TYPE_Q6_K].vec_dot = dot_q6_K;
+    t[AGX_TYPE_Q4_K].gemm = gemm_q4_K;
+    t[AGX_TYPE_Q5_K].gemm = gemm_q5_K;
+    t[AGX_TYPE_Q6_K].gemm = gemm_q6_K;
 }

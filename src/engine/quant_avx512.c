@@ -577,6 +577,113 @@ DEF_X2_GEMM(q4_0, agx_block_q4_0, dec2_q4_0, 0)
 DEF_X2_GEMM(q5_0, agx_block_q5_0, dec2_q5_0, 0)
 DEF_X2_GEMM(q8_0, agx_block_q8_0, dec2_q8_0, 1)
 
+/* --------- 32-block decoding with VBMI byte permutes (4 blocks per step) */
+
+/* Four q4_0/q5_0 blocks are loaded as 128 bytes (the tail masked, nothing
+ * read past the fourth block) and taken apart with vpermt2b/vpermt2w: each
+ * pair's 16 nibble bytes duplicated and shifted by 0/4 per 8 words, the fp16
+ * scales and the q5_0 high-bit words gathered in one permute. */
+#define VBMI_FN static inline __attribute__((always_inline, target("avx512vbmi")))
+
+typedef struct x4dec {
+    __m512i w[2];
+    __m512 d[2];
+} x4dec;
+
+/* byte index vectors: [a..a+15, a..a+15, b..b+15, b..b+15] */
+#define QIDX(a, b)                                                                                           \
+    {a, a + 1, a + 2, a + 3, a + 4, a + 5, a + 6, a + 7, a + 8, a + 9, a + 10, a + 11, a + 12, a + 13, a + 14, a + 15,  \
+     a, a + 1, a + 2, a + 3, a + 4, a + 5, a + 6, a + 7, a + 8, a + 9, a + 10, a + 11, a + 12, a + 13, a + 14, a + 15,  \
+     b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10, b + 11, b + 12, b + 13, b + 14, b + 15,  \
+     b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10, b + 11, b + 12, b + 13, b + 14, b + 15}
+static const uint8_t k_qidx_q4_0[2][64] __attribute__((aligned(64))) = {QIDX(2, 20), QIDX(38, 56)};
+static const uint8_t k_qidx_q5_0[2][64] __attribute__((aligned(64))) = {QIDX(6, 28), QIDX(50, 72)};
+#undef QIDX
+/* word index vectors: q5_0 high-bit words of the 4 blocks in words 0..7, the
+ * fp16 scales in words 8..11 */
+static const uint16_t k_widx_q4_0[32] __attribute__((aligned(64))) = {0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 18, 27};
+static const uint16_t k_widx_q5_0[32] __attribute__((aligned(64))) = {1, 2, 12, 13, 23, 24, 34, 35, 0, 11, 22, 33};
+static const uint16_t k_nib_shift[32] __attribute__((aligned(64))) = {0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4,
+                                                                      0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4};
+
+VBMI_FN void dec4_x0(const uint8_t *p, int bytes, const uint8_t qidx[2][64], const uint16_t *widx, int is_q5,
+                     x4dec *o) {
+    const __m512i x0 = _mm512_loadu_si512(p);
+    /* bytes 64.. of the quad (8 for q4_0, 24 for q5_0) with plain loads:
+     * a masked zmm load here is several times slower when streaming from DRAM */
+    __m512i x1;
+    if (bytes == 72) {
+        x1 = _mm512_zextsi128_si512(_mm_loadl_epi64((const __m128i *)(p + 64)));
+    } else {
+        x1 = _mm512_zextsi256_si512(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + 64))),
+                                                            _mm_loadl_epi64((const __m128i *)(p + 80)), 1));
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0F), sh = _mm512_load_si512(k_nib_shift);
+    _Pragma("GCC unroll 2") for (int k = 0; k < 2; k++) o->w[k] =
+        _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutex2var_epi8(x0, _mm512_load_si512(qidx[k]), x1), sh), m4);
+    const __m512i wv = _mm512_permutex2var_epi16(x0, _mm512_load_si512(widx), x1);
+    if (is_q5) {
+        const __m128i h = _mm512_castsi512_si128(wv);
+        const __m512i b16 = _mm512_set1_epi8(0x10);
+        o->w[0] = _mm512_mask_add_epi8(o->w[0], _cvtu64_mask64((uint64_t)_mm_cvtsi128_si64(h)), o->w[0], b16);
+        o->w[1] = _mm512_mask_add_epi8(o->w[1], _cvtu64_mask64((uint64_t)_mm_extract_epi64(h, 1)), o->w[1], b16);
+    }
+    const __m512 df = _mm512_cvtph_ps(_mm512_castsi512_si256(wv)); /* floats 8..11 = the scales */
+    o->d[0] = _mm512_permutexvar_ps(_mm512_set_epi32(9, 9, 9, 9, 9, 9, 9, 9, 8, 8, 8, 8, 8, 8, 8, 8), df);
+    o->d[1] = _mm512_permutexvar_ps(_mm512_set_epi32(11, 11, 11, 11, 11, 11, 11, 11, 10, 10, 10, 10, 10, 10, 10, 10), df);
+}
+
+#define DEF_X4_GEMM(T, BLK, BYTES, QIDX, WIDX, IS_Q5, DEC2)                                                \
+    VBMI_FN void tile4_##T(int nb, const BLK *x, const uint8_t *y, size_t ldy, const int NT, float *out,    \
+                           size_t ldo) {                                                                   \
+        __m512 acc[8];                                                                                     \
+        _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();                 \
+        int p = 0;                                                                                         \
+        for (; 2 * p + 4 <= nb; p += 2) {                                                                  \
+            x4dec b;                                                                                       \
+            dec4_x0((const uint8_t *)&x[2 * p], BYTES, QIDX, WIDX, IS_Q5, &b);                             \
+            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {                                         \
+                const act_x2 *a = (const act_x2 *)(y + (size_t)t * ldy) + p;                               \
+                const __m512i i0 = _mm512_dpbusd_epi32(_mm512_loadu_si512(a[0].corr), b.w[0], _mm512_loadu_si512(a[0].qs)); \
+                const __m512i i1 = _mm512_dpbusd_epi32(_mm512_loadu_si512(a[1].corr), b.w[1], _mm512_loadu_si512(a[1].qs)); \
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0), _mm512_mul_ps(b.d[0], _mm512_loadu_ps(a[0].d)), acc[t]); \
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1), _mm512_mul_ps(b.d[1], _mm512_loadu_ps(a[1].d)), acc[t]); \
+            }                                                                                              \
+        }                                                                                                  \
+        for (; p < (nb + 1) / 2; p++) {                                                                    \
+            x2dec b;                                                                                       \
+            DEC2(&x[2 * p], 2 * p + 1 < nb, &b);                                                           \
+            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] =                                 \
+                x2_dot(&b, (const act_x2 *)(y + (size_t)t * ldy) + p, acc[t], 0);                          \
+        }                                                                                                  \
+        _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) out[(size_t)t * ldo] = _mm512_reduce_add_ps(acc[t]); \
+    }                                                                                                      \
+    __attribute__((target("avx512vbmi"))) static void gemm4_##T(int n, const void *w, size_t ldw, int nr,  \
+                                                               const void *y, size_t ldy, int nt, float *out, \
+                                                               size_t ldo) {                               \
+        const int nb = n / 32;                                                                             \
+        for (int t0 = 0; t0 < nt; t0 += 8) {                                                               \
+            const uint8_t *yt = (const uint8_t *)y + (size_t)t0 * ldy;                                     \
+            for (int r = 0; r < nr; r++) {                                                                 \
+                const BLK *x = (const BLK *)((const uint8_t *)w + (size_t)r * ldw);                        \
+                float *o = out + (size_t)t0 * ldo + r;                                                     \
+                switch (nt - t0 < 8 ? nt - t0 : 8) {                                                       \
+                case 8: tile4_##T(nb, x, yt, ldy, 8, o, ldo); break;                                       \
+                case 7: tile4_##T(nb, x, yt, ldy, 7, o, ldo); break;                                       \
+                case 6: tile4_##T(nb, x, yt, ldy, 6, o, ldo); break;                                       \
+                case 5: tile4_##T(nb, x, yt, ldy, 5, o, ldo); break;                                       \
+                case 4: tile4_##T(nb, x, yt, ldy, 4, o, ldo); break;                                       \
+                case 3: tile4_##T(nb, x, yt, ldy, 3, o, ldo); break;                                       \
+                case 2: tile4_##T(nb, x, yt, ldy, 2, o, ldo); break;                                       \
+                default: tile4_##T(nb, x, yt, ldy, 1, o, ldo); break;                                      \
+                }                                                                                          \
+            }                                                                                              \
+        }                                                                                                  \
+    }
+
+DEF_X4_GEMM(q4_0, agx_block_q4_0, 72, k_qidx_q4_0, k_widx_q4_0, 0, dec2_q4_0)
+DEF_X4_GEMM(q5_0, agx_block_q5_0, 88, k_qidx_q5_0, k_widx_q5_0, 1, dec2_q5_0)
+
 /* matrix-vector kernels for q4_0/q5_0/q8_0: two blocks per zmm, the four
  * fp16 scales of a pair converted in one instruction */
 AGX_INLINE __m512 pair_scales(agx_half xa, agx_half xb, agx_half ya, agx_half yb) {
@@ -651,6 +758,10 @@ DEF_DOT_PAIR(dot_q4_0, agx_block_q4_0, dec2_q4_0, 8, 0, dot1_q4_0)
 DEF_DOT_PAIR(dot_q5_0, agx_block_q5_0, dec2_q5_0, 16, 0, dot1_q5_0)
 DEF_DOT_PAIR(dot_q8_0, agx_block_q8_0, dec2_q8_0, 0, 1, dot1_q8_0)
 
+agx_gemm_fn agx_quant_avx512_gemm_novbmi(uint32_t wtype) {
+    return wtype == AGX_TYPE_Q4_0 ? gemm_q4_0 : wtype == AGX_TYPE_Q5_0 ? gemm_q5_0 : NULL;
+}
+
 void agx_quant_avx512_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     t[AGX_TYPE_F32].vec_dot = dot_f32;
     t[AGX_TYPE_F16].vec_dot = dot_f16;
@@ -659,6 +770,10 @@ void agx_quant_avx512_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     t[AGX_TYPE_Q3_K] = (agx_kernel_set){.vec_dot = dot_q3_K, .gemm = gemm_q3_K};
     t[AGX_TYPE_Q4_0] = (agx_kernel_set){.vec_dot = dot_q4_0, .gemm = gemm_q4_0, .gemm_quant = quant_act_x2_q4, .act_row_size = act_x2_row_size};
     t[AGX_TYPE_Q5_0] = (agx_kernel_set){.vec_dot = dot_q5_0, .gemm = gemm_q5_0, .gemm_quant = quant_act_x2_q5, .act_row_size = act_x2_row_size};
+    if (agx_cpu_features_get()->avx512vbmi) {
+        t[AGX_TYPE_Q4_0].gemm = gemm4_q4_0;
+        t[AGX_TYPE_Q5_0].gemm = gemm4_q5_0;
+    }
     t[AGX_TYPE_Q8_0] = (agx_kernel_set){.vec_dot = dot_q8_0, .gemm = gemm_q8_0, .gemm_quant = quant_act_x2_q8, .act_row_size = act_x2_row_size};
     t[AGX_TYPE_Q4_1].vec_dot = dot_q4_1;
     t[AGX_TYPE_Q5_1].vec_dot = dot_q5_1;

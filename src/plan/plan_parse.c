@@ -163,25 +163,35 @@ static agx_status split_pipeline(const char *s, char ***segs, size_t *n_segs, ag
 
 static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
+static bool is_ident(char c) { return isalnum((unsigned char)c) || c == '_'; }
+
 /* A '{' or '[' that can start JSON: prose like "[see below]" or "{braces}" is skipped. */
 static bool plausible_start(const char *t, size_t len, size_t i) {
     size_t j = i + 1;
     while (j < len && is_ws(t[j])) j++;
     if (j >= len) return false;
     char c = t[j];
-    if (t[i] == '{') return c == '"' || c == '}' || c == '\'';
+    if (t[i] == '{') {
+        if (c == '"' || c == '}' || c == '\'') return true;
+        /* an unquoted key: {command: "ls"} */
+        while (j < len && is_ident(t[j])) j++;
+        while (j < len && is_ws(t[j])) j++;
+        return j < len && t[j] == ':' && (isalpha((unsigned char)c) || c == '_');
+    }
     return c == '"' || c == '\'' || c == '{' || c == '[' || c == ']' || c == '-' ||
            (c >= '0' && c <= '9') || c == 't' || c == 'f' || c == 'n';
 }
 
 /* End (exclusive) of the bracketed value starting at t[start], tracking JSON
- * strings. 0 when the brackets do not balance: *too_deep then says whether it
- * nested past PARSE_MAX_DEPTH (hopeless) rather than ran out or mismatched. */
-static size_t span_end(const char *t, size_t len, size_t start, bool *too_deep) {
+ * strings. 0 when the brackets do not balance: *too_deep says it nested past
+ * PARSE_MAX_DEPTH (hopeless), *mismatch that a closer did not match; otherwise
+ * the text ran out first. */
+static size_t span_end(const char *t, size_t len, size_t start, bool *too_deep, bool *mismatch) {
     char stack[PARSE_MAX_DEPTH];
     size_t depth = 0;
     bool in_str = false;
     *too_deep = false;
+    *mismatch = false;
     for (size_t i = start; i < len; i++) {
         char c = t[i];
         if (in_str) {
@@ -198,7 +208,10 @@ static size_t span_end(const char *t, size_t len, size_t start, bool *too_deep) 
             }
             stack[depth++] = c == '{' ? '}' : ']';
         } else if (c == '}' || c == ']') {
-            if (!depth || stack[depth - 1] != c) return 0;
+            if (!depth || stack[depth - 1] != c) {
+                *mismatch = true;
+                return 0;
+            }
             if (--depth == 0) return i + 1;
         }
     }
@@ -212,16 +225,20 @@ static bool is_structural_after(const char *t, size_t len, size_t i) {
     return i >= len || t[i] == ',' || t[i] == '}' || t[i] == ']' || t[i] == ':';
 }
 
-static bool is_ident(char c) { return isalnum((unsigned char)c) || c == '_'; }
 
 /* Rewrites the most common model breakage into valid JSON. Only used after a
  * plain parse failed, so valid input is never altered. */
 static bool repair(const char *t, size_t len, agx_strbuf *out) {
     size_t i = 0;
+    /* A value just ended: another value starting here lacks its comma
+     * ("ls" "args", newline-separated objects) — the only valid reading. */
+    bool after_value = false;
     while (i < len) {
         char c = t[i];
         if (c == '"' || c == '\'') {
             char q = c;
+            if (after_value && !agx_strbuf_putc(out, ',')) return false;
+            after_value = true; /* once the string closes */
             if (!agx_strbuf_putc(out, '"')) return false;
             i++;
             for (;;) {
@@ -285,6 +302,7 @@ static bool repair(const char *t, size_t len, agx_strbuf *out) {
                 continue;
             }
             if (!agx_strbuf_putc(out, c)) return false;
+            after_value = false;
             i++;
         } else if (c == '/' && i + 1 < len && t[i + 1] == '/') {
             while (i < len && t[i] != '\n') i++;
@@ -296,21 +314,45 @@ static bool repair(const char *t, size_t len, agx_strbuf *out) {
                     break;
                 }
             i = e ? (size_t)(e - t) + 2 : len;
-        } else if (is_ident(c) && (i == 0 || !is_ident(t[i - 1]))) {
+        } else if (isdigit((unsigned char)c) ||
+                   (c == '-' && i + 1 < len && isdigit((unsigned char)t[i + 1]))) {
+            size_t j = i + 1; /* a number, whole */
+            while (j < len && (isdigit((unsigned char)t[j]) || (t[j] && strchr(".eE+-", t[j])))) j++;
+            if (after_value && !agx_strbuf_putc(out, ',')) return false;
+            if (!agx_strbuf_append(out, t + i, j - i)) return false;
+            after_value = true;
+            i = j;
+        } else if (is_ident(c)) {
             size_t j = i;
             while (j < len && is_ident(t[j])) j++;
             size_t n = j - i;
+            size_t k = j;
+            while (k < len && is_ws(t[k])) k++;
             const char *rep = NULL;
             if (n == 4 && !memcmp(t + i, "True", 4)) rep = "true";
             else if (n == 5 && !memcmp(t + i, "False", 5)) rep = "false";
             else if (n == 4 && !memcmp(t + i, "None", 4)) rep = "null";
-            if (!(rep ? agx_strbuf_puts(out, rep) : agx_strbuf_append(out, t + i, n))) return false;
+            if (after_value && !agx_strbuf_putc(out, ',')) return false;
+            bool ok;
+            if (!rep && k < len && t[k] == ':') /* an unquoted key: {command: "ls"} */
+                ok = agx_strbuf_putc(out, '"') && agx_strbuf_append(out, t + i, n) &&
+                     agx_strbuf_putc(out, '"');
+            else
+                ok = rep ? agx_strbuf_puts(out, rep) : agx_strbuf_append(out, t + i, n);
+            if (!ok) return false;
+            after_value = true; /* a key is followed by ':', which resets this */
             i = j;
         } else {
-            size_t j = i + 1; /* a run of punctuation, digits and blanks */
-            while (j < len && !strchr("\"',/", t[j]) && !is_ident(t[j])) j++;
-            if (!agx_strbuf_append(out, t + i, j - i)) return false;
-            i = j;
+            if (c == '{' || c == '[') {
+                if (after_value && !agx_strbuf_putc(out, ',')) return false;
+                after_value = false;
+            } else if (c == '}' || c == ']') {
+                after_value = true;
+            } else if (!is_ws(c)) {
+                after_value = false; /* ':' and anything else */
+            }
+            if (!agx_strbuf_putc(out, c)) return false;
+            i++;
         }
     }
     return true;
@@ -802,8 +844,8 @@ static agx_status parse_text(const char *text, size_t len, agx_plan *out, agx_er
             continue;
         }
         if (++tried > PARSE_MAX_CANDIDATES) break;
-        bool too_deep;
-        size_t end = span_end(text, len, i, &too_deep);
+        bool too_deep, mismatch;
+        size_t end = span_end(text, len, i, &too_deep, &mismatch);
         size_t slen = end ? end - i : len - i;
         json_error_t jerr;
         memset(&jerr, 0, sizeof jerr);
@@ -835,12 +877,12 @@ static agx_status parse_text(const char *text, size_t len, agx_plan *out, agx_er
             agx_strbuf_free(&fixed);
             repaired = root != NULL;
         }
-        if (!root && !end && planlike_opening(text, len, i))
+        if (!root && !end && !mismatch && planlike_opening(text, len, i))
             return agx_error_set(err, AGX_ERR_PARSE,
                                  "model output: the JSON plan at offset %zu is incomplete (its "
                                  "brackets never close; was the output cut off?)",
                                  i);
-        if (!root && end && planlike_opening(text, len, i))
+        if (!root && (end || mismatch) && planlike_opening(text, len, i))
             return agx_error_set(err, AGX_ERR_PARSE,
                                  "model output: malformed JSON plan at offset %zu (not repairable): "
                                  "line %d column %d: %s",

@@ -197,8 +197,8 @@ static void run_case(const char *dir, json_t *c, int *n_checked) {
     int prefix = 0;
     while (prefix < n_new && argmax(gen + (size_t)prefix * n_vocab, n_vocab) == ref_out[prefix]) prefix++;
 
-    printf("  %-20s tf: cos %.7f mincos %.7f maxabs %.4f top1 %d/%d (margin>2: %d/%d) | "
-           "gen: cos %.7f mincos %.7f maxabs %.4f greedy %d/%d (required %d)\n",
+    printf("  %-20s tf: cos %.7f mincos %.7f maxabs %.3g top1 %d/%d (margin>2: %d/%d) | "
+           "gen: cos %.7f mincos %.7f maxabs %.3g greedy %d/%d (required %d)\n",
            name, tf.cos, tf.min_row_cos, tf.max_abs, tf.top1_same, tf.rows, tf.margin_same, tf.margin_rows, gf.cos,
            gf.min_row_cos, gf.max_abs, prefix, n_new, exact ? must : 0);
     fflush(stdout);

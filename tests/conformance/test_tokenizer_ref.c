@@ -12,6 +12,7 @@
 #include "agx/agx.h"
 #include "agx/gguf.h"
 #include "agx/tokenizer.h"
+#include "agx/util.h"
 #include "engine/tokenizer_internal.h"
 
 static const char *const FAMS[] = {"qwen2", "llama3", "llama2"};
@@ -191,10 +192,96 @@ static void test_vectors_json(void **state) {
     run_path("json");
 }
 
+/* 'agx tokenize' / 'agx detokenize' on every 24th vector (and the NUL one), GGUF
+ * and AGX_TOKENIZER=json, with and without --special / BOS. */
+static void test_cli(void **state) {
+    (void)state;
+    if (!agx_test_ref_dir()) AGX_TEST_SKIP("tokenizer reference data (AGX_REF_DIR) not found");
+    char *dir = agx_test_tmpdir();
+    char *txt = agx_sprintf("%s/in.txt", dir);
+    int fails = 0;
+    for (size_t f = 0; f < 3; f++) {
+        json_t *vec = load_vectors(FAMS[f]);
+        char rel[96];
+        snprintf(rel, sizeof rel, "tokenizer/%s.vocab.gguf", FAMS[f]);
+        char *gguf = agx_test_ref_path(rel);
+        snprintf(rel, sizeof rel, "tokenizer/json/%s/model.gguf", FAMS[f]);
+        char *jmodel = agx_test_ref_path(rel);   /* only its directory is used */
+        size_t i;
+        json_t *v;
+        json_array_foreach(vec, i, v) {
+            const char *vid = json_string_value(json_object_get(v, "id"));
+            if (i % 24 != 0 && strcmp(vid, "v099") != 0) continue;
+            size_t len;
+            unsigned char *text = unhex(json_string_value(json_object_get(v, "text_utf8_hex")), &len);
+            FILE *fp = fopen(txt, "wb");
+            fwrite(text, 1, len, fp);
+            fclose(fp);
+            for (int mode = 0; mode < 3; mode++) {
+                /* 0: gguf --special --no-bos, 1: gguf --special (BOS per metadata), 2: json --special --no-bos */
+                char *cmd = agx_sprintf("%s'%s' tokenize -m '%s' --special %s--json --file '%s'",
+                                        mode == 2 ? "AGX_TOKENIZER=json " : "", agx_test_cli_path(),
+                                        mode == 2 ? jmodel : gguf, mode == 1 ? "" : "--no-bos ", txt);
+                char *out = NULL;
+                assert_int_equal(agx_test_run(cmd, NULL, &out, NULL), 0);
+                json_error_t je;
+                json_t *got = json_loads(out, 0, &je);
+                json_t *want = json_object_get(v, mode == 1 ? "ids_with_specials" : "ids");
+                if (!got || !json_equal(json_object_get(got, "tokens"), want)) {
+                    fprintf(stderr, "  %s %s: '%s' printed %s\n", FAMS[f], vid, cmd, out);
+                    fails++;
+                }
+                json_decref(got);
+                free(out);
+                free(cmd);
+            }
+            /* detokenize the reference ids: exact bytes of 'decoded' */
+            json_t *ids = json_object_get(v, "ids");
+            agx_strbuf list;
+            agx_strbuf_init(&list);
+            agx_strbuf_puts(&list, "");
+            for (size_t k = 0; k < json_array_size(ids); k++)
+                agx_strbuf_printf(&list, k ? ",%lld" : "%lld", json_integer_value(json_array_get(ids, k)));
+            if (list.len > 0) {
+                char *cmd = agx_sprintf("'%s' detokenize -m '%s' --tokens %s > '%s/out.bin'", agx_test_cli_path(), gguf,
+                                        list.data, dir);
+                assert_int_equal(agx_test_run(cmd, NULL, NULL, NULL), 0);
+                char *outp = agx_sprintf("%s/out.bin", dir);
+                char *data;
+                size_t dn;
+                agx_error err;
+                assert_int_equal(agx_file_read_all(outp, 0, &data, &dn, &err), AGX_OK);
+                json_t *dj = json_object_get(v, "decoded");
+                if (dn != json_string_length(dj) || memcmp(data, json_string_value(dj), dn) != 0) {
+                    fprintf(stderr, "  %s %s: detokenize printed other bytes\n", FAMS[f], vid);
+                    fails++;
+                }
+                free(data);
+                free(outp);
+                free(cmd);
+            }
+            agx_strbuf_free(&list);
+            free(text);
+        }
+        free(gguf);
+        free(jmodel);
+        json_decref(vec);
+    }
+    /* usage errors exit 2 */
+    char *cmd = agx_sprintf("'%s' tokenize --json", agx_test_cli_path());
+    assert_int_equal(agx_test_run(cmd, NULL, NULL, NULL), 2);
+    free(cmd);
+    free(txt);
+    agx_test_rmtree(dir);
+    free(dir);
+    assert_int_equal(fails, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vectors_gguf),
         cmocka_unit_test(test_vectors_json),
+        cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

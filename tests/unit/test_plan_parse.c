@@ -196,6 +196,23 @@ static void test_repair_raw_newlines_and_bad_escapes(void **state) {
                 "{\"tasks\":[" T1("grep", "[\"-E\",\"\\\\d+\\\\.log\"]") "]}");
 }
 
+static void test_repair_missing_commas_and_unquoted_keys(void **state) {
+    (void)state;
+    expect_plan("{\"tasks\": [ {\"command\": \"ls\" \"args\": [\"-l\" \"-a\"] } ]}",
+                "{\"tasks\":[" T1("ls", "[\"-l\",\"-a\"]") "]}");
+    /* one object per line, no commas */
+    expect_plan("[\n{\"command\": \"sort\"}\n{\"command\": \"uniq\", \"args\": [\"-c\"], \"input_from_task\": 1}\n]",
+                SORT_UNIQ);
+    expect_plan("{\"tasks\": [{\"command\": \"head\", \"args\": [\"-n\", \"5\"] \"timeout_secs\": 30 \"input_from_task\": null}]}",
+                "{\"tasks\":[{\"task_number\":1,\"command\":\"head\",\"args\":[\"-n\",\"5\"],\"timeout_secs\":30}]}");
+    /* JavaScript-style keys */
+    expect_plan("Plan: {tasks: [{command: \"sort\"}, {command: \"uniq\", args: [\"-c\"], input_from_task: 1}]}",
+                SORT_UNIQ);
+    /* numbers stay whole: 1.5e3 is one value, not three */
+    expect_plan("[{\"command\": \"ls\", \"timeout_secs\": 1.5e3,}]",
+                "{\"tasks\":[{\"task_number\":1,\"command\":\"ls\",\"args\":[],\"timeout_secs\":1500}]}");
+}
+
 /* A valid plan is never "repaired": escapes and quotes stay as the model wrote them. */
 static void test_valid_input_untouched(void **state) {
     (void)state;
@@ -248,7 +265,8 @@ static const bad_case bad_cases[] = {
     {"[{\"command\": \"ls\"}, 7]", "step 2 is a number"},
     {"{\"tasks\": [{\"command\": \"ls\"}, {\"command\": 1}, {\"args\": 2}]}", "step 3"},
     {"[{\"command\": \"ls\", \"args\": [\"\\u0000x\"]}]", "not allowed"},   /* NUL */
-    {"```json\n{\"tasks\": [ {\"command\": \"ls\" \"args\": [] } ]}\n```", "malformed JSON plan"},
+    {"```json\n{\"tasks\": [ {\"command\": \"ls\", \"args\": [] } }\n```", "malformed JSON plan"},
+    {"{\"tasks\": [{\"command\": \"ls\"}, {\"command\": \"wc\" \"input_from_task\" 1}]}", "malformed JSON plan"},
     /* These are broken but unambiguous: they must come back as plans. */
     {"{\"tasks\": [{\"command\": \"ls\",},]}", NULL},
     {"{'tasks': [{'command': 'ls'}]}", NULL},
@@ -287,7 +305,7 @@ static void test_errors_are_terminal_safe(void **state) {
     (void)state;
     const char *texts[] = {
         "[\"ls \x1b]0;owned\x07 | x; y\"]",
-        "{\"tasks\": [{\"command\": \"ls\" \"args\": [\"\x1b[2J\"]}]}",
+        "{\"tasks\": [{\"command\": \"ls\", \"args\": [\"\x1b[2J\" : 1]}]}",
         "[{\"command\": \"cat \x9b\xff 'x\"}]",
     };
     for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
@@ -397,6 +415,7 @@ int main(void) {
         cmocka_unit_test(test_repair_trailing_commas_and_comments),
         cmocka_unit_test(test_repair_single_quotes_python_literals),
         cmocka_unit_test(test_repair_raw_newlines_and_bad_escapes),
+        cmocka_unit_test(test_repair_missing_commas_and_unquoted_keys),
         cmocka_unit_test(test_valid_input_untouched),
         cmocka_unit_test(test_malformed_outputs),
         cmocka_unit_test(test_reject_lists_several_reasons),

@@ -102,6 +102,10 @@ static const rules_case cases[] = {
     {"remove lines containing foo", NULL, "grep [-v] [foo]"},
     {"skip the header and sum the third column of data.csv", NULL,
      "tail [-n] [+2] [data.csv] | awk [-F,] [{s += $3} END {print s}]"},
+    /* user text never becomes an option: paths starting with '-' are made ./-x */
+    {"list files under -delete", NULL, "ls [./-delete]"},
+    {"show the first 3 lines of -rf.txt", NULL, "head [-n] [3] [./-rf.txt]"},
+    {"grep '-v' in notes.txt", NULL, "grep [-e] [-v] [notes.txt]"},
     {"show the 10 most frequent client IPs", access_excerpt,
      "awk [{print $1}] | sort | uniq [-c] | sort [-rn] | head [-n] [10]"},
     {"count requests per status code", access_excerpt,
@@ -284,6 +288,21 @@ static void test_registry_patterns_and_missing_tools(void **state) {
     assert_string_equal(got, "frob [fast] [parts.txt]");
     free(got);
     agx_generated_plan_free(&gp);
+    /* a quoted string that looks like an option is not passed to the tool */
+    assert_int_equal(plan_for(b, &reg, "frobnicate '-rf' 'x'", NULL, &gp, &err), AGX_OK);
+    got = render(&gp.plan);
+    assert_string_equal(got, "frob [x]");
+    free(got);
+    agx_generated_plan_free(&gp);
+    /* arguments the validator refuses (a command run from awk) are declined */
+    char *awk_patterns[] = {"crunch the numbers"};
+    agx_tool awk_tools[] = {{"awk", "awk", "Pattern scanning", awk_patterns, 1, ok, 1}};
+    agx_registry awk_reg = {awk_tools, 1, 1};
+    assert_int_equal(plan_for(b, &awk_reg, "crunch the numbers with 'BEGIN {system(\"id\")}'", NULL, &gp,
+                              &err),
+                     AGX_ERR_PARSE);
+    assert_non_null(strstr(err.message, "not allowed"));
+    assert_int_equal(gp.plan.n_tasks, 0);
     /* grep is not in this registry */
     assert_int_equal(plan_for(b, &reg, "lines containing ERROR", "x\n", &gp, &err), AGX_ERR_PARSE);
     assert_non_null(strstr(err.message, "'grep'"));
