@@ -46,6 +46,7 @@ typedef struct repl {
     const char *prompt_text; /* NULL: the main prompt */
     char prompt_buf[64];
     long test_delay_ms; /* AGX_REPL_TEST_DELAY_MS: tests only, see docs/repl.md */
+    int editor_env;     /* AGX_REPL_EDITOR for this launch (-1: unset); not persisted */
     /* progress */
     pthread_t spin_thread;
     bool spinning;
@@ -228,8 +229,16 @@ static line_status read_line(repl *r, const char *prompt, char **out) {
     return *out ? LINE_OK : LINE_EOF;
 }
 
+static agx_editor_mode editor_mode(const repl *r) {
+    return r->editor_env >= 0 ? (agx_editor_mode)r->editor_env : r->session.editor;
+}
+
+static const char *editor_name(const repl *r) {
+    return editor_mode(r) == AGX_EDITOR_VI ? "vi" : "emacs";
+}
+
 static void apply_editor(repl *r) {
-    if (r->el) el_set(r->el, EL_EDITOR, r->session.editor == AGX_EDITOR_VI ? "vi" : "emacs");
+    if (r->el) el_set(r->el, EL_EDITOR, editor_name(r));
 }
 
 static void history_add(repl *r, const char *line) {
@@ -662,8 +671,7 @@ static void cmd_set(repl *r, const char *rest) {
     }
     agx_status st;
     if (nw == 0) {
-        printf("editor %s, stream %s\n", r->session.editor == AGX_EDITOR_VI ? "vi" : "emacs",
-               r->session.stream ? "on" : "off");
+        printf("editor %s, stream %s\n", editor_name(r), r->session.stream ? "on" : "off");
         agx_session_free_words(w, nw);
         return;
     }
@@ -677,9 +685,10 @@ static void cmd_set(repl *r, const char *rest) {
     if (st != AGX_OK) {
         say_error(&err);
     } else {
+        if (!strcmp(w[0], "vi") || !strcmp(w[0], "emacs") || !strcmp(w[0], "editor"))
+            r->editor_env = -1; /* an explicit choice replaces the launch's override */
         apply_editor(r);
-        printf("editor %s, stream %s\n", r->session.editor == AGX_EDITOR_VI ? "vi" : "emacs",
-               r->session.stream ? "on" : "off");
+        printf("editor %s, stream %s\n", editor_name(r), r->session.stream ? "on" : "off");
     }
     agx_session_free_words(w, nw);
 }
@@ -797,11 +806,12 @@ int agx_cmd_repl(int argc, char **argv) {
         free(why);
     }
     const char *ed = agx_env("AGX_REPL_EDITOR");
+    r.editor_env = -1;
     if (ed && (!strcmp(ed, "vi") || !strcmp(ed, "emacs")))
-        r.session.editor = !strcmp(ed, "vi") ? AGX_EDITOR_VI : AGX_EDITOR_EMACS;
+        r.editor_env = !strcmp(ed, "vi") ? AGX_EDITOR_VI : AGX_EDITOR_EMACS;
     else if (ed)
-        fprintf(stderr, "agx: AGX_REPL_EDITOR is vi or emacs, not '%s'; using %s\n", ed,
-                r.session.editor == AGX_EDITOR_VI ? "vi" : "emacs");
+        fprintf(stderr, "agx: AGX_REPL_EDITOR is vi or emacs, not '%.32s'; using %s\n", ed,
+                editor_name(&r));
 
     struct sigaction sa, old_sa;
     memset(&sa, 0, sizeof sa);

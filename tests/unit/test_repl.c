@@ -531,6 +531,27 @@ static void test_vi_mode(void **state) {
     free(o);
     term_send(&t, "q\r");
     assert_int_equal(term_wait(&t), 0);
+
+    /* the variable is for one launch; `set vi` switches at once and persists */
+    term_start(&t, home, NULL);
+    EXPECT(&t, "agx[0]> ");
+    o = term_cmd(&t, "set");
+    assert_true(contains(o, "editor emacs"));
+    free(o);
+    free(term_cmd(&t, "set vi"));
+    o = term_cmd(&t, "xp\x1b" "0x");
+    assert_true(contains(o, "the plan is empty"));
+    assert_false(contains(o, "unknown command"));
+    free(o);
+    term_send(&t, "q\r");
+    assert_int_equal(term_wait(&t), 0);
+    term_start(&t, home, NULL);
+    EXPECT(&t, "agx[0]> ");
+    o = term_cmd(&t, "set");
+    assert_true(contains(o, "editor vi"));
+    free(o);
+    term_send(&t, "\x04");
+    assert_int_equal(term_wait(&t), 0);
     agx_test_rmtree(home);
     free(home);
 }
