@@ -50,6 +50,10 @@ void agx_session_free(agx_session *s);
 agx_status agx_session_load(agx_session *s, const char *path, char **moved_to, char **why,
                             agx_error *err);
 
+/* Reads a state from JSON text into s (initialized here, never persisted).
+ * AGX_ERR_JSON says what is wrong; s is then an empty session (free it either way). */
+agx_status agx_session_from_json(agx_session *s, const char *text, size_t len, agx_error *err);
+
 /* Writes the state atomically (no-op when s->path is NULL). */
 agx_status agx_session_save(const agx_session *s, agx_error *err);
 /* The state as JSON: {"version":1,"settings":{"editor":..,"stream":..},

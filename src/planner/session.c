@@ -154,6 +154,21 @@ static bool parse_state(const char *text, size_t len, agx_session *s, char **why
     return ok;
 }
 
+agx_status agx_session_from_json(agx_session *s, const char *text, size_t len, agx_error *err) {
+    agx_status st = agx_session_init(s, NULL, err);
+    if (st != AGX_OK) return st;
+    char *why = NULL;
+    if (parse_state(text, len, s, &why)) return AGX_OK;
+    st = agx_error_set(err, AGX_ERR_JSON, "not a REPL state: %s", why ? why : "out of memory");
+    free(why);
+    agx_plan_free(&s->plan);
+    agx_plan_init(&s->plan);
+    free_instructions(s);
+    s->editor = AGX_EDITOR_EMACS;
+    s->stream = true;
+    return st;
+}
+
 agx_status agx_session_load(agx_session *s, const char *path, char **moved_to, char **why,
                             agx_error *err) {
     if (moved_to) *moved_to = NULL;
