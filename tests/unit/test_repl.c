@@ -119,9 +119,24 @@ static char *term_until_prompt_ms(term *t, int timeout_ms) {
     return agx_strndup(t->out.data + from, t->mark - from);
 }
 
-static void term_send(term *t, const char *s) {
+/* Writes s at once (Ctrl-C during a generation: the terminal is then in its
+ * normal mode and the line discipline turns it into SIGINT). */
+static void term_send_now(term *t, const char *s) {
     size_t n = strlen(s);
     assert_int_equal(write(t->fd, s, n), (ssize_t)n);
+}
+
+/* Writes s once the line editor reads keys (raw mode). libedit prints its
+ * prompt before it switches the terminal to raw mode; keys typed before that
+ * go through the canonical line discipline, which turns a Ctrl-D into a NUL
+ * byte, so a test typing at machine speed waits for the switch like a person
+ * would. */
+static void term_send(term *t, const char *s) {
+    int64_t end = now_ms() + WAIT_MS;
+    struct termios tio;
+    while (tcgetattr(t->fd, &tio) == 0 && (tio.c_lflag & ICANON) && now_ms() < end)
+        term_pump(t, 5);
+    term_send_now(t, s);
 }
 
 static char *term_until_prompt(term *t) { return term_until_prompt_ms(t, WAIT_MS); }
@@ -374,7 +389,7 @@ static void test_ctrl_c_generation_slow_backend(void **state) {
     term_send(&t, "a count lines\r");
     EXPECT(&t, "generating"); /* the spinner: the output is a terminal */
     int64_t t0 = now_ms();
-    term_send(&t, "\x03");
+    term_send_now(&t, "\x03");
     EXPECT(&t, "generation cancelled; the plan is unchanged");
     assert_true(now_ms() - t0 < 5000); /* not the 60 s the backend would take */
     EXPECT(&t, "agx[0]> ");
@@ -403,7 +418,7 @@ static void test_ctrl_c_generation_native(void **state) {
     EXPECT(&t, "agx[0]> ");
     term_send(&t, "a show the first 10 lines\r");
     EXPECT(&t, "{\"tasks\""); /* streamed model output: generation is under way */
-    term_send(&t, "\x03");
+    term_send_now(&t, "\x03");
     EXPECT(&t, "generation cancelled; the plan is unchanged");
     EXPECT(&t, "agx[0]> ");
     /* the warm model still works, and reuses the cached prompt prefix */
