@@ -21,6 +21,8 @@
  * this much: one more sampled token can lengthen the completion (it may open
  * a new task) by about this many bytes. */
 #define CLOSE_SLACK 48
+/* prompt tokens per forward call when the caller can cancel */
+#define PREFILL_CHUNK 128
 
 struct agx_native_engine {
     char *path;
@@ -605,7 +607,20 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
     e->n_cache = (size_t)agx_context_n_past(e->ctx) < keep ? (size_t)agx_context_n_past(e->ctx) : keep;
     keep = e->n_cache;
     stats->reused_tokens = (int64_t)keep;
-    st = eval_tokens(e, prompt + keep, n_prompt - keep, err);
+    if (!o->cancel) {
+        st = eval_tokens(e, prompt + keep, n_prompt - keep, err);
+    } else {
+        /* cancellable (REPL): the prompt in chunks, the flag checked between them */
+        for (size_t at = keep; st == AGX_OK && at < n_prompt;) {
+            if (*o->cancel) {
+                st = agx_error_set(err, AGX_ERR_INFERENCE, "generation cancelled");
+                break;
+            }
+            size_t n = n_prompt - at < PREFILL_CHUNK ? n_prompt - at : PREFILL_CHUNK;
+            st = eval_tokens(e, prompt + at, n, err);
+            at += n;
+        }
+    }
     if (st != AGX_OK) goto done;
     stats->prefill_ms = ms_since(r.t0_us);
 

@@ -21,6 +21,7 @@
 
 #include "agx/agx.h"
 #include "agx/buffer.h"
+#include "agx/native.h"
 #include "agx_test.h"
 
 #define WAIT_MS 10000 /* generous: the machine may be loaded; success returns at once */
@@ -488,6 +489,52 @@ static void test_validate_delta_native(void **state) {
     free(home);
 }
 
+/* The cancel hook without a terminal: agx_plan_context.cancel reaches the
+ * native loop, which stops before evaluating anything when it is already set,
+ * and the engine stays usable. */
+static void test_native_cancel_flag(void **state) {
+    (void)state;
+    char *model = agx_test_ref_path("models/qwen2-tiny-Q4_K_M.gguf");
+    if (!model || !agx_file_exists(model)) {
+        free(model);
+        AGX_TEST_SKIP("test_repl: models/qwen2-tiny-Q4_K_M.gguf not in the reference dir");
+    }
+    agx_error err;
+    agx_native_params p = {.n_ctx = 2048, .n_threads = 1};
+    agx_native_engine *e = NULL;
+    assert_int_equal(agx_native_engine_open(model, &p, &e, &err), AGX_OK);
+    agx_registry reg;
+    assert_int_equal(agx_registry_builtin(&reg, &err), AGX_OK);
+    agx_plan_context ctx;
+    agx_plan_context_init(&ctx, &reg);
+    assert_null(ctx.cancel);
+    volatile sig_atomic_t flag = 1;
+    ctx.cancel = &flag;
+    agx_gen_options o = agx_gen_default_options();
+    o.sampler.seed = 5;
+    o.max_tokens = 60;
+    agx_generated_plan gp;
+    agx_gen_stats st;
+    assert_int_equal(agx_native_plan(e, AGX_ROLE_ECHO, "count lines", &ctx, &o, &gp, &st, &err),
+                     AGX_ERR_INFERENCE);
+    assert_non_null(strstr(err.message, "cancelled"));
+    assert_int_equal(st.generated_tokens, 0);
+    flag = 0;
+    assert_int_equal(agx_native_plan(e, AGX_ROLE_ECHO, "count lines", &ctx, &o, &gp, &st, &err),
+                     AGX_OK);
+    assert_true(gp.plan.n_tasks >= 1);
+    assert_true(st.prompt_tokens > 0);
+    agx_generated_plan_free(&gp);
+    /* same prompt again: everything but the last token comes from the cache */
+    assert_int_equal(agx_native_plan(e, AGX_ROLE_ECHO, "count lines", &ctx, &o, &gp, &st, &err),
+                     AGX_OK);
+    assert_int_equal(st.reused_tokens, st.prompt_tokens - 1);
+    agx_generated_plan_free(&gp);
+    agx_registry_free(&reg);
+    agx_native_engine_free(e);
+    free(model);
+}
+
 static void test_corrupt_state(void **state) {
     (void)state;
     char *home = agx_test_tmpdir();
@@ -604,6 +651,7 @@ int main(void) {
         cmocka_unit_test(test_ctrl_c_generation_slow_backend),
         cmocka_unit_test(test_ctrl_c_generation_native),
         cmocka_unit_test(test_validate_delta_native),
+        cmocka_unit_test(test_native_cancel_flag),
         cmocka_unit_test(test_corrupt_state),
         cmocka_unit_test(test_vi_mode),
         cmocka_unit_test(test_not_a_terminal),
