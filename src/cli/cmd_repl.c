@@ -128,7 +128,8 @@ static void progress_stop(repl *r) {
 }
 
 /* Streamed model output (native backend): shown dimmed on stderr, control
- * bytes replaced so a model cannot drive the terminal. */
+ * characters (C0, DEL, C1) replaced so a model cannot drive the terminal;
+ * pieces are whole UTF-8 characters, so a C1 pair is never split. */
 static void on_stream(void *user, const char *text, size_t len) {
     repl *r = user;
     pthread_mutex_lock(&r->mu);
@@ -139,6 +140,12 @@ static void on_stream(void *user, const char *text, size_t len) {
     }
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)text[i];
+        if (c == 0xc2 && i + 1 < len && (unsigned char)text[i + 1] >= 0x80 &&
+            (unsigned char)text[i + 1] <= 0x9f) { /* C1 controls (U+0080..U+009F, e.g. CSI) */
+            fputc(' ', stderr);
+            i++;
+            continue;
+        }
         fputc(c < 0x20 || c == 0x7f ? (c == '\n' ? '\n' : ' ') : c, stderr);
     }
     fflush(stderr);
