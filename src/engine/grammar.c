@@ -274,32 +274,34 @@ static agx_status gr_get_bound(gr_cctx *cx, json_t *sch, const char *kw, const c
 static agx_status gr_compile_node(gr_cctx *cx, json_t *sch, char *path, size_t plen, int depth,
                                   uint32_t *out);
 
-static agx_status gr_path_push(char *path, size_t plen, const char *seg, size_t *nlen) {
-    /* JSON-pointer-ish path for messages; truncated quietly when very deep. */
+/* Appends "/seg" to the JSON-pointer-ish path used in messages (512 bytes,
+ * truncated quietly when very deep). */
+static void gr_path_push(char *path, size_t plen, const char *seg, size_t *nlen) {
     int w = snprintf(path + plen, plen < 511 ? 512 - plen : 1, "/%s", seg);
     size_t add = w < 0 ? 0 : (size_t)w;
     *nlen = plen + add < 511 ? plen + add : 511;
-    return AGX_OK;
 }
 
 static agx_status gr_compile_object(gr_cctx *cx, json_t *sch, char *path, size_t plen,
                                     int depth, uint32_t *out) {
+    char where[512];
+    snprintf(where, sizeof where, "%s", plen ? path : "/");
     json_t *props = json_object_get(sch, "properties");
     json_t *req = json_object_get(sch, "required");
     json_t *addl = json_object_get(sch, "additionalProperties");
     if (props && !json_is_object(props))
         return agx_error_set(cx->err, AGX_ERR_CONFIG,
-                             "schema at %s: \"properties\" must be an object", path);
+                             "schema at %s: \"properties\" must be an object", where);
     if (req && !json_is_array(req))
         return agx_error_set(cx->err, AGX_ERR_CONFIG,
-                             "schema at %s: \"required\" must be an array of names", path);
+                             "schema at %s: \"required\" must be an array of names", where);
     if (addl && !json_is_boolean(addl) && !json_is_object(addl))
         return agx_error_set(cx->err, AGX_ERR_CONFIG,
                              "schema at %s: \"additionalProperties\" must be a boolean or schema",
-                             path);
+                             where);
     size_t n = props ? json_object_size(props) : 0;
     if (n > 65535)
-        return agx_error_set(cx->err, AGX_ERR_CONFIG, "schema at %s: too many properties", path);
+        return agx_error_set(cx->err, AGX_ERR_CONFIG, "schema at %s: too many properties", where);
     uint32_t idx;
     agx_status st = gr_new_node(cx, GR_OBJECT, &idx);
     if (st) return st;
@@ -340,28 +342,17 @@ static agx_status gr_compile_object(gr_cctx *cx, json_t *sch, char *path, size_t
         json_t *name = json_array_get(req, r);
         if (!json_is_string(name))
             return agx_error_set(cx->err, AGX_ERR_CONFIG,
-                                 "schema at %s: \"required\" must list property names", path);
-        bool found = false;
-        json_object_foreach(props, key, sub) {
-            (void)sub;
-            if (strcmp(key, json_string_value(name)) == 0) {
-                size_t j = 0;
-                const char *k2;
-                json_t *s2;
-                json_object_foreach(props, k2, s2) {
-                    (void)s2;
-                    if (k2 == key) break;
-                    j++;
-                }
-                nd->props[j].required = true;
-                found = true;
-                break;
-            }
-        }
-        if (!found)
+                                 "schema at %s: \"required\" must list property names", where);
+        char *q = json_dumps(name, JSON_COMPACT | JSON_ENCODE_ANY); /* compare quoted forms */
+        if (!q) return agx_error_set(cx->err, AGX_ERR_NOMEM, "out of memory");
+        size_t j = 0;
+        while (j < n && strcmp(nd->props[j].key, q) != 0) j++;
+        free(q);
+        if (j == n)
             return agx_error_set(cx->err, AGX_ERR_CONFIG,
                                  "schema at %s: required property \"%s\" is not in \"properties\"",
-                                 path, json_string_value(name));
+                                 where, json_string_value(name));
+        nd->props[j].required = true;
     }
     size_t minlen = 2, nreq = 0;
     ra[n] = 0;

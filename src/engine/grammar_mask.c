@@ -1,8 +1,10 @@
 /* grammar_mask.c — owns the token trie over a vocabulary's byte strings and the
  * per-step mask: a depth-first walk of the trie that steps the grammar automaton
- * one byte per edge and drops a whole subtree on its first rejected byte, plus a
- * fast path inside free strings (a per-token "plain text" class and code-point
- * count, so only tokens holding a quote or backslash need the walk). */
+ * one byte per edge and drops a whole subtree on its first rejected byte, plus
+ * fast paths inside free strings (a per-token "plain text" class and code-point
+ * count, so only tokens holding a quote or backslash need the walk; and tokens
+ * grouped by first byte with precomputed suffix classes for the step right
+ * after a token that stopped inside an escape or a UTF-8 character). */
 #include "agx/grammar.h"
 
 #include <stdlib.h>
@@ -451,11 +453,11 @@ static agx_status gr_mask_impl(agx_grammar_state *s, const agx_grammar_vocab *v,
         }
         cnt += gr_trie_walk(g, &v->special, s->scratch, it, en, allowed, true);
     } else {
-        uint32_t need = 0;
+        uint32_t pend_need = 0;
         uint8_t lo = 0, hi = 0;
-        int pend = fast ? gr_string_pending(g, &s->core, &need, &lo, &hi, &rem) : GR_PEND_NONE;
+        int pend = fast ? gr_string_pending(g, &s->core, &pend_need, &lo, &hi, &rem) : GR_PEND_NONE;
         if (pend != GR_PEND_NONE) {
-            cnt = gr_mask_pending(g, &s->core, v, pend, need, lo, hi, rem, allowed);
+            cnt = gr_mask_pending(g, &s->core, v, pend, pend_need, lo, hi, rem, allowed);
         } else {
             memset(allowed, 0, v->n_vocab);
             cnt = gr_trie_walk(g, &v->full, s->scratch, it, en, allowed, fast);

@@ -11,6 +11,13 @@
 
 #include "agx/grammar.h"
 
+/* The library is built without coverage instrumentation (only this file gets
+ * -fsanitize=fuzzer), so the grammar sources are compiled into the target: the
+ * fuzzer then sees their edges. The linker takes these definitions and leaves
+ * grammar.o / grammar_mask.o in libagx.a unused. */
+#include "../../src/engine/grammar.c"
+#include "../../src/engine/grammar_mask.c"
+
 typedef struct rd {
     const uint8_t *p;
     size_t n;
