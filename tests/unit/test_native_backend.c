@@ -210,6 +210,64 @@ static void test_fifty_plans_valid(void **state) {
     for (size_t m = 0; m < N_MODELS; m++) agx_native_engine_free(eng[m]);
 }
 
+/* Guides that break the plan rules: the rules win where the guide strays
+ * (the sampler takes over from there), and the raw output obeys them. */
+static void test_plan_rules_against_guides(void **state) {
+    (void)state;
+    static const struct {
+        const char *guide, *kept; /* kept: the prefix that must survive */
+    } cases[] = {
+        /* task 1 cannot take input */
+        {"{\"tasks\":[{\"task_number\":1,\"command\":\"ls\",\"args\":[],\"input_from_task\":1}]}",
+         "{\"tasks\":[{\"task_number\":1,\"command\":\"ls\",\"args\":[]"},
+        /* a link forward */
+        {"{\"tasks\":[{\"task_number\":1,\"command\":\"ls\",\"args\":[]},{\"task_number\":2,"
+         "\"command\":\"wc\",\"args\":[],\"input_from_task\":2}]}",
+         "{\"tasks\":[{\"task_number\":1,\"command\":\"ls\",\"args\":[]},{\"task_number\":2,"
+         "\"command\":\"wc\",\"args\":[],\"input_from_task\":"},
+        /* a wrong task number: written as the position */
+        {"{\"tasks\":[{\"task_number\":3,\"command\":\"ls\",\"args\":[]}]}",
+         "{\"tasks\":[{\"task_number\":1,"},
+        /* a valid plan with links is followed to the end */
+        {"{\"tasks\":[{\"task_number\":1,\"command\":\"cat\",\"args\":[\"a.txt\"]},{\"task_number\":2,"
+         "\"command\":\"sort\",\"args\":[],\"input_from_task\":1},{\"task_number\":3,\"command\":"
+         "\"uniq\",\"args\":[\"-c\"],\"input_from_task\":2}]}",
+         NULL},
+    };
+    agx_native_engine *e = open_engine(models[1].path);
+    agx_plan_context ctx;
+    agx_plan_context_init(&ctx, &reg);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        agx_gen_options o = agx_gen_default_options();
+        o.sampler.seed = 77 + i;
+        o.max_tokens = 600;
+        o.guide = cases[i].guide;
+        agx_strbuf raw;
+        agx_strbuf_init(&raw);
+        o.on_text = collect;
+        o.user = &raw;
+        agx_generated_plan gp;
+        agx_gen_stats st;
+        agx_error err;
+        assert_int_equal(agx_native_plan(e, AGX_ROLE_ECHO, "count", &ctx, &o, &gp, &st, &err), AGX_OK);
+        assert_true(agx_strbuf_append(&raw, "", 1));
+        check_raw(raw.data, 20);
+        if (cases[i].kept) {
+            assert_string_not_equal(raw.data, cases[i].guide);
+            assert_memory_equal(raw.data, cases[i].kept, strlen(cases[i].kept));
+        } else {
+            assert_string_equal(raw.data, cases[i].guide);
+            assert_false(st.closed_by_budget);
+            assert_int_equal(gp.plan.n_tasks, 3);
+            assert_int_equal(gp.plan.tasks[2].input_from_task, 2);
+        }
+        check_plan(&gp, "tiny-qwen2.gguf");
+        agx_strbuf_free(&raw);
+        agx_generated_plan_free(&gp);
+    }
+    agx_native_engine_free(e);
+}
+
 /* A budget smaller than any plan still yields the shortest valid plan. */
 static void test_budget_closing(void **state) {
     (void)state;
@@ -565,6 +623,7 @@ static void test_download_script_offline(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifty_plans_valid),
+        cmocka_unit_test(test_plan_rules_against_guides),
         cmocka_unit_test(test_budget_closing),
         cmocka_unit_test(test_backend_reuse_and_metadata),
         cmocka_unit_test(test_deterministic),
