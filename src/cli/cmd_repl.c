@@ -23,6 +23,9 @@
 #include "cli.h"
 #include "cli_planner.h"
 
+/* Longest line read from a pipe (bytes). */
+#define REPL_MAX_LINE 65536
+
 /* The only process-wide state: what the SIGINT handler may touch. */
 static volatile sig_atomic_t repl_interrupted;
 
@@ -200,16 +203,27 @@ static line_status read_line(repl *r, const char *prompt, char **out) {
     *out = NULL;
     if (!r->el) {
         if (prompt && r->tty_err) fputs(prompt, stderr);
-        char *line = NULL;
-        size_t cap = 0;
-        ssize_t n = getline(&line, &cap, stdin);
-        if (n < 0) {
-            free(line);
+        /* bounded: a piped "line" of gigabytes is cut, not slurped */
+        agx_strbuf sb;
+        agx_strbuf_init(&sb);
+        int c;
+        bool any = false, cut = false;
+        while ((c = getchar()) != EOF) {
+            any = true;
+            if (c == '\n') break;
+            if (sb.len < REPL_MAX_LINE)
+                agx_strbuf_putc(&sb, (char)c);
+            else
+                cut = true;
+        }
+        if (!any) {
+            agx_strbuf_free(&sb);
             return LINE_EOF;
         }
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
-        *out = line;
-        return LINE_OK;
+        if (cut) fprintf(stderr, "warning: the line was cut to %d bytes\n", REPL_MAX_LINE);
+        while (sb.len > 0 && sb.data[sb.len - 1] == '\r') sb.data[--sb.len] = '\0';
+        *out = agx_strbuf_take(&sb);
+        return *out ? LINE_OK : LINE_EOF;
     }
     r->prompt_text = prompt;
     repl_interrupted = 0;
