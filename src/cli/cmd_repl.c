@@ -618,9 +618,26 @@ static void cmd_validate(repl *r, const char *rest) {
         return;
     }
     if (!r->delta) {
-        if (r->delta_tried) return;
+        if (r->delta_tried) {
+            printf("no Delta review: its backend could not be set up (see the error above); "
+                   "the plan was only validated\n");
+            return;
+        }
         r->delta_tried = true;
-        if (agx_cli_backend(&r->cfg, AGX_ROLE_DELTA, &r->delta) != AGX_EXIT_OK) return;
+        /* No Delta model configured: Delta reviews with the Echo model's file
+         * (its own prompt), rather than refusing to review at all. */
+        agx_planner_config dcfg = r->cfg;
+        if (r->cfg.backend == AGX_BACKEND_NATIVE &&
+            !agx_planner_model_for_role(&r->cfg, AGX_ROLE_DELTA) &&
+            agx_planner_model_for_role(&r->cfg, AGX_ROLE_ECHO)) {
+            dcfg.delta_model = (char *)agx_planner_model_for_role(&r->cfg, AGX_ROLE_ECHO);
+            printf("no Delta model configured (AGX_DELTA_MODEL); Delta uses the Echo model file\n");
+        }
+        if (agx_planner_create_backend(&dcfg, AGX_ROLE_DELTA, &r->delta, &err) != AGX_OK) {
+            say_error(&err);
+            r->delta = NULL;
+            return;
+        }
         if (warm_up(r, r->delta, &err) != AGX_OK) {
             say_error(&err);
             agx_backend_destroy(r->delta);

@@ -453,7 +453,8 @@ static void test_validate_delta_native(void **state) {
         AGX_TEST_SKIP("test_repl: models/qwen2-tiny-Q4_K_M.gguf not in the reference dir");
     }
     char *home = agx_test_tmpdir();
-    char *m = agx_sprintf("AGX_MODEL_PATH=%s", model);
+    /* only an Echo model: Delta reviews with the same file */
+    char *m = agx_sprintf("AGX_ECHO_MODEL=%s", model);
     const char *env[] = {"AGX_BACKEND=native", m, "AGX_CANDLE_SEED=3", "AGX_THREADS=1",
                          "AGX_CANDLE_MAX_TOKENS=120", NULL};
     term t;
@@ -466,6 +467,7 @@ static void test_validate_delta_native(void **state) {
     char *before = agx_sprintf("%s/repl-state.json", home);
     char *state_before = read_text(before);
     term_send(&t, "v\r");
+    EXPECT(&t, "Delta uses the Echo model file");
     EXPECT(&t, "apply these changes? [y/N] "); /* random weights: Delta rewrites the plan */
     o = term_cmd(&t, "n");
     assert_true(contains(o, "not applied"));
