@@ -326,8 +326,8 @@ static agx_status warm_up(repl *r, agx_backend *b, agx_error *err) {
     agx_status st = agx_backend_native_engine(b, err) ? AGX_OK : err->code;
     progress_stop(r);
     if (st == AGX_OK)
-        printf("model %s loaded in %lld ms\n", agx_backend_model_name(b),
-               (long long)(agx_time_ms() - t0));
+        fprintf(stderr, "model %s loaded in %lld ms\n", agx_backend_model_name(b),
+                (long long)(agx_time_ms() - t0));
     return st;
 }
 
@@ -860,12 +860,12 @@ int agx_cmd_repl(int argc, char **argv) {
 
     if ((rc = agx_cli_backend(&r.cfg, AGX_ROLE_ECHO, &r.echo)) != AGX_EXIT_OK) goto out;
     if (r.tty_in) editor_open(&r);
-    printf("agx %s interactive planning (backend %s, model %s); type help for commands\n",
-           AGX_VERSION, agx_backend_type(r.echo), agx_backend_model_name(r.echo)
-                                                       ? agx_backend_model_name(r.echo)
-                                                       : "-");
+    /* chatter on stderr: stdout carries only results (scripts pipe it) */
+    const char *model_name = agx_backend_model_name(r.echo);
+    fprintf(stderr, "agx %s interactive planning (backend %s, model %s); type help for commands\n",
+            AGX_VERSION, agx_backend_type(r.echo), model_name ? model_name : "-");
     if (r.session.plan.n_tasks)
-        printf("resumed a plan of %zu task%s (preview to show it, clear to start over)\n",
+        fprintf(stderr, "resumed a plan of %zu task%s (preview to show it, clear to start over)\n",
                r.session.plan.n_tasks, r.session.plan.n_tasks == 1 ? "" : "s");
     fflush(stdout);
     if (warm_up(&r, r.echo, &err) != AGX_OK) say_error(&err); /* add reports it again */
