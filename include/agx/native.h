@@ -9,6 +9,7 @@
 #ifndef AGX_NATIVE_H
 #define AGX_NATIVE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -141,6 +142,16 @@ agx_status agx_backend_native_describe(agx_backend *b, char **text, agx_error *e
  * returns AGX_OK (the plan has then been validated). */
 agx_status agx_native_refine(agx_backend *delta, const char *instruction, const agx_plan *existing,
                              const agx_plan_context *ctx, agx_generated_plan *out, agx_error *err);
+
+/* `agx plan validate --refine` in one call: under the buffer's lock, loads the
+ * plan at plan_path, runs agx_native_refine with it (instruction NULL: the
+ * plan's description, else a generic "check and fix" request) and saves the
+ * refined plan only when that succeeded (validated); on any failure the file
+ * is left byte for byte as it was. An empty buffer is AGX_ERR_VALIDATION.
+ * result (may be NULL) receives the saved plan. Works with any backend. */
+agx_status agx_native_refine_buffer(agx_backend *delta, const char *plan_path,
+                                    const char *instruction, const agx_plan_context *ctx,
+                                    agx_plan *result, agx_error *err);
 
 /* ---- benchmark (agx bench --grammar, bench/bench_plan) ---- */
 typedef struct agx_native_bench {

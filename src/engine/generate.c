@@ -430,7 +430,27 @@ typedef struct gen_run {
     agx_strbuf out;
     agx_gen_stats *stats;
     int64_t t0_us;
+    size_t streamed;     /* bytes of out already passed to on_text */
 } gen_run;
+
+/* Passes the new part of the answer to on_text, whole UTF-8 characters only
+ * (a character split across tokens waits for its last byte); at_end: all. */
+static void stream_out(gen_run *r, bool at_end) {
+    if (!r->o->on_text || r->out.len <= r->streamed) return;
+    size_t end = r->out.len;
+    if (!at_end) {
+        const unsigned char *d = (const unsigned char *)r->out.data;
+        for (size_t back = 1; back <= 3 && back <= end - r->streamed; back++) {
+            unsigned char c = d[end - back];
+            if ((c & 0xc0) == 0x80) continue; /* continuation byte: look further back */
+            size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+            if (need > back) end -= back; /* incomplete: hold it back */
+            break;
+        }
+    }
+    if (end > r->streamed) r->o->on_text(r->o->user, r->out.data + r->streamed, end - r->streamed);
+    r->streamed = end;
+}
 
 static double ms_since(int64_t t0_us) { return (double)(agx_time_us() - t0_us) / 1000.0; }
 
@@ -439,7 +459,7 @@ static bool take_bytes(gen_run *r, const char *b, size_t n) {
     if (r->st && !agx_grammar_accept(r->st, b, n)) return false;
     if (r->o->plan_rules) track_bytes(&r->track, (const uint8_t *)b, n);
     if (!agx_strbuf_append(&r->out, b, n)) return false;
-    if (r->o->on_text && n) r->o->on_text(r->o->user, b, n);
+    stream_out(r, false);
     return true;
 }
 
@@ -605,7 +625,8 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
         st = agx_error_set(err, AGX_ERR_TOKENIZER, "the rendered prompt has no tokens");
     int n_ctx = agx_context_n_ctx(e->ctx);
     size_t min_doc = r.st ? agx_grammar_min_bytes_to_complete(r.st) : 0;
-    if (st == AGX_OK && n_prompt + 8 > (size_t)n_ctx)
+    /* the prompt must leave room for at least the smallest answer */
+    if (st == AGX_OK && n_prompt + 8 + (min_doc ? min_doc + CLOSE_SLACK : 0) > (size_t)n_ctx)
         st = agx_error_set(err, AGX_ERR_CONFIG,
                            "the prompt is %zu tokens but the context holds %d; raise "
                            "AGX_CANDLE_CONTEXT_SIZE (e.g. %zu) or shorten the instruction/input",
@@ -742,7 +763,7 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
                 st = agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
                 break;
             }
-            if (o->on_text && b && len) o->on_text(o->user, (const char *)b, len);
+            stream_out(&r, false);
         } else {
             if (tok < 0 || agx_model_is_eog(e->model, tok) || agx_tokenizer_is_eog(e->tok, tok))
                 break;
@@ -752,7 +773,7 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
                 st = agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
                 break;
             }
-            if (o->on_text && b && len) o->on_text(o->user, (const char *)b, len);
+            stream_out(&r, false);
         }
         agx_sampler_accept(sampler, tok);
         if (stats->sampled_tokens == 0) stats->ttft_ms = ms_since(r.t0_us);
@@ -763,9 +784,9 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
     free(pend);
     if (st == AGX_OK && r.st && !agx_grammar_is_complete(r.st))
         st = agx_error_set(err, AGX_ERR_ENGINE, "internal: generation ended before the plan closed");
+    if (st == AGX_OK) stream_out(&r, true);
 
 done:
-    (void)min_doc;
     stats->total_ms = ms_since(r.t0_us);
     if (stats->generated_tokens > 0 && stats->total_ms > stats->ttft_ms)
         stats->tokens_per_s =
