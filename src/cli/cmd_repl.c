@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <wchar.h>
@@ -266,7 +267,8 @@ static void history_add(repl *r, const char *line) {
     if (!r->hist || !*line) return;
     HistEvent ev;
     history(r->hist, &ev, H_ENTER, line);
-    if (r->hist_path) history(r->hist, &ev, H_SAVE, r->hist_path);
+    if (r->hist_path && history(r->hist, &ev, H_SAVE, r->hist_path) >= 0)
+        chmod(r->hist_path, 0600); /* instructions may name private paths */
 }
 
 static void editor_open(repl *r) {
