@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -400,6 +402,40 @@ static void test_ctrl_c_generation_slow_backend(void **state) {
     free(home);
 }
 
+/* A remote backend waiting on a server that accepts the connection and never
+ * answers (the kernel's listen backlog does the accepting): Ctrl-C aborts the
+ * HTTP request instead of waiting out the 300 s timeout. */
+static void test_ctrl_c_generation_remote(void **state) {
+    (void)state;
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(ls >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(ls, 8), 0);
+    socklen_t al = sizeof a;
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &al), 0);
+    char *home = agx_test_tmpdir();
+    char *url = agx_sprintf("AGX_OPENAI_BASE_URL=http://127.0.0.1:%d", ntohs(a.sin_port));
+    const char *env[] = {"AGX_BACKEND=openai", url, "AGX_OPENAI_MODEL=test-model",
+                         "AGX_OPENAI_TIMEOUT_SECS=300", NULL};
+    term t;
+    term_start(&t, home, env);
+    EXPECT(&t, "agx[0]> ");
+    term_send(&t, "a count lines\r");
+    EXPECT(&t, "generating");
+    int64_t t0 = now_ms();
+    term_send_now(&t, "\x03");
+    EXPECT(&t, "generation cancelled; the plan is unchanged");
+    assert_true(now_ms() - t0 < 10000); /* libcurl polls about once a second */
+    EXPECT(&t, "agx[0]> ");
+    term_send(&t, "q\r");
+    assert_int_equal(term_wait(&t), 0);
+    close(ls);
+    free(url);
+    agx_test_rmtree(home);
+    free(home);
+}
+
 static void test_ctrl_c_generation_native(void **state) {
     (void)state;
     char *model = agx_test_ref_path("models/qwen2-tiny-Q4_K_M.gguf");
@@ -653,6 +689,7 @@ int main(void) {
         cmocka_unit_test(test_persistence_and_history),
         cmocka_unit_test(test_ctrl_c_line),
         cmocka_unit_test(test_ctrl_c_generation_slow_backend),
+        cmocka_unit_test(test_ctrl_c_generation_remote),
         cmocka_unit_test(test_ctrl_c_generation_native),
         cmocka_unit_test(test_validate_delta_native),
         cmocka_unit_test(test_native_cancel_flag),
