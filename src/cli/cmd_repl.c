@@ -340,6 +340,11 @@ static void print_stats(agx_backend *b, const agx_generated_plan *gp, int64_t wa
                "(%lld reused from the cache); total %lld ms\n",
                s->ttft_ms, s->tokens_per_s, (long long)s->generated_tokens,
                (long long)s->prompt_tokens, (long long)s->reused_tokens, (long long)wall_ms);
+    else if (gp->meta.tokens > 0 && wall_ms > 0) /* remote servers report their token count */
+        printf("latency %lld ms, %lld tokens (%.1f tokens/s overall) (backend %s%s%s)\n",
+               (long long)wall_ms, (long long)gp->meta.tokens,
+               (double)gp->meta.tokens * 1000.0 / (double)wall_ms, agx_backend_type(b),
+               gp->meta.model ? ", model " : "", gp->meta.model ? gp->meta.model : "");
     else
         printf("latency %lld ms (backend %s%s%s)\n", (long long)wall_ms, agx_backend_type(b),
                gp->meta.model ? ", model " : "", gp->meta.model ? gp->meta.model : "");
