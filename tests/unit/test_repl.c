@@ -436,6 +436,77 @@ static void test_ctrl_c_generation_remote(void **state) {
     free(home);
 }
 
+/* Serves one OpenAI chat completion on the listening socket ls (in a child). */
+static pid_t serve_one_completion(int ls) {
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    alarm(60); /* never outlive a failed test */
+    int c = accept(ls, NULL, NULL);
+    if (c < 0) _exit(1);
+    char buf[65536];
+    size_t got = 0;
+    long want = -1;
+    for (;;) { /* headers, then Content-Length bytes of body */
+        ssize_t n = read(c, buf + got, sizeof buf - 1 - got);
+        if (n <= 0) break;
+        got += (size_t)n;
+        buf[got] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        if (!end) continue;
+        char *cl = strcasestr(buf, "Content-Length:");
+        want = cl ? atol(cl + 15) : 0;
+        if ((long)(got - (size_t)(end + 4 - buf)) >= want) break;
+    }
+    static const char body[] =
+        "{\"id\":\"x\",\"object\":\"chat.completion\",\"model\":\"test-model\",\"choices\":[{"
+        "\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"{\\\"tasks\\\":[{"
+        "\\\"task_number\\\":1,\\\"command\\\":\\\"wc\\\",\\\"args\\\":[\\\"-l\\\"]}]}\"},"
+        "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":20,"
+        "\"total_tokens\":120}}";
+    char head[256];
+    int hl = snprintf(head, sizeof head,
+                      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                      "Connection: close\r\n\r\n",
+                      strlen(body));
+    if (write(c, head, (size_t)hl) < 0 || write(c, body, strlen(body)) < 0) _exit(1);
+    close(c);
+    _exit(0);
+}
+
+static void test_remote_add(void **state) {
+    (void)state;
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(ls >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(ls, 8), 0);
+    socklen_t al = sizeof a;
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &al), 0);
+    pid_t server = serve_one_completion(ls);
+    assert_true(server > 0);
+    char *home = agx_test_tmpdir();
+    char *url = agx_sprintf("AGX_OPENAI_BASE_URL=http://127.0.0.1:%d", ntohs(a.sin_port));
+    const char *env[] = {"AGX_BACKEND=openai", url, "AGX_OPENAI_MODEL=test-model",
+                         "AGX_HTTP_RETRIES=0", NULL};
+    term t;
+    term_start(&t, home, env);
+    EXPECT(&t, "backend openai");
+    EXPECT(&t, "agx[0]> ");
+    char *o = term_cmd(&t, "a count lines");
+    assert_true(contains(o, "wc") && contains(o, "the plan has 1"));
+    assert_true(contains(o, "20 tokens") && contains(o, "backend openai"));
+    free(o);
+    term_send(&t, "q\r");
+    assert_int_equal(term_wait(&t), 0);
+    int status = 0;
+    waitpid(server, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(ls);
+    free(url);
+    agx_test_rmtree(home);
+    free(home);
+}
+
 static void test_ctrl_c_generation_native(void **state) {
     (void)state;
     char *model = agx_test_ref_path("models/qwen2-tiny-Q4_K_M.gguf");
@@ -690,6 +761,7 @@ int main(void) {
         cmocka_unit_test(test_ctrl_c_line),
         cmocka_unit_test(test_ctrl_c_generation_slow_backend),
         cmocka_unit_test(test_ctrl_c_generation_remote),
+        cmocka_unit_test(test_remote_add),
         cmocka_unit_test(test_ctrl_c_generation_native),
         cmocka_unit_test(test_validate_delta_native),
         cmocka_unit_test(test_native_cancel_flag),
