@@ -30,6 +30,11 @@ typedef struct agx_native_engine agx_native_engine;
 typedef struct agx_native_params {
     int n_ctx;      /* <= 0: 2048 (capped by the model) */
     int n_threads;  /* <= 0: all cores */
+    /* Prompt cache directory (NULL = none): the KV state of the last prompt is
+     * kept in a file per model there, so a fresh process (a new `agx plan add`)
+     * reuses the common prefix (system prompt + tools) like a warm engine.
+     * The file is keyed by the model's path, size and mtime and checked on load. */
+    const char *prompt_cache_dir;
 } agx_native_params;
 
 /* Loads the model and tokenizer, builds the grammar's token trie and a context.
@@ -42,6 +47,7 @@ const agx_model *agx_native_engine_model(const agx_native_engine *e);
 const agx_tokenizer *agx_native_engine_tokenizer(const agx_native_engine *e);
 const char *agx_native_engine_path(const agx_native_engine *e);
 int agx_native_engine_threads(const agx_native_engine *e);
+int agx_native_engine_n_ctx(const agx_native_engine *e);   /* context positions (after the model's cap) */
 /* Health probe: tokenizes a test text and runs one forward step (the cache is
  * emptied); a non-finite logit is an error. Times in ms (may be NULL). */
 agx_status agx_native_engine_probe(agx_native_engine *e, double *tokenize_ms, double *forward_ms,
@@ -52,7 +58,9 @@ void agx_native_engine_reset_cache(agx_native_engine *e);
 /* Per-call statistics. Times are milliseconds from the call's start. */
 typedef struct agx_gen_stats {
     int64_t prompt_tokens;     /* tokens of the rendered prompt */
-    int64_t reused_tokens;     /* of those, taken from the KV cache of the previous call */
+    int64_t reused_tokens;     /* of those, taken from the KV cache of the previous call
+                                  (or of the prompt cache file) */
+    bool prompt_cache_loaded;  /* this call started from the prompt cache file */
     int64_t generated_tokens;  /* tokens of the answer: sampled + forced */
     int64_t sampled_tokens;    /* chosen by the sampler */
     int64_t forced_tokens;     /* appended without sampling (forced spans, task numbers, closing) */

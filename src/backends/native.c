@@ -23,6 +23,7 @@ typedef struct native_backend {
     char *path;
     char *name;          /* file name, for metadata */
     char *device;        /* "cpu" */
+    char *cache_dir;     /* prompt cache (AGX_PROMPT_CACHE), NULL = off */
     agx_native_params params;
     agx_gen_options gen;
     agx_native_engine *engine;
@@ -263,6 +264,7 @@ static void native_destroy(agx_backend *b) {
     free(nb->path);
     free(nb->name);
     free(nb->device);
+    free(nb->cache_dir);
     free(nb);
 }
 
@@ -329,6 +331,16 @@ agx_status agx_backend_native_create(const agx_planner_config *cfg, agx_model_ro
     nb->device = agx_strdup(device);
     nb->params.n_ctx = (int)cfg->context_size;
     nb->params.n_threads = (int)cfg->threads;
+    /* AGX_PROMPT_CACHE: a directory, or off; default ~/.agx/cache */
+    const char *pc = agx_env("AGX_PROMPT_CACHE");
+    if (!pc) {
+        char *home = agx_home_dir();
+        nb->cache_dir = home ? agx_sprintf("%s/.agx/cache", home) : NULL;
+        free(home);
+    } else if (*pc && strcmp(pc, "off") != 0 && strcmp(pc, "0") != 0) {
+        nb->cache_dir = agx_strdup(pc);
+    }
+    nb->params.prompt_cache_dir = nb->cache_dir;
     nb->gen = agx_gen_default_options();
     nb->gen.sampler.temperature = (float)cfg->temperature;
     nb->gen.sampler.top_p = (float)cfg->top_p;
@@ -391,14 +403,15 @@ agx_status agx_backend_native_describe(agx_backend *b, char **text, agx_error *e
                         "device:       %s\n"
                         "threads:      %d\n"
                         "context:      %d tokens\n"
+                        "prompt cache: %s\n"
                         "load:         %s%.0f ms\n"
                         "tokenize:     %.2f ms\n"
-                        "forward step: %.1f ms\n",
+                        "forward step: %.1f ms (the first one also pages the weights in)\n",
                         nb->name, role_name(nb->role), nb->path, mc->arch ? mc->arch : "?",
                         agx_model_desc(m), agx_tokenizer_model_name(t), agx_tokenizer_pre_name(t),
                         agx_tokenizer_n_vocab(t), nb->device,
-                        agx_native_engine_threads(nb->engine), nb->params.n_ctx > 0 ? nb->params.n_ctx : 2048,
-                        was_loaded ? "already loaded, " : "", was_loaded ? 0.0 : load_ms, tok_ms,
+                        agx_native_engine_threads(nb->engine), agx_native_engine_n_ctx(nb->engine),
+                        nb->cache_dir ? nb->cache_dir : "off", was_loaded ? "already loaded, " : "", was_loaded ? 0.0 : load_ms, tok_ms,
                         fwd_ms);
     return *text ? AGX_OK : agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
 }

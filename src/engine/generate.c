@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "agx/grammar.h"
 #include "agx/native.h"
@@ -43,7 +44,107 @@ struct agx_native_engine {
     /* last compiled schema (the registry rarely changes between calls) */
     char *schema;
     agx_grammar *grammar;
+    /* prompt cache file (NULL = off), its key, and whether it was tried */
+    char *pc_path;
+    uint64_t pc_key;
+    bool pc_tried;
 };
+
+/* ------------------------------------------------------- prompt cache -- */
+
+/* File: "AGXKV001", key (u64), n tokens (u64), kv bytes (u64), int32 tokens[n],
+ * then the KV state of positions [0, n) as agx_context_kv_export writes it. */
+#define PC_MAGIC "AGXKV001"
+#define PC_HEADER 32
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static void pc_setup(agx_native_engine *e, const char *dir) {
+    struct stat sb;
+    char *real = realpath(e->path, NULL);
+    if (!dir || !*dir || !real || stat(real, &sb) != 0) {
+        free(real);
+        return;
+    }
+    uint64_t h = fnv1a(0xcbf29ce484222325ULL, real, strlen(real));
+    int64_t meta[3] = {(int64_t)sb.st_size, (int64_t)sb.st_mtime,
+                       (int64_t)agx_context_kv_state_bytes(e->ctx, 1)};
+    h = fnv1a(h, meta, sizeof meta);
+    e->pc_key = h;
+    e->pc_path = agx_sprintf("%s/prompt-%016llx.kv", dir, (unsigned long long)h);
+    free(real);
+}
+
+/* On a fresh engine: loads the cached prompt's KV state when it shares a
+ * useful prefix with this prompt. Any problem with the file just means no reuse. */
+static bool pc_load(agx_native_engine *e, const int32_t *prompt, size_t n_prompt) {
+    if (!e->pc_path || e->pc_tried || e->n_cache > 0) return false;
+    e->pc_tried = true;
+    char *data = NULL;
+    size_t len = 0;
+    agx_error err;
+    if (agx_file_read_all(e->pc_path, (size_t)1 << 33, &data, &len, &err) != AGX_OK) return false;
+    bool ok = false;
+    uint64_t key, n, kvb;
+    if (len >= PC_HEADER && memcmp(data, PC_MAGIC, 8) == 0) {
+        memcpy(&key, data + 8, 8);
+        memcpy(&n, data + 16, 8);
+        memcpy(&kvb, data + 24, 8);
+        ok = key == e->pc_key && n > 0 && n <= (uint64_t)agx_context_n_ctx(e->ctx) &&
+             kvb == agx_context_kv_state_bytes(e->ctx, (int)n) &&
+             len == PC_HEADER + n * sizeof(int32_t) + kvb;
+    }
+    size_t common = 0;
+    if (ok) {
+        const char *toks = data + PC_HEADER;
+        for (; common < n && common < n_prompt; common++) {
+            int32_t t;
+            memcpy(&t, toks + common * sizeof t, sizeof t);
+            if (t != prompt[common]) break;
+        }
+        ok = common >= 8;
+    }
+    if (ok && common > e->cap_cache) {
+        int32_t *c = realloc(e->cache, common * sizeof *c);
+        if (c) e->cache = c, e->cap_cache = common;
+        ok = c != NULL;
+    }
+    if (ok)
+        ok = agx_context_kv_import(e->ctx, (int)n, data + PC_HEADER + n * sizeof(int32_t), kvb,
+                                   &err) == AGX_OK;
+    if (ok) {
+        agx_context_truncate(e->ctx, (int)common);
+        memcpy(e->cache, data + PC_HEADER, common * sizeof(int32_t));
+        e->n_cache = common;
+    }
+    free(data);
+    return ok;
+}
+
+/* Saves the prompt's KV state (best effort: a failure is only logged). */
+static void pc_save(agx_native_engine *e, const int32_t *prompt, size_t n_prompt) {
+    if (!e->pc_path || n_prompt == 0 || (size_t)agx_context_n_past(e->ctx) < n_prompt) return;
+    size_t kvb = agx_context_kv_state_bytes(e->ctx, (int)n_prompt);
+    size_t len = PC_HEADER + n_prompt * sizeof(int32_t) + kvb;
+    char *buf = malloc(len);
+    if (!buf) return;
+    uint64_t n = n_prompt, kv64 = kvb;
+    memcpy(buf, PC_MAGIC, 8);
+    memcpy(buf + 8, &e->pc_key, 8);
+    memcpy(buf + 16, &n, 8);
+    memcpy(buf + 24, &kv64, 8);
+    memcpy(buf + PC_HEADER, prompt, n_prompt * sizeof(int32_t));
+    agx_error err;
+    if (agx_context_kv_export(e->ctx, (int)n_prompt, buf + PC_HEADER + n_prompt * sizeof(int32_t),
+                              kvb, &err) != AGX_OK ||
+        agx_file_write_atomic(e->pc_path, buf, len, &err) != AGX_OK)
+        agx_log(AGX_LOG_DEBUG, "native: prompt cache not saved: %s", err.message);
+    free(buf);
+}
 
 /* ------------------------------------------------------------ engine -- */
 
@@ -126,6 +227,7 @@ agx_status agx_native_engine_open(const char *model_path, const agx_native_param
         cp.n_threads = p && p->n_threads > 0 ? p->n_threads : 0;
         st = agx_context_create(e->model, &cp, &e->ctx, err);
     }
+    if (st == AGX_OK && p) pc_setup(e, p->prompt_cache_dir);
     if (st == AGX_OK) {
         e->logits = malloc((size_t)e->n_vocab * sizeof *e->logits);
         e->mask = malloc((size_t)e->n_vocab);
@@ -153,6 +255,7 @@ void agx_native_engine_free(agx_native_engine *e) {
     free(e->logits);
     free(e->mask);
     free(e->path);
+    free(e->pc_path);
     free(e);
 }
 
@@ -160,6 +263,7 @@ const agx_model *agx_native_engine_model(const agx_native_engine *e) { return e-
 const agx_tokenizer *agx_native_engine_tokenizer(const agx_native_engine *e) { return e->tok; }
 const char *agx_native_engine_path(const agx_native_engine *e) { return e->path; }
 int agx_native_engine_threads(const agx_native_engine *e) { return agx_context_n_threads(e->ctx); }
+int agx_native_engine_n_ctx(const agx_native_engine *e) { return agx_context_n_ctx(e->ctx); }
 
 void agx_native_engine_reset_cache(agx_native_engine *e) {
     agx_context_truncate(e->ctx, 0);
@@ -637,6 +741,7 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
 
     /* KV prefix reuse: keep the cached tokens the new prompt starts with; at
      * least the last prompt token is evaluated again for its logits. */
+    stats->prompt_cache_loaded = pc_load(e, prompt, n_prompt);
     size_t keep = 0;
     while (keep < e->n_cache && keep < n_prompt && e->cache[keep] == prompt[keep]) keep++;
     if (keep >= n_prompt) keep = n_prompt - 1;
@@ -709,6 +814,7 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
             int64_t et = agx_time_us();
             st = eval_cancellable(e, pend, n_pend, o->cancel, err);
             if (first_eval) stats->prefill_ms = ms_since(r.t0_us);
+            if (first_eval && st == AGX_OK && keep + 1 < n_prompt) pc_save(e, prompt, n_prompt);
             else stats->decode_ms += ms_since(et), stats->evals++;
             first_eval = false;
             n_pend = 0;

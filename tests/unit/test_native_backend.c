@@ -395,6 +395,7 @@ static void set_env(const char *model, const char *seed) {
     setenv("AGX_CANDLE_CONTEXT_SIZE", "4096", 1);
     setenv("AGX_CANDLE_MAX_TOKENS", "160", 1);
     setenv("AGX_THREADS", "1", 1);
+    setenv("AGX_PROMPT_CACHE", "off", 1);
     unsetenv("AGX_DEVICE");
     unsetenv("AGX_DELTA_MODEL");
     unsetenv("AGX_MODEL_PATH");
@@ -445,28 +446,33 @@ static void test_backend_reuse_and_metadata(void **state) {
     agx_backend_destroy(b);
 }
 
-/* Same seed, same instruction, fresh engines: the same plan. */
+/* Same seed, same instruction, fresh engines: the same plan, also when the
+ * second engine starts from the first one's prompt cache file. */
 static void test_deterministic(void **state) {
     (void)state;
     NEED_MODELS();
-    char *json[2];
-    for (int k = 0; k < 2; k++) {
+    char *json[3];
+    char *dir = agx_sprintf("%s/det-cache", tmpdir);
+    for (int k = 0; k < 3; k++) {
         set_env(models[2].path, "7");
         setenv("AGX_CANDLE_TEMPERATURE", "1.2", 1);
+        if (k > 0) setenv("AGX_PROMPT_CACHE", dir, 1); /* k=1 writes it, k=2 loads it */
         agx_backend *b = make_backend(AGX_ROLE_ECHO);
         agx_plan_context ctx;
         agx_plan_context_init(&ctx, &reg);
         agx_generated_plan gp;
         agx_error err;
         assert_int_equal(agx_backend_generate_plan(b, "sort names.txt", &ctx, &gp, &err), AGX_OK);
+        assert_int_equal(agx_backend_native_last_stats(b)->prompt_cache_loaded, k == 2);
         json[k] = agx_plan_to_json(&gp.plan, AGX_JSON_COMPACT);
         agx_generated_plan_free(&gp);
         agx_backend_destroy(b);
         unsetenv("AGX_CANDLE_TEMPERATURE");
     }
     assert_string_equal(json[0], json[1]);
-    free(json[0]);
-    free(json[1]);
+    assert_string_equal(json[0], json[2]);
+    for (int k = 0; k < 3; k++) free(json[k]);
+    free(dir);
 }
 
 static agx_status create_err(agx_error *err) {
@@ -660,6 +666,51 @@ static void test_refine_buffer(void **state) {
     agx_backend_destroy(delta);
 }
 
+/* The prompt cache: a fresh engine starts from the previous process's prompt
+ * KV state; a corrupt or foreign cache file is ignored. */
+static void test_prompt_cache(void **state) {
+    (void)state;
+    NEED_MODELS();
+    char *dir = agx_sprintf("%s/pcache", tmpdir);
+    agx_native_params p = {.n_ctx = 4096, .n_threads = 1, .prompt_cache_dir = dir};
+    agx_plan_context ctx;
+    agx_plan_context_init(&ctx, &reg);
+    agx_gen_options o = agx_gen_default_options();
+    o.sampler.seed = 3;
+    o.max_tokens = 150;
+    agx_generated_plan gp;
+    agx_gen_stats st;
+    agx_error err;
+    agx_native_engine *e = NULL;
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(agx_native_engine_open(models[2].path, &p, &e, &err), AGX_OK);
+        const char *instr = k == 0 ? "count lines" : "count words";
+        assert_int_equal(agx_native_plan(e, AGX_ROLE_ECHO, instr, &ctx, &o, &gp, &st, &err), AGX_OK);
+        check_plan(&gp, "tiny-nemo.gguf");
+        agx_generated_plan_free(&gp);
+        if (k == 0 || k == 2) { /* first use, and after the file was corrupted */
+            assert_false(st.prompt_cache_loaded);
+            assert_int_equal(st.reused_tokens, 0);
+        } else {
+            assert_true(st.prompt_cache_loaded);
+            assert_true(st.reused_tokens > st.prompt_tokens / 2);
+        }
+        agx_native_engine_free(e);
+        if (k == 1) { /* corrupt every cache file: the next engine ignores it */
+            char *cmd = agx_sprintf("for f in '%s'/*.kv; do printf 'AGXKV001garbage' > \"$f\"; done", dir);
+            assert_int_equal(agx_test_run(cmd, NULL, NULL, NULL), 0);
+            free(cmd);
+        }
+    }
+    /* another model never picks up this model's file */
+    assert_int_equal(agx_native_engine_open(models[0].path, &p, &e, &err), AGX_OK);
+    assert_int_equal(agx_native_plan(e, AGX_ROLE_ECHO, "count words", &ctx, &o, &gp, &st, &err), AGX_OK);
+    assert_false(st.prompt_cache_loaded);
+    agx_generated_plan_free(&gp);
+    agx_native_engine_free(e);
+    free(dir);
+}
+
 /* Hostile instruction text cannot add control tokens to the prompt. */
 static void test_no_control_token_injection(void **state) {
     (void)state;
@@ -728,8 +779,9 @@ static void test_cli_plan_add(void **state) {
         model_case *m = &models[k == 0 ? 2 : 0];
         char *cmd = agx_sprintf(
             "AGX_BACKEND=native AGX_ECHO_MODEL='%s' AGX_PLAN_PATH='%s' AGX_CANDLE_SEED=%zu "
-            "AGX_CANDLE_CONTEXT_SIZE=4096 AGX_CANDLE_MAX_TOKENS=120 AGX_THREADS=1 '%s' plan add '%s'",
-            m->path, plan_path, k + 11, agx_test_cli_path(), instr[k]);
+            "AGX_CANDLE_CONTEXT_SIZE=4096 AGX_CANDLE_MAX_TOKENS=120 AGX_THREADS=1 "
+            "AGX_PROMPT_CACHE='%s/cache' '%s' plan add '%s'",
+            m->path, plan_path, k + 11, tmpdir, agx_test_cli_path(), instr[k]);
         char *out = NULL, *errout = NULL;
         int rc = agx_test_run(cmd, NULL, &out, &errout);
         if (rc != 0) fprintf(stderr, "%s\n%s%s\n", cmd, out ? out : "", errout ? errout : "");
@@ -824,6 +876,7 @@ int main(void) {
         T(test_health_describe),
         T(test_echo_then_delta),
         T(test_refine_buffer),
+        T(test_prompt_cache),
         T(test_no_control_token_injection),
         T(test_bench_grammar),
         T(test_cli_plan_add),
