@@ -4,6 +4,7 @@
 #ifndef AGX_BACKEND_H
 #define AGX_BACKEND_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,10 @@ typedef struct agx_plan_context {
     const agx_input_summary *input;   /* NULL when nothing was piped in */
     const agx_plan *existing;         /* current buffer (Delta refinement), may be NULL */
     size_t max_tasks;                 /* default 20 */
+    /* Cancellation (NULL = none): a flag, typically set by a SIGINT handler,
+     * that long-running backends poll between tokens/requests; when it becomes
+     * non-zero they stop and return AGX_ERR_INFERENCE "generation cancelled". */
+    volatile sig_atomic_t *cancel;
 } agx_plan_context;
 
 void agx_plan_context_init(agx_plan_context *ctx, const agx_registry *registry);

@@ -10,6 +10,7 @@ void agx_plan_context_init(agx_plan_context *ctx, const agx_registry *registry) 
     ctx->input = NULL;
     ctx->existing = NULL;
     ctx->max_tasks = 20;
+    ctx->cancel = NULL;
 }
 
 void agx_generated_plan_init(agx_generated_plan *gp) {

@@ -298,6 +298,14 @@ static agx_status status_error(const agx_http_request *req, const char *url, lon
     return st;
 }
 
+/* libcurl's progress callback: non-zero aborts the transfer (Ctrl-C in the REPL). */
+static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow) {
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    volatile sig_atomic_t *cancel = user;
+    return *cancel != 0;
+}
+
 static bool retryable(long code) { return code == 429 || code == 503; }
 
 agx_status agx_http_send(const agx_http_options *opt, const agx_http_request *req,
@@ -359,12 +367,22 @@ agx_status agx_http_send(const agx_http_options *opt, const agx_http_request *re
         } else {
             curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
         }
+        if (req->cancel) {
+            curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+            curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)req->cancel);
+            curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        }
         CURLcode rc = curl_easy_perform(c);
         long code = 0;
         if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
         curl_easy_cleanup(c);
         resp->attempts = attempt + 1;
 
+        if (rc == CURLE_ABORTED_BY_CALLBACK && req->cancel && *req->cancel) {
+            st = agx_error_set(err, AGX_ERR_INFERENCE, "%s: generation cancelled", req->what);
+            agx_strbuf_free(&s.buf);
+            goto done;
+        }
         if (rc != CURLE_OK) {
             st = transport_error(opt, req, url, rc, &s, detail, resp, err);
             agx_strbuf_free(&s.buf);
@@ -376,6 +394,11 @@ agx_status agx_http_send(const agx_http_options *opt, const agx_http_request *re
                                           : opt->backoff_ms << (attempt < 20 ? attempt : 20);
             if (delay > opt->max_delay_ms) delay = opt->max_delay_ms;
             if (agx_time_ms() + delay >= deadline) delay = -1; /* no time left to retry */
+        }
+        if (delay >= 0 && req->cancel && *req->cancel) {
+            st = agx_error_set(err, AGX_ERR_INFERENCE, "%s: generation cancelled", req->what);
+            agx_strbuf_free(&s.buf);
+            goto done;
         }
         if (delay >= 0) {
             agx_log(AGX_LOG_INFO, "%s: HTTP %ld from %s, retrying in %ld ms (attempt %d of %d)",

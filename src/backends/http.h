@@ -5,6 +5,7 @@
 #ifndef AGX_BACKENDS_HTTP_H
 #define AGX_BACKENDS_HTTP_H
 
+#include <signal.h>
 #include <stddef.h>
 
 #include "agx/error.h"
@@ -30,6 +31,9 @@ typedef struct agx_http_request {
     const char *json_body;      /* POST body (Content-Type: application/json), or NULL */
     const char *bearer_token;   /* "Authorization: Bearer ..." when non-NULL; never logged */
     const char *what;           /* what the caller is doing, for messages: "ollama /api/chat" */
+    /* Polled during the transfer (about once a second while waiting) and before
+     * a retry (NULL = never): non-zero aborts with AGX_ERR_INFERENCE "... cancelled". */
+    volatile sig_atomic_t *cancel;
 } agx_http_request;
 
 /* Why a request failed, for callers that add backend-specific advice. */

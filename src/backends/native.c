@@ -158,6 +158,7 @@ agx_status agx_native_plan(agx_native_engine *e, agx_model_role role, const char
     agx_gen_options o = opt ? *opt : agx_gen_default_options();
     o.schema_json = schema;
     o.plan_rules = true;
+    if (ctx->cancel) o.cancel = ctx->cancel;
     char *text = NULL;
     size_t len = 0;
     st = agx_native_generate(e, msgs, prompt.n_messages, &o, &text, &len, stats, err);

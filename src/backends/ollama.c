@@ -200,7 +200,8 @@ static agx_status ollama_generate(agx_backend *b, const char *instruction,
             break;
         }
         agx_http_request req = {
-            .method = "POST", .url = url, .json_body = body, .what = "ollama /api/chat"};
+            .method = "POST", .url = url, .json_body = body, .what = "ollama /api/chat",
+            .cancel = ctx->cancel};
         st = agx_http_send(&o->http, &req, &r, err);
         free(body);
         /* Ollama before 0.5 accepts only "format":"json" and answers 400 otherwise. */

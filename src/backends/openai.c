@@ -228,7 +228,7 @@ static bool mentions_schema(const char *body) {
 }
 
 static agx_status post_chat(openai_backend *o, const agx_prompt *p, const char *schema,
-                            json_t **out, agx_error *err) {
+                            volatile sig_atomic_t *cancel, json_t **out, agx_error *err) {
     *out = NULL;
     char *url = agx_sprintf("%s/v1/chat/completions", o->base_url);
     if (!url) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
@@ -245,7 +245,8 @@ static agx_status post_chat(openai_backend *o, const agx_prompt *p, const char *
                                 .url = url,
                                 .json_body = body,
                                 .bearer_token = o->api_key,
-                                .what = "openai /v1/chat/completions"};
+                                .what = "openai /v1/chat/completions",
+                                .cancel = cancel};
         st = agx_http_send(&o->http, &req, &r, err);
         free(body);
         if (st != AGX_OK && with_schema && r.status == 400 && mentions_schema(r.body)) {
@@ -280,7 +281,7 @@ static agx_status openai_generate(agx_backend *b, const char *instruction,
     if ((st = agx_prompt_build(o->role, instruction, ctx, &prompt, err)) != AGX_OK) return st;
     char *schema = agx_plan_schema_json(ctx->registry, ctx->max_tasks);
     json_t *j = NULL;
-    st = schema ? post_chat(o, &prompt, schema, &j, err)
+    st = schema ? post_chat(o, &prompt, schema, ctx->cancel, &j, err)
                 : agx_error_set(err, AGX_ERR_NOMEM, "openai: could not build the plan schema");
     agx_prompt_free(&prompt);
     free(schema);
