@@ -67,6 +67,8 @@ uint32_t agx_gguf_version(const agx_gguf *g);
 uint64_t agx_gguf_file_size(const agx_gguf *g);
 uint64_t agx_gguf_alignment(const agx_gguf *g);
 uint64_t agx_gguf_data_offset(const agx_gguf *g);
+/* The path given to open ("<memory>" for open_memory); for messages. */
+const char *agx_gguf_path(const agx_gguf *g);
 
 size_t agx_gguf_n_kv(const agx_gguf *g);
 const agx_gguf_kv *agx_gguf_kv_at(const agx_gguf *g, size_t i);
@@ -88,6 +90,9 @@ char *agx_gguf_get_strdup(const agx_gguf *g, const char *key);
 bool agx_gguf_arr_str(const agx_gguf *g, const agx_gguf_kv *kv, uint64_t i, agx_gguf_str *out);
 bool agx_gguf_arr_i64(const agx_gguf_kv *kv, uint64_t i, int64_t *out);
 bool agx_gguf_arr_f64(const agx_gguf_kv *kv, uint64_t i, double *out);
+/* Element i of an array of arrays, as a KV view (key = parent key, type =
+ * AGX_GGUF_ARRAY); use the arr_* getters on it (O(i) walk, validated at open). */
+bool agx_gguf_arr_sub(const agx_gguf_kv *kv, uint64_t i, agx_gguf_kv *out);
 
 size_t agx_gguf_n_tensors(const agx_gguf *g);
 const agx_gguf_tensor *agx_gguf_tensor_at(const agx_gguf *g, size_t i);
@@ -119,8 +124,36 @@ agx_status agx_gguf_writer_add_f32_array(agx_gguf_writer *w, const char *key, co
 agx_status agx_gguf_writer_add_tensor(agx_gguf_writer *w, const char *name, uint32_t type,
                                       uint32_t n_dims, const int64_t *ne, const void *data,
                                       size_t nbytes, agx_error *err);
+/* Other scalar types (u8/i8/u16/i16/i64/f64), for tests and tools. */
+agx_status agx_gguf_writer_add_scalar(agx_gguf_writer *w, const char *key, agx_gguf_vtype type,
+                                      const void *value, agx_error *err);
+/* An array of n fixed-size elements of type et (not string/array), raw little-endian. */
+agx_status agx_gguf_writer_add_array(agx_gguf_writer *w, const char *key, agx_gguf_vtype et,
+                                     const void *v, size_t n, agx_error *err);
+/* An array of n arrays of int32 (row i has lens[i] elements). */
+agx_status agx_gguf_writer_add_i32_array_array(agx_gguf_writer *w, const char *key,
+                                               const int32_t *const *rows, const size_t *lens,
+                                               size_t n, agx_error *err);
+/* Copies every metadata entry of an existing file whose key starts with prefix
+ * ("" = all, except general.alignment). */
+agx_status agx_gguf_writer_copy_kvs(agx_gguf_writer *w, const agx_gguf *src, const char *prefix,
+                                    agx_error *err);
 /* Writes the file atomically. */
 agx_status agx_gguf_writer_write(agx_gguf_writer *w, const char *path, agx_error *err);
+
+/* Streaming: declare tensors without data, then write the header and stream
+ * each tensor's data in declaration order; commit renames the temp file into
+ * place (atomic), abort removes it. Keeps memory bounded for ~GB files. */
+agx_status agx_gguf_writer_add_tensor_info(agx_gguf_writer *w, const char *name, uint32_t type,
+                                           uint32_t n_dims, const int64_t *ne, agx_error *err);
+agx_status agx_gguf_writer_stream_begin(agx_gguf_writer *w, const char *path, agx_error *err);
+/* Data of the next declared tensor (nbytes must match its declared size). */
+agx_status agx_gguf_writer_stream_tensor(agx_gguf_writer *w, const void *data, size_t nbytes,
+                                         agx_error *err);
+/* Any number of bytes continuing the declared tensors in order (chunked writes). */
+agx_status agx_gguf_writer_stream_data(agx_gguf_writer *w, const void *data, size_t nbytes, agx_error *err);
+agx_status agx_gguf_writer_stream_commit(agx_gguf_writer *w, agx_error *err);
+void agx_gguf_writer_stream_abort(agx_gguf_writer *w);
 
 #ifdef __cplusplus
 }

@@ -66,6 +66,7 @@ uint16_t agx_fp32_to_bf16(float f);
 /* CPU features detected once (the only global state besides constant tables). */
 typedef struct agx_cpu_features {
     bool avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avx512bf16, avxvnni;
+    bool avx512vbmi; /* byte permutes across the register (used for 32-block decoding) */
 } agx_cpu_features;
 const agx_cpu_features *agx_cpu_features_get(void);
 /* "avx512" | "avx2" | "scalar"; AGX_CPU_ISA=scalar|avx2|avx512 can force a lower level. */

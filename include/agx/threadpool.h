@@ -20,13 +20,23 @@ void agx_threadpool_free(agx_threadpool *tp);
 int agx_threadpool_n_threads(const agx_threadpool *tp);
 /* Runs fn(ith, nth, arg) on every thread (the caller participates as ith 0) and waits. */
 void agx_threadpool_run(agx_threadpool *tp, void (*fn)(int ith, int nth, void *arg), void *arg);
+/* Grows the pool-owned scratch memory agx_matmul uses (quantized activations:
+ * about n_tok * n_cols * 1.15 bytes for quantized weights, 4x that for f32)
+ * ahead of time, so that a later agx_matmul never has to allocate; an error
+ * when the memory is not available. tp may be NULL (then it does nothing). */
+agx_status agx_threadpool_reserve(agx_threadpool *tp, size_t bytes, agx_error *err);
+/* Scratch agx_matmul needs for these arguments (what to reserve). */
+size_t agx_matmul_scratch_size(uint32_t wtype, int64_t n_cols, int64_t n_tok);
 
 /* Y[t][r] = sum_c W[r][c] * X[t][c] for t < n_tok, r < n_rows.
+ * tp may be NULL (single-threaded). One agx_matmul at a time per pool.
  * W: n_rows rows of n_cols elements of wtype (row stride agx_type_row_size(wtype, n_cols)).
  * X: n_tok x n_cols float32, row-major; Y: n_tok x n_rows float32, row-major.
  * Activations are converted once to the weight type's vec_dot_type (as llama.cpp
  * does), rows are split across threads; n_tok > 1 uses a cache-blocked
- * matrix-matrix path. scratch is grown as needed (caller frees with free()). */
+ * matrix-matrix path. Scratch is the pool's (grown as needed, freed with the
+ * pool; see agx_threadpool_reserve). An unsupported wtype, an n_cols that is
+ * not a multiple of the block size, or no memory for scratch fills Y with NaN. */
 void agx_matmul(agx_threadpool *tp, uint32_t wtype, const void *w, int64_t n_rows, int64_t n_cols,
                 const float *x, int64_t n_tok, float *y);
 

@@ -1,0 +1,38 @@
+/* remote.h — what the HTTP model backends (ollama, openai) share beyond the
+ * transport: config fallbacks, turning a reply's text into a validated plan,
+ * JSON reply helpers and error decoration. Internal to src/backends. */
+#ifndef AGX_BACKENDS_REMOTE_H
+#define AGX_BACKENDS_REMOTE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "agx/backend.h"
+#include "agx/error.h"
+
+/* The first of: value, the environment variables (NULL-terminated list), def.
+ * Returns a malloc'ed copy (NULL only on OOM). */
+char *agx_remote_setting(const char *value, const char *const *env_names, const char *def);
+
+/* Model reply text -> plan: drops "input_from_task": null (strict OpenAI schemas
+ * make optional keys nullable), then agx_plan_parse_lenient, agx_plan_normalize
+ * and agx_plan_validate against ctx (registry, max_tasks). Unparseable text is
+ * AGX_ERR_PARSE; a plan breaking the rules (unknown tools...) is
+ * AGX_ERR_VALIDATION with every reason. `who` prefixes messages. */
+agx_status agx_remote_plan_from_content(const char *who, const char *content, size_t len,
+                                        const agx_plan_context *ctx, agx_plan *out,
+                                        agx_error *err);
+
+/* Parses a reply body as a JSON object; AGX_ERR_JSON with position and an
+ * excerpt otherwise. */
+agx_status agx_remote_parse_reply(const char *who, const char *body, size_t len, json_t **out,
+                                  agx_error *err);
+
+/* Appends text to err->message (bounded). */
+void agx_remote_error_append(agx_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Integer member or -1. */
+long long agx_remote_json_count(json_t *obj, const char *key);
+
+#endif

@@ -1,0 +1,1527 @@
+/* rules.c — the offline rules planner (the built-in default backend). It reads
+ * an instruction with tables of phrases (PCRE2, compiled once per backend):
+ * signal phrases set flags ("sort numerically", "count per file"), slot
+ * phrases extract arguments (quoted strings, search terms, globs, numbers,
+ * columns, directories). A fixed stage order then composes the pipeline:
+ * source (grep/find/ls) -> filter -> extract -> transform -> aggregate -> limit
+ * -> count, chained with input_from_task. Every tool it uses must be in the
+ * registry; when nothing matches, the registry's own patterns are tried, and
+ * failing that it declines (AGX_ERR_PARSE) instead of inventing a plan. */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <ctype.h>
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "agx/planner.h"
+#include "agx/util.h"
+
+/* ------------------------------------------------------------------ tables */
+
+/* Boolean signals: one phrase regex each (case-insensitive). */
+typedef enum {
+    F_COUNT, F_WORDS, F_CHARS, F_BYTES, F_FILES, F_LINES, F_PER_FILE, F_PER_ITEM, F_LEAST,
+    F_SORT, F_NUMERIC, F_REVERSE, F_UNIQUE, F_CASE, F_BLANK, F_UPPER, F_LOWER, F_LIST, F_LONG,
+    F_HIDDEN, F_SHOW, F_JSON, F_PRETTY, F_KEYS, F_FIRST_LINE, F_LAST_LINE, F_FILES_WITH,
+    F_CSV, F_TSV, F_COLON, F_UNSUPPORTED, F_COUNT_FILES, F_TYPE_FILES, F_SEARCHY,
+    F_DIRS, F_REGEX, F_SKIP_HEADER, F_SUM, F_AVERAGE, F_LARGEST, F_SMALLEST, F_EMPTY_FILES,
+    F_BY_SIZE, F_BY_TIME, F_DUPS, F_EMPTY_DIRS, F_OLDEST, F_WHICH_MOST, F_ONE_FILE, F_TRAILING_WS,
+    F_LEADING_WS, F_SQUEEZE,
+    F_NFLAGS
+} flag_id;
+
+static const char *const flag_regex[F_NFLAGS] = {
+    [F_COUNT] = "\\b(?:count(?:s|ing|ed)?|how\\s+many|number\\s+of|total|tally|wc)\\b",
+    [F_WORDS] = "\\bwords?\\b",
+    [F_CHARS] = "\\b(?:characters?|chars?)\\b",
+    [F_BYTES] = "\\bbytes?\\b",
+    [F_FILES] = "\\bfiles?\\b",
+    [F_LINES] = "\\b(?:lines?|rows?|entries|records)\\b",
+    [F_PER_FILE] = "\\b(?:per|by|for\\s+each|in\\s+each|for\\s+every|in\\s+every|each)\\s+file\\b",
+    [F_PER_ITEM] = "\\b(?:occurrences?\\s+of\\s+(?:each|every|all|the\\s+(?:different|distinct|unique))|"
+                   "frequenc(?:y|ies)|how\\s+many\\s+times|most\\s+(?:common|frequent|popular|used|active|requested|visited|viewed|accessed)|"
+                   "least\\s+(?:common|frequent|popular|used)|histogram|"
+                   "per\\s+(?!file\\b)\\w+|(?:each|every)\\s+(?!file\\b)(?:unique\\s+|distinct\\s+|different\\s+)?\\w+|"
+                   "group(?:ed)?\\s+by|duplicate\\s+counts?|"
+                   "(?:made|makes|has|have|had|with|sent|got|received|gets)\\s+the\\s+most|"
+                   "top\\s+(?:\\d+|ten|five|three|twenty)\\s+(?!lines?\\b|rows?\\b|entries\\b|results?\\b|records\\b)[a-z]\\w*)\\b",
+    [F_LEAST] = "\\bleast\\s+(?:common|frequent|popular|used)\\b",
+    [F_SORT] = "\\b(?:sort(?:s|ed|ing)?|alphabetical(?:ly)?|in\\s+order|ordered)\\b",
+    [F_NUMERIC] = "\\b(?:numeric(?:al(?:ly)?)?|by\\s+(?:number|value|size)|as\\s+numbers)\\b",
+    [F_REVERSE] = "\\b(?:reversed?|descending|decreasing|largest\\s+first|highest\\s+first|"
+                  "biggest\\s+first|in\\s+reverse)\\b",
+    [F_UNIQUE] = "\\b(?:unique|uniq|dedup(?:licate)?|de-duplicate|distinct|remove\\s+duplicates?|"
+                 "without\\s+duplicates?|no\\s+duplicates?|duplicates?\\s+removed)\\b",
+    [F_CASE] = "\\b(?:case[- ]insensitive(?:ly)?|ignor(?:e|ing)\\s+case|any\\s+case|"
+               "regardless\\s+of\\s+case)\\b",
+    [F_BLANK] = "\\b(?:remove|delete|drop|strip|skip|without|ignore|exclude|filter\\s+out|no)\\s+"
+                "(?:all\\s+|the\\s+|any\\s+)*(?:blank|empty)\\s+lines?\\b|\\bnon-?(?:blank|empty)\\s+lines?\\b",
+    [F_UPPER] = "\\b(?:upper[- ]?case|capitali[sz]e|to\\s+upper|all\\s+caps)\\b",
+    [F_LOWER] = "\\b(?:lower[- ]?case|to\\s+lower)\\b",
+    [F_LIST] = "\\b(?:list|ls|show|display|what|which)\\b(?:\\s+(?:all|the|every|of|are|is|in|me))*\\s+"
+               "(?:files?|director(?:y|ies)|folders?|contents\\s+of\\s+(?:the\\s+)?(?:directory|folder|dir))\\b",
+    [F_LONG] = "\\b(?:details?|detailed|long\\s+format|sizes?|permissions|owners?|timestamps?)\\b",
+    [F_HIDDEN] = "\\b(?:hidden|dot\\s*files|including\\s+hidden)\\b",
+    [F_SHOW] = "\\b(?:show|print|display|cat|read|view|output|dump|open|see|contents?)\\b",
+    [F_JSON] = "\\b(?:json|jq)\\b",
+    [F_PRETTY] = "\\b(?:pretty[- ]?print(?:ed)?|pretty|prettify|format(?:ted)?|indent(?:ed)?|beautify)\\b",
+    [F_KEYS] = "\\b(?:keys|top-level\\s+fields)\\b",
+    [F_FIRST_LINE] = "\\b(?:first|top|opening)\\s+(?:line|row|entry)\\b",
+    [F_LAST_LINE] = "\\b(?:last|final|bottom)\\s+(?:line|row|entry)\\b",
+    [F_FILES_WITH] = "\\b(?:files?|filenames?|file\\s+names)\\s+(?:that\\s+|which\\s+)?"
+                     "(?:contain|containing|contains|with|mention|mentions|mentioning|matching|match|"
+                     "have|having|include|including)\\b",
+    [F_CSV] = "\\b(?:csv|comma[- ]separated|commas?)\\b",
+    [F_TSV] = "\\b(?:tsv|tab[- ]separated|tabs?)\\b",
+    [F_COLON] = "\\b(?:colon[- ]separated|colons?)\\b",
+    [F_UNSUPPORTED] = "\\b(e-?mail|send|upload|download|install|compress|zip|unzip|encrypt|decrypt|"
+                      "chmod|chown|kill|reboot|shutdown|translate|summari[sz]e|explain|ssh|ftp|ping|"
+                      "wget|curl|commit|deploy|compile|rename|move|copy|"
+                      "(?:delete|remove|rm)\\s+(?:the\\s+|all\\s+|those\\s+|these\\s+)?"
+                      "(?:files?|director(?:y|ies)|folders?))\\b",
+    [F_SEARCHY] = "\\b(?:find|search|grep|show|print|list|lines?|count|which|where|look|get|display|"
+                  "filter|match\\w*|contain\\w*|occurrences?)\\b",
+    [F_DIRS] = "\\b(?:directories|folders|subdirectories|subfolders|dirs)\\b",
+    [F_REGEX] = "\\b(?:regex(?:p|es)?|regular\\s+expressions?|extended\\s+pattern)\\b",
+    [F_SKIP_HEADER] = "\\b(?:skip|skipping|remove|drop|without|ignore|ignoring|delete|strip|exclude|excluding)\\s+"
+                      "(?:the\\s+)?(?:first\\s+line|header(?:\\s+line|\\s+row)?|heading)\\b",
+    [F_SUM] = "\\b(?:sum|add\\s+up|total\\s+of)\\b",
+    [F_AVERAGE] = "\\b(?:average|mean)\\b",
+    [F_LARGEST] = "\\b(?:largest|biggest|heaviest)\\s+(?:\\d+\\s+)?files?\\b",
+    [F_SMALLEST] = "\\bsmallest\\s+(?:\\d+\\s+)?files?\\b",
+    [F_EMPTY_FILES] = "\\bempty\\s+(?:files?|director(?:y|ies)|folders?|dirs?)\\b",
+    [F_EMPTY_DIRS] = "\\bempty\\s+(?:director(?:y|ies)|folders?|dirs?)\\b",
+    [F_BY_SIZE] = "\\b(?:by|on)\\s+(?:file\\s+)?size\\b",
+    [F_BY_TIME] = "\\b(?:by|on)\\s+(?:(?:modification|modified|change|last\\s+modified)\\s+)?(?:time|date|age)\\b|"
+                  "\\bnewest\\s+first\\b|\\bmost\\s+recent(?:ly\\s+modified)?\\s+first\\b|"
+                  "\\bmost\\s+recently\\s+(?:modified|changed|updated|edited)\\b|"
+                  "\\b(?:newest|latest|oldest)\\s+(?:\\d+\\s+)?files?\\b",
+    [F_OLDEST] = "\\boldest\\b",
+    [F_ONE_FILE] = "\\b(?:the\\s+)?(?:largest|biggest|smallest|newest|oldest|latest)\\s+file\\b(?!s)",
+    [F_TRAILING_WS] = "\\b(?:trailing|ending|end-of-line)\\s+(?:white\\s*space|spaces|blanks)\\b",
+    [F_LEADING_WS] = "\\b(?:leading|starting)\\s+(?:white\\s*space|spaces|blanks)\\b|"
+                     "\\b(?:remove|strip|delete|drop)\\s+(?:the\\s+)?indentation\\b",
+    [F_SQUEEZE] = "\\b(?:squeeze|collapse)\\s+(?:repeated\\s+|multiple\\s+|consecutive\\s+|runs\\s+of\\s+)?"
+                  "(?:spaces|blanks|white\\s*space)\\b",
+    [F_WHICH_MOST] = "\\b(?:which|what)\\b[^.?]*?\\bthe\\s+most\\b",
+    [F_DUPS] = "\\b(?:duplicated?|repeated)\\s+(?:lines?|entries|rows|words?|values)\\b|"
+               "\\b(?:appear|occur)s?\\s+more\\s+than\\s+once\\b",
+    [F_COUNT_FILES] = "\\b(?:count|how\\s+many|number\\s+of)\\s+(?:the\\s+|all\\s+)?(?:\\S+\\s+)?files\\b",
+    [F_TYPE_FILES] = "\\b(?:find|locate|list|show|search\\s+for|look\\s+for)\\s+(?:all\\s+|the\\s+|every\\s+)*"
+                     "(?:regular\\s+)?files\\b",
+};
+
+/* Slot extractors: a regex with one or two captures and what the capture fills. */
+typedef enum {
+    S_SORT_KEY, S_FIELD_ORD, S_FIELD_NUM, S_LOG_IP, S_LOG_STATUS, S_LOG_PATH, S_REPLACE,
+    S_JSON_KEY, S_NAMED, S_EXT_DOT, S_EXT_WORD, S_FIRST_N, S_MOST_N, S_LAST_N, S_N_LINES,
+    S_DIR_UNDER, S_DIR_IN, S_DIR_LIST, S_DIR_NAMED, S_DIR_IN_WORD,
+    /* search terms, tried in this order; the first acceptable capture wins */
+    S_TERM_INVERT, S_TERM_LINES, S_TERM_SEARCH, S_TERM_CONTAINING, S_TERM_OCCURRENCES,
+    S_TERM_CAPS_NOUN, S_TERM_FIND_CAPS, S_TERM_FOR, S_TERM_STATUS,
+    S_TERM_START, S_TERM_END, S_TERM_ANY_CAPS,
+    S_TERM_EMPTY, S_OR_TERM, S_SIZE, S_MTIME, S_LINE_RANGE, S_LINE_ONE, S_LONGER, S_FIELDS_RANGE,
+    S_FIELDS_LIST, S_CONVERT_CHARS, S_LINE_ORD, S_DELETE_CLASS,
+    S_NSLOTS
+} slot_id;
+
+#define TERM "('[^']*'|\"[^\"]*\"|`[^`]*`|[^\\s,;]+|[,;])"
+#define NUM "(\\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|" \
+            "thirty|fifty|hundred)"
+#define ORD "(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last|\\d+(?:st|nd|rd|th)?)"
+#define WORDISH "(?:the\\s+(?:word|string|text|pattern|phrase|term)\\s+)?"
+#define PATHTOK "((?:~|\\.{1,2})?/?[\\w.-]+(?:/[\\w.-]*)*)"
+
+static const char *const slot_regex[S_NSLOTS] = {
+    [S_SORT_KEY] = "\\bsort\\w*(?:\\s+\\S+){0,4}?\\s+(by\\s+(?:the\\s+)?(?:" ORD "\\s+(?:column|field|col)|"
+                   "(?:column|field|col)\\s+(\\d+)))",
+    [S_FIELD_ORD] = "\\b" ORD "\\s+(?:column|field|col)s?\\b",
+    [S_FIELD_NUM] = "\\b(?:column|field|col)\\s+(?:number\\s+|#)?(\\d+)\\b",
+    [S_LOG_IP] = "\\b(ip(?:\\s+address(?:es)?)?s?|clients?(?:\\s+ips?)?|hosts?|visitors?|remote\\s+addr\\w*)\\b",
+    [S_LOG_STATUS] = "\\b((?:http\\s+)?status(?:\\s+codes?)?|response\\s+codes?)\\b",
+    [S_LOG_PATH] = "\\b(urls?|paths?|pages?|endpoints?|request\\s+paths?)\\b",
+    [S_REPLACE] = "\\b(?:replace|substitute|swap)\\s+(?:all\\s+)?(?:occurrences\\s+of\\s+)?" TERM
+                  "\\s+(?:with|by|to|into|for)\\s+" TERM,
+    [S_JSON_KEY] = "(?:\\b(?:field|key|property|attribute|value\\s+of)\\s+(?!\\d)" TERM
+                   "|(?:^|\\s)(\\.[A-Za-z_][\\w.]*)|\\b([A-Za-z_][\\w-]*)\\s+(?:field|key|property|attribute)\\b)",
+    [S_NAMED] = "\\bfiles?\\s+(named|called|matching|ending\\s+(?:in|with)|with\\s+(?:the\\s+)?"
+                "(?:extension|suffix|name))\\s+" TERM,
+    [S_EXT_DOT] = "(?:^|\\s)\\*?(\\.[A-Za-z0-9]{1,8})\\s+(?:source\\s+)?files?\\b",
+    [S_EXT_WORD] = "\\b(c|c\\+\\+|cpp|python|rust|go|golang|markdown|json|yaml|yml|shell|bash|"
+                   "javascript|js|typescript|ts|java|ruby|header|text|txt|log|csv|html|css|toml|xml|"
+                   "php|perl|sql)\\s+(?:source\\s+)?files?\\b",
+    [S_FIRST_N] = "\\b(?:first|top|head|leading|opening)\\s+" NUM "\\b",
+    [S_MOST_N] = "\\b" NUM "\\s+(?:most|least|top|highest|lowest|biggest|largest|smallest|newest|oldest|"
+                 "latest|longest|shortest)\\b",
+    [S_LAST_N] = "\\b(?:last|bottom|tail|final|trailing|latest|most\\s+recent)\\s+" NUM "\\b",
+    [S_N_LINES] = "\\b(?:show|print|display|get|take|keep|give\\s+me|output)\\s+(?:me\\s+)?(?:only\\s+)?"
+                  NUM "\\s+(?:lines?|rows?|entries|results?)\\b",
+    [S_DIR_UNDER] = "\\b(?:under|inside|within|beneath|below)\\s+(?:the\\s+)?(?:directory\\s+|folder\\s+|dir\\s+)?"
+                    PATHTOK,
+    [S_DIR_IN] = "\\b(?:in|from)\\s+(?:the\\s+)?(?:directory|folder|dir)\\s+" PATHTOK,
+    [S_DIR_LIST] = "\\b(?:files|contents|entries|everything|directories|folders)\\s+(?:are\\s+|is\\s+)?"
+                   "(?:in|of|under)\\s+(?:the\\s+)?" PATHTOK,
+    [S_DIR_IN_WORD] = "\\bin\\s+([A-Za-z0-9_~][\\w.~-]*(?:/[\\w.-]+)*/?)(?=[\\s,;:?!]|[.](?!\\w)|$)",
+    [S_DIR_NAMED] = "\\b(?:in|from|of)\\s+(?:the\\s+)?" PATHTOK "\\s+(?:directory|folder|dir|tree)\\b",
+    [S_TERM_INVERT] = "\\b(?:exclude|excluding|without|except|skip|skipping|ignore|ignoring|drop|"
+                      "filter\\s+out|remove|hide|delete|strip)\\s+(?:lines?\\s+|all\\s+|the\\s+|any\\s+)*"
+                      "(?:that\\s+|which\\s+)?(?:containing\\s+|contain\\s+|with\\s+|matching\\s+|"
+                      "match\\s+|mentioning\\s+)?" WORDISH TERM,
+    [S_TERM_LINES] = "\\b(?:lines?|entries|rows|records|files?|messages)\\s+(?:that\\s+|which\\s+)?"
+                     "(?:(do\\s+not|don't|doesn't|does\\s+not|not)\\s+)?(?:contain(?:s|ing)?|match(?:es|ing)?|"
+                     "mention(?:s|ing)?|with|having|ha(?:ve|s)|includ(?:e|es|ing))\\s+" WORDISH TERM,
+    [S_TERM_SEARCH] = "\\b(?:search(?:ing)?|grep|look(?:ing)?|scan|hunt)\\s+(?:for\\s+|through\\s+\\S+\\s+for\\s+)?"
+                      "(?:all\\s+)?" WORDISH TERM,
+    [S_TERM_CONTAINING] = "\\b(?:containing|contains|matching|mentioning)\\s+" WORDISH TERM,
+    [S_TERM_OCCURRENCES] = "\\b(?:occurrences?|instances?|mentions?|count)\\s+of\\s+" WORDISH TERM,
+    [S_TERM_CAPS_NOUN] = "(?-i)(?:^|\\s)('[^']*'|\"[^\"]*\"|[A-Z][A-Z0-9_]+)\\s+(?i)(?:lines?|entries|"
+                         "messages|comments?|errors|warnings|occurrences|mentions|markers|notes|items)\\b",
+    [S_TERM_FIND_CAPS] = "(?-i)\\b(?i:find|show|list|count|get|print|extract|highlight)\\s+"
+                         "(?i:all\\s+)?(?i:the\\s+)?([A-Z][A-Z0-9_]{2,})\\b",
+    [S_TERM_FOR] = "\\bfor\\s+" WORDISH TERM,
+    [S_TERM_START] = "\\b(?:start|starts|starting|begin|begins|beginning)\\s+with\\s+(?:an?\\s+)?" WORDISH TERM,
+    [S_TERM_END] = "\\b(?:end|ends|ending)\\s+(?:with|in)\\s+(?:an?\\s+)?" WORDISH TERM,
+    [S_TERM_ANY_CAPS] = "(?-i)(?:^|\\s)([A-Z][A-Z0-9_]{2,})s?(?=[\\s,;:?!]|[.](?!\\w)|$)",
+    [S_FIELDS_RANGE] = "\\b(?:first|top|leading)\\s+" NUM "\\s+(?:columns|fields|cols)\\b",
+    [S_CONVERT_CHARS] = "\\b(?:convert|change|turn|translate)\\s+(?:all\\s+)?(?:the\\s+)?([a-z]+)\\s+(?:to|into|in)\\s+"
+                        "([a-z]+)\\b",
+    [S_LINE_ORD] = "\\b(?:the\\s+)?" ORD "\\s+line\\b",
+    [S_DELETE_CLASS] = "\\b(?:delete|remove|strip|drop)\\s+(?:all\\s+)?(?:the\\s+)?(digits|numbers|punctuation|"
+                       "spaces|whitespace|tabs|commas|quotes)\\b",
+    [S_FIELDS_LIST] = "\\b(?:columns|fields|cols)\\s+(\\d+)\\s*(?:and|,|&)\\s*(\\d+)\\b",
+    [S_TERM_EMPTY] = "\\b(?:empty|blank)\\s+(lines?)\\b",
+    [S_OR_TERM] = "\\G['\"`]?\\s*,?\\s+or\\s+" TERM,
+    [S_SIZE] = "\\b(larger|bigger|greater|more|over|smaller|less|under)\\s+(?:than\\s+)?(\\d+)\\s*"
+               "(k|kb|kib|m|mb|mib|g|gb|gib|bytes?)?\\b",
+    [S_MTIME] = "\\b(?:modified|changed|edited|updated|touched)\\s+(?:in\\s+)?(?:the\\s+)?(?:last|past|within)"
+                "\\s+(?:the\\s+last\\s+)?" NUM "?\\s*(minutes?|hours?|days?|weeks?)\\b",
+    [S_LINE_RANGE] = "\\blines?\\s+(\\d+)\\s*(?:to|-|through|thru|until|and)\\s*(\\d+)\\b",
+    [S_LINE_ONE] = "\\bline\\s+(?:number\\s+|#)?(\\d+)\\b",
+    [S_LONGER] = "\\blines?\\s+(?:that\\s+are\\s+|which\\s+are\\s+)?(longer|shorter|more|fewer|less)\\s+than\\s+"
+                 "(\\d+)(?:\\s+(?:characters?|chars?|bytes?|columns?))?",
+    [S_TERM_STATUS] = "\\b(?:returned|returning|return|with\\s+status|status(?:\\s+code)?|code)\\s+(\\d+)\\b",
+};
+
+/* Words that follow "containing"/"for"/... without being what to search for. */
+static const char *const term_stopwords[] = {
+    "each", "every", "all", "the", "a", "an", "any", "lines", "line", "files", "file", "words",
+    "word", "them", "it", "this", "that", "these", "those", "duplicates", "duplicate", "blank",
+    "empty", "numbers", "number", "case", "input", "output", "stdin", "text", "data", "column",
+    "field", "me", "us", "in", "of", "and", "or", "to", "from", "with", "only", "unique",
+    "distinct", "different", "entries", "rows", "count", "counts", "occurrences", "results",
+    "hidden", "details", "first", "last", "header", "heading", "current", "working", "present", "same", "whole", "entire", "how", "what", "which", "more", "less", "some", "one", "two", "three", "ten",
+};
+
+/* Words after "in" that are not directories ("sort in reverse order"). */
+static const char *const not_dirs[] = {
+    "reverse", "order", "alphabetical", "numeric", "numerical", "case", "lowercase", "uppercase",
+    "parallel", "total", "it", "them", "this", "that", "the", "a", "an", "each", "every", "all",
+    "my", "our", "your", "there", "here", "json", "csv", "tsv", "memory", "bytes", "lines", "words",
+    "files", "columns", "descending", "ascending", "seconds", "minutes", "hours", "days", "one",
+    "full", "detail", "details", "bulk", "order.", "common", "both", "stdin", "input", "output",
+    "place", "use", "front", "between", "kb", "mb", "gb", "k", "m", "g", "current", "which",
+};
+
+static bool is_not_dir(const char *w) {
+    for (size_t i = 0; i < sizeof not_dirs / sizeof not_dirs[0]; i++)
+        if (strcasecmp(w, not_dirs[i]) == 0) return true;
+    return false;
+}
+
+/* Upper-case words that name formats, not things to search for. */
+static const char *const caps_not_terms[] = {"CSV", "TSV", "JSON", "XML", "HTML", "YAML", "URL", "URI",
+                                             "IPS", "API", "UTF", "ASCII", "PDF", "SQL", "IDS", "TODOS"};
+
+static const struct {
+    const char *word;
+    const char *glob;
+} ext_words[] = {
+    {"c", "*.c"},       {"c++", "*.cpp"},   {"cpp", "*.cpp"},  {"python", "*.py"},
+    {"rust", "*.rs"},   {"go", "*.go"},     {"golang", "*.go"}, {"markdown", "*.md"},
+    {"json", "*.json"}, {"yaml", "*.yaml"}, {"yml", "*.yml"},  {"shell", "*.sh"},
+    {"bash", "*.sh"},   {"javascript", "*.js"}, {"js", "*.js"}, {"typescript", "*.ts"},
+    {"ts", "*.ts"},     {"java", "*.java"}, {"ruby", "*.rb"},  {"header", "*.h"},
+    {"text", "*.txt"},  {"txt", "*.txt"},   {"log", "*.log"},  {"csv", "*.csv"},
+    {"html", "*.html"}, {"css", "*.css"},   {"toml", "*.toml"}, {"xml", "*.xml"},
+    {"php", "*.php"},   {"perl", "*.pl"},   {"sql", "*.sql"},
+};
+
+static const struct {
+    const char *word;
+    long value;
+} number_words[] = {
+    {"one", 1},     {"two", 2},     {"three", 3},   {"four", 4},   {"five", 5},
+    {"six", 6},     {"seven", 7},   {"eight", 8},   {"nine", 9},   {"ten", 10},
+    {"eleven", 11}, {"twelve", 12}, {"fifteen", 15}, {"twenty", 20}, {"thirty", 30},
+    {"fifty", 50},  {"hundred", 100}, {"first", 1}, {"second", 2}, {"third", 3},
+    {"fourth", 4},  {"fifth", 5},   {"sixth", 6},   {"seventh", 7}, {"eighth", 8},
+    {"ninth", 9},   {"tenth", 10},
+};
+
+/* Things people ask to extract by name: an extraction verb, the noun, and the
+ * extended regex grep -o uses for it. Log fields win over these in web logs. */
+#define EXTRACT_VERB "\\b(?:extract|find|list|show|get|print|pull\\s+out|grab|collect|count|display)" \
+                     "(?:\\s+(?:all|the|every|each|unique|distinct|different|of|out|me))*\\s+"
+static const struct {
+    const char *phrase;
+    const char *regex;
+    bool log_field; /* also a named field of web logs: skip when the input is one */
+} named_patterns[] = {
+    {EXTRACT_VERB "e-?mail(?:\\s+address(?:es)?|s)?\\b", "[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}", false},
+    {EXTRACT_VERB "ip(?:v4)?(?:\\s+address(?:es)?|s)?\\b", "([0-9]{1,3}\\.){3}[0-9]{1,3}", true},
+    {EXTRACT_VERB "(?:urls?|links?|web\\s+addresses)\\b", "https?://[^[:space:]\"'<>]+", true},
+    {EXTRACT_VERB "(?:numbers|digits|integers)\\b", "[0-9]+", false},
+    {EXTRACT_VERB "dates?\\b", "[0-9]{4}-[0-9]{2}-[0-9]{2}", false},
+};
+#define N_NAMED_PATTERNS (sizeof named_patterns / sizeof named_patterns[0])
+
+/* Characters named in words, for "replace tabs with commas" (tr, not sed). */
+static const struct {
+    const char *word;
+    const char *chars; /* tr notation */
+} char_names[] = {
+    {"tab", "\\t"},       {"tabs", "\\t"},       {"space", " "},        {"spaces", " "},
+    {"comma", ","},       {"commas", ","},       {"semicolon", ";"},    {"semicolons", ";"},
+    {"colon", ":"},       {"colons", ":"},       {"newline", "\\n"},   {"newlines", "\\n"},
+    {"pipe", "|"},        {"pipes", "|"},        {"dot", "."},          {"dots", "."},
+    {"period", "."},      {"periods", "."},      {"underscore", "_"},   {"underscores", "_"},
+    {"dash", "-"},        {"dashes", "-"},       {"hyphen", "-"},       {"hyphens", "-"},
+    {"slash", "/"},       {"slashes", "/"},      {"hash", "#"},         {"hashes", "#"},
+};
+
+static const char *char_name(const char *w) {
+    for (size_t i = 0; w && i < sizeof char_names / sizeof char_names[0]; i++)
+        if (strcasecmp(w, char_names[i].word) == 0) return char_names[i].chars;
+    return NULL;
+}
+
+/* Tools that read file operands (so files attach to them rather than to a `cat`). */
+static const char *const file_readers[] = {"grep", "head", "tail", "wc", "cat", "sort",
+                                           "cut", "awk", "sed", "jq"};
+
+#define MAX_STEPS 16
+#define MAX_ARGS 12
+#define MAX_ITEMS 8
+
+/* ---------------------------------------------------------------- backend */
+
+typedef struct rules_backend {
+    agx_backend base;
+    pcre2_code *flags[F_NFLAGS];
+    pcre2_code *slots[S_NSLOTS];
+    pcre2_code *log_line; /* common/combined log format, for the input summary */
+    pcre2_code *named[N_NAMED_PATTERNS];
+} rules_backend;
+
+typedef struct {
+    size_t start, end;
+} span;
+
+typedef struct {
+    const char *tool;
+    char *args[MAX_ARGS];
+    size_t n_args;
+} step;
+
+typedef struct {
+    const rules_backend *rb;
+    const char *text;
+    size_t len;
+    pcre2_match_data *md;
+    int rc; /* captures set by the last successful match (pcre2_match's result) */
+    span quoted[MAX_ITEMS];
+    size_t n_quoted;
+    span used[MAX_ITEMS * 2];
+    size_t n_used;
+    bool flag[F_NFLAGS];
+    char *unsupported;
+    char *term;
+    bool invert, occurrences_of_term;
+    char *files[MAX_ITEMS];
+    size_t n_files;
+    char *dir, *glob;
+    bool named_exact;
+    long first_n, last_n, field, sort_key;
+    bool field_last;
+    char *replace_from, *replace_to, *json_key;
+    const char *named_regex;          /* from named_patterns: grep -oE */
+    long fields[2];                   /* "columns 1 and 3" */
+    long fields_upto;                 /* "first 3 columns" */
+    char *find_size, *find_time_flag, *find_time; /* find -size / -mtime|-mmin predicates */
+    long line_from, line_to;          /* sed -n 'A,Bp' */
+    long longer_than, shorter_than;   /* awk 'length($0) > N' */
+    bool term_regex;                  /* the term is an extended regex (grep -E) */
+    const char *delete_set;           /* tr -d SET */
+    bool piped, log_input, json_input;
+    step steps[MAX_STEPS];
+    size_t n_steps;
+    bool oom;
+} analysis;
+
+static bool in_spans(const span *spans, size_t n, size_t pos) {
+    for (size_t i = 0; i < n; i++)
+        if (pos >= spans[i].start && pos < spans[i].end) return true;
+    return false;
+}
+
+static void mark_used(analysis *a, size_t start, size_t end) {
+    if (a->n_used < sizeof a->used / sizeof a->used[0]) a->used[a->n_used++] = (span){start, end};
+}
+
+/* First match of re at or after *from whose start is outside quoted text. On
+ * success the ovector is in a->md. */
+static bool match_from(analysis *a, const pcre2_code *re, size_t from) {
+    while (from <= a->len) {
+        int rc = pcre2_match(re, (PCRE2_SPTR)a->text, a->len, from, 0, a->md, NULL);
+        if (rc < 0) return false;
+        a->rc = rc == 0 ? (int)pcre2_get_ovector_count(a->md) : rc;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+        if (!in_spans(a->quoted, a->n_quoted, ov[0]) && !in_spans(a->used, a->n_used, ov[0]))
+            return true;
+        from = ov[0] + 1;
+    }
+    return false;
+}
+
+static bool group(analysis *a, int g, size_t *start, size_t *end) {
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+    if (g < 0 || g >= a->rc || ov[2 * g] == PCRE2_UNSET) return false;
+    *start = ov[2 * g];
+    *end = ov[2 * g + 1];
+    return true;
+}
+
+/* Duplicates a capture, removing surrounding quotes. */
+static char *group_dup(analysis *a, int g, bool *was_quoted) {
+    size_t s, e;
+    if (!group(a, g, &s, &e)) return NULL;
+    bool q = e - s >= 2 && strchr("'\"`", a->text[s]) && a->text[e - 1] == a->text[s];
+    if (was_quoted) *was_quoted = q;
+    char *out = q ? agx_strndup(a->text + s + 1, e - s - 2) : agx_strndup(a->text + s, e - s);
+    if (!out) a->oom = true;
+    return out;
+}
+
+static long number_value(const char *s) {
+    if (isdigit((unsigned char)s[0])) {
+        long v = strtol(s, NULL, 10);
+        return v > 0 && v < 1000000000L ? v : -1;
+    }
+    for (size_t i = 0; i < sizeof number_words / sizeof number_words[0]; i++)
+        if (strcasecmp(s, number_words[i].word) == 0) return number_words[i].value;
+    return -1;
+}
+
+static long slot_number(analysis *a, slot_id id, int g) {
+    if (!match_from(a, a->rb->slots[id], 0)) return -1;
+    char *s = group_dup(a, g, NULL);
+    long v = s ? number_value(s) : -1;
+    free(s);
+    return v;
+}
+
+/* ---------------------------------------------------------------- analysis */
+
+static void find_quotes(analysis *a) {
+    for (size_t i = 0; i < a->len && a->n_quoted < MAX_ITEMS; i++) {
+        char q = a->text[i];
+        if (q != '\'' && q != '"' && q != '`') continue;
+        /* an apostrophe inside a word ("don't") is not a quote */
+        if (q == '\'' && i > 0 && isalnum((unsigned char)a->text[i - 1])) continue;
+        const char *end = memchr(a->text + i + 1, q, a->len - i - 1);
+        if (!end) break;
+        size_t e = (size_t)(end - a->text) + 1;
+        a->quoted[a->n_quoted++] = (span){i, e};
+        i = e - 1;
+    }
+}
+
+static bool is_stopword(const char *w) {
+    for (size_t i = 0; i < sizeof term_stopwords / sizeof term_stopwords[0]; i++)
+        if (strcasecmp(w, term_stopwords[i]) == 0) return true;
+    return false;
+}
+
+static void strip_trailing_punct(char *s) {
+    size_t n = strlen(s);
+    while (n > 1 && strchr(".,;:?!)", s[n - 1])) s[--n] = '\0'; /* a lone ";" stays */
+}
+
+static bool looks_like_file(const char *s);
+
+/* Escapes extended-regex metacharacters so a word can sit in "A|B". */
+static char *ere_escape(const char *w) {
+    agx_strbuf sb;
+    agx_strbuf_init(&sb);
+    for (const char *p = w; *p; p++) {
+        if (strchr(".[]()*+?{}|^$\\", *p)) agx_strbuf_putc(&sb, '\\');
+        agx_strbuf_putc(&sb, *p);
+    }
+    if (!sb.data) agx_strbuf_puts(&sb, "");
+    return agx_strbuf_take(&sb);
+}
+
+/* "TODO or FIXME": a second term right after the first makes an alternation. */
+static void extract_or_term(analysis *a, size_t term_end) {
+    if (!match_from(a, a->rb->slots[S_OR_TERM], term_end)) return;
+    bool quoted = false;
+    char *second = group_dup(a, 1, &quoted);
+    if (!second) return;
+    if (!quoted) strip_trailing_punct(second);
+    if (*second && (quoted || !is_stopword(second))) {
+        char *x = ere_escape(a->term), *y = ere_escape(second);
+        char *alt = x && y ? agx_sprintf("%s|%s", x, y) : NULL;
+        if (alt) {
+            free(a->term);
+            a->term = alt;
+            a->term_regex = true;
+            size_t s = 0, e = 0;
+            group(a, 1, &s, &e);
+            mark_used(a, s, e);
+        } else {
+            a->oom = true;
+        }
+        free(x);
+        free(y);
+    }
+    free(second);
+}
+
+static void extract_term(analysis *a) {
+    for (size_t i = 0; i < N_NAMED_PATTERNS; i++) {
+        if (named_patterns[i].log_field && a->log_input) continue;
+        if (!match_from(a, a->rb->named[i], 0)) continue;
+        a->named_regex = named_patterns[i].regex;
+        a->term = agx_strdup(named_patterns[i].regex);
+        if (!a->term) a->oom = true;
+        a->term_regex = true;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+        mark_used(a, ov[0], ov[1]);
+        return;
+    }
+    for (int id = S_TERM_INVERT; id <= S_TERM_ANY_CAPS; id++) {
+        if (id == S_TERM_ANY_CAPS && !a->flag[F_SEARCHY] && !a->flag[F_COUNT]) break;
+        size_t from = 0;
+        while (match_from(a, a->rb->slots[id], from)) {
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            size_t m_start = ov[0], m_end = ov[1];
+            int g = a->rc - 1;
+            size_t s = 0, e = 0;
+            while (g > 0 && !group(a, g, &s, &e)) g--;
+            bool quoted = false;
+            char *t = group_dup(a, g, &quoted);
+            if (!t) return;
+            if (!quoted) strip_trailing_punct(t);
+            bool reject = !*t || (!quoted && (is_stopword(t) || (id == S_TERM_SEARCH && looks_like_file(t)) ||
+                                              (id == S_TERM_FOR && looks_like_file(t))));
+            size_t gs = 0, ge = 0;
+            if (group(a, g, &gs, &ge) && in_spans(a->used, a->n_used, gs)) reject = true; /* claimed */
+            for (size_t c = 0; id == S_TERM_ANY_CAPS && c < sizeof caps_not_terms / sizeof caps_not_terms[0]; c++)
+                reject |= strcmp(t, caps_not_terms[c]) == 0;
+            if (!reject && (id == S_TERM_START || id == S_TERM_END)) {
+                /* anchored: the word itself, escaped, at the start or end of the line */
+                const char *named = quoted ? NULL : char_name(t); /* "end in a period" */
+                char *x = ere_escape(named && strcmp(named, "\\t") != 0 && strcmp(named, "\\n") != 0 ? named : t);
+                char *anchored = x ? agx_sprintf(id == S_TERM_START ? "^%s" : "%s$", x) : NULL;
+                free(x);
+                free(t);
+                if (!anchored) {
+                    a->oom = true;
+                    return;
+                }
+                t = anchored;
+                a->term_regex = true;
+            }
+            if (!reject) {
+                a->term = t;
+                a->invert = id == S_TERM_INVERT;
+                if (id == S_TERM_LINES && group(a, 1, &s, &e)) a->invert = true;
+                a->occurrences_of_term = id == S_TERM_OCCURRENCES;
+                group(a, g, &s, &e);
+                mark_used(a, s, e);
+                extract_or_term(a, e);
+                return;
+            }
+            free(t);
+            from = m_end > m_start ? m_start + 1 : m_end + 1;
+        }
+    }
+    /* "count empty lines": the empty line is the pattern */
+    if (!a->flag[F_BLANK] && match_from(a, a->rb->slots[S_TERM_EMPTY], 0)) {
+        a->term = agx_strdup("^$");
+        if (!a->term) a->oom = true;
+        return;
+    }
+    /* a quoted string nobody else claimed is what to look for, when the
+     * instruction is about finding or showing lines at all */
+    for (size_t i = 0; i < a->n_quoted && a->flag[F_SEARCHY]; i++) {
+        if (in_spans(a->used, a->n_used, a->quoted[i].start)) continue;
+        a->term = agx_strndup(a->text + a->quoted[i].start + 1, a->quoted[i].end - a->quoted[i].start - 2);
+        if (!a->term) a->oom = true;
+        mark_used(a, a->quoted[i].start, a->quoted[i].end);
+        return;
+    }
+}
+
+static bool looks_like_file(const char *s) {
+    /* name.ext with a letter-led extension: access.log, README.md, src/main.c */
+    const char *base = strrchr(s, '/');
+    base = base ? base + 1 : s;
+    const char *dot = strrchr(base, '.');
+    if (!dot || dot == base || !isalpha((unsigned char)dot[1]) || strlen(dot + 1) > 8) return false;
+    for (const char *p = s; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("._-/~+", *p)) return false;
+    return strcasecmp(base, "e.g") != 0 && strcasecmp(base, "i.e") != 0 && strcasecmp(base, "etc.") != 0;
+}
+
+static char *set_str(analysis *a, char **dst, char *value) {
+    if (!value) {
+        a->oom = true;
+        return NULL;
+    }
+    free(*dst);
+    *dst = value;
+    return value;
+}
+
+/* Walks the words outside quotes: globs, files and directories given as paths. */
+static void extract_paths(analysis *a) {
+    size_t i = 0;
+    char prev[16] = "";
+    while (i < a->len) {
+        while (i < a->len && isspace((unsigned char)a->text[i])) i++;
+        size_t s = i;
+        while (i < a->len && !isspace((unsigned char)a->text[i])) i++;
+        if (s == i) break;
+        if (in_spans(a->quoted, a->n_quoted, s) || in_spans(a->used, a->n_used, s)) {
+            prev[0] = '\0';
+            continue;
+        }
+        char *tok = agx_strndup(a->text + s, i - s);
+        if (!tok) {
+            a->oom = true;
+            return;
+        }
+        char *t = tok;
+        while (*t == '(' || *t == '[') t++;
+        size_t n = strlen(t);
+        while (n > 1 && strchr(",;:?!)]", t[n - 1])) t[--n] = '\0';
+        if (n > 1 && t[n - 1] == '.' && t[n - 2] != '.') t[--n] = '\0';
+        bool after_in = strcmp(prev, "in") == 0 || strcmp(prev, "under") == 0 ||
+                        strcmp(prev, "inside") == 0 || strcmp(prev, "within") == 0 ||
+                        strcmp(prev, "from") == 0;
+        char *slash = strrchr(t, '/');
+        if (strpbrk(t, "*?") && n > 1) {
+            if (slash && slash != t) {
+                *slash = '\0';
+                if (!a->dir) set_str(a, &a->dir, agx_strdup(t));
+                set_str(a, &a->glob, agx_strdup(slash + 1));
+            } else {
+                set_str(a, &a->glob, agx_strdup(t));
+            }
+        } else if (n > 1 && t[n - 1] == '/') {
+            t[n - 1] = '\0';
+            if (!a->dir) set_str(a, &a->dir, agx_strdup(t));
+        } else if ((strcmp(t, ".") == 0 || strcmp(t, "..") == 0 || strcmp(t, "~") == 0) && after_in) {
+            if (!a->dir) set_str(a, &a->dir, agx_strdup(t));
+        } else if (looks_like_file(t) && !(slash == NULL && t[0] == '.')) {
+            if (a->n_files < MAX_ITEMS && !(a->n_files && strcmp(a->files[a->n_files - 1], t) == 0)) {
+                a->files[a->n_files] = agx_strdup(t);
+                if (!a->files[a->n_files]) a->oom = true;
+                a->n_files++;
+            }
+        } else if (slash && after_in) {
+            if (!a->dir) set_str(a, &a->dir, agx_strdup(t));
+        } else if (slash && t[0] == '/' && n > 1) {
+            if (a->n_files < MAX_ITEMS && (a->files[a->n_files] = agx_strdup(t))) a->n_files++;
+        }
+        snprintf(prev, sizeof prev, "%s", tok);
+        for (char *p = prev; *p; p++) *p = (char)tolower((unsigned char)*p);
+        free(tok);
+    }
+}
+
+/* Signals whose words are fully explained by the signal: nothing else may read
+ * them as a search term or a file ("remove trailing whitespace"). */
+static const flag_id consuming_flags[] = {F_TRAILING_WS, F_LEADING_WS, F_SQUEEZE, F_BLANK,
+                                          F_SKIP_HEADER, F_EMPTY_FILES, F_CASE};
+
+static void extract_slots(analysis *a) {
+    const rules_backend *rb = a->rb;
+    size_t s = 0, e = 0;
+    for (size_t i = 0; i < sizeof consuming_flags / sizeof consuming_flags[0]; i++)
+        if (a->flag[consuming_flags[i]] && match_from(a, rb->flags[consuming_flags[i]], 0)) {
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            mark_used(a, ov[0], ov[1]);
+        }
+    /* replace X with Y claims its words before anything else reads them */
+    if (match_from(a, rb->slots[S_REPLACE], 0)) {
+        set_str(a, &a->replace_from, group_dup(a, 1, NULL));
+        set_str(a, &a->replace_to, group_dup(a, 2, NULL));
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+        mark_used(a, ov[0], ov[1]);
+    }
+    if (!a->replace_from && match_from(a, rb->slots[S_CONVERT_CHARS], 0)) {
+        char *x = group_dup(a, 1, NULL), *y = group_dup(a, 2, NULL);
+        if (x && y && char_name(x) && char_name(y)) { /* "convert tabs to commas" */
+            a->replace_from = x;
+            a->replace_to = y;
+            x = y = NULL;
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            mark_used(a, ov[0], ov[1]);
+        }
+        free(x);
+        free(y);
+    }
+    if (match_from(a, rb->slots[S_DELETE_CLASS], 0)) {
+        static const struct {
+            const char *word, *set;
+        } classes[] = {{"digits", "[:digit:]"}, {"numbers", "[:digit:]"}, {"punctuation", "[:punct:]"},
+                       {"spaces", " "}, {"whitespace", "[:blank:]"}, {"tabs", "\\t"},
+                       {"commas", ","}, {"quotes", "\"'"}};
+        char *w = group_dup(a, 1, NULL);
+        for (size_t i = 0; w && i < sizeof classes / sizeof classes[0]; i++)
+            if (strcasecmp(w, classes[i].word) == 0) a->delete_set = classes[i].set;
+        free(w);
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+        mark_used(a, ov[0], ov[1]);
+    }
+    if (match_from(a, rb->slots[S_LONGER], 0)) {
+        char *k = group_dup(a, 1, NULL);
+        char *n = group_dup(a, 2, NULL);
+        long v = n ? number_value(n) : -1;
+        if (k && v >= 0) {
+            bool longer = strcasecmp(k, "longer") == 0 || strcasecmp(k, "more") == 0;
+            if (longer) a->longer_than = v;
+            else a->shorter_than = v;
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            mark_used(a, ov[0], ov[1]);
+        }
+        free(k);
+        free(n);
+    }
+    if (match_from(a, rb->slots[S_LINE_ORD], 0)) { /* "the third line"; first/last are head/tail */
+        char *k = group_dup(a, 1, NULL);
+        long v = k && strcasecmp(k, "last") != 0 ? number_value(k) : -1;
+        if (v > 1) {
+            a->line_from = a->line_to = v;
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            mark_used(a, ov[0], ov[1]);
+        }
+        free(k);
+    }
+    if (!a->line_from && (match_from(a, rb->slots[S_LINE_RANGE], 0) || match_from(a, rb->slots[S_LINE_ONE], 0))) {
+        char *x = group_dup(a, 1, NULL);
+        char *y = group(a, 2, &s, &e) ? group_dup(a, 2, NULL) : NULL;
+        long from = x ? number_value(x) : -1, to = y ? number_value(y) : from;
+        if (from > 0 && to >= from) {
+            a->line_from = from;
+            a->line_to = to;
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            mark_used(a, ov[0], ov[1]);
+        }
+        free(x);
+        free(y);
+    }
+    if (match_from(a, rb->slots[S_SIZE], 0)) {
+        static const struct {
+            const char *unit, *suffix;
+        } units[] = {{"k", "k"}, {"kb", "k"}, {"kib", "k"}, {"m", "M"}, {"mb", "M"}, {"mib", "M"},
+                     {"g", "G"}, {"gb", "G"}, {"gib", "G"}, {"byte", "c"}, {"bytes", "c"}};
+        char *cmp = group_dup(a, 1, NULL), *n = group_dup(a, 2, NULL);
+        char *unit = group(a, 3, &s, &e) ? group_dup(a, 3, NULL) : NULL;
+        const char *suffix = "c";
+        for (size_t i = 0; unit && i < sizeof units / sizeof units[0]; i++)
+            if (strcasecmp(unit, units[i].unit) == 0) suffix = units[i].suffix;
+        if (cmp && n) {
+            bool larger = strchr("lbgmo", tolower((unsigned char)cmp[0])) && strcasecmp(cmp, "less") != 0;
+            set_str(a, &a->find_size, agx_sprintf("%c%s%s", larger ? '+' : '-', n, suffix));
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            mark_used(a, ov[0], ov[1]);
+        }
+        free(cmp);
+        free(n);
+        free(unit);
+    }
+    if (match_from(a, rb->slots[S_MTIME], 0)) {
+        char *n = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : NULL;
+        char *unit = group_dup(a, 2, NULL);
+        long v = n ? number_value(n) : 1;
+        if (unit && v > 0) {
+            char u = (char)tolower((unsigned char)unit[0]);
+            long scaled = u == 'h' ? v * 60 : u == 'w' ? v * 7 : v;
+            set_str(a, &a->find_time_flag, agx_strdup(u == 'm' || u == 'h' ? "-mmin" : "-mtime"));
+            set_str(a, &a->find_time, agx_sprintf("-%ld", scaled));
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md); /* "last 7" is not tail -n 7 */
+            mark_used(a, ov[0], ov[1]);
+        }
+        free(n);
+        free(unit);
+    }
+    if (match_from(a, rb->slots[S_NAMED], 0)) {
+        bool quoted;
+        char *kind = group_dup(a, 1, NULL);
+        char *name = group_dup(a, 2, &quoted);
+        if (kind && name) {
+            if (!quoted) strip_trailing_punct(name);
+            bool ending = strncasecmp(kind, "ending", 6) == 0 || strstr(kind, "extension") ||
+                          strstr(kind, "suffix");
+            if (strpbrk(name, "*?"))
+                set_str(a, &a->glob, agx_strdup(name));
+            else if (name[0] == '.')
+                set_str(a, &a->glob, agx_sprintf("*%s", name));
+            else if (ending)
+                set_str(a, &a->glob, agx_sprintf(strstr(kind, "ending") ? "*%s" : "*.%s", name));
+            else {
+                set_str(a, &a->glob, agx_strdup(name));
+                a->named_exact = true;
+            }
+            group(a, 2, &s, &e);
+            mark_used(a, s, e);
+        }
+        free(kind);
+        free(name);
+    }
+    if (!a->glob && match_from(a, rb->slots[S_EXT_DOT], 0)) {
+        char *ext = group_dup(a, 1, NULL);
+        if (ext) set_str(a, &a->glob, agx_sprintf("*%s", ext));
+        free(ext);
+        group(a, 1, &s, &e);
+        mark_used(a, s, e);
+    }
+    if (!a->glob && match_from(a, rb->slots[S_EXT_WORD], 0)) {
+        char *w = group_dup(a, 1, NULL);
+        for (size_t i = 0; w && i < sizeof ext_words / sizeof ext_words[0]; i++)
+            if (strcasecmp(w, ext_words[i].word) == 0) set_str(a, &a->glob, agx_strdup(ext_words[i].glob));
+        free(w);
+    }
+    if (a->flag[F_JSON] || a->json_input) {
+        if (match_from(a, rb->slots[S_JSON_KEY], 0)) {
+            int g = group(a, 1, &s, &e) ? 1 : group(a, 2, &s, &e) ? 2 : 3;
+            char *k = group_dup(a, g, NULL);
+            if (k) {
+                strip_trailing_punct(k);
+                if (!is_stopword(k) && strcasecmp(k, "json") != 0 && number_value(k) < 0 &&
+                    strcasecmp(k, "last") != 0)
+                    set_str(a, &a->json_key, agx_strdup(k[0] == '.' ? k + 1 : k));
+                group(a, g, &s, &e);
+                mark_used(a, s, e);
+            }
+            free(k);
+        }
+    }
+    extract_term(a);
+    /* sort key ("sort by the second column") before plain column extraction */
+    if (match_from(a, rb->slots[S_SORT_KEY], 0)) {
+        int g = group(a, 2, &s, &e) ? 2 : 3;
+        char *k = group_dup(a, g, NULL);
+        if (k) {
+            a->sort_key = strcasecmp(k, "last") == 0 ? -1 : number_value(k);
+            if (a->sort_key == -1 && strcasecmp(k, "last") != 0) a->sort_key = 0;
+        }
+        free(k);
+        group(a, 1, &s, &e); /* only "by ... column": a file named before "by" stays visible */
+        mark_used(a, s, e);
+    }
+    if (match_from(a, rb->slots[S_FIELDS_RANGE], 0)) {
+        char *k = group_dup(a, 1, NULL);
+        a->fields_upto = k ? number_value(k) : -1;
+        free(k);
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md); /* not head -n N */
+        mark_used(a, ov[0], ov[1]);
+    } else if (match_from(a, rb->slots[S_FIELDS_LIST], 0)) {
+        for (int g = 1; g <= 2; g++) {
+            char *k = group_dup(a, g, NULL);
+            a->fields[g - 1] = k ? number_value(k) : -1;
+            free(k);
+        }
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+        mark_used(a, ov[0], ov[1]);
+    } else if (match_from(a, rb->slots[S_FIELD_ORD], 0)) {
+        char *k = group_dup(a, 1, NULL);
+        if (k) {
+            if (strcasecmp(k, "last") == 0)
+                a->field_last = true;
+            else
+                a->field = number_value(k) > 0 ? number_value(k) : 0;
+        }
+        free(k);
+    } else if (match_from(a, rb->slots[S_FIELD_NUM], 0)) {
+        char *k = group_dup(a, 1, NULL);
+        if (k) a->field = number_value(k) > 0 ? number_value(k) : 0;
+        free(k);
+    } else if (a->log_input) {
+        static const struct {
+            slot_id id;
+            long field;
+        } log_fields[] = {{S_LOG_IP, 1}, {S_LOG_STATUS, 9}, {S_LOG_PATH, 7}};
+        for (size_t i = 0; i < sizeof log_fields / sizeof log_fields[0] && !a->field; i++)
+            if (match_from(a, rb->slots[log_fields[i].id], 0)) a->field = log_fields[i].field;
+    }
+    long n = slot_number(a, S_FIRST_N, 1);
+    if (n < 0) n = slot_number(a, S_MOST_N, 1);
+    if (n < 0) n = slot_number(a, S_N_LINES, 1);
+    a->first_n = n;
+    a->last_n = slot_number(a, S_LAST_N, 1);
+    if (a->first_n < 0 && a->last_n < 0) {
+        if (a->flag[F_FIRST_LINE] && !a->flag[F_SKIP_HEADER]) a->first_n = 1;
+        else if (a->flag[F_WHICH_MOST]) a->first_n = 1; /* "which IP made the most requests" */
+        else if (a->flag[F_ONE_FILE]) a->first_n = 1;   /* "the newest file" */
+        else if (a->flag[F_LAST_LINE]) a->last_n = 1;
+    }
+    extract_paths(a);
+    if (!a->dir) {
+        for (int id = S_DIR_UNDER; id <= S_DIR_IN_WORD && !a->dir; id++) {
+            size_t from = 0;
+            while (!a->dir && match_from(a, rb->slots[id], from)) {
+                PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+                from = ov[0] + 1;
+                char *d = group_dup(a, 1, NULL);
+                if (!d) break;
+                strip_trailing_punct(d);
+                size_t dl = strlen(d);
+                if (dl > 1 && d[dl - 1] == '/') d[dl - 1] = '\0';
+                bool ok = !is_stopword(d) && !looks_like_file(d) && !strpbrk(d, "*?") &&
+                          !is_not_dir(d) && !(id == S_DIR_IN_WORD && number_value(d) > 0);
+                if (ok)
+                    a->dir = d;
+                else
+                    free(d);
+            }
+        }
+    }
+}
+
+/* ----------------------------------------------------------------- compose */
+
+static step *add_step(analysis *a, const char *tool) {
+    if (a->n_steps >= MAX_STEPS) {
+        a->oom = true; /* cannot happen with these tables; treated as failure */
+        return NULL;
+    }
+    step *st = &a->steps[a->n_steps++];
+    st->tool = tool;
+    st->n_args = 0;
+    return st;
+}
+
+static void arg(analysis *a, step *st, const char *value) {
+    if (!st || !value) {
+        if (!value) a->oom = true;
+        return;
+    }
+    if (st->n_args >= MAX_ARGS) return;
+    char *v = agx_strdup(value);
+    if (!v) {
+        a->oom = true;
+        return;
+    }
+    st->args[st->n_args++] = v;
+}
+
+static void argf(analysis *a, step *st, char *owned) {
+    arg(a, st, owned);
+    free(owned);
+}
+
+static bool takes_files(const char *tool) {
+    for (size_t i = 0; i < sizeof file_readers / sizeof file_readers[0]; i++)
+        if (strcmp(tool, file_readers[i]) == 0) return true;
+    return false;
+}
+
+static const char *count_flag(const analysis *a) {
+    if (a->flag[F_WORDS]) return "-w";
+    if (a->flag[F_CHARS]) return "-m";
+    if (a->flag[F_BYTES]) return "-c";
+    return "-l";
+}
+
+static void compose(analysis *a) {
+    const bool *f = a->flag;
+    bool per_file = f[F_PER_FILE] && (f[F_COUNT] || a->term);
+    bool per_item = f[F_PER_ITEM] && !per_file && !a->occurrences_of_term;
+    bool source_find = false, source_grep = false, files_used = false, ls_sorted = false;
+    char delim = f[F_CSV] ? ',' : f[F_TSV] ? '\t' : f[F_COLON] ? ':' : 0;
+    if (!delim)
+        for (size_t i = 0; i < a->n_files; i++) {
+            size_t l = strlen(a->files[i]);
+            if (l > 4 && strcasecmp(a->files[i] + l - 4, ".csv") == 0) delim = ',';
+            if (l > 4 && strcasecmp(a->files[i] + l - 4, ".tsv") == 0) delim = '\t';
+        }
+
+    /* source */
+    if (a->term) {
+        /* nothing to read: a search looks through the tree; a filter ("remove lines
+         * containing X") only does so when a directory or glob says where */
+        bool recursive = a->n_files == 0 && !a->piped && (!a->invert || a->dir || a->glob);
+        bool list = f[F_FILES_WITH] && recursive;
+        bool counting = (f[F_COUNT] && !per_item) || per_file || per_item;
+        char flags[12];
+        size_t k = 0;
+        flags[k++] = '-';
+        if (recursive) flags[k++] = 'r';
+        bool only_match = a->occurrences_of_term || a->named_regex;
+        if (list) flags[k++] = 'l';
+        else if (recursive && only_match) flags[k++] = 'h'; /* the matches, not file:match */
+        else if (recursive && !counting) flags[k++] = 'n';
+        if (a->invert) flags[k++] = 'v';
+        if (f[F_CASE]) flags[k++] = 'i';
+        if (only_match && !list) flags[k++] = 'o';
+        if (a->term_regex || f[F_REGEX]) flags[k++] = 'E';
+        flags[k] = '\0';
+        step *st = add_step(a, "grep");
+        if (k > 1) arg(a, st, flags);
+        if (recursive && a->glob) argf(a, st, agx_sprintf("--include=%s", a->glob));
+        if (a->term[0] == '-') arg(a, st, "-e");
+        arg(a, st, a->term);
+        if (recursive) arg(a, st, a->dir ? a->dir : ".");
+        for (size_t i = 0; i < a->n_files; i++) arg(a, st, a->files[i]);
+        source_grep = files_used = true;
+    } else if (a->n_files == 0 && !a->piped && (f[F_LARGEST] || f[F_SMALLEST])) {
+        /* size and path of every file, biggest (or smallest) first */
+        step *st = add_step(a, "find");
+        arg(a, st, a->dir ? a->dir : ".");
+        arg(a, st, "-type");
+        arg(a, st, "f");
+        if (a->glob) {
+            arg(a, st, "-name");
+            arg(a, st, a->glob);
+        }
+        arg(a, st, "-printf");
+        arg(a, st, "%s %p\\n");
+        arg(a, add_step(a, "sort"), f[F_LARGEST] ? "-rn" : "-n");
+        if (a->first_n <= 0 && a->last_n <= 0) a->first_n = 10;
+        ls_sorted = true;
+    } else if (a->n_files == 0 && !a->piped &&
+               (a->glob || f[F_COUNT_FILES] || f[F_EMPTY_FILES] ||
+                (f[F_PER_FILE] && f[F_COUNT] && a->dir) || (f[F_TYPE_FILES] && !f[F_LIST]) ||
+                ((a->find_size || a->find_time) && f[F_FILES]) ||
+                (f[F_DIRS] && (f[F_LIST] || f[F_COUNT] || f[F_TYPE_FILES])))) {
+        step *st = add_step(a, "find");
+        arg(a, st, a->dir ? a->dir : ".");
+        if (a->glob) {
+            arg(a, st, "-name");
+            arg(a, st, a->glob);
+        }
+        bool dirs = f[F_DIRS] || f[F_EMPTY_DIRS];
+        if (dirs || !a->glob) {
+            arg(a, st, "-type");
+            arg(a, st, dirs ? "d" : "f");
+        }
+        if (f[F_EMPTY_FILES]) arg(a, st, "-empty");
+        if (a->find_size) {
+            arg(a, st, "-size");
+            arg(a, st, a->find_size);
+        }
+        if (a->find_time) {
+            arg(a, st, a->find_time_flag);
+            arg(a, st, a->find_time);
+        }
+        source_find = true;
+    } else if ((f[F_LIST] || ((f[F_BY_TIME] || f[F_BY_SIZE]) && f[F_FILES])) && a->n_files == 0 &&
+               !a->piped) {
+        step *st = add_step(a, "ls");
+        char flags[8];
+        size_t k = 0;
+        flags[k++] = '-';
+        if (f[F_LONG] && !(f[F_BY_SIZE] && f[F_LONG] && a->first_n > 0)) flags[k++] = 'l';
+        if (f[F_HIDDEN]) flags[k++] = 'a';
+        if (f[F_BY_SIZE]) flags[k++] = 'S';
+        else if (f[F_BY_TIME]) flags[k++] = 't';
+        if (f[F_REVERSE] || ((f[F_BY_SIZE] || f[F_BY_TIME]) && f[F_OLDEST])) flags[k++] = 'r';
+        flags[k] = '\0';
+        if (k > 1) arg(a, st, flags);
+        if (a->dir) arg(a, st, a->dir);
+        ls_sorted = f[F_BY_SIZE] || f[F_BY_TIME]; /* ls did the sorting */
+    }
+
+    /* json */
+    if (a->json_key) {
+        step *st = add_step(a, "jq");
+        arg(a, st, "-r");
+        argf(a, st, agx_sprintf(".%s", a->json_key));
+    } else if (f[F_KEYS] && (f[F_JSON] || a->json_input)) {
+        arg(a, add_step(a, "jq"), "keys");
+    } else if (f[F_PRETTY] && (f[F_JSON] || a->json_input)) {
+        arg(a, add_step(a, "jq"), ".");
+    }
+
+    /* filter */
+    if (f[F_SKIP_HEADER]) {
+        step *st = add_step(a, "tail");
+        arg(a, st, "-n");
+        arg(a, st, "+2");
+    }
+    if (f[F_BLANK]) arg(a, add_step(a, "sed"), "/^$/d");
+    if (a->longer_than > 0 || a->shorter_than > 0)
+        argf(a, add_step(a, "awk"),
+             a->longer_than > 0 ? agx_sprintf("length($0) > %ld", a->longer_than)
+                                : agx_sprintf("length($0) < %ld", a->shorter_than));
+
+    /* sum or average a column (awk), else extract it */
+    if ((f[F_SUM] || f[F_AVERAGE]) && !source_find) {
+        const char *col = a->field_last ? "$NF" : NULL;
+        char colbuf[32];
+        if (!col) {
+            snprintf(colbuf, sizeof colbuf, "$%ld", a->field > 0 ? a->field : 1);
+            col = colbuf;
+        }
+        step *st = add_step(a, "awk");
+        if (delim == '\t') arg(a, st, "-F\t");
+        else if (delim) argf(a, st, agx_sprintf("-F%c", delim));
+        argf(a, st, f[F_AVERAGE] ? agx_sprintf("{s += %s; n++} END {if (n) print s / n}", col)
+                                 : agx_sprintf("{s += %s} END {print s}", col));
+    } else if ((a->fields_upto > 0 || a->fields[0] > 0) && !source_find) {
+        long upto = a->fields_upto > 20 ? 20 : a->fields_upto;
+        if (delim) {
+            step *st = add_step(a, "cut");
+            if (delim != '\t') argf(a, st, agx_sprintf("-d%c", delim));
+            argf(a, st, upto > 0 ? agx_sprintf("-f1-%ld", upto)
+                                 : agx_sprintf("-f%ld,%ld", a->fields[0], a->fields[1]));
+        } else {
+            agx_strbuf sb;
+            agx_strbuf_init(&sb);
+            agx_strbuf_puts(&sb, "{print ");
+            if (upto > 0)
+                for (long i = 1; i <= upto; i++) agx_strbuf_printf(&sb, "%s$%ld", i > 1 ? ", " : "", i);
+            else
+                agx_strbuf_printf(&sb, "$%ld, $%ld", a->fields[0], a->fields[1]);
+            agx_strbuf_putc(&sb, '}');
+            argf(a, add_step(a, "awk"), agx_strbuf_take(&sb));
+        }
+    } else if ((a->field > 0 || a->field_last) && !source_find) {
+        if (delim) {
+            step *st = add_step(a, "cut");
+            if (delim != '\t') argf(a, st, agx_sprintf("-d%c", delim));
+            argf(a, st, a->field_last ? agx_strdup("-f1") : agx_sprintf("-f%ld", a->field));
+        } else {
+            argf(a, add_step(a, "awk"),
+                 a->field_last ? agx_strdup("{print $NF}") : agx_sprintf("{print $%ld}", a->field));
+        }
+    }
+
+    /* one word per line, so that words can be counted or deduplicated */
+    if (f[F_WORDS] && (per_item || f[F_UNIQUE] || f[F_DUPS])) {
+        step *st = add_step(a, "tr");
+        arg(a, st, "-s");
+        arg(a, st, "[:space:]");
+        arg(a, st, "\\n");
+    }
+
+    /* transform */
+    if (f[F_TRAILING_WS]) arg(a, add_step(a, "sed"), "s/[[:space:]]*$//");
+    if (f[F_LEADING_WS]) arg(a, add_step(a, "sed"), "s/^[[:space:]]*//");
+    if (f[F_SQUEEZE]) {
+        step *st = add_step(a, "tr");
+        arg(a, st, "-s");
+        arg(a, st, " ");
+    }
+    if (a->delete_set) {
+        step *st = add_step(a, "tr");
+        arg(a, st, "-d");
+        arg(a, st, a->delete_set);
+    }
+    if (f[F_UPPER] || f[F_LOWER]) {
+        step *st = add_step(a, "tr");
+        arg(a, st, f[F_UPPER] ? "[:lower:]" : "[:upper:]");
+        arg(a, st, f[F_UPPER] ? "[:upper:]" : "[:lower:]");
+    }
+    if (a->replace_from && a->replace_to && char_name(a->replace_from) && char_name(a->replace_to)) {
+        step *st = add_step(a, "tr");
+        arg(a, st, char_name(a->replace_from));
+        arg(a, st, char_name(a->replace_to));
+    } else if (a->replace_from && a->replace_to) {
+        agx_strbuf sb;
+        agx_strbuf_init(&sb);
+        agx_strbuf_puts(&sb, "s/");
+        const char *parts[2] = {a->replace_from, a->replace_to};
+        for (int p = 0; p < 2; p++) {
+            for (const char *c = parts[p]; *c; c++) {
+                if (*c == '/' || *c == '\\' || (p == 1 && *c == '&')) agx_strbuf_putc(&sb, '\\');
+                agx_strbuf_putc(&sb, *c);
+            }
+            agx_strbuf_putc(&sb, '/');
+        }
+        agx_strbuf_putc(&sb, 'g');
+        argf(a, add_step(a, "sed"), agx_strbuf_take(&sb));
+    }
+
+    /* aggregate */
+    if (per_file && source_grep) {
+        step *st = add_step(a, "cut");
+        arg(a, st, "-d:");
+        arg(a, st, "-f1");
+        add_step(a, "sort");
+        arg(a, add_step(a, "uniq"), "-c");
+        arg(a, add_step(a, "sort"), "-rn");
+    } else if (per_item) {
+        add_step(a, "sort");
+        arg(a, add_step(a, "uniq"), "-c");
+        arg(a, add_step(a, "sort"), f[F_LEAST] ? "-n" : "-rn");
+    } else if (f[F_DUPS] && !f[F_UNIQUE]) {
+        add_step(a, "sort");
+        arg(a, add_step(a, "uniq"), "-d");
+    } else if (!ls_sorted && (f[F_UNIQUE] || f[F_SORT] || a->sort_key)) {
+        step *st = add_step(a, "sort");
+        if (f[F_NUMERIC] || f[F_REVERSE])
+            argf(a, st, agx_sprintf("-%s%s", f[F_NUMERIC] ? "n" : "", f[F_REVERSE] ? "r" : ""));
+        if (a->sort_key > 0) argf(a, st, agx_sprintf("-k%ld", a->sort_key));
+        if (delim && a->sort_key > 0) argf(a, st, agx_sprintf("-t%c", delim));
+        if (f[F_UNIQUE]) add_step(a, "uniq");
+    }
+
+    /* limit */
+    if (a->line_from > 0) {
+        step *st = add_step(a, "sed");
+        arg(a, st, "-n");
+        argf(a, st, a->line_from == a->line_to ? agx_sprintf("%ldp", a->line_from)
+                                               : agx_sprintf("%ld,%ldp", a->line_from, a->line_to));
+    } else if (a->first_n > 0 || a->last_n > 0) {
+        step *st = add_step(a, a->first_n > 0 ? "head" : "tail");
+        arg(a, st, "-n");
+        argf(a, st, agx_sprintf("%ld", a->first_n > 0 ? a->first_n : a->last_n));
+    }
+
+    /* count */
+    if (f[F_COUNT] && !per_item && !per_file && !f[F_SUM] && !f[F_AVERAGE]) {
+        if (source_find && (f[F_LINES] || f[F_WORDS] || f[F_CHARS] || f[F_BYTES]) && !f[F_COUNT_FILES]) {
+            step *st = add_step(a, "xargs");
+            arg(a, st, "wc");
+            arg(a, st, count_flag(a));
+        } else if (source_find || source_grep) {
+            arg(a, add_step(a, "wc"), a->occurrences_of_term || f[F_FILES_WITH] || source_find ||
+                                              !(f[F_WORDS] || f[F_CHARS] || f[F_BYTES])
+                                          ? "-l"
+                                          : count_flag(a));
+        } else {
+            arg(a, add_step(a, "wc"), count_flag(a));
+        }
+    } else if (f[F_COUNT] && per_file && !source_grep) {
+        /* "count lines per file": wc prints one count per operand */
+        if (source_find) {
+            step *st = add_step(a, "xargs");
+            arg(a, st, "wc");
+            arg(a, st, count_flag(a));
+        } else {
+            arg(a, add_step(a, "wc"), count_flag(a));
+        }
+    }
+
+    /* plain "show access.log" */
+    if (a->n_steps == 0 && a->n_files > 0 && f[F_SHOW]) add_step(a, "cat");
+
+    /* file operands go to the first step that reads files, else to a leading cat */
+    if (!files_used && a->n_files > 0 && a->n_steps > 0 && !source_find) {
+        if (!takes_files(a->steps[0].tool)) {
+            if (a->n_steps >= MAX_STEPS) {
+                a->oom = true;
+                return;
+            }
+            memmove(&a->steps[1], &a->steps[0], a->n_steps * sizeof a->steps[0]);
+            a->n_steps++;
+            a->steps[0].tool = "cat";
+            a->steps[0].n_args = 0;
+        }
+        for (size_t i = 0; i < a->n_files; i++) arg(a, &a->steps[0], a->files[i]);
+    }
+}
+
+/* --------------------------------------------------- registry-pattern path */
+
+/* Matches a registry pattern ("first N lines") against the instruction word by
+ * word; "N" matches any number. Returns the pattern's length in words, 0 if absent. */
+static size_t pattern_match(const char *instr, const char *pattern) {
+    char iw[64][32], pw[16][32];
+    size_t ni = 0, np = 0;
+    const char *srcs[2] = {instr, pattern};
+    for (int which = 0; which < 2; which++) {
+        const char *p = srcs[which];
+        size_t *n = which ? &np : &ni;
+        size_t cap = which ? 16 : 64;
+        while (*p && *n < cap) {
+            while (*p && !isalnum((unsigned char)*p)) p++;
+            size_t k = 0;
+            char *dst = which ? pw[*n] : iw[*n];
+            while (*p && isalnum((unsigned char)*p)) {
+                if (k < 31) dst[k++] = (char)tolower((unsigned char)*p);
+                p++;
+            }
+            dst[k] = '\0';
+            if (k) (*n)++;
+        }
+    }
+    if (np == 0 || np > ni) return 0;
+    for (size_t i = 0; i + np <= ni; i++) {
+        size_t j = 0;
+        for (; j < np; j++) {
+            bool num = strcmp(pw[j], "n") == 0 && isdigit((unsigned char)iw[i + j][0]);
+            if (!num && strcmp(pw[j], iw[i + j]) != 0) break;
+        }
+        if (j == np) return np;
+    }
+    return 0;
+}
+
+/* Tools that do nothing useful without a program or pattern argument: the
+ * pattern path only uses them when the instruction quotes that argument. */
+static const char *const needs_program[] = {"awk", "sed", "grep", "cut", "tr", "join", "xargs"};
+
+static void compose_from_registry(analysis *a, const agx_registry *reg) {
+    const agx_tool *best = NULL;
+    size_t best_len = 0;
+    for (size_t t = 0; t < reg->count; t++) {
+        bool skip = false;
+        for (size_t k = 0; k < sizeof needs_program / sizeof needs_program[0]; k++)
+            skip |= a->n_quoted == 0 && strcmp(reg->tools[t].id, needs_program[k]) == 0;
+        if (skip) continue;
+        for (size_t p = 0; p < reg->tools[t].n_patterns; p++) {
+            size_t l = pattern_match(a->text, reg->tools[t].patterns[p]);
+            if (l > best_len) {
+                best_len = l;
+                best = &reg->tools[t];
+            }
+        }
+    }
+    if (!best) return;
+    step *st = add_step(a, best->id);
+    for (size_t i = 0; i < a->n_quoted; i++)
+        argf(a, st, agx_strndup(a->text + a->quoted[i].start + 1, a->quoted[i].end - a->quoted[i].start - 2));
+    for (size_t i = 0; i < a->n_files; i++) arg(a, st, a->files[i]);
+}
+
+/* ------------------------------------------------------------- the backend */
+
+static void analysis_clear_steps(analysis *a) {
+    for (size_t i = 0; i < a->n_steps; i++)
+        for (size_t j = 0; j < a->steps[i].n_args; j++) free(a->steps[i].args[j]);
+    a->n_steps = 0;
+}
+
+static void analysis_free(analysis *a) {
+    free(a->unsupported);
+    free(a->term);
+    for (size_t i = 0; i < a->n_files; i++) free(a->files[i]);
+    free(a->dir);
+    free(a->glob);
+    free(a->replace_from);
+    free(a->replace_to);
+    free(a->json_key);
+    free(a->find_size);
+    free(a->find_time_flag);
+    free(a->find_time);
+    analysis_clear_steps(a);
+    if (a->md) pcre2_match_data_free(a->md);
+}
+
+/* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF): plan
+ * arguments must be valid UTF-8, and they are copied from the instruction. */
+static bool valid_utf8(const unsigned char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (len == 0 || i + len > n) return false;
+        uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1Fu) : len == 3 ? (c & 0x0Fu) : (c & 0x07u);
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return false;
+            cp = (cp << 6) | (s[i + k] & 0x3Fu);
+        }
+        static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min_cp[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+        i += len;
+    }
+    return true;
+}
+
+static agx_status decline(const char *instruction, agx_error *err, const char *why) {
+    int n = (int)strlen(instruction);
+    return agx_error_set(err, AGX_ERR_PARSE,
+                         "no tool matches '%.*s%s'%s; try an instruction like \"show the first 10 "
+                         "lines\", \"count lines containing 'ERROR'\", \"find files named '*.c'\" or "
+                         "\"count occurrences of each line\", or configure a model "
+                         "(AGX_ECHO_MODEL=/path/model.gguf, or AGX_BACKEND=ollama|openai) for "
+                         "free-form instructions",
+                         n > 160 ? 160 : n, instruction, n > 160 ? "..." : "", why ? why : "");
+}
+
+static agx_status rules_generate(agx_backend *b, const char *instruction, const agx_plan_context *ctx,
+                                 agx_generated_plan *out, agx_error *err) {
+    const rules_backend *rb = (const rules_backend *)b;
+    int64_t t0 = agx_time_ms();
+    agx_generated_plan_init(out);
+    if (!instruction || !*instruction)
+        return agx_error_set(err, AGX_ERR_USAGE, "the instruction is empty; say what to do, e.g. "
+                                                 "\"show the first 10 lines\"");
+    size_t len = strlen(instruction);
+    if (len > 4096)
+        return agx_error_set(err, AGX_ERR_PARSE, "the instruction is %zu bytes long; the rules "
+                                                 "planner reads at most 4096", len);
+    if (!valid_utf8((const unsigned char *)instruction, len))
+        return agx_error_set(err, AGX_ERR_PARSE, "the instruction is not valid UTF-8; the rules "
+                                                 "planner reads UTF-8 text");
+    /* control characters separate words; none of them may reach a plan argument */
+    char *text = agx_strndup(instruction, len);
+    if (!text) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
+    for (char *p = text; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' ';
+    instruction = text;
+    analysis a;
+    memset(&a, 0, sizeof a);
+    a.rb = rb;
+    a.text = instruction;
+    a.len = len;
+    a.first_n = a.last_n = -1;
+    a.md = pcre2_match_data_create(16, NULL);
+    if (!a.md) {
+        free(text);
+        return agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
+    }
+    const agx_input_summary *in = ctx ? ctx->input : NULL;
+    a.piped = in && in->bytes > 0;
+    if (a.piped && in->excerpt) {
+        const char *ex = in->excerpt;
+        while (isspace((unsigned char)*ex)) ex++;
+        a.json_input = *ex == '{' || *ex == '[';
+        a.log_input = pcre2_match(rb->log_line, (PCRE2_SPTR)in->excerpt, strlen(in->excerpt), 0, 0,
+                                  a.md, NULL) >= 0;
+    }
+    find_quotes(&a);
+    for (int i = 0; i < F_NFLAGS; i++) a.flag[i] = match_from(&a, rb->flags[i], 0);
+    agx_status s = AGX_OK;
+    extract_slots(&a);
+    /* re-checked after extraction: a search term ("lines containing curl") is not an action */
+    if (match_from(&a, rb->flags[F_UNSUPPORTED], 0)) {
+        char *w = group_dup(&a, 1, NULL);
+        char why[128];
+        snprintf(why, sizeof why, " (the rules planner cannot '%s')", w ? w : "?");
+        free(w);
+        s = decline(instruction, err, why);
+        goto done;
+    }
+    for (size_t i = 0; i < a.n_files; i++) {
+        size_t l = strlen(a.files[i]);
+        if (l > 5 && strcasecmp(a.files[i] + l - 5, ".json") == 0) a.json_input = true;
+        if (strstr(a.files[i], "access") && (strstr(a.files[i], ".log") || strstr(a.files[i], "_log")))
+            a.log_input = true;
+    }
+    if (a.log_input && !a.field && !a.field_last) {
+        /* log fields are named, not numbered ("per client IP"): re-read them */
+        static const struct {
+            slot_id id;
+            long field;
+        } log_fields[] = {{S_LOG_IP, 1}, {S_LOG_STATUS, 9}, {S_LOG_PATH, 7}};
+        for (size_t i = 0; i < sizeof log_fields / sizeof log_fields[0] && !a.field; i++)
+            if (match_from(&a, rb->slots[log_fields[i].id], 0)) a.field = log_fields[i].field;
+    }
+    if (!a.oom) compose(&a);
+    const char *missing = NULL; /* a tool the phrase tables chose that the registry lacks */
+    for (size_t i = 0; ctx && ctx->registry && i < a.n_steps && !missing; i++)
+        if (!agx_registry_find(ctx->registry, a.steps[i].tool)) missing = a.steps[i].tool;
+    if (!a.oom && (a.n_steps == 0 || missing) && ctx && ctx->registry) {
+        analysis_clear_steps(&a);
+        compose_from_registry(&a, ctx->registry);
+        if (a.n_steps) missing = NULL;
+    }
+    if (a.oom) {
+        s = agx_error_set(err, AGX_ERR_NOMEM, "out of memory planning '%.80s'", instruction);
+        goto done;
+    }
+
+    size_t max_tasks = ctx && ctx->max_tasks ? ctx->max_tasks : 20;
+    if (a.n_steps > max_tasks) {
+        s = agx_error_set(err, AGX_ERR_PARSE, "the plan for '%.80s' needs %zu steps, more than the "
+                                              "limit of %zu", instruction, a.n_steps, max_tasks);
+        goto done;
+    }
+    if (missing) {
+        s = decline(instruction, err, NULL);
+        agx_error_prefix(err, "the rules planner needs '%s', which is not in the tool registry", missing);
+        goto done;
+    }
+    if (a.n_steps == 0) {
+        s = decline(instruction, err, NULL);
+        goto done;
+    }
+    for (size_t i = 0; i < a.n_steps; i++) {
+        s = agx_plan_add_task(&out->plan, a.steps[i].tool, (const char *const *)a.steps[i].args,
+                              a.steps[i].n_args, i == 0 ? 0 : (int)i, err);
+        if (s != AGX_OK) goto done;
+    }
+    out->meta.model = agx_strdup("rules");
+    out->meta.backend = agx_strdup("rules");
+    if (!out->meta.model || !out->meta.backend) s = agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
+    out->meta.latency_ms = agx_time_ms() - t0;
+done:
+    analysis_free(&a);
+    free(text);
+    if (s != AGX_OK) {
+        agx_generated_plan_free(out);
+        agx_generated_plan_init(out);
+    }
+    return s;
+}
+
+static const char *rules_type(const agx_backend *b) {
+    (void)b;
+    return "rules";
+}
+
+static agx_status rules_health(agx_backend *b, agx_error *err) {
+    (void)b;
+    (void)err;
+    return AGX_OK; /* offline and compiled at creation: always ready */
+}
+
+static void rules_destroy(agx_backend *b) {
+    rules_backend *rb = (rules_backend *)b;
+    if (!rb) return;
+    for (int i = 0; i < F_NFLAGS; i++) pcre2_code_free(rb->flags[i]);
+    for (int i = 0; i < S_NSLOTS; i++) pcre2_code_free(rb->slots[i]);
+    pcre2_code_free(rb->log_line);
+    for (size_t i = 0; i < N_NAMED_PATTERNS; i++) pcre2_code_free(rb->named[i]);
+    free(rb);
+}
+
+static const agx_backend_ops rules_ops = {
+    .generate_plan = rules_generate,
+    .backend_type = rules_type,
+    .model_name = rules_type,
+    .health_check = rules_health,
+    .destroy = rules_destroy,
+};
+
+static pcre2_code *compile(const char *pattern, agx_error *err) {
+    int code;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_CASELESS, &code,
+                                   &off, NULL);
+    if (!re) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(code, msg, sizeof msg);
+        agx_error_set(err, AGX_ERR_ENGINE, "rules planner phrase table: bad regex at offset %zu: %s",
+                      (size_t)off, (const char *)msg);
+    }
+    return re;
+}
+
+agx_status agx_backend_rules_create(const agx_planner_config *cfg, agx_backend **out, agx_error *err) {
+    (void)cfg;
+    *out = NULL;
+    rules_backend *rb = calloc(1, sizeof *rb);
+    if (!rb) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
+    rb->base.ops = &rules_ops;
+    bool ok = true;
+    for (int i = 0; i < F_NFLAGS && ok; i++) ok = (rb->flags[i] = compile(flag_regex[i], err)) != NULL;
+    for (int i = 0; i < S_NSLOTS && ok; i++) ok = (rb->slots[i] = compile(slot_regex[i], err)) != NULL;
+    if (ok) ok = (rb->log_line = compile("^\\S+ \\S+ \\S+ \\[[^\\]]+\\] \"", err)) != NULL;
+    for (size_t i = 0; i < N_NAMED_PATTERNS && ok; i++)
+        ok = (rb->named[i] = compile(named_patterns[i].phrase, err)) != NULL;
+    if (!ok) {
+        rules_destroy(&rb->base);
+        return err ? err->code : AGX_ERR_ENGINE;
+    }
+    *out = &rb->base;
+    return AGX_OK;
+}

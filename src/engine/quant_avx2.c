@@ -1,0 +1,451 @@
+/* quant_avx2.c — AVX2/FMA/F16C dot kernels (compiled with -mavx2 -mfma
+ * -mf16c); quant.c installs them when the CPU has AVX2 but the AVX-512 set is
+ * missing or turned off with AGX_CPU_ISA=avx2. Integer sums use
+ * maddubs + madd (as ggml's AVX2 path); matrix tiles for q4_K/q5_K/q6_K
+ * (other types: matmul calls vec_dot per row and token). */
+#include <immintrin.h>
+
+#include "engine/quant_impl.h"
+
+#define AGX_INLINE static inline __attribute__((always_inline))
+
+AGX_INLINE float fp16(agx_half h) { return _cvtsh_ss(h); }
+
+AGX_INLINE float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* int16 pair sums -> int32 */
+AGX_INLINE __m256i sum_pairs(__m256i v) { return _mm256_madd_epi16(v, _mm256_set1_epi16(1)); }
+
+static void dot_f32(int n, float *s, const void *vx, const void *vy) {
+    const float *x = vx, *y = vy;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+    }
+    float tail = 0;
+    for (; i < n; i++) tail += x[i] * y[i];
+    *s = hsum256(_mm256_add_ps(a0, a1)) + tail;
+}
+
+static void dot_f16(int n, float *s, const void *vx, const void *vy) {
+    const uint16_t *x = vx, *y = vy;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i))), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 8))),
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i + 8))), a1);
+    }
+    float tail = 0;
+    for (; i < n; i++) tail += fp16(x[i]) * fp16(y[i]);
+    *s = hsum256(_mm256_add_ps(a0, a1)) + tail;
+}
+
+/* 32 nibbles of a q4/q5 block in element order */
+AGX_INLINE __m256i nib32(const uint8_t *qs) {
+    const __m128i v = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0F));
+}
+
+/* byte j = 0x10 where bit j of the 32-bit qh is set */
+AGX_INLINE __m256i bits16_from_qh(const uint8_t *qh) {
+    uint32_t h;
+    memcpy(&h, qh, 4);
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h), shuf);
+    b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_and_si256(_mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1)), _mm256_set1_epi8(0x10));
+}
+
+static void dot_q8_0(int n, float *s, const void *vx, const void *vy) {
+    const agx_block_q8_0 *x = vx, *y = vy;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (int i = 0; i < n / 32; i++) {
+        const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        const __m256i p = sum_pairs(_mm256_maddubs_epi16(_mm256_abs_epi8(qx), _mm256_sign_epi8(qy, qx)));
+        const __m256 d = _mm256_set1_ps(fp16(x[i].d) * fp16(y[i].d));
+        if (i & 1) a1 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), a1);
+        else a0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), a0);
+    }
+    *s = hsum256(_mm256_add_ps(a0, a1));
+}
+
+/* sum (q - bias) * y: maddubs of q and of bias against y, subtracted in int16 */
+#define DEF_DOT_X_0(NAME, BLK, LOADW, BIAS)                                                                  \
+    static void NAME(int n, float *s, const void *vx, const void *vy) {                                      \
+        const BLK *x = vx;                                                                                   \
+        const agx_block_q8_0 *y = vy;                                                                        \
+        const __m256i vb = _mm256_set1_epi8(BIAS);                                                           \
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();                                           \
+        for (int i = 0; i < n / 32; i++) {                                                                   \
+            const __m256i qx = LOADW;                                                                        \
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);                                 \
+            const __m256i p =                                                                                \
+                sum_pairs(_mm256_sub_epi16(_mm256_maddubs_epi16(qx, qy), _mm256_maddubs_epi16(vb, qy)));     \
+            const __m256 d = _mm256_set1_ps(fp16(x[i].d) * fp16(y[i].d));                                    \
+            if (i & 1) a1 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), a1);                                   \
+            else a0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), a0);                                         \
+        }                                                                                                    \
+        *s = hsum256(_mm256_add_ps(a0, a1));                                                                 \
+    }
+DEF_DOT_X_0(dot_q4_0, agx_block_q4_0, nib32(x[i].qs), 8)
+DEF_DOT_X_0(dot_q5_0, agx_block_q5_0, _mm256_or_si256(nib32(x[i].qs), bits16_from_qh(x[i].qh)), 16)
+
+#define DEF_DOT_X_1(NAME, BLK, LOADW)                                                                        \
+    static void NAME(int n, float *s, const void *vx, const void *vy) {                                      \
+        const BLK *x = vx;                                                                                   \
+        const agx_block_q8_1 *y = vy;                                                                        \
+        __m256 a0 = _mm256_setzero_ps();                                                                     \
+        float summ = 0;                                                                                      \
+        for (int i = 0; i < n / 32; i++) {                                                                   \
+            const __m256i qx = LOADW;                                                                        \
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);                                 \
+            const __m256i p = sum_pairs(_mm256_maddubs_epi16(qx, qy));                                       \
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(fp16(x[i].d) * fp16(y[i].d)), _mm256_cvtepi32_ps(p), a0);    \
+            summ += fp16(x[i].m) * fp16(y[i].s);                                                             \
+        }                                                                                                    \
+        *s = hsum256(a0) + summ;                                                                             \
+    }
+DEF_DOT_X_1(dot_q4_1, agx_block_q4_1, nib32(x[i].qs))
+DEF_DOT_X_1(dot_q5_1, agx_block_q5_1, _mm256_or_si256(nib32(x[i].qs), bits16_from_qh(x[i].qh)))
+
+/* q4_K/q5_K scales and mins as bytes sc0..7, m0..7 (reads 16 bytes; the 4
+ * after the 12 scale bytes belong to the same block). */
+AGX_INLINE __m128i k4_scales_mins(const uint8_t *q) {
+    const __m128i v = _mm_loadu_si128((const __m128i *)q);
+    __m128i a = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0));
+    a = _mm_and_si128(_mm_srlv_epi32(a, _mm_set_epi32(4, 0, 0, 0)),
+                      _mm_set_epi32(0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f));
+    const __m128i c = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0)), 2),
+                                    _mm_set_epi32(0x30303030, 0, 0x30303030, 0));
+    return _mm_or_si128(a, c);
+}
+
+/* int16 broadcast of byte j of b (b holds the same 16 bytes in both lanes) */
+AGX_INLINE __m256i bcast16(__m256i b, int j) {
+    return _mm256_shuffle_epi8(b, _mm256_set1_epi16((short)(0x8000 | j)));
+}
+
+AGX_INLINE __m256i mins_dup(__m256i b) {
+    return _mm256_shuffle_epi8(b, _mm256_set_epi8((char)0x80, 15, (char)0x80, 15, (char)0x80, 14, (char)0x80, 14,
+                                                  (char)0x80, 13, (char)0x80, 13, (char)0x80, 12, (char)0x80, 12,
+                                                  (char)0x80, 11, (char)0x80, 11, (char)0x80, 10, (char)0x80, 10,
+                                                  (char)0x80, 9, (char)0x80, 9, (char)0x80, 8, (char)0x80, 8));
+}
+
+#define DEF_DOT_K4(NAME, BLK, IS_Q5)                                                                         \
+    static void NAME(int n, float *s, const void *vx, const void *vy) {                                      \
+        const BLK *x = vx;                                                                                   \
+        const agx_block_q8_K *y = vy;                                                                        \
+        const __m256i m4 = _mm256_set1_epi8(0x0F);                                                           \
+        __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();                                        \
+        for (int i = 0; i < n / AGX_QK_K; i++) {                                                             \
+            const __m256i sb = _mm256_broadcastsi128_si256(k4_scales_mins(x[i].scales));                     \
+            const __m256i mi = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), mins_dup(sb)); \
+            accm = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * fp16(x[i].dmin)), _mm256_cvtepi32_ps(mi), accm);  \
+            __m256i qh = IS_Q5 ? _mm256_loadu_si256((const __m256i *)((const agx_block_q5_K *)(const void *)&x[i])->qh) \
+                               : _mm256_setzero_si256();                                                     \
+            __m256i i0 = _mm256_setzero_si256(), i1 = _mm256_setzero_si256();                                \
+            _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                                                                    \
+                const __m256i c = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * k));                   \
+                __m256i lo = _mm256_and_si256(c, m4), hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);    \
+                if (IS_Q5) {                                                                                 \
+                    const __m256i one = _mm256_set1_epi8(1);                                                 \
+                    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));               \
+                    hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4)); \
+                    qh = _mm256_srli_epi16(qh, 2);                                                           \
+                }                                                                                            \
+                const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * k))); \
+                const __m256i phi =                                                                          \
+                    _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * k + 32)));  \
+                i0 = _mm256_add_epi32(i0, _mm256_madd_epi16(plo, bcast16(sb, 2 * k)));                       \
+                i1 = _mm256_add_epi32(i1, _mm256_madd_epi16(phi, bcast16(sb, 2 * k + 1)));                   \
+            }                                                                                                \
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * fp16(x[i].d)), _mm256_cvtepi32_ps(_mm256_add_epi32(i0, i1)), \
+                                  acc);                                                                      \
+        }                                                                                                    \
+        *s = hsum256(acc) - hsum256(accm);                                                                   \
+    }
+DEF_DOT_K4(dot_q4_K, agx_block_q4_K, 0)
+DEF_DOT_K4(dot_q5_K, agx_block_q5_K, 1)
+
+static void dot_q6_K(int n, float *s, const void *vx, const void *vy) {
+    const agx_block_q6_K *x = vx;
+    const agx_block_q8_K *y = vy;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / AGX_QK_K; i++) {
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
+        /* -32 offset via bsums: 32 * sum_g sc_g * bsum_g */
+        __m256i iacc = _mm256_sub_epi32(
+            _mm256_setzero_si256(),
+            _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), _mm256_cvtepi8_epi16(sc8)),
+                              5));
+        _Pragma("GCC unroll 4") for (int h = 0; h < 2; h++) {
+            const __m256i qla = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * h));
+            const __m256i qlb = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * h + 32));
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h));
+            __m256i w[4];
+            w[0] = _mm256_or_si256(_mm256_and_si256(qla, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+            w[1] = _mm256_or_si256(_mm256_and_si256(qlb, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+            w[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qla, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+            w[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qlb, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+            _Pragma("GCC unroll 4") for (int m = 0; m < 4; m++) {
+                const int g = 8 * h + 2 * m; /* scale groups g, g+1 cover these 32 weights */
+                const __m256i sc = _mm256_cvtepi8_epi16(
+                    _mm_shuffle_epi8(sc8, _mm_set_epi8((char)(g + 1), (char)(g + 1), (char)(g + 1), (char)(g + 1),
+                                                       (char)(g + 1), (char)(g + 1), (char)(g + 1), (char)(g + 1),
+                                                       (char)g, (char)g, (char)g, (char)g, (char)g, (char)g, (char)g,
+                                                       (char)g)));
+                const __m256i p =
+                    _mm256_maddubs_epi16(w[m], _mm256_loadu_si256((const __m256i *)(y[i].qs + 128 * h + 32 * m)));
+                iacc = _mm256_add_epi32(iacc, _mm256_madd_epi16(p, sc));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * fp16(x[i].d)), _mm256_cvtepi32_ps(iacc), acc);
+    }
+    *s = hsum256(acc);
+}
+
+/* q2_K / q3_K: 2-bit planes (q3_K adds 4 where the hmask bit is set and
+ * subtracts 4 * sum(scale * bsum) afterwards); one scale per 16 weights. */
+AGX_INLINE __m256i scale_pair16(__m128i sc8, int g) {
+    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
+        sc8, _mm_set_epi8((char)(g + 1), (char)(g + 1), (char)(g + 1), (char)(g + 1), (char)(g + 1), (char)(g + 1),
+                          (char)(g + 1), (char)(g + 1), (char)g, (char)g, (char)g, (char)g, (char)g, (char)g, (char)g,
+                          (char)g)));
+}
+
+#define DEF_DOT_K2(NAME, BLK, IS_Q3)                                                                         \
+    static void NAME(int n, float *s, const void *vx, const void *vy) {                                      \
+        const BLK *x = vx;                                                                                   \
+        const agx_block_q8_K *y = vy;                                                                        \
+        const __m256i m3 = _mm256_set1_epi8(3);                                                              \
+        __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();                                        \
+        for (int i = 0; i < n / AGX_QK_K; i++) {                                                             \
+            __m128i sc8;                                                                                     \
+            __m256i iacc = _mm256_setzero_si256(), hm = _mm256_setzero_si256();                              \
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);                             \
+            if (IS_Q3) {                                                                                     \
+                const agx_block_q3_K *b3 = (const agx_block_q3_K *)(const void *)&x[i];                      \
+                uint32_t a0, a1, a2;                                                                         \
+                memcpy(&a0, b3->scales, 4);                                                                  \
+                memcpy(&a1, b3->scales + 4, 4);                                                              \
+                memcpy(&a2, b3->scales + 8, 4);                                                              \
+                const uint32_t k1 = 0x03030303, k2 = 0x0f0f0f0f;                                             \
+                sc8 = _mm_sub_epi8(_mm_set_epi32((int)(((a1 >> 4) & k2) | (((a2 >> 6) & k1) << 4)),          \
+                                                 (int)(((a0 >> 4) & k2) | (((a2 >> 4) & k1) << 4)),          \
+                                                 (int)((a1 & k2) | (((a2 >> 2) & k1) << 4)),                 \
+                                                 (int)((a0 & k2) | ((a2 & k1) << 4))),                       \
+                                   _mm_set1_epi8(32));                                                       \
+                iacc = _mm256_sub_epi32(iacc, _mm256_slli_epi32(_mm256_madd_epi16(bs, _mm256_cvtepi8_epi16(sc8)), 2)); \
+                hm = _mm256_loadu_si256((const __m256i *)b3->hmask);                                         \
+            } else {                                                                                         \
+                const agx_block_q2_K *b2 = (const agx_block_q2_K *)(const void *)&x[i];                      \
+                const __m128i raw = _mm_loadu_si128((const __m128i *)b2->scales);                            \
+                sc8 = _mm_and_si128(raw, _mm_set1_epi8(0x0F));                                               \
+                const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F))); \
+                accm = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * fp16(b2->dmin)), _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mins)), accm); \
+            }                                                                                                \
+            _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {                                            \
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));                   \
+                _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {                                        \
+                    __m256i w = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);                           \
+                    if (IS_Q3) {                                                                             \
+                        const __m256i bit = _mm256_set1_epi8((char)(1 << (4 * h + j)));                      \
+                        w = _mm256_add_epi8(w, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit), \
+                                                                _mm256_set1_epi8(4)));                       \
+                    }                                                                                        \
+                    const __m256i p = _mm256_maddubs_epi16(w, _mm256_loadu_si256((const __m256i *)(y[i].qs + 128 * h + 32 * j))); \
+                    iacc = _mm256_add_epi32(iacc, _mm256_madd_epi16(p, scale_pair16(sc8, 8 * h + 2 * j)));   \
+                }                                                                                            \
+            }                                                                                                \
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * fp16(x[i].d)), _mm256_cvtepi32_ps(iacc), acc);     \
+        }                                                                                                    \
+        *s = hsum256(acc) - hsum256(accm);                                                                   \
+    }
+DEF_DOT_K2(dot_q2_K, agx_block_q2_K, 0)
+DEF_DOT_K2(dot_q3_K, agx_block_q3_K, 1)
+
+AGX_INLINE __m256 bf16x8(const uint16_t *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+
+static void dot_bf16(int n, float *s, const void *vx, const void *vy) {
+    const uint16_t *x = vx, *y = vy;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(bf16x8(x + i), bf16x8(y + i), a0);
+        a1 = _mm256_fmadd_ps(bf16x8(x + i + 8), bf16x8(y + i + 8), a1);
+    }
+    float tail = 0;
+    for (; i < n; i++) tail += agx_bf16_to_fp32(x[i]) * agx_bf16_to_fp32(y[i]);
+    *s = hsum256(_mm256_add_ps(a0, a1)) + tail;
+}
+
+/* ------------------------------------------------ K-quant matrix tiles */
+
+/* One weight block unpacked for a tile (decoded once, used for up to 8
+ * tokens; it lives in L1, AVX2 has too few registers to keep it there):
+ * w[k] = weights 32k..32k+31 as bytes, s[k] = their int16 scales for the
+ * madd of maddubs' pairs, mdup = per-bsum multipliers of the mins term. */
+typedef struct kdec2 {
+    __m256i w[8], s[8];
+    __m256i mdup;
+    float d, dmin;
+} kdec2;
+
+AGX_INLINE void dec2_k4(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, kdec2 *o) {
+    const __m256i sb = _mm256_broadcastsi128_si256(k4_scales_mins(scales));
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    __m256i h = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
+        const __m256i c = _mm256_loadu_si256((const __m256i *)(qs + 32 * k));
+        __m256i lo = _mm256_and_si256(c, m4), hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
+        if (qh) {
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(h, one), 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 1), one), 4));
+            h = _mm256_srli_epi16(h, 2);
+        }
+        o->w[2 * k] = lo;
+        o->w[2 * k + 1] = hi;
+        o->s[2 * k] = bcast16(sb, 2 * k);
+        o->s[2 * k + 1] = bcast16(sb, 2 * k + 1);
+    }
+    o->mdup = mins_dup(sb);
+}
+
+AGX_INLINE void dec2_q4_K(const agx_block_q4_K *x, kdec2 *o) {
+    dec2_k4(x->scales, x->qs, NULL, o);
+    o->d = fp16(x->d);
+    o->dmin = fp16(x->dmin);
+}
+
+AGX_INLINE void dec2_q5_K(const agx_block_q5_K *x, kdec2 *o) {
+    dec2_k4(x->scales, x->qs, x->qh, o);
+    o->d = fp16(x->d);
+    o->dmin = fp16(x->dmin);
+}
+
+AGX_INLINE void dec2_q6_K(const agx_block_q6_K *x, kdec2 *o) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03);
+    const __m128i sc8 = _mm_loadu_si128((const __m128i *)x->scales);
+    _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+        const __m256i qla = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * h));
+        const __m256i qlb = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * h + 32));
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(x->qh + 32 * h));
+        o->w[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(qla, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+        o->w[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(qlb, m4),
+                                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+        o->w[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qla, 4), m4),
+                                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+        o->w[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qlb, 4), m4),
+                                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+        _Pragma("GCC unroll 4") for (int m = 0; m < 4; m++) o->s[4 * h + m] = scale_pair16(sc8, 8 * h + 2 * m);
+    }
+    o->mdup = _mm256_slli_epi16(_mm256_cvtepi8_epi16(sc8), 5); /* the -32 offset through bsums */
+    o->d = fp16(x->d);
+    o->dmin = 0;
+}
+
+AGX_INLINE __m256 kblock_dot2(const kdec2 *b, const agx_block_q8_K *y, __m256 acc, int is_q6) {
+    __m256i i0 = _mm256_setzero_si256(), i1 = _mm256_setzero_si256();
+    _Pragma("GCC unroll 4") for (int k = 0; k < 8; k += 2) {
+        i0 = _mm256_add_epi32(i0, _mm256_madd_epi16(_mm256_maddubs_epi16(b->w[k], _mm256_loadu_si256((const __m256i *)(y->qs + 32 * k))), b->s[k]));
+        i1 = _mm256_add_epi32(i1, _mm256_madd_epi16(_mm256_maddubs_epi16(b->w[k + 1], _mm256_loadu_si256((const __m256i *)(y->qs + 32 * k + 32))), b->s[k + 1]));
+    }
+    __m256i iacc = _mm256_add_epi32(i0, i1);
+    const __m256i mi = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), b->mdup);
+    const __m256 vdy = _mm256_set1_ps(y->d);
+    if (is_q6) {
+        iacc = _mm256_sub_epi32(iacc, mi);
+        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc), _mm256_mul_ps(_mm256_set1_ps(b->d), vdy), acc);
+    }
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc), _mm256_mul_ps(_mm256_set1_ps(b->d), vdy), acc);
+    return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mi), _mm256_mul_ps(_mm256_set1_ps(b->dmin), vdy), acc);
+}
+
+#define DEF_K_TILE2(T, BLK, DEC, IS_Q6)                                                                    \
+    AGX_INLINE void tile_##T(int nb, const BLK *x, const uint8_t *y, size_t ldy, const int NT, float *out,   \
+                             size_t ldo) {                                                                 \
+        __m256 acc[8];                                                                                     \
+        _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();                 \
+        for (int i = 0; i < nb; i++) {                                                                     \
+            kdec2 b;                                                                                       \
+            DEC(&x[i], &b);                                                                                \
+            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] =                                 \
+                kblock_dot2(&b, (const agx_block_q8_K *)(y + (size_t)t * ldy) + i, acc[t], IS_Q6);        \
+        }                                                                                                  \
+        _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) out[(size_t)t * ldo] = hsum256(acc[t]);       \
+    }                                                                                                      \
+    static void gemm_##T(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt,       \
+                         float *out, size_t ldo) {                                                         \
+        const int nb = n / AGX_QK_K;                                                                       \
+        for (int t0 = 0; t0 < nt; t0 += 8) {                                                               \
+            const uint8_t *yt = (const uint8_t *)y + (size_t)t0 * ldy;                                     \
+            for (int r = 0; r < nr; r++) {                                                                 \
+                const BLK *x = (const BLK *)((const uint8_t *)w + (size_t)r * ldw);                        \
+                float *o = out + (size_t)t0 * ldo + r;                                                     \
+                switch (nt - t0 < 8 ? nt - t0 : 8) {                                                       \
+                case 8: tile_##T(nb, x, yt, ldy, 8, o, ldo); break;                                        \
+                case 7: tile_##T(nb, x, yt, ldy, 7, o, ldo); break;                                        \
+                case 6: tile_##T(nb, x, yt, ldy, 6, o, ldo); break;                                        \
+                case 5: tile_##T(nb, x, yt, ldy, 5, o, ldo); break;                                        \
+                case 4: tile_##T(nb, x, yt, ldy, 4, o, ldo); break;                                        \
+                case 3: tile_##T(nb, x, yt, ldy, 3, o, ldo); break;                                        \
+                case 2: tile_##T(nb, x, yt, ldy, 2, o, ldo); break;                                        \
+                default: tile_##T(nb, x, yt, ldy, 1, o, ldo); break;                                       \
+                }                                                                                          \
+            }                                                                                              \
+        }                                                                                                  \
+    }
+DEF_K_TILE2(q4_K, agx_block_q4_K, dec2_q4_K, 0)
+DEF_K_TILE2(q5_K, agx_block_q5_K, dec2_q5_K, 0)
+DEF_K_TILE2(q6_K, agx_block_q6_K, dec2_q6_K, 1)
+
+/* the block quantizers with hardware FMA (bit-identical to the portable build) */
+#define AGX_QREF(name) name##_fma
+#include "engine/quant_ref.h"
+#undef AGX_QREF
+
+void agx_quant_avx2_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
+    t[AGX_TYPE_Q4_0].from_float_ref = quant_q4_0_fma;
+    t[AGX_TYPE_Q4_1].from_float_ref = quant_q4_1_fma;
+    t[AGX_TYPE_Q5_0].from_float_ref = quant_q5_0_fma;
+    t[AGX_TYPE_Q5_1].from_float_ref = quant_q5_1_fma;
+    t[AGX_TYPE_Q8_0].from_float_ref = quant_q8_0_fma;
+    t[AGX_TYPE_Q8_1].from_float_ref = quant_q8_1_fma;
+    t[AGX_TYPE_Q8_K].from_float_ref = quant_q8_K_fma;
+    t[AGX_TYPE_Q4_K].from_float_ref = quant_q4_K_fma;
+    t[AGX_TYPE_Q5_K].from_float_ref = quant_q5_K_fma;
+    t[AGX_TYPE_Q6_K].from_float_ref = quant_q6_K_fma;
+    t[AGX_TYPE_F32].vec_dot = dot_f32;
+    t[AGX_TYPE_F16].vec_dot = dot_f16;
+    t[AGX_TYPE_BF16].vec_dot = dot_bf16;
+    t[AGX_TYPE_Q2_K].vec_dot = dot_q2_K;
+    t[AGX_TYPE_Q3_K].vec_dot = dot_q3_K;
+    t[AGX_TYPE_Q4_0].vec_dot = dot_q4_0;
+    t[AGX_TYPE_Q4_1].vec_dot = dot_q4_1;
+    t[AGX_TYPE_Q5_0].vec_dot = dot_q5_0;
+    t[AGX_TYPE_Q5_1].vec_dot = dot_q5_1;
+    t[AGX_TYPE_Q8_0].vec_dot = dot_q8_0;
+    t[AGX_TYPE_Q4_K].vec_dot = dot_q4_K;
+    t[AGX_TYPE_Q5_K].vec_dot = dot_q5_K;
+    t[AGX_TYPE_Q6_K].vec_dot = dot_q6_K;
+    t[AGX_TYPE_Q4_K].gemm = gemm_q4_K;
+    t[AGX_TYPE_Q5_K].gemm = gemm_q5_K;
+    t[AGX_TYPE_Q6_K].gemm = gemm_q6_K;
+}

@@ -1,0 +1,150 @@
+/* quant_impl.h — engine-internal view of the tensor types: ggml's block layouts
+ * (bit-exact with GGUF files), inline fp16 helpers, and the per-ISA kernel
+ * entry points that quant.c wires into the type-traits table and matmul.c
+ * uses for its matrix-matrix tiles. Not a public header. */
+#ifndef AGX_ENGINE_QUANT_IMPL_H
+#define AGX_ENGINE_QUANT_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "agx/quant.h"
+
+#define AGX_QK4_0 32
+#define AGX_QK4_1 32
+#define AGX_QK5_0 32
+#define AGX_QK5_1 32
+#define AGX_QK8_0 32
+#define AGX_QK8_1 32
+#define AGX_QK_K 256
+#define AGX_K_SCALE_SIZE 12
+
+typedef uint16_t agx_half;
+
+typedef struct { agx_half d; uint8_t qs[AGX_QK4_0 / 2]; } agx_block_q4_0;
+typedef struct { agx_half d, m; uint8_t qs[AGX_QK4_1 / 2]; } agx_block_q4_1;
+typedef struct { agx_half d; uint8_t qh[4]; uint8_t qs[AGX_QK5_0 / 2]; } agx_block_q5_0;
+typedef struct { agx_half d, m; uint8_t qh[4]; uint8_t qs[AGX_QK5_1 / 2]; } agx_block_q5_1;
+typedef struct { agx_half d; int8_t qs[AGX_QK8_0]; } agx_block_q8_0;
+/* s = d * sum(qs), as in ggml */
+typedef struct { agx_half d, s; int8_t qs[AGX_QK8_1]; } agx_block_q8_1;
+typedef struct {
+    uint8_t scales[AGX_QK_K / 16]; /* low 4 bits scale, high 4 bits min */
+    uint8_t qs[AGX_QK_K / 4];
+    agx_half d, dmin;
+} agx_block_q2_K;
+typedef struct {
+    uint8_t hmask[AGX_QK_K / 8];
+    uint8_t qs[AGX_QK_K / 4];
+    uint8_t scales[12]; /* 16 6-bit scales */
+    agx_half d;
+} agx_block_q3_K;
+typedef struct {
+    agx_half d, dmin;
+    uint8_t scales[AGX_K_SCALE_SIZE]; /* 8 6-bit scales + 8 6-bit mins */
+    uint8_t qs[AGX_QK_K / 2];
+} agx_block_q4_K;
+typedef struct {
+    agx_half d, dmin;
+    uint8_t scales[AGX_K_SCALE_SIZE];
+    uint8_t qh[AGX_QK_K / 8];
+    uint8_t qs[AGX_QK_K / 2];
+} agx_block_q5_K;
+typedef struct {
+    uint8_t ql[AGX_QK_K / 2];
+    uint8_t qh[AGX_QK_K / 4];
+    int8_t scales[AGX_QK_K / 16];
+    agx_half d;
+} agx_block_q6_K;
+/* activation format of the K-quant dot kernels; bsums = sums of 16 qs */
+typedef struct {
+    float d;
+    int8_t qs[AGX_QK_K];
+    int16_t bsums[AGX_QK_K / 16];
+} agx_block_q8_K;
+
+_Static_assert(sizeof(agx_block_q4_0) == 18, "q4_0 layout");
+_Static_assert(sizeof(agx_block_q4_1) == 20, "q4_1 layout");
+_Static_assert(sizeof(agx_block_q5_0) == 22, "q5_0 layout");
+_Static_assert(sizeof(agx_block_q5_1) == 24, "q5_1 layout");
+_Static_assert(sizeof(agx_block_q8_0) == 34, "q8_0 layout");
+_Static_assert(sizeof(agx_block_q8_1) == 36, "q8_1 layout");
+_Static_assert(sizeof(agx_block_q2_K) == 84, "q2_K layout");
+_Static_assert(sizeof(agx_block_q3_K) == 110, "q3_K layout");
+_Static_assert(sizeof(agx_block_q4_K) == 144, "q4_K layout");
+_Static_assert(sizeof(agx_block_q5_K) == 176, "q5_K layout");
+_Static_assert(sizeof(agx_block_q6_K) == 210, "q6_K layout");
+_Static_assert(sizeof(agx_block_q8_K) == 292, "q8_K layout");
+
+/* Exact IEEE half -> float (all cases, incl. subnormals/inf/nan). */
+static inline float agx_h2f(agx_half h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu, bits;
+    float f;
+    if (exp == 0) {
+        f = (float)mant * 0x1p-24f; /* zero or subnormal, exact */
+        memcpy(&bits, &f, 4);
+        bits |= sign;
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else {
+        bits = sign | ((exp + 112u) << 23) | (mant << 13);
+    }
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* 6-bit scale j and min j of a q4_K / q5_K block (ggml get_scale_min_k4). */
+static inline void agx_get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
+    }
+}
+
+/* Unpacks the 8 scales and 8 mins of a q4_K/q5_K block into bytes. */
+static inline void agx_unpack_k4_scales(const uint8_t *q, uint8_t sc[8], uint8_t mn[8]) {
+    for (int j = 0; j < 8; j++) agx_get_scale_min_k4(j, q, &sc[j], &mn[j]);
+}
+
+/* Matrix-matrix tile: out[t*ldo + r] = dot(w row r, y token t) for r < nr,
+ * t < nt; w rows are ldw bytes apart, y tokens (in the vec_dot_type) ldy bytes
+ * apart. n is the row length in elements. */
+typedef void (*agx_gemm_fn)(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt,
+                            float *out, size_t ldo);
+
+/* Kernels chosen for this CPU (quant.c fills them once with the traits). */
+typedef struct agx_kernel_set {
+    agx_vec_dot_fn vec_dot;
+    agx_gemm_fn gemm; /* NULL: matmul falls back to vec_dot per (row, token) */
+    /* Activation format the gemm reads, when it is not the vec_dot_type:
+     * its quantizer and bytes per row of n elements (0: n not supported). */
+    agx_from_float_fn gemm_quant;
+    size_t (*act_row_size)(int64_t n);
+    /* the type's reference quantizer built for this ISA (identical bits) */
+    agx_from_float_fn from_float_ref;
+} agx_kernel_set;
+
+/* The matrix-tile kernel set for wtype after the ISA choice (gemm NULL when none). */
+agx_kernel_set agx_quant_gemm_get(uint32_t wtype);
+/* Kernel set for an explicit ISA level (0 scalar, 1 avx2, 2 avx512); NULL
+ * members when that level has no kernel for the type. Used by tests. */
+agx_kernel_set agx_quant_kernels_for_isa(uint32_t wtype, int isa);
+/* Level the CPU supports (after AGX_CPU_ISA): 0 scalar, 1 avx2, 2 avx512. */
+int agx_cpu_isa_level(void);
+/* Level the hardware supports, ignoring AGX_CPU_ISA (tests use every level). */
+int agx_cpu_hw_level(void);
+
+/* Per-ISA kernel tables: entries indexed by ggml type id. */
+void agx_quant_avx2_kernels(agx_kernel_set table[AGX_TYPE_COUNT]);
+void agx_quant_avx512_kernels(agx_kernel_set table[AGX_TYPE_COUNT]);
+/* Fast activation quantizers (same bits as quant.c's activation quantizers:
+ * llama.cpp's x86 run-time ones for q8_0, the reference for q8_K). */
+void agx_quantize_row_q8_K_avx512(const float *x, void *y, int64_t n);
+void agx_quantize_row_q8_0_avx512(const float *x, void *y, int64_t n);
+
+#endif

@@ -1,0 +1,477 @@
+/* plan_validate.c — zero-trust validation of a plan against the tool registry
+ * and limits (collecting every problem, not only the first), and upstream's
+ * normalization rule (a `uniq` not fed by `sort` gets a `sort` before it). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agx/plan.h"
+#include "agx/registry.h"
+#include "agx/util.h"
+#include "plan/plan_internal.h"
+
+agx_plan_limits agx_plan_limits_default(void) {
+    agx_plan_limits l = {
+        .max_tasks = 20,
+        .max_args = 64,
+        .max_arg_len = 4096,
+        .max_command_len = 64,
+        .max_timeout_secs = 86400,
+    };
+    return l;
+}
+
+void agx_plan_problems_free(agx_plan_problems *p) {
+    if (!p) return;
+    for (size_t i = 0; i < p->count; i++) free(p->items[i].message);
+    free(p->items);
+    p->items = NULL;
+    p->count = 0;
+}
+
+typedef struct collector {
+    agx_plan_problem *items;
+    size_t count, cap;
+    bool oom;
+} collector;
+
+static void problem(collector *c, int task, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void problem(collector *c, int task, const char *fmt, ...) {
+    if (c->oom) return;
+    if (c->count == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        agx_plan_problem *p = realloc(c->items, cap * sizeof *p);
+        if (!p) {
+            c->oom = true;
+            return;
+        }
+        c->items = p;
+        c->cap = cap;
+    }
+    agx_strbuf sb;
+    agx_strbuf_init(&sb);
+    if (task > 0) agx_strbuf_printf(&sb, "task %d: ", task);
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = NULL;
+    if (vasprintf(&msg, fmt, ap) < 0) msg = NULL;
+    va_end(ap);
+    if (!msg || !agx_strbuf_puts(&sb, msg)) {
+        free(msg);
+        agx_strbuf_free(&sb);
+        c->oom = true;
+        return;
+    }
+    free(msg);
+    c->items[c->count].task_number = task;
+    c->items[c->count].message = agx_plan_sb_take(&sb);
+    c->count++;
+}
+
+/* A short printable rendering of untrusted text for messages: control bytes
+ * and invalid UTF-8 escaped, long values cut. */
+static void display(const char *s, char *buf, size_t cap) {
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    size_t n = strlen((const char *)p);
+    for (size_t i = 0; i < n && o + 8 < cap;) {
+        size_t l = agx_plan_utf8_seq_len(p + i, n - i);
+        if (l == 1 && p[i] >= 0x20 && p[i] != 0x7f) {
+            buf[o++] = (char)p[i++];
+        } else if (l > 1) {
+            memcpy(buf + o, p + i, l);
+            o += l;
+            i += l;
+        } else {
+            o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", p[i]);
+            i++;
+        }
+        if (o > 60 && i < n) {
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+    }
+    buf[o] = '\0';
+}
+
+/* Control characters other than tab / newline / CR have no business in a plan. */
+static bool bad_control(const char *s) {
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) return true;
+    }
+    return false;
+}
+
+static void check_text(collector *c, const char *what, const char *s, size_t max) {
+    if (!s) return;
+    size_t n = strlen(s);
+    if (n > max) problem(c, 0, "%s is %zu bytes; the limit is %zu", what, n, max);
+    if (!agx_plan_utf8_valid(s, n)) problem(c, 0, "%s is not valid UTF-8", what);
+    else if (bad_control(s)) problem(c, 0, "%s contains control characters", what);
+}
+
+/* ------------------------------------------------------ side effects -- */
+
+/* The registry holds read-only tools, but some of them can still write files
+ * or run programs through an option (find -delete, sed -i, sort -o, awk
+ * system(), xargs rm). Zero trust: those uses are refused here, per tool id. */
+
+static void check_tool_args(collector *c, int num, const char *id, char *const *args, size_t n,
+                            const agx_registry *reg, int depth);
+
+static bool is_any(const char *s, const char *const *set) {
+    for (; *set; set++)
+        if (!strcmp(s, *set)) return true;
+    return false;
+}
+
+/* Does the short-option cluster "-xyz" contain flag before any option letter
+ * in takes_value (whose value is the rest of the cluster)? */
+static bool cluster_has(const char *a, char flag, const char *takes_value) {
+    if (a[0] != '-' || a[1] == '-' || !a[1]) return false;
+    for (const char *p = a + 1; *p; p++) {
+        if (*p == flag) return true;
+        if (strchr(takes_value, *p)) return false;
+    }
+    return false;
+}
+
+static void check_find(collector *c, int num, char *const *args, size_t n) {
+    static const char *const bad[] = {"-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint",
+                                      "-fprint0", "-fprintf", "-fls", NULL};
+    for (size_t i = 0; i < n; i++)
+        if (args[i] && is_any(args[i], bad))
+            problem(c, num, "find '%s' changes files or runs commands; plans may only read (feed "
+                            "the file list to another task instead)",
+                    args[i]);
+}
+
+static void check_sed(collector *c, int num, char *const *args, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const char *a = args[i];
+        if (!a) continue;
+        if (!strcmp(a, "-e") || !strcmp(a, "-f") || !strcmp(a, "-l")) {
+            i++; /* the next word is a value, not an option */
+            continue;
+        }
+        if (!strncmp(a, "--in-place", 10) || cluster_has(a, 'i', "efl"))
+            problem(c, num, "sed '%s' edits files in place; plans may only read", a);
+    }
+}
+
+static void check_sort(collector *c, int num, char *const *args, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const char *a = args[i];
+        if (!a) continue;
+        if (!strcmp(a, "-k") || !strcmp(a, "-t") || !strcmp(a, "-S") || !strcmp(a, "-T")) {
+            i++;
+            continue;
+        }
+        if (!strncmp(a, "--output", 8) || cluster_has(a, 'o', "ktST"))
+            problem(c, num, "sort '%s' writes a file; plans may only read (the output goes to the "
+                            "next task)",
+                    a);
+        else if (!strncmp(a, "--compress-program", 18))
+            problem(c, num, "sort '%s' runs a program; plans may only read", a);
+    }
+}
+
+static void check_uniq(collector *c, int num, char *const *args, size_t n) {
+    size_t operands = 0;
+    bool opts = true;
+    for (size_t i = 0; i < n; i++) {
+        const char *a = args[i];
+        if (!a) continue;
+        if (opts && !strcmp(a, "--")) {
+            opts = false;
+        } else if (opts && (!strcmp(a, "-f") || !strcmp(a, "-s") || !strcmp(a, "-w"))) {
+            i++;
+        } else if (opts && a[0] == '-' && a[1]) {
+            continue;
+        } else if (++operands == 2) {
+            problem(c, num, "uniq's second operand '%.60s' is an output file it would overwrite; "
+                            "plans may only read",
+                    a);
+        }
+    }
+}
+
+/* Only the program text is inspected: -F / -v values and file operands may
+ * legitimately contain '|' or '>' (awk -F'|'). */
+static void check_awk(collector *c, int num, char *const *args, size_t n) {
+    const char *program = NULL;
+    bool from_file = false;
+    for (size_t i = 0; i < n && args[i]; i++) {
+        const char *a = args[i];
+        if (!strcmp(a, "--")) {
+            if (!from_file && i + 1 < n) program = args[i + 1];
+            break;
+        }
+        if (a[0] != '-' || !a[1]) {
+            if (!from_file) program = a;
+            break;
+        }
+        if (!strncmp(a, "-l", 2) || !strncmp(a, "--load", 6)) {
+            problem(c, num, "awk '%.40s' loads an extension library; plans may only read", a);
+            continue;
+        }
+        if (!strcmp(a, "-f") || !strncmp(a, "--file", 6)) from_file = true;
+        if (!strcmp(a, "-F") || !strcmp(a, "-v") || !strcmp(a, "-f")) i++; /* separate value */
+    }
+    if (!program) return;
+    const char *why = NULL;
+    if (strstr(program, "system(") || strstr(program, "system ("))
+        why = "runs a command (system())";
+    else if (strstr(program, "@load") || strstr(program, "@include"))
+        why = "loads code (@load/@include)";
+    /* Scan outside string and regex literals: split($0, a, "|") and /a|b/ are fine. */
+    char prev = '(';
+    for (const char *p = program; !why && *p; p++) {
+        char ch = *p;
+        if (ch == '\\' && p[1]) {
+            p++;
+            continue;
+        }
+        if (ch == '"' || (ch == '/' && strchr("(,~!&|{};=?:\n", prev))) {
+            for (p++; *p && *p != ch; p++)
+                if (*p == '\\' && p[1]) p++;
+            if (!*p) break;
+            prev = 'x';
+            continue;
+        }
+        if (ch == '|' && p[1] != '|' && prev != '|') {
+            why = "pipes to or from a command ('|')";
+        } else if (ch == '>') {
+            const char *q = p + 1;
+            if (*q == '>') q++;
+            while (*q == ' ' || *q == '\t') q++;
+            if (*q == '"') why = "redirects output to a file ('>')";
+        }
+        if (ch != ' ' && ch != '\t') prev = ch;
+    }
+    if (why) problem(c, num, "awk program %s; plans may only read", why);
+}
+
+static void check_xargs(collector *c, int num, char *const *args, size_t n, const agx_registry *reg,
+                        int depth) {
+    static const char *const with_value[] = {"-I", "-n", "-L", "-P", "-s", "-d", "-E", "-a", NULL};
+    size_t i = 0;
+    for (; i < n; i++) {
+        const char *a = args[i];
+        if (!a) return;
+        if (!strcmp(a, "--")) {
+            i++;
+            break;
+        }
+        if (a[0] != '-' || !a[1]) break;
+        if (is_any(a, with_value)) i++;
+    }
+    if (i >= n || !args[i]) return; /* no command: xargs runs echo */
+    const char *cmd = args[i];
+    char shown[80];
+    snprintf(shown, sizeof shown, "%.60s", cmd);
+    if (!agx_registry_find(reg, cmd)) {
+        const char *near = agx_registry_closest(reg, cmd);
+        if (near)
+            problem(c, num, "xargs runs '%s', which is not in the tool registry (did you mean '%s'?)",
+                    shown, near);
+        else
+            problem(c, num, "xargs runs '%s', which is not in the tool registry", shown);
+        return;
+    }
+    if (depth < 2) check_tool_args(c, num, cmd, args + i + 1, n - i - 1, reg, depth + 1);
+}
+
+static void check_file_tool(collector *c, int num, char *const *args, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (args[i] && (!strcmp(args[i], "--compile") || cluster_has(args[i], 'C', "fFmeP")))
+            problem(c, num, "file '%s' writes a compiled magic file; plans may only read", args[i]);
+}
+
+static void check_tool_args(collector *c, int num, const char *id, char *const *args, size_t n,
+                            const agx_registry *reg, int depth) {
+    if (!args) return;
+    if (!strcmp(id, "find")) check_find(c, num, args, n);
+    else if (!strcmp(id, "sed")) check_sed(c, num, args, n);
+    else if (!strcmp(id, "sort")) check_sort(c, num, args, n);
+    else if (!strcmp(id, "uniq")) check_uniq(c, num, args, n);
+    else if (!strcmp(id, "awk")) check_awk(c, num, args, n);
+    else if (!strcmp(id, "xargs")) check_xargs(c, num, args, n, reg, depth);
+    else if (!strcmp(id, "file")) check_file_tool(c, num, args, n);
+}
+
+static void check_task(collector *c, const agx_plan *plan, size_t i, const agx_registry *reg,
+                       const agx_plan_limits *lim) {
+    const agx_task *t = &plan->tasks[i];
+    int num = (int)i + 1;
+    char shown[128];
+    if (t->task_number != num)
+        problem(c, num, "numbered %d, expected %d (tasks must be numbered 1..n in order)",
+                t->task_number, num);
+    if (!t->command || !*t->command) {
+        problem(c, num, "command is empty");
+    } else {
+        size_t n = strlen(t->command);
+        display(t->command, shown, sizeof shown);
+        if (n > lim->max_command_len)
+            problem(c, num, "command '%s' is %zu bytes; the limit is %zu", shown, n,
+                    lim->max_command_len);
+        if (!agx_registry_find(reg, t->command)) {
+            const char *near = agx_registry_closest(reg, t->command);
+            if (near)
+                problem(c, num, "unknown command '%s' (did you mean '%s'?)", shown, near);
+            else
+                problem(c, num, "unknown command '%s' (not in the tool registry; see `agx tools`)",
+                        shown);
+        }
+    }
+    if (t->n_args > lim->max_args)
+        problem(c, num, "%zu arguments; the limit is %zu", t->n_args, lim->max_args);
+    for (size_t a = 0; a < t->n_args; a++) {
+        const char *s = t->args ? t->args[a] : NULL;
+        if (!s) {
+            problem(c, num, "args[%zu] is missing; args must be strings", a);
+            continue;
+        }
+        size_t n = strlen(s);
+        if (n > lim->max_arg_len)
+            problem(c, num, "args[%zu] is %zu bytes; the limit is %zu", a, n, lim->max_arg_len);
+        if (!agx_plan_utf8_valid(s, n))
+            problem(c, num, "args[%zu] is not valid UTF-8", a);
+        else if (bad_control(s))
+            problem(c, num, "args[%zu] contains control characters", a);
+    }
+    if (t->command && agx_registry_find(reg, t->command))
+        check_tool_args(c, num, t->command, t->args, t->n_args, reg, 0);
+    if (t->timeout_secs <= 0 || t->timeout_secs > lim->max_timeout_secs)
+        problem(c, num, "timeout_secs %d is out of range 1..%d", t->timeout_secs,
+                lim->max_timeout_secs);
+    if (t->input_from_task != 0 && (t->input_from_task < 1 || t->input_from_task >= num)) {
+        if (num == 1)
+            problem(c, num, "input_from_task %d: the first task cannot take input from another task",
+                    t->input_from_task);
+        else
+            problem(c, num, "input_from_task %d must name an earlier task (1..%d)",
+                    t->input_from_task, num - 1);
+    }
+}
+
+agx_status agx_plan_validate(const agx_plan *plan, const agx_registry *registry,
+                             const agx_plan_limits *limits, agx_plan_problems *problems,
+                             agx_error *err) {
+    if (problems) {
+        problems->items = NULL;
+        problems->count = 0;
+    }
+    agx_plan_limits lim = limits ? *limits : agx_plan_limits_default();
+    collector c = {0};
+    if (plan->n_tasks == 0) problem(&c, 0, "the plan has no tasks");
+    if (plan->n_tasks > lim.max_tasks)
+        problem(&c, 0, "the plan has %zu tasks; the limit is %zu", plan->n_tasks, lim.max_tasks);
+    check_text(&c, "plan_id", plan->plan_id, lim.max_arg_len);
+    check_text(&c, "plan_description", plan->plan_description, lim.max_arg_len);
+    /* Check every task even past the limit, so one report lists everything;
+     * but never spend unbounded effort on a hostile plan. */
+    size_t n = plan->n_tasks < 10000 ? plan->n_tasks : 10000;
+    for (size_t i = 0; i < n; i++) check_task(&c, plan, i, registry, &lim);
+    if (c.oom) {
+        agx_plan_problems tmp = {c.items, c.count};
+        agx_plan_problems_free(&tmp);
+        return agx_error_set(err, AGX_ERR_NOMEM, "out of memory validating a plan");
+    }
+    agx_status st = AGX_OK;
+    if (c.count) {
+        agx_strbuf sb;
+        agx_strbuf_init(&sb);
+        for (size_t i = 0; i < c.count; i++) {
+            if (i) agx_strbuf_puts(&sb, "; ");
+            agx_strbuf_puts(&sb, c.items[i].message);
+        }
+        st = agx_error_set(err, AGX_ERR_VALIDATION, "invalid plan (%zu problem%s): %s", c.count,
+                           c.count == 1 ? "" : "s", sb.data ? sb.data : "");
+        if (err && sb.len + 40 >= sizeof err->message) {
+            /* Say it was cut rather than end mid-word silently. */
+            memcpy(err->message + sizeof err->message - 5, " ...", 5);
+        }
+        agx_strbuf_free(&sb);
+    }
+    if (problems) {
+        problems->items = c.items;
+        problems->count = c.count;
+    } else {
+        agx_plan_problems tmp = {c.items, c.count};
+        agx_plan_problems_free(&tmp);
+    }
+    return st;
+}
+
+/* ------------------------------------------------------------ normalize -- */
+
+/* Filters that keep line order and content, so sortedness survives them. */
+static bool order_preserving(const char *cmd) {
+    return !strcmp(cmd, "grep") || !strcmp(cmd, "head") || !strcmp(cmd, "tail");
+}
+
+/* Is task idx (0-based) fed, through order-preserving filters, by a sort? */
+static bool fed_by_sort(const agx_plan *plan, size_t idx) {
+    int ref = plan->tasks[idx].input_from_task;
+    for (size_t hops = 0; hops < plan->n_tasks; hops++) {
+        if (ref < 1 || (size_t)ref > idx) return false;
+        const agx_task *src = &plan->tasks[ref - 1];
+        if (!src->command) return false;
+        if (!strcmp(src->command, "sort")) return true;
+        if (!order_preserving(src->command)) return false;
+        idx = (size_t)ref - 1;
+        ref = src->input_from_task;
+    }
+    return false;
+}
+
+/* uniq's input file (its first operand) moves to the sort that now reads it. */
+static agx_status move_input_operand(agx_task *uniq, agx_task *sort, agx_error *err) {
+    for (size_t a = 0; a < uniq->n_args; a++) {
+        const char *s = uniq->args[a];
+        if (!s) return AGX_OK;
+        if (!strcmp(s, "-f") || !strcmp(s, "-s") || !strcmp(s, "-w")) {
+            a++; /* option value */
+            continue;
+        }
+        if (!strcmp(s, "--")) {
+            if (a + 1 < uniq->n_args) a++;
+            else return AGX_OK;
+            s = uniq->args[a];
+        } else if (s[0] == '-' && s[1]) {
+            continue;
+        }
+        char **sa = realloc(sort->args, (sort->n_args + 1) * sizeof *sa);
+        if (!sa) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory normalizing a plan");
+        sort->args = sa;
+        sort->args[sort->n_args++] = uniq->args[a];
+        memmove(&uniq->args[a], &uniq->args[a + 1], (uniq->n_args - a - 1) * sizeof *uniq->args);
+        uniq->n_args--;
+        return AGX_OK;
+    }
+    return AGX_OK;
+}
+
+agx_status agx_plan_normalize(agx_plan *plan, agx_error *err) {
+    for (size_t i = 0; i < plan->n_tasks; i++) {
+        agx_task *t = &plan->tasks[i];
+        if (!t->command || strcmp(t->command, "uniq") != 0 || fed_by_sort(plan, i)) continue;
+        int from = t->input_from_task;
+        /* An invalid reference stays the validator's to report; do not rewire it. */
+        if (from < 0 || (size_t)from > i) continue;
+        agx_status st = agx_plan_insert_task(plan, i, "sort", from, err);
+        if (st != AGX_OK) return st;
+        agx_task *sort = &plan->tasks[i];
+        agx_task *uniq = &plan->tasks[i + 1];
+        uniq->input_from_task = sort->task_number;
+        sort->timeout_secs = uniq->timeout_secs;
+        if (from == 0 && (st = move_input_operand(uniq, sort, err)) != AGX_OK) return st;
+        i++; /* skip the uniq just handled */
+    }
+    return AGX_OK;
+}

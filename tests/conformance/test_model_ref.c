@@ -1,0 +1,264 @@
+/* test_model_ref.c — the forward pass against llama.cpp's logits for every case
+ * in <ref>/models/manifest.json (enumerated, not hard-coded): teacher-forced
+ * logits of the whole prompt in one batch, then the 32 greedy steps decoded one
+ * token at a time through the KV cache. Bands (issue 4):
+ *   F32/F16: per-row cos >= 0.99999, max|diff| <= 0.1, same argmax everywhere,
+ *            greedy equal up to the first step with reference margin < 0.2;
+ *   quantized: whole cos >= 0.999, worst row cos >= 0.998, same argmax where
+ *            the reference margin > 2.0 and at >= 80% of positions.
+ * Prints the figures per file. Also checks `agx logits` / `agx generate`. */
+#include "agx_test.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agx/model.h"
+#include "agx/util.h"
+
+typedef struct figures {
+    double cos, min_row_cos, max_abs;
+    int top1_same, rows, margin_rows, margin_same;
+} figures;
+
+static float *read_f32(const char *path, size_t n) {
+    char *data = NULL;
+    size_t len = 0;
+    agx_error err;
+    if (agx_file_read_all(path, 0, &data, &len, &err) != AGX_OK) return NULL;
+    if (len != n * sizeof(float)) {
+        free(data);
+        return NULL;
+    }
+    float *f = malloc(len);
+    memcpy(f, data, len);
+    free(data);
+    return f;
+}
+
+static int argmax(const float *x, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+static double margin(const float *x, int n) {
+    int b = argmax(x, n);
+    double second = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (i != b && x[i] > second) second = x[i];
+    return x[b] - second;
+}
+
+static figures compare(const float *ours, const float *ref, int rows, int n_vocab) {
+    figures f = {0};
+    double dot = 0, na = 0, nb = 0;
+    f.min_row_cos = 1.0;
+    f.rows = rows;
+    for (int r = 0; r < rows; r++) {
+        const float *a = ours + (size_t)r * n_vocab, *b = ref + (size_t)r * n_vocab;
+        double d = 0, x = 0, y = 0;
+        for (int i = 0; i < n_vocab; i++) {
+            d += (double)a[i] * b[i];
+            x += (double)a[i] * a[i];
+            y += (double)b[i] * b[i];
+            double diff = fabs((double)a[i] - b[i]);
+            if (diff > f.max_abs || isnan(diff)) f.max_abs = isnan(diff) ? INFINITY : diff;
+        }
+        dot += d, na += x, nb += y;
+        double c = d / (sqrt(x) * sqrt(y) + 1e-30);
+        if (c < f.min_row_cos || isnan(c)) f.min_row_cos = isnan(c) ? -1 : c;
+        const bool same = argmax(a, n_vocab) == argmax(b, n_vocab);
+        f.top1_same += same;
+        if (margin(b, n_vocab) > 2.0) {
+            f.margin_rows++;
+            f.margin_same += same;
+        }
+    }
+    f.cos = dot / (sqrt(na) * sqrt(nb) + 1e-30);
+    return f;
+}
+
+static char *case_path(const char *dir, const char *name, const char *suffix) {
+    return agx_sprintf("%s/%s%s", dir, name, suffix);
+}
+
+static int32_t *json_ids(json_t *arr, int *n) {
+    *n = (int)json_array_size(arr);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(*n ? *n : 1));
+    for (int i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(arr, (size_t)i));
+    return ids;
+}
+
+/* Runs the CLI on one case: `agx logits` must reproduce the in-process logits
+ * exactly; `agx generate --greedy --ignore-eos` must give the greedy tokens up to
+ * the first low-margin step (it runs with the default f16 KV cache). */
+static void check_cli(const char *dir, const char *name, const int32_t *ids, int n_tok, const float *ours,
+                      int n_vocab, const int32_t *ref_out, int n_new, int must_match, bool exact_float) {
+    char *tmp = agx_test_tmpdir();
+    agx_strbuf toks;
+    agx_strbuf_init(&toks);
+    for (int i = 0; i < n_tok; i++) agx_strbuf_printf(&toks, "%s%d", i ? "," : "", ids[i]);
+    char *gguf = case_path(dir, name, ".gguf");
+    char *out = agx_sprintf("%s/logits.f32", tmp);
+    char *cmd = agx_sprintf("'%s' logits -m '%s' --tokens %s --out '%s' -t 2", agx_test_cli_path(), gguf, toks.data, out);
+    char *so = NULL, *se = NULL;
+    int rc = agx_test_run(cmd, NULL, &so, &se);
+    if (rc != 0) fprintf(stderr, "agx logits failed (%d): %s\n", rc, se ? se : "");
+    assert_int_equal(rc, 0);
+    float *cli = read_f32(out, (size_t)n_tok * (size_t)n_vocab);
+    assert_non_null(cli);
+    if (exact_float) {
+        assert_memory_equal(cli, ours, (size_t)n_tok * (size_t)n_vocab * sizeof(float));
+    } else {
+        figures f = compare(cli, ours, n_tok, n_vocab);
+        assert_true(f.min_row_cos > 0.99999);
+    }
+    free(cli);
+    free(so);
+    free(se);
+    free(cmd);
+    cmd = agx_sprintf("'%s' generate -m '%s' --tokens %s -n %d --greedy --ignore-eos --json -t 2", agx_test_cli_path(),
+                      gguf, toks.data, n_new);
+    so = se = NULL;
+    rc = agx_test_run(cmd, NULL, &so, &se);
+    if (rc != 0) fprintf(stderr, "agx generate failed (%d): %s\n", rc, se ? se : "");
+    assert_int_equal(rc, 0);
+    json_error_t je;
+    json_t *j = json_loads(so, 0, &je);
+    assert_non_null(j);
+    json_t *arr = json_object_get(j, "tokens");
+    assert_true(json_is_array(arr));
+    assert_int_equal(json_array_size(arr), (size_t)n_new);
+    int same = 0;
+    while (same < n_new && json_integer_value(json_array_get(arr, (size_t)same)) == ref_out[same]) same++;
+    printf("    cli: agx logits %s; agx generate (f16 KV) greedy prefix %d/%d (required %d)\n",
+           exact_float ? "bit-identical to in-process" : "matches", same, n_new, must_match);
+    assert_true(same >= must_match);
+    json_decref(j);
+    free(so);
+    free(se);
+    free(cmd);
+    free(out);
+    free(gguf);
+    agx_strbuf_free(&toks);
+    agx_test_rmtree(tmp);
+    free(tmp);
+}
+
+static void run_case(const char *dir, json_t *c, int *n_checked) {
+    const char *name = json_string_value(json_object_get(c, "name"));
+    const char *quant = json_string_value(json_object_get(c, "quant"));
+    assert_non_null(name);
+    assert_non_null(quant);
+    const bool exact = !strcmp(quant, "F32") || !strcmp(quant, "F16");
+    char *jpath = case_path(dir, name, ".json");
+    json_error_t je;
+    json_t *meta = json_load_file(jpath, 0, &je);
+    assert_non_null(meta);
+    const int n_vocab = (int)json_integer_value(json_object_get(meta, "n_vocab"));
+    int n_tok, n_new;
+    int32_t *ids = json_ids(json_object_get(meta, "token_ids"), &n_tok);
+    json_t *greedy = json_object_get(meta, "greedy");
+    int32_t *ref_out = json_ids(json_object_get(greedy, "output_ids"), &n_new);
+    char *lpath = case_path(dir, name, ".logits.f32"), *gpath = case_path(dir, name, ".gen.logits.f32");
+    float *ref = read_f32(lpath, (size_t)n_tok * (size_t)n_vocab);
+    float *ref_gen = read_f32(gpath, (size_t)n_new * (size_t)n_vocab);
+    assert_non_null(ref);
+    assert_non_null(ref_gen);
+
+    char *gguf = case_path(dir, name, ".gguf");
+    agx_error err = {0};
+    agx_model *m = NULL;
+    if (agx_model_load(gguf, &m, &err) != AGX_OK) fail_msg("%s: %s", name, err.message);
+    assert_int_equal(agx_model_get_config(m)->n_vocab, n_vocab);
+    agx_context_params cp = agx_context_default_params();
+    cp.n_ctx = n_tok + n_new + 1;
+    cp.n_ubatch = n_tok;   /* the prompt in ONE batch, like the reference */
+    cp.n_threads = 2;
+    cp.kv_type = AGX_KV_F32;   /* as the reference */
+    agx_context *ctx = NULL;
+    assert_int_equal(agx_context_create(m, &cp, &ctx, &err), AGX_OK);
+    float *ours = malloc(sizeof(float) * (size_t)n_tok * (size_t)n_vocab);
+    float *gen = malloc(sizeof(float) * (size_t)n_new * (size_t)n_vocab);
+    if (agx_context_eval(ctx, ids, n_tok, true, ours, &err) != AGX_OK) fail_msg("%s: %s", name, err.message);
+    figures tf = compare(ours, ref, n_tok, n_vocab);
+
+    /* greedy steps, teacher-forced on the reference tokens so all 32 rows compare */
+    memcpy(gen, ours + (size_t)(n_tok - 1) * n_vocab, sizeof(float) * (size_t)n_vocab);
+    for (int k = 1; k < n_new; k++)
+        if (agx_context_eval(ctx, &ref_out[k - 1], 1, false, gen + (size_t)k * n_vocab, &err) != AGX_OK)
+            fail_msg("%s: step %d: %s", name, k, err.message);
+    figures gf = compare(gen, ref_gen, n_new, n_vocab);
+    int must = 0;   /* steps before the first reference margin < 0.2 */
+    while (must < n_new && margin(ref_gen + (size_t)must * n_vocab, n_vocab) >= 0.2) must++;
+    int prefix = 0;
+    while (prefix < n_new && argmax(gen + (size_t)prefix * n_vocab, n_vocab) == ref_out[prefix]) prefix++;
+
+    printf("  %-20s tf: cos %.7f mincos %.7f maxabs %.4f top1 %d/%d (margin>2: %d/%d) | "
+           "gen: cos %.7f mincos %.7f maxabs %.4f greedy %d/%d (required %d)\n",
+           name, tf.cos, tf.min_row_cos, tf.max_abs, tf.top1_same, tf.rows, tf.margin_same, tf.margin_rows, gf.cos,
+           gf.min_row_cos, gf.max_abs, prefix, n_new, exact ? must : 0);
+    fflush(stdout);
+    if (exact) {
+        assert_true(tf.min_row_cos >= 0.99999 && gf.min_row_cos >= 0.99999);
+        assert_true(tf.max_abs <= 0.1 && gf.max_abs <= 0.1);
+        assert_int_equal(tf.top1_same, tf.rows);
+        assert_true(prefix >= must);
+    } else {
+        assert_true(tf.cos >= 0.999 && gf.cos >= 0.999);
+        assert_true(tf.min_row_cos >= 0.998 && gf.min_row_cos >= 0.998);
+        assert_int_equal(tf.margin_same, tf.margin_rows);
+        assert_int_equal(gf.margin_same, gf.margin_rows);
+        assert_true(tf.top1_same * 5 >= tf.rows * 4);
+    }
+    if (exact) check_cli(dir, name, ids, n_tok, ours, n_vocab, ref_out, n_new, must, true);
+    (*n_checked)++;
+
+    agx_context_free(ctx);
+    agx_model_free(m);
+    free(ours);
+    free(gen);
+    free(ref);
+    free(ref_gen);
+    free(ids);
+    free(ref_out);
+    free(gguf);
+    free(lpath);
+    free(gpath);
+    free(jpath);
+    json_decref(meta);
+}
+
+static void test_all_manifest_cases(void **state) {
+    (void)state;
+    char *dir = agx_test_ref_path("models");
+    if (!dir) AGX_TEST_SKIP("llama.cpp reference models (set AGX_REF_DIR)");
+    char *mpath = agx_sprintf("%s/manifest.json", dir);
+    json_error_t je;
+    json_t *man = json_load_file(mpath, 0, &je);
+    if (!man) {
+        free(mpath);
+        free(dir);
+        AGX_TEST_SKIP("no readable models/manifest.json in the reference folder");
+    }
+    json_t *cases = json_object_get(man, "cases");
+    assert_true(json_is_array(cases) && json_array_size(cases) > 0);
+    int n = 0;
+    printf("llama.cpp conformance (%zu cases, prompt in one batch, F32 KV like the reference):\n",
+           json_array_size(cases));
+    for (size_t i = 0; i < json_array_size(cases); i++) run_case(dir, json_array_get(cases, i), &n);
+    assert_int_equal((size_t)n, json_array_size(cases));
+    json_decref(man);
+    free(mpath);
+    free(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_all_manifest_cases),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,271 @@
+/* test_kernels.c — dot kernels and agx_matmul: scalar kernels against the
+ * dequantized float definition, every SIMD kernel (each ISA level this CPU
+ * has) against the scalar one, the matrix-tile kernels against vec_dot, and
+ * agx_matmul against a naive dequantize + double reference for n_tok 1..17,
+ * odd row counts and 1..3 threads.
+ *
+ * Bounds: integer parts are exact in every kernel; only the float summation
+ * order differs, so results must agree within 2e-5 of sum_i |x_i * y_i|
+ * (the dequantized terms) — a few float ULPs of the magnitude summed. */
+#include "agx_test.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agx/quant.h"
+#include "agx/threadpool.h"
+#include "engine/quant_impl.h"
+
+static const uint32_t k_weight_types[] = {AGX_TYPE_F32,  AGX_TYPE_F16,  AGX_TYPE_BF16, AGX_TYPE_Q4_0, AGX_TYPE_Q4_1,
+                                          AGX_TYPE_Q5_0, AGX_TYPE_Q5_1, AGX_TYPE_Q8_0, AGX_TYPE_Q2_K, AGX_TYPE_Q3_K,
+                                          AGX_TYPE_Q4_K, AGX_TYPE_Q5_K, AGX_TYPE_Q6_K};
+#define N_WT (sizeof(k_weight_types) / sizeof(k_weight_types[0]))
+#define REL_BOUND 2e-5
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd_u32(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 32);
+}
+static float rnd_f(void) { return ((float)(rnd_u32() >> 8) * 0x1p-24f - 0.5f) * 4.0f; }
+
+/* rows of quantized weights: quantized from random floats, or random bits
+ * with sane scales for types without a quantizer (q2_K, q3_K) */
+static void *make_weights(uint32_t t, int64_t rows, int64_t n) {
+    const agx_type_traits *tr = agx_type_traits_get(t);
+    const size_t rs = agx_type_row_size(t, n);
+    uint8_t *w = malloc(rs * (size_t)rows);
+    float *f = malloc((size_t)n * sizeof(float));
+    for (int64_t r = 0; r < rows; r++) {
+        if (tr->from_float_ref) {
+            for (int64_t i = 0; i < n; i++) f[i] = rnd_f() * (1.0f + (float)(r % 3));
+            tr->from_float_ref(f, w + (size_t)r * rs, n);
+        } else {
+            for (size_t i = 0; i < rs; i++) w[(size_t)r * rs + i] = (uint8_t)rnd_u32();
+            for (int64_t b = 0; b < n / 256; b++) {
+                uint8_t *blk = w + (size_t)r * rs + (size_t)b * tr->type_size;
+                const uint16_t d = agx_fp32_to_fp16(0.01f + 0.001f * (float)(rnd_u32() % 10));
+                if (t == AGX_TYPE_Q2_K) {
+                    memcpy(blk + 80, &d, 2);
+                    memcpy(blk + 82, &d, 2);
+                } else {
+                    memcpy(blk + 108, &d, 2);
+                }
+            }
+        }
+    }
+    free(f);
+    return w;
+}
+
+static double dot_ref(uint32_t wt, const void *x, uint32_t yt, const void *y, int n, double *mag) {
+    float *a = malloc((size_t)n * sizeof(float)), *b = malloc((size_t)n * sizeof(float));
+    agx_type_traits_get(wt)->to_float(x, a, n);
+    agx_type_traits_get(yt)->to_float(y, b, n);
+    double s = 0, m = 0;
+    for (int i = 0; i < n; i++) {
+        s += (double)a[i] * b[i];
+        m += fabs((double)a[i] * b[i]);
+    }
+    free(a);
+    free(b);
+    *mag = m;
+    return s;
+}
+
+/* q8_1 carries s = d * sum(q) rounded to fp16, so kernels reading it differ
+ * from the dequantized definition by that rounding (as in ggml): 2^-11 of the
+ * block sums' magnitude, bounded here by 1e-3 of the summed magnitude. */
+static double def_bound(uint32_t t) {
+    return agx_type_traits_get(t)->vec_dot_type == AGX_TYPE_Q8_1 ? 1e-3 : REL_BOUND;
+}
+
+static void check_close_rel(double got, double want, double mag, double rel, const char *what, uint32_t t, int isa,
+                            int n) {
+    const double tol = rel * mag + 1e-30;
+    if (fabs(got - want) > tol) {
+        print_error("%s: type %s isa %d n %d: got %.9g want %.9g (|diff| %.3g > %.3g)\n", what, agx_type_name(t), isa,
+                    n, got, want, fabs(got - want), tol);
+        fail();
+    }
+}
+
+static void check_close(double got, double want, double mag, const char *what, uint32_t t, int isa, int n) {
+    check_close_rel(got, want, mag, REL_BOUND, what, t, isa, n);
+}
+
+/* scalar vec_dot == dequantized definition; SIMD vec_dot == scalar */
+static void test_vec_dot_all_isas(void **state) {
+    (void)state;
+    /* block counts that leave every tail: 1, 2, 3, 7, 13 blocks of 32 (the
+     * pair/quad kernels), odd float lengths, and the model sizes */
+    const int sizes_k[] = {256, 512, 1536, 256 * 35};
+    const int sizes_32[] = {32, 64, 96, 224, 416, 1536, 8960};
+    const int sizes_f[] = {1, 17, 31, 33, 100, 1536};
+    for (size_t k = 0; k < N_WT; k++) {
+        const uint32_t t = k_weight_types[k];
+        const agx_type_traits *tr = agx_type_traits_get(t), *vt = agx_type_traits_get(tr->vec_dot_type);
+        const int *sizes = tr->block_size == 256 ? sizes_k : tr->block_size == 32 ? sizes_32 : sizes_f;
+        const size_t n_sizes = tr->block_size == 256 ? 4 : tr->block_size == 32 ? 7 : 6;
+        for (size_t si = 0; si < n_sizes; si++) {
+            const int n = sizes[si];
+            void *w = make_weights(t, 1, n);
+            float *xf = malloc((size_t)n * sizeof(float));
+            for (int i = 0; i < n; i++) xf[i] = rnd_f();
+            if (n > 7) xf[7] = 0;
+            void *y = malloc(agx_type_row_size(tr->vec_dot_type, n));
+            vt->from_float(xf, y, n);
+            double mag;
+            const double want = dot_ref(t, w, tr->vec_dot_type, y, n, &mag);
+            float s_scalar = NAN;
+            tr->vec_dot_scalar(n, &s_scalar, w, y);
+            check_close_rel(s_scalar, want, mag, def_bound(t), "scalar vs dequantized", t, 0, n);
+            int tested = 0;
+            for (int isa = 1; isa <= 2; isa++) {
+                const agx_kernel_set ks = agx_quant_kernels_for_isa(t, isa);
+                if (!ks.vec_dot) continue;
+                float s = NAN;
+                ks.vec_dot(n, &s, w, y);
+                check_close(s, s_scalar, mag, "simd vs scalar", t, isa, n);
+                tested++;
+            }
+            float s_best = NAN;
+            tr->vec_dot(n, &s_best, w, y);
+            check_close(s_best, s_scalar, mag, "selected vs scalar", t, agx_cpu_isa_level(), n);
+            if (si == 0)
+                print_message("vec_dot %-5s: %d SIMD level(s) checked (cpu level %s)\n", agx_type_name(t), tested,
+                              agx_cpu_isa_name());
+            free(w);
+            free(xf);
+            free(y);
+        }
+    }
+}
+
+/* matrix tiles (every ISA that has one) == scalar vec_dot per (row, token) */
+static void test_gemm_tiles(void **state) {
+    (void)state;
+    const int rows = 13, toks = 11;
+    for (size_t kk = 0; kk < 2 * N_WT; kk++) {
+        const uint32_t t = k_weight_types[kk % N_WT];
+        /* second pass: an odd number of 32-blocks (pair kernels end half-full) */
+        const int n = kk < N_WT ? 512 : agx_type_traits_get(t)->block_size == 256 ? 768 : 800;
+        const agx_type_traits *tr = agx_type_traits_get(t), *vt = agx_type_traits_get(tr->vec_dot_type);
+        const size_t ldw = agx_type_row_size(t, n), ldy = agx_type_row_size(tr->vec_dot_type, n);
+        uint8_t *w = make_weights(t, rows, n);
+        float *xf = malloc((size_t)n * toks * sizeof(float));
+        for (int i = 0; i < n * toks; i++) xf[i] = rnd_f();
+        uint8_t *y = malloc(ldy * toks);
+        for (int j = 0; j < toks; j++) vt->from_float(xf + j * n, y + ldy * j, n);
+        for (int isa = 1; isa <= 2; isa++) {
+            const agx_kernel_set ks = agx_quant_kernels_for_isa(t, isa);
+            if (!ks.gemm) continue;
+            size_t lda = ldy;
+            uint8_t *a = y;
+            if (ks.gemm_quant) {
+                lda = ks.act_row_size(n);
+                assert_true(lda > 0);
+                a = malloc(lda * toks);
+                for (int j = 0; j < toks; j++) ks.gemm_quant(xf + j * n, a + lda * j, n);
+            }
+            float out[13 * 11];
+            for (int i = 0; i < rows * toks; i++) out[i] = NAN;
+            /* all sub-shapes up to the full tile, output with a row stride */
+            for (int nr = 1; nr <= rows; nr += 4)
+                for (int nt = 1; nt <= toks; nt += 3) {
+                    ks.gemm(n, w, ldw, nr, a, lda, nt, out, rows);
+                    for (int j = 0; j < nt; j++)
+                        for (int r = 0; r < nr; r++) {
+                            float s;
+                            tr->vec_dot_scalar(n, &s, w + ldw * r, y + ldy * j);
+                            double mag;
+                            dot_ref(t, w + ldw * r, tr->vec_dot_type, y + ldy * j, n, &mag);
+                            check_close(out[j * rows + r], s, mag, "gemm vs scalar", t, isa, n);
+                        }
+                }
+            print_message("gemm %-5s isa %d n %d checked\n", agx_type_name(t), isa, n);
+            if (a != y) free(a);
+        }
+        free(w);
+        free(xf);
+        free(y);
+    }
+}
+
+/* agx_matmul == naive double reference on dequantized weights and activations */
+static void test_matmul_reference(void **state) {
+    (void)state;
+    const int n = 768; /* multiple of 256 */
+    const int rows = 37; /* odd: chunks and tiles end in partial ones */
+    for (int nth = 1; nth <= 3; nth++) {
+        agx_threadpool *tp = NULL;
+        assert_int_equal(agx_threadpool_create(nth, &tp, NULL), AGX_OK);
+        for (size_t k = 0; k < N_WT; k++) {
+            const uint32_t t = k_weight_types[k];
+            const agx_type_traits *tr = agx_type_traits_get(t), *vt = agx_type_traits_get(tr->vec_dot_type);
+            const size_t ldw = agx_type_row_size(t, n), ldy = agx_type_row_size(tr->vec_dot_type, n);
+            uint8_t *w = make_weights(t, rows, n);
+            float *wf = malloc((size_t)rows * n * sizeof(float));
+            for (int r = 0; r < rows; r++) tr->to_float(w + ldw * r, wf + (size_t)r * n, n);
+            const int max_tok = 17;
+            float *x = malloc((size_t)n * max_tok * sizeof(float)), *xq = malloc((size_t)n * sizeof(float));
+            float *out = malloc((size_t)rows * max_tok * sizeof(float));
+            uint8_t *yq = malloc(ldy);
+            for (int i = 0; i < n * max_tok; i++) x[i] = rnd_f();
+            for (int nt = 1; nt <= max_tok; nt += (nth == 2 ? 1 : 4)) {
+                for (int i = 0; i < rows * nt; i++) out[i] = NAN;
+                agx_matmul(tp, t, w, rows, n, x, nt, out);
+                for (int j = 0; j < nt; j++) {
+                    vt->from_float(x + j * n, yq, n);
+                    vt->to_float(yq, xq, n);
+                    for (int r = 0; r < rows; r++) {
+                        double s = 0, m = 0, sf = 0, nf = 0;
+                        for (int i = 0; i < n; i++) {
+                            s += (double)wf[(size_t)r * n + i] * xq[i];
+                            m += fabs((double)wf[(size_t)r * n + i] * xq[i]);
+                            sf += (double)wf[(size_t)r * n + i] * x[j * n + i];
+                            nf += (double)wf[(size_t)r * n + i] * wf[(size_t)r * n + i];
+                        }
+                        check_close_rel(out[j * rows + r], s, m, def_bound(t), "matmul vs reference", t, nth, nt);
+                        /* and close to the unquantized product (activation rounding only) */
+                        assert_true(fabs(out[j * rows + r] - sf) <= 0.02 * sqrt(nf * n) + 1e-6);
+                    }
+                }
+            }
+            free(w);
+            free(wf);
+            free(x);
+            free(xq);
+            free(out);
+            free(yq);
+        }
+        agx_threadpool_free(tp);
+    }
+}
+
+static void test_matmul_bad_shapes(void **state) {
+    (void)state;
+    float x[100] = {0}, y[4];
+    uint8_t w[1024] = {0};
+    agx_matmul(NULL, AGX_TYPE_Q4_K, w, 2, 100, x, 2, y); /* 100 is not a multiple of 256 */
+    for (int i = 0; i < 4; i++) assert_true(isnan(y[i]));
+    agx_matmul(NULL, 777, w, 2, 32, x, 2, y);
+    for (int i = 0; i < 4; i++) assert_true(isnan(y[i]));
+    agx_matmul(NULL, AGX_TYPE_Q8_0, w, 2, 32, x, 2, y); /* zero weights, zero input */
+    for (int i = 0; i < 4; i++) assert_true(y[i] == 0.0f);
+    assert_true(agx_matmul_scratch_size(AGX_TYPE_Q4_K, 1536, 512) >= 512 * agx_type_row_size(AGX_TYPE_Q8_K, 1536));
+    assert_int_equal(agx_matmul_scratch_size(AGX_TYPE_Q4_K, 100, 1), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_vec_dot_all_isas),
+        cmocka_unit_test(test_gemm_tiles),
+        cmocka_unit_test(test_matmul_reference),
+        cmocka_unit_test(test_matmul_bad_shapes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

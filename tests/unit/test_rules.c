@@ -1,0 +1,323 @@
+/* test_rules.c — the offline rules planner: exact plans for everyday
+ * instructions (with and without piped input), registry-pattern fallback,
+ * clear declines, determinism and limits. */
+#include "agx_test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "agx/agx.h"
+
+static const char access_excerpt[] =
+    "192.168.1.10 - - [10/Oct/2023:13:55:36 +0000] \"GET /index.html HTTP/1.1\" 200 2326\n"
+    "10.0.0.7 - - [10/Oct/2023:13:55:40 +0000] \"GET /about HTTP/1.1\" 404 512\n";
+
+typedef struct {
+    const char *instruction;
+    const char *piped; /* excerpt of piped input, NULL = nothing piped */
+    const char *expected; /* "cmd [arg] [arg] | cmd ..." every task fed by the previous */
+} rules_case;
+
+static const rules_case cases[] = {
+    {"find all TODO comments under src and count them per file", NULL,
+     "grep [-r] [TODO] [src] | cut [-d:] [-f1] | sort | uniq [-c] | sort [-rn]"},
+    {"show the first 20 lines", "a\nb\n", "head [-n] [20]"},
+    {"show the last 5 lines of app.log", NULL, "tail [-n] [5] [app.log]"},
+    {"show the first ten lines of README.md", NULL, "head [-n] [10] [README.md]"},
+    {"count lines in access.log", NULL, "wc [-l] [access.log]"},
+    {"find files named *.rs", NULL, "find [.] [-name] [*.rs]"},
+    {"find all python files under scripts", NULL, "find [scripts] [-name] [*.py]"},
+    {"sort numerically in reverse", "3\n1\n2\n", "sort [-nr]"},
+    {"list files in src", NULL, "ls [src]"},
+    {"list all files including hidden ones with details", NULL, "ls [-la]"},
+    {"lines containing ERROR in app.log", NULL, "grep [ERROR] [app.log]"},
+    {"show lines matching 'warn' case-insensitive", "x\n", "grep [-i] [warn]"},
+    {"lines not containing DEBUG", "x\n", "grep [-v] [DEBUG]"},
+    {"count occurrences of each line", "x\n", "sort | uniq [-c] | sort [-rn]"},
+    {"remove duplicate lines", "x\n", "sort | uniq"},
+    {"count unique lines in names.txt", NULL, "sort [names.txt] | uniq | wc [-l]"},
+    {"count words in README.md", NULL, "wc [-w] [README.md]"},
+    {"grep 'TODO' in *.c files under src", NULL, "grep [-rn] [--include=*.c] [TODO] [src]"},
+    {"convert to uppercase", "abc\n", "tr [[:lower:]] [[:upper:]]"},
+    {"convert notes.txt to lowercase", NULL, "cat [notes.txt] | tr [[:upper:]] [[:lower:]]"},
+    {"replace foo with bar in notes.txt", NULL, "sed [s/foo/bar/g] [notes.txt]"},
+    {"replace 'a/b' with 'c&d'", "x\n", "sed [s/a\\/b/c\\&d/g]"},
+    {"show the 10 most common words", "the cat\n",
+     "tr [-s] [[:space:]] [\\n] | sort | uniq [-c] | sort [-rn] | head [-n] [10]"},
+    {"count lines in all .c files under src", NULL, "find [src] [-name] [*.c] | xargs [wc] [-l]"},
+    {"how many files are in src", NULL, "find [src] [-type] [f] | wc [-l]"},
+    {"print the second column of data.csv", NULL, "cut [-d,] [-f2] [data.csv]"},
+    {"print the third field", "a b c\n", "awk [{print $3}]"},
+    {"which files contain 'TODO'", NULL, "grep [-rl] [TODO] [.]"},
+    {"count lines containing 'ERROR' in app.log", NULL, "grep [ERROR] [app.log] | wc [-l]"},
+    {"count occurrences of 'foo' in notes.txt", NULL, "grep [-o] [foo] [notes.txt] | wc [-l]"},
+    {"sort data.txt by the second column numerically", NULL, "sort [-n] [-k2] [data.txt]"},
+    {"sort by column 3 in reverse", "a b c\n", "sort [-r] [-k3]"},
+    {"pretty print config.json", NULL, "jq [.] [config.json]"},
+    {"extract the name field from the json", "{\"name\": 1}\n", "jq [-r] [.name]"},
+    {"show the contents of notes.txt", NULL, "cat [notes.txt]"},
+    {"remove blank lines", "a\n\nb\n", "sed [/^$/d]"},
+    {"find files larger than 10MB", NULL, "find [.] [-type] [f] [-size] [+10M]"},
+    {"find files modified in the last 7 days under src", NULL, "find [src] [-type] [f] [-mtime] [-7]"},
+    {"list all directories", NULL, "find [.] [-type] [d]"},
+    {"show lines 10 to 20 of notes.txt", NULL, "sed [-n] [10,20p] [notes.txt]"},
+    {"print line 42 of notes.txt", NULL, "sed [-n] [42p] [notes.txt]"},
+    {"sum the second column of data.csv", NULL, "awk [-F,] [{s += $2} END {print s}] [data.csv]"},
+    {"average of the third column", "1 2 3\n", "awk [{s += $3; n++} END {if (n) print s / n}]"},
+    {"replace tabs with commas in data.tsv", NULL, "cat [data.tsv] | tr [\\t] [,]"},
+    {"skip the header of data.csv", NULL, "tail [-n] [+2] [data.csv]"},
+    {"show lines longer than 80 characters in main.c", NULL, "awk [length($0) > 80] [main.c]"},
+    {"count empty lines in notes.txt", NULL, "grep [^$] [notes.txt] | wc [-l]"},
+    {"find TODO or FIXME under src", NULL, "grep [-rnE] [TODO|FIXME] [src]"},
+    {"extract email addresses from contacts.txt", NULL,
+     "grep [-oE] [[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}] [contacts.txt]"},
+    {"count how many times each word appears", "a b a\n",
+     "tr [-s] [[:space:]] [\\n] | sort | uniq [-c] | sort [-rn]"},
+    {"count the number of files in the current directory", NULL, "find [.] [-type] [f] | wc [-l]"},
+    {"list files sorted by modification time", NULL, "ls [-t]"},
+    {"list the 5 most recently modified files", NULL, "ls [-t] | head [-n] [5]"},
+    {"show the 5 largest files", NULL,
+     "find [.] [-type] [f] [-printf] [%s %p\\n] | sort [-rn] | head [-n] [5]"},
+    {"find empty directories", NULL, "find [.] [-type] [d] [-empty]"},
+    {"show duplicate lines", "a\na\n", "sort | uniq [-d]"},
+    {"show the first 3 columns", "a b c d\n", "awk [{print $1, $2, $3}]"},
+    {"print columns 1 and 3 of data.csv", NULL, "cut [-d,] [-f1,3] [data.csv]"},
+    {"show lines that start with #", "#x\n", "grep [-E] [^#]"},
+    {"lines that end in a period", "a.\n", "grep [-E] [\\.$]"},
+    {"how many TODOs are there", NULL, "grep [-r] [TODO] [.] | wc [-l]"},
+    {"count lines in each file under src", NULL, "find [src] [-type] [f] | xargs [wc] [-l]"},
+    {"show the top 10 words", "a b\n",
+     "tr [-s] [[:space:]] [\\n] | sort | uniq [-c] | sort [-rn] | head [-n] [10]"},
+    {"which IP made the most requests", access_excerpt,
+     "awk [{print $1}] | sort | uniq [-c] | sort [-rn] | head [-n] [1]"},
+    {"count GET requests", access_excerpt, "grep [GET] | wc [-l]"},
+    {"find TODO in src", NULL, "grep [-rn] [TODO] [src]"},
+    {"list files in reverse order", NULL, "ls [-r]"},
+    {"convert tabs to commas in data.tsv", NULL, "cat [data.tsv] | tr [\\t] [,]"},
+    {"print the 3rd line of notes.txt", NULL, "sed [-n] [3p] [notes.txt]"},
+    {"find the largest file under src", NULL,
+     "find [src] [-type] [f] [-printf] [%s %p\\n] | sort [-rn] | head [-n] [1]"},
+    {"remove trailing whitespace from main.c", NULL, "sed [s/[[:space:]]*$//] [main.c]"},
+    {"delete all digits", "a1\n", "tr [-d] [[:digit:]]"},
+    {"remove lines containing foo", NULL, "grep [-v] [foo]"},
+    {"skip the header and sum the third column of data.csv", NULL,
+     "tail [-n] [+2] [data.csv] | awk [-F,] [{s += $3} END {print s}]"},
+    {"show the 10 most frequent client IPs", access_excerpt,
+     "awk [{print $1}] | sort | uniq [-c] | sort [-rn] | head [-n] [10]"},
+    {"count requests per status code", access_excerpt,
+     "awk [{print $9}] | sort | uniq [-c] | sort [-rn]"},
+    {"lines not containing curl", access_excerpt, "grep [-v] [curl]"},
+    {"how many requests returned 404", access_excerpt, "grep [404] | wc [-l]"},
+    {"show the 3 most requested pages in examples/access.log", NULL,
+     "awk [{print $7}] [examples/access.log] | sort | uniq [-c] | sort [-rn] | head [-n] [3]"},
+};
+
+static agx_backend *make_backend(void) {
+    agx_backend *b = NULL;
+    agx_error err;
+    agx_error_clear(&err);
+    assert_int_equal(agx_backend_rules_create(NULL, &b, &err), AGX_OK);
+    assert_non_null(b);
+    return b;
+}
+
+/* Renders a plan as "cmd [a] [b] | cmd" and checks that tasks chain 1 -> 2 -> ... */
+static char *render(const agx_plan *plan) {
+    agx_strbuf sb;
+    agx_strbuf_init(&sb);
+    for (size_t i = 0; i < plan->n_tasks; i++) {
+        const agx_task *t = &plan->tasks[i];
+        assert_int_equal(t->task_number, (int)i + 1);
+        assert_int_equal(t->input_from_task, (int)i); /* 0 for the first task */
+        assert_int_equal(t->timeout_secs, AGX_DEFAULT_TIMEOUT_SECS);
+        agx_strbuf_printf(&sb, "%s%s", i ? " | " : "", t->command);
+        for (size_t j = 0; j < t->n_args; j++) agx_strbuf_printf(&sb, " [%s]", t->args[j]);
+    }
+    return agx_strbuf_take(&sb);
+}
+
+static agx_status plan_for(agx_backend *b, const agx_registry *reg, const char *instruction,
+                           const char *piped, agx_generated_plan *gp, agx_error *err) {
+    agx_plan_context ctx;
+    agx_plan_context_init(&ctx, reg);
+    agx_input_summary in;
+    memset(&in, 0, sizeof in);
+    if (piped) {
+        agx_error e;
+        assert_int_equal(agx_input_summarize(piped, strlen(piped), &in, &e), AGX_OK);
+        ctx.input = &in;
+    }
+    agx_status s = agx_backend_generate_plan(b, instruction, &ctx, gp, err);
+    agx_input_summary_free(&in);
+    return s;
+}
+
+static void test_everyday_instructions(void **state) {
+    (void)state;
+    agx_backend *b = make_backend();
+    agx_registry reg;
+    agx_error err;
+    assert_int_equal(agx_registry_builtin(&reg, &err), AGX_OK);
+    agx_plan_limits limits = agx_plan_limits_default();
+    int failures = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        agx_generated_plan gp;
+        agx_error_clear(&err);
+        agx_status s = plan_for(b, &reg, cases[i].instruction, cases[i].piped, &gp, &err);
+        if (s != AGX_OK) {
+            print_error("'%s': failed: %s\n", cases[i].instruction, err.message);
+            failures++;
+            continue;
+        }
+        char *got = render(&gp.plan);
+        if (strcmp(got, cases[i].expected) != 0) {
+            print_error("'%s':\n   got      %s\n   expected %s\n", cases[i].instruction, got,
+                        cases[i].expected);
+            failures++;
+        }
+        /* every plan the rules planner makes passes the zero-trust validator */
+        assert_int_equal(agx_plan_validate(&gp.plan, &reg, &limits, NULL, &err), AGX_OK);
+        assert_string_equal(gp.meta.backend, "rules");
+        assert_string_equal(gp.meta.model, "rules");
+        assert_true(gp.meta.tokens == -1);
+        free(got);
+        agx_generated_plan_free(&gp);
+    }
+    assert_int_equal(failures, 0);
+    agx_registry_free(&reg);
+    agx_backend_destroy(b);
+}
+
+static void test_declines_clearly(void **state) {
+    (void)state;
+    agx_backend *b = make_backend();
+    agx_registry reg;
+    agx_error err;
+    assert_int_equal(agx_registry_builtin(&reg, &err), AGX_OK);
+    static const char *const nonsense[] = {
+        "make me a sandwich", "email the results to bob", "delete all files in /tmp",
+        "what is the meaning of life", "upload access.log to the server", "xyzzy",
+    };
+    for (size_t i = 0; i < sizeof nonsense / sizeof nonsense[0]; i++) {
+        agx_generated_plan gp;
+        agx_error_clear(&err);
+        assert_int_equal(plan_for(b, &reg, nonsense[i], NULL, &gp, &err), AGX_ERR_PARSE);
+        assert_non_null(strstr(err.message, "no tool matches"));
+        assert_non_null(strstr(err.message, nonsense[i]));
+        assert_non_null(strstr(err.message, "AGX_ECHO_MODEL"));
+        assert_int_equal(gp.plan.n_tasks, 0);
+        assert_int_equal(agx_status_exit_code(err.code), AGX_EXIT_DATA);
+    }
+    agx_generated_plan gp;
+    assert_int_equal(plan_for(b, &reg, "", NULL, &gp, &err), AGX_ERR_USAGE);
+    /* hostile input: very long, binary-ish, unbalanced quotes — an answer, never a crash */
+    char *big = malloc(100000);
+    assert_non_null(big);
+    memset(big, 'a', 99999);
+    big[99999] = '\0';
+    assert_int_equal(plan_for(b, &reg, big, NULL, &gp, &err), AGX_ERR_PARSE);
+    free(big);
+    static const char *const odd[] = {"'", "\"unterminated", "first 999999999999999999999 lines",
+                                      "\x01\x02\xff\xfe grep", "replace with", "files named",
+                                      "column 0", "under", "sort by the column",
+                                      "f\007foll*", "grep 'a\033[31m'", "show the first\t5 lines"};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        agx_status s = plan_for(b, &reg, odd[i], NULL, &gp, &err);
+        if (s == AGX_OK) {
+            agx_plan_limits limits = agx_plan_limits_default();
+            assert_int_equal(agx_plan_validate(&gp.plan, &reg, &limits, NULL, &err), AGX_OK);
+            agx_generated_plan_free(&gp);
+        } else {
+            assert_true(s == AGX_ERR_PARSE);
+        }
+    }
+    /* invalid UTF-8 is declined by name; control characters only separate words */
+    assert_int_equal(plan_for(b, &reg, "grep \xff\xfe", NULL, &gp, &err), AGX_ERR_PARSE);
+    assert_non_null(strstr(err.message, "UTF-8"));
+    assert_int_equal(plan_for(b, &reg, "show the\tfirst 5\nlines", NULL, &gp, &err), AGX_OK);
+    assert_string_equal(gp.plan.tasks[0].command, "head");
+    assert_string_equal(gp.plan.tasks[0].args[1], "5");
+    agx_generated_plan_free(&gp);
+    agx_registry_free(&reg);
+    agx_backend_destroy(b);
+}
+
+static void test_deterministic(void **state) {
+    (void)state;
+    agx_backend *b1 = make_backend(), *b2 = make_backend();
+    agx_registry reg;
+    agx_error err;
+    assert_int_equal(agx_registry_builtin(&reg, &err), AGX_OK);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        agx_generated_plan a, c;
+        assert_int_equal(plan_for(b1, &reg, cases[i].instruction, cases[i].piped, &a, &err), AGX_OK);
+        assert_int_equal(plan_for(b2, &reg, cases[i].instruction, cases[i].piped, &c, &err), AGX_OK);
+        char *ja = agx_plan_to_json(&a.plan, AGX_JSON_COMPACT);
+        char *jc = agx_plan_to_json(&c.plan, AGX_JSON_COMPACT);
+        assert_string_equal(ja, jc);
+        free(ja);
+        free(jc);
+        agx_generated_plan_free(&a);
+        agx_generated_plan_free(&c);
+    }
+    agx_registry_free(&reg);
+    agx_backend_destroy(b1);
+    agx_backend_destroy(b2);
+}
+
+/* A user tool known only through its registry patterns is planned from them;
+ * a tool the phrase tables need but the registry lacks makes it decline. */
+static void test_registry_patterns_and_missing_tools(void **state) {
+    (void)state;
+    agx_backend *b = make_backend();
+    char *frob_patterns[] = {"frobnicate the widgets", "frobnicate"};
+    int ok[] = {0};
+    agx_tool tools[] = {
+        {"frob", "frob", "Frobnicates widgets", frob_patterns, 2, ok, 1},
+    };
+    agx_registry reg = {tools, 1, 1};
+    agx_generated_plan gp;
+    agx_error err;
+    assert_int_equal(plan_for(b, &reg, "frobnicate the widgets in parts.txt with 'fast'", NULL, &gp, &err),
+                     AGX_OK);
+    char *got = render(&gp.plan);
+    assert_string_equal(got, "frob [fast] [parts.txt]");
+    free(got);
+    agx_generated_plan_free(&gp);
+    /* grep is not in this registry */
+    assert_int_equal(plan_for(b, &reg, "lines containing ERROR", "x\n", &gp, &err), AGX_ERR_PARSE);
+    assert_non_null(strstr(err.message, "'grep'"));
+    assert_non_null(strstr(err.message, "not in the tool registry"));
+    agx_backend_destroy(b);
+}
+
+static void test_max_tasks_and_health(void **state) {
+    (void)state;
+    agx_backend *b = make_backend();
+    agx_registry reg;
+    agx_error err;
+    assert_int_equal(agx_registry_builtin(&reg, &err), AGX_OK);
+    agx_plan_context ctx;
+    agx_plan_context_init(&ctx, &reg);
+    ctx.max_tasks = 2;
+    agx_generated_plan gp;
+    assert_int_equal(agx_backend_generate_plan(b, "count occurrences of each line", &ctx, &gp, &err),
+                     AGX_ERR_PARSE);
+    assert_non_null(strstr(err.message, "limit of 2"));
+    assert_int_equal(agx_backend_health_check(b, &err), AGX_OK);
+    assert_string_equal(agx_backend_type(b), "rules");
+    assert_string_equal(agx_backend_model_name(b), "rules");
+    agx_registry_free(&reg);
+    agx_backend_destroy(b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_everyday_instructions),
+        cmocka_unit_test(test_declines_clearly),
+        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_registry_patterns_and_missing_tools),
+        cmocka_unit_test(test_max_tasks_and_health),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
