@@ -1,0 +1,160 @@
+/* native.h — the native planner engine: a GGUF model, its tokenizer and a warm
+ * inference context, plus the grammar-constrained generation loop that the
+ * native backend, the REPL and the benchmarks share.
+ *
+ * One agx_native_engine is one model kept warm between calls: its KV cache
+ * holds the previous call's tokens, and the next call re-evaluates only what
+ * follows the longest common token prefix (same system prompt + tools = most of
+ * the prompt is reused). An engine is not thread-safe; use one per thread. */
+#ifndef AGX_NATIVE_H
+#define AGX_NATIVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agx/backend.h"
+#include "agx/chat.h"
+#include "agx/model.h"
+#include "agx/planner.h"
+#include "agx/sampler.h"
+#include "agx/tokenizer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct agx_native_engine agx_native_engine;
+
+typedef struct agx_native_params {
+    int n_ctx;      /* <= 0: 2048 (capped by the model) */
+    int n_threads;  /* <= 0: all cores */
+} agx_native_params;
+
+/* Loads the model and tokenizer, builds the grammar's token trie and a context.
+ * A missing file is AGX_ERR_LOAD "Model file not found: '<path>'" (the caller
+ * adds the how-to-fix advice). */
+agx_status agx_native_engine_open(const char *model_path, const agx_native_params *p,
+                                  agx_native_engine **out, agx_error *err);
+void agx_native_engine_free(agx_native_engine *e);
+const agx_model *agx_native_engine_model(const agx_native_engine *e);
+const agx_tokenizer *agx_native_engine_tokenizer(const agx_native_engine *e);
+const char *agx_native_engine_path(const agx_native_engine *e);
+int agx_native_engine_threads(const agx_native_engine *e);
+/* Health probe: tokenizes a test text and runs one forward step (the cache is
+ * emptied); a non-finite logit is an error. Times in ms (may be NULL). */
+agx_status agx_native_engine_probe(agx_native_engine *e, double *tokenize_ms, double *forward_ms,
+                                   agx_error *err);
+/* Forgets the cached tokens (the next call evaluates its whole prompt). */
+void agx_native_engine_reset_cache(agx_native_engine *e);
+
+/* Per-call statistics. Times are milliseconds from the call's start. */
+typedef struct agx_gen_stats {
+    int64_t prompt_tokens;     /* tokens of the rendered prompt */
+    int64_t reused_tokens;     /* of those, taken from the KV cache of the previous call */
+    int64_t generated_tokens;  /* tokens of the answer: sampled + forced */
+    int64_t sampled_tokens;    /* chosen by the sampler */
+    int64_t forced_tokens;     /* appended without sampling (forced spans, task numbers, closing) */
+    int64_t closing_tokens;    /* of the forced, written by the budget's shortest completion */
+    int64_t masks;             /* full-vocabulary masks built (the sampler's first pick was refused) */
+    int64_t evals;             /* forward calls after the prompt */
+    double prefill_ms;         /* evaluating the prompt (after the reused prefix) */
+    double ttft_ms;            /* until the first generated token was chosen */
+    double decode_ms;          /* forward passes after the prompt */
+    double mask_ms;            /* grammar checks, masks and plan rules */
+    double sample_ms;          /* sampler */
+    double total_ms;
+    double tokens_per_s;       /* generated_tokens / (total_ms - ttft_ms) */
+    bool closed_by_budget;     /* AGX_CANDLE_MAX_TOKENS or the context ran low */
+    int repaired_args;         /* arguments the validator refused and the backend removed */
+} agx_gen_stats;
+
+typedef void (*agx_gen_text_fn)(void *user, const char *text, size_t len);
+
+typedef struct agx_gen_options {
+    agx_sampler_params sampler;
+    int max_tokens;            /* <= 0: 2048. Closing starts early enough to fit */
+    /* JSON schema to constrain to; NULL = unconstrained (stops at an end-of-
+     * generation token or max_tokens; for benchmarks). */
+    const char *schema_json;
+    /* Plan rules on top of the schema (plan schema only): task_number is
+     * written as 1..n in order, input_from_task names an earlier task. */
+    bool plan_rules;
+    /* Benchmarks only: text to follow instead of the sampler's choice (the
+     * sampler and the grammar checks still run, so the timing is realistic;
+     * the grammar still rules: where the guide goes astray it is dropped). */
+    const char *guide;
+    agx_gen_text_fn on_text;   /* streamed answer bytes (valid UTF-8 pieces), may be NULL */
+    void *user;
+} agx_gen_options;
+
+/* Defaults: sampler from agx_sampler_default_params with the repetition
+ * penalty off (JSON repeats its punctuation), max_tokens 2048, constrained to
+ * nothing (set schema_json). */
+agx_gen_options agx_gen_default_options(void);
+
+/* Renders msgs through the model's chat template (message contents cannot
+ * inject control tokens), evaluates the prompt after the cached prefix, then
+ * decodes under the schema's grammar: forced spans go in as one batch without
+ * sampling; each sampled token must keep the output a valid prefix; when the
+ * token budget or the context runs low the grammar's shortest completion closes
+ * the document. *text (malloc'ed, NUL-terminated) is the answer. */
+agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, size_t n_msgs,
+                               const agx_gen_options *opt, char **text, size_t *text_len,
+                               agx_gen_stats *stats, agx_error *err);
+
+/* Builds the Echo/Delta prompt and the registry's plan schema, generates, then
+ * parses, normalizes and validates the plan. Validity does not depend on the
+ * weights: the grammar fixes the shape, the plan rules the numbering, and
+ * arguments the zero-trust validator refuses (find -delete, xargs rm, ...) are
+ * removed (counted in stats->repaired_args, logged). out->meta is filled
+ * (backend "native"). */
+agx_status agx_native_plan(agx_native_engine *e, agx_model_role role, const char *instruction,
+                           const agx_plan_context *ctx, const agx_gen_options *opt,
+                           agx_generated_plan *out, agx_gen_stats *stats, agx_error *err);
+
+/* ---- the backend's extras (for the CLI, REPL and bench) ---- */
+
+/* True when b is a native backend. */
+bool agx_backend_is_native(const agx_backend *b);
+/* The engine of a native backend (loaded on first use; NULL with err set when
+ * loading fails or b is not native). */
+agx_native_engine *agx_backend_native_engine(agx_backend *b, agx_error *err);
+/* Statistics of the backend's last generate_plan (NULL before the first or when not native). */
+const agx_gen_stats *agx_backend_native_last_stats(const agx_backend *b);
+/* Streams generated text of later generate_plan calls to fn (NULL to stop). */
+void agx_backend_native_set_stream(agx_backend *b, agx_gen_text_fn fn, void *user);
+/* Health report for `agx health`: loads the model (or confirms it is loaded),
+ * tokenizes, runs one forward step, and returns a malloc'ed multi-line text:
+ * model, architecture, device, threads, timings. */
+agx_status agx_backend_native_describe(agx_backend *b, char **text, agx_error *err);
+
+/* Delta refinement of an existing plan: generate_plan on a Delta-role backend
+ * with ctx->existing = existing. The caller replaces its buffer only when this
+ * returns AGX_OK (the plan has then been validated). */
+agx_status agx_native_refine(agx_backend *delta, const char *instruction, const agx_plan *existing,
+                             const agx_plan_context *ctx, agx_generated_plan *out, agx_error *err);
+
+/* ---- benchmark (agx bench --grammar, bench/bench_plan) ---- */
+typedef struct agx_native_bench {
+    int n_tokens;                 /* tokens decoded per mode */
+    double unconstrained_ms_per_token;  /* forward + sampling, no grammar */
+    double constrained_ms_per_token;    /* forward + sampling + grammar, sampled steps */
+    double mask_ms_per_token;     /* grammar + plan rules per sampled token */
+    double full_mask_ms;          /* one full-vocabulary mask, median */
+    double mask_share;            /* mask_ms_per_token / constrained_ms_per_token */
+    double forced_share;          /* forced / generated tokens of the constrained plan */
+    int64_t n_vocab;
+} agx_native_bench;
+
+/* Decodes up to n_tokens unconstrained and a constrained plan of the same
+ * budget from the same prompt with a fixed seed and reports the per-token
+ * costs; mask costs are measured directly (thread CPU time is not needed:
+ * everything runs on the calling thread except the forward pass). */
+agx_status agx_native_bench_grammar(agx_native_engine *e, int n_tokens, agx_native_bench *out,
+                                    agx_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
