@@ -1,0 +1,28 @@
+/* agx_cuda.h — C interface of the CUDA backend (the .cu files in src/engine/cuda),
+ * used only by device.c (probing) and model_device.c (the forward hook table).
+ * Compiled only with -DAGX_CUDA=ON (AGX_HAVE_CUDA). */
+#ifndef AGX_CUDA_H
+#define AGX_CUDA_H
+
+#include "agx/device.h"
+#include "agx/error.h"
+#include "engine/model_device.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Fills info for CUDA device 0 (CUDA_VISIBLE_DEVICES selects which GPU that
+ * is): name, memory, compute capability. Fails with AGX_ERR_UNAVAILABLE and the
+ * CUDA runtime's reason ("no CUDA-capable device is detected", "CUDA driver
+ * version is insufficient for CUDA runtime version", ...) or when the device's
+ * compute capability is below the oldest PTX this build carries (7.0; 7.5 with CUDA 13). */
+agx_status agx_cuda_probe(agx_device_info *info, agx_error *err);
+
+/* The CUDA forward pass (see agx_device_forward in model_device.h). */
+const agx_device_forward *agx_cuda_forward(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
