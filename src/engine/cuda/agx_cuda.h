@@ -4,6 +4,9 @@
 #ifndef AGX_CUDA_H
 #define AGX_CUDA_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "agx/device.h"
 #include "agx/error.h"
 #include "engine/model_device.h"
@@ -18,6 +21,12 @@ extern "C" {
  * version is insufficient for CUDA runtime version", ...) or when the device's
  * compute capability is below the oldest PTX this build carries (7.0; 7.5 with CUDA 13). */
 agx_status agx_cuda_probe(agx_device_info *info, agx_error *err);
+
+/* The device block decoders run on the host: row of n elements (a multiple
+ * of 32) of weight type `type` into out. False for types without a device
+ * decoder. For tests: checks the GPU decoders bit-exactly against quant.c on
+ * machines without a GPU. */
+bool agx_cuda_dequant_row_host(uint32_t type, const void *row, int64_t n, float *out);
 
 /* The CUDA forward pass (see agx_device_forward in model_device.h). */
 const agx_device_forward *agx_cuda_forward(void);

@@ -15,6 +15,9 @@
 #include "engine/cuda/kernels.h"
 
 #include <cuda_bf16.h>
+#include <string.h>
+
+#include "engine/cuda/agx_cuda.h"
 
 namespace agxc {
 
@@ -33,12 +36,31 @@ bool type_supported(uint32_t type) {
 
 /* Blocks start at even offsets (every block size is even and device
  * allocations are 256-byte aligned), so 16-bit loads are aligned. */
-__device__ __forceinline__ float ld_h(const uint8_t *p) {
+#define HD __host__ __device__ __forceinline__
+#ifdef __CUDA_ARCH__
+#define UNROLL _Pragma("unroll")
+#else
+#define UNROLL
+#endif
+
+/* The decoders are __host__ __device__ so that the CPU build of a CUDA
+ * configuration can check them bit-exactly against quant.c without a GPU
+ * (agx_cuda_dequant_row_host, tests/unit/test_device.c). */
+HD float ld_h(const uint8_t *p) {
     return __half2float(__ushort_as_half(*(const unsigned short *)p));
+}
+HD float bits_float(unsigned u) {
+#ifdef __CUDA_ARCH__
+    return __uint_as_float(u);
+#else
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+#endif
 }
 
 /* 6-bit scale and min j of a q4_K/q5_K block (ggml get_scale_min_k4). */
-__device__ __forceinline__ void scale_min_k4(int j, const uint8_t *q, float *d, float *m) {
+HD void scale_min_k4(int j, const uint8_t *q, float *d, float *m) {
     if (j < 4) {
         *d = (float)(q[j] & 63);
         *m = (float)(q[j + 4] & 63);
@@ -49,40 +71,40 @@ __device__ __forceinline__ void scale_min_k4(int j, const uint8_t *q, float *d, 
 }
 
 /* v[i] = element 8u+i of the row. */
-template <int T> __device__ __forceinline__ void dec8(const uint8_t *row, int u, float v[8]);
+template <int T> HD void dec8(const uint8_t *row, int u, float v[8]);
 
-template <> __device__ __forceinline__ void dec8<T_F32>(const uint8_t *row, int u, float v[8]) {
+template <> HD void dec8<T_F32>(const uint8_t *row, int u, float v[8]) {
     const float4 *p = (const float4 *)(row + (size_t)u * 32);
     const float4 a = p[0], b = p[1];
     v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
 }
-template <> __device__ __forceinline__ void dec8<T_F16>(const uint8_t *row, int u, float v[8]) {
+template <> HD void dec8<T_F16>(const uint8_t *row, int u, float v[8]) {
     const __half *p = (const __half *)(row + (size_t)u * 16);
-#pragma unroll
+    UNROLL
     for (int i = 0; i < 8; i++) v[i] = __half2float(p[i]);
 }
-template <> __device__ __forceinline__ void dec8<T_BF16>(const uint8_t *row, int u, float v[8]) {
+template <> HD void dec8<T_BF16>(const uint8_t *row, int u, float v[8]) {
     const unsigned short *p = (const unsigned short *)(row + (size_t)u * 16);
-#pragma unroll
-    for (int i = 0; i < 8; i++) v[i] = __uint_as_float((unsigned)p[i] << 16);
+    UNROLL
+    for (int i = 0; i < 8; i++) v[i] = bits_float((unsigned)p[i] << 16);
 }
 /* q4_0: {f16 d; u8 qs[16]}: x[j] = (qs[j]&15)-8, x[j+16] = (qs[j]>>4)-8, times d. */
-template <> __device__ __forceinline__ void dec8<T_Q4_0>(const uint8_t *row, int u, float v[8]) {
+template <> HD void dec8<T_Q4_0>(const uint8_t *row, int u, float v[8]) {
     const uint8_t *b = row + (size_t)(u >> 2) * 18;
     const int p = u & 3;
     const float d = ld_h(b);
     const uint8_t *qs = b + 2 + 8 * (p & 1);
-#pragma unroll
+    UNROLL
     for (int i = 0; i < 8; i++) v[i] = (float)((p < 2 ? (qs[i] & 0x0F) : (qs[i] >> 4)) - 8) * d;
 }
 /* q5_0: {f16 d; u8 qh[4]; u8 qs[16]}: the 5th bit of element j is bit j of qh. */
-template <> __device__ __forceinline__ void dec8<T_Q5_0>(const uint8_t *row, int u, float v[8]) {
+template <> HD void dec8<T_Q5_0>(const uint8_t *row, int u, float v[8]) {
     const uint8_t *b = row + (size_t)(u >> 2) * 22;
     const int p = u & 3;
     const float d = ld_h(b);
     const uint32_t qh = (uint32_t)b[2] | ((uint32_t)b[3] << 8) | ((uint32_t)b[4] << 16) | ((uint32_t)b[5] << 24);
     const uint8_t *qs = b + 6 + 8 * (p & 1);
-#pragma unroll
+    UNROLL
     for (int i = 0; i < 8; i++) {
         const int j = 8 * p + i;
         const int nib = p < 2 ? (qs[i] & 0x0F) : (qs[i] >> 4);
@@ -90,16 +112,16 @@ template <> __device__ __forceinline__ void dec8<T_Q5_0>(const uint8_t *row, int
     }
 }
 /* q8_0: {f16 d; i8 qs[32]} */
-template <> __device__ __forceinline__ void dec8<T_Q8_0>(const uint8_t *row, int u, float v[8]) {
+template <> HD void dec8<T_Q8_0>(const uint8_t *row, int u, float v[8]) {
     const uint8_t *b = row + (size_t)(u >> 2) * 34;
     const float d = ld_h(b);
     const int8_t *qs = (const int8_t *)(b + 2 + 8 * (u & 3));
-#pragma unroll
+    UNROLL
     for (int i = 0; i < 8; i++) v[i] = (float)qs[i] * d;
 }
 /* q4_K: {f16 d, dmin; u8 scales[12]; u8 qs[128]}; sub-block c (0..7) uses
  * qs[32*(c/2) ..] low nibbles (c even) or high nibbles (c odd), scale/min c. */
-template <> __device__ __forceinline__ void dec8<T_Q4_K>(const uint8_t *row, int u, float v[8]) {
+template <> HD void dec8<T_Q4_K>(const uint8_t *row, int u, float v[8]) {
     const int c = (u >> 2) & 7, p = u & 3;
     const uint8_t *b = row + (size_t)(u >> 5) * 144;
     const float d = ld_h(b), dmin = ld_h(b + 2);
@@ -107,12 +129,12 @@ template <> __device__ __forceinline__ void dec8<T_Q4_K>(const uint8_t *row, int
     scale_min_k4(c, b + 4, &sc, &mn);
     const float d1 = d * sc, m1 = dmin * mn;
     const uint8_t *qs = b + 16 + 32 * (c >> 1) + 8 * p;
-#pragma unroll
+    UNROLL
     for (int i = 0; i < 8; i++) v[i] = d1 * (float)((c & 1) ? (qs[i] >> 4) : (qs[i] & 0xF)) - m1;
 }
 /* q5_K: {f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]}; as q4_K plus
  * 16 * bit c of qh[l] (l = element index inside the 32-element sub-block). */
-template <> __device__ __forceinline__ void dec8<T_Q5_K>(const uint8_t *row, int u, float v[8]) {
+template <> HD void dec8<T_Q5_K>(const uint8_t *row, int u, float v[8]) {
     const int c = (u >> 2) & 7, p = u & 3;
     const uint8_t *b = row + (size_t)(u >> 5) * 176;
     const float d = ld_h(b), dmin = ld_h(b + 2);
@@ -121,7 +143,7 @@ template <> __device__ __forceinline__ void dec8<T_Q5_K>(const uint8_t *row, int
     const float d1 = d * sc, m1 = dmin * mn;
     const uint8_t *qh = b + 16 + 8 * p;
     const uint8_t *qs = b + 48 + 32 * (c >> 1) + 8 * p;
-#pragma unroll
+    UNROLL
     for (int i = 0; i < 8; i++) {
         const int q = ((c & 1) ? (qs[i] >> 4) : (qs[i] & 0xF)) + (((qh[i] >> c) & 1) ? 16 : 0);
         v[i] = d1 * (float)q - m1;
@@ -130,7 +152,7 @@ template <> __device__ __forceinline__ void dec8<T_Q5_K>(const uint8_t *row, int
 /* q6_K: {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d}; sub-block c: half
  * h = c/4, s = c%4: low bits from ql[64h + 32*(s&1) + l] (high nibble when
  * s >= 2), 2 high bits from qh[32h + l] >> 2s, scale scales[8h + l/16 + 2s]. */
-template <> __device__ __forceinline__ void dec8<T_Q6_K>(const uint8_t *row, int u, float v[8]) {
+template <> HD void dec8<T_Q6_K>(const uint8_t *row, int u, float v[8]) {
     const int c = (u >> 2) & 7, p = u & 3;
     const int h = c >> 2, s = c & 3;
     const uint8_t *b = row + (size_t)(u >> 5) * 210;
@@ -139,7 +161,7 @@ template <> __device__ __forceinline__ void dec8<T_Q6_K>(const uint8_t *row, int
     const uint8_t *ql = b + 64 * h + 32 * (s & 1) + l0;
     const uint8_t *qh = b + 128 + 32 * h + l0;
     const float sc = (float)((const int8_t *)(b + 192))[8 * h + (l0 >> 4) + 2 * s];
-#pragma unroll
+    UNROLL
     for (int i = 0; i < 8; i++) {
         const int lo = s >= 2 ? (ql[i] >> 4) : (ql[i] & 0xF);
         const int q = (lo | (((qh[i] >> (2 * s)) & 3) << 4)) - 32;
@@ -463,4 +485,26 @@ cudaError_t attention(cudaStream_t s, const float *q, const void *kcache, const 
     return cudaGetLastError();
 }
 
+template <int T> void dequant_host_t(const uint8_t *row, int64_t n, float *out) {
+    for (int64_t u = 0; u < n / 8; u++) dec8<T>(row, (int)u, out + 8 * u);
+}
+
 } // namespace agxc
+
+extern "C" bool agx_cuda_dequant_row_host(uint32_t type, const void *row, int64_t n, float *out) {
+    using namespace agxc;
+    if (n % 32 || n / 8 > INT32_MAX) return false;
+    const uint8_t *r = (const uint8_t *)row;
+    switch (type) {
+    case T_F32: dequant_host_t<T_F32>(r, n, out); return true;
+    case T_F16: dequant_host_t<T_F16>(r, n, out); return true;
+    case T_BF16: dequant_host_t<T_BF16>(r, n, out); return true;
+    case T_Q4_0: dequant_host_t<T_Q4_0>(r, n, out); return true;
+    case T_Q5_0: dequant_host_t<T_Q5_0>(r, n, out); return true;
+    case T_Q8_0: dequant_host_t<T_Q8_0>(r, n, out); return true;
+    case T_Q4_K: dequant_host_t<T_Q4_K>(r, n, out); return true;
+    case T_Q5_K: dequant_host_t<T_Q5_K>(r, n, out); return true;
+    case T_Q6_K: dequant_host_t<T_Q6_K>(r, n, out); return true;
+    default: return false;
+    }
+}
