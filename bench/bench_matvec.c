@@ -154,11 +154,11 @@ int main(int argc, char **argv) {
     printf("# bench_matvec: isa %s, %d reps, medians. shape = ne0 (row length) x ne1 (rows)\n", agx_cpu_isa_name(),
            reps);
     if (do_hot) {
-        /* 96 rows x 1536: 81-197 KiB of weights, stays in L2 */
-        const int64_t ne0 = 1536, ne1 = 96;
-        printf("\n## in-cache dot kernels, 1 thread, GB/s of weights per CPU-second (%lldx%lld)\n", (long long)ne0,
+        /* 512 rows x 1536: 0.4-0.8 MiB of weights, stays in L2 */
+        const int64_t ne0 = 1536, ne1 = 512;
+        printf("\n## in-cache (L2) kernels, 1 thread, GB/s of weights per CPU-second (%lldx%lld): vec_dot per ISA, agx_matmul\n", (long long)ne0,
                (long long)ne1);
-        printf("%-6s %10s %10s %10s\n", "type", "scalar", "avx2", "avx512");
+        printf("%-6s %10s %10s %10s %10s\n", "type", "scalar", "avx2", "avx512", "matmul");
         float *x = malloc((size_t)ne0 * sizeof(float));
         for (int64_t i = 0; i < ne0; i++) x[i] = rnd();
         for (int k = 0; k < n_types; k++) {
@@ -179,7 +179,7 @@ int main(int argc, char **argv) {
                 }
                 double tt[64];
                 float out;
-                const int iters = isa == 0 ? 20 : 400;
+                const int iters = isa == 0 ? 2 : 60;
                 for (int r = 0; r < reps; r++) {
                     const double t0 = cpu_s();
                     for (int it = 0; it < iters; it++)
@@ -187,6 +187,17 @@ int main(int argc, char **argv) {
                     tt[r] = (cpu_s() - t0) / iters;
                 }
                 printf(" %10.1f", (double)(rs * (size_t)ne1) / median(tt, reps) / 1e9);
+            }
+            { /* agx_matmul, one token, no pool: what the forward pass gets per core */
+                double tt[64];
+                float *yo = malloc((size_t)ne1 * sizeof(float));
+                for (int r = 0; r < reps; r++) {
+                    const double t0 = cpu_s();
+                    for (int it = 0; it < 60; it++) agx_matmul(NULL, t, m, ne1, ne0, x, 1, yo);
+                    tt[r] = (cpu_s() - t0) / 60;
+                }
+                printf(" %10.1f", (double)(rs * (size_t)ne1) / median(tt, reps) / 1e9);
+                free(yo);
             }
             printf("\n");
             fflush(stdout);

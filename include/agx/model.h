@@ -43,6 +43,8 @@ const agx_model_config *agx_model_get_config(const agx_model *m);
 /* True for the model's end-of-generation tokens (eos, eot, and Llama-3's
  * <|end_of_text|>/<|eot_id|>/<|eom_id|> when present in the vocab). */
 bool agx_model_is_eog(const agx_model *m, int32_t token);
+/* The underlying GGUF reader (e.g. to load the tokenizer without reopening). */
+const struct agx_gguf *agx_model_gguf(const agx_model *m);
 /* One-line description, e.g. "qwen2 28L 1536d q4_K_M-mix, 986 MB mmap'ed". Static per model. */
 const char *agx_model_desc(const agx_model *m);
 

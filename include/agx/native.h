@@ -137,20 +137,24 @@ agx_status agx_native_refine(agx_backend *delta, const char *instruction, const 
 
 /* ---- benchmark (agx bench --grammar, bench/bench_plan) ---- */
 typedef struct agx_native_bench {
-    int n_tokens;                 /* tokens decoded per mode */
-    double unconstrained_ms_per_token;  /* forward + sampling, no grammar */
-    double constrained_ms_per_token;    /* forward + sampling + grammar, sampled steps */
-    double mask_ms_per_token;     /* grammar + plan rules per sampled token */
-    double full_mask_ms;          /* one full-vocabulary mask, median */
-    double mask_share;            /* mask_ms_per_token / constrained_ms_per_token */
-    double forced_share;          /* forced / generated tokens of the constrained plan */
+    int n_tokens;                 /* tokens decoded unconstrained */
+    double unconstrained_ms_per_token;  /* forward + sampling, no grammar, 1 token per step */
+    double constrained_ms_per_token;    /* whole constrained plan / its tokens (forced spans batched) */
+    double mask_ms_per_token;     /* grammar + plan rules per sampled token of the plan */
+    double full_mask_ms;          /* one full-vocabulary mask inside a string, median */
+    double mask_share;            /* mask_ms_per_token / unconstrained_ms_per_token */
+    double full_mask_share;       /* full_mask_ms / unconstrained_ms_per_token (worst case: every pick refused) */
+    double forced_share;          /* forced / generated tokens of the plan */
+    int64_t plan_tokens;          /* tokens of the 7-task plan */
+    double plan_ms, plan_ttft_ms; /* its end-to-end time (prompt mostly reused) and first token */
     int64_t n_vocab;
 } agx_native_bench;
 
-/* Decodes up to n_tokens unconstrained and a constrained plan of the same
- * budget from the same prompt with a fixed seed and reports the per-token
- * costs; mask costs are measured directly (thread CPU time is not needed:
- * everything runs on the calling thread except the forward pass). */
+/* Decodes n_tokens unconstrained (seed 1), then writes a typical 7-task plan
+ * under the grammar with the plan as the guide (the sampler and all grammar
+ * checks run as for a model that writes that plan: its own pick first, the
+ * full mask only when refused), and times one full mask separately. Both runs
+ * share the Echo prompt (the second reuses its KV cache). */
 agx_status agx_native_bench_grammar(agx_native_engine *e, int n_tokens, agx_native_bench *out,
                                     agx_error *err);
 

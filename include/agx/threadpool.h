@@ -32,9 +32,10 @@ size_t agx_matmul_scratch_size(uint32_t wtype, int64_t n_cols, int64_t n_tok);
  * tp may be NULL (single-threaded). One agx_matmul at a time per pool.
  * W: n_rows rows of n_cols elements of wtype (row stride agx_type_row_size(wtype, n_cols)).
  * X: n_tok x n_cols float32, row-major; Y: n_tok x n_rows float32, row-major.
- * Activations are converted once to the weight type's vec_dot_type (as llama.cpp
- * does), rows are split across threads; n_tok > 1 uses a cache-blocked
- * matrix-matrix path. Scratch is the pool's (grown as needed, freed with the
+ * Activations are quantized once per call to the integers llama.cpp would use
+ * (the weight type's vec_dot_type; q4_0/q5_0/q8_0 tiles keep the same q8_0
+ * values in a wider layout), rows are split across threads; n_tok > 1 uses a
+ * cache-blocked matrix-matrix path (docs/kernels.md). Scratch is the pool's (grown as needed, freed with the
  * pool; see agx_threadpool_reserve). An unsupported wtype, an n_cols that is
  * not a multiple of the block size, or no memory for scratch fills Y with NaN. */
 void agx_matmul(agx_threadpool *tp, uint32_t wtype, const void *w, int64_t n_rows, int64_t n_cols,

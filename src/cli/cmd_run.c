@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <immintrin.h>
 
+#include "agx/gguf.h"
 #include "agx/model.h"
 #include "agx/quant.h"
 #include "agx/sampler.h"
@@ -239,7 +241,9 @@ int agx_cmd_generate(int argc, char **argv) {
     cp.n_threads = (int)threads;
     if (agx_context_create(m, &cp, &ctx, &err) != AGX_OK) goto fail;
     logits = malloc(sizeof(float) * (size_t)cfg->n_vocab);
-    out_ids = malloc(sizeof(int32_t) * (size_t)(n_gen > 0 ? n_gen : 1));
+    /* never more than the context can hold (a huge -n fails there, not in malloc) */
+    const long cap = n_gen < agx_context_n_ctx(ctx) ? n_gen : agx_context_n_ctx(ctx);
+    out_ids = malloc(sizeof(int32_t) * (size_t)(cap > 0 ? cap : 1));
     if (!logits || !out_ids) {
         agx_error_set(&err, AGX_ERR_NOMEM, "out of memory");
         goto fail;
@@ -311,6 +315,73 @@ static stats summarize(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     stats s = {n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v[0], v[n - 1]};
     return s;
+}
+
+/* ---- memory streaming over the mapped weights (the tg bandwidth limit) ---- */
+typedef struct stream_job {
+    const uint8_t *base;
+    size_t len;
+    uint64_t sink[64];
+} stream_job;
+
+/* XOR-folds a slice with 32-byte loads (AVX2 when present: the limit must be
+ * the memory, not the loop). */
+__attribute__((target("avx2"))) static uint64_t stream_avx2(const uint8_t *p, size_t n) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 128 <= n; i += 128) {
+        a0 = _mm256_xor_si256(a0, _mm256_loadu_si256((const __m256i *)(p + i)));
+        a1 = _mm256_xor_si256(a1, _mm256_loadu_si256((const __m256i *)(p + i + 32)));
+        a2 = _mm256_xor_si256(a2, _mm256_loadu_si256((const __m256i *)(p + i + 64)));
+        a3 = _mm256_xor_si256(a3, _mm256_loadu_si256((const __m256i *)(p + i + 96)));
+    }
+    a0 = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
+    uint64_t r = (uint64_t)_mm256_extract_epi64(a0, 0) ^ (uint64_t)_mm256_extract_epi64(a0, 3);
+    for (; i < n; i++) r ^= p[i];
+    return r;
+}
+static uint64_t stream_plain(const uint8_t *p, size_t n) {
+    uint64_t a[8] = {0}, w;
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        for (int k = 0; k < 8; k++) memcpy(&w, p + i + 8 * k, 8), a[k] ^= w;
+    for (; i < n; i++) a[0] ^= p[i];
+    return a[0] ^ a[1] ^ a[2] ^ a[3] ^ a[4] ^ a[5] ^ a[6] ^ a[7];
+}
+
+static void stream_worker(int ith, int nth, void *arg) {
+    stream_job *j = arg;
+    const size_t per = (j->len + (size_t)nth - 1) / (size_t)nth;
+    const size_t lo = per * (size_t)ith, hi = lo + per < j->len ? lo + per : j->len;
+    if (lo >= hi) return;
+    j->sink[ith % 64] = __builtin_cpu_supports("avx2") ? stream_avx2(j->base + lo, hi - lo)
+                                                        : stream_plain(j->base + lo, hi - lo);
+}
+
+/* GB/s reading every weight byte once with nth threads (best of 3), or 0. */
+static double stream_gbps(const agx_model *m, int nth) {
+    const agx_gguf *g = agx_model_gguf(m);
+    const uint8_t *lo = NULL, *hi = NULL;
+    for (size_t i = 0; i < agx_gguf_n_tensors(g); i++) {
+        const agx_gguf_tensor *t = agx_gguf_tensor_at(g, i);
+        const uint8_t *b = t->data, *e = b + t->nbytes;
+        if (!lo || b < lo) lo = b;
+        if (!hi || e > hi) hi = e;
+    }
+    if (!lo || hi - lo < 64) return 0;
+    agx_threadpool *tp = NULL;
+    agx_error err;
+    if (agx_threadpool_create(nth, &tp, &err) != AGX_OK) return 0;
+    stream_job j = {lo, (size_t)(hi - lo), {0}};
+    double best = 0;
+    for (int r = 0; r < 3; r++) {
+        const int64_t t0 = agx_time_us();
+        agx_threadpool_run(tp, stream_worker, &j);
+        const double gbps = (double)j.len / ((double)(agx_time_us() - t0 + 1) * 1e3);
+        if (gbps > best) best = gbps;
+    }
+    agx_threadpool_free(tp);
+    return best;
 }
 
 static long peak_rss_bytes(void) {
@@ -400,14 +471,19 @@ int agx_cmd_bench(int argc, char **argv) {
     stats tg = n_tg > 0 ? summarize(tg_tps, (int)reps) : (stats){0, 0, 0};
     const long rss = peak_rss_bytes();
     const int nth = agx_context_n_threads(ctx);
+    /* the bandwidth limit of generation, measured in the same run: every weight
+     * byte read once per token */
+    const double bw = n_tg > 0 ? stream_gbps(m, nth) : 0;
+    const double tg_gbps = tg.median * (double)cfg->weight_bytes / 1e9;
     if (json) {
         printf("{\"pp\": {\"n\": %ld, \"tokens_per_s\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}}, "
                "\"tg\": {\"n\": %ld, \"tokens_per_s\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}}, "
                "\"threads\": %d, \"peak_rss_bytes\": %ld, \"reps\": %ld, \"model\": \"%s\", "
-               "\"model_bytes\": %llu, \"repacked_bytes\": %llu, \"kv_cache_bytes\": %zu, \"isa\": \"%s\"}\n",
+               "\"model_bytes\": %llu, \"repacked_bytes\": %llu, \"kv_cache_bytes\": %zu, \"isa\": \"%s\", "
+               "\"stream_gbps\": %.2f, \"tg_weight_gbps\": %.2f}\n",
                n_pp, pp.median, pp.min, pp.max, n_tg, tg.median, tg.min, tg.max, nth, rss, reps,
                agx_model_desc(m), (unsigned long long)cfg->file_bytes, (unsigned long long)cfg->repacked_bytes,
-               agx_context_kv_bytes(ctx), agx_cpu_isa_name());
+               agx_context_kv_bytes(ctx), agx_cpu_isa_name(), bw, tg_gbps);
     } else {
         printf("model: %s\nthreads: %d, isa: %s, reps: %ld, KV cache f16 %.1f MB\n", agx_model_desc(m), nth,
                agx_cpu_isa_name(), reps, (double)agx_context_kv_bytes(ctx) / 1e6);
@@ -415,6 +491,9 @@ int agx_cmd_bench(int argc, char **argv) {
         if (n_pp > 0) printf("pp%-6ld %12.2f %12.2f %12.2f\n", n_pp, pp.median, pp.min, pp.max);
         if (n_tg > 0) printf("tg%-6ld %12.2f %12.2f %12.2f\n", n_tg, tg.median, tg.min, tg.max);
         printf("peak RSS: %.1f MB\n", (double)rss / 1e6);
+        if (bw > 0)
+            printf("memory streaming over the weights (%d threads): %.2f GB/s; tg reads %.2f GB/s of weights "
+                   "= %.0f%% of it\n", nth, bw, tg_gbps, 100.0 * tg_gbps / bw);
     }
     goto done;
 fail:

@@ -51,8 +51,10 @@ static int mm_make_plan(uint32_t wtype, int64_t n_cols, int64_t n_tok, mm_plan *
     p->vec_dot = p->tr->vec_dot;
     const agx_kernel_set ks = agx_quant_gemm_get(wtype);
     /* the tiles with their own activation layout (q4_0/q5_0/q8_0) are faster
-     * than vec_dot even for one token: scales and offsets come pre-computed */
-    if (n_tok > 1 || ks.gemm_quant) {
+     * than vec_dot even for one token (scales and offsets come pre-computed),
+     * as long as that 3-bytes-per-element row stays well inside L1 */
+    const int wide_ok = ks.gemm_quant && ks.act_row_size(n_cols) && ks.act_row_size(n_cols) <= 16384;
+    if (n_tok > 1 || wide_ok) {
         if (ks.gemm && (!ks.gemm_quant || ks.act_row_size(n_cols))) {
             p->gemm = ks.gemm;
             if (ks.gemm_quant) {

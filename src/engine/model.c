@@ -306,6 +306,7 @@ void agx_model_free(agx_model *m) {
 
 const agx_model_config *agx_model_get_config(const agx_model *m) { return &m->cfg; }
 const char *agx_model_desc(const agx_model *m) { return m->desc; }
+const agx_gguf *agx_model_gguf(const agx_model *m) { return m->gguf; }
 
 bool agx_model_is_eog(const agx_model *m, int32_t token) {
     for (int i = 0; i < m->n_eog; i++)
@@ -380,7 +381,15 @@ agx_status agx_context_create(const agx_model *m, const agx_context_params *pp, 
     c->kv_type = p.kv_type;
     c->kv_elsize = p.kv_type == AGX_KV_F32 ? 4 : 2;
     const size_t kvd = (size_t)cfg->n_head_kv * (size_t)cfg->head_dim;
-    c->kv_bytes = 2 * (size_t)cfg->n_layer * (size_t)c->n_ctx * kvd * c->kv_elsize;
+    size_t kvb = 2 * (size_t)cfg->n_layer;
+    if (__builtin_mul_overflow(kvb, (size_t)c->n_ctx, &kvb) || __builtin_mul_overflow(kvb, kvd, &kvb) ||
+        __builtin_mul_overflow(kvb, c->kv_elsize, &kvb) || kvb > ((size_t)1 << 46)) {
+        agx_context_free(c);
+        return agx_error_set(err, AGX_ERR_NOMEM,
+                             "a %ld-token KV cache for this model would be absurdly large: lower AGX_CANDLE_CONTEXT_SIZE",
+                             n_ctx);
+    }
+    c->kv_bytes = kvb;
     const size_t ub = (size_t)c->n_ubatch, qd = (size_t)cfg->n_head * (size_t)cfg->head_dim;
     const size_t E = (size_t)cfg->n_embd, F = (size_t)cfg->n_ff;
     const size_t scratch = ub * (2 * E + qd + 2 * kvd + qd + 2 * F + (size_t)cfg->n_rot);
@@ -402,6 +411,26 @@ agx_status agx_context_create(const agx_model *m, const agx_context_params *pp, 
     c->hb2 = c->hb + ub * F;
     c->rope_cs = c->hb2 + ub * F;
     if ((st = agx_threadpool_create((int)n_threads, &c->tp, err)) != AGX_OK) {
+        agx_context_free(c);
+        return st;
+    }
+    /* the matmuls' activation scratch, reserved now so that a forward pass never
+     * allocates (and running out of memory is an error here, not NaN logits later) */
+    size_t mm_scratch = 0;
+    const wmat *mats[] = {&m->output, &m->layers[0].wq, &m->layers[0].wo, &m->layers[0].w_down};
+    for (int l = 0; l < cfg->n_layer; l++) {
+        const layer *L = &m->layers[l];
+        const wmat *lm[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof lm / sizeof lm[0]; i++) {
+            const size_t need = agx_matmul_scratch_size(lm[i]->type, lm[i]->n_cols, c->n_ubatch);
+            if (need > mm_scratch) mm_scratch = need;
+        }
+    }
+    for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
+        const size_t need = agx_matmul_scratch_size(mats[i]->type, mats[i]->n_cols, c->n_ubatch);
+        if (need > mm_scratch) mm_scratch = need;
+    }
+    if (mm_scratch > 0 && (st = agx_threadpool_reserve(c->tp, mm_scratch, err)) != AGX_OK) {
         agx_context_free(c);
         return st;
     }

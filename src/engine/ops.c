@@ -31,6 +31,44 @@ static void pv_ref(const float *p, const float *v, int64_t vs, int n, int hd, fl
     for (int s = 0; s < n; s++)
         for (int i = 0; i < hd; i++) out[i] += p[s] * v[s * vs + i];
 }
+/* llama.cpp's single-query order, portable: ggml_vec_dot_f32's 4x16 lanes over
+ * steps of 64, the (0+2)+(1+3) combine and GCC's _mm512_reduce_add_ps tree,
+ * then the rest in double. x is read with stride xs; x[i] for i >= n_valid is 0. */
+static float red16_ref(const float *a) {
+    float t3[8], t6[4];
+    for (int l = 0; l < 8; l++) t3[l] = a[l + 8] + a[l];
+    for (int l = 0; l < 4; l++) t6[l] = t3[l + 4] + t3[l];
+    return (t6[0] + t6[2]) + (t6[1] + t6[3]);
+}
+static float dot_ggml_ref(const float *x, int64_t xs, const float *y, int n, int n_valid) {
+    const int np = n & ~63;
+    float sum[4][16] = {{0}};
+    for (int i = 0; i < np; i += 64)
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < 16; l++) {
+                const int e = i + j * 16 + l;
+                sum[j][l] = fmaf(e < n_valid ? x[(int64_t)e * xs] : 0.0f, y[e], sum[j][l]);
+            }
+    for (int l = 0; l < 16; l++) sum[0][l] = (sum[0][l] + sum[2][l]) + (sum[1][l] + sum[3][l]);
+    double r = red16_ref(sum[0]);
+    for (int i = np; i < n; i++) r += (double)((i < n_valid ? x[(int64_t)i * xs] : 0.0f) * y[i]);
+    return (float)r;
+}
+static void qk_dec_ref(const float *q, const float *k, int64_t ks, int n, int hd, float scale, float *scores) {
+    for (int s = 0; s < n; s++) scores[s] = dot_ggml_ref(k + s * ks, 1, q, hd, hd) * scale;
+}
+static void pv_dec_ref(const float *p, const float *v, int64_t vs, int n, int n_kv, int hd, float *out, float *acc) {
+    /* p is read up to n_kv (the caller zeroes the padding) */
+    (void)acc;
+    for (int i = 0; i < hd; i++) out[i] = dot_ggml_ref(v + i, vs, p, n_kv, n);
+}
+/* AVX2 tables: the fast tiled kernels (not llama.cpp's decode order) */
+static void pv_dec_avx2(const float *p, const float *v, int64_t vs, int n, int n_kv, int hd, float *out, float *acc) {
+    (void)n_kv, (void)acc;
+    memset(out, 0, sizeof(float) * (size_t)hd);
+    agx_ops_pv_avx2(p, v, vs, n, hd, out);
+}
+
 static void softmax_ref(float *x, int64_t n) {
     float max = x[0];
     for (int64_t i = 1; i < n; i++)
@@ -58,12 +96,28 @@ static void swiglu_ref(float *out, const float *gate, const float *up, int64_t n
     }
 }
 
-static const agx_ops_kernels kernels_ref = {qk_ref, pv_ref, softmax_ref, f16_to_f32_ref, f32_to_f16_ref, swiglu_ref};
+static void rmsnorm_ref(float *out, const float *x, const float *w, int64_t n, float eps) {
+    /* llama.cpp accumulates the sum of squares in double (ggml_float). */
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    if (w)
+        for (int64_t i = 0; i < n; i++) out[i] = (x[i] * scale) * w[i];
+    else
+        for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale;
+}
+
+static const agx_ops_kernels kernels_ref = {qk_ref,         pv_ref,     softmax_ref, qk_dec_ref, pv_dec_ref,
+                                            f16_to_f32_ref, f32_to_f16_ref, swiglu_ref, rmsnorm_ref};
 static const agx_ops_kernels kernels_avx2 = {agx_ops_qk_avx2, agx_ops_pv_avx2, agx_ops_softmax_avx2,
-                                             agx_ops_f16_to_f32_avx2, agx_ops_f32_to_f16_avx2, agx_ops_swiglu_avx2};
+                                             agx_ops_qk_avx2, pv_dec_avx2,
+                                             agx_ops_f16_to_f32_avx2, agx_ops_f32_to_f16_avx2, agx_ops_swiglu_avx2,
+                                             rmsnorm_ref};
 static const agx_ops_kernels kernels_avx512 = {agx_ops_qk_avx512, agx_ops_pv_avx512, agx_ops_softmax_avx2,
+                                               agx_ops_qk_dec_avx512, agx_ops_pv_dec_avx512,
                                                agx_ops_f16_to_f32_avx512, agx_ops_f32_to_f16_avx2,
-                                               agx_ops_swiglu_avx2};
+                                               agx_ops_swiglu_avx2, agx_ops_rmsnorm_avx512};
 
 /* Chosen per call from constant tables (no mutable state); AGX_CPU_ISA=scalar
  * (or avx2) forces a lower level like the matmul kernels. */
@@ -78,17 +132,18 @@ const agx_ops_kernels *agx_ops_kernels_get(void) {
     return &kernels_ref;
 }
 
+const agx_ops_kernels *agx_ops_kernels_for(const char *isa) {
+    __builtin_cpu_init();
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    if (strcmp(isa, "scalar") == 0) return &kernels_ref;
+    if (strcmp(isa, "avx2") == 0) return avx2 ? &kernels_avx2 : NULL;
+    if (strcmp(isa, "avx512") == 0) return avx2 && __builtin_cpu_supports("avx512f") ? &kernels_avx512 : NULL;
+    return NULL;
+}
+
 /* ---- elementwise ---- */
 void agx_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
-    /* llama.cpp accumulates the sum of squares in double (ggml_float). */
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
-    const float mean = (float)(sum / (double)n);
-    const float scale = 1.0f / sqrtf(mean + eps);
-    if (w)
-        for (int64_t i = 0; i < n; i++) out[i] = (x[i] * scale) * w[i];
-    else
-        for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale;
+    agx_ops_kernels_get()->rmsnorm(out, x, w, n, eps);
 }
 
 void agx_softmax(float *x, int64_t n) {
@@ -151,7 +206,7 @@ enum {
 size_t agx_attention_scratch_floats(const agx_attn_params *p, int64_t n_ctx) {
     /* scores of every (query, head) of a block + (f16 cache) one group's K and V rows as f32 */
     const size_t group = (size_t)(p->n_head / (p->n_head_kv > 0 ? p->n_head_kv : 1));
-    return (size_t)ATTN_TOKEN_BLOCK * group * (size_t)n_ctx +
+    return (size_t)ATTN_TOKEN_BLOCK * group * (size_t)n_ctx + 64 * (size_t)p->head_dim +
            (p->kv_type == AGX_KV_F16 ? 2 * (size_t)n_ctx * (size_t)p->head_dim : 0);
 }
 
@@ -180,7 +235,7 @@ static void attn_worker(int ith, int nth, void *arg) {
     const int n_blocks = (j->n_tok + ATTN_TOKEN_BLOCK - 1) / ATTN_TOKEN_BLOCK;
     const int n_items = p->n_head_kv * n_blocks;
     (void)nth;
-    float *scratch = NULL, *owned = NULL, *scores = NULL, *kf = NULL, *vf = NULL;
+    float *scratch = NULL, *owned = NULL, *scores = NULL, *kf = NULL, *vf = NULL, *acc = NULL;
 
     for (;;) {
         const int it = atomic_fetch_add_explicit((_Atomic int *)&j->next, 1, memory_order_relaxed);
@@ -193,7 +248,9 @@ static void attn_worker(int ith, int nth, void *arg) {
                 if (!owned) abort();   /* a few MB at most; nothing sensible to do without it */
             }
             scores = scratch;
-            kf = scratch + (size_t)ATTN_TOKEN_BLOCK * (size_t)group * (size_t)n_used;
+            /* scores [block][group][n_used] | acc [64][hd] | (f16 cache) K, V rows as f32 */
+            acc = scratch + (size_t)ATTN_TOKEN_BLOCK * (size_t)group * (size_t)n_used;
+            kf = acc + 64 * (size_t)hd;
             vf = kf + n_used * hd;
         }
         /* the longest (last) token blocks first, for balance */
@@ -213,6 +270,19 @@ static void attn_worker(int ith, int nth, void *arg) {
                 K->f16_to_f32(v16 + s * kv_stride, vf + s * hd, hd);
             }
             kp = kf, vp = vf, ks = hd;
+        }
+        if (j->n_tok == 1) {
+            /* a decode step: llama.cpp's single-query summation order, over a
+             * row it pads to a multiple of 32 positions */
+            const int n_pos = (int)(j->pos0 + 1), n_kv = (n_pos + 31) / 32 * 32;
+            for (int h = 0; h < group; h++) {
+                const int64_t off = ((int64_t)g * group + h) * hd;
+                K->qk_dec(j->q + off, kp, ks, n_pos, hd, p->scale, scores);
+                K->softmax(scores, n_pos);
+                for (int s = n_pos; s < n_kv; s++) scores[s] = 0.0f;
+                K->pv_dec(scores, vp, ks, n_pos, n_kv, hd, j->out + off, acc);
+            }
+            continue;
         }
 #define ROW(t, h) (scores + ((size_t)((t) - t0) * (size_t)group + (size_t)(h)) * (size_t)span)
 #define QOFF(t, h) ((int64_t)(t) * q_stride + ((int64_t)g * group + (h)) * hd)

@@ -130,30 +130,32 @@ void agx_ops_pv_avx2(const float *p, const float *v, int64_t vs, int n, int hd, 
     }
 }
 
-/* softmax in place; exp through v_expf, partial sums per 8 lanes in double
- * (as ggml_vec_soft_max_f32). Entries of -inf become exactly 0. */
+/* softmax in place as ggml_vec_soft_max_f32: exp through v_expf, the row taken
+ * in groups of 16 (a partial last group padded with exp(-inf) = 0, as
+ * llama.cpp's rows are padded), each group summed in float in the order of
+ * _mm512_reduce_add_ps and accumulated in double; then one float scale. */
 void agx_ops_softmax_avx2(float *x, int64_t n) {
-    __m256 mv = _mm256_set1_ps(-INFINITY);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    float max = _mm_cvtss_f32(m4);
-    for (; i < n; i++) max = x[i] > max ? x[i] : max;
-    double sum = 0.0;
+    float max = -INFINITY;
+    for (int64_t i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
     const __m256 vmax = _mm256_set1_ps(max);
-    for (i = 0; i + 8 <= n; i += 8) {
-        const __m256 e = v_expf(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
-        _mm256_storeu_ps(x + i, e);
-        sum += (double)hsum8(e);
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i += 16) {
+        float buf[16];
+        const int64_t m = n - i < 16 ? n - i : 16;
+        for (int l = 0; l < 16; l++) buf[l] = l < m ? x[i + l] : -INFINITY;
+        const __m256 lo = v_expf(_mm256_sub_ps(_mm256_loadu_ps(buf), vmax));
+        const __m256 hi = v_expf(_mm256_sub_ps(_mm256_loadu_ps(buf + 8), vmax));
+        _mm256_storeu_ps(buf, lo);
+        _mm256_storeu_ps(buf + 8, hi);
+        for (int l = 0; l < m; l++) x[i + l] = buf[l];
+        const __m256 t3 = _mm256_add_ps(hi, lo);
+        const __m128 t6 = _mm_add_ps(_mm256_extractf128_ps(t3, 1), _mm256_castps256_ps128(t3));
+        const __m128 t8 = _mm_add_ps(t6, _mm_shuffle_ps(t6, t6, _MM_SHUFFLE(1, 0, 3, 2)));
+        sum += (double)(_mm_cvtss_f32(t8) + _mm_cvtss_f32(_mm_shuffle_ps(t8, t8, 1)));
     }
-    for (; i < n; i++) {
-        const float e = x[i] == -INFINITY ? 0.0f : __builtin_expf(x[i] - max);
-        x[i] = e;
-        sum += e;
-    }
-    const __m256 inv = _mm256_set1_ps((float)(1.0 / sum));
-    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
-    for (; i < n; i++) x[i] *= (float)(1.0 / sum);
+    const float inv = (float)(1.0 / sum);
+    const __m256 vinv = _mm256_set1_ps(inv);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
+    for (; i < n; i++) x[i] *= inv;
 }

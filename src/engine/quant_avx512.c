@@ -609,7 +609,15 @@ static const uint16_t k_nib_shift[32] __attribute__((aligned(64))) = {0, 0, 0, 0
 VBMI_FN void dec4_x0(const uint8_t *p, int bytes, const uint8_t qidx[2][64], const uint16_t *widx, int is_q5,
                      x4dec *o) {
     const __m512i x0 = _mm512_loadu_si512(p);
-    const __m512i x1 = _mm512_maskz_loadu_epi8(((__mmask64)1 << (bytes - 64)) - 1, p + 64);
+    /* bytes 64.. of the quad (8 for q4_0, 24 for q5_0) with plain loads:
+     * a masked zmm load here is several times slower when streaming from DRAM */
+    __m512i x1;
+    if (bytes == 72) {
+        x1 = _mm512_zextsi128_si512(_mm_loadl_epi64((const __m128i *)(p + 64)));
+    } else {
+        x1 = _mm512_zextsi256_si512(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + 64))),
+                                                            _mm_loadl_epi64((const __m128i *)(p + 80)), 1));
+    }
     const __m512i m4 = _mm512_set1_epi8(0x0F), sh = _mm512_load_si512(k_nib_shift);
     _Pragma("GCC unroll 2") for (int k = 0; k < 2; k++) o->w[k] =
         _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutex2var_epi8(x0, _mm512_load_si512(qidx[k]), x1), sh), m4);
@@ -749,6 +757,10 @@ AGX_INLINE __m512 pair_scales(agx_half xa, agx_half xb, agx_half ya, agx_half yb
 DEF_DOT_PAIR(dot_q4_0, agx_block_q4_0, dec2_q4_0, 8, 0, dot1_q4_0)
 DEF_DOT_PAIR(dot_q5_0, agx_block_q5_0, dec2_q5_0, 16, 0, dot1_q5_0)
 DEF_DOT_PAIR(dot_q8_0, agx_block_q8_0, dec2_q8_0, 0, 1, dot1_q8_0)
+
+agx_gemm_fn agx_quant_avx512_gemm_novbmi(uint32_t wtype) {
+    return wtype == AGX_TYPE_Q4_0 ? gemm_q4_0 : wtype == AGX_TYPE_Q5_0 ? gemm_q5_0 : NULL;
+}
 
 void agx_quant_avx512_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     t[AGX_TYPE_F32].vec_dot = dot_f32;

@@ -142,6 +142,9 @@ int agx_cpu_hw_level(void);
 /* Per-ISA kernel tables: entries indexed by ggml type id. */
 void agx_quant_avx2_kernels(agx_kernel_set table[AGX_TYPE_COUNT]);
 void agx_quant_avx512_kernels(agx_kernel_set table[AGX_TYPE_COUNT]);
+/* The AVX-512 tiles that do not need VBMI, for types whose installed tile
+ * uses VBMI (q4_0, q5_0); NULL otherwise. Lets tests cover both. */
+agx_gemm_fn agx_quant_avx512_gemm_novbmi(uint32_t wtype);
 /* Fast activation quantizers (same bits as quant.c's activation quantizers:
  * llama.cpp's x86 run-time ones for q8_0, the reference for q8_K). */
 void agx_quantize_row_q8_K_avx512(const float *x, void *y, int64_t n);

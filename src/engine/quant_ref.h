@@ -11,8 +11,13 @@
 
 #include "engine/quant_impl.h"
 
+/* no multiply-add contraction beyond the explicit fmaf() calls */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#else
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
+#endif
 
 #ifndef AGX_QREF_COMMON
 #define AGX_QREF_COMMON
@@ -423,4 +428,6 @@ static void AGX_QREF(quant_q6_K)(const float *x, void *vy, int64_t n) {
 }
 
 
+#if !defined(__clang__)
 #pragma GCC pop_options
+#endif

@@ -1,7 +1,7 @@
 /* sampler.c — token sampling (see sampler.h). Order of operations: allowed-mask,
  * repetition penalty, then greedy argmax or temperature -> top-k -> top-p ->
- * min-p -> draw. Truncation sorts only a small top slice (quickselect) unless
- * top-p needs more, so a 152k vocab costs ~1 ms, not a full sort. */
+ * min-p -> draw. Truncation never sorts the whole vocab: top-k quick-selects,
+ * top-p buckets the logits and sorts only the boundary bucket. */
 #include "agx/sampler.h"
 
 #include <math.h>
@@ -12,10 +12,14 @@
 
 #include "agx/util.h"
 
+enum { TOPP_BUCKETS = 4096 };
+#define TOPP_RANGE 64.0f   /* logit span bucketed for top-p; below it one overflow bucket */
+
 typedef struct cand {
     int32_t id;
     float logit;
     float p;
+    int32_t bucket;   /* top-p histogram bucket */
 } cand;
 
 struct agx_sampler {
@@ -25,7 +29,9 @@ struct agx_sampler {
     int32_t *hist;     /* ring of the last repeat_last_n accepted tokens */
     int hist_len, hist_pos;
     cand *cands;
+    float *work;       /* logits after mask and penalties */
     int32_t cap;
+    double *bucket_mass;
 };
 
 agx_sampler_params agx_sampler_default_params(void) {
@@ -93,6 +99,11 @@ agx_status agx_sampler_create(const agx_sampler_params *p, agx_sampler **out, ag
                              p->temperature, p->top_p, p->min_p, p->repeat_penalty, p->repeat_last_n);
     agx_sampler *s = calloc(1, sizeof *s);
     if (!s) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory creating the sampler");
+    s->bucket_mass = malloc(sizeof(double) * TOPP_BUCKETS);
+    if (!s->bucket_mass) {
+        free(s);
+        return agx_error_set(err, AGX_ERR_NOMEM, "out of memory creating the sampler");
+    }
     s->p = *p;
     if (p->repeat_last_n > 0) {
         s->hist = malloc(sizeof(int32_t) * (size_t)p->repeat_last_n);
@@ -118,6 +129,8 @@ void agx_sampler_free(agx_sampler *s) {
     if (!s) return;
     free(s->hist);
     free(s->cands);
+    free(s->work);
+    free(s->bucket_mass);
     free(s);
 }
 
@@ -164,111 +177,149 @@ static void select_top(cand *c, int32_t n, int32_t k) {
     }
 }
 
+/* Top-p without a full sort: candidates are bucketed by logit distance from
+ * the max (buckets are monotone in probability), the buckets' masses walked
+ * from the top, and only the bucket where the cumulative mass crosses top_p
+ * is sorted. Keeps exactly the set a full sort would; returns how many, moved
+ * to the front of c. */
+
+static int32_t top_p_unsorted(agx_sampler *s, cand *c, int32_t n, float maxl, float top_p) {
+    double *mass = s->bucket_mass;
+    memset(mass, 0, sizeof(double) * TOPP_BUCKETS);
+    const float scale = (float)TOPP_BUCKETS / TOPP_RANGE;
+    for (int32_t i = 0; i < n; i++) {
+        float d = (maxl - c[i].logit) * scale;
+        int b = d < (float)(TOPP_BUCKETS - 1) ? (int)d : TOPP_BUCKETS - 1;
+        c[i].bucket = b;
+        mass[b] += c[i].p;
+    }
+    double cum = 0.0;
+    int bstar = 0;
+    for (; bstar < TOPP_BUCKETS; bstar++) {
+        if (cum + mass[bstar] >= top_p) break;
+        cum += mass[bstar];
+    }
+    if (bstar == TOPP_BUCKETS) return n;   /* rounding: the whole mass is below top_p */
+    /* buckets above b* to the front, then b*'s members, sorted */
+    int32_t front = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (c[i].bucket < bstar) {
+            cand t = c[front];
+            c[front++] = c[i];
+            c[i] = t;
+        }
+    int32_t mid = front;
+    for (int32_t i = front; i < n; i++)
+        if (c[i].bucket == bstar) {
+            cand t = c[mid];
+            c[mid++] = c[i];
+            c[i] = t;
+        }
+    qsort(c + front, (size_t)(mid - front), sizeof(cand), cand_cmp);
+    int32_t keep = front;
+    while (keep < mid) {
+        cum += c[keep++].p;
+        if (cum >= top_p) break;
+    }
+    return keep;
+}
+
 int32_t agx_sampler_sample(agx_sampler *s, const float *logits, int32_t n_vocab, const uint8_t *allowed) {
     if (n_vocab <= 0) return -1;
     if (s->cap < n_vocab) {
         cand *c = realloc(s->cands, sizeof(cand) * (size_t)n_vocab);
         if (!c) return -1;
         s->cands = c;
+        float *w = realloc(s->work, sizeof(float) * (size_t)n_vocab);
+        if (!w) return -1;
+        s->work = w;
         s->cap = n_vocab;
     }
-    cand *c = s->cands;
-    int32_t n = 0;
-    for (int32_t i = 0; i < n_vocab; i++) {
-        if (allowed && !allowed[i]) continue;
-        if (isnan(logits[i])) continue;
-        c[n].id = i;
-        c[n].logit = logits[i];
-        n++;
-    }
-    if (n == 0) return -1;
+    /* working copy; excluded tokens (mask, NaN) become NaN */
+    float *w = s->work;
+    memcpy(w, logits, sizeof(float) * (size_t)n_vocab);
+    if (allowed)
+        for (int32_t i = 0; i < n_vocab; i++)
+            if (!allowed[i]) w[i] = NAN;
 
     /* repetition penalty (CTRL-style, as llama.cpp/candle): each distinct recent
      * token once; positive logits divided, negative multiplied */
-    if (s->p.repeat_penalty != 1.0f && s->hist_len > 0) {
+    if (s->p.repeat_penalty != 1.0f)
         for (int h = 0; h < s->hist_len; h++) {
             const int32_t tok = s->hist[h];
             int dup = 0;
             for (int e = 0; e < h && !dup; e++) dup = s->hist[e] == tok;
-            if (dup) continue;
-            /* candidates are still in increasing id order: binary search */
-            int32_t lo = 0, hi = n - 1;
-            while (lo <= hi) {
-                const int32_t mid = lo + (hi - lo) / 2;
-                if (c[mid].id < tok)
-                    lo = mid + 1;
-                else if (c[mid].id > tok)
-                    hi = mid - 1;
-                else {
-                    float *l = &c[mid].logit;
-                    *l = *l > 0 ? *l / s->p.repeat_penalty : *l * s->p.repeat_penalty;
+            if (dup || tok < 0 || tok >= n_vocab || isnan(w[tok])) continue;
+            w[tok] = w[tok] > 0 ? w[tok] / s->p.repeat_penalty : w[tok] * s->p.repeat_penalty;
+        }
+
+    if (s->p.temperature <= 0.0f) {   /* greedy: first (lowest id) maximum */
+        int32_t best = -1;
+        float bv = 0.0f;
+        for (int32_t i = 0; i < n_vocab; i++) {
+            const float v = w[i];
+            if (isnan(v)) continue;
+            if (best < 0 || v > bv) best = i, bv = v;
+        }
+        return best;
+    }
+
+    /* temperature, then probabilities over every allowed token */
+    const float inv_t = 1.0f / s->p.temperature;
+    cand *c = s->cands;
+    int32_t n = 0;
+    float maxl = -INFINITY;
+    for (int32_t i = 0; i < n_vocab; i++) {
+        if (isnan(w[i])) continue;
+        const float z = w[i] * inv_t;
+        c[n].id = i;
+        c[n].logit = z;
+        n++;
+        if (z > maxl) maxl = z;
+    }
+    if (n == 0) return -1;
+    if (maxl == -INFINITY) return c[0].id;   /* every allowed logit is -inf: the first allowed */
+    double part[4] = {0, 0, 0, 0};   /* independent chains: the sum is latency-bound otherwise */
+    for (int32_t i = 0; i < n; i++) {
+        c[i].p = expf(c[i].logit - maxl);
+        part[i & 3] += c[i].p;
+    }
+    const double sum = (part[0] + part[1]) + (part[2] + part[3]);
+    const float inv_sum = (float)(1.0 / sum);
+    for (int32_t i = 0; i < n; i++) c[i].p *= inv_sum;
+    const float p_max = inv_sum;   /* exp(0) / sum */
+
+    int32_t keep = n;
+    if (s->p.top_k > 0 && s->p.top_k < n) {
+        /* top-k: the k best, sorted; top-p then walks them in order */
+        keep = s->p.top_k;
+        select_top(c, n, keep);
+        qsort(c, (size_t)keep, sizeof(cand), cand_cmp);
+        if (s->p.top_p < 1.0f) {
+            double cum = 0.0;
+            for (int32_t i = 0; i < keep; i++) {
+                cum += c[i].p;
+                if (cum >= s->p.top_p) {
+                    keep = i + 1;
                     break;
                 }
             }
         }
+    } else if (s->p.top_p < 1.0f) {
+        keep = top_p_unsorted(s, c, n, maxl, s->p.top_p);
     }
-
-    if (s->p.temperature <= 0.0f) {
-        int32_t best = 0;
-        for (int32_t i = 1; i < n; i++)
-            if (cand_before(&c[i], &c[best])) best = i;
-        return c[best].id;
-    }
-
-    /* temperature, then probabilities over all candidates */
-    const float inv_t = 1.0f / s->p.temperature;
-    float maxl = -INFINITY;
-    for (int32_t i = 0; i < n; i++) {
-        c[i].logit *= inv_t;
-        if (c[i].logit > maxl) maxl = c[i].logit;
-    }
-    if (maxl == -INFINITY) return c[0].id;   /* everything masked by -inf: first allowed */
-    double sum = 0.0;
-    for (int32_t i = 0; i < n; i++) {
-        c[i].p = expf(c[i].logit - maxl);
-        sum += c[i].p;
-    }
-    for (int32_t i = 0; i < n; i++) c[i].p = (float)(c[i].p / sum);
-
-    /* top-k, and a sorted prefix long enough for top-p / min-p */
-    int32_t keep = n;
-    if (s->p.top_k > 0 && s->p.top_k < keep) keep = s->p.top_k;
-    int32_t sorted = keep < 256 ? keep : 256;
-    for (;;) {
-        if (sorted < n) select_top(c, n, sorted);
-        qsort(c, (size_t)sorted, sizeof(cand), cand_cmp);
-        if (sorted >= keep) break;
-        if (s->p.top_p >= 1.0f) {
-            if (s->p.min_p <= 0.0f) break;   /* no truncation needs order past this */
-        }
-        double cum = 0.0;
-        for (int32_t i = 0; i < sorted; i++) cum += c[i].p;
-        const int pmin_done = s->p.min_p <= 0.0f || c[sorted - 1].p < s->p.min_p * c[0].p;
-        const int topp_done = s->p.top_p >= 1.0f || cum >= s->p.top_p;
-        if (pmin_done && topp_done) break;
-        sorted = sorted * 4 < keep ? sorted * 4 : keep;
-    }
-    if (keep > sorted && (s->p.top_p < 1.0f || s->p.min_p > 0.0f)) keep = sorted;
-    if (s->p.top_p < 1.0f) {
-        double cum = 0.0;
-        for (int32_t i = 0; i < keep; i++) {
-            cum += c[i].p;
-            if (cum >= s->p.top_p) {
-                keep = i + 1;
-                break;
-            }
-        }
-    }
-    if (s->p.min_p > 0.0f) {
-        const float thr = s->p.min_p * c[0].p;
-        int32_t k = 1;
-        while (k < keep && c[k].p >= thr) k++;
-        keep = k;
+    if (s->p.min_p > 0.0f) {   /* keep p >= min_p * p_max (order preserved) */
+        const float thr = s->p.min_p * p_max;
+        int32_t k = 0;
+        for (int32_t i = 0; i < keep; i++)
+            if (c[i].p >= thr) c[k++] = c[i];
+        keep = k > 0 ? k : 1;
     }
 
     double total = 0.0;
     for (int32_t i = 0; i < keep; i++) total += c[i].p;
-    double r = rng_uniform(s->rng) * total, acc = 0.0;
+    const double r = rng_uniform(s->rng) * total;
+    double acc = 0.0;
     for (int32_t i = 0; i < keep; i++) {
         acc += c[i].p;
         if (r < acc) return c[i].id;

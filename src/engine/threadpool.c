@@ -32,6 +32,7 @@
 
 struct agx_threadpool {
     int n;
+    int spin; /* spin iterations before sleeping/yielding: short when oversubscribed */
     pthread_t *threads;
     /* job */
     void (*fn)(int, int, void *);
@@ -72,7 +73,7 @@ static void *worker_main(void *p) {
     uint32_t seen = 0;
     for (;;) {
         uint32_t g = atomic_load_explicit(&tp->gen, memory_order_acquire);
-        for (int i = 0; g == seen && i < AGX_SPIN_ITERS; i++) {
+        for (int i = 0; g == seen && i < tp->spin; i++) {
             cpu_relax();
             g = atomic_load_explicit(&tp->gen, memory_order_acquire);
         }
@@ -118,6 +119,14 @@ agx_status agx_threadpool_create(int n_threads, agx_threadpool **out, agx_error 
     agx_threadpool *tp = calloc(1, sizeof(*tp));
     if (!tp) return agx_error_set(err, AGX_ERR_NOMEM, "thread pool: out of memory");
     tp->n = n_threads;
+    {
+        /* more threads than cores: a spinning thread only steals the core the
+         * one it waits for needs, so hand the core back almost at once */
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) ncpu = CPU_COUNT(&set);
+        tp->spin = (ncpu > 0 && n_threads > ncpu) ? 64 : AGX_SPIN_ITERS;
+    }
     atomic_init(&tp->gen, 0);
     atomic_init(&tp->done_gen, 0);
     atomic_init(&tp->remaining, 0);
@@ -172,7 +181,7 @@ int agx_threadpool_n_threads(const agx_threadpool *tp) { return tp ? tp->n : 1; 
  * job they skipped: spin, then yield the core in case one was preempted. */
 static void wait_no_workers_inside(agx_threadpool *tp) {
     for (int i = 0; atomic_load(&tp->active) != 0; i++) {
-        if (i < AGX_SPIN_ITERS) cpu_relax();
+        if (i < tp->spin) cpu_relax();
         else sched_yield();
     }
 }
@@ -191,7 +200,7 @@ void agx_threadpool_run(agx_threadpool *tp, void (*fn)(int ith, int nth, void *a
     if (atomic_load(&tp->sleepers) > 0) futex_wake(&tp->gen, INT_MAX);
     fn(0, tp->n, arg);
     uint32_t d = atomic_load_explicit(&tp->done_gen, memory_order_acquire);
-    for (int i = 0; d != g && i < AGX_SPIN_ITERS; i++) {
+    for (int i = 0; d != g && i < tp->spin; i++) {
         cpu_relax();
         d = atomic_load_explicit(&tp->done_gen, memory_order_acquire);
     }

@@ -197,8 +197,8 @@ static void run_case(const char *dir, json_t *c, int *n_checked) {
     int prefix = 0;
     while (prefix < n_new && argmax(gen + (size_t)prefix * n_vocab, n_vocab) == ref_out[prefix]) prefix++;
 
-    printf("  %-20s tf: cos %.7f mincos %.7f maxabs %.4f top1 %d/%d (margin>2: %d/%d) | "
-           "gen: cos %.7f mincos %.7f maxabs %.4f greedy %d/%d (required %d)\n",
+    printf("  %-20s tf: cos %.7f mincos %.7f maxabs %.3g top1 %d/%d (margin>2: %d/%d) | "
+           "gen: cos %.7f mincos %.7f maxabs %.3g greedy %d/%d (required %d)\n",
            name, tf.cos, tf.min_row_cos, tf.max_abs, tf.top1_same, tf.rows, tf.margin_same, tf.margin_rows, gf.cos,
            gf.min_row_cos, gf.max_abs, prefix, n_new, exact ? must : 0);
     fflush(stdout);
@@ -256,9 +256,58 @@ static void test_all_manifest_cases(void **state) {
     free(dir);
 }
 
+/* agx bench --json keys (llama-bench-like), and generate's error paths. */
+static void test_cli_bench_and_errors(void **state) {
+    (void)state;
+    char *gguf = agx_test_ref_path("models/qwen2-tiny-Q8_0.gguf");
+    if (!gguf || !agx_file_exists(gguf)) {
+        free(gguf);
+        AGX_TEST_SKIP("models/qwen2-tiny-Q8_0.gguf not in the reference folder");
+    }
+    char *cmd = agx_sprintf("'%s' bench -m '%s' -p 16 -n 8 -r 3 -t 2 --json", agx_test_cli_path(), gguf);
+    char *so = NULL, *se = NULL;
+    assert_int_equal(agx_test_run(cmd, NULL, &so, &se), 0);
+    json_error_t je;
+    json_t *j = json_loads(so, 0, &je);
+    assert_non_null(j);
+    const char *tests[] = {"pp", "tg"};
+    const int ns[] = {16, 8};
+    for (int t = 0; t < 2; t++) {
+        json_t *o = json_object_get(j, tests[t]);
+        assert_int_equal(json_integer_value(json_object_get(o, "n")), ns[t]);
+        json_t *tps = json_object_get(o, "tokens_per_s");
+        const double med = json_number_value(json_object_get(tps, "median"));
+        const double mn = json_number_value(json_object_get(tps, "min"));
+        const double mx = json_number_value(json_object_get(tps, "max"));
+        assert_true(mn > 0 && mn <= med && med <= mx);
+    }
+    assert_int_equal(json_integer_value(json_object_get(j, "threads")), 2);
+    assert_true(json_integer_value(json_object_get(j, "peak_rss_bytes")) > 3000000);
+    assert_int_equal(json_integer_value(json_object_get(j, "repacked_bytes")), 0);
+    json_decref(j);
+    free(so), free(se), free(cmd);
+
+    /* context overflow is a clear error (backend exit code), not a crash */
+    cmd = agx_sprintf("AGX_CANDLE_CONTEXT_SIZE=8 '%s' generate -m '%s' --tokens 1,2,3 -n 10 --greedy --ignore-eos --json",
+                      agx_test_cli_path(), gguf);
+    so = se = NULL;
+    assert_int_equal(agx_test_run(cmd, NULL, &so, &se), AGX_EXIT_BACKEND);
+    assert_non_null(strstr(se, "context"));
+    free(so), free(se), free(cmd);
+    /* bad token ids / flags are usage errors */
+    cmd = agx_sprintf("'%s' logits -m '%s' --tokens 1,x,3 --out /dev/null", agx_test_cli_path(), gguf);
+    assert_int_equal(agx_test_run(cmd, NULL, NULL, NULL), AGX_EXIT_USAGE);
+    free(cmd);
+    cmd = agx_sprintf("'%s' generate -m '%s' --tokens 1,99999 -n 2 --json", agx_test_cli_path(), gguf);
+    assert_int_equal(agx_test_run(cmd, NULL, NULL, NULL), AGX_EXIT_BACKEND);
+    free(cmd);
+    free(gguf);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_all_manifest_cases),
+        cmocka_unit_test(test_cli_bench_and_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -160,8 +160,13 @@ static void test_gemm_tiles(void **state) {
         for (int i = 0; i < n * toks; i++) xf[i] = rnd_f();
         uint8_t *y = malloc(ldy * toks);
         for (int j = 0; j < toks; j++) vt->from_float(xf + j * n, y + ldy * j, n);
-        for (int isa = 1; isa <= 2; isa++) {
-            const agx_kernel_set ks = agx_quant_kernels_for_isa(t, isa);
+        /* isa 3 = the AVX-512 tile without VBMI where the installed one uses VBMI */
+        for (int isa = 1; isa <= 3; isa++) {
+            agx_kernel_set ks = agx_quant_kernels_for_isa(t, isa > 2 ? 2 : isa);
+            if (isa == 3) {
+                if (!ks.gemm || agx_cpu_hw_level() < 2 || !agx_quant_avx512_gemm_novbmi(t)) continue;
+                ks.gemm = agx_quant_avx512_gemm_novbmi(t);
+            }
             if (!ks.gemm) continue;
             size_t lda = ldy;
             uint8_t *a = y;
@@ -246,6 +251,48 @@ static void test_matmul_reference(void **state) {
     }
 }
 
+/* long rows (ffn_down-like): the one-token path switches from the tiles to
+ * vec_dot for q4_0/q5_0/q8_0 when the tile's activation row outgrows L1 */
+static void test_matmul_long_rows(void **state) {
+    (void)state;
+    const int n = 8960, rows = 5;
+    agx_threadpool *tp = NULL;
+    assert_int_equal(agx_threadpool_create(2, &tp, NULL), AGX_OK);
+    for (size_t k = 0; k < N_WT; k++) {
+        const uint32_t t = k_weight_types[k];
+        const agx_type_traits *tr = agx_type_traits_get(t), *vt = agx_type_traits_get(tr->vec_dot_type);
+        const size_t ldw = agx_type_row_size(t, n);
+        uint8_t *w = make_weights(t, rows, n);
+        float *x = malloc((size_t)n * 2 * sizeof(float)), *out = malloc((size_t)rows * 2 * sizeof(float));
+        float *wf = malloc((size_t)n * sizeof(float)), *xq = malloc((size_t)n * sizeof(float));
+        uint8_t *yq = malloc(agx_type_row_size(tr->vec_dot_type, n));
+        for (int i = 0; i < 2 * n; i++) x[i] = rnd_f();
+        for (int nt = 1; nt <= 2; nt++) {
+            agx_matmul(tp, t, w, rows, n, x, nt, out);
+            for (int j = 0; j < nt; j++) {
+                vt->from_float(x + j * n, yq, n);
+                vt->to_float(yq, xq, n);
+                for (int r = 0; r < rows; r++) {
+                    tr->to_float(w + ldw * r, wf, n);
+                    double s = 0, m = 0;
+                    for (int i = 0; i < n; i++) {
+                        s += (double)wf[i] * xq[i];
+                        m += fabs((double)wf[i] * xq[i]);
+                    }
+                    check_close_rel(out[j * rows + r], s, m, def_bound(t), "matmul long rows", t, nt, n);
+                }
+            }
+        }
+        free(w);
+        free(x);
+        free(out);
+        free(wf);
+        free(xq);
+        free(yq);
+    }
+    agx_threadpool_free(tp);
+}
+
 static void test_matmul_bad_shapes(void **state) {
     (void)state;
     float x[100] = {0}, y[4];
@@ -265,6 +312,7 @@ int main(void) {
         cmocka_unit_test(test_vec_dot_all_isas),
         cmocka_unit_test(test_gemm_tiles),
         cmocka_unit_test(test_matmul_reference),
+        cmocka_unit_test(test_matmul_long_rows),
         cmocka_unit_test(test_matmul_bad_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

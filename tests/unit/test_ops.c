@@ -7,6 +7,7 @@
 #include "agx_test.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "agx/quant.h"
 #include "agx/threadpool.h"
 #include "agx/util.h"
+#include "engine/ops_internal.h"
 
 static uint64_t rng_state = 88172645463325252ull;
 static float frand(void) {   /* uniform in [-1, 1) */
@@ -209,7 +211,46 @@ static void test_attention_gqa(void **state) {
     attention_case(tp, 6, 2, 20, 5, 4, false);    /* GQA, head_dim with a SIMD tail */
     attention_case(tp, 4, 1, 128, 41, 3, true);   /* MQA, several token blocks, caller scratch */
     attention_case(tp, 3, 3, 72, 1, 70, true);    /* MHA decode step over a long cache */
+    attention_case(tp, 14, 2, 64, 35, 9, true);   /* qwen2.5-0.5b-like: group 7, head_dim 64 */
     agx_threadpool_free(tp);
+}
+
+/* The decode-step kernels reproduce llama.cpp's summation order: the AVX-512
+ * versions must equal the portable emulation bit for bit (and both the math). */
+static void test_decode_order_kernels(void **state) {
+    (void)state;
+    const agx_ops_kernels *ref = agx_ops_kernels_for("scalar"), *simd = agx_ops_kernels_for("avx512");
+    if (!simd) AGX_TEST_SKIP("no AVX-512 on this CPU: decode-order kernels not compared");
+    const int hds[] = {32, 64, 96, 128, 72}, ns[] = {1, 31, 40, 64, 70, 100, 129, 200};
+    for (size_t a = 0; a < sizeof hds / sizeof hds[0]; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++) {
+            const int hd = hds[a], n = ns[b], n_kv = (n + 31) / 32 * 32;
+            const int64_t ks = hd + 8;   /* rows strided as in the cache */
+            float *q = malloc(4 * (size_t)hd), *k = malloc(4 * (size_t)(n * ks)), *v = malloc(4 * (size_t)(n * ks));
+            float *s1 = malloc(4 * (size_t)n_kv), *s2 = malloc(4 * (size_t)n_kv), *acc = malloc(4 * 64 * (size_t)hd);
+            for (int i = 0; i < 64 * hd; i++) acc[i] = NAN;   /* stale scratch must not leak in */
+            float *o1 = malloc(4 * (size_t)hd), *o2 = malloc(4 * (size_t)hd);
+            fill(q, (size_t)hd, 1.0f), fill(k, (size_t)(n * ks), 1.0f), fill(v, (size_t)(n * ks), 1.0f);
+            ref->qk_dec(q, k, ks, n, hd, 0.125f, s1);
+            simd->qk_dec(q, k, ks, n, hd, 0.125f, s2);
+            assert_memory_equal(s1, s2, 4 * (size_t)n);
+            for (int s = 0; s < n; s++) {   /* and it is the dot product */
+                double d = 0;
+                for (int i = 0; i < hd; i++) d += (double)q[i] * k[s * ks + i];
+                assert_true(fabs(d * 0.125 - s1[s]) < 1e-5);
+            }
+            agx_softmax(s1, n);
+            for (int s = n; s < n_kv; s++) s1[s] = 0.0f;
+            ref->pv_dec(s1, v, ks, n, n_kv, hd, o1, acc);
+            simd->pv_dec(s1, v, ks, n, n_kv, hd, o2, acc);
+            assert_memory_equal(o1, o2, 4 * (size_t)hd);
+            for (int i = 0; i < hd; i++) {
+                double d = 0;
+                for (int s = 0; s < n; s++) d += (double)s1[s] * v[s * ks + i];
+                assert_true(fabs(d - o1[i]) < 1e-5);
+            }
+            free(q), free(k), free(v), free(s1), free(s2), free(acc), free(o1), free(o2);
+        }
 }
 
 /* ---- whole tiny models vs a scalar forward pass ---- */
@@ -586,6 +627,64 @@ static void test_context_limits(void **state) {
     tiny_free(&m);
 }
 
+/* One model, several threads, each with its own context: same logits as alone. */
+typedef struct ctx_thread {
+    const agx_model *m;
+    const int32_t *tok;
+    int n;
+    float *out;
+    int rc;
+} ctx_thread;
+
+static void *ctx_thread_main(void *arg) {
+    ctx_thread *t = arg;
+    agx_error err;
+    agx_context_params cp = agx_context_default_params();
+    cp.n_ctx = 32;
+    cp.n_threads = 2;
+    agx_context *c = NULL;
+    t->rc = agx_context_create(t->m, &cp, &c, &err);
+    if (t->rc != AGX_OK) return NULL;
+    /* prefill half, then decode the rest one token at a time */
+    t->rc = agx_context_eval(c, t->tok, t->n / 2, false, t->out, &err);
+    for (int i = t->n / 2; i < t->n && t->rc == AGX_OK; i++) t->rc = agx_context_eval(c, &t->tok[i], 1, false, t->out, &err);
+    agx_context_free(c);
+    return NULL;
+}
+
+static void test_contexts_in_parallel(void **state) {
+    (void)state;
+    tiny m;
+    tiny_init(&m, true);
+    char *dir = agx_test_tmpdir();
+    char *path = tiny_write(&m, dir);
+    agx_error err;
+    agx_model *model = NULL;
+    assert_int_equal(agx_model_load(path, &model, &err), AGX_OK);
+    enum { NT = 3, T = 20 };
+    int32_t tok[NT][T];
+    ctx_thread th[NT], alone[NT];
+    pthread_t pt[NT];
+    for (int k = 0; k < NT; k++) {
+        for (int i = 0; i < T; i++) tok[k][i] = (i * (k + 3) + k) % m.V;
+        alone[k] = (ctx_thread){model, tok[k], T, malloc(sizeof(float) * (size_t)m.V), -1};
+        th[k] = (ctx_thread){model, tok[k], T, malloc(sizeof(float) * (size_t)m.V), -1};
+        ctx_thread_main(&alone[k]);
+        assert_int_equal(alone[k].rc, AGX_OK);
+    }
+    for (int k = 0; k < NT; k++) assert_int_equal(pthread_create(&pt[k], NULL, ctx_thread_main, &th[k]), 0);
+    for (int k = 0; k < NT; k++) {
+        pthread_join(pt[k], NULL);
+        assert_int_equal(th[k].rc, AGX_OK);
+        assert_memory_equal(th[k].out, alone[k].out, sizeof(float) * (size_t)m.V);
+        free(th[k].out), free(alone[k].out);
+    }
+    agx_model_free(model);
+    agx_test_rmtree(dir);
+    free(dir), free(path);
+    tiny_free(&m);
+}
+
 static void test_unsupported_arch(void **state) {
     (void)state;
     char *dir = agx_test_tmpdir();
@@ -610,10 +709,12 @@ int main(void) {
         cmocka_unit_test(test_softmax_swiglu),
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_attention_gqa),
+        cmocka_unit_test(test_decode_order_kernels),
         cmocka_unit_test(test_model_qwen2_vs_scalar),
         cmocka_unit_test(test_model_llama_vs_scalar),
         cmocka_unit_test(test_llama3_rope_keys),
         cmocka_unit_test(test_context_limits),
+        cmocka_unit_test(test_contexts_in_parallel),
         cmocka_unit_test(test_unsupported_arch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

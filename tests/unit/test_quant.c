@@ -196,6 +196,25 @@ static void test_dequant_hand_blocks(void **state) {
         deq(AGX_TYPE_Q8_0, &b, y, 32);
         assert_true(y[5] == -3.5f && y[31] == 63.5f && y[0] == 0.0f);
     }
+    { /* q8_1 (activations): q * d; s is carried for the dot kernels only */
+        agx_block_q8_1 b;
+        memset(&b, 0, sizeof(b));
+        b.d = 0x4000; /* 2 */
+        b.s = 0x5000;
+        b.qs[3] = -5;
+        deq(AGX_TYPE_Q8_1, &b, y, 32);
+        assert_true(y[3] == -10.0f && y[0] == 0.0f);
+    }
+    { /* q8_K (activations): float d, 256 int8, bsums ignored by dequantization */
+        agx_block_q8_K b;
+        memset(&b, 0, sizeof(b));
+        b.d = 0.25f;
+        b.qs[255] = 100;
+        b.qs[16] = -3;
+        b.bsums[0] = 1234;
+        deq(AGX_TYPE_Q8_K, &b, y, 256);
+        assert_true(y[255] == 25.0f && y[16] == -0.75f && y[0] == 0.0f);
+    }
     { /* q2_K: 4-bit scale | 4-bit min per 16; 4 2-bit planes per 32 bytes */
         agx_block_q2_K b;
         memset(&b, 0, sizeof(b));
@@ -415,6 +434,14 @@ static void test_activation_quantizers(void **state) {
     tk->from_float(x, a, N);
     tk->from_float_ref(x, b, N);
     assert_memory_equal(a, b, sz);
+    const agx_block_q8_K *kb = (const agx_block_q8_K *)(const void *)a;
+    for (int i = 0; i < N / 256; i++)
+        for (int g = 0; g < 16; g++) {
+            int sum = 0;
+            for (int j = 0; j < 16; j++) sum += kb[i].qs[16 * g + j];
+            assert_int_equal(kb[i].bsums[g], sum);
+        }
+    assert_true(kb[1].d == 0.0f); /* the all-zero block */
     free(a);
     free(b);
 }

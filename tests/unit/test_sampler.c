@@ -51,8 +51,8 @@ static void test_mask(void **state) {
     memset(allow, 0, sizeof allow);
     assert_int_equal(agx_sampler_sample(s, l, 5, allow), -1);
     agx_sampler_free(s);
-    /* sampled mode never returns a masked token */
-    s = make(1.5f, 0, 1, 0, 1, 7);
+    /* sampled mode never returns a masked token (top-p path too) */
+    s = make(1.5f, 0, 0.95f, 0, 1, 7);
     uint8_t allow2[5] = {0, 1, 0, 0, 1};
     for (int i = 0; i < 500; i++) {
         int32_t id = agx_sampler_sample(s, l, 5, allow2);
@@ -152,6 +152,47 @@ static void test_large_flat_vocab_top_p(void **state) {
     free(l);
 }
 
+static int cmp_desc(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* top-p without a full sort keeps exactly the set a full sort keeps */
+static void test_top_p_matches_sorted_reference(void **state) {
+    (void)state;
+    const int n = 3000;
+    float *l = malloc(sizeof(float) * n);
+    double *p = malloc(sizeof(double) * n), *sorted = malloc(sizeof(double) * n);
+    uint64_t r = 12345;
+    for (int i = 0; i < n; i++) {   /* a wide, lumpy distribution */
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        l[i] = (float)((double)(r >> 11) * 0x1.0p-53 * 8.0 - 4.0);
+        if (i % 97 == 0) l[i] += 1.5f;
+    }
+    double mx = -1e30, sum = 0;
+    for (int i = 0; i < n; i++) mx = l[i] > mx ? l[i] : mx;
+    for (int i = 0; i < n; i++) sum += (p[i] = exp(l[i] - mx));
+    for (int i = 0; i < n; i++) sorted[i] = (p[i] /= sum);
+    qsort(sorted, (size_t)n, sizeof(double), cmp_desc);
+    double cum = 0, thr = 0;
+    int k = 0;
+    while (k < n && cum < 0.6) cum += sorted[k], thr = sorted[k], k++;
+    /* the reference keeps the k most probable: every p >= thr */
+    agx_sampler *s = make(1.0f, 0, 0.6f, 0, 1, 77);
+    int *hits = calloc((size_t)n, sizeof(int));
+    for (int d = 0; d < 30000; d++) {
+        int32_t id = agx_sampler_sample(s, l, n, NULL);
+        assert_true(id >= 0 && id < n);
+        if (p[id] < thr * (1 - 1e-6)) fail_msg("token %d (p %g) is outside the top-p set (threshold %g)", id, p[id], thr);
+        hits[id]++;
+    }
+    int distinct = 0;
+    for (int i = 0; i < n; i++) distinct += hits[i] > 0;
+    if (!(k > 50 && distinct >= k * 9 / 10)) fail_msg("k %d distinct %d", k, distinct);
+    agx_sampler_free(s);
+    free(hits), free(l), free(p), free(sorted);
+}
+
 static void test_seed_reproducible(void **state) {
     (void)state;
     float l[50];
@@ -212,6 +253,7 @@ int main(void) {
         cmocka_unit_test(test_repeat_penalty),
         cmocka_unit_test(test_distribution_and_truncation),
         cmocka_unit_test(test_large_flat_vocab_top_p),
+        cmocka_unit_test(test_top_p_matches_sorted_reference),
         cmocka_unit_test(test_seed_reproducible),
         cmocka_unit_test(test_env_and_invalid),
     };
