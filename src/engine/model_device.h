@@ -72,6 +72,15 @@ typedef struct agx_device_forward {
  * and for kinds not compiled into this build. */
 const agx_device_forward *agx_device_forward_get(agx_device_kind k);
 
+/* What agx_context_create calls (docs/cuda.md, "Hooking into the model"):
+ * decides the device from AGX_DEVICE (agx_device_select) and, for a GPU,
+ * builds the view from g and creates the device forward state. On AGX_OK with
+ * *fwd == NULL the context runs on the CPU (info says why when auto fell back).
+ * An explicit AGX_DEVICE=cuda that cannot be honoured is an error. */
+agx_status agx_device_context_create(const agx_gguf *g, int n_ctx, int n_ubatch, agx_kv_type kv_type,
+                                     const agx_device_forward **fwd, void **state, agx_device_info *info,
+                                     agx_error *err);
+
 #ifdef __cplusplus
 }
 #endif
