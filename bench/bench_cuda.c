@@ -6,8 +6,8 @@
  * Also reports device memory (weights + KV + scratch) and the generation's
  * effective weight bandwidth (weight bytes x tokens/s).
  *
- * usage: bench_cuda -m MODEL [-p 512] [-n 128] [-r 3] [-t THREADS] [--cpu] [--json]
- *   --cpu: also run the CPU engine (same p/n/reps) for the side-by-side figures.
+ * usage: bench_cuda -m MODEL [-p 512] [-n 128] [-r 3] [-t THREADS] [--cpu] [--cpu-reps N] [--json]
+ *   --cpu: also run the CPU engine (same p/n; reps, or --cpu-reps) for the side-by-side figures.
  * In a build without CUDA or on a machine without a GPU it says so and exits 2. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,7 +71,7 @@ out:
 
 int main(int argc, char **argv) {
     const char *path = NULL;
-    int p = 512, n = 128, reps = 3, threads = 0;
+    int p = 512, n = 128, reps = 3, threads = 0, cpu_reps = 0;
     bool cpu = false, json = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-m") && i + 1 < argc) path = argv[++i];
@@ -80,13 +80,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--cpu")) cpu = true;
+        else if (!strcmp(argv[i], "--cpu-reps") && i + 1 < argc) cpu = true, cpu_reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--json")) json = true;
         else {
-            fprintf(stderr, "usage: bench_cuda -m MODEL [-p 512] [-n 128] [-r 3] [-t THREADS] [--cpu] [--json]\n");
+            fprintf(stderr, "usage: bench_cuda -m MODEL [-p 512] [-n 128] [-r 3] [-t THREADS] [--cpu] [--cpu-reps N] [--json]\n");
             return 1;
         }
     }
-    if (!path || p < 0 || n < 0 || p + n <= 0 || reps < 1 || p > (1 << 20) || n > (1 << 20) || reps > 1000) {
+    if (!path || p < 0 || n < 0 || p + n <= 0 || reps < 1 || p > (1 << 20) || n > (1 << 20) || reps > 1000 ||
+        cpu_reps < 0 || cpu_reps > 1000) {
         fprintf(stderr, "bench_cuda: needs -m MODEL, p, n >= 0 (not both 0), reps >= 1\n");
         return 1;
     }
@@ -137,7 +139,8 @@ int main(int argc, char **argv) {
         cp.n_ctx = p + n;
         cp.n_threads = threads;
         if (agx_model_load(path, &m, &err) != AGX_OK || agx_context_create(m, &cp, &cctx, &err) != AGX_OK) goto fail;
-        if (measure(cpu_eval, cctx, toks, p, n, reps, logits, &cpp, &ctg, &err) != AGX_OK) goto fail;
+        if (measure(cpu_eval, cctx, toks, p, n, cpu_reps ? cpu_reps : reps, logits, &cpp, &ctg, &err) != AGX_OK)
+            goto fail;
     }
     char line[256];
     agx_device_describe(&dev, line, sizeof line);
