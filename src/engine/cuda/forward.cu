@@ -184,7 +184,7 @@ agx_status ctx_create_inner(CudaCtx *c, const agx_dev_model *dm, const agx_devic
     c->kv_f32 = kv_type == AGX_KV_F32;
     c->n_ctx = n_ctx;
     c->n_ubatch = n_ubatch;
-    if (c->hd > 256 || c->n_head_kv <= 0 || c->n_head % c->n_head_kv || c->n_rot > c->hd || c->n_rot % 2)
+    if (c->hd > 256 || c->n_head_kv <= 0 || c->n_head % c->n_head_kv || c->n_rot <= 0 || c->n_rot > c->hd || c->n_rot % 2)
         return agx_error_set(err, AGX_ERR_UNAVAILABLE,
                              "the CUDA path supports head_dim <= 256 with n_head a multiple of n_head_kv "
                              "(model: head_dim %d, %d/%d heads); set AGX_DEVICE=cpu",
@@ -294,7 +294,8 @@ agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int n, float *y, 
         return AGX_OK;
     }
     CU_TRY(agxc::f32_to_f16(c->stream, x, c->xtile, (size_t)n * (size_t)W.n_cols), "f16 conversion");
-    const int rows_per_tile = (int)(c->wtile_elems / (size_t)W.n_cols);
+    int rows_per_tile = (int)(c->wtile_elems / (size_t)W.n_cols);
+    if (rows_per_tile < 1) rows_per_tile = 1;   /* cannot happen: the tile holds the widest row */
     for (int r0 = 0; r0 < W.n_rows; r0 += rows_per_tile) {
         const int nr = W.n_rows - r0 < rows_per_tile ? W.n_rows - r0 : rows_per_tile;
         const void *A = W.d + (size_t)r0 * W.row_bytes;
