@@ -128,9 +128,15 @@ template <> HD void dec8<T_Q4_K>(const uint8_t *row, int u, float v[8]) {
     float sc, mn;
     scale_min_k4(c, b + 4, &sc, &mn);
     const float d1 = d * sc, m1 = dmin * mn;
-    const uint8_t *qs = b + 16 + 32 * (c >> 1) + 8 * p;
+    /* 8 quant bytes in one 8-byte load: blocks are 144 bytes (a multiple of 16) and qs
+     * starts at 16 + 32*(c/2) + 8p, so the load is aligned */
+    const uint2 w = *(const uint2 *)(b + 16 + 32 * (c >> 1) + 8 * p);
+    const int shift = (c & 1) ? 4 : 0;
     UNROLL
-    for (int i = 0; i < 8; i++) v[i] = d1 * (float)((c & 1) ? (qs[i] >> 4) : (qs[i] & 0xF)) - m1;
+    for (int i = 0; i < 8; i++) {
+        const uint32_t word = i < 4 ? w.x : w.y;
+        v[i] = d1 * (float)((word >> (8 * (i & 3) + shift)) & 0xF) - m1;
+    }
 }
 /* q5_K: {f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]}; as q4_K plus
  * 16 * bit c of qh[l] (l = element index inside the 32-element sub-block). */
@@ -141,11 +147,14 @@ template <> HD void dec8<T_Q5_K>(const uint8_t *row, int u, float v[8]) {
     float sc, mn;
     scale_min_k4(c, b + 4, &sc, &mn);
     const float d1 = d * sc, m1 = dmin * mn;
-    const uint8_t *qh = b + 16 + 8 * p;
-    const uint8_t *qs = b + 48 + 32 * (c >> 1) + 8 * p;
+    /* 176-byte blocks (16 x 11): qh + 8p and qs + 32*(c/2) + 8p are 8-byte aligned */
+    const uint2 h = *(const uint2 *)(b + 16 + 8 * p);
+    const uint2 w = *(const uint2 *)(b + 48 + 32 * (c >> 1) + 8 * p);
+    const int shift = (c & 1) ? 4 : 0;
     UNROLL
     for (int i = 0; i < 8; i++) {
-        const int q = ((c & 1) ? (qs[i] >> 4) : (qs[i] & 0xF)) + (((qh[i] >> c) & 1) ? 16 : 0);
+        const uint32_t word = i < 4 ? w.x : w.y, hword = i < 4 ? h.x : h.y;
+        const int q = (int)((word >> (8 * (i & 3) + shift)) & 0xF) + (((hword >> (8 * (i & 3) + c)) & 1) ? 16 : 0);
         v[i] = d1 * (float)q - m1;
     }
 }
