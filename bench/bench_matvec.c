@@ -15,7 +15,11 @@
  * reports GB/s of weights per CPU-second of the thread (the compute ceiling,
  * insensitive to other processes sharing the cores).
  *
- * usage: bench_matvec [-t THREADS_LIST] [-r REPS] [--types q4_K,q6_K,...] [--no-pp] [--no-mv] [--no-hot] */
+ * --shapes takes its own list, e.g. the Qwen2.5-0.5B ones, whose 896-wide rows
+ * are q5_0/q8_0 in Q4_K_M files: --shapes 896x4864,4864x896,896x151936 --types q5_0,q8_0
+ *
+ * usage: bench_matvec [-t THREADS_LIST] [-r REPS] [--types q4_K,q6_K,...] [--shapes NE0xNE1,...]
+ *                     [--no-pp] [--no-mv] [--no-hot] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,7 +137,8 @@ static uint32_t type_by_name(const char *name) {
 }
 
 int main(int argc, char **argv) {
-    char types[16][16], thr[8][16];
+    char types[16][16], thr[8][16], shp[8][16];
+    int n_shp = 0;
     int n_types = 0, n_thr = 0, reps = 5, do_pp = 1, do_mv = 1, do_hot = 1;
     parse_list("q4_K,q6_K,q8_0,q5_0,q4_0", types, &n_types, 16);
     parse_list("1,2", thr, &n_thr, 8);
@@ -141,11 +146,12 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) parse_list(argv[++i], thr, &n_thr, 8);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) parse_list(argv[++i], types, &n_types, 16);
+        else if (!strcmp(argv[i], "--shapes") && i + 1 < argc) parse_list(argv[++i], shp, &n_shp, 8);
         else if (!strcmp(argv[i], "--no-pp")) do_pp = 0;
         else if (!strcmp(argv[i], "--no-mv")) do_mv = 0;
         else if (!strcmp(argv[i], "--no-hot")) do_hot = 0;
         else {
-            fprintf(stderr, "usage: %s [-t 1,2] [-r REPS] [--types q4_K,q6_K,q8_0] [--no-pp] [--no-mv]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-t 1,2] [-r REPS] [--types q4_K,q6_K,q8_0] [--shapes 1536x8960,...] [--no-pp] [--no-mv] [--no-hot]\n", argv[0]);
             return 2;
         }
     }
@@ -206,7 +212,21 @@ int main(int argc, char **argv) {
         }
         free(x);
     }
-    static const int64_t shapes[3][2] = {{1536, 8960}, {8960, 1536}, {1536, 151936}}; /* {ne0, ne1} */
+    int64_t shapes[8][2] = {{1536, 8960}, {8960, 1536}, {1536, 151936}}; /* {ne0, ne1} */
+    int n_shapes = 3;
+    if (n_shp) {
+        n_shapes = 0;
+        for (int i = 0; i < n_shp; i++) {
+            long long a, b;
+            if (sscanf(shp[i], "%lldx%lld", &a, &b) != 2 || a <= 0 || b <= 0 || a > (1 << 20) || b > (1 << 22)) {
+                fprintf(stderr, "bad shape '%s' (want NE0xNE1)\n", shp[i]);
+                return 2;
+            }
+            shapes[n_shapes][0] = a;
+            shapes[n_shapes][1] = b;
+            n_shapes++;
+        }
+    }
     for (int ti = 0; ti < n_thr; ti++) {
         const int nth = atoi(thr[ti]);
         agx_threadpool *tp = NULL;
@@ -219,15 +239,15 @@ int main(int argc, char **argv) {
             printf("\n## matrix-vector, %d thread(s)\n", nth);
             printf("%-6s %-13s %9s %10s %10s %8s %9s\n", "type", "shape", "MiB", "us/matvec", "GB/s", "stream",
                    "%stream");
-            for (int si = 0; si < 3; si++) {
+            for (int si = 0; si < n_shapes; si++) {
                 for (int k = 0; k < n_types; k++) {
                     const uint32_t t = type_by_name(types[k]);
                     const agx_type_traits *tr = agx_type_traits_get(t);
-                    if (!tr || !tr->from_float_ref) {
-                        fprintf(stderr, "skipping %s: no quantizer\n", types[k]);
+                    const int64_t ne0 = shapes[si][0], ne1 = shapes[si][1];
+                    if (!tr || !tr->from_float_ref || !agx_type_row_size(t, ne0)) {
+                        fprintf(stderr, "skipping %s at row length %lld\n", types[k], (long long)ne0);
                         continue;
                     }
-                    const int64_t ne0 = shapes[si][0], ne1 = shapes[si][1];
                     size_t rs;
                     uint8_t *m = make_matrix(t, ne1, ne0, &rs);
                     if (!m) {
