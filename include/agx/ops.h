@@ -2,7 +2,9 @@
  * rotary embeddings (normal and NeoX pairing, frequency base, linear scaling,
  * per-dimension frequency factors), softmax, SwiGLU and grouped-query attention
  * over a KV cache. Numerics follow llama.cpp's CPU ops (double-accumulated
- * RMSNorm, the same RoPE angle recurrence) so that logits agree closely. */
+ * RMSNorm, the same RoPE angle recurrence, ggml's exp polynomial and softmax
+ * grouping, its single-query attention summation order for decode steps) so
+ * that logits agree closely. */
 #ifndef AGX_OPS_H
 #define AGX_OPS_H
 
@@ -18,7 +20,8 @@ extern "C" {
 /* out[i] = x[i] / sqrt(mean(x^2) + eps) * (w ? w[i] : 1). out may alias x. */
 void agx_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps);
 
-/* softmax in place over n values (max-subtracted, double-accumulated sum). */
+/* softmax in place over n values (max-subtracted; 16-value groups summed in
+ * float, the groups in double, as ggml). -inf entries become exactly 0. */
 void agx_softmax(float *x, int64_t n);
 
 /* out[i] = silu(gate[i]) * up[i]; out may alias gate or up. */
@@ -59,7 +62,9 @@ size_t agx_attention_scratch_floats(const agx_attn_params *p, int64_t n_ctx);
 /* Causal GQA attention for n_tok queries at positions pos0 .. pos0+n_tok-1
  * (the cache must already hold keys/values up to pos0+n_tok-1).
  * q, out: [n_tok][n_head*head_dim]. Query head h reads kv head h / (n_head/n_head_kv).
- * Work is split over (kv head, block of tokens) on tp (tp may be NULL: single thread). */
+ * Work is split over (kv head, block of tokens) on tp (tp may be NULL: single thread);
+ * a single query (n_tok == 1) is summed in llama.cpp's decode order. The result
+ * does not depend on the number of threads. */
 void agx_attention(agx_threadpool *tp, const agx_attn_params *p, const float *q, int n_tok,
                    int64_t pos0, float *out);
 

@@ -473,7 +473,7 @@ int agx_cmd_bench(int argc, char **argv) {
     const int nth = agx_context_n_threads(ctx);
     /* the bandwidth limit of generation, measured in the same run: every weight
      * byte read once per token */
-    const double bw = n_tg > 0 ? stream_gbps(m, nth) : 0;
+    const double bw = n_tg > 0 && cfg->weight_bytes >= (64u << 20) ? stream_gbps(m, nth) : 0;   /* beyond caches */
     const double tg_gbps = tg.median * (double)cfg->weight_bytes / 1e9;
     if (json) {
         printf("{\"pp\": {\"n\": %ld, \"tokens_per_s\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}}, "

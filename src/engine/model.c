@@ -475,6 +475,16 @@ static void swiglu_worker(int ith, int nth, void *arg) {
     }
 }
 
+/* h = silu(h) * up over n values; inline for one token (a few microseconds:
+ * a pool round trip would cost more). */
+static void swiglu(agx_context *c, float *h, const float *up, int64_t n) {
+    swiglu_job sj = {h, up, n, 0};
+    if (n <= SWIGLU_CHUNK * 4)
+        swiglu_worker(0, 1, &sj);
+    else
+        agx_threadpool_run_dynamic(c->tp, swiglu_worker, &sj);
+}
+
 static void *kv_at(const agx_context *c, int layer, int which, int64_t pos) {
     const agx_model_config *cfg = &c->m->cfg;
     const size_t kvd = (size_t)cfg->n_head_kv * (size_t)cfg->head_dim;
@@ -587,8 +597,7 @@ static void forward_chunk(agx_context *c, const int32_t *tokens, int n, int64_t 
         rows(c, ROW_ADD_NORM, L->ffn_norm, l, pos0, n);
         matmul(c, &L->w_gate, c->xb, n, c->hb);
         matmul(c, &L->w_up, c->xb, n, c->hb2);
-        swiglu_job sj = {c->hb, c->hb2, n * F, 0};
-        agx_threadpool_run_dynamic(c->tp, swiglu_worker, &sj);
+        swiglu(c, c->hb, c->hb2, n * F);
         matmul(c, &L->w_down, c->hb, n, c->xb);
         rows(c, ROW_ADD, NULL, l, pos0, n);
     }

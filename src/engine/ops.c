@@ -119,26 +119,24 @@ static const agx_ops_kernels kernels_avx512 = {agx_ops_qk_avx512, agx_ops_pv_avx
                                                agx_ops_f16_to_f32_avx512, agx_ops_f32_to_f16_avx2,
                                                agx_ops_swiglu_avx2, agx_ops_rmsnorm_avx512};
 
-/* Chosen per call from constant tables (no mutable state); AGX_CPU_ISA=scalar
- * (or avx2) forces a lower level like the matmul kernels. */
-const agx_ops_kernels *agx_ops_kernels_get(void) {
-    const char *isa = agx_env("AGX_CPU_ISA");
-    if (isa && strcmp(isa, "scalar") == 0) return &kernels_ref;
-    __builtin_cpu_init();
-    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    if (avx2 && __builtin_cpu_supports("avx512f") && !(isa && strcmp(isa, "avx2") == 0)) return &kernels_avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-        return &kernels_avx2;
-    return &kernels_ref;
-}
-
+/* The table for a level, NULL when this CPU lacks it. Uses the engine's
+ * one-time CPU detection (quant.h); the tables themselves are constant. */
 const agx_ops_kernels *agx_ops_kernels_for(const char *isa) {
-    __builtin_cpu_init();
-    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    const agx_cpu_features *f = agx_cpu_features_get();
+    const bool avx2 = f->avx2 && f->fma && f->f16c;
     if (strcmp(isa, "scalar") == 0) return &kernels_ref;
     if (strcmp(isa, "avx2") == 0) return avx2 ? &kernels_avx2 : NULL;
-    if (strcmp(isa, "avx512") == 0) return avx2 && __builtin_cpu_supports("avx512f") ? &kernels_avx512 : NULL;
+    if (strcmp(isa, "avx512") == 0)   /* ops_avx512.c is built with the same flags as the matmul kernels */
+        return avx2 && f->avx512f && f->avx512bw && f->avx512vl && f->avx512vnni ? &kernels_avx512 : NULL;
     return NULL;
+}
+
+/* The best level agx_cpu_isa_name() allows (AGX_CPU_ISA=scalar|avx2 forces a
+ * lower one, as for the matmul kernels). */
+const agx_ops_kernels *agx_ops_kernels_get(void) {
+    const agx_ops_kernels *k = agx_ops_kernels_for(agx_cpu_isa_name());
+    if (!k) k = agx_ops_kernels_for("avx2");
+    return k ? k : &kernels_ref;
 }
 
 /* ---- elementwise ---- */
