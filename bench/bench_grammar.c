@@ -1,6 +1,6 @@
 /* bench_grammar.c — cost of grammar-constrained decoding on a real vocabulary:
  * builds the token trie from the Qwen2 tokenizer (151936 ids), then generates
- * whole plans against the plan schema choosing randomly among the allowed tokens
+ * whole plans against the registry's plan schema choosing randomly among the allowed tokens
  * (forced spans appended without sampling, as the sampler does) and reports the
  * mask time per step by where the step is (start, object/array structure, inside
  * the command enum, inside an argument string), plus forced-span and completion
@@ -8,7 +8,8 @@
  *
  *   bench_grammar [--gguf vocab.gguf | --tokenizer tokenizer.json] [--plans N] [--seed S]
  *
- * The vocabulary comes from a vocab GGUF through the GGUF reader (default
+ * The vocabulary comes from a vocab GGUF (gpt2 byte-level BPE or llama
+ * SentencePiece) through the GGUF reader (default
  * $AGX_REF_DIR/tokenizer/qwen2.vocab.gguf, AGX_REF_DIR defaulting to
  * /work/shared/ref) or from a HF tokenizer.json via jansson; either way the GPT-2
  * byte alphabet is decoded to raw bytes and control tokens are left empty. */
@@ -21,6 +22,8 @@
 
 #include "agx/gguf.h"
 #include "agx/grammar.h"
+#include "agx/planner.h"
+#include "agx/registry.h"
 #include "engine/grammar_internal.h"
 
 static double now_us(void) {
@@ -109,12 +112,15 @@ static int load_gguf(const char *path, vocab_src *vs) {
     const agx_gguf_kv *toks = agx_gguf_find(g, "tokenizer.ggml.tokens");
     const agx_gguf_kv *types = agx_gguf_find(g, "tokenizer.ggml.token_type");
     agx_gguf_str model;
+    bool spm = false;
     if (!toks || toks->type != AGX_GGUF_ARRAY || !agx_gguf_get_str(g, "tokenizer.ggml.model", &model) ||
-        !agx_gguf_str_eq(model, "gpt2")) {
-        fprintf(stderr, "bench_grammar: %s is not a gpt2-style vocab GGUF\n", path);
+        !(agx_gguf_str_eq(model, "gpt2") || (spm = agx_gguf_str_eq(model, "llama")))) {
+        fprintf(stderr, "bench_grammar: %s is not a gpt2 or llama (SentencePiece) vocab GGUF\n", path);
         agx_gguf_close(g);
         return -1;
     }
+    uint32_t eos_id = UINT32_MAX;
+    agx_gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &eos_id);
     int u2b[512];
     gpt2_u2b(u2b);
     vs->n = (size_t)toks->arr_len;
@@ -125,24 +131,64 @@ static int load_gguf(const char *path, vocab_src *vs) {
         int64_t type = 1;
         if (types) agx_gguf_arr_i64(types, i, &type);
         if (!agx_gguf_arr_str(g, toks, i, &s)) continue;
-        if (agx_gguf_str_eq(s, "<|endoftext|>") || agx_gguf_str_eq(s, "<|im_end|>")) {
+        if (i == eos_id || agx_gguf_str_eq(s, "<|endoftext|>") || agx_gguf_str_eq(s, "<|im_end|>") ||
+            agx_gguf_str_eq(s, "<|eot_id|>")) {
             if (vs->n_eog < 4) vs->eog[vs->n_eog++] = (int32_t)i;
             continue;
         }
+        if (spm && type == 6 && s.len == 6) { /* <0xNN> byte token */
+            vs->bytes[i] = malloc(1);
+            vs->bytes[i][0] = (char)strtol(s.ptr + 3, NULL, 16);
+            vs->lens[i] = 1;
+            continue;
+        }
         if (type != 1) continue; /* control / user-defined / unused */
+        if (spm) { /* "\xe2\x96\x81" (U+2581) stands for a space */
+            char *o = malloc(s.len + 1);
+            size_t n = 0;
+            for (uint64_t k = 0; k < s.len; k++) {
+                if (k + 2 < s.len && memcmp(s.ptr + k, "\xe2\x96\x81", 3) == 0) {
+                    o[n++] = ' ';
+                    k += 2;
+                } else {
+                    o[n++] = s.ptr[k];
+                }
+            }
+            vs->bytes[i] = o;
+            vs->lens[i] = n;
+            continue;
+        }
         vs->bytes[i] = gpt2_decode(s.ptr, (size_t)s.len, u2b, &vs->lens[i]);
     }
     agx_gguf_close(g);
     return 0;
 }
 
-static const char *tools[] = {"ls", "find", "grep", "rg", "sort", "sed", "awk", "uniq", "wc", "head",
-                              "tail", "cut", "tr", "cat", "xargs", "du", "df", "stat", "file",
-                              "jq", "diff", "tee", "date", "basename", "dirname", "realpath",
-                              "nl", "paste", "join", "comm", "fold", "fmt", "column", "rev",
-                              "shuf", "split", "csplit", "md5sum", "sha256sum", "base64", "od",
-                              "hexdump", "strings", "tar", "gzip", "zcat", "git", "echo",
-                              "printf", "seq"};
+/* The registry's plan schema with the native backend's extension keywords
+ * (task_number = item number, input_from_task = an earlier item). */
+static char *plan_schema(void) {
+    agx_registry reg;
+    agx_error err;
+    if (agx_registry_builtin(&reg, &err)) return NULL;
+    char *base = agx_plan_schema_json(&reg, 20);
+    agx_registry_free(&reg);
+    json_t *root = base ? json_loads(base, 0, NULL) : NULL;
+    free(base);
+    json_t *props = json_object_get(
+        json_object_get(json_object_get(json_object_get(root, "properties"), "tasks"), "items"),
+        "properties");
+    if (!props) {
+        json_decref(root);
+        return NULL;
+    }
+    json_object_set_new(json_object_get(props, "task_number"), "x-agx-item-number",
+                        json_string("equal"));
+    json_object_set_new(json_object_get(props, "input_from_task"), "x-agx-item-number",
+                        json_string("below"));
+    char *out = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return out;
+}
 
 enum { C_START, C_STRUCT, C_ENUM, C_STRING, C_PENDING, C_N };
 static const char *cat_names[C_N] = {"start", "structure (keys, numbers, punctuation)",
@@ -191,19 +237,17 @@ int main(int argc, char **argv) {
         printf("vocabulary: %s\n", tok_path);
     }
 
-    char schema[8192];
-    size_t o = (size_t)snprintf(schema, sizeof schema,
-                                "{\"type\":\"object\",\"properties\":{\"tasks\":{\"type\":\"array\","
-                                "\"minItems\":1,\"maxItems\":20,\"items\":{\"type\":\"object\","
-                                "\"properties\":{\"task_number\":{\"type\":\"integer\",\"minimum\":1,"
-                                "\"maximum\":20},\"command\":{\"type\":\"string\",\"enum\":[");
-    for (size_t i = 0; i < sizeof tools / sizeof *tools; i++)
-        o += (size_t)snprintf(schema + o, sizeof schema - o, "%s\"%s\"", i ? "," : "", tools[i]);
-    snprintf(schema + o, sizeof schema - o,
-             "]},\"args\":{\"type\":\"array\",\"maxItems\":16,\"items\":{\"type\":\"string\","
-             "\"maxLength\":256}},\"input_from_task\":{\"type\":\"integer\",\"minimum\":1,"
-             "\"maximum\":20}},\"required\":[\"task_number\",\"command\",\"args\"],"
-             "\"additionalProperties\":false}}},\"required\":[\"tasks\"],\"additionalProperties\":false}");
+    char *schema = plan_schema();
+    if (!schema) {
+        fprintf(stderr, "bench_grammar: cannot build the plan schema\n");
+        return 1;
+    }
+    agx_registry reg;
+    agx_error rerr;
+    size_t n_tools = agx_registry_builtin(&reg, &rerr) == AGX_OK ? reg.count : 0;
+    if (n_tools) agx_registry_free(&reg);
+    printf("plan schema: built-in registry (%zu tools), 20 tasks, 16 args of <= 256 chars\n",
+           n_tools);
 
     agx_error err;
     agx_grammar *g;
@@ -370,12 +414,44 @@ int main(int argc, char **argv) {
     }
     printf("typical 5-task plan: %zu of %zu bytes forced (%.0f%%)\n", forced_typ, tl,
            100.0 * (double)forced_typ / (double)tl);
+    /* the same plan in tokens: forced spans as agx_grammar_forced_tokens splits
+     * them, the rest as a model that picks the longest allowed token matching
+     * the text would */
+    agx_grammar_state_reset(ts);
+    size_t tok_forced = 0, tok_sampled = 0;
+    for (size_t i = 0; i < tl;) {
+        int32_t ft[512];
+        size_t fbytes;
+        size_t nt = agx_grammar_forced_tokens(ts, v, ft, 512, &fbytes);
+        if (nt) {
+            for (size_t q = 0; q < nt; q++) agx_grammar_accept_token(ts, v, ft[q]);
+            tok_forced += nt;
+            i += fbytes;
+            continue;
+        }
+        size_t na;
+        agx_grammar_mask(ts, v, allowed, &na, &err);
+        size_t best = SIZE_MAX, bl = 0;
+        for (size_t t = 0; t < vs.n; t++)
+            if (allowed[t] && vs.lens[t] > bl && vs.lens[t] <= tl - i &&
+                memcmp(vs.bytes[t], typical + i, vs.lens[t]) == 0)
+                best = t, bl = vs.lens[t];
+        if (best == SIZE_MAX || !agx_grammar_accept_token(ts, v, (int32_t)best)) {
+            fprintf(stderr, "typical plan: no allowed token at byte %zu\n", i);
+            return 1;
+        }
+        tok_sampled++;
+        i += bl;
+    }
+    printf("typical 5-task plan: %zu of %zu tokens forced (%.0f%%)\n", tok_forced,
+           tok_forced + tok_sampled, 100.0 * (double)tok_forced / (double)(tok_forced + tok_sampled));
     agx_grammar_state_free(ts);
     for (int c = 0; c < C_N; c++) free(samples[c]);
     free(allowed);
     free(ids);
     agx_grammar_vocab_free(v);
     agx_grammar_free(g);
+    free(schema);
     for (size_t i = 0; i < vs.n; i++) free(vs.bytes[i]);
     free(vs.bytes);
     free(vs.lens);

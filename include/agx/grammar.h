@@ -7,16 +7,17 @@
  * Output form: canonical compact JSON — no whitespace anywhere, object
  * properties in the order the schema lists them (optional ones may be skipped),
  * enum/const values exactly as jansson writes them compactly. Free strings admit
- * any valid JSON string content (escapes \" \\ \/ \b \f \n \r \t \uXXXX with
- * valid surrogate pairs and no \u0000; raw bytes must be valid UTF-8; no raw
- * control characters). Every accepted prefix can be completed.
+ * valid JSON string content without control characters other than tab, newline
+ * and return (escapes \" \\ \/ \n \r \t \uXXXX with valid surrogate pairs; raw
+ * bytes must be valid UTF-8). Every accepted prefix can be completed. Schema
+ * subset and the x-agx-item-number extension: docs/grammar.md.
  *
  * Typical use by a sampler, per step:
- *   n = agx_grammar_forced(st, buf, cap);      // append forced bytes without sampling
+ *   stop when agx_grammar_is_complete(st); when the token budget is down to
+ *   agx_grammar_min_bytes_to_complete, append agx_grammar_shortest_completion;
+ *   n = agx_grammar_forced_tokens(st, vocab, ids, cap, NULL); // append without sampling
  *   agx_grammar_mask(st, vocab, allowed, ...); // logits[t] = -inf where !allowed[t]
- *   sample t; agx_grammar_accept_token(st, vocab, t);
- *   stop when agx_grammar_is_complete(st); when the token budget runs low
- *   (agx_grammar_min_bytes_to_complete) append agx_grammar_shortest_completion. */
+ *   sample t; agx_grammar_accept_token(st, vocab, t); */
 #ifndef AGX_GRAMMAR_H
 #define AGX_GRAMMAR_H
 
@@ -93,6 +94,12 @@ agx_status agx_grammar_mask(agx_grammar_state *s, const agx_grammar_vocab *v, ui
  * choice first and build the mask only when that token is refused). */
 bool agx_grammar_token_allowed(const agx_grammar_state *s, const agx_grammar_vocab *v,
                                int32_t token);
+/* The forced span from here as vocabulary tokens, longest match first (so the
+ * sampler can append them without running the tokenizer; each is allowed in
+ * turn). Writes up to cap ids and returns how many; *n_bytes (may be NULL)
+ * receives the bytes they cover. The state is not advanced. */
+size_t agx_grammar_forced_tokens(const agx_grammar_state *s, const agx_grammar_vocab *v,
+                                 int32_t *ids, size_t cap, size_t *n_bytes);
 /* Advances by one token's bytes. EOG tokens are accepted (and change nothing)
  * only when the document is complete. False (state unchanged) when not allowed. */
 bool agx_grammar_accept_token(agx_grammar_state *s, const agx_grammar_vocab *v, int32_t token);

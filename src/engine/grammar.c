@@ -274,32 +274,34 @@ static agx_status gr_get_bound(gr_cctx *cx, json_t *sch, const char *kw, const c
 static agx_status gr_compile_node(gr_cctx *cx, json_t *sch, char *path, size_t plen, int depth,
                                   uint32_t *out);
 
-static agx_status gr_path_push(char *path, size_t plen, const char *seg, size_t *nlen) {
-    /* JSON-pointer-ish path for messages; truncated quietly when very deep. */
+/* Appends "/seg" to the JSON-pointer-ish path used in messages (512 bytes,
+ * truncated quietly when very deep). */
+static void gr_path_push(char *path, size_t plen, const char *seg, size_t *nlen) {
     int w = snprintf(path + plen, plen < 511 ? 512 - plen : 1, "/%s", seg);
     size_t add = w < 0 ? 0 : (size_t)w;
     *nlen = plen + add < 511 ? plen + add : 511;
-    return AGX_OK;
 }
 
 static agx_status gr_compile_object(gr_cctx *cx, json_t *sch, char *path, size_t plen,
                                     int depth, uint32_t *out) {
+    char where[512];
+    snprintf(where, sizeof where, "%s", plen ? path : "/");
     json_t *props = json_object_get(sch, "properties");
     json_t *req = json_object_get(sch, "required");
     json_t *addl = json_object_get(sch, "additionalProperties");
     if (props && !json_is_object(props))
         return agx_error_set(cx->err, AGX_ERR_CONFIG,
-                             "schema at %s: \"properties\" must be an object", path);
+                             "schema at %s: \"properties\" must be an object", where);
     if (req && !json_is_array(req))
         return agx_error_set(cx->err, AGX_ERR_CONFIG,
-                             "schema at %s: \"required\" must be an array of names", path);
+                             "schema at %s: \"required\" must be an array of names", where);
     if (addl && !json_is_boolean(addl) && !json_is_object(addl))
         return agx_error_set(cx->err, AGX_ERR_CONFIG,
                              "schema at %s: \"additionalProperties\" must be a boolean or schema",
-                             path);
+                             where);
     size_t n = props ? json_object_size(props) : 0;
     if (n > 65535)
-        return agx_error_set(cx->err, AGX_ERR_CONFIG, "schema at %s: too many properties", path);
+        return agx_error_set(cx->err, AGX_ERR_CONFIG, "schema at %s: too many properties", where);
     uint32_t idx;
     agx_status st = gr_new_node(cx, GR_OBJECT, &idx);
     if (st) return st;
@@ -340,28 +342,17 @@ static agx_status gr_compile_object(gr_cctx *cx, json_t *sch, char *path, size_t
         json_t *name = json_array_get(req, r);
         if (!json_is_string(name))
             return agx_error_set(cx->err, AGX_ERR_CONFIG,
-                                 "schema at %s: \"required\" must list property names", path);
-        bool found = false;
-        json_object_foreach(props, key, sub) {
-            (void)sub;
-            if (strcmp(key, json_string_value(name)) == 0) {
-                size_t j = 0;
-                const char *k2;
-                json_t *s2;
-                json_object_foreach(props, k2, s2) {
-                    (void)s2;
-                    if (k2 == key) break;
-                    j++;
-                }
-                nd->props[j].required = true;
-                found = true;
-                break;
-            }
-        }
-        if (!found)
+                                 "schema at %s: \"required\" must list property names", where);
+        char *q = json_dumps(name, JSON_COMPACT | JSON_ENCODE_ANY); /* compare quoted forms */
+        if (!q) return agx_error_set(cx->err, AGX_ERR_NOMEM, "out of memory");
+        size_t j = 0;
+        while (j < n && strcmp(nd->props[j].key, q) != 0) j++;
+        free(q);
+        if (j == n)
             return agx_error_set(cx->err, AGX_ERR_CONFIG,
                                  "schema at %s: required property \"%s\" is not in \"properties\"",
-                                 path, json_string_value(name));
+                                 where, json_string_value(name));
+        nd->props[j].required = true;
     }
     size_t minlen = 2, nreq = 0;
     ra[n] = 0;
@@ -1030,6 +1021,22 @@ bool gr_may_accept(const agx_grammar *g, const gr_core *s, uint8_t b) {
     }
 }
 
+int gr_string_pending(const agx_grammar *g, const gr_core *s, uint32_t *need, uint8_t *lo,
+                      uint8_t *hi, uint32_t *remaining) {
+    if (s->depth == 0) return GR_PEND_NONE;
+    const gr_frame *f = &s->f[s->depth - 1];
+    const gr_node *nd = &g->nodes[f->node];
+    if (nd->kind != GR_STRING) return GR_PEND_NONE;
+    uint32_t rem = nd->max_n - f->n;
+    *remaining = rem > 0xFFFD ? 0xFFFD : rem;
+    if (f->phase == S_ESC) return GR_PEND_ESC;
+    if (f->phase != S_UTF8) return GR_PEND_NONE;
+    *need = f->aux & 3;
+    *lo = gr_utf8_lo[f->aux >> 2];
+    *hi = gr_utf8_hi[f->aux >> 2];
+    return GR_PEND_UTF8;
+}
+
 bool gr_in_string_body(const agx_grammar *g, const gr_core *s, uint32_t *remaining) {
     if (s->depth == 0) return false;
     const gr_frame *f = &s->f[s->depth - 1];
@@ -1252,7 +1259,21 @@ static void gr_frame_tail(const agx_grammar *g, const gr_core *s, uint32_t d, co
         switch (f->phase) {
         case O_OPEN: gr_obj_rest(g, nd, 0, true, item, k); break;
         case O_KEY: {
-            uint32_t pos = (uint32_t)f->v, cand = (uint32_t)(f->v >> 32);
+            /* of the keys that match what is typed, the cheapest way to finish */
+            uint32_t pos = (uint32_t)f->v, cand = (uint32_t)(f->v >> 32), best = cand;
+            size_t bl = SIZE_MAX;
+            for (uint32_t j = cand; j <= nd->lim[f->n]; j++) {
+                const gr_prop *p = &nd->props[j];
+                if (p->key_len <= pos || memcmp(p->key, nd->props[cand].key, pos) != 0 ||
+                    !gr_prop_viable(g, nd, j, item))
+                    continue;
+                gr_sink c = {NULL, 0, 0};
+                gr_emit_min(g, p->child, item, &c);
+                gr_obj_rest(g, nd, j + 1, false, item, &c);
+                size_t l = sat_add(p->key_len - pos, c.len);
+                if (l < bl) bl = l, best = j;
+            }
+            cand = best;
             gr_put(k, nd->props[cand].key + pos, nd->props[cand].key_len - pos);
             gr_putc(k, ':');
             gr_emit_min(g, nd->props[cand].child, item, k);

@@ -105,6 +105,14 @@ bool gr_may_accept(const agx_grammar *g, const gr_core *s, uint8_t b);
  * of further code points the string may take (capped at 0xFFFE). */
 bool gr_in_string_body(const agx_grammar *g, const gr_core *s, uint32_t *remaining_chars);
 
+/* Inside a free string, right after a token that ended inside a UTF-8 character
+ * (GR_PEND_UTF8: *need continuation bytes, the first in [*lo, *hi]) or right
+ * after a backslash (GR_PEND_ESC); *remaining = further code points allowed,
+ * capped at 0xFFFD. GR_PEND_NONE otherwise. */
+enum { GR_PEND_NONE, GR_PEND_UTF8, GR_PEND_ESC };
+int gr_string_pending(const agx_grammar *g, const gr_core *s, uint32_t *need, uint8_t *lo,
+                      uint8_t *hi, uint32_t *remaining);
+
 /* Token class for the fast path: bytes that can sit inside a string body with
  * nothing pending before them (no quote, backslash or control byte; valid UTF-8,
  * possibly ending inside a character). *chars = code points started. */

@@ -1,8 +1,10 @@
 /* grammar_mask.c — owns the token trie over a vocabulary's byte strings and the
  * per-step mask: a depth-first walk of the trie that steps the grammar automaton
- * one byte per edge and drops a whole subtree on its first rejected byte, plus a
- * fast path inside free strings (a per-token "plain text" class and code-point
- * count, so only tokens holding a quote or backslash need the walk). */
+ * one byte per edge and drops a whole subtree on its first rejected byte, plus
+ * fast paths inside free strings (a per-token "plain text" class and code-point
+ * count, so only tokens holding a quote or backslash need the walk; and tokens
+ * grouped by first byte with precomputed suffix classes for the step right
+ * after a token that stopped inside an escape or a UTF-8 character). */
 #include "agx/grammar.h"
 
 #include <stdlib.h>
@@ -11,6 +13,8 @@
 #include "engine/grammar_internal.h"
 
 #define GR_NOT_PLAIN 0xFFFFu
+#define GR_SFX_SPECIAL 0xFFFEu /* suffix holds a quote or backslash: step it exactly */
+#define GR_SFX_MAX 3
 #define GR_MAX_TOKEN_BYTES 65535u
 
 /* Trie in breadth-first order: the children of a node are contiguous
@@ -50,6 +54,17 @@ struct agx_grammar_vocab {
     uint8_t *is_eog;
     int32_t *eog;
     size_t n_eog;
+    /* pending-string fast path: usable tokens grouped by first byte
+     * (by_first[first_off[b]..first_off[b+1])) and, in the same order so the
+     * scan is sequential, each one's length, second byte, count of leading
+     * UTF-8 continuation bytes, and the class of its suffix after the first k
+     * bytes (k = 1..3): code points if plain, GR_SFX_SPECIAL, or GR_NOT_PLAIN */
+    uint32_t first_off[257];
+    int32_t *by_first;
+    uint16_t *bf_len;
+    uint8_t *bf_b1;
+    uint8_t *bf_lead;
+    uint16_t *bf_sfx[GR_SFX_MAX];
     gr_trie full;          /* every non-empty, non-EOG token */
     gr_trie special;       /* those holding '"' or '\\' (the string fast path's rest) */
 };
@@ -154,6 +169,11 @@ void agx_grammar_vocab_free(agx_grammar_vocab *v) {
     free(v->plain_chars);
     free(v->plain_mask);
     free(v->plain_le);
+    free(v->by_first);
+    free(v->bf_len);
+    free(v->bf_b1);
+    free(v->bf_lead);
+    for (int k = 0; k < GR_SFX_MAX; k++) free(v->bf_sfx[k]);
     free(v->is_eog);
     free(v->eog);
     gr_trie_free(&v->full);
@@ -244,6 +264,47 @@ agx_status agx_grammar_vocab_new(const char *const *token_bytes, const size_t *t
     for (size_t i = 0; i < n_vocab; i++)
         if (v->plain_mask[i]) v->plain_le[v->plain_chars[i]]++;
     for (uint32_t c = 1; c <= v->max_plain; c++) v->plain_le[c] += v->plain_le[c - 1];
+    /* pending-string tables */
+    size_t nr = n_refs ? n_refs : 1;
+    v->by_first = malloc(nr * sizeof *v->by_first);
+    v->bf_len = malloc(nr * sizeof *v->bf_len);
+    v->bf_b1 = malloc(nr);
+    v->bf_lead = malloc(nr);
+    for (int k = 0; k < GR_SFX_MAX; k++) v->bf_sfx[k] = malloc(nr * sizeof *v->bf_sfx[k]);
+    if (!v->by_first || !v->bf_len || !v->bf_b1 || !v->bf_lead || !v->bf_sfx[0] || !v->bf_sfx[1] ||
+        !v->bf_sfx[2]) {
+        st = agx_error_set(err, AGX_ERR_NOMEM, "out of memory building the token trie");
+        goto fail;
+    }
+    memset(v->first_off, 0, sizeof v->first_off);
+    for (size_t i = 0; i < n_refs; i++) v->first_off[refs[i].p[0] + 1]++;
+    for (int b = 0; b < 256; b++) v->first_off[b + 1] += v->first_off[b];
+    {
+        uint32_t fill[256];
+        memcpy(fill, v->first_off, sizeof fill);
+        for (size_t i = 0; i < n_refs; i++) {
+            uint32_t x = fill[refs[i].p[0]]++;
+            const uint8_t *p = refs[i].p;
+            size_t len = refs[i].len;
+            uint8_t lc = 0;
+            while (lc < len && lc < 255 && p[lc] >= 0x80 && p[lc] <= 0xBF) lc++;
+            v->by_first[x] = refs[i].id;
+            v->bf_len[x] = (uint16_t)len;
+            v->bf_b1[x] = len > 1 ? p[1] : 0;
+            v->bf_lead[x] = lc;
+            for (size_t k = 1; k <= GR_SFX_MAX; k++) {
+                uint16_t c = GR_NOT_PLAIN;
+                uint32_t chars;
+                if (len > k) {
+                    if (memchr(p + k, '"', len - k) || memchr(p + k, '\\', len - k))
+                        c = GR_SFX_SPECIAL;
+                    else if (gr_plain_chars(p + k, len - k, &chars) && chars < GR_SFX_SPECIAL)
+                        c = (uint16_t)chars;
+                }
+                v->bf_sfx[k - 1][x] = c;
+            }
+        }
+    }
     qsort(refs, n_refs, sizeof *refs, gr_tokref_cmp);
     if ((st = gr_trie_build(&v->full, refs, n_refs, err))) goto fail;
     /* the special trie: tokens that hold a quote or a backslash */
@@ -299,7 +360,69 @@ static size_t gr_trie_walk(const agx_grammar *g, const gr_trie *t, gr_core *stac
 /* restrict lets the compiler vectorize (uint8_t stores may alias otherwise). */
 static void gr_mark_le(uint8_t *restrict out, const uint16_t *restrict chars, size_t n,
                        uint16_t rem) {
-    for (size_t i = 0; i < n; i++) out[i] = chars[i] <= rem;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) /* fixed-count blocks: vectorized at -O2 */
+        for (size_t k = 0; k < 32; k++) out[i + k] = chars[i + k] <= rem;
+    for (; i < n; i++) out[i] = chars[i] <= rem;
+}
+
+/* Steps all of a token's bytes on a copy of the state. */
+static bool gr_token_fits(const agx_grammar *g, const gr_core *core, const agx_grammar_vocab *v,
+                          int32_t t) {
+    gr_core tmp;
+    gr_core_copy(&tmp, core);
+    const uint8_t *p = (const uint8_t *)v->bytes + v->off[t];
+    size_t len = v->off[t + 1] - v->off[t];
+    for (size_t i = 0; i < len; i++)
+        if (!gr_step(g, &tmp, p[i])) return false;
+    return len > 0;
+}
+
+/* Right after a token that stopped inside a UTF-8 character or after a
+ * backslash: only tokens starting with the bytes that finish it qualify; once
+ * finished, the rest of the token is judged by its precomputed suffix class. */
+static size_t gr_mask_pending(const agx_grammar *g, const gr_core *core,
+                              const agx_grammar_vocab *v, int kind, uint32_t need, uint8_t lo,
+                              uint8_t hi, uint32_t rem, uint8_t *allowed) {
+    size_t cnt = 0;
+    memset(allowed, 0, v->n_vocab);
+    if (kind == GR_PEND_UTF8) {
+        const uint16_t *sfx = v->bf_sfx[need - 1];
+        for (unsigned b = lo; b <= hi; b++) {
+            for (uint32_t x = v->first_off[b]; x < v->first_off[b + 1]; x++) {
+                size_t len = v->bf_len[x];
+                if (v->bf_lead[x] < (len < need ? len : need)) continue;
+                uint16_t c = len <= need ? 0 : sfx[x];
+                if (c <= rem ||
+                    (c == GR_SFX_SPECIAL && gr_token_fits(g, core, v, v->by_first[x]))) {
+                    allowed[v->by_first[x]] = 1;
+                    cnt++;
+                }
+            }
+        }
+        return cnt;
+    }
+    static const char simple[] = "\"\\/nrt"; /* one-byte escapes that end the escape */
+    for (const char *e = simple; *e; e++) {
+        unsigned b = (uint8_t)*e;
+        for (uint32_t x = v->first_off[b]; x < v->first_off[b + 1]; x++) {
+            uint16_t c = v->bf_len[x] <= 1 ? 0 : v->bf_sfx[0][x];
+            if (c <= rem || (c == GR_SFX_SPECIAL && gr_token_fits(g, core, v, v->by_first[x]))) {
+                allowed[v->by_first[x]] = 1;
+                cnt++;
+            }
+        }
+    }
+    for (uint32_t x = v->first_off['u']; x < v->first_off['u' + 1]; x++) { /* \uXXXX */
+        uint8_t b1 = v->bf_b1[x];
+        bool hex = (b1 >= '0' && b1 <= '9') || (b1 >= 'a' && b1 <= 'f') || (b1 >= 'A' && b1 <= 'F');
+        if (v->bf_len[x] > 1 && !hex) continue;
+        if (gr_token_fits(g, core, v, v->by_first[x])) {
+            allowed[v->by_first[x]] = 1;
+            cnt++;
+        }
+    }
+    return cnt;
 }
 
 static agx_status gr_mask_impl(agx_grammar_state *s, const agx_grammar_vocab *v, uint8_t *allowed,
@@ -330,8 +453,15 @@ static agx_status gr_mask_impl(agx_grammar_state *s, const agx_grammar_vocab *v,
         }
         cnt += gr_trie_walk(g, &v->special, s->scratch, it, en, allowed, true);
     } else {
-        memset(allowed, 0, v->n_vocab);
-        cnt = gr_trie_walk(g, &v->full, s->scratch, it, en, allowed, fast);
+        uint32_t pend_need = 0;
+        uint8_t lo = 0, hi = 0;
+        int pend = fast ? gr_string_pending(g, &s->core, &pend_need, &lo, &hi, &rem) : GR_PEND_NONE;
+        if (pend != GR_PEND_NONE) {
+            cnt = gr_mask_pending(g, &s->core, v, pend, pend_need, lo, hi, rem, allowed);
+        } else {
+            memset(allowed, 0, v->n_vocab);
+            cnt = gr_trie_walk(g, &v->full, s->scratch, it, en, allowed, fast);
+        }
     }
     if (gr_is_complete(g, &s->core)) {
         for (size_t i = 0; i < v->n_eog; i++) {
@@ -373,4 +503,32 @@ bool agx_grammar_token_allowed(const agx_grammar_state *s, const agx_grammar_voc
     for (size_t i = 0; i < len; i++)
         if (!gr_step(s->g, &tmp, p[i])) return false;
     return true;
+}
+
+size_t agx_grammar_forced_tokens(const agx_grammar_state *s, const agx_grammar_vocab *v,
+                                 int32_t *ids, size_t cap, size_t *n_bytes) {
+    char buf[1024];
+    size_t nf = agx_grammar_forced(s, buf, sizeof buf), pos = 0, n = 0;
+    const gr_trie *t = &v->full;
+    while (pos < nf && n < cap) {
+        /* follow the forced bytes down the trie; remember the deepest token */
+        uint32_t node = 0, best_len = 0;
+        int32_t best = -1;
+        for (size_t k = pos; k < nf; k++) {
+            const gr_tnode *nd = &t->nodes[node];
+            uint32_t c = nd->first_child, end = c + nd->n_child;
+            while (c < end && t->byte[c] != (uint8_t)buf[k]) c++;
+            if (c == end) break;
+            node = c;
+            if (t->nodes[c].tok_count) {
+                best = t->toks[t->nodes[c].tok_first];
+                best_len = (uint32_t)(k - pos + 1);
+            }
+        }
+        if (best < 0) break; /* no token spells the next forced byte */
+        ids[n++] = best;
+        pos += best_len;
+    }
+    if (n_bytes) *n_bytes = pos;
+    return n;
 }

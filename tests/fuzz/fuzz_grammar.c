@@ -11,6 +11,13 @@
 
 #include "agx/grammar.h"
 
+/* The library is built without coverage instrumentation (only this file gets
+ * -fsanitize=fuzzer), so the grammar sources are compiled into the target: the
+ * fuzzer then sees their edges. The linker takes these definitions and leaves
+ * grammar.o / grammar_mask.o in libagx.a unused. */
+#include "../../src/engine/grammar.c"
+#include "../../src/engine/grammar_mask.c"
+
 typedef struct rd {
     const uint8_t *p;
     size_t n;
@@ -42,7 +49,10 @@ static void gen(rd *r, char *o, size_t *len, size_t cap, int depth) {
         break;
     case 1: {
         int a = (int)take(r) - 128, b = a + (int)take(r) * (take(r) % 4 + 1);
-        snprintf(tmp, sizeof tmp, "{\"type\":\"integer\",\"minimum\":%d,\"maximum\":%d}", a, b);
+        static const char *rel[] = {"", "", ",\"x-agx-item-number\":\"equal\"",
+                                    ",\"x-agx-item-number\":\"below\""};
+        snprintf(tmp, sizeof tmp, "{\"type\":\"integer\",\"minimum\":%d,\"maximum\":%d%s}", a,
+                 b, rel[take(r) % 4]);
         put(&o, len, cap, tmp);
         break;
     }
@@ -162,6 +172,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (!agx_grammar_accept_token(st, vocab, (int32_t)id)) abort();
             if (olen + tl < sizeof out) memcpy(out + olen, vocab_strs[id], tl);
             olen += tl;
+        } else if (op < 215) { /* forced span as tokens */
+            int32_t ft[64];
+            size_t fb;
+            size_t nt = agx_grammar_forced_tokens(st, vocab, ft, 64, &fb);
+            for (size_t q = 0; q < nt; q++) {
+                size_t tl = strlen(vocab_strs[ft[q]]);
+                if (!agx_grammar_accept_token(st, vocab, ft[q])) abort();
+                if (olen + tl < sizeof out) memcpy(out + olen, vocab_strs[ft[q]], tl);
+                olen += tl;
+            }
         } else if (op < 230) {
             char f[64];
             size_t nf = agx_grammar_forced(st, f, sizeof f);

@@ -195,6 +195,9 @@ static const char *synthetic_tokens[] = {
     "{\"k\":[1,2]}", "[true]", "fixed", "\"fixed\"", "ab", "\"ab\":", "\"a\":", "\"arr\":[",
     "-2", "-", "100", "105", "1e99", "1e999", "\"p\":\"", "\"q\":", "},\"", "\"o\":{",
     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac",
+    /* tokens that finish an escape left open by the previous token */
+    "nice", "n\"]", "u00e9", "uD83D", "ude00x", "t\\", "/\\u", "\"abc", "rm", "b", "f",
+    "\\\\", "\\", "\x9f\x98\x80", "\x98\x80\"", "\xa5\\n",
 };
 
 static void vocab_build(test_vocab *tv) {
@@ -332,7 +335,7 @@ static char *random_walk(const agx_grammar *g, const test_vocab *tv, uint64_t *r
             agx_strbuf_append(&out, comp, cl);
             break;
         }
-        char forced[256];
+        char forced[1024]; /* as large as agx_grammar_forced_tokens looks */
         size_t nf = agx_grammar_forced(st, forced, sizeof forced);
         size_t n_allowed;
         assert_int_equal(agx_grammar_mask(st, tv->v, allowed, &n_allowed, &err), AGX_OK);
@@ -367,6 +370,21 @@ static char *random_walk(const agx_grammar *g, const test_vocab *tv, uint64_t *r
                 size_t m = tv->lens[i] < nf ? tv->lens[i] : nf;
                 assert_memory_equal(tv->bytes[i], forced, m);
             }
+            /* the same span as tokens: they spell it and each is allowed in turn */
+            int32_t ft[1024];
+            size_t fb;
+            size_t nt = agx_grammar_forced_tokens(st, tv->v, ft, 1024, &fb);
+            assert_int_equal(fb, nf); /* every vocabulary here has all single bytes */
+            agx_grammar_state *c2 = agx_grammar_state_copy(st);
+            size_t at = 0;
+            for (size_t q = 0; q < nt; q++) {
+                assert_true(agx_grammar_token_allowed(c2, tv->v, ft[q]));
+                assert_true(agx_grammar_accept_token(c2, tv->v, ft[q]));
+                assert_memory_equal(tv->bytes[ft[q]], forced + at, tv->lens[ft[q]]);
+                at += tv->lens[ft[q]];
+            }
+            assert_int_equal(at, nf);
+            agx_grammar_state_free(c2);
             if (rnd(rng) % 2) { /* the sampler appends forced spans without sampling */
                 assert_true(agx_grammar_accept(st, forced, nf));
                 agx_strbuf_append(&out, forced, nf);
@@ -736,8 +754,8 @@ static void test_kitchen_values(void **state) {
     agx_grammar_state *st = agx_grammar_state_new(g);
     const char *good[] = {
         "{\"c\":\"fixed\",\"arr\":[-1,-2]}",
-        "{\"a\":-0.5e+10,\"ab\":true,\"n\":null,\"e\":{\"k\":[1,2]},\"c\":\"fixed\",\"i\":-15,"
-        "\"s\":\"xy\",\"o\":{\"q\":105},\"arr\":[-1,-1,-2]}",
+        ("{\"a\":-0.5e+10,\"ab\":true,\"n\":null,\"e\":{\"k\":[1,2]},\"c\":\"fixed\",\"i\":-15,"
+         "\"s\":\"xy\",\"o\":{\"q\":105},\"arr\":[-1,-1,-2]}"),
         "{\"a\":0,\"c\":\"fixed\",\"arr\":[-2,-2]}",
         "{\"e\":12,\"c\":\"fixed\",\"o\":{\"p\":\"abc\",\"q\":100},\"arr\":[-2,-2]}",
         "{\"e\":\"a\\\"b\",\"c\":\"fixed\",\"arr\":[-2,-2]}",
@@ -762,6 +780,20 @@ static void test_kitchen_values(void **state) {
         bool ok = acc(st, bad[i]) && agx_grammar_is_complete(st);
         if (ok) fprintf(stderr, "accepted bad #%zu\n", i);
         assert_false(ok);
+    }
+    /* the shortest completion picks the cheapest matching key */
+    {
+        agx_grammar *g2 = compile_ok("{\"type\":\"object\",\"properties\":{\"ab\":{\"type\":"
+                                     "\"string\",\"minLength\":3},\"a\":{\"type\":\"null\"}},"
+                                     "\"required\":[\"a\"]}");
+        agx_grammar_state *s2 = agx_grammar_state_new(g2);
+        assert_true(acc(s2, "{\"a"));
+        char b2[64];
+        size_t l2 = agx_grammar_shortest_completion(s2, b2, sizeof b2);
+        assert_int_equal(l2, strlen("\":null}"));
+        assert_memory_equal(b2, "\":null}", l2);
+        agx_grammar_state_free(s2);
+        agx_grammar_free(g2);
     }
     /* "a" and "ab" share a prefix: the key is decided by the quote */
     agx_grammar_state_reset(st);
@@ -795,7 +827,7 @@ static void test_compile_errors(void **state) {
     expect_compile_error("{\"type\":\"string\",\"minLength\":5,\"maxLength\":2}", AGX_ERR_CONFIG,
                          "minLength", NULL);
     expect_compile_error("{\"type\":\"object\",\"properties\":{},\"required\":[\"a\"]}",
-                         AGX_ERR_CONFIG, "\"a\"", NULL);
+                         AGX_ERR_CONFIG, "\"a\"", "at /:");
     expect_compile_error("{\"type\":[\"string\",\"null\"]}", AGX_ERR_CONFIG, "type", NULL);
     expect_compile_error("{\"type\":\"integer\",\"minimum\":5,\"maximum\":4}", AGX_ERR_CONFIG,
                          "minimum", NULL);
@@ -865,6 +897,51 @@ static void test_eog_and_special_tokens(void **state) {
     free(allowed);
     agx_grammar_state_free(st);
     agx_grammar_free(g);
+    vocab_free(&tv);
+}
+
+/* The fast paths (plain string body, pending UTF-8 character, pending escape)
+ * give exactly the full trie walk's mask, near and away from maxLength. */
+static void pending_masks(const test_vocab *tv) {
+    static const char *mids[] = {"", "ab", "\\", "a\\", "\xe6", "\xe6\x97", "\xf0", "\xf0\x9f",
+                                 "\xf0\x9f\x98", "\xe0", "\xed", "\xf4", "\xc3", "ab\\",
+                                 "\\u", "\\u00", "\\ud83d", "\\ud83d\\"};
+    static const int lens[] = {256, 3, 2};
+    uint8_t *fast = malloc(tv->n), *slow = malloc(tv->n);
+    agx_error err;
+    for (size_t L = 0; L < sizeof lens / sizeof *lens; L++) {
+        agx_grammar *g = compile_ok(plan_schema(lens[L]));
+        for (size_t m = 0; m < sizeof mids / sizeof *mids; m++) {
+            agx_grammar_state *st = agx_grammar_state_new(g);
+            assert_true(acc(st, ARGS_PREFIX));
+            if (!acc(st, mids[m])) { /* too long for this maxLength */
+                agx_grammar_state_free(st);
+                continue;
+            }
+            size_t n1, n2;
+            assert_int_equal(agx_grammar_mask(st, tv->v, fast, &n1, &err), AGX_OK);
+            assert_int_equal(gr_mask_slow(st, tv->v, slow, &n2, &err), AGX_OK);
+            if (n1 != n2) fprintf(stderr, "maxLength %d after '%s': fast %zu, full walk %zu\n",
+                                  lens[L], mids[m], n1, n2);
+            assert_int_equal(n1, n2);
+            assert_memory_equal(fast, slow, tv->n);
+            assert_true(n1 > 0);
+            agx_grammar_state_free(st);
+        }
+        agx_grammar_free(g);
+    }
+    free(fast);
+    free(slow);
+}
+
+static void test_fast_paths_match_full_walk(void **state) {
+    (void)state;
+    test_vocab tv = {0};
+    synthetic_vocab(&tv);
+    pending_masks(&tv);
+    vocab_free(&tv);
+    if (!qwen_vocab(&tv)) AGX_TEST_SKIP("Qwen2 tokenizer.json not found under AGX_REF_DIR");
+    pending_masks(&tv);
     vocab_free(&tv);
 }
 
@@ -1087,6 +1164,7 @@ int main(void) {
         cmocka_unit_test(test_eog_and_special_tokens),
         cmocka_unit_test(test_threads_share_grammar_and_vocab),
         cmocka_unit_test(test_item_number_relations),
+        cmocka_unit_test(test_fast_paths_match_full_walk),
         cmocka_unit_test(test_walks_valid_plans),
         cmocka_unit_test(test_walks_synthetic_plan),
         cmocka_unit_test(test_walks_synthetic_kitchen),
