@@ -28,7 +28,7 @@ typedef enum {
     F_CSV, F_TSV, F_COLON, F_UNSUPPORTED, F_COUNT_FILES, F_TYPE_FILES, F_SEARCHY,
     F_DIRS, F_REGEX, F_SKIP_HEADER, F_SUM, F_AVERAGE, F_LARGEST, F_SMALLEST, F_EMPTY_FILES,
     F_BY_SIZE, F_BY_TIME, F_DUPS, F_EMPTY_DIRS, F_OLDEST, F_WHICH_MOST, F_ONE_FILE, F_TRAILING_WS,
-    F_LEADING_WS, F_SQUEEZE,
+    F_LEADING_WS, F_SQUEEZE, F_EACH_ITEM, F_SHOW_HEADER, F_FILE_SIZES, F_HOW_MANY_TIMES, F_LINE_LENGTH,
     F_NFLAGS
 } flag_id;
 
@@ -43,7 +43,7 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_PER_ITEM] = "\\b(?:occurrences?\\s+of\\s+(?:each|every|all|the\\s+(?:different|distinct|unique))|"
                    "frequenc(?:y|ies)|how\\s+many\\s+times|most\\s+(?:common|frequent|popular|used|active|requested|visited|viewed|accessed)|"
                    "least\\s+(?:common|frequent|popular|used)|histogram|"
-                   "per\\s+(?!file\\b)\\w+|(?:each|every)\\s+(?!file\\b)(?:unique\\s+|distinct\\s+|different\\s+)?\\w+|"
+                   "per\\s+(?!file\\b)\\w+|(?:each|every)\\s+(?!(?:file|line|row)s?\\b)(?:unique\\s+|distinct\\s+|different\\s+)?\\w+|"
                    "group(?:ed)?\\s+by|duplicate\\s+counts?|"
                    "(?:made|makes|has|have|had|with|sent|got|received|gets)\\s+the\\s+most|"
                    "top\\s+(?:\\d+|ten|five|three|twenty)\\s+(?!lines?\\b|rows?\\b|entries\\b|results?\\b|records\\b)[a-z]\\w*)\\b",
@@ -60,7 +60,7 @@ static const char *const flag_regex[F_NFLAGS] = {
                 "(?:all\\s+|the\\s+|any\\s+)*(?:blank|empty)\\s+lines?\\b|\\bnon-?(?:blank|empty)\\s+lines?\\b",
     [F_UPPER] = "\\b(?:upper[- ]?case|capitali[sz]e|to\\s+upper|all\\s+caps)\\b",
     [F_LOWER] = "\\b(?:lower[- ]?case|to\\s+lower)\\b",
-    [F_LIST] = "\\b(?:list|ls|show|display|what|which)\\b(?:\\s+(?:all|the|every|of|are|is|in|me))*\\s+"
+    [F_LIST] = "\\b(?:list|ls|show|display|what|which)\\b(?:\\s+(?:all|the|every|of|are|is|in|me|hidden|my|only))*\\s+"
                "(?:files?|director(?:y|ies)|folders?|contents\\s+of\\s+(?:the\\s+)?(?:directory|folder|dir))\\b",
     [F_LONG] = "\\b(?:details?|detailed|long\\s+format|sizes?|permissions|owners?|timestamps?)\\b",
     [F_HIDDEN] = "\\b(?:hidden|dot\\s*files|including\\s+hidden)\\b",
@@ -82,7 +82,7 @@ static const char *const flag_regex[F_NFLAGS] = {
                       "(?:delete|remove|rm)\\s+(?:the\\s+|all\\s+|those\\s+|these\\s+)?"
                       "(?:files?|director(?:y|ies)|folders?))\\b",
     [F_SEARCHY] = "\\b(?:find|search|grep|show|print|list|lines?|count|which|where|look|get|display|"
-                  "filter|match\\w*|contain\\w*|occurrences?)\\b",
+                  "filter|match\\w*|contain\\w*|occurrences?|how\\s+many|how\\s+often|appears?|occurs?)\\b",
     [F_DIRS] = "\\b(?:directories|folders|subdirectories|subfolders|dirs)\\b",
     [F_REGEX] = "\\b(?:regex(?:p|es)?|regular\\s+expressions?|extended\\s+pattern)\\b",
     [F_SKIP_HEADER] = "\\b(?:skip|skipping|remove|drop|without|ignore|ignoring|delete|strip|exclude|excluding)\\s+"
@@ -99,13 +99,22 @@ static const char *const flag_regex[F_NFLAGS] = {
                   "\\bmost\\s+recently\\s+(?:modified|changed|updated|edited)\\b|"
                   "\\b(?:newest|latest|oldest)\\s+(?:\\d+\\s+)?files?\\b",
     [F_OLDEST] = "\\boldest\\b",
+    [F_FILE_SIZES] = "\\b(?:sizes?\\s+of\\s+(?:each|every|all(?:\\s+the)?|the)\\s+files?|file\\s+sizes|"
+                     "how\\s+(?:big|large)\\s+(?:each|every|the)\\s+files?\\s+(?:is|are))\\b",
+    [F_HOW_MANY_TIMES] = "\\bhow\\s+(?:many\\s+times|often)\\b",
+    [F_LINE_LENGTH] = "\\b(?:characters?|chars?|length)\\s+(?:in|of|on)\\s+(?:each|every)\\s+line\\b|"
+                      "\\bline\\s+lengths?\\b|\\blength\\s+of\\s+(?:each|every)\\s+line\\b",
+    [F_EACH_ITEM] = "\\b(?:each|every|all(?:\\s+the)?)\\s+(?:items?|objects?|elements?|entries|records)\\b",
+    [F_SHOW_HEADER] = "\\b(?:show|print|get|display|see|read)\\s+(?:me\\s+)?(?:only\\s+)?(?:the\\s+)?"
+                      "(?:header(?:\\s+line|\\s+row)?|headers|column\\s+names)\\b",
     [F_ONE_FILE] = "\\b(?:the\\s+)?(?:largest|biggest|smallest|newest|oldest|latest)\\s+file\\b(?!s)",
     [F_TRAILING_WS] = "\\b(?:trailing|ending|end-of-line)\\s+(?:white\\s*space|spaces|blanks)\\b",
     [F_LEADING_WS] = "\\b(?:leading|starting)\\s+(?:white\\s*space|spaces|blanks)\\b|"
                      "\\b(?:remove|strip|delete|drop)\\s+(?:the\\s+)?indentation\\b",
     [F_SQUEEZE] = "\\b(?:squeeze|collapse)\\s+(?:repeated\\s+|multiple\\s+|consecutive\\s+|runs\\s+of\\s+)?"
                   "(?:spaces|blanks|white\\s*space)\\b",
-    [F_WHICH_MOST] = "\\b(?:which|what)\\b[^.?]*?\\bthe\\s+most\\b",
+    [F_WHICH_MOST] = "\\b(?:which|what)\\s+(?:is|was|(?:\\w+\\s+){1,3}?(?:made|makes|has|had|sent|got|"
+                     "received|appears|occurs|did|does))\\b[^.?]*?\\bthe\\s+most\\b",
     [F_DUPS] = "\\b(?:duplicated?|repeated)\\s+(?:lines?|entries|rows|words?|values)\\b|"
                "\\b(?:appear|occur)s?\\s+more\\s+than\\s+once\\b",
     [F_COUNT_FILES] = "\\b(?:count|how\\s+many|number\\s+of)\\s+(?:the\\s+|all\\s+)?(?:\\S+\\s+)?files\\b",
@@ -123,7 +132,8 @@ typedef enum {
     S_TERM_CAPS_NOUN, S_TERM_FIND_CAPS, S_TERM_FOR, S_TERM_STATUS,
     S_TERM_START, S_TERM_END, S_TERM_ANY_CAPS,
     S_TERM_EMPTY, S_OR_TERM, S_SIZE, S_MTIME, S_LINE_RANGE, S_LINE_ONE, S_LONGER, S_FIELDS_RANGE,
-    S_FIELDS_LIST, S_CONVERT_CHARS, S_LINE_ORD, S_DELETE_CLASS,
+    S_FIELDS_LIST, S_CONVERT_CHARS, S_LINE_ORD, S_DELETE_CLASS, S_LAST_N2, S_CHARS_RANGE, S_EXT_PAIR,
+    S_AFTER_LINE,
     S_NSLOTS
 } slot_id;
 
@@ -131,7 +141,7 @@ typedef enum {
 #define NUM "(\\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|" \
             "thirty|fifty|hundred)"
 #define ORD "(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last|\\d+(?:st|nd|rd|th)?)"
-#define WORDISH "(?:the\\s+(?:word|string|text|pattern|phrase|term)\\s+)?"
+#define WORDISH "(?:the\\s+(?:word|string|text|pattern|phrase|term)\\s+|the\\s+|an?\\s+|any\\s+)?"
 #define PATHTOK "((?:~|\\.{1,2})?/?[\\w.-]+(?:/[\\w.-]*)*)"
 
 static const char *const slot_regex[S_NSLOTS] = {
@@ -145,17 +155,26 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_REPLACE] = "\\b(?:replace|substitute|swap)\\s+(?:all\\s+)?(?:occurrences\\s+of\\s+)?" TERM
                   "\\s+(?:with|by|to|into|for)\\s+" TERM,
     [S_JSON_KEY] = "(?:\\b(?:field|key|property|attribute|value\\s+of)\\s+(?!\\d)" TERM
-                   "|(?:^|\\s)(\\.[A-Za-z_][\\w.]*)|\\b([A-Za-z_][\\w-]*)\\s+(?:field|key|property|attribute)\\b)",
+                   "|(?:^|\\s)(\\.[A-Za-z_][\\w.]*)|\\b([A-Za-z_][\\w-]*)\\s+(?:field|key|property|attribute)\\b"
+                   "|\\b([A-Za-z_][\\w-]*)\\s+(?:of|from|in)\\s+(?:each|every|all(?:\\s+the)?)\\s+"
+                   "(?:items?|objects?|elements?|entries|records)\\b)",
     [S_NAMED] = "\\bfiles?\\s+(named|called|matching|ending\\s+(?:in|with)|with\\s+(?:the\\s+)?"
                 "(?:extension|suffix|name))\\s+" TERM,
     [S_EXT_DOT] = "(?:^|\\s)\\*?(\\.[A-Za-z0-9]{1,8})\\s+(?:source\\s+)?files?\\b",
+    [S_EXT_PAIR] = "(?:^|\\s)\\*?(\\.[A-Za-z0-9]{1,8})\\s*(?:and|or|&|,)\\s*\\*?(\\.[A-Za-z0-9]{1,8})\\s+"
+                   "(?:source\\s+)?files?\\b",
+    [S_AFTER_LINE] = "\\b(?:everything|all|lines?|the\\s+rest)\\s+(after|following|past|from|starting\\s+at)\\s+"
+                     "line\\s+(?:number\\s+)?(\\d+)\\b",
     [S_EXT_WORD] = "\\b(c|c\\+\\+|cpp|python|rust|go|golang|markdown|json|yaml|yml|shell|bash|"
                    "javascript|js|typescript|ts|java|ruby|header|text|txt|log|csv|html|css|toml|xml|"
-                   "php|perl|sql)\\s+(?:source\\s+)?files?\\b",
+                   "php|perl|sql)\\s+(?:source\\s+)?(?:files?|scripts?|sources?)\\b",
     [S_FIRST_N] = "\\b(?:first|top|head|leading|opening)\\s+" NUM "\\b",
     [S_MOST_N] = "\\b" NUM "\\s+(?:most|least|top|highest|lowest|biggest|largest|smallest|newest|oldest|"
                  "latest|longest|shortest)\\b",
     [S_LAST_N] = "\\b(?:last|bottom|tail|final|trailing|latest|most\\s+recent)\\s+" NUM "\\b",
+    [S_LAST_N2] = "\\b" NUM "\\s+(?:most\\s+recent|latest|newest|final)\\s+(?:lines?|entries|rows|records|"
+                  "messages|log\\s+lines|events|requests)\\b",
+    [S_CHARS_RANGE] = "\\b(?:first|leading)\\s+" NUM "\\s+(?:characters|chars|letters|bytes)\\b",
     [S_N_LINES] = "\\b(?:show|print|display|get|take|keep|give\\s+me|output)\\s+(?:me\\s+)?(?:only\\s+)?"
                   NUM "\\s+(?:lines?|rows?|entries|results?)\\b",
     [S_DIR_UNDER] = "\\b(?:under|inside|within|beneath|below)\\s+(?:the\\s+)?(?:directory\\s+|folder\\s+|dir\\s+)?"
@@ -166,13 +185,14 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_DIR_IN_WORD] = "\\bin\\s+([A-Za-z0-9_~][\\w.~-]*(?:/[\\w.-]+)*/?)(?=[\\s,;:?!]|[.](?!\\w)|$)",
     [S_DIR_NAMED] = "\\b(?:in|from|of)\\s+(?:the\\s+)?" PATHTOK "\\s+(?:directory|folder|dir|tree)\\b",
     [S_TERM_INVERT] = "\\b(?:exclude|excluding|without|except|skip|skipping|ignore|ignoring|drop|"
-                      "filter\\s+out|remove|hide|delete|strip)\\s+(?:lines?\\s+|all\\s+|the\\s+|any\\s+)*"
+                      "filter\\s+out|remove|hide|delete|strip)\\s+(?:lines?\\s+|all\\s+|the\\s+|any\\s+|those\\s+|ones\\s+)*"
                       "(?:that\\s+|which\\s+)?(?:containing\\s+|contain\\s+|with\\s+|matching\\s+|"
                       "match\\s+|mentioning\\s+)?" WORDISH TERM,
     [S_TERM_LINES] = "\\b(?:lines?|entries|rows|records|files?|messages)\\s+(?:that\\s+|which\\s+)?"
                      "(?:(do\\s+not|don't|doesn't|does\\s+not|not)\\s+)?(?:contain(?:s|ing)?|match(?:es|ing)?|"
                      "mention(?:s|ing)?|with|having|ha(?:ve|s)|includ(?:e|es|ing))\\s+" WORDISH TERM,
-    [S_TERM_SEARCH] = "\\b(?:search(?:ing)?|grep|look(?:ing)?|scan|hunt)\\s+(?:for\\s+|through\\s+\\S+\\s+for\\s+)?"
+    [S_TERM_SEARCH] = "\\b(?:search(?:ing)?|grep|look(?:ing)?|scan|hunt)\\s+(?:\\w+ly\\s+)?"
+                      "(?:for\\s+|through\\s+\\S+\\s+for\\s+)?"
                       "(?:all\\s+)?" WORDISH TERM,
     [S_TERM_CONTAINING] = "\\b(?:containing|contains|matching|mentioning)\\s+" WORDISH TERM,
     [S_TERM_OCCURRENCES] = "\\b(?:occurrences?|instances?|mentions?|count)\\s+of\\s+" WORDISH TERM,
@@ -197,7 +217,7 @@ static const char *const slot_regex[S_NSLOTS] = {
                "(k|kb|kib|m|mb|mib|g|gb|gib|bytes?)?\\b",
     [S_MTIME] = "\\b(?:modified|changed|edited|updated|touched)\\s+(?:in\\s+)?(?:the\\s+)?(?:last|past|within)"
                 "\\s+(?:the\\s+last\\s+)?" NUM "?\\s*(minutes?|hours?|days?|weeks?)\\b",
-    [S_LINE_RANGE] = "\\blines?\\s+(\\d+)\\s*(?:to|-|through|thru|until|and)\\s*(\\d+)\\b",
+    [S_LINE_RANGE] = "\\blines?\\s+(?:between\\s+|from\\s+)?(\\d+)\\s*(?:to|-|through|thru|until|and)\\s*(\\d+)\\b",
     [S_LINE_ONE] = "\\bline\\s+(?:number\\s+|#)?(\\d+)\\b",
     [S_LONGER] = "\\blines?\\s+(?:that\\s+are\\s+|which\\s+are\\s+)?(longer|shorter|more|fewer|less)\\s+than\\s+"
                  "(\\d+)(?:\\s+(?:characters?|chars?|bytes?|columns?))?",
@@ -229,6 +249,15 @@ static bool is_not_dir(const char *w) {
         if (strcasecmp(w, not_dirs[i]) == 0) return true;
     return false;
 }
+
+/* Words that stand for a kind of text rather than literal text ("lines with a
+ * number"): the extended regex grep uses instead. */
+static const struct {
+    const char *word, *regex;
+} term_classes[] = {
+    {"number", "[0-9]"}, {"numbers", "[0-9]"}, {"digit", "[0-9]"}, {"digits", "[0-9]"},
+    {"url", "https?://"}, {"urls", "https?://"}, {"link", "https?://"}, {"links", "https?://"},
+};
 
 /* Upper-case words that name formats, not things to search for. */
 static const char *const caps_not_terms[] = {"CSV", "TSV", "JSON", "XML", "HTML", "YAML", "URL", "URI",
@@ -341,7 +370,7 @@ typedef struct {
     bool invert, occurrences_of_term;
     char *files[MAX_ITEMS];
     size_t n_files;
-    char *dir, *glob;
+    char *dir, *glob, *glob2;
     bool named_exact;
     long first_n, last_n, field, sort_key;
     bool field_last;
@@ -349,12 +378,14 @@ typedef struct {
     const char *named_regex;          /* from named_patterns: grep -oE */
     long fields[2];                   /* "columns 1 and 3" */
     long fields_upto;                 /* "first 3 columns" */
+    long chars_upto;                  /* "first 5 characters": cut -c1-N */
+    long from_line;                   /* "everything after line 10": tail -n +11 */
     char *find_size, *find_time_flag, *find_time; /* find -size / -mtime|-mmin predicates */
     long line_from, line_to;          /* sed -n 'A,Bp' */
     long longer_than, shorter_than;   /* awk 'length($0) > N' */
     bool term_regex;                  /* the term is an extended regex (grep -E) */
     const char *delete_set;           /* tr -d SET */
-    bool piped, log_input, json_input;
+    bool piped, log_input, json_input, json_array;
     step steps[MAX_STEPS];
     size_t n_steps;
     bool oom;
@@ -514,6 +545,19 @@ static void extract_term(analysis *a) {
             char *t = group_dup(a, g, &quoted);
             if (!t) return;
             if (!quoted) strip_trailing_punct(t);
+            bool classed = false;
+            for (size_t c = 0; !quoted && c < sizeof term_classes / sizeof term_classes[0]; c++)
+                if (strcasecmp(t, term_classes[c].word) == 0 && id != S_TERM_ANY_CAPS) {
+                    free(t);
+                    t = agx_strdup(term_classes[c].regex);
+                    if (!t) {
+                        a->oom = true;
+                        return;
+                    }
+                    classed = quoted = true; /* exempt from the stop words */
+                    a->term_regex = true;
+                    break;
+                }
             bool reject = !*t || (!quoted && (is_stopword(t) || (id == S_TERM_SEARCH && looks_like_file(t)) ||
                                               (id == S_TERM_FOR && looks_like_file(t))));
             size_t gs = 0, ge = 0;
@@ -545,6 +589,7 @@ static void extract_term(analysis *a) {
                 return;
             }
             free(t);
+            if (classed) a->term_regex = false;
             from = m_end > m_start ? m_start + 1 : m_end + 1;
         }
     }
@@ -574,6 +619,14 @@ static bool looks_like_file(const char *s) {
     for (const char *p = s; *p; p++)
         if (!isalnum((unsigned char)*p) && !strchr("._-/~+", *p)) return false;
     return strcasecmp(base, "e.g") != 0 && strcasecmp(base, "i.e") != 0 && strcasecmp(base, "etc.") != 0;
+}
+
+/* A path that starts with '-' would read as an option: "./-x" names the same file. */
+static char *operand(char *path) {
+    if (!path || path[0] != '-') return path;
+    char *safe = agx_sprintf("./%s", path);
+    free(path);
+    return safe;
 }
 
 static char *set_str(analysis *a, char **dst, char *value) {
@@ -616,24 +669,24 @@ static void extract_paths(analysis *a) {
         if (strpbrk(t, "*?") && n > 1) {
             if (slash && slash != t) {
                 *slash = '\0';
-                if (!a->dir) set_str(a, &a->dir, agx_strdup(t));
+                if (!a->dir) set_str(a, &a->dir, operand(agx_strdup(t)));
                 set_str(a, &a->glob, agx_strdup(slash + 1));
             } else {
                 set_str(a, &a->glob, agx_strdup(t));
             }
         } else if (n > 1 && t[n - 1] == '/') {
             t[n - 1] = '\0';
-            if (!a->dir) set_str(a, &a->dir, agx_strdup(t));
+            if (!a->dir) set_str(a, &a->dir, operand(agx_strdup(t)));
         } else if ((strcmp(t, ".") == 0 || strcmp(t, "..") == 0 || strcmp(t, "~") == 0) && after_in) {
             if (!a->dir) set_str(a, &a->dir, agx_strdup(t));
         } else if (looks_like_file(t) && !(slash == NULL && t[0] == '.')) {
             if (a->n_files < MAX_ITEMS && !(a->n_files && strcmp(a->files[a->n_files - 1], t) == 0)) {
-                a->files[a->n_files] = agx_strdup(t);
+                a->files[a->n_files] = operand(agx_strdup(t));
                 if (!a->files[a->n_files]) a->oom = true;
                 a->n_files++;
             }
         } else if (slash && after_in) {
-            if (!a->dir) set_str(a, &a->dir, agx_strdup(t));
+            if (!a->dir) set_str(a, &a->dir, operand(agx_strdup(t)));
         } else if (slash && t[0] == '/' && n > 1) {
             if (a->n_files < MAX_ITEMS && (a->files[a->n_files] = agx_strdup(t))) a->n_files++;
         }
@@ -701,6 +754,18 @@ static void extract_slots(analysis *a) {
         }
         free(k);
         free(n);
+    }
+    if (match_from(a, rb->slots[S_AFTER_LINE], 0)) { /* tail -n +N */
+        char *how = group_dup(a, 1, NULL), *k = group_dup(a, 2, NULL);
+        long v = k ? number_value(k) : -1;
+        if (how && v > 0) {
+            bool inclusive = strncasecmp(how, "from", 4) == 0 || strncasecmp(how, "starting", 8) == 0;
+            a->from_line = inclusive ? v : v + 1;
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            mark_used(a, ov[0], ov[1]);
+        }
+        free(how);
+        free(k);
     }
     if (match_from(a, rb->slots[S_LINE_ORD], 0)) { /* "the third line"; first/last are head/tail */
         char *k = group_dup(a, 1, NULL);
@@ -784,6 +849,17 @@ static void extract_slots(analysis *a) {
         free(kind);
         free(name);
     }
+    if (!a->glob && match_from(a, rb->slots[S_EXT_PAIR], 0)) { /* ".c and .h files" */
+        char *x = group_dup(a, 1, NULL), *y = group_dup(a, 2, NULL);
+        if (x && y) {
+            set_str(a, &a->glob, agx_sprintf("*%s", x));
+            set_str(a, &a->glob2, agx_sprintf("*%s", y));
+        }
+        free(x);
+        free(y);
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+        mark_used(a, ov[0], ov[1]);
+    }
     if (!a->glob && match_from(a, rb->slots[S_EXT_DOT], 0)) {
         char *ext = group_dup(a, 1, NULL);
         if (ext) set_str(a, &a->glob, agx_sprintf("*%s", ext));
@@ -799,7 +875,8 @@ static void extract_slots(analysis *a) {
     }
     if (a->flag[F_JSON] || a->json_input) {
         if (match_from(a, rb->slots[S_JSON_KEY], 0)) {
-            int g = group(a, 1, &s, &e) ? 1 : group(a, 2, &s, &e) ? 2 : 3;
+            int g = 1;
+            while (g < 4 && !group(a, g, &s, &e)) g++;
             char *k = group_dup(a, g, NULL);
             if (k) {
                 strip_trailing_punct(k);
@@ -813,6 +890,8 @@ static void extract_slots(analysis *a) {
         }
     }
     extract_term(a);
+    /* "how many times does 'foo' appear": count the matches, not every line */
+    if (a->term && a->flag[F_HOW_MANY_TIMES] && !a->invert) a->occurrences_of_term = a->flag[F_COUNT] = true;
     /* sort key ("sort by the second column") before plain column extraction */
     if (match_from(a, rb->slots[S_SORT_KEY], 0)) {
         int g = group(a, 2, &s, &e) ? 2 : 3;
@@ -860,15 +939,29 @@ static void extract_slots(analysis *a) {
         for (size_t i = 0; i < sizeof log_fields / sizeof log_fields[0] && !a->field; i++)
             if (match_from(a, rb->slots[log_fields[i].id], 0)) a->field = log_fields[i].field;
     }
+    if (match_from(a, rb->slots[S_CHARS_RANGE], 0)) { /* cut -c1-N, not head */
+        char *k = group_dup(a, 1, NULL);
+        a->chars_upto = k ? number_value(k) : -1;
+        free(k);
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+        mark_used(a, ov[0], ov[1]);
+    }
+    /* "the 20 most recent lines" is the end of the input, not "the 20 most ..." */
+    a->last_n = slot_number(a, S_LAST_N2, 1);
+    if (a->last_n > 0) {
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+        mark_used(a, ov[0], ov[1]);
+    }
     long n = slot_number(a, S_FIRST_N, 1);
     if (n < 0) n = slot_number(a, S_MOST_N, 1);
     if (n < 0) n = slot_number(a, S_N_LINES, 1);
     a->first_n = n;
-    a->last_n = slot_number(a, S_LAST_N, 1);
+    if (a->last_n < 0) a->last_n = slot_number(a, S_LAST_N, 1);
     if (a->first_n < 0 && a->last_n < 0) {
         if (a->flag[F_FIRST_LINE] && !a->flag[F_SKIP_HEADER]) a->first_n = 1;
         else if (a->flag[F_WHICH_MOST]) a->first_n = 1; /* "which IP made the most requests" */
         else if (a->flag[F_ONE_FILE]) a->first_n = 1;   /* "the newest file" */
+        else if (a->flag[F_SHOW_HEADER]) a->first_n = 1; /* "show the header of data.csv" */
         else if (a->flag[F_LAST_LINE]) a->last_n = 1;
     }
     extract_paths(a);
@@ -886,7 +979,7 @@ static void extract_slots(analysis *a) {
                 bool ok = !is_stopword(d) && !looks_like_file(d) && !strpbrk(d, "*?") &&
                           !is_not_dir(d) && !(id == S_DIR_IN_WORD && number_value(d) > 0);
                 if (ok)
-                    a->dir = d;
+                    a->dir = operand(d);
                 else
                     free(d);
             }
@@ -942,7 +1035,7 @@ static const char *count_flag(const analysis *a) {
 static void compose(analysis *a) {
     const bool *f = a->flag;
     bool per_file = f[F_PER_FILE] && (f[F_COUNT] || a->term);
-    bool per_item = f[F_PER_ITEM] && !per_file && !a->occurrences_of_term;
+    bool per_item = f[F_PER_ITEM] && !per_file && !a->occurrences_of_term && !a->json_key;
     bool source_find = false, source_grep = false, files_used = false, ls_sorted = false;
     char delim = f[F_CSV] ? ',' : f[F_TSV] ? '\t' : f[F_COLON] ? ':' : 0;
     if (!delim)
@@ -975,6 +1068,7 @@ static void compose(analysis *a) {
         step *st = add_step(a, "grep");
         if (k > 1) arg(a, st, flags);
         if (recursive && a->glob) argf(a, st, agx_sprintf("--include=%s", a->glob));
+        if (recursive && a->glob2) argf(a, st, agx_sprintf("--include=%s", a->glob2));
         if (a->term[0] == '-') arg(a, st, "-e");
         arg(a, st, a->term);
         if (recursive) arg(a, st, a->dir ? a->dir : ".");
@@ -997,12 +1091,15 @@ static void compose(analysis *a) {
         ls_sorted = true;
     } else if (a->n_files == 0 && !a->piped &&
                (a->glob || f[F_COUNT_FILES] || f[F_EMPTY_FILES] ||
-                (f[F_PER_FILE] && f[F_COUNT] && a->dir) || (f[F_TYPE_FILES] && !f[F_LIST]) ||
+                (f[F_PER_FILE] && f[F_COUNT] && !a->term) || (f[F_TYPE_FILES] && !f[F_LIST]) ||
                 ((a->find_size || a->find_time) && f[F_FILES]) ||
                 (f[F_DIRS] && (f[F_LIST] || f[F_COUNT] || f[F_TYPE_FILES])))) {
         step *st = add_step(a, "find");
         arg(a, st, a->dir ? a->dir : ".");
-        if (a->glob) {
+        if (a->glob && a->glob2) { /* ( -name A -o -name B ) */
+            const char *alt[] = {"(", "-name", a->glob, "-o", "-name", a->glob2, ")"};
+            for (size_t i = 0; i < sizeof alt / sizeof alt[0]; i++) arg(a, st, alt[i]);
+        } else if (a->glob) {
             arg(a, st, "-name");
             arg(a, st, a->glob);
         }
@@ -1021,13 +1118,15 @@ static void compose(analysis *a) {
             arg(a, st, a->find_time);
         }
         source_find = true;
-    } else if ((f[F_LIST] || ((f[F_BY_TIME] || f[F_BY_SIZE]) && f[F_FILES])) && a->n_files == 0 &&
-               !a->piped) {
+    } else if (f[F_FILE_SIZES] && a->n_files > 0) {
+        arg(a, add_step(a, "wc"), "-c"); /* the files attach below: one byte count each */
+    } else if ((f[F_LIST] || f[F_FILE_SIZES] || ((f[F_BY_TIME] || f[F_BY_SIZE]) && f[F_FILES])) &&
+               a->n_files == 0 && !a->piped) {
         step *st = add_step(a, "ls");
         char flags[8];
         size_t k = 0;
         flags[k++] = '-';
-        if (f[F_LONG] && !(f[F_BY_SIZE] && f[F_LONG] && a->first_n > 0)) flags[k++] = 'l';
+        if ((f[F_LONG] || f[F_FILE_SIZES]) && !(f[F_BY_SIZE] && a->first_n > 0)) flags[k++] = 'l';
         if (f[F_HIDDEN]) flags[k++] = 'a';
         if (f[F_BY_SIZE]) flags[k++] = 'S';
         else if (f[F_BY_TIME]) flags[k++] = 't';
@@ -1038,11 +1137,16 @@ static void compose(analysis *a) {
         ls_sorted = f[F_BY_SIZE] || f[F_BY_TIME]; /* ls did the sorting */
     }
 
-    /* json */
+    /* json: a key (of every element when the input is an array), keys, length, pretty */
+    bool json = f[F_JSON] || a->json_input, json_counted = false;
     if (a->json_key) {
         step *st = add_step(a, "jq");
         arg(a, st, "-r");
-        argf(a, st, agx_sprintf(".%s", a->json_key));
+        argf(a, st, agx_sprintf("%s.%s", a->json_array || f[F_EACH_ITEM] ? ".[]" : "", a->json_key));
+    } else if (json && f[F_COUNT] && !f[F_LINES] && !f[F_WORDS] && !f[F_CHARS] && !f[F_BYTES] &&
+               !f[F_FILES] && !a->term && !per_item) {
+        arg(a, add_step(a, "jq"), "length");
+        json_counted = true;
     } else if (f[F_KEYS] && (f[F_JSON] || a->json_input)) {
         arg(a, add_step(a, "jq"), "keys");
     } else if (f[F_PRETTY] && (f[F_JSON] || a->json_input)) {
@@ -1061,6 +1165,9 @@ static void compose(analysis *a) {
              a->longer_than > 0 ? agx_sprintf("length($0) > %ld", a->longer_than)
                                 : agx_sprintf("length($0) < %ld", a->shorter_than));
 
+    if (a->chars_upto > 0) argf(a, add_step(a, "cut"), agx_sprintf("-c1-%ld", a->chars_upto));
+    bool line_length = f[F_LINE_LENGTH] && a->chars_upto <= 0;
+    if (line_length) arg(a, add_step(a, "awk"), "{print length($0)}");
     /* sum or average a column (awk), else extract it */
     if ((f[F_SUM] || f[F_AVERAGE]) && !source_find) {
         const char *col = a->field_last ? "$NF" : NULL;
@@ -1174,7 +1281,11 @@ static void compose(analysis *a) {
     }
 
     /* limit */
-    if (a->line_from > 0) {
+    if (a->from_line > 0) {
+        step *st = add_step(a, "tail");
+        arg(a, st, "-n");
+        argf(a, st, agx_sprintf("+%ld", a->from_line));
+    } else if (a->line_from > 0) {
         step *st = add_step(a, "sed");
         arg(a, st, "-n");
         argf(a, st, a->line_from == a->line_to ? agx_sprintf("%ldp", a->line_from)
@@ -1186,7 +1297,8 @@ static void compose(analysis *a) {
     }
 
     /* count */
-    if (f[F_COUNT] && !per_item && !per_file && !f[F_SUM] && !f[F_AVERAGE]) {
+    if (f[F_COUNT] && !per_item && !per_file && !f[F_SUM] && !f[F_AVERAGE] && !json_counted &&
+        !line_length) {
         if (source_find && (f[F_LINES] || f[F_WORDS] || f[F_CHARS] || f[F_BYTES]) && !f[F_COUNT_FILES]) {
             step *st = add_step(a, "xargs");
             arg(a, st, "wc");
@@ -1273,7 +1385,9 @@ static void compose_from_registry(analysis *a, const agx_registry *reg) {
     const agx_tool *best = NULL;
     size_t best_len = 0;
     for (size_t t = 0; t < reg->count; t++) {
-        bool skip = false;
+        /* uniq's second operand is its output file, and the phrase tables already
+         * cover every use of it ("unique", "duplicates", "count occurrences") */
+        bool skip = strcmp(reg->tools[t].id, "uniq") == 0;
         for (size_t k = 0; k < sizeof needs_program / sizeof needs_program[0]; k++)
             skip |= a->n_quoted == 0 && strcmp(reg->tools[t].id, needs_program[k]) == 0;
         if (skip) continue;
@@ -1287,8 +1401,11 @@ static void compose_from_registry(analysis *a, const agx_registry *reg) {
     }
     if (!best) return;
     step *st = add_step(a, best->id);
-    for (size_t i = 0; i < a->n_quoted; i++)
+    for (size_t i = 0; i < a->n_quoted; i++) {
+        /* quoted text is data: never let it become an option of the tool */
+        if (a->text[a->quoted[i].start + 1] == '-') continue;
         argf(a, st, agx_strndup(a->text + a->quoted[i].start + 1, a->quoted[i].end - a->quoted[i].start - 2));
+    }
     for (size_t i = 0; i < a->n_files; i++) arg(a, st, a->files[i]);
 }
 
@@ -1306,6 +1423,7 @@ static void analysis_free(analysis *a) {
     for (size_t i = 0; i < a->n_files; i++) free(a->files[i]);
     free(a->dir);
     free(a->glob);
+    free(a->glob2);
     free(a->replace_from);
     free(a->replace_to);
     free(a->json_key);
@@ -1384,6 +1502,7 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
         const char *ex = in->excerpt;
         while (isspace((unsigned char)*ex)) ex++;
         a.json_input = *ex == '{' || *ex == '[';
+        a.json_array = *ex == '[';
         a.log_input = pcre2_match(rb->log_line, (PCRE2_SPTR)in->excerpt, strlen(in->excerpt), 0, 0,
                                   a.md, NULL) >= 0;
     }
@@ -1417,12 +1536,14 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
     }
     if (!a.oom) compose(&a);
     const char *missing = NULL; /* a tool the phrase tables chose that the registry lacks */
+    bool from_registry = false; /* planned from the registry's patterns with the user's quoted args */
     for (size_t i = 0; ctx && ctx->registry && i < a.n_steps && !missing; i++)
         if (!agx_registry_find(ctx->registry, a.steps[i].tool)) missing = a.steps[i].tool;
     if (!a.oom && (a.n_steps == 0 || missing) && ctx && ctx->registry) {
         analysis_clear_steps(&a);
         compose_from_registry(&a, ctx->registry);
         if (a.n_steps) missing = NULL;
+        from_registry = a.n_steps > 0;
     }
     if (a.oom) {
         s = agx_error_set(err, AGX_ERR_NOMEM, "out of memory planning '%.80s'", instruction);
@@ -1448,6 +1569,22 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
         s = agx_plan_add_task(&out->plan, a.steps[i].tool, (const char *const *)a.steps[i].args,
                               a.steps[i].n_args, i == 0 ? 0 : (int)i, err);
         if (s != AGX_OK) goto done;
+    }
+    if (ctx && ctx->registry) {
+        /* zero trust in itself too: a plan the validator refuses is declined, not returned */
+        agx_plan_limits limits = agx_plan_limits_default();
+        limits.max_tasks = max_tasks;
+        agx_error verr;
+        if (agx_plan_validate(&out->plan, ctx->registry, &limits, NULL, &verr) != AGX_OK) {
+            if (from_registry) /* the user's own arguments were refused */
+                s = agx_error_set(err, AGX_ERR_PARSE, "the arguments given for '%s' are not allowed in a "
+                                                      "plan (%s)", a.steps[0].tool, verr.message);
+            else
+                s = agx_error_set(err, AGX_ERR_PARSE, "the rules planner could not build a valid plan "
+                                                      "for '%.120s' (%s); rephrase it or configure a model",
+                                  instruction, verr.message);
+            goto done;
+        }
     }
     out->meta.model = agx_strdup("rules");
     out->meta.backend = agx_strdup("rules");

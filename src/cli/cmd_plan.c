@@ -82,7 +82,9 @@ static agx_status add_change(agx_plan *plan, void *user, agx_error *err) {
 
 static int plan_add(int argc, char **argv, const agx_planner_config *cfg) {
     if (argc < 2) return agx_cli_usage("'agx plan add' needs an instruction, e.g. agx plan add \"show the first 10 lines\"");
-    char *instruction = join_words(argc, argv, 1);
+    int first = strcmp(argv[1], "--") == 0 ? 2 : 1; /* "agx plan add -- -n is odd" */
+    if (first >= argc) return agx_cli_usage("'agx plan add' needs an instruction after --");
+    char *instruction = join_words(argc, argv, first);
     if (!instruction) return AGX_EXIT_INTERNAL;
     int rc = AGX_EXIT_OK;
     agx_error err;

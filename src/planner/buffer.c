@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,10 +16,18 @@ static agx_status read_buffer(const char *path, char **text, size_t *len, bool *
                               agx_error *err) {
     *missing = false;
     *text = NULL;
-    if (!agx_file_exists(path)) {
-        *missing = true;
-        return AGX_OK;
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT) {
+            *missing = true;
+            return AGX_OK;
+        }
+        return agx_error_set(err, AGX_ERR_IO, "cannot read plan buffer '%s': %s", path, strerror(errno));
     }
+    /* far more than any plan agx writes: damaged, not a buffer to load */
+    if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > AGX_BUFFER_MAX_BYTES)
+        return agx_error_set(err, AGX_ERR_JSON, "the file is %llu bytes, more than the %u-byte limit",
+                             (unsigned long long)st.st_size, AGX_BUFFER_MAX_BYTES);
     return agx_file_read_all(path, AGX_BUFFER_MAX_BYTES, text, len, err);
 }
 
@@ -33,16 +42,20 @@ agx_status agx_buffer_load(const char *path, agx_plan *out, agx_error *err) {
     char *text;
     size_t len = 0;
     bool missing;
-    agx_status s = read_buffer(path, &text, &len, &missing, err);
-    if (s != AGX_OK || missing) return s;
     agx_error perr;
     agx_error_clear(&perr);
-    /* An empty file is what a crash between create and write would leave with a
-     * non-atomic writer; agx never writes one, so it is corrupt too. */
-    if (only_space(text, len))
-        s = agx_error_set(&perr, AGX_ERR_JSON, "the file is empty");
-    else
-        s = agx_plan_from_json(text, len, out, &perr);
+    agx_status s = read_buffer(path, &text, &len, &missing, &perr);
+    if (s == AGX_OK && missing) return AGX_OK;
+    if (s != AGX_OK && s != AGX_ERR_JSON) {
+        if (err) *err = perr;
+        return s;
+    }
+    /* (AGX_ERR_JSON here: too large, and perr says so.) An empty file is what a
+     * crash between create and write would leave with a non-atomic writer; agx
+     * never writes one, so it is corrupt too. */
+    if (s == AGX_OK)
+        s = only_space(text, len) ? agx_error_set(&perr, AGX_ERR_JSON, "the file is empty")
+                                  : agx_plan_from_json(text, len, out, &perr);
     free(text);
     if (s != AGX_OK) {
         agx_plan_free(out);

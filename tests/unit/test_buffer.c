@@ -199,6 +199,18 @@ static void test_truncated_buffer_is_detected_and_kept(void **state) {
         agx_plan q;
         assert_int_equal(agx_buffer_load(path, &q, &err), AGX_ERR_JSON);
     }
+    /* a file far larger than any buffer agx writes is corrupt too, and reset moves it */
+    FILE *big = fopen(path, "wb");
+    assert_non_null(big);
+    assert_int_equal(ftruncate(fileno(big), (off_t)AGX_BUFFER_MAX_BYTES + 1), 0); /* sparse */
+    fclose(big);
+    agx_plan q;
+    assert_int_equal(agx_buffer_load(path, &q, &err), AGX_ERR_JSON);
+    assert_non_null(strstr(err.message, "limit"));
+    char *moved = NULL;
+    assert_int_equal(agx_buffer_reset(path, &moved, &err), AGX_OK);
+    assert_non_null(moved);
+    free(moved);
     free(full);
     agx_plan_free(&p);
     agx_plan_free(&steps);

@@ -189,6 +189,16 @@ static void test_plan_flow(void **state) {
     result_free(&r);
     assert_int_equal(buffer_tasks(), 7);
 
+    /* "--" ends the options: what follows is the instruction even if it looks like one */
+    r = agx("plan add -- --help", NULL);
+    assert_int_equal(r.rc, AGX_EXIT_DATA);
+    assert_non_null(strstr(r.err, "no tool matches '--help'"));
+    result_free(&r);
+    r = agx("plan add --help", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(r.out, "Usage: agx plan"));
+    result_free(&r);
+
     r = agx("plan validate --refine", NULL);
     assert_int_equal(r.rc, AGX_EXIT_CONFIG);
     assert_non_null(strstr(r.err, "not available"));

@@ -56,6 +56,10 @@ static const rules_case cases[] = {
     {"pretty print config.json", NULL, "jq [.] [config.json]"},
     {"extract the name field from the json", "{\"name\": 1}\n", "jq [-r] [.name]"},
     {"show the contents of notes.txt", NULL, "cat [notes.txt]"},
+    {"extract the id field", "[{\"id\": 1}, {\"id\": 2}]\n", "jq [-r] [.[].id]"},
+    {"get the name of each item in users.json", NULL, "jq [-r] [.[].name] [users.json]"},
+    {"count the elements in data.json", NULL, "jq [length] [data.json]"},
+    {"show the header of data.csv", NULL, "head [-n] [1] [data.csv]"},
     {"remove blank lines", "a\n\nb\n", "sed [/^$/d]"},
     {"find files larger than 10MB", NULL, "find [.] [-type] [f] [-size] [+10M]"},
     {"find files modified in the last 7 days under src", NULL, "find [src] [-type] [f] [-mtime] [-7]"},
@@ -102,6 +106,32 @@ static const rules_case cases[] = {
     {"remove lines containing foo", NULL, "grep [-v] [foo]"},
     {"skip the header and sum the third column of data.csv", NULL,
      "tail [-n] [+2] [data.csv] | awk [-F,] [{s += $3} END {print s}]"},
+    {"what are the most common words in README.md", NULL,
+     "cat [README.md] | tr [-s] [[:space:]] [\\n] | sort | uniq [-c] | sort [-rn]"},
+    {"what is the most common line", "a\n", "sort | uniq [-c] | sort [-rn] | head [-n] [1]"},
+    {"show hidden files", NULL, "ls [-a]"},
+    {"search recursively for 'malloc' in src", NULL, "grep [-rn] [malloc] [src]"},
+    {"show all lines except those containing DEBUG", "x\n", "grep [-v] [DEBUG]"},
+    {"print the lines between 5 and 15", "x\n", "sed [-n] [5,15p]"},
+    {"show the 20 most recent lines of app.log", NULL, "tail [-n] [20] [app.log]"},
+    {"get the 2nd field of each line separated by colons", "a:b\n", "cut [-d:] [-f2]"},
+    {"print every line that contains a number", "a1\n", "grep [-E] [[0-9]]"},
+    {"cut the first 5 characters of each line", "abcdefg\n", "cut [-c1-5]"},
+    {"show the size of each file", NULL, "ls [-l]"},
+    {"count the number of lines in each file", NULL, "find [.] [-type] [f] | xargs [wc] [-l]"},
+    {"find all shell scripts", NULL, "find [.] [-name] [*.sh]"},
+    {"list only directories", NULL, "find [.] [-type] [d]"},
+    {"how many times does 'foo' appear in bar.txt", NULL, "grep [-o] [foo] [bar.txt] | wc [-l]"},
+    {"how often does ERROR occur in app.log", NULL, "grep [-o] [ERROR] [app.log] | wc [-l]"},
+    {"find all .c and .h files", NULL, "find [.] [(] [-name] [*.c] [-o] [-name] [*.h] [)]"},
+    {"grep TODO in .c and .h files under src", NULL,
+     "grep [-rn] [--include=*.c] [--include=*.h] [TODO] [src]"},
+    {"display everything after line 10", "x\n", "tail [-n] [+11]"},
+    {"count characters in each line", "ab\n", "awk [{print length($0)}]"},
+    /* user text never becomes an option: paths starting with '-' are made ./-x */
+    {"list files under -delete", NULL, "ls [./-delete]"},
+    {"show the first 3 lines of -rf.txt", NULL, "head [-n] [3] [./-rf.txt]"},
+    {"grep '-v' in notes.txt", NULL, "grep [-e] [-v] [notes.txt]"},
     {"show the 10 most frequent client IPs", access_excerpt,
      "awk [{print $1}] | sort | uniq [-c] | sort [-rn] | head [-n] [10]"},
     {"count requests per status code", access_excerpt,
@@ -284,6 +314,21 @@ static void test_registry_patterns_and_missing_tools(void **state) {
     assert_string_equal(got, "frob [fast] [parts.txt]");
     free(got);
     agx_generated_plan_free(&gp);
+    /* a quoted string that looks like an option is not passed to the tool */
+    assert_int_equal(plan_for(b, &reg, "frobnicate '-rf' 'x'", NULL, &gp, &err), AGX_OK);
+    got = render(&gp.plan);
+    assert_string_equal(got, "frob [x]");
+    free(got);
+    agx_generated_plan_free(&gp);
+    /* arguments the validator refuses (a command run from awk) are declined */
+    char *awk_patterns[] = {"crunch the numbers"};
+    agx_tool awk_tools[] = {{"awk", "awk", "Pattern scanning", awk_patterns, 1, ok, 1}};
+    agx_registry awk_reg = {awk_tools, 1, 1};
+    assert_int_equal(plan_for(b, &awk_reg, "crunch the numbers with 'BEGIN {system(\"id\")}'", NULL, &gp,
+                              &err),
+                     AGX_ERR_PARSE);
+    assert_non_null(strstr(err.message, "not allowed"));
+    assert_int_equal(gp.plan.n_tasks, 0);
     /* grep is not in this registry */
     assert_int_equal(plan_for(b, &reg, "lines containing ERROR", "x\n", &gp, &err), AGX_ERR_PARSE);
     assert_non_null(strstr(err.message, "'grep'"));
