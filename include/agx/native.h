@@ -58,13 +58,16 @@ typedef struct agx_gen_stats {
     int64_t closing_tokens;    /* of the forced, written by the budget's shortest completion */
     int64_t masks;             /* full-vocabulary masks built (the sampler's first pick was refused) */
     int64_t evals;             /* forward calls after the prompt */
-    double prefill_ms;         /* evaluating the prompt (after the reused prefix) */
-    double ttft_ms;            /* until the first generated token was chosen */
-    double decode_ms;          /* forward passes after the prompt */
+    double prefill_ms;         /* until the prompt (after the reused prefix) and the
+                                  opening forced span were evaluated */
+    double ttft_ms;            /* until the model chose its first token (forced tokens
+                                  before it are known without the model) */
+    double decode_ms;          /* forward passes after the prefill; each pass takes a
+                                  sampled token plus the forced span after it */
     double mask_ms;            /* grammar checks, masks and plan rules */
     double sample_ms;          /* sampler */
     double total_ms;
-    double tokens_per_s;       /* generated_tokens / (total_ms - ttft_ms) */
+    double tokens_per_s;       /* generated_tokens (forced included) / (total_ms - ttft_ms) */
     bool closed_by_budget;     /* AGX_CANDLE_MAX_TOKENS or the context ran low */
     int repaired_args;         /* arguments the validator refused and the backend removed */
 } agx_gen_stats;

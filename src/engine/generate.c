@@ -605,17 +605,25 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
     e->n_cache = (size_t)agx_context_n_past(e->ctx) < keep ? (size_t)agx_context_n_past(e->ctx) : keep;
     keep = e->n_cache;
     stats->reused_tokens = (int64_t)keep;
-    st = eval_tokens(e, prompt + keep, n_prompt - keep, err);
-    if (st != AGX_OK) goto done;
-    stats->prefill_ms = ms_since(r.t0_us);
-
+    /* Tokens known but not yet evaluated: the prompt's tail, then each
+     * sampled token together with the forced span that follows it, so every
+     * step is one forward call (forced spans ride along in the batch). */
+    size_t cap_pend = n_prompt - keep + FORCED_CAP + 1;
+    int32_t *pend = malloc(cap_pend * sizeof *pend);
+    size_t n_pend = n_prompt - keep;
+    if (!pend) {
+        st = agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    memcpy(pend, prompt + keep, n_pend * sizeof *pend);
+    bool first_eval = true;
     const char *guide = o->guide;
     char forced[FORCED_CAP];
     for (;;) {
         if (r.st && agx_grammar_is_complete(r.st)) break;
-        /* budget: tokens and context */
+        /* budget: tokens and context (pending tokens will take context too) */
         int64_t left_tokens = (int64_t)max_tokens - stats->generated_tokens;
-        int64_t left_ctx = (int64_t)n_ctx - (int64_t)e->n_cache;
+        int64_t left_ctx = (int64_t)n_ctx - (int64_t)e->n_cache - (int64_t)n_pend;
         int64_t left = left_tokens < left_ctx ? left_tokens : left_ctx;
         if (!r.st && left <= 0) break;
         if (r.st) {
@@ -626,7 +634,7 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
                 st = close_document(&r, err);
                 break;
             }
-            /* forced span: appended without sampling, evaluated as one batch */
+            /* forced span: appended without sampling, evaluated in the next batch */
             mt = agx_time_us();
             size_t nf = collect_forced(&r, forced, sizeof forced);
             stats->mask_ms += ms_since(mt);
@@ -636,19 +644,32 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
                 size_t n_ids = 0;
                 st = tokenize_forced(e, forced, nf, &ids, &n_ids, err);
                 if (st != AGX_OK) break;
-                if (stats->generated_tokens == 0) stats->ttft_ms = ms_since(r.t0_us);
                 stats->forced_tokens += (int64_t)n_ids;
                 stats->generated_tokens += (int64_t)n_ids;
-                if (!agx_grammar_is_complete(r.st)) {
-                    int64_t et = agx_time_us();
-                    st = eval_tokens(e, ids, n_ids, err);
-                    stats->decode_ms += ms_since(et);
-                    stats->evals++;
+                if (n_pend + n_ids > cap_pend) {
+                    int32_t *np = realloc(pend, (n_pend + n_ids) * sizeof *np);
+                    if (!np) {
+                        free(ids);
+                        st = agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
+                        break;
+                    }
+                    pend = np;
+                    cap_pend = n_pend + n_ids;
                 }
+                memcpy(pend + n_pend, ids, n_ids * sizeof *ids);
+                n_pend += n_ids;
                 free(ids);
-                if (st != AGX_OK) break;
-                continue;
+                if (agx_grammar_is_complete(r.st)) break; /* nothing more to evaluate */
             }
+        }
+        if (n_pend > 0) {
+            int64_t et = agx_time_us();
+            st = eval_tokens(e, pend, n_pend, err);
+            if (first_eval) stats->prefill_ms = ms_since(r.t0_us);
+            else stats->decode_ms += ms_since(et), stats->evals++;
+            first_eval = false;
+            n_pend = 0;
+            if (st != AGX_OK) break;
         }
         /* sample: the unconstrained pick first (rejection sampling keeps the
          * distribution of sampling under the mask), the full mask only when
@@ -712,16 +733,12 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
             if (o->on_text && b && len) o->on_text(o->user, (const char *)b, len);
         }
         agx_sampler_accept(sampler, tok);
-        if (stats->generated_tokens == 0) stats->ttft_ms = ms_since(r.t0_us);
+        if (stats->sampled_tokens == 0) stats->ttft_ms = ms_since(r.t0_us);
         stats->sampled_tokens++;
         stats->generated_tokens++;
-        if (r.st && agx_grammar_is_complete(r.st)) break;
-        int64_t et = agx_time_us();
-        st = eval_tokens(e, &tok, 1, err);
-        stats->decode_ms += ms_since(et);
-        stats->evals++;
-        if (st != AGX_OK) break;
+        pend[n_pend++] = tok; /* cap_pend >= FORCED_CAP + 1 after every eval */
     }
+    free(pend);
     if (st == AGX_OK && r.st && !agx_grammar_is_complete(r.st))
         st = agx_error_set(err, AGX_ERR_ENGINE, "internal: generation ended before the plan closed");
 
