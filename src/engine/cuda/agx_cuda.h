@@ -28,6 +28,11 @@ agx_status agx_cuda_probe(agx_device_info *info, agx_error *err);
  * machines without a GPU. */
 bool agx_cuda_dequant_row_host(uint32_t type, const void *row, int64_t n, float *out);
 
+/* Kernel-by-kernel check against the CPU ops on synthetic data (selftest.cu).
+ * *report (caller frees) lists every check with its error; AGX_ERR_ENGINE when
+ * any failed. Needs a GPU. */
+agx_status agx_cuda_selftest(char **report, agx_error *err);
+
 /* The CUDA forward pass (see agx_device_forward in model_device.h). */
 const agx_device_forward *agx_cuda_forward(void);
 
