@@ -83,7 +83,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--cpu-reps") && i + 1 < argc) cpu = true, cpu_reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--json")) json = true;
         else {
-            fprintf(stderr, "usage: bench_cuda -m MODEL [-p 512] [-n 128] [-r 3] [-t THREADS] [--cpu] [--cpu-reps N] [--json]\n");
+            fprintf(stderr, "usage: bench_cuda -m MODEL [-p 512] [-n 128] [-r 3] [-t THREADS] [--cpu] [--cpu-reps N] "
+                            "[--json]\n");
             return 1;
         }
     }

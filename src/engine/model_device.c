@@ -193,7 +193,8 @@ agx_status agx_device_context_create(const agx_gguf *g, int n_ctx, int n_ubatch,
     if (st != AGX_OK || info->kind == AGX_DEVICE_CPU) return st;
     const agx_device_forward *f = agx_device_forward_get(info->kind);
     if (!f)
-        return agx_error_set(err, AGX_ERR_UNAVAILABLE, "no forward pass for device %s in this build; set AGX_DEVICE=cpu",
+        return agx_error_set(err, AGX_ERR_UNAVAILABLE,
+                             "no forward pass for device %s in this build; set AGX_DEVICE=cpu",
                              agx_device_kind_name(info->kind));
     agx_dev_model dm;
     if ((st = agx_dev_model_from_gguf(g, &dm, err)) != AGX_OK) return st;

@@ -184,7 +184,8 @@ agx_status ctx_create_inner(CudaCtx *c, const agx_dev_model *dm, const agx_devic
     c->kv_f32 = kv_type == AGX_KV_F32;
     c->n_ctx = n_ctx;
     c->n_ubatch = n_ubatch;
-    if (c->hd > 256 || c->n_head_kv <= 0 || c->n_head % c->n_head_kv || c->n_rot <= 0 || c->n_rot > c->hd || c->n_rot % 2)
+    if (c->hd > 256 || c->n_head_kv <= 0 || c->n_head % c->n_head_kv || c->n_rot <= 0 || c->n_rot > c->hd ||
+        c->n_rot % 2)
         return agx_error_set(err, AGX_ERR_UNAVAILABLE,
                              "the CUDA path supports head_dim <= 256 with n_head a multiple of n_head_kv "
                              "(model: head_dim %d, %d/%d heads); set AGX_DEVICE=cpu",

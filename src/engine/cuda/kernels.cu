@@ -225,7 +225,8 @@ __global__ void k_dequant_f16(const uint8_t *__restrict__ W, size_t row_bytes, i
 }
 
 template <int T>
-__global__ void k_embed(const uint8_t *__restrict__ W, size_t row_bytes, int n_units, const int32_t *__restrict__ tokens,
+__global__ void k_embed(const uint8_t *__restrict__ W, size_t row_bytes, int n_units,
+                        const int32_t *__restrict__ tokens,
                         int n_tok, float *__restrict__ x) {
     const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)n_tok * (size_t)n_units) return;

@@ -146,7 +146,8 @@ void test_rows(Report &r, Rng &rng) {
     Pool pool;
     float *dx = pool.up(x), *da = pool.up(add), *dw = pool.up(w), *dout = pool.up(std::vector<float>(ref.size()));
     std::vector<float> got(ref.size()), gx(x.size());
-    cudaError_t e = dx && da && dw && dout ? agxc::rmsnorm(nullptr, dx, da, dw, dout, n, E, 1e-6f) : cudaErrorMemoryAllocation;
+    cudaError_t e =
+        dx && da && dw && dout ? agxc::rmsnorm(nullptr, dx, da, dw, dout, n, E, 1e-6f) : cudaErrorMemoryAllocation;
     if (e == cudaSuccess) e = cudaDeviceSynchronize();
     if (e != cudaSuccess || !down(got, (const float *)dout) || !down(gx, (const float *)dx))
         r.fail("rmsnorm (+residual)", cudaGetErrorString(e));
