@@ -2,19 +2,19 @@
 # gpu-check.sh — the one GPU run owed by issue 9 (CUDA backend). See docs/cuda.md.
 #
 #   scripts/gpu-check.sh prepare      HERE (no GPU needed): builds build-cuda and
-#       bundles into .gpucheck/ (git-ignored via .git/info/exclude) the test and
+#       bundles into build-gpucheck/ (ignored by .gitignore's /build*/) the test and
 #       bench binaries, the two non-system libraries they need (jansson, cmocka)
 #       and the reference models (all cases but qwen2-tiny-F32, to stay under the
 #       device tool's 64 MiB), so the device machine needs neither the Debian
 #       -dev packages nor ../shared. Then, with the device tool:
-#         run(command="scripts/gpu-check.sh all", carry=[".gpucheck"], timeout_s=570)
+#         run(command="scripts/gpu-check.sh all", carry=["build-gpucheck"], timeout_s=570)
 #   scripts/gpu-check.sh [all|core|nemo]   ON THE GPU MACHINE:
 #       core: GPU tests (device selection, conformance vs llama.cpp logits in the
 #             CPU bands, eval errors), compute-sanitizer memcheck, and the
 #             Qwen2.5-1.5B-shaped Q4_K_M bench (pp512/tg128 GPU next to the CPU)
 #       nemo: the Mistral-Nemo-12B-shaped Q4_K_M bench (1 rep)
 #       all:  both (default)
-#   Uses .gpucheck/bin when its binaries run there, else builds build-cuda from
+#   Uses build-gpucheck/bin when its binaries run there, else builds build-cuda from
 #   source (needs nvcc, cmake and the -dev packages of scripts/install-deps.sh).
 #   Results go to $OUT (default ./gpu-out): summary.txt, env.txt, build.log,
 #   tests.txt, memcheck.txt, bench.txt, bench.jsonl — each written as its step
@@ -39,11 +39,11 @@ if [ "$MODE" = prepare ]; then
   [ -f "$REF/models/manifest.json" ] || { echo "prepare: no $REF/models/manifest.json (set AGX_REF_DIR)"; exit 1; }
   echo "prepare: building build-cuda"
   build_cuda /tmp/agx-gpucheck-build.log || { tail -30 /tmp/agx-gpucheck-build.log; exit 1; }
-  rm -rf .gpucheck && mkdir -p .gpucheck/bin .gpucheck/lib .gpucheck/ref/models
-  for b in $BINS; do cp "build-cuda/$b" .gpucheck/bin/; done
+  rm -rf build-gpucheck && mkdir -p build-gpucheck/bin build-gpucheck/lib build-gpucheck/ref/models
+  for b in $BINS; do cp "build-cuda/$b" build-gpucheck/bin/; done
   for b in $BINS; do ldd "build-cuda/$b" | awk '$3 ~ /^\// {print $3}'; done | sort -u |
-    grep -E 'libjansson|libcmocka' | xargs -r -I{} cp -L {} .gpucheck/lib/
-  python3 - "$REF/models" .gpucheck/ref/models <<'PY'
+    grep -E 'libjansson|libcmocka' | xargs -r -I{} cp -L {} build-gpucheck/lib/
+  python3 - "$REF/models" build-gpucheck/ref/models <<'PY'
 import json, shutil, sys, os
 src, dst = sys.argv[1], sys.argv[2]
 man = json.load(open(os.path.join(src, "manifest.json")))
@@ -55,9 +55,8 @@ man["cases"] = keep
 json.dump(man, open(os.path.join(dst, "manifest.json"), "w"), indent=1)
 print("prepare: %d reference cases bundled" % len(keep))
 PY
-  grep -qx '/.gpucheck/' .git/info/exclude 2>/dev/null || echo '/.gpucheck/' >>"$(git rev-parse --git-path info/exclude)"
-  du -sh .gpucheck
-  echo "prepare: done. Now: run(command=\"scripts/gpu-check.sh all\", carry=[\".gpucheck\"], timeout_s=570)"
+  du -sh build-gpucheck
+  echo "prepare: done. Now: run(command=\"scripts/gpu-check.sh all\", carry=[\"build-gpucheck\"], timeout_s=570)"
   exit 0
 fi
 
@@ -68,13 +67,13 @@ SUM="$OUT/summary.txt"
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$SUM"; }
 REF=${AGX_REF_DIR:-}
 if [ -z "$REF" ]; then
-  for d in .gpucheck/ref ../shared/ref shared/ref; do
+  for d in build-gpucheck/ref ../shared/ref shared/ref; do
     [ -f "$d/models/manifest.json" ] && REF=$(cd "$d" && pwd) && break
   done
 fi
 # cuBLAS / cudart of the machine's toolkit (or of its Python wheels)
 CULIB=$(python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__) + "/lib")' 2>/dev/null)
-export LD_LIBRARY_PATH="$PWD/.gpucheck/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${CULIB:-}:${LD_LIBRARY_PATH:-}"
+export LD_LIBRARY_PATH="$PWD/build-gpucheck/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${CULIB:-}:${LD_LIBRARY_PATH:-}"
 
 log "gpu-check $MODE: git $(git rev-parse --short HEAD 2>/dev/null || echo '?'), nvcc ${NVCC:-none}, ref ${REF:-none}, $JOBS cores"
 {
@@ -84,8 +83,8 @@ log "gpu-check $MODE: git $(git rev-parse --short HEAD 2>/dev/null || echo '?'),
 } >"$OUT/env.txt" 2>&1
 
 B=
-if [ "${GPU_CHECK_BUILD:-0}" != 1 ] && [ -x .gpucheck/bin/test_device ]; then
-  if .gpucheck/bin/test_device >"$OUT/build.log" 2>&1; then B=.gpucheck/bin; log "using the prebuilt .gpucheck/bin"
+if [ "${GPU_CHECK_BUILD:-0}" != 1 ] && [ -x build-gpucheck/bin/test_device ]; then
+  if build-gpucheck/bin/test_device >"$OUT/build.log" 2>&1; then B=build-gpucheck/bin; log "using the prebuilt build-gpucheck/bin"
   else log "prebuilt binaries do not run here (see build.log): building"; fi
 fi
 if [ -z "$B" ]; then
