@@ -7,7 +7,8 @@
 #       and the reference models (all cases but qwen2-tiny-F32, to stay under the
 #       device tool's 64 MiB), so the device machine needs neither the Debian
 #       -dev packages nor ../shared. Then, with the device tool:
-#         run(command="scripts/gpu-check.sh all", carry=["build-gpucheck"], timeout_s=570)
+#         run(command="scripts/gpu-check.sh core", carry=["build-gpucheck"], timeout_s=420)
+#         run(command="scripts/gpu-check.sh nemo", carry=["build-gpucheck"], timeout_s=420)
 #   scripts/gpu-check.sh [all|core|nemo]   ON THE GPU MACHINE:
 #       core: GPU tests (device selection, conformance vs llama.cpp logits in the
 #             CPU bands, eval errors), compute-sanitizer memcheck, and the
@@ -56,7 +57,8 @@ json.dump(man, open(os.path.join(dst, "manifest.json"), "w"), indent=1)
 print("prepare: %d reference cases bundled" % len(keep))
 PY
   du -sh build-gpucheck
-  echo "prepare: done. Now: run(command=\"scripts/gpu-check.sh all\", carry=[\"build-gpucheck\"], timeout_s=570)"
+  echo "prepare: done. Now: run(command=\"scripts/gpu-check.sh core\", carry=[\"build-gpucheck\"], timeout_s=420)," \
+       "then the same with nemo"
   exit 0
 fi
 
@@ -113,7 +115,8 @@ if [ "$MODE" = all ] || [ "$MODE" = core ]; then
   SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
   if [ -n "$SAN" ]; then
     log "compute-sanitizer memcheck on test_model_cuda"
-    AGX_REF_DIR="$REF" timeout 180 "$SAN" --tool memcheck --print-limit 20 "$B/test_model_cuda" >"$OUT/memcheck.txt" 2>&1
+    AGX_REF_DIR="$REF" AGX_GPU_CASES=qwen2-tiny-Q4_K_M,llama-tiny-Q8_0,qwen2-tiny-F16 timeout 180 \
+      "$SAN" --tool memcheck --print-limit 20 "$B/test_model_cuda" >"$OUT/memcheck.txt" 2>&1
     echo "memcheck rc=$?" >>"$OUT/memcheck.txt"
     grep -E 'ERROR SUMMARY|rc=' "$OUT/memcheck.txt" | tail -3 | tee -a "$SUM"
   else
