@@ -71,6 +71,7 @@ struct CudaCtx {
     int *d_pos = nullptr;
     /* decode graph */
     bool use_graph = true;
+    bool debug_sync = false;   /* AGX_CUDA_DEBUG=1: synchronize after every launch, name the failing kernel */
     cudaGraphExec_t graph = nullptr;
 };
 
@@ -86,6 +87,14 @@ struct CudaCtx {
         if (s_ != CUBLAS_STATUS_SUCCESS)                                                                 \
             return agx_error_set(err, AGX_ERR_ENGINE, "cuBLAS: %s failed: %s", what,                     \
                                  cublasGetStatusString(s_));                                             \
+    } while (0)
+
+/* A kernel launch; with AGX_CUDA_DEBUG=1 also waits for it, so that an
+ * asynchronous fault is reported at the kernel that caused it. */
+#define LAUNCH(c, call, what)                                                   \
+    do {                                                                        \
+        CU_TRY(call, what " launch");                                           \
+        if ((c)->debug_sync) CU_TRY(cudaStreamSynchronize((c)->stream), what); \
     } while (0)
 
 agx_status dev_alloc(CudaCtx *c, size_t bytes, void **out, const char *what, agx_error *err) {
@@ -192,6 +201,9 @@ agx_status ctx_create_inner(CudaCtx *c, const agx_dev_model *dm, const agx_devic
                              c->hd, c->n_head, c->n_head_kv);
     const char *g = agx_env("AGX_CUDA_GRAPHS");
     c->use_graph = !(g && !strcmp(g, "0"));
+    const char *dbg = agx_env("AGX_CUDA_DEBUG");
+    c->debug_sync = dbg && !strcmp(dbg, "1");
+    if (c->debug_sync) c->use_graph = false;   /* no synchronisation inside a capture */
 
     /* weights: tied output shares the embedding upload */
     if ((st = upload_mat(c, &dm->tok_embd, &c->tok_embd, err)) != AGX_OK) return st;
@@ -281,9 +293,10 @@ agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int n, float *y, 
     if (n <= MMV_MAX_TOKENS || !c->wtile) {
         for (int t0 = 0; t0 < n; t0 += 65535) {
             const int nt = n - t0 < 65535 ? n - t0 : 65535;
-            CU_TRY(agxc::matvec(c->stream, W.type, W.d, W.row_bytes, W.n_rows, W.n_cols, x + (size_t)t0 * W.n_cols,
-                                nt, y + (size_t)t0 * y_ld, y_ld),
-                   "matvec launch");
+            LAUNCH(c,
+                   agxc::matvec(c->stream, W.type, W.d, W.row_bytes, W.n_rows, W.n_cols, x + (size_t)t0 * W.n_cols, nt,
+                                y + (size_t)t0 * y_ld, y_ld),
+                   "matvec");
         }
         return AGX_OK;
     }
@@ -294,20 +307,21 @@ agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int n, float *y, 
                  "SGEMM");
         return AGX_OK;
     }
-    CU_TRY(agxc::f32_to_f16(c->stream, x, c->xtile, (size_t)n * (size_t)W.n_cols), "f16 conversion");
+    LAUNCH(c, agxc::f32_to_f16(c->stream, x, c->xtile, (size_t)n * (size_t)W.n_cols), "f16 conversion");
     int rows_per_tile = (int)(c->wtile_elems / (size_t)W.n_cols);
     if (rows_per_tile < 1) rows_per_tile = 1;   /* cannot happen: the tile holds the widest row */
     for (int r0 = 0; r0 < W.n_rows; r0 += rows_per_tile) {
         const int nr = W.n_rows - r0 < rows_per_tile ? W.n_rows - r0 : rows_per_tile;
         const void *A = W.d + (size_t)r0 * W.row_bytes;
         if (W.type != 1 /* f16 weights are used in place */) {
-            CU_TRY(agxc::dequant_f16(c->stream, W.type, A, W.row_bytes, nr, W.n_cols, c->wtile), "dequantize launch");
+            LAUNCH(c, agxc::dequant_f16(c->stream, W.type, A, W.row_bytes, nr, W.n_cols, c->wtile), "dequantize");
             A = c->wtile;
         }
         BLAS_TRY(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, nr, n, W.n_cols, &one, A, CUDA_R_16F, W.n_cols,
                               c->xtile, CUDA_R_16F, W.n_cols, &zero, y + r0, CUDA_R_32F, y_ld, CUBLAS_COMPUTE_32F,
                               CUBLAS_GEMM_DEFAULT),
                  "GEMM");
+        if (c->debug_sync) CU_TRY(cudaStreamSynchronize(c->stream), "GEMM");
     }
     return AGX_OK;
 }
@@ -316,28 +330,31 @@ agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int n, float *y, 
  * leaving the hidden states in c->x. Launch-only: also recorded into graphs. */
 agx_status layers(CudaCtx *c, int n, agx_error *err) {
     agx_status st;
-    CU_TRY(agxc::embed(c->stream, c->tok_embd.type, c->tok_embd.d, c->tok_embd.row_bytes, c->E, c->d_tokens, n, c->x),
-           "embedding launch");
+    LAUNCH(c,
+           agxc::embed(c->stream, c->tok_embd.type, c->tok_embd.d, c->tok_embd.row_bytes, c->E, c->d_tokens, n, c->x),
+           "embedding");
     for (int l = 0; l < c->n_layer; l++) {
         const DevLayer *L = &c->layers[l];
         uint8_t *kc = c->kcache + (size_t)l * c->kv_layer_bytes, *vc = c->vcache + (size_t)l * c->kv_layer_bytes;
-        CU_TRY(agxc::rmsnorm(c->stream, c->x, nullptr, L->attn_norm, c->xb, n, c->E, c->eps), "rmsnorm launch");
+        LAUNCH(c, agxc::rmsnorm(c->stream, c->x, nullptr, L->attn_norm, c->xb, n, c->E, c->eps), "rmsnorm");
         if ((st = matmul(c, L->wq, c->xb, n, c->q, c->QD, err))) return st;
         if ((st = matmul(c, L->wk, c->xb, n, c->k, c->KVD, err))) return st;
         if ((st = matmul(c, L->wv, c->xb, n, c->v, c->KVD, err))) return st;
-        CU_TRY(agxc::qkv_rope_store(c->stream, c->q, c->k, c->v, L->bq, L->bk, L->bv, c->rope_cs, c->d_pos, n,
+        LAUNCH(c,
+               agxc::qkv_rope_store(c->stream, c->q, c->k, c->v, L->bq, L->bk, L->bv, c->rope_cs, c->d_pos, n,
                                     c->n_head, c->n_head_kv, c->hd, c->n_rot, c->neox, kc, vc, c->kv_f32),
-               "rope launch");
-        CU_TRY(agxc::attention(c->stream, c->q, kc, vc, c->kv_f32, c->att, c->d_pos, n, c->n_head, c->n_head_kv,
-                               c->hd, c->attn_scale),
-               "attention launch");
+               "bias+rope+cache");
+        LAUNCH(c,
+               agxc::attention(c->stream, c->q, kc, vc, c->kv_f32, c->att, c->d_pos, n, c->n_head, c->n_head_kv, c->hd,
+                               c->attn_scale),
+               "attention");
         if ((st = matmul(c, L->wo, c->att, n, c->xb, c->E, err))) return st;
-        CU_TRY(agxc::rmsnorm(c->stream, c->x, c->xb, L->ffn_norm, c->xb, n, c->E, c->eps), "rmsnorm launch");
+        LAUNCH(c, agxc::rmsnorm(c->stream, c->x, c->xb, L->ffn_norm, c->xb, n, c->E, c->eps), "residual+rmsnorm");
         if ((st = matmul(c, L->w_gate, c->xb, n, c->hb, c->F, err))) return st;
         if ((st = matmul(c, L->w_up, c->xb, n, c->hb2, c->F, err))) return st;
-        CU_TRY(agxc::swiglu(c->stream, c->hb, c->hb2, (size_t)n * (size_t)c->F), "swiglu launch");
+        LAUNCH(c, agxc::swiglu(c->stream, c->hb, c->hb2, (size_t)n * (size_t)c->F), "swiglu");
         if ((st = matmul(c, L->w_down, c->hb, n, c->xb, c->E, err))) return st;
-        CU_TRY(agxc::add_inplace(c->stream, c->x, c->xb, (size_t)n * (size_t)c->E), "add launch");
+        LAUNCH(c, agxc::add_inplace(c->stream, c->x, c->xb, (size_t)n * (size_t)c->E), "residual add");
     }
     return AGX_OK;
 }
@@ -346,7 +363,7 @@ agx_status layers(CudaCtx *c, int n, agx_error *err) {
 agx_status logits_rows(CudaCtx *c, int r0, int nr, agx_error *err) {
     float *xr = c->x + (size_t)r0 * c->E;
     /* the norm goes to xb rows 0..nr (xb is free once the layers are done) */
-    CU_TRY(agxc::rmsnorm(c->stream, xr, nullptr, c->output_norm, c->xb, nr, c->E, c->eps), "rmsnorm launch");
+    LAUNCH(c, agxc::rmsnorm(c->stream, xr, nullptr, c->output_norm, c->xb, nr, c->E, c->eps), "output rmsnorm");
     return matmul(c, c->output, c->xb, nr, c->logits, c->V, err);
 }
 
