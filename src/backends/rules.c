@@ -80,7 +80,11 @@ static const char *const flag_regex[F_NFLAGS] = {
                       "chmod|chown|kill|reboot|shutdown|translate|summari[sz]e|explain|ssh|ftp|ping|"
                       "wget|curl|commit|deploy|compile|rename|move|copy|"
                       "(?:delete|remove|rm)\\s+(?:the\\s+|all\\s+|those\\s+|these\\s+)?"
-                      "(?:files?|director(?:y|ies)|folders?))\\b",
+                      "(?:files?|director(?:y|ies)|folders?)|"
+                      "(?:create|make|touch|write|edit|modify|overwrite|truncate|mkdir)\\s+(?:a\\s+|an\\s+|the\\s+|new\\s+)*"
+                      "(?:files?|director(?:y|ies)|folders?)|"
+                      "(?:save|write|redirect|store)\\s+(?:\\w+\\s+){0,3}?(?:to|into|in)\\s+(?:a\\s+)?"
+                      "(?:file\\b|[\\w.-]+\\.[A-Za-z]\\w*))\\b",
     [F_SEARCHY] = "\\b(?:find|search|grep|show|print|list|lines?|count|which|where|look|get|display|"
                   "filter|match\\w*|contain\\w*|occurrences?|how\\s+many|how\\s+often|appears?|occurs?)\\b",
     [F_DIRS] = "\\b(?:directories|folders|subdirectories|subfolders|dirs)\\b",

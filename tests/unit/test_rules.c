@@ -227,6 +227,7 @@ static void test_declines_clearly(void **state) {
     static const char *const nonsense[] = {
         "make me a sandwich", "email the results to bob", "delete all files in /tmp",
         "what is the meaning of life", "upload access.log to the server", "xyzzy",
+        "create a file named foo.txt", "save the results to out.txt", "hello",
     };
     for (size_t i = 0; i < sizeof nonsense / sizeof nonsense[0]; i++) {
         agx_generated_plan gp;
