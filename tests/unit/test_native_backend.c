@@ -22,9 +22,9 @@ typedef struct model_case {
 } model_case;
 
 static model_case models[] = {
-    {"tiny-llama", "tiny-llama --ctx 8192", false, NULL},
+    {"tiny-llama", "tiny-llama --ctx 8192 --n-layer 1", false, NULL},
     {"tiny-qwen2", "tiny-qwen2 --type q8_0 --ctx 8192", false, NULL},
-    {"tiny-nemo", "tiny-nemo --ctx 8192", false, NULL},
+    {"tiny-nemo", "tiny-nemo --ctx 8192 --n-layer 1", false, NULL},
     /* real vocabularies: SentencePiece (llama2, byte fallback) and Qwen2's 151k */
     {"llama2-vocab", "tiny-llama --ctx 8192 --n-layer 1 --vocab-from %s/tokenizer/llama2.vocab.gguf", true, NULL},
     {"qwen2-vocab", "tiny-qwen2 --ctx 8192 --n-layer 1 --vocab-from %s/tokenizer/qwen2.vocab.gguf", true, NULL},
@@ -94,7 +94,7 @@ static int group_teardown(void **state) {
 }
 
 static agx_native_engine *open_engine(const char *path) {
-    agx_native_params p = {.n_ctx = 4096, .n_threads = 2};
+    agx_native_params p = {.n_ctx = 4096, .n_threads = 1};
     agx_native_engine *e = NULL;
     agx_error err;
     agx_status st = agx_native_engine_open(path, &p, &e, &err);
@@ -168,17 +168,20 @@ static void test_fifty_plans_valid(void **state) {
         if (!eng[m]) eng[m] = open_engine(models[m].path);
         agx_plan_context ctx;
         agx_plan_context_init(&ctx, &reg);
-        ctx.max_tasks = (i % 7 == 3) ? 3 : 20;
+        /* a smaller task limit changes the system prompt: only late, on the
+         * models with short prompts, so the KV reuse stays effective */
+        ctx.max_tasks = (i >= 40 && models[m].needs_ref) ? 3 : 20;
         agx_gen_options o = agx_gen_default_options();
         o.sampler.seed = (uint64_t)(1000 + i);
         o.sampler.temperature = (i % 5 == 0) ? 0.0f : (i % 5 == 1) ? 0.7f : 1.5f;
         o.sampler.top_p = (i % 3 == 0) ? 1.0f : 0.9f;
-        o.max_tokens = 40 + (i * 37) % 260;
+        /* mostly enough budget to sample; every 10th closes at once */
+        o.max_tokens = i % 10 == 4 ? 30 : 110 + (i * 37) % 190;
         if (models[m].needs_ref) {
             /* random weights give flat distributions: top-p over a 32k/152k
              * vocabulary would sort it all each step; keep these runs cheap */
             o.sampler.top_p = 1.0f;
-            o.max_tokens = 40 + (i * 37) % 100;
+            o.max_tokens = 110 + (i * 37) % 60;
         }
         agx_strbuf raw;
         agx_strbuf_init(&raw);
@@ -193,6 +196,11 @@ static void test_fifty_plans_valid(void **state) {
         assert_int_equal(rc, AGX_OK);
         assert_true(agx_strbuf_append(&raw, "", 1));
         check_raw(raw.data, ctx.max_tasks);
+        if (getenv("AGX_TEST_VERBOSE"))
+            fprintf(stderr, "run %d %s: %lld prompt (%lld reused) prefill %.0f ms, %lld tokens (%lld sampled) %.0f ms\n", i,
+                    models[m].name, (long long)st.prompt_tokens, (long long)st.reused_tokens,
+                    st.prefill_ms, (long long)st.generated_tokens, (long long)st.sampled_tokens,
+                    st.total_ms);
         agx_strbuf_free(&raw);
         check_plan(&gp, strrchr(models[m].path, '/') + 1);
         assert_int_equal(st.generated_tokens, st.sampled_tokens + st.forced_tokens);
@@ -274,7 +282,9 @@ static void test_budget_closing(void **state) {
     agx_native_engine *e = open_engine(models[0].path);
     agx_plan_context ctx;
     agx_plan_context_init(&ctx, &reg);
-    for (int budget = 1; budget <= 81; budget += 40) {
+    static const int budgets[] = {1, 60, 150};
+    for (size_t bi = 0; bi < 3; bi++) {
+        int budget = budgets[bi];
         agx_gen_options o = agx_gen_default_options();
         o.sampler.seed = 5;
         o.max_tokens = budget;
@@ -297,7 +307,7 @@ static void set_env(const char *model, const char *seed) {
     setenv("AGX_CANDLE_SEED", seed, 1);
     setenv("AGX_CANDLE_CONTEXT_SIZE", "4096", 1);
     setenv("AGX_CANDLE_MAX_TOKENS", "160", 1);
-    setenv("AGX_THREADS", "2", 1);
+    setenv("AGX_THREADS", "1", 1);
     unsetenv("AGX_DEVICE");
     unsetenv("AGX_DELTA_MODEL");
     unsetenv("AGX_MODEL_PATH");
@@ -440,7 +450,7 @@ static void test_health_describe(void **state) {
     assert_non_null(strstr(text, "model:        tiny-nemo.gguf"));
     assert_non_null(strstr(text, "architecture: llama"));
     assert_non_null(strstr(text, "device:       cpu"));
-    assert_non_null(strstr(text, "threads:      2"));
+    assert_non_null(strstr(text, "threads:      1"));
     assert_non_null(strstr(text, "already loaded")); /* health_check loaded it */
     free(text);
     agx_backend_destroy(b);
@@ -550,7 +560,7 @@ static void test_cli_plan_add(void **state) {
         model_case *m = &models[k == 0 ? 2 : 0];
         char *cmd = agx_sprintf(
             "AGX_BACKEND=native AGX_ECHO_MODEL='%s' AGX_PLAN_PATH='%s' AGX_CANDLE_SEED=%zu "
-            "AGX_CANDLE_CONTEXT_SIZE=4096 AGX_CANDLE_MAX_TOKENS=120 AGX_THREADS=2 '%s' plan add '%s'",
+            "AGX_CANDLE_CONTEXT_SIZE=4096 AGX_CANDLE_MAX_TOKENS=120 AGX_THREADS=1 '%s' plan add '%s'",
             m->path, plan_path, k + 11, agx_test_cli_path(), instr[k]);
         char *out = NULL, *errout = NULL;
         int rc = agx_test_run(cmd, NULL, &out, &errout);
@@ -620,20 +630,33 @@ static void test_download_script_offline(void **state) {
     free(dir);
 }
 
+static int64_t test_t0;
+static int timer_start(void **state) {
+    (void)state;
+    test_t0 = agx_time_ms();
+    return 0;
+}
+static int timer_stop(void **state) {
+    (void)state;
+    fprintf(stderr, "  (%lld ms)\n", (long long)(agx_time_ms() - test_t0));
+    return 0;
+}
+#define T(f) cmocka_unit_test_setup_teardown(f, timer_start, timer_stop)
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fifty_plans_valid),
-        cmocka_unit_test(test_plan_rules_against_guides),
-        cmocka_unit_test(test_budget_closing),
-        cmocka_unit_test(test_backend_reuse_and_metadata),
-        cmocka_unit_test(test_deterministic),
-        cmocka_unit_test(test_config_errors),
-        cmocka_unit_test(test_health_describe),
-        cmocka_unit_test(test_echo_then_delta),
-        cmocka_unit_test(test_no_control_token_injection),
-        cmocka_unit_test(test_bench_grammar),
-        cmocka_unit_test(test_cli_plan_add),
-        cmocka_unit_test(test_download_script_offline),
+        T(test_fifty_plans_valid),
+        T(test_plan_rules_against_guides),
+        T(test_budget_closing),
+        T(test_backend_reuse_and_metadata),
+        T(test_deterministic),
+        T(test_config_errors),
+        T(test_health_describe),
+        T(test_echo_then_delta),
+        T(test_no_control_token_injection),
+        T(test_bench_grammar),
+        T(test_cli_plan_add),
+        T(test_download_script_offline),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
