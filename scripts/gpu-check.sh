@@ -100,9 +100,10 @@ export AGX_LOG=warn
 
 bench() {   # name file reps cpu_reps
   log "bench $1: GPU next to the CPU engine ($JOBS threads)"
-  timeout 420 "$B/bench_cuda" -m "$2" -p 512 -n 128 -r "$3" --cpu-reps "$4" -t "$JOBS" --json \
-    >>"$OUT/bench.jsonl" 2>>"$OUT/bench.txt"
-  tail -1 "$OUT/bench.jsonl" | tee -a "$OUT/bench.txt"
+  local line
+  line=$(timeout 420 "$B/bench_cuda" -m "$2" -p 512 -n 128 -r "$3" --cpu-reps "$4" -t "$JOBS" --json \
+         2>>"$OUT/bench.txt") || log "bench $1 failed (see bench.txt)"
+  [ -n "$line" ] && echo "$line" >>"$OUT/bench.jsonl" && echo "$line" | tee -a "$OUT/bench.txt" "$SUM"
   log "bench $1: GPU decode without CUDA graphs (AGX_CUDA_GRAPHS=0)"
   AGX_CUDA_GRAPHS=0 timeout 120 "$B/bench_cuda" -m "$2" -p 0 -n 128 -r "$3" 2>&1 | tee -a "$OUT/bench.txt"
 }
