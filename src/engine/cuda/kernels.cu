@@ -186,27 +186,46 @@ __device__ __forceinline__ float warp_sum(float v) {
 
 enum { MV_WARPS = 4 };
 
-/* One warp per output row; lanes stride over the row's 8-element units. */
-template <int T>
+/* One warp per output row; lanes stride over the row's 8-element units. Each
+ * launch covers up to NT tokens (blockIdx.y = group of NT): a unit is decoded
+ * once and used for every token of the group, so a short batch (a forced span
+ * of the grammar) reads the weights once per NT tokens, not once per token. */
+template <int T, int NT>
 __global__ void __launch_bounds__(MV_WARPS * 32)
 k_matvec(const uint8_t *__restrict__ W, size_t row_bytes, int n_rows, int n_units, const float *__restrict__ x,
-         float *__restrict__ y, int y_ld) {
+         int n_tok, float *__restrict__ y, int y_ld) {
     const int lane = threadIdx.x & 31;
     const int r = blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
     if (r >= n_rows) return;
+    const int t0 = blockIdx.y * NT;
+    const int nt = n_tok - t0 < NT ? n_tok - t0 : NT;
     const uint8_t *row = W + (size_t)r * row_bytes;
-    const float *xt = x + (size_t)blockIdx.y * (size_t)n_units * 8;
-    float acc = 0.0f;
+    const size_t x_ld = (size_t)n_units * 8;
+    const float *xt = x + (size_t)t0 * x_ld;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
     for (int u = lane; u < n_units; u += 32) {
         float v[8];
         dec8<T>(row, u, v);
-        const float4 a = *(const float4 *)(xt + 8 * u), b = *(const float4 *)(xt + 8 * u + 4);
-        acc += v[0] * a.x + v[1] * a.y + v[2] * a.z + v[3] * a.w + v[4] * b.x + v[5] * b.y + v[6] * b.z + v[7] * b.w;
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            if (t < nt) {
+                const float *xu = xt + t * x_ld + 8 * u;
+                const float4 a = *(const float4 *)xu, b = *(const float4 *)(xu + 4);
+                acc[t] += v[0] * a.x + v[1] * a.y + v[2] * a.z + v[3] * a.w + v[4] * b.x + v[5] * b.y + v[6] * b.z +
+                          v[7] * b.w;
+            }
+        }
     }
-    acc = warp_sum(acc);
-    if (lane == 0) y[(size_t)blockIdx.y * (size_t)y_ld + r] = acc;
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        if (t < nt) {
+            const float s = warp_sum(acc[t]);
+            if (lane == 0) y[(size_t)(t0 + t) * (size_t)y_ld + r] = s;
+        }
+    }
 }
-
 /* One thread per 8-element unit of n_rows rows: f16 (for GEMMs) or f32 rows
  * picked by index (embedding: row = tokens[t]). */
 template <int T>
@@ -253,12 +272,23 @@ __global__ void k_embed(const uint8_t *__restrict__ W, size_t row_bytes, int n_u
     default: return cudaErrorInvalidValue;                             \
     }
 
+/* k_matvec for one token (decode) and for groups of MV_GROUP tokens. */
+enum { MV_GROUP = 8 };
+template <int T>
+void launch_matvec(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n_rows, int n_units, const float *x,
+                   int n_tok, float *y, int y_ld) {
+    const unsigned gx = (unsigned)((n_rows + MV_WARPS - 1) / MV_WARPS);
+    if (n_tok == 1)
+        k_matvec<T, 1><<<dim3(gx, 1), MV_WARPS * 32, 0, s>>>(W, row_bytes, n_rows, n_units, x, 1, y, y_ld);
+    else
+        k_matvec<T, MV_GROUP><<<dim3(gx, (unsigned)((n_tok + MV_GROUP - 1) / MV_GROUP)), MV_WARPS * 32, 0, s>>>(
+            W, row_bytes, n_rows, n_units, x, n_tok, y, y_ld);
+}
+
 cudaError_t matvec(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
                    const float *x, int n_tok, float *y, int y_ld) {
     if (n_rows <= 0 || n_tok <= 0 || n_cols % 32 || n_tok > 65535) return cudaErrorInvalidValue;
-    const dim3 grid((unsigned)((n_rows + MV_WARPS - 1) / MV_WARPS), (unsigned)n_tok);
-    AGX_TYPE_DISPATCH(type, k_matvec, <<<grid, MV_WARPS * 32, 0, s>>>((const uint8_t *)W, row_bytes, n_rows,
-                                                                       n_cols / 8, x, y, y_ld))
+    AGX_TYPE_DISPATCH(type, launch_matvec, (s, (const uint8_t *)W, row_bytes, n_rows, n_cols / 8, x, n_tok, y, y_ld))
     return cudaGetLastError();
 }
 

@@ -87,7 +87,7 @@ void test_types(Report &r, Rng &rng) {
         const size_t rb = agx_type_row_size(type, cols);
         std::vector<uint8_t> q(rb * rows);
         for (int i = 0; i < rows; i++) tt->from_float_ref(&w[(size_t)i * cols], &q[i * rb], cols);
-        std::vector<float> deq((size_t)rows * cols), ref((size_t)nt * rows), got((size_t)nt * rows);
+        std::vector<float> deq((size_t)rows * cols), ref((size_t)nt * rows);
         for (int i = 0; i < rows; i++) tt->to_float(&q[i * rb], &deq[(size_t)i * cols], cols);
         for (int t = 0; t < nt; t++)
             for (int i = 0; i < rows; i++) {
@@ -98,7 +98,7 @@ void test_types(Report &r, Rng &rng) {
         Pool pool;
         const uint8_t *dq = pool.up(q);
         const float *dx = pool.up(x);
-        float *dy = pool.up(std::vector<float>(got.size()));
+        float *dy = pool.up(std::vector<float>(ref.size()));
         std::vector<__half> hh((size_t)rows * cols);
         __half *dh = pool.up(hh);
         std::vector<int32_t> toks = {5, 0, 66};
@@ -108,11 +108,16 @@ void test_types(Report &r, Rng &rng) {
             r.fail(tt->name, "cudaMalloc/cudaMemcpy failed");
             continue;
         }
-        cudaError_t e = agxc::matvec(nullptr, type, dq, rb, rows, cols, dx, nt, dy, rows);
-        if (e == cudaSuccess) e = cudaDeviceSynchronize();
-        snprintf(what, sizeof what, "matvec %s (%dx%d, %d tokens)", tt->name, rows, cols, nt);
-        if (e != cudaSuccess || !down(got, (const float *)dy)) r.fail(what, cudaGetErrorString(e));
-        else r.check(what, rel_err(got.data(), ref.data(), got.size(), 1.0), 1e-4);
+        /* one token (the decode kernel) and a group of nt tokens (weights decoded once per group) */
+        for (int n : {1, nt}) {
+            std::vector<float> g1((size_t)n * rows);
+            cudaError_t e = agxc::matvec(nullptr, type, dq, rb, rows, cols, dx, n, dy, rows);
+            if (e == cudaSuccess) e = cudaDeviceSynchronize();
+            snprintf(what, sizeof what, "matvec %s (%dx%d, %d token%s)", tt->name, rows, cols, n, n > 1 ? "s" : "");
+            if (e != cudaSuccess || !down(g1, (const float *)dy)) r.fail(what, cudaGetErrorString(e));
+            else r.check(what, rel_err(g1.data(), ref.data(), g1.size(), 1.0), 1e-4);
+        }
+        cudaError_t e;
         /* dequantize to f16 == f16(to_float) up to f16 rounding */
         e = agxc::dequant_f16(nullptr, type, dq, rb, rows, cols, dh);
         if (e == cudaSuccess) e = cudaDeviceSynchronize();
