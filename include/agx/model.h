@@ -66,6 +66,13 @@ int agx_context_n_threads(const agx_context *c);
 size_t agx_context_kv_bytes(const agx_context *c);
 /* Drops cached positions >= n_past (0 = empty cache). */
 void agx_context_truncate(agx_context *c, int n_past);
+/* KV state of positions [0, n) as bytes, for prompt caches (same model, same
+ * kv type): size, copy out (n <= n_past), copy in (sets n_past = n). */
+size_t agx_context_kv_state_bytes(const agx_context *c, int n);
+agx_status agx_context_kv_export(const agx_context *c, int n, void *buf, size_t cap,
+                                 agx_error *err);
+agx_status agx_context_kv_import(agx_context *c, int n, const void *buf, size_t len,
+                                 agx_error *err);
 
 /* Feeds n_tokens tokens after the cached ones (positions n_past..), batched
  * (matrix-matrix), and writes logits into out:

@@ -9,6 +9,7 @@
 #ifndef AGX_NATIVE_H
 #define AGX_NATIVE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +30,11 @@ typedef struct agx_native_engine agx_native_engine;
 typedef struct agx_native_params {
     int n_ctx;      /* <= 0: 2048 (capped by the model) */
     int n_threads;  /* <= 0: all cores */
+    /* Prompt cache directory (NULL = none): the KV state of the last prompt is
+     * kept in a file per model there, so a fresh process (a new `agx plan add`)
+     * reuses the common prefix (system prompt + tools) like a warm engine.
+     * The file is keyed by the model's path, size and mtime and checked on load. */
+    const char *prompt_cache_dir;
 } agx_native_params;
 
 /* Loads the model and tokenizer, builds the grammar's token trie and a context.
@@ -51,7 +57,9 @@ void agx_native_engine_reset_cache(agx_native_engine *e);
 /* Per-call statistics. Times are milliseconds from the call's start. */
 typedef struct agx_gen_stats {
     int64_t prompt_tokens;     /* tokens of the rendered prompt */
-    int64_t reused_tokens;     /* of those, taken from the KV cache of the previous call */
+    int64_t reused_tokens;     /* of those, taken from the KV cache of the previous call
+                                  (or of the prompt cache file) */
+    bool prompt_cache_loaded;  /* this call started from the prompt cache file */
     int64_t generated_tokens;  /* tokens of the answer: sampled + forced */
     int64_t sampled_tokens;    /* chosen by the sampler */
     int64_t forced_tokens;     /* appended without sampling (forced spans, task numbers, closing) */
@@ -89,6 +97,10 @@ typedef struct agx_gen_options {
     const char *guide;
     agx_gen_text_fn on_text;   /* streamed answer bytes (valid UTF-8 pieces), may be NULL */
     void *user;
+    /* Polled before every token (NULL = never cancelled): non-zero stops the
+     * call with AGX_ERR_INFERENCE "generation cancelled" (the KV cache stays
+     * consistent; the next call reuses what it can). */
+    volatile sig_atomic_t *cancel;
 } agx_gen_options;
 
 /* Defaults: sampler from agx_sampler_default_params with the repetition
@@ -137,6 +149,16 @@ agx_status agx_backend_native_describe(agx_backend *b, char **text, agx_error *e
  * returns AGX_OK (the plan has then been validated). */
 agx_status agx_native_refine(agx_backend *delta, const char *instruction, const agx_plan *existing,
                              const agx_plan_context *ctx, agx_generated_plan *out, agx_error *err);
+
+/* `agx plan validate --refine` in one call: under the buffer's lock, loads the
+ * plan at plan_path, runs agx_native_refine with it (instruction NULL: the
+ * plan's description, else a generic "check and fix" request) and saves the
+ * refined plan only when that succeeded (validated); on any failure the file
+ * is left byte for byte as it was. An empty buffer is AGX_ERR_VALIDATION.
+ * result (may be NULL) receives the saved plan. Works with any backend. */
+agx_status agx_native_refine_buffer(agx_backend *delta, const char *plan_path,
+                                    const char *instruction, const agx_plan_context *ctx,
+                                    agx_plan *result, agx_error *err);
 
 /* ---- benchmark (agx bench --grammar, bench/bench_plan) ---- */
 typedef struct agx_native_bench {

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agx/buffer.h"
 #include "agx/grammar.h"
 #include "agx/native.h"
 #include "agx/util.h"
@@ -22,6 +23,7 @@ typedef struct native_backend {
     char *path;
     char *name;          /* file name, for metadata */
     char *device;        /* "cpu" */
+    char *cache_dir;     /* prompt cache (AGX_PROMPT_CACHE), NULL = off */
     agx_native_params params;
     agx_gen_options gen;
     agx_native_engine *engine;
@@ -43,12 +45,48 @@ static void free_task(agx_task *t) {
     memset(t, 0, sizeof *t);
 }
 
+/* Problems the validator reports for task num (1-based). */
+static size_t task_problems(const agx_plan *plan, const agx_plan_context *ctx,
+                            const agx_plan_limits *lim, int num) {
+    agx_plan_problems pr;
+    agx_error err;
+    agx_plan_validate(plan, ctx->registry, lim, &pr, &err);
+    size_t n = 0;
+    for (size_t i = 0; i < pr.count; i++) n += pr.items[i].task_number == num;
+    agx_plan_problems_free(&pr);
+    return n;
+}
+
+/* Removes one argument of task num: the first whose removal alone leaves
+ * fewer problems (sed -i, find -delete), else the last one. */
+static void drop_one_arg(agx_plan *plan, const agx_plan_context *ctx, const agx_plan_limits *lim,
+                         int num) {
+    agx_task *t = &plan->tasks[num - 1];
+    size_t before = task_problems(plan, ctx, lim, num), pick = t->n_args - 1;
+    for (size_t j = 0; j + 1 < t->n_args; j++) {
+        char *saved = t->args[j];
+        memmove(t->args + j, t->args + j + 1, (t->n_args - j - 1) * sizeof *t->args);
+        t->n_args--;
+        size_t after = task_problems(plan, ctx, lim, num);
+        t->n_args++;
+        memmove(t->args + j + 1, t->args + j, (t->n_args - j - 1) * sizeof *t->args);
+        t->args[j] = saved;
+        if (after < before) {
+            pick = j;
+            break;
+        }
+    }
+    free(t->args[pick]);
+    memmove(t->args + pick, t->args + pick + 1, (t->n_args - pick - 1) * sizeof *t->args);
+    t->n_args--;
+}
+
 /* The grammar fixed the shape and numbering; what the validator can still
  * refuse is an argument's meaning (find -delete, xargs rm, sed -i, awk
  * system(), control characters from \b escapes) or tasks a normalization
- * added past the limit. Refused arguments are removed from the end of their
- * task until it validates (an empty argument list is always valid), so the
- * plan stays harmless whatever the weights wrote. */
+ * added past the limit. Refused arguments are removed (the one whose removal
+ * helps, else from the end) until the task validates (an empty argument list
+ * always does), so the plan stays harmless whatever the weights wrote. */
 static agx_status repair_and_validate(agx_plan *plan, const agx_plan_context *ctx,
                                       int *repaired, agx_error *err) {
     agx_plan_limits lim = agx_plan_limits_default();
@@ -65,7 +103,8 @@ static agx_status repair_and_validate(agx_plan *plan, const agx_plan_context *ct
             free_task(&plan->tasks[--plan->n_tasks]);
             changed = true;
         }
-        for (size_t i = 0; i < pr.count; i++) {
+        /* one fix per round (problems of later tasks are re-read next round) */
+        for (size_t i = 0; i < pr.count && !changed; i++) {
             int num = pr.items[i].task_number;
             if (num < 1 || (size_t)num > plan->n_tasks) continue;
             agx_task *t = &plan->tasks[num - 1];
@@ -73,12 +112,9 @@ static agx_status repair_and_validate(agx_plan *plan, const agx_plan_context *ct
                 t->input_from_task = 0;
                 changed = true;
             } else if (t->n_args > 0) {
-                free(t->args[--t->n_args]);
+                drop_one_arg(plan, ctx, &lim, num);
                 (*repaired)++;
                 changed = true;
-                /* one argument per task per round: re-validate before the next */
-                for (size_t j = i + 1; j < pr.count; j++)
-                    if (pr.items[j].task_number == num) pr.items[j].task_number = 0;
             }
         }
         agx_plan_problems_free(&pr);
@@ -205,9 +241,18 @@ static const char *native_model(const agx_backend *b) { return ((const native_ba
 
 static agx_status native_health(agx_backend *b, agx_error *err) {
     native_backend *nb = (native_backend *)b;
+    int64_t t0 = agx_time_us();
     agx_status st = load_engine(nb, err);
-    if (st == AGX_OK) st = agx_native_engine_probe(nb->engine, NULL, NULL, err);
+    double fwd_ms = 0;
+    if (st == AGX_OK) st = agx_native_engine_probe(nb->engine, NULL, &fwd_ms, err);
     if (st != AGX_OK && st != AGX_ERR_LOAD) agx_error_prefix(err, "native health check");
+    if (st == AGX_OK) {
+        const agx_model *m = agx_native_engine_model(nb->engine);
+        agx_log(AGX_LOG_INFO,
+                "native: %s (%s), device %s, %d threads, forward step %.1f ms, health check %.0f ms",
+                nb->name, agx_model_desc(m), nb->device, agx_native_engine_threads(nb->engine),
+                fwd_ms, (double)(agx_time_us() - t0) / 1000.0);
+    }
     return st;
 }
 
@@ -218,6 +263,7 @@ static void native_destroy(agx_backend *b) {
     free(nb->path);
     free(nb->name);
     free(nb->device);
+    free(nb->cache_dir);
     free(nb);
 }
 
@@ -284,6 +330,16 @@ agx_status agx_backend_native_create(const agx_planner_config *cfg, agx_model_ro
     nb->device = agx_strdup(device);
     nb->params.n_ctx = (int)cfg->context_size;
     nb->params.n_threads = (int)cfg->threads;
+    /* AGX_PROMPT_CACHE: a directory, or off; default ~/.agx/cache */
+    const char *pc = agx_env("AGX_PROMPT_CACHE");
+    if (!pc) {
+        char *home = agx_home_dir();
+        nb->cache_dir = home ? agx_sprintf("%s/.agx/cache", home) : NULL;
+        free(home);
+    } else if (*pc && strcmp(pc, "off") != 0 && strcmp(pc, "0") != 0) {
+        nb->cache_dir = agx_strdup(pc);
+    }
+    nb->params.prompt_cache_dir = nb->cache_dir;
     nb->gen = agx_gen_default_options();
     nb->gen.sampler.temperature = (float)cfg->temperature;
     nb->gen.sampler.top_p = (float)cfg->top_p;
@@ -363,6 +419,49 @@ agx_status agx_native_refine(agx_backend *delta, const char *instruction, const 
     agx_plan_context c = *ctx;
     c.existing = existing;
     return agx_backend_generate_plan(delta, instruction, &c, out, err);
+}
+
+typedef struct refine_job {
+    agx_backend *delta;
+    const char *instruction;
+    const agx_plan_context *ctx;
+} refine_job;
+
+static agx_status refine_change(agx_plan *plan, void *user, agx_error *err) {
+    refine_job *job = user;
+    if (plan->n_tasks == 0)
+        return agx_error_set(err, AGX_ERR_VALIDATION,
+                             "the plan buffer is empty: nothing to refine (add steps with `agx "
+                             "plan add` first)");
+    const char *instr = job->instruction && *job->instruction ? job->instruction
+                        : plan->plan_description && *plan->plan_description
+                            ? plan->plan_description
+                            : "Check this plan against the tools and fix any mistakes.";
+    agx_generated_plan out;
+    agx_status st = agx_native_refine(job->delta, instr, plan, job->ctx, &out, err);
+    if (st != AGX_OK) return st;
+    /* keep the buffer's id and description; take the refined tasks */
+    agx_plan refined = out.plan;
+    agx_plan_init(&out.plan);
+    if (!refined.plan_id && plan->plan_id) {
+        refined.plan_id = plan->plan_id;
+        plan->plan_id = NULL;
+    }
+    if (!refined.plan_description && plan->plan_description) {
+        refined.plan_description = plan->plan_description;
+        plan->plan_description = NULL;
+    }
+    agx_plan_free(plan);
+    *plan = refined;
+    agx_generated_plan_free(&out);
+    return AGX_OK;
+}
+
+agx_status agx_native_refine_buffer(agx_backend *delta, const char *plan_path,
+                                    const char *instruction, const agx_plan_context *ctx,
+                                    agx_plan *result, agx_error *err) {
+    refine_job job = {delta, instruction, ctx};
+    return agx_buffer_update(plan_path, refine_change, &job, result, err);
 }
 
 /* -------------------------------------------------------------- bench -- */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "agx/grammar.h"
 #include "agx/native.h"
@@ -21,6 +22,8 @@
  * this much: one more sampled token can lengthen the completion (it may open
  * a new task) by about this many bytes. */
 #define CLOSE_SLACK 48
+/* prompt tokens per forward call when the caller can cancel */
+#define PREFILL_CHUNK 128
 
 struct agx_native_engine {
     char *path;
@@ -41,7 +44,107 @@ struct agx_native_engine {
     /* last compiled schema (the registry rarely changes between calls) */
     char *schema;
     agx_grammar *grammar;
+    /* prompt cache file (NULL = off), its key, and whether it was tried */
+    char *pc_path;
+    uint64_t pc_key;
+    bool pc_tried;
 };
+
+/* ------------------------------------------------------- prompt cache -- */
+
+/* File: "AGXKV001", key (u64), n tokens (u64), kv bytes (u64), int32 tokens[n],
+ * then the KV state of positions [0, n) as agx_context_kv_export writes it. */
+#define PC_MAGIC "AGXKV001"
+#define PC_HEADER 32
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static void pc_setup(agx_native_engine *e, const char *dir) {
+    struct stat sb;
+    char *real = realpath(e->path, NULL);
+    if (!dir || !*dir || !real || stat(real, &sb) != 0) {
+        free(real);
+        return;
+    }
+    uint64_t h = fnv1a(0xcbf29ce484222325ULL, real, strlen(real));
+    int64_t meta[3] = {(int64_t)sb.st_size, (int64_t)sb.st_mtime,
+                       (int64_t)agx_context_kv_state_bytes(e->ctx, 1)};
+    h = fnv1a(h, meta, sizeof meta);
+    e->pc_key = h;
+    e->pc_path = agx_sprintf("%s/prompt-%016llx.kv", dir, (unsigned long long)h);
+    free(real);
+}
+
+/* On a fresh engine: loads the cached prompt's KV state when it shares a
+ * useful prefix with this prompt. Any problem with the file just means no reuse. */
+static bool pc_load(agx_native_engine *e, const int32_t *prompt, size_t n_prompt) {
+    if (!e->pc_path || e->pc_tried || e->n_cache > 0) return false;
+    e->pc_tried = true;
+    char *data = NULL;
+    size_t len = 0;
+    agx_error err;
+    if (agx_file_read_all(e->pc_path, (size_t)1 << 33, &data, &len, &err) != AGX_OK) return false;
+    bool ok = false;
+    uint64_t key, n, kvb;
+    if (len >= PC_HEADER && memcmp(data, PC_MAGIC, 8) == 0) {
+        memcpy(&key, data + 8, 8);
+        memcpy(&n, data + 16, 8);
+        memcpy(&kvb, data + 24, 8);
+        ok = key == e->pc_key && n > 0 && n <= (uint64_t)agx_context_n_ctx(e->ctx) &&
+             kvb == agx_context_kv_state_bytes(e->ctx, (int)n) &&
+             len == PC_HEADER + n * sizeof(int32_t) + kvb;
+    }
+    size_t common = 0;
+    if (ok) {
+        const char *toks = data + PC_HEADER;
+        for (; common < n && common < n_prompt; common++) {
+            int32_t t;
+            memcpy(&t, toks + common * sizeof t, sizeof t);
+            if (t != prompt[common]) break;
+        }
+        ok = common >= 8;
+    }
+    if (ok && common > e->cap_cache) {
+        int32_t *c = realloc(e->cache, common * sizeof *c);
+        if (c) e->cache = c, e->cap_cache = common;
+        ok = c != NULL;
+    }
+    if (ok)
+        ok = agx_context_kv_import(e->ctx, (int)n, data + PC_HEADER + n * sizeof(int32_t), kvb,
+                                   &err) == AGX_OK;
+    if (ok) {
+        agx_context_truncate(e->ctx, (int)common);
+        memcpy(e->cache, data + PC_HEADER, common * sizeof(int32_t));
+        e->n_cache = common;
+    }
+    free(data);
+    return ok;
+}
+
+/* Saves the prompt's KV state (best effort: a failure is only logged). */
+static void pc_save(agx_native_engine *e, const int32_t *prompt, size_t n_prompt) {
+    if (!e->pc_path || n_prompt == 0 || (size_t)agx_context_n_past(e->ctx) < n_prompt) return;
+    size_t kvb = agx_context_kv_state_bytes(e->ctx, (int)n_prompt);
+    size_t len = PC_HEADER + n_prompt * sizeof(int32_t) + kvb;
+    char *buf = malloc(len);
+    if (!buf) return;
+    uint64_t n = n_prompt, kv64 = kvb;
+    memcpy(buf, PC_MAGIC, 8);
+    memcpy(buf + 8, &e->pc_key, 8);
+    memcpy(buf + 16, &n, 8);
+    memcpy(buf + 24, &kv64, 8);
+    memcpy(buf + PC_HEADER, prompt, n_prompt * sizeof(int32_t));
+    agx_error err;
+    if (agx_context_kv_export(e->ctx, (int)n_prompt, buf + PC_HEADER + n_prompt * sizeof(int32_t),
+                              kvb, &err) != AGX_OK ||
+        agx_file_write_atomic(e->pc_path, buf, len, &err) != AGX_OK)
+        agx_log(AGX_LOG_DEBUG, "native: prompt cache not saved: %s", err.message);
+    free(buf);
+}
 
 /* ------------------------------------------------------------ engine -- */
 
@@ -124,6 +227,7 @@ agx_status agx_native_engine_open(const char *model_path, const agx_native_param
         cp.n_threads = p && p->n_threads > 0 ? p->n_threads : 0;
         st = agx_context_create(e->model, &cp, &e->ctx, err);
     }
+    if (st == AGX_OK && p) pc_setup(e, p->prompt_cache_dir);
     if (st == AGX_OK) {
         e->logits = malloc((size_t)e->n_vocab * sizeof *e->logits);
         e->mask = malloc((size_t)e->n_vocab);
@@ -151,6 +255,7 @@ void agx_native_engine_free(agx_native_engine *e) {
     free(e->logits);
     free(e->mask);
     free(e->path);
+    free(e->pc_path);
     free(e);
 }
 
@@ -217,6 +322,22 @@ static agx_status eval_tokens(agx_native_engine *e, const int32_t *t, size_t n, 
     if (st != AGX_OK) return st; /* the context left its cache unchanged, so do we */
     memcpy(e->cache + e->n_cache, t, n * sizeof *t);
     e->n_cache += n;
+    return AGX_OK;
+}
+
+/* eval_tokens for a caller that can cancel (the REPL): long batches (the
+ * prompt) go in chunks with the flag checked between them; without a flag
+ * one batch as before. What was evaluated stays in the cache. */
+static agx_status eval_cancellable(agx_native_engine *e, const int32_t *t, size_t n,
+                                   volatile sig_atomic_t *cancel, agx_error *err) {
+    if (!cancel) return eval_tokens(e, t, n, err);
+    for (size_t at = 0; at < n;) {
+        if (*cancel) return agx_error_set(err, AGX_ERR_INFERENCE, "generation cancelled");
+        size_t k = n - at < PREFILL_CHUNK ? n - at : PREFILL_CHUNK;
+        agx_status st = eval_tokens(e, t + at, k, err);
+        if (st != AGX_OK) return st;
+        at += k;
+    }
     return AGX_OK;
 }
 
@@ -412,7 +533,27 @@ typedef struct gen_run {
     agx_strbuf out;
     agx_gen_stats *stats;
     int64_t t0_us;
+    size_t streamed;     /* bytes of out already passed to on_text */
 } gen_run;
+
+/* Passes the new part of the answer to on_text, whole UTF-8 characters only
+ * (a character split across tokens waits for its last byte); at_end: all. */
+static void stream_out(gen_run *r, bool at_end) {
+    if (!r->o->on_text || r->out.len <= r->streamed) return;
+    size_t end = r->out.len;
+    if (!at_end) {
+        const unsigned char *d = (const unsigned char *)r->out.data;
+        for (size_t back = 1; back <= 3 && back <= end - r->streamed; back++) {
+            unsigned char c = d[end - back];
+            if ((c & 0xc0) == 0x80) continue; /* continuation byte: look further back */
+            size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+            if (need > back) end -= back; /* incomplete: hold it back */
+            break;
+        }
+    }
+    if (end > r->streamed) r->o->on_text(r->o->user, r->out.data + r->streamed, end - r->streamed);
+    r->streamed = end;
+}
 
 static double ms_since(int64_t t0_us) { return (double)(agx_time_us() - t0_us) / 1000.0; }
 
@@ -421,7 +562,7 @@ static bool take_bytes(gen_run *r, const char *b, size_t n) {
     if (r->st && !agx_grammar_accept(r->st, b, n)) return false;
     if (r->o->plan_rules) track_bytes(&r->track, (const uint8_t *)b, n);
     if (!agx_strbuf_append(&r->out, b, n)) return false;
-    if (r->o->on_text && n) r->o->on_text(r->o->user, b, n);
+    stream_out(r, false);
     return true;
 }
 
@@ -587,7 +728,8 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
         st = agx_error_set(err, AGX_ERR_TOKENIZER, "the rendered prompt has no tokens");
     int n_ctx = agx_context_n_ctx(e->ctx);
     size_t min_doc = r.st ? agx_grammar_min_bytes_to_complete(r.st) : 0;
-    if (st == AGX_OK && n_prompt + 8 > (size_t)n_ctx)
+    /* the prompt must leave room for at least the smallest answer */
+    if (st == AGX_OK && n_prompt + 8 + (min_doc ? min_doc + CLOSE_SLACK : 0) > (size_t)n_ctx)
         st = agx_error_set(err, AGX_ERR_CONFIG,
                            "the prompt is %zu tokens but the context holds %d; raise "
                            "AGX_CANDLE_CONTEXT_SIZE (e.g. %zu) or shorten the instruction/input",
@@ -598,6 +740,7 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
 
     /* KV prefix reuse: keep the cached tokens the new prompt starts with; at
      * least the last prompt token is evaluated again for its logits. */
+    stats->prompt_cache_loaded = pc_load(e, prompt, n_prompt);
     size_t keep = 0;
     while (keep < e->n_cache && keep < n_prompt && e->cache[keep] == prompt[keep]) keep++;
     if (keep >= n_prompt) keep = n_prompt - 1;
@@ -620,6 +763,10 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
     const char *guide = o->guide;
     char forced[FORCED_CAP];
     for (;;) {
+        if (o->cancel && *o->cancel) {
+            st = agx_error_set(err, AGX_ERR_INFERENCE, "generation cancelled");
+            break;
+        }
         if (r.st && agx_grammar_is_complete(r.st)) break;
         /* budget: tokens and context (pending tokens will take context too) */
         int64_t left_tokens = (int64_t)max_tokens - stats->generated_tokens;
@@ -664,8 +811,9 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
         }
         if (n_pend > 0) {
             int64_t et = agx_time_us();
-            st = eval_tokens(e, pend, n_pend, err);
+            st = eval_cancellable(e, pend, n_pend, o->cancel, err);
             if (first_eval) stats->prefill_ms = ms_since(r.t0_us);
+            if (first_eval && st == AGX_OK && keep + 1 < n_prompt) pc_save(e, prompt, n_prompt);
             else stats->decode_ms += ms_since(et), stats->evals++;
             first_eval = false;
             n_pend = 0;
@@ -720,7 +868,7 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
                 st = agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
                 break;
             }
-            if (o->on_text && b && len) o->on_text(o->user, (const char *)b, len);
+            stream_out(&r, false);
         } else {
             if (tok < 0 || agx_model_is_eog(e->model, tok) || agx_tokenizer_is_eog(e->tok, tok))
                 break;
@@ -730,7 +878,7 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
                 st = agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
                 break;
             }
-            if (o->on_text && b && len) o->on_text(o->user, (const char *)b, len);
+            stream_out(&r, false);
         }
         agx_sampler_accept(sampler, tok);
         if (stats->sampled_tokens == 0) stats->ttft_ms = ms_since(r.t0_us);
@@ -741,9 +889,9 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
     free(pend);
     if (st == AGX_OK && r.st && !agx_grammar_is_complete(r.st))
         st = agx_error_set(err, AGX_ERR_ENGINE, "internal: generation ended before the plan closed");
+    if (st == AGX_OK) stream_out(&r, true);
 
 done:
-    (void)min_doc;
     stats->total_ms = ms_since(r.t0_us);
     if (stats->generated_tokens > 0 && stats->total_ms > stats->ttft_ms)
         stats->tokens_per_s =

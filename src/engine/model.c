@@ -635,3 +635,41 @@ agx_status agx_context_eval(agx_context *c, const int32_t *tokens, int n_tokens,
     }
     return AGX_OK;
 }
+
+/* ---- KV state export/import (prompt caches; added by the native backend) ---- */
+
+size_t agx_context_kv_state_bytes(const agx_context *c, int n) {
+    const agx_model_config *cfg = &c->m->cfg;
+    const size_t kvd = (size_t)cfg->n_head_kv * (size_t)cfg->head_dim;
+    return n <= 0 ? 0 : 2 * (size_t)cfg->n_layer * (size_t)n * kvd * c->kv_elsize;
+}
+
+agx_status agx_context_kv_export(const agx_context *c, int n, void *buf, size_t cap,
+                                 agx_error *err) {
+    size_t need = agx_context_kv_state_bytes(c, n);
+    if (n <= 0 || n > c->n_past || cap < need)
+        return agx_error_set(err, AGX_ERR_INFERENCE,
+                             "KV export of %d positions: the cache holds %d (buffer %zu of %zu bytes)",
+                             n, c->n_past, cap, need);
+    size_t row = need / (2 * (size_t)c->m->cfg.n_layer);
+    for (int l = 0; l < c->m->cfg.n_layer; l++)
+        for (int w = 0; w < 2; w++)
+            memcpy((char *)buf + (2 * (size_t)l + (size_t)w) * row, kv_at(c, l, w, 0), row);
+    return AGX_OK;
+}
+
+agx_status agx_context_kv_import(agx_context *c, int n, const void *buf, size_t len,
+                                 agx_error *err) {
+    size_t need = agx_context_kv_state_bytes(c, n);
+    if (n <= 0 || n > c->n_ctx || len != need)
+        return agx_error_set(err, AGX_ERR_INFERENCE,
+                             "KV import of %d positions does not fit this context (%d positions, "
+                             "%zu bytes given, %zu expected)",
+                             n, c->n_ctx, len, need);
+    size_t row = need / (2 * (size_t)c->m->cfg.n_layer);
+    for (int l = 0; l < c->m->cfg.n_layer; l++)
+        for (int w = 0; w < 2; w++)
+            memcpy(kv_at(c, l, w, 0), (const char *)buf + (2 * (size_t)l + (size_t)w) * row, row);
+    c->n_past = n;
+    return AGX_OK;
+}
