@@ -65,6 +65,12 @@ typedef struct agx_device_forward {
     agx_status (*eval)(void *state, const int32_t *tokens, int n_tokens, int n_past, bool all_logits,
                        float *out, agx_error *err);
     size_t (*mem_used)(const void *state);   /* device bytes held by this context */
+    /* Prompt caches (agx_context_kv_export/import): the first n cached positions
+     * in the CPU context's layout, [layer][k, v][n][n_head_kv*head_dim] of the KV
+     * type's elements; export needs len >= that many bytes, import exactly that.
+     * The context keeps n_past itself (import: n_past = n). */
+    agx_status (*kv_export)(const void *state, int n, void *buf, size_t len, agx_error *err);
+    agx_status (*kv_import)(void *state, int n, const void *buf, size_t len, agx_error *err);
     void (*destroy)(void *state);
 } agx_device_forward;
 

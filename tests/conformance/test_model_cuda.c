@@ -292,7 +292,7 @@ static void test_kernels_vs_cpu_ops(void **state) {
 #endif
 }
 
-/* Errors of the device path that need no model: bad token ids and positions. */
+/* Errors of the device path (bad token ids and positions) and the prompt-cache export/import. */
 static void test_gpu_eval_errors(void **state) {
     (void)state;
     agx_device_info dev;
@@ -312,9 +312,26 @@ static void test_gpu_eval_errors(void **state) {
     const int32_t bad = dm.n_vocab, good[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
     assert_int_equal(fw->eval(st, &bad, 1, 0, false, out, &err), AGX_ERR_INFERENCE);
     assert_int_equal(fw->eval(st, good, 9, 0, false, out, &err), AGX_ERR_INFERENCE);
-    assert_int_equal(fw->eval(st, good, 8, 0, false, out, &err), AGX_OK);
+    assert_int_equal(fw->eval(st, good, 7, 0, false, out, &err), AGX_OK);
     for (int i = 0; i < dm.n_vocab; i++) assert_true(isfinite(out[i]));
+    /* prompt cache: export 7 positions, import into a fresh context, the next token's logits agree */
+    const size_t kvb = 2 * (size_t)dm.n_layer * 7 * (size_t)dm.n_head_kv * (size_t)dm.head_dim * 2;
+    char *kv = malloc(kvb);
+    assert_int_equal(fw->kv_export(st, 7, kv, kvb - 1, &err), AGX_ERR_INFERENCE);
+    assert_int_equal(fw->kv_export(st, 7, kv, kvb, &err), AGX_OK);
+    void *st2 = NULL;
+    assert_int_equal(fw->create(&dm, &dev, 8, 8, AGX_KV_F16, &st2, &err), AGX_OK);
+    assert_int_equal(fw->kv_import(st2, 7, kv, kvb + 1, &err), AGX_ERR_INFERENCE);
+    assert_int_equal(fw->kv_import(st2, 7, kv, kvb, &err), AGX_OK);
+    float *out2 = malloc(sizeof(float) * (size_t)dm.n_vocab);
+    assert_int_equal(fw->eval(st, &good[7], 1, 7, false, out, &err), AGX_OK);
+    assert_int_equal(fw->eval(st2, &good[7], 1, 7, false, out2, &err), AGX_OK);
+    assert_memory_equal(out, out2, sizeof(float) * (size_t)dm.n_vocab);
+    printf("KV export/import between two CUDA contexts: identical next-token logits\n");
+    fw->destroy(st2);
     fw->destroy(st);
+    free(kv);
+    free(out2);
     free(out);
     agx_dev_model_free(&dm);
     agx_gguf_close(g);

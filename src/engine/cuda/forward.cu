@@ -439,7 +439,39 @@ agx_status ctx_eval(void *state, const int32_t *tokens, int n_tokens, int n_past
 
 size_t ctx_mem_used(const void *state) { return state ? ((const CudaCtx *)state)->bytes : 0; }
 
-const agx_device_forward k_forward = {"cuda", ctx_create, ctx_eval, ctx_mem_used, ctx_destroy};
+/* Copies the first n positions of every layer's K and V between the device
+ * cache and buf ([layer][k, v][n][KVD], as the CPU context's export). */
+agx_status kv_copy(CudaCtx *c, int n, void *buf, size_t len, bool to_host, agx_error *err) {
+    const size_t row = (size_t)n * (size_t)c->KVD * (c->kv_f32 ? 4 : 2);
+    const size_t need = 2 * (size_t)c->n_layer * row;
+    if (n <= 0 || n > c->n_ctx || (to_host ? len < need : len != need))
+        return agx_error_set(err, AGX_ERR_INFERENCE,
+                             "KV %s of %d positions does not fit this CUDA context (%d positions, %zu bytes given, "
+                             "%zu expected)",
+                             to_host ? "export" : "import", n, c->n_ctx, len, need);
+    CU_TRY(cudaSetDevice(c->device), "selecting the device");
+    for (int l = 0; l < c->n_layer; l++)
+        for (int w = 0; w < 2; w++) {
+            uint8_t *dev = (w ? c->vcache : c->kcache) + (size_t)l * c->kv_layer_bytes;
+            char *host = (char *)buf + (2 * (size_t)l + (size_t)w) * row;
+            void *dst = to_host ? (void *)host : (void *)dev;
+            const void *src = to_host ? (const void *)dev : (const void *)host;
+            CU_TRY(cudaMemcpyAsync(dst, src, row, to_host ? cudaMemcpyDeviceToHost : cudaMemcpyHostToDevice, c->stream),
+                   "KV cache copy");
+        }
+    CU_TRY(cudaStreamSynchronize(c->stream), "KV cache copy");
+    return AGX_OK;
+}
+agx_status ctx_kv_export(const void *state, int n, void *buf, size_t len, agx_error *err) {
+    return kv_copy((CudaCtx *)state, n, buf, len, true, err);
+}
+agx_status ctx_kv_import(void *state, int n, const void *buf, size_t len, agx_error *err) {
+    return kv_copy((CudaCtx *)state, n, (void *)buf, len, false, err);
+}
+
+/* in the order of agx_device_forward's members */
+const agx_device_forward k_forward = {"cuda",        ctx_create,    ctx_eval,   ctx_mem_used,
+                                      ctx_kv_export, ctx_kv_import, ctx_destroy};
 
 } // namespace
 
