@@ -47,6 +47,7 @@ const agx_model *agx_native_engine_model(const agx_native_engine *e);
 const agx_tokenizer *agx_native_engine_tokenizer(const agx_native_engine *e);
 const char *agx_native_engine_path(const agx_native_engine *e);
 int agx_native_engine_threads(const agx_native_engine *e);
+int agx_native_engine_n_ctx(const agx_native_engine *e);   /* context positions (after the model's cap) */
 /* Health probe: tokenizes a test text and runs one forward step (the cache is
  * emptied); a non-finite logit is an error. Times in ms (may be NULL). */
 agx_status agx_native_engine_probe(agx_native_engine *e, double *tokenize_ms, double *forward_ms,

@@ -402,14 +402,15 @@ agx_status agx_backend_native_describe(agx_backend *b, char **text, agx_error *e
                         "device:       %s\n"
                         "threads:      %d\n"
                         "context:      %d tokens\n"
+                        "prompt cache: %s\n"
                         "load:         %s%.0f ms\n"
                         "tokenize:     %.2f ms\n"
-                        "forward step: %.1f ms\n",
+                        "forward step: %.1f ms (the first one also pages the weights in)\n",
                         nb->name, role_name(nb->role), nb->path, mc->arch ? mc->arch : "?",
                         agx_model_desc(m), agx_tokenizer_model_name(t), agx_tokenizer_pre_name(t),
                         agx_tokenizer_n_vocab(t), nb->device,
-                        agx_native_engine_threads(nb->engine), nb->params.n_ctx > 0 ? nb->params.n_ctx : 2048,
-                        was_loaded ? "already loaded, " : "", was_loaded ? 0.0 : load_ms, tok_ms,
+                        agx_native_engine_threads(nb->engine), agx_native_engine_n_ctx(nb->engine),
+                        nb->cache_dir ? nb->cache_dir : "off", was_loaded ? "already loaded, " : "", was_loaded ? 0.0 : load_ms, tok_ms,
                         fwd_ms);
     return *text ? AGX_OK : agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
 }

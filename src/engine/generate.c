@@ -263,6 +263,7 @@ const agx_model *agx_native_engine_model(const agx_native_engine *e) { return e-
 const agx_tokenizer *agx_native_engine_tokenizer(const agx_native_engine *e) { return e->tok; }
 const char *agx_native_engine_path(const agx_native_engine *e) { return e->path; }
 int agx_native_engine_threads(const agx_native_engine *e) { return agx_context_n_threads(e->ctx); }
+int agx_native_engine_n_ctx(const agx_native_engine *e) { return agx_context_n_ctx(e->ctx); }
 
 void agx_native_engine_reset_cache(agx_native_engine *e) {
     agx_context_truncate(e->ctx, 0);

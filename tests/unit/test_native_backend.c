@@ -446,28 +446,33 @@ static void test_backend_reuse_and_metadata(void **state) {
     agx_backend_destroy(b);
 }
 
-/* Same seed, same instruction, fresh engines: the same plan. */
+/* Same seed, same instruction, fresh engines: the same plan, also when the
+ * second engine starts from the first one's prompt cache file. */
 static void test_deterministic(void **state) {
     (void)state;
     NEED_MODELS();
-    char *json[2];
-    for (int k = 0; k < 2; k++) {
+    char *json[3];
+    char *dir = agx_sprintf("%s/det-cache", tmpdir);
+    for (int k = 0; k < 3; k++) {
         set_env(models[2].path, "7");
         setenv("AGX_CANDLE_TEMPERATURE", "1.2", 1);
+        if (k > 0) setenv("AGX_PROMPT_CACHE", dir, 1); /* k=1 writes it, k=2 loads it */
         agx_backend *b = make_backend(AGX_ROLE_ECHO);
         agx_plan_context ctx;
         agx_plan_context_init(&ctx, &reg);
         agx_generated_plan gp;
         agx_error err;
         assert_int_equal(agx_backend_generate_plan(b, "sort names.txt", &ctx, &gp, &err), AGX_OK);
+        assert_int_equal(agx_backend_native_last_stats(b)->prompt_cache_loaded, k == 2);
         json[k] = agx_plan_to_json(&gp.plan, AGX_JSON_COMPACT);
         agx_generated_plan_free(&gp);
         agx_backend_destroy(b);
         unsetenv("AGX_CANDLE_TEMPERATURE");
     }
     assert_string_equal(json[0], json[1]);
-    free(json[0]);
-    free(json[1]);
+    assert_string_equal(json[0], json[2]);
+    for (int k = 0; k < 3; k++) free(json[k]);
+    free(dir);
 }
 
 static agx_status create_err(agx_error *err) {
