@@ -11,6 +11,21 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DAGX_WERROR=ON >/dev/null
 cmake --build build -j"$JOBS"
 ctest --test-dir build --output-on-failure -j"$JOBS"
 
+# CUDA build: whenever nvcc is installed, so the CUDA code is compiled in CI
+# (no GPU there) and cannot rot. Its test suite is the CPU suite plus the GPU
+# tests, which skip loudly without a device (scripts/gpu-check.sh runs them on one).
+NVCC=${CUDACXX:-$(command -v nvcc || true)}
+[ -z "$NVCC" ] && [ -x /usr/local/cuda/bin/nvcc ] && NVCC=/usr/local/cuda/bin/nvcc
+if [ "${AGX_SKIP_CUDA:-0}" != 1 ] && [ -n "$NVCC" ]; then
+  echo "== CUDA build (-DAGX_CUDA=ON, $NVCC) + tests"
+  cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DAGX_WERROR=ON -DAGX_CUDA=ON \
+    -DCMAKE_CUDA_COMPILER="$NVCC" >/dev/null
+  cmake --build build-cuda -j"$JOBS"
+  ctest --test-dir build-cuda --output-on-failure -j"$JOBS"
+elif [ "${AGX_SKIP_CUDA:-0}" != 1 ]; then
+  echo "== CUDA build skipped: no nvcc found (set CUDACXX=/path/to/nvcc)"
+fi
+
 if [ "${AGX_SKIP_SANITIZE:-0}" != 1 ]; then
   echo "== ASan+UBSan build + tests"
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DAGX_SANITIZE=ON -DAGX_WERROR=ON >/dev/null

@@ -1,0 +1,516 @@
+/* forward.cu — the CUDA forward pass behind the agx_device_forward hook table
+ * (model_device.h) and the device probe used by device.c. Weights are uploaded
+ * once in their file layout (quantized, not expanded), the KV cache lives on
+ * the GPU, every op runs on the GPU, and only the logits rows asked for come
+ * back. Decode (one token) uses quantized matrix-vector kernels and is replayed
+ * as one CUDA graph per context; prompt chunks of more than MMV_MAX_TOKENS
+ * tokens dequantize weight tiles to f16 and use cuBLAS GEMMs (tensor cores;
+ * f32 weights use SGEMM so F32 models keep f32 accuracy).
+ *
+ * UNVERIFIED AT RUN TIME: written and compiled without a GPU; see docs/cuda.md
+ * for what was checked and scripts/gpu-check.sh for the run that is owed. */
+#include <cublas_v2.h>
+#include <new>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agx/ops.h"
+#include "agx/quant.h"
+#include "agx/util.h"
+#include "engine/cuda/agx_cuda.h"
+#include "engine/cuda/kernels.h"
+
+namespace {
+
+enum {
+    MMV_MAX_TOKENS = 8,             /* up to this many tokens: matvec per token, above: GEMM */
+    LOGIT_ROWS = 64,                /* logits computed per step (bounds the device logits buffer) */
+};
+/* f16 weight tile for GEMMs: at most this many elements (rows are tiled). */
+const size_t WTILE_MAX_ELEMS = (size_t)32 << 20;
+
+struct DevMat {
+    const uint8_t *d = nullptr;
+    uint32_t type = 0;
+    int n_rows = 0, n_cols = 0;
+    size_t row_bytes = 0;
+};
+
+struct DevLayer {
+    float *attn_norm, *ffn_norm, *bq, *bk, *bv;
+    DevMat wq, wk, wv, wo, w_gate, w_up, w_down;
+};
+
+struct CudaCtx {
+    int device = 0;
+    cudaStream_t stream = nullptr;
+    cublasHandle_t blas = nullptr;
+    /* shape */
+    int E = 0, QD = 0, KVD = 0, F = 0, V = 0, n_layer = 0, n_head = 0, n_head_kv = 0, hd = 0, n_rot = 0;
+    bool neox = false, kv_f32 = false;
+    float eps = 0, attn_scale = 0;
+    int n_ctx = 0, n_ubatch = 0;
+    /* device memory; every allocation is recorded for freeing and accounting */
+    void **allocs = nullptr;
+    int n_allocs = 0, cap_allocs = 0;
+    size_t bytes = 0;
+    DevMat tok_embd, output;
+    float *output_norm = nullptr;
+    DevLayer *layers = nullptr;
+    uint8_t *kcache = nullptr, *vcache = nullptr;   /* [layer][n_ctx][KVD] */
+    size_t kv_layer_bytes = 0;
+    float *rope_cs = nullptr;                      /* [n_ctx][n_rot] cos/sin from agx_rope_cache */
+    float *x = nullptr, *xb = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *att = nullptr, *hb = nullptr,
+          *hb2 = nullptr, *logits = nullptr;
+    __half *wtile = nullptr, *xtile = nullptr;
+    size_t wtile_elems = 0;
+    int32_t *d_tokens = nullptr;
+    int *d_pos = nullptr;
+    /* decode graph */
+    bool use_graph = true;
+    bool debug_sync = false;   /* AGX_CUDA_DEBUG=1: synchronize after every launch, name the failing kernel */
+    cudaGraphExec_t graph = nullptr;
+};
+
+#define CU_TRY(call, what)                                                                                \
+    do {                                                                                                  \
+        cudaError_t e_ = (call);                                                                          \
+        if (e_ != cudaSuccess)                                                                            \
+            return agx_error_set(err, AGX_ERR_ENGINE, "CUDA: %s failed: %s", what, cudaGetErrorString(e_)); \
+    } while (0)
+#define BLAS_TRY(call, what)                                                                             \
+    do {                                                                                                 \
+        cublasStatus_t s_ = (call);                                                                      \
+        if (s_ != CUBLAS_STATUS_SUCCESS)                                                                 \
+            return agx_error_set(err, AGX_ERR_ENGINE, "cuBLAS: %s failed: %s", what,                     \
+                                 cublasGetStatusString(s_));                                             \
+    } while (0)
+
+/* A kernel launch; with AGX_CUDA_DEBUG=1 also waits for it, so that an
+ * asynchronous fault is reported at the kernel that caused it. */
+#define LAUNCH(c, call, what)                                                   \
+    do {                                                                        \
+        CU_TRY(call, what " launch");                                           \
+        if ((c)->debug_sync) CU_TRY(cudaStreamSynchronize((c)->stream), what); \
+    } while (0)
+
+agx_status dev_alloc(CudaCtx *c, size_t bytes, void **out, const char *what, agx_error *err) {
+    *out = nullptr;
+    if (c->n_allocs == c->cap_allocs) {
+        const int cap = c->cap_allocs ? 2 * c->cap_allocs : 64;
+        void **a = (void **)realloc(c->allocs, sizeof(void *) * (size_t)cap);
+        if (!a) return agx_error_set(err, AGX_ERR_NOMEM, "out of host memory");
+        c->allocs = a;
+        c->cap_allocs = cap;
+    }
+    cudaError_t e = cudaMalloc(out, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        size_t fr = 0, tot = 0;
+        cudaMemGetInfo(&fr, &tot);
+        return agx_error_set(err, AGX_ERR_NOMEM,
+                             "CUDA: cannot allocate %.1f MB for %s (%s; %.1f MB of %.1f MB free): use a smaller "
+                             "model or context (AGX_CANDLE_CONTEXT_SIZE), or AGX_DEVICE=cpu",
+                             (double)bytes / 1e6, what, cudaGetErrorString(e), (double)fr / 1e6, (double)tot / 1e6);
+    }
+    c->allocs[c->n_allocs++] = *out;
+    c->bytes += bytes;
+    return AGX_OK;
+}
+
+agx_status upload(CudaCtx *c, const void *host, size_t bytes, void **out, const char *what, agx_error *err) {
+    agx_status st = dev_alloc(c, bytes, out, what, err);
+    if (st != AGX_OK) return st;
+    CU_TRY(cudaMemcpy(*out, host, bytes, cudaMemcpyHostToDevice), "uploading weights");
+    return AGX_OK;
+}
+
+agx_status upload_vec(CudaCtx *c, const float *host, int n, float **out, agx_error *err) {
+    *out = nullptr;
+    if (!host) return AGX_OK;
+    return upload(c, host, sizeof(float) * (size_t)n, (void **)out, "a vector", err);
+}
+
+agx_status upload_mat(CudaCtx *c, const agx_dev_mat *m, DevMat *out, agx_error *err) {
+    if (!agxc::type_supported(m->type))
+        return agx_error_set(err, AGX_ERR_UNAVAILABLE,
+                             "the CUDA path has no kernel for weight type %s (supported: f32, f16, bf16, q4_0, "
+                             "q5_0, q8_0, q4_K, q5_K, q6_K); set AGX_DEVICE=cpu",
+                             agx_type_name(m->type));
+    if (m->n_cols % 32 || m->n_rows > INT32_MAX || m->n_cols > INT32_MAX)
+        return agx_error_set(err, AGX_ERR_UNAVAILABLE,
+                             "the CUDA path needs rows of a multiple of 32 elements (got %lld); set AGX_DEVICE=cpu",
+                             (long long)m->n_cols);
+    void *d = nullptr;
+    agx_status st = upload(c, m->data, m->row_bytes * (size_t)m->n_rows, &d, "weights", err);
+    if (st != AGX_OK) return st;
+    out->d = (const uint8_t *)d;
+    out->type = m->type;
+    out->n_rows = (int)m->n_rows;
+    out->n_cols = (int)m->n_cols;
+    out->row_bytes = m->row_bytes;
+    return AGX_OK;
+}
+
+void ctx_destroy(void *state) {
+    CudaCtx *c = (CudaCtx *)state;
+    if (!c) return;
+    cudaSetDevice(c->device);
+    if (c->stream) cudaStreamSynchronize(c->stream);
+    if (c->graph) cudaGraphExecDestroy(c->graph);
+    for (int i = 0; i < c->n_allocs; i++) cudaFree(c->allocs[i]);
+    if (c->blas) cublasDestroy(c->blas);
+    if (c->stream) cudaStreamDestroy(c->stream);
+    free(c->allocs);
+    free(c->layers);
+    delete c;
+}
+
+agx_status ctx_create_inner(CudaCtx *c, const agx_dev_model *dm, const agx_device_info *dev, int n_ctx,
+                            int n_ubatch, agx_kv_type kv_type, agx_error *err) {
+    agx_status st;
+    c->device = dev ? dev->index : 0;
+    CU_TRY(cudaSetDevice(c->device), "selecting the device");
+    CU_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "creating a stream");
+    BLAS_TRY(cublasCreate(&c->blas), "creating a handle");
+    BLAS_TRY(cublasSetStream(c->blas, c->stream), "setting the stream");
+    c->E = dm->n_embd;
+    c->QD = dm->n_head * dm->head_dim;
+    c->KVD = dm->n_head_kv * dm->head_dim;
+    c->F = dm->n_ff;
+    c->V = dm->n_vocab;
+    c->n_layer = dm->n_layer;
+    c->n_head = dm->n_head;
+    c->n_head_kv = dm->n_head_kv;
+    c->hd = dm->head_dim;
+    c->n_rot = dm->n_rot;
+    c->neox = dm->rope.style == AGX_ROPE_NEOX;
+    c->eps = dm->rms_eps;
+    c->attn_scale = 1.0f / sqrtf((float)dm->head_dim);
+    c->kv_f32 = kv_type == AGX_KV_F32;
+    c->n_ctx = n_ctx;
+    c->n_ubatch = n_ubatch;
+    if (c->hd > 256 || c->n_head_kv <= 0 || c->n_head % c->n_head_kv || c->n_rot <= 0 || c->n_rot > c->hd ||
+        c->n_rot % 2)
+        return agx_error_set(err, AGX_ERR_UNAVAILABLE,
+                             "the CUDA path supports head_dim <= 256 with n_head a multiple of n_head_kv "
+                             "(model: head_dim %d, %d/%d heads); set AGX_DEVICE=cpu",
+                             c->hd, c->n_head, c->n_head_kv);
+    const char *g = agx_env("AGX_CUDA_GRAPHS");
+    c->use_graph = !(g && !strcmp(g, "0"));
+    const char *dbg = agx_env("AGX_CUDA_DEBUG");
+    c->debug_sync = dbg && !strcmp(dbg, "1");
+    if (c->debug_sync) c->use_graph = false;   /* no synchronisation inside a capture */
+
+    /* weights: tied output shares the embedding upload */
+    if ((st = upload_mat(c, &dm->tok_embd, &c->tok_embd, err)) != AGX_OK) return st;
+    if (dm->output.data == dm->tok_embd.data)
+        c->output = c->tok_embd;
+    else if ((st = upload_mat(c, &dm->output, &c->output, err)) != AGX_OK)
+        return st;
+    if ((st = upload_vec(c, dm->output_norm, c->E, &c->output_norm, err)) != AGX_OK) return st;
+    c->layers = (DevLayer *)calloc((size_t)c->n_layer, sizeof(DevLayer));
+    if (!c->layers) return agx_error_set(err, AGX_ERR_NOMEM, "out of host memory");
+    size_t max_mat = (size_t)c->V * (size_t)c->E;
+    for (int l = 0; l < c->n_layer; l++) {
+        const agx_dev_layer *S = &dm->layers[l];
+        DevLayer *L = &c->layers[l];
+        if ((st = upload_vec(c, S->attn_norm, c->E, &L->attn_norm, err)) != AGX_OK) return st;
+        if ((st = upload_vec(c, S->ffn_norm, c->E, &L->ffn_norm, err)) != AGX_OK) return st;
+        if ((st = upload_vec(c, S->bq, c->QD, &L->bq, err)) != AGX_OK) return st;
+        if ((st = upload_vec(c, S->bk, c->KVD, &L->bk, err)) != AGX_OK) return st;
+        if ((st = upload_vec(c, S->bv, c->KVD, &L->bv, err)) != AGX_OK) return st;
+        const agx_dev_mat *src[7] = {&S->wq, &S->wk, &S->wv, &S->wo, &S->w_gate, &S->w_up, &S->w_down};
+        DevMat *dst[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) {
+            if ((st = upload_mat(c, src[i], dst[i], err)) != AGX_OK) return st;
+            const size_t el = (size_t)src[i]->n_rows * (size_t)src[i]->n_cols;
+            if (el > max_mat) max_mat = el;
+        }
+    }
+
+    /* KV cache, rope table, activations */
+    c->kv_layer_bytes = (size_t)n_ctx * (size_t)c->KVD * (c->kv_f32 ? 4 : 2);
+    if ((st = dev_alloc(c, c->kv_layer_bytes * (size_t)c->n_layer, (void **)&c->kcache, "the K cache", err)))
+        return st;
+    if ((st = dev_alloc(c, c->kv_layer_bytes * (size_t)c->n_layer, (void **)&c->vcache, "the V cache", err)))
+        return st;
+    {
+        const size_t n = (size_t)n_ctx * (size_t)c->n_rot;
+        float *cs = (float *)malloc(sizeof(float) * (n ? n : 1));
+        if (!cs) return agx_error_set(err, AGX_ERR_NOMEM, "out of host memory for the rope table");
+        /* the CPU's own angle recurrence, so positions rotate identically */
+        for (int p = 0; p < n_ctx; p++) agx_rope_cache(&dm->rope, p, cs + (size_t)p * c->n_rot);
+        st = upload(c, cs, sizeof(float) * n, (void **)&c->rope_cs, "the rope table", err);
+        free(cs);
+        if (st != AGX_OK) return st;
+    }
+    const size_t ub = (size_t)n_ubatch;
+    const size_t widest = (size_t)(c->E > c->QD ? (c->E > c->F ? c->E : c->F) : (c->QD > c->F ? c->QD : c->F));
+    float **bufs[] = {&c->x, &c->xb, &c->q, &c->k, &c->v, &c->att, &c->hb, &c->hb2};
+    const size_t dims[] = {(size_t)c->E, (size_t)c->E, (size_t)c->QD, (size_t)c->KVD, (size_t)c->KVD,
+                           (size_t)c->QD, (size_t)c->F, (size_t)c->F};
+    for (int i = 0; i < 8; i++)
+        if ((st = dev_alloc(c, sizeof(float) * ub * dims[i], (void **)bufs[i], "activations", err))) return st;
+    const size_t lrows = ub < LOGIT_ROWS ? ub : LOGIT_ROWS;
+    if ((st = dev_alloc(c, sizeof(float) * lrows * (size_t)c->V, (void **)&c->logits, "logits", err))) return st;
+    if (n_ubatch > MMV_MAX_TOKENS) {
+        c->wtile_elems = max_mat < WTILE_MAX_ELEMS ? max_mat : WTILE_MAX_ELEMS;
+        if ((size_t)c->E > c->wtile_elems || (size_t)c->F > c->wtile_elems) c->wtile_elems = widest;
+        if ((st = dev_alloc(c, sizeof(__half) * c->wtile_elems, (void **)&c->wtile, "a weight tile", err))) return st;
+        if ((st = dev_alloc(c, sizeof(__half) * ub * widest, (void **)&c->xtile, "an activation tile", err)))
+            return st;
+    }
+    if ((st = dev_alloc(c, sizeof(int32_t) * ub, (void **)&c->d_tokens, "token ids", err))) return st;
+    if ((st = dev_alloc(c, sizeof(int), (void **)&c->d_pos, "positions", err))) return st;
+    CU_TRY(cudaStreamSynchronize(c->stream), "finishing the upload");
+    return AGX_OK;
+}
+
+agx_status ctx_create(const agx_dev_model *dm, const agx_device_info *dev, int n_ctx, int n_ubatch,
+                      agx_kv_type kv_type, void **state, agx_error *err) {
+    *state = nullptr;
+    if (n_ctx <= 0 || n_ubatch <= 0)
+        return agx_error_set(err, AGX_ERR_CONFIG, "CUDA context needs n_ctx > 0 and n_ubatch > 0");
+    if (n_ubatch > n_ctx) n_ubatch = n_ctx;
+    if (n_ubatch > 65535) n_ubatch = 65535;   /* grid.y limit of the per-token kernels */
+    CudaCtx *c = new (std::nothrow) CudaCtx();
+    if (!c) return agx_error_set(err, AGX_ERR_NOMEM, "out of host memory");
+    agx_status st = ctx_create_inner(c, dm, dev, n_ctx, n_ubatch, kv_type, err);
+    if (st != AGX_OK) {
+        ctx_destroy(c);
+        return st;
+    }
+    *state = c;
+    return AGX_OK;
+}
+
+/* y[t][r] = W[r] . x[t] for n tokens (x rows are W.n_cols wide, y rows y_ld). */
+agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int n, float *y, int y_ld, agx_error *err) {
+    if (n <= MMV_MAX_TOKENS || !c->wtile) {
+        for (int t0 = 0; t0 < n; t0 += 65535) {
+            const int nt = n - t0 < 65535 ? n - t0 : 65535;
+            LAUNCH(c,
+                   agxc::matvec(c->stream, W.type, W.d, W.row_bytes, W.n_rows, W.n_cols, x + (size_t)t0 * W.n_cols, nt,
+                                y + (size_t)t0 * y_ld, y_ld),
+                   "matvec");
+        }
+        return AGX_OK;
+    }
+    const float one = 1.0f, zero = 0.0f;
+    if (W.type == 0 /* f32: keep f32 accuracy */) {
+        BLAS_TRY(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, W.n_rows, n, W.n_cols, &one, (const float *)W.d,
+                             W.n_cols, x, W.n_cols, &zero, y, y_ld),
+                 "SGEMM");
+        return AGX_OK;
+    }
+    LAUNCH(c, agxc::f32_to_f16(c->stream, x, c->xtile, (size_t)n * (size_t)W.n_cols), "f16 conversion");
+    int rows_per_tile = (int)(c->wtile_elems / (size_t)W.n_cols);
+    if (rows_per_tile < 1) rows_per_tile = 1;   /* cannot happen: the tile holds the widest row */
+    for (int r0 = 0; r0 < W.n_rows; r0 += rows_per_tile) {
+        const int nr = W.n_rows - r0 < rows_per_tile ? W.n_rows - r0 : rows_per_tile;
+        const void *A = W.d + (size_t)r0 * W.row_bytes;
+        if (W.type != 1 /* f16 weights are used in place */) {
+            LAUNCH(c, agxc::dequant_f16(c->stream, W.type, A, W.row_bytes, nr, W.n_cols, c->wtile), "dequantize");
+            A = c->wtile;
+        }
+        BLAS_TRY(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, nr, n, W.n_cols, &one, A, CUDA_R_16F, W.n_cols,
+                              c->xtile, CUDA_R_16F, W.n_cols, &zero, y + r0, CUDA_R_32F, y_ld, CUBLAS_COMPUTE_32F,
+                              CUBLAS_GEMM_DEFAULT),
+                 "GEMM");
+        if (c->debug_sync) CU_TRY(cudaStreamSynchronize(c->stream), "GEMM");
+    }
+    return AGX_OK;
+}
+
+/* Every layer for n tokens at position *d_pos (tokens already in d_tokens),
+ * leaving the hidden states in c->x. Launch-only: also recorded into graphs. */
+agx_status layers(CudaCtx *c, int n, agx_error *err) {
+    agx_status st;
+    LAUNCH(c,
+           agxc::embed(c->stream, c->tok_embd.type, c->tok_embd.d, c->tok_embd.row_bytes, c->E, c->d_tokens, n, c->x),
+           "embedding");
+    for (int l = 0; l < c->n_layer; l++) {
+        const DevLayer *L = &c->layers[l];
+        uint8_t *kc = c->kcache + (size_t)l * c->kv_layer_bytes, *vc = c->vcache + (size_t)l * c->kv_layer_bytes;
+        LAUNCH(c, agxc::rmsnorm(c->stream, c->x, nullptr, L->attn_norm, c->xb, n, c->E, c->eps), "rmsnorm");
+        if ((st = matmul(c, L->wq, c->xb, n, c->q, c->QD, err))) return st;
+        if ((st = matmul(c, L->wk, c->xb, n, c->k, c->KVD, err))) return st;
+        if ((st = matmul(c, L->wv, c->xb, n, c->v, c->KVD, err))) return st;
+        LAUNCH(c,
+               agxc::qkv_rope_store(c->stream, c->q, c->k, c->v, L->bq, L->bk, L->bv, c->rope_cs, c->d_pos, n,
+                                    c->n_head, c->n_head_kv, c->hd, c->n_rot, c->neox, kc, vc, c->kv_f32),
+               "bias+rope+cache");
+        LAUNCH(c,
+               agxc::attention(c->stream, c->q, kc, vc, c->kv_f32, c->att, c->d_pos, n, c->n_head, c->n_head_kv, c->hd,
+                               c->attn_scale),
+               "attention");
+        if ((st = matmul(c, L->wo, c->att, n, c->xb, c->E, err))) return st;
+        LAUNCH(c, agxc::rmsnorm(c->stream, c->x, c->xb, L->ffn_norm, c->xb, n, c->E, c->eps), "residual+rmsnorm");
+        if ((st = matmul(c, L->w_gate, c->xb, n, c->hb, c->F, err))) return st;
+        if ((st = matmul(c, L->w_up, c->xb, n, c->hb2, c->F, err))) return st;
+        LAUNCH(c, agxc::swiglu(c->stream, c->hb, c->hb2, (size_t)n * (size_t)c->F), "swiglu");
+        if ((st = matmul(c, L->w_down, c->hb, n, c->xb, c->E, err))) return st;
+        LAUNCH(c, agxc::add_inplace(c->stream, c->x, c->xb, (size_t)n * (size_t)c->E), "residual add");
+    }
+    return AGX_OK;
+}
+
+/* Final norm + output projection for rows [r0, r0+nr) of c->x into c->logits. */
+agx_status logits_rows(CudaCtx *c, int r0, int nr, agx_error *err) {
+    float *xr = c->x + (size_t)r0 * c->E;
+    /* the norm goes to xb rows 0..nr (xb is free once the layers are done) */
+    LAUNCH(c, agxc::rmsnorm(c->stream, xr, nullptr, c->output_norm, c->xb, nr, c->E, c->eps), "output rmsnorm");
+    return matmul(c, c->output, c->xb, nr, c->logits, c->V, err);
+}
+
+/* One decode step as a graph: layers + last-row logits, recorded once. */
+agx_status decode_graph(CudaCtx *c, agx_error *err) {
+    if (c->graph) {
+        CU_TRY(cudaGraphLaunch(c->graph, c->stream), "graph launch");
+        return AGX_OK;
+    }
+    cudaGraph_t g = nullptr;
+    CU_TRY(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal), "graph capture");
+    agx_status st = layers(c, 1, err);
+    if (st == AGX_OK) st = logits_rows(c, 0, 1, err);
+    const cudaError_t e = cudaStreamEndCapture(c->stream, &g);
+    if (st != AGX_OK) {
+        if (g) cudaGraphDestroy(g);
+        return st;
+    }
+    CU_TRY(e, "graph capture");
+    const cudaError_t ie = cudaGraphInstantiate(&c->graph, g, 0);
+    cudaGraphDestroy(g);
+    CU_TRY(ie, "graph instantiation");
+    CU_TRY(cudaGraphLaunch(c->graph, c->stream), "graph launch");
+    return AGX_OK;
+}
+
+agx_status ctx_eval(void *state, const int32_t *tokens, int n_tokens, int n_past, bool all_logits, float *out,
+                    agx_error *err) {
+    CudaCtx *c = (CudaCtx *)state;
+    if (n_tokens <= 0 || n_past < 0 || (int64_t)n_past + n_tokens > c->n_ctx)
+        return agx_error_set(err, AGX_ERR_INFERENCE, "CUDA eval: %d tokens at position %d exceed the context of %d",
+                             n_tokens, n_past, c->n_ctx);
+    for (int i = 0; i < n_tokens; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->V)
+            return agx_error_set(err, AGX_ERR_INFERENCE, "token id %d at index %d is outside the vocab (0..%d)",
+                                 tokens[i], i, c->V - 1);
+    CU_TRY(cudaSetDevice(c->device), "selecting the device");
+    agx_status st;
+    for (int done = 0; done < n_tokens;) {
+        const int n = n_tokens - done < c->n_ubatch ? n_tokens - done : c->n_ubatch;
+        const int pos = n_past + done;
+        CU_TRY(cudaMemcpyAsync(c->d_tokens, tokens + done, sizeof(int32_t) * (size_t)n, cudaMemcpyHostToDevice,
+                               c->stream),
+               "token upload");
+        CU_TRY(cudaMemcpyAsync(c->d_pos, &pos, sizeof(int), cudaMemcpyHostToDevice, c->stream), "position upload");
+        const bool last = done + n == n_tokens;
+        if (n == 1 && c->use_graph && (last || all_logits)) {
+            /* decode: the graph also computes the logits of its one row */
+            if ((st = decode_graph(c, err)) != AGX_OK) return st;
+            CU_TRY(cudaMemcpyAsync(all_logits ? out + (size_t)done * c->V : out, c->logits,
+                                   sizeof(float) * (size_t)c->V, cudaMemcpyDeviceToHost, c->stream),
+                   "logits download");
+        } else {
+            if ((st = layers(c, n, err)) != AGX_OK) return st;
+            if (all_logits || last) {
+                const int first = all_logits ? 0 : n - 1;
+                for (int r0 = first; r0 < n; r0 += LOGIT_ROWS) {
+                    const int nr = n - r0 < LOGIT_ROWS ? n - r0 : LOGIT_ROWS;
+                    if ((st = logits_rows(c, r0, nr, err)) != AGX_OK) return st;
+                    float *dst = all_logits ? out + ((size_t)done + (size_t)r0) * c->V : out;
+                    CU_TRY(cudaMemcpyAsync(dst, c->logits, sizeof(float) * (size_t)nr * c->V, cudaMemcpyDeviceToHost,
+                                           c->stream),
+                           "logits download");
+                }
+            }
+        }
+        /* the position lives in host memory: finish before the next chunk rewrites it */
+        CU_TRY(cudaStreamSynchronize(c->stream), "running the forward pass");
+        done += n;
+    }
+    return AGX_OK;
+}
+
+size_t ctx_mem_used(const void *state) { return state ? ((const CudaCtx *)state)->bytes : 0; }
+
+/* Copies the first n positions of every layer's K and V between the device
+ * cache and buf ([layer][k, v][n][KVD], as the CPU context's export). */
+agx_status kv_copy(CudaCtx *c, int n, void *buf, size_t len, bool to_host, agx_error *err) {
+    const size_t row = (size_t)n * (size_t)c->KVD * (c->kv_f32 ? 4 : 2);
+    const size_t need = 2 * (size_t)c->n_layer * row;
+    if (n <= 0 || n > c->n_ctx || (to_host ? len < need : len != need))
+        return agx_error_set(err, AGX_ERR_INFERENCE,
+                             "KV %s of %d positions does not fit this CUDA context (%d positions, %zu bytes given, "
+                             "%zu expected)",
+                             to_host ? "export" : "import", n, c->n_ctx, len, need);
+    CU_TRY(cudaSetDevice(c->device), "selecting the device");
+    for (int l = 0; l < c->n_layer; l++)
+        for (int w = 0; w < 2; w++) {
+            uint8_t *dev = (w ? c->vcache : c->kcache) + (size_t)l * c->kv_layer_bytes;
+            char *host = (char *)buf + (2 * (size_t)l + (size_t)w) * row;
+            void *dst = to_host ? (void *)host : (void *)dev;
+            const void *src = to_host ? (const void *)dev : (const void *)host;
+            CU_TRY(cudaMemcpyAsync(dst, src, row, to_host ? cudaMemcpyDeviceToHost : cudaMemcpyHostToDevice, c->stream),
+                   "KV cache copy");
+        }
+    CU_TRY(cudaStreamSynchronize(c->stream), "KV cache copy");
+    return AGX_OK;
+}
+agx_status ctx_kv_export(const void *state, int n, void *buf, size_t len, agx_error *err) {
+    return kv_copy((CudaCtx *)state, n, buf, len, true, err);
+}
+agx_status ctx_kv_import(void *state, int n, const void *buf, size_t len, agx_error *err) {
+    return kv_copy((CudaCtx *)state, n, (void *)buf, len, false, err);
+}
+
+/* in the order of agx_device_forward's members */
+const agx_device_forward k_forward = {"cuda",        ctx_create,    ctx_eval,   ctx_mem_used,
+                                      ctx_kv_export, ctx_kv_import, ctx_destroy};
+
+} // namespace
+
+extern "C" const agx_device_forward *agx_cuda_forward(void) { return &k_forward; }
+
+extern "C" agx_status agx_cuda_probe(agx_device_info *info, agx_error *err) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return agx_error_set(err, AGX_ERR_UNAVAILABLE, "%s", cudaGetErrorString(e));
+    }
+    if (n <= 0) return agx_error_set(err, AGX_ERR_UNAVAILABLE, "no CUDA-capable device is detected");
+    cudaDeviceProp p;
+    if ((e = cudaGetDeviceProperties(&p, 0)) != cudaSuccess) {
+        cudaGetLastError();
+        return agx_error_set(err, AGX_ERR_UNAVAILABLE, "cannot query device 0: %s", cudaGetErrorString(e));
+    }
+#ifndef AGX_CUDA_MIN_CC
+#define AGX_CUDA_MIN_CC 70
+#endif
+    /* the oldest PTX this build carries (CMakeLists.txt: 7.0, or 7.5 with CUDA 13) */
+    if (p.major * 10 + p.minor < AGX_CUDA_MIN_CC)
+        return agx_error_set(err, AGX_ERR_UNAVAILABLE,
+                             "%s has compute capability %d.%d; this build needs %d.%d or newer", p.name, p.major,
+                             p.minor, AGX_CUDA_MIN_CC / 10, AGX_CUDA_MIN_CC % 10);
+    info->kind = AGX_DEVICE_CUDA;
+    info->index = 0;
+    snprintf(info->name, sizeof info->name, "%.*s", (int)sizeof info->name - 1, p.name);
+    info->cc_major = p.major;
+    info->cc_minor = p.minor;
+    info->mem_total = p.totalGlobalMem;
+    size_t fr = 0, tot = 0;
+    if (cudaSetDevice(0) == cudaSuccess && cudaMemGetInfo(&fr, &tot) == cudaSuccess) {
+        info->mem_free = fr;
+        info->mem_total = tot;
+    } else {
+        cudaGetLastError();
+        return agx_error_set(err, AGX_ERR_UNAVAILABLE, "cannot create a context on %s", p.name);
+    }
+    return AGX_OK;
+}

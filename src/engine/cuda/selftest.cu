@@ -1,0 +1,289 @@
+/* selftest.cu — kernel-by-kernel check of the CUDA kernels against the CPU
+ * engine's own ops on synthetic data (matvec and dequantize for every weight
+ * type, embedding, RMSNorm, bias+RoPE+cache store in both pairings,
+ * attention with GQA, SwiGLU), so that the first GPU run localises a bug to
+ * one kernel. Called by tests/conformance/test_model_cuda.c when a GPU is
+ * present (agx_cuda_selftest). Written without a GPU: UNVERIFIED until run. */
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vector>
+
+#include "agx/ops.h"
+#include "agx/quant.h"
+#include "agx/util.h"
+#include "engine/cuda/agx_cuda.h"
+#include "engine/cuda/kernels.h"
+
+namespace {
+
+struct Rng {
+    uint32_t s;
+    float next() {   /* uniform in [-1, 1) */
+        s = s * 1664525u + 1013904223u;
+        return (float)(s >> 8) / 8388608.0f - 1.0f;
+    }
+};
+
+/* Device buffers freed at the end of the self-test. */
+struct Pool {
+    std::vector<void *> p;
+    ~Pool() {
+        for (void *q : p) cudaFree(q);
+    }
+    template <typename T> T *up(const std::vector<T> &h) {
+        void *d = nullptr;
+        if (cudaMalloc(&d, h.size() * sizeof(T) + 16) != cudaSuccess) return nullptr;
+        p.push_back(d);
+        if (!h.empty() && cudaMemcpy(d, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice) != cudaSuccess)
+            return nullptr;
+        return (T *)d;
+    }
+};
+
+template <typename T> bool down(std::vector<T> &h, const T *d) {
+    return cudaMemcpy(h.data(), d, h.size() * sizeof(T), cudaMemcpyDeviceToHost) == cudaSuccess;
+}
+
+/* max |a-b| / (scale) over n; scale = max(max|b|, floor) */
+double rel_err(const float *a, const float *b, size_t n, double floor_) {
+    double mx = floor_, e = 0;
+    for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs((double)b[i]));
+    for (size_t i = 0; i < n; i++) {
+        const double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= e)) e = isnan(d) ? INFINITY : d;
+    }
+    return e / mx;
+}
+
+struct Report {
+    agx_strbuf *sb;
+    int failures = 0;
+    void check(const char *what, double err, double tol) {
+        const bool ok = err <= tol;
+        failures += !ok;
+        agx_strbuf_printf(sb, "  %-34s rel err %.3g (tol %.0e) %s\n", what, err, tol, ok ? "ok" : "FAILED");
+    }
+    void fail(const char *what, const char *why) {
+        failures++;
+        agx_strbuf_printf(sb, "  %-34s FAILED: %s\n", what, why);
+    }
+};
+
+void test_types(Report &r, Rng &rng) {
+    static const uint32_t types[] = {AGX_TYPE_F32, AGX_TYPE_F16, AGX_TYPE_BF16, AGX_TYPE_Q4_0, AGX_TYPE_Q5_0,
+                                     AGX_TYPE_Q8_0, AGX_TYPE_Q4_K, AGX_TYPE_Q5_K, AGX_TYPE_Q6_K};
+    const int rows = 67, cols = 512, nt = 3;
+    std::vector<float> w((size_t)rows * cols), x((size_t)nt * cols);
+    for (float &v : w) v = rng.next();
+    for (float &v : x) v = rng.next();
+    for (uint32_t type : types) {
+        const agx_type_traits *tt = agx_type_traits_get(type);
+        char what[96];
+        const size_t rb = agx_type_row_size(type, cols);
+        std::vector<uint8_t> q(rb * rows);
+        for (int i = 0; i < rows; i++) tt->from_float_ref(&w[(size_t)i * cols], &q[i * rb], cols);
+        std::vector<float> deq((size_t)rows * cols), ref((size_t)nt * rows);
+        for (int i = 0; i < rows; i++) tt->to_float(&q[i * rb], &deq[(size_t)i * cols], cols);
+        for (int t = 0; t < nt; t++)
+            for (int i = 0; i < rows; i++) {
+                double s = 0;
+                for (int k = 0; k < cols; k++) s += (double)deq[(size_t)i * cols + k] * x[(size_t)t * cols + k];
+                ref[(size_t)t * rows + i] = (float)s;
+            }
+        Pool pool;
+        const uint8_t *dq = pool.up(q);
+        const float *dx = pool.up(x);
+        float *dy = pool.up(std::vector<float>(ref.size()));
+        std::vector<__half> hh((size_t)rows * cols);
+        __half *dh = pool.up(hh);
+        std::vector<int32_t> toks = {5, 0, 66};
+        const int32_t *dt = pool.up(toks);
+        float *de = pool.up(std::vector<float>((size_t)3 * cols));
+        if (!dq || !dx || !dy || !dh || !dt || !de) {
+            r.fail(tt->name, "cudaMalloc/cudaMemcpy failed");
+            continue;
+        }
+        /* one token (the decode kernel) and a group of nt tokens (weights decoded once per group) */
+        for (int n : {1, nt}) {
+            std::vector<float> g1((size_t)n * rows);
+            cudaError_t e = agxc::matvec(nullptr, type, dq, rb, rows, cols, dx, n, dy, rows);
+            if (e == cudaSuccess) e = cudaDeviceSynchronize();
+            snprintf(what, sizeof what, "matvec %s (%dx%d, %d token%s)", tt->name, rows, cols, n, n > 1 ? "s" : "");
+            if (e != cudaSuccess || !down(g1, (const float *)dy)) r.fail(what, cudaGetErrorString(e));
+            else r.check(what, rel_err(g1.data(), ref.data(), g1.size(), 1.0), 1e-4);
+        }
+        cudaError_t e;
+        /* dequantize to f16 == f16(to_float) up to f16 rounding */
+        e = agxc::dequant_f16(nullptr, type, dq, rb, rows, cols, dh);
+        if (e == cudaSuccess) e = cudaDeviceSynchronize();
+        snprintf(what, sizeof what, "dequant_f16 %s", tt->name);
+        if (e != cudaSuccess || !down(hh, (const __half *)dh)) r.fail(what, cudaGetErrorString(e));
+        else {
+            std::vector<float> hf(hh.size());
+            for (size_t i = 0; i < hh.size(); i++) hf[i] = __half2float(hh[i]);
+            r.check(what, rel_err(hf.data(), deq.data(), hf.size(), 1e-3), 1e-3);
+        }
+        /* embedding rows 5, 0, 66 == to_float */
+        e = agxc::embed(nullptr, type, dq, rb, cols, dt, 3, de);
+        if (e == cudaSuccess) e = cudaDeviceSynchronize();
+        snprintf(what, sizeof what, "embed %s", tt->name);
+        std::vector<float> eg((size_t)3 * cols), er((size_t)3 * cols);
+        for (int i = 0; i < 3; i++) memcpy(&er[(size_t)i * cols], &deq[(size_t)toks[i] * cols], sizeof(float) * cols);
+        if (e != cudaSuccess || !down(eg, (const float *)de)) r.fail(what, cudaGetErrorString(e));
+        else r.check(what, rel_err(eg.data(), er.data(), eg.size(), 1e-3), 1e-6);
+    }
+}
+
+void test_rows(Report &r, Rng &rng) {
+    const int n = 3, E = 896;
+    std::vector<float> x((size_t)n * E), add((size_t)n * E), w(E);
+    for (float &v : x) v = 3 * rng.next();
+    for (float &v : add) v = rng.next();
+    for (float &v : w) v = 1 + 0.1f * rng.next();
+    std::vector<float> ref((size_t)n * E), xs(x);
+    for (size_t i = 0; i < xs.size(); i++) xs[i] += add[i];
+    for (int t = 0; t < n; t++) agx_rmsnorm(&ref[(size_t)t * E], &xs[(size_t)t * E], w.data(), E, 1e-6f);
+    Pool pool;
+    float *dx = pool.up(x), *da = pool.up(add), *dw = pool.up(w), *dout = pool.up(std::vector<float>(ref.size()));
+    std::vector<float> got(ref.size()), gx(x.size());
+    cudaError_t e =
+        dx && da && dw && dout ? agxc::rmsnorm(nullptr, dx, da, dw, dout, n, E, 1e-6f) : cudaErrorMemoryAllocation;
+    if (e == cudaSuccess) e = cudaDeviceSynchronize();
+    if (e != cudaSuccess || !down(got, (const float *)dout) || !down(gx, (const float *)dx))
+        r.fail("rmsnorm (+residual)", cudaGetErrorString(e));
+    else {
+        r.check("rmsnorm (+residual)", rel_err(got.data(), ref.data(), got.size(), 1.0), 1e-5);
+        r.check("rmsnorm residual x += add", rel_err(gx.data(), xs.data(), gx.size(), 1.0), 1e-6);
+    }
+    /* swiglu */
+    std::vector<float> g((size_t)n * E), u((size_t)n * E), sref((size_t)n * E);
+    for (float &v : g) v = 4 * rng.next();
+    for (float &v : u) v = rng.next();
+    agx_swiglu(sref.data(), g.data(), u.data(), (int64_t)g.size());
+    float *dg = pool.up(g), *du = pool.up(u);
+    e = dg && du ? agxc::swiglu(nullptr, dg, du, g.size()) : cudaErrorMemoryAllocation;
+    if (e == cudaSuccess) e = cudaDeviceSynchronize();
+    if (e != cudaSuccess || !down(g, (const float *)dg)) r.fail("swiglu", cudaGetErrorString(e));
+    else r.check("swiglu", rel_err(g.data(), sref.data(), g.size(), 1.0), 1e-5);
+}
+
+/* bias + rope + cache store, then attention over the cache, vs ops.c. */
+void test_attention(Report &r, Rng &rng, agx_rope_style style) {
+    const int nh = 4, nkv = 2, hd = 64, n_rot = 64, n_ctx = 16, pos0 = 7, nt = 5;
+    const int qd = nh * hd, kvd = nkv * hd;
+    const agx_rope_params rp = {style, n_rot, 10000.0f, 1.0f, nullptr};
+    std::vector<float> cs((size_t)n_ctx * n_rot);
+    for (int p = 0; p < n_ctx; p++) agx_rope_cache(&rp, p, &cs[(size_t)p * n_rot]);
+    /* cache rows 0..pos0-1 random (earlier tokens), then nt new tokens through k_qkv */
+    std::vector<float> kc((size_t)n_ctx * kvd, 0.0f), vc((size_t)n_ctx * kvd, 0.0f);
+    for (int i = 0; i < pos0 * kvd; i++) kc[i] = rng.next(), vc[i] = rng.next();
+    std::vector<float> q((size_t)nt * qd), k((size_t)nt * kvd), v((size_t)nt * kvd), bq(qd), bk(kvd), bv(kvd);
+    for (float &x : q) x = rng.next();
+    for (float &x : k) x = rng.next();
+    for (float &x : v) x = rng.next();
+    for (float &x : bq) x = 0.1f * rng.next();
+    for (float &x : bk) x = 0.1f * rng.next();
+    for (float &x : bv) x = 0.1f * rng.next();
+    /* CPU reference */
+    std::vector<float> rq(q), rk(k), rv(v), rkc(kc), rvc(vc), ratt((size_t)nt * qd);
+    for (int t = 0; t < nt; t++) {
+        for (int i = 0; i < qd; i++) rq[(size_t)t * qd + i] += bq[i];
+        for (int i = 0; i < kvd; i++) rk[(size_t)t * kvd + i] += bk[i], rv[(size_t)t * kvd + i] += bv[i];
+        agx_rope_apply(&rp, &cs[(size_t)(pos0 + t) * n_rot], &rq[(size_t)t * qd], nh, hd);
+        agx_rope_apply(&rp, &cs[(size_t)(pos0 + t) * n_rot], &rk[(size_t)t * kvd], nkv, hd);
+        memcpy(&rkc[(size_t)(pos0 + t) * kvd], &rk[(size_t)t * kvd], sizeof(float) * kvd);
+        memcpy(&rvc[(size_t)(pos0 + t) * kvd], &rv[(size_t)t * kvd], sizeof(float) * kvd);
+    }
+    agx_attn_params ap = {};
+    ap.n_head = nh, ap.n_head_kv = nkv, ap.head_dim = hd, ap.kv_type = AGX_KV_F32;
+    ap.k = rkc.data(), ap.v = rvc.data(), ap.scale = 1.0f / sqrtf((float)hd);
+    agx_attention(nullptr, &ap, rq.data(), nt, pos0, ratt.data());
+    /* GPU */
+    Pool pool;
+    std::vector<int> pos = {pos0};
+    float *dq = pool.up(q), *dk = pool.up(k), *dv = pool.up(v), *dbq = pool.up(bq), *dbk = pool.up(bk),
+          *dbv = pool.up(bv), *dcs = pool.up(cs), *dkc = pool.up(kc), *dvc = pool.up(vc),
+          *datt = pool.up(std::vector<float>(ratt.size()));
+    int *dpos = pool.up(pos);
+    const char *name = style == AGX_ROPE_NEOX ? "neox" : "normal";
+    char what[96];
+    if (!dq || !dk || !dv || !dbq || !dbk || !dbv || !dcs || !dkc || !dvc || !datt || !dpos) {
+        r.fail("attention", "cudaMalloc/cudaMemcpy failed");
+        return;
+    }
+    cudaError_t e = agxc::qkv_rope_store(nullptr, dq, dk, dv, dbq, dbk, dbv, dcs, dpos, nt, nh, nkv, hd, n_rot,
+                                         style == AGX_ROPE_NEOX, dkc, dvc, true);
+    if (e == cudaSuccess) e = agxc::attention(nullptr, dq, dkc, dvc, true, datt, dpos, nt, nh, nkv, hd, ap.scale);
+    if (e == cudaSuccess) e = cudaDeviceSynchronize();
+    std::vector<float> gq(q.size()), gkc(kc.size()), gatt(ratt.size());
+    snprintf(what, sizeof what, "bias+rope %s: q", name);
+    if (e != cudaSuccess || !down(gq, (const float *)dq) || !down(gkc, (const float *)dkc) ||
+        !down(gatt, (const float *)datt)) {
+        r.fail(what, cudaGetErrorString(e));
+        return;
+    }
+    r.check(what, rel_err(gq.data(), rq.data(), gq.size(), 1.0), 1e-6);
+    snprintf(what, sizeof what, "bias+rope %s: k cache", name);
+    r.check(what, rel_err(gkc.data(), rkc.data(), gkc.size(), 1.0), 1e-6);
+    snprintf(what, sizeof what, "attention %s (gqa %d/%d, %d tok)", name, nh, nkv, nt);
+    r.check(what, rel_err(gatt.data(), ratt.data(), gatt.size(), 1.0), 1e-5);
+    /* f16 cache: store + attention against the CPU's f16 cache */
+    std::vector<uint16_t> hk((size_t)n_ctx * kvd), hv((size_t)n_ctx * kvd);
+    agx_kv_store(AGX_KV_F16, hk.data(), kc.data(), (int64_t)kc.size());   /* old rows; new rows from the kernel */
+    agx_kv_store(AGX_KV_F16, hv.data(), vc.data(), (int64_t)vc.size());
+    std::vector<uint16_t> rhk(hk.size()), rhv(hv.size());
+    agx_kv_store(AGX_KV_F16, rhk.data(), rkc.data(), (int64_t)rkc.size());
+    agx_kv_store(AGX_KV_F16, rhv.data(), rvc.data(), (int64_t)rvc.size());
+    ap.kv_type = AGX_KV_F16, ap.k = rhk.data(), ap.v = rhv.data();
+    agx_attention(nullptr, &ap, rq.data(), nt, pos0, ratt.data());
+    uint16_t *dhk = pool.up(hk), *dhv = pool.up(hv);
+    float *dq2 = pool.up(q), *dk2 = pool.up(k), *dv2 = pool.up(v);
+    if (!dhk || !dhv || !dq2 || !dk2 || !dv2) {
+        r.fail("attention f16", "cudaMalloc failed");
+        return;
+    }
+    e = agxc::qkv_rope_store(nullptr, dq2, dk2, dv2, dbq, dbk, dbv, dcs, dpos, nt, nh, nkv, hd, n_rot,
+                             style == AGX_ROPE_NEOX, dhk, dhv, false);
+    if (e == cudaSuccess) e = agxc::attention(nullptr, dq2, dhk, dhv, false, datt, dpos, nt, nh, nkv, hd, ap.scale);
+    if (e == cudaSuccess) e = cudaDeviceSynchronize();
+    std::vector<uint16_t> ghk(hk.size());
+    snprintf(what, sizeof what, "f16 cache store %s", name);
+    if (e != cudaSuccess || !down(ghk, (const uint16_t *)dhk) || !down(gatt, (const float *)datt)) {
+        r.fail(what, cudaGetErrorString(e));
+        return;
+    }
+    int diff = 0;
+    for (size_t i = 0; i < ghk.size(); i++) diff += ghk[i] != rhk[i];
+    r.check(what, (double)diff / (double)ghk.size(), 0.01);   /* fraction of halves not bit-equal */
+    snprintf(what, sizeof what, "attention f16 KV %s", name);
+    r.check(what, rel_err(gatt.data(), ratt.data(), gatt.size(), 1.0), 1e-3);
+}
+
+} // namespace
+
+extern "C" agx_status agx_cuda_selftest(char **report, agx_error *err) {
+    *report = nullptr;
+    agx_strbuf sb;
+    agx_strbuf_init(&sb);
+    Report r;
+    r.sb = &sb;
+    Rng rng = {42};
+    if (cudaSetDevice(0) != cudaSuccess) {
+        agx_strbuf_free(&sb);
+        return agx_error_set(err, AGX_ERR_UNAVAILABLE, "CUDA self-test: no device");
+    }
+    test_types(r, rng);
+    test_rows(r, rng);
+    test_attention(r, rng, AGX_ROPE_NORMAL);
+    test_attention(r, rng, AGX_ROPE_NEOX);
+    const int failures = r.failures;
+    *report = agx_strbuf_take(&sb);
+    if (failures)
+        return agx_error_set(err, AGX_ERR_ENGINE, "CUDA self-test: %d check(s) failed (see the report)", failures);
+    return AGX_OK;
+}

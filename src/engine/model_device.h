@@ -1,0 +1,93 @@
+/* model_device.h — the seam between the model (agx_model / agx_context, CPU
+ * forward pass in model.c) and a device forward pass (CUDA today): a
+ * device-neutral view of a loaded model (shapes, host pointers to the weights in
+ * their file layout, f32 copies of the 1-D tensors) and a hook table that a
+ * context calls instead of the CPU path when agx_device_select chose a GPU.
+ *
+ * A device forward implements exactly agx_context_eval's contract for one
+ * context: tokens at positions n_past.., logits for all rows or the last one. */
+#ifndef AGX_MODEL_DEVICE_H
+#define AGX_MODEL_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agx/arch.h"
+#include "agx/device.h"
+#include "agx/error.h"
+#include "agx/gguf.h"
+#include "agx/ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A weight matrix [n_rows][n_cols] in its GGUF layout (host memory, mmap'ed). */
+typedef struct agx_dev_mat {
+    const void *data;
+    uint32_t type;            /* agx_ggml_type */
+    int64_t n_cols, n_rows;   /* ne[0] (row length), ne[1] */
+    size_t row_bytes;
+} agx_dev_mat;
+
+typedef struct agx_dev_layer {
+    const float *attn_norm, *ffn_norm;   /* [n_embd] f32 */
+    const float *bq, *bk, *bv;           /* NULL when absent */
+    agx_dev_mat wq, wk, wv, wo, w_gate, w_up, w_down;
+} agx_dev_layer;
+
+typedef struct agx_dev_model {
+    int n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_rot;
+    float rms_eps;
+    agx_rope_params rope;      /* style, n_dims, base, linear scale, freq factors (or NULL) */
+    agx_dev_mat tok_embd, output;   /* output == tok_embd when tied */
+    const float *output_norm;
+    agx_dev_layer *layers;     /* n_layer */
+    float *owned;              /* f32 copies of non-f32 vectors + rope factors (freed with the view) */
+} agx_dev_model;
+
+/* Builds the view from an open GGUF (the same validation as the CPU loader:
+ * agx_hparams_load, then every tensor's shape and type). Weights stay pointers
+ * into g, which must outlive the view. */
+agx_status agx_dev_model_from_gguf(const agx_gguf *g, agx_dev_model *out, agx_error *err);
+void agx_dev_model_free(agx_dev_model *dm);
+
+/* Hook table of a device forward pass. state is the implementation's context. */
+typedef struct agx_device_forward {
+    const char *name;   /* "cuda" */
+    /* Uploads weights once (quantized, as in the file), allocates the KV cache
+     * for n_ctx positions (kv_type as the CPU context) and scratch for n_ubatch. */
+    agx_status (*create)(const agx_dev_model *dm, const agx_device_info *dev, int n_ctx, int n_ubatch,
+                         agx_kv_type kv_type, void **state, agx_error *err);
+    /* agx_context_eval for tokens at positions n_past..n_past+n_tokens-1 (the
+     * caller has range-checked tokens and positions). */
+    agx_status (*eval)(void *state, const int32_t *tokens, int n_tokens, int n_past, bool all_logits,
+                       float *out, agx_error *err);
+    size_t (*mem_used)(const void *state);   /* device bytes held by this context */
+    /* Prompt caches (agx_context_kv_export/import): the first n cached positions
+     * in the CPU context's layout, [layer][k, v][n][n_head_kv*head_dim] of the KV
+     * type's elements; export needs len >= that many bytes, import exactly that.
+     * The context keeps n_past itself (import: n_past = n). */
+    agx_status (*kv_export)(const void *state, int n, void *buf, size_t len, agx_error *err);
+    agx_status (*kv_import)(void *state, int n, const void *buf, size_t len, agx_error *err);
+    void (*destroy)(void *state);
+} agx_device_forward;
+
+/* The forward pass for a device kind; NULL for the CPU (model.c's own path)
+ * and for kinds not compiled into this build. */
+const agx_device_forward *agx_device_forward_get(agx_device_kind k);
+
+/* What agx_context_create calls (docs/cuda.md, "Hooking into the model"):
+ * decides the device from AGX_DEVICE (agx_device_select) and, for a GPU,
+ * builds the view from g and creates the device forward state. On AGX_OK with
+ * *fwd == NULL the context runs on the CPU (info says why when auto fell back).
+ * An explicit AGX_DEVICE=cuda that cannot be honoured is an error. */
+agx_status agx_device_context_create(const agx_gguf *g, int n_ctx, int n_ubatch, agx_kv_type kv_type,
+                                     const agx_device_forward **fwd, void **state, agx_device_info *info,
+                                     agx_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
