@@ -23,83 +23,16 @@
 #include "agx/device.h"
 #include "agx/gguf.h"
 #include "agx/model.h"
+#include "ref_logits.h"
 #include "agx/util.h"
 #include "engine/model_device.h"
 #ifdef AGX_HAVE_CUDA
 #include "engine/cuda/agx_cuda.h"
 #endif
 
-typedef struct figures {
-    double cos, min_row_cos, max_abs;
-    int top1_same, rows, margin_rows, margin_same;
-} figures;
 
-static float *read_f32(const char *path, size_t n) {
-    char *data = NULL;
-    size_t len = 0;
-    agx_error err;
-    if (agx_file_read_all(path, 0, &data, &len, &err) != AGX_OK) return NULL;
-    if (len != n * sizeof(float)) {
-        free(data);
-        return NULL;
-    }
-    float *f = malloc(len);
-    memcpy(f, data, len);
-    free(data);
-    return f;
-}
 
-static int argmax(const float *x, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
-}
-static double margin(const float *x, int n) {
-    int b = argmax(x, n);
-    double second = -INFINITY;
-    for (int i = 0; i < n; i++)
-        if (i != b && x[i] > second) second = x[i];
-    return x[b] - second;
-}
-
-static figures compare(const float *ours, const float *ref, int rows, int n_vocab) {
-    figures f = {0};
-    double dot = 0, na = 0, nb = 0;
-    f.min_row_cos = 1.0;
-    f.rows = rows;
-    for (int r = 0; r < rows; r++) {
-        const float *a = ours + (size_t)r * n_vocab, *b = ref + (size_t)r * n_vocab;
-        double d = 0, x = 0, y = 0;
-        for (int i = 0; i < n_vocab; i++) {
-            d += (double)a[i] * b[i];
-            x += (double)a[i] * a[i];
-            y += (double)b[i] * b[i];
-            double diff = fabs((double)a[i] - b[i]);
-            if (diff > f.max_abs || isnan(diff)) f.max_abs = isnan(diff) ? INFINITY : diff;
-        }
-        dot += d, na += x, nb += y;
-        double c = d / (sqrt(x) * sqrt(y) + 1e-30);
-        if (c < f.min_row_cos || isnan(c)) f.min_row_cos = isnan(c) ? -1 : c;
-        const bool same = argmax(a, n_vocab) == argmax(b, n_vocab);
-        f.top1_same += same;
-        if (margin(b, n_vocab) > 2.0) {
-            f.margin_rows++;
-            f.margin_same += same;
-        }
-    }
-    f.cos = dot / (sqrt(na) * sqrt(nb) + 1e-30);
-    return f;
-}
-
-static int32_t *json_ids(json_t *arr, int *n) {
-    *n = (int)json_array_size(arr);
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(*n ? *n : 1));
-    for (int i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(arr, (size_t)i));
-    return ids;
-}
-
-static bool quant_bands(const figures *tf, const figures *gf) {
+static bool quant_bands(const ref_figures *tf, const ref_figures *gf) {
     return tf->cos >= 0.999 && gf->cos >= 0.999 && tf->min_row_cos >= 0.998 && gf->min_row_cos >= 0.998 &&
            tf->margin_same == tf->margin_rows && gf->margin_same == gf->margin_rows &&
            tf->top1_same * 5 >= tf->rows * 4;
@@ -156,12 +89,12 @@ static void run_case(const char *dir, json_t *c, const agx_device_info *dev, int
     assert_non_null(meta);
     const int n_vocab = (int)json_integer_value(json_object_get(meta, "n_vocab"));
     int n_tok, n_new;
-    int32_t *ids = json_ids(json_object_get(meta, "token_ids"), &n_tok);
-    int32_t *ref_out = json_ids(json_object_get(json_object_get(meta, "greedy"), "output_ids"), &n_new);
+    int32_t *ids = ref_json_ids(json_object_get(meta, "token_ids"), &n_tok);
+    int32_t *ref_out = ref_json_ids(json_object_get(json_object_get(meta, "greedy"), "output_ids"), &n_new);
     char *lpath = agx_sprintf("%s/%s.logits.f32", dir, name), *gpath = agx_sprintf("%s/%s.gen.logits.f32", dir, name);
     char *gguf = agx_sprintf("%s/%s.gguf", dir, name);
-    float *ref = read_f32(lpath, (size_t)n_tok * (size_t)n_vocab);
-    float *ref_gen = read_f32(gpath, (size_t)n_new * (size_t)n_vocab);
+    float *ref = ref_read_f32(lpath, (size_t)n_tok * (size_t)n_vocab);
+    float *ref_gen = ref_read_f32(gpath, (size_t)n_new * (size_t)n_vocab);
     assert_non_null(ref);
     assert_non_null(ref_gen);
 
@@ -178,17 +111,17 @@ static void run_case(const char *dir, json_t *c, const agx_device_info *dev, int
 
     /* pass 1: as the reference (one batch, f32 KV) */
     run_gpu(fw, &dm, dev, name, ids, n_tok, ref_out, n_new, n_tok, AGX_KV_F32, tf, gen);
-    figures t1 = compare(tf, ref, n_tok, n_vocab), g1 = compare(gen, ref_gen, n_new, n_vocab);
+    ref_figures t1 = ref_compare(tf, ref, n_tok, n_vocab), g1 = ref_compare(gen, ref_gen, n_new, n_vocab);
     int must = 0;
-    while (must < n_new && margin(ref_gen + (size_t)must * n_vocab, n_vocab) >= 0.2) must++;
+    while (must < n_new && ref_margin(ref_gen + (size_t)must * n_vocab, n_vocab) >= 0.2) must++;
     int prefix = 0;
-    while (prefix < n_new && argmax(gen + (size_t)prefix * n_vocab, n_vocab) == ref_out[prefix]) prefix++;
+    while (prefix < n_new && ref_argmax(gen + (size_t)prefix * n_vocab, n_vocab) == ref_out[prefix]) prefix++;
     /* pass 2: chunks of 3 (matvec for several tokens), f16 KV */
     run_gpu(fw, &dm, dev, name, ids, n_tok, ref_out, n_new, 3, AGX_KV_F16, tf2, gen2);
-    figures t2 = compare(tf2, ref, n_tok, n_vocab), g2 = compare(gen2, ref_gen, n_new, n_vocab);
-    /* the CPU engine, for the side-by-side figures */
+    ref_figures t2 = ref_compare(tf2, ref, n_tok, n_vocab), g2 = ref_compare(gen2, ref_gen, n_new, n_vocab);
+    /* the CPU engine, for the side-by-side ref_figures */
     run_cpu(gguf, ids, n_tok, ref_out, n_new, n_vocab, ctf, cgen);
-    figures tc = compare(tf, ctf, n_tok, n_vocab), gc = compare(gen, cgen, n_new, n_vocab);
+    ref_figures tc = ref_compare(tf, ctf, n_tok, n_vocab), gc = ref_compare(gen, cgen, n_new, n_vocab);
 
     printf("  %-20s gpu tf: cos %.7f mincos %.7f maxabs %.4f top1 %d/%d (margin>2: %d/%d) | gen: cos %.7f mincos "
            "%.7f maxabs %.4f greedy %d/%d (required %d)\n"

@@ -16,81 +16,13 @@
 #include <string.h>
 
 #include "agx/model.h"
+#include "ref_logits.h"
 #include "agx/util.h"
-
-typedef struct figures {
-    double cos, min_row_cos, max_abs;
-    int top1_same, rows, margin_rows, margin_same;
-} figures;
-
-static float *read_f32(const char *path, size_t n) {
-    char *data = NULL;
-    size_t len = 0;
-    agx_error err;
-    if (agx_file_read_all(path, 0, &data, &len, &err) != AGX_OK) return NULL;
-    if (len != n * sizeof(float)) {
-        free(data);
-        return NULL;
-    }
-    float *f = malloc(len);
-    memcpy(f, data, len);
-    free(data);
-    return f;
-}
-
-static int argmax(const float *x, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
-}
-static double margin(const float *x, int n) {
-    int b = argmax(x, n);
-    double second = -INFINITY;
-    for (int i = 0; i < n; i++)
-        if (i != b && x[i] > second) second = x[i];
-    return x[b] - second;
-}
-
-static figures compare(const float *ours, const float *ref, int rows, int n_vocab) {
-    figures f = {0};
-    double dot = 0, na = 0, nb = 0;
-    f.min_row_cos = 1.0;
-    f.rows = rows;
-    for (int r = 0; r < rows; r++) {
-        const float *a = ours + (size_t)r * n_vocab, *b = ref + (size_t)r * n_vocab;
-        double d = 0, x = 0, y = 0;
-        for (int i = 0; i < n_vocab; i++) {
-            d += (double)a[i] * b[i];
-            x += (double)a[i] * a[i];
-            y += (double)b[i] * b[i];
-            double diff = fabs((double)a[i] - b[i]);
-            if (diff > f.max_abs || isnan(diff)) f.max_abs = isnan(diff) ? INFINITY : diff;
-        }
-        dot += d, na += x, nb += y;
-        double c = d / (sqrt(x) * sqrt(y) + 1e-30);
-        if (c < f.min_row_cos || isnan(c)) f.min_row_cos = isnan(c) ? -1 : c;
-        const bool same = argmax(a, n_vocab) == argmax(b, n_vocab);
-        f.top1_same += same;
-        if (margin(b, n_vocab) > 2.0) {
-            f.margin_rows++;
-            f.margin_same += same;
-        }
-    }
-    f.cos = dot / (sqrt(na) * sqrt(nb) + 1e-30);
-    return f;
-}
 
 static char *case_path(const char *dir, const char *name, const char *suffix) {
     return agx_sprintf("%s/%s%s", dir, name, suffix);
 }
 
-static int32_t *json_ids(json_t *arr, int *n) {
-    *n = (int)json_array_size(arr);
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(*n ? *n : 1));
-    for (int i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(arr, (size_t)i));
-    return ids;
-}
 
 /* Runs the CLI on one case: `agx logits` must reproduce the in-process logits
  * exactly; `agx generate --greedy --ignore-eos` must give the greedy tokens up to
@@ -108,12 +40,12 @@ static void check_cli(const char *dir, const char *name, const int32_t *ids, int
     int rc = agx_test_run(cmd, NULL, &so, &se);
     if (rc != 0) fprintf(stderr, "agx logits failed (%d): %s\n", rc, se ? se : "");
     assert_int_equal(rc, 0);
-    float *cli = read_f32(out, (size_t)n_tok * (size_t)n_vocab);
+    float *cli = ref_read_f32(out, (size_t)n_tok * (size_t)n_vocab);
     assert_non_null(cli);
     if (exact_float) {
         assert_memory_equal(cli, ours, (size_t)n_tok * (size_t)n_vocab * sizeof(float));
     } else {
-        figures f = compare(cli, ours, n_tok, n_vocab);
+        ref_figures f = ref_compare(cli, ours, n_tok, n_vocab);
         assert_true(f.min_row_cos > 0.99999);
     }
     free(cli);
@@ -160,12 +92,12 @@ static void run_case(const char *dir, json_t *c, int *n_checked) {
     assert_non_null(meta);
     const int n_vocab = (int)json_integer_value(json_object_get(meta, "n_vocab"));
     int n_tok, n_new;
-    int32_t *ids = json_ids(json_object_get(meta, "token_ids"), &n_tok);
+    int32_t *ids = ref_json_ids(json_object_get(meta, "token_ids"), &n_tok);
     json_t *greedy = json_object_get(meta, "greedy");
-    int32_t *ref_out = json_ids(json_object_get(greedy, "output_ids"), &n_new);
+    int32_t *ref_out = ref_json_ids(json_object_get(greedy, "output_ids"), &n_new);
     char *lpath = case_path(dir, name, ".logits.f32"), *gpath = case_path(dir, name, ".gen.logits.f32");
-    float *ref = read_f32(lpath, (size_t)n_tok * (size_t)n_vocab);
-    float *ref_gen = read_f32(gpath, (size_t)n_new * (size_t)n_vocab);
+    float *ref = ref_read_f32(lpath, (size_t)n_tok * (size_t)n_vocab);
+    float *ref_gen = ref_read_f32(gpath, (size_t)n_new * (size_t)n_vocab);
     assert_non_null(ref);
     assert_non_null(ref_gen);
 
@@ -184,18 +116,18 @@ static void run_case(const char *dir, json_t *c, int *n_checked) {
     float *ours = malloc(sizeof(float) * (size_t)n_tok * (size_t)n_vocab);
     float *gen = malloc(sizeof(float) * (size_t)n_new * (size_t)n_vocab);
     if (agx_context_eval(ctx, ids, n_tok, true, ours, &err) != AGX_OK) fail_msg("%s: %s", name, err.message);
-    figures tf = compare(ours, ref, n_tok, n_vocab);
+    ref_figures tf = ref_compare(ours, ref, n_tok, n_vocab);
 
     /* greedy steps, teacher-forced on the reference tokens so all 32 rows compare */
     memcpy(gen, ours + (size_t)(n_tok - 1) * n_vocab, sizeof(float) * (size_t)n_vocab);
     for (int k = 1; k < n_new; k++)
         if (agx_context_eval(ctx, &ref_out[k - 1], 1, false, gen + (size_t)k * n_vocab, &err) != AGX_OK)
             fail_msg("%s: step %d: %s", name, k, err.message);
-    figures gf = compare(gen, ref_gen, n_new, n_vocab);
+    ref_figures gf = ref_compare(gen, ref_gen, n_new, n_vocab);
     int must = 0;   /* steps before the first reference margin < 0.2 */
-    while (must < n_new && margin(ref_gen + (size_t)must * n_vocab, n_vocab) >= 0.2) must++;
+    while (must < n_new && ref_margin(ref_gen + (size_t)must * n_vocab, n_vocab) >= 0.2) must++;
     int prefix = 0;
-    while (prefix < n_new && argmax(gen + (size_t)prefix * n_vocab, n_vocab) == ref_out[prefix]) prefix++;
+    while (prefix < n_new && ref_argmax(gen + (size_t)prefix * n_vocab, n_vocab) == ref_out[prefix]) prefix++;
 
     printf("  %-20s tf: cos %.7f mincos %.7f maxabs %.3g top1 %d/%d (margin>2: %d/%d) | "
            "gen: cos %.7f mincos %.7f maxabs %.3g greedy %d/%d (required %d)\n",
