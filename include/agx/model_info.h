@@ -34,6 +34,7 @@ typedef struct agx_model_info {
     char *tokenizer_model;                /* tokenizer.ggml.model ("gpt2", "llama"), NULL when absent */
     char *tokenizer_pre;                  /* tokenizer.ggml.pre, NULL when absent */
     bool has_chat_template;
+    char *tokenizer_source;               /* "gguf" or the tokenizer.json path (AGX_TOKENIZER=json) */
     int64_t bos_id, eos_id;               /* -1 when absent */
 } agx_model_info;
 

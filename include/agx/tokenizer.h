@@ -48,6 +48,10 @@ agx_status agx_tokenizer_load_json(const char *tokenizer_json_path, agx_tokenize
 agx_status agx_tokenizer_load_for_model(const char *model_path, const agx_gguf *gguf,
                                         agx_tokenizer **out, agx_error *err);
 void agx_tokenizer_free(agx_tokenizer *t);
+/* Which source agx_tokenizer_load_for_model picks: true when AGX_TOKENIZER=json. */
+bool agx_tokenizer_uses_json(void);
+/* "<model's directory>/tokenizer.json" (malloc'ed; NULL on OOM). */
+char *agx_tokenizer_json_path_for_model(const char *model_path);
 
 /* ---- properties ---- */
 const char *agx_tokenizer_source(const agx_tokenizer *t);    /* "gguf" | "tokenizer.json" */

@@ -2,6 +2,7 @@
  * parameter count, bytes per tensor type, tokenizer, chat template) as text or
  * JSON. The file is only mapped; nothing is dequantized. */
 #include "agx/model_info.h"
+#include "agx/tokenizer.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -25,6 +26,7 @@ void agx_model_info_free(agx_model_info *mi) {
     free(mi->name);
     free(mi->file_type);
     free(mi->tokenizer_model);
+    free(mi->tokenizer_source);
     free(mi->tokenizer_pre);
     free(mi);
 }
@@ -69,6 +71,8 @@ agx_status agx_model_info_load(const char *path, agx_model_info **out, agx_error
         mi->file_type = agx_strdup(ftype_names[ft]);
     mi->tokenizer_model = agx_gguf_get_strdup(g, "tokenizer.ggml.model");
     mi->tokenizer_pre = agx_gguf_get_strdup(g, "tokenizer.ggml.pre");
+    /* the same choice the engine makes when it loads the tokenizer */
+    mi->tokenizer_source = agx_tokenizer_uses_json() ? agx_tokenizer_json_path_for_model(path) : agx_strdup("gguf");
     agx_gguf_str tmpl;
     mi->has_chat_template = agx_gguf_get_str(g, "tokenizer.chat_template", &tmpl) && tmpl.len > 0;
     uint32_t id;
@@ -134,6 +138,7 @@ char *agx_model_info_json(const agx_model_info *mi) {
     json_object_set_new(o, "tied_embeddings", json_boolean(hp->tied_output));
     json_object_set_new(o, "qkv_bias", json_boolean(hp->has_qkv_bias));
     json_object_set_new(o, "tokenizer_model", str_or_null(mi->tokenizer_model));
+    json_object_set_new(o, "tokenizer_source", str_or_null(mi->tokenizer_source));
     json_object_set_new(o, "tokenizer_pre", str_or_null(mi->tokenizer_pre));
     json_object_set_new(o, "bos_token_id", mi->bos_id >= 0 ? json_integer(mi->bos_id) : json_null());
     json_object_set_new(o, "eos_token_id", mi->eos_id >= 0 ? json_integer(mi->eos_id) : json_null());
@@ -200,6 +205,9 @@ char *agx_model_info_text(const agx_model_info *mi) {
     agx_strbuf_printf(&sb, "vocab:           %u tokens, tokenizer %s%s%s%s\n", hp->n_vocab,
                       mi->tokenizer_model ? mi->tokenizer_model : "(none)", mi->tokenizer_pre ? " (pre " : "",
                       mi->tokenizer_pre ? mi->tokenizer_pre : "", mi->tokenizer_pre ? ")" : "");
+    agx_strbuf_printf(&sb, "tokenizer from:  %s\n",
+                      mi->tokenizer_source && strcmp(mi->tokenizer_source, "gguf") != 0 ? mi->tokenizer_source
+                                                                                         : "GGUF metadata");
     agx_strbuf_printf(&sb, "chat template:   %s\n", mi->has_chat_template ? "present" : "absent");
     agx_strbuf_printf(&sb, "tensors:         %" PRIu64 "\n", mi->n_tensors);
     for (uint32_t t = 0; t < AGX_TYPE_COUNT; t++) {

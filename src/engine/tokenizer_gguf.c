@@ -142,6 +142,17 @@ done:
     return AGX_OK;
 }
 
+char *agx_tokenizer_json_path_for_model(const char *model_path) {
+    const char *slash = model_path ? strrchr(model_path, '/') : NULL;
+    return slash ? agx_sprintf("%.*s/tokenizer.json", (int)(slash - model_path), model_path)
+                 : agx_strdup("tokenizer.json");
+}
+
+bool agx_tokenizer_uses_json(void) {
+    const char *mode = agx_env("AGX_TOKENIZER");
+    return mode && strcmp(mode, "json") == 0;
+}
+
 agx_status agx_tokenizer_load_for_model(const char *model_path, const agx_gguf *gguf,
                                         agx_tokenizer **out, agx_error *err) {
     *out = NULL;
@@ -149,9 +160,7 @@ agx_status agx_tokenizer_load_for_model(const char *model_path, const agx_gguf *
     if (mode && strcmp(mode, "json") != 0 && strcmp(mode, "gguf") != 0)
         return agx_error_set(err, AGX_ERR_CONFIG, "AGX_TOKENIZER='%s' is not valid (use gguf or json)", mode);
     if (mode && strcmp(mode, "json") == 0) {
-        const char *slash = model_path ? strrchr(model_path, '/') : NULL;
-        char *json = slash ? agx_sprintf("%.*s/tokenizer.json", (int)(slash - model_path), model_path)
-                           : agx_strdup("tokenizer.json");
+        char *json = agx_tokenizer_json_path_for_model(model_path);
         if (!json) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
         if (!agx_file_exists(json)) {
             agx_status st = agx_error_set(err, AGX_ERR_TOKENIZER,

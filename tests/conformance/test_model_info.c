@@ -13,6 +13,7 @@
 #include "agx/agx.h"
 #include "agx/arch.h"
 #include "agx/gguf.h"
+#include "agx/model_info.h"
 #include "agx/quant.h"
 
 #define GEN_PATH AGX_BINARY_DIR "/agx_gen_model"
@@ -66,6 +67,8 @@ static void test_reference_models(void **state) {
             assert_int_equal(ji(j, keys[k]), json_integer_value(json_object_get(cfg, keys[k])));
         }
         assert_int_equal(ji(j, "n_vocab"), json_integer_value(json_object_get(c, "n_vocab")));
+        /* which tokenizer the engine would use: GGUF metadata unless AGX_TOKENIZER=json */
+        assert_string_equal(json_string_value(json_object_get(j, "tokenizer_source")), "gguf");
         assert_true(fabs(json_real_value(json_object_get(j, "rope_freq_base")) -
                          json_number_value(json_object_get(cfg, "rope_freq_base"))) < 1e-3);
         assert_true(fabs(json_real_value(json_object_get(j, "rms_eps")) -
@@ -428,6 +431,27 @@ static void test_generated_rope_scaling(void **state) {
     free(dir);
 }
 
+static void test_tokenizer_source(void **state) {
+    (void)state;
+    char *path = agx_test_ref_path("models/qwen2-tiny-F32.gguf");
+    if (!path) AGX_TEST_SKIP("reference dir missing: no model to ask about its tokenizer");
+    agx_model_info *mi = NULL;
+    agx_error err;
+    setenv("AGX_TOKENIZER", "json", 1);
+    assert_int_equal(agx_model_info_load(path, &mi, &err), AGX_OK);
+    unsetenv("AGX_TOKENIZER");
+    const char *src = mi->tokenizer_source;
+    assert_non_null(src);
+    assert_true(strlen(src) > strlen("/tokenizer.json"));
+    assert_string_equal(src + strlen(src) - strlen("/tokenizer.json"), "/tokenizer.json");
+    char *text = agx_model_info_text(mi);
+    assert_non_null(strstr(text, "tokenizer from:  "));
+    assert_non_null(strstr(text, "/tokenizer.json"));
+    free(text);
+    agx_model_info_free(mi);
+    free(path);
+}
+
 static void test_cli_errors(void **state) {
     (void)state;
     char *cmd = agx_sprintf("'%s' model info /nonexistent/m.gguf --json", agx_test_cli_path());
@@ -463,6 +487,7 @@ int main(void) {
         cmocka_unit_test(test_generated_fallback_types), cmocka_unit_test(test_generated_weights),
         cmocka_unit_test(test_generated_vocab),      cmocka_unit_test(test_generated_vocab_from),
         cmocka_unit_test(test_generated_rope_scaling), cmocka_unit_test(test_cli_errors),
+        cmocka_unit_test(test_tokenizer_source),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
