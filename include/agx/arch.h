@@ -115,6 +115,9 @@ typedef struct agx_hparams {
  * shape and type of every tensor the architecture needs. Errors are
  * AGX_ERR_LOAD and name the file, tensor or key. */
 agx_status agx_hparams_load(const agx_gguf *g, agx_hparams *hp, agx_error *err);
+/* llama3 rope scaling given only as keys (no rope_freqs.weight tensor): the
+ * n_rot/2 per-dimension frequency divisors the converter would have written. */
+void agx_hparams_llama3_freq_factors(const agx_hparams *hp, float *ff);
 
 /* The tensor for role (layer ignored for global roles); NULL when absent. */
 const agx_gguf_tensor *agx_arch_tensor(const agx_gguf *g, agx_tensor_role role, int layer);

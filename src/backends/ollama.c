@@ -20,9 +20,7 @@ typedef struct ollama_backend {
     char *host; /* scheme://host:port[/prefix], no trailing slash */
     char *model;
     agx_model_role role;
-    double temperature, top_p;
-    long max_tokens, seed;
-    bool seed_set;
+    agx_remote_sampling sampling;
     bool schema_rejected; /* an Ollama older than 0.5 refused a schema: send "json" */
     char *shown;          /* host without credentials, for messages */
     agx_http_options http;
@@ -163,10 +161,11 @@ static char *chat_body(const ollama_backend *o, const agx_prompt *p, const char 
     for (size_t i = 0; msgs && i < p->n_messages; i++)
         json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", p->messages[i].role, "content",
                                               p->messages[i].content));
-    json_t *opts = json_pack("{s:f, s:f}", "temperature", o->temperature, "top_p", o->top_p);
-    if (opts && o->max_tokens > 0)
-        json_object_set_new(opts, "num_predict", json_integer(o->max_tokens));
-    if (opts && o->seed_set) json_object_set_new(opts, "seed", json_integer(o->seed));
+    json_t *opts = json_pack("{s:f, s:f}", "temperature", o->sampling.temperature, "top_p",
+                             o->sampling.top_p);
+    if (opts && o->sampling.max_tokens > 0)
+        json_object_set_new(opts, "num_predict", json_integer(o->sampling.max_tokens));
+    if (opts && o->sampling.seed_set) json_object_set_new(opts, "seed", json_integer(o->sampling.seed));
     json_t *root = (format && msgs && opts)
                        ? json_pack("{s:s, s:O, s:b, s:O, s:O}", "model", o->model, "messages", msgs,
                                    "stream", 0, "format", format, "options", opts)
@@ -306,22 +305,12 @@ agx_status agx_backend_ollama_create(const agx_planner_config *cfg, agx_model_ro
         ollama_destroy(&o->base);
         return agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
     }
-    o->temperature = cfg ? cfg->temperature : 0.7;
-    o->top_p = cfg ? cfg->top_p : 0.9;
-    o->max_tokens = cfg ? cfg->max_tokens : 2048;
-    o->seed = cfg ? cfg->seed : 0;
-    o->seed_set = cfg && cfg->seed_set;
-    long timeout = cfg && cfg->ollama_timeout_secs > 0 ? cfg->ollama_timeout_secs : 0;
-    agx_status st = AGX_OK;
-    if (!timeout)
-        st = agx_env_long("AGX_OLLAMA_TIMEOUT_SECS", OLLAMA_DEFAULT_TIMEOUT, &timeout, err);
-    if (st == AGX_OK) st = agx_http_options_from_env(&o->http, timeout, err);
+    agx_status st = agx_remote_common_init("ollama", cfg, cfg ? cfg->ollama_timeout_secs : 0, "AGX_OLLAMA_TIMEOUT_SECS",
+                                           OLLAMA_DEFAULT_TIMEOUT, &o->sampling, &o->http, err);
     if (st != AGX_OK) {
-        agx_error_prefix(err, "ollama backend");
         ollama_destroy(&o->base);
         return st;
     }
-    o->http.timeout_var = "AGX_OLLAMA_TIMEOUT_SECS";
     *out = &o->base;
     return AGX_OK;
 }

@@ -23,9 +23,7 @@ typedef struct openai_backend {
     char *model;    /* NULL until known: then the server's first listed model */
     char *api_key;  /* NULL when none */
     agx_model_role role;
-    double temperature, top_p;
-    long max_tokens, seed;
-    bool seed_set;
+    agx_remote_sampling sampling;
     bool schema_rejected; /* the server refused json_schema once: use json_object */
     char *shown;          /* base_url without credentials, for messages */
     agx_http_options http;
@@ -206,12 +204,12 @@ static char *chat_body(const openai_backend *o, const agx_prompt *p, const char 
         fmt = json_pack("{s:s}", "type", "json_object");
     }
     json_t *root = (msgs && fmt) ? json_pack("{s:s, s:O, s:f, s:f, s:b, s:O}", "model", o->model,
-                                             "messages", msgs, "temperature", o->temperature,
-                                             "top_p", o->top_p, "stream", 0, "response_format", fmt)
+                                             "messages", msgs, "temperature", o->sampling.temperature,
+                                             "top_p", o->sampling.top_p, "stream", 0, "response_format", fmt)
                                  : NULL;
-    if (root && o->max_tokens > 0)
-        json_object_set_new(root, "max_tokens", json_integer(o->max_tokens));
-    if (root && o->seed_set) json_object_set_new(root, "seed", json_integer(o->seed));
+    if (root && o->sampling.max_tokens > 0)
+        json_object_set_new(root, "max_tokens", json_integer(o->sampling.max_tokens));
+    if (root && o->sampling.seed_set) json_object_set_new(root, "seed", json_integer(o->sampling.seed));
     char *s = root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(root);
     json_decref(msgs);
@@ -374,22 +372,12 @@ agx_status agx_backend_openai_create(const agx_planner_config *cfg, agx_model_ro
                                  "AGX_OPENAI_API_KEY contains spaces or control characters "
                                  "(it is not shown here); set it to the bare key");
         }
-    o->temperature = cfg ? cfg->temperature : 0.7;
-    o->top_p = cfg ? cfg->top_p : 0.9;
-    o->max_tokens = cfg ? cfg->max_tokens : 2048;
-    o->seed = cfg ? cfg->seed : 0;
-    o->seed_set = cfg && cfg->seed_set;
-    long timeout = cfg && cfg->openai_timeout_secs > 0 ? cfg->openai_timeout_secs : 0;
-    agx_status st = AGX_OK;
-    if (!timeout)
-        st = agx_env_long("AGX_OPENAI_TIMEOUT_SECS", OPENAI_DEFAULT_TIMEOUT, &timeout, err);
-    if (st == AGX_OK) st = agx_http_options_from_env(&o->http, timeout, err);
+    agx_status st = agx_remote_common_init("openai", cfg, cfg ? cfg->openai_timeout_secs : 0, "AGX_OPENAI_TIMEOUT_SECS",
+                                           OPENAI_DEFAULT_TIMEOUT, &o->sampling, &o->http, err);
     if (st != AGX_OK) {
-        agx_error_prefix(err, "openai backend");
         openai_destroy(&o->base);
         return st;
     }
-    o->http.timeout_var = "AGX_OPENAI_TIMEOUT_SECS";
     *out = &o->base;
     return AGX_OK;
 }

@@ -119,3 +119,21 @@ agx_status agx_remote_plan_from_content(const char *who, const char *content, si
     }
     return AGX_OK;
 }
+
+agx_status agx_remote_common_init(const char *who, const agx_planner_config *cfg, long cfg_timeout,
+                                  const char *timeout_env, long def_timeout,
+                                  agx_remote_sampling *sampling, agx_http_options *http,
+                                  agx_error *err) {
+    sampling->temperature = cfg ? cfg->temperature : 0.7;
+    sampling->top_p = cfg ? cfg->top_p : 0.9;
+    sampling->max_tokens = cfg ? cfg->max_tokens : 2048;
+    sampling->seed = cfg ? cfg->seed : 0;
+    sampling->seed_set = cfg && cfg->seed_set;
+    long timeout = cfg_timeout > 0 ? cfg_timeout : 0;
+    agx_status st = AGX_OK;
+    if (!timeout) st = agx_env_long(timeout_env, def_timeout, &timeout, err);
+    if (st == AGX_OK) st = agx_http_options_from_env(http, timeout, err);
+    if (st != AGX_OK) return agx_error_prefix(err, "%s backend", who);
+    http->timeout_var = timeout_env;
+    return AGX_OK;
+}

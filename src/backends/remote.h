@@ -9,6 +9,8 @@
 
 #include "agx/backend.h"
 #include "agx/error.h"
+#include "agx/planner.h"
+#include "backends/http.h"
 
 /* The first of: value, the environment variables (NULL-terminated list), def.
  * Returns a malloc'ed copy (NULL only on OOM). */
@@ -31,6 +33,22 @@ agx_status agx_remote_parse_reply(const char *who, const char *body, size_t len,
 /* Appends text to err->message (bounded). */
 void agx_remote_error_append(agx_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* The AGX_CANDLE_* sampling settings a remote request carries. */
+typedef struct agx_remote_sampling {
+    double temperature, top_p;
+    long max_tokens, seed;
+    bool seed_set;
+} agx_remote_sampling;
+
+/* What both HTTP backends set up alike: sampling settings from cfg (the seed's
+ * defaults when cfg is NULL) and the HTTP options, whose timeout is cfg_timeout
+ * when > 0, else the timeout_env variable, else def_timeout. Errors are prefixed
+ * with `who`. */
+agx_status agx_remote_common_init(const char *who, const agx_planner_config *cfg, long cfg_timeout,
+                                  const char *timeout_env, long def_timeout,
+                                  agx_remote_sampling *sampling, agx_http_options *http,
+                                  agx_error *err);
 
 /* Integer member or -1. */
 long long agx_remote_json_count(json_t *obj, const char *key);

@@ -4,6 +4,7 @@
 #include "agx/arch.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -360,4 +361,25 @@ agx_status agx_hparams_load(const agx_gguf *g, agx_hparams *hp, agx_error *err) 
         return agx_error_set(err, AGX_ERR_LOAD, "GGUF '%s': tensor '%s' exists but %s.block_count is %u", gpath(g),
                              extra, p, hp->n_layer);
     return AGX_OK;
+}
+
+/* llama3 rope scaling given only as keys (no rope_freqs tensor): the per-dim
+ * divisors the converter would have written (HF / Meta reference formula). */
+void agx_hparams_llama3_freq_factors(const agx_hparams *hp, float *ff) {
+    const float factor = hp->rope_scaling_factor > 0 ? hp->rope_scaling_factor : 1.0f;
+    const float orig = hp->rope_orig_ctx ? (float)hp->rope_orig_ctx : 8192.0f;
+    const float lo = hp->rope_low_freq_factor, hi = hp->rope_high_freq_factor;
+    const float lo_wavelen = orig / lo, hi_wavelen = orig / hi;
+    for (uint32_t i = 0; i < hp->n_rot / 2; i++) {
+        const float freq = powf(hp->rope_freq_base, -2.0f * (float)i / (float)hp->n_rot);
+        const float wavelen = 2.0f * (float)M_PI / freq;
+        if (wavelen < hi_wavelen)
+            ff[i] = 1.0f;
+        else if (wavelen > lo_wavelen)
+            ff[i] = factor;
+        else {
+            const float smooth = (orig / wavelen - lo) / (hi - lo);
+            ff[i] = 1.0f / ((1.0f - smooth) / factor + smooth);
+        }
+    }
 }

@@ -140,27 +140,6 @@ static int32_t get_token_id(const agx_gguf *g, const char *key) {
     return agx_gguf_get_u32(g, key, &v) && v < INT32_MAX ? (int32_t)v : -1;
 }
 
-/* llama3 rope scaling given only as keys (no rope_freqs tensor): the per-dim
- * divisors the converter would have written (HF / Meta reference formula). */
-static void llama3_freq_factors(const agx_hparams *hp, float *ff) {
-    const float factor = hp->rope_scaling_factor > 0 ? hp->rope_scaling_factor : 1.0f;
-    const float orig = hp->rope_orig_ctx ? (float)hp->rope_orig_ctx : 8192.0f;
-    const float lo = hp->rope_low_freq_factor, hi = hp->rope_high_freq_factor;
-    const float lo_wavelen = orig / lo, hi_wavelen = orig / hi;
-    for (uint32_t i = 0; i < hp->n_rot / 2; i++) {
-        const float freq = powf(hp->rope_freq_base, -2.0f * (float)i / (float)hp->n_rot);
-        const float wavelen = 2.0f * (float)M_PI / freq;
-        if (wavelen < hi_wavelen)
-            ff[i] = 1.0f;
-        else if (wavelen > lo_wavelen)
-            ff[i] = factor;
-        else {
-            const float smooth = (orig / wavelen - lo) / (hi - lo);
-            ff[i] = 1.0f / ((1.0f - smooth) / factor + smooth);
-        }
-    }
-}
-
 static agx_status load_hparams(agx_model *m, const char *path, agx_error *err) {
     const agx_gguf *g = m->gguf;
     agx_hparams *hp = &m->hp;
@@ -232,7 +211,7 @@ static agx_status load_tensors(agx_model *m, const char *path, agx_error *err) {
     if ((st = load_vec(m, path, "rope_freqs.weight", c->n_rot / 2, false, &m->rope_freqs, err))) return st;
     if (!m->rope_freqs && m->hp.rope_scaling == AGX_ROPE_SCALING_LLAMA3) {
         float *ff = m->owned_f32 + m->owned_used;
-        llama3_freq_factors(&m->hp, ff);
+        agx_hparams_llama3_freq_factors(&m->hp, ff);
         m->owned_used += (size_t)c->n_rot / 2;
         m->rope_freqs = ff;
     }

@@ -65,26 +65,6 @@ static agx_status view_vec(const agx_gguf *g, agx_dev_model *dm, size_t *used, s
     return AGX_OK;
 }
 
-/* llama3 rope factors from the scaling keys (same formula as model.c). */
-static void llama3_factors(const agx_hparams *hp, float *ff) {
-    const float factor = hp->rope_scaling_factor > 0 ? hp->rope_scaling_factor : 1.0f;
-    const float orig = hp->rope_orig_ctx ? (float)hp->rope_orig_ctx : 8192.0f;
-    const float lo = hp->rope_low_freq_factor, hi = hp->rope_high_freq_factor;
-    const float lo_wavelen = orig / lo, hi_wavelen = orig / hi;
-    for (uint32_t i = 0; i < hp->n_rot / 2; i++) {
-        const float freq = powf(hp->rope_freq_base, -2.0f * (float)i / (float)hp->n_rot);
-        const float wavelen = 2.0f * (float)M_PI / freq;
-        if (wavelen < hi_wavelen)
-            ff[i] = 1.0f;
-        else if (wavelen > lo_wavelen)
-            ff[i] = factor;
-        else {
-            const float smooth = (orig / wavelen - lo) / (hi - lo);
-            ff[i] = 1.0f / ((1.0f - smooth) / factor + smooth);
-        }
-    }
-}
-
 agx_status agx_dev_model_from_gguf(const agx_gguf *g, agx_dev_model *dm, agx_error *err) {
     memset(dm, 0, sizeof *dm);
     agx_hparams hp;
@@ -141,7 +121,7 @@ agx_status agx_dev_model_from_gguf(const agx_gguf *g, agx_dev_model *dm, agx_err
     TRY(view_vec(g, dm, &used, cap, AGX_TENSOR_ROPE_FREQS, 0, dm->n_rot / 2, false, &ff, err));
     if (!ff && hp.rope_scaling == AGX_ROPE_SCALING_LLAMA3) {
         float *f = dm->owned + used;
-        llama3_factors(&hp, f);
+        agx_hparams_llama3_freq_factors(&hp, f);
         used += (size_t)dm->n_rot / 2;
         ff = f;
     }
