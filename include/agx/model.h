@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agx/device.h"
 #include "agx/error.h"
 #include "agx/ops.h"
 #include "agx/threadpool.h"
@@ -54,6 +55,11 @@ typedef struct agx_context_params {
     int n_threads;       /* <= 0: AGX_THREADS, else all cores */
     int n_ubatch;        /* tokens per internal forward chunk; <= 0: 512 */
     agx_kv_type kv_type; /* default AGX_KV_F16 */
+    /* Where the forward pass runs: "auto" | "cpu" | "cuda" | "metal" (as
+     * AGX_DEVICE, docs/cuda.md); NULL (default) = the AGX_DEVICE environment
+     * value, else auto. "cpu" pins a context to the CPU engine (e.g. to compare
+     * it with a GPU context in one process). The choice is made once, here. */
+    const char *device;
 } agx_context_params;
 
 agx_context_params agx_context_default_params(void);
@@ -62,8 +68,16 @@ agx_status agx_context_create(const agx_model *m, const agx_context_params *p, a
 void agx_context_free(agx_context *c);
 int agx_context_n_ctx(const agx_context *c);
 int agx_context_n_past(const agx_context *c);     /* tokens in the KV cache */
-int agx_context_n_threads(const agx_context *c);
+int agx_context_n_threads(const agx_context *c);   /* 1 for a GPU context (no CPU thread pool) */
+/* Bytes of the KV cache for n_ctx positions, wherever it lives (host memory
+ * on the CPU; device memory for a GPU context, which allocates no host cache). */
 size_t agx_context_kv_bytes(const agx_context *c);
+/* The device this context runs on (decided at creation: agx_device_select,
+ * plus the fallback of a model the GPU path cannot run in auto mode; the
+ * info's note says why when it is not the one asked for). Never NULL. */
+const agx_device_info *agx_context_device(const agx_context *c);
+/* Device memory this context holds (weights, KV cache, scratch); 0 on the CPU. */
+size_t agx_context_device_bytes(const agx_context *c);
 /* Drops cached positions >= n_past (0 = empty cache). */
 void agx_context_truncate(agx_context *c, int n_past);
 /* KV state of positions [0, n) as bytes, for prompt caches (same model, same

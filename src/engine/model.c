@@ -1,7 +1,10 @@
 /* model.c — loads a Llama/Mistral/Qwen2 GGUF into an agx_model (hyper-parameters
  * plus tensor views into the mmap'ed file, nothing copied) and runs the
  * transformer forward pass for an agx_context (KV cache + scratch + threads).
- * Read agx_context_eval -> forward_chunk top to bottom for the math. */
+ * Read agx_context_eval -> forward_chunk top to bottom for the math.
+ * A context on a GPU (AGX_DEVICE, decided once in agx_context_create) keeps
+ * only its bookkeeping here and delegates eval and the KV state to the device
+ * forward pass's hook table (engine/model_device.h). */
 #include "agx/model.h"
 
 #include <math.h>
@@ -14,6 +17,7 @@
 #include "agx/gguf.h"
 #include "agx/quant.h"
 #include "agx/util.h"
+#include "engine/model_device.h"
 #include "engine/threadpool_impl.h"
 
 /* A weight matrix: a view into the file. */
@@ -308,23 +312,34 @@ struct agx_context {
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2, *rope_cs;
     float *attn_scratch;            /* per pool thread, for the f16->f32 kv rows and scores */
     size_t attn_scratch_per_thread;
+    /* the device this context runs on; dev != NULL: a GPU forward pass owns the
+     * weights, KV cache and scratch (dev_state), and the CPU fields above stay
+     * unallocated (tp, kv, x, attn_scratch NULL) */
+    const agx_device_forward *dev;
+    void *dev_state;
+    agx_device_info dev_info;
 };
 
 agx_context_params agx_context_default_params(void) {
-    agx_context_params p = {.n_ctx = 0, .n_threads = 0, .n_ubatch = 512, .kv_type = AGX_KV_F16};
+    agx_context_params p = {.n_ctx = 0, .n_threads = 0, .n_ubatch = 512, .kv_type = AGX_KV_F16, .device = NULL};
     return p;
 }
 
 int agx_context_n_ctx(const agx_context *c) { return c->n_ctx; }
 int agx_context_n_past(const agx_context *c) { return c->n_past; }
-int agx_context_n_threads(const agx_context *c) { return agx_threadpool_n_threads(c->tp); }
+int agx_context_n_threads(const agx_context *c) { return c->tp ? agx_threadpool_n_threads(c->tp) : 1; }
 size_t agx_context_kv_bytes(const agx_context *c) { return c->kv_bytes; }
+const agx_device_info *agx_context_device(const agx_context *c) { return &c->dev_info; }
+size_t agx_context_device_bytes(const agx_context *c) {
+    return c->dev ? c->dev->mem_used(c->dev_state) : 0;
+}
 void agx_context_truncate(agx_context *c, int n_past) {
     if (n_past >= 0 && n_past < c->n_past) c->n_past = n_past;
 }
 
 void agx_context_free(agx_context *c) {
     if (!c) return;
+    if (c->dev) c->dev->destroy(c->dev_state);
     agx_threadpool_free(c->tp);
     free(c->kv);
     free(c->x);
@@ -332,8 +347,10 @@ void agx_context_free(agx_context *c) {
     free(c);
 }
 
-agx_status agx_context_create(const agx_model *m, const agx_context_params *pp, agx_context **out,
-                              agx_error *err) {
+/* fwd_given: the forward pass to use instead of selecting one (agx_context_create_on). */
+static agx_status context_create(const agx_model *m, const agx_context_params *pp, bool fwd_given,
+                                 const agx_device_forward *fwd, const agx_device_info *dev, agx_context **out,
+                                 agx_error *err) {
     *out = NULL;
     agx_context_params p = pp ? *pp : agx_context_default_params();
     const agx_model_config *cfg = &m->cfg;
@@ -369,6 +386,29 @@ agx_status agx_context_create(const agx_model *m, const agx_context_params *pp, 
                              n_ctx);
     }
     c->kv_bytes = kvb;
+    /* the device, decided once per context: a GPU forward pass holds the KV
+     * cache and scratch itself, so none of the CPU buffers below are allocated */
+    if (fwd_given) {
+        if (fwd) {
+            c->dev_info = *dev;
+            st = agx_device_forward_start(fwd, m->gguf, dev, c->n_ctx, c->n_ubatch, c->kv_type, &c->dev_state, err);
+            if (st == AGX_OK) c->dev = fwd;
+        } else {
+            st = agx_device_probe(AGX_DEVICE_CPU, &c->dev_info, err);
+        }
+    } else {
+        st = agx_device_context_create_for(p.device, m->gguf, c->n_ctx, c->n_ubatch, c->kv_type, &c->dev,
+                                           &c->dev_state, &c->dev_info, err);
+    }
+    if (st != AGX_OK) {
+        c->dev = NULL;
+        agx_context_free(c);
+        return st;
+    }
+    if (c->dev) {
+        *out = c;
+        return AGX_OK;
+    }
     const size_t ub = (size_t)c->n_ubatch, qd = (size_t)cfg->n_head * (size_t)cfg->head_dim;
     const size_t E = (size_t)cfg->n_embd, F = (size_t)cfg->n_ff;
     const size_t scratch = ub * (2 * E + qd + 2 * kvd + qd + 2 * F + (size_t)cfg->n_rot);
@@ -423,6 +463,20 @@ agx_status agx_context_create(const agx_model *m, const agx_context_params *pp, 
     }
     *out = c;
     return AGX_OK;
+}
+
+agx_status agx_context_create(const agx_model *m, const agx_context_params *p, agx_context **out,
+                              agx_error *err) {
+    return context_create(m, p, false, NULL, NULL, out, err);
+}
+
+agx_status agx_context_create_on(const agx_model *m, const agx_context_params *p, const agx_device_forward *f,
+                                 const agx_device_info *dev, agx_context **out, agx_error *err) {
+    if (f && !dev) {
+        *out = NULL;
+        return agx_error_set(err, AGX_ERR_CONFIG, "agx_context_create_on: a forward pass needs its device info");
+    }
+    return context_create(m, p, true, f, dev, out, err);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -596,6 +650,13 @@ agx_status agx_context_eval(agx_context *c, const int32_t *tokens, int n_tokens,
         if (tokens[i] < 0 || tokens[i] >= cfg->n_vocab)
             return agx_error_set(err, AGX_ERR_INFERENCE, "token id %d at index %d is outside the vocab (0..%d)",
                                  tokens[i], i, cfg->n_vocab - 1);
+    if (c->dev) {
+        /* the device keeps no position of its own: n_past is this context's
+         * (truncate just lowers it; later rows are overwritten) */
+        const agx_status st = c->dev->eval(c->dev_state, tokens, n_tokens, c->n_past, all_logits, out, err);
+        if (st == AGX_OK) c->n_past += n_tokens;
+        return st;
+    }
     const int64_t E = cfg->n_embd;
     for (int done = 0; done < n_tokens;) {
         const int n = n_tokens - done < c->n_ubatch ? n_tokens - done : c->n_ubatch;
@@ -630,6 +691,7 @@ agx_status agx_context_kv_export(const agx_context *c, int n, void *buf, size_t 
         return agx_error_set(err, AGX_ERR_INFERENCE,
                              "KV export of %d positions: the cache holds %d (buffer %zu of %zu bytes)",
                              n, c->n_past, cap, need);
+    if (c->dev) return c->dev->kv_export(c->dev_state, n, buf, cap, err);   /* the same layout */
     size_t row = need / (2 * (size_t)c->m->cfg.n_layer);
     for (int l = 0; l < c->m->cfg.n_layer; l++)
         for (int w = 0; w < 2; w++)
@@ -645,6 +707,11 @@ agx_status agx_context_kv_import(agx_context *c, int n, const void *buf, size_t 
                              "KV import of %d positions does not fit this context (%d positions, "
                              "%zu bytes given, %zu expected)",
                              n, c->n_ctx, len, need);
+    if (c->dev) {
+        const agx_status st = c->dev->kv_import(c->dev_state, n, buf, len, err);
+        if (st == AGX_OK) c->n_past = n;
+        return st;
+    }
     size_t row = need / (2 * (size_t)c->m->cfg.n_layer);
     for (int l = 0; l < c->m->cfg.n_layer; l++)
         for (int w = 0; w < 2; w++)

@@ -164,31 +164,43 @@ const agx_device_forward *agx_device_forward_get(agx_device_kind k) {
     return NULL;
 }
 
-agx_status agx_device_context_create(const agx_gguf *g, int n_ctx, int n_ubatch, agx_kv_type kv_type,
-                                     const agx_device_forward **fwd, void **state, agx_device_info *info,
-                                     agx_error *err) {
+agx_status agx_device_forward_start(const agx_device_forward *f, const agx_gguf *g, const agx_device_info *dev,
+                                    int n_ctx, int n_ubatch, agx_kv_type kv_type, void **state, agx_error *err) {
+    *state = NULL;
+    agx_dev_model dm;
+    agx_status st = agx_dev_model_from_gguf(g, &dm, err);
+    if (st != AGX_OK) return st;
+    st = f->create(&dm, dev, n_ctx, n_ubatch, kv_type, state, err);
+    agx_dev_model_free(&dm);   /* the weights now live on the device */
+    if (st != AGX_OK) *state = NULL;
+    return st;
+}
+
+agx_status agx_device_context_create_for(const char *request, const agx_gguf *g, int n_ctx, int n_ubatch,
+                                         agx_kv_type kv_type, const agx_device_forward **fwd, void **state,
+                                         agx_device_info *info, agx_error *err) {
     *fwd = NULL;
     *state = NULL;
-    agx_status st = agx_device_select(NULL, info, err);
+    if (!request) request = agx_env("AGX_DEVICE");
+    agx_status st = agx_device_select(request, info, err);
     if (st != AGX_OK || info->kind == AGX_DEVICE_CPU) return st;
     const agx_device_forward *f = agx_device_forward_get(info->kind);
     if (!f)
         return agx_error_set(err, AGX_ERR_UNAVAILABLE,
                              "no forward pass for device %s in this build; set AGX_DEVICE=cpu",
                              agx_device_kind_name(info->kind));
-    agx_dev_model dm;
-    if ((st = agx_dev_model_from_gguf(g, &dm, err)) != AGX_OK) return st;
-    st = f->create(&dm, info, n_ctx, n_ubatch, kv_type, state, err);
-    agx_dev_model_free(&dm);   /* the weights now live on the device */
+    st = agx_device_forward_start(f, g, info, n_ctx, n_ubatch, kv_type, state, err);
     if (st == AGX_OK) {
         *fwd = f;
         return AGX_OK;
     }
-    /* auto: a model the GPU path cannot run (weight type, shape, memory) runs on the CPU */
+    /* auto: a model the GPU path cannot run (weight type, shape, memory) runs on
+     * the CPU. agx_device_select found a usable GPU, so it logged nothing: this
+     * is the one warning line of this call. */
     agx_device_request req = AGX_DEVICE_REQ_AUTO;
     agx_error perr = {0};
-    if ((st != AGX_ERR_UNAVAILABLE && st != AGX_ERR_NOMEM) ||
-        agx_device_parse(agx_env("AGX_DEVICE"), &req, &perr) != AGX_OK || req != AGX_DEVICE_REQ_AUTO)
+    if ((st != AGX_ERR_UNAVAILABLE && st != AGX_ERR_NOMEM) || agx_device_parse(request, &req, &perr) != AGX_OK ||
+        req != AGX_DEVICE_REQ_AUTO)
         return st;
     char why[AGX_DEVICE_NOTE_MAX];
     snprintf(why, sizeof why, "%s not used (%.300s); running on the CPU", agx_device_kind_name(info->kind),
@@ -196,5 +208,12 @@ agx_status agx_device_context_create(const agx_gguf *g, int n_ctx, int n_ubatch,
     if ((st = agx_device_probe(AGX_DEVICE_CPU, info, err)) != AGX_OK) return st;
     snprintf(info->note, sizeof info->note, "%s", why);
     agx_log(AGX_LOG_WARN, "%s", why);
+    if (err) agx_error_clear(err);
     return AGX_OK;
+}
+
+agx_status agx_device_context_create(const agx_gguf *g, int n_ctx, int n_ubatch, agx_kv_type kv_type,
+                                     const agx_device_forward **fwd, void **state, agx_device_info *info,
+                                     agx_error *err) {
+    return agx_device_context_create_for(NULL, g, n_ctx, n_ubatch, kv_type, fwd, state, info, err);
 }

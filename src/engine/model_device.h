@@ -79,13 +79,36 @@ typedef struct agx_device_forward {
 const agx_device_forward *agx_device_forward_get(agx_device_kind k);
 
 /* What agx_context_create calls (docs/cuda.md, "Hooking into the model"):
- * decides the device from AGX_DEVICE (agx_device_select) and, for a GPU,
- * builds the view from g and creates the device forward state. On AGX_OK with
- * *fwd == NULL the context runs on the CPU (info says why when auto fell back).
- * An explicit AGX_DEVICE=cuda that cannot be honoured is an error. */
+ * decides the device for `request` (auto|cpu|cuda|metal; NULL = the AGX_DEVICE
+ * environment value) with agx_device_select and, for a GPU, builds the view
+ * from g and creates the device forward state. On AGX_OK with *fwd == NULL the
+ * context runs on the CPU (info says why when auto fell back). An explicit
+ * cuda that cannot be honoured is an error. At most one warning line is logged
+ * per call (auto falling back to the CPU). */
+agx_status agx_device_context_create_for(const char *request, const agx_gguf *g, int n_ctx, int n_ubatch,
+                                         agx_kv_type kv_type, const agx_device_forward **fwd, void **state,
+                                         agx_device_info *info, agx_error *err);
+/* The same with request = NULL (AGX_DEVICE). */
 agx_status agx_device_context_create(const agx_gguf *g, int n_ctx, int n_ubatch, agx_kv_type kv_type,
                                      const agx_device_forward **fwd, void **state, agx_device_info *info,
                                      agx_error *err);
+
+/* Builds the model view from g, calls f->create for `dev` and frees the view
+ * (the weights then live on the device). What agx_device_context_create_for
+ * does once the device is chosen; also how tests start a given hook table. */
+agx_status agx_device_forward_start(const agx_device_forward *f, const agx_gguf *g, const agx_device_info *dev,
+                                    int n_ctx, int n_ubatch, agx_kv_type kv_type, void **state, agx_error *err);
+
+/* agx_context_create with the forward pass f on device dev instead of the one
+ * AGX_DEVICE selects (p->device is ignored): for tests of the context's
+ * delegation (a hook table that wraps another implementation) and for
+ * emulated devices. f == NULL creates a CPU context. Defined in model.c. */
+struct agx_model;
+struct agx_context;
+struct agx_context_params;
+agx_status agx_context_create_on(const struct agx_model *m, const struct agx_context_params *p,
+                                 const agx_device_forward *f, const agx_device_info *dev,
+                                 struct agx_context **out, agx_error *err);
 
 #ifdef __cplusplus
 }
