@@ -78,8 +78,8 @@ agx_device_backends agx_device_builtin_backends(void);
  *          fails its probe is reported once as an AGX_LOG_WARN line and in
  *          info->note, and the CPU is used.
  *   cuda:  compiled in and usable, else AGX_ERR_UNAVAILABLE
- *          "Failed to initialize CUDA: <reason>; set AGX_DEVICE=cpu" (or, in a
- *          build without CUDA, a message saying so and how to fall back).
+ *          "Failed to initialize CUDA: <reason>; set AGX_DEVICE=cpu"; in a
+ *          build without CUDA, AGX_ERR_CONFIG saying so and how to fall back.
  *   metal: likewise (never compiled in today).
  *   cpu:   always the CPU, no GPU probing at all.
  * A malformed value is AGX_ERR_CONFIG. */
@@ -90,6 +90,13 @@ agx_status agx_device_select_from(const agx_device_backends *b, const char *requ
 /* One line for reports: "cuda:0 NVIDIA H100 80GB HBM3, cc 9.0, 79.1 GiB (78.5 free)" or
  * "cpu (avx512)". Returns buf. */
 char *agx_device_describe(const agx_device_info *info, char *buf, size_t n);
+
+/* The info as a JSON object for --json reports (health, model info, bench):
+ * {"kind": "cuda", "name": ..., "index": 0, "mem_total": bytes, "mem_free": bytes,
+ *  "cc": "9.0" (null off CUDA), "note": "..." (null when empty), "describe": the line above}.
+ * A new jansson reference (NULL on out of memory). */
+struct json_t;
+struct json_t *agx_device_info_json(const agx_device_info *info);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "agx/arch.h"
+#include "agx/device.h"
 #include "agx/error.h"
 #include "agx/quant.h"
 
@@ -36,11 +37,18 @@ typedef struct agx_model_info {
     bool has_chat_template;
     char *tokenizer_source;               /* "gguf" or the tokenizer.json path (AGX_TOKENIZER=json) */
     int64_t bos_id, eos_id;               /* -1 when absent */
+    /* The device a context would run on here (agx_model_info_set_device; not
+     * part of the report until set): the selection, or why it failed. */
+    bool has_device;
+    agx_device_info device;
+    char *device_error;                   /* NULL unless the selection failed */
 } agx_model_info;
 
 /* Opens the GGUF, loads and validates the hyper-parameters; fills *out. */
 agx_status agx_model_info_load(const char *path, agx_model_info **out, agx_error *err);
 void agx_model_info_free(agx_model_info *mi);
+/* Adds the device to the report: dev (the selection) or error (its message). */
+void agx_model_info_set_device(agx_model_info *mi, const agx_device_info *dev, const char *error);
 /* Malloc'ed JSON object (keys documented in docs/gguf.md) / human-readable text. */
 char *agx_model_info_json(const agx_model_info *mi);
 char *agx_model_info_text(const agx_model_info *mi);

@@ -35,6 +35,9 @@ typedef struct agx_native_params {
      * reuses the common prefix (system prompt + tools) like a warm engine.
      * The file is keyed by the model's path, size and mtime and checked on load. */
     const char *prompt_cache_dir;
+    /* Device of the engine's context: auto|cpu|cuda|metal, NULL = AGX_DEVICE
+     * (agx_context_params.device; decided once, when the engine opens). */
+    const char *device;
 } agx_native_params;
 
 /* Loads the model and tokenizer, builds the grammar's token trie and a context.
@@ -48,6 +51,8 @@ const agx_tokenizer *agx_native_engine_tokenizer(const agx_native_engine *e);
 const char *agx_native_engine_path(const agx_native_engine *e);
 int agx_native_engine_threads(const agx_native_engine *e);
 int agx_native_engine_n_ctx(const agx_native_engine *e);   /* context positions (after the model's cap) */
+/* The engine's inference context (its device: agx_context_device). */
+const agx_context *agx_native_engine_context(const agx_native_engine *e);
 /* Health probe: tokenizes a test text and runs one forward step (the cache is
  * emptied); a non-finite logit is an error. Times in ms (may be NULL). */
 agx_status agx_native_engine_probe(agx_native_engine *e, double *tokenize_ms, double *forward_ms,
@@ -142,7 +147,8 @@ const agx_gen_stats *agx_backend_native_last_stats(const agx_backend *b);
 void agx_backend_native_set_stream(agx_backend *b, agx_gen_text_fn fn, void *user);
 /* Health report for `agx health`: loads the model (or confirms it is loaded),
  * tokenizes, runs one forward step, and returns a malloc'ed multi-line text:
- * model, architecture, device, threads, timings. */
+ * model, architecture, device (agx_device_describe of the context's device,
+ * plus the device memory used on a GPU), threads, timings. */
 agx_status agx_backend_native_describe(agx_backend *b, char **text, agx_error *err);
 
 /* Delta refinement of an existing plan: generate_plan on a Delta-role backend

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "agx/buffer.h"
+#include "agx/device.h"
 #include "agx/grammar.h"
 #include "agx/native.h"
 #include "agx/util.h"
@@ -22,7 +23,7 @@ typedef struct native_backend {
     agx_model_role role;
     char *path;
     char *name;          /* file name, for metadata */
-    char *device;        /* "cpu" */
+    char *device;        /* AGX_DEVICE as asked ("auto", "cpu", "cuda", "metal"); the device used is the context's */
     char *cache_dir;     /* prompt cache (AGX_PROMPT_CACHE), NULL = off */
     agx_native_params params;
     agx_gen_options gen;
@@ -240,6 +241,11 @@ static const char *native_type(const agx_backend *b) {
 
 static const char *native_model(const agx_backend *b) { return ((const native_backend *)b)->name; }
 
+/* The device line of reports: agx_device_describe of the engine's context. */
+static const char *engine_device(const agx_native_engine *e, char *buf, size_t n) {
+    return agx_device_describe(agx_context_device(agx_native_engine_context(e)), buf, n);
+}
+
 static agx_status native_health(agx_backend *b, agx_error *err) {
     native_backend *nb = (native_backend *)b;
     int64_t t0 = agx_time_us();
@@ -249,10 +255,11 @@ static agx_status native_health(agx_backend *b, agx_error *err) {
     if (st != AGX_OK && st != AGX_ERR_LOAD) agx_error_prefix(err, "native health check");
     if (st == AGX_OK) {
         const agx_model *m = agx_native_engine_model(nb->engine);
+        char dev[256];
         agx_log(AGX_LOG_INFO,
                 "native: %s (%s), device %s, %d threads, forward step %.1f ms, health check %.0f ms",
-                nb->name, agx_model_desc(m), nb->device, agx_native_engine_threads(nb->engine),
-                fwd_ms, (double)(agx_time_us() - t0) / 1000.0);
+                nb->name, agx_model_desc(m), engine_device(nb->engine, dev, sizeof dev),
+                agx_native_engine_threads(nb->engine), fwd_ms, (double)(agx_time_us() - t0) / 1000.0);
     }
     return st;
 }
@@ -276,18 +283,26 @@ static const agx_backend_ops native_ops = {
     .destroy = native_destroy,
 };
 
-/* AGX_DEVICE: auto picks CUDA > Metal > CPU among those compiled in; this
- * build has the CPU only. */
+/* AGX_DEVICE (cfg->device) is only checked here, without probing a GPU: the
+ * device is chosen once per model context, when the engine loads
+ * (agx_context_create -> agx_device_select; a GPU's absence in auto mode is one
+ * warning line then, not one per plan). A value outside auto|cpu|cuda|metal,
+ * or a backend this build does not contain, is a configuration error now;
+ * "Failed to initialize CUDA: ...; set AGX_DEVICE=cpu" (a CUDA build without a
+ * usable GPU) comes when the engine loads. *out is the canonical request. */
 static agx_status pick_device(const char *want, const char **out, agx_error *err) {
-    if (!want || !*want || !strcmp(want, "auto") || !strcmp(want, "cpu")) {
-        *out = "cpu";
-        return AGX_OK;
-    }
-    return agx_error_set(err, AGX_ERR_CONFIG,
-                         "AGX_DEVICE=%s: this build of agx has no %s support (devices compiled "
-                         "in: cpu); set AGX_DEVICE=cpu (or unset it) to run on the CPU",
-                         want, !strcmp(want, "cuda") ? "CUDA" : !strcmp(want, "metal") ? "Metal"
-                                                                                       : "such");
+    static const char *const k_names[] = {"auto", "cpu", "cuda", "metal"};
+    agx_device_request req;
+    agx_status st = agx_device_parse(want, &req, err);
+    if (st != AGX_OK) return st;
+    *out = k_names[req];
+    const agx_device_kind k = req == AGX_DEVICE_REQ_CUDA    ? AGX_DEVICE_CUDA
+                              : req == AGX_DEVICE_REQ_METAL ? AGX_DEVICE_METAL
+                                                            : AGX_DEVICE_CPU;
+    if (agx_device_compiled(k)) return AGX_OK;
+    /* probes nothing that is not compiled in: only words the AGX_ERR_CONFIG error */
+    agx_device_info info;
+    return agx_device_select(*out, &info, err);
 }
 
 agx_status agx_backend_native_create(const agx_planner_config *cfg, agx_model_role role,
@@ -331,6 +346,7 @@ agx_status agx_backend_native_create(const agx_planner_config *cfg, agx_model_ro
     nb->device = agx_strdup(device);
     nb->params.n_ctx = (int)cfg->context_size;
     nb->params.n_threads = (int)cfg->threads;
+    nb->params.device = nb->device;
     /* AGX_PROMPT_CACHE: a directory, or off; default ~/.agx/cache */
     const char *pc = agx_env("AGX_PROMPT_CACHE");
     if (!pc) {
@@ -396,11 +412,28 @@ agx_status agx_backend_native_describe(agx_backend *b, char **text, agx_error *e
     const agx_model *m = agx_native_engine_model(nb->engine);
     const agx_model_config *mc = agx_model_get_config(m);
     const agx_tokenizer *t = agx_native_engine_tokenizer(nb->engine);
+    const agx_context *ctx = agx_native_engine_context(nb->engine);
+    const agx_device_info *dev = agx_context_device(ctx);
+    char dline[256];
+    engine_device(nb->engine, dline, sizeof dline);
+    /* a GPU context: what it holds on the device; any context: why the device
+     * is not the one asked for (auto falling back to the CPU) */
+    char *dmem = dev->kind != AGX_DEVICE_CPU
+                     ? agx_sprintf("device memory: %.1f MB used by this context (weights, KV cache, scratch)\n",
+                                   (double)agx_context_device_bytes(ctx) / 1e6)
+                     : agx_strdup("");
+    char *dnote = dev->note[0] ? agx_sprintf("device note:  %s\n", dev->note) : agx_strdup("");
+    if (!dmem || !dnote) {
+        free(dmem);
+        free(dnote);
+        return agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
+    }
     *text = agx_sprintf("model:        %s (%s role)\n"
                         "path:         %s\n"
                         "architecture: %s (%s)\n"
                         "tokenizer:    %s/%s, %d tokens\n"
                         "device:       %s\n"
+                        "%s%s"
                         "threads:      %d\n"
                         "context:      %d tokens\n"
                         "prompt cache: %s\n"
@@ -409,10 +442,12 @@ agx_status agx_backend_native_describe(agx_backend *b, char **text, agx_error *e
                         "forward step: %.1f ms (the first one also pages the weights in)\n",
                         nb->name, role_name(nb->role), nb->path, mc->arch ? mc->arch : "?",
                         agx_model_desc(m), agx_tokenizer_model_name(t), agx_tokenizer_pre_name(t),
-                        agx_tokenizer_n_vocab(t), nb->device,
+                        agx_tokenizer_n_vocab(t), dline, dmem, dnote,
                         agx_native_engine_threads(nb->engine), agx_native_engine_n_ctx(nb->engine),
                         nb->cache_dir ? nb->cache_dir : "off", was_loaded ? "already loaded, " : "", was_loaded ? 0.0 : load_ms, tok_ms,
                         fwd_ms);
+    free(dmem);
+    free(dnote);
     return *text ? AGX_OK : agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
 }
 

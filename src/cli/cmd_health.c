@@ -1,11 +1,13 @@
 /* cmd_health.c — 'agx health [--json]': builds the configured backend and runs
- * its health check; exit 0 only when it is healthy. */
+ * its health check; exit 0 only when it is healthy. The native backend adds
+ * its details, including the device its context runs on. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "agx/device.h"
 #include "agx/native.h"
 #include "cli_planner.h"
 
@@ -41,6 +43,15 @@ int agx_cmd_health(int argc, char **argv) {
             json_t *o = json_pack("{s:s, s:s, s:b}", "backend", type ? type : "", "model",
                                   model ? model : "", "healthy", s == AGX_OK);
             if (o && details) json_object_set_new(o, "details", json_string(details));
+            /* the native engine's device (after a possible auto fallback) and
+             * the device memory its context holds (0 on the CPU) */
+            agx_error derr;
+            agx_native_engine *e = o && details ? agx_backend_native_engine(backend, &derr) : NULL;
+            if (e) {
+                const agx_context *ctx = agx_native_engine_context(e);
+                json_object_set_new(o, "device", agx_device_info_json(agx_context_device(ctx)));
+                json_object_set_new(o, "device_mem_used", json_integer((json_int_t)agx_context_device_bytes(ctx)));
+            }
             char *text = o ? json_dumps(o, JSON_PRESERVE_ORDER) : NULL;
             if (text) printf("%s\n", text);
             free(text);

@@ -1,4 +1,5 @@
-/* cmd_model.c — 'agx model info MODEL [--json]': GGUF model summary. */
+/* cmd_model.c — 'agx model info MODEL [--json]': GGUF model summary, plus the
+ * device a context would run on here (AGX_DEVICE). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,15 @@ static int model_info(int argc, char **argv) {
     agx_error_clear(&err);
     agx_model_info *mi;
     if (agx_model_info_load(path, &mi, &err) != AGX_OK) return agx_cli_fail(&err);
+    /* the device a context would run on (AGX_DEVICE); a selection that fails
+     * (AGX_DEVICE=cuda without a GPU) is reported, not fatal: this command only
+     * reads the file */
+    agx_device_info dev;
+    agx_error derr = {0};
+    if (agx_device_select(NULL, &dev, &derr) == AGX_OK)
+        agx_model_info_set_device(mi, &dev, NULL);
+    else
+        agx_model_info_set_device(mi, NULL, derr.message);
     char *s = json ? agx_model_info_json(mi) : agx_model_info_text(mi);
     agx_model_info_free(mi);
     if (!s) {

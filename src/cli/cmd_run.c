@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <immintrin.h>
 
+#include "agx/device.h"
 #include "agx/gguf.h"
 #include "agx/model.h"
 #include "agx/quant.h"
@@ -392,7 +393,7 @@ static long peak_rss_bytes(void) {
 }
 
 int agx_cmd_bench(int argc, char **argv) {
-    const char *model_path = NULL;
+    const char *model_path = NULL, *device = NULL;
     long n_pp = 512, n_tg = 128, threads = 0, reps = 5;
     bool json = false, grammar = false;
     for (int i = 1; i < argc; i++) {
@@ -411,6 +412,13 @@ int agx_cmd_bench(int argc, char **argv) {
         } else if (!strcmp(a, "-r") || !strcmp(a, "--reps")) {
             NEED_ARG(a);
             if (!parse_int(argv[++i], 1, 1000, &reps)) return agx_cli_usage("-r needs a count 1..1000");
+        } else if (!strcmp(a, "--device")) {
+            NEED_ARG(a);
+            device = argv[++i];
+            agx_device_request req;
+            agx_error derr;
+            if (agx_device_parse(device, &req, &derr) != AGX_OK)
+                return agx_cli_usage("--device takes auto, cpu, cuda or metal (like AGX_DEVICE), not '%s'", device);
         } else if (!strcmp(a, "--json")) json = true;
         else return agx_cli_usage("bench: unknown argument '%s'", a);
     }
@@ -434,6 +442,7 @@ int agx_cmd_bench(int argc, char **argv) {
     agx_context_params cp = agx_context_default_params();
     cp.n_ctx = (int)(n_pp + n_tg);
     cp.n_threads = (int)threads;
+    cp.device = device;   /* NULL: AGX_DEVICE */
     if (cfg->n_ctx_train > 0 && cp.n_ctx > cfg->n_ctx_train) {
         agx_error_set(&err, AGX_ERR_USAGE, "-p + -n = %d exceeds the model's context length %d", cp.n_ctx,
                       cfg->n_ctx_train);
@@ -473,15 +482,20 @@ int agx_cmd_bench(int argc, char **argv) {
     stats tg = n_tg > 0 ? summarize(tg_tps, (int)reps) : (stats){0, 0, 0};
     const long rss = peak_rss_bytes();
     const int nth = agx_context_n_threads(ctx);
-    /* the bandwidth limit of generation, measured in the same run: every weight
-     * byte read once per token */
-    const double bw = n_tg > 0 && cfg->weight_bytes >= (64u << 20) ? stream_gbps(m, nth) : 0;   /* beyond caches */
+    const agx_device_info *dev = agx_context_device(ctx);
+    const bool on_gpu = dev->kind != AGX_DEVICE_CPU;
+    const size_t dev_used = agx_context_device_bytes(ctx);
+    char dev_line[256];
+    agx_device_describe(dev, dev_line, sizeof dev_line);
+    /* the bandwidth limit of generation on the CPU, measured in the same run:
+     * every weight byte read once per token (not the GPU's limit: skipped there) */
+    const double bw = !on_gpu && n_tg > 0 && cfg->weight_bytes >= (64u << 20) ? stream_gbps(m, nth) : 0;
     const double tg_gbps = tg.median * (double)cfg->weight_bytes / 1e9;
     /* --grammar: constrained vs unconstrained decoding on the native engine
      * (the plan grammar's mask, forced spans, plan rules) over the same file. */
     agx_native_bench gb = {0};
     if (grammar) {
-        agx_native_params np = {.n_ctx = 0, .n_threads = nth, .prompt_cache_dir = NULL};
+        agx_native_params np = {.n_ctx = 0, .n_threads = nth, .prompt_cache_dir = NULL, .device = device};
         agx_native_engine *engine = NULL;
         if (agx_native_engine_open(model_path, &np, &engine, &err) != AGX_OK) goto fail;
         agx_status gs = agx_native_bench_grammar(engine, 32, &gb, &err);
@@ -497,6 +511,11 @@ int agx_cmd_bench(int argc, char **argv) {
                n_pp, pp.median, pp.min, pp.max, n_tg, tg.median, tg.min, tg.max, nth, rss, reps,
                agx_model_desc(m), (unsigned long long)cfg->file_bytes, (unsigned long long)cfg->repacked_bytes,
                agx_context_kv_bytes(ctx), agx_cpu_isa_name(), bw, tg_gbps);
+        json_t *dj = agx_device_info_json(dev);
+        char *ds = dj ? json_dumps(dj, JSON_COMPACT) : NULL;
+        printf(", \"device\": %s, \"device_mem_used\": %zu", ds ? ds : "null", dev_used);
+        free(ds);
+        json_decref(dj);
         if (grammar)
             printf(", \"grammar\": {\"n_vocab\": %lld, \"unconstrained_ms_per_token\": %.3f, "
                    "\"constrained_ms_per_token\": %.3f, \"mask_ms_per_token\": %.4f, \"mask_share\": %.5f, "
@@ -509,6 +528,11 @@ int agx_cmd_bench(int argc, char **argv) {
     } else {
         printf("model: %s\nthreads: %d, isa: %s, reps: %ld, KV cache f16 %.1f MB\n", agx_model_desc(m), nth,
                agx_cpu_isa_name(), reps, (double)agx_context_kv_bytes(ctx) / 1e6);
+        printf("device: %s\n", dev_line);
+        if (dev->note[0]) printf("device note: %s\n", dev->note);
+        if (on_gpu)
+            printf("device memory: %.1f MB used by the context (weights, KV cache, scratch)\n",
+                   (double)dev_used / 1e6);
         printf("%-8s %12s %12s %12s\n", "test", "median t/s", "min t/s", "max t/s");
         if (n_pp > 0) printf("pp%-6ld %12.2f %12.2f %12.2f\n", n_pp, pp.median, pp.min, pp.max);
         if (n_tg > 0) printf("tg%-6ld %12.2f %12.2f %12.2f\n", n_tg, tg.median, tg.min, tg.max);

@@ -4,6 +4,7 @@
  * asks it once per context (see docs/cuda.md, "Hooking into the model"). */
 #include "agx/device.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -90,8 +91,10 @@ agx_status agx_device_probe(agx_device_kind k, agx_device_info *info, agx_error 
 /* An explicitly requested GPU backend that cannot be used. */
 static agx_status explicit_failure(const agx_device_backends *b, agx_device_kind k, const char *reason,
                                    agx_error *err) {
+    /* not compiled in: a configuration error (exit 3, "feature not built");
+     * compiled but not usable here: the device is unavailable (exit 5) */
     if (!b->compiled[k])
-        return agx_error_set(err, AGX_ERR_UNAVAILABLE,
+        return agx_error_set(err, AGX_ERR_CONFIG,
                              "AGX_DEVICE=%s: this agx was built without %s support%s; set AGX_DEVICE=cpu "
                              "(or auto) to run on the CPU",
                              k_kind_names[k], k_kind_titles[k],
@@ -162,4 +165,25 @@ char *agx_device_describe(const agx_device_info *info, char *buf, size_t n) {
              info->name, info->cc_major, info->cc_minor, (double)info->mem_total / gib,
              (double)info->mem_free / gib);
     return buf;
+}
+
+/* A JSON string of text from a driver or a message: bytes outside printable
+ * ASCII become '?', so that the object is never refused as invalid UTF-8. */
+static json_t *ascii_string(const char *s) {
+    char buf[AGX_DEVICE_NOTE_MAX + AGX_DEVICE_NAME_MAX];
+    size_t n = 0;
+    for (; s[n] && n + 1 < sizeof buf; n++) buf[n] = (unsigned char)s[n] >= 0x20 && (unsigned char)s[n] < 0x7f ? s[n] : '?';
+    buf[n] = '\0';
+    return json_string(buf);
+}
+
+json_t *agx_device_info_json(const agx_device_info *info) {
+    char line[512], cc[32];
+    snprintf(cc, sizeof cc, "%d.%d", info->cc_major, info->cc_minor);
+    agx_device_describe(info, line, sizeof line);
+    return json_pack("{s:s, s:o, s:i, s:I, s:I, s:o, s:o, s:o}", "kind", agx_device_kind_name(info->kind), "name",
+                     ascii_string(info->name), "index", info->index, "mem_total", (json_int_t)info->mem_total,
+                     "mem_free", (json_int_t)info->mem_free, "cc",
+                     info->kind == AGX_DEVICE_CUDA ? json_string(cc) : json_null(), "note",
+                     info->note[0] ? ascii_string(info->note) : json_null(), "describe", ascii_string(line));
 }

@@ -225,6 +225,7 @@ agx_status agx_native_engine_open(const char *model_path, const agx_native_param
         agx_context_params cp = agx_context_default_params();
         cp.n_ctx = p && p->n_ctx > 0 ? p->n_ctx : DEFAULT_CTX;
         cp.n_threads = p && p->n_threads > 0 ? p->n_threads : 0;
+        cp.device = p ? p->device : NULL;
         st = agx_context_create(e->model, &cp, &e->ctx, err);
     }
     if (st == AGX_OK && p) pc_setup(e, p->prompt_cache_dir);
@@ -264,6 +265,7 @@ const agx_tokenizer *agx_native_engine_tokenizer(const agx_native_engine *e) { r
 const char *agx_native_engine_path(const agx_native_engine *e) { return e->path; }
 int agx_native_engine_threads(const agx_native_engine *e) { return agx_context_n_threads(e->ctx); }
 int agx_native_engine_n_ctx(const agx_native_engine *e) { return agx_context_n_ctx(e->ctx); }
+const agx_context *agx_native_engine_context(const agx_native_engine *e) { return e->ctx; }
 
 void agx_native_engine_reset_cache(agx_native_engine *e) {
     agx_context_truncate(e->ctx, 0);

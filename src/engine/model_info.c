@@ -28,7 +28,17 @@ void agx_model_info_free(agx_model_info *mi) {
     free(mi->tokenizer_model);
     free(mi->tokenizer_source);
     free(mi->tokenizer_pre);
+    free(mi->device_error);
     free(mi);
+}
+
+void agx_model_info_set_device(agx_model_info *mi, const agx_device_info *dev, const char *error) {
+    free(mi->device_error);
+    mi->device_error = NULL;
+    memset(&mi->device, 0, sizeof mi->device);
+    mi->has_device = dev || error;
+    if (dev) mi->device = *dev;
+    if (!dev && error) mi->device_error = agx_strdup(error);
 }
 
 agx_status agx_model_info_load(const char *path, agx_model_info **out, agx_error *err) {
@@ -162,6 +172,13 @@ char *agx_model_info_json(const agx_model_info *mi) {
     json_object_set_new(o, "n_kv", json_integer((json_int_t)mi->n_kv));
     json_object_set_new(o, "mmap", json_string("weights are mmap'ed read-only, not copied; resident memory is "
                                                "about the file size plus KV cache and scratch"));
+    if (mi->has_device) {
+        /* the device AGX_DEVICE selects on this machine (no context is created here,
+         * so no device memory is used: agx health / agx bench report that) */
+        json_t *d = mi->device_error ? json_pack("{s:n, s:s}", "kind", "error", mi->device_error)
+                                     : agx_device_info_json(&mi->device);
+        json_object_set_new(o, "device", d ? d : json_null());
+    }
     char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(o);
     return s;
@@ -214,6 +231,15 @@ char *agx_model_info_text(const agx_model_info *mi) {
         if (!mi->types[t].count) continue;
         human_bytes(hb, sizeof hb, mi->types[t].bytes);
         agx_strbuf_printf(&sb, "  %-6s %5" PRIu64 " tensors, %s\n", agx_type_name(t), mi->types[t].count, hb);
+    }
+    if (mi->has_device) {
+        char line[256];
+        if (mi->device_error)
+            agx_strbuf_printf(&sb, "device:          none: %s\n", mi->device_error);
+        else
+            agx_strbuf_printf(&sb, "device:          %s\n", agx_device_describe(&mi->device, line, sizeof line));
+        if (!mi->device_error && mi->device.note[0])
+            agx_strbuf_printf(&sb, "device note:     %s\n", mi->device.note);
     }
     agx_strbuf_printf(&sb, "memory:          weights mmap'ed (not copied); resident ~ file size + KV cache\n");
     return agx_strbuf_take(&sb);

@@ -79,11 +79,11 @@ static void test_cpu_only_build(void **state) {
     assert_int_equal(agx_device_select_from(&b, "auto", &info, &err), AGX_OK);
     assert_int_equal(info.kind, AGX_DEVICE_CPU);
     assert_string_equal(info.note, "");
-    assert_int_equal(agx_device_select_from(&b, "cuda", &info, &err), AGX_ERR_UNAVAILABLE);
+    assert_int_equal(agx_device_select_from(&b, "cuda", &info, &err), AGX_ERR_CONFIG);   /* not built: exit 3 */
     assert_non_null(strstr(err.message, "built without CUDA"));
     assert_non_null(strstr(err.message, "-DAGX_CUDA=ON"));
     assert_non_null(strstr(err.message, "set AGX_DEVICE=cpu"));
-    assert_int_equal(agx_device_select_from(&b, "metal", &info, &err), AGX_ERR_UNAVAILABLE);
+    assert_int_equal(agx_device_select_from(&b, "metal", &info, &err), AGX_ERR_CONFIG);
     assert_non_null(strstr(err.message, "built without Metal"));
 }
 
@@ -140,7 +140,7 @@ static void test_this_build(void **state) {
     assert_int_equal(agx_device_select("auto", &gpu, &perr), AGX_OK);
     if (!agx_device_compiled(AGX_DEVICE_CUDA)) {
         printf("  CPU-only build: AGX_DEVICE=cuda -> %s\n", err.message);
-        assert_int_equal(st, AGX_ERR_UNAVAILABLE);
+        assert_int_equal(st, AGX_ERR_CONFIG);
         assert_non_null(strstr(err.message, "built without CUDA"));
         assert_int_equal(gpu.kind, AGX_DEVICE_CPU);
         assert_string_equal(gpu.note, "");
