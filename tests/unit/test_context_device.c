@@ -607,9 +607,10 @@ static void test_cli_health(void **state) {
     run_free(&r);
     free(env);
 
-    /* auto: one warning line at most (CUDA build without a GPU), none otherwise on the CPU */
+    /* auto: exactly one warning line (CUDA build without a GPU), none on a CPU-only
+     * build (AGX_LOG=warn: ctest runs the tests with AGX_LOG=error) */
     env = agx_sprintf("AGX_BACKEND=native AGX_ECHO_MODEL='%s' AGX_PROMPT_CACHE=off AGX_THREADS=1 "
-                      "AGX_CANDLE_CONTEXT_SIZE=512 AGX_DEVICE=auto", model_path);
+                      "AGX_CANDLE_CONTEXT_SIZE=512 AGX_DEVICE=auto AGX_LOG=warn", model_path);
     r = cli(env, "health");
     assert_int_equal(r.rc, 0);
     if (bk == BUILD_CUDA_NO_GPU) {
