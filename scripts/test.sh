@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# test.sh — the whole test suite: a -Werror release build + ctest, then the unit
-# and conformance tests again under AddressSanitizer + UndefinedBehaviorSanitizer,
+# test.sh — the whole test suite: a -Werror release build + ctest, the CUDA build
+# (when nvcc exists) + ctest, the GPU tests on the CPU CUDA emulator, the unit and
+# conformance tests again under AddressSanitizer + UndefinedBehaviorSanitizer,
 # then each libFuzzer target for a bounded time. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,18 @@ if [ "${AGX_SKIP_CUDA:-0}" != 1 ] && [ -n "$NVCC" ]; then
   ctest --test-dir build-cuda --output-on-failure -j"$JOBS"
 elif [ "${AGX_SKIP_CUDA:-0}" != 1 ]; then
   echo "== CUDA build skipped: no nvcc found (set CUDACXX=/path/to/nvcc)"
+fi
+
+# The same CUDA sources compiled as C++ for the CPU CUDA emulator (tests/cuda_emu):
+# every kernel, the device forward pass, graphs and device selection really run
+# here, without a GPU, against the CPU engine and llama.cpp's logits.
+if [ "${AGX_SKIP_CUDA_EMU:-0}" != 1 ]; then
+  # ASan+UBSan too: device memory is heap memory there, so this is also a memcheck
+  echo "== CUDA code on the CPU emulator (-DAGX_CUDA_EMU=ON, ASan+UBSan) + the GPU tests"
+  cmake -S . -B build-cudaemu -DCMAKE_BUILD_TYPE=Debug -DAGX_SANITIZE=ON -DAGX_WERROR=ON -DAGX_CUDA_EMU=ON >/dev/null
+  cmake --build build-cudaemu -j"$JOBS" --target agx_cli test_cuda_emu test_device test_model_cuda bench_cuda
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-cudaemu --output-on-failure -j"$JOBS" -L cuda
 fi
 
 if [ "${AGX_SKIP_SANITIZE:-0}" != 1 ]; then

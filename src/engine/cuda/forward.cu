@@ -255,7 +255,7 @@ agx_status ctx_create_inner(CudaCtx *c, const agx_dev_model *dm, const agx_devic
                            (size_t)c->QD, (size_t)c->F, (size_t)c->F};
     for (int i = 0; i < 8; i++)
         if ((st = dev_alloc(c, sizeof(float) * ub * dims[i], (void **)bufs[i], "activations", err))) return st;
-    const size_t lrows = ub < LOGIT_ROWS ? ub : LOGIT_ROWS;
+    const size_t lrows = ub < (size_t)LOGIT_ROWS ? ub : (size_t)LOGIT_ROWS;
     if ((st = dev_alloc(c, sizeof(float) * lrows * (size_t)c->V, (void **)&c->logits, "logits", err))) return st;
     if (n_ubatch > MMV_MAX_TOKENS) {
         c->wtile_elems = max_mat < WTILE_MAX_ELEMS ? max_mat : WTILE_MAX_ELEMS;

@@ -19,6 +19,13 @@
 
 #include "engine/cuda/agx_cuda.h"
 
+/* Every launch goes through this macro so that the same source also runs on
+ * the CPU under the CUDA emulator (tests/cuda_emu), which defines it itself.
+ * kernel is a plain name (templates: take a pointer first, `auto k = f<T>;`). */
+#ifndef AGX_CUDA_LAUNCH
+#define AGX_CUDA_LAUNCH(kernel, grid, block, stream, ...) kernel<<<(grid), (block), 0, (stream)>>>(__VA_ARGS__)
+#endif
+
 namespace agxc {
 
 enum {
@@ -278,11 +285,27 @@ template <int T>
 void launch_matvec(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n_rows, int n_units, const float *x,
                    int n_tok, float *y, int y_ld) {
     const unsigned gx = (unsigned)((n_rows + MV_WARPS - 1) / MV_WARPS);
-    if (n_tok == 1)
-        k_matvec<T, 1><<<dim3(gx, 1), MV_WARPS * 32, 0, s>>>(W, row_bytes, n_rows, n_units, x, 1, y, y_ld);
-    else
-        k_matvec<T, MV_GROUP><<<dim3(gx, (unsigned)((n_tok + MV_GROUP - 1) / MV_GROUP)), MV_WARPS * 32, 0, s>>>(
-            W, row_bytes, n_rows, n_units, x, n_tok, y, y_ld);
+    if (n_tok == 1) {
+        auto kernel = k_matvec<T, 1>;
+        AGX_CUDA_LAUNCH(kernel, dim3(gx, 1), MV_WARPS * 32, s, W, row_bytes, n_rows, n_units, x, 1, y, y_ld);
+    } else {
+        auto kernel = k_matvec<T, MV_GROUP>;
+        AGX_CUDA_LAUNCH(kernel, dim3(gx, (unsigned)((n_tok + MV_GROUP - 1) / MV_GROUP)), MV_WARPS * 32, s, W,
+                        row_bytes, n_rows, n_units, x, n_tok, y, y_ld);
+    }
+}
+template <int T>
+void launch_dequant_f16(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n_rows, int n_units, __half *out) {
+    const size_t n = (size_t)n_rows * (size_t)n_units;
+    auto kernel = k_dequant_f16<T>;
+    AGX_CUDA_LAUNCH(kernel, (unsigned)((n + 255) / 256), 256, s, W, row_bytes, n_rows, n_units, out);
+}
+template <int T>
+void launch_embed(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n_units, const int32_t *tokens, int n_tok,
+                  float *x) {
+    const size_t n = (size_t)n_tok * (size_t)n_units;
+    auto kernel = k_embed<T>;
+    AGX_CUDA_LAUNCH(kernel, (unsigned)((n + 255) / 256), 256, s, W, row_bytes, n_units, tokens, n_tok, x);
 }
 
 cudaError_t matvec(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
@@ -295,20 +318,14 @@ cudaError_t matvec(cudaStream_t s, uint32_t type, const void *W, size_t row_byte
 cudaError_t dequant_f16(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
                         __half *out) {
     if (n_rows <= 0 || n_cols % 32) return cudaErrorInvalidValue;
-    const size_t n = (size_t)n_rows * (size_t)(n_cols / 8);
-    const unsigned blocks = (unsigned)((n + 255) / 256);
-    AGX_TYPE_DISPATCH(type, k_dequant_f16, <<<blocks, 256, 0, s>>>((const uint8_t *)W, row_bytes, n_rows,
-                                                                     n_cols / 8, out))
+    AGX_TYPE_DISPATCH(type, launch_dequant_f16, (s, (const uint8_t *)W, row_bytes, n_rows, n_cols / 8, out))
     return cudaGetLastError();
 }
 
 cudaError_t embed(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_cols, const int32_t *tokens,
                   int n_tok, float *x) {
     if (n_tok <= 0 || n_cols % 32) return cudaErrorInvalidValue;
-    const size_t n = (size_t)n_tok * (size_t)(n_cols / 8);
-    const unsigned blocks = (unsigned)((n + 255) / 256);
-    AGX_TYPE_DISPATCH(type, k_embed, <<<blocks, 256, 0, s>>>((const uint8_t *)W, row_bytes, n_cols / 8, tokens,
-                                                               n_tok, x))
+    AGX_TYPE_DISPATCH(type, launch_embed, (s, (const uint8_t *)W, row_bytes, n_cols / 8, tokens, n_tok, x))
     return cudaGetLastError();
 }
 
@@ -319,7 +336,7 @@ __global__ void k_f32_to_f16(const float *__restrict__ x, __half *__restrict__ y
 
 cudaError_t f32_to_f16(cudaStream_t s, const float *x, __half *y, size_t n) {
     if (!n) return cudaSuccess;
-    k_f32_to_f16<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(x, y, n);
+    AGX_CUDA_LAUNCH(k_f32_to_f16, (unsigned)((n + 255) / 256), 256, s, x, y, n);
     return cudaGetLastError();
 }
 
@@ -362,7 +379,7 @@ k_rmsnorm(float *x, const float *add, const float *__restrict__ w, float *out, i
 cudaError_t rmsnorm(cudaStream_t s, float *x, const float *add, const float *w, float *out, int n_tok, int n,
                     float eps) {
     if (n_tok <= 0) return cudaSuccess;
-    k_rmsnorm<<<(unsigned)n_tok, ROW_THREADS, 0, s>>>(x, add, w, out, n, eps);
+    AGX_CUDA_LAUNCH(k_rmsnorm, (unsigned)n_tok, ROW_THREADS, s, x, add, w, out, n, eps);
     return cudaGetLastError();
 }
 
@@ -373,7 +390,7 @@ __global__ void k_add(float *__restrict__ y, const float *__restrict__ x, size_t
 
 cudaError_t add_inplace(cudaStream_t s, float *y, const float *x, size_t n) {
     if (!n) return cudaSuccess;
-    k_add<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(y, x, n);
+    AGX_CUDA_LAUNCH(k_add, (unsigned)((n + 255) / 256), 256, s, y, x, n);
     return cudaGetLastError();
 }
 
@@ -387,7 +404,7 @@ __global__ void k_swiglu(float *__restrict__ g, const float *__restrict__ u, siz
 
 cudaError_t swiglu(cudaStream_t s, float *g, const float *u, size_t n) {
     if (!n) return cudaSuccess;
-    k_swiglu<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(g, u, n);
+    AGX_CUDA_LAUNCH(k_swiglu, (unsigned)((n + 255) / 256), 256, s, g, u, n);
     return cudaGetLastError();
 }
 
@@ -436,13 +453,15 @@ cudaError_t qkv_rope_store(cudaStream_t s, float *q, float *k, float *v, const f
                            int n_head_kv, int head_dim, int n_rot, bool neox, void *kcache, void *vcache,
                            bool kv_f32) {
     if (n_tok <= 0) return cudaSuccess;
-    if (kv_f32)
-        k_qkv<float><<<(unsigned)n_tok, ROW_THREADS, 0, s>>>(q, k, v, bq, bk, bv, rope_cs, pos0, n_head, n_head_kv,
-                                                              head_dim, n_rot, neox, (float *)kcache, (float *)vcache);
-    else
-        k_qkv<__half><<<(unsigned)n_tok, ROW_THREADS, 0, s>>>(q, k, v, bq, bk, bv, rope_cs, pos0, n_head, n_head_kv,
-                                                               head_dim, n_rot, neox, (__half *)kcache,
-                                                               (__half *)vcache);
+    if (kv_f32) {
+        auto kernel = k_qkv<float>;
+        AGX_CUDA_LAUNCH(kernel, (unsigned)n_tok, ROW_THREADS, s, q, k, v, bq, bk, bv, rope_cs, pos0, n_head, n_head_kv,
+                        head_dim, n_rot, neox, (float *)kcache, (float *)vcache);
+    } else {
+        auto kernel = k_qkv<__half>;
+        AGX_CUDA_LAUNCH(kernel, (unsigned)n_tok, ROW_THREADS, s, q, k, v, bq, bk, bv, rope_cs, pos0, n_head, n_head_kv,
+                        head_dim, n_rot, neox, (__half *)kcache, (__half *)vcache);
+    }
     return cudaGetLastError();
 }
 
@@ -516,12 +535,15 @@ cudaError_t attention(cudaStream_t s, const float *q, const void *kcache, const 
     if (n_tok <= 0) return cudaSuccess;
     if (head_dim > ATT_MAX_HD || n_head_kv <= 0 || n_head % n_head_kv) return cudaErrorInvalidValue;
     const dim3 grid((unsigned)n_head, (unsigned)n_tok);
-    if (kv_f32)
-        k_attention<float><<<grid, ATT_WARPS * 32, 0, s>>>(q, (const float *)kcache, (const float *)vcache, out, pos0,
-                                                           n_head, n_head_kv, head_dim, scale);
-    else
-        k_attention<__half><<<grid, ATT_WARPS * 32, 0, s>>>(q, (const __half *)kcache, (const __half *)vcache, out,
-                                                            pos0, n_head, n_head_kv, head_dim, scale);
+    if (kv_f32) {
+        auto kernel = k_attention<float>;
+        AGX_CUDA_LAUNCH(kernel, grid, ATT_WARPS * 32, s, q, (const float *)kcache, (const float *)vcache, out, pos0,
+                        n_head, n_head_kv, head_dim, scale);
+    } else {
+        auto kernel = k_attention<__half>;
+        AGX_CUDA_LAUNCH(kernel, grid, ATT_WARPS * 32, s, q, (const __half *)kcache, (const __half *)vcache, out, pos0,
+                        n_head, n_head_kv, head_dim, scale);
+    }
     return cudaGetLastError();
 }
 

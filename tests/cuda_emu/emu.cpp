@@ -1,0 +1,574 @@
+/* emu.cpp — the agx CUDA emulator's runtime (see include/cuda_runtime.h and
+ * README.md): fibers for CUDA threads with __syncthreads / warp-shuffle
+ * barriers and deadlock detection, device-memory bookkeeping with the checks
+ * the CUDA runtime makes (and a few it cannot: copies whose direction does not
+ * match the pointers), synchronous streams, graph capture and replay, and the
+ * cuBLAS GEMMs. One emulated device; "AGX_CUDA_EMU_DEVICES=0" hides it. */
+#include <cublas_v2.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include <map>
+#include <mutex>
+#include <vector>
+
+#if !defined(__x86_64__)
+#error "the agx CUDA emulator switches fibers with x86-64 code"
+#endif
+
+/* Saves the callee-saved registers on the current stack, stores its stack
+ * pointer in *save and resumes the fiber whose stack pointer is to. */
+extern "C" void agx_emu_switch(void **save, void *to);
+asm(".text\n"
+    ".globl agx_emu_switch\n"
+    ".hidden agx_emu_switch\n"
+    ".type agx_emu_switch,@function\n"
+    "agx_emu_switch:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  movq %rsp, (%rdi)\n"
+    "  movq %rsi, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n"
+    ".size agx_emu_switch,.-agx_emu_switch\n");
+
+namespace agx_emu {
+namespace {
+
+enum { MAX_THREADS = 1024, STACK_BYTES = 128 * 1024 };
+
+struct Barrier {
+    int expected = 0, arrived = 0;
+    uint64_t gen = 0;
+};
+
+struct Fiber {
+    void *sp = nullptr;
+    uint3 tid = {0, 0, 0};
+    int lane = 0, warp = 0;
+    bool done = false;
+    Barrier *wait = nullptr;   /* barrier this fiber waits at */
+    uint64_t wait_gen = 0;
+    const char *wait_what = "";
+};
+
+struct Warp {
+    Barrier bar;
+    uint64_t slot[32];
+};
+
+/* State of the launch being run (one host thread runs kernels at a time: the
+ * emulated device is serialised by g_device_mutex). */
+struct Launch {
+    const char *kernel = "", *caller = "";
+    std::function<void()> *body = nullptr;
+    dim3 grid, block;
+    uint3 block_idx = {0, 0, 0};
+    int n_threads = 0;
+    Fiber fibers[MAX_THREADS];
+    Warp warps[MAX_THREADS / 32];
+    Barrier block_bar;
+    Fiber *cur = nullptr;
+    void *sched_sp = nullptr;
+    uint8_t *stacks = nullptr;
+    bool failed = false;
+};
+
+std::recursive_mutex g_device_mutex;
+Launch *g_launch = nullptr;          /* the launch running now (under g_device_mutex) */
+thread_local cudaError_t t_last_error = cudaSuccess;
+cudaError_t g_sticky = cudaSuccess;  /* a kernel fault poisons the emulated context, as on a GPU */
+
+/* device memory: base -> size */
+std::map<uintptr_t, size_t> g_allocs;
+size_t g_alloc_bytes = 0;
+const size_t EMU_MEM_TOTAL = (size_t)16 << 30;
+
+cudaError_t set_error(cudaError_t e) {
+    if (e != cudaSuccess) t_last_error = e;
+    return e;
+}
+
+void yield_to_scheduler() { agx_emu_switch(&g_launch->cur->sp, g_launch->sched_sp); }
+
+void wait_at(Barrier &b, const char *what) {
+    Fiber *f = g_launch->cur;
+    if (++b.arrived == b.expected) {
+        b.arrived = 0;
+        b.gen++;
+        return;
+    }
+    f->wait = &b;
+    f->wait_gen = b.gen;
+    f->wait_what = what;
+    while (b.gen == f->wait_gen) yield_to_scheduler();
+    f->wait = nullptr;
+}
+
+extern "C" void fiber_entry() {
+    Launch *L = g_launch;
+    (*L->body)();
+    L->cur->done = true;
+    agx_emu_switch(&L->cur->sp, L->sched_sp);
+    abort(); /* a finished fiber is never resumed */
+}
+
+void fiber_init(Launch *L, int i) {
+    uintptr_t *sp = (uintptr_t *)(L->stacks + (size_t)(i + 1) * STACK_BYTES);
+    *--sp = 0;                            /* fiber_entry's return address (never used) */
+    *--sp = (uintptr_t)&fiber_entry;      /* where agx_emu_switch's ret lands */
+    for (int r = 0; r < 6; r++) *--sp = 0; /* rbp rbx r12..r15 */
+    L->fibers[i].sp = sp;
+}
+
+/* Runs every thread of the current block to its end. */
+bool run_block(Launch *L) {
+    const int n = L->n_threads;
+    for (int i = 0; i < n; i++) {
+        Fiber &f = L->fibers[i];
+        f.done = false;
+        f.wait = nullptr;
+        f.lane = i & 31;
+        f.warp = i >> 5;
+        f.tid = {(unsigned)(i % L->block.x), (unsigned)(i / L->block.x % L->block.y),
+                 (unsigned)(i / (L->block.x * L->block.y))};
+        fiber_init(L, i);
+    }
+    for (int w = 0; w < (n + 31) / 32; w++) {
+        L->warps[w].bar = Barrier();
+        L->warps[w].bar.expected = n - 32 * w < 32 ? n - 32 * w : 32;
+    }
+    L->block_bar = Barrier();
+    L->block_bar.expected = n;
+    for (;;) {
+        int live = 0;
+        bool ran = false;
+        for (int i = 0; i < n; i++) {
+            Fiber &f = L->fibers[i];
+            if (f.done) continue;
+            live++;
+            if (f.wait && f.wait->gen == f.wait_gen) continue;
+            L->cur = &f;
+            agx_emu_switch(&L->sched_sp, f.sp);
+            ran = true;
+        }
+        if (!live) return true;
+        if (!ran) {
+            int waiting = 0, finished = 0;
+            const char *what = "";
+            for (int i = 0; i < n; i++) {
+                if (L->fibers[i].done) finished++;
+                else waiting++, what = L->fibers[i].wait_what;
+            }
+            fprintf(stderr,
+                    "agx CUDA emulator: kernel %s (launched by %s) deadlocked in block (%u,%u,%u): %d thread(s) "
+                    "wait at %s, %d finished without reaching it\n",
+                    L->kernel, L->caller, L->block_idx.x, L->block_idx.y, L->block_idx.z, waiting, what, finished);
+            return false;
+        }
+    }
+}
+
+uint8_t *thread_stacks() {
+    static uint8_t *stacks = nullptr; /* one pool, reused by every launch (under g_device_mutex) */
+    if (!stacks) {
+        void *p = mmap(nullptr, (size_t)MAX_THREADS * STACK_BYTES, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) return nullptr;
+        stacks = (uint8_t *)p;
+    }
+    return stacks;
+}
+
+void run_launch(const char *kernel, const char *caller, dim3 grid, dim3 block, std::function<void()> &body) {
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    if (g_sticky != cudaSuccess) {
+        set_error(g_sticky);
+        return;
+    }
+    static Launch L; /* big (fibers, warps); one launch at a time under the mutex */
+    L.kernel = kernel;
+    L.caller = caller;
+    L.body = &body;
+    L.grid = grid;
+    L.block = block;
+    L.n_threads = (int)(block.x * block.y * block.z);
+    L.stacks = thread_stacks();
+    if (!L.stacks) {
+        set_error(cudaErrorMemoryAllocation);
+        return;
+    }
+    g_launch = &L;
+    for (unsigned z = 0; z < grid.z; z++)
+        for (unsigned y = 0; y < grid.y; y++)
+            for (unsigned x = 0; x < grid.x; x++) {
+                L.block_idx = {x, y, z};
+                if (!run_block(&L)) {
+                    g_sticky = cudaErrorLaunchFailure;
+                    set_error(g_sticky);
+                    g_launch = nullptr;
+                    return;
+                }
+            }
+    g_launch = nullptr;
+}
+
+struct Op {
+    std::function<void()> fn;
+};
+
+} // namespace
+
+const uint3 &thread_idx() { return g_launch->cur->tid; }
+const uint3 &block_idx() { return g_launch->block_idx; }
+const dim3 &block_dim() { return g_launch->block; }
+const dim3 &grid_dim() { return g_launch->grid; }
+int lane_id() { return g_launch->cur->lane; }
+void syncthreads() { wait_at(g_launch->block_bar, "__syncthreads()"); }
+uint64_t warp_exchange(uint64_t mine, int src) {
+    Fiber *f = g_launch->cur;
+    Warp &w = g_launch->warps[f->warp];
+    w.slot[f->lane] = mine;
+    wait_at(w.bar, "a warp shuffle");
+    const int lanes = w.bar.expected;
+    const uint64_t v = src >= 0 && src < lanes ? w.slot[src] : mine;
+    wait_at(w.bar, "a warp shuffle");   /* nobody overwrites a slot before every lane has read */
+    return v;
+}
+
+bool is_device(const void *p, size_t n) {
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    const uintptr_t a = (uintptr_t)p;
+    auto it = g_allocs.upper_bound(a);
+    if (it == g_allocs.begin()) return false;
+    --it;
+    return a >= it->first && a - it->first <= it->second && n <= it->second - (a - it->first);
+}
+
+} // namespace agx_emu
+
+/* ---- streams and graphs ---- */
+struct agx_emu_stream {
+    bool capturing = false, invalidated = false;
+    std::vector<std::function<void()>> captured;
+};
+struct agx_emu_graph {
+    std::vector<std::function<void()>> ops;
+};
+struct agx_emu_graph_exec {
+    std::vector<std::function<void()>> ops;
+};
+
+namespace agx_emu {
+void launch(const char *kernel, const char *caller, dim3 grid, dim3 block, cudaStream_t s,
+            std::function<void()> body) {
+    const unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
+    if (!threads || threads > MAX_THREADS || block.z > 64 || !grid.x || !grid.y || !grid.z || grid.y > 65535 ||
+        grid.z > 65535 || grid.x > 0x7fffffffu) {
+        fprintf(stderr,
+                "agx CUDA emulator: kernel %s (launched by %s): invalid launch configuration grid (%u,%u,%u) block "
+                "(%u,%u,%u)\n",
+                kernel, caller, grid.x, grid.y, grid.z, block.x, block.y, block.z);
+        set_error(cudaErrorInvalidConfiguration);
+        return;
+    }
+    if (s && s->capturing) {
+        s->captured.push_back(
+            [kernel, caller, grid, block, body]() mutable { run_launch(kernel, caller, grid, block, body); });
+        return;
+    }
+    run_launch(kernel, caller, grid, block, body);
+}
+cudaError_t on_stream(cudaStream_t s, std::function<void()> fn) {
+    if (s && s->capturing) s->captured.push_back(fn);
+    else {
+        std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+        fn();
+    }
+    return cudaSuccess;
+}
+} // namespace agx_emu
+
+using namespace agx_emu;
+
+static bool emu_visible() {
+    const char *e = getenv("AGX_CUDA_EMU_DEVICES");
+    return !(e && !strcmp(e, "0"));
+}
+
+cudaError_t cudaGetDeviceCount(int *n) {
+    *n = 0;
+    if (!emu_visible()) return set_error(cudaErrorNoDevice);
+    *n = 1;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int device) {
+    if (!emu_visible() || device != 0) return set_error(cudaErrorInvalidDevice);
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "agx CUDA emulator (CPU)");
+    p->totalGlobalMem = EMU_MEM_TOTAL;
+    p->major = 9;
+    p->minor = 0;
+    p->multiProcessorCount = 1;
+    p->warpSize = 32;
+    return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int device) {
+    if (!emu_visible() || device != 0) return set_error(cudaErrorInvalidDevice);
+    return g_sticky ? set_error(g_sticky) : cudaSuccess;
+}
+cudaError_t cudaMemGetInfo(size_t *fr, size_t *tot) {
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    *tot = EMU_MEM_TOTAL;
+    *fr = EMU_MEM_TOTAL - g_alloc_bytes;
+    return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize(void) { return g_sticky ? set_error(g_sticky) : cudaSuccess; }
+cudaError_t cudaGetLastError(void) {
+    const cudaError_t e = t_last_error;
+    t_last_error = g_sticky;
+    return e;
+}
+cudaError_t cudaPeekAtLastError(void) { return t_last_error; }
+const char *cudaGetErrorString(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInitializationError: return "initialization error";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
+    }
+    return "unknown error";
+}
+
+cudaError_t cudaMalloc(void **p, size_t bytes) {
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    *p = nullptr;
+    if (g_sticky) return set_error(g_sticky);
+    if (bytes > EMU_MEM_TOTAL - g_alloc_bytes) return set_error(cudaErrorMemoryAllocation);
+    /* cudaMalloc's 256-byte alignment, heap-backed and exactly `bytes` long, so that an
+     * ASan build (-DAGX_SANITIZE=ON) reports any kernel access past the end */
+    void *q = nullptr;
+    if (posix_memalign(&q, 256, bytes ? bytes : 1)) return set_error(cudaErrorMemoryAllocation);
+    g_allocs[(uintptr_t)q] = bytes;
+    g_alloc_bytes += bytes;
+    *p = q;
+    return cudaSuccess;
+}
+cudaError_t cudaFree(void *p) {
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    if (!p) return cudaSuccess;
+    auto it = g_allocs.find((uintptr_t)p);
+    if (it == g_allocs.end()) {
+        fprintf(stderr, "agx CUDA emulator: cudaFree(%p) of memory cudaMalloc did not return\n", p);
+        return set_error(cudaErrorInvalidValue);
+    }
+    g_alloc_bytes -= it->second;
+    g_allocs.erase(it);
+    free(p);
+    return cudaSuccess;
+}
+
+/* The direction must match where the pointers live (a GPU would fault or copy garbage). */
+static cudaError_t check_copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind, const char *fn) {
+    const bool dd = is_device(dst, n), sd = is_device(src, n);
+    bool ok = true;
+    switch (kind) {
+    case cudaMemcpyHostToDevice: ok = dd && !sd; break;
+    case cudaMemcpyDeviceToHost: ok = sd && !dd; break;
+    case cudaMemcpyDeviceToDevice: ok = sd && dd; break;
+    case cudaMemcpyHostToHost: ok = !sd && !dd; break;
+    case cudaMemcpyDefault: ok = true; break;
+    }
+    if (!ok) {
+        fprintf(stderr,
+                "agx CUDA emulator: %s of %zu bytes, kind %d, but dst %p is %s and src %p is %s (or the range "
+                "overruns its allocation)\n",
+                fn, n, (int)kind, dst, dd ? "device" : "not device", src, sd ? "device" : "not device");
+        return set_error(cudaErrorInvalidValue);
+    }
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind kind) {
+    if (g_sticky) return set_error(g_sticky);
+    if (cudaError_t e = check_copy(dst, src, n, kind, "cudaMemcpy")) return e;
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    memmove(dst, src, n);
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cudaStream_t s) {
+    if (g_sticky) return set_error(g_sticky);
+    if (cudaError_t e = check_copy(dst, src, n, kind, "cudaMemcpyAsync")) return e;
+    /* captured copies read src at replay, as a graph's memcpy node does */
+    return on_stream(s, [dst, src, n] { memmove(dst, src, n); });
+}
+cudaError_t cudaMemset(void *p, int v, size_t n) { return cudaMemsetAsync(p, v, n, nullptr); }
+cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t s) {
+    if (!is_device(p, n)) return set_error(cudaErrorInvalidValue);
+    return on_stream(s, [p, v, n] { memset(p, v, n); });
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t *s) { return cudaStreamCreateWithFlags(s, 0); }
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
+    (void)flags;
+    *s = new agx_emu_stream();
+    return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    delete s;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    if (s && s->capturing) {   /* not permitted while capturing; it also invalidates the capture */
+        s->invalidated = true;
+        return set_error(cudaErrorStreamCaptureUnsupported);
+    }
+    return g_sticky ? set_error(g_sticky) : cudaSuccess;
+}
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode) {
+    (void)mode;
+    if (!s || s->capturing) return set_error(cudaErrorStreamCaptureUnsupported); /* legacy stream cannot capture */
+    s->capturing = true;
+    s->invalidated = false;
+    s->captured.clear();
+    return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g) {
+    *g = nullptr;
+    if (!s || !s->capturing) return set_error(cudaErrorInvalidValue);
+    s->capturing = false;
+    if (s->invalidated) {
+        s->captured.clear();
+        return set_error(cudaErrorStreamCaptureInvalidated);
+    }
+    *g = new agx_emu_graph();
+    (*g)->ops.swap(s->captured);
+    return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t g, unsigned long long flags) {
+    (void)flags;
+    if (!g) return set_error(cudaErrorInvalidValue);
+    *exec = new agx_emu_graph_exec();
+    (*exec)->ops = g->ops;   /* a copy: the graph may be destroyed after instantiation */
+    return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
+    if (!exec) return set_error(cudaErrorInvalidResourceHandle);
+    if (g_sticky) return set_error(g_sticky);
+    for (auto &op : exec->ops) on_stream(s, op);
+    return g_sticky ? set_error(g_sticky) : cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t g) {
+    delete g;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    delete exec;
+    return cudaSuccess;
+}
+
+/* ---- cuBLAS ---- */
+struct agx_emu_blas {
+    cudaStream_t stream = nullptr;
+};
+
+cublasStatus_t cublasCreate(cublasHandle_t *h) {
+    *h = new agx_emu_blas();
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasDestroy(cublasHandle_t h) {
+    delete h;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) {
+    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    h->stream = s;
+    return CUBLAS_STATUS_SUCCESS;
+}
+const char *cublasGetStatusString(cublasStatus_t s) {
+    switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    }
+    return "CUBLAS_STATUS_UNKNOWN";
+}
+
+namespace {
+float ld_elem(const void *p, cudaDataType t, size_t i) {
+    return t == CUDA_R_16F ? __half2float(((const __half *)p)[i]) : ((const float *)p)[i];
+}
+/* Elements an operand of rows x cols (column-major, leading dimension ld) spans. */
+size_t span(int rows, int cols, int ld) { return rows && cols ? (size_t)(cols - 1) * ld + rows : 0; }
+size_t elem_size(cudaDataType t) { return t == CUDA_R_16F ? 2 : 4; }
+
+cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
+                    const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt, int ldb, float beta,
+                    void *C, cudaDataType ct, int ldc, const char *fn) {
+    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    const int arows = ta == CUBLAS_OP_N ? m : k, acols = ta == CUBLAS_OP_N ? k : m;
+    const int brows = tb == CUBLAS_OP_N ? k : n, bcols = tb == CUBLAS_OP_N ? n : k;
+    if (m < 0 || n < 0 || k < 0 || lda < (arows > 1 ? arows : 1) || ldb < (brows > 1 ? brows : 1) ||
+        ldc < (m > 1 ? m : 1)) {
+        fprintf(stderr, "agx CUDA emulator: %s: invalid sizes m %d n %d k %d lda %d ldb %d ldc %d\n", fn, m, n, k, lda,
+                ldb, ldc);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    if (!is_device(A, span(arows, acols, lda) * elem_size(at)) ||
+        !is_device(B, span(brows, bcols, ldb) * elem_size(bt)) || !is_device(C, span(m, n, ldc) * elem_size(ct))) {
+        fprintf(stderr, "agx CUDA emulator: %s: an operand is not (entirely) in device memory (m %d n %d k %d)\n", fn,
+                m, n, k);
+        return CUBLAS_STATUS_EXECUTION_FAILED;
+    }
+    on_stream(h->stream, [=] {
+        std::vector<float> arow((size_t)k), bcol((size_t)k);
+        for (int j = 0; j < n; j++) {
+            for (int l = 0; l < k; l++)
+                bcol[l] = ld_elem(B, bt, tb == CUBLAS_OP_N ? (size_t)l + (size_t)j * ldb : (size_t)j + (size_t)l * ldb);
+            for (int i = 0; i < m; i++) {
+                float s = 0.0f;
+                if (ta == CUBLAS_OP_N)
+                    for (int l = 0; l < k; l++) s += ld_elem(A, at, (size_t)i + (size_t)l * lda) * bcol[l];
+                else
+                    for (int l = 0; l < k; l++) s += ld_elem(A, at, (size_t)l + (size_t)i * lda) * bcol[l];
+                const size_t ci = (size_t)i + (size_t)j * ldc;
+                const float old = beta != 0.0f ? ld_elem(C, ct, ci) : 0.0f;
+                const float v = alpha * s + beta * old;
+                if (ct == CUDA_R_16F) ((__half *)C)[ci] = __half(v);
+                else ((float *)C)[ci] = v;
+            }
+        }
+    });
+    return CUBLAS_STATUS_SUCCESS;
+}
+} // namespace
+
+cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                           const float *alpha, const float *A, int lda, const float *B, int ldb, const float *beta,
+                           float *C, int ldc) {
+    return gemm(h, ta, tb, m, n, k, *alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, *beta, C, CUDA_R_32F, ldc,
+                "cublasSgemm");
+}
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                            const void *alpha, const void *A, cudaDataType at, int lda, const void *B,
+                            cudaDataType bt, int ldb, const void *beta, void *C, cudaDataType ct, int ldc,
+                            cublasComputeType_t compute, cublasGemmAlgo_t algo) {
+    (void)algo;
+    if (compute != CUBLAS_COMPUTE_32F && compute != CUBLAS_COMPUTE_32F_FAST_16F) return CUBLAS_STATUS_NOT_SUPPORTED;
+    /* with 32F compute, alpha and beta are floats */
+    return gemm(h, ta, tb, m, n, k, *(const float *)alpha, A, at, lda, B, bt, ldb, *(const float *)beta, C, ct, ldc,
+                "cublasGemmEx");
+}
