@@ -9,6 +9,7 @@
 #include "agx_test.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,94 @@ static void test_cpu_kv_roundtrip(void **state) {
     free(buf), free(la), free(lb);
     agx_context_free(a);
     agx_context_free(b);
+}
+
+/* ---- a real (or emulated: -DAGX_CUDA_EMU=ON) GPU behind the context API ---- */
+
+static double min_row_cos(const float *a, const float *b, int rows, int n) {
+    double worst = 1.0;
+    for (int r = 0; r < rows; r++) {
+        double ab = 0, aa = 0, bb = 0;
+        for (int i = 0; i < n; i++) {
+            const double x = a[(size_t)r * n + i], y = b[(size_t)r * n + i];
+            ab += x * y, aa += x * x, bb += y * y;
+        }
+        const double c = aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : (aa == bb ? 1.0 : 0.0);
+        if (c < worst) worst = c;
+    }
+    return worst;
+}
+
+/* GPU context vs CPU context on the same tokens: logits in the band of the GPU
+ * conformance test, and the KV state interchangeable both ways (the export
+ * layout is the CPU's). Skips loudly without a usable GPU. */
+static void test_gpu_context(void **state) {
+    (void)state;
+    NEED_MODEL();
+    if (this_build() != BUILD_CUDA_GPU) AGX_TEST_SKIP("no usable CUDA device (real or emulated) in this build");
+    const int nv = agx_model_get_config(model)->n_vocab;
+    agx_error err = {0};
+    agx_context *g = NULL, *c = NULL, *g2 = NULL, *c2 = NULL;
+    agx_context_params cp = small_params("cuda");
+    cp.n_ctx = 32;
+    cp.kv_type = AGX_KV_F32;   /* the exported bytes are floats: compared directly below */
+    if (agx_context_create(model, &cp, &g, &err) != AGX_OK) fail_msg("GPU context: %s", err.message);
+    assert_int_equal(agx_context_device(g)->kind, AGX_DEVICE_CUDA);
+    printf("  GPU context on %s: %zu device bytes, KV %zu\n", agx_context_device(g)->name, agx_context_device_bytes(g),
+           agx_context_kv_bytes(g));
+    assert_true(agx_context_device_bytes(g) > agx_context_kv_bytes(g));
+    assert_int_equal(agx_context_kv_bytes(g), kv_formula(32, AGX_KV_F32));
+    cp.device = "cpu";
+    assert_int_equal(agx_context_create(model, &cp, &c, &err), AGX_OK);
+    enum { T = 14 };
+    int32_t tok[T];
+    for (int i = 0; i < T; i++) tok[i] = (i * 41 + 7) % nv;
+    float *lg = malloc(sizeof(float) * T * (size_t)nv), *lc = malloc(sizeof(float) * T * (size_t)nv);
+    assert_int_equal(agx_context_eval(g, tok, 10, true, lg, &err), AGX_OK);
+    assert_int_equal(agx_context_eval(c, tok, 10, true, lc, &err), AGX_OK);
+    double cos = min_row_cos(lg, lc, 10, nv);
+    printf("  prompt of 10: min row cosine GPU vs CPU %.6f\n", cos);
+    assert_true(cos >= 0.998);
+    assert_int_equal(agx_context_n_past(g), 10);
+    /* KV: the same layout (floats close), and each side continues from the other's state */
+    const size_t n = agx_context_kv_state_bytes(g, 10);
+    float *kg = malloc(n), *kc = malloc(n);
+    assert_int_equal(agx_context_kv_export(g, 10, kg, n, &err), AGX_OK);
+    assert_int_equal(agx_context_kv_export(c, 10, kc, n, &err), AGX_OK);
+    cos = min_row_cos(kg, kc, 1, (int)(n / sizeof(float)));
+    printf("  exported KV (%zu bytes): cosine GPU vs CPU %.6f\n", n, cos);
+    assert_true(cos >= 0.999);
+    cp.device = "cuda";
+    assert_int_equal(agx_context_create(model, &cp, &g2, &err), AGX_OK);
+    cp.device = "cpu";
+    assert_int_equal(agx_context_create(model, &cp, &c2, &err), AGX_OK);
+    assert_int_equal(agx_context_kv_import(g2, 10, kc, n, &err), AGX_OK);   /* CPU state -> GPU */
+    assert_int_equal(agx_context_kv_import(c2, 10, kg, n, &err), AGX_OK);   /* GPU state -> CPU */
+    float *a = malloc(sizeof(float) * (size_t)nv), *b = malloc(sizeof(float) * (size_t)nv);
+    for (int t = 10; t < T; t++) {
+        assert_int_equal(agx_context_eval(g, &tok[t], 1, false, lg, &err), AGX_OK);
+        assert_int_equal(agx_context_eval(c, &tok[t], 1, false, lc, &err), AGX_OK);
+        assert_int_equal(agx_context_eval(g2, &tok[t], 1, false, a, &err), AGX_OK);
+        assert_int_equal(agx_context_eval(c2, &tok[t], 1, false, b, &err), AGX_OK);
+        assert_true(min_row_cos(lg, lc, 1, nv) >= 0.998);
+        assert_true(min_row_cos(a, lg, 1, nv) >= 0.998);   /* GPU from the CPU's cache */
+        assert_true(min_row_cos(b, lc, 1, nv) >= 0.998);   /* CPU from the GPU's cache */
+    }
+    /* truncate + re-eval on the GPU: the same logits as the first time */
+    agx_context_truncate(g, 10);
+    assert_int_equal(agx_context_eval(g, &tok[10], 1, false, a, &err), AGX_OK);
+    agx_context_truncate(c, 10);
+    assert_int_equal(agx_context_eval(c, &tok[10], 1, false, b, &err), AGX_OK);
+    assert_true(min_row_cos(a, b, 1, nv) >= 0.998);
+    assert_int_equal(agx_context_n_past(g), 11);
+    /* range errors never reach the device */
+    assert_int_equal(agx_context_eval(g, tok, T + 10, false, a, &err), AGX_ERR_INFERENCE);
+    assert_int_equal(agx_context_n_past(g), 11);
+    free(a), free(b), free(kg), free(kc), free(lg), free(lc);
+    agx_context_free(g);
+    agx_context_free(g2);
+    agx_context_free(c);
+    agx_context_free(c2);
 }
 
 /* ---- delegation to a device hook table (a fake GPU backed by a CPU context) ---- */
@@ -714,7 +803,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_cpu),       cmocka_unit_test(test_create_bogus),
         cmocka_unit_test(test_create_auto),      cmocka_unit_test(test_create_cuda),
-        cmocka_unit_test(test_cpu_kv_roundtrip), cmocka_unit_test(test_delegation),
+        cmocka_unit_test(test_cpu_kv_roundtrip), cmocka_unit_test(test_gpu_context),
+        cmocka_unit_test(test_delegation),
         cmocka_unit_test(test_native_backend),   cmocka_unit_test(test_cli_health),
         cmocka_unit_test(test_cli_model_info),   cmocka_unit_test(test_cli_bench),
     };
