@@ -137,6 +137,7 @@ int main(int argc, char **argv) {
     gctx = NULL;
     if (cpu) {
         agx_context_params cp = agx_context_default_params();
+        cp.device = "cpu";   /* the CPU engine, whatever AGX_DEVICE says */
         cp.n_ctx = p + n;
         cp.n_threads = threads;
         if (agx_model_load(path, &m, &err) != AGX_OK || agx_context_create(m, &cp, &cctx, &err) != AGX_OK) goto fail;

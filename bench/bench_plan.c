@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agx/device.h"
+#include "agx/model.h"
 #include "agx/native.h"
 #include "agx/util.h"
 
@@ -61,6 +63,13 @@ int main(int argc, char **argv) {
     double load_ms = (double)(agx_time_us() - t0) / 1000.0;
     printf("model: %s\n  %s, %d threads, load (mmap + tokenizer + token trie + context) %.0f ms\n",
            path, agx_model_desc(agx_native_engine_model(e)), agx_native_engine_threads(e), load_ms);
+    {
+        const agx_context *c = agx_native_engine_context(e);
+        char line[256];
+        printf("  device: %s", agx_device_describe(agx_context_device(c), line, sizeof line));
+        if (agx_context_device_bytes(c)) printf(", %.1f MB used by the context", (double)agx_context_device_bytes(c) / 1e6);
+        printf("\n");
+    }
 
     agx_plan_context ctx;
     agx_plan_context_init(&ctx, &reg);

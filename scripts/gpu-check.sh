@@ -1,25 +1,27 @@
 #!/usr/bin/env bash
 # gpu-check.sh — the one GPU run owed by issue 9 (CUDA backend). See docs/cuda.md.
 #
-#   scripts/gpu-check.sh prepare      HERE (no GPU needed): builds build-cuda and
-#       bundles into build-gpucheck/ (ignored by .gitignore's /build*/) the test and
-#       bench binaries, the two non-system libraries they need (jansson, cmocka)
-#       and the reference models (all cases but qwen2-tiny-F32, to stay under the
-#       device tool's 64 MiB), so the device machine needs neither the Debian
-#       -dev packages nor ../shared. Then, with the device tool:
-#         run(command="scripts/gpu-check.sh core", carry=["build-gpucheck"], timeout_s=420)
-#         run(command="scripts/gpu-check.sh nemo", carry=["build-gpucheck"], timeout_s=420)
+#   scripts/gpu-check.sh prepare      HERE (no GPU needed): builds build-gpubundle
+#       (-DAGX_CUDA=ON, RUNPATH $ORIGIN/../lib) and writes build-gpucheck/ (ignored by
+#       .gitignore's /build*/, < 64 MiB with the checkout): bundle.tgz = the binaries, every
+#       shared library they need beyond glibc and CUDA (the device image has none of the
+#       Debian -dev packages and nothing can be fetched there) and the Qwen2 tokenizer;
+#       ref/models = the reference cases (all but qwen2-tiny-F32, for size; it is exact on
+#       the CUDA emulator). Then ONE device call (15 min of device time per session):
+#         run(command="scripts/gpu-check.sh all", carry=["build-gpucheck"], timeout_s=570)
 #   scripts/gpu-check.sh [all|core|nemo]   ON THE GPU MACHINE:
-#       core: GPU tests (device selection, conformance vs llama.cpp logits in the
-#             CPU bands, eval errors), compute-sanitizer memcheck, and the
-#             Qwen2.5-1.5B-shaped Q4_K_M bench (pp512/tg128 GPU next to the CPU)
-#       nemo: the Mistral-Nemo-12B-shaped Q4_K_M bench (1 rep)
+#       core: GPU tests (device selection, GPU context vs CPU context, conformance vs
+#             llama.cpp in the CPU bands), compute-sanitizer memcheck on one case, and on
+#             the Qwen2.5-1.5B-shaped Q4_K_M file: `agx bench` (pp512/tg128, memory) on the
+#             GPU next to the CPU, decode variants (no CUDA graphs, f32 activations), and
+#             `bench_plan` (a 7-task `agx plan add`) on the GPU next to the CPU
+#       nemo: the Mistral-Nemo-12B-shaped Q4_K_M file: `agx bench` GPU and CPU
 #       all:  both (default)
-#   Uses build-gpucheck/bin when its binaries run there, else builds build-cuda from
-#   source (needs nvcc, cmake and the -dev packages of scripts/install-deps.sh).
-#   Results go to $OUT (default ./gpu-out): summary.txt, env.txt, build.log,
-#   tests.txt, memcheck.txt, bench.txt, bench.jsonl — each written as its step
-#   ends, so a timeout still returns what was done.
+#   Uses the bundle when its binaries run there, else builds build-cuda from source
+#   (needs the -dev packages of scripts/install-deps.sh, which the device image lacks).
+#   Results go to $OUT (default ./gpu-out): summary.txt, env.txt, build.log, tests.txt,
+#   memcheck.txt, bench.txt, bench.jsonl — each written as its step ends, so a timeout
+#   still returns what was done.
 # env: AGX_REF_DIR, CUDACXX, GPU_CHECK_REPS (default 3), GPU_CHECK_BUILD=1 (force a source build)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,28 +29,38 @@ MODE=${1:-all}
 JOBS=$(nproc)
 NVCC=${CUDACXX:-$(command -v nvcc || true)}
 [ -z "$NVCC" ] && [ -x /usr/local/cuda/bin/nvcc ] && NVCC=/usr/local/cuda/bin/nvcc
-BINS="bench_cuda agx_gen_model test_device test_model_cuda"
+BINS="agx agx_gen_model bench_cuda bench_plan test_device test_context_device test_model_cuda"
+TARGETS="agx_cli agx_gen_model bench_cuda bench_plan test_device test_context_device test_model_cuda"
 
-build_cuda() {   # $1: log file
-  cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DAGX_CUDA=ON -DCMAKE_CUDA_COMPILER="$NVCC" >"$1" 2>&1 &&
-    cmake --build build-cuda -j"$JOBS" --target $BINS >>"$1" 2>&1
+build_cuda() {   # $1: build dir, $2: log file, then extra cmake arguments
+  local dir=$1 logf=$2
+  shift 2
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DAGX_CUDA=ON -DCMAKE_CUDA_COMPILER="$NVCC" "$@" >"$logf" 2>&1 &&
+    cmake --build "$dir" -j"$JOBS" --target $TARGETS >>"$logf" 2>&1
 }
 
 if [ "$MODE" = prepare ]; then
   [ -n "$NVCC" ] || { echo "prepare: no nvcc (set CUDACXX)"; exit 1; }
   REF=${AGX_REF_DIR:-../shared/ref}
   [ -f "$REF/models/manifest.json" ] || { echo "prepare: no $REF/models/manifest.json (set AGX_REF_DIR)"; exit 1; }
-  echo "prepare: building build-cuda"
-  build_cuda /tmp/agx-gpucheck-build.log || { tail -30 /tmp/agx-gpucheck-build.log; exit 1; }
-  rm -rf build-gpucheck && mkdir -p build-gpucheck/bin build-gpucheck/lib build-gpucheck/ref/models
-  for b in $BINS; do cp "build-cuda/$b" build-gpucheck/bin/; done
-  for b in $BINS; do ldd "build-cuda/$b" | awk '$3 ~ /^\// {print $3}'; done | sort -u |
-    grep -E 'libjansson|libcmocka' | xargs -r -I{} cp -L {} build-gpucheck/lib/
+  echo "prepare: building build-gpubundle"
+  build_cuda build-gpubundle /tmp/agx-gpucheck-build.log '-DCMAKE_BUILD_RPATH=$ORIGIN/../lib' ||
+    { tail -30 /tmp/agx-gpucheck-build.log; exit 1; }
+  STAGE=$(mktemp -d)
+  mkdir -p "$STAGE/bin" "$STAGE/lib" "$STAGE/tokenizer"
+  for b in $BINS; do cp "build-gpubundle/$b" "$STAGE/bin/"; done
+  # every shared library beyond glibc/libstdc++ and CUDA's own (those come from the machine)
+  for b in $BINS; do ldd "build-gpubundle/$b" | awk '$3 ~ /^\// {print $3}'; done | sort -u |
+    grep -vE '/(libc|libm|libpthread|libdl|librt|libgcc_s|libstdc\+\+|ld-linux[^/]*|libcuda|libcudart|libcublas[^/]*)\.so' |
+    xargs -r -I{} cp -L {} "$STAGE/lib/"
+  cp "$REF/tokenizer/qwen2.vocab.gguf" "$STAGE/tokenizer/"
+  rm -rf build-gpucheck && mkdir -p build-gpucheck/ref/models
+  tar czf build-gpucheck/bundle.tgz -C "$STAGE" . && rm -rf "$STAGE"
   python3 - "$REF/models" build-gpucheck/ref/models <<'PY'
 import json, shutil, sys, os
 src, dst = sys.argv[1], sys.argv[2]
 man = json.load(open(os.path.join(src, "manifest.json")))
-keep = [c for c in man["cases"] if c["name"] != "qwen2-tiny-F32"]   # 13.7 MB: the carry limit is 64 MiB
+keep = [c for c in man["cases"] if c["name"] != "qwen2-tiny-F32"]   # 13.7 MB: the tree's limit is 64 MiB
 for c in keep:
     for suf in (".gguf", ".json", ".logits.f32", ".gen.logits.f32"):
         shutil.copy(os.path.join(src, c["name"] + suf), dst)
@@ -56,9 +68,8 @@ man["cases"] = keep
 json.dump(man, open(os.path.join(dst, "manifest.json"), "w"), indent=1)
 print("prepare: %d reference cases bundled" % len(keep))
 PY
-  du -sh build-gpucheck
-  echo "prepare: done. Now: run(command=\"scripts/gpu-check.sh core\", carry=[\"build-gpucheck\"], timeout_s=420)," \
-       "then the same with nemo"
+  du -sh build-gpucheck/bundle.tgz build-gpucheck
+  echo "prepare: done. Now: run(command=\"scripts/gpu-check.sh all\", carry=[\"build-gpucheck\"], timeout_s=570)"
   exit 0
 fi
 
@@ -73,45 +84,52 @@ if [ -z "$REF" ]; then
     [ -f "$d/models/manifest.json" ] && REF=$(cd "$d" && pwd) && break
   done
 fi
-# cuBLAS / cudart of the machine's toolkit (or of its Python wheels)
+# cudart/cuBLAS of the machine's toolkit (or of its Python wheels); the bundle's own
+# libraries are found through the binaries' RUNPATH, so nothing else sees them
 CULIB=$(python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__) + "/lib")' 2>/dev/null)
-export LD_LIBRARY_PATH="$PWD/build-gpucheck/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${CULIB:-}:${LD_LIBRARY_PATH:-}"
+CURT=$(python3 -c 'import nvidia.cuda_runtime, os; print(os.path.dirname(nvidia.cuda_runtime.__file__) + "/lib")' 2>/dev/null)
+export LD_LIBRARY_PATH="/usr/local/cuda/lib64:/usr/local/cuda/lib:${CULIB:-}:${CURT:-}:${LD_LIBRARY_PATH:-}"
 
 log "gpu-check $MODE: git $(git rev-parse --short HEAD 2>/dev/null || echo '?'), nvcc ${NVCC:-none}, ref ${REF:-none}, $JOBS cores"
 {
   echo "== nvidia-smi"; nvidia-smi 2>&1 || true
   echo "== nvcc"; [ -n "$NVCC" ] && "$NVCC" --version 2>&1
+  echo "== os"; cat /etc/os-release 2>/dev/null | head -3; ldd --version 2>&1 | head -1
   echo "== cpu"; lscpu 2>/dev/null | grep -E 'Model name|^CPU\(s\)' || true
 } >"$OUT/env.txt" 2>&1
 
 B=
-if [ "${GPU_CHECK_BUILD:-0}" != 1 ] && [ -x build-gpucheck/bin/test_device ]; then
-  if build-gpucheck/bin/test_device >"$OUT/build.log" 2>&1; then B=build-gpucheck/bin; log "using the prebuilt build-gpucheck/bin"
-  else log "prebuilt binaries do not run here (see build.log): building"; fi
+KIT=/tmp/agx-gpucheck
+if [ "${GPU_CHECK_BUILD:-0}" != 1 ] && [ -f build-gpucheck/bundle.tgz ]; then
+  rm -rf "$KIT" && mkdir -p "$KIT" && tar xzf build-gpucheck/bundle.tgz -C "$KIT"
+  if "$KIT/bin/test_device" >"$OUT/build.log" 2>&1; then B=$KIT/bin; log "using the prepared bundle"
+  else log "the bundle's binaries do not run here (see build.log): building"; ldd "$KIT/bin/agx" >>"$OUT/build.log" 2>&1; fi
 fi
 if [ -z "$B" ]; then
   [ -n "$NVCC" ] || { log "FAIL: no nvcc (set CUDACXX)"; exit 1; }
   t0=$(date +%s)
-  if ! build_cuda "$OUT/build.log"; then log "FAIL: build (see build.log)"; tail -30 "$OUT/build.log" | tee -a "$SUM"; exit 1; fi
+  if ! build_cuda build-cuda "$OUT/build.log"; then log "FAIL: build (see build.log)"; tail -30 "$OUT/build.log" | tee -a "$SUM"; exit 1; fi
   log "build ok in $(( $(date +%s) - t0 )) s"
   B=build-cuda
 fi
+VOCAB=$KIT/tokenizer/qwen2.vocab.gguf
+[ -f "$VOCAB" ] || VOCAB=${REF%/models}/tokenizer/qwen2.vocab.gguf
 export AGX_LOG=warn
 
-bench() {   # name file reps cpu_reps
-  log "bench $1: GPU next to the CPU engine ($JOBS threads)"
+agx_bench() {   # name file device reps: one JSON line into bench.jsonl and the summary
+  log "agx bench $1 on $3 ($4 reps, $JOBS threads)"
   local line
-  line=$(timeout 420 "$B/bench_cuda" -m "$2" -p 512 -n 128 -r "$3" --cpu-reps "$4" -t "$JOBS" --json \
-         2>>"$OUT/bench.txt") || log "bench $1 failed (see bench.txt)"
-  [ -n "$line" ] && echo "$line" >>"$OUT/bench.jsonl" && echo "$line" | tee -a "$OUT/bench.txt" "$SUM"
-  log "bench $1: GPU decode without CUDA graphs (AGX_CUDA_GRAPHS=0)"
-  AGX_CUDA_GRAPHS=0 timeout 120 "$B/bench_cuda" -m "$2" -p 0 -n 128 -r "$3" 2>&1 | tee -a "$OUT/bench.txt"
+  line=$(timeout 300 "$B/agx" bench -m "$2" -p 512 -n 128 -r "$4" -t "$JOBS" --device "$3" --json 2>>"$OUT/bench.txt") ||
+    log "agx bench $1 on $3 failed (see bench.txt)"
+  [ -n "$line" ] && echo "{\"model\": \"$1\", \"device_asked\": \"$3\", \"bench\": $line}" >>"$OUT/bench.jsonl" &&
+    echo "$line" | tee -a "$OUT/bench.txt" "$SUM"
 }
 
 if [ "$MODE" = all ] || [ "$MODE" = core ]; then
-  log "tests: test_device, test_model_cuda (AGX_REF_DIR=${REF:-unset})"
-  { AGX_REF_DIR="$REF" timeout 120 "$B/test_device"; echo "test_device rc=$?"
-    AGX_REF_DIR="$REF" timeout 300 "$B/test_model_cuda"; echo "test_model_cuda rc=$?"; } >"$OUT/tests.txt" 2>&1
+  log "tests: test_device, test_context_device, test_model_cuda (AGX_REF_DIR=${REF:-unset})"
+  { for t in test_device test_context_device test_model_cuda; do
+      AGX_REF_DIR="$REF" timeout 300 "$B/$t"; echo "$t rc=$?"
+    done; } >"$OUT/tests.txt" 2>&1
   if ! grep -q 'test_model_cuda rc=0' "$OUT/tests.txt"; then   # once more, synchronising after every kernel
     log "test_model_cuda failed: rerun on one case with AGX_CUDA_DEBUG=1"
     { AGX_REF_DIR="$REF" AGX_CUDA_DEBUG=1 AGX_GPU_CASES=qwen2-tiny-Q4_K_M timeout 90 "$B/test_model_cuda"
@@ -119,9 +137,9 @@ if [ "$MODE" = all ] || [ "$MODE" = core ]; then
   fi
   grep -E 'rc=|device:|gpu |SKIPPED|FAILED|ERROR|CUDA:' "$OUT/tests.txt" | tee -a "$SUM"
   SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
-  if [ -n "$SAN" ]; then
-    log "compute-sanitizer memcheck on test_model_cuda"
-    AGX_REF_DIR="$REF" AGX_GPU_CASES=qwen2-tiny-Q4_K_M,llama-tiny-Q8_0,qwen2-tiny-F16 timeout 180 \
+  if [ -n "$SAN" ]; then   # the CPU emulator's ASan run covers every case; this checks the real device
+    log "compute-sanitizer memcheck on test_model_cuda (one case)"
+    AGX_REF_DIR="$REF" AGX_GPU_CASES=qwen2-tiny-Q4_K_M timeout 150 \
       "$SAN" --tool memcheck --print-limit 20 "$B/test_model_cuda" >"$OUT/memcheck.txt" 2>&1
     echo "memcheck rc=$?" >>"$OUT/memcheck.txt"
     grep -E 'ERROR SUMMARY|rc=' "$OUT/memcheck.txt" | tail -3 | tee -a "$SUM"
@@ -129,14 +147,32 @@ if [ "$MODE" = all ] || [ "$MODE" = core ]; then
     log "compute-sanitizer not found: memcheck skipped"
   fi
   Q15=/tmp/agx-qwen2.5-1.5b-q4_K_M.gguf
-  [ -f "$Q15" ] || { log "generating $Q15"; timeout 300 "$B/agx_gen_model" --preset qwen2.5-1.5b --type q4_K_M \
-                       --threads "$JOBS" --quiet -o "$Q15" >>"$OUT/bench.txt" 2>&1; }
-  [ -f "$Q15" ] && bench qwen2.5-1.5b-q4_K_M "$Q15" "$REPS" "$REPS"
+  [ -f "$Q15" ] || { log "generating $Q15 (Qwen2 tokenizer from $VOCAB)"; timeout 300 "$B/agx_gen_model" \
+      --preset qwen2.5-1.5b --type q4_K_M --vocab-from "$VOCAB" --threads "$JOBS" --quiet -o "$Q15" >>"$OUT/bench.txt" 2>&1; }
+  if [ -f "$Q15" ]; then
+    agx_bench qwen2.5-1.5b-q4_K_M "$Q15" cuda "$REPS"
+    agx_bench qwen2.5-1.5b-q4_K_M "$Q15" cpu 1
+    log "decode variants on the GPU (bench_cuda -p 0 -n 128): default, AGX_CUDA_GRAPHS=0, AGX_CUDA_MMV=f32"
+    for v in "" AGX_CUDA_GRAPHS=0 AGX_CUDA_MMV=f32; do
+      echo "-- ${v:-default}" >>"$OUT/bench.txt"
+      env $v timeout 120 "$B/bench_cuda" -m "$Q15" -p 0 -n 128 -r "$REPS" 2>&1 | tee -a "$OUT/bench.txt" | tail -2 |
+        sed "s/^/${v:-default}: /" | tee -a "$SUM"
+    done
+    log "bench_plan (7-task plan add) on the GPU, then on the CPU"
+    for d in cuda cpu; do
+      echo "-- AGX_DEVICE=$d" >>"$OUT/bench.txt"
+      AGX_DEVICE=$d timeout 150 "$B/bench_plan" "$Q15" --threads "$JOBS" --runs $([ $d = cuda ] && echo "$REPS" || echo 1) \
+        2>&1 | tee -a "$OUT/bench.txt" | tail -12 | sed "s/^/$d: /" | tee -a "$SUM"
+    done
+  fi
 fi
 if [ "$MODE" = all ] || [ "$MODE" = nemo ]; then
   NEMO=/tmp/agx-mistral-nemo-12b-q4_K_M.gguf
   [ -f "$NEMO" ] || { log "generating $NEMO"; timeout 420 "$B/agx_gen_model" --preset mistral-nemo-12b \
                         --type q4_K_M --threads "$JOBS" --quiet -o "$NEMO" >>"$OUT/bench.txt" 2>&1; }
-  [ -f "$NEMO" ] && bench mistral-nemo-12b-q4_K_M "$NEMO" 1 1
+  if [ -f "$NEMO" ]; then
+    agx_bench mistral-nemo-12b-q4_K_M "$NEMO" cuda 1
+    agx_bench mistral-nemo-12b-q4_K_M "$NEMO" cpu 1
+  fi
 fi
 log "done ($MODE)"

@@ -34,7 +34,7 @@ if [ "${AGX_SKIP_CUDA_EMU:-0}" != 1 ]; then
   # ASan+UBSan too: device memory is heap memory there, so this is also a memcheck
   echo "== CUDA code on the CPU emulator (-DAGX_CUDA_EMU=ON, ASan+UBSan) + the GPU tests"
   cmake -S . -B build-cudaemu -DCMAKE_BUILD_TYPE=Debug -DAGX_SANITIZE=ON -DAGX_WERROR=ON -DAGX_CUDA_EMU=ON >/dev/null
-  cmake --build build-cudaemu -j"$JOBS" --target agx_cli test_cuda_emu test_device test_model_cuda bench_cuda
+  cmake --build build-cudaemu -j"$JOBS" --target agx_cli test_cuda_emu test_device test_context_device test_model_cuda bench_cuda
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-cudaemu --output-on-failure -j"$JOBS" -L cuda
 fi

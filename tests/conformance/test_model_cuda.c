@@ -62,6 +62,7 @@ static void run_cpu(const char *gguf, const int32_t *ids, int n_tok, const int32
     agx_model *m = NULL;
     if (agx_model_load(gguf, &m, &err) != AGX_OK) fail_msg("%s", err.message);
     agx_context_params cp = agx_context_default_params();
+    cp.device = "cpu";   /* the CPU engine, whatever AGX_DEVICE says */
     cp.n_ctx = n_tok + n_new + 1;
     cp.n_ubatch = n_tok;
     cp.n_threads = 2;

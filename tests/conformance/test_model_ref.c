@@ -107,6 +107,7 @@ static void run_case(const char *dir, json_t *c, int *n_checked) {
     if (agx_model_load(gguf, &m, &err) != AGX_OK) fail_msg("%s: %s", name, err.message);
     assert_int_equal(agx_model_get_config(m)->n_vocab, n_vocab);
     agx_context_params cp = agx_context_default_params();
+    cp.device = "cpu";   /* the CPU engine, whatever AGX_DEVICE says */
     cp.n_ctx = n_tok + n_new + 1;
     cp.n_ubatch = n_tok;   /* the prompt in ONE batch, like the reference */
     cp.n_threads = 2;

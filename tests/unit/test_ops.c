@@ -478,6 +478,7 @@ static void check_tiny(bool qwen) {
 
     for (int kv = 0; kv < 2; kv++) {
         agx_context_params cp = agx_context_default_params();
+        cp.device = "cpu";   /* the CPU engine, whatever AGX_DEVICE says */
         cp.n_ctx = 32;
         cp.n_threads = 2;
         cp.kv_type = kv ? AGX_KV_F16 : AGX_KV_F32;
@@ -507,6 +508,7 @@ static void check_tiny(bool qwen) {
     }
     /* micro-batches smaller than the prompt give the same logits */
     agx_context_params cp = agx_context_default_params();
+    cp.device = "cpu";   /* the CPU engine, whatever AGX_DEVICE says */
     cp.n_ctx = 32;
     cp.n_ubatch = 4;
     cp.kv_type = AGX_KV_F32;
@@ -571,6 +573,7 @@ static void test_llama3_rope_keys(void **state) {
         if (agx_model_load(f ? p2 : p1, &model, &err) != AGX_OK) fail_msg("%s", err.message);
         assert_true(agx_model_get_config(model)->has_rope_freqs);
         agx_context_params cp = agx_context_default_params();
+        cp.device = "cpu";   /* the CPU engine, whatever AGX_DEVICE says */
         cp.n_ctx = 64;
         cp.kv_type = AGX_KV_F32;
         agx_context *c = NULL;
@@ -597,6 +600,7 @@ static void test_context_limits(void **state) {
     agx_model *model = NULL;
     assert_int_equal(agx_model_load(path, &model, &err), AGX_OK);
     agx_context_params cp = agx_context_default_params();
+    cp.device = "cpu";   /* the CPU engine, whatever AGX_DEVICE says */
     cp.n_ctx = 8;
     agx_context *c = NULL;
     assert_int_equal(agx_context_create(model, &cp, &c, &err), AGX_OK);
@@ -640,6 +644,7 @@ static void *ctx_thread_main(void *arg) {
     ctx_thread *t = arg;
     agx_error err;
     agx_context_params cp = agx_context_default_params();
+    cp.device = "cpu";   /* the CPU engine, whatever AGX_DEVICE says */
     cp.n_ctx = 32;
     cp.n_threads = 2;
     agx_context *c = NULL;
