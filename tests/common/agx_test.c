@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agx/util.h"
+
 void agx_test_print_skip(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -119,4 +121,26 @@ done:
     agx_test_rmtree(dir);
     free(dir);
     return rc;
+}
+
+agx_test_cli_result agx_test_cli(const char *env_prefix, const char *args, const char *stdin_data) {
+    agx_test_cli_result r;
+    char *cmd = env_prefix ? agx_sprintf("env %s '%s' %s", env_prefix, agx_test_cli_path(), args)
+                           : agx_sprintf("'%s' %s", agx_test_cli_path(), args);
+    r.rc = agx_test_run(cmd, stdin_data, &r.out, &r.err);
+    free(cmd);
+    if (!r.out) r.out = agx_strdup("");
+    if (!r.err) r.err = agx_strdup("");
+    return r;
+}
+
+void agx_test_cli_result_free(agx_test_cli_result *r) {
+    free(r->out);
+    free(r->err);
+}
+
+size_t agx_test_count(const char *s, const char *needle) {
+    size_t n = 0;
+    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle)) n++;
+    return n;
 }

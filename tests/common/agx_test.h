@@ -36,4 +36,16 @@ void agx_test_rmtree(const char *dir);
  * (then stdin is /dev/null). */
 int agx_test_run(const char *cmdline, const char *stdin_data, char **out, char **errout);
 
+/* One run of the built agx: exit status, stdout, stderr (never NULL). */
+typedef struct agx_test_cli_result {
+    int rc;
+    char *out, *err;
+} agx_test_cli_result;
+/* Runs "[env ENV] agx ARGS" (ENV and ARGS are shell text, already quoted; env_prefix
+ * may be NULL) with optional stdin. */
+agx_test_cli_result agx_test_cli(const char *env_prefix, const char *args, const char *stdin_data);
+void agx_test_cli_result_free(agx_test_cli_result *r);
+/* Occurrences of needle in s. */
+size_t agx_test_count(const char *s, const char *needle);
+
 #endif

@@ -40,32 +40,10 @@ static int teardown(void **state) {
     return 0;
 }
 
-typedef struct {
-    int rc;
-    char *out, *err;
-} result;
+typedef agx_test_cli_result result;
 
 /* Runs "agx <args>" (args is shell text, already quoted) with optional stdin. */
-static result agx(const char *args, const char *stdin_data) {
-    result r;
-    char *cmd = agx_sprintf("'%s' %s", agx_test_cli_path(), args);
-    r.rc = agx_test_run(cmd, stdin_data, &r.out, &r.err);
-    free(cmd);
-    if (!r.out) r.out = agx_strdup("");
-    if (!r.err) r.err = agx_strdup("");
-    return r;
-}
-
-static void result_free(result *r) {
-    free(r->out);
-    free(r->err);
-}
-
-static size_t count_substr(const char *s, const char *needle) {
-    size_t n = 0;
-    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle)) n++;
-    return n;
-}
+static result agx(const char *args, const char *stdin_data) { return agx_test_cli(NULL, args, stdin_data); }
 
 static json_t *buffer_json(void) {
     result r = agx("plan preview --json", NULL);
@@ -73,7 +51,7 @@ static json_t *buffer_json(void) {
     json_error_t je;
     json_t *j = json_loads(r.out, 0, &je);
     if (!j) fail_msg("preview --json is not JSON (%s): %s", je.text, r.out);
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     return j;
 }
 
@@ -98,15 +76,15 @@ static void test_help_and_version(void **state) {
     assert_non_null(strstr(r.out, "Usage: agx"));
     assert_non_null(strstr(r.out, "AGX_PLAN_PATH"));
     assert_string_equal(r.err, "");
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     r = agx("--version", NULL);
     assert_int_equal(r.rc, 0);
     assert_string_equal(r.out, "agx " AGX_VERSION "\n");
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     r = agx("plan --help", NULL);
     assert_int_equal(r.rc, 0);
     assert_non_null(strstr(r.out, "preview [--json]"));
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     static const char *const usage_errors[] = {"nonsense", "plan", "plan bogus", "plan add",
                                                "plan preview --yaml", "plan new extra",
                                                "tools --bogus", "health --bogus",
@@ -116,7 +94,7 @@ static void test_help_and_version(void **state) {
         if (r.rc != AGX_EXIT_USAGE) fail_msg("agx %s: exit %d, expected 2", usage_errors[i], r.rc);
         assert_string_equal(r.out, "");
         assert_true(strlen(r.err) > 0);
-        result_free(&r);
+        agx_test_cli_result_free(&r);
     }
 }
 
@@ -125,23 +103,23 @@ static void test_plan_flow(void **state) {
     result r = agx("plan new", NULL);
     assert_int_equal(r.rc, 0);
     assert_string_equal(r.out, "");
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     r = agx("plan preview", NULL);
     assert_int_equal(r.rc, 0);
     assert_string_equal(r.out, "");
     assert_non_null(strstr(r.err, "empty"));
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     assert_int_equal(buffer_tasks(), 0);
 
     /* the default (unconfigured) backend is rules, with one note on stderr */
     r = agx("plan add 'find all TODO comments under src and count them per file'", NULL);
     assert_int_equal(r.rc, 0);
-    assert_int_equal(count_substr(r.err, "note:"), 1);
+    assert_int_equal(agx_test_count(r.err, "note:"), 1);
     assert_non_null(strstr(r.err, "AGX_ECHO_MODEL"));
     assert_non_null(strstr(r.out, "grep"));
     assert_non_null(strstr(r.out, "uniq"));
     assert_null(strstr(r.out, "note:"));
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     json_t *j = buffer_json();
     json_t *tasks = json_object_get(j, "tasks");
     assert_int_equal(json_array_size(tasks), 5);
@@ -157,13 +135,13 @@ static void test_plan_flow(void **state) {
     /* piped input: the new task reads stdin and takes no file operand; explicit rules: no note */
     r = agx("plan add show the first 2 lines", "alpha\nbeta\ngamma\n");
     assert_int_equal(r.rc, 0);
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     setenv("AGX_BACKEND", "rules", 1);
     r = agx("plan add 'count words'", "one two\n");
     unsetenv("AGX_BACKEND");
     assert_int_equal(r.rc, 0);
-    assert_int_equal(count_substr(r.err, "note:"), 0);
-    result_free(&r);
+    assert_int_equal(agx_test_count(r.err, "note:"), 0);
+    agx_test_cli_result_free(&r);
     j = buffer_json();
     tasks = json_object_get(j, "tasks");
     assert_int_equal(json_array_size(tasks), 7);
@@ -179,32 +157,32 @@ static void test_plan_flow(void **state) {
     /* the human preview shows every task */
     r = agx("plan preview", NULL);
     assert_int_equal(r.rc, 0);
-    assert_int_equal(count_substr(r.out, "\n"), 8); /* header + 7 tasks */
+    assert_int_equal(agx_test_count(r.out, "\n"), 8); /* header + 7 tasks */
     assert_non_null(strstr(r.out, "task 4"));
-    result_free(&r);
+    agx_test_cli_result_free(&r);
 
     r = agx("plan validate", NULL);
     assert_int_equal(r.rc, 0);
     assert_non_null(strstr(r.out, "valid (7 tasks)"));
-    result_free(&r);
+    agx_test_cli_result_free(&r);
 
     /* an instruction nothing matches: data error, buffer unchanged, nothing on stdout */
     r = agx("plan add 'make me a sandwich'", NULL);
     assert_int_equal(r.rc, AGX_EXIT_DATA);
     assert_string_equal(r.out, "");
     assert_non_null(strstr(r.err, "no tool matches 'make me a sandwich'"));
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     assert_int_equal(buffer_tasks(), 7);
 
     /* "--" ends the options: what follows is the instruction even if it looks like one */
     r = agx("plan add -- --help", NULL);
     assert_int_equal(r.rc, AGX_EXIT_DATA);
     assert_non_null(strstr(r.err, "no tool matches '--help'"));
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     r = agx("plan add --help", NULL);
     assert_int_equal(r.rc, 0);
     assert_non_null(strstr(r.out, "Usage: agx plan"));
-    result_free(&r);
+    agx_test_cli_result_free(&r);
 
     /* the rules planner cannot review a plan: refinement is a config error that
      * says how to configure a model, and the buffer is left as it was */
@@ -213,7 +191,7 @@ static void test_plan_flow(void **state) {
     assert_int_equal(r.rc, AGX_EXIT_CONFIG);
     assert_non_null(strstr(r.err, "AGX_DELTA_MODEL"));
     assert_non_null(strstr(r.err, "left unchanged"));
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     char *after = buffer_text();
     assert_string_equal(before ? before : "", after ? after : "");
     free(before);
@@ -221,7 +199,7 @@ static void test_plan_flow(void **state) {
 
     r = agx("plan new", NULL);
     assert_int_equal(r.rc, 0);
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     assert_int_equal(buffer_tasks(), 0);
 }
 
@@ -239,8 +217,8 @@ static void test_validate_reports_every_problem(void **state) {
     assert_string_equal(r.out, "");
     assert_non_null(strstr(r.err, "gerp"));
     assert_non_null(strstr(r.err, "grep")); /* the closest tool */
-    assert_true(count_substr(r.err, "\n  - ") >= 2);
-    result_free(&r);
+    assert_true(agx_test_count(r.err, "\n  - ") >= 2);
+    agx_test_cli_result_free(&r);
 }
 
 static void test_corrupt_buffer(void **state) {
@@ -258,7 +236,7 @@ static void test_corrupt_buffer(void **state) {
         assert_non_null(strstr(r.err, "corrupt"));
         assert_non_null(strstr(r.err, "agx plan new"));
         assert_string_equal(r.out, "");
-        result_free(&r);
+        agx_test_cli_result_free(&r);
         char *now = NULL;
         size_t len;
         agx_error err;
@@ -279,7 +257,7 @@ static void test_corrupt_buffer(void **state) {
     assert_int_equal(agx_file_read_all(moved, 0, &kept, &len, &err), AGX_OK);
     assert_string_equal(kept, torn);
     free(kept);
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     assert_int_equal(buffer_tasks(), 0);
 }
 
@@ -305,22 +283,22 @@ static void test_parse(void **state) {
     assert_string_equal(json_string_value(json_object_get(json_array_get(tasks, 1), "command")), "uniq");
     assert_int_equal(json_integer_value(json_object_get(json_array_get(tasks, 1), "input_from_task")), 1);
     json_decref(j);
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     /* stdin, both "-" and no argument; compact output is one line */
     r = agx("plan parse - --compact", "[\"ls\", \"wc\"]");
     assert_int_equal(r.rc, 0);
-    assert_int_equal(count_substr(r.out, "\n"), 1);
+    assert_int_equal(agx_test_count(r.out, "\n"), 1);
     assert_non_null(strstr(r.out, "\"ls\""));
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     r = agx("plan parse", "I cannot help with that.");
     assert_int_equal(r.rc, AGX_EXIT_DATA);
     assert_string_equal(r.out, "");
     assert_true(strlen(r.err) > 20);
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     r = agx("plan parse /nonexistent/reply.txt", NULL);
     assert_int_equal(r.rc, AGX_EXIT_IO);
     assert_non_null(strstr(r.err, "/nonexistent/reply.txt"));
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     free(in);
 }
 
@@ -330,7 +308,7 @@ static void test_tools(void **state) {
     assert_int_equal(r.rc, 0);
     assert_non_null(strstr(r.out, "\ngrep "));
     assert_non_null(strstr(r.out, "ok exit codes: 0,1"));
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     r = agx("tools --json", NULL);
     assert_int_equal(r.rc, 0);
     json_error_t je;
@@ -343,7 +321,7 @@ static void test_tools(void **state) {
         found |= strcmp(json_string_value(json_object_get(json_array_get(tools, i), "id")), "jq") == 0;
     assert_true(found);
     json_decref(j);
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     /* a malformed tools file is an error naming the file */
     char *bad = agx_sprintf("%s/tools.json", fx.dir);
     FILE *f = fopen(bad, "w");
@@ -355,7 +333,7 @@ static void test_tools(void **state) {
     assert_int_equal(r.rc, AGX_EXIT_DATA);
     assert_non_null(strstr(r.err, bad));
     assert_string_equal(r.out, "");
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     free(bad);
 }
 
@@ -366,11 +344,11 @@ static void test_health_and_backend_config(void **state) {
     assert_non_null(strstr(r.out, "backend: rules"));
     assert_non_null(strstr(r.out, "model: rules"));
     assert_non_null(strstr(r.out, "healthy"));
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     r = agx("health --json", NULL);
     assert_int_equal(r.rc, 0);
     assert_non_null(strstr(r.out, "\"healthy\": true"));
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     setenv("AGX_BACKEND", "bogus", 1);
     static const char *const cmds[] = {"health", "plan add 'show the first 2 lines'", "plan preview"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
@@ -379,7 +357,7 @@ static void test_health_and_backend_config(void **state) {
         assert_string_equal(r.out, "");
         static const char *const valid[] = {"native", "candle", "ollama", "openai", "rules"};
         for (size_t k = 0; k < 5; k++) assert_non_null(strstr(r.err, valid[k]));
-        result_free(&r);
+        agx_test_cli_result_free(&r);
     }
     unsetenv("AGX_BACKEND");
     setenv("AGX_CANDLE_TOP_P", "2", 1);
@@ -387,14 +365,14 @@ static void test_health_and_backend_config(void **state) {
     unsetenv("AGX_CANDLE_TOP_P");
     assert_int_equal(r.rc, AGX_EXIT_CONFIG);
     assert_non_null(strstr(r.err, "AGX_CANDLE_TOP_P"));
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     /* a secret never shows up in any output */
     setenv("AGX_OPENAI_API_KEY", "sk-very-secret-123", 1);
     setenv("AGX_BACKEND", "openai", 1);
     r = agx("health", NULL);
     assert_null(strstr(r.out, "sk-very-secret-123"));
     assert_null(strstr(r.err, "sk-very-secret-123"));
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     unsetenv("AGX_BACKEND");
     unsetenv("AGX_OPENAI_API_KEY");
 }
@@ -403,7 +381,7 @@ static void test_health_and_backend_config(void **state) {
 static void test_concurrent_cli_adds(void **state) {
     (void)state;
     result r = agx("plan new", NULL);
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     const int per = 10; /* 2 * per = the validator's 20-task limit */
     char *script = agx_sprintf(
         "true; for w in a b; do ( i=1; while [ $i -le %d ]; do "
@@ -433,7 +411,7 @@ static void test_concurrent_cli_adds(void **state) {
     r = agx("plan add 'show the last 3 lines'", NULL);
     assert_int_equal(r.rc, AGX_EXIT_DATA);
     assert_non_null(strstr(r.err, "combined plan"));
-    result_free(&r);
+    agx_test_cli_result_free(&r);
     assert_int_equal(buffer_tasks(), (size_t)(2 * per));
 }
 

@@ -624,29 +624,9 @@ static void test_native_backend(void **state) {
 
 /* ---- the CLI ---- */
 
-typedef struct {
-    int rc;
-    char *out, *err;
-} run_result;
+typedef agx_test_cli_result run_result;
 
-static run_result cli(const char *env, const char *args) {
-    run_result r;
-    char *cmd = agx_sprintf("env %s '%s' %s", env, agx_test_cli_path(), args);
-    r.rc = agx_test_run(cmd, NULL, &r.out, &r.err);
-    free(cmd);
-    if (!r.out) r.out = agx_strdup("");
-    if (!r.err) r.err = agx_strdup("");
-    return r;
-}
-static void run_free(run_result *r) {
-    free(r->out);
-    free(r->err);
-}
-static size_t count_lines_with(const char *s, const char *needle) {
-    size_t n = 0;
-    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle)) n++;
-    return n;
-}
+static run_result cli(const char *env, const char *args) { return agx_test_cli(env, args, NULL); }
 
 /* The "device" object of a --json report. */
 static void check_device_json(json_t *d, const char *kind) {
@@ -681,7 +661,7 @@ static void test_cli_health(void **state) {
     assert_int_equal(r.rc, 0);
     assert_non_null(strstr(r.out, "device:       cpu ("));
     assert_string_equal(r.err, "");
-    run_free(&r);
+    agx_test_cli_result_free(&r);
     r = cli(env, "health --json");
     assert_int_equal(r.rc, 0);
     json_t *j = parse(r.out);
@@ -693,7 +673,7 @@ static void test_cli_health(void **state) {
     assert_true(json_is_integer(json_object_get(j, "device_mem_used")));
     assert_int_equal(json_integer_value(json_object_get(j, "device_mem_used")), 0);
     json_decref(j);
-    run_free(&r);
+    agx_test_cli_result_free(&r);
     free(env);
 
     /* auto: exactly one warning line (CUDA build without a GPU), none on a CPU-only
@@ -703,12 +683,12 @@ static void test_cli_health(void **state) {
     r = cli(env, "health");
     assert_int_equal(r.rc, 0);
     if (bk == BUILD_CUDA_NO_GPU) {
-        assert_int_equal(count_lines_with(r.err, "CUDA not usable"), 1);
+        assert_int_equal(agx_test_count(r.err, "CUDA not usable"), 1);
         assert_non_null(strstr(r.out, "device note:  CUDA not usable"));
     } else if (bk == BUILD_CPU_ONLY) {
         assert_string_equal(r.err, "");
     }
-    run_free(&r);
+    agx_test_cli_result_free(&r);
     free(env);
 
     /* an explicit cuda that cannot be honoured: a clear error, the fix named */
@@ -722,7 +702,7 @@ static void test_cli_health(void **state) {
         assert_non_null(strstr(r.err, "Failed to initialize CUDA: "));
     }
     if (r.rc != 0) assert_non_null(strstr(r.err, "set AGX_DEVICE=cpu"));
-    run_free(&r);
+    agx_test_cli_result_free(&r);
     free(env);
 }
 
@@ -734,7 +714,7 @@ static void test_cli_model_info(void **state) {
     assert_int_equal(r.rc, 0);
     assert_non_null(strstr(r.out, "device:          cpu ("));
     assert_non_null(strstr(r.out, "architecture:    qwen2"));   /* the rest is still there */
-    run_free(&r);
+    agx_test_cli_result_free(&r);
     char *jargs = agx_sprintf("model info '%s' --json", model_path);
     r = cli("AGX_DEVICE=cpu", jargs);
     assert_int_equal(r.rc, 0);
@@ -744,7 +724,7 @@ static void test_cli_model_info(void **state) {
     check_device_json(json_object_get(j, "device"), "cpu");
     assert_null(json_object_get(j, "device_mem_used"));   /* no context here */
     json_decref(j);
-    run_free(&r);
+    agx_test_cli_result_free(&r);
     /* a device that cannot be selected is reported; the file summary still succeeds */
     r = cli("AGX_DEVICE=bogus", jargs);
     assert_int_equal(r.rc, 0);
@@ -753,13 +733,13 @@ static void test_cli_model_info(void **state) {
     assert_true(json_is_null(json_object_get(d, "kind")));
     assert_non_null(strstr(json_string_value(json_object_get(d, "error")), "auto, cpu, cuda, metal"));
     json_decref(j);
-    run_free(&r);
+    agx_test_cli_result_free(&r);
     if (this_build() != BUILD_CUDA_GPU) {
         r = cli("AGX_DEVICE=cuda", args);
         assert_int_equal(r.rc, 0);
         assert_non_null(strstr(r.out, "device:          none: "));
         assert_non_null(strstr(r.out, "set AGX_DEVICE=cpu"));
-        run_free(&r);
+        agx_test_cli_result_free(&r);
     }
     free(args);
     free(jargs);
@@ -773,11 +753,11 @@ static void test_cli_bench(void **state) {
     assert_int_equal(r.rc, 0);
     assert_non_null(strstr(r.out, "\ndevice: cpu ("));
     assert_null(strstr(r.out, "device memory:"));
-    run_free(&r);
+    agx_test_cli_result_free(&r);
     char *jargs = agx_sprintf("%s --json", args);
     r = cli("AGX_DEVICE=bogus", jargs);   /* the flag wins over the environment... */
     assert_int_equal(r.rc, AGX_EXIT_CONFIG);
-    run_free(&r);
+    agx_test_cli_result_free(&r);
     char *dargs = agx_sprintf("%s --device cpu", jargs);
     r = cli("AGX_DEVICE=bogus", dargs);   /* ...when given */
     assert_int_equal(r.rc, 0);
@@ -787,13 +767,13 @@ static void test_cli_bench(void **state) {
     check_device_json(json_object_get(j, "device"), "cpu");
     assert_int_equal(json_integer_value(json_object_get(j, "device_mem_used")), 0);
     json_decref(j);
-    run_free(&r);
+    agx_test_cli_result_free(&r);
     free(dargs);
     dargs = agx_sprintf("%s --device gpu", args);
     r = cli("", dargs);
     assert_int_equal(r.rc, AGX_EXIT_USAGE);
     assert_non_null(strstr(r.err, "auto, cpu, cuda or metal"));
-    run_free(&r);
+    agx_test_cli_result_free(&r);
     free(dargs);
     free(args);
     free(jargs);
