@@ -66,6 +66,10 @@ struct CudaCtx {
     float *x = nullptr, *xb = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *att = nullptr, *hb = nullptr,
           *hb2 = nullptr, *logits = nullptr;
     __half *wtile = nullptr, *xtile = nullptr;
+    /* 8-bit activations of the matvec path (AGX_CUDA_MMV=q8, default): q8_0 and
+     * q8_K copies of the current input, [MMV_MAX_TOKENS][widest] */
+    bool mmv_q8 = true;
+    agxc::Q8Act a0, ak;
     size_t wtile_elems = 0;
     int32_t *d_tokens = nullptr;
     int *d_pos = nullptr;
@@ -204,6 +208,11 @@ agx_status ctx_create_inner(CudaCtx *c, const agx_dev_model *dm, const agx_devic
     const char *dbg = agx_env("AGX_CUDA_DEBUG");
     c->debug_sync = dbg && !strcmp(dbg, "1");
     if (c->debug_sync) c->use_graph = false;   /* no synchronisation inside a capture */
+    const char *mmv = agx_env("AGX_CUDA_MMV");
+    if (mmv && strcmp(mmv, "q8") && strcmp(mmv, "f32"))
+        return agx_error_set(err, AGX_ERR_CONFIG, "AGX_CUDA_MMV=%s: use q8 (default: 8-bit activations, as the CPU) "
+                             "or f32 (f32 activations)", mmv);
+    c->mmv_q8 = !(mmv && !strcmp(mmv, "f32"));
 
     /* weights: tied output shares the embedding upload */
     if ((st = upload_mat(c, &dm->tok_embd, &c->tok_embd, err)) != AGX_OK) return st;
@@ -264,6 +273,15 @@ agx_status ctx_create_inner(CudaCtx *c, const agx_dev_model *dm, const agx_devic
         if ((st = dev_alloc(c, sizeof(__half) * ub * widest, (void **)&c->xtile, "an activation tile", err)))
             return st;
     }
+    if (c->mmv_q8) {
+        const size_t n8 = (ub < (size_t)MMV_MAX_TOKENS ? ub : (size_t)MMV_MAX_TOKENS) * widest;
+        agxc::Q8Act *qa[2] = {&c->a0, &c->ak};
+        for (int i = 0; i < 2; i++) {
+            if ((st = dev_alloc(c, n8, (void **)&qa[i]->qs, "8-bit activations", err))) return st;
+            if ((st = dev_alloc(c, sizeof(float) * (n8 / 32), (void **)&qa[i]->d, "8-bit activations", err)))
+                return st;
+        }
+    }
     if ((st = dev_alloc(c, sizeof(int32_t) * ub, (void **)&c->d_tokens, "token ids", err))) return st;
     if ((st = dev_alloc(c, sizeof(int), (void **)&c->d_pos, "positions", err))) return st;
     CU_TRY(cudaStreamSynchronize(c->stream), "finishing the upload");
@@ -288,8 +306,32 @@ agx_status ctx_create(const agx_dev_model *dm, const agx_device_info *dev, int n
     return AGX_OK;
 }
 
-/* y[t][r] = W[r] . x[t] for n tokens (x rows are W.n_cols wide, y rows y_ld). */
-agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int n, float *y, int y_ld, agx_error *err) {
+/* The 8-bit formats the matvec path wants for an input read by these
+ * matrices (0: f32 activations): computed once per input, by the kernel that
+ * produces it (rmsnorm, swiglu) or one quantize launch (attention output). */
+int act_fmt(const CudaCtx *c, int n, const DevMat &a, const DevMat *b = nullptr, const DevMat *d = nullptr) {
+    if (!c->mmv_q8 || n > MMV_MAX_TOKENS) return 0;
+    return agxc::act_format(a.type) | (b ? agxc::act_format(b->type) : 0) | (d ? agxc::act_format(d->type) : 0);
+}
+agxc::Q8Out q8_out(const CudaCtx *c, int fmt) {
+    agxc::Q8Out o;
+    o.fmt = fmt;
+    o.q0 = c->a0;
+    o.qk = c->ak;
+    return o;
+}
+
+/* y[t][r] = W[r] . x[t] for n tokens (x rows are W.n_cols wide, y rows y_ld).
+ * have: the 8-bit formats of x already in c->a0 / c->ak (act_fmt). */
+agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int have, int n, float *y, int y_ld, agx_error *err) {
+    const int f = agxc::act_format(W.type);
+    if (n <= MMV_MAX_TOKENS && f && (have & f)) {
+        LAUNCH(c,
+               agxc::matvec_q8(c->stream, W.type, W.d, W.row_bytes, W.n_rows, W.n_cols, f == agxc::ACT_Q8_0 ? c->a0 : c->ak,
+                               n, y, y_ld),
+               "matvec (8-bit activations)");
+        return AGX_OK;
+    }
     if (n <= MMV_MAX_TOKENS || !c->wtile) {
         for (int t0 = 0; t0 < n; t0 += 65535) {
             const int nt = n - t0 < 65535 ? n - t0 : 65535;
@@ -307,7 +349,16 @@ agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int n, float *y, 
                  "SGEMM");
         return AGX_OK;
     }
-    LAUNCH(c, agxc::f32_to_f16(c->stream, x, c->xtile, (size_t)n * (size_t)W.n_cols), "f16 conversion");
+    if (c->mmv_q8 && f) {
+        /* quantized weights: the activations through the CPU's 8-bit quantization
+         * (dequantized to f16), so prompt logits track the CPU / llama.cpp too */
+        agxc::Q8Out o;
+        o.h16 = c->xtile;
+        o.h16_fmt = f;
+        LAUNCH(c, agxc::quantize_act(c->stream, x, W.n_cols, n, o), "8-bit f16 conversion");
+    } else {
+        LAUNCH(c, agxc::f32_to_f16(c->stream, x, c->xtile, (size_t)n * (size_t)W.n_cols), "f16 conversion");
+    }
     int rows_per_tile = (int)(c->wtile_elems / (size_t)W.n_cols);
     if (rows_per_tile < 1) rows_per_tile = 1;   /* cannot happen: the tile holds the widest row */
     for (int r0 = 0; r0 < W.n_rows; r0 += rows_per_tile) {
@@ -336,10 +387,13 @@ agx_status layers(CudaCtx *c, int n, agx_error *err) {
     for (int l = 0; l < c->n_layer; l++) {
         const DevLayer *L = &c->layers[l];
         uint8_t *kc = c->kcache + (size_t)l * c->kv_layer_bytes, *vc = c->vcache + (size_t)l * c->kv_layer_bytes;
-        LAUNCH(c, agxc::rmsnorm(c->stream, c->x, nullptr, L->attn_norm, c->xb, n, c->E, c->eps), "rmsnorm");
-        if ((st = matmul(c, L->wq, c->xb, n, c->q, c->QD, err))) return st;
-        if ((st = matmul(c, L->wk, c->xb, n, c->k, c->KVD, err))) return st;
-        if ((st = matmul(c, L->wv, c->xb, n, c->v, c->KVD, err))) return st;
+        const int f_qkv = act_fmt(c, n, L->wq, &L->wk, &L->wv), f_o = act_fmt(c, n, L->wo),
+                  f_gu = act_fmt(c, n, L->w_gate, &L->w_up), f_d = act_fmt(c, n, L->w_down);
+        LAUNCH(c, agxc::rmsnorm(c->stream, c->x, nullptr, L->attn_norm, c->xb, n, c->E, c->eps, q8_out(c, f_qkv)),
+               "rmsnorm");
+        if ((st = matmul(c, L->wq, c->xb, f_qkv, n, c->q, c->QD, err))) return st;
+        if ((st = matmul(c, L->wk, c->xb, f_qkv, n, c->k, c->KVD, err))) return st;
+        if ((st = matmul(c, L->wv, c->xb, f_qkv, n, c->v, c->KVD, err))) return st;
         LAUNCH(c,
                agxc::qkv_rope_store(c->stream, c->q, c->k, c->v, L->bq, L->bk, L->bv, c->rope_cs, c->d_pos, n,
                                     c->n_head, c->n_head_kv, c->hd, c->n_rot, c->neox, kc, vc, c->kv_f32),
@@ -348,12 +402,17 @@ agx_status layers(CudaCtx *c, int n, agx_error *err) {
                agxc::attention(c->stream, c->q, kc, vc, c->kv_f32, c->att, c->d_pos, n, c->n_head, c->n_head_kv, c->hd,
                                c->attn_scale),
                "attention");
-        if ((st = matmul(c, L->wo, c->att, n, c->xb, c->E, err))) return st;
-        LAUNCH(c, agxc::rmsnorm(c->stream, c->x, c->xb, L->ffn_norm, c->xb, n, c->E, c->eps), "residual+rmsnorm");
-        if ((st = matmul(c, L->w_gate, c->xb, n, c->hb, c->F, err))) return st;
-        if ((st = matmul(c, L->w_up, c->xb, n, c->hb2, c->F, err))) return st;
-        LAUNCH(c, agxc::swiglu(c->stream, c->hb, c->hb2, (size_t)n * (size_t)c->F), "swiglu");
-        if ((st = matmul(c, L->w_down, c->hb, n, c->xb, c->E, err))) return st;
+        if (f_o) LAUNCH(c, agxc::quantize_act(c->stream, c->att, c->QD, n, q8_out(c, f_o)), "quantize");
+        if ((st = matmul(c, L->wo, c->att, f_o, n, c->xb, c->E, err))) return st;
+        LAUNCH(c, agxc::rmsnorm(c->stream, c->x, c->xb, L->ffn_norm, c->xb, n, c->E, c->eps, q8_out(c, f_gu)),
+               "residual+rmsnorm");
+        if ((st = matmul(c, L->w_gate, c->xb, f_gu, n, c->hb, c->F, err))) return st;
+        if ((st = matmul(c, L->w_up, c->xb, f_gu, n, c->hb2, c->F, err))) return st;
+        if (f_d)
+            LAUNCH(c, agxc::swiglu_q8(c->stream, c->hb, c->hb2, c->F, n, q8_out(c, f_d)), "swiglu");
+        else
+            LAUNCH(c, agxc::swiglu(c->stream, c->hb, c->hb2, (size_t)n * (size_t)c->F), "swiglu");
+        if ((st = matmul(c, L->w_down, c->hb, f_d, n, c->xb, c->E, err))) return st;
         LAUNCH(c, agxc::add_inplace(c->stream, c->x, c->xb, (size_t)n * (size_t)c->E), "residual add");
     }
     return AGX_OK;
@@ -363,8 +422,10 @@ agx_status layers(CudaCtx *c, int n, agx_error *err) {
 agx_status logits_rows(CudaCtx *c, int r0, int nr, agx_error *err) {
     float *xr = c->x + (size_t)r0 * c->E;
     /* the norm goes to xb rows 0..nr (xb is free once the layers are done) */
-    LAUNCH(c, agxc::rmsnorm(c->stream, xr, nullptr, c->output_norm, c->xb, nr, c->E, c->eps), "output rmsnorm");
-    return matmul(c, c->output, c->xb, nr, c->logits, c->V, err);
+    const int f = act_fmt(c, nr, c->output);
+    LAUNCH(c, agxc::rmsnorm(c->stream, xr, nullptr, c->output_norm, c->xb, nr, c->E, c->eps, q8_out(c, f)),
+           "output rmsnorm");
+    return matmul(c, c->output, c->xb, f, nr, c->logits, c->V, err);
 }
 
 /* One decode step as a graph: layers + last-row logits, recorded once. */
