@@ -27,6 +27,7 @@ namespace {
 
 enum {
     MMV_MAX_TOKENS = 8,             /* up to this many tokens: matvec per token, above: GEMM */
+    GEMM_Q8 = 0, GEMM_F16 = 1, GEMM_F32 = 2,   /* AGX_CUDA_GEMM */
     LOGIT_ROWS = 64,                /* logits computed per step (bounds the device logits buffer) */
 };
 /* f16 weight tile for GEMMs: at most this many elements (rows are tiled). */
@@ -69,6 +70,13 @@ struct CudaCtx {
     /* 8-bit activations of the matvec path (AGX_CUDA_MMV=q8, default): q8_0 and
      * q8_K copies of the current input, [MMV_MAX_TOKENS][widest] */
     bool mmv_q8 = true;
+    /* Prompt chunks (> MMV_MAX_TOKENS tokens) with quantized weights,
+     * AGX_CUDA_GEMM: q8 (default) = the 8-bit matvec in groups of tokens
+     * (integer products exact as the CPU's, weights read once per group);
+     * f16 = dequantize to f16 + cuBLAS tensor-core GEMM on q8->f16
+     * activations; f32 = the same with SGEMM (wtile / xtile hold f32). */
+    int gemm_mode = GEMM_Q8;
+    bool any_dense = false;   /* some f32/f16/bf16 matrix: the GEMM tiles are needed */
     agxc::Q8Act a0, ak;
     size_t wtile_elems = 0;
     int32_t *d_tokens = nullptr;
@@ -213,6 +221,12 @@ agx_status ctx_create_inner(CudaCtx *c, const agx_dev_model *dm, const agx_devic
         return agx_error_set(err, AGX_ERR_CONFIG, "AGX_CUDA_MMV=%s: use q8 (default: 8-bit activations, as the CPU) "
                              "or f32 (f32 activations)", mmv);
     c->mmv_q8 = !(mmv && !strcmp(mmv, "f32"));
+    const char *gm = agx_env("AGX_CUDA_GEMM");
+    if (gm && strcmp(gm, "q8") && strcmp(gm, "f16") && strcmp(gm, "f32"))
+        return agx_error_set(err, AGX_ERR_CONFIG, "AGX_CUDA_GEMM=%s: use q8 (default: 8-bit matvec in token groups, "
+                             "as the CPU), f16 (tensor-core GEMM) or f32 (SGEMM)", gm);
+    c->gemm_mode = !gm || !strcmp(gm, "q8") ? GEMM_Q8 : !strcmp(gm, "f16") ? GEMM_F16 : GEMM_F32;
+    if (!c->mmv_q8) c->gemm_mode = GEMM_F16;   /* AGX_CUDA_MMV=f32: the previous path throughout */
 
     /* weights: tied output shares the embedding upload */
     if ((st = upload_mat(c, &dm->tok_embd, &c->tok_embd, err)) != AGX_OK) return st;
@@ -238,6 +252,7 @@ agx_status ctx_create_inner(CudaCtx *c, const agx_dev_model *dm, const agx_devic
             if ((st = upload_mat(c, src[i], dst[i], err)) != AGX_OK) return st;
             const size_t el = (size_t)src[i]->n_rows * (size_t)src[i]->n_cols;
             if (el > max_mat) max_mat = el;
+            if (!agxc::act_format(src[i]->type)) c->any_dense = true;
         }
     }
 
@@ -266,15 +281,17 @@ agx_status ctx_create_inner(CudaCtx *c, const agx_dev_model *dm, const agx_devic
         if ((st = dev_alloc(c, sizeof(float) * ub * dims[i], (void **)bufs[i], "activations", err))) return st;
     const size_t lrows = ub < (size_t)LOGIT_ROWS ? ub : (size_t)LOGIT_ROWS;
     if ((st = dev_alloc(c, sizeof(float) * lrows * (size_t)c->V, (void **)&c->logits, "logits", err))) return st;
-    if (n_ubatch > MMV_MAX_TOKENS) {
+    if (!agxc::act_format(c->output.type)) c->any_dense = true;
+    if (n_ubatch > MMV_MAX_TOKENS && (c->any_dense || c->gemm_mode != GEMM_Q8)) {
         c->wtile_elems = max_mat < WTILE_MAX_ELEMS ? max_mat : WTILE_MAX_ELEMS;
         if ((size_t)c->E > c->wtile_elems || (size_t)c->F > c->wtile_elems) c->wtile_elems = widest;
-        if ((st = dev_alloc(c, sizeof(__half) * c->wtile_elems, (void **)&c->wtile, "a weight tile", err))) return st;
-        if ((st = dev_alloc(c, sizeof(__half) * ub * widest, (void **)&c->xtile, "an activation tile", err)))
-            return st;
+        const size_t el = c->gemm_mode == GEMM_F32 ? sizeof(float) : sizeof(__half);
+        if ((st = dev_alloc(c, el * c->wtile_elems, (void **)&c->wtile, "a weight tile", err))) return st;
+        if ((st = dev_alloc(c, el * ub * widest, (void **)&c->xtile, "an activation tile", err))) return st;
     }
     if (c->mmv_q8) {
-        const size_t n8 = (ub < (size_t)MMV_MAX_TOKENS ? ub : (size_t)MMV_MAX_TOKENS) * widest;
+        const size_t rows = c->gemm_mode == GEMM_Q8 || ub < (size_t)MMV_MAX_TOKENS ? ub : (size_t)MMV_MAX_TOKENS;
+        const size_t n8 = rows * widest;
         agxc::Q8Act *qa[2] = {&c->a0, &c->ak};
         for (int i = 0; i < 2; i++) {
             if ((st = dev_alloc(c, n8, (void **)&qa[i]->qs, "8-bit activations", err))) return st;
@@ -310,7 +327,7 @@ agx_status ctx_create(const agx_dev_model *dm, const agx_device_info *dev, int n
  * matrices (0: f32 activations): computed once per input, by the kernel that
  * produces it (rmsnorm, swiglu) or one quantize launch (attention output). */
 int act_fmt(const CudaCtx *c, int n, const DevMat &a, const DevMat *b = nullptr, const DevMat *d = nullptr) {
-    if (!c->mmv_q8 || n > MMV_MAX_TOKENS) return 0;
+    if (!c->mmv_q8 || (n > MMV_MAX_TOKENS && c->gemm_mode != GEMM_Q8)) return 0;
     return agxc::act_format(a.type) | (b ? agxc::act_format(b->type) : 0) | (d ? agxc::act_format(d->type) : 0);
 }
 agxc::Q8Out q8_out(const CudaCtx *c, int fmt) {
@@ -325,7 +342,7 @@ agxc::Q8Out q8_out(const CudaCtx *c, int fmt) {
  * have: the 8-bit formats of x already in c->a0 / c->ak (act_fmt). */
 agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int have, int n, float *y, int y_ld, agx_error *err) {
     const int f = agxc::act_format(W.type);
-    if (n <= MMV_MAX_TOKENS && f && (have & f)) {
+    if (f && (have & f)) {   /* n <= 65535 = the largest ubatch */
         LAUNCH(c,
                agxc::matvec_q8(c->stream, W.type, W.d, W.row_bytes, W.n_rows, W.n_cols, f == agxc::ACT_Q8_0 ? c->a0 : c->ak,
                                n, y, y_ld),
@@ -349,18 +366,33 @@ agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int have, int n, 
                  "SGEMM");
         return AGX_OK;
     }
+    int rows_per_tile = (int)(c->wtile_elems / (size_t)W.n_cols);
+    if (rows_per_tile < 1) rows_per_tile = 1;   /* cannot happen: the tile holds the widest row */
     if (c->mmv_q8 && f) {
         /* quantized weights: the activations through the CPU's 8-bit quantization
-         * (dequantized to f16), so prompt logits track the CPU / llama.cpp too */
+         * (then dequantized), so prompt logits track the CPU / llama.cpp too */
         agxc::Q8Out o;
-        o.h16 = c->xtile;
+        if (c->gemm_mode == GEMM_F32) o.f32 = (float *)c->xtile;
+        else o.h16 = c->xtile;
         o.h16_fmt = f;
-        LAUNCH(c, agxc::quantize_act(c->stream, x, W.n_cols, n, o), "8-bit f16 conversion");
+        LAUNCH(c, agxc::quantize_act(c->stream, x, W.n_cols, n, o), "8-bit activation conversion");
+        if (c->gemm_mode == GEMM_F32) {
+            for (int r0 = 0; r0 < W.n_rows; r0 += rows_per_tile) {
+                const int nr = W.n_rows - r0 < rows_per_tile ? W.n_rows - r0 : rows_per_tile;
+                float *A = (float *)c->wtile;
+                LAUNCH(c, agxc::dequant_f32(c->stream, W.type, W.d + (size_t)r0 * W.row_bytes, W.row_bytes, nr,
+                                            W.n_cols, A),
+                       "dequantize f32");
+                BLAS_TRY(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, nr, n, W.n_cols, &one, A, W.n_cols,
+                                     (const float *)c->xtile, W.n_cols, &zero, y + r0, y_ld),
+                         "SGEMM");
+                if (c->debug_sync) CU_TRY(cudaStreamSynchronize(c->stream), "SGEMM");
+            }
+            return AGX_OK;
+        }
     } else {
         LAUNCH(c, agxc::f32_to_f16(c->stream, x, c->xtile, (size_t)n * (size_t)W.n_cols), "f16 conversion");
     }
-    int rows_per_tile = (int)(c->wtile_elems / (size_t)W.n_cols);
-    if (rows_per_tile < 1) rows_per_tile = 1;   /* cannot happen: the tile holds the widest row */
     for (int r0 = 0; r0 < W.n_rows; r0 += rows_per_tile) {
         const int nr = W.n_rows - r0 < rows_per_tile ? W.n_rows - r0 : rows_per_tile;
         const void *A = W.d + (size_t)r0 * W.row_bytes;

@@ -263,7 +263,8 @@ __device__ void quant_seg(float v, int t, int n, int base, const Q8Out &o) {
     const bool in = i < n;
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     const size_t qi = (size_t)t * (size_t)n + (size_t)i, di = (size_t)t * (size_t)(n / 32) + (size_t)(i >> 5);
-    const bool h0 = o.h16 && o.h16_fmt == ACT_Q8_0, hk = o.h16 && o.h16_fmt == ACT_Q8_K;
+    const bool deq = o.h16 || o.f32;
+    const bool h0 = deq && o.h16_fmt == ACT_Q8_0, hk = deq && o.h16_fmt == ACT_Q8_K;
     if ((o.fmt & ACT_Q8_0) || h0) {
         /* act_q8_0: d = amax/127 stored as f16, id = 127/amax, qs = nearbyint(x*id) */
         const float amax = warp_max(fabsf(v));
@@ -275,7 +276,11 @@ __device__ void quant_seg(float v, int t, int n, int base, const Q8Out &o) {
                 o.q0.qs[qi] = (int8_t)q;
                 if (lane == 0) o.q0.d[di] = d;
             }
-            if (h0) o.h16[qi] = __float2half_rn(__fmul_rn((float)q, d));
+            if (h0) {
+                const float r = __fmul_rn((float)q, d);
+                if (o.h16) o.h16[qi] = __float2half_rn(r);
+                if (o.f32) o.f32[qi] = r;
+            }
         }
     }
     if ((o.fmt & ACT_Q8_K) || hk) {
@@ -309,7 +314,11 @@ __device__ void quant_seg(float v, int t, int n, int base, const Q8Out &o) {
                 o.qk.qs[qi] = (int8_t)q;
                 if (lane == 0) o.qk.d[di] = d;   /* repeated per 32-element sub-block */
             }
-            if (hk) o.h16[qi] = __float2half_rn(__fmul_rn((float)q, d));
+            if (hk) {
+                const float r = __fmul_rn((float)q, d);
+                if (o.h16) o.h16[qi] = __float2half_rn(r);
+                if (o.f32) o.f32[qi] = r;
+            }
         }
     }
 }
@@ -323,7 +332,7 @@ k_quant(const float *__restrict__ x, int n, Q8Out o) {
 
 bool q8out_ok(int n, const Q8Out &o) {
     if (n % 32) return false;
-    if (((o.fmt & ACT_Q8_K) || (o.h16 && o.h16_fmt == ACT_Q8_K)) && n % 256) return false;
+    if (((o.fmt & ACT_Q8_K) || ((o.h16 || o.f32) && o.h16_fmt == ACT_Q8_K)) && n % 256) return false;
     if ((o.fmt & ACT_Q8_0) && (!o.q0.qs || !o.q0.d)) return false;
     if ((o.fmt & ACT_Q8_K) && (!o.qk.qs || !o.qk.d)) return false;
     return true;
@@ -473,6 +482,23 @@ __global__ void k_dequant_f16(const uint8_t *__restrict__ W, size_t row_bytes, i
 }
 
 template <int T>
+__global__ void k_dequant_f32(const uint8_t *__restrict__ W, size_t row_bytes, int n_rows, int n_units,
+                              float *__restrict__ out) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)n_rows * (size_t)n_units) return;
+    const size_t r = i / (size_t)n_units;
+    const int u = (int)(i % (size_t)n_units);
+    float v[8];
+    dec8<T>(W + r * row_bytes, u, v);
+    float4 *o = (float4 *)(out + r * (size_t)n_units * 8 + (size_t)u * 8);
+    float4 a, b;
+    a.x = v[0], a.y = v[1], a.z = v[2], a.w = v[3];
+    b.x = v[4], b.y = v[5], b.z = v[6], b.w = v[7];
+    o[0] = a;
+    o[1] = b;
+}
+
+template <int T>
 __global__ void k_embed(const uint8_t *__restrict__ W, size_t row_bytes, int n_units,
                         const int32_t *__restrict__ tokens,
                         int n_tok, float *__restrict__ x) {
@@ -536,6 +562,12 @@ void launch_dequant_f16(cudaStream_t s, const uint8_t *W, size_t row_bytes, int 
     AGX_CUDA_LAUNCH(kernel, (unsigned)((n + 255) / 256), 256, s, W, row_bytes, n_rows, n_units, out);
 }
 template <int T>
+void launch_dequant_f32(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n_rows, int n_units, float *out) {
+    const size_t n = (size_t)n_rows * (size_t)n_units;
+    auto kernel = k_dequant_f32<T>;
+    AGX_CUDA_LAUNCH(kernel, (unsigned)((n + 255) / 256), 256, s, W, row_bytes, n_rows, n_units, out);
+}
+template <int T>
 void launch_embed(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n_units, const int32_t *tokens, int n_tok,
                   float *x) {
     const size_t n = (size_t)n_tok * (size_t)n_units;
@@ -571,6 +603,13 @@ cudaError_t dequant_f16(cudaStream_t s, uint32_t type, const void *W, size_t row
                         __half *out) {
     if (n_rows <= 0 || n_cols % 32) return cudaErrorInvalidValue;
     AGX_TYPE_DISPATCH(type, launch_dequant_f16, (s, (const uint8_t *)W, row_bytes, n_rows, n_cols / 8, out))
+    return cudaGetLastError();
+}
+
+cudaError_t dequant_f32(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
+                        float *out) {
+    if (n_rows <= 0 || n_cols % 32) return cudaErrorInvalidValue;
+    AGX_TYPE_DISPATCH(type, launch_dequant_f32, (s, (const uint8_t *)W, row_bytes, n_rows, n_cols / 8, out))
     return cudaGetLastError();
 }
 
@@ -640,7 +679,7 @@ k_rmsnorm(float *x, const float *add, const float *__restrict__ w, float *out, i
 cudaError_t rmsnorm(cudaStream_t s, float *x, const float *add, const float *w, float *out, int n_tok, int n,
                     float eps, const Q8Out &q) {
     if (n_tok <= 0) return cudaSuccess;
-    if (q.h16 || (q.fmt && !q8out_ok(n, q))) return cudaErrorInvalidValue;
+    if (q.h16 || q.f32 || (q.fmt && !q8out_ok(n, q))) return cudaErrorInvalidValue;
     AGX_CUDA_LAUNCH(k_rmsnorm, (unsigned)n_tok, ROW_THREADS, s, x, add, w, out, n, eps, q);
     return cudaGetLastError();
 }
@@ -685,7 +724,7 @@ k_swiglu_q8(float *__restrict__ g, const float *__restrict__ u, int n, Q8Out q) 
 
 cudaError_t swiglu_q8(cudaStream_t s, float *g, const float *u, int n, int n_tok, const Q8Out &q) {
     if (n_tok <= 0) return cudaSuccess;
-    if (n <= 0 || n_tok > 65535 || q.h16 || !q8out_ok(n, q)) return cudaErrorInvalidValue;
+    if (n <= 0 || n_tok > 65535 || q.h16 || q.f32 || !q8out_ok(n, q)) return cudaErrorInvalidValue;
     AGX_CUDA_LAUNCH(k_swiglu_q8, dim3((unsigned)((n + ROW_THREADS - 1) / ROW_THREADS), (unsigned)n_tok), ROW_THREADS,
                     s, g, u, n, q);
     return cudaGetLastError();

@@ -33,12 +33,13 @@ struct Q8Act {
     float *d = nullptr;
 };
 /* Where a quantizing kernel writes a row: the formats in fmt (ACT_* bits) into
- * q0 / qk, and when h16 != nullptr also dequantize(quantize(x)) as f16 through
- * format h16_fmt (the prompt GEMM's activations). */
+ * q0 / qk, and when h16 / f32 != nullptr also dequantize(quantize(x)) as f16 /
+ * f32 through format h16_fmt (the prompt GEMM's activations). */
 struct Q8Out {
     int fmt = 0;
     Q8Act q0, qk;
     __half *h16 = nullptr;
+    float *f32 = nullptr;
     int h16_fmt = 0;
 };
 /* ACT_Q8_0 for q4_0/q5_0/q8_0, ACT_Q8_K for q4_K/q5_K/q6_K, 0 otherwise (f32 path). */
@@ -52,6 +53,9 @@ cudaError_t matvec_q8(cudaStream_t s, uint32_t type, const void *W, size_t row_b
 /* out[r*n_cols + c] = W[r][c] as f16, for n_rows rows starting at W. */
 cudaError_t dequant_f16(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
                         __half *out);
+/* The same as f32 (the exact-product SGEMM path for quantized weights). */
+cudaError_t dequant_f32(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
+                        float *out);
 cudaError_t f32_to_f16(cudaStream_t s, const float *x, __half *y, size_t n);
 /* x[t] = row tokens[t] of W (n_cols wide), as f32. */
 cudaError_t embed(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_cols, const int32_t *tokens,
