@@ -128,6 +128,16 @@ void test_types(Report &r, Rng &rng) {
             for (size_t i = 0; i < hh.size(); i++) hf[i] = __half2float(hh[i]);
             r.check(what, rel_err(hf.data(), deq.data(), hf.size(), 1e-3), 1e-3);
         }
+        /* dequantize to f32 == to_float, bit for bit (the decoders are exact) */
+        {
+            float *df = pool.up(std::vector<float>(deq.size()));
+            std::vector<float> gf(deq.size());
+            e = df ? agxc::dequant_f32(nullptr, type, dq, rb, rows, cols, df) : cudaErrorMemoryAllocation;
+            if (e == cudaSuccess) e = cudaDeviceSynchronize();
+            snprintf(what, sizeof what, "dequant_f32 %s", tt->name);
+            if (e != cudaSuccess || !down(gf, (const float *)df)) r.fail(what, cudaGetErrorString(e));
+            else r.check(what, rel_err(gf.data(), deq.data(), gf.size(), 1e-3), 0);
+        }
         /* embedding rows 5, 0, 66 == to_float */
         e = agxc::embed(nullptr, type, dq, rb, cols, dt, 3, de);
         if (e == cudaSuccess) e = cudaDeviceSynchronize();
@@ -194,9 +204,10 @@ void test_q8(Report &r, Rng &rng) {
     for (float &v : x) v = 2 * rng.next();
     for (int i = 0; i < 32; i++) x[64 + i] = 0.0f;
     x[300] = -3.0f, x[301] = 3.0f, x[310] = 3.0f;
-    for (int i = 0; i < 32; i++) x[(size_t)n + 32 + i] = (float)(i - 16) * 0.5f * (127.0f / 127.0f);
-    x[(size_t)n + 32] = -127.0f / 8;   /* amax 15.875: x*id = 8*x, so k/2 values sit on .5 ties */
-    for (int i = 33; i < 64; i++) x[(size_t)n + i] = (float)((i % 16) - 8) * 0.0625f + 0.0625f * 0.5f;
+    /* amax 15.875 (negative, so also the q8_K max): id = 8 and iscale = 8 exactly, and
+     * x = m/8 + 1/16 lands on m + 0.5 */
+    x[(size_t)n + 32] = -127.0f / 8;
+    for (int i = 33; i < 64; i++) x[(size_t)n + i] = (float)((i % 16) - 8) * 0.125f + 0.0625f;
     x[(size_t)2 * n + 256] = -7.5f;
     Pool pool;
     const float *dx = pool.up(x);
@@ -245,10 +256,9 @@ void test_q8(Report &r, Rng &rng) {
         std::vector<float> w(n, 1.0f);
         for (float &v : w) v = 1 + 0.1f * rng.next();
         float *dw = pool.up(w), *dx2 = pool.up(x), *dout = pool.up(std::vector<float>(x.size()));
-        float *dg = pool.up(x), *du = pool.up(w);   /* u: rows of n read as one row per token: size nt*n below */
         std::vector<float> u((size_t)nt * n);
         for (float &v : u) v = rng.next();
-        du = pool.up(u);
+        float *dg = pool.up(x), *du = pool.up(u);
         if (!dw || !dx2 || !dout || !dg || !du) {
             r.fail(fname, "cudaMalloc failed");
             continue;
