@@ -409,6 +409,36 @@ agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int have, int n, 
     return AGX_OK;
 }
 
+/* y[i] = W[i] . x for cnt <= 3 matrices reading the same input (q/k/v,
+ * gate/up): those on the 8-bit path share one launch per weight type (fewer
+ * launches in the decode graph), the others go through matmul. */
+agx_status matmul_set(CudaCtx *c, const DevMat *const *W, int cnt, const float *x, int have, int n, float *const *y,
+                      const int *y_ld, agx_error *err) {
+    bool done[agxc::MV_MATS] = {};
+    for (int i = 0; i < cnt; i++) {
+        if (done[i]) continue;
+        const int f = agxc::act_format(W[i]->type);
+        if (!f || !(have & f)) {
+            agx_status st = matmul(c, *W[i], x, have, n, y[i], y_ld[i], err);
+            if (st != AGX_OK) return st;
+            done[i] = true;
+            continue;
+        }
+        agxc::MatvecSet ms;
+        for (int j = i; j < cnt; j++) {
+            if (done[j] || W[j]->type != W[i]->type || W[j]->n_cols != W[i]->n_cols) continue;
+            ms.W[ms.n] = W[j]->d, ms.row_bytes[ms.n] = W[j]->row_bytes, ms.n_rows[ms.n] = W[j]->n_rows;
+            ms.y[ms.n] = y[j], ms.y_ld[ms.n] = y_ld[j];
+            ms.n++;
+            done[j] = true;
+        }
+        LAUNCH(c,
+               agxc::matvec_q8_set(c->stream, W[i]->type, ms, W[i]->n_cols, f == agxc::ACT_Q8_0 ? c->a0 : c->ak, n),
+               "matvec (8-bit activations, fused)");
+    }
+    return AGX_OK;
+}
+
 /* Every layer for n tokens at position *d_pos (tokens already in d_tokens),
  * leaving the hidden states in c->x. Launch-only: also recorded into graphs. */
 agx_status layers(CudaCtx *c, int n, agx_error *err) {
@@ -421,11 +451,17 @@ agx_status layers(CudaCtx *c, int n, agx_error *err) {
         uint8_t *kc = c->kcache + (size_t)l * c->kv_layer_bytes, *vc = c->vcache + (size_t)l * c->kv_layer_bytes;
         const int f_qkv = act_fmt(c, n, L->wq, &L->wk, &L->wv), f_o = act_fmt(c, n, L->wo),
                   f_gu = act_fmt(c, n, L->w_gate, &L->w_up), f_d = act_fmt(c, n, L->w_down);
-        LAUNCH(c, agxc::rmsnorm(c->stream, c->x, nullptr, L->attn_norm, c->xb, n, c->E, c->eps, q8_out(c, f_qkv)),
-               "rmsnorm");
-        if ((st = matmul(c, L->wq, c->xb, f_qkv, n, c->q, c->QD, err))) return st;
-        if ((st = matmul(c, L->wk, c->xb, f_qkv, n, c->k, c->KVD, err))) return st;
-        if ((st = matmul(c, L->wv, c->xb, f_qkv, n, c->v, c->KVD, err))) return st;
+        /* the previous layer's FFN residual (x += xb) is fused into this norm */
+        LAUNCH(c,
+               agxc::rmsnorm(c->stream, c->x, l ? c->xb : nullptr, L->attn_norm, c->xb, n, c->E, c->eps,
+                             q8_out(c, f_qkv)),
+               "residual+rmsnorm");
+        {
+            const DevMat *w[3] = {&L->wq, &L->wk, &L->wv};
+            float *y[3] = {c->q, c->k, c->v};
+            const int ld[3] = {c->QD, c->KVD, c->KVD};
+            if ((st = matmul_set(c, w, 3, c->xb, f_qkv, n, y, ld, err))) return st;
+        }
         LAUNCH(c,
                agxc::qkv_rope_store(c->stream, c->q, c->k, c->v, L->bq, L->bk, L->bv, c->rope_cs, c->d_pos, n,
                                     c->n_head, c->n_head_kv, c->hd, c->n_rot, c->neox, kc, vc, c->kv_f32),
@@ -438,15 +474,21 @@ agx_status layers(CudaCtx *c, int n, agx_error *err) {
         if ((st = matmul(c, L->wo, c->att, f_o, n, c->xb, c->E, err))) return st;
         LAUNCH(c, agxc::rmsnorm(c->stream, c->x, c->xb, L->ffn_norm, c->xb, n, c->E, c->eps, q8_out(c, f_gu)),
                "residual+rmsnorm");
-        if ((st = matmul(c, L->w_gate, c->xb, f_gu, n, c->hb, c->F, err))) return st;
-        if ((st = matmul(c, L->w_up, c->xb, f_gu, n, c->hb2, c->F, err))) return st;
+        {
+            const DevMat *w[2] = {&L->w_gate, &L->w_up};
+            float *y[2] = {c->hb, c->hb2};
+            const int ld[2] = {c->F, c->F};
+            if ((st = matmul_set(c, w, 2, c->xb, f_gu, n, y, ld, err))) return st;
+        }
         if (f_d)
             LAUNCH(c, agxc::swiglu_q8(c->stream, c->hb, c->hb2, c->F, n, q8_out(c, f_d)), "swiglu");
         else
             LAUNCH(c, agxc::swiglu(c->stream, c->hb, c->hb2, (size_t)n * (size_t)c->F), "swiglu");
         if ((st = matmul(c, L->w_down, c->hb, f_d, n, c->xb, c->E, err))) return st;
-        LAUNCH(c, agxc::add_inplace(c->stream, c->x, c->xb, (size_t)n * (size_t)c->E), "residual add");
     }
+    /* the last FFN residual (the logits read row subsets of x) */
+    if (c->n_layer > 0)
+        LAUNCH(c, agxc::add_inplace(c->stream, c->x, c->xb, (size_t)n * (size_t)c->E), "residual add");
     return AGX_OK;
 }
 

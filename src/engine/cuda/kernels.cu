@@ -423,13 +423,29 @@ template <> __device__ __forceinline__ void qunit<T_Q6_K>(const uint8_t *row, in
 }
 
 /* k_matvec with 8-bit activations: per unit two dp4a per token. */
+/* Device view of a MatvecSet (flat, so that the matrix is picked by selects
+ * rather than a dynamically indexed parameter array). */
+struct MV3 {
+    const uint8_t *W0, *W1, *W2;
+    size_t rb0, rb1, rb2;
+    int n0, n1, n2;   /* rows of each (0 when absent) */
+    float *y0, *y1, *y2;
+    int ld0, ld1, ld2;
+};
+
 template <int T, int NT>
 __global__ void __launch_bounds__(MV_WARPS * 32)
-k_matvec_q8(const uint8_t *__restrict__ W, size_t row_bytes, int n_rows, int n_units, const int8_t *__restrict__ xq,
-            const float *__restrict__ xd, int n_tok, float *__restrict__ y, int y_ld) {
+k_matvec_q8(MV3 m, int n_units, const int8_t *__restrict__ xq, const float *__restrict__ xd, int n_tok) {
     const int lane = threadIdx.x & 31;
-    const int r = blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
-    if (r >= n_rows) return;
+    int r = blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
+    /* which matrix: warp-uniform */
+    const int k = r < m.n0 ? 0 : r < m.n0 + m.n1 ? 1 : 2;
+    r -= k == 0 ? 0 : k == 1 ? m.n0 : m.n0 + m.n1;
+    if (r >= (k == 0 ? m.n0 : k == 1 ? m.n1 : m.n2)) return;
+    const uint8_t *W = k == 0 ? m.W0 : k == 1 ? m.W1 : m.W2;
+    const size_t row_bytes = k == 0 ? m.rb0 : k == 1 ? m.rb1 : m.rb2;
+    float *y = k == 0 ? m.y0 : k == 1 ? m.y1 : m.y2;
+    const int y_ld = k == 0 ? m.ld0 : k == 1 ? m.ld1 : m.ld2;
     const int t0 = blockIdx.y * NT;
     const int nt = n_tok - t0 < NT ? n_tok - t0 : NT;
     const uint8_t *row = W + (size_t)r * row_bytes;
@@ -543,16 +559,16 @@ void launch_matvec(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n_row
     }
 }
 template <int T>
-void launch_matvec_q8(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n_rows, int n_units, const Q8Act &x,
-                      int n_tok, float *y, int y_ld) {
-    const unsigned gx = (unsigned)((n_rows + MV_WARPS - 1) / MV_WARPS);
+void launch_matvec_q8(cudaStream_t s, const MV3 &m, int n_units, const Q8Act &x, int n_tok) {
+    const int rows = m.n0 + m.n1 + m.n2;
+    const unsigned gx = (unsigned)((rows + MV_WARPS - 1) / MV_WARPS);
     if (n_tok == 1) {
         auto kernel = k_matvec_q8<T, 1>;
-        AGX_CUDA_LAUNCH(kernel, dim3(gx, 1), MV_WARPS * 32, s, W, row_bytes, n_rows, n_units, x.qs, x.d, 1, y, y_ld);
+        AGX_CUDA_LAUNCH(kernel, dim3(gx, 1), MV_WARPS * 32, s, m, n_units, x.qs, x.d, 1);
     } else {
         auto kernel = k_matvec_q8<T, MV_GROUP>;
-        AGX_CUDA_LAUNCH(kernel, dim3(gx, (unsigned)((n_tok + MV_GROUP - 1) / MV_GROUP)), MV_WARPS * 32, s, W,
-                        row_bytes, n_rows, n_units, x.qs, x.d, n_tok, y, y_ld);
+        AGX_CUDA_LAUNCH(kernel, dim3(gx, (unsigned)((n_tok + MV_GROUP - 1) / MV_GROUP)), MV_WARPS * 32, s, m,
+                        n_units, x.qs, x.d, n_tok);
     }
 }
 template <int T>
@@ -582,21 +598,44 @@ cudaError_t matvec(cudaStream_t s, uint32_t type, const void *W, size_t row_byte
     return cudaGetLastError();
 }
 
-cudaError_t matvec_q8(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
-                      const Q8Act &x, int n_tok, float *y, int y_ld) {
-    if (n_rows <= 0 || n_tok <= 0 || n_cols % 32 || n_tok > 65535 || !x.qs || !x.d) return cudaErrorInvalidValue;
-    const uint8_t *w = (const uint8_t *)W;
+cudaError_t matvec_q8_set(cudaStream_t s, uint32_t type, const MatvecSet &ms, int n_cols, const Q8Act &x,
+                          int n_tok) {
+    if (ms.n < 1 || ms.n > MV_MATS || n_tok <= 0 || n_cols % 32 || n_tok > 65535 || !x.qs || !x.d)
+        return cudaErrorInvalidValue;
+    long long rows = 0;
+    for (int i = 0; i < ms.n; i++) {
+        if (ms.n_rows[i] <= 0 || !ms.W[i] || !ms.y[i]) return cudaErrorInvalidValue;
+        rows += ms.n_rows[i];
+    }
+    if (rows > INT32_MAX - MV_WARPS) return cudaErrorInvalidValue;
+    MV3 m;
+    m.W0 = (const uint8_t *)ms.W[0], m.rb0 = ms.row_bytes[0], m.n0 = ms.n_rows[0], m.y0 = ms.y[0], m.ld0 = ms.y_ld[0];
+    m.W1 = nullptr, m.rb1 = 0, m.n1 = 0, m.y1 = nullptr, m.ld1 = 0;
+    m.W2 = nullptr, m.rb2 = 0, m.n2 = 0, m.y2 = nullptr, m.ld2 = 0;
+    if (ms.n > 1)
+        m.W1 = (const uint8_t *)ms.W[1], m.rb1 = ms.row_bytes[1], m.n1 = ms.n_rows[1], m.y1 = ms.y[1],
+        m.ld1 = ms.y_ld[1];
+    if (ms.n > 2)
+        m.W2 = (const uint8_t *)ms.W[2], m.rb2 = ms.row_bytes[2], m.n2 = ms.n_rows[2], m.y2 = ms.y[2],
+        m.ld2 = ms.y_ld[2];
     const int nu = n_cols / 8;
     switch (type) {
-    case T_Q4_0: launch_matvec_q8<T_Q4_0>(s, w, row_bytes, n_rows, nu, x, n_tok, y, y_ld); break;
-    case T_Q5_0: launch_matvec_q8<T_Q5_0>(s, w, row_bytes, n_rows, nu, x, n_tok, y, y_ld); break;
-    case T_Q8_0: launch_matvec_q8<T_Q8_0>(s, w, row_bytes, n_rows, nu, x, n_tok, y, y_ld); break;
-    case T_Q4_K: launch_matvec_q8<T_Q4_K>(s, w, row_bytes, n_rows, nu, x, n_tok, y, y_ld); break;
-    case T_Q5_K: launch_matvec_q8<T_Q5_K>(s, w, row_bytes, n_rows, nu, x, n_tok, y, y_ld); break;
-    case T_Q6_K: launch_matvec_q8<T_Q6_K>(s, w, row_bytes, n_rows, nu, x, n_tok, y, y_ld); break;
+    case T_Q4_0: launch_matvec_q8<T_Q4_0>(s, m, nu, x, n_tok); break;
+    case T_Q5_0: launch_matvec_q8<T_Q5_0>(s, m, nu, x, n_tok); break;
+    case T_Q8_0: launch_matvec_q8<T_Q8_0>(s, m, nu, x, n_tok); break;
+    case T_Q4_K: launch_matvec_q8<T_Q4_K>(s, m, nu, x, n_tok); break;
+    case T_Q5_K: launch_matvec_q8<T_Q5_K>(s, m, nu, x, n_tok); break;
+    case T_Q6_K: launch_matvec_q8<T_Q6_K>(s, m, nu, x, n_tok); break;
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();
+}
+
+cudaError_t matvec_q8(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
+                      const Q8Act &x, int n_tok, float *y, int y_ld) {
+    MatvecSet m;
+    m.n = 1, m.W[0] = W, m.row_bytes[0] = row_bytes, m.n_rows[0] = n_rows, m.y[0] = y, m.y_ld[0] = y_ld;
+    return matvec_q8_set(s, type, m, n_cols, x, n_tok);
 }
 
 cudaError_t dequant_f16(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,

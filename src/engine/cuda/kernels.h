@@ -49,6 +49,18 @@ cudaError_t quantize_act(cudaStream_t s, const float *x, int n, int n_tok, const
 /* As matvec, with W quantized (act_format(type) != 0) and x given in that format. */
 cudaError_t matvec_q8(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
                       const Q8Act &x, int n_tok, float *y, int y_ld);
+/* Up to MV_MATS matrices of one type reading the same input in ONE launch
+ * (q/k/v, gate/up): matrix i writes y[i][t*y_ld[i] + r]. */
+enum { MV_MATS = 3 };
+struct MatvecSet {
+    int n = 0;
+    const void *W[MV_MATS] = {};
+    size_t row_bytes[MV_MATS] = {};
+    int n_rows[MV_MATS] = {};
+    float *y[MV_MATS] = {};
+    int y_ld[MV_MATS] = {};
+};
+cudaError_t matvec_q8_set(cudaStream_t s, uint32_t type, const MatvecSet &m, int n_cols, const Q8Act &x, int n_tok);
 
 /* out[r*n_cols + c] = W[r][c] as f16, for n_rows rows starting at W. */
 cudaError_t dequant_f16(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,

@@ -312,6 +312,31 @@ void test_q8(Report &r, Rng &rng) {
             if (e != cudaSuccess || !down(g, (const float *)dy)) r.fail(what, cudaGetErrorString(e));
             else r.check(what, rel_err(g.data(), ref.data(), g.size(), 1.0), 1e-5);
         }
+        /* the same rows as three matrices in one launch (q/k/v): rows 0..29, 30..36, 37..66 */
+        {
+            const int r0[3] = {0, 30, 37}, nr[3] = {30, 7, 30};
+            agxc::MatvecSet ms;
+            float *ys[3];
+            for (int i = 0; i < 3; i++) {
+                ys[i] = pool.up(std::vector<float>((size_t)nt * nr[i]));
+                ms.W[i] = dq + (size_t)r0[i] * rb, ms.row_bytes[i] = rb, ms.n_rows[i] = nr[i];
+                ms.y[i] = ys[i], ms.y_ld[i] = nr[i];
+            }
+            ms.n = 3;
+            cudaError_t e = ys[0] && ys[1] && ys[2] ? agxc::matvec_q8_set(nullptr, type, ms, n, xq, nt)
+                                                    : cudaErrorMemoryAllocation;
+            if (e == cudaSuccess) e = cudaDeviceSynchronize();
+            snprintf(what, sizeof what, "matvec_q8 %s, 3 matrices, 1 launch", tt->name);
+            std::vector<float> g(ref.size());
+            for (int i = 0; i < 3 && e == cudaSuccess; i++) {
+                std::vector<float> gi((size_t)nt * nr[i]);
+                if (!down(gi, (const float *)ys[i])) e = cudaErrorInvalidValue;
+                for (int t = 0; t < nt; t++)
+                    for (int k = 0; k < nr[i]; k++) g[(size_t)t * rows + r0[i] + k] = gi[(size_t)t * nr[i] + k];
+            }
+            if (e != cudaSuccess) r.fail(what, cudaGetErrorString(e));
+            else r.check(what, rel_err(g.data(), ref.data(), g.size(), 1.0), 1e-5);
+        }
     }
 }
 
