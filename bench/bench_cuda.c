@@ -146,19 +146,24 @@ int main(int argc, char **argv) {
     }
     char line[256];
     agx_device_describe(&dev, line, sizeof line);
+    /* the GPU paths this run took (forward.cu reads the same variables) */
+    const char *mmv = agx_env("AGX_CUDA_MMV") ? agx_env("AGX_CUDA_MMV") : "q8";
+    const char *gemm = !strcmp(mmv, "f32") ? "f16" : agx_env("AGX_CUDA_GEMM") ? agx_env("AGX_CUDA_GEMM") : "q8";
     if (json) {
         printf("{\"model\": \"%s\", \"device\": \"%s\", \"p\": %d, \"n\": %d, \"reps\": %d, \"weight_bytes\": %llu, "
                "\"gpu\": {\"pp_tokens_per_s\": %.2f, \"tg_tokens_per_s\": %.2f, \"device_bytes\": %zu, "
-               "\"upload_s\": %.3f, \"tg_weight_gbps\": %.1f}",
+               "\"upload_s\": %.3f, \"tg_weight_gbps\": %.1f, \"mmv\": \"%s\", \"gemm\": \"%s\"}",
                path, line, p, n, reps, (unsigned long long)weight_bytes, gpp, gtg, dev_bytes, upload_s,
-               gtg * (double)weight_bytes / 1e9);
+               gtg * (double)weight_bytes / 1e9, mmv, gemm);
         if (cpu)
             printf(", \"cpu\": {\"pp_tokens_per_s\": %.2f, \"tg_tokens_per_s\": %.2f, \"threads\": %d}", cpp, ctg,
                    agx_context_n_threads(cctx));
         printf("}\n");
     } else {
         printf("model: %s (%.1f MB of weights)\ndevice: %s\n", path, (double)weight_bytes / 1e6, line);
-        printf("GPU: %.1f MB on the device, upload %.2f s\n", (double)dev_bytes / 1e6, upload_s);
+        printf("GPU: %.1f MB on the device, upload %.2f s; matvec activations %s (AGX_CUDA_MMV), prompt path %s "
+               "(AGX_CUDA_GEMM)\n",
+               (double)dev_bytes / 1e6, upload_s, mmv, gemm);
         printf("%-8s %14s %14s %8s\n", "test", "gpu t/s", "cpu t/s", "ratio");
         if (p > 0) printf("pp%-6d %14.2f %14.2f %8.1f\n", p, gpp, cpp, cpp > 0 ? gpp / cpp : 0.0);
         if (n > 0) printf("tg%-6d %14.2f %14.2f %8.1f\n", n, gtg, ctg, ctg > 0 ? gtg / ctg : 0.0);

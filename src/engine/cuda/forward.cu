@@ -27,6 +27,7 @@ namespace {
 
 enum {
     MMV_MAX_TOKENS = 8,             /* up to this many tokens: matvec per token, above: GEMM */
+    GEMM_Q8 = 0, GEMM_F16 = 1, GEMM_F32 = 2,   /* AGX_CUDA_GEMM */
     LOGIT_ROWS = 64,                /* logits computed per step (bounds the device logits buffer) */
 };
 /* f16 weight tile for GEMMs: at most this many elements (rows are tiled). */
@@ -66,6 +67,17 @@ struct CudaCtx {
     float *x = nullptr, *xb = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *att = nullptr, *hb = nullptr,
           *hb2 = nullptr, *logits = nullptr;
     __half *wtile = nullptr, *xtile = nullptr;
+    /* 8-bit activations of the matvec path (AGX_CUDA_MMV=q8, default): q8_0 and
+     * q8_K copies of the current input, [MMV_MAX_TOKENS][widest] */
+    bool mmv_q8 = true;
+    /* Prompt chunks (> MMV_MAX_TOKENS tokens) with quantized weights,
+     * AGX_CUDA_GEMM: q8 (default) = the 8-bit matvec in groups of tokens
+     * (integer products exact as the CPU's, weights read once per group);
+     * f16 = dequantize to f16 + cuBLAS tensor-core GEMM on q8->f16
+     * activations; f32 = the same with SGEMM (wtile / xtile hold f32). */
+    int gemm_mode = GEMM_Q8;
+    bool any_dense = false;   /* some f32/f16/bf16 matrix: the GEMM tiles are needed */
+    agxc::Q8Act a0, ak;
     size_t wtile_elems = 0;
     int32_t *d_tokens = nullptr;
     int *d_pos = nullptr;
@@ -204,6 +216,17 @@ agx_status ctx_create_inner(CudaCtx *c, const agx_dev_model *dm, const agx_devic
     const char *dbg = agx_env("AGX_CUDA_DEBUG");
     c->debug_sync = dbg && !strcmp(dbg, "1");
     if (c->debug_sync) c->use_graph = false;   /* no synchronisation inside a capture */
+    const char *mmv = agx_env("AGX_CUDA_MMV");
+    if (mmv && strcmp(mmv, "q8") && strcmp(mmv, "f32"))
+        return agx_error_set(err, AGX_ERR_CONFIG, "AGX_CUDA_MMV=%s: use q8 (default: 8-bit activations, as the CPU) "
+                             "or f32 (f32 activations)", mmv);
+    c->mmv_q8 = !(mmv && !strcmp(mmv, "f32"));
+    const char *gm = agx_env("AGX_CUDA_GEMM");
+    if (gm && strcmp(gm, "q8") && strcmp(gm, "f16") && strcmp(gm, "f32"))
+        return agx_error_set(err, AGX_ERR_CONFIG, "AGX_CUDA_GEMM=%s: use q8 (default: 8-bit matvec in token groups, "
+                             "as the CPU), f16 (tensor-core GEMM) or f32 (SGEMM)", gm);
+    c->gemm_mode = !gm || !strcmp(gm, "q8") ? GEMM_Q8 : !strcmp(gm, "f16") ? GEMM_F16 : GEMM_F32;
+    if (!c->mmv_q8) c->gemm_mode = GEMM_F16;   /* AGX_CUDA_MMV=f32: the previous path throughout */
 
     /* weights: tied output shares the embedding upload */
     if ((st = upload_mat(c, &dm->tok_embd, &c->tok_embd, err)) != AGX_OK) return st;
@@ -229,6 +252,7 @@ agx_status ctx_create_inner(CudaCtx *c, const agx_dev_model *dm, const agx_devic
             if ((st = upload_mat(c, src[i], dst[i], err)) != AGX_OK) return st;
             const size_t el = (size_t)src[i]->n_rows * (size_t)src[i]->n_cols;
             if (el > max_mat) max_mat = el;
+            if (!agxc::act_format(src[i]->type)) c->any_dense = true;
         }
     }
 
@@ -257,12 +281,23 @@ agx_status ctx_create_inner(CudaCtx *c, const agx_dev_model *dm, const agx_devic
         if ((st = dev_alloc(c, sizeof(float) * ub * dims[i], (void **)bufs[i], "activations", err))) return st;
     const size_t lrows = ub < (size_t)LOGIT_ROWS ? ub : (size_t)LOGIT_ROWS;
     if ((st = dev_alloc(c, sizeof(float) * lrows * (size_t)c->V, (void **)&c->logits, "logits", err))) return st;
-    if (n_ubatch > MMV_MAX_TOKENS) {
+    if (!agxc::act_format(c->output.type)) c->any_dense = true;
+    if (n_ubatch > MMV_MAX_TOKENS && (c->any_dense || c->gemm_mode != GEMM_Q8)) {
         c->wtile_elems = max_mat < WTILE_MAX_ELEMS ? max_mat : WTILE_MAX_ELEMS;
         if ((size_t)c->E > c->wtile_elems || (size_t)c->F > c->wtile_elems) c->wtile_elems = widest;
-        if ((st = dev_alloc(c, sizeof(__half) * c->wtile_elems, (void **)&c->wtile, "a weight tile", err))) return st;
-        if ((st = dev_alloc(c, sizeof(__half) * ub * widest, (void **)&c->xtile, "an activation tile", err)))
-            return st;
+        const size_t el = c->gemm_mode == GEMM_F32 ? sizeof(float) : sizeof(__half);
+        if ((st = dev_alloc(c, el * c->wtile_elems, (void **)&c->wtile, "a weight tile", err))) return st;
+        if ((st = dev_alloc(c, el * ub * widest, (void **)&c->xtile, "an activation tile", err))) return st;
+    }
+    if (c->mmv_q8) {
+        const size_t rows = c->gemm_mode == GEMM_Q8 || ub < (size_t)MMV_MAX_TOKENS ? ub : (size_t)MMV_MAX_TOKENS;
+        const size_t n8 = rows * widest;
+        agxc::Q8Act *qa[2] = {&c->a0, &c->ak};
+        for (int i = 0; i < 2; i++) {
+            if ((st = dev_alloc(c, n8, (void **)&qa[i]->qs, "8-bit activations", err))) return st;
+            if ((st = dev_alloc(c, sizeof(float) * (n8 / 32), (void **)&qa[i]->d, "8-bit activations", err)))
+                return st;
+        }
     }
     if ((st = dev_alloc(c, sizeof(int32_t) * ub, (void **)&c->d_tokens, "token ids", err))) return st;
     if ((st = dev_alloc(c, sizeof(int), (void **)&c->d_pos, "positions", err))) return st;
@@ -288,8 +323,32 @@ agx_status ctx_create(const agx_dev_model *dm, const agx_device_info *dev, int n
     return AGX_OK;
 }
 
-/* y[t][r] = W[r] . x[t] for n tokens (x rows are W.n_cols wide, y rows y_ld). */
-agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int n, float *y, int y_ld, agx_error *err) {
+/* The 8-bit formats the matvec path wants for an input read by these
+ * matrices (0: f32 activations): computed once per input, by the kernel that
+ * produces it (rmsnorm, swiglu) or one quantize launch (attention output). */
+int act_fmt(const CudaCtx *c, int n, const DevMat &a, const DevMat *b = nullptr, const DevMat *d = nullptr) {
+    if (!c->mmv_q8 || (n > MMV_MAX_TOKENS && c->gemm_mode != GEMM_Q8)) return 0;
+    return agxc::act_format(a.type) | (b ? agxc::act_format(b->type) : 0) | (d ? agxc::act_format(d->type) : 0);
+}
+agxc::Q8Out q8_out(const CudaCtx *c, int fmt) {
+    agxc::Q8Out o;
+    o.fmt = fmt;
+    o.q0 = c->a0;
+    o.qk = c->ak;
+    return o;
+}
+
+/* y[t][r] = W[r] . x[t] for n tokens (x rows are W.n_cols wide, y rows y_ld).
+ * have: the 8-bit formats of x already in c->a0 / c->ak (act_fmt). */
+agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int have, int n, float *y, int y_ld, agx_error *err) {
+    const int f = agxc::act_format(W.type);
+    if (f && (have & f)) {   /* n <= 65535 = the largest ubatch */
+        LAUNCH(c,
+               agxc::matvec_q8(c->stream, W.type, W.d, W.row_bytes, W.n_rows, W.n_cols, f == agxc::ACT_Q8_0 ? c->a0 : c->ak,
+                               n, y, y_ld),
+               "matvec (8-bit activations)");
+        return AGX_OK;
+    }
     if (n <= MMV_MAX_TOKENS || !c->wtile) {
         for (int t0 = 0; t0 < n; t0 += 65535) {
             const int nt = n - t0 < 65535 ? n - t0 : 65535;
@@ -307,9 +366,33 @@ agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int n, float *y, 
                  "SGEMM");
         return AGX_OK;
     }
-    LAUNCH(c, agxc::f32_to_f16(c->stream, x, c->xtile, (size_t)n * (size_t)W.n_cols), "f16 conversion");
     int rows_per_tile = (int)(c->wtile_elems / (size_t)W.n_cols);
     if (rows_per_tile < 1) rows_per_tile = 1;   /* cannot happen: the tile holds the widest row */
+    if (c->mmv_q8 && f) {
+        /* quantized weights: the activations through the CPU's 8-bit quantization
+         * (then dequantized), so prompt logits track the CPU / llama.cpp too */
+        agxc::Q8Out o;
+        if (c->gemm_mode == GEMM_F32) o.f32 = (float *)c->xtile;
+        else o.h16 = c->xtile;
+        o.h16_fmt = f;
+        LAUNCH(c, agxc::quantize_act(c->stream, x, W.n_cols, n, o), "8-bit activation conversion");
+        if (c->gemm_mode == GEMM_F32) {
+            for (int r0 = 0; r0 < W.n_rows; r0 += rows_per_tile) {
+                const int nr = W.n_rows - r0 < rows_per_tile ? W.n_rows - r0 : rows_per_tile;
+                float *A = (float *)c->wtile;
+                LAUNCH(c, agxc::dequant_f32(c->stream, W.type, W.d + (size_t)r0 * W.row_bytes, W.row_bytes, nr,
+                                            W.n_cols, A),
+                       "dequantize f32");
+                BLAS_TRY(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, nr, n, W.n_cols, &one, A, W.n_cols,
+                                     (const float *)c->xtile, W.n_cols, &zero, y + r0, y_ld),
+                         "SGEMM");
+                if (c->debug_sync) CU_TRY(cudaStreamSynchronize(c->stream), "SGEMM");
+            }
+            return AGX_OK;
+        }
+    } else {
+        LAUNCH(c, agxc::f32_to_f16(c->stream, x, c->xtile, (size_t)n * (size_t)W.n_cols), "f16 conversion");
+    }
     for (int r0 = 0; r0 < W.n_rows; r0 += rows_per_tile) {
         const int nr = W.n_rows - r0 < rows_per_tile ? W.n_rows - r0 : rows_per_tile;
         const void *A = W.d + (size_t)r0 * W.row_bytes;
@@ -326,6 +409,36 @@ agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int n, float *y, 
     return AGX_OK;
 }
 
+/* y[i] = W[i] . x for cnt <= 3 matrices reading the same input (q/k/v,
+ * gate/up): those on the 8-bit path share one launch per weight type (fewer
+ * launches in the decode graph), the others go through matmul. */
+agx_status matmul_set(CudaCtx *c, const DevMat *const *W, int cnt, const float *x, int have, int n, float *const *y,
+                      const int *y_ld, agx_error *err) {
+    bool done[agxc::MV_MATS] = {};
+    for (int i = 0; i < cnt; i++) {
+        if (done[i]) continue;
+        const int f = agxc::act_format(W[i]->type);
+        if (!f || !(have & f)) {
+            agx_status st = matmul(c, *W[i], x, have, n, y[i], y_ld[i], err);
+            if (st != AGX_OK) return st;
+            done[i] = true;
+            continue;
+        }
+        agxc::MatvecSet ms;
+        for (int j = i; j < cnt; j++) {
+            if (done[j] || W[j]->type != W[i]->type || W[j]->n_cols != W[i]->n_cols) continue;
+            ms.W[ms.n] = W[j]->d, ms.row_bytes[ms.n] = W[j]->row_bytes, ms.n_rows[ms.n] = W[j]->n_rows;
+            ms.y[ms.n] = y[j], ms.y_ld[ms.n] = y_ld[j];
+            ms.n++;
+            done[j] = true;
+        }
+        LAUNCH(c,
+               agxc::matvec_q8_set(c->stream, W[i]->type, ms, W[i]->n_cols, f == agxc::ACT_Q8_0 ? c->a0 : c->ak, n),
+               "matvec (8-bit activations, fused)");
+    }
+    return AGX_OK;
+}
+
 /* Every layer for n tokens at position *d_pos (tokens already in d_tokens),
  * leaving the hidden states in c->x. Launch-only: also recorded into graphs. */
 agx_status layers(CudaCtx *c, int n, agx_error *err) {
@@ -336,10 +449,19 @@ agx_status layers(CudaCtx *c, int n, agx_error *err) {
     for (int l = 0; l < c->n_layer; l++) {
         const DevLayer *L = &c->layers[l];
         uint8_t *kc = c->kcache + (size_t)l * c->kv_layer_bytes, *vc = c->vcache + (size_t)l * c->kv_layer_bytes;
-        LAUNCH(c, agxc::rmsnorm(c->stream, c->x, nullptr, L->attn_norm, c->xb, n, c->E, c->eps), "rmsnorm");
-        if ((st = matmul(c, L->wq, c->xb, n, c->q, c->QD, err))) return st;
-        if ((st = matmul(c, L->wk, c->xb, n, c->k, c->KVD, err))) return st;
-        if ((st = matmul(c, L->wv, c->xb, n, c->v, c->KVD, err))) return st;
+        const int f_qkv = act_fmt(c, n, L->wq, &L->wk, &L->wv), f_o = act_fmt(c, n, L->wo),
+                  f_gu = act_fmt(c, n, L->w_gate, &L->w_up), f_d = act_fmt(c, n, L->w_down);
+        /* the previous layer's FFN residual (x += xb) is fused into this norm */
+        LAUNCH(c,
+               agxc::rmsnorm(c->stream, c->x, l ? c->xb : nullptr, L->attn_norm, c->xb, n, c->E, c->eps,
+                             q8_out(c, f_qkv)),
+               "residual+rmsnorm");
+        {
+            const DevMat *w[3] = {&L->wq, &L->wk, &L->wv};
+            float *y[3] = {c->q, c->k, c->v};
+            const int ld[3] = {c->QD, c->KVD, c->KVD};
+            if ((st = matmul_set(c, w, 3, c->xb, f_qkv, n, y, ld, err))) return st;
+        }
         LAUNCH(c,
                agxc::qkv_rope_store(c->stream, c->q, c->k, c->v, L->bq, L->bk, L->bv, c->rope_cs, c->d_pos, n,
                                     c->n_head, c->n_head_kv, c->hd, c->n_rot, c->neox, kc, vc, c->kv_f32),
@@ -348,14 +470,25 @@ agx_status layers(CudaCtx *c, int n, agx_error *err) {
                agxc::attention(c->stream, c->q, kc, vc, c->kv_f32, c->att, c->d_pos, n, c->n_head, c->n_head_kv, c->hd,
                                c->attn_scale),
                "attention");
-        if ((st = matmul(c, L->wo, c->att, n, c->xb, c->E, err))) return st;
-        LAUNCH(c, agxc::rmsnorm(c->stream, c->x, c->xb, L->ffn_norm, c->xb, n, c->E, c->eps), "residual+rmsnorm");
-        if ((st = matmul(c, L->w_gate, c->xb, n, c->hb, c->F, err))) return st;
-        if ((st = matmul(c, L->w_up, c->xb, n, c->hb2, c->F, err))) return st;
-        LAUNCH(c, agxc::swiglu(c->stream, c->hb, c->hb2, (size_t)n * (size_t)c->F), "swiglu");
-        if ((st = matmul(c, L->w_down, c->hb, n, c->xb, c->E, err))) return st;
-        LAUNCH(c, agxc::add_inplace(c->stream, c->x, c->xb, (size_t)n * (size_t)c->E), "residual add");
+        if (f_o) LAUNCH(c, agxc::quantize_act(c->stream, c->att, c->QD, n, q8_out(c, f_o)), "quantize");
+        if ((st = matmul(c, L->wo, c->att, f_o, n, c->xb, c->E, err))) return st;
+        LAUNCH(c, agxc::rmsnorm(c->stream, c->x, c->xb, L->ffn_norm, c->xb, n, c->E, c->eps, q8_out(c, f_gu)),
+               "residual+rmsnorm");
+        {
+            const DevMat *w[2] = {&L->w_gate, &L->w_up};
+            float *y[2] = {c->hb, c->hb2};
+            const int ld[2] = {c->F, c->F};
+            if ((st = matmul_set(c, w, 2, c->xb, f_gu, n, y, ld, err))) return st;
+        }
+        if (f_d)
+            LAUNCH(c, agxc::swiglu_q8(c->stream, c->hb, c->hb2, c->F, n, q8_out(c, f_d)), "swiglu");
+        else
+            LAUNCH(c, agxc::swiglu(c->stream, c->hb, c->hb2, (size_t)n * (size_t)c->F), "swiglu");
+        if ((st = matmul(c, L->w_down, c->hb, f_d, n, c->xb, c->E, err))) return st;
     }
+    /* the last FFN residual (the logits read row subsets of x) */
+    if (c->n_layer > 0)
+        LAUNCH(c, agxc::add_inplace(c->stream, c->x, c->xb, (size_t)n * (size_t)c->E), "residual add");
     return AGX_OK;
 }
 
@@ -363,8 +496,10 @@ agx_status layers(CudaCtx *c, int n, agx_error *err) {
 agx_status logits_rows(CudaCtx *c, int r0, int nr, agx_error *err) {
     float *xr = c->x + (size_t)r0 * c->E;
     /* the norm goes to xb rows 0..nr (xb is free once the layers are done) */
-    LAUNCH(c, agxc::rmsnorm(c->stream, xr, nullptr, c->output_norm, c->xb, nr, c->E, c->eps), "output rmsnorm");
-    return matmul(c, c->output, c->xb, nr, c->logits, c->V, err);
+    const int f = act_fmt(c, nr, c->output);
+    LAUNCH(c, agxc::rmsnorm(c->stream, xr, nullptr, c->output_norm, c->xb, nr, c->E, c->eps, q8_out(c, f)),
+           "output rmsnorm");
+    return matmul(c, c->output, c->xb, f, nr, c->logits, c->V, err);
 }
 
 /* One decode step as a graph: layers + last-row logits, recorded once. */

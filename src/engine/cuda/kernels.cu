@@ -191,7 +191,7 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
-enum { MV_WARPS = 4 };
+enum { MV_WARPS = 4, ROW_THREADS = 256 };
 
 /* One warp per output row; lanes stride over the row's 8-element units. Each
  * launch covers up to NT tokens (blockIdx.y = group of NT): a unit is decoded
@@ -233,6 +233,253 @@ k_matvec(const uint8_t *__restrict__ W, size_t row_bytes, int n_rows, int n_unit
         }
     }
 }
+/* ---- 8-bit activations: quantizers and integer matvec ----
+ * Mirrors the CPU engine (src/engine/quant.c): activations quantized as
+ * act_q8_0 / quant_q8_K do, weights x activations as integer dot products
+ * scaled as dot_*_q8_0 / dot_*_q8_K scale them. Every rounding step uses an
+ * explicit _rn intrinsic so that nvcc cannot contract or reassociate it. */
+
+int act_format(uint32_t type) {
+    switch (type) {
+    case T_Q4_0: case T_Q5_0: case T_Q8_0: return ACT_Q8_0;
+    case T_Q4_K: case T_Q5_K: case T_Q6_K: return ACT_Q8_K;
+    default: return 0;
+    }
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Quantizes elements base .. base+255 of row t (n wide) into o. Called by all
+ * ROW_THREADS threads of a block with the same base; v = element
+ * base + threadIdx.x, or 0 past n. q8_0: warp w holds the 32-element block
+ * (base >> 5) + w; q8_K: the block's 256 threads hold one 256-element block
+ * (callers ensure n % 256 == 0 then). */
+__device__ void quant_seg(float v, int t, int n, int base, const Q8Out &o) {
+    const int i = base + (int)threadIdx.x;
+    const bool in = i < n;
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    const size_t qi = (size_t)t * (size_t)n + (size_t)i, di = (size_t)t * (size_t)(n / 32) + (size_t)(i >> 5);
+    const bool deq = o.h16 || o.f32;
+    const bool h0 = deq && o.h16_fmt == ACT_Q8_0, hk = deq && o.h16_fmt == ACT_Q8_K;
+    if ((o.fmt & ACT_Q8_0) || h0) {
+        /* act_q8_0: d = amax/127 stored as f16, id = 127/amax, qs = nearbyint(x*id) */
+        const float amax = warp_max(fabsf(v));
+        const float d = __half2float(__float2half_rn(__fdiv_rn(amax, 127.0f)));
+        const float id = amax != 0.0f ? __fdiv_rn(127.0f, amax) : 0.0f;
+        const int q = __float2int_rn(__fmul_rn(v, id));
+        if (in) {
+            if (o.fmt & ACT_Q8_0) {
+                o.q0.qs[qi] = (int8_t)q;
+                if (lane == 0) o.q0.d[di] = d;
+            }
+            if (h0) {
+                const float r = __fmul_rn((float)q, d);
+                if (o.h16) o.h16[qi] = __float2half_rn(r);
+                if (o.f32) o.f32[qi] = r;
+            }
+        }
+    }
+    if ((o.fmt & ACT_Q8_K) || hk) {
+        /* quant_q8_K: max = the signed value of the FIRST element of largest |x| */
+        __shared__ float s_ax[ROW_THREADS / 32], s_mx[ROW_THREADS / 32];
+        float ax = fabsf(v), mx = v;
+        int idx = (int)threadIdx.x;
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) {
+            const float oax = __shfl_xor_sync(0xffffffffu, ax, off), omx = __shfl_xor_sync(0xffffffffu, mx, off);
+            const int oi = __shfl_xor_sync(0xffffffffu, idx, off);
+            if (oax > ax || (oax == ax && oi < idx)) ax = oax, mx = omx, idx = oi;
+        }
+        if (lane == 0) s_ax[w] = ax, s_mx[w] = mx;
+        __syncthreads();
+        float amax = s_ax[0], mxv = s_mx[0];
+        for (int k = 1; k < ROW_THREADS / 32; k++)   /* warps in element order: ties keep the earlier */
+            if (s_ax[k] > amax) amax = s_ax[k], mxv = s_mx[k];
+        __syncthreads();   /* the next call rewrites s_ax / s_mx */
+        int q = 0;
+        float d = 0.0f;
+        if (amax != 0.0f) {
+            const float iscale = __fdiv_rn(-127.0f, mxv);
+            /* agx_nearest_int_fma: the exact product rounded by the 1.5*2^23 addition */
+            q = (__float_as_int(__fmaf_rn(iscale, v, 12582912.0f)) & 0x007fffff) - 0x00400000;
+            q = q < 127 ? q : 127;
+            d = __fdiv_rn(1.0f, iscale);
+        }
+        if (in) {
+            if (o.fmt & ACT_Q8_K) {
+                o.qk.qs[qi] = (int8_t)q;
+                if (lane == 0) o.qk.d[di] = d;   /* repeated per 32-element sub-block */
+            }
+            if (hk) {
+                const float r = __fmul_rn((float)q, d);
+                if (o.h16) o.h16[qi] = __float2half_rn(r);
+                if (o.f32) o.f32[qi] = r;
+            }
+        }
+    }
+}
+
+/* grid (ceil(n/256), n_tok) */
+__global__ void __launch_bounds__(ROW_THREADS)
+k_quant(const float *__restrict__ x, int n, Q8Out o) {
+    const int t = blockIdx.y, base = blockIdx.x * ROW_THREADS, i = base + (int)threadIdx.x;
+    quant_seg(i < n ? x[(size_t)t * n + i] : 0.0f, t, n, base, o);
+}
+
+bool q8out_ok(int n, const Q8Out &o) {
+    if (n % 32) return false;
+    if (((o.fmt & ACT_Q8_K) || ((o.h16 || o.f32) && o.h16_fmt == ACT_Q8_K)) && n % 256) return false;
+    if ((o.fmt & ACT_Q8_0) && (!o.q0.qs || !o.q0.d)) return false;
+    if ((o.fmt & ACT_Q8_K) && (!o.qk.qs || !o.qk.d)) return false;
+    return true;
+}
+
+cudaError_t quantize_act(cudaStream_t s, const float *x, int n, int n_tok, const Q8Out &o) {
+    if (n_tok <= 0) return cudaSuccess;
+    if (n <= 0 || n_tok > 65535 || !q8out_ok(n, o)) return cudaErrorInvalidValue;
+    AGX_CUDA_LAUNCH(k_quant, dim3((unsigned)((n + ROW_THREADS - 1) / ROW_THREADS), (unsigned)n_tok), ROW_THREADS, s,
+                    x, n, o);
+    return cudaGetLastError();
+}
+
+/* Two aligned 16-bit loads (blocks of 18/22/34/210 bytes are only 2-aligned). */
+__device__ __forceinline__ uint32_t ld32_a2(const uint8_t *p) {
+    const unsigned short *h = (const unsigned short *)p;
+    return (uint32_t)h[0] | ((uint32_t)h[1] << 16);
+}
+
+/* One 8-element unit of a quantized row, as the integer dot wants it:
+ * contribution = (dx*dw) * sc*(dot(w, a) - off*sum(a)) - (dx*dm) * mn*sum(a),
+ * w0/w1 = the 8 weight quants as bytes (elements 0-3, 4-7), a = activations. */
+struct QUnit {
+    uint32_t w0, w1;
+    int sc, off, mn;
+    float dw, dm;
+};
+
+template <int T> __device__ __forceinline__ void qunit(const uint8_t *row, int u, QUnit &q);
+
+template <> __device__ __forceinline__ void qunit<T_Q4_0>(const uint8_t *row, int u, QUnit &q) {
+    const uint8_t *b = row + (size_t)(u >> 2) * 18;
+    const int p = u & 3, sh = p < 2 ? 0 : 4;
+    const uint8_t *qs = b + 2 + 8 * (p & 1);
+    q.w0 = (ld32_a2(qs) >> sh) & 0x0F0F0F0Fu;
+    q.w1 = (ld32_a2(qs + 4) >> sh) & 0x0F0F0F0Fu;
+    q.sc = 1, q.off = 8, q.mn = 0, q.dw = ld_h(b), q.dm = 0.0f;
+}
+/* the 4 low bits of x, one per byte, at bit 4 of each byte */
+__device__ __forceinline__ uint32_t spread4(uint32_t x) {
+    return ((x & 1u) << 4) | ((x & 2u) << 11) | ((x & 4u) << 18) | ((x & 8u) << 25);
+}
+template <> __device__ __forceinline__ void qunit<T_Q5_0>(const uint8_t *row, int u, QUnit &q) {
+    const uint8_t *b = row + (size_t)(u >> 2) * 22;
+    const int p = u & 3, sh = p < 2 ? 0 : 4;
+    const uint32_t hb = (ld32_a2(b + 2) >> (8 * p)) & 0xFFu;   /* 5th bits of elements 8p .. 8p+7 */
+    const uint8_t *qs = b + 6 + 8 * (p & 1);
+    q.w0 = ((ld32_a2(qs) >> sh) & 0x0F0F0F0Fu) | spread4(hb & 0xFu);
+    q.w1 = ((ld32_a2(qs + 4) >> sh) & 0x0F0F0F0Fu) | spread4(hb >> 4);
+    q.sc = 1, q.off = 16, q.mn = 0, q.dw = ld_h(b), q.dm = 0.0f;
+}
+template <> __device__ __forceinline__ void qunit<T_Q8_0>(const uint8_t *row, int u, QUnit &q) {
+    const uint8_t *b = row + (size_t)(u >> 2) * 34;
+    const uint8_t *qs = b + 2 + 8 * (u & 3);
+    q.w0 = ld32_a2(qs);
+    q.w1 = ld32_a2(qs + 4);
+    q.sc = 1, q.off = 0, q.mn = 0, q.dw = ld_h(b), q.dm = 0.0f;
+}
+template <> __device__ __forceinline__ void qunit<T_Q4_K>(const uint8_t *row, int u, QUnit &q) {
+    const int c = (u >> 2) & 7, p = u & 3, sh = (c & 1) ? 4 : 0;
+    const uint8_t *b = row + (size_t)(u >> 5) * 144;
+    float sc, mn;
+    scale_min_k4(c, b + 4, &sc, &mn);
+    const uint2 w = *(const uint2 *)(b + 16 + 32 * (c >> 1) + 8 * p);
+    q.w0 = (w.x >> sh) & 0x0F0F0F0Fu;
+    q.w1 = (w.y >> sh) & 0x0F0F0F0Fu;
+    q.sc = (int)sc, q.off = 0, q.mn = (int)mn, q.dw = ld_h(b), q.dm = ld_h(b + 2);
+}
+template <> __device__ __forceinline__ void qunit<T_Q5_K>(const uint8_t *row, int u, QUnit &q) {
+    const int c = (u >> 2) & 7, p = u & 3, sh = (c & 1) ? 4 : 0;
+    const uint8_t *b = row + (size_t)(u >> 5) * 176;
+    float sc, mn;
+    scale_min_k4(c, b + 4, &sc, &mn);
+    const uint2 h = *(const uint2 *)(b + 16 + 8 * p);
+    const uint2 w = *(const uint2 *)(b + 48 + 32 * (c >> 1) + 8 * p);
+    q.w0 = ((w.x >> sh) & 0x0F0F0F0Fu) | (((h.x >> c) & 0x01010101u) << 4);
+    q.w1 = ((w.y >> sh) & 0x0F0F0F0Fu) | (((h.y >> c) & 0x01010101u) << 4);
+    q.sc = (int)sc, q.off = 0, q.mn = (int)mn, q.dw = ld_h(b), q.dm = ld_h(b + 2);
+}
+template <> __device__ __forceinline__ void qunit<T_Q6_K>(const uint8_t *row, int u, QUnit &q) {
+    const int c = (u >> 2) & 7, p = u & 3, h = c >> 2, s = c & 3, l0 = 8 * p, sh = s >= 2 ? 4 : 0;
+    const uint8_t *b = row + (size_t)(u >> 5) * 210;
+    const uint8_t *ql = b + 64 * h + 32 * (s & 1) + l0, *qh = b + 128 + 32 * h + l0;
+    q.w0 = ((ld32_a2(ql) >> sh) & 0x0F0F0F0Fu) | (((ld32_a2(qh) >> (2 * s)) & 0x03030303u) << 4);
+    q.w1 = ((ld32_a2(ql + 4) >> sh) & 0x0F0F0F0Fu) | (((ld32_a2(qh + 4) >> (2 * s)) & 0x03030303u) << 4);
+    q.sc = (int)((const int8_t *)(b + 192))[8 * h + (l0 >> 4) + 2 * s];
+    q.off = 32, q.mn = 0, q.dw = ld_h(b + 208), q.dm = 0.0f;
+}
+
+/* k_matvec with 8-bit activations: per unit two dp4a per token. */
+/* Device view of a MatvecSet (flat, so that the matrix is picked by selects
+ * rather than a dynamically indexed parameter array). */
+struct MV3 {
+    const uint8_t *W0, *W1, *W2;
+    size_t rb0, rb1, rb2;
+    int n0, n1, n2;   /* rows of each (0 when absent) */
+    float *y0, *y1, *y2;
+    int ld0, ld1, ld2;
+};
+
+template <int T, int NT>
+__global__ void __launch_bounds__(MV_WARPS * 32)
+k_matvec_q8(MV3 m, int n_units, const int8_t *__restrict__ xq, const float *__restrict__ xd, int n_tok) {
+    const int lane = threadIdx.x & 31;
+    int r = blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
+    /* which matrix: warp-uniform */
+    const int k = r < m.n0 ? 0 : r < m.n0 + m.n1 ? 1 : 2;
+    r -= k == 0 ? 0 : k == 1 ? m.n0 : m.n0 + m.n1;
+    if (r >= (k == 0 ? m.n0 : k == 1 ? m.n1 : m.n2)) return;
+    const uint8_t *W = k == 0 ? m.W0 : k == 1 ? m.W1 : m.W2;
+    const size_t row_bytes = k == 0 ? m.rb0 : k == 1 ? m.rb1 : m.rb2;
+    float *y = k == 0 ? m.y0 : k == 1 ? m.y1 : m.y2;
+    const int y_ld = k == 0 ? m.ld0 : k == 1 ? m.ld1 : m.ld2;
+    const int t0 = blockIdx.y * NT;
+    const int nt = n_tok - t0 < NT ? n_tok - t0 : NT;
+    const uint8_t *row = W + (size_t)r * row_bytes;
+    const size_t x_ld = (size_t)n_units * 8, d_ld = (size_t)n_units / 4;
+    const int8_t *xt = xq + (size_t)t0 * x_ld;
+    const float *dt = xd + (size_t)t0 * d_ld;
+    constexpr bool has_min = T == T_Q4_K || T == T_Q5_K;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+    for (int u = lane; u < n_units; u += 32) {
+        QUnit q;
+        qunit<T>(row, u, q);
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            if (t < nt) {
+                const uint2 a = *(const uint2 *)(xt + t * x_ld + 8 * (size_t)u);
+                const float dx = dt[t * d_ld + (u >> 2)];
+                const int sa = __dp4a((int)a.x, 0x01010101, __dp4a((int)a.y, 0x01010101, 0));
+                const int dp = __dp4a((int)q.w0, (int)a.x, __dp4a((int)q.w1, (int)a.y, 0));
+                acc[t] += __fmul_rn(dx, q.dw) * (float)(q.sc * (dp - q.off * sa));
+                if (has_min) acc[t] -= __fmul_rn(dx, q.dm) * (float)(q.mn * sa);
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        if (t < nt) {
+            const float s = warp_sum(acc[t]);
+            if (lane == 0) y[(size_t)(t0 + t) * (size_t)y_ld + r] = s;
+        }
+    }
+}
+
 /* One thread per 8-element unit of n_rows rows: f16 (for GEMMs) or f32 rows
  * picked by index (embedding: row = tokens[t]). */
 template <int T>
@@ -248,6 +495,23 @@ __global__ void k_dequant_f16(const uint8_t *__restrict__ W, size_t row_bytes, i
 #pragma unroll
     for (int k = 0; k < 4; k++) h[k] = __floats2half2_rn(v[2 * k], v[2 * k + 1]);
     *(uint4 *)(out + r * (size_t)n_units * 8 + (size_t)u * 8) = *(const uint4 *)h;
+}
+
+template <int T>
+__global__ void k_dequant_f32(const uint8_t *__restrict__ W, size_t row_bytes, int n_rows, int n_units,
+                              float *__restrict__ out) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)n_rows * (size_t)n_units) return;
+    const size_t r = i / (size_t)n_units;
+    const int u = (int)(i % (size_t)n_units);
+    float v[8];
+    dec8<T>(W + r * row_bytes, u, v);
+    float4 *o = (float4 *)(out + r * (size_t)n_units * 8 + (size_t)u * 8);
+    float4 a, b;
+    a.x = v[0], a.y = v[1], a.z = v[2], a.w = v[3];
+    b.x = v[4], b.y = v[5], b.z = v[6], b.w = v[7];
+    o[0] = a;
+    o[1] = b;
 }
 
 template <int T>
@@ -295,9 +559,28 @@ void launch_matvec(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n_row
     }
 }
 template <int T>
+void launch_matvec_q8(cudaStream_t s, const MV3 &m, int n_units, const Q8Act &x, int n_tok) {
+    const int rows = m.n0 + m.n1 + m.n2;
+    const unsigned gx = (unsigned)((rows + MV_WARPS - 1) / MV_WARPS);
+    if (n_tok == 1) {
+        auto kernel = k_matvec_q8<T, 1>;
+        AGX_CUDA_LAUNCH(kernel, dim3(gx, 1), MV_WARPS * 32, s, m, n_units, x.qs, x.d, 1);
+    } else {
+        auto kernel = k_matvec_q8<T, MV_GROUP>;
+        AGX_CUDA_LAUNCH(kernel, dim3(gx, (unsigned)((n_tok + MV_GROUP - 1) / MV_GROUP)), MV_WARPS * 32, s, m,
+                        n_units, x.qs, x.d, n_tok);
+    }
+}
+template <int T>
 void launch_dequant_f16(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n_rows, int n_units, __half *out) {
     const size_t n = (size_t)n_rows * (size_t)n_units;
     auto kernel = k_dequant_f16<T>;
+    AGX_CUDA_LAUNCH(kernel, (unsigned)((n + 255) / 256), 256, s, W, row_bytes, n_rows, n_units, out);
+}
+template <int T>
+void launch_dequant_f32(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n_rows, int n_units, float *out) {
+    const size_t n = (size_t)n_rows * (size_t)n_units;
+    auto kernel = k_dequant_f32<T>;
     AGX_CUDA_LAUNCH(kernel, (unsigned)((n + 255) / 256), 256, s, W, row_bytes, n_rows, n_units, out);
 }
 template <int T>
@@ -315,10 +598,57 @@ cudaError_t matvec(cudaStream_t s, uint32_t type, const void *W, size_t row_byte
     return cudaGetLastError();
 }
 
+cudaError_t matvec_q8_set(cudaStream_t s, uint32_t type, const MatvecSet &ms, int n_cols, const Q8Act &x,
+                          int n_tok) {
+    if (ms.n < 1 || ms.n > MV_MATS || n_tok <= 0 || n_cols % 32 || n_tok > 65535 || !x.qs || !x.d)
+        return cudaErrorInvalidValue;
+    long long rows = 0;
+    for (int i = 0; i < ms.n; i++) {
+        if (ms.n_rows[i] <= 0 || !ms.W[i] || !ms.y[i]) return cudaErrorInvalidValue;
+        rows += ms.n_rows[i];
+    }
+    if (rows > INT32_MAX - MV_WARPS) return cudaErrorInvalidValue;
+    MV3 m;
+    m.W0 = (const uint8_t *)ms.W[0], m.rb0 = ms.row_bytes[0], m.n0 = ms.n_rows[0], m.y0 = ms.y[0], m.ld0 = ms.y_ld[0];
+    m.W1 = nullptr, m.rb1 = 0, m.n1 = 0, m.y1 = nullptr, m.ld1 = 0;
+    m.W2 = nullptr, m.rb2 = 0, m.n2 = 0, m.y2 = nullptr, m.ld2 = 0;
+    if (ms.n > 1)
+        m.W1 = (const uint8_t *)ms.W[1], m.rb1 = ms.row_bytes[1], m.n1 = ms.n_rows[1], m.y1 = ms.y[1],
+        m.ld1 = ms.y_ld[1];
+    if (ms.n > 2)
+        m.W2 = (const uint8_t *)ms.W[2], m.rb2 = ms.row_bytes[2], m.n2 = ms.n_rows[2], m.y2 = ms.y[2],
+        m.ld2 = ms.y_ld[2];
+    const int nu = n_cols / 8;
+    switch (type) {
+    case T_Q4_0: launch_matvec_q8<T_Q4_0>(s, m, nu, x, n_tok); break;
+    case T_Q5_0: launch_matvec_q8<T_Q5_0>(s, m, nu, x, n_tok); break;
+    case T_Q8_0: launch_matvec_q8<T_Q8_0>(s, m, nu, x, n_tok); break;
+    case T_Q4_K: launch_matvec_q8<T_Q4_K>(s, m, nu, x, n_tok); break;
+    case T_Q5_K: launch_matvec_q8<T_Q5_K>(s, m, nu, x, n_tok); break;
+    case T_Q6_K: launch_matvec_q8<T_Q6_K>(s, m, nu, x, n_tok); break;
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
+}
+
+cudaError_t matvec_q8(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
+                      const Q8Act &x, int n_tok, float *y, int y_ld) {
+    MatvecSet m;
+    m.n = 1, m.W[0] = W, m.row_bytes[0] = row_bytes, m.n_rows[0] = n_rows, m.y[0] = y, m.y_ld[0] = y_ld;
+    return matvec_q8_set(s, type, m, n_cols, x, n_tok);
+}
+
 cudaError_t dequant_f16(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
                         __half *out) {
     if (n_rows <= 0 || n_cols % 32) return cudaErrorInvalidValue;
     AGX_TYPE_DISPATCH(type, launch_dequant_f16, (s, (const uint8_t *)W, row_bytes, n_rows, n_cols / 8, out))
+    return cudaGetLastError();
+}
+
+cudaError_t dequant_f32(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
+                        float *out) {
+    if (n_rows <= 0 || n_cols % 32) return cudaErrorInvalidValue;
+    AGX_TYPE_DISPATCH(type, launch_dequant_f32, (s, (const uint8_t *)W, row_bytes, n_rows, n_cols / 8, out))
     return cudaGetLastError();
 }
 
@@ -341,7 +671,6 @@ cudaError_t f32_to_f16(cudaStream_t s, const float *x, __half *y, size_t n) {
 }
 
 /* ---- row ops ---- */
-enum { ROW_THREADS = 256 };
 
 /* Block sum of a double (the CPU accumulates RMSNorm's sum of squares in double). */
 __device__ double block_sum_d(double v) {
@@ -357,7 +686,7 @@ __device__ double block_sum_d(double v) {
 }
 
 __global__ void __launch_bounds__(ROW_THREADS)
-k_rmsnorm(float *x, const float *add, const float *__restrict__ w, float *out, int n, float eps) {
+k_rmsnorm(float *x, const float *add, const float *__restrict__ w, float *out, int n, float eps, Q8Out q) {
     /* add and out may be the same buffer (x += xb; xb = norm(x)): no __restrict__ */
     float *xr = x + (size_t)blockIdx.x * n;
     double ss = 0.0;
@@ -373,13 +702,24 @@ k_rmsnorm(float *x, const float *add, const float *__restrict__ w, float *out, i
     const float mean = (float)(sum / n);
     const float scale = 1.0f / sqrtf(mean + eps);
     float *o = out + (size_t)blockIdx.x * n;
-    for (int i = threadIdx.x; i < n; i += ROW_THREADS) o[i] = (xr[i] * scale) * w[i];
+    if (!q.fmt) {
+        for (int i = threadIdx.x; i < n; i += ROW_THREADS) o[i] = (xr[i] * scale) * w[i];
+        return;
+    }
+    /* fused quantization: every thread runs every 256-element step (barriers inside) */
+    for (int base = 0; base < n; base += ROW_THREADS) {
+        const int i = base + (int)threadIdx.x;
+        float v = 0.0f;
+        if (i < n) o[i] = v = (xr[i] * scale) * w[i];
+        quant_seg(v, (int)blockIdx.x, n, base, q);
+    }
 }
 
 cudaError_t rmsnorm(cudaStream_t s, float *x, const float *add, const float *w, float *out, int n_tok, int n,
-                    float eps) {
+                    float eps, const Q8Out &q) {
     if (n_tok <= 0) return cudaSuccess;
-    AGX_CUDA_LAUNCH(k_rmsnorm, (unsigned)n_tok, ROW_THREADS, s, x, add, w, out, n, eps);
+    if (q.h16 || q.f32 || (q.fmt && !q8out_ok(n, q))) return cudaErrorInvalidValue;
+    AGX_CUDA_LAUNCH(k_rmsnorm, (unsigned)n_tok, ROW_THREADS, s, x, add, w, out, n, eps, q);
     return cudaGetLastError();
 }
 
@@ -405,6 +745,27 @@ __global__ void k_swiglu(float *__restrict__ g, const float *__restrict__ u, siz
 cudaError_t swiglu(cudaStream_t s, float *g, const float *u, size_t n) {
     if (!n) return cudaSuccess;
     AGX_CUDA_LAUNCH(k_swiglu, (unsigned)((n + 255) / 256), 256, s, g, u, n);
+    return cudaGetLastError();
+}
+
+/* grid (ceil(n/256), n_tok): SwiGLU of 256 elements, then their quantization */
+__global__ void __launch_bounds__(ROW_THREADS)
+k_swiglu_q8(float *__restrict__ g, const float *__restrict__ u, int n, Q8Out q) {
+    const int t = blockIdx.y, base = blockIdx.x * ROW_THREADS, i = base + (int)threadIdx.x;
+    float r = 0.0f;
+    if (i < n) {
+        const size_t k = (size_t)t * n + i;
+        const float v = g[k];
+        g[k] = r = (v / (1.0f + expf(-v))) * u[k];
+    }
+    quant_seg(r, t, n, base, q);
+}
+
+cudaError_t swiglu_q8(cudaStream_t s, float *g, const float *u, int n, int n_tok, const Q8Out &q) {
+    if (n_tok <= 0) return cudaSuccess;
+    if (n <= 0 || n_tok > 65535 || q.h16 || q.f32 || !q8out_ok(n, q)) return cudaErrorInvalidValue;
+    AGX_CUDA_LAUNCH(k_swiglu_q8, dim3((unsigned)((n + ROW_THREADS - 1) / ROW_THREADS), (unsigned)n_tok), ROW_THREADS,
+                    s, g, u, n, q);
     return cudaGetLastError();
 }
 

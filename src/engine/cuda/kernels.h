@@ -21,16 +21,61 @@ bool type_supported(uint32_t type);
 /* y[t*y_ld + r] = dot(W[r], x[t*n_cols ..]) for r < n_rows, t < n_tok (a warp per row). */
 cudaError_t matvec(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
                    const float *x, int n_tok, float *y, int y_ld);
+/* ---- 8-bit activations (the CPU engine's numerics, see docs/cuda.md) ----
+ * Q8_0 = act_q8_0 of src/engine/quant.c (32-element blocks, d = f16(amax/127));
+ * Q8_K = quant_q8_K of src/engine/quant_ref.h (256-element blocks, d f32). Device
+ * layout (not the CPU block structs): qs int8 [n_tok][n], d f32 [n_tok][n/32];
+ * a q8_K scale is repeated for each of its eight 32-element sub-blocks so that
+ * every matvec reads d[unit/4]. Bit-identical to the CPU quantizers. */
+enum { ACT_Q8_0 = 1, ACT_Q8_K = 2 };
+struct Q8Act {
+    int8_t *qs = nullptr;
+    float *d = nullptr;
+};
+/* Where a quantizing kernel writes a row: the formats in fmt (ACT_* bits) into
+ * q0 / qk, and when h16 / f32 != nullptr also dequantize(quantize(x)) as f16 /
+ * f32 through format h16_fmt (the prompt GEMM's activations). */
+struct Q8Out {
+    int fmt = 0;
+    Q8Act q0, qk;
+    __half *h16 = nullptr;
+    float *f32 = nullptr;
+    int h16_fmt = 0;
+};
+/* ACT_Q8_0 for q4_0/q5_0/q8_0, ACT_Q8_K for q4_K/q5_K/q6_K, 0 otherwise (f32 path). */
+int act_format(uint32_t type);
+/* Quantize n_tok rows of n f32 (n % 32 == 0; n % 256 == 0 for ACT_Q8_K). */
+cudaError_t quantize_act(cudaStream_t s, const float *x, int n, int n_tok, const Q8Out &o);
+/* As matvec, with W quantized (act_format(type) != 0) and x given in that format. */
+cudaError_t matvec_q8(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
+                      const Q8Act &x, int n_tok, float *y, int y_ld);
+/* Up to MV_MATS matrices of one type reading the same input in ONE launch
+ * (q/k/v, gate/up): matrix i writes y[i][t*y_ld[i] + r]. */
+enum { MV_MATS = 3 };
+struct MatvecSet {
+    int n = 0;
+    const void *W[MV_MATS] = {};
+    size_t row_bytes[MV_MATS] = {};
+    int n_rows[MV_MATS] = {};
+    float *y[MV_MATS] = {};
+    int y_ld[MV_MATS] = {};
+};
+cudaError_t matvec_q8_set(cudaStream_t s, uint32_t type, const MatvecSet &m, int n_cols, const Q8Act &x, int n_tok);
+
 /* out[r*n_cols + c] = W[r][c] as f16, for n_rows rows starting at W. */
 cudaError_t dequant_f16(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
                         __half *out);
+/* The same as f32 (the exact-product SGEMM path for quantized weights). */
+cudaError_t dequant_f32(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
+                        float *out);
 cudaError_t f32_to_f16(cudaStream_t s, const float *x, __half *y, size_t n);
 /* x[t] = row tokens[t] of W (n_cols wide), as f32. */
 cudaError_t embed(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_cols, const int32_t *tokens,
                   int n_tok, float *x);
-/* Per row t < n_tok: if add: x[t] += add[t]; out[t] = x[t] / rms(x[t]) * w. */
+/* Per row t < n_tok: if add: x[t] += add[t]; out[t] = x[t] / rms(x[t]) * w;
+ * and out quantized as q (q.fmt, fused: no extra launch). */
 cudaError_t rmsnorm(cudaStream_t s, float *x, const float *add, const float *w, float *out, int n_tok, int n,
-                    float eps);
+                    float eps, const Q8Out &q = Q8Out());
 cudaError_t add_inplace(cudaStream_t s, float *y, const float *x, size_t n);
 /* q,k,v += biases (when bq != NULL); RoPE on q and k with the cos/sin table
  * rope_cs[pos][n_rot] at pos = *pos0 + t; k and v stored into the cache rows. */
@@ -43,6 +88,8 @@ cudaError_t attention(cudaStream_t s, const float *q, const void *kcache, const 
                       float *out, const int *pos0, int n_tok, int n_head, int n_head_kv, int head_dim, float scale);
 /* g[i] = silu(g[i]) * u[i] */
 cudaError_t swiglu(cudaStream_t s, float *g, const float *u, size_t n);
+/* The same for n_tok rows of n, each row also quantized as q (fused). */
+cudaError_t swiglu_q8(cudaStream_t s, float *g, const float *u, int n, int n_tok, const Q8Out &q);
 
 } // namespace agxc
 #endif

@@ -128,6 +128,16 @@ void test_types(Report &r, Rng &rng) {
             for (size_t i = 0; i < hh.size(); i++) hf[i] = __half2float(hh[i]);
             r.check(what, rel_err(hf.data(), deq.data(), hf.size(), 1e-3), 1e-3);
         }
+        /* dequantize to f32 == to_float, bit for bit (the decoders are exact) */
+        {
+            float *df = pool.up(std::vector<float>(deq.size()));
+            std::vector<float> gf(deq.size());
+            e = df ? agxc::dequant_f32(nullptr, type, dq, rb, rows, cols, df) : cudaErrorMemoryAllocation;
+            if (e == cudaSuccess) e = cudaDeviceSynchronize();
+            snprintf(what, sizeof what, "dequant_f32 %s", tt->name);
+            if (e != cudaSuccess || !down(gf, (const float *)df)) r.fail(what, cudaGetErrorString(e));
+            else r.check(what, rel_err(gf.data(), deq.data(), gf.size(), 1e-3), 0);
+        }
         /* embedding rows 5, 0, 66 == to_float */
         e = agxc::embed(nullptr, type, dq, rb, cols, dt, 3, de);
         if (e == cudaSuccess) e = cudaDeviceSynchronize();
@@ -136,6 +146,197 @@ void test_types(Report &r, Rng &rng) {
         for (int i = 0; i < 3; i++) memcpy(&er[(size_t)i * cols], &deq[(size_t)toks[i] * cols], sizeof(float) * cols);
         if (e != cudaSuccess || !down(eg, (const float *)de)) r.fail(what, cudaGetErrorString(e));
         else r.check(what, rel_err(eg.data(), er.data(), eg.size(), 1e-3), 1e-6);
+    }
+}
+
+/* 8-bit activations: the quantizer bit for bit against the CPU's from_float
+ * (q8_0: act_q8_0, q8_K: quant_q8_K), through the standalone, rmsnorm-fused
+ * and swiglu-fused kernels, and the q8 matvec against the CPU's own vec_dot on
+ * the CPU-quantized activations. */
+struct HostQ8 {
+    std::vector<int8_t> qs;
+    std::vector<float> d;   /* per 32 elements, as the device layout */
+};
+HostQ8 cpu_q8(int fmt, const std::vector<float> &x, int n, int nt) {
+    const uint32_t type = fmt == agxc::ACT_Q8_0 ? AGX_TYPE_Q8_0 : AGX_TYPE_Q8_K;
+    const agx_type_traits *tt = agx_type_traits_get(type);
+    const size_t rb = agx_type_row_size(type, n), bb = tt->type_size, bs = (size_t)tt->block_size;
+    std::vector<uint8_t> q(rb);
+    HostQ8 h;
+    h.qs.resize((size_t)nt * n);
+    h.d.resize((size_t)nt * (n / 32));
+    for (int t = 0; t < nt; t++) {
+        tt->from_float(&x[(size_t)t * n], q.data(), n);
+        for (size_t b = 0; b < (size_t)n / bs; b++) {
+            const uint8_t *blk = &q[b * bb];
+            float d;
+            const int8_t *qs;
+            if (fmt == agxc::ACT_Q8_0) {
+                uint16_t h16;
+                memcpy(&h16, blk, 2);
+                d = __half2float(__ushort_as_half(h16));
+                qs = (const int8_t *)(blk + 2);
+            } else {
+                memcpy(&d, blk, 4);
+                qs = (const int8_t *)(blk + 4);
+            }
+            memcpy(&h.qs[(size_t)t * n + b * bs], qs, bs);
+            for (size_t k = 0; k < bs / 32; k++) h.d[(size_t)t * (n / 32) + b * (bs / 32) + k] = d;
+        }
+    }
+    return h;
+}
+/* number of differing bytes of qs plus differing bits patterns of d */
+size_t q8_diff(const HostQ8 &a, const std::vector<int8_t> &qs, const std::vector<float> &d) {
+    size_t n = 0;
+    for (size_t i = 0; i < qs.size(); i++) n += qs[i] != a.qs[i];
+    for (size_t i = 0; i < d.size(); i++) n += memcmp(&d[i], &a.d[i], 4) != 0;
+    return n;
+}
+
+void test_q8(Report &r, Rng &rng) {
+    const int n = 512, nt = 3;
+    /* activations with the quantizers' corner cases: an all-zero block, a
+     * block whose largest |x| occurs twice with both signs (the first wins in
+     * q8_K), values that land exactly on .5 after scaling (half-even), plus
+     * a q8_K block whose extreme is negative */
+    std::vector<float> x((size_t)nt * n);
+    for (float &v : x) v = 2 * rng.next();
+    for (int i = 0; i < 32; i++) x[64 + i] = 0.0f;
+    x[300] = -3.0f, x[301] = 3.0f, x[310] = 3.0f;
+    /* amax 15.875 (negative, so also the q8_K max): id = 8 and iscale = 8 exactly, and
+     * x = m/8 + 1/16 lands on m + 0.5 */
+    x[(size_t)n + 32] = -127.0f / 8;
+    for (int i = 33; i < 64; i++) x[(size_t)n + i] = (float)((i % 16) - 8) * 0.125f + 0.0625f;
+    x[(size_t)2 * n + 256] = -7.5f;
+    Pool pool;
+    const float *dx = pool.up(x);
+    char what[96];
+    for (int fmt : {(int)agxc::ACT_Q8_0, (int)agxc::ACT_Q8_K}) {
+        const char *fname = fmt == agxc::ACT_Q8_0 ? "q8_0" : "q8_K";
+        const HostQ8 ref = cpu_q8(fmt, x, n, nt);
+        agxc::Q8Out o;
+        o.fmt = fmt;
+        agxc::Q8Act &qa = fmt == agxc::ACT_Q8_0 ? o.q0 : o.qk;
+        qa.qs = pool.up(std::vector<int8_t>(ref.qs.size()));
+        qa.d = pool.up(std::vector<float>(ref.d.size()));
+        __half *dh = pool.up(std::vector<__half>(x.size()));
+        if (!dx || !qa.qs || !qa.d || !dh) {
+            r.fail(fname, "cudaMalloc/cudaMemcpy failed");
+            continue;
+        }
+        std::vector<int8_t> gq(ref.qs.size());
+        std::vector<float> gd(ref.d.size());
+        cudaError_t e = agxc::quantize_act(nullptr, dx, n, nt, o);
+        if (e == cudaSuccess) e = cudaDeviceSynchronize();
+        snprintf(what, sizeof what, "quantize %s (bit-exact)", fname);
+        if (e != cudaSuccess || !down(gq, (const int8_t *)qa.qs) || !down(gd, (const float *)qa.d))
+            r.fail(what, cudaGetErrorString(e));
+        else
+            r.check(what, (double)q8_diff(ref, gq, gd), 0);
+        /* quantize -> dequantize as f16 (the prompt GEMM's activations) */
+        agxc::Q8Out oh;
+        oh.h16 = dh;
+        oh.h16_fmt = fmt;
+        std::vector<__half> gh(x.size());
+        e = agxc::quantize_act(nullptr, dx, n, nt, oh);
+        if (e == cudaSuccess) e = cudaDeviceSynchronize();
+        snprintf(what, sizeof what, "quantize %s -> f16", fname);
+        if (e != cudaSuccess || !down(gh, (const __half *)dh)) r.fail(what, cudaGetErrorString(e));
+        else {
+            size_t bad = 0;
+            for (size_t i = 0; i < gh.size(); i++) {
+                const __half want = __float2half_rn((float)ref.qs[i] * ref.d[i / 32]);
+                bad += __half_as_ushort(gh[i]) != __half_as_ushort(want);
+            }
+            r.check(what, (double)bad, 0);
+        }
+        /* fused into rmsnorm (out = norm(x)) and swiglu (g = silu(g)*u): the
+         * quantization of the f32 the kernel wrote equals the CPU's of it */
+        std::vector<float> w(n, 1.0f);
+        for (float &v : w) v = 1 + 0.1f * rng.next();
+        float *dw = pool.up(w), *dx2 = pool.up(x), *dout = pool.up(std::vector<float>(x.size()));
+        std::vector<float> u((size_t)nt * n);
+        for (float &v : u) v = rng.next();
+        float *dg = pool.up(x), *du = pool.up(u);
+        if (!dw || !dx2 || !dout || !dg || !du) {
+            r.fail(fname, "cudaMalloc failed");
+            continue;
+        }
+        for (int which = 0; which < 2; which++) {
+            std::vector<float> gout(x.size());
+            e = which == 0 ? agxc::rmsnorm(nullptr, dx2, nullptr, dw, dout, nt, n, 1e-6f, o)
+                           : agxc::swiglu_q8(nullptr, dg, du, n, nt, o);
+            if (e == cudaSuccess) e = cudaDeviceSynchronize();
+            snprintf(what, sizeof what, "%s + %s (bit-exact)", which == 0 ? "rmsnorm" : "swiglu", fname);
+            if (e != cudaSuccess || !down(gout, which == 0 ? (const float *)dout : (const float *)dg) ||
+                !down(gq, (const int8_t *)qa.qs) || !down(gd, (const float *)qa.d)) {
+                r.fail(what, cudaGetErrorString(e));
+                continue;
+            }
+            r.check(what, (double)q8_diff(cpu_q8(fmt, gout, n, nt), gq, gd), 0);
+        }
+    }
+    /* q8 matvec vs the CPU's vec_dot on CPU-quantized activations */
+    static const uint32_t types[] = {AGX_TYPE_Q4_0, AGX_TYPE_Q5_0, AGX_TYPE_Q8_0,
+                                     AGX_TYPE_Q4_K, AGX_TYPE_Q5_K, AGX_TYPE_Q6_K};
+    const int rows = 67;
+    std::vector<float> wf((size_t)rows * n);
+    for (float &v : wf) v = rng.next();
+    for (uint32_t type : types) {
+        const agx_type_traits *tt = agx_type_traits_get(type);
+        const agx_type_traits *at = agx_type_traits_get(tt->vec_dot_type);
+        const int fmt = agxc::act_format(type);
+        const size_t rb = agx_type_row_size(type, n), ab = agx_type_row_size(tt->vec_dot_type, n);
+        std::vector<uint8_t> q(rb * rows), xa(ab * nt);
+        for (int i = 0; i < rows; i++) tt->from_float_ref(&wf[(size_t)i * n], &q[i * rb], n);
+        for (int t = 0; t < nt; t++) at->from_float(&x[(size_t)t * n], &xa[t * ab], n);
+        std::vector<float> ref((size_t)nt * rows);
+        for (int t = 0; t < nt; t++)
+            for (int i = 0; i < rows; i++) tt->vec_dot(n, &ref[(size_t)t * rows + i], &q[i * rb], &xa[t * ab]);
+        const HostQ8 h = cpu_q8(fmt, x, n, nt);
+        agxc::Q8Act xq;
+        xq.qs = pool.up(h.qs);
+        xq.d = pool.up(h.d);
+        const uint8_t *dq = pool.up(q);
+        float *dy = pool.up(std::vector<float>(ref.size()));
+        if (!xq.qs || !xq.d || !dq || !dy) {
+            r.fail(tt->name, "cudaMalloc/cudaMemcpy failed");
+            continue;
+        }
+        for (int nn : {1, nt}) {
+            std::vector<float> g((size_t)nn * rows);
+            cudaError_t e = agxc::matvec_q8(nullptr, type, dq, rb, rows, n, xq, nn, dy, rows);
+            if (e == cudaSuccess) e = cudaDeviceSynchronize();
+            snprintf(what, sizeof what, "matvec_q8 %s (%dx%d, %d token%s)", tt->name, rows, n, nn, nn > 1 ? "s" : "");
+            if (e != cudaSuccess || !down(g, (const float *)dy)) r.fail(what, cudaGetErrorString(e));
+            else r.check(what, rel_err(g.data(), ref.data(), g.size(), 1.0), 1e-5);
+        }
+        /* the same rows as three matrices in one launch (q/k/v): rows 0..29, 30..36, 37..66 */
+        {
+            const int r0[3] = {0, 30, 37}, nr[3] = {30, 7, 30};
+            agxc::MatvecSet ms;
+            float *ys[3];
+            for (int i = 0; i < 3; i++) {
+                ys[i] = pool.up(std::vector<float>((size_t)nt * nr[i]));
+                ms.W[i] = dq + (size_t)r0[i] * rb, ms.row_bytes[i] = rb, ms.n_rows[i] = nr[i];
+                ms.y[i] = ys[i], ms.y_ld[i] = nr[i];
+            }
+            ms.n = 3;
+            cudaError_t e = ys[0] && ys[1] && ys[2] ? agxc::matvec_q8_set(nullptr, type, ms, n, xq, nt)
+                                                    : cudaErrorMemoryAllocation;
+            if (e == cudaSuccess) e = cudaDeviceSynchronize();
+            snprintf(what, sizeof what, "matvec_q8 %s, 3 matrices, 1 launch", tt->name);
+            std::vector<float> g(ref.size());
+            for (int i = 0; i < 3 && e == cudaSuccess; i++) {
+                std::vector<float> gi((size_t)nt * nr[i]);
+                if (!down(gi, (const float *)ys[i])) e = cudaErrorInvalidValue;
+                for (int t = 0; t < nt; t++)
+                    for (int k = 0; k < nr[i]; k++) g[(size_t)t * rows + r0[i] + k] = gi[(size_t)t * nr[i] + k];
+            }
+            if (e != cudaSuccess) r.fail(what, cudaGetErrorString(e));
+            else r.check(what, rel_err(g.data(), ref.data(), g.size(), 1.0), 1e-5);
+        }
     }
 }
 
@@ -279,6 +480,7 @@ extern "C" agx_status agx_cuda_selftest(char **report, agx_error *err) {
     }
     test_types(r, rng);
     test_rows(r, rng);
+    test_q8(r, rng);
     test_attention(r, rng, AGX_ROPE_NORMAL);
     test_attention(r, rng, AGX_ROPE_NEOX);
     const int failures = r.failures;

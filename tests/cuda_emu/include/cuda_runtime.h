@@ -99,6 +99,29 @@ inline unsigned __float_as_uint(float f) {
 inline float __expf(float x) { return expf(x); }
 inline float __fdividef(float a, float b) { return a / b; }
 inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+inline int __float_as_int(float f) {
+    int i;
+    memcpy(&i, &f, sizeof i);
+    return i;
+}
+/* IEEE round-to-nearest-even arithmetic that the compiler may not contract
+ * into an FMA (the volatile store ends the expression), as the intrinsics promise. */
+inline float __fmul_rn(float a, float b) {
+    volatile float r = a * b;
+    return r;
+}
+inline float __fdiv_rn(float a, float b) {
+    volatile float r = a / b;
+    return r;
+}
+inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
+/* round half to even (the default rounding mode), as cvt.rni */
+inline int __float2int_rn(float x) { return (int)nearbyintf(x); }
+/* sum of the four signed byte products of a and b, plus c */
+inline int __dp4a(int a, int b, int c) {
+    for (int k = 0; k < 32; k += 8) c += (int)(int8_t)(a >> k) * (int)(int8_t)(b >> k);
+    return c;
+}
 
 /* ---- runtime API ---- */
 typedef enum cudaError {
