@@ -156,11 +156,16 @@ if [ "$MODE" = all ] || [ "$MODE" = core ]; then
   if [ -f "$Q15" ]; then
     agx_bench qwen2.5-1.5b-q4_K_M "$Q15" cuda "$REPS"
     agx_bench qwen2.5-1.5b-q4_K_M "$Q15" cpu 1
-    log "decode variants on the GPU (bench_cuda -p 0 -n 128): default, AGX_CUDA_GRAPHS=0, AGX_CUDA_MMV=f32"
-    for v in "" AGX_CUDA_GRAPHS=0 AGX_CUDA_MMV=f32; do
-      echo "-- ${v:-default}" >>"$OUT/bench.txt"
-      env $v timeout 120 "$B/bench_cuda" -m "$Q15" -p 0 -n 128 -r "$REPS" 2>&1 | tee -a "$OUT/bench.txt" | tail -2 |
-        sed "s/^/${v:-default}: /" | tee -a "$SUM"
+    # the paths the default was chosen for without a GPU (docs/cuda.md): decode with 8-bit vs f32
+    # activations and without graphs; prompts through the 8-bit matvec vs cuBLAS f16 / f32
+    log "variants on the GPU (bench_cuda, pp512 / tg128): default, AGX_CUDA_MMV=f32, AGX_CUDA_GRAPHS=0, AGX_CUDA_GEMM=f16|f32"
+    for v in "" AGX_CUDA_MMV=f32 AGX_CUDA_GRAPHS=0 AGX_CUDA_GEMM=f16 AGX_CUDA_GEMM=f32; do
+      case $v in AGX_CUDA_GEMM=*) pn="-p 512 -n 0" ;; "") pn="-p 512 -n 128" ;; *) pn="-p 0 -n 128" ;; esac
+      echo "-- ${v:-default} ($pn)" >>"$OUT/bench.txt"
+      line=$(env $v timeout 120 "$B/bench_cuda" -m "$Q15" $pn -r "$REPS" --json 2>>"$OUT/bench.txt")
+      echo "$line" >>"$OUT/bench.txt"
+      [ -n "$line" ] && echo "{\"variant\": \"${v:-default}\", \"bench_cuda\": $line}" >>"$OUT/bench.jsonl" &&
+        echo "${v:-default}: $line" | tee -a "$SUM"
     done
     log "bench_plan (7-task plan add) on the GPU, then on the CPU"
     for d in cuda cpu; do
