@@ -272,11 +272,56 @@ static void test_gpu_eval_errors(void **state) {
     free(path);
 }
 
+/* Out of device memory (the emulator's device shrunk to 1 MB: only it can do that
+ * on demand): AGX_DEVICE=cuda is a clear error naming the way out, auto runs on
+ * the CPU with the reason in the note, and the failed upload leaves no device
+ * memory behind. */
+static void test_gpu_out_of_memory(void **state) {
+    (void)state;
+#ifndef AGX_CUDA_EMU
+    AGX_TEST_SKIP("out-of-memory paths: only the CUDA emulator (-DAGX_CUDA_EMU=ON) can shrink its device");
+#else
+    char *path = agx_test_ref_path("models/qwen2-tiny-Q8_0.gguf");
+    if (!path) AGX_TEST_SKIP("reference model qwen2-tiny-Q8_0.gguf (set AGX_REF_DIR)");
+    setenv("AGX_CUDA_EMU_MEM_MB", "1", 1);
+    agx_error err = {0};
+    agx_model *m = NULL;
+    assert_int_equal(agx_model_load(path, &m, &err), AGX_OK);
+    agx_context_params cp = agx_context_default_params();
+    cp.n_ctx = 64;
+    cp.device = "cuda";
+    agx_context *ctx = NULL;
+    assert_int_equal(agx_context_create(m, &cp, &ctx, &err), AGX_ERR_NOMEM);
+    assert_null(ctx);
+    printf("AGX_DEVICE=cuda, 1 MB device: %s\n", err.message);
+    assert_non_null(strstr(err.message, "cannot allocate"));
+    assert_non_null(strstr(err.message, "AGX_DEVICE=cpu"));
+    agx_device_info dev;
+    assert_int_equal(agx_device_probe(AGX_DEVICE_CUDA, &dev, &err), AGX_OK);
+    assert_true(dev.mem_free == dev.mem_total);   /* the partial upload was freed */
+    cp.device = "auto";
+    assert_int_equal(agx_context_create(m, &cp, &ctx, &err), AGX_OK);
+    const agx_device_info *used = agx_context_device(ctx);
+    printf("auto, 1 MB device: %s; note: %s\n", used->name, used->note);
+    assert_int_equal(used->kind, AGX_DEVICE_CPU);
+    assert_non_null(strstr(used->note, "running on the CPU"));
+    const int32_t toks[3] = {1, 2, 3};
+    float *out = malloc(sizeof(float) * (size_t)agx_model_get_config(m)->n_vocab);
+    assert_int_equal(agx_context_eval(ctx, toks, 3, false, out, &err), AGX_OK);
+    free(out);
+    agx_context_free(ctx);
+    agx_model_free(m);
+    unsetenv("AGX_CUDA_EMU_MEM_MB");
+    free(path);
+#endif
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernels_vs_cpu_ops),
         cmocka_unit_test(test_all_manifest_cases_on_gpu),
         cmocka_unit_test(test_gpu_eval_errors),
+        cmocka_unit_test(test_gpu_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

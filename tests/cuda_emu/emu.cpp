@@ -84,7 +84,12 @@ cudaError_t g_sticky = cudaSuccess;  /* a kernel fault poisons the emulated cont
 /* device memory: base -> size */
 std::map<uintptr_t, size_t> g_allocs;
 size_t g_alloc_bytes = 0;
-const size_t EMU_MEM_TOTAL = (size_t)16 << 30;
+/* Device memory: 16 GiB, or AGX_CUDA_EMU_MEM_MB (tests of out-of-memory paths). */
+size_t emu_mem_total() {
+    const char *e = getenv("AGX_CUDA_EMU_MEM_MB");
+    const long long mb = e ? atoll(e) : 0;
+    return mb > 0 ? (size_t)mb << 20 : (size_t)16 << 30;
+}
 
 cudaError_t set_error(cudaError_t e) {
     if (e != cudaSuccess) t_last_error = e;
@@ -308,7 +313,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int device) {
     if (!emu_visible() || device != 0) return set_error(cudaErrorInvalidDevice);
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "agx CUDA emulator (CPU)");
-    p->totalGlobalMem = EMU_MEM_TOTAL;
+    p->totalGlobalMem = emu_mem_total();
     p->major = 9;
     p->minor = 0;
     p->multiProcessorCount = 1;
@@ -321,8 +326,8 @@ cudaError_t cudaSetDevice(int device) {
 }
 cudaError_t cudaMemGetInfo(size_t *fr, size_t *tot) {
     std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
-    *tot = EMU_MEM_TOTAL;
-    *fr = EMU_MEM_TOTAL - g_alloc_bytes;
+    *tot = emu_mem_total();
+    *fr = *tot > g_alloc_bytes ? *tot - g_alloc_bytes : 0;
     return cudaSuccess;
 }
 cudaError_t cudaDeviceSynchronize(void) { return g_sticky ? set_error(g_sticky) : cudaSuccess; }
@@ -355,7 +360,8 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
     std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
     *p = nullptr;
     if (g_sticky) return set_error(g_sticky);
-    if (bytes > EMU_MEM_TOTAL - g_alloc_bytes) return set_error(cudaErrorMemoryAllocation);
+    if (g_alloc_bytes > emu_mem_total() || bytes > emu_mem_total() - g_alloc_bytes)
+        return set_error(cudaErrorMemoryAllocation);
     /* cudaMalloc's 256-byte alignment, heap-backed and exactly `bytes` long, so that an
      * ASan build (-DAGX_SANITIZE=ON) reports any kernel access past the end */
     void *q = nullptr;
