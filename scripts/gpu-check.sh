@@ -164,8 +164,12 @@ if [ "$MODE" = all ] || [ "$MODE" = core ]; then
       echo "-- ${v:-default} ($pn)" >>"$OUT/bench.txt"
       line=$(env $v timeout 120 "$B/bench_cuda" -m "$Q15" $pn -r "$REPS" --json 2>>"$OUT/bench.txt")
       echo "$line" >>"$OUT/bench.txt"
-      [ -n "$line" ] && echo "{\"variant\": \"${v:-default}\", \"bench_cuda\": $line}" >>"$OUT/bench.jsonl" &&
+      if [ -n "$line" ]; then
+        echo "{\"variant\": \"${v:-default}\", \"bench_cuda\": $line}" >>"$OUT/bench.jsonl"
         echo "${v:-default}: $line" | tee -a "$SUM"
+      else
+        log "bench_cuda ${v:-default} failed (see bench.txt)"
+      fi
     done
     log "bench_plan (7-task plan add) on the GPU, then on the CPU"
     for d in cuda cpu; do
