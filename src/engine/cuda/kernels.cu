@@ -480,40 +480,35 @@ k_matvec_q8(MV3 m, int n_units, const int8_t *__restrict__ xq, const float *__re
     }
 }
 
-/* One thread per 8-element unit of n_rows rows: f16 (for GEMMs) or f32 rows
- * picked by index (embedding: row = tokens[t]). */
-template <int T>
-__global__ void k_dequant_f16(const uint8_t *__restrict__ W, size_t row_bytes, int n_rows, int n_units,
-                              __half *__restrict__ out) {
-    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)n_rows * (size_t)n_units) return;
-    const size_t r = i / (size_t)n_units;
-    const int u = (int)(i % (size_t)n_units);
-    float v[8];
-    dec8<T>(W + r * row_bytes, u, v);
+/* 8 decoded elements to out (16-byte aligned): f16 for the f16 GEMM, f32 for SGEMM. */
+__device__ __forceinline__ void store8(__half *out, const float v[8]) {
     __half2 h[4];
 #pragma unroll
     for (int k = 0; k < 4; k++) h[k] = __floats2half2_rn(v[2 * k], v[2 * k + 1]);
-    *(uint4 *)(out + r * (size_t)n_units * 8 + (size_t)u * 8) = *(const uint4 *)h;
+    *(uint4 *)out = *(const uint4 *)h;
+}
+__device__ __forceinline__ void store8(float *out, const float v[8]) {
+    float4 a, b;
+    a.x = v[0], a.y = v[1], a.z = v[2], a.w = v[3];
+    b.x = v[4], b.y = v[5], b.z = v[6], b.w = v[7];
+    ((float4 *)out)[0] = a;
+    ((float4 *)out)[1] = b;
 }
 
-template <int T>
-__global__ void k_dequant_f32(const uint8_t *__restrict__ W, size_t row_bytes, int n_rows, int n_units,
-                              float *__restrict__ out) {
+/* One thread per 8-element unit of n_rows rows, dequantized to O (f16 or f32). */
+template <int T, typename O>
+__global__ void k_dequant(const uint8_t *__restrict__ W, size_t row_bytes, int n_rows, int n_units,
+                          O *__restrict__ out) {
     const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)n_rows * (size_t)n_units) return;
     const size_t r = i / (size_t)n_units;
     const int u = (int)(i % (size_t)n_units);
     float v[8];
     dec8<T>(W + r * row_bytes, u, v);
-    float4 *o = (float4 *)(out + r * (size_t)n_units * 8 + (size_t)u * 8);
-    float4 a, b;
-    a.x = v[0], a.y = v[1], a.z = v[2], a.w = v[3];
-    b.x = v[4], b.y = v[5], b.z = v[6], b.w = v[7];
-    o[0] = a;
-    o[1] = b;
+    store8(out + r * (size_t)n_units * 8 + (size_t)u * 8, v);
 }
 
+/* Embedding: row tokens[t] of W as f32 into x[t], one thread per 8-element unit. */
 template <int T>
 __global__ void k_embed(const uint8_t *__restrict__ W, size_t row_bytes, int n_units,
                         const int32_t *__restrict__ tokens,
@@ -523,9 +518,7 @@ __global__ void k_embed(const uint8_t *__restrict__ W, size_t row_bytes, int n_u
     const int t = (int)(i / (size_t)n_units), u = (int)(i % (size_t)n_units);
     float v[8];
     dec8<T>(W + (size_t)tokens[t] * row_bytes, u, v);
-    float *o = x + (size_t)t * n_units * 8 + (size_t)u * 8;
-#pragma unroll
-    for (int k = 0; k < 8; k++) o[k] = v[k];
+    store8(x + (size_t)t * n_units * 8 + (size_t)u * 8, v);
 }
 
 /* Runtime type -> template instance. */
@@ -571,17 +564,20 @@ void launch_matvec_q8(cudaStream_t s, const MV3 &m, int n_units, const Q8Act &x,
                         n_units, x.qs, x.d, n_tok);
     }
 }
-template <int T>
-void launch_dequant_f16(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n_rows, int n_units, __half *out) {
+/* O = __half or float (AGX_TYPE_DISPATCH instantiates on the type only) */
+template <int T, typename O>
+void launch_dequant(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n_rows, int n_units, O *out) {
     const size_t n = (size_t)n_rows * (size_t)n_units;
-    auto kernel = k_dequant_f16<T>;
+    auto kernel = k_dequant<T, O>;
     AGX_CUDA_LAUNCH(kernel, (unsigned)((n + 255) / 256), 256, s, W, row_bytes, n_rows, n_units, out);
 }
 template <int T>
+void launch_dequant_f16(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n_rows, int n_units, __half *out) {
+    launch_dequant<T>(s, W, row_bytes, n_rows, n_units, out);
+}
+template <int T>
 void launch_dequant_f32(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n_rows, int n_units, float *out) {
-    const size_t n = (size_t)n_rows * (size_t)n_units;
-    auto kernel = k_dequant_f32<T>;
-    AGX_CUDA_LAUNCH(kernel, (unsigned)((n + 255) / 256), 256, s, W, row_bytes, n_rows, n_units, out);
+    launch_dequant<T>(s, W, row_bytes, n_rows, n_units, out);
 }
 template <int T>
 void launch_embed(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n_units, const int32_t *tokens, int n_tok,
