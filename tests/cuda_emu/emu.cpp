@@ -468,9 +468,18 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t g, unsigned 
     (*exec)->ops = g->ops;   /* a copy: the graph may be destroyed after instantiation */
     return cudaSuccess;
 }
+static unsigned long g_graph_launches = 0;   /* for tests: did a path replay a graph? */
+extern "C" unsigned long agx_cuda_emu_graph_launches(void) {
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    return g_graph_launches;
+}
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
     if (!exec) return set_error(cudaErrorInvalidResourceHandle);
     if (g_sticky) return set_error(g_sticky);
+    {
+        std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+        g_graph_launches++;
+    }
     for (auto &op : exec->ops) on_stream(s, op);
     return g_sticky ? set_error(g_sticky) : cudaSuccess;
 }

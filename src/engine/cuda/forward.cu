@@ -2,13 +2,13 @@
  * (model_device.h) and the device probe used by device.c. Weights are uploaded
  * once in their file layout (quantized, not expanded), the KV cache lives on
  * the GPU, every op runs on the GPU, and only the logits rows asked for come
- * back. Decode (one token) uses quantized matrix-vector kernels and is replayed
- * as one CUDA graph per context; prompt chunks of more than MMV_MAX_TOKENS
- * tokens dequantize weight tiles to f16 and use cuBLAS GEMMs (tensor cores;
- * f32 weights use SGEMM so F32 models keep f32 accuracy).
+ * back. Decode steps (one token, or a grammar-forced span of up to
+ * MMV_MAX_TOKENS) use quantized matrix-vector kernels and are replayed as CUDA
+ * graphs, one per step size; longer prompt chunks go through the 8-bit matvec
+ * in token groups or cuBLAS GEMMs (AGX_CUDA_GEMM; docs/cuda.md).
  *
- * UNVERIFIED AT RUN TIME: written and compiled without a GPU; see docs/cuda.md
- * for what was checked and scripts/gpu-check.sh for the run that is owed. */
+ * Verified on the CPU CUDA emulator (tests/cuda_emu), not yet on a GPU: see
+ * docs/cuda.md and scripts/gpu-check.sh for the run that is owed. */
 #include <cublas_v2.h>
 #include <new>
 #include <cuda_fp16.h>
@@ -81,10 +81,11 @@ struct CudaCtx {
     size_t wtile_elems = 0;
     int32_t *d_tokens = nullptr;
     int *d_pos = nullptr;
-    /* decode graph */
-    bool use_graph = true;
+    bool use_graph = true;     /* AGX_CUDA_GRAPHS=0: launch every kernel each step */
     bool debug_sync = false;   /* AGX_CUDA_DEBUG=1: synchronize after every launch, name the failing kernel */
-    cudaGraphExec_t graph = nullptr;
+    /* graph[n]: n tokens (1 = decode, 2..MMV_MAX_TOKENS = a forced span of the grammar)
+     * plus the logits of the last one, captured on first use */
+    cudaGraphExec_t graph[MMV_MAX_TOKENS + 1] = {};
 };
 
 #define CU_TRY(call, what)                                                                                \
@@ -172,7 +173,8 @@ void ctx_destroy(void *state) {
     if (!c) return;
     cudaSetDevice(c->device);
     if (c->stream) cudaStreamSynchronize(c->stream);
-    if (c->graph) cudaGraphExecDestroy(c->graph);
+    for (cudaGraphExec_t g : c->graph)
+        if (g) cudaGraphExecDestroy(g);
     for (int i = 0; i < c->n_allocs; i++) cudaFree(c->allocs[i]);
     if (c->blas) cublasDestroy(c->blas);
     if (c->stream) cudaStreamDestroy(c->stream);
@@ -502,26 +504,29 @@ agx_status logits_rows(CudaCtx *c, int r0, int nr, agx_error *err) {
     return matmul(c, c->output, c->xb, f, nr, c->logits, c->V, err);
 }
 
-/* One decode step as a graph: layers + last-row logits, recorded once. */
-agx_status decode_graph(CudaCtx *c, agx_error *err) {
-    if (c->graph) {
-        CU_TRY(cudaGraphLaunch(c->graph, c->stream), "graph launch");
+/* One step of n <= MMV_MAX_TOKENS tokens as a graph: layers + the last row's
+ * logits, recorded once per n (token ids and position are read from device
+ * memory, so one graph serves every position). */
+agx_status step_graph(CudaCtx *c, int n, agx_error *err) {
+    cudaGraphExec_t *exec = &c->graph[n];
+    if (*exec) {
+        CU_TRY(cudaGraphLaunch(*exec, c->stream), "graph launch");
         return AGX_OK;
     }
     cudaGraph_t g = nullptr;
     CU_TRY(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal), "graph capture");
-    agx_status st = layers(c, 1, err);
-    if (st == AGX_OK) st = logits_rows(c, 0, 1, err);
+    agx_status st = layers(c, n, err);
+    if (st == AGX_OK) st = logits_rows(c, n - 1, 1, err);
     const cudaError_t e = cudaStreamEndCapture(c->stream, &g);
     if (st != AGX_OK) {
         if (g) cudaGraphDestroy(g);
         return st;
     }
     CU_TRY(e, "graph capture");
-    const cudaError_t ie = cudaGraphInstantiate(&c->graph, g, 0);
+    const cudaError_t ie = cudaGraphInstantiate(exec, g, 0);
     cudaGraphDestroy(g);
     CU_TRY(ie, "graph instantiation");
-    CU_TRY(cudaGraphLaunch(c->graph, c->stream), "graph launch");
+    CU_TRY(cudaGraphLaunch(*exec, c->stream), "graph launch");
     return AGX_OK;
 }
 
@@ -545,9 +550,10 @@ agx_status ctx_eval(void *state, const int32_t *tokens, int n_tokens, int n_past
                "token upload");
         CU_TRY(cudaMemcpyAsync(c->d_pos, &pos, sizeof(int), cudaMemcpyHostToDevice, c->stream), "position upload");
         const bool last = done + n == n_tokens;
-        if (n == 1 && c->use_graph && (last || all_logits)) {
-            /* decode: the graph also computes the logits of its one row */
-            if ((st = decode_graph(c, err)) != AGX_OK) return st;
+        /* decode (one token; its row is all the logits) and short forced spans whose
+         * last logits are wanted: replay a graph instead of ~10 launches per layer */
+        if (c->use_graph && n <= MMV_MAX_TOKENS && (n == 1 ? last || all_logits : last && !all_logits)) {
+            if ((st = step_graph(c, n, err)) != AGX_OK) return st;
             CU_TRY(cudaMemcpyAsync(all_logits ? out + (size_t)done * c->V : out, c->logits,
                                    sizeof(float) * (size_t)c->V, cudaMemcpyDeviceToHost, c->stream),
                    "logits download");
