@@ -81,6 +81,7 @@ struct CudaCtx {
     size_t wtile_elems = 0;
     int32_t *d_tokens = nullptr;
     int *d_pos = nullptr;
+    float *att_part = nullptr;   /* split attention's partial states (NULL: AGX_CUDA_ATTN_SPLIT=0) */
     bool use_graph = true;     /* AGX_CUDA_GRAPHS=0: launch every kernel each step */
     bool debug_sync = false;   /* AGX_CUDA_DEBUG=1: synchronize after every launch, name the failing kernel */
     /* graph[n]: n tokens (1 = decode, 2..MMV_MAX_TOKENS = a forced span of the grammar)
@@ -301,6 +302,11 @@ agx_status ctx_create_inner(CudaCtx *c, const agx_dev_model *dm, const agx_devic
                 return st;
         }
     }
+    const char *split = agx_env("AGX_CUDA_ATTN_SPLIT");
+    const size_t part = agxc::attention_scratch_floats(c->n_head, c->hd, (int)ub);
+    if (part && !(split && !strcmp(split, "0")) &&
+        (st = dev_alloc(c, sizeof(float) * part, (void **)&c->att_part, "attention scratch", err)))
+        return st;
     if ((st = dev_alloc(c, sizeof(int32_t) * ub, (void **)&c->d_tokens, "token ids", err))) return st;
     if ((st = dev_alloc(c, sizeof(int), (void **)&c->d_pos, "positions", err))) return st;
     CU_TRY(cudaStreamSynchronize(c->stream), "finishing the upload");
@@ -470,7 +476,7 @@ agx_status layers(CudaCtx *c, int n, agx_error *err) {
                "bias+rope+cache");
         LAUNCH(c,
                agxc::attention(c->stream, c->q, kc, vc, c->kv_f32, c->att, c->d_pos, n, c->n_head, c->n_head_kv, c->hd,
-                               c->attn_scale),
+                               c->attn_scale, c->att_part),
                "attention");
         if (f_o) LAUNCH(c, agxc::quantize_act(c->stream, c->att, c->QD, n, q8_out(c, f_o)), "quantize");
         if ((st = matmul(c, L->wo, c->att, f_o, n, c->xb, c->E, err))) return st;

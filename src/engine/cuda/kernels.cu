@@ -823,20 +823,36 @@ cudaError_t qkv_rope_store(cudaStream_t s, float *q, float *k, float *v, const f
 }
 
 /* ---- attention ---- */
-enum { ATT_WARPS = 8, ATT_MAX_HD = 256 };
+enum { ATT_WARPS = 8, ATT_MAX_HD = 256, ATT_TARGET_BLOCKS = 256, ATT_MAX_SPLIT = 32 };
 
 __device__ __forceinline__ float kv_ld(const float *p) { return *p; }
 __device__ __forceinline__ float kv_ld(const __half *p) { return __half2float(*p); }
 
-/* One block per (query head, token). Each warp walks positions w, w+8, ...
- * with an online softmax (running max m, sum l, weighted V in acc; lane owns
- * dims lane + 32*i); the 8 partial states are merged at the end. */
+/* Few (head, token) pairs (decode: n_head blocks) would leave most of the GPU
+ * idle while each block walks the whole cache: split the positions over
+ * several blocks (flash-decoding) until there are ~ATT_TARGET_BLOCKS. Depends
+ * on the shapes only, so a captured graph stays valid at every position. */
+int attention_splits(int n_head, int n_tok) {
+    const long long blocks = (long long)n_head * (long long)n_tok;
+    if (blocks <= 0 || blocks >= ATT_TARGET_BLOCKS) return 1;
+    const long long s = (ATT_TARGET_BLOCKS + blocks - 1) / blocks;
+    return s > ATT_MAX_SPLIT ? ATT_MAX_SPLIT : (int)s;
+}
+
+/* One block per (query head, token, split). The block's positions (all of
+ * 0..pos, or its split's share) are walked by its warps, w, w+8, ... with an
+ * online softmax each (running max m, sum l, weighted V in acc; lane owns dims
+ * lane + 32*i); the 8 warp states are merged at the end. With one split the
+ * block writes the output; with several it writes its (max, sum, unnormalised
+ * V sum) to part, merged by k_attn_combine. */
 template <typename KV>
 __global__ void __launch_bounds__(ATT_WARPS * 32)
 k_attention(const float *__restrict__ q, const KV *__restrict__ kc, const KV *__restrict__ vc, float *__restrict__ out,
-            const int *__restrict__ pos0, int n_head, int n_head_kv, int hd, float scale) {
-    const int h = blockIdx.x, t = blockIdx.y;
+            float *__restrict__ part, const int *__restrict__ pos0, int n_head, int n_head_kv, int hd, float scale) {
+    const int h = blockIdx.x, t = blockIdx.y, split = blockIdx.z, n_split = gridDim.z;
     const int pos = *pos0 + t;
+    const int chunk = (pos + 1 + n_split - 1) / n_split;
+    const int p_begin = split * chunk, p_end = p_begin + chunk < pos + 1 ? p_begin + chunk : pos + 1;
     const int kvh = h / (n_head / n_head_kv);
     const int kvd = n_head_kv * hd, qd = n_head * hd;
     const int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -848,7 +864,7 @@ k_attention(const float *__restrict__ q, const KV *__restrict__ kc, const KV *__
     float m = -INFINITY, l = 0.0f, acc[ATT_MAX_HD / 32];
 #pragma unroll
     for (int i = 0; i < ATT_MAX_HD / 32; i++) acc[i] = 0.0f;
-    for (int p = w; p <= pos; p += ATT_WARPS) {
+    for (int p = p_begin + w; p < p_end; p += ATT_WARPS) {
         const KV *kr = kc + (size_t)p * kvd + (size_t)kvh * hd;
         float sdot = 0.0f;
 #pragma unroll
@@ -879,29 +895,74 @@ k_attention(const float *__restrict__ q, const KV *__restrict__ kc, const KV *__
     for (int i = 0; i < ATT_WARPS; i++) M = fmaxf(M, sm[i]);
     float L = 0.0f;
     for (int i = 0; i < ATT_WARPS; i++) L += sm[i] == -INFINITY ? 0.0f : sl[i] * expf(sm[i] - M);
+    /* part rows: ((t * n_head + h) * n_split + split) * (hd + 2) = {M, L, o[hd]} */
+    float *pr = n_split > 1 ? part + (((size_t)t * n_head + h) * n_split + split) * (size_t)(hd + 2) : nullptr;
+    if (pr && threadIdx.x == 0) pr[0] = M, pr[1] = L;
     for (int d = threadIdx.x; d < hd; d += ATT_WARPS * 32) {
         float o = 0.0f;
         for (int i = 0; i < ATT_WARPS; i++)
             if (sm[i] != -INFINITY) o += sacc[i][d] * expf(sm[i] - M);
-        out[(size_t)t * qd + (size_t)h * hd + d] = o / L;
+        if (pr) pr[2 + d] = o;
+        else out[(size_t)t * qd + (size_t)h * hd + d] = o / L;
+    }
+}
+
+/* Merges the n_split partial states of one (head, token); a split with no
+ * positions has M = -inf and contributes nothing. */
+__global__ void __launch_bounds__(ATT_MAX_HD)
+k_attn_combine(const float *__restrict__ part, float *__restrict__ out, int n_head, int hd, int n_split) {
+    const int h = blockIdx.x, t = blockIdx.y;
+    const float *pr = part + ((size_t)t * n_head + h) * n_split * (size_t)(hd + 2);
+    float M = -INFINITY;
+    for (int s = 0; s < n_split; s++) M = fmaxf(M, pr[(size_t)s * (hd + 2)]);
+    float L = 0.0f;
+    for (int s = 0; s < n_split; s++) {
+        const float *r = pr + (size_t)s * (hd + 2);
+        if (r[0] != -INFINITY) L += r[1] * expf(r[0] - M);
+    }
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float o = 0.0f;
+        for (int s = 0; s < n_split; s++) {
+            const float *r = pr + (size_t)s * (hd + 2);
+            if (r[0] != -INFINITY) o += r[2 + d] * expf(r[0] - M);
+        }
+        out[(size_t)t * n_head * hd + (size_t)h * hd + d] = o / L;
     }
 }
 
 cudaError_t attention(cudaStream_t s, const float *q, const void *kcache, const void *vcache, bool kv_f32,
-                      float *out, const int *pos0, int n_tok, int n_head, int n_head_kv, int head_dim, float scale) {
+                      float *out, const int *pos0, int n_tok, int n_head, int n_head_kv, int head_dim, float scale,
+                      float *split_scratch) {
     if (n_tok <= 0) return cudaSuccess;
-    if (head_dim > ATT_MAX_HD || n_head_kv <= 0 || n_head % n_head_kv) return cudaErrorInvalidValue;
-    const dim3 grid((unsigned)n_head, (unsigned)n_tok);
+    if (head_dim > ATT_MAX_HD || n_head_kv <= 0 || n_head % n_head_kv || n_tok > 65535) return cudaErrorInvalidValue;
+    const int n_split = split_scratch ? attention_splits(n_head, n_tok) : 1;
+    const dim3 grid((unsigned)n_head, (unsigned)n_tok, (unsigned)n_split);
     if (kv_f32) {
         auto kernel = k_attention<float>;
-        AGX_CUDA_LAUNCH(kernel, grid, ATT_WARPS * 32, s, q, (const float *)kcache, (const float *)vcache, out, pos0,
-                        n_head, n_head_kv, head_dim, scale);
+        AGX_CUDA_LAUNCH(kernel, grid, ATT_WARPS * 32, s, q, (const float *)kcache, (const float *)vcache, out,
+                        split_scratch, pos0, n_head, n_head_kv, head_dim, scale);
     } else {
         auto kernel = k_attention<__half>;
-        AGX_CUDA_LAUNCH(kernel, grid, ATT_WARPS * 32, s, q, (const __half *)kcache, (const __half *)vcache, out, pos0,
-                        n_head, n_head_kv, head_dim, scale);
+        AGX_CUDA_LAUNCH(kernel, grid, ATT_WARPS * 32, s, q, (const __half *)kcache, (const __half *)vcache, out,
+                        split_scratch, pos0, n_head, n_head_kv, head_dim, scale);
+    }
+    if (n_split > 1) {
+        const cudaError_t e = cudaGetLastError();
+        if (e != cudaSuccess) return e;
+        AGX_CUDA_LAUNCH(k_attn_combine, dim3((unsigned)n_head, (unsigned)n_tok), ATT_MAX_HD, s, split_scratch, out,
+                        n_head, head_dim, n_split);
     }
     return cudaGetLastError();
+}
+
+size_t attention_scratch_floats(int n_head, int head_dim, int max_tok) {
+    size_t most = 0;
+    for (int t = 1; t <= max_tok && (long long)n_head * t < ATT_TARGET_BLOCKS; t++) {
+        const int n_split = attention_splits(n_head, t);
+        const size_t need = (size_t)n_head * (size_t)t * (size_t)n_split * (size_t)(head_dim + 2);
+        if (n_split > 1 && need > most) most = need;
+    }
+    return most;
 }
 
 template <int T> void dequant_host_t(const uint8_t *row, int64_t n, float *out) {

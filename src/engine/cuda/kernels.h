@@ -83,9 +83,16 @@ cudaError_t qkv_rope_store(cudaStream_t s, float *q, float *k, float *v, const f
                            const float *bv, const float *rope_cs, const int *pos0, int n_tok, int n_head,
                            int n_head_kv, int head_dim, int n_rot, bool neox, void *kcache, void *vcache,
                            bool kv_f32);
-/* Causal GQA attention for n_tok queries at positions *pos0 + t over cache rows 0..pos. */
+/* Causal GQA attention for n_tok queries at positions *pos0 + t over cache rows 0..pos.
+ * With split_scratch (attention_scratch_floats(n_head, head_dim, max n_tok) floats),
+ * few (head, token) pairs split the positions over several blocks (flash-decoding:
+ * attention_splits of them) plus a combine launch; NULL: one block per pair. */
 cudaError_t attention(cudaStream_t s, const float *q, const void *kcache, const void *vcache, bool kv_f32,
-                      float *out, const int *pos0, int n_tok, int n_head, int n_head_kv, int head_dim, float scale);
+                      float *out, const int *pos0, int n_tok, int n_head, int n_head_kv, int head_dim, float scale,
+                      float *split_scratch);
+int attention_splits(int n_head, int n_tok);
+/* floats of split scratch for steps of up to max_tok tokens (0: never split) */
+size_t attention_scratch_floats(int n_head, int head_dim, int max_tok);
 /* g[i] = silu(g[i]) * u[i] */
 cudaError_t swiglu(cudaStream_t s, float *g, const float *u, size_t n);
 /* The same for n_tok rows of n, each row also quantized as q (fused). */

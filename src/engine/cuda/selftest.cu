@@ -411,20 +411,29 @@ void test_attention(Report &r, Rng &rng, agx_rope_style style) {
           *dbv = pool.up(bv), *dcs = pool.up(cs), *dkc = pool.up(kc), *dvc = pool.up(vc),
           *datt = pool.up(std::vector<float>(ratt.size()));
     int *dpos = pool.up(pos);
+    /* split attention (flash-decoding): nt*nh = 20 blocks -> 13 splits of the <= 12 positions,
+     * so some splits are empty */
+    const int n_split = agxc::attention_splits(nh, nt);
+    float *dpart = pool.up(std::vector<float>(agxc::attention_scratch_floats(nh, hd, nt) + 1));
     const char *name = style == AGX_ROPE_NEOX ? "neox" : "normal";
     char what[96];
-    if (!dq || !dk || !dv || !dbq || !dbk || !dbv || !dcs || !dkc || !dvc || !datt || !dpos) {
+    if (!dq || !dk || !dv || !dbq || !dbk || !dbv || !dcs || !dkc || !dvc || !datt || !dpos || !dpart) {
         r.fail("attention", "cudaMalloc/cudaMemcpy failed");
         return;
     }
     cudaError_t e = agxc::qkv_rope_store(nullptr, dq, dk, dv, dbq, dbk, dbv, dcs, dpos, nt, nh, nkv, hd, n_rot,
                                          style == AGX_ROPE_NEOX, dkc, dvc, true);
-    if (e == cudaSuccess) e = agxc::attention(nullptr, dq, dkc, dvc, true, datt, dpos, nt, nh, nkv, hd, ap.scale);
+    if (e == cudaSuccess)
+        e = agxc::attention(nullptr, dq, dkc, dvc, true, datt, dpos, nt, nh, nkv, hd, ap.scale, nullptr);
     if (e == cudaSuccess) e = cudaDeviceSynchronize();
-    std::vector<float> gq(q.size()), gkc(kc.size()), gatt(ratt.size());
+    std::vector<float> gq(q.size()), gkc(kc.size()), gatt(ratt.size()), gsplit(ratt.size());
+    if (e == cudaSuccess && !down(gatt, (const float *)datt)) e = cudaErrorInvalidValue;
+    if (e == cudaSuccess)
+        e = agxc::attention(nullptr, dq, dkc, dvc, true, datt, dpos, nt, nh, nkv, hd, ap.scale, dpart);
+    if (e == cudaSuccess) e = cudaDeviceSynchronize();
     snprintf(what, sizeof what, "bias+rope %s: q", name);
     if (e != cudaSuccess || !down(gq, (const float *)dq) || !down(gkc, (const float *)dkc) ||
-        !down(gatt, (const float *)datt)) {
+        !down(gsplit, (const float *)datt)) {
         r.fail(what, cudaGetErrorString(e));
         return;
     }
@@ -433,7 +442,10 @@ void test_attention(Report &r, Rng &rng, agx_rope_style style) {
     r.check(what, rel_err(gkc.data(), rkc.data(), gkc.size(), 1.0), 1e-6);
     snprintf(what, sizeof what, "attention %s (gqa %d/%d, %d tok)", name, nh, nkv, nt);
     r.check(what, rel_err(gatt.data(), ratt.data(), gatt.size(), 1.0), 1e-5);
-    /* f16 cache: store + attention against the CPU's f16 cache */
+    snprintf(what, sizeof what, "attention %s, %d splits", name, n_split);
+    if (n_split < 2) r.fail(what, "the shape no longer splits: pick one that does");
+    else r.check(what, rel_err(gsplit.data(), ratt.data(), gsplit.size(), 1.0), 1e-5);
+    /* f16 cache: store + attention against the CPU's f16 cache (split, as in decode) */
     std::vector<uint16_t> hk((size_t)n_ctx * kvd), hv((size_t)n_ctx * kvd);
     agx_kv_store(AGX_KV_F16, hk.data(), kc.data(), (int64_t)kc.size());   /* old rows; new rows from the kernel */
     agx_kv_store(AGX_KV_F16, hv.data(), vc.data(), (int64_t)vc.size());
@@ -450,7 +462,8 @@ void test_attention(Report &r, Rng &rng, agx_rope_style style) {
     }
     e = agxc::qkv_rope_store(nullptr, dq2, dk2, dv2, dbq, dbk, dbv, dcs, dpos, nt, nh, nkv, hd, n_rot,
                              style == AGX_ROPE_NEOX, dhk, dhv, false);
-    if (e == cudaSuccess) e = agxc::attention(nullptr, dq2, dhk, dhv, false, datt, dpos, nt, nh, nkv, hd, ap.scale);
+    if (e == cudaSuccess)
+        e = agxc::attention(nullptr, dq2, dhk, dhv, false, datt, dpos, nt, nh, nkv, hd, ap.scale, dpart);
     if (e == cudaSuccess) e = cudaDeviceSynchronize();
     std::vector<uint16_t> ghk(hk.size());
     snprintf(what, sizeof what, "f16 cache store %s", name);
