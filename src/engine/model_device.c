@@ -211,9 +211,3 @@ agx_status agx_device_context_create_for(const char *request, const agx_gguf *g,
     if (err) agx_error_clear(err);
     return AGX_OK;
 }
-
-agx_status agx_device_context_create(const agx_gguf *g, int n_ctx, int n_ubatch, agx_kv_type kv_type,
-                                     const agx_device_forward **fwd, void **state, agx_device_info *info,
-                                     agx_error *err) {
-    return agx_device_context_create_for(NULL, g, n_ctx, n_ubatch, kv_type, fwd, state, info, err);
-}

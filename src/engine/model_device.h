@@ -88,10 +88,6 @@ const agx_device_forward *agx_device_forward_get(agx_device_kind k);
 agx_status agx_device_context_create_for(const char *request, const agx_gguf *g, int n_ctx, int n_ubatch,
                                          agx_kv_type kv_type, const agx_device_forward **fwd, void **state,
                                          agx_device_info *info, agx_error *err);
-/* The same with request = NULL (AGX_DEVICE). */
-agx_status agx_device_context_create(const agx_gguf *g, int n_ctx, int n_ubatch, agx_kv_type kv_type,
-                                     const agx_device_forward **fwd, void **state, agx_device_info *info,
-                                     agx_error *err);
 
 /* Builds the model view from g, calls f->create for `dev` and frees the view
  * (the weights then live on the device). What agx_device_context_create_for
