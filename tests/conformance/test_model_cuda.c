@@ -82,25 +82,13 @@ static void run_cpu(const char *gguf, const int32_t *ids, int n_tok, const int32
 
 static void run_case(const char *dir, json_t *c, const agx_device_info *dev, int *n_checked, int *n_failed) {
     const agx_device_forward *fw = agx_device_forward_get(AGX_DEVICE_CUDA);
-    const char *name = json_string_value(json_object_get(c, "name"));
-    const char *quant = json_string_value(json_object_get(c, "quant"));
-    assert_non_null(name);
-    assert_non_null(quant);
-    const bool exact = !strcmp(quant, "F32") || !strcmp(quant, "F16");
-    char *jpath = agx_sprintf("%s/%s.json", dir, name);
-    json_error_t je;
-    json_t *meta = json_load_file(jpath, 0, &je);
-    assert_non_null(meta);
-    const int n_vocab = (int)json_integer_value(json_object_get(meta, "n_vocab"));
-    int n_tok, n_new;
-    int32_t *ids = ref_json_ids(json_object_get(meta, "token_ids"), &n_tok);
-    int32_t *ref_out = ref_json_ids(json_object_get(json_object_get(meta, "greedy"), "output_ids"), &n_new);
-    char *lpath = agx_sprintf("%s/%s.logits.f32", dir, name), *gpath = agx_sprintf("%s/%s.gen.logits.f32", dir, name);
-    char *gguf = agx_sprintf("%s/%s.gguf", dir, name);
-    float *ref = ref_read_f32(lpath, (size_t)n_tok * (size_t)n_vocab);
-    float *ref_gen = ref_read_f32(gpath, (size_t)n_new * (size_t)n_vocab);
-    assert_non_null(ref);
-    assert_non_null(ref_gen);
+    ref_case rc;
+    assert_true(ref_case_load(dir, c, &rc));
+    const char *name = rc.name, *gguf = rc.gguf;
+    const bool exact = rc.exact;
+    const int n_vocab = rc.n_vocab, n_tok = rc.n_tok, n_new = rc.n_new;
+    const int32_t *ids = rc.ids, *ref_out = rc.ref_out;
+    const float *ref = rc.ref, *ref_gen = rc.ref_gen;
 
     agx_gguf *g = NULL;
     agx_error err = {0};
@@ -149,8 +137,7 @@ static void run_case(const char *dir, json_t *c, const agx_device_info *dev, int
     agx_dev_model_free(&dm);
     agx_gguf_close(g);
     free(tf), free(gen), free(tf2), free(gen2), free(ctf), free(cgen);
-    free(ref), free(ref_gen), free(ids), free(ref_out), free(gguf), free(lpath), free(gpath), free(jpath);
-    json_decref(meta);
+    ref_case_free(&rc);
 }
 
 /* name is one of the comma-separated entries of list */
@@ -177,18 +164,10 @@ static void test_all_manifest_cases_on_gpu(void **state) {
                       err.message);
     char line[256];
     printf("device: %s\n", agx_device_describe(&dev, line, sizeof line));
-    char *dir = agx_test_ref_path("models");
-    if (!dir) AGX_TEST_SKIP("llama.cpp reference models (set AGX_REF_DIR)");
-    char *mpath = agx_sprintf("%s/manifest.json", dir);
-    json_error_t je;
-    json_t *man = json_load_file(mpath, 0, &je);
-    if (!man) {
-        free(mpath);
-        free(dir);
-        AGX_TEST_SKIP("no readable models/manifest.json in the reference folder");
-    }
+    char *dir = NULL;
+    json_t *man = ref_manifest_load(&dir);
+    if (!man) AGX_TEST_SKIP("llama.cpp reference models: no readable models/manifest.json (set AGX_REF_DIR)");
     json_t *cases = json_object_get(man, "cases");
-    assert_true(json_is_array(cases) && json_array_size(cases) > 0);
     /* AGX_GPU_CASES=name,name: only those cases (scripts/gpu-check.sh uses it under compute-sanitizer) */
     const char *only = agx_env("AGX_GPU_CASES");
     int n = 0, failed = 0, wanted = 0;
@@ -204,7 +183,6 @@ static void test_all_manifest_cases_on_gpu(void **state) {
     assert_int_equal(n, wanted);
     if (failed) fail_msg("%d of %d cases outside the CPU bands on the GPU", failed, n);
     json_decref(man);
-    free(mpath);
     free(dir);
 }
 

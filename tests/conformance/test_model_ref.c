@@ -81,27 +81,14 @@ static void check_cli(const char *dir, const char *name, const int32_t *ids, int
 }
 
 static void run_case(const char *dir, json_t *c, int *n_checked) {
-    const char *name = json_string_value(json_object_get(c, "name"));
-    const char *quant = json_string_value(json_object_get(c, "quant"));
-    assert_non_null(name);
-    assert_non_null(quant);
-    const bool exact = !strcmp(quant, "F32") || !strcmp(quant, "F16");
-    char *jpath = case_path(dir, name, ".json");
-    json_error_t je;
-    json_t *meta = json_load_file(jpath, 0, &je);
-    assert_non_null(meta);
-    const int n_vocab = (int)json_integer_value(json_object_get(meta, "n_vocab"));
-    int n_tok, n_new;
-    int32_t *ids = ref_json_ids(json_object_get(meta, "token_ids"), &n_tok);
-    json_t *greedy = json_object_get(meta, "greedy");
-    int32_t *ref_out = ref_json_ids(json_object_get(greedy, "output_ids"), &n_new);
-    char *lpath = case_path(dir, name, ".logits.f32"), *gpath = case_path(dir, name, ".gen.logits.f32");
-    float *ref = ref_read_f32(lpath, (size_t)n_tok * (size_t)n_vocab);
-    float *ref_gen = ref_read_f32(gpath, (size_t)n_new * (size_t)n_vocab);
-    assert_non_null(ref);
-    assert_non_null(ref_gen);
+    ref_case rc;
+    assert_true(ref_case_load(dir, c, &rc));
+    const char *name = rc.name, *gguf = rc.gguf;
+    const bool exact = rc.exact;
+    const int n_vocab = rc.n_vocab, n_tok = rc.n_tok, n_new = rc.n_new;
+    const int32_t *ids = rc.ids, *ref_out = rc.ref_out;
+    const float *ref = rc.ref, *ref_gen = rc.ref_gen;
 
-    char *gguf = case_path(dir, name, ".gguf");
     agx_error err = {0};
     agx_model *m = NULL;
     if (agx_model_load(gguf, &m, &err) != AGX_OK) fail_msg("%s: %s", name, err.message);
@@ -154,38 +141,21 @@ static void run_case(const char *dir, json_t *c, int *n_checked) {
     agx_model_free(m);
     free(ours);
     free(gen);
-    free(ref);
-    free(ref_gen);
-    free(ids);
-    free(ref_out);
-    free(gguf);
-    free(lpath);
-    free(gpath);
-    free(jpath);
-    json_decref(meta);
+    ref_case_free(&rc);
 }
 
 static void test_all_manifest_cases(void **state) {
     (void)state;
-    char *dir = agx_test_ref_path("models");
-    if (!dir) AGX_TEST_SKIP("llama.cpp reference models (set AGX_REF_DIR)");
-    char *mpath = agx_sprintf("%s/manifest.json", dir);
-    json_error_t je;
-    json_t *man = json_load_file(mpath, 0, &je);
-    if (!man) {
-        free(mpath);
-        free(dir);
-        AGX_TEST_SKIP("no readable models/manifest.json in the reference folder");
-    }
+    char *dir = NULL;
+    json_t *man = ref_manifest_load(&dir);
+    if (!man) AGX_TEST_SKIP("llama.cpp reference models: no readable models/manifest.json (set AGX_REF_DIR)");
     json_t *cases = json_object_get(man, "cases");
-    assert_true(json_is_array(cases) && json_array_size(cases) > 0);
     int n = 0;
     printf("llama.cpp conformance (%zu cases, prompt in one batch, F32 KV like the reference):\n",
            json_array_size(cases));
     for (size_t i = 0; i < json_array_size(cases); i++) run_case(dir, json_array_get(cases, i), &n);
     assert_int_equal((size_t)n, json_array_size(cases));
     json_decref(man);
-    free(mpath);
     free(dir);
 }
 
