@@ -74,6 +74,14 @@ struct Report {
     }
 };
 
+/* Waits for the launch that returned e, downloads n floats of d and checks them against ref. */
+void check_dev(Report &r, const char *what, cudaError_t e, const float *d, const float *ref, size_t n, double tol) {
+    std::vector<float> g(n);
+    if (e == cudaSuccess) e = cudaDeviceSynchronize();
+    if (e != cudaSuccess || !down(g, d)) r.fail(what, cudaGetErrorString(e));
+    else r.check(what, rel_err(g.data(), ref, n, 1.0), tol);
+}
+
 void test_types(Report &r, Rng &rng) {
     static const uint32_t types[] = {AGX_TYPE_F32, AGX_TYPE_F16, AGX_TYPE_BF16, AGX_TYPE_Q4_0, AGX_TYPE_Q5_0,
                                      AGX_TYPE_Q8_0, AGX_TYPE_Q4_K, AGX_TYPE_Q5_K, AGX_TYPE_Q6_K};
@@ -110,12 +118,9 @@ void test_types(Report &r, Rng &rng) {
         }
         /* one token (the decode kernel) and a group of nt tokens (weights decoded once per group) */
         for (int n : {1, nt}) {
-            std::vector<float> g1((size_t)n * rows);
-            cudaError_t e = agxc::matvec(nullptr, type, dq, rb, rows, cols, dx, n, dy, rows);
-            if (e == cudaSuccess) e = cudaDeviceSynchronize();
             snprintf(what, sizeof what, "matvec %s (%dx%d, %d token%s)", tt->name, rows, cols, n, n > 1 ? "s" : "");
-            if (e != cudaSuccess || !down(g1, (const float *)dy)) r.fail(what, cudaGetErrorString(e));
-            else r.check(what, rel_err(g1.data(), ref.data(), g1.size(), 1.0), 1e-4);
+            check_dev(r, what, agxc::matvec(nullptr, type, dq, rb, rows, cols, dx, n, dy, rows), dy, ref.data(),
+                      (size_t)n * rows, 1e-4);
         }
         cudaError_t e;
         /* dequantize to f16 == f16(to_float) up to f16 rounding */
@@ -305,12 +310,9 @@ void test_q8(Report &r, Rng &rng) {
             continue;
         }
         for (int nn : {1, nt}) {
-            std::vector<float> g((size_t)nn * rows);
-            cudaError_t e = agxc::matvec_q8(nullptr, type, dq, rb, rows, n, xq, nn, dy, rows);
-            if (e == cudaSuccess) e = cudaDeviceSynchronize();
             snprintf(what, sizeof what, "matvec_q8 %s (%dx%d, %d token%s)", tt->name, rows, n, nn, nn > 1 ? "s" : "");
-            if (e != cudaSuccess || !down(g, (const float *)dy)) r.fail(what, cudaGetErrorString(e));
-            else r.check(what, rel_err(g.data(), ref.data(), g.size(), 1.0), 1e-5);
+            check_dev(r, what, agxc::matvec_q8(nullptr, type, dq, rb, rows, n, xq, nn, dy, rows), dy, ref.data(),
+                      (size_t)nn * rows, 1e-5);
         }
         /* the same rows as three matrices in one launch (q/k/v): rows 0..29, 30..36, 37..66 */
         {
