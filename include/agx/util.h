@@ -50,6 +50,9 @@ agx_status agx_file_write_atomic(const char *path, const void *data, size_t len,
 /* mkdir -p */
 agx_status agx_mkdirs(const char *dir, agx_error *err);
 bool agx_file_exists(const char *path);
+/* Where a corrupt file agx owns is moved aside: "<path>.corrupt-20260101T120000Z"
+ * (UTC), with "-N" added when that name is taken. NULL when out of memory. */
+char *agx_file_corrupt_name(const char *path);
 
 /* Exclusive advisory lock on "<path>.lock" (flock), blocking. Returns fd >= 0
  * in *lock_fd; release with agx_file_unlock. */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agx/util.h"
@@ -156,6 +157,20 @@ out:
 bool agx_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+char *agx_file_corrupt_name(const char *path) {
+    char stamp[32];
+    const time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    char *name = agx_sprintf("%s.corrupt-%s", path, stamp);
+    for (int i = 2; name && agx_file_exists(name) && i < 1000; i++) {
+        free(name);
+        name = agx_sprintf("%s.corrupt-%s-%d", path, stamp, i);
+    }
+    return name;
 }
 
 agx_status agx_file_lock(const char *path, int *lock_fd, agx_error *err) {

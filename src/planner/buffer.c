@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "agx/buffer.h"
@@ -132,21 +131,6 @@ agx_status agx_buffer_append(const char *path, const agx_plan *steps, int *first
     return s;
 }
 
-/* "<path>.corrupt-20260101T120000Z", with "-N" added when that name is taken. */
-static char *corrupt_name(const char *path) {
-    char stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    char *name = agx_sprintf("%s.corrupt-%s", path, stamp);
-    for (int i = 2; name && agx_file_exists(name) && i < 1000; i++) {
-        free(name);
-        name = agx_sprintf("%s.corrupt-%s-%d", path, stamp, i);
-    }
-    return name;
-}
-
 agx_status agx_buffer_reset(const char *path, char **moved_to, agx_error *err) {
     if (moved_to) *moved_to = NULL;
     int lock;
@@ -157,7 +141,7 @@ agx_status agx_buffer_reset(const char *path, char **moved_to, agx_error *err) {
     agx_status ls = agx_buffer_load(path, &old, &lerr);
     agx_plan_free(&old);
     if (ls == AGX_ERR_JSON) {
-        char *dest = corrupt_name(path);
+        char *dest = agx_file_corrupt_name(path);
         if (!dest) {
             s = agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
         } else if (rename(path, dest) != 0) {

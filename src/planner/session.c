@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "agx/session.h"
 #include "agx/util.h"
@@ -200,16 +199,7 @@ agx_status agx_session_load(agx_session *s, const char *path, char **moved_to, c
     free_instructions(s);
     s->editor = AGX_EDITOR_EMACS;
     s->stream = true;
-    char stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    char *dest = agx_sprintf("%s.corrupt-%s", path, stamp);
-    for (int i = 1; dest && agx_file_exists(dest) && i < 1000; i++) {
-        free(dest);
-        dest = agx_sprintf("%s.corrupt-%s-%d", path, stamp, i);
-    }
+    char *dest = agx_file_corrupt_name(path);
     if (!dest) {
         free(reason);
         agx_session_free(s);
