@@ -30,6 +30,10 @@ bool agx_strbuf_putc(agx_strbuf *sb, char c);
 bool agx_strbuf_printf(agx_strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Hands the buffer to the caller (free()) and resets sb. Never NULL unless OOM. */
 char *agx_strbuf_take(agx_strbuf *sb);
+/* Appends s as one POSIX shell word: as is when it is plain (letters, digits,
+ * -_./:=,+@%), else in single quotes. escape_controls: control bytes become
+ * \xNN so a one-line display stays one line (no longer a shell word then). */
+bool agx_strbuf_shell_word(agx_strbuf *sb, const char *s, bool escape_controls);
 
 char *agx_strdup(const char *s);              /* NULL-safe strdup */
 char *agx_strndup(const char *s, size_t n);

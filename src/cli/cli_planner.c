@@ -25,27 +25,6 @@ int agx_cli_backend(const agx_planner_config *cfg, agx_model_role role, agx_back
     return AGX_EXIT_OK;
 }
 
-void agx_cli_shell_quote(agx_strbuf *sb, const char *s) {
-    bool plain = *s != '\0';
-    for (const char *p = s; *p && plain; p++)
-        plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                strchr("-_./:=,+@%", *p);
-    if (plain) {
-        agx_strbuf_puts(sb, s);
-        return;
-    }
-    agx_strbuf_putc(sb, '\'');
-    for (const char *p = s; *p; p++) {
-        if (*p == '\'')
-            agx_strbuf_puts(sb, "'\\''");
-        else if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            agx_strbuf_printf(sb, "\\x%02x", (unsigned char)*p); /* keep the table on one line */
-        else
-            agx_strbuf_putc(sb, *p);
-    }
-    agx_strbuf_putc(sb, '\'');
-}
-
 void agx_cli_print_plan(FILE *out, const agx_plan *plan, size_t from) {
     size_t wcmd = 7;
     for (size_t i = from; i < plan->n_tasks; i++) {
@@ -68,7 +47,7 @@ void agx_cli_print_plan(FILE *out, const agx_plan *plan, size_t from) {
         agx_strbuf_init(&args);
         for (size_t j = 0; j < t->n_args; j++) {
             if (j) agx_strbuf_putc(&args, ' ');
-            agx_cli_shell_quote(&args, t->args[j] ? t->args[j] : "");
+            agx_strbuf_shell_word(&args, t->args[j] ? t->args[j] : "", true);
         }
         fprintf(out, "%-3d  %-*s  %-8s  %-7s  %s\n", t->task_number, (int)wcmd,
                 t->command ? t->command : "?", input, timeout, args.data ? args.data : "");

@@ -15,7 +15,5 @@ int agx_cli_config(agx_planner_config *cfg);
 int agx_cli_backend(const agx_planner_config *cfg, agx_model_role role, agx_backend **out);
 /* Human table of tasks [from, n_tasks) (from is 0-based). */
 void agx_cli_print_plan(FILE *out, const agx_plan *plan, size_t from);
-/* Appends s quoted for a POSIX shell when it needs quoting. */
-void agx_cli_shell_quote(agx_strbuf *sb, const char *s);
 
 #endif

@@ -88,3 +88,21 @@ char *agx_sprintf(const char *fmt, ...) {
     va_end(ap);
     return out;
 }
+
+bool agx_strbuf_shell_word(agx_strbuf *sb, const char *s, bool escape_controls) {
+    bool plain = *s != '\0';
+    for (const char *p = s; *p && plain; p++)
+        plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                strchr("-_./:=,+@%", *p);
+    if (plain) return agx_strbuf_puts(sb, s);
+    bool ok = agx_strbuf_putc(sb, '\'');
+    for (const char *p = s; *p && ok; p++) {
+        if (*p == '\'')
+            ok = agx_strbuf_puts(sb, "'\\''");
+        else if (escape_controls && ((unsigned char)*p < 0x20 || *p == 0x7f))
+            ok = agx_strbuf_printf(sb, "\\x%02x", (unsigned char)*p);
+        else
+            ok = agx_strbuf_putc(sb, *p);
+    }
+    return ok && agx_strbuf_putc(sb, '\'');
+}

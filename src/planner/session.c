@@ -471,34 +471,15 @@ agx_status agx_session_split_words(const char *line, char ***words, size_t *n_wo
     return AGX_OK;
 }
 
-static void quote_word(agx_strbuf *sb, const char *s) {
-    bool plain = *s != '\0';
-    for (const char *p = s; *p && plain; p++)
-        plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                (*p >= '0' && *p <= '9') || strchr("-_./:=,+@%", *p);
-    if (plain) {
-        agx_strbuf_puts(sb, s);
-        return;
-    }
-    agx_strbuf_putc(sb, '\'');
-    for (const char *p = s; *p; p++) {
-        if (*p == '\'')
-            agx_strbuf_puts(sb, "'\\''");
-        else
-            agx_strbuf_putc(sb, *p);
-    }
-    agx_strbuf_putc(sb, '\'');
-}
-
 char *agx_session_task_line(const agx_session *s, size_t n) {
     if (n < 1 || n > s->plan.n_tasks) return NULL;
     const agx_task *t = &s->plan.tasks[n - 1];
     agx_strbuf sb;
     agx_strbuf_init(&sb);
-    quote_word(&sb, t->command ? t->command : "");
+    agx_strbuf_shell_word(&sb, t->command ? t->command : "", false);
     for (size_t i = 0; i < t->n_args; i++) {
         agx_strbuf_putc(&sb, ' ');
-        quote_word(&sb, t->args[i] ? t->args[i] : "");
+        agx_strbuf_shell_word(&sb, t->args[i] ? t->args[i] : "", false);
     }
     return agx_strbuf_take(&sb);
 }
