@@ -2,8 +2,11 @@
  * README.md): fibers for CUDA threads with __syncthreads / warp-shuffle
  * barriers and deadlock detection, device-memory bookkeeping with the checks
  * the CUDA runtime makes (and a few it cannot: copies whose direction does not
- * match the pointers), synchronous streams, graph capture and replay, and the
- * cuBLAS GEMMs. One emulated device; "AGX_CUDA_EMU_DEVICES=0" hides it. */
+ * match the pointers), page-locked host memory, in-order streams whose
+ * host-to-device copies from page-locked memory are deferred until something
+ * waits for them (as a GPU's DMA runs after the call returns), events, graph
+ * capture and replay, and the cuBLAS GEMMs. One emulated device;
+ * "AGX_CUDA_EMU_DEVICES=0" hides it. */
 #include <cublas_v2.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -11,8 +14,11 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#include <deque>
 #include <map>
 #include <mutex>
+#include <set>
+#include <utility>
 #include <vector>
 
 #if !defined(__x86_64__)
@@ -254,10 +260,21 @@ bool is_device(const void *p, size_t n) {
 
 } // namespace agx_emu
 
-/* ---- streams and graphs ---- */
+/* ---- streams, events and graphs ---- */
 struct agx_emu_stream {
     bool capturing = false, invalidated = false;
+    bool non_blocking = false;   /* cudaStreamNonBlocking: no implicit sync with the legacy stream */
     std::vector<std::function<void()>> captured;
+    /* Copies from page-locked memory issued but not yet performed (the DMA has
+     * not reached them), each with its sequence number; run in order. */
+    std::deque<std::pair<uint64_t, std::function<void()>>> pending;
+    uint64_t issued = 0, done = 0;   /* sequence of the last queued op, of the last one performed */
+};
+/* An event is complete when its stream has performed every op queued before
+ * the record (seq); never recorded (stream nullptr) counts as complete. */
+struct agx_emu_event {
+    agx_emu_stream *stream = nullptr;
+    uint64_t seq = 0;
 };
 struct agx_emu_graph {
     std::vector<std::function<void()>> ops;
@@ -267,6 +284,57 @@ struct agx_emu_graph_exec {
 };
 
 namespace agx_emu {
+namespace {
+/* All under g_device_mutex. */
+agx_emu_stream g_legacy;                 /* stream 0, the legacy default stream */
+std::set<agx_emu_stream *> g_streams;    /* created and not destroyed */
+std::set<agx_emu_event *> g_events;
+std::map<uintptr_t, size_t> g_pinned;    /* page-locked host memory: base -> size */
+
+agx_emu_stream *stream_of(cudaStream_t s) { return s ? s : &g_legacy; }
+
+/* Performs s's queued ops with sequence <= upto, in order. */
+void flush(agx_emu_stream *s, uint64_t upto = UINT64_MAX) {
+    while (!s->pending.empty() && s->pending.front().first <= upto) {
+        auto op = std::move(s->pending.front());
+        s->pending.pop_front();
+        op.second();
+        s->done = op.first;
+    }
+}
+void flush_all() {
+    flush(&g_legacy);
+    for (agx_emu_stream *o : g_streams) flush(o);
+}
+/* The legacy stream's implicit synchronisation: an op on it waits for the work
+ * of every blocking stream, an op on a blocking stream for the legacy stream's. */
+void implicit_sync(agx_emu_stream *s) {
+    if (s == &g_legacy) {
+        for (agx_emu_stream *o : g_streams)
+            if (!o->non_blocking) flush(o);
+    } else if (!s->non_blocking) {
+        flush(&g_legacy);
+    }
+}
+/* Before an op that runs at once on s: whatever precedes it on the GPU has run. */
+void before_op(agx_emu_stream *s) {
+    implicit_sync(s);
+    flush(s);
+}
+/* 1: [p, p+n) lies inside one page-locked allocation; -1: it starts in one and
+ * runs past its end; 0: p is not page-locked. */
+int pinned_range(const void *p, size_t n) {
+    const uintptr_t a = (uintptr_t)p;
+    auto it = g_pinned.upper_bound(a);
+    if (it == g_pinned.begin()) return 0;
+    --it;
+    if (a - it->first >= (it->second ? it->second : 1)) return 0;
+    return n <= it->second - (a - it->first) ? 1 : -1;
+}
+bool valid_event(cudaEvent_t e) { return e && g_events.count(e); }
+bool event_complete(const agx_emu_event *e) { return !e->stream || e->stream->done >= e->seq; }
+} // namespace
+
 void launch(const char *kernel, const char *caller, dim3 grid, dim3 block, cudaStream_t s,
             std::function<void()> body) {
     const unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
@@ -284,12 +352,15 @@ void launch(const char *kernel, const char *caller, dim3 grid, dim3 block, cudaS
             [kernel, caller, grid, block, body]() mutable { run_launch(kernel, caller, grid, block, body); });
         return;
     }
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    before_op(stream_of(s));
     run_launch(kernel, caller, grid, block, body);
 }
 cudaError_t on_stream(cudaStream_t s, std::function<void()> fn) {
     if (s && s->capturing) s->captured.push_back(fn);
     else {
         std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+        before_op(stream_of(s));
         fn();
     }
     return cudaSuccess;
@@ -330,7 +401,11 @@ cudaError_t cudaMemGetInfo(size_t *fr, size_t *tot) {
     *fr = *tot > g_alloc_bytes ? *tot - g_alloc_bytes : 0;
     return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize(void) { return g_sticky ? set_error(g_sticky) : cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void) {
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    flush_all();
+    return g_sticky ? set_error(g_sticky) : cudaSuccess;
+}
 cudaError_t cudaGetLastError(void) {
     const cudaError_t e = t_last_error;
     t_last_error = g_sticky;
@@ -347,6 +422,7 @@ const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorNotReady: return "device not ready";
     case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
@@ -374,13 +450,47 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
 cudaError_t cudaFree(void *p) {
     std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
     if (!p) return cudaSuccess;
+    flush_all();   /* cudaFree synchronises the device: no queued copy may land in freed memory */
     auto it = g_allocs.find((uintptr_t)p);
     if (it == g_allocs.end()) {
-        fprintf(stderr, "agx CUDA emulator: cudaFree(%p) of memory cudaMalloc did not return\n", p);
+        fprintf(stderr, "agx CUDA emulator: cudaFree(%p) of memory cudaMalloc did not return%s\n", p,
+                g_pinned.count((uintptr_t)p) ? " (page-locked memory: cudaFreeHost)" : "");
         return set_error(cudaErrorInvalidValue);
     }
     g_alloc_bytes -= it->second;
     g_allocs.erase(it);
+    free(p);
+    return cudaSuccess;
+}
+
+/* Page-locked host memory: page-aligned heap blocks, recorded apart from the
+ * device allocations (it is host memory to every check). */
+cudaError_t cudaMallocHost(void **p, size_t bytes) { return cudaHostAlloc(p, bytes, cudaHostAllocDefault); }
+cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned flags) {
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    *p = nullptr;
+    if (g_sticky) return set_error(g_sticky);
+    if (flags & ~(unsigned)(cudaHostAllocPortable | cudaHostAllocWriteCombined)) {
+        fprintf(stderr, "agx CUDA emulator: cudaHostAlloc flags 0x%x not emulated (mapped memory)\n", flags);
+        return set_error(cudaErrorInvalidValue);
+    }
+    void *q = nullptr;
+    if (posix_memalign(&q, 4096, bytes ? bytes : 1)) return set_error(cudaErrorMemoryAllocation);
+    g_pinned[(uintptr_t)q] = bytes;
+    *p = q;
+    return cudaSuccess;
+}
+cudaError_t cudaFreeHost(void *p) {
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    if (!p) return cudaSuccess;
+    flush_all();   /* as cudaFreeHost synchronises: no queued copy reads freed memory */
+    auto it = g_pinned.find((uintptr_t)p);
+    if (it == g_pinned.end()) {
+        fprintf(stderr, "agx CUDA emulator: cudaFreeHost(%p) of memory cudaMallocHost/cudaHostAlloc did not return\n",
+                p);
+        return set_error(cudaErrorInvalidValue);
+    }
+    g_pinned.erase(it);
     free(p);
     return cudaSuccess;
 }
@@ -396,6 +506,14 @@ static cudaError_t check_copy(void *dst, const void *src, size_t n, cudaMemcpyKi
     case cudaMemcpyHostToHost: ok = !sd && !dd; break;
     case cudaMemcpyDefault: ok = true; break;
     }
+    if (ok) {   /* a range that starts in page-locked memory must end there too */
+        std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+        if (pinned_range(dst, n) < 0 || pinned_range(src, n) < 0) {
+            fprintf(stderr, "agx CUDA emulator: %s of %zu bytes (dst %p, src %p) overruns a page-locked allocation\n",
+                    fn, n, dst, src);
+            return set_error(cudaErrorInvalidValue);
+        }
+    }
     if (!ok) {
         fprintf(stderr,
                 "agx CUDA emulator: %s of %zu bytes, kind %d, but dst %p is %s and src %p is %s (or the range "
@@ -409,12 +527,25 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind kind
     if (g_sticky) return set_error(g_sticky);
     if (cudaError_t e = check_copy(dst, src, n, kind, "cudaMemcpy")) return e;
     std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    flush_all();   /* a synchronous copy: everything issued before it has run (all streams, to be safe) */
     memmove(dst, src, n);
     return cudaSuccess;
 }
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cudaStream_t s) {
     if (g_sticky) return set_error(g_sticky);
     if (cudaError_t e = check_copy(dst, src, n, kind, "cudaMemcpyAsync")) return e;
+    if (!(s && s->capturing) && (kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDefault)) {
+        std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+        if (pinned_range(src, n) > 0 && is_device(dst, n)) {
+            /* The GPU DMAs from page-locked memory after the call returns: src is
+             * read when the copy runs, i.e. when something waits for it. (Pageable
+             * sources are staged during the call, so those copies run now.) */
+            agx_emu_stream *st = stream_of(s);
+            implicit_sync(st);
+            st->pending.emplace_back(++st->issued, [dst, src, n] { memmove(dst, src, n); });
+            return cudaSuccess;
+        }
+    }
     /* captured copies read src at replay, as a graph's memcpy node does */
     return on_stream(s, [dst, src, n] { memmove(dst, src, n); });
 }
@@ -426,11 +557,20 @@ cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t s) {
 
 cudaError_t cudaStreamCreate(cudaStream_t *s) { return cudaStreamCreateWithFlags(s, 0); }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
-    (void)flags;
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
     *s = new agx_emu_stream();
+    (*s)->non_blocking = (flags & cudaStreamNonBlocking) != 0;
+    g_streams.insert(*s);
     return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    if (!s) return cudaSuccess;
+    /* the stream's queued work still completes (now); its events stay valid and complete */
+    flush(s);
+    for (agx_emu_event *e : g_events)
+        if (e->stream == s) e->stream = nullptr;
+    g_streams.erase(s);
     delete s;
     return cudaSuccess;
 }
@@ -439,7 +579,71 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
         s->invalidated = true;
         return set_error(cudaErrorStreamCaptureUnsupported);
     }
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    agx_emu_stream *st = stream_of(s);
+    if (st == &g_legacy) implicit_sync(st);   /* conservative: the legacy stream with the blocking streams */
+    flush(st);
     return g_sticky ? set_error(g_sticky) : cudaSuccess;
+}
+
+/* Event operations on a capturing stream (cross-stream fork/join in a graph) are
+ * not emulated: refused loudly and the capture invalidated, rather than guessed. */
+static cudaError_t refuse_in_capture(cudaStream_t s, const char *fn) {
+    fprintf(stderr, "agx CUDA emulator: %s on a capturing stream is not emulated\n", fn);
+    s->invalidated = true;
+    return set_error(cudaErrorStreamCaptureUnsupported);
+}
+cudaError_t cudaEventCreate(cudaEvent_t *e) { return cudaEventCreateWithFlags(e, cudaEventDefault); }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags) {
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    *e = nullptr;
+    if (flags & ~(unsigned)(cudaEventBlockingSync | cudaEventDisableTiming)) return set_error(cudaErrorInvalidValue);
+    *e = new agx_emu_event();
+    g_events.insert(*e);
+    return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    if (!valid_event(e)) return set_error(cudaErrorInvalidResourceHandle);
+    g_events.erase(e);
+    delete e;
+    return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    if (!valid_event(e)) return set_error(cudaErrorInvalidResourceHandle);
+    if (s && s->capturing) return refuse_in_capture(s, "cudaEventRecord");
+    agx_emu_stream *st = stream_of(s);
+    implicit_sync(st);   /* the record is an op on st: it follows what st implicitly waits for */
+    e->stream = st;
+    e->seq = st->issued;
+    return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    if (!valid_event(e)) return set_error(cudaErrorInvalidResourceHandle);
+    if (e->stream) flush(e->stream, e->seq);
+    return g_sticky ? set_error(g_sticky) : cudaSuccess;
+}
+/* Work still queued before the event: "not ready" (not an error: the last error
+ * stays), and the GPU is taken to finish it right after, so a polling loop ends. */
+cudaError_t cudaEventQuery(cudaEvent_t e) {
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    if (!valid_event(e)) return set_error(cudaErrorInvalidResourceHandle);
+    if (!event_complete(e)) {
+        flush(e->stream, e->seq);
+        return cudaErrorNotReady;
+    }
+    return g_sticky ? set_error(g_sticky) : cudaSuccess;
+}
+/* Later work on s waits for e: performing e's work now keeps that order. */
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags) {
+    (void)flags;
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    if (!valid_event(e)) return set_error(cudaErrorInvalidResourceHandle);
+    if (s && s->capturing) return refuse_in_capture(s, "cudaStreamWaitEvent");
+    if (e->stream) flush(e->stream, e->seq);
+    return cudaSuccess;
 }
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode) {
     (void)mode;

@@ -2,7 +2,8 @@
  * only): the emulator must run correct kernels correctly AND reject the bugs a
  * GPU would punish (divergent barriers, shuffles with exited lanes, host
  * pointers handed to device copies or cuBLAS, launches that replay stale
- * arguments from a graph), or its passing runs would prove nothing. */
+ * arguments from a graph, a page-locked staging buffer rewritten before the
+ * copy that reads it ran), or its passing runs would prove nothing. */
 #include <cublas_v2.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -39,6 +40,10 @@ __global__ void k_xor_lanes(int *out, int mask) {
     out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, (int)threadIdx.x, mask);
 }
 __global__ void k_add_value(int *dst, const int *from_device, int value) { *dst += *from_device + value; }
+/* out[i] = in[i] + 1 over n ints, one block */
+__global__ void k_plus_one(const int *in, int *out, int n) {
+    for (int i = threadIdx.x; i < n; i += blockDim.x) out[i] = in[i] + 1;
+}
 __global__ void k_divergent_sync(int *out) {
     if (threadIdx.x < 16) __syncthreads(); /* a bug: half the block never arrives */
     out[threadIdx.x] = 1;
@@ -123,6 +128,256 @@ static void test_memory_checks() {
     cudaFree(d);
 }
 
+static bool all_equal(const int *v, size_t n, int want) {
+    for (size_t i = 0; i < n; i++)
+        if (v[i] != want) return false;
+    return true;
+}
+static bool device_holds(const int *d, size_t n, int want) {
+    std::vector<int> h(n, -1);
+    if (cudaMemcpy(h.data(), d, n * sizeof(int), cudaMemcpyDeviceToHost) != cudaSuccess) return false;
+    return all_equal(h.data(), n, want);
+}
+
+/* Page-locked memory is host memory with its own allocator and its own free. */
+static void test_pinned_alloc() {
+    int *pin = nullptr, *d = nullptr, host[8] = {0};
+    void *raw = nullptr;
+    CHECK(cudaMallocHost(&pin, 8 * sizeof(int)) == cudaSuccess && pin);                  /* the T** overload */
+    CHECK(cudaHostAlloc(&raw, 100, cudaHostAllocDefault) == cudaSuccess && raw);
+    CHECK(((uintptr_t)pin & 255) == 0);
+    CHECK(cudaMalloc(&d, 8 * sizeof(int)) == cudaSuccess);
+    for (int i = 0; i < 8; i++) pin[i] = i;
+    /* pinned counts as host for the direction checks, and its range is checked */
+    CHECK(cudaMemcpy(d, pin, 8 * sizeof(int), cudaMemcpyHostToDevice) == cudaSuccess);
+    CHECK(cudaMemcpy(pin, d, 8 * sizeof(int), cudaMemcpyDeviceToHost) == cudaSuccess);
+    CHECK(cudaMemcpy(host, pin, sizeof host, cudaMemcpyHostToHost) == cudaSuccess && host[7] == 7);
+    CHECK(cudaMemcpy(pin, d, 8 * sizeof(int), cudaMemcpyHostToDevice) == cudaErrorInvalidValue); /* swapped */
+    CHECK(cudaMemcpy(d, pin, 8 * sizeof(int), cudaMemcpyDeviceToDevice) == cudaErrorInvalidValue);
+    CHECK(cudaMemcpy(host, pin + 4, sizeof host, cudaMemcpyHostToHost) == cudaErrorInvalidValue); /* overrun */
+    /* each allocator's memory goes back only through its own free */
+    CHECK(cudaFreeHost(host) == cudaErrorInvalidValue);
+    CHECK(cudaFreeHost(d) == cudaErrorInvalidValue);
+    CHECK(cudaFree(pin) == cudaErrorInvalidValue);
+    CHECK(cudaFreeHost(pin + 1) == cudaErrorInvalidValue);
+    void *mapped = &mapped;
+    CHECK(cudaHostAlloc(&mapped, 16, 0x2 /* cudaHostAllocMapped: not emulated */) == cudaErrorInvalidValue && !mapped);
+    cudaGetLastError();
+    CHECK(cudaFreeHost(pin) == cudaSuccess);
+    CHECK(cudaFreeHost(pin) == cudaErrorInvalidValue); /* twice */
+    cudaGetLastError();
+    CHECK(cudaFreeHost(nullptr) == cudaSuccess);
+    CHECK(cudaFree(d) == cudaSuccess);
+    void *raw2 = nullptr;
+    CHECK(cudaMallocHost(&raw2, 0) == cudaSuccess && raw2 && cudaFreeHost(raw2) == cudaSuccess);
+    CHECK(cudaMallocHost(&raw2, 16, cudaHostAllocPortable) == cudaSuccess && cudaFreeHost(raw2) == cudaSuccess);
+    CHECK(cudaFreeHost(raw) == cudaSuccess);
+}
+
+static void test_events() {
+    cudaEvent_t e, t;
+    CHECK(cudaEventCreate(&e) == cudaSuccess);
+    CHECK(cudaEventCreateWithFlags(&t, cudaEventDisableTiming) == cudaSuccess);
+    CHECK(cudaEventQuery(e) == cudaSuccess); /* never recorded: complete */
+    CHECK(cudaEventSynchronize(e) == cudaSuccess);
+    cudaStream_t s;
+    CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess);
+    int *pin, *d;
+    CHECK(cudaMallocHost(&pin, 64 * sizeof(int)) == cudaSuccess && cudaMalloc(&d, 64 * sizeof(int)) == cudaSuccess);
+    CHECK(cudaMemset(d, 0, 64 * sizeof(int)) == cudaSuccess);
+    for (int i = 0; i < 64; i++) pin[i] = 7;
+    CHECK(cudaEventRecord(t, s) == cudaSuccess); /* before the copy */
+    CHECK(cudaMemcpyAsync(d, pin, 64 * sizeof(int), cudaMemcpyHostToDevice, s) == cudaSuccess);
+    CHECK(cudaEventRecord(e, s) == cudaSuccess);
+    CHECK(cudaEventQuery(t) == cudaSuccess);   /* recorded before the copy: done */
+    CHECK(cudaEventSynchronize(e) == cudaSuccess);
+    CHECK(cudaEventQuery(e) == cudaSuccess);
+    for (int i = 0; i < 64; i++) pin[i] = 8; /* after the event: the copy has read the 7s */
+    CHECK(device_holds(d, 64, 7));
+    /* a query of pending work reports "not ready" (without a sticky error), then the copy completes */
+    CHECK(cudaMemcpyAsync(d, pin, 64 * sizeof(int), cudaMemcpyHostToDevice, s) == cudaSuccess);
+    CHECK(cudaEventRecord(e, s) == cudaSuccess);
+    CHECK(cudaEventQuery(e) == cudaErrorNotReady);
+    CHECK(cudaGetLastError() == cudaSuccess);
+    int spins = 0;
+    while (cudaEventQuery(e) == cudaErrorNotReady && spins < 100) spins++;
+    CHECK(cudaEventQuery(e) == cudaSuccess);
+    for (int i = 0; i < 64; i++) pin[i] = 9;
+    CHECK(device_holds(d, 64, 8));
+    /* invalid handles, and events on a capturing stream (not emulated: refused, capture spoiled) */
+    CHECK(cudaEventRecord(nullptr, s) == cudaErrorInvalidResourceHandle);
+    cudaEvent_t bad;
+    CHECK(cudaEventCreateWithFlags(&bad, 0x40) == cudaErrorInvalidValue && !bad);
+    cudaGetLastError();
+    CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) == cudaSuccess);
+    CHECK(cudaEventRecord(e, s) == cudaErrorStreamCaptureUnsupported);
+    cudaGraph_t g;
+    CHECK(cudaStreamEndCapture(s, &g) == cudaErrorStreamCaptureInvalidated);
+    cudaGetLastError();
+    /* an event whose stream is destroyed: the stream's work completes, the event stays usable */
+    CHECK(cudaMemcpyAsync(d, pin, 64 * sizeof(int), cudaMemcpyHostToDevice, s) == cudaSuccess);
+    CHECK(cudaEventRecord(e, s) == cudaSuccess);
+    CHECK(cudaStreamDestroy(s) == cudaSuccess);
+    for (int i = 0; i < 64; i++) pin[i] = 10;
+    CHECK(cudaEventQuery(e) == cudaSuccess);
+    CHECK(device_holds(d, 64, 9));
+    CHECK(cudaEventDestroy(e) == cudaSuccess && cudaEventDestroy(t) == cudaSuccess);
+    CHECK(cudaEventDestroy(e) == cudaErrorInvalidResourceHandle);
+    cudaGetLastError();
+    cudaFreeHost(pin), cudaFree(d);
+}
+
+enum { CHUNK = 1000, N_CHUNKS = 4 };
+
+/* The weight-upload pattern: two page-locked staging buffers, each reused only
+ * after the event recorded behind its last copy has completed. */
+static void upload_double_buffered(cudaStream_t s, int *const dst[N_CHUNKS], bool wait_for_events) {
+    int *pin[2];
+    cudaEvent_t done[2];
+    for (int b = 0; b < 2; b++) {
+        CHECK(cudaMallocHost(&pin[b], CHUNK * sizeof(int)) == cudaSuccess);
+        CHECK(cudaEventCreateWithFlags(&done[b], cudaEventDisableTiming) == cudaSuccess);
+    }
+    for (int c = 0; c < N_CHUNKS; c++) {
+        const int b = c & 1;
+        if (wait_for_events) CHECK(cudaEventSynchronize(done[b]) == cudaSuccess);
+        for (int i = 0; i < CHUNK; i++) pin[b][i] = 100 + c; /* "memcpy(pinned[b], src, n)" */
+        CHECK(cudaMemcpyAsync(dst[c], pin[b], CHUNK * sizeof(int), cudaMemcpyHostToDevice, s) == cudaSuccess);
+        CHECK(cudaEventRecord(done[b], s) == cudaSuccess);
+    }
+    CHECK(cudaStreamSynchronize(s) == cudaSuccess);
+    for (int b = 0; b < 2; b++) CHECK(cudaEventDestroy(done[b]) == cudaSuccess && cudaFreeHost(pin[b]) == cudaSuccess);
+}
+
+/* A copy from page-locked memory reads its source when the GPU gets to it, not
+ * at the call: the emulator must reproduce the staging-buffer race. */
+static void test_pinned_copies_are_async() {
+    cudaStream_t s;
+    CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess);
+    int *dst[N_CHUNKS];
+    for (int c = 0; c < N_CHUNKS; c++) CHECK(cudaMalloc(&dst[c], CHUNK * sizeof(int)) == cudaSuccess);
+
+    /* (a) double-buffered with the event waits: every chunk lands intact */
+    upload_double_buffered(s, dst, true);
+    for (int c = 0; c < N_CHUNKS; c++) CHECK(device_holds(dst[c], CHUNK, 100 + c));
+    /* ... without them, chunk c's buffer is refilled with chunk c+2 before its copy ran */
+    upload_double_buffered(s, dst, false);
+    for (int c = 0; c < N_CHUNKS; c++) CHECK(device_holds(dst[c], CHUNK, 100 + (c < 2 ? c + 2 : c)));
+
+    /* (b) one staging buffer reused for two copies before a sync: the first
+     * destination gets the second chunk's bytes (the bug the emulator must show) */
+    int *pin;
+    CHECK(cudaMallocHost(&pin, CHUNK * sizeof(int)) == cudaSuccess);
+    for (int i = 0; i < CHUNK; i++) pin[i] = 1;
+    CHECK(cudaMemcpyAsync(dst[0], pin, CHUNK * sizeof(int), cudaMemcpyHostToDevice, s) == cudaSuccess);
+    for (int i = 0; i < CHUNK; i++) pin[i] = 2;
+    CHECK(cudaMemcpyAsync(dst[1], pin, CHUNK * sizeof(int), cudaMemcpyDefault, s) == cudaSuccess);
+    CHECK(cudaStreamSynchronize(s) == cudaSuccess);
+    CHECK(device_holds(dst[0], CHUNK, 2));
+    CHECK(device_holds(dst[1], CHUNK, 2));
+    /* the same with the stream synchronised in between is right */
+    for (int i = 0; i < CHUNK; i++) pin[i] = 3;
+    CHECK(cudaMemcpyAsync(dst[0], pin, CHUNK * sizeof(int), cudaMemcpyHostToDevice, s) == cudaSuccess);
+    CHECK(cudaStreamSynchronize(s) == cudaSuccess);
+    for (int i = 0; i < CHUNK; i++) pin[i] = 4;
+    CHECK(cudaMemcpyAsync(dst[1], pin, CHUNK * sizeof(int), cudaMemcpyHostToDevice, s) == cudaSuccess);
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    CHECK(device_holds(dst[0], CHUNK, 3) && device_holds(dst[1], CHUNK, 4));
+
+    /* (c) a kernel on the stream runs after the queued copy, and sees its data */
+    for (int i = 0; i < CHUNK; i++) pin[i] = 5;
+    CHECK(cudaMemcpyAsync(dst[0], pin, CHUNK * sizeof(int), cudaMemcpyHostToDevice, s) == cudaSuccess);
+    AGX_CUDA_LAUNCH(k_plus_one, 1, 256, s, dst[0], dst[1], CHUNK);
+    CHECK(cudaGetLastError() == cudaSuccess);
+    for (int i = 0; i < CHUNK; i++) pin[i] = 6; /* after the launch: the copy had to run before it */
+    CHECK(cudaStreamSynchronize(s) == cudaSuccess);
+    CHECK(device_holds(dst[1], CHUNK, 6));
+    /* as do a later memset and a device-to-device copy on that stream, in order */
+    CHECK(cudaMemcpyAsync(dst[2], pin, CHUNK * sizeof(int), cudaMemcpyHostToDevice, s) == cudaSuccess);
+    CHECK(cudaMemcpyAsync(dst[3], dst[2], CHUNK * sizeof(int), cudaMemcpyDeviceToDevice, s) == cudaSuccess);
+    CHECK(cudaMemsetAsync(dst[2], 0, CHUNK * sizeof(int), s) == cudaSuccess);
+    for (int i = 0; i < CHUNK; i++) pin[i] = 7;
+    CHECK(cudaStreamSynchronize(s) == cudaSuccess);
+    CHECK(device_holds(dst[3], CHUNK, 6) && device_holds(dst[2], CHUNK, 0));
+
+    /* another stream is not ordered after the copy unless it waits for its event */
+    cudaStream_t s2;
+    cudaEvent_t e;
+    CHECK(cudaStreamCreateWithFlags(&s2, cudaStreamNonBlocking) == cudaSuccess && cudaEventCreate(&e) == cudaSuccess);
+    CHECK(cudaMemset(dst[1], 0, CHUNK * sizeof(int)) == cudaSuccess);
+    CHECK(cudaMemcpyAsync(dst[0], pin, CHUNK * sizeof(int), cudaMemcpyHostToDevice, s) == cudaSuccess); /* 7s */
+    AGX_CUDA_LAUNCH(k_plus_one, 1, 256, s2, dst[0], dst[1], CHUNK); /* a race: reads the 5s of (c) */
+    CHECK(cudaEventRecord(e, s) == cudaSuccess);
+    CHECK(cudaStreamWaitEvent(s2, e, 0) == cudaSuccess);
+    AGX_CUDA_LAUNCH(k_plus_one, 1, 256, s2, dst[0], dst[2], CHUNK); /* ordered: reads the 7s */
+    CHECK(cudaStreamSynchronize(s2) == cudaSuccess);
+    CHECK(device_holds(dst[1], CHUNK, 6));
+    CHECK(device_holds(dst[2], CHUNK, 8));
+
+    /* cudaFreeHost completes the copies that read the buffer, before freeing it */
+    for (int i = 0; i < CHUNK; i++) pin[i] = 11;
+    CHECK(cudaMemcpyAsync(dst[0], pin, CHUNK * sizeof(int), cudaMemcpyHostToDevice, s2) == cudaSuccess);
+    CHECK(cudaFreeHost(pin) == cudaSuccess);
+    CHECK(device_holds(dst[0], CHUNK, 11));
+
+    /* the legacy stream: a queued copy on stream 0 is complete for a later synchronous copy */
+    CHECK(cudaMallocHost(&pin, CHUNK * sizeof(int)) == cudaSuccess);
+    for (int i = 0; i < CHUNK; i++) pin[i] = 12;
+    CHECK(cudaMemcpyAsync(dst[0], pin, CHUNK * sizeof(int), cudaMemcpyHostToDevice) == cudaSuccess);
+    for (int i = 0; i < CHUNK; i++) pin[i] = 13; /* too early: uploads the 13s */
+    CHECK(device_holds(dst[0], CHUNK, 13));
+    /* ... and a blocking stream's queued copy is complete for a later op on the legacy stream */
+    cudaStream_t sb;
+    CHECK(cudaStreamCreate(&sb) == cudaSuccess);
+    for (int i = 0; i < CHUNK; i++) pin[i] = 20;
+    CHECK(cudaMemcpyAsync(dst[0], pin, CHUNK * sizeof(int), cudaMemcpyHostToDevice, sb) == cudaSuccess);
+    AGX_CUDA_LAUNCH(k_plus_one, 1, 256, nullptr, dst[0], dst[1], CHUNK);
+    for (int i = 0; i < CHUNK; i++) pin[i] = 30;
+    CHECK(cudaStreamSynchronize(nullptr) == cudaSuccess);
+    CHECK(device_holds(dst[1], CHUNK, 21));
+    /* cudaFree synchronises: a copy queued into the freed buffer ran before (ASan would see it otherwise) */
+    int *tmp;
+    CHECK(cudaMalloc(&tmp, CHUNK * sizeof(int)) == cudaSuccess);
+    CHECK(cudaMemcpyAsync(tmp, pin, CHUNK * sizeof(int), cudaMemcpyHostToDevice, sb) == cudaSuccess);
+    CHECK(cudaFree(tmp) == cudaSuccess);
+    CHECK(cudaStreamDestroy(sb) == cudaSuccess);
+
+    cudaEventDestroy(e);
+    cudaStreamDestroy(s2);
+    cudaStreamDestroy(s);
+    cudaFreeHost(pin);
+    for (int c = 0; c < N_CHUNKS; c++) cudaFree(dst[c]);
+}
+
+/* A pageable source is staged during the call: rewriting it afterwards is safe. */
+static void test_pageable_copies_are_immediate() {
+    cudaStream_t s;
+    CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess);
+    std::vector<int> host(CHUNK, 21);
+    int *d;
+    CHECK(cudaMalloc(&d, CHUNK * sizeof(int)) == cudaSuccess);
+    CHECK(cudaMemcpyAsync(d, host.data(), CHUNK * sizeof(int), cudaMemcpyHostToDevice, s) == cudaSuccess);
+    for (int &v : host) v = 22;
+    CHECK(cudaStreamSynchronize(s) == cudaSuccess);
+    CHECK(device_holds(d, CHUNK, 21));
+    /* a copy captured in a graph still reads its (pinned) source at replay */
+    int *pin;
+    CHECK(cudaMallocHost(&pin, CHUNK * sizeof(int)) == cudaSuccess);
+    for (int i = 0; i < CHUNK; i++) pin[i] = 23;
+    CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) == cudaSuccess);
+    CHECK(cudaMemcpyAsync(d, pin, CHUNK * sizeof(int), cudaMemcpyHostToDevice, s) == cudaSuccess);
+    cudaGraph_t g;
+    cudaGraphExec_t ge;
+    CHECK(cudaStreamEndCapture(s, &g) == cudaSuccess && cudaGraphInstantiate(&ge, g, 0) == cudaSuccess);
+    CHECK(device_holds(d, CHUNK, 21)); /* capturing does not copy */
+    for (int i = 0; i < CHUNK; i++) pin[i] = 24;
+    CHECK(cudaGraphLaunch(ge, s) == cudaSuccess && cudaStreamSynchronize(s) == cudaSuccess);
+    CHECK(device_holds(d, CHUNK, 24));
+    cudaGraphExecDestroy(ge), cudaGraphDestroy(g);
+    cudaFreeHost(pin), cudaFree(d);
+    cudaStreamDestroy(s);
+}
+
 /* C = A^T B in cuBLAS's column-major terms, as forward.cu calls it. */
 static void test_gemm() {
     const int m = 5, n = 3, k = 40;
@@ -193,6 +448,10 @@ int main() {
     test_graph_capture();
     test_memory_checks();
     test_gemm();
+    test_pinned_alloc();
+    test_events();
+    test_pinned_copies_are_async();
+    test_pageable_copies_are_immediate();
     expect_launch_failure(k_divergent_sync, "__syncthreads in divergent code");
     expect_launch_failure(k_shuffle_after_exit, "full-mask shuffle after lanes exited");
     printf("%s: %d failure(s)\n", g_failures ? "FAILED" : "ok", g_failures);

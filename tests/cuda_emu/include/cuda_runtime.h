@@ -3,9 +3,13 @@
  * compile as plain C++ and run on the CPU (-DAGX_CUDA_EMU=ON). Kernels run
  * block by block, each CUDA thread a fiber, with real __syncthreads and warp
  * shuffle semantics (a thread that waits at a barrier its peers never reach is
- * reported as a deadlock). Streams are synchronous; graph capture records the
- * launches and replays them. See tests/cuda_emu/README.md. This is a test tool,
- * not a product path: no speed, x86-64 only. */
+ * reported as a deadlock). Streams run in order; a host-to-device copy from
+ * page-locked memory (cudaMallocHost) is deferred until something waits for it
+ * (stream/event/device synchronisation, a later op on its stream), as a GPU's
+ * DMA would be, so a pinned buffer rewritten too early uploads the new bytes.
+ * Graph capture records the launches and replays them. See
+ * tests/cuda_emu/README.md. This is a test tool, not a product path: no speed,
+ * x86-64 only. */
 #ifndef AGX_CUDA_EMU_RUNTIME_H
 #define AGX_CUDA_EMU_RUNTIME_H
 
@@ -133,6 +137,7 @@ typedef enum cudaError {
     cudaErrorInvalidDevice = 101,
     cudaErrorNoDevice = 100,
     cudaErrorInvalidResourceHandle = 400,
+    cudaErrorNotReady = 600,
     cudaErrorIllegalAddress = 700,
     cudaErrorLaunchFailure = 719,
     cudaErrorStreamCaptureUnsupported = 900,
@@ -143,6 +148,7 @@ typedef enum cudaError {
 typedef struct agx_emu_stream *cudaStream_t;
 typedef struct agx_emu_graph *cudaGraph_t;
 typedef struct agx_emu_graph_exec *cudaGraphExec_t;
+typedef struct agx_emu_event *cudaEvent_t;
 
 enum cudaMemcpyKind {
     cudaMemcpyHostToHost = 0,
@@ -158,6 +164,12 @@ enum cudaStreamCaptureMode {
 };
 #define cudaStreamDefault 0x00
 #define cudaStreamNonBlocking 0x01
+#define cudaEventDefault 0x00
+#define cudaEventBlockingSync 0x01
+#define cudaEventDisableTiming 0x02
+#define cudaHostAllocDefault 0x00
+#define cudaHostAllocPortable 0x01
+#define cudaHostAllocWriteCombined 0x04
 
 struct cudaDeviceProp {
     char name[256];
@@ -178,6 +190,18 @@ const char *cudaGetErrorString(cudaError_t e);
 cudaError_t cudaMalloc(void **p, size_t bytes);
 template <typename T> cudaError_t cudaMalloc(T **p, size_t bytes) { return cudaMalloc((void **)p, bytes); }
 cudaError_t cudaFree(void *p);
+/* Page-locked host memory: host memory for the copy-direction checks, but a
+ * host-to-device cudaMemcpyAsync from it runs later, as a DMA (see above). */
+cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned flags);
+cudaError_t cudaMallocHost(void **p, size_t bytes);
+inline cudaError_t cudaMallocHost(void **p, size_t bytes, unsigned flags) { return cudaHostAlloc(p, bytes, flags); }
+template <typename T> cudaError_t cudaMallocHost(T **p, size_t bytes, unsigned flags = 0) {
+    return cudaHostAlloc((void **)p, bytes, flags);
+}
+template <typename T> cudaError_t cudaHostAlloc(T **p, size_t bytes, unsigned flags) {
+    return cudaHostAlloc((void **)p, bytes, flags);
+}
+cudaError_t cudaFreeHost(void *p);
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind kind);
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cudaStream_t s = 0);
 cudaError_t cudaMemset(void *p, int v, size_t n);
@@ -186,6 +210,14 @@ cudaError_t cudaStreamCreate(cudaStream_t *s);
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags);
 cudaError_t cudaStreamDestroy(cudaStream_t s);
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags = 0);
+cudaError_t cudaEventCreate(cudaEvent_t *e);
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags);
+inline cudaError_t cudaEventCreate(cudaEvent_t *e, unsigned flags) { return cudaEventCreateWithFlags(e, flags); }
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = 0);
+cudaError_t cudaEventQuery(cudaEvent_t e);
+cudaError_t cudaEventSynchronize(cudaEvent_t e);
+cudaError_t cudaEventDestroy(cudaEvent_t e);
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode);
 cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g);
 cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t g, unsigned long long flags = 0);
