@@ -102,7 +102,7 @@ int main(int argc, char **argv) {
     const agx_device_forward *fw = agx_device_forward_get(AGX_DEVICE_CUDA);
     agx_gguf *g = NULL;
     agx_dev_model dm;
-    void *gctx = NULL;
+    void *gweights = NULL, *gctx = NULL;
     agx_model *m = NULL;
     agx_context *cctx = NULL;
     float *logits = NULL;
@@ -118,8 +118,9 @@ int main(int argc, char **argv) {
     uint64_t weight_bytes = 0;
     for (size_t i = 0; i < agx_gguf_n_tensors(g); i++) weight_bytes += agx_gguf_tensor_at(g, i)->nbytes;
     const int64_t t_up = agx_time_us();
-    if (fw->create(&dm, &dev, p + n, 512, AGX_KV_F16, &gctx, &err) != AGX_OK) goto fail;
+    if (fw->weights_create(&dm, &dev, &gweights, &err) != AGX_OK) goto fail;
     const double upload_s = (double)(agx_time_us() - t_up) / 1e6;
+    if (fw->create(gweights, p + n, 512, AGX_KV_F16, &gctx, &err) != AGX_OK) goto fail;
     logits = malloc(sizeof(float) * (size_t)dm.n_vocab);
     toks = malloc(sizeof(int32_t) * (size_t)(p + n + 1));
     if (!logits || !toks) {
@@ -132,9 +133,11 @@ int main(int argc, char **argv) {
         toks[i] = (int32_t)(r % (uint64_t)dm.n_vocab);
     }
     if (measure(gpu_eval, gctx, toks, p, n, reps, logits, &gpp, &gtg, &err) != AGX_OK) goto fail;
-    const size_t dev_bytes = fw->mem_used(gctx);
+    const size_t dev_bytes = fw->weights_bytes(gweights) + fw->mem_used(gctx);
     fw->destroy(gctx);
     gctx = NULL;
+    fw->weights_destroy(gweights);
+    gweights = NULL;
     if (cpu) {
         agx_context_params cp = agx_context_default_params();
         cp.device = "cpu";   /* the CPU engine, whatever AGX_DEVICE says */
@@ -149,21 +152,24 @@ int main(int argc, char **argv) {
     /* the GPU paths this run took (forward.cu reads the same variables) */
     const char *mmv = agx_env("AGX_CUDA_MMV") ? agx_env("AGX_CUDA_MMV") : "q8";
     const char *gemm = !strcmp(mmv, "f32") ? "f16" : agx_env("AGX_CUDA_GEMM") ? agx_env("AGX_CUDA_GEMM") : "q8";
+    const char *upload = agx_env("AGX_CUDA_UPLOAD") ? agx_env("AGX_CUDA_UPLOAD") : "pinned";
+    const double upload_gbps = upload_s > 0 ? (double)weight_bytes / upload_s / 1e9 : 0.0;
     if (json) {
         printf("{\"model\": \"%s\", \"device\": \"%s\", \"p\": %d, \"n\": %d, \"reps\": %d, \"weight_bytes\": %llu, "
                "\"gpu\": {\"pp_tokens_per_s\": %.2f, \"tg_tokens_per_s\": %.2f, \"device_bytes\": %zu, "
-               "\"upload_s\": %.3f, \"tg_weight_gbps\": %.1f, \"mmv\": \"%s\", \"gemm\": \"%s\"}",
-               path, line, p, n, reps, (unsigned long long)weight_bytes, gpp, gtg, dev_bytes, upload_s,
-               gtg * (double)weight_bytes / 1e9, mmv, gemm);
+               "\"upload_s\": %.3f, \"upload_gbps\": %.2f, \"upload\": \"%s\", \"tg_weight_gbps\": %.1f, "
+               "\"mmv\": \"%s\", \"gemm\": \"%s\"}",
+               path, line, p, n, reps, (unsigned long long)weight_bytes, gpp, gtg, dev_bytes, upload_s, upload_gbps,
+               upload, gtg * (double)weight_bytes / 1e9, mmv, gemm);
         if (cpu)
             printf(", \"cpu\": {\"pp_tokens_per_s\": %.2f, \"tg_tokens_per_s\": %.2f, \"threads\": %d}", cpp, ctg,
                    agx_context_n_threads(cctx));
         printf("}\n");
     } else {
         printf("model: %s (%.1f MB of weights)\ndevice: %s\n", path, (double)weight_bytes / 1e6, line);
-        printf("GPU: %.1f MB on the device, upload %.2f s; matvec activations %s (AGX_CUDA_MMV), prompt path %s "
-               "(AGX_CUDA_GEMM)\n",
-               (double)dev_bytes / 1e6, upload_s, mmv, gemm);
+        printf("GPU: %.1f MB on the device, upload %.2f s (%.2f GB/s, %s: AGX_CUDA_UPLOAD); matvec activations %s "
+               "(AGX_CUDA_MMV), prompt path %s (AGX_CUDA_GEMM)\n",
+               (double)dev_bytes / 1e6, upload_s, upload_gbps, upload, mmv, gemm);
         printf("%-8s %14s %14s %8s\n", "test", "gpu t/s", "cpu t/s", "ratio");
         if (p > 0) printf("pp%-6d %14.2f %14.2f %8.1f\n", p, gpp, cpp, cpp > 0 ? gpp / cpp : 0.0);
         if (n > 0) printf("tg%-6d %14.2f %14.2f %8.1f\n", n, gtg, ctg, ctg > 0 ? gtg / ctg : 0.0);
@@ -175,6 +181,7 @@ fail:
     rc = 1;
 done:
     if (gctx) fw->destroy(gctx);
+    if (gweights) fw->weights_destroy(gweights);
     agx_context_free(cctx);
     agx_model_free(m);
     agx_dev_model_free(&dm);

@@ -76,8 +76,12 @@ size_t agx_context_kv_bytes(const agx_context *c);
  * plus the fallback of a model the GPU path cannot run in auto mode; the
  * info's note says why when it is not the one asked for). Never NULL. */
 const agx_device_info *agx_context_device(const agx_context *c);
-/* Device memory this context holds (weights, KV cache, scratch); 0 on the CPU. */
+/* Device memory this context uses (weights, KV cache, scratch); 0 on the CPU.
+ * The weights are uploaded once per model and device and shared by all the
+ * model's contexts there, so they count in each of them. */
 size_t agx_context_device_bytes(const agx_context *c);
+/* The part of agx_context_device_bytes that is the model's shared weights. */
+size_t agx_context_device_weight_bytes(const agx_context *c);
 /* Drops cached positions >= n_past (0 = empty cache). */
 void agx_context_truncate(agx_context *c, int n_past);
 /* KV state of positions [0, n) as bytes, for prompt caches (same model, same

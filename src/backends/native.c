@@ -419,8 +419,10 @@ agx_status agx_backend_native_describe(agx_backend *b, char **text, agx_error *e
     /* a GPU context: what it holds on the device; any context: why the device
      * is not the one asked for (auto falling back to the CPU) */
     char *dmem = dev->kind != AGX_DEVICE_CPU
-                     ? agx_sprintf("device memory: %.1f MB used by this context (weights, KV cache, scratch)\n",
-                                   (double)agx_context_device_bytes(ctx) / 1e6)
+                     ? agx_sprintf("device memory: %.1f MB used by this context (%.1f MB of weights, shared by "
+                                   "the model's contexts; KV cache, scratch)\n",
+                                   (double)agx_context_device_bytes(ctx) / 1e6,
+                                   (double)agx_context_device_weight_bytes(ctx) / 1e6)
                      : agx_strdup("");
     char *dnote = dev->note[0] ? agx_sprintf("device note:  %s\n", dev->note) : agx_strdup("");
     if (!dmem || !dnote) {

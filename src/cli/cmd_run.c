@@ -531,8 +531,8 @@ int agx_cmd_bench(int argc, char **argv) {
         printf("device: %s\n", dev_line);
         if (dev->note[0]) printf("device note: %s\n", dev->note);
         if (on_gpu)
-            printf("device memory: %.1f MB used by the context (weights, KV cache, scratch)\n",
-                   (double)dev_used / 1e6);
+            printf("device memory: %.1f MB used by the context (%.1f MB of weights; KV cache, scratch)\n",
+                   (double)dev_used / 1e6, (double)agx_context_device_weight_bytes(ctx) / 1e6);
         printf("%-8s %12s %12s %12s\n", "test", "median t/s", "min t/s", "max t/s");
         if (n_pp > 0) printf("pp%-6ld %12.2f %12.2f %12.2f\n", n_pp, pp.median, pp.min, pp.max);
         if (n_tg > 0) printf("tg%-6ld %12.2f %12.2f %12.2f\n", n_tg, tg.median, tg.min, tg.max);

@@ -46,6 +46,7 @@ struct agx_model {
     size_t owned_used, owned_cap;
     int32_t eog[8];
     int n_eog;
+    agx_dev_weights_cache *dev_weights;   /* uploaded on a GPU context's demand, shared by the contexts there */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -263,6 +264,7 @@ agx_status agx_model_load(const char *path, agx_model **out, agx_error *err) {
     agx_model *m = calloc(1, sizeof *m);
     if (!m) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory loading %s", path);
     agx_status st = agx_gguf_open(path, &m->gguf, err);
+    if (st == AGX_OK) st = agx_dev_weights_cache_create(&m->dev_weights, err);
     if (st == AGX_OK) st = load_hparams(m, path, err);
     if (st == AGX_OK) st = load_tensors(m, path, err);
     if (st != AGX_OK) {
@@ -281,6 +283,7 @@ agx_status agx_model_load(const char *path, agx_model **out, agx_error *err) {
 
 void agx_model_free(agx_model *m) {
     if (!m) return;
+    agx_dev_weights_cache_free(m->dev_weights);
     agx_gguf_close(m->gguf);
     free(m->layers);
     free(m->owned_f32);
@@ -316,6 +319,7 @@ struct agx_context {
      * weights, KV cache and scratch (dev_state), and the CPU fields above stay
      * unallocated (tp, kv, x, attn_scratch NULL) */
     const agx_device_forward *dev;
+    void *dev_weights;   /* the model's weights on that device (released, not freed, with the context) */
     void *dev_state;
     agx_device_info dev_info;
 };
@@ -331,7 +335,10 @@ int agx_context_n_threads(const agx_context *c) { return c->tp ? agx_threadpool_
 size_t agx_context_kv_bytes(const agx_context *c) { return c->kv_bytes; }
 const agx_device_info *agx_context_device(const agx_context *c) { return &c->dev_info; }
 size_t agx_context_device_bytes(const agx_context *c) {
-    return c->dev ? c->dev->mem_used(c->dev_state) : 0;
+    return c->dev ? c->dev->weights_bytes(c->dev_weights) + c->dev->mem_used(c->dev_state) : 0;
+}
+size_t agx_context_device_weight_bytes(const agx_context *c) {
+    return c->dev ? c->dev->weights_bytes(c->dev_weights) : 0;
 }
 void agx_context_truncate(agx_context *c, int n_past) {
     if (n_past >= 0 && n_past < c->n_past) c->n_past = n_past;
@@ -339,7 +346,10 @@ void agx_context_truncate(agx_context *c, int n_past) {
 
 void agx_context_free(agx_context *c) {
     if (!c) return;
-    if (c->dev) c->dev->destroy(c->dev_state);
+    if (c->dev) {
+        c->dev->destroy(c->dev_state);
+        agx_dev_weights_release(c->m->dev_weights, c->dev, c->dev_weights);
+    }
     agx_threadpool_free(c->tp);
     free(c->kv);
     free(c->x);
@@ -391,14 +401,15 @@ static agx_status context_create(const agx_model *m, const agx_context_params *p
     if (fwd_given) {
         if (fwd) {
             c->dev_info = *dev;
-            st = agx_device_forward_start(fwd, m->gguf, dev, c->n_ctx, c->n_ubatch, c->kv_type, &c->dev_state, err);
+            st = agx_device_context_open(m->dev_weights, fwd, m->gguf, dev, c->n_ctx, c->n_ubatch, c->kv_type,
+                                         &c->dev_weights, &c->dev_state, err);
             if (st == AGX_OK) c->dev = fwd;
         } else {
             st = agx_device_probe(AGX_DEVICE_CPU, &c->dev_info, err);
         }
     } else {
-        st = agx_device_context_create_for(p.device, m->gguf, c->n_ctx, c->n_ubatch, c->kv_type, &c->dev,
-                                           &c->dev_state, &c->dev_info, err);
+        st = agx_device_context_create_for(p.device, m->dev_weights, m->gguf, c->n_ctx, c->n_ubatch, c->kv_type,
+                                           &c->dev, &c->dev_weights, &c->dev_state, &c->dev_info, err);
     }
     if (st != AGX_OK) {
         c->dev = NULL;

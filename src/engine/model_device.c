@@ -1,10 +1,12 @@
 /* model_device.c — builds the device-neutral model view (agx_dev_model) from a
- * GGUF, mirroring the CPU loader's checks, and hands out the device forward
- * hook table (agx_device_forward_get). Pure C: compiled in every build, so the
- * view is tested on machines without a GPU. */
+ * GGUF, mirroring the CPU loader's checks, hands out the device forward hook
+ * table (agx_device_forward_get) and keeps each model's device weights (one
+ * upload per model and device, shared by its contexts). Pure C: compiled in
+ * every build, so the view is tested on machines without a GPU. */
 #include "engine/model_device.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,22 +166,110 @@ const agx_device_forward *agx_device_forward_get(agx_device_kind k) {
     return NULL;
 }
 
-agx_status agx_device_forward_start(const agx_device_forward *f, const agx_gguf *g, const agx_device_info *dev,
-                                    int n_ctx, int n_ubatch, agx_kv_type kv_type, void **state, agx_error *err) {
-    *state = NULL;
+/* ---- device weights, one upload per model and device ---- */
+
+typedef struct dev_weights_entry {
+    const agx_device_forward *f;
+    int device_index;
+    void *weights;
+    int users;
+} dev_weights_entry;
+
+struct agx_dev_weights_cache {
+    pthread_mutex_t lock;
+    dev_weights_entry *entries;
+    int n, cap;
+};
+
+agx_status agx_dev_weights_cache_create(agx_dev_weights_cache **out, agx_error *err) {
+    *out = calloc(1, sizeof **out);
+    if (!*out) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&(*out)->lock, NULL);
+    return AGX_OK;
+}
+
+void agx_dev_weights_cache_free(agx_dev_weights_cache *wc) {
+    if (!wc) return;
+    for (int i = 0; i < wc->n; i++) wc->entries[i].f->weights_destroy(wc->entries[i].weights);
+    pthread_mutex_destroy(&wc->lock);
+    free(wc->entries);
+    free(wc);
+}
+
+agx_status agx_dev_weights_acquire(agx_dev_weights_cache *wc, const agx_device_forward *f, const agx_gguf *g,
+                                   const agx_device_info *dev, void **weights, agx_error *err) {
+    *weights = NULL;
+    pthread_mutex_lock(&wc->lock);
+    agx_status st = AGX_OK;
+    for (int i = 0; i < wc->n; i++) {
+        dev_weights_entry *e = &wc->entries[i];
+        if (e->f == f && e->device_index == dev->index) {
+            e->users++;
+            *weights = e->weights;
+            goto done;
+        }
+    }
+    if (wc->n == wc->cap) {
+        const int cap = wc->cap ? 2 * wc->cap : 2;
+        dev_weights_entry *ne = realloc(wc->entries, sizeof *ne * (size_t)cap);
+        if (!ne) {
+            st = agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        wc->entries = ne;
+        wc->cap = cap;
+    }
+    /* the upload happens under the lock: a second context of the model waits
+     * for it and shares the result instead of uploading a copy */
     agx_dev_model dm;
-    agx_status st = agx_dev_model_from_gguf(g, &dm, err);
-    if (st != AGX_OK) return st;
-    st = f->create(&dm, dev, n_ctx, n_ubatch, kv_type, state, err);
+    if ((st = agx_dev_model_from_gguf(g, &dm, err)) != AGX_OK) goto done;
+    void *w = NULL;
+    st = f->weights_create(&dm, dev, &w, err);
     agx_dev_model_free(&dm);   /* the weights now live on the device */
-    if (st != AGX_OK) *state = NULL;
+    if (st != AGX_OK) goto done;
+    wc->entries[wc->n++] = (dev_weights_entry){.f = f, .device_index = dev->index, .weights = w, .users = 1};
+    *weights = w;
+done:
+    pthread_mutex_unlock(&wc->lock);
     return st;
 }
 
-agx_status agx_device_context_create_for(const char *request, const agx_gguf *g, int n_ctx, int n_ubatch,
-                                         agx_kv_type kv_type, const agx_device_forward **fwd, void **state,
+void agx_dev_weights_release(agx_dev_weights_cache *wc, const agx_device_forward *f, void *weights) {
+    if (!wc || !weights) return;
+    pthread_mutex_lock(&wc->lock);
+    for (int i = 0; i < wc->n; i++) {
+        dev_weights_entry *e = &wc->entries[i];
+        if (e->weights != weights || e->f != f) continue;
+        if (--e->users == 0) {
+            f->weights_destroy(e->weights);
+            wc->entries[i] = wc->entries[--wc->n];
+        }
+        break;
+    }
+    pthread_mutex_unlock(&wc->lock);
+}
+
+agx_status agx_device_context_open(agx_dev_weights_cache *wc, const agx_device_forward *f, const agx_gguf *g,
+                                   const agx_device_info *dev, int n_ctx, int n_ubatch, agx_kv_type kv_type,
+                                   void **weights, void **state, agx_error *err) {
+    *state = NULL;
+    agx_status st = agx_dev_weights_acquire(wc, f, g, dev, weights, err);
+    if (st != AGX_OK) return st;
+    st = f->create(*weights, n_ctx, n_ubatch, kv_type, state, err);
+    if (st != AGX_OK) {
+        *state = NULL;
+        agx_dev_weights_release(wc, f, *weights);
+        *weights = NULL;
+    }
+    return st;
+}
+
+agx_status agx_device_context_create_for(const char *request, agx_dev_weights_cache *wc, const agx_gguf *g,
+                                         int n_ctx, int n_ubatch, agx_kv_type kv_type,
+                                         const agx_device_forward **fwd, void **weights, void **state,
                                          agx_device_info *info, agx_error *err) {
     *fwd = NULL;
+    *weights = NULL;
     *state = NULL;
     if (!request) request = agx_env("AGX_DEVICE");
     agx_status st = agx_device_select(request, info, err);
@@ -189,7 +279,7 @@ agx_status agx_device_context_create_for(const char *request, const agx_gguf *g,
         return agx_error_set(err, AGX_ERR_UNAVAILABLE,
                              "no forward pass for device %s in this build; set AGX_DEVICE=cpu",
                              agx_device_kind_name(info->kind));
-    st = agx_device_forward_start(f, g, info, n_ctx, n_ubatch, kv_type, state, err);
+    st = agx_device_context_open(wc, f, g, info, n_ctx, n_ubatch, kv_type, weights, state, err);
     if (st == AGX_OK) {
         *fwd = f;
         return AGX_OK;

@@ -53,18 +53,26 @@ typedef struct agx_dev_model {
 agx_status agx_dev_model_from_gguf(const agx_gguf *g, agx_dev_model *out, agx_error *err);
 void agx_dev_model_free(agx_dev_model *dm);
 
-/* Hook table of a device forward pass. state is the implementation's context. */
+/* Hook table of a device forward pass. Weights are uploaded once per model and
+ * device and shared by every context of that model there (the model keeps them
+ * in its agx_dev_weights_cache); a context's state borrows them. */
 typedef struct agx_device_forward {
     const char *name;   /* "cuda" */
-    /* Uploads weights once (quantized, as in the file), allocates the KV cache
-     * for n_ctx positions (kv_type as the CPU context) and scratch for n_ubatch. */
-    agx_status (*create)(const agx_dev_model *dm, const agx_device_info *dev, int n_ctx, int n_ubatch,
-                         agx_kv_type kv_type, void **state, agx_error *err);
+    /* Uploads the weights of dm (quantized, as in the file) to dev. The
+     * result holds every shape the contexts need; dm may be freed after. */
+    agx_status (*weights_create)(const agx_dev_model *dm, const agx_device_info *dev, void **weights,
+                                 agx_error *err);
+    size_t (*weights_bytes)(const void *weights);   /* device bytes of the weights */
+    void (*weights_destroy)(void *weights);         /* after every context using them */
+    /* A context on the weights: the KV cache for n_ctx positions (kv_type as
+     * the CPU context's) and scratch for n_ubatch tokens. */
+    agx_status (*create)(const void *weights, int n_ctx, int n_ubatch, agx_kv_type kv_type, void **state,
+                         agx_error *err);
     /* agx_context_eval for tokens at positions n_past..n_past+n_tokens-1 (the
      * caller has range-checked tokens and positions). */
     agx_status (*eval)(void *state, const int32_t *tokens, int n_tokens, int n_past, bool all_logits,
                        float *out, agx_error *err);
-    size_t (*mem_used)(const void *state);   /* device bytes held by this context */
+    size_t (*mem_used)(const void *state);   /* device bytes of this context alone (KV cache, scratch) */
     /* Prompt caches (agx_context_kv_export/import): the first n cached positions
      * in the CPU context's layout, [layer][k, v][n][n_head_kv*head_dim] of the KV
      * type's elements; export needs len >= that many bytes, import exactly that.
@@ -78,22 +86,37 @@ typedef struct agx_device_forward {
  * and for kinds not compiled into this build. */
 const agx_device_forward *agx_device_forward_get(agx_device_kind k);
 
+/* The device weights of one model: at most one upload per (forward pass,
+ * device index), shared by the contexts that use it and freed when the last of
+ * them releases it. Thread-safe (contexts may be created from several threads;
+ * a second context waits for the first one's upload and reuses it). */
+typedef struct agx_dev_weights_cache agx_dev_weights_cache;
+agx_status agx_dev_weights_cache_create(agx_dev_weights_cache **out, agx_error *err);
+/* Frees the cache and any weights still held (contexts must be gone by then). */
+void agx_dev_weights_cache_free(agx_dev_weights_cache *wc);
+/* The weights of g on dev for f: the cached upload, or a new one (the model
+ * view is built from g for it). Each successful acquire needs one release. */
+agx_status agx_dev_weights_acquire(agx_dev_weights_cache *wc, const agx_device_forward *f, const agx_gguf *g,
+                                   const agx_device_info *dev, void **weights, agx_error *err);
+void agx_dev_weights_release(agx_dev_weights_cache *wc, const agx_device_forward *f, void *weights);
+
+/* The device side of a context: acquires the weights from wc and creates the
+ * state on them; on failure releases what it acquired. */
+agx_status agx_device_context_open(agx_dev_weights_cache *wc, const agx_device_forward *f, const agx_gguf *g,
+                                   const agx_device_info *dev, int n_ctx, int n_ubatch, agx_kv_type kv_type,
+                                   void **weights, void **state, agx_error *err);
+
 /* What agx_context_create calls (docs/cuda.md, "Hooking into the model"):
  * decides the device for `request` (auto|cpu|cuda|metal; NULL = the AGX_DEVICE
- * environment value) with agx_device_select and, for a GPU, builds the view
- * from g and creates the device forward state. On AGX_OK with *fwd == NULL the
- * context runs on the CPU (info says why when auto fell back). An explicit
- * cuda that cannot be honoured is an error. At most one warning line is logged
- * per call (auto falling back to the CPU). */
-agx_status agx_device_context_create_for(const char *request, const agx_gguf *g, int n_ctx, int n_ubatch,
-                                         agx_kv_type kv_type, const agx_device_forward **fwd, void **state,
+ * environment value) with agx_device_select and, for a GPU, opens the device
+ * side with agx_device_context_open. On AGX_OK with *fwd == NULL the context
+ * runs on the CPU (info says why when auto fell back). An explicit cuda that
+ * cannot be honoured is an error. At most one warning line is logged per call
+ * (auto falling back to the CPU). */
+agx_status agx_device_context_create_for(const char *request, agx_dev_weights_cache *wc, const agx_gguf *g,
+                                         int n_ctx, int n_ubatch, agx_kv_type kv_type,
+                                         const agx_device_forward **fwd, void **weights, void **state,
                                          agx_device_info *info, agx_error *err);
-
-/* Builds the model view from g, calls f->create for `dev` and frees the view
- * (the weights then live on the device). What agx_device_context_create_for
- * does once the device is chosen; also how tests start a given hook table. */
-agx_status agx_device_forward_start(const agx_device_forward *f, const agx_gguf *g, const agx_device_info *dev,
-                                    int n_ctx, int n_ubatch, agx_kv_type kv_type, void **state, agx_error *err);
 
 /* agx_context_create with the forward pass f on device dev instead of the one
  * AGX_DEVICE selects (p->device is ignored): for tests of the context's

@@ -45,17 +45,20 @@ static bool quant_bands(const ref_figures *tf, const ref_figures *gf) {
 static void run_gpu(const agx_device_forward *fw, const agx_dev_model *dm, const agx_device_info *dev, const char *name,
                     const int32_t *ids, int n_tok, const int32_t *ref_out, int n_new, int ubatch, agx_kv_type kv,
                     float *tf, float *gen) {
-    void *st = NULL;
+    void *w = NULL, *st = NULL;
     agx_error err = {0};
-    if (fw->create(dm, dev, n_tok + n_new + 1, ubatch, kv, &st, &err) != AGX_OK) fail_msg("%s: %s", name, err.message);
+    if (fw->weights_create(dm, dev, &w, &err) != AGX_OK) fail_msg("%s: weights: %s", name, err.message);
+    if (fw->create(w, n_tok + n_new + 1, ubatch, kv, &st, &err) != AGX_OK) fail_msg("%s: %s", name, err.message);
     if (fw->eval(st, ids, n_tok, 0, true, tf, &err) != AGX_OK) fail_msg("%s: prompt: %s", name, err.message);
     memcpy(gen, tf + (size_t)(n_tok - 1) * dm->n_vocab, sizeof(float) * (size_t)dm->n_vocab);
     for (int k = 1; k < n_new; k++)
         if (fw->eval(st, &ref_out[k - 1], 1, n_tok + k - 1, false, gen + (size_t)k * dm->n_vocab, &err) != AGX_OK)
             fail_msg("%s: step %d: %s", name, k, err.message);
-    printf("    %s: %.1f MB on the device (ubatch %d, %s KV)\n", name, (double)fw->mem_used(st) / 1e6, ubatch,
+    printf("    %s: %.1f MB on the device (%.1f MB of weights, ubatch %d, %s KV)\n", name,
+           (double)(fw->weights_bytes(w) + fw->mem_used(st)) / 1e6, (double)fw->weights_bytes(w) / 1e6, ubatch,
            kv == AGX_KV_F32 ? "f32" : "f16");
     fw->destroy(st);
+    fw->weights_destroy(w);
 }
 
 /* The CPU engine on the same case, for GPU-vs-CPU figures. */
@@ -221,8 +224,9 @@ static void test_gpu_eval_errors(void **state) {
     agx_dev_model dm;
     assert_int_equal(agx_dev_model_from_gguf(g, &dm, &err), AGX_OK);
     const agx_device_forward *fw = agx_device_forward_get(AGX_DEVICE_CUDA);
-    void *st = NULL;
-    assert_int_equal(fw->create(&dm, &dev, 8, 8, AGX_KV_F16, &st, &err), AGX_OK);
+    void *w = NULL, *st = NULL;
+    assert_int_equal(fw->weights_create(&dm, &dev, &w, &err), AGX_OK);
+    assert_int_equal(fw->create(w, 8, 8, AGX_KV_F16, &st, &err), AGX_OK);
     float *out = malloc(sizeof(float) * (size_t)dm.n_vocab);
     const int32_t bad = dm.n_vocab, good[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
     assert_int_equal(fw->eval(st, &bad, 1, 0, false, out, &err), AGX_ERR_INFERENCE);
@@ -235,7 +239,7 @@ static void test_gpu_eval_errors(void **state) {
     assert_int_equal(fw->kv_export(st, 7, kv, kvb - 1, &err), AGX_ERR_INFERENCE);
     assert_int_equal(fw->kv_export(st, 7, kv, kvb, &err), AGX_OK);
     void *st2 = NULL;
-    assert_int_equal(fw->create(&dm, &dev, 8, 8, AGX_KV_F16, &st2, &err), AGX_OK);
+    assert_int_equal(fw->create(w, 8, 8, AGX_KV_F16, &st2, &err), AGX_OK);
     assert_int_equal(fw->kv_import(st2, 7, kv, kvb + 1, &err), AGX_ERR_INFERENCE);
     assert_int_equal(fw->kv_import(st2, 7, kv, kvb, &err), AGX_OK);
     float *out2 = malloc(sizeof(float) * (size_t)dm.n_vocab);
@@ -247,10 +251,10 @@ static void test_gpu_eval_errors(void **state) {
      * for steps of 3, 3 and 1 tokens (forced spans, then a decode step) */
     setenv("AGX_CUDA_GRAPHS", "0", 1);
     void *plain = NULL, *graphed = NULL;
-    const agx_status pst = fw->create(&dm, &dev, 8, 8, AGX_KV_F16, &plain, &err);
+    const agx_status pst = fw->create(w, 8, 8, AGX_KV_F16, &plain, &err);
     unsetenv("AGX_CUDA_GRAPHS");
     assert_int_equal(pst, AGX_OK);
-    assert_int_equal(fw->create(&dm, &dev, 8, 8, AGX_KV_F16, &graphed, &err), AGX_OK);
+    assert_int_equal(fw->create(w, 8, 8, AGX_KV_F16, &graphed, &err), AGX_OK);
 #ifdef AGX_CUDA_EMU
     unsigned long graph_launches = 0;
 #endif
@@ -275,6 +279,33 @@ static void test_gpu_eval_errors(void **state) {
     fw->destroy(graphed);
     fw->destroy(st2);
     fw->destroy(st);
+    /* the weight upload paths: page-locked staging (default, double-buffered
+     * and asynchronous) and plain cudaMemcpy put the same bytes on the device,
+     * so a context on either gives identical logits */
+    void *wp = NULL, *sp = NULL;
+    setenv("AGX_CUDA_UPLOAD", "pageable", 1);
+    const agx_status wst = fw->weights_create(&dm, &dev, &wp, &err);
+    unsetenv("AGX_CUDA_UPLOAD");
+    assert_int_equal(wst, AGX_OK);
+    assert_int_equal(fw->weights_bytes(wp), fw->weights_bytes(w));
+    assert_int_equal(fw->create(w, 8, 8, AGX_KV_F16, &st, &err), AGX_OK);
+    assert_int_equal(fw->create(wp, 8, 8, AGX_KV_F16, &sp, &err), AGX_OK);
+    float *all_p = malloc(sizeof(float) * 7 * (size_t)dm.n_vocab), *all_q = malloc(sizeof(float) * 7 * (size_t)dm.n_vocab);
+    assert_int_equal(fw->eval(st, good, 7, 0, true, all_p, &err), AGX_OK);
+    assert_int_equal(fw->eval(sp, good, 7, 0, true, all_q, &err), AGX_OK);
+    assert_memory_equal(all_p, all_q, sizeof(float) * 7 * (size_t)dm.n_vocab);
+    printf("weights uploaded through page-locked staging and with cudaMemcpy: identical logits\n");
+    free(all_p);
+    free(all_q);
+    fw->destroy(sp);
+    fw->destroy(st);
+    fw->weights_destroy(wp);
+    setenv("AGX_CUDA_UPLOAD", "bogus", 1);
+    assert_int_equal(fw->weights_create(&dm, &dev, &wp, &err), AGX_ERR_CONFIG);
+    unsetenv("AGX_CUDA_UPLOAD");
+    assert_non_null(strstr(err.message, "AGX_CUDA_UPLOAD=bogus"));
+    assert_null(wp);
+    fw->weights_destroy(w);
     free(kv);
     free(out2);
     free(out);

@@ -4,15 +4,18 @@
  * delegation to a device hook table (a fake "GPU" whose state is a CPU context,
  * so every build checks that eval, n_past bookkeeping, truncate, KV export/
  * import, errors and free reach the hook exactly as model_device.h promises),
+ * the sharing of the model's device weights between contexts (threads too),
  * the native backend's device check and report, and the CLI's device lines
  * (health, model info, bench). Needs the reference models (AGX_REF_DIR). */
 #include "agx_test.h"
 
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agx/device.h"
 #include "agx/model.h"
@@ -281,8 +284,22 @@ static void test_gpu_context(void **state) {
     cos = min_row_cos(kg, kc, 1, (int)(n / sizeof(float)));
     printf("  exported KV (%zu bytes): cosine GPU vs CPU %.6f\n", n, cos);
     assert_true(cos >= 0.999);
+    /* a second GPU context of the model shares the first one's weights: the
+     * device's free memory drops by its own KV cache and scratch only */
     cp.device = "cuda";
+    agx_device_info before, after;
+    assert_int_equal(agx_device_probe(AGX_DEVICE_CUDA, &before, &err), AGX_OK);
     assert_int_equal(agx_context_create(model, &cp, &g2, &err), AGX_OK);
+    assert_int_equal(agx_device_probe(AGX_DEVICE_CUDA, &after, &err), AGX_OK);
+    const size_t wbytes = agx_context_device_weight_bytes(g2);
+    assert_true(wbytes > 0);
+    assert_int_equal(wbytes, agx_context_device_weight_bytes(g));
+    assert_int_equal(agx_context_device_bytes(g2), agx_context_device_bytes(g));
+    printf("  second GPU context: %zu bytes more on the device, %zu of weights shared\n",
+           (size_t)(before.mem_free - after.mem_free), wbytes);
+    /* exact on the emulator; a GPU rounds allocations up (and others may share it) */
+    if (strstr(after.name, "emulator"))
+        assert_int_equal(before.mem_free - after.mem_free, agx_context_device_bytes(g2) - wbytes);
     cp.device = "cpu";
     assert_int_equal(agx_context_create(model, &cp, &c2, &err), AGX_OK);
     assert_int_equal(agx_context_kv_import(g2, 10, kc, n, &err), AGX_OK);   /* CPU state -> GPU */
@@ -324,19 +341,53 @@ typedef struct fake_state {
 
 /* what the hooks saw (test bookkeeping, not product state) */
 static struct {
-    int creates, destroys, evals, exports, imports;
+    int weights_creates, weights_destroys, creates, destroys, evals, exports, imports;
     int last_n_past, last_n_tokens;
     bool last_all_logits;
-    bool fail_eval, fail_create;
+    bool fail_eval, fail_create, fail_weights;
     int view_n_layer, view_n_vocab;
+    const void *last_weights;   /* what the last create was given */
+    bool bad_weights;           /* a create was given weights of another model */
 } seen;
 
-static agx_status fake_create(const agx_dev_model *dm, const agx_device_info *dev, int n_ctx, int n_ubatch,
-                              agx_kv_type kv_type, void **state, agx_error *err) {
+enum { FAKE_WEIGHT_BYTES = 5000000 };
+
+typedef struct fake_weights {
+    int n_layer;
+} fake_weights;
+
+static agx_status fake_weights_create(const agx_dev_model *dm, const agx_device_info *dev, void **weights,
+                                      agx_error *err) {
     (void)dev;
-    seen.creates++;
+    seen.weights_creates++;
     seen.view_n_layer = dm->n_layer;
     seen.view_n_vocab = dm->n_vocab;
+    if (seen.fail_weights) return agx_error_set(err, AGX_ERR_NOMEM, "fake: no room for the weights");
+    nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);   /* an upload takes time: others arrive meanwhile */
+    fake_weights *w = calloc(1, sizeof *w);
+    if (!w) return agx_error_set(err, AGX_ERR_NOMEM, "fake: out of memory");
+    w->n_layer = dm->n_layer;
+    *weights = w;
+    return AGX_OK;
+}
+
+static size_t fake_weights_bytes(const void *weights) {
+    assert_non_null(weights);
+    return FAKE_WEIGHT_BYTES;
+}
+
+static void fake_weights_destroy(void *weights) {
+    seen.weights_destroys++;
+    free(weights);
+}
+
+static agx_status fake_create(const void *weights, int n_ctx, int n_ubatch, agx_kv_type kv_type, void **state,
+                              agx_error *err) {
+    __atomic_fetch_add(&seen.creates, 1, __ATOMIC_SEQ_CST);   /* also called from several threads */
+    __atomic_store_n(&seen.last_weights, weights, __ATOMIC_SEQ_CST);
+    /* checked by the tests on their own thread (a cmocka assert must not fire on another one) */
+    if (((const fake_weights *)weights)->n_layer != agx_model_get_config(model)->n_layer)
+        __atomic_store_n(&seen.bad_weights, true, __ATOMIC_SEQ_CST);
     if (seen.fail_create) return agx_error_set(err, AGX_ERR_UNAVAILABLE, "fake: out of device memory");
     fake_state *f = calloc(1, sizeof *f);
     if (!f) return agx_error_set(err, AGX_ERR_NOMEM, "fake: out of memory");
@@ -390,13 +441,14 @@ static agx_status fake_import(void *state, int n, const void *buf, size_t len, a
 
 static void fake_destroy(void *state) {
     fake_state *f = state;
-    seen.destroys++;
+    __atomic_fetch_add(&seen.destroys, 1, __ATOMIC_SEQ_CST);
     agx_context_free(f->inner);
     free(f);
 }
 
-static const agx_device_forward fake_forward = {"fake", fake_create, fake_eval, fake_mem_used,
-                                                fake_export,   fake_import, fake_destroy};
+static const agx_device_forward fake_forward = {
+    "fake",    fake_weights_create, fake_weights_bytes, fake_weights_destroy, fake_create,
+    fake_eval, fake_mem_used,       fake_export,        fake_import,          fake_destroy};
 
 static agx_device_info fake_gpu(void) {
     agx_device_info d;
@@ -423,17 +475,22 @@ static void test_delegation(void **state) {
     assert_int_equal(agx_context_create_on(model, &cp, &fake_forward, &gpu, &dev, &err), AGX_OK);
     cp.device = "cpu";
     assert_int_equal(agx_context_create(model, &cp, &cpu, &err), AGX_OK);
-    /* created once, from the model view, with the context's sizes */
+    /* weights from the model view, then the context on them */
+    assert_int_equal(seen.weights_creates, 1);
     assert_int_equal(seen.creates, 1);
     assert_int_equal(seen.view_n_layer, cfg->n_layer);
     assert_int_equal(seen.view_n_vocab, nv);
+    const void *weights = seen.last_weights;
+    assert_false(seen.bad_weights);
     /* accessors */
     const agx_device_info *d = agx_context_device(dev);
     assert_int_equal(d->kind, AGX_DEVICE_CUDA);
     assert_string_equal(d->name, "Fake GPU");
     char line[256];
     assert_string_equal(agx_device_describe(d, line, sizeof line), "cuda:0 Fake GPU, cc 9.0, 16.0 GiB (15.0 free)");
-    assert_int_equal(agx_context_device_bytes(dev), 1000000 + kv_formula(24, AGX_KV_F16));
+    assert_int_equal(agx_context_device_bytes(dev), FAKE_WEIGHT_BYTES + 1000000 + kv_formula(24, AGX_KV_F16));
+    assert_int_equal(agx_context_device_weight_bytes(dev), FAKE_WEIGHT_BYTES);
+    assert_int_equal(agx_context_device_weight_bytes(cpu), 0);
     assert_int_equal(agx_context_kv_bytes(dev), agx_context_kv_bytes(cpu));   /* the same cache, on the device */
     assert_int_equal(agx_context_n_ctx(dev), 24);
     assert_int_equal(agx_context_n_threads(dev), 1);
@@ -497,6 +554,11 @@ static void test_delegation(void **state) {
     /* import into a fresh device context: n_past set, generation continues identically */
     agx_context *dev2 = NULL;
     assert_int_equal(agx_context_create_on(model, &cp, &fake_forward, &gpu, &dev2, &err), AGX_OK);
+    /* a second context of the model shares its weights: no second upload */
+    assert_int_equal(seen.weights_creates, 1);
+    assert_int_equal(seen.creates, 2);
+    assert_ptr_equal(seen.last_weights, weights);
+    assert_int_equal(agx_context_device_weight_bytes(dev2), FAKE_WEIGHT_BYTES);
     assert_int_equal(agx_context_kv_import(dev2, 10, bc, n + 1, &err), AGX_ERR_INFERENCE);
     assert_int_equal(agx_context_kv_import(dev2, 25, bc, n, &err), AGX_ERR_INFERENCE);
     assert_int_equal(seen.imports, 0);
@@ -509,26 +571,89 @@ static void test_delegation(void **state) {
     assert_int_equal(agx_context_eval(cpu, tok + 10, 3, false, lc, &err), AGX_OK);
     assert_memory_equal(ld, lc, sizeof(float) * (size_t)nv);
 
-    /* free: destroy once per device context */
+    /* free: destroy once per device context; the weights go with the last one */
     assert_int_equal(seen.destroys, 0);
     agx_context_free(dev);
+    assert_int_equal(seen.weights_destroys, 0);
     agx_context_free(dev2);
     assert_int_equal(seen.destroys, 2);
+    assert_int_equal(seen.weights_destroys, 1);
     agx_context_free(cpu);
-    /* a failing create: its error, no context, nothing to destroy */
+    /* a failing create: its error, no context, nothing to destroy, and the
+     * weights uploaded for it are freed again (nothing stays on the device) */
     seen.fail_create = true;
     dev = NULL;
     assert_int_equal(agx_context_create_on(model, &cp, &fake_forward, &gpu, &dev, &err), AGX_ERR_UNAVAILABLE);
     assert_null(dev);
     assert_string_equal(err.message, "fake: out of device memory");
     assert_int_equal(seen.destroys, 2);
+    assert_int_equal(seen.weights_creates, 2);
+    assert_int_equal(seen.weights_destroys, 2);
     seen.fail_create = false;
+    /* failing weights: their error, no context created */
+    seen.fail_weights = true;
+    assert_int_equal(agx_context_create_on(model, &cp, &fake_forward, &gpu, &dev, &err), AGX_ERR_NOMEM);
+    assert_null(dev);
+    assert_string_equal(err.message, "fake: no room for the weights");
+    assert_int_equal(seen.creates, 3);   /* the failing create above was the third */
+    assert_int_equal(seen.weights_destroys, 2);
+    seen.fail_weights = false;
+    /* after all that, a new context uploads afresh */
+    assert_int_equal(agx_context_create_on(model, &cp, &fake_forward, &gpu, &dev, &err), AGX_OK);
+    assert_int_equal(seen.weights_creates, 4);
+    agx_context_free(dev);
+    assert_int_equal(seen.weights_destroys, 3);
     /* NULL forward: a CPU context */
     assert_int_equal(agx_context_create_on(model, &cp, NULL, NULL, &dev, &err), AGX_OK);
     check_cpu_context(dev);
     agx_context_free(dev);
     assert_int_equal(agx_context_create_on(model, &cp, &fake_forward, NULL, &dev, &err), AGX_ERR_CONFIG);
     free(bd), free(bc), free(ld), free(lc);
+}
+
+/* Contexts of one model created from several threads at once: one upload,
+ * shared by all of them, freed with the last. */
+enum { N_THREADS = 4 };
+typedef struct ctx_thread_arg {
+    const agx_device_info *gpu;
+    agx_context *ctx;
+    agx_status st;
+} ctx_thread_arg;
+
+static void *create_ctx_thread(void *p) {
+    ctx_thread_arg *a = p;
+    agx_context_params cp = small_params("cpu");
+    cp.n_ctx = 16;
+    agx_error err = {0};
+    a->st = agx_context_create_on(model, &cp, &fake_forward, a->gpu, &a->ctx, &err);
+    return NULL;
+}
+
+static void test_shared_weights_threads(void **state) {
+    (void)state;
+    NEED_MODEL();
+    memset(&seen, 0, sizeof seen);
+    const agx_device_info gpu = fake_gpu();
+    pthread_t th[N_THREADS];
+    ctx_thread_arg args[N_THREADS];
+    for (int i = 0; i < N_THREADS; i++) {
+        args[i] = (ctx_thread_arg){.gpu = &gpu};
+        assert_int_equal(pthread_create(&th[i], NULL, create_ctx_thread, &args[i]), 0);
+    }
+    for (int i = 0; i < N_THREADS; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < N_THREADS; i++) {
+        assert_int_equal(args[i].st, AGX_OK);
+        assert_int_equal(agx_context_device_weight_bytes(args[i].ctx), FAKE_WEIGHT_BYTES);
+    }
+    assert_int_equal(seen.weights_creates, 1);
+    assert_int_equal(seen.creates, N_THREADS);
+    assert_false(seen.bad_weights);
+    for (int i = 0; i < N_THREADS; i++) {
+        assert_int_equal(seen.weights_destroys, 0);
+        agx_context_free(args[i].ctx);
+    }
+    assert_int_equal(seen.destroys, N_THREADS);
+    assert_int_equal(seen.weights_destroys, 1);
 }
 
 /* ---- the native backend ---- */
@@ -784,7 +909,7 @@ int main(void) {
         cmocka_unit_test(test_create_cpu),       cmocka_unit_test(test_create_bogus),
         cmocka_unit_test(test_create_auto),      cmocka_unit_test(test_create_cuda),
         cmocka_unit_test(test_cpu_kv_roundtrip), cmocka_unit_test(test_gpu_context),
-        cmocka_unit_test(test_delegation),
+        cmocka_unit_test(test_delegation),       cmocka_unit_test(test_shared_weights_threads),
         cmocka_unit_test(test_native_backend),   cmocka_unit_test(test_cli_health),
         cmocka_unit_test(test_cli_model_info),   cmocka_unit_test(test_cli_bench),
     };

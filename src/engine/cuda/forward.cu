@@ -11,6 +11,7 @@
  * docs/cuda.md and scripts/gpu-check.sh for the run that is owed. */
 #include <cublas_v2.h>
 #include <new>
+#include <thread>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdio.h>
@@ -45,22 +46,44 @@ struct DevLayer {
     DevMat wq, wk, wv, wo, w_gate, w_up, w_down;
 };
 
+/* The weights of one model on one device, uploaded once and shared by every
+ * context of the model there (model_device.c keeps one per model and device;
+ * a context only borrows them). Shapes and rope parameters live here too, so a
+ * context is created from the weights alone. */
+struct CudaWeights {
+    int device = 0;
+    int E = 0, QD = 0, KVD = 0, F = 0, V = 0, n_layer = 0, n_head = 0, n_head_kv = 0, hd = 0, n_rot = 0;
+    bool neox = false;
+    float eps = 0;
+    agx_rope_params rope = {};
+    float *rope_factors = nullptr;   /* host copy behind rope.freq_factors */
+    DevMat tok_embd, output;         /* output == tok_embd when tied */
+    float *output_norm = nullptr;
+    DevLayer *layers = nullptr;
+    size_t max_mat = 0;              /* elements of the largest matrix (GEMM weight tiles) */
+    bool any_dense = false;          /* some f32/f16/bf16 matrix: the GEMM tiles are needed */
+    uint8_t *arena = nullptr;        /* one device allocation for every tensor */
+    size_t bytes = 0;
+    bool pinned_upload = false;      /* staged through page-locked buffers (AGX_CUDA_UPLOAD) */
+};
+
 struct CudaCtx {
     int device = 0;
     cudaStream_t stream = nullptr;
-    cublasHandle_t blas = nullptr;
-    /* shape */
+    cublasHandle_t blas = nullptr;   /* only when a GEMM path is possible (wtile != NULL) */
+    /* shape (copied from the weights) */
     int E = 0, QD = 0, KVD = 0, F = 0, V = 0, n_layer = 0, n_head = 0, n_head_kv = 0, hd = 0, n_rot = 0;
     bool neox = false, kv_f32 = false;
     float eps = 0, attn_scale = 0;
     int n_ctx = 0, n_ubatch = 0;
-    /* device memory; every allocation is recorded for freeing and accounting */
+    /* device memory of this context; every allocation is recorded for freeing and accounting */
     void **allocs = nullptr;
     int n_allocs = 0, cap_allocs = 0;
     size_t bytes = 0;
+    /* borrowed from the CudaWeights, which outlive the context */
     DevMat tok_embd, output;
-    float *output_norm = nullptr;
-    DevLayer *layers = nullptr;
+    const float *output_norm = nullptr;
+    const DevLayer *layers = nullptr;
     uint8_t *kcache = nullptr, *vcache = nullptr;   /* [layer][n_ctx][KVD] */
     size_t kv_layer_bytes = 0;
     float *rope_cs = nullptr;                      /* [n_ctx][n_rot] cos/sin from agx_rope_cache */
@@ -76,7 +99,6 @@ struct CudaCtx {
      * f16 = dequantize to f16 + cuBLAS tensor-core GEMM on q8->f16
      * activations; f32 = the same with SGEMM (wtile / xtile hold f32). */
     int gemm_mode = GEMM_Q8;
-    bool any_dense = false;   /* some f32/f16/bf16 matrix: the GEMM tiles are needed */
     agxc::Q8Act a0, ak;
     size_t wtile_elems = 0;
     int32_t *d_tokens = nullptr;
@@ -111,6 +133,21 @@ struct CudaCtx {
         if ((c)->debug_sync) CU_TRY(cudaStreamSynchronize((c)->stream), what); \
     } while (0)
 
+/* cudaMalloc with an error that says what did not fit and what to do. */
+agx_status dev_malloc(size_t bytes, void **out, const char *what, agx_error *err) {
+    *out = nullptr;
+    cudaError_t e = cudaMalloc(out, bytes ? bytes : 1);
+    if (e == cudaSuccess) return AGX_OK;
+    *out = nullptr;
+    cudaGetLastError();
+    size_t fr = 0, tot = 0;
+    cudaMemGetInfo(&fr, &tot);
+    return agx_error_set(err, AGX_ERR_NOMEM,
+                         "CUDA: cannot allocate %.1f MB for %s (%s; %.1f MB of %.1f MB free): use a smaller "
+                         "model or context (AGX_CANDLE_CONTEXT_SIZE), or AGX_DEVICE=cpu",
+                         (double)bytes / 1e6, what, cudaGetErrorString(e), (double)fr / 1e6, (double)tot / 1e6);
+}
+
 agx_status dev_alloc(CudaCtx *c, size_t bytes, void **out, const char *what, agx_error *err) {
     *out = nullptr;
     if (c->n_allocs == c->cap_allocs) {
@@ -120,35 +157,113 @@ agx_status dev_alloc(CudaCtx *c, size_t bytes, void **out, const char *what, agx
         c->allocs = a;
         c->cap_allocs = cap;
     }
-    cudaError_t e = cudaMalloc(out, bytes ? bytes : 1);
-    if (e != cudaSuccess) {
-        cudaGetLastError();
-        size_t fr = 0, tot = 0;
-        cudaMemGetInfo(&fr, &tot);
-        return agx_error_set(err, AGX_ERR_NOMEM,
-                             "CUDA: cannot allocate %.1f MB for %s (%s; %.1f MB of %.1f MB free): use a smaller "
-                             "model or context (AGX_CANDLE_CONTEXT_SIZE), or AGX_DEVICE=cpu",
-                             (double)bytes / 1e6, what, cudaGetErrorString(e), (double)fr / 1e6, (double)tot / 1e6);
-    }
+    agx_status st = dev_malloc(bytes, out, what, err);
+    if (st != AGX_OK) return st;
     c->allocs[c->n_allocs++] = *out;
     c->bytes += bytes;
     return AGX_OK;
 }
 
-agx_status upload(CudaCtx *c, const void *host, size_t bytes, void **out, const char *what, agx_error *err) {
-    agx_status st = dev_alloc(c, bytes, out, what, err);
-    if (st != AGX_OK) return st;
-    CU_TRY(cudaMemcpy(*out, host, bytes, cudaMemcpyHostToDevice), "uploading weights");
+/* ---- weight upload ---- */
+
+/* Host-to-device copies of the weights. From the mmap'ed file a plain
+ * cudaMemcpy goes through the driver's own small pageable staging; here the
+ * host side copies into one page-locked buffer while the previous one is DMA'd
+ * (AGX_CUDA_UPLOAD=pinned, default), or uses cudaMemcpy (=pageable, and the
+ * fallback when page-locked memory is refused). The host copy (page faults on
+ * the mapping + memcpy) is slower than the DMA with one thread, so a chunk is
+ * copied by up to MAX_COPY_THREADS threads. */
+struct Uploader {
+    enum { N_BUF = 2, MAX_COPY_THREADS = 4 };
+    static const size_t CHUNK = (size_t)32 << 20;
+    static const size_t MIN_SLICE = (size_t)2 << 20;   /* smaller copies are not worth a thread */
+    cudaStream_t stream = nullptr;
+    uint8_t *buf[N_BUF] = {};
+    cudaEvent_t done[N_BUF] = {};   /* done[b]: the copy that last read buf[b] finished */
+    int next = 0;
+    int copy_threads = 1;
+    bool pinned = false;
+};
+
+/* memcpy split over up to u->copy_threads threads (this one included); a thread
+ * that cannot be started leaves its slice to this one. */
+void parallel_copy(const Uploader *u, uint8_t *dst, const uint8_t *src, size_t n) {
+    int t = u->copy_threads;
+    while (t > 1 && n / (size_t)t < Uploader::MIN_SLICE) t--;
+    const size_t slice = n / (size_t)t;
+    std::thread helpers[Uploader::MAX_COPY_THREADS];
+    for (int i = 1; i < t; i++) {
+        const size_t off = slice * (size_t)i, len = i == t - 1 ? n - off : slice;
+        try {
+            helpers[i] = std::thread([=] { memcpy(dst + off, src + off, len); });
+        } catch (...) {
+            memcpy(dst + off, src + off, len);
+        }
+    }
+    memcpy(dst, src, slice);
+    for (int i = 1; i < t; i++)
+        if (helpers[i].joinable()) helpers[i].join();
+}
+
+agx_status uploader_open(Uploader *u, agx_error *err) {
+    const char *mode = agx_env("AGX_CUDA_UPLOAD");
+    if (mode && strcmp(mode, "pinned") && strcmp(mode, "pageable"))
+        return agx_error_set(err, AGX_ERR_CONFIG,
+                             "AGX_CUDA_UPLOAD=%s: use pinned (default: staged through page-locked buffers) or "
+                             "pageable (plain cudaMemcpy)", mode);
+    if (mode && !strcmp(mode, "pageable")) return AGX_OK;
+    CU_TRY(cudaStreamCreateWithFlags(&u->stream, cudaStreamNonBlocking), "creating the upload stream");
+    for (int b = 0; b < Uploader::N_BUF; b++) {
+        CU_TRY(cudaEventCreateWithFlags(&u->done[b], cudaEventDisableTiming), "creating an upload event");
+        if (cudaMallocHost((void **)&u->buf[b], Uploader::CHUNK) != cudaSuccess) {
+            cudaGetLastError();   /* page-locked memory is limited (containers, ulimit): pageable copies work too */
+            u->buf[b] = nullptr;
+            return AGX_OK;
+        }
+    }
+    u->pinned = true;
+    const unsigned hw = std::thread::hardware_concurrency();
+    u->copy_threads = hw < 2 ? 1 : hw > Uploader::MAX_COPY_THREADS ? Uploader::MAX_COPY_THREADS : (int)hw;
     return AGX_OK;
 }
 
-agx_status upload_vec(CudaCtx *c, const float *host, int n, float **out, agx_error *err) {
-    *out = nullptr;
-    if (!host) return AGX_OK;
-    return upload(c, host, sizeof(float) * (size_t)n, (void **)out, "a vector", err);
+agx_status uploader_copy(Uploader *u, void *dst, const void *src, size_t n, agx_error *err) {
+    if (!u->pinned) {
+        CU_TRY(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice), "uploading weights");
+        return AGX_OK;
+    }
+    for (size_t off = 0; off < n; off += Uploader::CHUNK) {
+        const size_t len = n - off < Uploader::CHUNK ? n - off : Uploader::CHUNK;
+        const int b = u->next;
+        u->next = (b + 1) % Uploader::N_BUF;
+        /* the buffer is rewritten only once the DMA reading it has finished */
+        CU_TRY(cudaEventSynchronize(u->done[b]), "uploading weights");
+        parallel_copy(u, u->buf[b], (const uint8_t *)src + off, len);
+        CU_TRY(cudaMemcpyAsync((uint8_t *)dst + off, u->buf[b], len, cudaMemcpyHostToDevice, u->stream),
+               "uploading weights");
+        CU_TRY(cudaEventRecord(u->done[b], u->stream), "uploading weights");
+    }
+    return AGX_OK;
 }
 
-agx_status upload_mat(CudaCtx *c, const agx_dev_mat *m, DevMat *out, agx_error *err) {
+/* Waits for the last copies (finish) and frees the staging. */
+agx_status uploader_close(Uploader *u, bool finish, agx_error *err) {
+    cudaError_t e = u->stream ? cudaStreamSynchronize(u->stream) : cudaSuccess;
+    for (int b = 0; b < Uploader::N_BUF; b++) {
+        if (u->buf[b]) cudaFreeHost(u->buf[b]);
+        if (u->done[b]) cudaEventDestroy(u->done[b]);
+    }
+    if (u->stream) cudaStreamDestroy(u->stream);
+    *u = Uploader();
+    if (finish) CU_TRY(e, "finishing the weight upload");
+    return AGX_OK;
+}
+
+const size_t ARENA_ALIGN = 256;   /* cudaMalloc's alignment, kept for every tensor in the arena */
+
+size_t arena_size(size_t bytes) { return (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN; }
+
+agx_status check_mat(const agx_dev_mat *m, agx_error *err) {
     if (!agxc::type_supported(m->type))
         return agx_error_set(err, AGX_ERR_UNAVAILABLE,
                              "the CUDA path has no kernel for weight type %s (supported: f32, f16, bf16, q4_0, "
@@ -158,16 +273,160 @@ agx_status upload_mat(CudaCtx *c, const agx_dev_mat *m, DevMat *out, agx_error *
         return agx_error_set(err, AGX_ERR_UNAVAILABLE,
                              "the CUDA path needs rows of a multiple of 32 elements (got %lld); set AGX_DEVICE=cpu",
                              (long long)m->n_cols);
-    void *d = nullptr;
-    agx_status st = upload(c, m->data, m->row_bytes * (size_t)m->n_rows, &d, "weights", err);
-    if (st != AGX_OK) return st;
-    out->d = (const uint8_t *)d;
-    out->type = m->type;
-    out->n_rows = (int)m->n_rows;
-    out->n_cols = (int)m->n_cols;
-    out->row_bytes = m->row_bytes;
     return AGX_OK;
 }
+
+size_t mat_bytes(const agx_dev_mat *m) { return m->row_bytes * (size_t)m->n_rows; }
+size_t vec_bytes(const float *v, int n) { return v ? sizeof(float) * (size_t)n : 0; }
+
+/* Every tensor of the model in upload order: matrices and their device slot,
+ * then vectors. Used twice: to size the arena, then to fill it. */
+template <typename MatFn, typename VecFn>
+agx_status each_tensor(const agx_dev_model *dm, CudaWeights *w, MatFn mat, VecFn vec) {
+    agx_status st;
+    if ((st = mat(&dm->tok_embd, &w->tok_embd)) != AGX_OK) return st;
+    if (dm->output.data != dm->tok_embd.data && (st = mat(&dm->output, &w->output)) != AGX_OK) return st;
+    if ((st = vec(dm->output_norm, w->E, &w->output_norm)) != AGX_OK) return st;
+    for (int l = 0; l < w->n_layer; l++) {
+        const agx_dev_layer *S = &dm->layers[l];
+        DevLayer *L = &w->layers[l];
+        const agx_dev_mat *src[7] = {&S->wq, &S->wk, &S->wv, &S->wo, &S->w_gate, &S->w_up, &S->w_down};
+        DevMat *dst[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++)
+            if ((st = mat(src[i], dst[i])) != AGX_OK) return st;
+        const float *vs[5] = {S->attn_norm, S->ffn_norm, S->bq, S->bk, S->bv};
+        float **vd[5] = {&L->attn_norm, &L->ffn_norm, &L->bq, &L->bk, &L->bv};
+        const int vn[5] = {w->E, w->E, w->QD, w->KVD, w->KVD};
+        for (int i = 0; i < 5; i++)
+            if ((st = vec(vs[i], vn[i], vd[i])) != AGX_OK) return st;
+    }
+    return AGX_OK;
+}
+
+void weights_destroy(void *weights) {
+    CudaWeights *w = (CudaWeights *)weights;
+    if (!w) return;
+    cudaSetDevice(w->device);
+    cudaFree(w->arena);
+    free(w->layers);
+    free(w->rope_factors);
+    delete w;
+}
+
+size_t weights_bytes(const void *weights) { return weights ? ((const CudaWeights *)weights)->bytes : 0; }
+
+agx_status weights_create_inner(CudaWeights *w, const agx_dev_model *dm, agx_error *err) {
+    w->E = dm->n_embd;
+    w->QD = dm->n_head * dm->head_dim;
+    w->KVD = dm->n_head_kv * dm->head_dim;
+    w->F = dm->n_ff;
+    w->V = dm->n_vocab;
+    w->n_layer = dm->n_layer;
+    w->n_head = dm->n_head;
+    w->n_head_kv = dm->n_head_kv;
+    w->hd = dm->head_dim;
+    w->n_rot = dm->n_rot;
+    w->neox = dm->rope.style == AGX_ROPE_NEOX;
+    w->eps = dm->rms_eps;
+    if (w->hd > 256 || w->n_head_kv <= 0 || w->n_head % w->n_head_kv || w->n_rot <= 0 || w->n_rot > w->hd ||
+        w->n_rot % 2)
+        return agx_error_set(err, AGX_ERR_UNAVAILABLE,
+                             "the CUDA path supports head_dim <= 256 with n_head a multiple of n_head_kv "
+                             "(model: head_dim %d, %d/%d heads); set AGX_DEVICE=cpu",
+                             w->hd, w->n_head, w->n_head_kv);
+    w->rope = dm->rope;
+    if (dm->rope.freq_factors) {
+        const size_t n = (size_t)w->n_rot / 2;
+        w->rope_factors = (float *)malloc(sizeof(float) * (n ? n : 1));
+        if (!w->rope_factors) return agx_error_set(err, AGX_ERR_NOMEM, "out of host memory");
+        memcpy(w->rope_factors, dm->rope.freq_factors, sizeof(float) * n);
+        w->rope.freq_factors = w->rope_factors;
+    }
+    w->layers = (DevLayer *)calloc((size_t)w->n_layer ? (size_t)w->n_layer : 1, sizeof(DevLayer));
+    if (!w->layers) return agx_error_set(err, AGX_ERR_NOMEM, "out of host memory");
+
+    /* pass 1: check every matrix and size the arena */
+    size_t total = 0;
+    w->max_mat = (size_t)w->V * (size_t)w->E;
+    agx_status st = each_tensor(
+        dm, w,
+        [&](const agx_dev_mat *m, DevMat *) -> agx_status {
+            agx_status s = check_mat(m, err);
+            if (s != AGX_OK) return s;
+            total += arena_size(mat_bytes(m));
+            const size_t el = (size_t)m->n_rows * (size_t)m->n_cols;
+            if (el > w->max_mat) w->max_mat = el;
+            if (!agxc::act_format(m->type)) w->any_dense = true;
+            return AGX_OK;
+        },
+        [&](const float *v, int n, float **) -> agx_status {
+            total += arena_size(vec_bytes(v, n));
+            return AGX_OK;
+        });
+    if (st != AGX_OK) return st;
+    if ((st = dev_malloc(total, (void **)&w->arena, "the weights", err)) != AGX_OK) return st;
+    w->bytes = total;
+
+    /* pass 2: upload, each tensor at the next aligned offset */
+    Uploader up;
+    if ((st = uploader_open(&up, err)) != AGX_OK) {
+        uploader_close(&up, false, err);
+        return st;
+    }
+    w->pinned_upload = up.pinned;
+    size_t off = 0;
+    st = each_tensor(
+        dm, w,
+        [&](const agx_dev_mat *m, DevMat *out) -> agx_status {
+            const size_t n = mat_bytes(m);
+            agx_status s = uploader_copy(&up, w->arena + off, m->data, n, err);
+            if (s != AGX_OK) return s;
+            out->d = w->arena + off;
+            out->type = m->type;
+            out->n_rows = (int)m->n_rows;
+            out->n_cols = (int)m->n_cols;
+            out->row_bytes = m->row_bytes;
+            off += arena_size(n);
+            return AGX_OK;
+        },
+        [&](const float *v, int n, float **out) -> agx_status {
+            *out = nullptr;
+            if (!v) return AGX_OK;
+            agx_status s = uploader_copy(&up, w->arena + off, v, vec_bytes(v, n), err);
+            if (s != AGX_OK) return s;
+            *out = (float *)(w->arena + off);
+            off += arena_size(vec_bytes(v, n));
+            return AGX_OK;
+        });
+    const agx_status cst = uploader_close(&up, st == AGX_OK, err);
+    if (st != AGX_OK) return st;
+    if (cst != AGX_OK) return cst;
+    if (dm->output.data == dm->tok_embd.data) w->output = w->tok_embd;   /* tied: one upload */
+    if (!agxc::act_format(w->output.type)) w->any_dense = true;
+    return AGX_OK;
+}
+
+agx_status weights_create(const agx_dev_model *dm, const agx_device_info *dev, void **weights, agx_error *err) {
+    *weights = nullptr;
+    CudaWeights *w = new (std::nothrow) CudaWeights();
+    if (!w) return agx_error_set(err, AGX_ERR_NOMEM, "out of host memory");
+    w->device = dev ? dev->index : 0;
+    agx_status st;
+    if (cudaSetDevice(w->device) != cudaSuccess) {
+        cudaGetLastError();
+        st = agx_error_set(err, AGX_ERR_ENGINE, "CUDA: selecting device %d failed", w->device);
+    } else {
+        st = weights_create_inner(w, dm, err);
+    }
+    if (st != AGX_OK) {
+        weights_destroy(w);
+        return st;
+    }
+    *weights = w;
+    return AGX_OK;
+}
+
+/* ---- contexts ---- */
 
 void ctx_destroy(void *state) {
     CudaCtx *c = (CudaCtx *)state;
@@ -180,40 +439,35 @@ void ctx_destroy(void *state) {
     if (c->blas) cublasDestroy(c->blas);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c->allocs);
-    free(c->layers);
     delete c;
 }
 
-agx_status ctx_create_inner(CudaCtx *c, const agx_dev_model *dm, const agx_device_info *dev, int n_ctx,
-                            int n_ubatch, agx_kv_type kv_type, agx_error *err) {
+agx_status ctx_create_inner(CudaCtx *c, const CudaWeights *w, int n_ctx, int n_ubatch, agx_kv_type kv_type,
+                            agx_error *err) {
     agx_status st;
-    c->device = dev ? dev->index : 0;
+    c->device = w->device;
     CU_TRY(cudaSetDevice(c->device), "selecting the device");
     CU_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "creating a stream");
-    BLAS_TRY(cublasCreate(&c->blas), "creating a handle");
-    BLAS_TRY(cublasSetStream(c->blas, c->stream), "setting the stream");
-    c->E = dm->n_embd;
-    c->QD = dm->n_head * dm->head_dim;
-    c->KVD = dm->n_head_kv * dm->head_dim;
-    c->F = dm->n_ff;
-    c->V = dm->n_vocab;
-    c->n_layer = dm->n_layer;
-    c->n_head = dm->n_head;
-    c->n_head_kv = dm->n_head_kv;
-    c->hd = dm->head_dim;
-    c->n_rot = dm->n_rot;
-    c->neox = dm->rope.style == AGX_ROPE_NEOX;
-    c->eps = dm->rms_eps;
-    c->attn_scale = 1.0f / sqrtf((float)dm->head_dim);
+    c->E = w->E;
+    c->QD = w->QD;
+    c->KVD = w->KVD;
+    c->F = w->F;
+    c->V = w->V;
+    c->n_layer = w->n_layer;
+    c->n_head = w->n_head;
+    c->n_head_kv = w->n_head_kv;
+    c->hd = w->hd;
+    c->n_rot = w->n_rot;
+    c->neox = w->neox;
+    c->eps = w->eps;
+    c->attn_scale = 1.0f / sqrtf((float)w->hd);
     c->kv_f32 = kv_type == AGX_KV_F32;
     c->n_ctx = n_ctx;
     c->n_ubatch = n_ubatch;
-    if (c->hd > 256 || c->n_head_kv <= 0 || c->n_head % c->n_head_kv || c->n_rot <= 0 || c->n_rot > c->hd ||
-        c->n_rot % 2)
-        return agx_error_set(err, AGX_ERR_UNAVAILABLE,
-                             "the CUDA path supports head_dim <= 256 with n_head a multiple of n_head_kv "
-                             "(model: head_dim %d, %d/%d heads); set AGX_DEVICE=cpu",
-                             c->hd, c->n_head, c->n_head_kv);
+    c->tok_embd = w->tok_embd;
+    c->output = w->output;
+    c->output_norm = w->output_norm;
+    c->layers = w->layers;
     const char *g = agx_env("AGX_CUDA_GRAPHS");
     c->use_graph = !(g && !strcmp(g, "0"));
     const char *dbg = agx_env("AGX_CUDA_DEBUG");
@@ -231,34 +485,6 @@ agx_status ctx_create_inner(CudaCtx *c, const agx_dev_model *dm, const agx_devic
     c->gemm_mode = !gm || !strcmp(gm, "q8") ? GEMM_Q8 : !strcmp(gm, "f16") ? GEMM_F16 : GEMM_F32;
     if (!c->mmv_q8) c->gemm_mode = GEMM_F16;   /* AGX_CUDA_MMV=f32: the previous path throughout */
 
-    /* weights: tied output shares the embedding upload */
-    if ((st = upload_mat(c, &dm->tok_embd, &c->tok_embd, err)) != AGX_OK) return st;
-    if (dm->output.data == dm->tok_embd.data)
-        c->output = c->tok_embd;
-    else if ((st = upload_mat(c, &dm->output, &c->output, err)) != AGX_OK)
-        return st;
-    if ((st = upload_vec(c, dm->output_norm, c->E, &c->output_norm, err)) != AGX_OK) return st;
-    c->layers = (DevLayer *)calloc((size_t)c->n_layer, sizeof(DevLayer));
-    if (!c->layers) return agx_error_set(err, AGX_ERR_NOMEM, "out of host memory");
-    size_t max_mat = (size_t)c->V * (size_t)c->E;
-    for (int l = 0; l < c->n_layer; l++) {
-        const agx_dev_layer *S = &dm->layers[l];
-        DevLayer *L = &c->layers[l];
-        if ((st = upload_vec(c, S->attn_norm, c->E, &L->attn_norm, err)) != AGX_OK) return st;
-        if ((st = upload_vec(c, S->ffn_norm, c->E, &L->ffn_norm, err)) != AGX_OK) return st;
-        if ((st = upload_vec(c, S->bq, c->QD, &L->bq, err)) != AGX_OK) return st;
-        if ((st = upload_vec(c, S->bk, c->KVD, &L->bk, err)) != AGX_OK) return st;
-        if ((st = upload_vec(c, S->bv, c->KVD, &L->bv, err)) != AGX_OK) return st;
-        const agx_dev_mat *src[7] = {&S->wq, &S->wk, &S->wv, &S->wo, &S->w_gate, &S->w_up, &S->w_down};
-        DevMat *dst[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (int i = 0; i < 7; i++) {
-            if ((st = upload_mat(c, src[i], dst[i], err)) != AGX_OK) return st;
-            const size_t el = (size_t)src[i]->n_rows * (size_t)src[i]->n_cols;
-            if (el > max_mat) max_mat = el;
-            if (!agxc::act_format(src[i]->type)) c->any_dense = true;
-        }
-    }
-
     /* KV cache, rope table, activations */
     c->kv_layer_bytes = (size_t)n_ctx * (size_t)c->KVD * (c->kv_f32 ? 4 : 2);
     if ((st = dev_alloc(c, c->kv_layer_bytes * (size_t)c->n_layer, (void **)&c->kcache, "the K cache", err)))
@@ -270,8 +496,11 @@ agx_status ctx_create_inner(CudaCtx *c, const agx_dev_model *dm, const agx_devic
         float *cs = (float *)malloc(sizeof(float) * (n ? n : 1));
         if (!cs) return agx_error_set(err, AGX_ERR_NOMEM, "out of host memory for the rope table");
         /* the CPU's own angle recurrence, so positions rotate identically */
-        for (int p = 0; p < n_ctx; p++) agx_rope_cache(&dm->rope, p, cs + (size_t)p * c->n_rot);
-        st = upload(c, cs, sizeof(float) * n, (void **)&c->rope_cs, "the rope table", err);
+        for (int p = 0; p < n_ctx; p++) agx_rope_cache(&w->rope, p, cs + (size_t)p * c->n_rot);
+        st = dev_alloc(c, sizeof(float) * n, (void **)&c->rope_cs, "the rope table", err);
+        if (st == AGX_OK && cudaMemcpy(c->rope_cs, cs, sizeof(float) * n, cudaMemcpyHostToDevice) != cudaSuccess)
+            st = agx_error_set(err, AGX_ERR_ENGINE, "CUDA: uploading the rope table failed: %s",
+                               cudaGetErrorString(cudaGetLastError()));
         free(cs);
         if (st != AGX_OK) return st;
     }
@@ -284,13 +513,16 @@ agx_status ctx_create_inner(CudaCtx *c, const agx_dev_model *dm, const agx_devic
         if ((st = dev_alloc(c, sizeof(float) * ub * dims[i], (void **)bufs[i], "activations", err))) return st;
     const size_t lrows = ub < (size_t)LOGIT_ROWS ? ub : (size_t)LOGIT_ROWS;
     if ((st = dev_alloc(c, sizeof(float) * lrows * (size_t)c->V, (void **)&c->logits, "logits", err))) return st;
-    if (!agxc::act_format(c->output.type)) c->any_dense = true;
-    if (n_ubatch > MMV_MAX_TOKENS && (c->any_dense || c->gemm_mode != GEMM_Q8)) {
-        c->wtile_elems = max_mat < WTILE_MAX_ELEMS ? max_mat : WTILE_MAX_ELEMS;
+    if (n_ubatch > MMV_MAX_TOKENS && (w->any_dense || c->gemm_mode != GEMM_Q8)) {
+        c->wtile_elems = w->max_mat < WTILE_MAX_ELEMS ? w->max_mat : WTILE_MAX_ELEMS;
         if ((size_t)c->E > c->wtile_elems || (size_t)c->F > c->wtile_elems) c->wtile_elems = widest;
         const size_t el = c->gemm_mode == GEMM_F32 ? sizeof(float) : sizeof(__half);
         if ((st = dev_alloc(c, el * c->wtile_elems, (void **)&c->wtile, "a weight tile", err))) return st;
         if ((st = dev_alloc(c, el * ub * widest, (void **)&c->xtile, "an activation tile", err))) return st;
+        /* cuBLAS only where its GEMMs run (the tiles above): its handle costs start-up
+         * time and memory that the default path on quantized models never uses */
+        BLAS_TRY(cublasCreate(&c->blas), "creating a handle");
+        BLAS_TRY(cublasSetStream(c->blas, c->stream), "setting the stream");
     }
     if (c->mmv_q8) {
         const size_t rows = c->gemm_mode == GEMM_Q8 || ub < (size_t)MMV_MAX_TOKENS ? ub : (size_t)MMV_MAX_TOKENS;
@@ -309,20 +541,20 @@ agx_status ctx_create_inner(CudaCtx *c, const agx_dev_model *dm, const agx_devic
         return st;
     if ((st = dev_alloc(c, sizeof(int32_t) * ub, (void **)&c->d_tokens, "token ids", err))) return st;
     if ((st = dev_alloc(c, sizeof(int), (void **)&c->d_pos, "positions", err))) return st;
-    CU_TRY(cudaStreamSynchronize(c->stream), "finishing the upload");
     return AGX_OK;
 }
 
-agx_status ctx_create(const agx_dev_model *dm, const agx_device_info *dev, int n_ctx, int n_ubatch,
-                      agx_kv_type kv_type, void **state, agx_error *err) {
+agx_status ctx_create(const void *weights, int n_ctx, int n_ubatch, agx_kv_type kv_type, void **state,
+                      agx_error *err) {
     *state = nullptr;
+    if (!weights) return agx_error_set(err, AGX_ERR_CONFIG, "CUDA context needs the model's device weights");
     if (n_ctx <= 0 || n_ubatch <= 0)
         return agx_error_set(err, AGX_ERR_CONFIG, "CUDA context needs n_ctx > 0 and n_ubatch > 0");
     if (n_ubatch > n_ctx) n_ubatch = n_ctx;
     if (n_ubatch > 65535) n_ubatch = 65535;   /* grid.y limit of the per-token kernels */
     CudaCtx *c = new (std::nothrow) CudaCtx();
     if (!c) return agx_error_set(err, AGX_ERR_NOMEM, "out of host memory");
-    agx_status st = ctx_create_inner(c, dm, dev, n_ctx, n_ubatch, kv_type, err);
+    agx_status st = ctx_create_inner(c, (const CudaWeights *)weights, n_ctx, n_ubatch, kv_type, err);
     if (st != AGX_OK) {
         ctx_destroy(c);
         return st;
@@ -617,8 +849,8 @@ agx_status ctx_kv_import(void *state, int n, const void *buf, size_t len, agx_er
 }
 
 /* in the order of agx_device_forward's members */
-const agx_device_forward k_forward = {"cuda",        ctx_create,    ctx_eval,   ctx_mem_used,
-                                      ctx_kv_export, ctx_kv_import, ctx_destroy};
+const agx_device_forward k_forward = {"cuda",   weights_create, weights_bytes, weights_destroy, ctx_create,
+                                      ctx_eval, ctx_mem_used,  ctx_kv_export, ctx_kv_import,   ctx_destroy};
 
 } // namespace
 
