@@ -224,9 +224,13 @@ agx_status agx_dev_weights_acquire(agx_dev_weights_cache *wc, const agx_device_f
     agx_dev_model dm;
     if ((st = agx_dev_model_from_gguf(g, &dm, err)) != AGX_OK) goto done;
     void *w = NULL;
+    const int64_t t0 = agx_time_us();
     st = f->weights_create(&dm, dev, &w, err);
     agx_dev_model_free(&dm);   /* the weights now live on the device */
     if (st != AGX_OK) goto done;
+    const double ms = (double)(agx_time_us() - t0) / 1000.0, mb = (double)f->weights_bytes(w) / 1e6;
+    agx_log(AGX_LOG_INFO, "%s:%d: %.1f MB of weights uploaded in %.0f ms (%.2f GB/s)", f->name, dev->index, mb, ms,
+            ms > 0 ? mb / ms : 0.0);
     wc->entries[wc->n++] = (dev_weights_entry){.f = f, .device_index = dev->index, .weights = w, .users = 1};
     *weights = w;
 done:
@@ -255,7 +259,11 @@ agx_status agx_device_context_open(agx_dev_weights_cache *wc, const agx_device_f
     *state = NULL;
     agx_status st = agx_dev_weights_acquire(wc, f, g, dev, weights, err);
     if (st != AGX_OK) return st;
+    const int64_t t0 = agx_time_us();
     st = f->create(*weights, n_ctx, n_ubatch, kv_type, state, err);
+    if (st == AGX_OK)
+        agx_log(AGX_LOG_INFO, "%s:%d: context of %d positions, %.1f MB of KV cache and scratch, created in %.0f ms",
+                f->name, dev->index, n_ctx, (double)f->mem_used(*state) / 1e6, (double)(agx_time_us() - t0) / 1000.0);
     if (st != AGX_OK) {
         *state = NULL;
         agx_dev_weights_release(wc, f, *weights);
@@ -272,8 +280,12 @@ agx_status agx_device_context_create_for(const char *request, agx_dev_weights_ca
     *weights = NULL;
     *state = NULL;
     if (!request) request = agx_env("AGX_DEVICE");
+    const int64_t t0 = agx_time_us();
     agx_status st = agx_device_select(request, info, err);
     if (st != AGX_OK || info->kind == AGX_DEVICE_CPU) return st;
+    /* the first call of a process pays the driver's start-up: part of every `agx plan add` */
+    agx_log(AGX_LOG_INFO, "%s:%d selected in %.0f ms", agx_device_kind_name(info->kind), info->index,
+            (double)(agx_time_us() - t0) / 1000.0);
     const agx_device_forward *f = agx_device_forward_get(info->kind);
     if (!f)
         return agx_error_set(err, AGX_ERR_UNAVAILABLE,
