@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +202,24 @@ static agx_status build_vocab(agx_native_engine *e, agx_error *err) {
     return st;
 }
 
+/* The context is created on its own thread while this one loads the tokenizer
+ * and builds the token trie: on a GPU its creation is the driver's start-up
+ * plus the weight upload, which then cost no wall time of their own (every
+ * `agx plan add` is a new process). */
+typedef struct context_job {
+    const agx_model *model;
+    agx_context_params cp;
+    agx_context *ctx;
+    agx_status st;
+    agx_error err;
+} context_job;
+
+static void *context_job_run(void *arg) {
+    context_job *j = arg;
+    j->st = agx_context_create(j->model, &j->cp, &j->ctx, &j->err);
+    return NULL;
+}
+
 agx_status agx_native_engine_open(const char *model_path, const agx_native_params *p,
                                   agx_native_engine **out, agx_error *err) {
     *out = NULL;
@@ -211,6 +230,16 @@ agx_status agx_native_engine_open(const char *model_path, const agx_native_param
     e->path = agx_strdup(model_path);
     agx_status st = e->path ? AGX_OK : agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
     if (st == AGX_OK) st = agx_model_load(model_path, &e->model, err);
+    context_job job = {.model = e->model, .st = AGX_OK};
+    pthread_t job_thread;
+    bool job_started = false;
+    if (st == AGX_OK) {
+        job.cp = agx_context_default_params();
+        job.cp.n_ctx = p && p->n_ctx > 0 ? p->n_ctx : DEFAULT_CTX;
+        job.cp.n_threads = p && p->n_threads > 0 ? p->n_threads : 0;
+        job.cp.device = p ? p->device : NULL;
+        job_started = pthread_create(&job_thread, NULL, context_job_run, &job) == 0;
+    }
     if (st == AGX_OK) st = agx_tokenizer_load_for_model(model_path, NULL, &e->tok, err);
     if (st == AGX_OK) {
         e->n_vocab = agx_model_get_config(e->model)->n_vocab;
@@ -221,12 +250,12 @@ agx_status agx_native_engine_open(const char *model_path, const agx_native_param
                                model_path, agx_tokenizer_n_vocab(e->tok), e->n_vocab);
     }
     if (st == AGX_OK) st = build_vocab(e, err);
-    if (st == AGX_OK) {
-        agx_context_params cp = agx_context_default_params();
-        cp.n_ctx = p && p->n_ctx > 0 ? p->n_ctx : DEFAULT_CTX;
-        cp.n_threads = p && p->n_threads > 0 ? p->n_threads : 0;
-        cp.device = p ? p->device : NULL;
-        st = agx_context_create(e->model, &cp, &e->ctx, err);
+    if (job_started) pthread_join(job_thread, NULL);
+    else if (e->model) context_job_run(&job);   /* no thread: the same work, in turn */
+    e->ctx = job.ctx;   /* freed with the engine even when the tokenizer failed */
+    if (st == AGX_OK && job.st != AGX_OK) {
+        st = job.st;
+        if (err) *err = job.err;
     }
     if (st == AGX_OK && p) pc_setup(e, p->prompt_cache_dir);
     if (st == AGX_OK) {

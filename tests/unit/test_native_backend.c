@@ -546,6 +546,16 @@ static void test_config_errors(void **state) {
     assert_non_null(strstr(err.message, "AGX_CANDLE_CONTEXT_SIZE"));
     agx_native_engine_free(e);
 
+    /* the context is created on its own thread while the tokenizer loads: its
+     * error still reaches the caller, and nothing is left behind (ASan) */
+    setenv("AGX_THREADS", "abc", 1);
+    agx_native_params p0 = {.n_ctx = 512, .n_threads = 0};
+    e = NULL;
+    assert_int_equal(agx_native_engine_open(models[0].path, &p0, &e, &err), AGX_ERR_CONFIG);
+    unsetenv("AGX_THREADS");
+    assert_null(e);
+    assert_non_null(strstr(err.message, "AGX_THREADS"));
+
     /* no model for the role */
     set_env(models[0].path, "1");
     unsetenv("AGX_ECHO_MODEL");
