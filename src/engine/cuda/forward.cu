@@ -28,7 +28,7 @@ namespace {
 
 enum {
     MMV_MAX_TOKENS = 8,             /* up to this many tokens: matvec per token, above: GEMM */
-    GEMM_Q8 = 0, GEMM_F16 = 1, GEMM_F32 = 2,   /* AGX_CUDA_GEMM */
+    GEMM_Q8 = 0, GEMM_F16 = 1, GEMM_F32 = 2, GEMM_MMA = 3,   /* AGX_CUDA_GEMM */
     LOGIT_ROWS = 64,                /* logits computed per step (bounds the device logits buffer) */
 };
 /* f16 weight tile for GEMMs: at most this many elements (rows are tiled). */
@@ -96,6 +96,7 @@ struct CudaCtx {
     /* Prompt chunks (> MMV_MAX_TOKENS tokens) with quantized weights,
      * AGX_CUDA_GEMM: q8 (default) = the 8-bit matvec in groups of tokens
      * (integer products exact as the CPU's, weights read once per group);
+     * mma = the same products on the tensor cores (int8 mma, 64x32 tiles);
      * f16 = dequantize to f16 + cuBLAS tensor-core GEMM on q8->f16
      * activations; f32 = the same with SGEMM (wtile / xtile hold f32). */
     int gemm_mode = GEMM_Q8;
@@ -442,6 +443,9 @@ void ctx_destroy(void *state) {
     delete c;
 }
 
+/* Prompt chunks of quantized matrices take 8-bit activations (q8 and mma modes). */
+bool q8_prompts(const CudaCtx *c) { return c->gemm_mode == GEMM_Q8 || c->gemm_mode == GEMM_MMA; }
+
 agx_status ctx_create_inner(CudaCtx *c, const CudaWeights *w, int n_ctx, int n_ubatch, agx_kv_type kv_type,
                             agx_error *err) {
     agx_status st;
@@ -479,10 +483,14 @@ agx_status ctx_create_inner(CudaCtx *c, const CudaWeights *w, int n_ctx, int n_u
                              "or f32 (f32 activations)", mmv);
     c->mmv_q8 = !(mmv && !strcmp(mmv, "f32"));
     const char *gm = agx_env("AGX_CUDA_GEMM");
-    if (gm && strcmp(gm, "q8") && strcmp(gm, "f16") && strcmp(gm, "f32"))
+    if (gm && strcmp(gm, "q8") && strcmp(gm, "mma") && strcmp(gm, "f16") && strcmp(gm, "f32"))
         return agx_error_set(err, AGX_ERR_CONFIG, "AGX_CUDA_GEMM=%s: use q8 (default: 8-bit matvec in token groups, "
-                             "as the CPU), f16 (tensor-core GEMM) or f32 (SGEMM)", gm);
-    c->gemm_mode = !gm || !strcmp(gm, "q8") ? GEMM_Q8 : !strcmp(gm, "f16") ? GEMM_F16 : GEMM_F32;
+                             "as the CPU), mma (the same 8-bit products on the tensor cores), f16 (cuBLAS "
+                             "tensor-core GEMM) or f32 (SGEMM)", gm);
+    c->gemm_mode = !gm || !strcmp(gm, "q8") ? GEMM_Q8
+                   : !strcmp(gm, "mma")     ? GEMM_MMA
+                   : !strcmp(gm, "f16")     ? GEMM_F16
+                                            : GEMM_F32;
     if (!c->mmv_q8) c->gemm_mode = GEMM_F16;   /* AGX_CUDA_MMV=f32: the previous path throughout */
 
     /* KV cache, rope table, activations */
@@ -513,7 +521,7 @@ agx_status ctx_create_inner(CudaCtx *c, const CudaWeights *w, int n_ctx, int n_u
         if ((st = dev_alloc(c, sizeof(float) * ub * dims[i], (void **)bufs[i], "activations", err))) return st;
     const size_t lrows = ub < (size_t)LOGIT_ROWS ? ub : (size_t)LOGIT_ROWS;
     if ((st = dev_alloc(c, sizeof(float) * lrows * (size_t)c->V, (void **)&c->logits, "logits", err))) return st;
-    if (n_ubatch > MMV_MAX_TOKENS && (w->any_dense || c->gemm_mode != GEMM_Q8)) {
+    if (n_ubatch > MMV_MAX_TOKENS && (w->any_dense || !q8_prompts(c))) {
         c->wtile_elems = w->max_mat < WTILE_MAX_ELEMS ? w->max_mat : WTILE_MAX_ELEMS;
         if ((size_t)c->E > c->wtile_elems || (size_t)c->F > c->wtile_elems) c->wtile_elems = widest;
         const size_t el = c->gemm_mode == GEMM_F32 ? sizeof(float) : sizeof(__half);
@@ -525,7 +533,7 @@ agx_status ctx_create_inner(CudaCtx *c, const CudaWeights *w, int n_ctx, int n_u
         BLAS_TRY(cublasSetStream(c->blas, c->stream), "setting the stream");
     }
     if (c->mmv_q8) {
-        const size_t rows = c->gemm_mode == GEMM_Q8 || ub < (size_t)MMV_MAX_TOKENS ? ub : (size_t)MMV_MAX_TOKENS;
+        const size_t rows = q8_prompts(c) || ub < (size_t)MMV_MAX_TOKENS ? ub : (size_t)MMV_MAX_TOKENS;
         const size_t n8 = rows * widest;
         agxc::Q8Act *qa[2] = {&c->a0, &c->ak};
         for (int i = 0; i < 2; i++) {
@@ -567,7 +575,7 @@ agx_status ctx_create(const void *weights, int n_ctx, int n_ubatch, agx_kv_type 
  * matrices (0: f32 activations): computed once per input, by the kernel that
  * produces it (rmsnorm, swiglu) or one quantize launch (attention output). */
 int act_fmt(const CudaCtx *c, int n, const DevMat &a, const DevMat *b = nullptr, const DevMat *d = nullptr) {
-    if (!c->mmv_q8 || (n > MMV_MAX_TOKENS && c->gemm_mode != GEMM_Q8)) return 0;
+    if (!c->mmv_q8 || (n > MMV_MAX_TOKENS && !q8_prompts(c))) return 0;
     return agxc::act_format(a.type) | (b ? agxc::act_format(b->type) : 0) | (d ? agxc::act_format(d->type) : 0);
 }
 agxc::Q8Out q8_out(const CudaCtx *c, int fmt) {
@@ -582,6 +590,13 @@ agxc::Q8Out q8_out(const CudaCtx *c, int fmt) {
  * have: the 8-bit formats of x already in c->a0 / c->ak (act_fmt). */
 agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int have, int n, float *y, int y_ld, agx_error *err) {
     const int f = agxc::act_format(W.type);
+    if (f && (have & f) && n > MMV_MAX_TOKENS && c->gemm_mode == GEMM_MMA) {
+        LAUNCH(c,
+               agxc::matmul_mma(c->stream, W.type, W.d, W.row_bytes, W.n_rows, W.n_cols,
+                                f == agxc::ACT_Q8_0 ? c->a0 : c->ak, n, y, y_ld),
+               "matmul (8-bit, tensor cores)");
+        return AGX_OK;
+    }
     if (f && (have & f)) {   /* n <= 65535 = the largest ubatch */
         LAUNCH(c,
                agxc::matvec_q8(c->stream, W.type, W.d, W.row_bytes, W.n_rows, W.n_cols, f == agxc::ACT_Q8_0 ? c->a0 : c->ak,
@@ -658,7 +673,7 @@ agx_status matmul_set(CudaCtx *c, const DevMat *const *W, int cnt, const float *
     for (int i = 0; i < cnt; i++) {
         if (done[i]) continue;
         const int f = agxc::act_format(W[i]->type);
-        if (!f || !(have & f)) {
+        if (!f || !(have & f) || (n > MMV_MAX_TOKENS && c->gemm_mode == GEMM_MMA)) {
             agx_status st = matmul(c, *W[i], x, have, n, y[i], y_ld[i], err);
             if (st != AGX_OK) return st;
             done[i] = true;

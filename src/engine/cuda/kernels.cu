@@ -480,6 +480,160 @@ k_matvec_q8(MV3 m, int n_units, const int8_t *__restrict__ xq, const float *__re
     }
 }
 
+/* ---- prompts on the tensor cores: int8 mma (AGX_CUDA_GEMM=mma) ----
+ * D[16x8] += A[16x32] * B[32x8], int8 in, int32 out, for one warp, in the
+ * register layout of PTX's mma.m16n8k32.row.col.s32.s8.s8.s32 (g = lane/4,
+ * c = lane%4): a[0] = A[g][4c..4c+3], a[1] = A[g+8][4c..], a[2] = A[g][16+4c..],
+ * a[3] = A[g+8][16+4c..]; b[0] = B[4c..4c+3][g], b[1] = B[16+4c..][g];
+ * d[0..1] = D[g][2c, 2c+1], d[2..3] = D[g+8][2c, 2c+1]. sm_80+ runs the
+ * instruction; older GPUs (PTX JIT) and the CPU emulator compute the same
+ * thing from the same registers with shuffles and dp4a, so the emulator checks
+ * every use of the layout and the GPU self-test checks the layout itself. */
+__device__ __forceinline__ void mma_s8_16x8x32(int d[4], const int a[4], const int b[2]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800 && !defined(AGX_CUDA_EMU)
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                 "{%0, %1, %2, %3};"
+                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+    const int lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {   /* int column k (and k+4) of rows g, g+8 come from lane 4g+k */
+        const int a0 = __shfl_sync(0xffffffffu, a[0], 4 * g + k), a1 = __shfl_sync(0xffffffffu, a[1], 4 * g + k);
+        const int a2 = __shfl_sync(0xffffffffu, a[2], 4 * g + k), a3 = __shfl_sync(0xffffffffu, a[3], 4 * g + k);
+#pragma unroll
+        for (int j = 0; j < 2; j++) {   /* column 2c+j of B lives in lanes 4(2c+j)+k */
+            const int src = 4 * (2 * c + j) + k;
+            const int b0 = __shfl_sync(0xffffffffu, b[0], src), b1 = __shfl_sync(0xffffffffu, b[1], src);
+            d[j] = __dp4a(a0, b0, __dp4a(a2, b1, d[j]));
+            d[2 + j] = __dp4a(a1, b0, __dp4a(a3, b1, d[2 + j]));
+        }
+    }
+#endif
+}
+
+/* Tile of the mma kernel: MQ_ROWS weight rows x MQ_TOK tokens per block of
+ * MQ_WARPS warps (16 rows each), the K dimension in steps of 256 (32 units of 8).
+ * Shared rows are padded by 4 ints so that the fragment loads of a warp hit 32
+ * different banks (row stride 68 ints: bank = 4*row + column). */
+enum { MQ_WARPS = 4, MQ_ROWS = 16 * MQ_WARPS, MQ_TOK = 32, MQ_UNITS = 32, MQ_LD = MQ_UNITS * 2 + 4 };
+
+/* y[t*y_ld + r] = W[r] . x[t] for quantized W and 8-bit x (the matvec_q8
+ * numerics: integer dot products per 32 elements, per 16 for q6_K's scales,
+ * scaled in float). */
+template <int T>
+__global__ void __launch_bounds__(MQ_WARPS * 32)
+k_matmul_mma(const uint8_t *__restrict__ W, size_t row_bytes, int n_rows, int n_units, const int8_t *__restrict__ xq,
+             const float *__restrict__ xd, int n_tok, float *__restrict__ y, int y_ld) {
+    constexpr bool has_min = T == T_Q4_K || T == T_Q5_K, half_scales = T == T_Q6_K;
+    __shared__ int ws[MQ_ROWS * MQ_LD];               /* weights minus their offset, int8 x4 */
+    __shared__ float wsc[MQ_ROWS][MQ_UNITS / 2];      /* scale of each 16 elements (dw*sc) */
+    __shared__ float wmn[MQ_ROWS][MQ_UNITS / 4];      /* min of each 32 (dm*mn), K-quants */
+    __shared__ int xs[MQ_TOK * MQ_LD];                /* activations, int8 x4 */
+    __shared__ float xsc[MQ_TOK][MQ_UNITS / 4];       /* activation scale per 32 */
+    __shared__ int xsum[MQ_TOK][MQ_UNITS / 4];        /* sum of the 32 activations (min term) */
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, c = lane & 3;
+    const int r0 = blockIdx.x * MQ_ROWS, t0 = blockIdx.y * MQ_TOK;
+    const size_t x_ld = (size_t)n_units * 8, d_ld = (size_t)n_units / 4;
+    float acc[MQ_TOK / 8][4];
+#pragma unroll
+    for (int j = 0; j < MQ_TOK / 8; j++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) acc[j][i] = 0.0f;
+    for (int u0 = 0; u0 < n_units; u0 += MQ_UNITS) {
+        /* weights: thread -> unit tid%32 of rows tid/32, +4, ... */
+        for (int rr = tid / MQ_UNITS; rr < MQ_ROWS; rr += MQ_WARPS * 32 / MQ_UNITS) {
+            const int uu = tid % MQ_UNITS, u = u0 + uu, r = r0 + rr;
+            int lo = 0, hi = 0;
+            float sc = 0.0f, mn = 0.0f;
+            if (r < n_rows && u < n_units) {
+                QUnit q;
+                qunit<T>(W + (size_t)r * row_bytes, u, q);
+                /* bytes minus the offset, per byte without borrows (the quants are
+                 * 0..63 there, q - off fits in int8); q8_0's bytes are signed already */
+                const uint32_t off4 = 0x01010101u * (uint32_t)q.off;
+                lo = q.off ? (int)(((q.w0 | 0x80808080u) - off4) ^ 0x80808080u) : (int)q.w0;
+                hi = q.off ? (int)(((q.w1 | 0x80808080u) - off4) ^ 0x80808080u) : (int)q.w1;
+                sc = q.dw * (float)q.sc;   /* exact: an f16 times a small integer */
+                mn = q.dm * (float)q.mn;
+            }
+            ws[rr * MQ_LD + 2 * uu] = lo;
+            ws[rr * MQ_LD + 2 * uu + 1] = hi;
+            if ((uu & 1) == 0) wsc[rr][uu / 2] = sc;
+            if ((uu & 3) == 0) wmn[rr][uu / 4] = mn;
+        }
+        /* activations: 16 bytes (two units) per thread and step */
+        for (int i = tid; i < MQ_TOK * MQ_UNITS / 2; i += MQ_WARPS * 32) {
+            const int tt = i / (MQ_UNITS / 2), uu = 2 * (i % (MQ_UNITS / 2)), t = t0 + tt, u = u0 + uu;
+            int4 v = make_int4(0, 0, 0, 0);
+            if (t < n_tok && u < n_units) v = *(const int4 *)(xq + (size_t)t * x_ld + 8 * (size_t)u);
+            int *dst = &xs[tt * MQ_LD + 2 * uu];
+            dst[0] = v.x, dst[1] = v.y, dst[2] = v.z, dst[3] = v.w;
+        }
+        for (int i = tid; i < MQ_TOK * MQ_UNITS / 4; i += MQ_WARPS * 32) {
+            const int tt = i / (MQ_UNITS / 4), b = i % (MQ_UNITS / 4), t = t0 + tt, u = u0 + 4 * b;
+            xsc[tt][b] = t < n_tok && u < n_units ? xd[(size_t)t * d_ld + (size_t)(u / 4)] : 0.0f;
+        }
+        __syncthreads();
+        if (has_min)
+            for (int i = tid; i < MQ_TOK * MQ_UNITS / 4; i += MQ_WARPS * 32) {
+                const int tt = i / (MQ_UNITS / 4), b = i % (MQ_UNITS / 4);
+                int s = 0;
+#pragma unroll
+                for (int k = 0; k < 8; k++) s = __dp4a(xs[tt * MQ_LD + 8 * b + k], 0x01010101, s);
+                xsum[tt][b] = s;
+            }
+        __syncthreads();
+        /* the warp's 16 rows times the block's tokens, 32 elements at a time */
+        const int ra = warp * 16 + g, rb = ra + 8;
+#pragma unroll 2
+        for (int b = 0; b < MQ_UNITS / 4; b++) {
+            const int a[4] = {ws[ra * MQ_LD + 8 * b + c], ws[rb * MQ_LD + 8 * b + c], ws[ra * MQ_LD + 8 * b + 4 + c],
+                              ws[rb * MQ_LD + 8 * b + 4 + c]};
+            const float sa_lo = wsc[ra][2 * b], sb_lo = wsc[rb][2 * b];
+            const float sa_hi = wsc[ra][2 * b + 1], sb_hi = wsc[rb][2 * b + 1];
+#pragma unroll
+            for (int j = 0; j < MQ_TOK / 8; j++) {
+                const int tok = 8 * j + g;
+                const int bf[2] = {xs[tok * MQ_LD + 8 * b + c], xs[tok * MQ_LD + 8 * b + 4 + c]};
+                const int c0 = 8 * j + 2 * c;   /* the two token columns this lane holds */
+                if (half_scales) {
+                    /* two scales per 32: the halves as separate products (a[0..1] hold
+                     * elements 0..15, a[2..3] elements 16..31) */
+                    int dl[4] = {0, 0, 0, 0}, dh[4] = {0, 0, 0, 0};
+                    const int al[4] = {a[0], a[1], 0, 0}, ah[4] = {0, 0, a[2], a[3]};
+                    mma_s8_16x8x32(dl, al, bf);
+                    mma_s8_16x8x32(dh, ah, bf);
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        const float dx = xsc[c0 + (i & 1)][b];
+                        const float lo = i < 2 ? sa_lo : sb_lo, hi = i < 2 ? sa_hi : sb_hi;
+                        acc[j][i] += dx * (lo * (float)dl[i] + hi * (float)dh[i]);
+                    }
+                } else {
+                    int d[4] = {0, 0, 0, 0};
+                    mma_s8_16x8x32(d, a, bf);
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        const int tcol = c0 + (i & 1);
+                        const float dx = xsc[tcol][b];
+                        acc[j][i] += dx * ((i < 2 ? sa_lo : sb_lo) * (float)d[i]);
+                        if (has_min) acc[j][i] -= dx * ((i < 2 ? wmn[ra][b] : wmn[rb][b]) * (float)xsum[tcol][b]);
+                    }
+                }
+            }
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int j = 0; j < MQ_TOK / 8; j++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int r = r0 + warp * 16 + g + (i < 2 ? 0 : 8), t = t0 + 8 * j + 2 * c + (i & 1);
+            if (r < n_rows && t < n_tok) y[(size_t)t * (size_t)y_ld + r] = acc[j][i];
+        }
+}
+
 /* 8 decoded elements to out (16-byte aligned): f16 for the f16 GEMM, f32 for SGEMM. */
 __device__ __forceinline__ void store8(__half *out, const float v[8]) {
     __half2 h[4];
@@ -622,6 +776,32 @@ cudaError_t matvec_q8_set(cudaStream_t s, uint32_t type, const MatvecSet &ms, in
     case T_Q4_K: launch_matvec_q8<T_Q4_K>(s, m, nu, x, n_tok); break;
     case T_Q5_K: launch_matvec_q8<T_Q5_K>(s, m, nu, x, n_tok); break;
     case T_Q6_K: launch_matvec_q8<T_Q6_K>(s, m, nu, x, n_tok); break;
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
+}
+
+template <int T>
+void launch_matmul_mma(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n_rows, int n_units, const Q8Act &x,
+                       int n_tok, float *y, int y_ld) {
+    auto kernel = k_matmul_mma<T>;
+    const dim3 grid((unsigned)((n_rows + MQ_ROWS - 1) / MQ_ROWS), (unsigned)((n_tok + MQ_TOK - 1) / MQ_TOK));
+    AGX_CUDA_LAUNCH(kernel, grid, MQ_WARPS * 32, s, W, row_bytes, n_rows, n_units, x.qs, x.d, n_tok, y, y_ld);
+}
+
+cudaError_t matmul_mma(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
+                       const Q8Act &x, int n_tok, float *y, int y_ld) {
+    if (n_rows <= 0 || n_tok <= 0 || n_cols % 32 || n_tok > 65535 || !x.qs || !x.d || !W || !y)
+        return cudaErrorInvalidValue;
+    const uint8_t *w = (const uint8_t *)W;
+    const int nu = n_cols / 8;
+    switch (type) {
+    case T_Q4_0: launch_matmul_mma<T_Q4_0>(s, w, row_bytes, n_rows, nu, x, n_tok, y, y_ld); break;
+    case T_Q5_0: launch_matmul_mma<T_Q5_0>(s, w, row_bytes, n_rows, nu, x, n_tok, y, y_ld); break;
+    case T_Q8_0: launch_matmul_mma<T_Q8_0>(s, w, row_bytes, n_rows, nu, x, n_tok, y, y_ld); break;
+    case T_Q4_K: launch_matmul_mma<T_Q4_K>(s, w, row_bytes, n_rows, nu, x, n_tok, y, y_ld); break;
+    case T_Q5_K: launch_matmul_mma<T_Q5_K>(s, w, row_bytes, n_rows, nu, x, n_tok, y, y_ld); break;
+    case T_Q6_K: launch_matmul_mma<T_Q6_K>(s, w, row_bytes, n_rows, nu, x, n_tok, y, y_ld); break;
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();

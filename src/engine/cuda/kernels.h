@@ -61,6 +61,11 @@ struct MatvecSet {
     int y_ld[MV_MATS] = {};
 };
 cudaError_t matvec_q8_set(cudaStream_t s, uint32_t type, const MatvecSet &m, int n_cols, const Q8Act &x, int n_tok);
+/* As matvec_q8 for prompts: the same integer products per 32 elements (16 for
+ * q6_K's scales) on the tensor cores (int8 mma, sm_80+; a shuffle + dp4a
+ * fallback computes the same elsewhere), tiles of 64 rows x 32 tokens. */
+cudaError_t matmul_mma(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
+                       const Q8Act &x, int n_tok, float *y, int y_ld);
 
 /* out[r*n_cols + c] = W[r][c] as f16, for n_rows rows starting at W. */
 cudaError_t dequant_f16(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,

@@ -342,6 +342,50 @@ void test_q8(Report &r, Rng &rng) {
     }
 }
 
+/* The tensor-core prompt kernel (AGX_CUDA_GEMM=mma) against the CPU's vec_dot:
+ * 67 rows and 37 tokens (a full and a partial tile each way), 512 columns (two
+ * K steps) and, for the 32-element block types, 288 (a partial K step). On a
+ * GPU of cc >= 8.0 this also checks the mma register layout. */
+void test_mma(Report &r, Rng &rng) {
+    static const uint32_t types[] = {AGX_TYPE_Q4_0, AGX_TYPE_Q5_0, AGX_TYPE_Q8_0,
+                                     AGX_TYPE_Q4_K, AGX_TYPE_Q5_K, AGX_TYPE_Q6_K};
+    const int rows = 67, nt = 37;
+    char what[128];
+    Pool pool;
+    for (uint32_t type : types) {
+        const agx_type_traits *tt = agx_type_traits_get(type);
+        const agx_type_traits *at = agx_type_traits_get(tt->vec_dot_type);
+        const int fmt = agxc::act_format(type);
+        for (int n : {512, 288}) {
+            if (n % tt->block_size || n % at->block_size) continue;   /* K-quants: 256-element blocks */
+            std::vector<float> wf((size_t)rows * n), x((size_t)nt * n);
+            for (float &v : wf) v = rng.next();
+            for (float &v : x) v = 2 * rng.next();
+            const size_t rb = agx_type_row_size(type, n), ab = agx_type_row_size(tt->vec_dot_type, n);
+            std::vector<uint8_t> q(rb * rows), xa(ab * nt);
+            for (int i = 0; i < rows; i++) tt->from_float_ref(&wf[(size_t)i * n], &q[i * rb], n);
+            for (int t = 0; t < nt; t++) at->from_float(&x[(size_t)t * n], &xa[t * ab], n);
+            const int y_ld = rows + 5;   /* a y row stride wider than the rows, as q/k/v slices use */
+            std::vector<float> ref((size_t)nt * y_ld, 0.0f);
+            for (int t = 0; t < nt; t++)
+                for (int i = 0; i < rows; i++) tt->vec_dot(n, &ref[(size_t)t * y_ld + i], &q[i * rb], &xa[t * ab]);
+            const HostQ8 h = cpu_q8(fmt, x, n, nt);
+            agxc::Q8Act xq;
+            xq.qs = pool.up(h.qs);
+            xq.d = pool.up(h.d);
+            const uint8_t *dq = pool.up(q);
+            float *dy = pool.up(std::vector<float>(ref.size(), 0.0f));
+            snprintf(what, sizeof what, "matmul_mma %s (%dx%d, %d tokens)", tt->name, rows, n, nt);
+            if (!xq.qs || !xq.d || !dq || !dy) {
+                r.fail(what, "cudaMalloc/cudaMemcpy failed");
+                continue;
+            }
+            check_dev(r, what, agxc::matmul_mma(nullptr, type, dq, rb, rows, n, xq, nt, dy, y_ld), dy, ref.data(),
+                      ref.size(), 1e-5);
+        }
+    }
+}
+
 void test_rows(Report &r, Rng &rng) {
     const int n = 3, E = 896;
     std::vector<float> x((size_t)n * E), add((size_t)n * E), w(E);
@@ -496,6 +540,7 @@ extern "C" agx_status agx_cuda_selftest(char **report, agx_error *err) {
     test_types(r, rng);
     test_rows(r, rng);
     test_q8(r, rng);
+    test_mma(r, rng);
     test_attention(r, rng, AGX_ROPE_NORMAL);
     test_attention(r, rng, AGX_ROPE_NEOX);
     const int failures = r.failures;

@@ -46,6 +46,10 @@ struct uint2 {
 struct uint4 {
     unsigned x, y, z, w;
 };
+struct int4 {
+    int x, y, z, w;
+};
+inline int4 make_int4(int x, int y, int z, int w) { return int4{x, y, z, w}; }
 
 namespace agx_emu {
 const uint3 &thread_idx();
