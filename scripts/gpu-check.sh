@@ -139,7 +139,11 @@ if [ "$MODE" = all ] || [ "$MODE" = core ]; then
     { AGX_REF_DIR="$REF" AGX_CUDA_DEBUG=1 AGX_GPU_CASES=qwen2-tiny-Q4_K_M timeout 90 "$B/test_model_cuda"
       echo "debug rerun rc=$?"; } >>"$OUT/tests.txt" 2>&1
   fi
-  grep -E 'rc=|device:|gpu |SKIPPED|FAILED|ERROR|CUDA:' "$OUT/tests.txt" | tee -a "$SUM"
+  # the tensor-core prompt path (AGX_CUDA_GEMM=mma, not the default) on two cases: the
+  # self-test checks the mma register layout on this GPU, the cases the bands through it
+  { AGX_REF_DIR="$REF" AGX_CUDA_GEMM=mma AGX_GPU_CASES=qwen2-tiny-Q4_K_M,llama-tiny-Q8_0 timeout 120 \
+      "$B/test_model_cuda"; echo "test_model_cuda AGX_CUDA_GEMM=mma rc=$?"; } >>"$OUT/tests.txt" 2>&1
+  grep -E 'rc=|device:|gpu |matmul_mma|SKIPPED|FAILED|ERROR|CUDA:' "$OUT/tests.txt" | tee -a "$SUM"
   SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
   if [ -n "$SAN" ]; then   # the CPU emulator's ASan run covers every case; this checks the real device
     log "compute-sanitizer memcheck on test_model_cuda (one case)"
@@ -159,8 +163,8 @@ if [ "$MODE" = all ] || [ "$MODE" = core ]; then
     # the paths the default was chosen for without a GPU (docs/cuda.md): decode with 8-bit vs f32
     # activations and without graphs; prompts through the 8-bit matvec vs cuBLAS f16 / f32
     # (split attention matters at long contexts: its runs decode after a 512-token prompt)
-    log "variants on the GPU (bench_cuda): default, AGX_CUDA_MMV=f32, AGX_CUDA_GRAPHS=0, AGX_CUDA_ATTN_SPLIT=0, AGX_CUDA_GEMM=f16|f32, AGX_CUDA_UPLOAD=pageable"
-    for v in "" AGX_CUDA_MMV=f32 AGX_CUDA_GRAPHS=0 AGX_CUDA_ATTN_SPLIT=0 AGX_CUDA_GEMM=f16 AGX_CUDA_GEMM=f32 AGX_CUDA_UPLOAD=pageable; do
+    log "variants on the GPU (bench_cuda): default, AGX_CUDA_MMV=f32, AGX_CUDA_GRAPHS=0, AGX_CUDA_ATTN_SPLIT=0, AGX_CUDA_GEMM=mma|f16|f32, AGX_CUDA_UPLOAD=pageable"
+    for v in "" AGX_CUDA_MMV=f32 AGX_CUDA_GRAPHS=0 AGX_CUDA_ATTN_SPLIT=0 AGX_CUDA_GEMM=mma AGX_CUDA_GEMM=f16 AGX_CUDA_GEMM=f32 AGX_CUDA_UPLOAD=pageable; do
       case $v in AGX_CUDA_GEMM=*) pn="-p 512 -n 0" ;; ""|AGX_CUDA_ATTN_SPLIT=*) pn="-p 512 -n 128" ;; AGX_CUDA_UPLOAD=*) pn="-p 8 -n 8" ;; *) pn="-p 0 -n 128" ;; esac
       echo "-- ${v:-default} ($pn)" >>"$OUT/bench.txt"
       line=$(env $v timeout 120 "$B/bench_cuda" -m "$Q15" $pn -r "$REPS" --json 2>>"$OUT/bench.txt")

@@ -305,6 +305,40 @@ static void test_gpu_eval_errors(void **state) {
     unsetenv("AGX_CUDA_UPLOAD");
     assert_non_null(strstr(err.message, "AGX_CUDA_UPLOAD=bogus"));
     assert_null(wp);
+    /* the tensor-core prompt path (AGX_CUDA_GEMM=mma) in the forward pass: a
+     * 20-token prompt (> 8: the prompt path) against the q8 matvec path */
+    {
+        enum { PT = 20 };
+        int32_t ptoks[PT];
+        for (int i = 0; i < PT; i++) ptoks[i] = (i * 37 + 5) % dm.n_vocab;
+        void *sq = NULL, *sm = NULL;
+        assert_int_equal(fw->create(w, 32, 32, AGX_KV_F16, &sq, &err), AGX_OK);
+        setenv("AGX_CUDA_GEMM", "mma", 1);
+        const agx_status mst = fw->create(w, 32, 32, AGX_KV_F16, &sm, &err);
+        unsetenv("AGX_CUDA_GEMM");
+        assert_int_equal(mst, AGX_OK);
+        float *lq = malloc(sizeof(float) * PT * (size_t)dm.n_vocab), *lm = malloc(sizeof(float) * PT * (size_t)dm.n_vocab);
+        assert_int_equal(fw->eval(sq, ptoks, PT, 0, true, lq, &err), AGX_OK);
+        assert_int_equal(fw->eval(sm, ptoks, PT, 0, true, lm, &err), AGX_OK);
+        /* the same integer products, but float sums in another order: a later
+         * layer's 8-bit activation rounding can flip, so rows agree closely, not exactly */
+        double worst = 1.0;
+        for (int t = 0; t < PT; t++) {
+            double ab = 0, aa = 0, bb = 0;
+            for (int i = 0; i < dm.n_vocab; i++) {
+                const double x = lq[(size_t)t * dm.n_vocab + i], y = lm[(size_t)t * dm.n_vocab + i];
+                ab += x * y, aa += x * x, bb += y * y;
+            }
+            worst = fmin(worst, ab / sqrt(aa * bb));
+        }
+        printf("prompt of %d on the tensor-core path (AGX_CUDA_GEMM=mma) vs the q8 matvec path: min row cosine "
+               "%.7f\n", PT, worst);
+        assert_true(worst >= 0.999);
+        free(lq);
+        free(lm);
+        fw->destroy(sq);
+        fw->destroy(sm);
+    }
     fw->weights_destroy(w);
     free(kv);
     free(out2);
