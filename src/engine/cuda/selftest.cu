@@ -199,6 +199,40 @@ size_t q8_diff(const HostQ8 &a, const std::vector<int8_t> &qs, const std::vector
     return n;
 }
 
+/* Weights wf (rows x n) quantized to `type` and activations x (nt x n) in its
+ * 8-bit format, on the device, with the CPU's vec_dot of every pair as the
+ * reference at ref[t*y_ld + row]. ok is false when an upload failed. */
+/* the weight types of the 8-bit activation kernels */
+const uint32_t k_q8_types[] = {AGX_TYPE_Q4_0, AGX_TYPE_Q5_0, AGX_TYPE_Q8_0, AGX_TYPE_Q4_K, AGX_TYPE_Q5_K, AGX_TYPE_Q6_K};
+
+struct QuantCase {
+    size_t rb = 0;
+    const uint8_t *dq = nullptr;
+    agxc::Q8Act xq;
+    std::vector<float> ref;
+    bool ok = false;
+};
+QuantCase quant_case(Pool &pool, uint32_t type, const std::vector<float> &wf, const std::vector<float> &x, int n,
+                     int rows, int nt, int y_ld) {
+    const agx_type_traits *tt = agx_type_traits_get(type);
+    const agx_type_traits *at = agx_type_traits_get(tt->vec_dot_type);
+    QuantCase qc;
+    qc.rb = agx_type_row_size(type, n);
+    const size_t ab = agx_type_row_size(tt->vec_dot_type, n);
+    std::vector<uint8_t> q(qc.rb * rows), xa(ab * nt);
+    for (int i = 0; i < rows; i++) tt->from_float_ref(&wf[(size_t)i * n], &q[i * qc.rb], n);
+    for (int t = 0; t < nt; t++) at->from_float(&x[(size_t)t * n], &xa[t * ab], n);
+    qc.ref.assign((size_t)nt * y_ld, 0.0f);
+    for (int t = 0; t < nt; t++)
+        for (int i = 0; i < rows; i++) tt->vec_dot(n, &qc.ref[(size_t)t * y_ld + i], &q[i * qc.rb], &xa[t * ab]);
+    const HostQ8 h = cpu_q8(agxc::act_format(type), x, n, nt);
+    qc.xq.qs = pool.up(h.qs);
+    qc.xq.d = pool.up(h.d);
+    qc.dq = pool.up(q);
+    qc.ok = qc.xq.qs && qc.xq.d && qc.dq;
+    return qc;
+}
+
 void test_q8(Report &r, Rng &rng) {
     const int n = 512, nt = 3;
     /* activations with the quantizers' corner cases: an all-zero block, a
@@ -283,29 +317,18 @@ void test_q8(Report &r, Rng &rng) {
         }
     }
     /* q8 matvec vs the CPU's vec_dot on CPU-quantized activations */
-    static const uint32_t types[] = {AGX_TYPE_Q4_0, AGX_TYPE_Q5_0, AGX_TYPE_Q8_0,
-                                     AGX_TYPE_Q4_K, AGX_TYPE_Q5_K, AGX_TYPE_Q6_K};
     const int rows = 67;
     std::vector<float> wf((size_t)rows * n);
     for (float &v : wf) v = rng.next();
-    for (uint32_t type : types) {
+    for (uint32_t type : k_q8_types) {
         const agx_type_traits *tt = agx_type_traits_get(type);
-        const agx_type_traits *at = agx_type_traits_get(tt->vec_dot_type);
-        const int fmt = agxc::act_format(type);
-        const size_t rb = agx_type_row_size(type, n), ab = agx_type_row_size(tt->vec_dot_type, n);
-        std::vector<uint8_t> q(rb * rows), xa(ab * nt);
-        for (int i = 0; i < rows; i++) tt->from_float_ref(&wf[(size_t)i * n], &q[i * rb], n);
-        for (int t = 0; t < nt; t++) at->from_float(&x[(size_t)t * n], &xa[t * ab], n);
-        std::vector<float> ref((size_t)nt * rows);
-        for (int t = 0; t < nt; t++)
-            for (int i = 0; i < rows; i++) tt->vec_dot(n, &ref[(size_t)t * rows + i], &q[i * rb], &xa[t * ab]);
-        const HostQ8 h = cpu_q8(fmt, x, n, nt);
-        agxc::Q8Act xq;
-        xq.qs = pool.up(h.qs);
-        xq.d = pool.up(h.d);
-        const uint8_t *dq = pool.up(q);
+        const QuantCase qc = quant_case(pool, type, wf, x, n, rows, nt, rows);
+        const size_t rb = qc.rb;
+        const uint8_t *dq = qc.dq;
+        const agxc::Q8Act xq = qc.xq;
+        const std::vector<float> &ref = qc.ref;
         float *dy = pool.up(std::vector<float>(ref.size()));
-        if (!xq.qs || !xq.d || !dq || !dy) {
+        if (!qc.ok || !dy) {
             r.fail(tt->name, "cudaMalloc/cudaMemcpy failed");
             continue;
         }
@@ -347,41 +370,27 @@ void test_q8(Report &r, Rng &rng) {
  * K steps) and, for the 32-element block types, 288 (a partial K step). On a
  * GPU of cc >= 8.0 this also checks the mma register layout. */
 void test_mma(Report &r, Rng &rng) {
-    static const uint32_t types[] = {AGX_TYPE_Q4_0, AGX_TYPE_Q5_0, AGX_TYPE_Q8_0,
-                                     AGX_TYPE_Q4_K, AGX_TYPE_Q5_K, AGX_TYPE_Q6_K};
     const int rows = 67, nt = 37;
     char what[128];
     Pool pool;
-    for (uint32_t type : types) {
+    for (uint32_t type : k_q8_types) {
         const agx_type_traits *tt = agx_type_traits_get(type);
         const agx_type_traits *at = agx_type_traits_get(tt->vec_dot_type);
-        const int fmt = agxc::act_format(type);
         for (int n : {512, 288}) {
             if (n % tt->block_size || n % at->block_size) continue;   /* K-quants: 256-element blocks */
             std::vector<float> wf((size_t)rows * n), x((size_t)nt * n);
             for (float &v : wf) v = rng.next();
             for (float &v : x) v = 2 * rng.next();
-            const size_t rb = agx_type_row_size(type, n), ab = agx_type_row_size(tt->vec_dot_type, n);
-            std::vector<uint8_t> q(rb * rows), xa(ab * nt);
-            for (int i = 0; i < rows; i++) tt->from_float_ref(&wf[(size_t)i * n], &q[i * rb], n);
-            for (int t = 0; t < nt; t++) at->from_float(&x[(size_t)t * n], &xa[t * ab], n);
             const int y_ld = rows + 5;   /* a y row stride wider than the rows, as q/k/v slices use */
-            std::vector<float> ref((size_t)nt * y_ld, 0.0f);
-            for (int t = 0; t < nt; t++)
-                for (int i = 0; i < rows; i++) tt->vec_dot(n, &ref[(size_t)t * y_ld + i], &q[i * rb], &xa[t * ab]);
-            const HostQ8 h = cpu_q8(fmt, x, n, nt);
-            agxc::Q8Act xq;
-            xq.qs = pool.up(h.qs);
-            xq.d = pool.up(h.d);
-            const uint8_t *dq = pool.up(q);
-            float *dy = pool.up(std::vector<float>(ref.size(), 0.0f));
+            const QuantCase qc = quant_case(pool, type, wf, x, n, rows, nt, y_ld);
+            float *dy = pool.up(std::vector<float>(qc.ref.size(), 0.0f));
             snprintf(what, sizeof what, "matmul_mma %s (%dx%d, %d tokens)", tt->name, rows, n, nt);
-            if (!xq.qs || !xq.d || !dq || !dy) {
+            if (!qc.ok || !dy) {
                 r.fail(what, "cudaMalloc/cudaMemcpy failed");
                 continue;
             }
-            check_dev(r, what, agxc::matmul_mma(nullptr, type, dq, rb, rows, n, xq, nt, dy, y_ld), dy, ref.data(),
-                      ref.size(), 1e-5);
+            check_dev(r, what, agxc::matmul_mma(nullptr, type, qc.dq, qc.rb, rows, n, qc.xq, nt, dy, y_ld), dy,
+                      qc.ref.data(), qc.ref.size(), 1e-5);
         }
     }
 }
