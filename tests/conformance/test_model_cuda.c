@@ -300,6 +300,27 @@ static void test_gpu_eval_errors(void **state) {
     fw->destroy(sp);
     fw->destroy(st);
     fw->weights_destroy(wp);
+#ifdef AGX_CUDA_EMU
+    /* page-locked memory refused (a memlock limit): the upload falls back to
+     * plain copies and still puts the same bytes on the device */
+    setenv("AGX_CUDA_EMU_PINNED_MB", "0", 1);
+    const agx_status nst = fw->weights_create(&dm, &dev, &wp, &err);
+    unsetenv("AGX_CUDA_EMU_PINNED_MB");
+    assert_int_equal(nst, AGX_OK);
+    assert_int_equal(fw->create(wp, 8, 8, AGX_KV_F16, &sp, &err), AGX_OK);
+    float *lp = malloc(sizeof(float) * (size_t)dm.n_vocab), *lr = malloc(sizeof(float) * (size_t)dm.n_vocab);
+    assert_int_equal(fw->create(w, 8, 8, AGX_KV_F16, &st, &err), AGX_OK);
+    assert_int_equal(fw->eval(st, good, 7, 0, false, lr, &err), AGX_OK);
+    assert_int_equal(fw->eval(sp, good, 7, 0, false, lp, &err), AGX_OK);
+    assert_memory_equal(lp, lr, sizeof(float) * (size_t)dm.n_vocab);
+    printf("page-locked memory refused: the upload fell back to cudaMemcpy, identical logits\n");
+    free(lp);
+    free(lr);
+    fw->destroy(st);
+    fw->destroy(sp);
+    fw->weights_destroy(wp);
+    wp = NULL;
+#endif
     setenv("AGX_CUDA_UPLOAD", "bogus", 1);
     assert_int_equal(fw->weights_create(&dm, &dev, &wp, &err), AGX_ERR_CONFIG);
     unsetenv("AGX_CUDA_UPLOAD");

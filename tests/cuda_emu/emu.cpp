@@ -474,6 +474,13 @@ cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned flags) {
         fprintf(stderr, "agx CUDA emulator: cudaHostAlloc flags 0x%x not emulated (mapped memory)\n", flags);
         return set_error(cudaErrorInvalidValue);
     }
+    /* AGX_CUDA_EMU_PINNED_MB=N: at most N MB page-locked at once (0: none), as a
+     * container's memlock limit would refuse it (tests of the fallbacks) */
+    if (const char *lim = getenv("AGX_CUDA_EMU_PINNED_MB")) {
+        size_t held = 0;
+        for (const auto &b : g_pinned) held += b.second;
+        if (held + bytes > (size_t)atoll(lim) << 20) return set_error(cudaErrorMemoryAllocation);
+    }
     void *q = nullptr;
     if (posix_memalign(&q, 4096, bytes ? bytes : 1)) return set_error(cudaErrorMemoryAllocation);
     g_pinned[(uintptr_t)q] = bytes;
