@@ -251,7 +251,7 @@ agx_status agx_native_engine_open(const char *model_path, const agx_native_param
     }
     if (st == AGX_OK) st = build_vocab(e, err);
     if (job_started) pthread_join(job_thread, NULL);
-    else if (e->model) context_job_run(&job);   /* no thread: the same work, in turn */
+    else if (st == AGX_OK) context_job_run(&job);   /* no thread: the same work, in turn */
     e->ctx = job.ctx;   /* freed with the engine even when the tokenizer failed */
     if (st == AGX_OK && job.st != AGX_OK) {
         st = job.st;
