@@ -167,7 +167,7 @@ if [ "$MODE" = all ] || [ "$MODE" = core ]; then
     for v in "" AGX_CUDA_MMV=f32 AGX_CUDA_GRAPHS=0 AGX_CUDA_ATTN_SPLIT=0 AGX_CUDA_GEMM=mma AGX_CUDA_GEMM=f16 AGX_CUDA_GEMM=f32 AGX_CUDA_UPLOAD=pageable; do
       case $v in AGX_CUDA_GEMM=*) pn="-p 512 -n 0" ;; ""|AGX_CUDA_ATTN_SPLIT=*) pn="-p 512 -n 128" ;; AGX_CUDA_UPLOAD=*) pn="-p 8 -n 8" ;; *) pn="-p 0 -n 128" ;; esac
       echo "-- ${v:-default} ($pn)" >>"$OUT/bench.txt"
-      line=$(env $v timeout 120 "$B/bench_cuda" -m "$Q15" $pn -r "$REPS" --json 2>>"$OUT/bench.txt")
+      line=$(env $v AGX_LOG=info timeout 120 "$B/bench_cuda" -m "$Q15" $pn -r "$REPS" --json 2>>"$OUT/bench.txt")
       echo "$line" >>"$OUT/bench.txt"
       if [ -n "$line" ]; then
         echo "{\"variant\": \"${v:-default}\", \"bench_cuda\": $line}" >>"$OUT/bench.jsonl"

@@ -64,7 +64,6 @@ struct CudaWeights {
     bool any_dense = false;          /* some f32/f16/bf16 matrix: the GEMM tiles are needed */
     uint8_t *arena = nullptr;        /* one device allocation for every tensor */
     size_t bytes = 0;
-    bool pinned_upload = false;      /* staged through page-locked buffers (AGX_CUDA_UPLOAD) */
 };
 
 struct CudaCtx {
@@ -219,6 +218,8 @@ agx_status uploader_open(Uploader *u, agx_error *err) {
         if (cudaMallocHost((void **)&u->buf[b], Uploader::CHUNK) != cudaSuccess) {
             cudaGetLastError();   /* page-locked memory is limited (containers, ulimit): pageable copies work too */
             u->buf[b] = nullptr;
+            agx_log(AGX_LOG_INFO, "cuda: no page-locked staging memory (%zu MB): uploading with cudaMemcpy",
+                    (size_t)(Uploader::N_BUF * Uploader::CHUNK >> 20));
             return AGX_OK;
         }
     }
@@ -374,7 +375,6 @@ agx_status weights_create_inner(CudaWeights *w, const agx_dev_model *dm, agx_err
         uploader_close(&up, false, err);
         return st;
     }
-    w->pinned_upload = up.pinned;
     size_t off = 0;
     st = each_tensor(
         dm, w,
