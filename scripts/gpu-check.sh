@@ -163,8 +163,8 @@ if [ "$MODE" = all ] || [ "$MODE" = core ]; then
     # the paths the default was chosen for without a GPU (docs/cuda.md): decode with 8-bit vs f32
     # activations and without graphs; prompts through the 8-bit matvec vs cuBLAS f16 / f32
     # (split attention matters at long contexts: its runs decode after a 512-token prompt)
-    log "variants on the GPU (bench_cuda): default, AGX_CUDA_MMV=f32, AGX_CUDA_GRAPHS=0, AGX_CUDA_ATTN_SPLIT=0, AGX_CUDA_GEMM=mma|f16|f32, AGX_CUDA_UPLOAD=pageable"
-    for v in "" AGX_CUDA_MMV=f32 AGX_CUDA_GRAPHS=0 AGX_CUDA_ATTN_SPLIT=0 AGX_CUDA_GEMM=mma AGX_CUDA_GEMM=f16 AGX_CUDA_GEMM=f32 AGX_CUDA_UPLOAD=pageable; do
+    log "variants on the GPU (bench_cuda): default, AGX_CUDA_MMV=f32, AGX_CUDA_MMV_UNROLL=1, AGX_CUDA_GRAPHS=0, AGX_CUDA_ATTN_SPLIT=0, AGX_CUDA_GEMM=mma|f16|f32, AGX_CUDA_UPLOAD=pageable"
+    for v in "" AGX_CUDA_MMV=f32 AGX_CUDA_MMV_UNROLL=1 AGX_CUDA_GRAPHS=0 AGX_CUDA_ATTN_SPLIT=0 AGX_CUDA_GEMM=mma AGX_CUDA_GEMM=f16 AGX_CUDA_GEMM=f32 AGX_CUDA_UPLOAD=pageable; do
       case $v in AGX_CUDA_GEMM=*) pn="-p 512 -n 0" ;; ""|AGX_CUDA_ATTN_SPLIT=*) pn="-p 512 -n 128" ;; AGX_CUDA_UPLOAD=*) pn="-p 8 -n 8" ;; *) pn="-p 0 -n 128" ;; esac
       echo "-- ${v:-default} ($pn)" >>"$OUT/bench.txt"
       line=$(env $v AGX_LOG=info timeout 120 "$B/bench_cuda" -m "$Q15" $pn -r "$REPS" --json 2>>"$OUT/bench.txt")

@@ -92,6 +92,7 @@ struct CudaCtx {
     /* 8-bit activations of the matvec path (AGX_CUDA_MMV=q8, default): q8_0 and
      * q8_K copies of the current input, [MMV_MAX_TOKENS][widest] */
     bool mmv_q8 = true;
+    int mmv_unroll = agxc::MV_UNROLL;   /* AGX_CUDA_MMV_UNROLL: units per lane loaded together in decode */
     /* Prompt chunks (> MMV_MAX_TOKENS tokens) with quantized weights,
      * AGX_CUDA_GEMM: q8 (default) = the 8-bit matvec in groups of tokens
      * (integer products exact as the CPU's, weights read once per group);
@@ -482,6 +483,11 @@ agx_status ctx_create_inner(CudaCtx *c, const CudaWeights *w, int n_ctx, int n_u
         return agx_error_set(err, AGX_ERR_CONFIG, "AGX_CUDA_MMV=%s: use q8 (default: 8-bit activations, as the CPU) "
                              "or f32 (f32 activations)", mmv);
     c->mmv_q8 = !(mmv && !strcmp(mmv, "f32"));
+    const char *unr = agx_env("AGX_CUDA_MMV_UNROLL");
+    if (unr && strcmp(unr, "1") && strcmp(unr, "4"))
+        return agx_error_set(err, AGX_ERR_CONFIG, "AGX_CUDA_MMV_UNROLL=%s: use 4 (default: four units per lane "
+                             "loaded together in a decode matvec) or 1", unr);
+    c->mmv_unroll = unr && !strcmp(unr, "1") ? 1 : agxc::MV_UNROLL;
     const char *gm = agx_env("AGX_CUDA_GEMM");
     if (gm && strcmp(gm, "q8") && strcmp(gm, "mma") && strcmp(gm, "f16") && strcmp(gm, "f32"))
         return agx_error_set(err, AGX_ERR_CONFIG, "AGX_CUDA_GEMM=%s: use q8 (default: 8-bit matvec in token groups, "
@@ -600,7 +606,7 @@ agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int have, int n, 
     if (f && (have & f)) {   /* n <= 65535 = the largest ubatch */
         LAUNCH(c,
                agxc::matvec_q8(c->stream, W.type, W.d, W.row_bytes, W.n_rows, W.n_cols, f == agxc::ACT_Q8_0 ? c->a0 : c->ak,
-                               n, y, y_ld),
+                               n, y, y_ld, c->mmv_unroll),
                "matvec (8-bit activations)");
         return AGX_OK;
     }
@@ -688,7 +694,8 @@ agx_status matmul_set(CudaCtx *c, const DevMat *const *W, int cnt, const float *
             done[j] = true;
         }
         LAUNCH(c,
-               agxc::matvec_q8_set(c->stream, W[i]->type, ms, W[i]->n_cols, f == agxc::ACT_Q8_0 ? c->a0 : c->ak, n),
+               agxc::matvec_q8_set(c->stream, W[i]->type, ms, W[i]->n_cols, f == agxc::ACT_Q8_0 ? c->a0 : c->ak, n,
+                                   c->mmv_unroll),
                "matvec (8-bit activations, fused)");
     }
     return AGX_OK;

@@ -433,7 +433,11 @@ struct MV3 {
     int ld0, ld1, ld2;
 };
 
-template <int T, int NT>
+/* U units per lane and iteration: their weight loads are issued together, so a
+ * warp has U blocks in flight instead of one (a decode matvec is a few dependent
+ * round trips to memory per row otherwise). The sums run in the same order for
+ * every U, so the results are bit-identical. */
+template <int T, int NT, int U>
 __global__ void __launch_bounds__(MV_WARPS * 32)
 k_matvec_q8(MV3 m, int n_units, const int8_t *__restrict__ xq, const float *__restrict__ xd, int n_tok) {
     const int lane = threadIdx.x & 31;
@@ -456,18 +460,26 @@ k_matvec_q8(MV3 m, int n_units, const int8_t *__restrict__ xq, const float *__re
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-    for (int u = lane; u < n_units; u += 32) {
-        QUnit q;
-        qunit<T>(row, u, q);
+    for (int u0 = lane; u0 < n_units; u0 += 32 * U) {
+        QUnit qs[U];
 #pragma unroll
-        for (int t = 0; t < NT; t++) {
-            if (t < nt) {
-                const uint2 a = *(const uint2 *)(xt + t * x_ld + 8 * (size_t)u);
-                const float dx = dt[t * d_ld + (u >> 2)];
-                const int sa = __dp4a((int)a.x, 0x01010101, __dp4a((int)a.y, 0x01010101, 0));
-                const int dp = __dp4a((int)q.w0, (int)a.x, __dp4a((int)q.w1, (int)a.y, 0));
-                acc[t] += __fmul_rn(dx, q.dw) * (float)(q.sc * (dp - q.off * sa));
-                if (has_min) acc[t] -= __fmul_rn(dx, q.dm) * (float)(q.mn * sa);
+        for (int j = 0; j < U; j++)
+            if (u0 + 32 * j < n_units) qunit<T>(row, u0 + 32 * j, qs[j]);
+#pragma unroll
+        for (int j = 0; j < U; j++) {
+            const int u = u0 + 32 * j;
+            if (u >= n_units) break;
+            const QUnit &q = qs[j];
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                if (t < nt) {
+                    const uint2 a = *(const uint2 *)(xt + t * x_ld + 8 * (size_t)u);
+                    const float dx = dt[t * d_ld + (u >> 2)];
+                    const int sa = __dp4a((int)a.x, 0x01010101, __dp4a((int)a.y, 0x01010101, 0));
+                    const int dp = __dp4a((int)q.w0, (int)a.x, __dp4a((int)q.w1, (int)a.y, 0));
+                    acc[t] += __fmul_rn(dx, q.dw) * (float)(q.sc * (dp - q.off * sa));
+                    if (has_min) acc[t] -= __fmul_rn(dx, q.dm) * (float)(q.mn * sa);
+                }
             }
         }
     }
@@ -692,6 +704,7 @@ __global__ void k_embed(const uint8_t *__restrict__ W, size_t row_bytes, int n_u
 
 /* k_matvec for one token (decode) and for groups of MV_GROUP tokens. */
 enum { MV_GROUP = 8 };
+static_assert(MV_UNROLL == 4, "kernels.h promises unroll 1 or 4");
 template <int T>
 void launch_matvec(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n_rows, int n_units, const float *x,
                    int n_tok, float *y, int y_ld) {
@@ -706,14 +719,14 @@ void launch_matvec(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n_row
     }
 }
 template <int T>
-void launch_matvec_q8(cudaStream_t s, const MV3 &m, int n_units, const Q8Act &x, int n_tok) {
+void launch_matvec_q8(cudaStream_t s, const MV3 &m, int n_units, const Q8Act &x, int n_tok, int unroll) {
     const int rows = m.n0 + m.n1 + m.n2;
     const unsigned gx = (unsigned)((rows + MV_WARPS - 1) / MV_WARPS);
-    if (n_tok == 1) {
-        auto kernel = k_matvec_q8<T, 1>;
+    if (n_tok == 1) {   /* decode: the latency-bound case the unrolled loads are for */
+        auto kernel = unroll == MV_UNROLL ? k_matvec_q8<T, 1, MV_UNROLL> : k_matvec_q8<T, 1, 1>;
         AGX_CUDA_LAUNCH(kernel, dim3(gx, 1), MV_WARPS * 32, s, m, n_units, x.qs, x.d, 1);
-    } else {
-        auto kernel = k_matvec_q8<T, MV_GROUP>;
+    } else {   /* token groups: 8 tokens of work per load already */
+        auto kernel = k_matvec_q8<T, MV_GROUP, 1>;
         AGX_CUDA_LAUNCH(kernel, dim3(gx, (unsigned)((n_tok + MV_GROUP - 1) / MV_GROUP)), MV_WARPS * 32, s, m,
                         n_units, x.qs, x.d, n_tok);
     }
@@ -749,8 +762,9 @@ cudaError_t matvec(cudaStream_t s, uint32_t type, const void *W, size_t row_byte
 }
 
 cudaError_t matvec_q8_set(cudaStream_t s, uint32_t type, const MatvecSet &ms, int n_cols, const Q8Act &x,
-                          int n_tok) {
-    if (ms.n < 1 || ms.n > MV_MATS || n_tok <= 0 || n_cols % 32 || n_tok > 65535 || !x.qs || !x.d)
+                          int n_tok, int unroll) {
+    if (ms.n < 1 || ms.n > MV_MATS || n_tok <= 0 || n_cols % 32 || n_tok > 65535 || !x.qs || !x.d ||
+        (unroll != 1 && unroll != MV_UNROLL))
         return cudaErrorInvalidValue;
     long long rows = 0;
     for (int i = 0; i < ms.n; i++) {
@@ -770,12 +784,12 @@ cudaError_t matvec_q8_set(cudaStream_t s, uint32_t type, const MatvecSet &ms, in
         m.ld2 = ms.y_ld[2];
     const int nu = n_cols / 8;
     switch (type) {
-    case T_Q4_0: launch_matvec_q8<T_Q4_0>(s, m, nu, x, n_tok); break;
-    case T_Q5_0: launch_matvec_q8<T_Q5_0>(s, m, nu, x, n_tok); break;
-    case T_Q8_0: launch_matvec_q8<T_Q8_0>(s, m, nu, x, n_tok); break;
-    case T_Q4_K: launch_matvec_q8<T_Q4_K>(s, m, nu, x, n_tok); break;
-    case T_Q5_K: launch_matvec_q8<T_Q5_K>(s, m, nu, x, n_tok); break;
-    case T_Q6_K: launch_matvec_q8<T_Q6_K>(s, m, nu, x, n_tok); break;
+    case T_Q4_0: launch_matvec_q8<T_Q4_0>(s, m, nu, x, n_tok, unroll); break;
+    case T_Q5_0: launch_matvec_q8<T_Q5_0>(s, m, nu, x, n_tok, unroll); break;
+    case T_Q8_0: launch_matvec_q8<T_Q8_0>(s, m, nu, x, n_tok, unroll); break;
+    case T_Q4_K: launch_matvec_q8<T_Q4_K>(s, m, nu, x, n_tok, unroll); break;
+    case T_Q5_K: launch_matvec_q8<T_Q5_K>(s, m, nu, x, n_tok, unroll); break;
+    case T_Q6_K: launch_matvec_q8<T_Q6_K>(s, m, nu, x, n_tok, unroll); break;
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();
@@ -808,10 +822,10 @@ cudaError_t matmul_mma(cudaStream_t s, uint32_t type, const void *W, size_t row_
 }
 
 cudaError_t matvec_q8(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
-                      const Q8Act &x, int n_tok, float *y, int y_ld) {
+                      const Q8Act &x, int n_tok, float *y, int y_ld, int unroll) {
     MatvecSet m;
     m.n = 1, m.W[0] = W, m.row_bytes[0] = row_bytes, m.n_rows[0] = n_rows, m.y[0] = y, m.y_ld[0] = y_ld;
-    return matvec_q8_set(s, type, m, n_cols, x, n_tok);
+    return matvec_q8_set(s, type, m, n_cols, x, n_tok, unroll);
 }
 
 cudaError_t dequant_f16(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,

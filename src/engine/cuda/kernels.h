@@ -46,9 +46,12 @@ struct Q8Out {
 int act_format(uint32_t type);
 /* Quantize n_tok rows of n f32 (n % 32 == 0; n % 256 == 0 for ACT_Q8_K). */
 cudaError_t quantize_act(cudaStream_t s, const float *x, int n, int n_tok, const Q8Out &o);
-/* As matvec, with W quantized (act_format(type) != 0) and x given in that format. */
+/* As matvec, with W quantized (act_format(type) != 0) and x given in that format.
+ * unroll (1 or MV_UNROLL, AGX_CUDA_MMV_UNROLL): units per lane whose loads a
+ * one-token matvec issues together; the results are the same bits either way. */
+enum { MV_UNROLL = 4 };
 cudaError_t matvec_q8(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
-                      const Q8Act &x, int n_tok, float *y, int y_ld);
+                      const Q8Act &x, int n_tok, float *y, int y_ld, int unroll = MV_UNROLL);
 /* Up to MV_MATS matrices of one type reading the same input in ONE launch
  * (q/k/v, gate/up): matrix i writes y[i][t*y_ld[i] + r]. */
 enum { MV_MATS = 3 };
@@ -60,7 +63,8 @@ struct MatvecSet {
     float *y[MV_MATS] = {};
     int y_ld[MV_MATS] = {};
 };
-cudaError_t matvec_q8_set(cudaStream_t s, uint32_t type, const MatvecSet &m, int n_cols, const Q8Act &x, int n_tok);
+cudaError_t matvec_q8_set(cudaStream_t s, uint32_t type, const MatvecSet &m, int n_cols, const Q8Act &x, int n_tok,
+                          int unroll = MV_UNROLL);
 /* As matvec_q8 for prompts: the same integer products per 32 elements (16 for
  * q6_K's scales) on the tensor cores (int8 mma, sm_80+; a shuffle + dp4a
  * fallback computes the same elsewhere), tiles of 64 rows x 32 tokens. */
