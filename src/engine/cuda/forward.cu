@@ -54,7 +54,7 @@ struct CudaWeights {
     int device = 0;
     int E = 0, QD = 0, KVD = 0, F = 0, V = 0, n_layer = 0, n_head = 0, n_head_kv = 0, hd = 0, n_rot = 0;
     bool neox = false;
-    float eps = 0;
+    float eps = 0, attn_scale = 0;
     agx_rope_params rope = {};
     float *rope_factors = nullptr;   /* host copy behind rope.freq_factors */
     DevMat tok_embd, output;         /* output == tok_embd when tied */
@@ -70,19 +70,13 @@ struct CudaCtx {
     int device = 0;
     cudaStream_t stream = nullptr;
     cublasHandle_t blas = nullptr;   /* only when a GEMM path is possible (wtile != NULL) */
-    /* shape (copied from the weights) */
-    int E = 0, QD = 0, KVD = 0, F = 0, V = 0, n_layer = 0, n_head = 0, n_head_kv = 0, hd = 0, n_rot = 0;
-    bool neox = false, kv_f32 = false;
-    float eps = 0, attn_scale = 0;
+    const CudaWeights *w = nullptr;   /* shapes and weights, borrowed: they outlive the context */
+    bool kv_f32 = false;
     int n_ctx = 0, n_ubatch = 0;
     /* device memory of this context; every allocation is recorded for freeing and accounting */
     void **allocs = nullptr;
     int n_allocs = 0, cap_allocs = 0;
     size_t bytes = 0;
-    /* borrowed from the CudaWeights, which outlive the context */
-    DevMat tok_embd, output;
-    const float *output_norm = nullptr;
-    const DevLayer *layers = nullptr;
     uint8_t *kcache = nullptr, *vcache = nullptr;   /* [layer][n_ctx][KVD] */
     size_t kv_layer_bytes = 0;
     float *rope_cs = nullptr;                      /* [n_ctx][n_rot] cos/sin from agx_rope_cache */
@@ -331,6 +325,7 @@ agx_status weights_create_inner(CudaWeights *w, const agx_dev_model *dm, agx_err
     w->n_rot = dm->n_rot;
     w->neox = dm->rope.style == AGX_ROPE_NEOX;
     w->eps = dm->rms_eps;
+    w->attn_scale = 1.0f / sqrtf((float)dm->head_dim);
     if (w->hd > 256 || w->n_head_kv <= 0 || w->n_head % w->n_head_kv || w->n_rot <= 0 || w->n_rot > w->hd ||
         w->n_rot % 2)
         return agx_error_set(err, AGX_ERR_UNAVAILABLE,
@@ -453,26 +448,10 @@ agx_status ctx_create_inner(CudaCtx *c, const CudaWeights *w, int n_ctx, int n_u
     c->device = w->device;
     CU_TRY(cudaSetDevice(c->device), "selecting the device");
     CU_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "creating a stream");
-    c->E = w->E;
-    c->QD = w->QD;
-    c->KVD = w->KVD;
-    c->F = w->F;
-    c->V = w->V;
-    c->n_layer = w->n_layer;
-    c->n_head = w->n_head;
-    c->n_head_kv = w->n_head_kv;
-    c->hd = w->hd;
-    c->n_rot = w->n_rot;
-    c->neox = w->neox;
-    c->eps = w->eps;
-    c->attn_scale = 1.0f / sqrtf((float)w->hd);
+    c->w = w;
     c->kv_f32 = kv_type == AGX_KV_F32;
     c->n_ctx = n_ctx;
     c->n_ubatch = n_ubatch;
-    c->tok_embd = w->tok_embd;
-    c->output = w->output;
-    c->output_norm = w->output_norm;
-    c->layers = w->layers;
     const char *g = agx_env("AGX_CUDA_GRAPHS");
     c->use_graph = !(g && !strcmp(g, "0"));
     const char *dbg = agx_env("AGX_CUDA_DEBUG");
@@ -500,17 +479,17 @@ agx_status ctx_create_inner(CudaCtx *c, const CudaWeights *w, int n_ctx, int n_u
     if (!c->mmv_q8) c->gemm_mode = GEMM_F16;   /* AGX_CUDA_MMV=f32: the previous path throughout */
 
     /* KV cache, rope table, activations */
-    c->kv_layer_bytes = (size_t)n_ctx * (size_t)c->KVD * (c->kv_f32 ? 4 : 2);
-    if ((st = dev_alloc(c, c->kv_layer_bytes * (size_t)c->n_layer, (void **)&c->kcache, "the K cache", err)))
+    c->kv_layer_bytes = (size_t)n_ctx * (size_t)w->KVD * (c->kv_f32 ? 4 : 2);
+    if ((st = dev_alloc(c, c->kv_layer_bytes * (size_t)w->n_layer, (void **)&c->kcache, "the K cache", err)))
         return st;
-    if ((st = dev_alloc(c, c->kv_layer_bytes * (size_t)c->n_layer, (void **)&c->vcache, "the V cache", err)))
+    if ((st = dev_alloc(c, c->kv_layer_bytes * (size_t)w->n_layer, (void **)&c->vcache, "the V cache", err)))
         return st;
     {
-        const size_t n = (size_t)n_ctx * (size_t)c->n_rot;
+        const size_t n = (size_t)n_ctx * (size_t)w->n_rot;
         float *cs = (float *)malloc(sizeof(float) * (n ? n : 1));
         if (!cs) return agx_error_set(err, AGX_ERR_NOMEM, "out of host memory for the rope table");
         /* the CPU's own angle recurrence, so positions rotate identically */
-        for (int p = 0; p < n_ctx; p++) agx_rope_cache(&w->rope, p, cs + (size_t)p * c->n_rot);
+        for (int p = 0; p < n_ctx; p++) agx_rope_cache(&w->rope, p, cs + (size_t)p * w->n_rot);
         st = dev_alloc(c, sizeof(float) * n, (void **)&c->rope_cs, "the rope table", err);
         if (st == AGX_OK && cudaMemcpy(c->rope_cs, cs, sizeof(float) * n, cudaMemcpyHostToDevice) != cudaSuccess)
             st = agx_error_set(err, AGX_ERR_ENGINE, "CUDA: uploading the rope table failed: %s",
@@ -519,17 +498,17 @@ agx_status ctx_create_inner(CudaCtx *c, const CudaWeights *w, int n_ctx, int n_u
         if (st != AGX_OK) return st;
     }
     const size_t ub = (size_t)n_ubatch;
-    const size_t widest = (size_t)(c->E > c->QD ? (c->E > c->F ? c->E : c->F) : (c->QD > c->F ? c->QD : c->F));
+    const size_t widest = (size_t)(w->E > w->QD ? (w->E > w->F ? w->E : w->F) : (w->QD > w->F ? w->QD : w->F));
     float **bufs[] = {&c->x, &c->xb, &c->q, &c->k, &c->v, &c->att, &c->hb, &c->hb2};
-    const size_t dims[] = {(size_t)c->E, (size_t)c->E, (size_t)c->QD, (size_t)c->KVD, (size_t)c->KVD,
-                           (size_t)c->QD, (size_t)c->F, (size_t)c->F};
+    const size_t dims[] = {(size_t)w->E, (size_t)w->E, (size_t)w->QD, (size_t)w->KVD, (size_t)w->KVD,
+                           (size_t)w->QD, (size_t)w->F, (size_t)w->F};
     for (int i = 0; i < 8; i++)
         if ((st = dev_alloc(c, sizeof(float) * ub * dims[i], (void **)bufs[i], "activations", err))) return st;
     const size_t lrows = ub < (size_t)LOGIT_ROWS ? ub : (size_t)LOGIT_ROWS;
-    if ((st = dev_alloc(c, sizeof(float) * lrows * (size_t)c->V, (void **)&c->logits, "logits", err))) return st;
+    if ((st = dev_alloc(c, sizeof(float) * lrows * (size_t)w->V, (void **)&c->logits, "logits", err))) return st;
     if (n_ubatch > MMV_MAX_TOKENS && (w->any_dense || !q8_prompts(c))) {
         c->wtile_elems = w->max_mat < WTILE_MAX_ELEMS ? w->max_mat : WTILE_MAX_ELEMS;
-        if ((size_t)c->E > c->wtile_elems || (size_t)c->F > c->wtile_elems) c->wtile_elems = widest;
+        if ((size_t)w->E > c->wtile_elems || (size_t)w->F > c->wtile_elems) c->wtile_elems = widest;
         const size_t el = c->gemm_mode == GEMM_F32 ? sizeof(float) : sizeof(__half);
         if ((st = dev_alloc(c, el * c->wtile_elems, (void **)&c->wtile, "a weight tile", err))) return st;
         if ((st = dev_alloc(c, el * ub * widest, (void **)&c->xtile, "an activation tile", err))) return st;
@@ -549,7 +528,7 @@ agx_status ctx_create_inner(CudaCtx *c, const CudaWeights *w, int n_ctx, int n_u
         }
     }
     const char *split = agx_env("AGX_CUDA_ATTN_SPLIT");
-    const size_t part = agxc::attention_scratch_floats(c->n_head, c->hd, (int)ub);
+    const size_t part = agxc::attention_scratch_floats(w->n_head, w->hd, (int)ub);
     if (part && !(split && !strcmp(split, "0")) &&
         (st = dev_alloc(c, sizeof(float) * part, (void **)&c->att_part, "attention scratch", err)))
         return st;
@@ -704,64 +683,66 @@ agx_status matmul_set(CudaCtx *c, const DevMat *const *W, int cnt, const float *
 /* Every layer for n tokens at position *d_pos (tokens already in d_tokens),
  * leaving the hidden states in c->x. Launch-only: also recorded into graphs. */
 agx_status layers(CudaCtx *c, int n, agx_error *err) {
+    const CudaWeights *w = c->w;
     agx_status st;
     LAUNCH(c,
-           agxc::embed(c->stream, c->tok_embd.type, c->tok_embd.d, c->tok_embd.row_bytes, c->E, c->d_tokens, n, c->x),
+           agxc::embed(c->stream, w->tok_embd.type, w->tok_embd.d, w->tok_embd.row_bytes, w->E, c->d_tokens, n, c->x),
            "embedding");
-    for (int l = 0; l < c->n_layer; l++) {
-        const DevLayer *L = &c->layers[l];
+    for (int l = 0; l < w->n_layer; l++) {
+        const DevLayer *L = &w->layers[l];
         uint8_t *kc = c->kcache + (size_t)l * c->kv_layer_bytes, *vc = c->vcache + (size_t)l * c->kv_layer_bytes;
         const int f_qkv = act_fmt(c, n, L->wq, &L->wk, &L->wv), f_o = act_fmt(c, n, L->wo),
                   f_gu = act_fmt(c, n, L->w_gate, &L->w_up), f_d = act_fmt(c, n, L->w_down);
         /* the previous layer's FFN residual (x += xb) is fused into this norm */
         LAUNCH(c,
-               agxc::rmsnorm(c->stream, c->x, l ? c->xb : nullptr, L->attn_norm, c->xb, n, c->E, c->eps,
+               agxc::rmsnorm(c->stream, c->x, l ? c->xb : nullptr, L->attn_norm, c->xb, n, w->E, w->eps,
                              q8_out(c, f_qkv)),
                "residual+rmsnorm");
         {
-            const DevMat *w[3] = {&L->wq, &L->wk, &L->wv};
+            const DevMat *mats[3] = {&L->wq, &L->wk, &L->wv};
             float *y[3] = {c->q, c->k, c->v};
-            const int ld[3] = {c->QD, c->KVD, c->KVD};
-            if ((st = matmul_set(c, w, 3, c->xb, f_qkv, n, y, ld, err))) return st;
+            const int ld[3] = {w->QD, w->KVD, w->KVD};
+            if ((st = matmul_set(c, mats, 3, c->xb, f_qkv, n, y, ld, err))) return st;
         }
         LAUNCH(c,
                agxc::qkv_rope_store(c->stream, c->q, c->k, c->v, L->bq, L->bk, L->bv, c->rope_cs, c->d_pos, n,
-                                    c->n_head, c->n_head_kv, c->hd, c->n_rot, c->neox, kc, vc, c->kv_f32),
+                                    w->n_head, w->n_head_kv, w->hd, w->n_rot, w->neox, kc, vc, c->kv_f32),
                "bias+rope+cache");
         LAUNCH(c,
-               agxc::attention(c->stream, c->q, kc, vc, c->kv_f32, c->att, c->d_pos, n, c->n_head, c->n_head_kv, c->hd,
-                               c->attn_scale, c->att_part),
+               agxc::attention(c->stream, c->q, kc, vc, c->kv_f32, c->att, c->d_pos, n, w->n_head, w->n_head_kv, w->hd,
+                               w->attn_scale, c->att_part),
                "attention");
-        if (f_o) LAUNCH(c, agxc::quantize_act(c->stream, c->att, c->QD, n, q8_out(c, f_o)), "quantize");
-        if ((st = matmul(c, L->wo, c->att, f_o, n, c->xb, c->E, err))) return st;
-        LAUNCH(c, agxc::rmsnorm(c->stream, c->x, c->xb, L->ffn_norm, c->xb, n, c->E, c->eps, q8_out(c, f_gu)),
+        if (f_o) LAUNCH(c, agxc::quantize_act(c->stream, c->att, w->QD, n, q8_out(c, f_o)), "quantize");
+        if ((st = matmul(c, L->wo, c->att, f_o, n, c->xb, w->E, err))) return st;
+        LAUNCH(c, agxc::rmsnorm(c->stream, c->x, c->xb, L->ffn_norm, c->xb, n, w->E, w->eps, q8_out(c, f_gu)),
                "residual+rmsnorm");
         {
-            const DevMat *w[2] = {&L->w_gate, &L->w_up};
+            const DevMat *mats[2] = {&L->w_gate, &L->w_up};
             float *y[2] = {c->hb, c->hb2};
-            const int ld[2] = {c->F, c->F};
-            if ((st = matmul_set(c, w, 2, c->xb, f_gu, n, y, ld, err))) return st;
+            const int ld[2] = {w->F, w->F};
+            if ((st = matmul_set(c, mats, 2, c->xb, f_gu, n, y, ld, err))) return st;
         }
         if (f_d)
-            LAUNCH(c, agxc::swiglu_q8(c->stream, c->hb, c->hb2, c->F, n, q8_out(c, f_d)), "swiglu");
+            LAUNCH(c, agxc::swiglu_q8(c->stream, c->hb, c->hb2, w->F, n, q8_out(c, f_d)), "swiglu");
         else
-            LAUNCH(c, agxc::swiglu(c->stream, c->hb, c->hb2, (size_t)n * (size_t)c->F), "swiglu");
-        if ((st = matmul(c, L->w_down, c->hb, f_d, n, c->xb, c->E, err))) return st;
+            LAUNCH(c, agxc::swiglu(c->stream, c->hb, c->hb2, (size_t)n * (size_t)w->F), "swiglu");
+        if ((st = matmul(c, L->w_down, c->hb, f_d, n, c->xb, w->E, err))) return st;
     }
     /* the last FFN residual (the logits read row subsets of x) */
-    if (c->n_layer > 0)
-        LAUNCH(c, agxc::add_inplace(c->stream, c->x, c->xb, (size_t)n * (size_t)c->E), "residual add");
+    if (w->n_layer > 0)
+        LAUNCH(c, agxc::add_inplace(c->stream, c->x, c->xb, (size_t)n * (size_t)w->E), "residual add");
     return AGX_OK;
 }
 
 /* Final norm + output projection for rows [r0, r0+nr) of c->x into c->logits. */
 agx_status logits_rows(CudaCtx *c, int r0, int nr, agx_error *err) {
-    float *xr = c->x + (size_t)r0 * c->E;
+    const CudaWeights *w = c->w;
+    float *xr = c->x + (size_t)r0 * w->E;
     /* the norm goes to xb rows 0..nr (xb is free once the layers are done) */
-    const int f = act_fmt(c, nr, c->output);
-    LAUNCH(c, agxc::rmsnorm(c->stream, xr, nullptr, c->output_norm, c->xb, nr, c->E, c->eps, q8_out(c, f)),
+    const int f = act_fmt(c, nr, w->output);
+    LAUNCH(c, agxc::rmsnorm(c->stream, xr, nullptr, w->output_norm, c->xb, nr, w->E, w->eps, q8_out(c, f)),
            "output rmsnorm");
-    return matmul(c, c->output, c->xb, f, nr, c->logits, c->V, err);
+    return matmul(c, w->output, c->xb, f, nr, c->logits, w->V, err);
 }
 
 /* One step of n <= MMV_MAX_TOKENS tokens as a graph: layers + the last row's
@@ -793,13 +774,14 @@ agx_status step_graph(CudaCtx *c, int n, agx_error *err) {
 agx_status ctx_eval(void *state, const int32_t *tokens, int n_tokens, int n_past, bool all_logits, float *out,
                     agx_error *err) {
     CudaCtx *c = (CudaCtx *)state;
+    const CudaWeights *w = c->w;
     if (n_tokens <= 0 || n_past < 0 || (int64_t)n_past + n_tokens > c->n_ctx)
         return agx_error_set(err, AGX_ERR_INFERENCE, "CUDA eval: %d tokens at position %d exceed the context of %d",
                              n_tokens, n_past, c->n_ctx);
     for (int i = 0; i < n_tokens; i++)
-        if (tokens[i] < 0 || tokens[i] >= c->V)
+        if (tokens[i] < 0 || tokens[i] >= w->V)
             return agx_error_set(err, AGX_ERR_INFERENCE, "token id %d at index %d is outside the vocab (0..%d)",
-                                 tokens[i], i, c->V - 1);
+                                 tokens[i], i, w->V - 1);
     CU_TRY(cudaSetDevice(c->device), "selecting the device");
     agx_status st;
     for (int done = 0; done < n_tokens;) {
@@ -814,8 +796,8 @@ agx_status ctx_eval(void *state, const int32_t *tokens, int n_tokens, int n_past
          * last logits are wanted: replay a graph instead of ~10 launches per layer */
         if (c->use_graph && n <= MMV_MAX_TOKENS && (n == 1 ? last || all_logits : last && !all_logits)) {
             if ((st = step_graph(c, n, err)) != AGX_OK) return st;
-            CU_TRY(cudaMemcpyAsync(all_logits ? out + (size_t)done * c->V : out, c->logits,
-                                   sizeof(float) * (size_t)c->V, cudaMemcpyDeviceToHost, c->stream),
+            CU_TRY(cudaMemcpyAsync(all_logits ? out + (size_t)done * w->V : out, c->logits,
+                                   sizeof(float) * (size_t)w->V, cudaMemcpyDeviceToHost, c->stream),
                    "logits download");
         } else {
             if ((st = layers(c, n, err)) != AGX_OK) return st;
@@ -824,8 +806,8 @@ agx_status ctx_eval(void *state, const int32_t *tokens, int n_tokens, int n_past
                 for (int r0 = first; r0 < n; r0 += LOGIT_ROWS) {
                     const int nr = n - r0 < LOGIT_ROWS ? n - r0 : LOGIT_ROWS;
                     if ((st = logits_rows(c, r0, nr, err)) != AGX_OK) return st;
-                    float *dst = all_logits ? out + ((size_t)done + (size_t)r0) * c->V : out;
-                    CU_TRY(cudaMemcpyAsync(dst, c->logits, sizeof(float) * (size_t)nr * c->V, cudaMemcpyDeviceToHost,
+                    float *dst = all_logits ? out + ((size_t)done + (size_t)r0) * w->V : out;
+                    CU_TRY(cudaMemcpyAsync(dst, c->logits, sizeof(float) * (size_t)nr * w->V, cudaMemcpyDeviceToHost,
                                            c->stream),
                            "logits download");
                 }
@@ -843,15 +825,16 @@ size_t ctx_mem_used(const void *state) { return state ? ((const CudaCtx *)state)
 /* Copies the first n positions of every layer's K and V between the device
  * cache and buf ([layer][k, v][n][KVD], as the CPU context's export). */
 agx_status kv_copy(CudaCtx *c, int n, void *buf, size_t len, bool to_host, agx_error *err) {
-    const size_t row = (size_t)n * (size_t)c->KVD * (c->kv_f32 ? 4 : 2);
-    const size_t need = 2 * (size_t)c->n_layer * row;
+    const CudaWeights *w = c->w;
+    const size_t row = (size_t)n * (size_t)w->KVD * (c->kv_f32 ? 4 : 2);
+    const size_t need = 2 * (size_t)w->n_layer * row;
     if (n <= 0 || n > c->n_ctx || (to_host ? len < need : len != need))
         return agx_error_set(err, AGX_ERR_INFERENCE,
                              "KV %s of %d positions does not fit this CUDA context (%d positions, %zu bytes given, "
                              "%zu expected)",
                              to_host ? "export" : "import", n, c->n_ctx, len, need);
     CU_TRY(cudaSetDevice(c->device), "selecting the device");
-    for (int l = 0; l < c->n_layer; l++)
+    for (int l = 0; l < w->n_layer; l++)
         for (int w = 0; w < 2; w++) {
             uint8_t *dev = (w ? c->vcache : c->kcache) + (size_t)l * c->kv_layer_bytes;
             char *host = (char *)buf + (2 * (size_t)l + (size_t)w) * row;
