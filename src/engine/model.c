@@ -334,11 +334,11 @@ int agx_context_n_past(const agx_context *c) { return c->n_past; }
 int agx_context_n_threads(const agx_context *c) { return c->tp ? agx_threadpool_n_threads(c->tp) : 1; }
 size_t agx_context_kv_bytes(const agx_context *c) { return c->kv_bytes; }
 const agx_device_info *agx_context_device(const agx_context *c) { return &c->dev_info; }
-size_t agx_context_device_bytes(const agx_context *c) {
-    return c->dev ? c->dev->weights_bytes(c->dev_weights) + c->dev->mem_used(c->dev_state) : 0;
-}
 size_t agx_context_device_weight_bytes(const agx_context *c) {
     return c->dev ? c->dev->weights_bytes(c->dev_weights) : 0;
+}
+size_t agx_context_device_bytes(const agx_context *c) {
+    return c->dev ? agx_context_device_weight_bytes(c) + c->dev->mem_used(c->dev_state) : 0;
 }
 void agx_context_truncate(agx_context *c, int n_past) {
     if (n_past >= 0 && n_past < c->n_past) c->n_past = n_past;
