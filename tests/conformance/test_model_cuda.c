@@ -210,6 +210,33 @@ static void test_kernels_vs_cpu_ops(void **state) {
 #endif
 }
 
+/* Weights uploaded with var=value in the environment put the same bytes on
+ * the device as w: the same size, and a context on each gives identical logits
+ * for every position of toks. */
+static void check_upload_variant(const agx_device_forward *fw, const agx_dev_model *dm, const agx_device_info *dev,
+                                 const void *w, const char *var, const char *value, const int32_t *toks, int n) {
+    agx_error err = {0};
+    void *wv = NULL, *sa = NULL, *sb = NULL;
+    setenv(var, value, 1);
+    const agx_status st = fw->weights_create(dm, dev, &wv, &err);
+    unsetenv(var);
+    assert_int_equal(st, AGX_OK);
+    assert_int_equal(fw->weights_bytes(wv), fw->weights_bytes(w));
+    assert_int_equal(fw->create(w, n + 1, n + 1, AGX_KV_F16, &sa, &err), AGX_OK);
+    assert_int_equal(fw->create(wv, n + 1, n + 1, AGX_KV_F16, &sb, &err), AGX_OK);
+    const size_t len = (size_t)n * (size_t)dm->n_vocab;
+    float *la = malloc(sizeof(float) * len), *lb = malloc(sizeof(float) * len);
+    assert_int_equal(fw->eval(sa, toks, n, 0, true, la, &err), AGX_OK);
+    assert_int_equal(fw->eval(sb, toks, n, 0, true, lb, &err), AGX_OK);
+    assert_memory_equal(la, lb, sizeof(float) * len);
+    printf("weights uploaded with %s=%s: the same bytes as the default upload (identical logits)\n", var, value);
+    free(la);
+    free(lb);
+    fw->destroy(sa);
+    fw->destroy(sb);
+    fw->weights_destroy(wv);
+}
+
 /* Errors of the device path (bad token ids and positions) and the prompt-cache export/import. */
 static void test_gpu_eval_errors(void **state) {
     (void)state;
@@ -280,47 +307,13 @@ static void test_gpu_eval_errors(void **state) {
     fw->destroy(st2);
     fw->destroy(st);
     /* the weight upload paths: page-locked staging (default, double-buffered
-     * and asynchronous) and plain cudaMemcpy put the same bytes on the device,
-     * so a context on either gives identical logits */
-    void *wp = NULL, *sp = NULL;
-    setenv("AGX_CUDA_UPLOAD", "pageable", 1);
-    const agx_status wst = fw->weights_create(&dm, &dev, &wp, &err);
-    unsetenv("AGX_CUDA_UPLOAD");
-    assert_int_equal(wst, AGX_OK);
-    assert_int_equal(fw->weights_bytes(wp), fw->weights_bytes(w));
-    assert_int_equal(fw->create(w, 8, 8, AGX_KV_F16, &st, &err), AGX_OK);
-    assert_int_equal(fw->create(wp, 8, 8, AGX_KV_F16, &sp, &err), AGX_OK);
-    float *all_p = malloc(sizeof(float) * 7 * (size_t)dm.n_vocab), *all_q = malloc(sizeof(float) * 7 * (size_t)dm.n_vocab);
-    assert_int_equal(fw->eval(st, good, 7, 0, true, all_p, &err), AGX_OK);
-    assert_int_equal(fw->eval(sp, good, 7, 0, true, all_q, &err), AGX_OK);
-    assert_memory_equal(all_p, all_q, sizeof(float) * 7 * (size_t)dm.n_vocab);
-    printf("weights uploaded through page-locked staging and with cudaMemcpy: identical logits\n");
-    free(all_p);
-    free(all_q);
-    fw->destroy(sp);
-    fw->destroy(st);
-    fw->weights_destroy(wp);
+     * and asynchronous), plain cudaMemcpy, and the fallback to it when page-locked
+     * memory is refused (a memlock limit; the emulator can refuse it) */
+    check_upload_variant(fw, &dm, &dev, w, "AGX_CUDA_UPLOAD", "pageable", good, 7);
 #ifdef AGX_CUDA_EMU
-    /* page-locked memory refused (a memlock limit): the upload falls back to
-     * plain copies and still puts the same bytes on the device */
-    setenv("AGX_CUDA_EMU_PINNED_MB", "0", 1);
-    const agx_status nst = fw->weights_create(&dm, &dev, &wp, &err);
-    unsetenv("AGX_CUDA_EMU_PINNED_MB");
-    assert_int_equal(nst, AGX_OK);
-    assert_int_equal(fw->create(wp, 8, 8, AGX_KV_F16, &sp, &err), AGX_OK);
-    float *lp = malloc(sizeof(float) * (size_t)dm.n_vocab), *lr = malloc(sizeof(float) * (size_t)dm.n_vocab);
-    assert_int_equal(fw->create(w, 8, 8, AGX_KV_F16, &st, &err), AGX_OK);
-    assert_int_equal(fw->eval(st, good, 7, 0, false, lr, &err), AGX_OK);
-    assert_int_equal(fw->eval(sp, good, 7, 0, false, lp, &err), AGX_OK);
-    assert_memory_equal(lp, lr, sizeof(float) * (size_t)dm.n_vocab);
-    printf("page-locked memory refused: the upload fell back to cudaMemcpy, identical logits\n");
-    free(lp);
-    free(lr);
-    fw->destroy(st);
-    fw->destroy(sp);
-    fw->weights_destroy(wp);
-    wp = NULL;
+    check_upload_variant(fw, &dm, &dev, w, "AGX_CUDA_EMU_PINNED_MB", "0", good, 7);
 #endif
+    void *wp = NULL;
     setenv("AGX_CUDA_UPLOAD", "bogus", 1);
     assert_int_equal(fw->weights_create(&dm, &dev, &wp, &err), AGX_ERR_CONFIG);
     unsetenv("AGX_CUDA_UPLOAD");
