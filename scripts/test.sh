@@ -57,8 +57,14 @@ if [ "${AGX_SKIP_FUZZ:-0}" != 1 ] && ls tests/fuzz/fuzz_*.c >/dev/null 2>&1; the
     corpus="tests/fuzz/corpus/${name#fuzz_}"
     mkdir -p "build-fuzz/corpus-$name"
     echo "-- $name (${AGX_FUZZ_SECS:-60}s)"
-    "$f" -max_total_time="${AGX_FUZZ_SECS:-60}" -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ "build-fuzz/corpus-$name" \
-      $( [ -d "$corpus" ] && echo "$corpus" ) 2>&1 | tail -3
+    # The whole report (input, stack) on a failure; the summary otherwise.
+    if ! "$f" -max_total_time="${AGX_FUZZ_SECS:-60}" -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ \
+        "build-fuzz/corpus-$name" $( [ -d "$corpus" ] && echo "$corpus" ) >"build-fuzz/$name.log" 2>&1; then
+      tail -80 "build-fuzz/$name.log"
+      echo "FAILED: $name (reproduce: $f build-fuzz/crash-*; add the input to $corpus once fixed)"
+      exit 1
+    fi
+    tail -3 "build-fuzz/$name.log"
   done
 fi
 echo "== all tests passed"

@@ -772,12 +772,23 @@ static json_t *try_load(const char *t, size_t len, size_t flags, json_error_t *j
 }
 
 /* Reasoning models think aloud first (<think>...</think>), often with a draft
- * plan in it: the answer is what follows the last closing tag. */
+ * plan in it: the answer is what follows the last closing tag. A tag inside a
+ * JSON string ("args": ["</think>"]) is data, not the end of the reasoning.
+ * JSON strings never span lines, so the string state restarts at each newline:
+ * an unbalanced quote in the prose can only hide a tag on its own line. */
 static size_t after_thinking(const char *text, size_t len) {
     static const char tag[] = "</think>";
     size_t tl = sizeof tag - 1, at = 0;
-    for (size_t i = 0; i + tl <= len; i++)
-        if (text[i] == '<' && !memcmp(text + i, tag, tl)) at = i + tl;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (c == '\n') in_string = false;
+        else if (in_string) {
+            if (c == '\\' && i + 1 < len && text[i + 1] != '\n') i++;
+            else if (c == '"') in_string = false;
+        } else if (c == '"') in_string = true;
+        else if (c == '<' && i + tl <= len && !memcmp(text + i, tag, tl)) at = i + tl;
+    }
     return at;
 }
 

@@ -150,6 +150,12 @@ static void test_thinking_and_quoted_replies(void **state) {
                 SORT_UNIQ);
     /* an answer with a broken plan reports it rather than using the draft */
     expect_reject("<think>{\"tasks\":[{\"command\":\"cat\"}]}</think>[{\"command\": 5}]", "must be a string");
+    /* a closing tag inside a JSON string is an argument, not the end of the thinking */
+    static const char *const tag_arg =
+        "{\"tasks\":[" T1("sort", "[\"</think>\"]") "," TN(2, "uniq", "[\"-c\"]", 1) "]}";
+    expect_plan(tag_arg, tag_arg);
+    /* ...while an unbalanced quote in the prose does not hide the tag on a later line */
+    expect_plan("<think>a 5\" screen\n</think>\n{\"plan\":[\"sort\",\"uniq -c\"]}", SORT_UNIQ);
     /* thinking only: the draft is all there is */
     expect_plan("<think>{\"tasks\":[{\"command\":\"cat\"}]}</think> Done.", "{\"tasks\":[" T1("cat", "[]") "]}");
     /* the whole reply is a JSON string holding the plan */
