@@ -45,6 +45,14 @@ typedef struct agx_native_params {
  * adds the how-to-fix advice). */
 agx_status agx_native_engine_open(const char *model_path, const agx_native_params *p,
                                   agx_native_engine **out, agx_error *err);
+/* A second engine on the model of `of`: it shares the model (on a GPU, the
+ * uploaded weights), the tokenizer and the token trie, which stay until the
+ * last engine using them is freed (in any order), and has its own context,
+ * KV cache and grammar. The two may run on different threads. */
+agx_status agx_native_engine_open_sibling(agx_native_engine *of, const agx_native_params *p,
+                                          agx_native_engine **out, agx_error *err);
+/* True when a and b were opened one as the other's sibling (one model). */
+bool agx_native_engine_shares_model(const agx_native_engine *a, const agx_native_engine *b);
 void agx_native_engine_free(agx_native_engine *e);
 const agx_model *agx_native_engine_model(const agx_native_engine *e);
 const agx_tokenizer *agx_native_engine_tokenizer(const agx_native_engine *e);
@@ -141,6 +149,13 @@ bool agx_backend_is_native(const agx_backend *b);
 /* The engine of a native backend (loaded on first use; NULL with err set when
  * loading fails or b is not native). */
 agx_native_engine *agx_backend_native_engine(agx_backend *b, agx_error *err);
+/* When b and from are native backends on the same model file (same real
+ * path) and from's engine is loaded, opens b's engine now as its sibling
+ * (agx_native_engine_open_sibling): one model in memory, one weight upload on
+ * a GPU. Otherwise leaves b as it is (its engine loads on first use).
+ * *shared (may be NULL) says which happened. */
+agx_status agx_backend_native_share_model(agx_backend *b, agx_backend *from, bool *shared,
+                                          agx_error *err);
 /* Statistics of the backend's last generate_plan (NULL before the first or when not native). */
 const agx_gen_stats *agx_backend_native_last_stats(const agx_backend *b);
 /* Streams generated text of later generate_plan calls to fn (NULL to stop). */

@@ -382,6 +382,29 @@ agx_native_engine *agx_backend_native_engine(agx_backend *b, agx_error *err) {
     return load_engine(nb, err) == AGX_OK ? nb->engine : NULL;
 }
 
+static bool same_file(const char *a, const char *b) {
+    char *ra = realpath(a, NULL), *rb = realpath(b, NULL);
+    bool same = ra && rb && strcmp(ra, rb) == 0;
+    free(ra);
+    free(rb);
+    return same;
+}
+
+agx_status agx_backend_native_share_model(agx_backend *b, agx_backend *from, bool *shared,
+                                          agx_error *err) {
+    native_backend *nb = as_native(b), *nf = as_native(from);
+    if (shared) *shared = false;
+    if (!nb || !nf || nb == nf || nb->engine || !nf->engine || !same_file(nb->path, nf->path))
+        return AGX_OK;
+    agx_status st = agx_native_engine_open_sibling(nf->engine, &nb->params, &nb->engine, err);
+    if (st != AGX_OK) {
+        agx_error_prefix(err, "%s model", role_name(nb->role));
+        return st;
+    }
+    if (shared) *shared = true;
+    return AGX_OK;
+}
+
 const agx_gen_stats *agx_backend_native_last_stats(const agx_backend *b) {
     const native_backend *nb = agx_backend_is_native(b) ? (const native_backend *)b : NULL;
     return nb && nb->have_last ? &nb->last : NULL;

@@ -645,6 +645,16 @@ static void cmd_validate(repl *r, const char *rest) {
             r->delta = NULL;
             return;
         }
+        /* Same file as Echo: one model in memory (one weight upload on a GPU),
+         * two contexts. */
+        bool shared = false;
+        if (agx_backend_native_share_model(r->delta, r->echo, &shared, &err) != AGX_OK) {
+            say_error(&err);
+            agx_backend_destroy(r->delta);
+            r->delta = NULL;
+            return;
+        }
+        if (shared) printf("Delta shares the Echo model loaded in memory (its own context)\n");
         if (warm_up(r, r->delta, &err) != AGX_OK) {
             say_error(&err);
             agx_backend_destroy(r->delta);

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,18 +27,27 @@
 /* prompt tokens per forward call when the caller can cancel */
 #define PREFILL_CHUNK 128
 
-struct agx_native_engine {
+/* What engines on one model file share (a REPL's Echo and Delta roles when
+ * both use the same file): the model (and with it, on a GPU, the weights'
+ * upload), the tokenizer and the grammar's token trie. All read-only once
+ * built; the last engine to go frees them. */
+typedef struct engine_model {
+    atomic_int refs;
     char *path;
     agx_model *model;
     agx_tokenizer *tok;
     agx_grammar_vocab *gvocab;
-    agx_context *ctx;
     int n_vocab;          /* logits per row (model) */
     int32_t byte_token[256];   /* a token decoding to exactly this byte, -1 if none */
     int32_t *comma_tokens;     /* tokens whose bytes hold ',' (plan rules only look at these) */
     size_t n_comma;
     int32_t *digit_tokens;     /* tokens whose bytes hold a digit */
     size_t n_digit;
+} engine_model;
+
+struct agx_native_engine {
+    engine_model *m;
+    agx_context *ctx;
     int32_t *cache;            /* tokens in the KV cache, in order */
     size_t n_cache, cap_cache;
     float *logits;
@@ -66,7 +76,7 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
 
 static void pc_setup(agx_native_engine *e, const char *dir) {
     struct stat sb;
-    char *real = realpath(e->path, NULL);
+    char *real = realpath(e->m->path, NULL);
     if (!dir || !*dir || !real || stat(real, &sb) != 0) {
         free(real);
         return;
@@ -149,56 +159,56 @@ static void pc_save(agx_native_engine *e, const int32_t *prompt, size_t n_prompt
 
 /* ------------------------------------------------------------ engine -- */
 
-static agx_status build_vocab(agx_native_engine *e, agx_error *err) {
-    int32_t nv = agx_tokenizer_n_vocab(e->tok);
-    if (nv <= 0) return agx_error_set(err, AGX_ERR_TOKENIZER, "%s: the tokenizer has no tokens", e->path);
-    size_t n = (size_t)e->n_vocab; /* the model may have more rows than the tokenizer: those stay empty */
+static agx_status build_vocab(engine_model *m, agx_error *err) {
+    int32_t nv = agx_tokenizer_n_vocab(m->tok);
+    if (nv <= 0) return agx_error_set(err, AGX_ERR_TOKENIZER, "%s: the tokenizer has no tokens", m->path);
+    size_t n = (size_t)m->n_vocab; /* the model may have more rows than the tokenizer: those stay empty */
     const char **bytes = calloc(n, sizeof *bytes);
     size_t *lens = calloc(n, sizeof *lens);
     int32_t *eog = malloc(64 * sizeof *eog);
-    e->comma_tokens = malloc(n * sizeof(int32_t));
-    e->digit_tokens = malloc(n * sizeof(int32_t));
-    if (!bytes || !lens || !eog || !e->comma_tokens || !e->digit_tokens) {
+    m->comma_tokens = malloc(n * sizeof(int32_t));
+    m->digit_tokens = malloc(n * sizeof(int32_t));
+    if (!bytes || !lens || !eog || !m->comma_tokens || !m->digit_tokens) {
         free(bytes);
         free(lens);
         free(eog);
         return agx_error_set(err, AGX_ERR_NOMEM, "out of memory building the token trie");
     }
     size_t n_eog = 0;
-    for (int i = 0; i < 256; i++) e->byte_token[i] = -1;
+    for (int i = 0; i < 256; i++) m->byte_token[i] = -1;
     for (size_t i = 0; i < n && (int32_t)i < nv; i++) {
         int32_t id = (int32_t)i;
-        if (agx_tokenizer_is_eog(e->tok, id) || agx_model_is_eog(e->model, id)) {
+        if (agx_tokenizer_is_eog(m->tok, id) || agx_model_is_eog(m->model, id)) {
             if (n_eog < 64) eog[n_eog++] = id;
             continue;
         }
-        agx_token_type ty = agx_tokenizer_token_type(e->tok, id);
+        agx_token_type ty = agx_tokenizer_token_type(m->tok, id);
         /* control / unknown / unused tokens never appear in a plan */
         if (ty == AGX_TOKEN_CONTROL || ty == AGX_TOKEN_UNKNOWN || ty == AGX_TOKEN_UNUSED) continue;
         size_t len = 0;
-        const uint8_t *b = agx_tokenizer_token_bytes(e->tok, id, &len);
+        const uint8_t *b = agx_tokenizer_token_bytes(m->tok, id, &len);
         if (!b || len == 0) continue;
         bytes[i] = (const char *)b;
         lens[i] = len;
-        if (len == 1 && (e->byte_token[b[0]] < 0 || ty == AGX_TOKEN_NORMAL)) {
+        if (len == 1 && (m->byte_token[b[0]] < 0 || ty == AGX_TOKEN_NORMAL)) {
             /* prefer a normal token over a <0xNN> byte-fallback one */
-            if (e->byte_token[b[0]] < 0 ||
-                agx_tokenizer_token_type(e->tok, e->byte_token[b[0]]) != AGX_TOKEN_NORMAL)
-                e->byte_token[b[0]] = id;
+            if (m->byte_token[b[0]] < 0 ||
+                agx_tokenizer_token_type(m->tok, m->byte_token[b[0]]) != AGX_TOKEN_NORMAL)
+                m->byte_token[b[0]] = id;
         }
-        if (memchr(b, ',', len)) e->comma_tokens[e->n_comma++] = id;
+        if (memchr(b, ',', len)) m->comma_tokens[m->n_comma++] = id;
         for (size_t k = 0; k < len; k++)
             if (b[k] >= '0' && b[k] <= '9') {
-                e->digit_tokens[e->n_digit++] = id;
+                m->digit_tokens[m->n_digit++] = id;
                 break;
             }
     }
     agx_status st = agx_grammar_vocab_new((const char *const *)bytes, lens, n, eog, n_eog,
-                                          &e->gvocab, err);
+                                          &m->gvocab, err);
     free(bytes);
     free(lens);
     free(eog);
-    if (st != AGX_OK) agx_error_prefix(err, "%s: building the grammar's token trie", e->path);
+    if (st != AGX_OK) agx_error_prefix(err, "%s: building the grammar's token trie", m->path);
     return st;
 }
 
@@ -220,47 +230,45 @@ static void *context_job_run(void *arg) {
     return NULL;
 }
 
-agx_status agx_native_engine_open(const char *model_path, const agx_native_params *p,
-                                  agx_native_engine **out, agx_error *err) {
-    *out = NULL;
-    if (!model_path || !*model_path)
-        return agx_error_set(err, AGX_ERR_CONFIG, "no model file given");
+static void engine_model_release(engine_model *m) {
+    if (!m || atomic_fetch_sub(&m->refs, 1) != 1) return;
+    agx_grammar_vocab_free(m->gvocab);
+    agx_tokenizer_free(m->tok);
+    agx_model_free(m->model);
+    free(m->comma_tokens);
+    free(m->digit_tokens);
+    free(m->path);
+    free(m);
+}
+
+/* A new engine on m (whose reference it takes over): no context yet. */
+static agx_native_engine *engine_new(engine_model *m, agx_error *err) {
     agx_native_engine *e = calloc(1, sizeof *e);
-    if (!e) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
-    e->path = agx_strdup(model_path);
-    agx_status st = e->path ? AGX_OK : agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
-    if (st == AGX_OK) st = agx_model_load(model_path, &e->model, err);
-    context_job job = {.model = e->model, .st = AGX_OK};
-    pthread_t job_thread;
-    bool job_started = false;
-    if (st == AGX_OK) {
-        job.cp = agx_context_default_params();
-        job.cp.n_ctx = p && p->n_ctx > 0 ? p->n_ctx : DEFAULT_CTX;
-        job.cp.n_threads = p && p->n_threads > 0 ? p->n_threads : 0;
-        job.cp.device = p ? p->device : NULL;
-        job_started = pthread_create(&job_thread, NULL, context_job_run, &job) == 0;
+    if (!e) {
+        engine_model_release(m);
+        agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
+        return NULL;
     }
-    if (st == AGX_OK) st = agx_tokenizer_load_for_model(model_path, NULL, &e->tok, err);
-    if (st == AGX_OK) {
-        e->n_vocab = agx_model_get_config(e->model)->n_vocab;
-        if (e->n_vocab < agx_tokenizer_n_vocab(e->tok))
-            st = agx_error_set(err, AGX_ERR_LOAD,
-                               "%s: the tokenizer has %d tokens but the model only %d logits; the "
-                               "file is inconsistent",
-                               model_path, agx_tokenizer_n_vocab(e->tok), e->n_vocab);
-    }
-    if (st == AGX_OK) st = build_vocab(e, err);
-    if (job_started) pthread_join(job_thread, NULL);
-    else if (st == AGX_OK) context_job_run(&job);   /* no thread: the same work, in turn */
-    e->ctx = job.ctx;   /* freed with the engine even when the tokenizer failed */
-    if (st == AGX_OK && job.st != AGX_OK) {
-        st = job.st;
-        if (err) *err = job.err;
-    }
+    e->m = m;
+    return e;
+}
+
+static agx_context_params engine_context_params(const agx_native_params *p) {
+    agx_context_params cp = agx_context_default_params();
+    cp.n_ctx = p && p->n_ctx > 0 ? p->n_ctx : DEFAULT_CTX;
+    cp.n_threads = p && p->n_threads > 0 ? p->n_threads : 0;
+    cp.device = p ? p->device : NULL;
+    return cp;
+}
+
+/* The engine's own part once its context exists (st: how that went); frees
+ * the engine on failure. */
+static agx_status engine_finish(agx_native_engine *e, const agx_native_params *p, agx_status st,
+                                agx_native_engine **out, agx_error *err) {
     if (st == AGX_OK && p) pc_setup(e, p->prompt_cache_dir);
     if (st == AGX_OK) {
-        e->logits = malloc((size_t)e->n_vocab * sizeof *e->logits);
-        e->mask = malloc((size_t)e->n_vocab);
+        e->logits = malloc((size_t)e->m->n_vocab * sizeof *e->logits);
+        e->mask = malloc((size_t)e->m->n_vocab);
         if (!e->logits || !e->mask) st = agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
     }
     if (st != AGX_OK) {
@@ -271,27 +279,77 @@ agx_status agx_native_engine_open(const char *model_path, const agx_native_param
     return AGX_OK;
 }
 
+agx_status agx_native_engine_open(const char *model_path, const agx_native_params *p,
+                                  agx_native_engine **out, agx_error *err) {
+    *out = NULL;
+    if (!model_path || !*model_path)
+        return agx_error_set(err, AGX_ERR_CONFIG, "no model file given");
+    engine_model *m = calloc(1, sizeof *m);
+    if (!m) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
+    atomic_init(&m->refs, 1);
+    agx_native_engine *e = engine_new(m, err);
+    if (!e) return AGX_ERR_NOMEM;
+    m->path = agx_strdup(model_path);
+    agx_status st = m->path ? AGX_OK : agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
+    if (st == AGX_OK) st = agx_model_load(model_path, &m->model, err);
+    context_job job = {.model = m->model, .st = AGX_OK};
+    pthread_t job_thread;
+    bool job_started = false;
+    if (st == AGX_OK) {
+        job.cp = engine_context_params(p);
+        job_started = pthread_create(&job_thread, NULL, context_job_run, &job) == 0;
+    }
+    if (st == AGX_OK) st = agx_tokenizer_load_for_model(model_path, NULL, &m->tok, err);
+    if (st == AGX_OK) {
+        m->n_vocab = agx_model_get_config(m->model)->n_vocab;
+        if (m->n_vocab < agx_tokenizer_n_vocab(m->tok))
+            st = agx_error_set(err, AGX_ERR_LOAD,
+                               "%s: the tokenizer has %d tokens but the model only %d logits; the "
+                               "file is inconsistent",
+                               model_path, agx_tokenizer_n_vocab(m->tok), m->n_vocab);
+    }
+    if (st == AGX_OK) st = build_vocab(m, err);
+    if (job_started) pthread_join(job_thread, NULL);
+    else if (st == AGX_OK) context_job_run(&job);   /* no thread: the same work, in turn */
+    e->ctx = job.ctx;   /* freed with the engine even when the tokenizer failed */
+    if (st == AGX_OK && job.st != AGX_OK) {
+        st = job.st;
+        if (err) *err = job.err;
+    }
+    return engine_finish(e, p, st, out, err);
+}
+
+agx_status agx_native_engine_open_sibling(agx_native_engine *of, const agx_native_params *p,
+                                          agx_native_engine **out, agx_error *err) {
+    *out = NULL;
+    atomic_fetch_add(&of->m->refs, 1);
+    agx_native_engine *e = engine_new(of->m, err);
+    if (!e) return AGX_ERR_NOMEM;
+    agx_context_params cp = engine_context_params(p);
+    agx_status st = agx_context_create(e->m->model, &cp, &e->ctx, err);
+    return engine_finish(e, p, st, out, err);
+}
+
+bool agx_native_engine_shares_model(const agx_native_engine *a, const agx_native_engine *b) {
+    return a && b && a->m == b->m;
+}
+
 void agx_native_engine_free(agx_native_engine *e) {
     if (!e) return;
-    agx_context_free(e->ctx);
-    agx_grammar_vocab_free(e->gvocab);
+    agx_context_free(e->ctx);   /* before the model it runs */
     agx_grammar_free(e->grammar);
-    agx_tokenizer_free(e->tok);
-    agx_model_free(e->model);
     free(e->schema);
-    free(e->comma_tokens);
-    free(e->digit_tokens);
     free(e->cache);
     free(e->logits);
     free(e->mask);
-    free(e->path);
     free(e->pc_path);
+    engine_model_release(e->m);
     free(e);
 }
 
-const agx_model *agx_native_engine_model(const agx_native_engine *e) { return e->model; }
-const agx_tokenizer *agx_native_engine_tokenizer(const agx_native_engine *e) { return e->tok; }
-const char *agx_native_engine_path(const agx_native_engine *e) { return e->path; }
+const agx_model *agx_native_engine_model(const agx_native_engine *e) { return e->m->model; }
+const agx_tokenizer *agx_native_engine_tokenizer(const agx_native_engine *e) { return e->m->tok; }
+const char *agx_native_engine_path(const agx_native_engine *e) { return e->m->path; }
 int agx_native_engine_threads(const agx_native_engine *e) { return agx_context_n_threads(e->ctx); }
 int agx_native_engine_n_ctx(const agx_native_engine *e) { return agx_context_n_ctx(e->ctx); }
 const agx_context *agx_native_engine_context(const agx_native_engine *e) { return e->ctx; }
@@ -306,7 +364,7 @@ agx_status agx_native_engine_probe(agx_native_engine *e, double *tokenize_ms, do
     int64_t t0 = agx_time_us();
     int32_t *ids = NULL;
     size_t n = 0;
-    agx_status st = agx_tokenizer_encode(e->tok, "health check", 12, true, false, &ids, &n, err);
+    agx_status st = agx_tokenizer_encode(e->m->tok, "health check", 12, true, false, &ids, &n, err);
     if (st != AGX_OK) return st;
     if (tokenize_ms) *tokenize_ms = (double)(agx_time_us() - t0) / 1000.0;
     if (n == 0) {
@@ -320,7 +378,7 @@ agx_status agx_native_engine_probe(agx_native_engine *e, double *tokenize_ms, do
     agx_native_engine_reset_cache(e);
     free(ids);
     if (st == AGX_OK) {
-        for (int i = 0; i < e->n_vocab; i++)
+        for (int i = 0; i < e->m->n_vocab; i++)
             if (!isfinite(e->logits[i]))
                 return agx_error_set(err, AGX_ERR_INFERENCE,
                                      "the forward step produced a non-finite logit (%d); the "
@@ -399,14 +457,14 @@ static agx_status tokenize_forced(const agx_native_engine *e, const char *s, siz
     *n_ids = 0;
     int32_t *t = NULL;
     size_t nt = 0;
-    agx_status st = agx_tokenizer_encode(e->tok, s, n, false, false, &t, &nt, err);
+    agx_status st = agx_tokenizer_encode(e->m->tok, s, n, false, false, &t, &nt, err);
     if (st != AGX_OK) return st;
     size_t off = 0;
     bool same = true;
     for (size_t i = 0; i < nt && same; i++) {
         size_t len = 0;
-        const uint8_t *b = agx_tokenizer_token_bytes(e->tok, t[i], &len);
-        if (!b || off + len > n || memcmp(b, s + off, len) != 0 || t[i] >= e->n_vocab) same = false;
+        const uint8_t *b = agx_tokenizer_token_bytes(e->m->tok, t[i], &len);
+        if (!b || off + len > n || memcmp(b, s + off, len) != 0 || t[i] >= e->m->n_vocab) same = false;
         off += len;
     }
     if (same && off == n) {
@@ -418,7 +476,7 @@ static agx_status tokenize_forced(const agx_native_engine *e, const char *s, siz
     t = malloc((n ? n : 1) * sizeof *t);
     if (!t) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        int32_t id = e->byte_token[(unsigned char)s[i]];
+        int32_t id = e->m->byte_token[(unsigned char)s[i]];
         if (id < 0) {
             free(t);
             return agx_error_set(err, AGX_ERR_TOKENIZER,
@@ -538,7 +596,7 @@ static bool track_bytes(plan_track *t, const uint8_t *b, size_t n) {
 /* Would this token keep the plan rules? (works on a copy of the tracker) */
 static bool track_token_ok(const agx_native_engine *e, const plan_track *t, int32_t tok) {
     size_t len = 0;
-    const uint8_t *b = agx_tokenizer_token_bytes(e->tok, tok, &len);
+    const uint8_t *b = agx_tokenizer_token_bytes(e->m->tok, tok, &len);
     if (!b) return true;
     plan_track c = *t;
     return track_bytes(&c, b, len);
@@ -674,27 +732,27 @@ static agx_status close_document(gen_run *r, agx_error *err) {
 
 /* Is the token acceptable: grammar and plan rules. */
 static bool token_ok(gen_run *r, int32_t t) {
-    if (!agx_grammar_token_allowed(r->st, r->e->gvocab, t)) return false;
+    if (!agx_grammar_token_allowed(r->st, r->e->m->gvocab, t)) return false;
     return !r->o->plan_rules || track_token_ok(r->e, &r->track, t);
 }
 
 /* Full mask: grammar, then plan rules over the few tokens they can concern. */
 static agx_status build_mask(gen_run *r, size_t *n_allowed, agx_error *err) {
     agx_native_engine *e = r->e;
-    agx_status st = agx_grammar_mask(r->st, e->gvocab, e->mask, n_allowed, err);
+    agx_status st = agx_grammar_mask(r->st, e->m->gvocab, e->mask, n_allowed, err);
     if (st != AGX_OK) return st;
     /* rows the tokenizer does not know stay refused (the trie has them empty) */
     if (r->o->plan_rules && track_sensitive(&r->track)) {
-        for (size_t i = 0; i < e->n_comma; i++) {
-            int32_t t = e->comma_tokens[i];
+        for (size_t i = 0; i < e->m->n_comma; i++) {
+            int32_t t = e->m->comma_tokens[i];
             if (e->mask[t] && !track_token_ok(e, &r->track, t)) {
                 e->mask[t] = 0;
                 (*n_allowed)--;
             }
         }
         if (r->track.in_value && r->track.key == KEY_INPUT)
-            for (size_t i = 0; i < e->n_digit; i++) {
-                int32_t t = e->digit_tokens[i];
+            for (size_t i = 0; i < e->m->n_digit; i++) {
+                int32_t t = e->m->digit_tokens[i];
                 if (e->mask[t] && !track_token_ok(e, &r->track, t)) {
                     e->mask[t] = 0;
                     (*n_allowed)--;
@@ -711,13 +769,13 @@ static int32_t guide_token(gen_run *r, const char *guide) {
     int32_t *ids = NULL;
     size_t n_ids = 0;
     agx_error err;
-    if (agx_tokenizer_encode(r->e->tok, guide, take, false, false, &ids, &n_ids, &err) != AGX_OK)
+    if (agx_tokenizer_encode(r->e->m->tok, guide, take, false, false, &ids, &n_ids, &err) != AGX_OK)
         return -1;
     int32_t t = n_ids ? ids[0] : -1;
     free(ids);
     size_t len = 0;
-    const uint8_t *b = t >= 0 ? agx_tokenizer_token_bytes(r->e->tok, t, &len) : NULL;
-    if (!b || len == 0 || len > n || memcmp(b, guide, len) != 0 || t >= r->e->n_vocab) return -1;
+    const uint8_t *b = t >= 0 ? agx_tokenizer_token_bytes(r->e->m->tok, t, &len) : NULL;
+    if (!b || len == 0 || len > n || memcmp(b, guide, len) != 0 || t >= r->e->m->n_vocab) return -1;
     return token_ok(r, t) ? t : -1;
 }
 
@@ -755,7 +813,7 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
     int32_t *prompt = NULL;
     size_t n_prompt = 0;
     agx_sampler *sampler = NULL;
-    st = agx_chat_tokenize(e->tok, NULL, msgs, n_msgs, true, NULL, &prompt, &n_prompt, err);
+    st = agx_chat_tokenize(e->m->tok, NULL, msgs, n_msgs, true, NULL, &prompt, &n_prompt, err);
     if (st == AGX_OK && n_prompt == 0)
         st = agx_error_set(err, AGX_ERR_TOKENIZER, "the rendered prompt has no tokens");
     int n_ctx = agx_context_n_ctx(e->ctx);
@@ -855,13 +913,13 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
          * distribution of sampling under the mask), the full mask only when
          * the grammar or the plan rules refuse it */
         int64_t t1 = agx_time_us();
-        int32_t tok = agx_sampler_sample(sampler, e->logits, e->n_vocab, NULL);
+        int32_t tok = agx_sampler_sample(sampler, e->logits, e->m->n_vocab, NULL);
         stats->sample_ms += ms_since(t1);
         if (r.st && guide && *guide) {
             int32_t g = guide_token(&r, guide);
             if (g >= 0) {
                 size_t gl = 0;
-                agx_tokenizer_token_bytes(e->tok, g, &gl);
+                agx_tokenizer_token_bytes(e->m->tok, g, &gl);
                 guide += gl;
                 tok = g;
             } else {
@@ -878,7 +936,7 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
             if (!ok) {
                 stats->masks++;
                 t1 = agx_time_us();
-                tok = n_allowed ? agx_sampler_sample(sampler, e->logits, e->n_vocab, e->mask) : -1;
+                tok = n_allowed ? agx_sampler_sample(sampler, e->logits, e->m->n_vocab, e->mask) : -1;
                 stats->sample_ms += ms_since(t1);
                 if (tok < 0) { /* nothing allowed (cannot happen with a sane grammar): close */
                     st = close_document(&r, err);
@@ -887,8 +945,8 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
             }
             mt = agx_time_us();
             size_t len = 0;
-            const uint8_t *b = agx_tokenizer_token_bytes(e->tok, tok, &len);
-            bool acc = agx_grammar_accept_token(r.st, e->gvocab, tok);
+            const uint8_t *b = agx_tokenizer_token_bytes(e->m->tok, tok, &len);
+            bool acc = agx_grammar_accept_token(r.st, e->m->gvocab, tok);
             stats->mask_ms += ms_since(mt);
             if (!acc) {
                 st = agx_error_set(err, AGX_ERR_ENGINE,
@@ -902,10 +960,10 @@ agx_status agx_native_generate(agx_native_engine *e, const agx_chat_msg *msgs, s
             }
             stream_out(&r, false);
         } else {
-            if (tok < 0 || agx_model_is_eog(e->model, tok) || agx_tokenizer_is_eog(e->tok, tok))
+            if (tok < 0 || agx_model_is_eog(e->m->model, tok) || agx_tokenizer_is_eog(e->m->tok, tok))
                 break;
             size_t len = 0;
-            const uint8_t *b = agx_tokenizer_token_bytes(e->tok, tok, &len);
+            const uint8_t *b = agx_tokenizer_token_bytes(e->m->tok, tok, &len);
             if (b && len && !agx_strbuf_append(&r.out, b, len)) {
                 st = agx_error_set(err, AGX_ERR_NOMEM, "out of memory");
                 break;

@@ -7,6 +7,7 @@
 #include "agx_test.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -628,6 +629,103 @@ static void test_echo_then_delta(void **state) {
     agx_backend_destroy(delta);
 }
 
+/* One generate_plan call, runnable on its own thread (no cmocka asserts there). */
+typedef struct plan_job {
+    agx_backend *b;
+    const char *instruction;
+    agx_status st;
+    char *json;
+    agx_error err;
+} plan_job;
+
+static void *plan_job_run(void *arg) {
+    plan_job *j = arg;
+    agx_plan_context ctx;
+    agx_plan_context_init(&ctx, &reg);
+    agx_generated_plan gp;
+    j->st = agx_backend_generate_plan(j->b, j->instruction, &ctx, &gp, &j->err);
+    j->json = j->st == AGX_OK ? agx_plan_to_json(&gp.plan, AGX_JSON_COMPACT) : NULL;
+    agx_generated_plan_free(&gp);
+    return NULL;
+}
+
+static char *plan_json(agx_backend *b, const char *instruction) {
+    plan_job j = {.b = b, .instruction = instruction};
+    plan_job_run(&j);
+    if (j.st != AGX_OK) fprintf(stderr, "%s\n", j.err.message);
+    assert_int_equal(j.st, AGX_OK);
+    return j.json;
+}
+
+/* Echo and Delta on one file (the REPL without AGX_DELTA_MODEL): Delta's
+ * engine shares Echo's model, tokenizer and token trie and plans exactly as
+ * an engine of its own does, also with both running at once on two threads
+ * and after the engine that loaded the model is gone. */
+static void test_shared_model(void **state) {
+    (void)state;
+    NEED_MODELS();
+    set_env(models[1].path, "11");
+    setenv("AGX_DELTA_MODEL", models[1].path, 1);
+    static const char *const echo_instr = "count lines in a.txt", *const delta_instr = "sort names.txt",
+                             *const again = "find TODO in src";
+    /* the reference: two engines of their own, one call after the other */
+    agx_backend *echo0 = make_backend(AGX_ROLE_ECHO), *delta0 = make_backend(AGX_ROLE_DELTA);
+    char *e0 = plan_json(echo0, echo_instr), *d0 = plan_json(delta0, delta_instr);
+    char *d0_again = plan_json(delta0, again);
+    assert_false(agx_native_engine_shares_model(agx_backend_native_engine(echo0, NULL),
+                                                agx_backend_native_engine(delta0, NULL)));
+    agx_backend_destroy(echo0);
+    agx_backend_destroy(delta0);
+
+    agx_backend *echo = make_backend(AGX_ROLE_ECHO), *delta = make_backend(AGX_ROLE_DELTA);
+    agx_error err;
+    bool shared = true;
+    /* nothing to share before Echo's engine is loaded */
+    assert_int_equal(agx_backend_native_share_model(delta, echo, &shared, &err), AGX_OK);
+    assert_false(shared);
+    agx_native_engine *ee = agx_backend_native_engine(echo, &err);
+    assert_non_null(ee);
+    assert_int_equal(agx_backend_native_share_model(delta, echo, &shared, &err), AGX_OK);
+    assert_true(shared);
+    agx_native_engine *de = agx_backend_native_engine(delta, &err);
+    assert_true(agx_native_engine_shares_model(ee, de));
+    assert_ptr_equal(agx_native_engine_model(ee), agx_native_engine_model(de));
+    assert_ptr_equal(agx_native_engine_tokenizer(ee), agx_native_engine_tokenizer(de));
+    assert_ptr_not_equal(agx_native_engine_context(ee), agx_native_engine_context(de));
+
+    plan_job jobs[2] = {{.b = echo, .instruction = echo_instr}, {.b = delta, .instruction = delta_instr}};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, plan_job_run, &jobs[1]), 0);
+    plan_job_run(&jobs[0]);
+    pthread_join(th, NULL);
+    for (int k = 0; k < 2; k++) {
+        if (jobs[k].st != AGX_OK) fprintf(stderr, "%s\n", jobs[k].err.message);
+        assert_int_equal(jobs[k].st, AGX_OK);
+    }
+    assert_string_equal(jobs[0].json, e0);
+    assert_string_equal(jobs[1].json, d0);
+    /* the model outlives the engine that loaded it */
+    agx_backend_destroy(echo);
+    char *d_again = plan_json(delta, again);
+    assert_string_equal(d_again, d0_again);
+
+    /* another file: nothing shared, the engine loads on first use as before */
+    setenv("AGX_DELTA_MODEL", models[0].path, 1);
+    agx_backend *other = make_backend(AGX_ROLE_DELTA);
+    assert_int_equal(agx_backend_native_share_model(other, delta, &shared, &err), AGX_OK);
+    assert_false(shared);
+    agx_native_engine *oe = agx_backend_native_engine(other, &err);
+    assert_non_null(oe);
+    assert_false(agx_native_engine_shares_model(oe, agx_backend_native_engine(delta, NULL)));
+    agx_backend_destroy(other);
+    agx_backend_destroy(delta);
+    for (int k = 0; k < 2; k++) free(jobs[k].json);
+    free(e0);
+    free(d0);
+    free(d0_again);
+    free(d_again);
+}
+
 static char *read_text(const char *path) {
     char *text = NULL;
     size_t len = 0;
@@ -896,6 +994,7 @@ int main(void) {
         T(test_config_errors),
         T(test_health_describe),
         T(test_echo_then_delta),
+        T(test_shared_model),
         T(test_refine_buffer),
         T(test_prompt_cache),
         T(test_no_control_token_injection),

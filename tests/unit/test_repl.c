@@ -575,6 +575,7 @@ static void test_validate_delta_native(void **state) {
     char *state_before = read_text(before);
     term_send(&t, "v\r");
     EXPECT(&t, "Delta uses the Echo model file");
+    EXPECT(&t, "Delta shares the Echo model loaded in memory"); /* one model, two contexts */
     EXPECT(&t, "apply these changes? [y/N] "); /* random weights: Delta rewrites the plan */
     o = term_cmd(&t, "n");
     assert_true(contains(o, "not applied"));
