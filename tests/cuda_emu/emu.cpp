@@ -12,6 +12,7 @@
 #include <cuda_runtime.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include <deque>
@@ -50,6 +51,14 @@ struct Barrier {
     uint64_t gen = 0;
 };
 
+/* The order threads (between two barriers) and blocks run in: a GPU gives no
+ * order, so code that is right only in one (a shared-memory read without the
+ * __syncthreads that orders it after another thread's write, a block reading
+ * what another block of the launch writes) passes in the default order and
+ * fails in another. AGX_CUDA_EMU_ORDER=forward (default) | reverse | random
+ * (a new permutation per scheduling round and grid, from AGX_CUDA_EMU_SEED). */
+enum class RunOrder { forward, reverse, random };
+
 struct Fiber {
     void *sp = nullptr;
     uint3 tid = {0, 0, 0};
@@ -80,6 +89,9 @@ struct Launch {
     void *sched_sp = nullptr;
     uint8_t *stacks = nullptr;
     bool failed = false;
+    RunOrder order = RunOrder::forward;
+    uint64_t rng = 0;
+    int thread_order[MAX_THREADS];
 };
 
 std::recursive_mutex g_device_mutex;
@@ -134,6 +146,34 @@ void fiber_init(Launch *L, int i) {
     L->fibers[i].sp = sp;
 }
 
+/* (AGX_CUDA_EMU_ORDER, above) */
+RunOrder run_order() {
+    const char *e = getenv("AGX_CUDA_EMU_ORDER");
+    if (e && !strcmp(e, "reverse")) return RunOrder::reverse;
+    if (e && !strcmp(e, "random")) return RunOrder::random;
+    if (e && *e && strcmp(e, "forward")) {
+        fprintf(stderr, "agx CUDA emulator: AGX_CUDA_EMU_ORDER=%s is not forward|reverse|random\n", e);
+        abort();
+    }
+    return RunOrder::forward;
+}
+
+/* order[0..n) = a permutation of 0..n-1 in the given order; rng: splitmix64 state. */
+void make_order(RunOrder how, int *order, int n, uint64_t *rng) {
+    for (int i = 0; i < n; i++) order[i] = how == RunOrder::reverse ? n - 1 - i : i;
+    if (how != RunOrder::random) return;
+    for (int i = n - 1; i > 0; i--) {
+        uint64_t z = (*rng += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        z ^= z >> 31;
+        const int j = (int)(z % (uint64_t)(i + 1));
+        const int t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
 /* Runs every thread of the current block to its end. */
 bool run_block(Launch *L) {
     const int n = L->n_threads;
@@ -156,8 +196,9 @@ bool run_block(Launch *L) {
     for (;;) {
         int live = 0;
         bool ran = false;
-        for (int i = 0; i < n; i++) {
-            Fiber &f = L->fibers[i];
+        make_order(L->order, L->thread_order, n, &L->rng);
+        for (int k = 0; k < n; k++) {
+            Fiber &f = L->fibers[L->thread_order[k]];
             if (f.done) continue;
             live++;
             if (f.wait && f.wait->gen == f.wait_gen) continue;
@@ -212,17 +253,31 @@ void run_launch(const char *kernel, const char *caller, dim3 grid, dim3 block, s
         return;
     }
     g_launch = &L;
-    for (unsigned z = 0; z < grid.z; z++)
-        for (unsigned y = 0; y < grid.y; y++)
-            for (unsigned x = 0; x < grid.x; x++) {
-                L.block_idx = {x, y, z};
-                if (!run_block(&L)) {
-                    g_sticky = cudaErrorLaunchFailure;
-                    set_error(g_sticky);
-                    g_launch = nullptr;
-                    return;
-                }
-            }
+    L.order = run_order();
+    if (L.order == RunOrder::random && L.rng == 0) {
+        const char *seed = getenv("AGX_CUDA_EMU_SEED");
+        L.rng = seed && *seed ? strtoull(seed, nullptr, 10) : 1;
+    }
+    /* blocks in the same order as threads; a random grid order needs a list */
+    const size_t n_blocks = (size_t)grid.x * grid.y * grid.z;
+    std::vector<int> block_order;
+    if (L.order == RunOrder::random) {
+        block_order.resize(n_blocks);
+        make_order(RunOrder::random, block_order.data(), (int)n_blocks, &L.rng);
+    }
+    for (size_t k = 0; k < n_blocks; k++) {
+        const size_t b = L.order == RunOrder::reverse ? n_blocks - 1 - k
+                         : L.order == RunOrder::random ? (size_t)block_order[k]
+                                                       : k;
+        L.block_idx = {(unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y),
+                       (unsigned)(b / ((size_t)grid.x * grid.y))};
+        if (!run_block(&L)) {
+            g_sticky = cudaErrorLaunchFailure;
+            set_error(g_sticky);
+            g_launch = nullptr;
+            return;
+        }
+    }
     g_launch = nullptr;
 }
 

@@ -3,7 +3,8 @@
  * GPU would punish (divergent barriers, shuffles with exited lanes, host
  * pointers handed to device copies or cuBLAS, launches that replay stale
  * arguments from a graph, a page-locked staging buffer rewritten before the
- * copy that reads it ran), or its passing runs would prove nothing. */
+ * copy that reads it ran, races that only another thread or block order
+ * shows), or its passing runs would prove nothing. */
 #include <cublas_v2.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -51,6 +52,19 @@ __global__ void k_divergent_sync(int *out) {
 __global__ void k_shuffle_after_exit(int *out) {
     if (threadIdx.x & 1) return; /* a bug: odd lanes left, the full-mask shuffle waits for them */
     out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1, 2);
+}
+
+/* Two races a GPU may or may not expose: a shared-memory read with no
+ * __syncthreads after the other thread's write, and a block reading what
+ * another block of the same launch writes. Both are right in launch order. */
+__global__ void k_read_left_neighbour(int *out, int base) {
+    __shared__ int s[64];
+    s[threadIdx.x] = base + (int)threadIdx.x;
+    /* a bug: __syncthreads() missing here */
+    out[threadIdx.x] = s[threadIdx.x ? threadIdx.x - 1 : 0];
+}
+__global__ void k_chain_blocks(int *buf) {
+    if (threadIdx.x == 0) buf[blockIdx.x + 1] = buf[blockIdx.x] + 1;
 }
 
 static void test_reduction_and_shuffles() {
@@ -419,6 +433,36 @@ static void test_gemm() {
     cudaFree(dA), cudaFree(dB), cudaFree(dC), cudaFree(dshort);
 }
 
+/* Launch order hides both races; AGX_CUDA_EMU_ORDER=reverse|random exposes them. */
+static void test_run_orders() {
+    int *d;
+    CHECK(cudaMalloc(&d, 65 * sizeof(int)) == cudaSuccess);
+    static const char *const orders[] = {"forward", "reverse", "random"};
+    for (int o = 0; o < 3; o++) {
+        setenv("AGX_CUDA_EMU_ORDER", orders[o], 1);
+        int out[64], wrong_threads = 0, wrong_blocks = 0;
+        AGX_CUDA_LAUNCH(k_read_left_neighbour, 1, 64, nullptr, d, 1000 * (o + 1));
+        CHECK(cudaMemcpy(out, d, sizeof out, cudaMemcpyDeviceToHost) == cudaSuccess);
+        for (int i = 1; i < 64; i++) wrong_threads += out[i] != 1000 * (o + 1) + i - 1;
+        int chain[65] = {0};
+        CHECK(cudaMemcpy(d, chain, sizeof chain, cudaMemcpyHostToDevice) == cudaSuccess);
+        AGX_CUDA_LAUNCH(k_chain_blocks, 64, 32, nullptr, d);
+        CHECK(cudaMemcpy(chain, d, sizeof chain, cudaMemcpyDeviceToHost) == cudaSuccess);
+        for (int i = 1; i <= 64; i++) wrong_blocks += chain[i] != i;
+        if (o == 0) {
+            CHECK(wrong_threads == 0 && wrong_blocks == 0);
+        } else {
+            CHECK(wrong_threads > 0);
+            CHECK(wrong_blocks > 0);
+        }
+        printf("  order %s: missing __syncthreads -> %d wrong thread(s), block chain -> %d wrong block(s)\n",
+               orders[o], wrong_threads, wrong_blocks);
+    }
+    unsetenv("AGX_CUDA_EMU_ORDER");
+    CHECK(cudaGetLastError() == cudaSuccess);
+    cudaFree(d);
+}
+
 /* A kernel bug that hangs or corrupts a GPU is a launch failure here (in a
  * child process: the failure is sticky, like a GPU context after a fault). */
 static void expect_launch_failure(void (*kernel)(int *), const char *what) {
@@ -452,6 +496,7 @@ int main() {
     test_events();
     test_pinned_copies_are_async();
     test_pageable_copies_are_immediate();
+    test_run_orders();
     expect_launch_failure(k_divergent_sync, "__syncthreads in divergent code");
     expect_launch_failure(k_shuffle_after_exit, "full-mask shuffle after lanes exited");
     printf("%s: %d failure(s)\n", g_failures ? "FAILED" : "ok", g_failures);
