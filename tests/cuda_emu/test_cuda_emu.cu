@@ -15,6 +15,11 @@
 
 #include <vector>
 
+/* CUDA's alignment of the vector types, so that UBSan reports a load through a
+ * misaligned one (a fault on a GPU) in the suite's emulator build */
+static_assert(alignof(int4) == 16 && alignof(uint4) == 16 && alignof(float4) == 16, "16-byte vectors");
+static_assert(alignof(uint2) == 8 && alignof(__half2) == 4 && alignof(__half) == 2, "small vectors");
+
 static int g_failures = 0;
 #define CHECK(cond)                                                            \
     do {                                                                       \

@@ -43,13 +43,13 @@ inline float f16_bits_to_f32(unsigned short h) {
 }
 } // namespace agx_emu
 
-struct __half {
+struct alignas(2) __half {
     unsigned short x;
     __half() = default;
     __half(float f) : x(agx_emu::f32_to_f16_bits(f)) {}
     operator float() const { return agx_emu::f16_bits_to_f32(x); }
 };
-struct __half2 {
+struct alignas(4) __half2 {
     __half x, y;
 };
 typedef __half half;
