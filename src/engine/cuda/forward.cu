@@ -17,6 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(AGX_CUDA_EMU) && defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include "agx/ops.h"
 #include "agx/quant.h"
@@ -258,7 +261,21 @@ agx_status uploader_close(Uploader *u, bool finish, agx_error *err) {
 
 const size_t ARENA_ALIGN = 256;   /* cudaMalloc's alignment, kept for every tensor in the arena */
 
-size_t arena_size(size_t bytes) { return (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN; }
+/* On a GPU a kernel reading past a weight tensor's end silently reads the next
+ * one (the same allocation: compute-sanitizer cannot tell either). The CUDA
+ * emulator under ASan (the suite's build) leaves a poisoned gap after every
+ * tensor, so such a read is reported at its line. */
+#if defined(AGX_CUDA_EMU) && defined(__SANITIZE_ADDRESS__)
+const size_t ARENA_REDZONE = ARENA_ALIGN;
+void arena_guard(uint8_t *tensor_end, size_t gap) { ASAN_POISON_MEMORY_REGION(tensor_end, gap); }
+#else
+const size_t ARENA_REDZONE = 0;
+void arena_guard(uint8_t *, size_t) {}
+#endif
+
+size_t arena_size(size_t bytes) {
+    return bytes ? (bytes + ARENA_REDZONE + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN : 0;
+}
 
 agx_status check_mat(const agx_dev_mat *m, agx_error *err) {
     if (!agxc::type_supported(m->type))
@@ -383,6 +400,7 @@ agx_status weights_create_inner(CudaWeights *w, const agx_dev_model *dm, agx_err
             out->n_rows = (int)m->n_rows;
             out->n_cols = (int)m->n_cols;
             out->row_bytes = m->row_bytes;
+            arena_guard(w->arena + off + n, arena_size(n) - n);
             off += arena_size(n);
             return AGX_OK;
         },
@@ -392,6 +410,7 @@ agx_status weights_create_inner(CudaWeights *w, const agx_dev_model *dm, agx_err
             agx_status s = uploader_copy(&up, w->arena + off, v, vec_bytes(v, n), err);
             if (s != AGX_OK) return s;
             *out = (float *)(w->arena + off);
+            arena_guard(w->arena + off + vec_bytes(v, n), arena_size(vec_bytes(v, n)) - vec_bytes(v, n));
             off += arena_size(vec_bytes(v, n));
             return AGX_OK;
         });
