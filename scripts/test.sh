@@ -2,7 +2,8 @@
 # test.sh — the whole test suite: a -Werror release build + ctest, the CUDA build
 # (when nvcc exists) + ctest, the GPU tests on the CPU CUDA emulator, the unit and
 # conformance tests again under AddressSanitizer + UndefinedBehaviorSanitizer,
-# then each libFuzzer target for a bounded time. Exits non-zero on any failure.
+# the threaded tests under ThreadSanitizer, then each libFuzzer target for a
+# bounded time. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
@@ -48,6 +49,17 @@ if [ "${AGX_SKIP_SANITIZE:-0}" != 1 ]; then
   cmake --build build-asan -j"$JOBS"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j"$JOBS" -LE slow
+fi
+
+# ThreadSanitizer over the tests that run agx from several threads (thread pool, contexts
+# and engines sharing one model, remote backends, grammar and tokenizer users).
+if [ "${AGX_SKIP_TSAN:-0}" != 1 ]; then
+  echo "== ThreadSanitizer build + the threaded tests"
+  cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAGX_SANITIZE_THREAD=ON -DAGX_WERROR=ON >/dev/null
+  cmake --build build-tsan -j"$JOBS"
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
+    ctest --test-dir build-tsan --output-on-failure -j"$JOBS" \
+    -R '^test_(threadpool|context_device|native_backend|remote_backends|grammar|tokenizer|kernels|ops)$'
 fi
 
 if [ "${AGX_SKIP_FUZZ:-0}" != 1 ] && ls tests/fuzz/fuzz_*.c >/dev/null 2>&1; then

@@ -38,7 +38,7 @@ typedef struct mock {
     unsigned short port;
     char base[64];
     pthread_mutex_t mu;
-    volatile int stopping;
+    _Atomic int stopping;
 
     /* behaviour (set by the test before a request) */
     const char *models[4];     /* served models */
@@ -431,9 +431,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             json_decref(body);
             return reply_json(c, 400, json_pack("{s:s}", "error", "invalid JSON body"));
         }
+        /* a copy: jansson's reference counts do not order a free after another
+         * thread's last read (ThreadSanitizer reports the shared object) */
         pthread_mutex_lock(&m->mu);
         json_decref(m->last_chat);
-        m->last_chat = json_incref(body);
+        m->last_chat = json_deep_copy(body);
         pthread_mutex_unlock(&m->mu);
         enum MHD_Result r = is_openai ? openai_chat(m, c, body) : ollama_chat(m, c, body);
         json_decref(body);

@@ -17,7 +17,7 @@ typedef struct cover_job {
     _Atomic int next;
     _Atomic int calls;
     _Atomic int seen_ith_mask;
-    int nth_seen;
+    _Atomic int nth_seen;
     pthread_t caller;
     _Atomic int caller_was_0;
 } cover_job;
@@ -26,7 +26,7 @@ static void cover_fn(int ith, int nth, void *arg) {
     cover_job *j = arg;
     atomic_fetch_add(&j->calls, 1);
     atomic_fetch_or(&j->seen_ith_mask, 1 << ith);
-    j->nth_seen = nth;
+    atomic_store(&j->nth_seen, nth);
     if (ith == 0 && pthread_equal(pthread_self(), j->caller)) atomic_store(&j->caller_was_0, 1);
     /* static split for half of the items, dynamic for the rest */
     const int half = j->n_items / 2;
@@ -47,7 +47,7 @@ static void run_cover(agx_threadpool *tp, int n_items) {
     agx_threadpool_run(tp, cover_fn, &j);
     const int nth = agx_threadpool_n_threads(tp);
     assert_int_equal(atomic_load(&j.calls), nth);
-    assert_int_equal(j.nth_seen, nth);
+    assert_int_equal(atomic_load(&j.nth_seen), nth);
     assert_int_equal(atomic_load(&j.seen_ith_mask), (1 << nth) - 1);
     assert_int_equal(atomic_load(&j.caller_was_0), 1);
     for (int i = 0; i < n_items; i++) assert_int_equal(atomic_load(&j.hits[i]), 1);
