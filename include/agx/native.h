@@ -35,6 +35,9 @@ typedef struct agx_native_params {
      * reuses the common prefix (system prompt + tools) like a warm engine.
      * The file is keyed by the model's path, size and mtime and checked on load. */
     const char *prompt_cache_dir;
+    /* Separates the cache files of prompts that share no prefix on one model
+     * (the native backend passes its role: "echo", "delta"); NULL = none. */
+    const char *prompt_cache_tag;
     /* Device of the engine's context: auto|cpu|cuda|metal, NULL = AGX_DEVICE
      * (agx_context_params.device; decided once, when the engine opens). */
     const char *device;

@@ -357,6 +357,7 @@ agx_status agx_backend_native_create(const agx_planner_config *cfg, agx_model_ro
         nb->cache_dir = agx_strdup(pc);
     }
     nb->params.prompt_cache_dir = nb->cache_dir;
+    nb->params.prompt_cache_tag = role_name(role);
     nb->gen = agx_gen_default_options();
     nb->gen.sampler.temperature = (float)cfg->temperature;
     nb->gen.sampler.top_p = (float)cfg->top_p;

@@ -74,7 +74,7 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
     return h;
 }
 
-static void pc_setup(agx_native_engine *e, const char *dir) {
+static void pc_setup(agx_native_engine *e, const char *dir, const char *tag) {
     struct stat sb;
     char *real = realpath(e->m->path, NULL);
     if (!dir || !*dir || !real || stat(real, &sb) != 0) {
@@ -85,8 +85,12 @@ static void pc_setup(agx_native_engine *e, const char *dir) {
     int64_t meta[3] = {(int64_t)sb.st_size, (int64_t)sb.st_mtime,
                        (int64_t)agx_context_kv_state_bytes(e->ctx, 1)};
     h = fnv1a(h, meta, sizeof meta);
+    /* one file per tag: Echo's and Delta's prompts differ from their first lines,
+     * so sharing a file would have each overwrite the other's reusable prefix */
+    if (tag && *tag) h = fnv1a(h, tag, strlen(tag));
     e->pc_key = h;
-    e->pc_path = agx_sprintf("%s/prompt-%016llx.kv", dir, (unsigned long long)h);
+    e->pc_path = agx_sprintf("%s/prompt-%s%s%016llx.kv", dir, tag && *tag ? tag : "", tag && *tag ? "-" : "",
+                             (unsigned long long)h);
     free(real);
 }
 
@@ -265,7 +269,7 @@ static agx_context_params engine_context_params(const agx_native_params *p) {
  * the engine on failure. */
 static agx_status engine_finish(agx_native_engine *e, const agx_native_params *p, agx_status st,
                                 agx_native_engine **out, agx_error *err) {
-    if (st == AGX_OK && p) pc_setup(e, p->prompt_cache_dir);
+    if (st == AGX_OK && p) pc_setup(e, p->prompt_cache_dir, p->prompt_cache_tag);
     if (st == AGX_OK) {
         e->logits = malloc((size_t)e->m->n_vocab * sizeof *e->logits);
         e->mask = malloc((size_t)e->m->n_vocab);

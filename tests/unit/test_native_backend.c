@@ -821,6 +821,23 @@ static void test_prompt_cache(void **state) {
             free(cmd);
         }
     }
+    /* Echo and Delta on one model keep a file each: Delta's run in between does not
+     * cost Echo its cached prefix (their prompts differ from the first lines) */
+    char *tagged = agx_sprintf("%s/pcache-roles", tmpdir);
+    static const char *const tags[3] = {"echo", "delta", "echo"};
+    for (int k = 0; k < 3; k++) {
+        agx_native_params pt = {.n_ctx = 4096, .n_threads = 1, .prompt_cache_dir = tagged,
+                                .prompt_cache_tag = tags[k]};
+        assert_int_equal(agx_native_engine_open(models[2].path, &pt, &e, &err), AGX_OK);
+        agx_model_role role = k == 1 ? AGX_ROLE_DELTA : AGX_ROLE_ECHO;
+        assert_int_equal(agx_native_plan(e, role, "count lines", &ctx, &o, &gp, &st, &err), AGX_OK);
+        agx_generated_plan_free(&gp);
+        agx_native_engine_free(e);
+        if (k < 2) assert_false(st.prompt_cache_loaded);
+    }
+    assert_true(st.prompt_cache_loaded);
+    assert_true(st.reused_tokens > st.prompt_tokens / 2);
+    free(tagged);
     /* another model never picks up this model's file */
     assert_int_equal(agx_native_engine_open(models[0].path, &p, &e, &err), AGX_OK);
     assert_int_equal(agx_native_plan(e, AGX_ROLE_ECHO, "count words", &ctx, &o, &gp, &st, &err), AGX_OK);
