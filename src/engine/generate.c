@@ -87,9 +87,10 @@ static void pc_setup(agx_native_engine *e, const char *dir, const char *tag) {
     h = fnv1a(h, meta, sizeof meta);
     /* one file per tag: Echo's and Delta's prompts differ from their first lines,
      * so sharing a file would have each overwrite the other's reusable prefix */
-    if (tag && *tag) h = fnv1a(h, tag, strlen(tag));
+    const bool tagged = tag && *tag;
+    if (tagged) h = fnv1a(h, tag, strlen(tag));
     e->pc_key = h;
-    e->pc_path = agx_sprintf("%s/prompt-%s%s%016llx.kv", dir, tag && *tag ? tag : "", tag && *tag ? "-" : "",
+    e->pc_path = agx_sprintf("%s/prompt-%s%s%016llx.kv", dir, tagged ? tag : "", tagged ? "-" : "",
                              (unsigned long long)h);
     free(real);
 }

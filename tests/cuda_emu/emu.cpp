@@ -193,10 +193,10 @@ bool run_block(Launch *L) {
     }
     L->block_bar = Barrier();
     L->block_bar.expected = n;
+    make_order(L->order, L->thread_order, n, &L->rng);
     for (;;) {
         int live = 0;
         bool ran = false;
-        make_order(L->order, L->thread_order, n, &L->rng);
         for (int k = 0; k < n; k++) {
             Fiber &f = L->fibers[L->thread_order[k]];
             if (f.done) continue;
@@ -207,6 +207,7 @@ bool run_block(Launch *L) {
             ran = true;
         }
         if (!live) return true;
+        if (L->order == RunOrder::random) make_order(L->order, L->thread_order, n, &L->rng);
         if (!ran) {
             int waiting = 0, finished = 0;
             const char *what = "";

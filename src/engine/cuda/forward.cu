@@ -389,29 +389,35 @@ agx_status weights_create_inner(CudaWeights *w, const agx_dev_model *dm, agx_err
         return st;
     }
     size_t off = 0;
+    /* the next tensor's place in the arena, n bytes of it copied from src */
+    auto place = [&](const void *src, size_t n, uint8_t **at) -> agx_status {
+        agx_status s = uploader_copy(&up, w->arena + off, src, n, err);
+        if (s != AGX_OK) return s;
+        *at = w->arena + off;
+        arena_guard(*at + n, arena_size(n) - n);
+        off += arena_size(n);
+        return AGX_OK;
+    };
     st = each_tensor(
         dm, w,
         [&](const agx_dev_mat *m, DevMat *out) -> agx_status {
-            const size_t n = mat_bytes(m);
-            agx_status s = uploader_copy(&up, w->arena + off, m->data, n, err);
+            uint8_t *at;
+            agx_status s = place(m->data, mat_bytes(m), &at);
             if (s != AGX_OK) return s;
-            out->d = w->arena + off;
+            out->d = at;
             out->type = m->type;
             out->n_rows = (int)m->n_rows;
             out->n_cols = (int)m->n_cols;
             out->row_bytes = m->row_bytes;
-            arena_guard(w->arena + off + n, arena_size(n) - n);
-            off += arena_size(n);
             return AGX_OK;
         },
         [&](const float *v, int n, float **out) -> agx_status {
             *out = nullptr;
             if (!v) return AGX_OK;
-            agx_status s = uploader_copy(&up, w->arena + off, v, vec_bytes(v, n), err);
+            uint8_t *at;
+            agx_status s = place(v, vec_bytes(v, n), &at);
             if (s != AGX_OK) return s;
-            *out = (float *)(w->arena + off);
-            arena_guard(w->arena + off + vec_bytes(v, n), arena_size(vec_bytes(v, n)) - vec_bytes(v, n));
-            off += arena_size(vec_bytes(v, n));
+            *out = (float *)at;
             return AGX_OK;
         });
     const agx_status cst = uploader_close(&up, st == AGX_OK, err);
