@@ -132,7 +132,7 @@ agx_bench() {   # name file device reps: one JSON line into bench.jsonl and the 
 if [ "$MODE" = all ] || [ "$MODE" = core ]; then
   log "tests: test_device, test_context_device, test_model_cuda (AGX_REF_DIR=${REF:-unset})"
   { for t in test_device test_context_device test_model_cuda; do
-      AGX_REF_DIR="$REF" timeout 300 "$B/$t"; echo "$t rc=$?"
+      AGX_REF_DIR="$REF" AGX_GEN_MODEL="$B/agx_gen_model" timeout 300 "$B/$t"; echo "$t rc=$?"
     done; } >"$OUT/tests.txt" 2>&1
   if ! grep -q 'test_model_cuda rc=0' "$OUT/tests.txt"; then   # once more, synchronising after every kernel
     log "test_model_cuda failed: rerun on one case with AGX_CUDA_DEBUG=1"

@@ -189,6 +189,92 @@ static void test_all_manifest_cases_on_gpu(void **state) {
     free(dir);
 }
 
+/* Weight types without a llama.cpp reference file (q4_1, q5_1, q2_K, q3_K and
+ * a Q3_K_M mix), on tiny models made by agx_gen_model: the GPU against the
+ * CPU engine on the same file, through every matmul path of the device (the
+ * 8-bit matvec, the tensor-core kernel, cuBLAS on dequantized f16, f32
+ * activations), a 12-token prompt (GEMM path) then 4 decode steps (graphs). */
+static void test_generated_types_on_gpu(void **state) {
+    (void)state;
+    agx_device_info dev;
+    agx_error err = {0};
+    if (!agx_device_compiled(AGX_DEVICE_CUDA) || agx_device_probe(AGX_DEVICE_CUDA, &dev, &err) != AGX_OK)
+        AGX_TEST_SKIP("generated weight types on the GPU: no usable CUDA device here; the GPU run is owed");
+    /* AGX_GEN_MODEL: where the tool is when the tests run elsewhere than they were built (gpu-check.sh) */
+    const char *gen_env = agx_env("AGX_GEN_MODEL");
+    char *gen = gen_env ? agx_strdup(gen_env) : agx_sprintf("%s/agx_gen_model", AGX_BINARY_DIR);
+    if (!agx_file_exists(gen)) AGX_TEST_SKIP("generated weight types on the GPU: %s was not built", gen);
+    char *tmp = agx_test_tmpdir();
+    assert_non_null(tmp);
+    static const char *const types[] = {"q4_1", "q5_1", "q2_K", "q3_K", "q3_K_M"};
+    static const struct {
+        const char *var, *value;
+    } paths[] = {{"AGX_CUDA_GEMM", "q8"}, {"AGX_CUDA_GEMM", "mma"}, {"AGX_CUDA_GEMM", "f16"}, {"AGX_CUDA_MMV", "f32"}};
+    enum { P = 12, STEPS = 4, T = P + STEPS };
+    int failed = 0;
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        char *path = agx_sprintf("%s/tiny-%s.gguf", tmp, types[k]);
+        char *cmd = agx_sprintf("'%s' --quiet --preset tiny-qwen2 --type %s --seed %zu -o '%s'", gen, types[k], k + 3,
+                                path);
+        char *errout = NULL;
+        const int rc = agx_test_run(cmd, NULL, NULL, &errout);
+        if (rc != 0) fail_msg("%s failed (%d): %s", cmd, rc, errout ? errout : "");
+        free(errout);
+        free(cmd);
+        agx_model *m = NULL;
+        if (agx_model_load(path, &m, &err) != AGX_OK) fail_msg("%s", err.message);
+        const int nv = agx_model_get_config(m)->n_vocab;
+        int32_t tok[T];
+        for (int i = 0; i < T; i++) tok[i] = (int32_t)((i * 131 + 17 * (int)k + 5) % nv);
+        float *cpu = malloc(sizeof(float) * T * (size_t)nv), *gpu = malloc(sizeof(float) * T * (size_t)nv);
+        agx_context_params cp = agx_context_default_params();
+        cp.n_ctx = T + 1;
+        cp.n_threads = 2;
+        cp.kv_type = AGX_KV_F32;
+        cp.device = "cpu";
+        agx_context *c = NULL;
+        assert_int_equal(agx_context_create(m, &cp, &c, &err), AGX_OK);
+        assert_int_equal(agx_context_eval(c, tok, P, true, cpu, &err), AGX_OK);
+        for (int t = P; t < T; t++)
+            assert_int_equal(agx_context_eval(c, &tok[t], 1, false, cpu + (size_t)t * nv, &err), AGX_OK);
+        agx_context_free(c);
+        for (size_t v = 0; v < sizeof paths / sizeof paths[0]; v++) {
+            /* the variable as this process got it is restored after (gpu-check.sh sets AGX_CUDA_GEMM) */
+            const char *was = agx_env(paths[v].var);
+            char *saved = was ? agx_strdup(was) : NULL;
+            setenv(paths[v].var, paths[v].value, 1);
+            cp.device = "cuda";
+            agx_context *g = NULL;
+            const agx_status st = agx_context_create(m, &cp, &g, &err);
+            if (saved) setenv(paths[v].var, saved, 1);
+            else unsetenv(paths[v].var);
+            free(saved);
+            if (st != AGX_OK) fail_msg("%s, %s=%s: GPU context: %s", types[k], paths[v].var, paths[v].value, err.message);
+            assert_int_equal(agx_context_eval(g, tok, P, true, gpu, &err), AGX_OK);
+            for (int t = P; t < T; t++)
+                assert_int_equal(agx_context_eval(g, &tok[t], 1, false, gpu + (size_t)t * nv, &err), AGX_OK);
+            agx_context_free(g);
+            const ref_figures f = ref_compare(gpu, cpu, T, nv);
+            /* the same weights and (8-bit paths) the same activation bits: only
+             * float summation order differs from the CPU engine */
+            const bool ok = f.min_row_cos >= 0.9995 && f.top1_same * 10 >= f.rows * 9;
+            printf("  %-7s %s=%-4s gpu vs cpu: cos %.7f mincos %.7f maxabs %.4f top1 %d/%d%s\n", types[k],
+                   paths[v].var, paths[v].value, f.cos, f.min_row_cos, f.max_abs, f.top1_same, f.rows,
+                   ok ? "" : "  FAILED");
+            failed += !ok;
+        }
+        fflush(stdout);
+        free(cpu);
+        free(gpu);
+        agx_model_free(m);
+        remove(path);
+        free(path);
+    }
+    free(tmp);
+    free(gen);
+    if (failed) fail_msg("%d type/path combinations outside the band (min row cos >= 0.9995, top1 >= 90%%)", failed);
+}
+
 /* Kernel by kernel against the CPU ops (selftest.cu), before the whole models:
  * a failure here names the kernel. */
 static void test_kernels_vs_cpu_ops(void **state) {
@@ -410,6 +496,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernels_vs_cpu_ops),
         cmocka_unit_test(test_all_manifest_cases_on_gpu),
+        cmocka_unit_test(test_generated_types_on_gpu),
         cmocka_unit_test(test_gpu_eval_errors),
         cmocka_unit_test(test_gpu_out_of_memory),
     };

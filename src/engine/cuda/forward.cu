@@ -65,6 +65,7 @@ struct CudaWeights {
     DevLayer *layers = nullptr;
     size_t max_mat = 0;              /* elements of the largest matrix (GEMM weight tiles) */
     bool any_dense = false;          /* some f32/f16/bf16 matrix: the GEMM tiles are needed */
+    bool act_sum = false;            /* some q4_1/q5_1 matrix: q8_0 activations carry their sums */
     uint8_t *arena = nullptr;        /* one device allocation for every tensor */
     size_t bytes = 0;
 };
@@ -281,7 +282,7 @@ agx_status check_mat(const agx_dev_mat *m, agx_error *err) {
     if (!agxc::type_supported(m->type))
         return agx_error_set(err, AGX_ERR_UNAVAILABLE,
                              "the CUDA path has no kernel for weight type %s (supported: f32, f16, bf16, q4_0, "
-                             "q5_0, q8_0, q4_K, q5_K, q6_K); set AGX_DEVICE=cpu",
+                             "q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K); set AGX_DEVICE=cpu",
                              agx_type_name(m->type));
     if (m->n_cols % 32 || m->n_rows > INT32_MAX || m->n_cols > INT32_MAX)
         return agx_error_set(err, AGX_ERR_UNAVAILABLE,
@@ -372,6 +373,7 @@ agx_status weights_create_inner(CudaWeights *w, const agx_dev_model *dm, agx_err
             const size_t el = (size_t)m->n_rows * (size_t)m->n_cols;
             if (el > w->max_mat) w->max_mat = el;
             if (!agxc::act_format(m->type)) w->any_dense = true;
+            if (agxc::needs_act_sum(m->type)) w->act_sum = true;
             return AGX_OK;
         },
         [&](const float *v, int n, float **) -> agx_status {
@@ -425,6 +427,7 @@ agx_status weights_create_inner(CudaWeights *w, const agx_dev_model *dm, agx_err
     if (cst != AGX_OK) return cst;
     if (dm->output.data == dm->tok_embd.data) w->output = w->tok_embd;   /* tied: one upload */
     if (!agxc::act_format(w->output.type)) w->any_dense = true;
+    if (agxc::needs_act_sum(w->output.type)) w->act_sum = true;
     return AGX_OK;
 }
 
@@ -551,6 +554,9 @@ agx_status ctx_create_inner(CudaCtx *c, const CudaWeights *w, int n_ctx, int n_u
             if ((st = dev_alloc(c, sizeof(float) * (n8 / 32), (void **)&qa[i]->d, "8-bit activations", err)))
                 return st;
         }
+        if (w->act_sum &&
+            (st = dev_alloc(c, sizeof(float) * (n8 / 32), (void **)&c->a0.s, "8-bit activation sums", err)))
+            return st;
     }
     const char *split = agx_env("AGX_CUDA_ATTN_SPLIT");
     const size_t part = agxc::attention_scratch_floats(w->n_head, w->hd, (int)ub);

@@ -29,14 +29,39 @@
 namespace agxc {
 
 enum {
-    T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q5_0 = 6, T_Q8_0 = 8,
-    T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14, T_BF16 = 30
+    T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8,
+    T_Q2_K = 10, T_Q3_K = 11, T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14, T_BF16 = 30
 };
+
+/* The weight types of the device path, by the activation format of their
+ * 8-bit kernels (what the CPU engine's vec_dot_type quantizes: q8_1 has
+ * q8_0's bits plus a sum, so q4_1/q5_1 read q8_0 activations). Every switch
+ * over types below is generated from these lists: a type is one line here
+ * plus its decoders (dec8, qunit). X(T, ...) is called with the extra
+ * arguments of the list macro. */
+#define AGX_CUDA_FLOAT_TYPES(X, ...) X(T_F32, __VA_ARGS__) X(T_F16, __VA_ARGS__) X(T_BF16, __VA_ARGS__)
+#define AGX_CUDA_Q8_0_TYPES(X, ...)                                                                    \
+    X(T_Q4_0, __VA_ARGS__) X(T_Q4_1, __VA_ARGS__) X(T_Q5_0, __VA_ARGS__) X(T_Q5_1, __VA_ARGS__)        \
+    X(T_Q8_0, __VA_ARGS__)
+#define AGX_CUDA_Q8_K_TYPES(X, ...)                                                                    \
+    X(T_Q2_K, __VA_ARGS__) X(T_Q3_K, __VA_ARGS__) X(T_Q4_K, __VA_ARGS__) X(T_Q5_K, __VA_ARGS__)        \
+    X(T_Q6_K, __VA_ARGS__)
+#define AGX_CUDA_QUANT_TYPES(X, ...) AGX_CUDA_Q8_0_TYPES(X, __VA_ARGS__) AGX_CUDA_Q8_K_TYPES(X, __VA_ARGS__)
+#define AGX_CUDA_TYPES(X, ...) AGX_CUDA_FLOAT_TYPES(X, __VA_ARGS__) AGX_CUDA_QUANT_TYPES(X, __VA_ARGS__)
+
+#define AGX_CASE_RETURN(T, value) case T: return value;
+/* switch (type) { case T: F<T> ARGS; break; ... } over a type list; other
+ * types return cudaErrorInvalidValue from the enclosing function */
+#define AGX_CASE_CALL(T, F, ARGS) case T: F<T> ARGS; break;
+#define AGX_TYPE_DISPATCH(LIST, type, F, ARGS)      \
+    switch (type) {                                 \
+    LIST(AGX_CASE_CALL, F, ARGS)                    \
+    default: return cudaErrorInvalidValue;          \
+    }
 
 bool type_supported(uint32_t type) {
     switch (type) {
-    case T_F32: case T_F16: case T_BF16: case T_Q4_0: case T_Q5_0: case T_Q8_0:
-    case T_Q4_K: case T_Q5_K: case T_Q6_K: return true;
+    AGX_CUDA_TYPES(AGX_CASE_RETURN, true)
     default: return false;
     }
 }
@@ -104,6 +129,15 @@ template <> HD void dec8<T_Q4_0>(const uint8_t *row, int u, float v[8]) {
     UNROLL
     for (int i = 0; i < 8; i++) v[i] = (float)((p < 2 ? (qs[i] & 0x0F) : (qs[i] >> 4)) - 8) * d;
 }
+/* q4_1: {f16 d, m; u8 qs[16]}: as q4_0 without the -8, plus m. */
+template <> HD void dec8<T_Q4_1>(const uint8_t *row, int u, float v[8]) {
+    const uint8_t *b = row + (size_t)(u >> 2) * 20;
+    const int p = u & 3;
+    const float d = ld_h(b), m = ld_h(b + 2);
+    const uint8_t *qs = b + 4 + 8 * (p & 1);
+    UNROLL
+    for (int i = 0; i < 8; i++) v[i] = (float)(p < 2 ? (qs[i] & 0x0F) : (qs[i] >> 4)) * d + m;
+}
 /* q5_0: {f16 d; u8 qh[4]; u8 qs[16]}: the 5th bit of element j is bit j of qh. */
 template <> HD void dec8<T_Q5_0>(const uint8_t *row, int u, float v[8]) {
     const uint8_t *b = row + (size_t)(u >> 2) * 22;
@@ -118,6 +152,20 @@ template <> HD void dec8<T_Q5_0>(const uint8_t *row, int u, float v[8]) {
         v[i] = (float)((nib | (int)(((qh >> j) & 1u) << 4)) - 16) * d;
     }
 }
+/* q5_1: {f16 d, m; u8 qh[4]; u8 qs[16]}: as q5_0 without the -16, plus m. */
+template <> HD void dec8<T_Q5_1>(const uint8_t *row, int u, float v[8]) {
+    const uint8_t *b = row + (size_t)(u >> 2) * 24;
+    const int p = u & 3;
+    const float d = ld_h(b), m = ld_h(b + 2);
+    const uint32_t qh = (uint32_t)b[4] | ((uint32_t)b[5] << 8) | ((uint32_t)b[6] << 16) | ((uint32_t)b[7] << 24);
+    const uint8_t *qs = b + 8 + 8 * (p & 1);
+    UNROLL
+    for (int i = 0; i < 8; i++) {
+        const int j = 8 * p + i;
+        const int nib = p < 2 ? (qs[i] & 0x0F) : (qs[i] >> 4);
+        v[i] = (float)(nib | (int)(((qh >> j) & 1u) << 4)) * d + m;
+    }
+}
 /* q8_0: {f16 d; i8 qs[32]} */
 template <> HD void dec8<T_Q8_0>(const uint8_t *row, int u, float v[8]) {
     const uint8_t *b = row + (size_t)(u >> 2) * 34;
@@ -125,6 +173,44 @@ template <> HD void dec8<T_Q8_0>(const uint8_t *row, int u, float v[8]) {
     const int8_t *qs = (const int8_t *)(b + 2 + 8 * (u & 3));
     UNROLL
     for (int i = 0; i < 8; i++) v[i] = (float)qs[i] * d;
+}
+/* Where unit c8 (0..31) of a q2_K/q3_K super-block lies: the 256 elements are
+ * two halves of 128, each 4 bit planes over 32 bytes (element 128h + 32p + l
+ * is bits 2p..2p+1 of byte 32h + l); one 16-element scale per 2 units. */
+struct K23Pos {
+    int h, p, l0, is;
+};
+HD K23Pos k23_pos(int c8) {
+    K23Pos q;
+    q.h = c8 >> 4, q.p = (c8 >> 2) & 3, q.l0 = 8 * (c8 & 3), q.is = c8 >> 1;
+    return q;
+}
+/* q2_K: {u8 scales[16] (scale | min << 4 per 16 elements); u8 qs[64]; f16 d, dmin} */
+template <> HD void dec8<T_Q2_K>(const uint8_t *row, int u, float v[8]) {
+    const uint8_t *b = row + (size_t)(u >> 5) * 84;
+    const K23Pos k = k23_pos(u & 31);
+    const uint8_t sc = b[k.is];
+    const float dl = ld_h(b + 80) * (float)(sc & 0xF), ml = ld_h(b + 82) * (float)(sc >> 4);
+    const uint8_t *q = b + 16 + 32 * k.h + k.l0;
+    UNROLL
+    for (int i = 0; i < 8; i++) v[i] = dl * (float)((q[i] >> (2 * k.p)) & 3) - ml;
+}
+/* The signed 6-bit scale j of a q3_K block (the packing q3k_scales of quant.c undoes). */
+HD int q3k_scale(const uint8_t *sc, int j) {
+    const int lo = j < 8 ? (sc[j] & 0xF) : (sc[j - 8] >> 4);
+    const int hi = (sc[8 + (j & 3)] >> (2 * (j >> 2))) & 3;
+    return (lo | (hi << 4)) - 32;
+}
+/* q3_K: {u8 hmask[32]; u8 qs[64]; u8 scales[12]; f16 d}: 2 low bits as q2_K,
+ * and 4 is subtracted where bit 4h + p of hmask[l] is clear. */
+template <> HD void dec8<T_Q3_K>(const uint8_t *row, int u, float v[8]) {
+    const uint8_t *b = row + (size_t)(u >> 5) * 110;
+    const K23Pos k = k23_pos(u & 31);
+    const float dl = ld_h(b + 108) * (float)q3k_scale(b + 96, k.is);
+    const uint8_t *q = b + 32 + 32 * k.h + k.l0, *hm = b + k.l0;
+    const int hbit = 4 * k.h + k.p;
+    UNROLL
+    for (int i = 0; i < 8; i++) v[i] = dl * (float)(((q[i] >> (2 * k.p)) & 3) - (((hm[i] >> hbit) & 1) ? 0 : 4));
 }
 /* q4_K: {f16 d, dmin; u8 scales[12]; u8 qs[128]}; sub-block c (0..7) uses
  * qs[32*(c/2) ..] low nibbles (c even) or high nibbles (c odd), scale/min c. */
@@ -241,10 +327,16 @@ k_matvec(const uint8_t *__restrict__ W, size_t row_bytes, int n_rows, int n_unit
 
 int act_format(uint32_t type) {
     switch (type) {
-    case T_Q4_0: case T_Q5_0: case T_Q8_0: return ACT_Q8_0;
-    case T_Q4_K: case T_Q5_K: case T_Q6_K: return ACT_Q8_K;
+    AGX_CUDA_Q8_0_TYPES(AGX_CASE_RETURN, ACT_Q8_0)
+    AGX_CUDA_Q8_K_TYPES(AGX_CASE_RETURN, ACT_Q8_K)
     default: return 0;
     }
+}
+
+__device__ __forceinline__ int warp_sum_i(int v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
 }
 
 __device__ __forceinline__ float warp_max(float v) {
@@ -268,13 +360,16 @@ __device__ void quant_seg(float v, int t, int n, int base, const Q8Out &o) {
     if ((o.fmt & ACT_Q8_0) || h0) {
         /* act_q8_0: d = amax/127 stored as f16, id = 127/amax, qs = nearbyint(x*id) */
         const float amax = warp_max(fabsf(v));
-        const float d = __half2float(__float2half_rn(__fdiv_rn(amax, 127.0f)));
+        const float d_raw = __fdiv_rn(amax, 127.0f), d = __half2float(__float2half_rn(d_raw));
         const float id = amax != 0.0f ? __fdiv_rn(127.0f, amax) : 0.0f;
         const int q = __float2int_rn(__fmul_rn(v, id));
+        /* act_q8_1's sum term (q4_1/q5_1): lanes past n hold q = 0 */
+        const int qsum = (o.fmt & ACT_Q8_0) && o.q0.s ? warp_sum_i(q) : 0;
         if (in) {
             if (o.fmt & ACT_Q8_0) {
                 o.q0.qs[qi] = (int8_t)q;
                 if (lane == 0) o.q0.d[di] = d;
+                if (lane == 0 && o.q0.s) o.q0.s[di] = __half2float(__float2half_rn(__fmul_rn(d_raw, (float)qsum)));
             }
             if (h0) {
                 const float r = __fmul_rn((float)q, d);
@@ -354,12 +449,17 @@ __device__ __forceinline__ uint32_t ld32_a2(const uint8_t *p) {
 
 /* One 8-element unit of a quantized row, as the integer dot wants it:
  * contribution = (dx*dw) * sc*(dot(w, a) - off*sum(a)) - (dx*dm) * mn*sum(a),
- * w0/w1 = the 8 weight quants as bytes (elements 0-3, 4-7), a = activations. */
+ * w0/w1 = the 8 weight quants as bytes (elements 0-3, 4-7), a = activations.
+ * q4_1/q5_1 (block_min) instead add dm * s once per 32 elements, s = the
+ * activations' q8_1 sum term (Q8Act::s), as dot_q4_1_q8_1 does. */
 struct QUnit {
     uint32_t w0, w1;
     int sc, off, mn;
     float dw, dm;
 };
+template <int T> constexpr bool has_min_v = T == T_Q2_K || T == T_Q4_K || T == T_Q5_K;
+template <int T> constexpr bool block_min_v = T == T_Q4_1 || T == T_Q5_1;
+bool needs_act_sum(uint32_t type) { return type == T_Q4_1 || type == T_Q5_1; }
 
 template <int T> __device__ __forceinline__ void qunit(const uint8_t *row, int u, QUnit &q);
 
@@ -370,6 +470,14 @@ template <> __device__ __forceinline__ void qunit<T_Q4_0>(const uint8_t *row, in
     q.w0 = (ld32_a2(qs) >> sh) & 0x0F0F0F0Fu;
     q.w1 = (ld32_a2(qs + 4) >> sh) & 0x0F0F0F0Fu;
     q.sc = 1, q.off = 8, q.mn = 0, q.dw = ld_h(b), q.dm = 0.0f;
+}
+template <> __device__ __forceinline__ void qunit<T_Q4_1>(const uint8_t *row, int u, QUnit &q) {
+    const uint8_t *b = row + (size_t)(u >> 2) * 20;
+    const int p = u & 3, sh = p < 2 ? 0 : 4;
+    const uint8_t *qs = b + 4 + 8 * (p & 1);
+    q.w0 = (ld32_a2(qs) >> sh) & 0x0F0F0F0Fu;
+    q.w1 = (ld32_a2(qs + 4) >> sh) & 0x0F0F0F0Fu;
+    q.sc = 1, q.off = 0, q.mn = 0, q.dw = ld_h(b), q.dm = ld_h(b + 2);
 }
 /* the 4 low bits of x, one per byte, at bit 4 of each byte */
 __device__ __forceinline__ uint32_t spread4(uint32_t x) {
@@ -383,6 +491,33 @@ template <> __device__ __forceinline__ void qunit<T_Q5_0>(const uint8_t *row, in
     q.w0 = ((ld32_a2(qs) >> sh) & 0x0F0F0F0Fu) | spread4(hb & 0xFu);
     q.w1 = ((ld32_a2(qs + 4) >> sh) & 0x0F0F0F0Fu) | spread4(hb >> 4);
     q.sc = 1, q.off = 16, q.mn = 0, q.dw = ld_h(b), q.dm = 0.0f;
+}
+template <> __device__ __forceinline__ void qunit<T_Q5_1>(const uint8_t *row, int u, QUnit &q) {
+    const uint8_t *b = row + (size_t)(u >> 2) * 24;
+    const int p = u & 3, sh = p < 2 ? 0 : 4;
+    const uint32_t hb = (ld32_a2(b + 4) >> (8 * p)) & 0xFFu;
+    const uint8_t *qs = b + 8 + 8 * (p & 1);
+    q.w0 = ((ld32_a2(qs) >> sh) & 0x0F0F0F0Fu) | spread4(hb & 0xFu);
+    q.w1 = ((ld32_a2(qs + 4) >> sh) & 0x0F0F0F0Fu) | spread4(hb >> 4);
+    q.sc = 1, q.off = 0, q.mn = 0, q.dw = ld_h(b), q.dm = ld_h(b + 2);
+}
+template <> __device__ __forceinline__ void qunit<T_Q2_K>(const uint8_t *row, int u, QUnit &q) {
+    const uint8_t *b = row + (size_t)(u >> 5) * 84;
+    const K23Pos k = k23_pos(u & 31);
+    const uint8_t *qs = b + 16 + 32 * k.h + k.l0;
+    q.w0 = (ld32_a2(qs) >> (2 * k.p)) & 0x03030303u;
+    q.w1 = (ld32_a2(qs + 4) >> (2 * k.p)) & 0x03030303u;
+    q.sc = b[k.is] & 0xF, q.off = 0, q.mn = b[k.is] >> 4, q.dw = ld_h(b + 80), q.dm = ld_h(b + 82);
+}
+/* q3_K: w = low 2 bits | hmask bit << 2 (0..7), value w - 4 */
+template <> __device__ __forceinline__ void qunit<T_Q3_K>(const uint8_t *row, int u, QUnit &q) {
+    const uint8_t *b = row + (size_t)(u >> 5) * 110;
+    const K23Pos k = k23_pos(u & 31);
+    const uint8_t *qs = b + 32 + 32 * k.h + k.l0, *hm = b + k.l0;
+    const int hbit = 4 * k.h + k.p;
+    q.w0 = ((ld32_a2(qs) >> (2 * k.p)) & 0x03030303u) | (((ld32_a2(hm) >> hbit) & 0x01010101u) << 2);
+    q.w1 = ((ld32_a2(qs + 4) >> (2 * k.p)) & 0x03030303u) | (((ld32_a2(hm + 4) >> hbit) & 0x01010101u) << 2);
+    q.sc = q3k_scale(b + 96, k.is), q.off = 4, q.mn = 0, q.dw = ld_h(b + 108), q.dm = 0.0f;
 }
 template <> __device__ __forceinline__ void qunit<T_Q8_0>(const uint8_t *row, int u, QUnit &q) {
     const uint8_t *b = row + (size_t)(u >> 2) * 34;
@@ -439,7 +574,8 @@ struct MV3 {
  * every U, so the results are bit-identical. */
 template <int T, int NT, int U>
 __global__ void __launch_bounds__(MV_WARPS * 32)
-k_matvec_q8(MV3 m, int n_units, const int8_t *__restrict__ xq, const float *__restrict__ xd, int n_tok) {
+k_matvec_q8(MV3 m, int n_units, const int8_t *__restrict__ xq, const float *__restrict__ xd,
+            const float *__restrict__ xs, int n_tok) {
     const int lane = threadIdx.x & 31;
     int r = blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
     /* which matrix: warp-uniform */
@@ -456,7 +592,8 @@ k_matvec_q8(MV3 m, int n_units, const int8_t *__restrict__ xq, const float *__re
     const size_t x_ld = (size_t)n_units * 8, d_ld = (size_t)n_units / 4;
     const int8_t *xt = xq + (size_t)t0 * x_ld;
     const float *dt = xd + (size_t)t0 * d_ld;
-    constexpr bool has_min = T == T_Q4_K || T == T_Q5_K;
+    const float *st = block_min_v<T> ? xs + (size_t)t0 * d_ld : nullptr;
+    constexpr bool has_min = has_min_v<T>;
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
@@ -479,6 +616,7 @@ k_matvec_q8(MV3 m, int n_units, const int8_t *__restrict__ xq, const float *__re
                     const int dp = __dp4a((int)q.w0, (int)a.x, __dp4a((int)q.w1, (int)a.y, 0));
                     acc[t] += __fmul_rn(dx, q.dw) * (float)(q.sc * (dp - q.off * sa));
                     if (has_min) acc[t] -= __fmul_rn(dx, q.dm) * (float)(q.mn * sa);
+                    if (block_min_v<T> && (u & 3) == 0) acc[t] += q.dm * st[t * d_ld + (u >> 2)];
                 }
             }
         }
@@ -536,14 +674,17 @@ enum { MQ_WARPS = 4, MQ_ROWS = 16 * MQ_WARPS, MQ_TOK = 32, MQ_UNITS = 32, MQ_LD 
 template <int T>
 __global__ void __launch_bounds__(MQ_WARPS * 32)
 k_matmul_mma(const uint8_t *__restrict__ W, size_t row_bytes, int n_rows, int n_units, const int8_t *__restrict__ xq,
-             const float *__restrict__ xd, int n_tok, float *__restrict__ y, int y_ld) {
-    constexpr bool has_min = T == T_Q4_K || T == T_Q5_K, half_scales = T == T_Q6_K;
+             const float *__restrict__ xd, const float *__restrict__ xs_sum, int n_tok, float *__restrict__ y,
+             int y_ld) {
+    constexpr bool has_min = has_min_v<T>, block_min = block_min_v<T>, min16 = T == T_Q2_K;
+    constexpr bool half_scales = T == T_Q2_K || T == T_Q3_K || T == T_Q6_K;
     __shared__ int ws[MQ_ROWS * MQ_LD];               /* weights minus their offset, int8 x4 */
     __shared__ float wsc[MQ_ROWS][MQ_UNITS / 2];      /* scale of each 16 elements (dw*sc) */
-    __shared__ float wmn[MQ_ROWS][MQ_UNITS / 4];      /* min of each 32 (dm*mn), K-quants */
+    __shared__ float wmn[MQ_ROWS][MQ_UNITS / 2];      /* min of each 16 (dm*mn; q4_1/q5_1: m) */
     __shared__ int xs[MQ_TOK * MQ_LD];                /* activations, int8 x4 */
     __shared__ float xsc[MQ_TOK][MQ_UNITS / 4];       /* activation scale per 32 */
-    __shared__ int xsum[MQ_TOK][MQ_UNITS / 4];        /* sum of the 32 activations (min term) */
+    __shared__ int xsum[MQ_TOK][MQ_UNITS / 2];        /* sum of each 16 activations (min term) */
+    __shared__ float xsb[MQ_TOK][MQ_UNITS / 4];       /* q8_1 sum term per 32 (q4_1/q5_1) */
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, c = lane & 3;
     const int r0 = blockIdx.x * MQ_ROWS, t0 = blockIdx.y * MQ_TOK;
     const size_t x_ld = (size_t)n_units * 8, d_ld = (size_t)n_units / 4;
@@ -567,12 +708,11 @@ k_matmul_mma(const uint8_t *__restrict__ W, size_t row_bytes, int n_rows, int n_
                 lo = q.off ? (int)(((q.w0 | 0x80808080u) - off4) ^ 0x80808080u) : (int)q.w0;
                 hi = q.off ? (int)(((q.w1 | 0x80808080u) - off4) ^ 0x80808080u) : (int)q.w1;
                 sc = q.dw * (float)q.sc;   /* exact: an f16 times a small integer */
-                mn = q.dm * (float)q.mn;
+                mn = block_min ? q.dm : q.dm * (float)q.mn;
             }
             ws[rr * MQ_LD + 2 * uu] = lo;
             ws[rr * MQ_LD + 2 * uu + 1] = hi;
-            if ((uu & 1) == 0) wsc[rr][uu / 2] = sc;
-            if ((uu & 3) == 0) wmn[rr][uu / 4] = mn;
+            if ((uu & 1) == 0) wsc[rr][uu / 2] = sc, wmn[rr][uu / 2] = mn;
         }
         /* activations: 16 bytes (two units) per thread and step */
         for (int i = tid; i < MQ_TOK * MQ_UNITS / 2; i += MQ_WARPS * 32) {
@@ -584,16 +724,18 @@ k_matmul_mma(const uint8_t *__restrict__ W, size_t row_bytes, int n_rows, int n_
         }
         for (int i = tid; i < MQ_TOK * MQ_UNITS / 4; i += MQ_WARPS * 32) {
             const int tt = i / (MQ_UNITS / 4), b = i % (MQ_UNITS / 4), t = t0 + tt, u = u0 + 4 * b;
-            xsc[tt][b] = t < n_tok && u < n_units ? xd[(size_t)t * d_ld + (size_t)(u / 4)] : 0.0f;
+            const bool in = t < n_tok && u < n_units;
+            xsc[tt][b] = in ? xd[(size_t)t * d_ld + (size_t)(u / 4)] : 0.0f;
+            if (block_min) xsb[tt][b] = in ? xs_sum[(size_t)t * d_ld + (size_t)(u / 4)] : 0.0f;
         }
         __syncthreads();
         if (has_min)
-            for (int i = tid; i < MQ_TOK * MQ_UNITS / 4; i += MQ_WARPS * 32) {
-                const int tt = i / (MQ_UNITS / 4), b = i % (MQ_UNITS / 4);
+            for (int i = tid; i < MQ_TOK * MQ_UNITS / 2; i += MQ_WARPS * 32) {
+                const int tt = i / (MQ_UNITS / 2), h = i % (MQ_UNITS / 2);
                 int s = 0;
 #pragma unroll
-                for (int k = 0; k < 8; k++) s = __dp4a(xs[tt * MQ_LD + 8 * b + k], 0x01010101, s);
-                xsum[tt][b] = s;
+                for (int k = 0; k < 4; k++) s = __dp4a(xs[tt * MQ_LD + 4 * h + k], 0x01010101, s);
+                xsum[tt][h] = s;
             }
         __syncthreads();
         /* the warp's 16 rows times the block's tokens, 32 elements at a time */
@@ -626,13 +768,19 @@ k_matmul_mma(const uint8_t *__restrict__ W, size_t row_bytes, int n_rows, int n_
                     int d[4] = {0, 0, 0, 0};
                     mma_s8_16x8x32(d, a, bf);
 #pragma unroll
-                    for (int i = 0; i < 4; i++) {
-                        const int tcol = c0 + (i & 1);
-                        const float dx = xsc[tcol][b];
-                        acc[j][i] += dx * ((i < 2 ? sa_lo : sb_lo) * (float)d[i]);
-                        if (has_min) acc[j][i] -= dx * ((i < 2 ? wmn[ra][b] : wmn[rb][b]) * (float)xsum[tcol][b]);
-                    }
+                    for (int i = 0; i < 4; i++) acc[j][i] += xsc[c0 + (i & 1)][b] * ((i < 2 ? sa_lo : sb_lo) * (float)d[i]);
                 }
+                if (has_min || block_min)
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        const int tcol = c0 + (i & 1), row = i < 2 ? ra : rb;
+                        const float m_lo = wmn[row][2 * b];
+                        if (block_min) acc[j][i] += m_lo * xsb[tcol][b];
+                        else if (min16)
+                            acc[j][i] -= xsc[tcol][b] * (m_lo * (float)xsum[tcol][2 * b] +
+                                                         wmn[row][2 * b + 1] * (float)xsum[tcol][2 * b + 1]);
+                        else acc[j][i] -= xsc[tcol][b] * (m_lo * (float)(xsum[tcol][2 * b] + xsum[tcol][2 * b + 1]));
+                    }
             }
         }
         __syncthreads();
@@ -687,21 +835,6 @@ __global__ void k_embed(const uint8_t *__restrict__ W, size_t row_bytes, int n_u
     store8(x + (size_t)t * n_units * 8 + (size_t)u * 8, v);
 }
 
-/* Runtime type -> template instance. */
-#define AGX_TYPE_DISPATCH(type, F, ...)                                \
-    switch (type) {                                                    \
-    case T_F32: F<T_F32> __VA_ARGS__; break;                           \
-    case T_F16: F<T_F16> __VA_ARGS__; break;                           \
-    case T_BF16: F<T_BF16> __VA_ARGS__; break;                         \
-    case T_Q4_0: F<T_Q4_0> __VA_ARGS__; break;                         \
-    case T_Q5_0: F<T_Q5_0> __VA_ARGS__; break;                         \
-    case T_Q8_0: F<T_Q8_0> __VA_ARGS__; break;                         \
-    case T_Q4_K: F<T_Q4_K> __VA_ARGS__; break;                         \
-    case T_Q5_K: F<T_Q5_K> __VA_ARGS__; break;                         \
-    case T_Q6_K: F<T_Q6_K> __VA_ARGS__; break;                         \
-    default: return cudaErrorInvalidValue;                             \
-    }
-
 /* k_matvec for one token (decode) and for groups of MV_GROUP tokens. */
 enum { MV_GROUP = 8 };
 static_assert(MV_UNROLL == 4, "kernels.h promises unroll 1 or 4");
@@ -724,11 +857,11 @@ void launch_matvec_q8(cudaStream_t s, const MV3 &m, int n_units, const Q8Act &x,
     const unsigned gx = (unsigned)((rows + MV_WARPS - 1) / MV_WARPS);
     if (n_tok == 1) {   /* decode: the latency-bound case the unrolled loads are for */
         auto kernel = unroll == MV_UNROLL ? k_matvec_q8<T, 1, MV_UNROLL> : k_matvec_q8<T, 1, 1>;
-        AGX_CUDA_LAUNCH(kernel, dim3(gx, 1), MV_WARPS * 32, s, m, n_units, x.qs, x.d, 1);
+        AGX_CUDA_LAUNCH(kernel, dim3(gx, 1), MV_WARPS * 32, s, m, n_units, x.qs, x.d, x.s, 1);
     } else {   /* token groups: 8 tokens of work per load already */
         auto kernel = k_matvec_q8<T, MV_GROUP, 1>;
         AGX_CUDA_LAUNCH(kernel, dim3(gx, (unsigned)((n_tok + MV_GROUP - 1) / MV_GROUP)), MV_WARPS * 32, s, m,
-                        n_units, x.qs, x.d, n_tok);
+                        n_units, x.qs, x.d, x.s, n_tok);
     }
 }
 /* O = __half or float (AGX_TYPE_DISPATCH instantiates on the type only) */
@@ -757,14 +890,15 @@ void launch_embed(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n_unit
 cudaError_t matvec(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
                    const float *x, int n_tok, float *y, int y_ld) {
     if (n_rows <= 0 || n_tok <= 0 || n_cols % 32 || n_tok > 65535) return cudaErrorInvalidValue;
-    AGX_TYPE_DISPATCH(type, launch_matvec, (s, (const uint8_t *)W, row_bytes, n_rows, n_cols / 8, x, n_tok, y, y_ld))
+    AGX_TYPE_DISPATCH(AGX_CUDA_TYPES, type, launch_matvec,
+                      (s, (const uint8_t *)W, row_bytes, n_rows, n_cols / 8, x, n_tok, y, y_ld))
     return cudaGetLastError();
 }
 
 cudaError_t matvec_q8_set(cudaStream_t s, uint32_t type, const MatvecSet &ms, int n_cols, const Q8Act &x,
                           int n_tok, int unroll) {
     if (ms.n < 1 || ms.n > MV_MATS || n_tok <= 0 || n_cols % 32 || n_tok > 65535 || !x.qs || !x.d ||
-        (unroll != 1 && unroll != MV_UNROLL))
+        (needs_act_sum(type) && !x.s) || (unroll != 1 && unroll != MV_UNROLL))
         return cudaErrorInvalidValue;
     long long rows = 0;
     for (int i = 0; i < ms.n; i++) {
@@ -783,15 +917,7 @@ cudaError_t matvec_q8_set(cudaStream_t s, uint32_t type, const MatvecSet &ms, in
         m.W2 = (const uint8_t *)ms.W[2], m.rb2 = ms.row_bytes[2], m.n2 = ms.n_rows[2], m.y2 = ms.y[2],
         m.ld2 = ms.y_ld[2];
     const int nu = n_cols / 8;
-    switch (type) {
-    case T_Q4_0: launch_matvec_q8<T_Q4_0>(s, m, nu, x, n_tok, unroll); break;
-    case T_Q5_0: launch_matvec_q8<T_Q5_0>(s, m, nu, x, n_tok, unroll); break;
-    case T_Q8_0: launch_matvec_q8<T_Q8_0>(s, m, nu, x, n_tok, unroll); break;
-    case T_Q4_K: launch_matvec_q8<T_Q4_K>(s, m, nu, x, n_tok, unroll); break;
-    case T_Q5_K: launch_matvec_q8<T_Q5_K>(s, m, nu, x, n_tok, unroll); break;
-    case T_Q6_K: launch_matvec_q8<T_Q6_K>(s, m, nu, x, n_tok, unroll); break;
-    default: return cudaErrorInvalidValue;
-    }
+    AGX_TYPE_DISPATCH(AGX_CUDA_QUANT_TYPES, type, launch_matvec_q8, (s, m, nu, x, n_tok, unroll))
     return cudaGetLastError();
 }
 
@@ -800,24 +926,17 @@ void launch_matmul_mma(cudaStream_t s, const uint8_t *W, size_t row_bytes, int n
                        int n_tok, float *y, int y_ld) {
     auto kernel = k_matmul_mma<T>;
     const dim3 grid((unsigned)((n_rows + MQ_ROWS - 1) / MQ_ROWS), (unsigned)((n_tok + MQ_TOK - 1) / MQ_TOK));
-    AGX_CUDA_LAUNCH(kernel, grid, MQ_WARPS * 32, s, W, row_bytes, n_rows, n_units, x.qs, x.d, n_tok, y, y_ld);
+    AGX_CUDA_LAUNCH(kernel, grid, MQ_WARPS * 32, s, W, row_bytes, n_rows, n_units, x.qs, x.d, x.s, n_tok, y, y_ld);
 }
 
 cudaError_t matmul_mma(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
                        const Q8Act &x, int n_tok, float *y, int y_ld) {
-    if (n_rows <= 0 || n_tok <= 0 || n_cols % 32 || n_tok > 65535 || !x.qs || !x.d || !W || !y)
+    if (n_rows <= 0 || n_tok <= 0 || n_cols % 32 || n_tok > 65535 || !x.qs || !x.d || !W || !y ||
+        (needs_act_sum(type) && !x.s))
         return cudaErrorInvalidValue;
     const uint8_t *w = (const uint8_t *)W;
     const int nu = n_cols / 8;
-    switch (type) {
-    case T_Q4_0: launch_matmul_mma<T_Q4_0>(s, w, row_bytes, n_rows, nu, x, n_tok, y, y_ld); break;
-    case T_Q5_0: launch_matmul_mma<T_Q5_0>(s, w, row_bytes, n_rows, nu, x, n_tok, y, y_ld); break;
-    case T_Q8_0: launch_matmul_mma<T_Q8_0>(s, w, row_bytes, n_rows, nu, x, n_tok, y, y_ld); break;
-    case T_Q4_K: launch_matmul_mma<T_Q4_K>(s, w, row_bytes, n_rows, nu, x, n_tok, y, y_ld); break;
-    case T_Q5_K: launch_matmul_mma<T_Q5_K>(s, w, row_bytes, n_rows, nu, x, n_tok, y, y_ld); break;
-    case T_Q6_K: launch_matmul_mma<T_Q6_K>(s, w, row_bytes, n_rows, nu, x, n_tok, y, y_ld); break;
-    default: return cudaErrorInvalidValue;
-    }
+    AGX_TYPE_DISPATCH(AGX_CUDA_QUANT_TYPES, type, launch_matmul_mma, (s, w, row_bytes, n_rows, nu, x, n_tok, y, y_ld))
     return cudaGetLastError();
 }
 
@@ -831,21 +950,21 @@ cudaError_t matvec_q8(cudaStream_t s, uint32_t type, const void *W, size_t row_b
 cudaError_t dequant_f16(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
                         __half *out) {
     if (n_rows <= 0 || n_cols % 32) return cudaErrorInvalidValue;
-    AGX_TYPE_DISPATCH(type, launch_dequant_f16, (s, (const uint8_t *)W, row_bytes, n_rows, n_cols / 8, out))
+    AGX_TYPE_DISPATCH(AGX_CUDA_TYPES, type, launch_dequant_f16, (s, (const uint8_t *)W, row_bytes, n_rows, n_cols / 8, out))
     return cudaGetLastError();
 }
 
 cudaError_t dequant_f32(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
                         float *out) {
     if (n_rows <= 0 || n_cols % 32) return cudaErrorInvalidValue;
-    AGX_TYPE_DISPATCH(type, launch_dequant_f32, (s, (const uint8_t *)W, row_bytes, n_rows, n_cols / 8, out))
+    AGX_TYPE_DISPATCH(AGX_CUDA_TYPES, type, launch_dequant_f32, (s, (const uint8_t *)W, row_bytes, n_rows, n_cols / 8, out))
     return cudaGetLastError();
 }
 
 cudaError_t embed(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_cols, const int32_t *tokens,
                   int n_tok, float *x) {
     if (n_tok <= 0 || n_cols % 32) return cudaErrorInvalidValue;
-    AGX_TYPE_DISPATCH(type, launch_embed, (s, (const uint8_t *)W, row_bytes, n_cols / 8, tokens, n_tok, x))
+    AGX_TYPE_DISPATCH(AGX_CUDA_TYPES, type, launch_embed, (s, (const uint8_t *)W, row_bytes, n_cols / 8, tokens, n_tok, x))
     return cudaGetLastError();
 }
 
@@ -1169,16 +1288,10 @@ extern "C" bool agx_cuda_dequant_row_host(uint32_t type, const void *row, int64_
     using namespace agxc;
     if (n % 32 || n / 8 > INT32_MAX) return false;
     const uint8_t *r = (const uint8_t *)row;
+#define AGX_CASE_HOST(T, _) case T: dequant_host_t<T>(r, n, out); return true;
     switch (type) {
-    case T_F32: dequant_host_t<T_F32>(r, n, out); return true;
-    case T_F16: dequant_host_t<T_F16>(r, n, out); return true;
-    case T_BF16: dequant_host_t<T_BF16>(r, n, out); return true;
-    case T_Q4_0: dequant_host_t<T_Q4_0>(r, n, out); return true;
-    case T_Q5_0: dequant_host_t<T_Q5_0>(r, n, out); return true;
-    case T_Q8_0: dequant_host_t<T_Q8_0>(r, n, out); return true;
-    case T_Q4_K: dequant_host_t<T_Q4_K>(r, n, out); return true;
-    case T_Q5_K: dequant_host_t<T_Q5_K>(r, n, out); return true;
-    case T_Q6_K: dequant_host_t<T_Q6_K>(r, n, out); return true;
+    AGX_CUDA_TYPES(AGX_CASE_HOST, _)
     default: return false;
     }
+#undef AGX_CASE_HOST
 }

@@ -14,8 +14,8 @@
 
 namespace agxc {
 
-/* Weight types with device decoders: f32, f16, bf16, q4_0, q5_0, q8_0, q4_K, q5_K, q6_K.
- * Rows must hold a multiple of 32 elements. */
+/* Weight types with device decoders: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0,
+ * q2_K, q3_K, q4_K, q5_K, q6_K. Rows must hold a multiple of 32 elements. */
 bool type_supported(uint32_t type);
 
 /* y[t*y_ld + r] = dot(W[r], x[t*n_cols ..]) for r < n_rows, t < n_tok (a warp per row). */
@@ -28,9 +28,12 @@ cudaError_t matvec(cudaStream_t s, uint32_t type, const void *W, size_t row_byte
  * a q8_K scale is repeated for each of its eight 32-element sub-blocks so that
  * every matvec reads d[unit/4]. Bit-identical to the CPU quantizers. */
 enum { ACT_Q8_0 = 1, ACT_Q8_K = 2 };
+/* s (q8_0 only, optional): per 32 elements act_q8_1's sum term f16(d * sum(qs))
+ * with d before its f16 rounding, as a float; the q4_1/q5_1 kernels need it. */
 struct Q8Act {
     int8_t *qs = nullptr;
     float *d = nullptr;
+    float *s = nullptr;
 };
 /* Where a quantizing kernel writes a row: the formats in fmt (ACT_* bits) into
  * q0 / qk, and when h16 / f32 != nullptr also dequantize(quantize(x)) as f16 /
@@ -42,8 +45,10 @@ struct Q8Out {
     float *f32 = nullptr;
     int h16_fmt = 0;
 };
-/* ACT_Q8_0 for q4_0/q5_0/q8_0, ACT_Q8_K for q4_K/q5_K/q6_K, 0 otherwise (f32 path). */
+/* ACT_Q8_0 for q4_0/q4_1/q5_0/q5_1/q8_0, ACT_Q8_K for q2_K..q6_K, 0 otherwise (f32 path). */
 int act_format(uint32_t type);
+/* q4_1/q5_1: their 8-bit kernels also read Q8Act::s */
+bool needs_act_sum(uint32_t type);
 /* Quantize n_tok rows of n f32 (n % 32 == 0; n % 256 == 0 for ACT_Q8_K). */
 cudaError_t quantize_act(cudaStream_t s, const float *x, int n, int n_tok, const Q8Out &o);
 /* As matvec, with W quantized (act_format(type) != 0) and x given in that format.
@@ -66,7 +71,7 @@ struct MatvecSet {
 cudaError_t matvec_q8_set(cudaStream_t s, uint32_t type, const MatvecSet &m, int n_cols, const Q8Act &x, int n_tok,
                           int unroll = MV_UNROLL);
 /* As matvec_q8 for prompts: the same integer products per 32 elements (16 for
- * q6_K's scales) on the tensor cores (int8 mma, sm_80+; a shuffle + dp4a
+ * the scales of q2_K, q3_K, q6_K) on the tensor cores (int8 mma, sm_80+; a shuffle + dp4a
  * fallback computes the same elsewhere), tiles of 64 rows x 32 tokens. */
 cudaError_t matmul_mma(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
                        const Q8Act &x, int n_tok, float *y, int y_ld);

@@ -83,8 +83,9 @@ void check_dev(Report &r, const char *what, cudaError_t e, const float *d, const
 }
 
 void test_types(Report &r, Rng &rng) {
-    static const uint32_t types[] = {AGX_TYPE_F32, AGX_TYPE_F16, AGX_TYPE_BF16, AGX_TYPE_Q4_0, AGX_TYPE_Q5_0,
-                                     AGX_TYPE_Q8_0, AGX_TYPE_Q4_K, AGX_TYPE_Q5_K, AGX_TYPE_Q6_K};
+    static const uint32_t types[] = {AGX_TYPE_F32,  AGX_TYPE_F16,  AGX_TYPE_BF16, AGX_TYPE_Q4_0, AGX_TYPE_Q4_1,
+                                     AGX_TYPE_Q5_0, AGX_TYPE_Q5_1, AGX_TYPE_Q8_0, AGX_TYPE_Q2_K, AGX_TYPE_Q3_K,
+                                     AGX_TYPE_Q4_K, AGX_TYPE_Q5_K, AGX_TYPE_Q6_K};
     const int rows = 67, cols = 512, nt = 3;
     std::vector<float> w((size_t)rows * cols), x((size_t)nt * cols);
     for (float &v : w) v = rng.next();
@@ -93,6 +94,10 @@ void test_types(Report &r, Rng &rng) {
         const agx_type_traits *tt = agx_type_traits_get(type);
         char what[96];
         const size_t rb = agx_type_row_size(type, cols);
+        if (!tt->from_float_ref) {
+            r.fail(tt->name, "the CPU engine has no quantizer for this type");
+            continue;
+        }
         std::vector<uint8_t> q(rb * rows);
         for (int i = 0; i < rows; i++) tt->from_float_ref(&w[(size_t)i * cols], &q[i * rb], cols);
         std::vector<float> deq((size_t)rows * cols), ref((size_t)nt * rows);
@@ -161,15 +166,19 @@ void test_types(Report &r, Rng &rng) {
 struct HostQ8 {
     std::vector<int8_t> qs;
     std::vector<float> d;   /* per 32 elements, as the device layout */
+    std::vector<float> s;   /* q8_1's sum term per 32 elements (q8_0 format only) */
 };
-HostQ8 cpu_q8(int fmt, const std::vector<float> &x, int n, int nt) {
-    const uint32_t type = fmt == agxc::ACT_Q8_0 ? AGX_TYPE_Q8_0 : AGX_TYPE_Q8_K;
+/* fmt's activations as the CPU quantizes them; with_sum: through act_q8_1 (the
+ * same qs and d as act_q8_0, plus s) */
+HostQ8 cpu_q8(int fmt, const std::vector<float> &x, int n, int nt, bool with_sum = false) {
+    const uint32_t type = fmt == agxc::ACT_Q8_K ? AGX_TYPE_Q8_K : with_sum ? AGX_TYPE_Q8_1 : AGX_TYPE_Q8_0;
     const agx_type_traits *tt = agx_type_traits_get(type);
     const size_t rb = agx_type_row_size(type, n), bb = tt->type_size, bs = (size_t)tt->block_size;
     std::vector<uint8_t> q(rb);
     HostQ8 h;
     h.qs.resize((size_t)nt * n);
     h.d.resize((size_t)nt * (n / 32));
+    if (with_sum) h.s.resize(h.d.size());
     for (int t = 0; t < nt; t++) {
         tt->from_float(&x[(size_t)t * n], q.data(), n);
         for (size_t b = 0; b < (size_t)n / bs; b++) {
@@ -180,7 +189,11 @@ HostQ8 cpu_q8(int fmt, const std::vector<float> &x, int n, int nt) {
                 uint16_t h16;
                 memcpy(&h16, blk, 2);
                 d = __half2float(__ushort_as_half(h16));
-                qs = (const int8_t *)(blk + 2);
+                qs = (const int8_t *)(blk + (with_sum ? 4 : 2));
+                if (with_sum) {
+                    memcpy(&h16, blk + 2, 2);
+                    h.s[(size_t)t * (n / 32) + b] = __half2float(__ushort_as_half(h16));
+                }
             } else {
                 memcpy(&d, blk, 4);
                 qs = (const int8_t *)(blk + 4);
@@ -191,11 +204,15 @@ HostQ8 cpu_q8(int fmt, const std::vector<float> &x, int n, int nt) {
     }
     return h;
 }
-/* number of differing bytes of qs plus differing bits patterns of d */
-size_t q8_diff(const HostQ8 &a, const std::vector<int8_t> &qs, const std::vector<float> &d) {
+/* number of differing bytes of qs plus differing bits patterns of d (and of s
+ * when both have it) */
+size_t q8_diff(const HostQ8 &a, const std::vector<int8_t> &qs, const std::vector<float> &d,
+               const std::vector<float> *s = nullptr) {
     size_t n = 0;
     for (size_t i = 0; i < qs.size(); i++) n += qs[i] != a.qs[i];
     for (size_t i = 0; i < d.size(); i++) n += memcmp(&d[i], &a.d[i], 4) != 0;
+    if (s)
+        for (size_t i = 0; i < s->size(); i++) n += memcmp(&(*s)[i], &a.s[i], 4) != 0;
     return n;
 }
 
@@ -203,7 +220,8 @@ size_t q8_diff(const HostQ8 &a, const std::vector<int8_t> &qs, const std::vector
  * 8-bit format, on the device, with the CPU's vec_dot of every pair as the
  * reference at ref[t*y_ld + row]. ok is false when an upload failed. */
 /* the weight types of the 8-bit activation kernels */
-const uint32_t k_q8_types[] = {AGX_TYPE_Q4_0, AGX_TYPE_Q5_0, AGX_TYPE_Q8_0, AGX_TYPE_Q4_K, AGX_TYPE_Q5_K, AGX_TYPE_Q6_K};
+const uint32_t k_q8_types[] = {AGX_TYPE_Q4_0, AGX_TYPE_Q4_1, AGX_TYPE_Q5_0, AGX_TYPE_Q5_1, AGX_TYPE_Q8_0,
+                               AGX_TYPE_Q2_K, AGX_TYPE_Q3_K, AGX_TYPE_Q4_K, AGX_TYPE_Q5_K, AGX_TYPE_Q6_K};
 
 struct QuantCase {
     size_t rb = 0;
@@ -218,6 +236,7 @@ QuantCase quant_case(Pool &pool, uint32_t type, const std::vector<float> &wf, co
     const agx_type_traits *at = agx_type_traits_get(tt->vec_dot_type);
     QuantCase qc;
     qc.rb = agx_type_row_size(type, n);
+    if (!tt->from_float_ref) return qc;   /* not ok: reported by the caller */
     const size_t ab = agx_type_row_size(tt->vec_dot_type, n);
     std::vector<uint8_t> q(qc.rb * rows), xa(ab * nt);
     for (int i = 0; i < rows; i++) tt->from_float_ref(&wf[(size_t)i * n], &q[i * qc.rb], n);
@@ -225,11 +244,13 @@ QuantCase quant_case(Pool &pool, uint32_t type, const std::vector<float> &wf, co
     qc.ref.assign((size_t)nt * y_ld, 0.0f);
     for (int t = 0; t < nt; t++)
         for (int i = 0; i < rows; i++) tt->vec_dot(n, &qc.ref[(size_t)t * y_ld + i], &q[i * qc.rb], &xa[t * ab]);
-    const HostQ8 h = cpu_q8(agxc::act_format(type), x, n, nt);
+    const bool with_sum = agxc::needs_act_sum(type);
+    const HostQ8 h = cpu_q8(agxc::act_format(type), x, n, nt, with_sum);
     qc.xq.qs = pool.up(h.qs);
     qc.xq.d = pool.up(h.d);
+    if (with_sum) qc.xq.s = pool.up(h.s);
     qc.dq = pool.up(q);
-    qc.ok = qc.xq.qs && qc.xq.d && qc.dq;
+    qc.ok = qc.xq.qs && qc.xq.d && qc.dq && (!with_sum || qc.xq.s);
     return qc;
 }
 
@@ -253,26 +274,32 @@ void test_q8(Report &r, Rng &rng) {
     char what[96];
     for (int fmt : {(int)agxc::ACT_Q8_0, (int)agxc::ACT_Q8_K}) {
         const char *fname = fmt == agxc::ACT_Q8_0 ? "q8_0" : "q8_K";
-        const HostQ8 ref = cpu_q8(fmt, x, n, nt);
+        /* q8_0 activations also carry q8_1's sums (checked bit for bit too) */
+        const bool sums = fmt == agxc::ACT_Q8_0;
+        const HostQ8 ref = cpu_q8(fmt, x, n, nt, sums);
         agxc::Q8Out o;
         o.fmt = fmt;
         agxc::Q8Act &qa = fmt == agxc::ACT_Q8_0 ? o.q0 : o.qk;
         qa.qs = pool.up(std::vector<int8_t>(ref.qs.size()));
         qa.d = pool.up(std::vector<float>(ref.d.size()));
+        if (sums) qa.s = pool.up(std::vector<float>(ref.d.size()));
         __half *dh = pool.up(std::vector<__half>(x.size()));
-        if (!dx || !qa.qs || !qa.d || !dh) {
+        if (!dx || !qa.qs || !qa.d || !dh || (sums && !qa.s)) {
             r.fail(fname, "cudaMalloc/cudaMemcpy failed");
             continue;
         }
         std::vector<int8_t> gq(ref.qs.size());
-        std::vector<float> gd(ref.d.size());
+        std::vector<float> gd(ref.d.size()), gs(ref.s.size());
+        /* downloads the quantizer's output (qs, d, s) */
+        auto fetch = [&]() {
+            return down(gq, (const int8_t *)qa.qs) && down(gd, (const float *)qa.d) &&
+                   (!sums || down(gs, (const float *)qa.s));
+        };
         cudaError_t e = agxc::quantize_act(nullptr, dx, n, nt, o);
         if (e == cudaSuccess) e = cudaDeviceSynchronize();
-        snprintf(what, sizeof what, "quantize %s (bit-exact)", fname);
-        if (e != cudaSuccess || !down(gq, (const int8_t *)qa.qs) || !down(gd, (const float *)qa.d))
-            r.fail(what, cudaGetErrorString(e));
-        else
-            r.check(what, (double)q8_diff(ref, gq, gd), 0);
+        snprintf(what, sizeof what, "quantize %s%s (bit-exact)", fname, sums ? " + sums" : "");
+        if (e != cudaSuccess || !fetch()) r.fail(what, cudaGetErrorString(e));
+        else r.check(what, (double)q8_diff(ref, gq, gd, sums ? &gs : nullptr), 0);
         /* quantize -> dequantize as f16 (the prompt GEMM's activations) */
         agxc::Q8Out oh;
         oh.h16 = dh;
@@ -308,12 +335,11 @@ void test_q8(Report &r, Rng &rng) {
                            : agxc::swiglu_q8(nullptr, dg, du, n, nt, o);
             if (e == cudaSuccess) e = cudaDeviceSynchronize();
             snprintf(what, sizeof what, "%s + %s (bit-exact)", which == 0 ? "rmsnorm" : "swiglu", fname);
-            if (e != cudaSuccess || !down(gout, which == 0 ? (const float *)dout : (const float *)dg) ||
-                !down(gq, (const int8_t *)qa.qs) || !down(gd, (const float *)qa.d)) {
+            if (e != cudaSuccess || !down(gout, which == 0 ? (const float *)dout : (const float *)dg) || !fetch()) {
                 r.fail(what, cudaGetErrorString(e));
                 continue;
             }
-            r.check(what, (double)q8_diff(cpu_q8(fmt, gout, n, nt), gq, gd), 0);
+            r.check(what, (double)q8_diff(cpu_q8(fmt, gout, n, nt, sums), gq, gd, sums ? &gs : nullptr), 0);
         }
     }
     /* q8 matvec vs the CPU's vec_dot on CPU-quantized activations */
