@@ -2,7 +2,7 @@
  * Mistral-Nemo-shaped model with seeded random weights (N(0, std) per role, as
  * the reference models), a consistent byte-level BPE vocabulary (or the
  * tokenizer of another GGUF) at any supported tensor type, including llama.cpp's
- * Q4_K_M / Q5_K_M mixing rules. Weights are generated and quantized in row
+ * Q3_K_M / Q4_K_M / Q5_K_M mixing rules. Weights are generated and quantized in row
  * chunks on several threads and streamed to a temp file renamed into place. */
 #include <errno.h>
 #include <inttypes.h>
@@ -20,7 +20,7 @@
 
 /* ------------------------------------------------------------------ config */
 
-typedef enum { MIX_NONE, MIX_Q4_K_M, MIX_Q5_K_M } mix_kind;
+typedef enum { MIX_NONE, MIX_Q4_K_M, MIX_Q5_K_M, MIX_Q3_K_M } mix_kind;
 
 typedef struct cfg {
     const char *name;
@@ -73,6 +73,8 @@ static const struct {
     {"q4_K", AGX_TYPE_Q4_K, MIX_NONE, -1},    {"q5_K", AGX_TYPE_Q5_K, MIX_NONE, -1},
     {"q6_K", AGX_TYPE_Q6_K, MIX_NONE, 18},    {"q4_K_M", AGX_TYPE_Q4_K, MIX_Q4_K_M, 15},
     {"q5_K_M", AGX_TYPE_Q5_K, MIX_Q5_K_M, 17},
+    {"q2_K", AGX_TYPE_Q2_K, MIX_NONE, -1},    {"q3_K", AGX_TYPE_Q3_K, MIX_NONE, -1},
+    {"q3_K_M", AGX_TYPE_Q3_K, MIX_Q3_K_M, 12},
 };
 
 /* ------------------------------------------------------------------ random */
@@ -139,6 +141,37 @@ static float role_std(const cfg *c, agx_tensor_role r) {
     }
 }
 
+/* Which layers a mix rule covers (llama_tensor_get_type's layer tests). */
+typedef enum { LAYERS_ALL, LAYERS_MORE_BITS, LAYERS_FIRST_2, LAYERS_FIRST_16TH } layer_set;
+
+static bool in_layers(layer_set s, int i, int n) {
+    switch (s) {
+    case LAYERS_MORE_BITS: return use_more_bits(i, n);
+    case LAYERS_FIRST_2: return i < 2;
+    case LAYERS_FIRST_16TH: return i < n / 16;
+    default: return true;
+    }
+}
+
+/* llama.cpp's per-role overrides of the mixes (non-Falcon, no experts, not
+ * 70B): the first rule matching (mix, role, layer) sets the type. */
+static const struct {
+    mix_kind mix;
+    agx_tensor_role role;
+    layer_set layers;
+    uint32_t type;
+} mix_rules[] = {
+    {MIX_Q4_K_M, AGX_TENSOR_ATTN_V, LAYERS_MORE_BITS, AGX_TYPE_Q6_K},
+    {MIX_Q4_K_M, AGX_TENSOR_FFN_DOWN, LAYERS_MORE_BITS, AGX_TYPE_Q6_K},
+    {MIX_Q5_K_M, AGX_TENSOR_ATTN_V, LAYERS_MORE_BITS, AGX_TYPE_Q6_K},
+    {MIX_Q5_K_M, AGX_TENSOR_FFN_DOWN, LAYERS_MORE_BITS, AGX_TYPE_Q6_K},
+    {MIX_Q3_K_M, AGX_TENSOR_ATTN_V, LAYERS_FIRST_2, AGX_TYPE_Q5_K},
+    {MIX_Q3_K_M, AGX_TENSOR_ATTN_V, LAYERS_ALL, AGX_TYPE_Q4_K},
+    {MIX_Q3_K_M, AGX_TENSOR_FFN_DOWN, LAYERS_FIRST_16TH, AGX_TYPE_Q5_K},
+    {MIX_Q3_K_M, AGX_TENSOR_FFN_DOWN, LAYERS_ALL, AGX_TYPE_Q4_K},
+    {MIX_Q3_K_M, AGX_TENSOR_ATTN_OUT, LAYERS_ALL, AGX_TYPE_Q4_K},
+};
+
 /* The tensor type llama.cpp's quantizer would pick (llama_tensor_get_type). */
 static uint32_t pick_type(const cfg *c, const gtensor *t) {
     if (t->n_dims == 1) return AGX_TYPE_F32;
@@ -151,9 +184,13 @@ static uint32_t pick_type(const cfg *c, const gtensor *t) {
         if (is_output) {
             if (nx % 256 != 0) return AGX_TYPE_Q8_0;
             if (ty != AGX_TYPE_Q8_0) ty = AGX_TYPE_Q6_K;
-        } else if (c->mix != MIX_NONE && (t->role == AGX_TENSOR_ATTN_V || t->role == AGX_TENSOR_FFN_DOWN) &&
-                   use_more_bits(t->layer, (int)c->n_layer)) {
-            ty = AGX_TYPE_Q6_K;
+        } else {
+            for (size_t k = 0; k < sizeof mix_rules / sizeof mix_rules[0]; k++)
+                if (mix_rules[k].mix == c->mix && mix_rules[k].role == t->role &&
+                    in_layers(mix_rules[k].layers, t->layer, (int)c->n_layer)) {
+                    ty = mix_rules[k].type;
+                    break;
+                }
         }
     }
     /* rows that are not a multiple of the k-quant block: llama.cpp's fallbacks */
@@ -161,6 +198,9 @@ static uint32_t pick_type(const cfg *c, const gtensor *t) {
         if (ty == AGX_TYPE_Q4_K) ty = AGX_TYPE_Q5_0;
         else if (ty == AGX_TYPE_Q5_K) ty = AGX_TYPE_Q5_1;
         else if (ty == AGX_TYPE_Q6_K) ty = AGX_TYPE_Q8_0;
+        /* llama.cpp now uses iq4_nl here, which agx does not have; q4_0 was its
+         * fallback before iq4_nl existed */
+        else if (ty == AGX_TYPE_Q2_K || ty == AGX_TYPE_Q3_K) ty = AGX_TYPE_Q4_0;
     }
     if (agx_type_row_size(ty, nx) == 0) ty = AGX_TYPE_F16;
     return ty;
@@ -607,7 +647,8 @@ static void usage(FILE *f) {
             "  --head-dim N (explicit attention.key_length, Mistral-Nemo style)   --n-ff N\n"
             "  --n-vocab N   --ctx N   --rope-base F   --rms-eps F   --tied | --untied\n"
             "  --qkv-bias | --no-qkv-bias (default: on for qwen2)\n"
-            "  --type f32|f16|bf16|q4_0|q4_1|q5_0|q5_1|q8_0|q4_K|q5_K|q6_K|q4_K_M|q5_K_M (default f32)\n"
+            "  --type f32|f16|bf16|q4_0|q4_1|q5_0|q5_1|q8_0|q2_K|q3_K|q4_K|q5_K|q6_K|q3_K_M|q4_K_M|q5_K_M\n"
+            "         (default f32)\n"
             "  --pure (no llama.cpp output/attn_v/ffn_down type overrides)\n"
             "  --rope-llama3 (rope_freqs.weight with Llama 3.1 factors; llama only)\n"
             "  --rope-linear F (rope.scaling.type linear, factor F)\n"

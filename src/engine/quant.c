@@ -279,7 +279,7 @@ static void quant_bf16(const float *x, void *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) o[i] = agx_fp32_to_bf16(x[i]);
 }
 
-/* Block quantizers (q4_0 .. q6_K, q8_K), portable build: fmaf() is libm's
+/* Block quantizers (q4_0 .. q6_K, q2_K/q3_K, q8_K), portable build: fmaf() is libm's
  * correctly rounded one, so the bits equal the FMA build in quant_avx2.c. */
 #define AGX_QREF(name) name##_portable
 #include "engine/quant_ref.h"
@@ -576,9 +576,9 @@ static const agx_type_traits k_base[AGX_TYPE_COUNT] = {
     /* activation-only formats: no dot kernel of their own */
     [AGX_TYPE_Q8_1] = {"q8_1", 32, sizeof(agx_block_q8_1), true, deq_q8_1, quant_q8_1_portable, act_q8_1, AGX_TYPE_Q8_1,
                        NULL, NULL},
-    [AGX_TYPE_Q2_K] = {"q2_K", 256, sizeof(agx_block_q2_K), true, deq_q2_K, NULL, NULL, AGX_TYPE_Q8_K,
+    [AGX_TYPE_Q2_K] = {"q2_K", 256, sizeof(agx_block_q2_K), true, deq_q2_K, quant_q2_K_portable, quant_q2_K_portable, AGX_TYPE_Q8_K,
                        dot_q2_K_q8_K, dot_q2_K_q8_K},
-    [AGX_TYPE_Q3_K] = {"q3_K", 256, sizeof(agx_block_q3_K), true, deq_q3_K, NULL, NULL, AGX_TYPE_Q8_K,
+    [AGX_TYPE_Q3_K] = {"q3_K", 256, sizeof(agx_block_q3_K), true, deq_q3_K, quant_q3_K_portable, quant_q3_K_portable, AGX_TYPE_Q8_K,
                        dot_q3_K_q8_K, dot_q3_K_q8_K},
     [AGX_TYPE_Q4_K] = {"q4_K", 256, sizeof(agx_block_q4_K), true, deq_q4_K, quant_q4_K_portable, quant_q4_K_portable, AGX_TYPE_Q8_K,
                        dot_q4_K_q8_K, dot_q4_K_q8_K},
@@ -597,7 +597,10 @@ static pthread_once_t g_traits_once = PTHREAD_ONCE_INIT;
 
 static void traits_init(void) {
     memcpy(g_traits, k_base, sizeof(g_traits));
-    for (int t = 0; t < AGX_TYPE_COUNT; t++) g_isa_kernels[0][t].vec_dot = k_base[t].vec_dot_scalar;
+    for (int t = 0; t < AGX_TYPE_COUNT; t++) {
+        g_isa_kernels[0][t].vec_dot = k_base[t].vec_dot_scalar;
+        g_isa_kernels[0][t].from_float_ref = k_base[t].from_float_ref; /* the portable build */
+    }
     const int hw = agx_cpu_hw_level();
     if (hw >= 1) agx_quant_avx2_kernels(g_isa_kernels[1]);
     if (hw >= 2) agx_quant_avx512_kernels(g_isa_kernels[2]);

@@ -432,6 +432,8 @@ void agx_quant_avx2_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     t[AGX_TYPE_Q4_K].from_float_ref = quant_q4_K_fma;
     t[AGX_TYPE_Q5_K].from_float_ref = quant_q5_K_fma;
     t[AGX_TYPE_Q6_K].from_float_ref = quant_q6_K_fma;
+    t[AGX_TYPE_Q2_K].from_float_ref = quant_q2_K_fma;
+    t[AGX_TYPE_Q3_K].from_float_ref = quant_q3_K_fma;
     t[AGX_TYPE_F32].vec_dot = dot_f32;
     t[AGX_TYPE_F16].vec_dot = dot_f16;
     t[AGX_TYPE_BF16].vec_dot = dot_bf16;

@@ -5,8 +5,11 @@
  * multiply-add: those places call fmaf() explicitly and nothing else may be
  * contracted, so the output is bit-identical to the quantized files llama.cpp
  * makes (tests/conformance/test_quant_ref.c checks this on ../shared/ref).
+ * q2_K and q3_K follow llama.cpp's algorithm too but are not byte-checked
+ * (see the note above quant_q2_K).
  * Include only from a .c file that defines AGX_QREF. */
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "engine/quant_impl.h"
@@ -182,9 +185,10 @@ static void AGX_QREF(quant_q8_K)(const float *x, void *vy, int64_t n) {
 }
 
 /* llama.cpp make_qkx2_quants: affine (scale, min) fit of n values into
- * [0, nmax] with a weighted search over candidate scales. */
+ * [0, nmax] with a weighted search over candidate scales. use_mad (q2_K):
+ * the error is weight * |diff| instead of weight * diff^2. */
 static float AGX_QREF(make_qkx2_quants)(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
-                              uint8_t *Laux, float rmin, float rdelta, int nstep) {
+                              uint8_t *Laux, float rmin, float rdelta, int nstep, bool use_mad) {
     float min = x[0], max = x[0], sum_w = weights[0], sum_x = sum_w * x[0];
     for (int i = 1; i < n; i++) {
         if (x[i] < min) min = x[i];
@@ -204,7 +208,7 @@ static float AGX_QREF(make_qkx2_quants)(int n, int nmax, const float *x, const f
         int l = agx_nearest_int_fma(iscale, x[i] - min);
         L[i] = (uint8_t)(l < 0 ? 0 : l > nmax ? nmax : l);
         const float diff = fmaf(scale, (float)L[i], min) - x[i];
-        best_error = fmaf(weights[i] * diff, diff, best_error);
+        best_error = use_mad ? fmaf(weights[i], fabsf(diff), best_error) : fmaf(weights[i] * diff, diff, best_error);
     }
     for (int is = 0; is <= nstep; is++) {
         iscale = (fmaf(rdelta, (float)is, rmin) + (float)nmax) / (max - min);
@@ -229,7 +233,7 @@ static float AGX_QREF(make_qkx2_quants)(int n, int nmax, const float *x, const f
             float cur_error = 0;
             for (int i = 0; i < n; i++) {
                 const float diff = fmaf(this_scale, (float)Laux[i], this_min) - x[i];
-                cur_error = fmaf(weights[i] * diff, diff, cur_error);
+                cur_error = use_mad ? fmaf(weights[i], fabsf(diff), cur_error) : fmaf(weights[i] * diff, diff, cur_error);
             }
             if (cur_error < best_error) {
                 memcpy(L, Laux, (size_t)n);
@@ -302,7 +306,8 @@ static void AGX_QREF(quant_k4_common)(const float *x, int nmax, float rmin, int 
         for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
         const float av_x = sqrtf(sum_x2 / 32);
         for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
-        scales[j] = AGX_QREF(make_qkx2_quants)(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
+        scales[j] = AGX_QREF(make_qkx2_quants)(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep,
+                                                 false);
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
@@ -424,6 +429,169 @@ static void AGX_QREF(quant_q6_K)(const float *x, void *vy, int64_t n) {
             ql += 64;
             qh += 32;
         }
+    }
+}
+
+
+/* q2_K and q3_K follow the algorithm of llama.cpp's quantize_row_q2_K_ref /
+ * quantize_row_q3_K_ref, but unlike the quantizers above they are NOT checked
+ * byte for byte against llama.cpp (../shared/ref has no q2_K/q3_K tensors),
+ * and where its native build fuses multiply-adds here is a guess: the fmaf()
+ * calls below sit where GCC would contract a*b+c. Both builds of this file
+ * give identical bytes (fmaf is exact in both; tests/unit/test_quant.c). */
+
+/* Packs 256 2-bit values: element j + l + 32p of each 128-half at bits 2p
+ * of qs[j/4 + l] (q2_K's qs and q3_K's low two bits). */
+static void AGX_QREF(pack_2bit_planes)(const uint8_t *L, uint8_t *qs) {
+    for (int j = 0; j < AGX_QK_K; j += 128)
+        for (int l = 0; l < 32; l++)
+            qs[j / 4 + l] = (uint8_t)((L[j + l] & 3) | ((L[j + l + 32] & 3) << 2) | ((L[j + l + 64] & 3) << 4) |
+                                      ((L[j + l + 96] & 3) << 6));
+}
+
+static void AGX_QREF(quant_q2_K)(const float *x, void *vy, int64_t n) {
+    agx_block_q2_K *y = vy;
+    uint8_t L[AGX_QK_K], Laux[16];
+    float weights[16], mins[16], scales[16];
+    for (int64_t i = 0; i < n / AGX_QK_K; i++, x += AGX_QK_K) {
+        float max_scale = 0, max_min = 0; /* the min is subtracted: scales are >= 0 */
+        for (int j = 0; j < 16; j++) {
+            for (int l = 0; l < 16; l++) weights[l] = fabsf(x[16 * j + l]);
+            scales[j] = AGX_QREF(make_qkx2_quants)(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f,
+                                                   15, true);
+            if (scales[j] > max_scale) max_scale = scales[j];
+            if (mins[j] > max_min) max_min = mins[j];
+        }
+        /* 4-bit scale and min per sub-block against the block's d and dmin
+         * (clamped to the nibble: a negative fit would otherwise spill) */
+        const float iscale = max_scale > 0 ? 15.f / max_scale : 0.f, imin = max_min > 0 ? 15.f / max_min : 0.f;
+        for (int j = 0; j < 16; j++) {
+            int ls = agx_nearest_int_fma(iscale, scales[j]), lm = agx_nearest_int_fma(imin, mins[j]);
+            ls = ls < 0 ? 0 : ls > 15 ? 15 : ls;
+            lm = lm < 0 ? 0 : lm > 15 ? 15 : lm;
+            y[i].scales[j] = (uint8_t)(ls | (lm << 4));
+        }
+        y[i].d = agx_fp32_to_fp16(max_scale > 0 ? max_scale / 15.f : 0.f);
+        y[i].dmin = agx_fp32_to_fp16(max_min > 0 ? max_min / 15.f : 0.f);
+        /* re-quantize against the stored (rounded) scales and mins */
+        for (int j = 0; j < 16; j++) {
+            const float dl = agx_h2f(y[i].d) * (float)(y[i].scales[j] & 0xF);
+            if (!dl) continue;
+            const float ml = agx_h2f(y[i].dmin) * (float)(y[i].scales[j] >> 4);
+            for (int ii = 0; ii < 16; ii++) {
+                const int l = agx_nearest_int((x[16 * j + ii] + ml) / dl);
+                L[16 * j + ii] = (uint8_t)(l < 0 ? 0 : l > 3 ? 3 : l);
+            }
+        }
+        AGX_QREF(pack_2bit_planes)(L, y[i].qs);
+    }
+}
+
+/* llama.cpp make_q3_quants (do_rmse): symmetric fit of n values into
+ * [-nmax, nmax-1] weighted by x^2, refined one value at a time while that
+ * raises sumlx^2/suml2; L stored biased by nmax. */
+static float AGX_QREF(make_q3_quants)(int n, int nmax, const float *x, int8_t *L) {
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; i++) {
+        const float ax = fabsf(x[i]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[i];
+        }
+    }
+    if (amax < GROUP_MAX_EPS) {
+        memset(L, 0, (size_t)n);
+        return 0.f;
+    }
+    const float iscale = -(float)nmax / max;
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        int l = agx_nearest_int_fma(iscale, x[i]);
+        l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+        L[i] = (int8_t)l;
+        const float w = x[i] * x[i];
+        sumlx = fmaf(w * x[i], (float)l, sumlx);
+        suml2 = fmaf(w * (float)l, (float)l, suml2);
+    }
+    for (int itry = 0; itry < 5; itry++) {
+        int n_changed = 0;
+        for (int i = 0; i < n; i++) {
+            const float w = x[i] * x[i], wx = w * x[i];
+            float slx = fmaf(-wx, (float)L[i], sumlx);
+            if (!(slx > 0)) continue;
+            float sl2 = fmaf(-(w * (float)L[i]), (float)L[i], suml2);
+            int new_l = agx_nearest_int(x[i] * sl2 / slx);
+            new_l = new_l < -nmax ? -nmax : new_l > nmax - 1 ? nmax - 1 : new_l;
+            if (new_l == L[i]) continue;
+            slx = fmaf(wx, (float)new_l, slx);
+            sl2 = fmaf(w * (float)new_l, (float)new_l, sl2);
+            if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                L[i] = (int8_t)new_l;
+                sumlx = slx;
+                suml2 = sl2;
+                n_changed++;
+            }
+        }
+        if (!n_changed) break;
+    }
+    for (int i = 0; i < n; i++) L[i] = (int8_t)(L[i] + nmax);
+    return suml2 > 0 ? sumlx / suml2 : 0.f;
+}
+
+static void AGX_QREF(quant_q3_K)(const float *x, void *vy, int64_t n) {
+    agx_block_q3_K *y = vy;
+    int8_t L[AGX_QK_K];
+    float scales[16];
+    for (int64_t i = 0; i < n / AGX_QK_K; i++, x += AGX_QK_K) {
+        float max_scale = 0, amax = 0;
+        for (int j = 0; j < 16; j++) {
+            scales[j] = AGX_QREF(make_q3_quants)(16, 4, x + 16 * j, L + 16 * j);
+            if (fabsf(scales[j]) > amax) {
+                amax = fabsf(scales[j]);
+                max_scale = scales[j];
+            }
+        }
+        /* 16 6-bit scales biased by 32: low nibbles in bytes 0..7 (j >= 8 in
+         * the high nibble of byte j-8), top two bits of scale j in byte
+         * 8 + j%4 at bit 2*(j/4) — the layout q3k_scales() in quant.c unpacks */
+        memset(y[i].scales, 0, 12);
+        if (max_scale != 0) {
+            const float iscale = -32.f / max_scale;
+            for (int j = 0; j < 16; j++) {
+                int l = agx_nearest_int_fma(iscale, scales[j]);
+                l = (l < -32 ? -32 : l > 31 ? 31 : l) + 32;
+                if (j < 8) y[i].scales[j] = (uint8_t)(l & 0xF);
+                else y[i].scales[j - 8] |= (uint8_t)((l & 0xF) << 4);
+                y[i].scales[8 + j % 4] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
+            }
+            y[i].d = agx_fp32_to_fp16(1 / iscale);
+        } else {
+            y[i].d = 0;
+        }
+        /* re-quantize against the stored (rounded) scales */
+        for (int j = 0; j < 16; j++) {
+            const int lo = j < 8 ? y[i].scales[j] & 0xF : y[i].scales[j - 8] >> 4;
+            const int sc = (lo | (((y[i].scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+            const float dl = agx_h2f(y[i].d) * (float)sc;
+            if (!dl) continue;
+            for (int ii = 0; ii < 16; ii++) {
+                const int l = agx_nearest_int(x[16 * j + ii] / dl);
+                L[16 * j + ii] = (int8_t)((l < -4 ? -4 : l > 3 ? 3 : l) + 4);
+            }
+        }
+        /* bit 2 of element j -> hmask[j % 32] bit j / 32; the low two bits as
+         * q2_K's planes */
+        uint8_t low[AGX_QK_K];
+        memset(y[i].hmask, 0, sizeof(y[i].hmask));
+        for (int j = 0; j < AGX_QK_K; j++) {
+            int l = L[j];
+            if (l > 3) {
+                y[i].hmask[j % 32] |= (uint8_t)(1u << (j / 32));
+                l -= 4;
+            }
+            low[j] = (uint8_t)l;
+        }
+        AGX_QREF(pack_2bit_planes)(low, y[i].qs);
     }
 }
 

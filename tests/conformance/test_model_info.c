@@ -1,7 +1,8 @@
 /* test_model_info.c — `agx model info --json` on every reference model against
  * manifest.json (config, tensor-type counts, bytes from NAME.tensors.json, file
- * size), and on files made by agx_gen_model (shapes, llama.cpp's Q4_K_M type
- * rules incl. the q5_0/q8_0 fallbacks, determinism, a consistent BPE vocab). */
+ * size), and on files made by agx_gen_model (shapes, llama.cpp's Q4_K_M and
+ * Q3_K_M type rules incl. the q5_0/q8_0 fallbacks, q2_K/q3_K weights and
+ * logits, determinism, a consistent BPE vocab). */
 #include "agx_test.h"
 
 #include <jansson.h>
@@ -218,6 +219,111 @@ static void test_generated_fallback_types(void **state) {
                  5);
     json_decref(j);
     free(p);
+    /* Q3_K_M: q3_K -> q4_0 (llama.cpp's pre-iq4_nl fallback), attn_v q5_K -> q5_1,
+     * attn_output q4_K -> q5_0; ffn_down (rows of 512) stays q4_K */
+    p = gen(dir, "f3.gguf",
+            "--arch qwen2 --n-embd 128 --n-layer 2 --n-head 4 --n-head-kv 2 --n-ff 512 --n-vocab 300 --tied "
+            "--type q3_K_M");
+    j = model_info_json(p);
+    expect_types(j, (const char *const[]){"f32", "q4_0", "q5_0", "q5_1", "q8_0", "q4_K"},
+                 (const json_int_t[]){11, 8, 2, 2, 1, 2}, 6);
+    json_decref(j);
+    free(p);
+    agx_test_rmtree(dir);
+    free(dir);
+}
+
+/* relative RMS error of tensor `name` in quantized file gq against f32 file gf */
+static double tensor_rel_rmse(agx_gguf *gq, agx_gguf *gf, const char *name, uint32_t want_type) {
+    const agx_gguf_tensor *tq = agx_gguf_find_tensor(gq, name), *tf = agx_gguf_find_tensor(gf, name);
+    assert_non_null(tq);
+    assert_non_null(tf);
+    if (tq->type != want_type) print_error("%s: type %s, want %s\n", name, agx_type_name(tq->type), agx_type_name(want_type));
+    assert_int_equal(tq->type, want_type);
+    const size_t n = (size_t)(tf->ne[0] * tf->ne[1]);
+    float *dq = malloc(n * sizeof *dq);
+    agx_type_traits_get(tq->type)->to_float(tq->data, dq, (int64_t)n);
+    const float *w = tf->data;
+    double se = 0, sx = 0;
+    for (size_t i = 0; i < n; i++) {
+        se += ((double)dq[i] - w[i]) * ((double)dq[i] - w[i]);
+        sx += (double)w[i] * w[i];
+    }
+    free(dq);
+    return sqrt(se / sx);
+}
+
+/* `agx logits` of a 3-token prompt: the raw float rows of the last run */
+static float *logits_of(const char *model, const char *dir, size_t *n) {
+    char *out = agx_sprintf("%s/logits.bin", dir);
+    char *cmd = agx_sprintf("'%s' logits -m '%s' --tokens 1,2,3 --out '%s' -t 1", agx_test_cli_path(), model, out);
+    char *errout = NULL;
+    int rc = agx_test_run(cmd, NULL, NULL, &errout);
+    if (rc != 0) print_error("%s -> %d: %s\n", cmd, rc, errout ? errout : "");
+    assert_int_equal(rc, 0);
+    char *data;
+    size_t nb;
+    agx_error err;
+    assert_int_equal(agx_file_read_all(out, 0, &data, &nb, &err), AGX_OK);
+    assert_true(nb > 0 && nb % sizeof(float) == 0);
+    *n = nb / sizeof(float);
+    free(errout);
+    free(cmd);
+    free(out);
+    return (float *)data;
+}
+
+/* q2_K / q3_K / Q3_K_M files: llama.cpp's Q3_K_M types per role (attn_v q5_K
+ * in the first two layers, ffn_down q5_K in the first 16th else q4_K,
+ * attn_output q4_K, output q6_K); the weights are the f32 file's up to the
+ * quantizers' error, and the q3_K_M model runs to logits near the f32 one's. */
+static void test_generated_low_bit_k(void **state) {
+    (void)state;
+    char *dir = agx_test_tmpdir();
+    char *m = gen(dir, "m.gguf", "--preset tiny-llama --type q3_K_M --seed 5");
+    char *k2 = gen(dir, "k2.gguf", "--preset tiny-llama --type q2_K --seed 5");
+    char *f = gen(dir, "f.gguf", "--preset tiny-llama --type f32 --seed 5");
+    json_t *j = model_info_json(m);
+    assert_string_equal(json_string_value(json_object_get(j, "file_type")), "Q3_K_M");
+    expect_types(j, (const char *const[]){"f32", "q3_K", "q4_K", "q5_K", "q6_K"}, (const json_int_t[]){5, 9, 4, 2, 1},
+                 5);
+    json_decref(j);
+    j = model_info_json(k2);
+    expect_types(j, (const char *const[]){"f32", "q2_K", "q6_K"}, (const json_int_t[]){5, 15, 1}, 3);
+    json_decref(j);
+    agx_gguf *gm, *g2, *gf;
+    agx_error err;
+    assert_int_equal(agx_gguf_open(m, &gm, &err), AGX_OK);
+    assert_int_equal(agx_gguf_open(k2, &g2, &err), AGX_OK);
+    assert_int_equal(agx_gguf_open(f, &gf, &err), AGX_OK);
+    const double e3 = tensor_rel_rmse(gm, gf, "blk.0.attn_q.weight", AGX_TYPE_Q3_K);
+    const double e2 = tensor_rel_rmse(g2, gf, "blk.0.attn_q.weight", AGX_TYPE_Q2_K);
+    print_message("q3_K rel rmse %.4f, q2_K %.4f\n", e3, e2);
+    assert_true(e3 < 0.17 && e2 < 0.33 && e3 < e2);
+    assert_true(tensor_rel_rmse(gm, gf, "blk.1.attn_v.weight", AGX_TYPE_Q5_K) < 0.05);
+    assert_true(tensor_rel_rmse(gm, gf, "blk.1.ffn_down.weight", AGX_TYPE_Q4_K) < 0.09);
+    assert_true(tensor_rel_rmse(gm, gf, "blk.0.attn_output.weight", AGX_TYPE_Q4_K) < 0.09);
+    assert_true(tensor_rel_rmse(gm, gf, "output.weight", AGX_TYPE_Q6_K) < 0.025);
+    agx_gguf_close(gm);
+    agx_gguf_close(g2);
+    agx_gguf_close(gf);
+    size_t nq, nf;
+    float *lq = logits_of(m, dir, &nq), *lf = logits_of(f, dir, &nf);
+    assert_int_equal(nq, nf);
+    double dot = 0, qq = 0, ff = 0;
+    for (size_t i = 0; i < nq; i++) {
+        assert_true(isfinite(lq[i]));
+        dot += (double)lq[i] * lf[i];
+        qq += (double)lq[i] * lq[i];
+        ff += (double)lf[i] * lf[i];
+    }
+    print_message("q3_K_M vs f32 logits cosine %.4f\n", dot / sqrt(qq * ff));
+    assert_true(dot / sqrt(qq * ff) > 0.9); /* measured 0.95 */
+    free(lq);
+    free(lf);
+    free(m);
+    free(k2);
+    free(f);
     agx_test_rmtree(dir);
     free(dir);
 }
@@ -487,7 +593,7 @@ int main(void) {
         cmocka_unit_test(test_generated_fallback_types), cmocka_unit_test(test_generated_weights),
         cmocka_unit_test(test_generated_vocab),      cmocka_unit_test(test_generated_vocab_from),
         cmocka_unit_test(test_generated_rope_scaling), cmocka_unit_test(test_cli_errors),
-        cmocka_unit_test(test_tokenizer_source),
+        cmocka_unit_test(test_tokenizer_source),     cmocka_unit_test(test_generated_low_bit_k),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include "agx_test.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,30 +33,38 @@ static uint32_t rnd_u32(void) {
 }
 static float rnd_f(void) { return ((float)(rnd_u32() >> 8) * 0x1p-24f - 0.5f) * 4.0f; }
 
-/* rows of quantized weights: quantized from random floats, or random bits
- * with sane scales for types without a quantizer (q2_K, q3_K) */
+/* q2_K / q3_K row of random bits with sane block scales: bit patterns a
+ * quantizer never makes (every hmask/scale combination, negative q3_K scales) */
+static void random_low_bit_k_row(uint32_t t, uint8_t *w, int64_t n) {
+    const agx_type_traits *tr = agx_type_traits_get(t);
+    for (size_t i = 0; i < agx_type_row_size(t, n); i++) w[i] = (uint8_t)rnd_u32();
+    for (int64_t b = 0; b < n / 256; b++) {
+        uint8_t *blk = w + (size_t)b * tr->type_size;
+        const uint16_t d = agx_fp32_to_fp16(0.01f + 0.001f * (float)(rnd_u32() % 10));
+        if (t == AGX_TYPE_Q2_K) {
+            memcpy(blk + offsetof(agx_block_q2_K, d), &d, 2);
+            memcpy(blk + offsetof(agx_block_q2_K, dmin), &d, 2);
+        } else {
+            memcpy(blk + offsetof(agx_block_q3_K, d), &d, 2);
+        }
+    }
+}
+
+/* rows of quantized weights, quantized from random floats; for q2_K and q3_K
+ * every odd row is random bits instead (random_low_bit_k_row) */
 static void *make_weights(uint32_t t, int64_t rows, int64_t n) {
     const agx_type_traits *tr = agx_type_traits_get(t);
     const size_t rs = agx_type_row_size(t, n);
     uint8_t *w = malloc(rs * (size_t)rows);
     float *f = malloc((size_t)n * sizeof(float));
+    assert_non_null(tr->from_float_ref);
     for (int64_t r = 0; r < rows; r++) {
-        if (tr->from_float_ref) {
-            for (int64_t i = 0; i < n; i++) f[i] = rnd_f() * (1.0f + (float)(r % 3));
-            tr->from_float_ref(f, w + (size_t)r * rs, n);
-        } else {
-            for (size_t i = 0; i < rs; i++) w[(size_t)r * rs + i] = (uint8_t)rnd_u32();
-            for (int64_t b = 0; b < n / 256; b++) {
-                uint8_t *blk = w + (size_t)r * rs + (size_t)b * tr->type_size;
-                const uint16_t d = agx_fp32_to_fp16(0.01f + 0.001f * (float)(rnd_u32() % 10));
-                if (t == AGX_TYPE_Q2_K) {
-                    memcpy(blk + 80, &d, 2);
-                    memcpy(blk + 82, &d, 2);
-                } else {
-                    memcpy(blk + 108, &d, 2);
-                }
-            }
+        if ((t == AGX_TYPE_Q2_K || t == AGX_TYPE_Q3_K) && (r & 1)) {
+            random_low_bit_k_row(t, w + (size_t)r * rs, n);
+            continue;
         }
+        for (int64_t i = 0; i < n; i++) f[i] = rnd_f() * (1.0f + (float)(r % 3));
+        tr->from_float_ref(f, w + (size_t)r * rs, n);
     }
     free(f);
     return w;
@@ -307,6 +316,69 @@ static void test_matmul_bad_shapes(void **state) {
     assert_int_equal(agx_matmul_scratch_size(AGX_TYPE_Q4_K, 100, 1), 0);
 }
 
+/* q2_K / q3_K rows from their quantizer dotted with q8_K activations: every
+ * vec_dot (scalar, each ISA, the selected one) equals the dequantized dot,
+ * and that stays near the float dot of the unquantized row (the quantizer
+ * error only); random-bit rows against the dequantized dot too. */
+static void test_low_bit_k_quantized_dot(void **state) {
+    (void)state;
+    const int n = 256 * 6;
+    const uint32_t types[] = {AGX_TYPE_Q2_K, AGX_TYPE_Q3_K};
+    const double quant_rel[] = {0.35, 0.2}; /* a bit above their round-trip rel. RMSE */
+    const agx_type_traits *vt = agx_type_traits_get(AGX_TYPE_Q8_K);
+    float *wf = malloc((size_t)n * sizeof(float)), *xf = malloc((size_t)n * sizeof(float));
+    uint8_t *w = malloc(agx_type_row_size(AGX_TYPE_Q3_K, n)), *y = malloc(agx_type_row_size(AGX_TYPE_Q8_K, n));
+    for (size_t k = 0; k < 2; k++) {
+        const uint32_t t = types[k];
+        const agx_type_traits *tr = agx_type_traits_get(t);
+        assert_int_equal(tr->vec_dot_type, AGX_TYPE_Q8_K);
+        for (int trial = 0; trial < 8; trial++) {
+            const bool random_bits = trial >= 6;
+            for (int i = 0; i < n; i++) {
+                wf[i] = rnd_f() * (1.0f + (float)(i / 256)); /* a scale per block */
+                xf[i] = wf[i] / (1.0f + (float)(i / 256)) + rnd_f(); /* correlated: a large dot */
+            }
+            if (random_bits) random_low_bit_k_row(t, w, n);
+            else tr->from_float_ref(wf, w, n);
+            vt->from_float(xf, y, n);
+            double mag;
+            const double want = dot_ref(t, w, AGX_TYPE_Q8_K, y, n, &mag);
+            float s = NAN;
+            tr->vec_dot_scalar(n, &s, w, y);
+            check_close(s, want, mag, "quantized row: scalar vs dequantized", t, 0, n);
+            for (int isa = 1; isa <= 2; isa++) {
+                const agx_kernel_set ks = agx_quant_kernels_for_isa(t, isa);
+                if (!ks.vec_dot) continue;
+                s = NAN;
+                ks.vec_dot(n, &s, w, y);
+                check_close(s, want, mag, "quantized row: simd vs dequantized", t, isa, n);
+            }
+            s = NAN;
+            tr->vec_dot(n, &s, w, y);
+            check_close(s, want, mag, "quantized row: selected vs dequantized", t, agx_cpu_isa_level(), n);
+            if (random_bits) continue;
+            /* |w.x - wq.xq| <= (rel RMSE of w + of x) * |w| |x| in expectation;
+             * 3x that as the bound (the sum is of n random-signed terms) */
+            double exact = 0, nw = 0, nx = 0;
+            for (int i = 0; i < n; i++) {
+                exact += (double)wf[i] * xf[i];
+                nw += (double)wf[i] * wf[i];
+                nx += (double)xf[i] * xf[i];
+            }
+            const double tol = 3 * (quant_rel[k] + 0.01) * sqrt(nw * nx / n);
+            assert_true(tol < 0.25 * fabs(exact)); /* a zero or garbage row would fail */
+            if (fabs(want - exact) > tol) {
+                print_error("%s: quantized dot %.6g vs float dot %.6g (tol %.3g)\n", agx_type_name(t), want, exact, tol);
+                fail();
+            }
+        }
+    }
+    free(wf);
+    free(xf);
+    free(w);
+    free(y);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vec_dot_all_isas),
@@ -314,6 +386,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_reference),
         cmocka_unit_test(test_matmul_long_rows),
         cmocka_unit_test(test_matmul_bad_shapes),
+        cmocka_unit_test(test_low_bit_k_quantized_dot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

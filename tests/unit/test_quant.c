@@ -337,7 +337,8 @@ static void test_round_trip_bounds(void **state) {
     float *x = malloc(N * sizeof(float));
     for (int i = 0; i < N; i++) x[i] = rnd_normal() * (1.0f + (float)(i / 256 % 5)); /* varying block scale */
     /* Bounds: a few % above what these algorithms reach on gaussian data
-     * (llama.cpp's own figures are similar: q4_0 ~0.1, q4_K ~0.07, q6_K ~0.02). */
+     * (llama.cpp's own figures are similar: q4_0 ~0.1, q4_K ~0.07, q6_K ~0.02;
+     * measured here: q3_K 0.151, q2_K 0.295). */
     struct {
         uint32_t t;
         double bound;
@@ -345,7 +346,7 @@ static void test_round_trip_bounds(void **state) {
                  {AGX_TYPE_Q8_0, 0.009},  {AGX_TYPE_Q8_1, 0.009},  {AGX_TYPE_Q8_K, 0.008},
                  {AGX_TYPE_Q4_0, 0.095},  {AGX_TYPE_Q4_1, 0.088},  {AGX_TYPE_Q5_0, 0.048},
                  {AGX_TYPE_Q5_1, 0.043},  {AGX_TYPE_Q4_K, 0.080},  {AGX_TYPE_Q5_K, 0.040},
-                 {AGX_TYPE_Q6_K, 0.020}};
+                 {AGX_TYPE_Q6_K, 0.020},  {AGX_TYPE_Q3_K, 0.170},  {AGX_TYPE_Q2_K, 0.330}};
     double err[16];
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         err[i] = round_trip_rel_rmse(cases[i].t, x, N);
@@ -358,11 +359,14 @@ static void test_round_trip_bounds(void **state) {
     assert_true(err[11] < err[10]); /* q5_K < q4_K */
     assert_true(err[12] < err[11]); /* q6_K < q5_K */
     assert_true(err[8] < err[6]);   /* q5_0 < q4_0 */
+    assert_true(err[13] < err[14]); /* q3_K < q2_K */
+    assert_true(err[10] < err[13]); /* q4_K < q3_K */
 
     /* all-zero and constant blocks stay exact; huge values stay finite */
     memset(x, 0, N * sizeof(float));
     const uint32_t qt[] = {AGX_TYPE_Q4_0, AGX_TYPE_Q4_1, AGX_TYPE_Q5_0, AGX_TYPE_Q5_1, AGX_TYPE_Q8_0,
-                           AGX_TYPE_Q8_K, AGX_TYPE_Q4_K, AGX_TYPE_Q5_K, AGX_TYPE_Q6_K};
+                           AGX_TYPE_Q8_K, AGX_TYPE_Q4_K, AGX_TYPE_Q5_K, AGX_TYPE_Q6_K, AGX_TYPE_Q2_K,
+                           AGX_TYPE_Q3_K};
     float *y = malloc(N * sizeof(float));
     void *q = malloc(agx_type_row_size(AGX_TYPE_F32, N));
     for (size_t k = 0; k < sizeof(qt) / sizeof(qt[0]); k++) {
@@ -381,6 +385,69 @@ static void test_round_trip_bounds(void **state) {
     }
     free(q);
     free(y);
+    free(x);
+}
+
+/* q2_K / q3_K on values their grid holds: every sub-block spans its whole
+ * level range at a power-of-two scale, so the fit is exact and the only
+ * error is the fp16 rounding of d/dmin (q2_K) or none at all (q3_K). A
+ * wrong scale packing or bit plane shows up as an error of a whole step. */
+static void test_low_bit_k_grid(void **state) {
+    (void)state;
+    enum { N = 512 };
+    float x[N], y[N];
+    uint8_t q[2 * 110];
+    const agx_type_traits *t3 = agx_type_traits_get(AGX_TYPE_Q3_K), *t2 = agx_type_traits_get(AGX_TYPE_Q2_K);
+    assert_non_null(t3->from_float_ref);
+    assert_non_null(t2->from_float_ref);
+    /* q3_K: levels -4..3 (every residue mod 8 in each 16: 7 is odd) at scale
+     * 2^-(j%3) per sub-block j; the 6-bit scales are then -32, -16, -8 */
+    for (int i = 0; i < N; i++) x[i] = (float)((i * 7 + i / 16) % 8 - 4) * ldexpf(1.0f, -(i / 16 % 3));
+    t3->from_float_ref(x, q, N);
+    t3->to_float(q, y, N);
+    for (int i = 0; i < N; i++) assert_true(y[i] == x[i]);
+    /* q2_K: levels 0..3 minus a min of 0 or 1 step; steps 1, 1/3, 1/5 so
+     * that scales and mins are k/15 of the largest (their 4-bit grid) */
+    for (int i = 0; i < N; i++) {
+        const float step = 1.0f / (float)(1 + 2 * (i / 16 % 3));
+        x[i] = (float)((i * 3 + i / 16) % 4 - (i / 32 % 2)) * step;
+    }
+    t2->from_float_ref(x, q, N);
+    t2->to_float(q, y, N);
+    for (int i = 0; i < N; i++) assert_true(fabsf(y[i] - x[i]) <= 3e-3f);
+}
+
+/* Every reference quantizer's FMA build (quant_avx2.c) gives the portable
+ * build's bytes: both compile quant_ref.h, where only fmaf() may fuse. */
+static void test_quantizer_builds_agree(void **state) {
+    (void)state;
+    enum { N = 256 * 16 };
+    float *x = malloc(N * sizeof(float));
+    uint8_t *a = malloc(N * 4), *b = malloc(N * 4);
+    for (int i = 0; i < N; i++) x[i] = rnd_normal() * ldexpf(1.0f, i / 256 % 7 - 3);
+    for (int i = 0; i < 16; i++) x[256 + i] = 0;                        /* a zero sub-block */
+    for (int i = 512; i < 768; i++) x[i] = (float)(i % 9) - 4.0f;       /* ties */
+    for (int i = 768; i < 1024; i++) x[i] = (i % 5) ? 0.0f : rnd_normal(); /* sparse */
+    for (int i = 1024; i < 1280; i++) x[i] = 1e-20f * rnd_normal();      /* below GROUP_MAX_EPS */
+    int compared = 0;
+    for (uint32_t t = 0; t < AGX_TYPE_COUNT; t++) {
+        const agx_kernel_set portable = agx_quant_kernels_for_isa(t, 0), fma = agx_quant_kernels_for_isa(t, 1);
+        if (!portable.from_float_ref || !fma.from_float_ref || agx_cpu_hw_level() < 1) continue;
+        const size_t rs = agx_type_row_size(t, N);
+        memset(a, 0xAA, rs);
+        memset(b, 0x55, rs);
+        portable.from_float_ref(x, a, N);
+        fma.from_float_ref(x, b, N);
+        if (memcmp(a, b, rs) != 0) {
+            print_error("type %s: FMA build differs from the portable build\n", agx_type_name(t));
+            fail();
+        }
+        compared++;
+    }
+    print_message("portable == FMA bytes for %d quantizer(s)\n", compared);
+    if (agx_cpu_hw_level() >= 1) assert_true(compared >= 12);
+    free(a);
+    free(b);
     free(x);
 }
 
@@ -451,6 +518,7 @@ int main(void) {
         cmocka_unit_test(test_traits_table),           cmocka_unit_test(test_fp16),
         cmocka_unit_test(test_bf16),                   cmocka_unit_test(test_dequant_hand_blocks),
         cmocka_unit_test(test_round_trip_bounds),      cmocka_unit_test(test_activation_quantizers),
+        cmocka_unit_test(test_low_bit_k_grid),         cmocka_unit_test(test_quantizer_builds_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
