@@ -35,7 +35,7 @@ if [ "${AGX_SKIP_CUDA_EMU:-0}" != 1 ]; then
   # ASan+UBSan too: device memory is heap memory there, so this is also a memcheck
   echo "== CUDA code on the CPU emulator (-DAGX_CUDA_EMU=ON, ASan+UBSan) + the GPU tests"
   cmake -S . -B build-cudaemu -DCMAKE_BUILD_TYPE=Debug -DAGX_SANITIZE=ON -DAGX_WERROR=ON -DAGX_CUDA_EMU=ON >/dev/null
-  cmake --build build-cudaemu -j"$JOBS" --target agx_cli test_cuda_emu test_device test_context_device test_model_cuda bench_cuda
+  cmake --build build-cudaemu -j"$JOBS" --target agx_cli test_cuda_emu test_device test_context_device test_model_cuda bench_cuda agx_gen_model
   # Threads and blocks in a shuffled (seeded, so reproducible) order rather than launch order:
   # a kernel that is right only in launch order (a missing __syncthreads) fails here.
   AGX_CUDA_EMU_ORDER=random AGX_CUDA_EMU_SEED=${AGX_CUDA_EMU_SEED:-20261127} \

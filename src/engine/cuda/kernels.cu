@@ -458,8 +458,9 @@ struct QUnit {
     float dw, dm;
 };
 template <int T> constexpr bool has_min_v = T == T_Q2_K || T == T_Q4_K || T == T_Q5_K;
-template <int T> constexpr bool block_min_v = T == T_Q4_1 || T == T_Q5_1;
-bool needs_act_sum(uint32_t type) { return type == T_Q4_1 || type == T_Q5_1; }
+constexpr bool block_min_type(uint32_t type) { return type == T_Q4_1 || type == T_Q5_1; }
+template <int T> constexpr bool block_min_v = block_min_type(T);
+bool needs_act_sum(uint32_t type) { return block_min_type(type); }
 
 template <int T> __device__ __forceinline__ void qunit(const uint8_t *row, int u, QUnit &q);
 
