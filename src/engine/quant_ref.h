@@ -247,9 +247,8 @@ static float AGX_QREF(make_qkx2_quants)(int n, int nmax, const float *x, const f
     return scale;
 }
 
-/* llama.cpp make_qx_quants (rmse_type 1, no importance weights): symmetric
- * fit into [-nmax, nmax-1], L stored biased by nmax. */
-static float AGX_QREF(make_qx_quants)(int n, int nmax, const float *x, int8_t *L) {
+/* The signed value of the first largest |x| (0 when all |x| < GROUP_MAX_EPS). */
+static float AGX_QREF(signed_absmax)(int n, const float *x) {
     float max = 0, amax = 0;
     for (int i = 0; i < n; i++) {
         const float ax = fabsf(x[i]);
@@ -258,7 +257,14 @@ static float AGX_QREF(make_qx_quants)(int n, int nmax, const float *x, int8_t *L
             max = x[i];
         }
     }
-    if (amax < GROUP_MAX_EPS) {
+    return amax < GROUP_MAX_EPS ? 0.f : max;
+}
+
+/* llama.cpp make_qx_quants (rmse_type 1, no importance weights): symmetric
+ * fit into [-nmax, nmax-1], L stored biased by nmax. */
+static float AGX_QREF(make_qx_quants)(int n, int nmax, const float *x, int8_t *L) {
+    const float max = AGX_QREF(signed_absmax)(n, x);
+    if (max == 0.f) {
         memset(L, 0, (size_t)n);
         return 0.f;
     }
@@ -491,15 +497,8 @@ static void AGX_QREF(quant_q2_K)(const float *x, void *vy, int64_t n) {
  * [-nmax, nmax-1] weighted by x^2, refined one value at a time while that
  * raises sumlx^2/suml2; L stored biased by nmax. */
 static float AGX_QREF(make_q3_quants)(int n, int nmax, const float *x, int8_t *L) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
-    if (amax < GROUP_MAX_EPS) {
+    const float max = AGX_QREF(signed_absmax)(n, x);
+    if (max == 0.f) {
         memset(L, 0, (size_t)n);
         return 0.f;
     }
