@@ -49,6 +49,26 @@ const char *agx_test_cli_path(void) {
     return (env && *env) ? env : AGX_CLI_PATH;
 }
 
+const char *agx_test_gen_model_path(void) {
+    const char *env = getenv("AGX_GEN_MODEL");
+    return (env && *env) ? env : AGX_BINARY_DIR "/agx_gen_model";
+}
+
+char *agx_test_gen_model(const char *dir, const char *file, const char *args) {
+    char *path = agx_sprintf("%s/%s", dir, file);
+    char *cmd = agx_sprintf("'%s' --quiet %s -o '%s'", agx_test_gen_model_path(), args, path);
+    char *errout = NULL;
+    const int rc = agx_test_run(cmd, NULL, NULL, &errout);
+    if (rc != 0) {
+        fprintf(stderr, "%s -> %d: %s\n", cmd, rc, errout ? errout : "");
+        free(path);
+        path = NULL;
+    }
+    free(errout);
+    free(cmd);
+    return path;
+}
+
 char *agx_test_tmpdir(void) {
     const char *base = getenv("TMPDIR");
     char *tmpl = NULL;

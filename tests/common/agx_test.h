@@ -26,6 +26,12 @@ void agx_test_print_skip(const char *fmt, ...) __attribute__((format(printf, 1, 
 
 /* The built agx binary (for CLI tests run as subprocesses). */
 const char *agx_test_cli_path(void);
+/* The built agx_gen_model: $AGX_GEN_MODEL when set (tests run elsewhere than
+ * they were built: scripts/gpu-check.sh), else the build directory's. */
+const char *agx_test_gen_model_path(void);
+/* Writes dir/file with `agx_gen_model --quiet ARGS`; returns its path (caller
+ * frees), or NULL after printing the command and its stderr when it failed. */
+char *agx_test_gen_model(const char *dir, const char *file, const char *args);
 /* A fresh temporary directory (mkdtemp under $TMPDIR). Caller frees the string
  * and may call agx_test_rmtree. */
 char *agx_test_tmpdir(void);

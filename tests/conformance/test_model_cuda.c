@@ -200,10 +200,8 @@ static void test_generated_types_on_gpu(void **state) {
     agx_error err = {0};
     if (!agx_device_compiled(AGX_DEVICE_CUDA) || agx_device_probe(AGX_DEVICE_CUDA, &dev, &err) != AGX_OK)
         AGX_TEST_SKIP("generated weight types on the GPU: no usable CUDA device here; the GPU run is owed");
-    /* AGX_GEN_MODEL: where the tool is when the tests run elsewhere than they were built (gpu-check.sh) */
-    const char *gen_env = agx_env("AGX_GEN_MODEL");
-    char *gen = gen_env ? agx_strdup(gen_env) : agx_sprintf("%s/agx_gen_model", AGX_BINARY_DIR);
-    if (!agx_file_exists(gen)) AGX_TEST_SKIP("generated weight types on the GPU: %s was not built", gen);
+    if (!agx_file_exists(agx_test_gen_model_path()))
+        AGX_TEST_SKIP("generated weight types on the GPU: %s was not built", agx_test_gen_model_path());
     char *tmp = agx_test_tmpdir();
     assert_non_null(tmp);
     static const char *const types[] = {"q4_1", "q5_1", "q2_K", "q3_K", "q3_K_M"};
@@ -213,14 +211,12 @@ static void test_generated_types_on_gpu(void **state) {
     enum { P = 12, STEPS = 4, T = P + STEPS };
     int failed = 0;
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
-        char *path = agx_sprintf("%s/tiny-%s.gguf", tmp, types[k]);
-        char *cmd = agx_sprintf("'%s' --quiet --preset tiny-qwen2 --type %s --seed %zu -o '%s'", gen, types[k], k + 3,
-                                path);
-        char *errout = NULL;
-        const int rc = agx_test_run(cmd, NULL, NULL, &errout);
-        if (rc != 0) fail_msg("%s failed (%d): %s", cmd, rc, errout ? errout : "");
-        free(errout);
-        free(cmd);
+        char *file = agx_sprintf("tiny-%s.gguf", types[k]);
+        char *args = agx_sprintf("--preset tiny-qwen2 --type %s --seed %zu", types[k], k + 3);
+        char *path = agx_test_gen_model(tmp, file, args);
+        free(file);
+        free(args);
+        assert_non_null(path);
         agx_model *m = NULL;
         if (agx_model_load(path, &m, &err) != AGX_OK) fail_msg("%s", err.message);
         const int nv = agx_model_get_config(m)->n_vocab;
@@ -271,7 +267,6 @@ static void test_generated_types_on_gpu(void **state) {
         free(path);
     }
     free(tmp);
-    free(gen);
     if (failed) fail_msg("%d type/path combinations outside the band (min row cos >= 0.9995, top1 >= 90%%)", failed);
 }
 

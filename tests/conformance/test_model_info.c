@@ -17,7 +17,6 @@
 #include "agx/model_info.h"
 #include "agx/quant.h"
 
-#define GEN_PATH AGX_BINARY_DIR "/agx_gen_model"
 
 static json_t *model_info_json(const char *path) {
     char *cmd = agx_sprintf("'%s' model info '%s' --json", agx_test_cli_path(), path);
@@ -139,15 +138,10 @@ static void test_reference_models(void **state) {
 
 /* ---- generated files ---- */
 
+/* dir/file made by agx_gen_model ARGS (the test fails when it cannot be) */
 static char *gen(const char *dir, const char *file, const char *args) {
-    char *path = agx_sprintf("%s/%s", dir, file);
-    char *cmd = agx_sprintf("'%s' --quiet %s -o '%s'", GEN_PATH, args, path);
-    char *errout = NULL;
-    int rc = agx_test_run(cmd, NULL, NULL, &errout);
-    if (rc != 0) print_error("%s -> %d: %s\n", cmd, rc, errout ? errout : "");
-    assert_int_equal(rc, 0);
-    free(errout);
-    free(cmd);
+    char *path = agx_test_gen_model(dir, file, args);
+    assert_non_null(path);
     return path;
 }
 

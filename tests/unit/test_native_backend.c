@@ -40,7 +40,7 @@ static bool have_models; /* the generator (a build product) made the tiny models
 
 #define NEED_MODELS()                                                                       \
     do {                                                                                    \
-        if (!have_models) AGX_TEST_SKIP("native: %s/agx_gen_model was not built", AGX_BINARY_DIR); \
+        if (!have_models) AGX_TEST_SKIP("native: %s was not built", agx_test_gen_model_path()); \
     } while (0)
 
 static const char *instructions[] = {
@@ -67,11 +67,9 @@ static int group_setup(void **state) {
     char *probe = ref ? agx_sprintf("%s/tokenizer/qwen2.vocab.gguf", ref) : NULL;
     bool have_ref = probe && agx_file_exists(probe);
     free(probe);
-    char *gen = agx_sprintf("%s/agx_gen_model", AGX_BINARY_DIR);
-    have_models = gen && agx_file_exists(gen);
-    free(gen);
+    have_models = agx_file_exists(agx_test_gen_model_path());
     if (!have_models) {
-        agx_test_print_skip("native: %s/agx_gen_model is missing (build all targets)", AGX_BINARY_DIR);
+        agx_test_print_skip("native: %s is missing (build all targets)", agx_test_gen_model_path());
         return 0;
     }
     for (size_t i = 0; i < N_MODELS; i++) {
@@ -82,15 +80,12 @@ static int group_setup(void **state) {
         }
         char args[512];
         snprintf(args, sizeof args, models[i].gen_args, ref ? ref : "");
-        models[i].path = agx_sprintf("%s/%s.gguf", tmpdir, models[i].name);
-        char *cmd = agx_sprintf("'%s/agx_gen_model' --quiet --seed %zu --preset %s -o '%s'",
-                                AGX_BINARY_DIR, i + 7, args, models[i].path);
-        char *errout = NULL;
-        int rc = agx_test_run(cmd, NULL, NULL, &errout);
-        if (rc != 0) fprintf(stderr, "%s\n%s\n", cmd, errout ? errout : "");
-        assert_int_equal(rc, 0);
-        free(cmd);
-        free(errout);
+        char *file = agx_sprintf("%s.gguf", models[i].name);
+        char *gen_args = agx_sprintf("--seed %zu --preset %s", i + 7, args);
+        models[i].path = agx_test_gen_model(tmpdir, file, gen_args);
+        free(file);
+        free(gen_args);
+        assert_non_null(models[i].path);
     }
     return 0;
 }

@@ -427,7 +427,6 @@ agx_status weights_create_inner(CudaWeights *w, const agx_dev_model *dm, agx_err
     if (cst != AGX_OK) return cst;
     if (dm->output.data == dm->tok_embd.data) w->output = w->tok_embd;   /* tied: one upload */
     if (!agxc::act_format(w->output.type)) w->any_dense = true;
-    if (agxc::needs_act_sum(w->output.type)) w->act_sum = true;
     return AGX_OK;
 }
 

@@ -120,51 +120,51 @@ template <> HD void dec8<T_BF16>(const uint8_t *row, int u, float v[8]) {
     UNROLL
     for (int i = 0; i < 8; i++) v[i] = bits_float((unsigned)p[i] << 16);
 }
-/* q4_0: {f16 d; u8 qs[16]}: x[j] = (qs[j]&15)-8, x[j+16] = (qs[j]>>4)-8, times d. */
+/* The 4- or 5-bit quants of unit p (elements 8p..8p+7) of a 32-element
+ * q4_0/q4_1/q5_0/q5_1 block: element j is the low nibble of qs[j], element
+ * j+16 the high one; qh (q5_*; NULL for q4_*) holds bit 4 of element j at bit j. */
+HD void legacy_quants(const uint8_t *qs, const uint8_t *qh, int p, int q[8]) {
+    const uint32_t h =
+        qh ? (uint32_t)qh[0] | ((uint32_t)qh[1] << 8) | ((uint32_t)qh[2] << 16) | ((uint32_t)qh[3] << 24) : 0u;
+    qs += 8 * (p & 1);
+    UNROLL
+    for (int i = 0; i < 8; i++) q[i] = (p < 2 ? (qs[i] & 0x0F) : (qs[i] >> 4)) | (int)(((h >> (8 * p + i)) & 1u) << 4);
+}
+/* q4_0: {f16 d; u8 qs[16]}: (q - 8) * d */
 template <> HD void dec8<T_Q4_0>(const uint8_t *row, int u, float v[8]) {
     const uint8_t *b = row + (size_t)(u >> 2) * 18;
-    const int p = u & 3;
     const float d = ld_h(b);
-    const uint8_t *qs = b + 2 + 8 * (p & 1);
+    int q[8];
+    legacy_quants(b + 2, nullptr, u & 3, q);
     UNROLL
-    for (int i = 0; i < 8; i++) v[i] = (float)((p < 2 ? (qs[i] & 0x0F) : (qs[i] >> 4)) - 8) * d;
+    for (int i = 0; i < 8; i++) v[i] = (float)(q[i] - 8) * d;
 }
-/* q4_1: {f16 d, m; u8 qs[16]}: as q4_0 without the -8, plus m. */
+/* q4_1: {f16 d, m; u8 qs[16]}: q * d + m */
 template <> HD void dec8<T_Q4_1>(const uint8_t *row, int u, float v[8]) {
     const uint8_t *b = row + (size_t)(u >> 2) * 20;
-    const int p = u & 3;
     const float d = ld_h(b), m = ld_h(b + 2);
-    const uint8_t *qs = b + 4 + 8 * (p & 1);
+    int q[8];
+    legacy_quants(b + 4, nullptr, u & 3, q);
     UNROLL
-    for (int i = 0; i < 8; i++) v[i] = (float)(p < 2 ? (qs[i] & 0x0F) : (qs[i] >> 4)) * d + m;
+    for (int i = 0; i < 8; i++) v[i] = (float)q[i] * d + m;
 }
-/* q5_0: {f16 d; u8 qh[4]; u8 qs[16]}: the 5th bit of element j is bit j of qh. */
+/* q5_0: {f16 d; u8 qh[4]; u8 qs[16]}: (q - 16) * d */
 template <> HD void dec8<T_Q5_0>(const uint8_t *row, int u, float v[8]) {
     const uint8_t *b = row + (size_t)(u >> 2) * 22;
-    const int p = u & 3;
     const float d = ld_h(b);
-    const uint32_t qh = (uint32_t)b[2] | ((uint32_t)b[3] << 8) | ((uint32_t)b[4] << 16) | ((uint32_t)b[5] << 24);
-    const uint8_t *qs = b + 6 + 8 * (p & 1);
+    int q[8];
+    legacy_quants(b + 6, b + 2, u & 3, q);
     UNROLL
-    for (int i = 0; i < 8; i++) {
-        const int j = 8 * p + i;
-        const int nib = p < 2 ? (qs[i] & 0x0F) : (qs[i] >> 4);
-        v[i] = (float)((nib | (int)(((qh >> j) & 1u) << 4)) - 16) * d;
-    }
+    for (int i = 0; i < 8; i++) v[i] = (float)(q[i] - 16) * d;
 }
-/* q5_1: {f16 d, m; u8 qh[4]; u8 qs[16]}: as q5_0 without the -16, plus m. */
+/* q5_1: {f16 d, m; u8 qh[4]; u8 qs[16]}: q * d + m */
 template <> HD void dec8<T_Q5_1>(const uint8_t *row, int u, float v[8]) {
     const uint8_t *b = row + (size_t)(u >> 2) * 24;
-    const int p = u & 3;
     const float d = ld_h(b), m = ld_h(b + 2);
-    const uint32_t qh = (uint32_t)b[4] | ((uint32_t)b[5] << 8) | ((uint32_t)b[6] << 16) | ((uint32_t)b[7] << 24);
-    const uint8_t *qs = b + 8 + 8 * (p & 1);
+    int q[8];
+    legacy_quants(b + 8, b + 4, u & 3, q);
     UNROLL
-    for (int i = 0; i < 8; i++) {
-        const int j = 8 * p + i;
-        const int nib = p < 2 ? (qs[i] & 0x0F) : (qs[i] >> 4);
-        v[i] = (float)(nib | (int)(((qh >> j) & 1u) << 4)) * d + m;
-    }
+    for (int i = 0; i < 8; i++) v[i] = (float)q[i] * d + m;
 }
 /* q8_0: {f16 d; i8 qs[32]} */
 template <> HD void dec8<T_Q8_0>(const uint8_t *row, int u, float v[8]) {
@@ -450,8 +450,8 @@ __device__ __forceinline__ uint32_t ld32_a2(const uint8_t *p) {
 /* One 8-element unit of a quantized row, as the integer dot wants it:
  * contribution = (dx*dw) * sc*(dot(w, a) - off*sum(a)) - (dx*dm) * mn*sum(a),
  * w0/w1 = the 8 weight quants as bytes (elements 0-3, 4-7), a = activations.
- * q4_1/q5_1 (block_min) instead add dm * s once per 32 elements, s = the
- * activations' q8_1 sum term (Q8Act::s), as dot_q4_1_q8_1 does. */
+ * q4_1/q5_1 (block_min; mn = 1, dm = m) instead add dm * s once per 32
+ * elements, s = the activations' q8_1 sum term (Q8Act::s), as dot_q4_1_q8_1 does. */
 struct QUnit {
     uint32_t w0, w1;
     int sc, off, mn;
@@ -464,60 +464,63 @@ bool needs_act_sum(uint32_t type) { return block_min_type(type); }
 
 template <int T> __device__ __forceinline__ void qunit(const uint8_t *row, int u, QUnit &q);
 
-template <> __device__ __forceinline__ void qunit<T_Q4_0>(const uint8_t *row, int u, QUnit &q) {
-    const uint8_t *b = row + (size_t)(u >> 2) * 18;
-    const int p = u & 3, sh = p < 2 ? 0 : 4;
-    const uint8_t *qs = b + 2 + 8 * (p & 1);
-    q.w0 = (ld32_a2(qs) >> sh) & 0x0F0F0F0Fu;
-    q.w1 = (ld32_a2(qs + 4) >> sh) & 0x0F0F0F0Fu;
-    q.sc = 1, q.off = 8, q.mn = 0, q.dw = ld_h(b), q.dm = 0.0f;
-}
-template <> __device__ __forceinline__ void qunit<T_Q4_1>(const uint8_t *row, int u, QUnit &q) {
-    const uint8_t *b = row + (size_t)(u >> 2) * 20;
-    const int p = u & 3, sh = p < 2 ? 0 : 4;
-    const uint8_t *qs = b + 4 + 8 * (p & 1);
-    q.w0 = (ld32_a2(qs) >> sh) & 0x0F0F0F0Fu;
-    q.w1 = (ld32_a2(qs + 4) >> sh) & 0x0F0F0F0Fu;
-    q.sc = 1, q.off = 0, q.mn = 0, q.dw = ld_h(b), q.dm = ld_h(b + 2);
-}
 /* the 4 low bits of x, one per byte, at bit 4 of each byte */
 __device__ __forceinline__ uint32_t spread4(uint32_t x) {
     return ((x & 1u) << 4) | ((x & 2u) << 11) | ((x & 4u) << 18) | ((x & 8u) << 25);
 }
+/* legacy_quants as qunit's bytes (qs and qh at even offsets: 16-bit loads) */
+__device__ __forceinline__ void legacy_qunit(const uint8_t *qs, const uint8_t *qh, int p, QUnit &q) {
+    const int sh = p < 2 ? 0 : 4;
+    qs += 8 * (p & 1);
+    q.w0 = (ld32_a2(qs) >> sh) & 0x0F0F0F0Fu;
+    q.w1 = (ld32_a2(qs + 4) >> sh) & 0x0F0F0F0Fu;
+    if (qh) {
+        const uint32_t hb = (ld32_a2(qh) >> (8 * p)) & 0xFFu;   /* 5th bits of elements 8p .. 8p+7 */
+        q.w0 |= spread4(hb & 0xFu);
+        q.w1 |= spread4(hb >> 4);
+    }
+}
+template <> __device__ __forceinline__ void qunit<T_Q4_0>(const uint8_t *row, int u, QUnit &q) {
+    const uint8_t *b = row + (size_t)(u >> 2) * 18;
+    legacy_qunit(b + 2, nullptr, u & 3, q);
+    q.sc = 1, q.off = 8, q.mn = 0, q.dw = ld_h(b), q.dm = 0.0f;
+}
+/* q4_1/q5_1: mn = 1, dm = m (block_min: added once per block with the activations' sum) */
+template <> __device__ __forceinline__ void qunit<T_Q4_1>(const uint8_t *row, int u, QUnit &q) {
+    const uint8_t *b = row + (size_t)(u >> 2) * 20;
+    legacy_qunit(b + 4, nullptr, u & 3, q);
+    q.sc = 1, q.off = 0, q.mn = 1, q.dw = ld_h(b), q.dm = ld_h(b + 2);
+}
 template <> __device__ __forceinline__ void qunit<T_Q5_0>(const uint8_t *row, int u, QUnit &q) {
     const uint8_t *b = row + (size_t)(u >> 2) * 22;
-    const int p = u & 3, sh = p < 2 ? 0 : 4;
-    const uint32_t hb = (ld32_a2(b + 2) >> (8 * p)) & 0xFFu;   /* 5th bits of elements 8p .. 8p+7 */
-    const uint8_t *qs = b + 6 + 8 * (p & 1);
-    q.w0 = ((ld32_a2(qs) >> sh) & 0x0F0F0F0Fu) | spread4(hb & 0xFu);
-    q.w1 = ((ld32_a2(qs + 4) >> sh) & 0x0F0F0F0Fu) | spread4(hb >> 4);
+    legacy_qunit(b + 6, b + 2, u & 3, q);
     q.sc = 1, q.off = 16, q.mn = 0, q.dw = ld_h(b), q.dm = 0.0f;
 }
 template <> __device__ __forceinline__ void qunit<T_Q5_1>(const uint8_t *row, int u, QUnit &q) {
     const uint8_t *b = row + (size_t)(u >> 2) * 24;
-    const int p = u & 3, sh = p < 2 ? 0 : 4;
-    const uint32_t hb = (ld32_a2(b + 4) >> (8 * p)) & 0xFFu;
-    const uint8_t *qs = b + 8 + 8 * (p & 1);
-    q.w0 = ((ld32_a2(qs) >> sh) & 0x0F0F0F0Fu) | spread4(hb & 0xFu);
-    q.w1 = ((ld32_a2(qs + 4) >> sh) & 0x0F0F0F0Fu) | spread4(hb >> 4);
-    q.sc = 1, q.off = 0, q.mn = 0, q.dw = ld_h(b), q.dm = ld_h(b + 2);
+    legacy_qunit(b + 8, b + 4, u & 3, q);
+    q.sc = 1, q.off = 0, q.mn = 1, q.dw = ld_h(b), q.dm = ld_h(b + 2);
+}
+/* bits 2p, 2p+1 of the 8 bytes at qs (unit k's low bits in q2_K/q3_K), one per byte */
+__device__ __forceinline__ void k23_low_bits(const uint8_t *qs, const K23Pos &k, QUnit &q) {
+    q.w0 = (ld32_a2(qs) >> (2 * k.p)) & 0x03030303u;
+    q.w1 = (ld32_a2(qs + 4) >> (2 * k.p)) & 0x03030303u;
 }
 template <> __device__ __forceinline__ void qunit<T_Q2_K>(const uint8_t *row, int u, QUnit &q) {
     const uint8_t *b = row + (size_t)(u >> 5) * 84;
     const K23Pos k = k23_pos(u & 31);
-    const uint8_t *qs = b + 16 + 32 * k.h + k.l0;
-    q.w0 = (ld32_a2(qs) >> (2 * k.p)) & 0x03030303u;
-    q.w1 = (ld32_a2(qs + 4) >> (2 * k.p)) & 0x03030303u;
+    k23_low_bits(b + 16 + 32 * k.h + k.l0, k, q);
     q.sc = b[k.is] & 0xF, q.off = 0, q.mn = b[k.is] >> 4, q.dw = ld_h(b + 80), q.dm = ld_h(b + 82);
 }
 /* q3_K: w = low 2 bits | hmask bit << 2 (0..7), value w - 4 */
 template <> __device__ __forceinline__ void qunit<T_Q3_K>(const uint8_t *row, int u, QUnit &q) {
     const uint8_t *b = row + (size_t)(u >> 5) * 110;
     const K23Pos k = k23_pos(u & 31);
-    const uint8_t *qs = b + 32 + 32 * k.h + k.l0, *hm = b + k.l0;
+    const uint8_t *hm = b + k.l0;
     const int hbit = 4 * k.h + k.p;
-    q.w0 = ((ld32_a2(qs) >> (2 * k.p)) & 0x03030303u) | (((ld32_a2(hm) >> hbit) & 0x01010101u) << 2);
-    q.w1 = ((ld32_a2(qs + 4) >> (2 * k.p)) & 0x03030303u) | (((ld32_a2(hm + 4) >> hbit) & 0x01010101u) << 2);
+    k23_low_bits(b + 32 + 32 * k.h + k.l0, k, q);
+    q.w0 |= ((ld32_a2(hm) >> hbit) & 0x01010101u) << 2;
+    q.w1 |= ((ld32_a2(hm + 4) >> hbit) & 0x01010101u) << 2;
     q.sc = q3k_scale(b + 96, k.is), q.off = 4, q.mn = 0, q.dw = ld_h(b + 108), q.dm = 0.0f;
 }
 template <> __device__ __forceinline__ void qunit<T_Q8_0>(const uint8_t *row, int u, QUnit &q) {
@@ -709,7 +712,7 @@ k_matmul_mma(const uint8_t *__restrict__ W, size_t row_bytes, int n_rows, int n_
                 lo = q.off ? (int)(((q.w0 | 0x80808080u) - off4) ^ 0x80808080u) : (int)q.w0;
                 hi = q.off ? (int)(((q.w1 | 0x80808080u) - off4) ^ 0x80808080u) : (int)q.w1;
                 sc = q.dw * (float)q.sc;   /* exact: an f16 times a small integer */
-                mn = block_min ? q.dm : q.dm * (float)q.mn;
+                mn = q.dm * (float)q.mn;
             }
             ws[rr * MQ_LD + 2 * uu] = lo;
             ws[rr * MQ_LD + 2 * uu + 1] = hi;
