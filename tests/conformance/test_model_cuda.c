@@ -14,11 +14,13 @@
  * Skips loudly in builds without CUDA and on machines without a usable GPU. */
 #include "agx_test.h"
 
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agx/device.h"
 #include "agx/gguf.h"
@@ -291,6 +293,66 @@ static void test_kernels_vs_cpu_ops(void **state) {
 #endif
 }
 
+/* AGX_CUDA_PROFILE=1: the same logits as a plain context, and when the context
+ * is freed a per-launch table on stderr for the prompt and the decode steps,
+ * each launch counted once per layer and chunk. */
+static void check_profile(const agx_device_forward *fw, const agx_dev_model *dm, const void *w) {
+    enum { PT = 12 };
+    int32_t toks[PT + 2];
+    for (int i = 0; i < PT + 2; i++) toks[i] = (i * 29 + 3) % dm->n_vocab;
+    agx_error err = {0};
+    void *plain = NULL, *prof = NULL;
+    assert_int_equal(fw->create(w, 32, 32, AGX_KV_F16, &plain, &err), AGX_OK);
+    setenv("AGX_CUDA_PROFILE", "1", 1);
+    const agx_status st = fw->create(w, 32, 32, AGX_KV_F16, &prof, &err);
+    unsetenv("AGX_CUDA_PROFILE");
+    assert_int_equal(st, AGX_OK);
+    float *a = malloc(sizeof(float) * (size_t)dm->n_vocab), *b = malloc(sizeof(float) * (size_t)dm->n_vocab);
+    for (int step = 0; step < 3; step++) {   /* the prompt, then two decode steps */
+        const int at = step ? PT + step - 1 : 0, n = step ? 1 : PT;
+        assert_int_equal(fw->eval(plain, toks + at, n, at, false, a, &err), AGX_OK);
+        assert_int_equal(fw->eval(prof, toks + at, n, at, false, b, &err), AGX_OK);
+        assert_memory_equal(a, b, sizeof(float) * (size_t)dm->n_vocab);
+    }
+    /* the report goes to stderr when the context is freed: catch it in a file */
+    char *dir = agx_test_tmpdir();
+    char *file = agx_sprintf("%s/profile.txt", dir);
+    fflush(stderr);
+    const int saved = dup(2), fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    fw->destroy(prof);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(agx_file_read_all(file, 1 << 20, &text, &len, &err), AGX_OK);
+    printf("%s", text);
+    assert_non_null(strstr(text, "agx CUDA profile, prompt: 1 chunks, 12 tokens"));
+    assert_non_null(strstr(text, "agx CUDA profile, decode: 2 chunks, 2 tokens"));
+    /* attention runs once per layer and chunk: n_layer calls in the prompt, 2 n_layer in decode */
+    const char *decode = strstr(text, "decode:");
+    const char *att_prompt = strstr(text, "  attention "), *att_decode = strstr(decode, "  attention ");
+    assert_true(att_prompt && att_prompt < decode && att_decode);
+    long calls = 0;
+    assert_int_equal(sscanf(att_prompt + strlen("  attention"), "%ld", &calls), 1);
+    assert_int_equal(calls, dm->n_layer);
+    assert_int_equal(sscanf(att_decode + strlen("  attention"), "%ld", &calls), 1);
+    assert_int_equal(calls, 2 * dm->n_layer);
+    assert_non_null(strstr(decode, "matvec (8-bit activations, fused) [gate/up]"));
+    assert_non_null(strstr(decode, "matvec (8-bit activations) [output]"));
+    assert_null(strstr(text, "incomplete"));
+    free(text);
+    agx_test_rmtree(dir);
+    free(file);
+    free(dir);
+    free(a);
+    free(b);
+    fw->destroy(plain);
+}
+
 /* Weights uploaded with var=value in the environment put the same bytes on
  * the device as w: the same size, and a context on each gives identical logits
  * for every position of toks. */
@@ -434,6 +496,7 @@ static void test_gpu_eval_errors(void **state) {
         fw->destroy(sq);
         fw->destroy(sm);
     }
+    check_profile(fw, &dm, w);
     fw->weights_destroy(w);
     free(kv);
     free(out2);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include <chrono>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -331,6 +332,8 @@ struct agx_emu_stream {
 struct agx_emu_event {
     agx_emu_stream *stream = nullptr;
     uint64_t seq = 0;
+    bool timing = true;    /* not cudaEventDisableTiming */
+    double t_ms = -1;      /* host time at which it completed (-1: not yet, or never recorded) */
 };
 struct agx_emu_graph {
     std::vector<std::function<void()>> ops;
@@ -349,14 +352,27 @@ std::map<uintptr_t, size_t> g_pinned;    /* page-locked host memory: base -> siz
 
 agx_emu_stream *stream_of(cudaStream_t s) { return s ? s : &g_legacy; }
 
+double now_ms() {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+bool event_complete(const agx_emu_event *e) { return !e->stream || e->stream->done >= e->seq; }
+/* The events of s that its performed ops completed get their time (cudaEventElapsedTime). */
+void stamp_events(agx_emu_stream *s) {
+    for (agx_emu_event *e : g_events)
+        if (e->stream == s && e->t_ms < 0 && event_complete(e)) e->t_ms = now_ms();
+}
+
 /* Performs s's queued ops with sequence <= upto, in order. */
 void flush(agx_emu_stream *s, uint64_t upto = UINT64_MAX) {
+    bool any = false;
     while (!s->pending.empty() && s->pending.front().first <= upto) {
         auto op = std::move(s->pending.front());
         s->pending.pop_front();
         op.second();
         s->done = op.first;
+        any = true;
     }
+    if (any) stamp_events(s);
 }
 void flush_all() {
     flush(&g_legacy);
@@ -388,7 +404,6 @@ int pinned_range(const void *p, size_t n) {
     return n <= it->second - (a - it->first) ? 1 : -1;
 }
 bool valid_event(cudaEvent_t e) { return e && g_events.count(e); }
-bool event_complete(const agx_emu_event *e) { return !e->stream || e->stream->done >= e->seq; }
 } // namespace
 
 void launch(const char *kernel, const char *caller, dim3 grid, dim3 block, cudaStream_t s,
@@ -662,6 +677,7 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags) {
     *e = nullptr;
     if (flags & ~(unsigned)(cudaEventBlockingSync | cudaEventDisableTiming)) return set_error(cudaErrorInvalidValue);
     *e = new agx_emu_event();
+    (*e)->timing = !(flags & cudaEventDisableTiming);
     g_events.insert(*e);
     return cudaSuccess;
 }
@@ -680,6 +696,18 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     implicit_sync(st);   /* the record is an op on st: it follows what st implicitly waits for */
     e->stream = st;
     e->seq = st->issued;
+    e->t_ms = event_complete(e) ? now_ms() : -1;
+    return cudaSuccess;
+}
+/* As CUDA: both recorded timing events, complete (else not ready, not an error). */
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end) {
+    std::lock_guard<std::recursive_mutex> lock(g_device_mutex);
+    if (!ms) return set_error(cudaErrorInvalidValue);
+    if (!valid_event(start) || !valid_event(end) || !start->timing || !end->timing ||
+        (!start->stream && start->t_ms < 0) || (!end->stream && end->t_ms < 0))
+        return set_error(cudaErrorInvalidResourceHandle);
+    if (!event_complete(start) || !event_complete(end)) return cudaErrorNotReady;
+    *ms = (float)(end->t_ms - start->t_ms);
     return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {

@@ -209,8 +209,20 @@ static void test_events() {
     CHECK(cudaMemcpyAsync(d, pin, 64 * sizeof(int), cudaMemcpyHostToDevice, s) == cudaSuccess);
     CHECK(cudaEventRecord(e, s) == cudaSuccess);
     CHECK(cudaEventQuery(t) == cudaSuccess);   /* recorded before the copy: done */
+    /* elapsed time: only between complete timing events */
+    cudaEvent_t t0;
+    float ms = -1;
+    CHECK(cudaEventCreate(&t0) == cudaSuccess);
+    CHECK(cudaEventElapsedTime(&ms, t0, e) == cudaErrorInvalidResourceHandle);   /* t0 never recorded */
+    cudaGetLastError();
+    CHECK(cudaEventRecord(t0, s) == cudaSuccess);   /* after the pending copy, too */
+    CHECK(cudaEventElapsedTime(&ms, e, t0) == cudaErrorNotReady && cudaGetLastError() == cudaSuccess);
+    CHECK(cudaEventElapsedTime(&ms, t, e) == cudaErrorInvalidResourceHandle);   /* t: cudaEventDisableTiming */
+    cudaGetLastError();
     CHECK(cudaEventSynchronize(e) == cudaSuccess);
     CHECK(cudaEventQuery(e) == cudaSuccess);
+    CHECK(cudaEventElapsedTime(&ms, e, t0) == cudaSuccess && ms >= 0 && ms < 1000);
+    CHECK(cudaEventDestroy(t0) == cudaSuccess);
     for (int i = 0; i < 64; i++) pin[i] = 8; /* after the event: the copy has read the 7s */
     CHECK(device_holds(d, 64, 7));
     /* a query of pending work reports "not ready" (without a sticky error), then the copy completes */

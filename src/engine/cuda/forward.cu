@@ -9,14 +9,17 @@
  *
  * Verified on the CPU CUDA emulator (tests/cuda_emu), not yet on a GPU: see
  * docs/cuda.md and scripts/gpu-check.sh for the run that is owed. */
+#include <algorithm>
 #include <cublas_v2.h>
 #include <new>
 #include <thread>
+#include <vector>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #if defined(AGX_CUDA_EMU) && defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #endif
@@ -70,6 +73,26 @@ struct CudaWeights {
     size_t bytes = 0;
 };
 
+/* AGX_CUDA_PROFILE=1: every launch between two timing events (graphs off), summed
+ * per launch name and phase (decode = 1-token chunks, prompt = longer ones) and
+ * printed when the context is freed. Says where a step's time goes on machines
+ * whose runtime refuses the hardware profilers (ncu, nsys). */
+struct ProfSum {
+    const char *what, *role;
+    int phase;
+    double ms;
+    long calls;
+};
+struct Prof {
+    std::vector<cudaEvent_t> ev;                       /* pool: 2 per launch of the current chunk */
+    std::vector<std::pair<const char *, const char *>> what;   /* the launches of the current chunk, and their role */
+    std::vector<ProfSum> sum;
+    int phase = 0;                                     /* 0 prompt, 1 decode */
+    double wall_ms[2] = {}, tokens[2] = {};
+    long chunks[2] = {};
+    bool failed = false;                               /* an event call failed: the figures are incomplete */
+};
+
 struct CudaCtx {
     int device = 0;
     cudaStream_t stream = nullptr;
@@ -105,6 +128,8 @@ struct CudaCtx {
     float *att_part = nullptr;   /* split attention's partial states (NULL: AGX_CUDA_ATTN_SPLIT=0) */
     bool use_graph = true;     /* AGX_CUDA_GRAPHS=0: launch every kernel each step */
     bool debug_sync = false;   /* AGX_CUDA_DEBUG=1: synchronize after every launch, name the failing kernel */
+    Prof *prof = nullptr;      /* AGX_CUDA_PROFILE=1 */
+    const char *role = nullptr;   /* the matrix of the matmul launches (RoleScope): profile rows */
     /* graph[n]: n tokens (1 = decode, 2..MMV_MAX_TOKENS = a forced span of the grammar)
      * plus the logits of the last one, captured on first use */
     cudaGraphExec_t graph[MMV_MAX_TOKENS + 1] = {};
@@ -124,13 +149,102 @@ struct CudaCtx {
                                  cublasGetStatusString(s_));                                             \
     } while (0)
 
+/* Records a timing event before (begin) or after a launch named what. Failures
+ * only mark the profile incomplete: profiling never fails an eval. */
+void prof_mark(CudaCtx *c, const char *what, bool begin) {
+    Prof *p = c->prof;
+    if (begin) p->what.push_back({what, c->role});
+    const size_t i = 2 * (p->what.size() - 1) + (begin ? 0 : 1);
+    while (p->ev.size() <= i) {
+        cudaEvent_t e = nullptr;
+        if (cudaEventCreate(&e) != cudaSuccess) {
+            cudaGetLastError();
+            p->failed = true;
+            return;
+        }
+        p->ev.push_back(e);
+    }
+    if (cudaEventRecord(p->ev[i], c->stream) != cudaSuccess) {
+        cudaGetLastError();
+        p->failed = true;
+    }
+}
+
 /* A kernel launch; with AGX_CUDA_DEBUG=1 also waits for it, so that an
  * asynchronous fault is reported at the kernel that caused it. */
 #define LAUNCH(c, call, what)                                                   \
     do {                                                                        \
+        if ((c)->prof) prof_mark(c, what, true);                                \
         CU_TRY(call, what " launch");                                           \
+        if ((c)->prof) prof_mark(c, what, false);                               \
         if ((c)->debug_sync) CU_TRY(cudaStreamSynchronize((c)->stream), what); \
     } while (0)
+/* The same for a cuBLAS GEMM. */
+#define GEMM(c, call, what)                                                     \
+    do {                                                                        \
+        if ((c)->prof) prof_mark(c, what, true);                                \
+        BLAS_TRY(call, what);                                                   \
+        if ((c)->prof) prof_mark(c, what, false);                               \
+        if ((c)->debug_sync) CU_TRY(cudaStreamSynchronize((c)->stream), what); \
+    } while (0)
+
+/* After a chunk's synchronisation: its launch times into the sums. */
+void prof_harvest(Prof *p, double wall_ms, int n_tokens) {
+    for (size_t k = 0; k < p->what.size(); k++) {
+        float ms = 0;
+        if (2 * k + 1 >= p->ev.size() || cudaEventElapsedTime(&ms, p->ev[2 * k], p->ev[2 * k + 1]) != cudaSuccess) {
+            cudaGetLastError();
+            p->failed = true;
+            continue;
+        }
+        ProfSum *s = nullptr;
+        const char *what = p->what[k].first, *role = p->what[k].second ? p->what[k].second : "";
+        for (ProfSum &e : p->sum)
+            if (e.phase == p->phase && !strcmp(e.what, what) && !strcmp(e.role, role)) s = &e;
+        if (!s) {
+            p->sum.push_back(ProfSum{what, role, p->phase, 0, 0});
+            s = &p->sum.back();
+        }
+        s->ms += ms;
+        s->calls++;
+    }
+    p->what.clear();
+    p->wall_ms[p->phase] += wall_ms;
+    p->tokens[p->phase] += n_tokens;
+    p->chunks[p->phase]++;
+}
+
+/* The table, to stderr (asked for by AGX_CUDA_PROFILE=1, like a profiler's report). */
+void prof_report(const Prof *p) {
+    static const char *const phase_name[2] = {"prompt", "decode"};
+    for (int ph = 0; ph < 2; ph++) {
+        if (!p->chunks[ph]) continue;
+        std::vector<ProfSum> rows;
+        double kern = 0;
+        for (const ProfSum &e : p->sum)
+            if (e.phase == ph) rows.push_back(e), kern += e.ms;
+        std::sort(rows.begin(), rows.end(), [](const ProfSum &a, const ProfSum &b) { return a.ms > b.ms; });
+        fprintf(stderr,
+                "agx CUDA profile, %s: %ld chunks, %.0f tokens, %.3f ms wall per token, %.3f ms of launches per "
+                "token (%.0f %% of the wall time; graphs off)%s\n",
+                phase_name[ph], p->chunks[ph], p->tokens[ph], p->wall_ms[ph] / p->tokens[ph], kern / p->tokens[ph],
+                p->wall_ms[ph] > 0 ? 100.0 * kern / p->wall_ms[ph] : 0.0,
+                p->failed ? " (some events failed: incomplete)" : "");
+        fprintf(stderr, "  %-52s %8s %10s %9s %6s\n", "launch", "calls", "ms", "us/call", "share");
+        for (const ProfSum &e : rows) {
+            char name[128];
+            snprintf(name, sizeof name, *e.role ? "%s [%s]" : "%s", e.what, e.role);
+            fprintf(stderr, "  %-52s %8ld %10.3f %9.2f %5.1f%%\n", name, e.calls, e.ms, 1000.0 * e.ms / e.calls,
+                    kern > 0 ? 100.0 * e.ms / kern : 0.0);
+        }
+    }
+}
+
+double now_ms() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
 
 /* cudaMalloc with an error that says what did not fit and what to do. */
 agx_status dev_malloc(size_t bytes, void **out, const char *what, agx_error *err) {
@@ -457,6 +571,11 @@ void ctx_destroy(void *state) {
     if (!c) return;
     cudaSetDevice(c->device);
     if (c->stream) cudaStreamSynchronize(c->stream);
+    if (c->prof) {
+        prof_report(c->prof);
+        for (cudaEvent_t e : c->prof->ev) cudaEventDestroy(e);
+        delete c->prof;
+    }
     for (cudaGraphExec_t g : c->graph)
         if (g) cudaGraphExecDestroy(g);
     for (int i = 0; i < c->n_allocs; i++) cudaFree(c->allocs[i]);
@@ -483,7 +602,11 @@ agx_status ctx_create_inner(CudaCtx *c, const CudaWeights *w, int n_ctx, int n_u
     c->use_graph = !(g && !strcmp(g, "0"));
     const char *dbg = agx_env("AGX_CUDA_DEBUG");
     c->debug_sync = dbg && !strcmp(dbg, "1");
-    if (c->debug_sync) c->use_graph = false;   /* no synchronisation inside a capture */
+    const char *prof = agx_env("AGX_CUDA_PROFILE");
+    if (prof && !strcmp(prof, "1") && !(c->prof = new (std::nothrow) Prof()))
+        return agx_error_set(err, AGX_ERR_NOMEM, "out of host memory");
+    /* no synchronisation inside a capture; a graph's launches are not timed one by one */
+    if (c->debug_sync || c->prof) c->use_graph = false;
     const char *mmv = agx_env("AGX_CUDA_MMV");
     if (mmv && strcmp(mmv, "q8") && strcmp(mmv, "f32"))
         return agx_error_set(err, AGX_ERR_CONFIG, "AGX_CUDA_MMV=%s: use q8 (default: 8-bit activations, as the CPU) "
@@ -601,9 +724,19 @@ agxc::Q8Out q8_out(const CudaCtx *c, int fmt) {
     return o;
 }
 
+/* The role of the matmul launches in its scope (rows of the profile). */
+struct RoleScope {
+    CudaCtx *c;
+    const char *prev;
+    RoleScope(CudaCtx *ctx, const char *role) : c(ctx), prev(ctx->role) { c->role = role; }
+    ~RoleScope() { c->role = prev; }
+};
+
 /* y[t][r] = W[r] . x[t] for n tokens (x rows are W.n_cols wide, y rows y_ld).
  * have: the 8-bit formats of x already in c->a0 / c->ak (act_fmt). */
-agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int have, int n, float *y, int y_ld, agx_error *err) {
+agx_status matmul(CudaCtx *c, const char *role, const DevMat &W, const float *x, int have, int n, float *y, int y_ld,
+                  agx_error *err) {
+    const RoleScope rs(c, role);
     const int f = agxc::act_format(W.type);
     if (f && (have & f) && n > MMV_MAX_TOKENS && c->gemm_mode == GEMM_MMA) {
         LAUNCH(c,
@@ -631,9 +764,10 @@ agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int have, int n, 
     }
     const float one = 1.0f, zero = 0.0f;
     if (W.type == 0 /* f32: keep f32 accuracy */) {
-        BLAS_TRY(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, W.n_rows, n, W.n_cols, &one, (const float *)W.d,
-                             W.n_cols, x, W.n_cols, &zero, y, y_ld),
-                 "SGEMM");
+        GEMM(c,
+             cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, W.n_rows, n, W.n_cols, &one, (const float *)W.d, W.n_cols,
+                         x, W.n_cols, &zero, y, y_ld),
+             "SGEMM");
         return AGX_OK;
     }
     int rows_per_tile = (int)(c->wtile_elems / (size_t)W.n_cols);
@@ -653,10 +787,10 @@ agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int have, int n, 
                 LAUNCH(c, agxc::dequant_f32(c->stream, W.type, W.d + (size_t)r0 * W.row_bytes, W.row_bytes, nr,
                                             W.n_cols, A),
                        "dequantize f32");
-                BLAS_TRY(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, nr, n, W.n_cols, &one, A, W.n_cols,
-                                     (const float *)c->xtile, W.n_cols, &zero, y + r0, y_ld),
-                         "SGEMM");
-                if (c->debug_sync) CU_TRY(cudaStreamSynchronize(c->stream), "SGEMM");
+                GEMM(c,
+                     cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, nr, n, W.n_cols, &one, A, W.n_cols,
+                                 (const float *)c->xtile, W.n_cols, &zero, y + r0, y_ld),
+                     "SGEMM");
             }
             return AGX_OK;
         }
@@ -670,11 +804,11 @@ agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int have, int n, 
             LAUNCH(c, agxc::dequant_f16(c->stream, W.type, A, W.row_bytes, nr, W.n_cols, c->wtile), "dequantize");
             A = c->wtile;
         }
-        BLAS_TRY(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, nr, n, W.n_cols, &one, A, CUDA_R_16F, W.n_cols,
-                              c->xtile, CUDA_R_16F, W.n_cols, &zero, y + r0, CUDA_R_32F, y_ld, CUBLAS_COMPUTE_32F,
-                              CUBLAS_GEMM_DEFAULT),
-                 "GEMM");
-        if (c->debug_sync) CU_TRY(cudaStreamSynchronize(c->stream), "GEMM");
+        GEMM(c,
+             cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, nr, n, W.n_cols, &one, A, CUDA_R_16F, W.n_cols, c->xtile,
+                          CUDA_R_16F, W.n_cols, &zero, y + r0, CUDA_R_32F, y_ld, CUBLAS_COMPUTE_32F,
+                          CUBLAS_GEMM_DEFAULT),
+             "GEMM (f16)");
     }
     return AGX_OK;
 }
@@ -682,14 +816,15 @@ agx_status matmul(CudaCtx *c, const DevMat &W, const float *x, int have, int n, 
 /* y[i] = W[i] . x for cnt <= 3 matrices reading the same input (q/k/v,
  * gate/up): those on the 8-bit path share one launch per weight type (fewer
  * launches in the decode graph), the others go through matmul. */
-agx_status matmul_set(CudaCtx *c, const DevMat *const *W, int cnt, const float *x, int have, int n, float *const *y,
-                      const int *y_ld, agx_error *err) {
+agx_status matmul_set(CudaCtx *c, const char *role, const DevMat *const *W, int cnt, const float *x, int have, int n,
+                      float *const *y, const int *y_ld, agx_error *err) {
+    const RoleScope rs(c, role);
     bool done[agxc::MV_MATS] = {};
     for (int i = 0; i < cnt; i++) {
         if (done[i]) continue;
         const int f = agxc::act_format(W[i]->type);
         if (!f || !(have & f) || (n > MMV_MAX_TOKENS && c->gemm_mode == GEMM_MMA)) {
-            agx_status st = matmul(c, *W[i], x, have, n, y[i], y_ld[i], err);
+            agx_status st = matmul(c, role, *W[i], x, have, n, y[i], y_ld[i], err);
             if (st != AGX_OK) return st;
             done[i] = true;
             continue;
@@ -732,7 +867,7 @@ agx_status layers(CudaCtx *c, int n, agx_error *err) {
             const DevMat *mats[3] = {&L->wq, &L->wk, &L->wv};
             float *y[3] = {c->q, c->k, c->v};
             const int ld[3] = {w->QD, w->KVD, w->KVD};
-            if ((st = matmul_set(c, mats, 3, c->xb, f_qkv, n, y, ld, err))) return st;
+            if ((st = matmul_set(c, "q/k/v", mats, 3, c->xb, f_qkv, n, y, ld, err))) return st;
         }
         LAUNCH(c,
                agxc::qkv_rope_store(c->stream, c->q, c->k, c->v, L->bq, L->bk, L->bv, c->rope_cs, c->d_pos, n,
@@ -743,20 +878,20 @@ agx_status layers(CudaCtx *c, int n, agx_error *err) {
                                w->attn_scale, c->att_part),
                "attention");
         if (f_o) LAUNCH(c, agxc::quantize_act(c->stream, c->att, w->QD, n, q8_out(c, f_o)), "quantize");
-        if ((st = matmul(c, L->wo, c->att, f_o, n, c->xb, w->E, err))) return st;
+        if ((st = matmul(c, "attn output", L->wo, c->att, f_o, n, c->xb, w->E, err))) return st;
         LAUNCH(c, agxc::rmsnorm(c->stream, c->x, c->xb, L->ffn_norm, c->xb, n, w->E, w->eps, q8_out(c, f_gu)),
                "residual+rmsnorm");
         {
             const DevMat *mats[2] = {&L->w_gate, &L->w_up};
             float *y[2] = {c->hb, c->hb2};
             const int ld[2] = {w->F, w->F};
-            if ((st = matmul_set(c, mats, 2, c->xb, f_gu, n, y, ld, err))) return st;
+            if ((st = matmul_set(c, "gate/up", mats, 2, c->xb, f_gu, n, y, ld, err))) return st;
         }
         if (f_d)
             LAUNCH(c, agxc::swiglu_q8(c->stream, c->hb, c->hb2, w->F, n, q8_out(c, f_d)), "swiglu");
         else
             LAUNCH(c, agxc::swiglu(c->stream, c->hb, c->hb2, (size_t)n * (size_t)w->F), "swiglu");
-        if ((st = matmul(c, L->w_down, c->hb, f_d, n, c->xb, w->E, err))) return st;
+        if ((st = matmul(c, "ffn down", L->w_down, c->hb, f_d, n, c->xb, w->E, err))) return st;
     }
     /* the last FFN residual (the logits read row subsets of x) */
     if (w->n_layer > 0)
@@ -772,7 +907,7 @@ agx_status logits_rows(CudaCtx *c, int r0, int nr, agx_error *err) {
     const int f = act_fmt(c, nr, w->output);
     LAUNCH(c, agxc::rmsnorm(c->stream, xr, nullptr, w->output_norm, c->xb, nr, w->E, w->eps, q8_out(c, f)),
            "output rmsnorm");
-    return matmul(c, w->output, c->xb, f, nr, c->logits, w->V, err);
+    return matmul(c, "output", w->output, c->xb, f, nr, c->logits, w->V, err);
 }
 
 /* One step of n <= MMV_MAX_TOKENS tokens as a graph: layers + the last row's
@@ -817,6 +952,8 @@ agx_status ctx_eval(void *state, const int32_t *tokens, int n_tokens, int n_past
     for (int done = 0; done < n_tokens;) {
         const int n = n_tokens - done < c->n_ubatch ? n_tokens - done : c->n_ubatch;
         const int pos = n_past + done;
+        const double t0 = c->prof ? now_ms() : 0;
+        if (c->prof) c->prof->phase = n == 1, c->prof->what.clear();
         CU_TRY(cudaMemcpyAsync(c->d_tokens, tokens + done, sizeof(int32_t) * (size_t)n, cudaMemcpyHostToDevice,
                                c->stream),
                "token upload");
@@ -845,6 +982,7 @@ agx_status ctx_eval(void *state, const int32_t *tokens, int n_tokens, int n_past
         }
         /* the position lives in host memory: finish before the next chunk rewrites it */
         CU_TRY(cudaStreamSynchronize(c->stream), "running the forward pass");
+        if (c->prof) prof_harvest(c->prof, now_ms() - t0, n);
         done += n;
     }
     return AGX_OK;
