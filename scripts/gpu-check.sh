@@ -26,7 +26,7 @@
 #   returns) — each written as its step ends, so a timeout still returns what was done.
 #   scripts/gpu-check.sh dryrun       HERE: every step of `all` on the CPU CUDA emulator
 #       (build-emu, -DAGX_CUDA_EMU=ON), with tiny generated models and short benches, so
-#       that the device call cannot fail on the script's own plumbing (~15 min; the
+#       that the device call cannot fail on the script's own plumbing (~20 min; the
 #       figures mean nothing, the steps and files do). Results in ./gpu-out-dryrun.
 # env: AGX_REF_DIR, CUDACXX, GPU_CHECK_REPS (default 3), GPU_CHECK_BUILD=1 (force a source build),
 #      GPU_CHECK_BIN=DIR (use these binaries), GPU_CHECK_Q15 / GPU_CHECK_NEMO (bench these
