@@ -30,7 +30,8 @@
 #       figures mean nothing, the steps and files do). Results in ./gpu-out-dryrun.
 # env: AGX_REF_DIR, CUDACXX, GPU_CHECK_REPS (default 3), GPU_CHECK_BUILD=1 (force a source build),
 #      GPU_CHECK_BIN=DIR (use these binaries), GPU_CHECK_Q15 / GPU_CHECK_NEMO (bench these
-#      files instead of generating the shaped ones), GPU_CHECK_PP / GPU_CHECK_TG (512 / 128)
+#      files instead of generating the shaped ones), GPU_CHECK_PP / GPU_CHECK_TG (512 / 128),
+#      GPU_CHECK_TSCALE (timeouts x N; the dry run uses 10)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-all}
