@@ -151,27 +151,13 @@ static void deq_q2_K(const void *src, float *y, int64_t n) {
     }
 }
 
-/* Unpacks the 16 6-bit q3_K scales (biased by 32) into signed bytes. */
-static void q3k_scales(const uint8_t *packed, int8_t out[16]) {
-    const uint32_t kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f;
-    uint32_t aux[4];
-    memcpy(aux, packed, 12);
-    const uint32_t tmp = aux[2];
-    aux[2] = ((aux[0] >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4);
-    aux[3] = ((aux[1] >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4);
-    aux[0] = (aux[0] & kmask2) | (((tmp >> 0) & kmask1) << 4);
-    aux[1] = (aux[1] & kmask2) | (((tmp >> 2) & kmask1) << 4);
-    memcpy(out, aux, 16);
-    for (int j = 0; j < 16; j++) out[j] = (int8_t)(out[j] - 32);
-}
-
 static void deq_q3_K(const void *src, float *y, int64_t n) {
     const agx_block_q3_K *x = src;
     for (int64_t i = 0; i < n / AGX_QK_K; i++) {
         const float d_all = agx_h2f(x[i].d);
         const uint8_t *q = x[i].qs, *hm = x[i].hmask;
         int8_t scales[16];
-        q3k_scales(x[i].scales, scales);
+        agx_unpack_q3k_scales(x[i].scales, scales);
         uint8_t m = 1;
         int is = 0;
         for (int k = 0; k < AGX_QK_K; k += 128) {
@@ -447,7 +433,7 @@ static void dot_q3_K_q8_K(int n, float *s, const void *vx, const void *vy) {
     float sumf = 0;
     for (int i = 0; i < n / AGX_QK_K; i++) {
         int8_t scales[16];
-        q3k_scales(x[i].scales, scales);
+        agx_unpack_q3k_scales(x[i].scales, scales);
         const uint8_t *q = x[i].qs, *hm = x[i].hmask;
         const int8_t *q8 = y[i].qs;
         uint8_t m = 1;

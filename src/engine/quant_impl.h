@@ -111,6 +111,22 @@ static inline void agx_unpack_k4_scales(const uint8_t *q, uint8_t sc[8], uint8_t
     for (int j = 0; j < 8; j++) agx_get_scale_min_k4(j, q, &sc[j], &mn[j]);
 }
 
+/* Unpacks the 16 6-bit q3_K scales (biased by 32) into signed bytes: low
+ * nibbles in bytes 0..7 (scale j >= 8 in the high nibble of byte j-8), the top
+ * two bits of scale j in byte 8 + j%4 at bit 2*(j/4). */
+static inline void agx_unpack_q3k_scales(const uint8_t *packed, int8_t out[16]) {
+    const uint32_t kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f;
+    uint32_t aux[4];
+    memcpy(aux, packed, 12);
+    const uint32_t tmp = aux[2];
+    aux[2] = ((aux[0] >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4);
+    aux[3] = ((aux[1] >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4);
+    aux[0] = (aux[0] & kmask2) | (((tmp >> 0) & kmask1) << 4);
+    aux[1] = (aux[1] & kmask2) | (((tmp >> 2) & kmask1) << 4);
+    memcpy(out, aux, 16);
+    for (int j = 0; j < 16; j++) out[j] = (int8_t)(out[j] - 32);
+}
+
 /* Matrix-matrix tile: out[t*ldo + r] = dot(w row r, y token t) for r < nr,
  * t < nt; w rows are ldw bytes apart, y tokens (in the vec_dot_type) ldy bytes
  * apart. n is the row length in elements. */

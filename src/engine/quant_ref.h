@@ -550,9 +550,7 @@ static void AGX_QREF(quant_q3_K)(const float *x, void *vy, int64_t n) {
                 max_scale = scales[j];
             }
         }
-        /* 16 6-bit scales biased by 32: low nibbles in bytes 0..7 (j >= 8 in
-         * the high nibble of byte j-8), top two bits of scale j in byte
-         * 8 + j%4 at bit 2*(j/4) — the layout q3k_scales() in quant.c unpacks */
+        /* 16 6-bit scales biased by 32, in the layout agx_unpack_q3k_scales reads */
         memset(y[i].scales, 0, 12);
         if (max_scale != 0) {
             const float iscale = -32.f / max_scale;
@@ -568,10 +566,10 @@ static void AGX_QREF(quant_q3_K)(const float *x, void *vy, int64_t n) {
             y[i].d = 0;
         }
         /* re-quantize against the stored (rounded) scales */
+        int8_t sc[16];
+        agx_unpack_q3k_scales(y[i].scales, sc);
         for (int j = 0; j < 16; j++) {
-            const int lo = j < 8 ? y[i].scales[j] & 0xF : y[i].scales[j - 8] >> 4;
-            const int sc = (lo | (((y[i].scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
-            const float dl = agx_h2f(y[i].d) * (float)sc;
+            const float dl = agx_h2f(y[i].d) * (float)sc[j];
             if (!dl) continue;
             for (int ii = 0; ii < 16; ii++) {
                 const int l = agx_nearest_int(x[16 * j + ii] / dl);

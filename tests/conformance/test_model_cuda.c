@@ -158,15 +158,21 @@ static bool list_has(const char *list, const char *name) {
     return false;
 }
 
-static void test_all_manifest_cases_on_gpu(void **state) {
-    (void)state;
+/* The CUDA device, or a loud skip of the test `what` saying why (no CUDA in
+ * this build, or no usable GPU and the reason). */
+static agx_device_info need_gpu(const char *what) {
     if (!agx_device_compiled(AGX_DEVICE_CUDA))
-        AGX_TEST_SKIP("CUDA conformance: this build has no CUDA (configure with -DAGX_CUDA=ON)");
+        AGX_TEST_SKIP("%s: this build has no CUDA (configure with -DAGX_CUDA=ON)", what);
     agx_device_info dev;
     agx_error err = {0};
     if (agx_device_probe(AGX_DEVICE_CUDA, &dev, &err) != AGX_OK)
-        AGX_TEST_SKIP("CUDA conformance: no usable GPU here (%s); the GPU run is owed (scripts/gpu-check.sh)",
-                      err.message);
+        AGX_TEST_SKIP("%s: no usable GPU here (%s); the GPU run is owed (scripts/gpu-check.sh)", what, err.message);
+    return dev;
+}
+
+static void test_all_manifest_cases_on_gpu(void **state) {
+    (void)state;
+    const agx_device_info dev = need_gpu("CUDA conformance");
     char line[256];
     printf("device: %s\n", agx_device_describe(&dev, line, sizeof line));
     char *dir = NULL;
@@ -198,10 +204,8 @@ static void test_all_manifest_cases_on_gpu(void **state) {
  * activations), a 12-token prompt (GEMM path) then 4 decode steps (graphs). */
 static void test_generated_types_on_gpu(void **state) {
     (void)state;
-    agx_device_info dev;
+    need_gpu("generated weight types on the GPU");
     agx_error err = {0};
-    if (!agx_device_compiled(AGX_DEVICE_CUDA) || agx_device_probe(AGX_DEVICE_CUDA, &dev, &err) != AGX_OK)
-        AGX_TEST_SKIP("generated weight types on the GPU: no usable CUDA device here; the GPU run is owed");
     if (!agx_file_exists(agx_test_gen_model_path()))
         AGX_TEST_SKIP("generated weight types on the GPU: %s was not built", agx_test_gen_model_path());
     char *tmp = agx_test_tmpdir();
@@ -268,6 +272,7 @@ static void test_generated_types_on_gpu(void **state) {
         remove(path);
         free(path);
     }
+    agx_test_rmtree(tmp);
     free(tmp);
     if (failed) fail_msg("%d type/path combinations outside the band (min row cos >= 0.9995, top1 >= 90%%)", failed);
 }
@@ -279,11 +284,8 @@ static void test_kernels_vs_cpu_ops(void **state) {
 #ifndef AGX_HAVE_CUDA
     AGX_TEST_SKIP("CUDA kernel self-test: this build has no CUDA (configure with -DAGX_CUDA=ON)");
 #else
-    agx_device_info dev;
+    need_gpu("CUDA kernel self-test");
     agx_error err = {0};
-    if (agx_device_probe(AGX_DEVICE_CUDA, &dev, &err) != AGX_OK)
-        AGX_TEST_SKIP("CUDA kernel self-test: no usable GPU here (%s); the GPU run is owed (scripts/gpu-check.sh)",
-                      err.message);
     char *report = NULL;
     const agx_status st = agx_cuda_selftest(&report, &err);
     printf("CUDA kernels vs CPU ops:\n%s", report ? report : "(no report)\n");
@@ -383,10 +385,8 @@ static void check_upload_variant(const agx_device_forward *fw, const agx_dev_mod
 /* Errors of the device path (bad token ids and positions) and the prompt-cache export/import. */
 static void test_gpu_eval_errors(void **state) {
     (void)state;
-    agx_device_info dev;
+    agx_device_info dev = need_gpu("CUDA eval errors");
     agx_error err = {0};
-    if (!agx_device_compiled(AGX_DEVICE_CUDA) || agx_device_probe(AGX_DEVICE_CUDA, &dev, &err) != AGX_OK)
-        AGX_TEST_SKIP("CUDA eval errors: no CUDA build or no usable GPU here");
     char *path = agx_test_ref_path("models/qwen2-tiny-Q8_0.gguf");
     if (!path) AGX_TEST_SKIP("reference model qwen2-tiny-Q8_0.gguf (set AGX_REF_DIR)");
     agx_gguf *g = NULL;

@@ -16,6 +16,7 @@
 #include "agx/gguf.h"
 #include "agx/model_info.h"
 #include "agx/quant.h"
+#include "ref_logits.h"
 
 
 static json_t *model_info_json(const char *path) {
@@ -250,19 +251,18 @@ static double tensor_rel_rmse(agx_gguf *gq, agx_gguf *gf, const char *name, uint
 /* `agx logits` of a 3-token prompt: the raw float rows of the last run */
 static float *logits_of(const char *model, const char *dir, size_t *n) {
     char *out = agx_sprintf("%s/logits.bin", dir);
-    char *cmd = agx_sprintf("'%s' logits -m '%s' --tokens 1,2,3 --out '%s' -t 1", agx_test_cli_path(), model, out);
-    char *errout = NULL;
-    int rc = agx_test_run(cmd, NULL, NULL, &errout);
-    if (rc != 0) print_error("%s -> %d: %s\n", cmd, rc, errout ? errout : "");
-    assert_int_equal(rc, 0);
+    char *args = agx_sprintf("logits -m '%s' --tokens 1,2,3 --out '%s' -t 1", model, out);
+    agx_test_cli_result r = agx_test_cli(NULL, args, NULL);
+    if (r.rc != 0) print_error("agx %s -> %d: %s\n", args, r.rc, r.err);
+    assert_int_equal(r.rc, 0);
     char *data;
     size_t nb;
     agx_error err;
     assert_int_equal(agx_file_read_all(out, 0, &data, &nb, &err), AGX_OK);
     assert_true(nb > 0 && nb % sizeof(float) == 0);
     *n = nb / sizeof(float);
-    free(errout);
-    free(cmd);
+    agx_test_cli_result_free(&r);
+    free(args);
     free(out);
     return (float *)data;
 }
@@ -304,15 +304,10 @@ static void test_generated_low_bit_k(void **state) {
     size_t nq, nf;
     float *lq = logits_of(m, dir, &nq), *lf = logits_of(f, dir, &nf);
     assert_int_equal(nq, nf);
-    double dot = 0, qq = 0, ff = 0;
-    for (size_t i = 0; i < nq; i++) {
-        assert_true(isfinite(lq[i]));
-        dot += (double)lq[i] * lf[i];
-        qq += (double)lq[i] * lq[i];
-        ff += (double)lf[i] * lf[i];
-    }
-    print_message("q3_K_M vs f32 logits cosine %.4f\n", dot / sqrt(qq * ff));
-    assert_true(dot / sqrt(qq * ff) > 0.9); /* measured 0.95 */
+    for (size_t i = 0; i < nq; i++) assert_true(isfinite(lq[i]));
+    const double cos = ref_compare(lq, lf, 1, (int)nq).cos;
+    print_message("q3_K_M vs f32 logits cosine %.4f\n", cos);
+    assert_true(cos > 0.9); /* measured 0.95 */
     free(lq);
     free(lf);
     free(m);

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #if defined(AGX_CUDA_EMU) && defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #endif
@@ -86,10 +85,9 @@ struct ProfSum {
 struct Prof {
     std::vector<cudaEvent_t> ev;                       /* pool: 2 per launch of the current chunk */
     std::vector<std::pair<const char *, const char *>> what;   /* the launches of the current chunk, and their role */
-    std::vector<ProfSum> sum;
-    int phase = 0;                                     /* 0 prompt, 1 decode */
-    double wall_ms[2] = {}, tokens[2] = {};
-    long chunks[2] = {};
+    std::vector<ProfSum> sum;                          /* phase 0: prompt chunks, 1: decode steps */
+    double wall_ms[2] = {};
+    long tokens[2] = {}, chunks[2] = {};
     bool failed = false;                               /* an event call failed: the figures are incomplete */
 };
 
@@ -170,26 +168,23 @@ void prof_mark(CudaCtx *c, const char *what, bool begin) {
     }
 }
 
-/* A kernel launch; with AGX_CUDA_DEBUG=1 also waits for it, so that an
+/* try_call (a launch or GEMM inside its CU_TRY / BLAS_TRY) between the
+ * profile's events; with AGX_CUDA_DEBUG=1 also waits for it, so that an
  * asynchronous fault is reported at the kernel that caused it. */
-#define LAUNCH(c, call, what)                                                   \
+#define TIMED(c, try_call, what)                                                \
     do {                                                                        \
         if ((c)->prof) prof_mark(c, what, true);                                \
-        CU_TRY(call, what " launch");                                           \
+        try_call;                                                               \
         if ((c)->prof) prof_mark(c, what, false);                               \
         if ((c)->debug_sync) CU_TRY(cudaStreamSynchronize((c)->stream), what); \
     } while (0)
-/* The same for a cuBLAS GEMM. */
-#define GEMM(c, call, what)                                                     \
-    do {                                                                        \
-        if ((c)->prof) prof_mark(c, what, true);                                \
-        BLAS_TRY(call, what);                                                   \
-        if ((c)->prof) prof_mark(c, what, false);                               \
-        if ((c)->debug_sync) CU_TRY(cudaStreamSynchronize((c)->stream), what); \
-    } while (0)
+#define LAUNCH(c, call, what) TIMED(c, CU_TRY(call, what " launch"), what)
+#define GEMM(c, call, what) TIMED(c, BLAS_TRY(call, what), what)
 
-/* After a chunk's synchronisation: its launch times into the sums. */
+/* After a chunk's synchronisation: its launch times into the sums of its
+ * phase (1-token chunks: decode). */
 void prof_harvest(Prof *p, double wall_ms, int n_tokens) {
+    const int phase = n_tokens == 1;
     for (size_t k = 0; k < p->what.size(); k++) {
         float ms = 0;
         if (2 * k + 1 >= p->ev.size() || cudaEventElapsedTime(&ms, p->ev[2 * k], p->ev[2 * k + 1]) != cudaSuccess) {
@@ -200,18 +195,17 @@ void prof_harvest(Prof *p, double wall_ms, int n_tokens) {
         ProfSum *s = nullptr;
         const char *what = p->what[k].first, *role = p->what[k].second ? p->what[k].second : "";
         for (ProfSum &e : p->sum)
-            if (e.phase == p->phase && !strcmp(e.what, what) && !strcmp(e.role, role)) s = &e;
+            if (e.phase == phase && !strcmp(e.what, what) && !strcmp(e.role, role)) s = &e;
         if (!s) {
-            p->sum.push_back(ProfSum{what, role, p->phase, 0, 0});
+            p->sum.push_back(ProfSum{what, role, phase, 0, 0});
             s = &p->sum.back();
         }
         s->ms += ms;
         s->calls++;
     }
-    p->what.clear();
-    p->wall_ms[p->phase] += wall_ms;
-    p->tokens[p->phase] += n_tokens;
-    p->chunks[p->phase]++;
+    p->wall_ms[phase] += wall_ms;
+    p->tokens[phase] += n_tokens;
+    p->chunks[phase]++;
 }
 
 /* The table, to stderr (asked for by AGX_CUDA_PROFILE=1, like a profiler's report). */
@@ -225,9 +219,10 @@ void prof_report(const Prof *p) {
             if (e.phase == ph) rows.push_back(e), kern += e.ms;
         std::sort(rows.begin(), rows.end(), [](const ProfSum &a, const ProfSum &b) { return a.ms > b.ms; });
         fprintf(stderr,
-                "agx CUDA profile, %s: %ld chunks, %.0f tokens, %.3f ms wall per token, %.3f ms of launches per "
+                "agx CUDA profile, %s: %ld chunks, %ld tokens, %.3f ms wall per token, %.3f ms of launches per "
                 "token (%.0f %% of the wall time; graphs off)%s\n",
-                phase_name[ph], p->chunks[ph], p->tokens[ph], p->wall_ms[ph] / p->tokens[ph], kern / p->tokens[ph],
+                phase_name[ph], p->chunks[ph], p->tokens[ph], p->wall_ms[ph] / (double)p->tokens[ph],
+                kern / (double)p->tokens[ph],
                 p->wall_ms[ph] > 0 ? 100.0 * kern / p->wall_ms[ph] : 0.0,
                 p->failed ? " (some events failed: incomplete)" : "");
         fprintf(stderr, "  %-52s %8s %10s %9s %6s\n", "launch", "calls", "ms", "us/call", "share");
@@ -238,12 +233,6 @@ void prof_report(const Prof *p) {
                     kern > 0 ? 100.0 * e.ms / kern : 0.0);
         }
     }
-}
-
-double now_ms() {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 /* cudaMalloc with an error that says what did not fit and what to do. */
@@ -952,8 +941,8 @@ agx_status ctx_eval(void *state, const int32_t *tokens, int n_tokens, int n_past
     for (int done = 0; done < n_tokens;) {
         const int n = n_tokens - done < c->n_ubatch ? n_tokens - done : c->n_ubatch;
         const int pos = n_past + done;
-        const double t0 = c->prof ? now_ms() : 0;
-        if (c->prof) c->prof->phase = n == 1, c->prof->what.clear();
+        const int64_t t0 = c->prof ? agx_time_us() : 0;
+        if (c->prof) c->prof->what.clear();   /* launches of a chunk that failed are not counted */
         CU_TRY(cudaMemcpyAsync(c->d_tokens, tokens + done, sizeof(int32_t) * (size_t)n, cudaMemcpyHostToDevice,
                                c->stream),
                "token upload");
@@ -982,7 +971,7 @@ agx_status ctx_eval(void *state, const int32_t *tokens, int n_tokens, int n_past
         }
         /* the position lives in host memory: finish before the next chunk rewrites it */
         CU_TRY(cudaStreamSynchronize(c->stream), "running the forward pass");
-        if (c->prof) prof_harvest(c->prof, now_ms() - t0, n);
+        if (c->prof) prof_harvest(c->prof, (double)(agx_time_us() - t0) / 1000.0, n);
         done += n;
     }
     return AGX_OK;

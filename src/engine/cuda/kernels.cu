@@ -130,42 +130,40 @@ HD void legacy_quants(const uint8_t *qs, const uint8_t *qh, int p, int q[8]) {
     UNROLL
     for (int i = 0; i < 8; i++) q[i] = (p < 2 ? (qs[i] & 0x0F) : (qs[i] >> 4)) | (int)(((h >> (8 * p + i)) & 1u) << 4);
 }
-/* q4_0: {f16 d; u8 qs[16]}: (q - 8) * d */
-template <> HD void dec8<T_Q4_0>(const uint8_t *row, int u, float v[8]) {
-    const uint8_t *b = row + (size_t)(u >> 2) * 18;
+/* Layout of the 32-element q4_0/q4_1/q5_0/q5_1 blocks, shared by their
+ * decoders and qunits: bytes per block, where qs and qh start (qh 0: no 5th
+ * bits), the offset of the symmetric types (x = (q - off) * d) and whether an
+ * f16 min m follows d (x = q * d + m). q4_0 {d; qs[16]}, q4_1 {d, m; qs[16]},
+ * q5_0 {d; qh[4]; qs[16]}, q5_1 {d, m; qh[4]; qs[16]}. */
+template <int BYTES, int QS, int QH, int OFF, bool MIN> struct LegacyLayout {
+    static constexpr int bytes = BYTES, qs = QS, qh = QH, off = OFF;
+    static constexpr bool min = MIN;
+};
+template <int T> struct Legacy;
+/*                                      bytes qs qh off min */
+template <> struct Legacy<T_Q4_0> : LegacyLayout<18, 2, 0, 8, false> {};
+template <> struct Legacy<T_Q4_1> : LegacyLayout<20, 4, 0, 0, true> {};
+template <> struct Legacy<T_Q5_0> : LegacyLayout<22, 6, 2, 16, false> {};
+template <> struct Legacy<T_Q5_1> : LegacyLayout<24, 8, 4, 0, true> {};
+template <int T> HD void dec8_legacy(const uint8_t *row, int u, float v[8]) {
+    using L = Legacy<T>;
+    const uint8_t *b = row + (size_t)(u >> 2) * L::bytes;
     const float d = ld_h(b);
     int q[8];
-    legacy_quants(b + 2, nullptr, u & 3, q);
-    UNROLL
-    for (int i = 0; i < 8; i++) v[i] = (float)(q[i] - 8) * d;
+    legacy_quants(b + L::qs, L::qh != 0 ? b + L::qh : nullptr, u & 3, q);
+    if (L::min) {
+        const float m = ld_h(b + 2);
+        UNROLL
+        for (int i = 0; i < 8; i++) v[i] = (float)q[i] * d + m;
+    } else {
+        UNROLL
+        for (int i = 0; i < 8; i++) v[i] = (float)(q[i] - L::off) * d;
+    }
 }
-/* q4_1: {f16 d, m; u8 qs[16]}: q * d + m */
-template <> HD void dec8<T_Q4_1>(const uint8_t *row, int u, float v[8]) {
-    const uint8_t *b = row + (size_t)(u >> 2) * 20;
-    const float d = ld_h(b), m = ld_h(b + 2);
-    int q[8];
-    legacy_quants(b + 4, nullptr, u & 3, q);
-    UNROLL
-    for (int i = 0; i < 8; i++) v[i] = (float)q[i] * d + m;
-}
-/* q5_0: {f16 d; u8 qh[4]; u8 qs[16]}: (q - 16) * d */
-template <> HD void dec8<T_Q5_0>(const uint8_t *row, int u, float v[8]) {
-    const uint8_t *b = row + (size_t)(u >> 2) * 22;
-    const float d = ld_h(b);
-    int q[8];
-    legacy_quants(b + 6, b + 2, u & 3, q);
-    UNROLL
-    for (int i = 0; i < 8; i++) v[i] = (float)(q[i] - 16) * d;
-}
-/* q5_1: {f16 d, m; u8 qh[4]; u8 qs[16]}: q * d + m */
-template <> HD void dec8<T_Q5_1>(const uint8_t *row, int u, float v[8]) {
-    const uint8_t *b = row + (size_t)(u >> 2) * 24;
-    const float d = ld_h(b), m = ld_h(b + 2);
-    int q[8];
-    legacy_quants(b + 8, b + 4, u & 3, q);
-    UNROLL
-    for (int i = 0; i < 8; i++) v[i] = (float)q[i] * d + m;
-}
+template <> HD void dec8<T_Q4_0>(const uint8_t *row, int u, float v[8]) { dec8_legacy<T_Q4_0>(row, u, v); }
+template <> HD void dec8<T_Q4_1>(const uint8_t *row, int u, float v[8]) { dec8_legacy<T_Q4_1>(row, u, v); }
+template <> HD void dec8<T_Q5_0>(const uint8_t *row, int u, float v[8]) { dec8_legacy<T_Q5_0>(row, u, v); }
+template <> HD void dec8<T_Q5_1>(const uint8_t *row, int u, float v[8]) { dec8_legacy<T_Q5_1>(row, u, v); }
 /* q8_0: {f16 d; i8 qs[32]} */
 template <> HD void dec8<T_Q8_0>(const uint8_t *row, int u, float v[8]) {
     const uint8_t *b = row + (size_t)(u >> 2) * 34;
@@ -195,7 +193,7 @@ template <> HD void dec8<T_Q2_K>(const uint8_t *row, int u, float v[8]) {
     UNROLL
     for (int i = 0; i < 8; i++) v[i] = dl * (float)((q[i] >> (2 * k.p)) & 3) - ml;
 }
-/* The signed 6-bit scale j of a q3_K block (the packing q3k_scales of quant.c undoes). */
+/* The signed 6-bit scale j of a q3_K block (one of agx_unpack_q3k_scales, quant_impl.h). */
 HD int q3k_scale(const uint8_t *sc, int j) {
     const int lo = j < 8 ? (sc[j] & 0xF) : (sc[j - 8] >> 4);
     const int hi = (sc[8 + (j & 3)] >> (2 * (j >> 2))) & 3;
@@ -480,26 +478,25 @@ __device__ __forceinline__ void legacy_qunit(const uint8_t *qs, const uint8_t *q
         q.w1 |= spread4(hb >> 4);
     }
 }
-template <> __device__ __forceinline__ void qunit<T_Q4_0>(const uint8_t *row, int u, QUnit &q) {
-    const uint8_t *b = row + (size_t)(u >> 2) * 18;
-    legacy_qunit(b + 2, nullptr, u & 3, q);
-    q.sc = 1, q.off = 8, q.mn = 0, q.dw = ld_h(b), q.dm = 0.0f;
+/* q4_0/q5_0: off = 8/16; q4_1/q5_1: mn = 1, dm = m (block_min: added once per
+ * block with the activations' sum) */
+template <int T> __device__ __forceinline__ void qunit_legacy(const uint8_t *row, int u, QUnit &q) {
+    using L = Legacy<T>;
+    const uint8_t *b = row + (size_t)(u >> 2) * L::bytes;
+    legacy_qunit(b + L::qs, L::qh != 0 ? b + L::qh : nullptr, u & 3, q);
+    q.sc = 1, q.off = L::off, q.mn = L::min ? 1 : 0, q.dw = ld_h(b), q.dm = L::min ? ld_h(b + 2) : 0.0f;
 }
-/* q4_1/q5_1: mn = 1, dm = m (block_min: added once per block with the activations' sum) */
+template <> __device__ __forceinline__ void qunit<T_Q4_0>(const uint8_t *row, int u, QUnit &q) {
+    qunit_legacy<T_Q4_0>(row, u, q);
+}
 template <> __device__ __forceinline__ void qunit<T_Q4_1>(const uint8_t *row, int u, QUnit &q) {
-    const uint8_t *b = row + (size_t)(u >> 2) * 20;
-    legacy_qunit(b + 4, nullptr, u & 3, q);
-    q.sc = 1, q.off = 0, q.mn = 1, q.dw = ld_h(b), q.dm = ld_h(b + 2);
+    qunit_legacy<T_Q4_1>(row, u, q);
 }
 template <> __device__ __forceinline__ void qunit<T_Q5_0>(const uint8_t *row, int u, QUnit &q) {
-    const uint8_t *b = row + (size_t)(u >> 2) * 22;
-    legacy_qunit(b + 6, b + 2, u & 3, q);
-    q.sc = 1, q.off = 16, q.mn = 0, q.dw = ld_h(b), q.dm = 0.0f;
+    qunit_legacy<T_Q5_0>(row, u, q);
 }
 template <> __device__ __forceinline__ void qunit<T_Q5_1>(const uint8_t *row, int u, QUnit &q) {
-    const uint8_t *b = row + (size_t)(u >> 2) * 24;
-    legacy_qunit(b + 8, b + 4, u & 3, q);
-    q.sc = 1, q.off = 0, q.mn = 1, q.dw = ld_h(b), q.dm = ld_h(b + 2);
+    qunit_legacy<T_Q5_1>(row, u, q);
 }
 /* bits 2p, 2p+1 of the 8 bytes at qs (unit k's low bits in q2_K/q3_K), one per byte */
 __device__ __forceinline__ void k23_low_bits(const uint8_t *qs, const K23Pos &k, QUnit &q) {
@@ -772,7 +769,8 @@ k_matmul_mma(const uint8_t *__restrict__ W, size_t row_bytes, int n_rows, int n_
                     int d[4] = {0, 0, 0, 0};
                     mma_s8_16x8x32(d, a, bf);
 #pragma unroll
-                    for (int i = 0; i < 4; i++) acc[j][i] += xsc[c0 + (i & 1)][b] * ((i < 2 ? sa_lo : sb_lo) * (float)d[i]);
+                    for (int i = 0; i < 4; i++)
+                        acc[j][i] += xsc[c0 + (i & 1)][b] * ((i < 2 ? sa_lo : sb_lo) * (float)d[i]);
                 }
                 if (has_min || block_min)
 #pragma unroll
@@ -954,21 +952,24 @@ cudaError_t matvec_q8(cudaStream_t s, uint32_t type, const void *W, size_t row_b
 cudaError_t dequant_f16(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
                         __half *out) {
     if (n_rows <= 0 || n_cols % 32) return cudaErrorInvalidValue;
-    AGX_TYPE_DISPATCH(AGX_CUDA_TYPES, type, launch_dequant_f16, (s, (const uint8_t *)W, row_bytes, n_rows, n_cols / 8, out))
+    AGX_TYPE_DISPATCH(AGX_CUDA_TYPES, type, launch_dequant_f16,
+                      (s, (const uint8_t *)W, row_bytes, n_rows, n_cols / 8, out))
     return cudaGetLastError();
 }
 
 cudaError_t dequant_f32(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_rows, int n_cols,
                         float *out) {
     if (n_rows <= 0 || n_cols % 32) return cudaErrorInvalidValue;
-    AGX_TYPE_DISPATCH(AGX_CUDA_TYPES, type, launch_dequant_f32, (s, (const uint8_t *)W, row_bytes, n_rows, n_cols / 8, out))
+    AGX_TYPE_DISPATCH(AGX_CUDA_TYPES, type, launch_dequant_f32,
+                      (s, (const uint8_t *)W, row_bytes, n_rows, n_cols / 8, out))
     return cudaGetLastError();
 }
 
 cudaError_t embed(cudaStream_t s, uint32_t type, const void *W, size_t row_bytes, int n_cols, const int32_t *tokens,
                   int n_tok, float *x) {
     if (n_tok <= 0 || n_cols % 32) return cudaErrorInvalidValue;
-    AGX_TYPE_DISPATCH(AGX_CUDA_TYPES, type, launch_embed, (s, (const uint8_t *)W, row_bytes, n_cols / 8, tokens, n_tok, x))
+    AGX_TYPE_DISPATCH(AGX_CUDA_TYPES, type, launch_embed,
+                      (s, (const uint8_t *)W, row_bytes, n_cols / 8, tokens, n_tok, x))
     return cudaGetLastError();
 }
 
