@@ -345,7 +345,24 @@ static void check_profile(const agx_device_forward *fw, const agx_dev_model *dm,
     assert_int_equal(sscanf(att_decode + strlen("  attention"), "%ld", &calls), 1);
     assert_int_equal(calls, 2 * dm->n_layer);
     assert_non_null(strstr(decode, "matvec (8-bit activations, fused) [gate/up]"));
-    assert_non_null(strstr(decode, "matvec (8-bit activations) [output]"));
+    /* weight launches carry their read rate: the output matrix's bytes per call over its time */
+    const char *out_row = strstr(decode, "matvec (8-bit activations) [output]");
+    assert_non_null(out_row);
+    double ms = 0, us = 0, share = 0, gbps = 0;
+    assert_int_equal(sscanf(out_row + strlen("matvec (8-bit activations) [output]"), "%ld %lf %lf %lf%% %lf", &calls,
+                            &ms, &us, &share, &gbps),
+                     5);
+    assert_int_equal(calls, 2);
+    assert_true(gbps > 0);
+    if (ms >= 0.01) {   /* the printed ms has 3 decimals: too coarse below that on a fast GPU */
+        const double want = 2.0 * (double)dm->output.row_bytes * (double)dm->output.n_rows / (ms * 1e6);
+        printf("decode [output]: %.4g weight GB/s in the table, %.4g from its bytes and time\n", gbps, want);
+        assert_true(fabs(gbps - want) <= want * (5e-4 + 0.0005 / (ms - 0.0005)));   /* 4 digits; ms to 3 decimals */
+    }
+    /* and launches that read no weights carry none */
+    assert_int_equal(sscanf(att_decode + strlen("  attention"), "%ld %lf %lf %lf%% %lf", &calls, &ms, &us, &share,
+                            &gbps),
+                     4);
     assert_null(strstr(text, "incomplete"));
     free(text);
     agx_test_rmtree(dir);

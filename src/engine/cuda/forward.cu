@@ -76,15 +76,19 @@ struct CudaWeights {
  * per launch name and phase (decode = 1-token chunks, prompt = longer ones) and
  * printed when the context is freed. Says where a step's time goes on machines
  * whose runtime refuses the hardware profilers (ncu, nsys). */
+struct ProfLaunch {
+    const char *what, *role;
+    double bytes;   /* weight bytes the launch reads (0: not a weight launch) */
+};
 struct ProfSum {
     const char *what, *role;
     int phase;
-    double ms;
+    double ms, bytes;
     long calls;
 };
 struct Prof {
     std::vector<cudaEvent_t> ev;                       /* pool: 2 per launch of the current chunk */
-    std::vector<std::pair<const char *, const char *>> what;   /* the launches of the current chunk, and their role */
+    std::vector<ProfLaunch> what;                      /* the launches of the current chunk */
     std::vector<ProfSum> sum;                          /* phase 0: prompt chunks, 1: decode steps */
     double wall_ms[2] = {};
     long tokens[2] = {}, chunks[2] = {};
@@ -128,6 +132,7 @@ struct CudaCtx {
     bool debug_sync = false;   /* AGX_CUDA_DEBUG=1: synchronize after every launch, name the failing kernel */
     Prof *prof = nullptr;      /* AGX_CUDA_PROFILE=1 */
     const char *role = nullptr;   /* the matrix of the matmul launches (RoleScope): profile rows */
+    double launch_bytes = 0;      /* weight bytes the next launch reads (profile's GB/s; reset by it) */
     /* graph[n]: n tokens (1 = decode, 2..MMV_MAX_TOKENS = a forced span of the grammar)
      * plus the logits of the last one, captured on first use */
     cudaGraphExec_t graph[MMV_MAX_TOKENS + 1] = {};
@@ -151,7 +156,8 @@ struct CudaCtx {
  * only mark the profile incomplete: profiling never fails an eval. */
 void prof_mark(CudaCtx *c, const char *what, bool begin) {
     Prof *p = c->prof;
-    if (begin) p->what.push_back({what, c->role});
+    if (begin) p->what.push_back({what, c->role, c->launch_bytes});
+    c->launch_bytes = 0;
     const size_t i = 2 * (p->what.size() - 1) + (begin ? 0 : 1);
     while (p->ev.size() <= i) {
         cudaEvent_t e = nullptr;
@@ -193,14 +199,15 @@ void prof_harvest(Prof *p, double wall_ms, int n_tokens) {
             continue;
         }
         ProfSum *s = nullptr;
-        const char *what = p->what[k].first, *role = p->what[k].second ? p->what[k].second : "";
+        const char *what = p->what[k].what, *role = p->what[k].role ? p->what[k].role : "";
         for (ProfSum &e : p->sum)
             if (e.phase == phase && !strcmp(e.what, what) && !strcmp(e.role, role)) s = &e;
         if (!s) {
-            p->sum.push_back(ProfSum{what, role, phase, 0, 0});
+            p->sum.push_back(ProfSum{what, role, phase, 0, 0, 0});
             s = &p->sum.back();
         }
         s->ms += ms;
+        s->bytes += p->what[k].bytes;
         s->calls++;
     }
     p->wall_ms[phase] += wall_ms;
@@ -214,23 +221,27 @@ void prof_report(const Prof *p) {
     for (int ph = 0; ph < 2; ph++) {
         if (!p->chunks[ph]) continue;
         std::vector<ProfSum> rows;
-        double kern = 0;
+        double kern = 0, bytes = 0;
         for (const ProfSum &e : p->sum)
-            if (e.phase == ph) rows.push_back(e), kern += e.ms;
+            if (e.phase == ph) rows.push_back(e), kern += e.ms, bytes += e.bytes;
         std::sort(rows.begin(), rows.end(), [](const ProfSum &a, const ProfSum &b) { return a.ms > b.ms; });
         fprintf(stderr,
                 "agx CUDA profile, %s: %ld chunks, %ld tokens, %.3f ms wall per token, %.3f ms of launches per "
-                "token (%.0f %% of the wall time; graphs off)%s\n",
+                "token (%.0f %% of the wall time; graphs off), weights read %.1f MB per chunk = %.4g GB/s of the "
+                "wall time%s\n",
                 phase_name[ph], p->chunks[ph], p->tokens[ph], p->wall_ms[ph] / (double)p->tokens[ph],
-                kern / (double)p->tokens[ph],
-                p->wall_ms[ph] > 0 ? 100.0 * kern / p->wall_ms[ph] : 0.0,
+                kern / (double)p->tokens[ph], p->wall_ms[ph] > 0 ? 100.0 * kern / p->wall_ms[ph] : 0.0,
+                bytes / 1e6 / (double)p->chunks[ph], p->wall_ms[ph] > 0 ? bytes / (p->wall_ms[ph] * 1e6) : 0.0,
                 p->failed ? " (some events failed: incomplete)" : "");
-        fprintf(stderr, "  %-52s %8s %10s %9s %6s\n", "launch", "calls", "ms", "us/call", "share");
+        fprintf(stderr, "  %-52s %8s %10s %9s %6s %12s\n", "launch", "calls", "ms", "us/call", "share",
+                "weights GB/s");
         for (const ProfSum &e : rows) {
-            char name[128];
+            char name[128], rate[32] = "";
             snprintf(name, sizeof name, *e.role ? "%s [%s]" : "%s", e.what, e.role);
-            fprintf(stderr, "  %-52s %8ld %10.3f %9.2f %5.1f%%\n", name, e.calls, e.ms, 1000.0 * e.ms / e.calls,
-                    kern > 0 ? 100.0 * e.ms / kern : 0.0);
+            /* the weight bytes over the launch time: next to the HBM bandwidth, how far a kernel is from it */
+            if (e.bytes > 0 && e.ms > 0) snprintf(rate, sizeof rate, "%12.4g", e.bytes / (e.ms * 1e6));
+            fprintf(stderr, "  %-52s %8ld %10.3f %9.2f %5.1f%% %s\n", name, e.calls, e.ms, 1000.0 * e.ms / e.calls,
+                    kern > 0 ? 100.0 * e.ms / kern : 0.0, rate);
         }
     }
 }
@@ -727,7 +738,9 @@ agx_status matmul(CudaCtx *c, const char *role, const DevMat &W, const float *x,
                   agx_error *err) {
     const RoleScope rs(c, role);
     const int f = agxc::act_format(W.type);
+    const double w_bytes = (double)W.row_bytes * W.n_rows;   /* read by each launch over all rows */
     if (f && (have & f) && n > MMV_MAX_TOKENS && c->gemm_mode == GEMM_MMA) {
+        c->launch_bytes = w_bytes;
         LAUNCH(c,
                agxc::matmul_mma(c->stream, W.type, W.d, W.row_bytes, W.n_rows, W.n_cols,
                                 f == agxc::ACT_Q8_0 ? c->a0 : c->ak, n, y, y_ld),
@@ -735,6 +748,7 @@ agx_status matmul(CudaCtx *c, const char *role, const DevMat &W, const float *x,
         return AGX_OK;
     }
     if (f && (have & f)) {   /* n <= 65535 = the largest ubatch */
+        c->launch_bytes = w_bytes;
         LAUNCH(c,
                agxc::matvec_q8(c->stream, W.type, W.d, W.row_bytes, W.n_rows, W.n_cols, f == agxc::ACT_Q8_0 ? c->a0 : c->ak,
                                n, y, y_ld, c->mmv_unroll),
@@ -744,6 +758,7 @@ agx_status matmul(CudaCtx *c, const char *role, const DevMat &W, const float *x,
     if (n <= MMV_MAX_TOKENS || !c->wtile) {
         for (int t0 = 0; t0 < n; t0 += 65535) {
             const int nt = n - t0 < 65535 ? n - t0 : 65535;
+            c->launch_bytes = w_bytes;
             LAUNCH(c,
                    agxc::matvec(c->stream, W.type, W.d, W.row_bytes, W.n_rows, W.n_cols, x + (size_t)t0 * W.n_cols, nt,
                                 y + (size_t)t0 * y_ld, y_ld),
@@ -753,6 +768,7 @@ agx_status matmul(CudaCtx *c, const char *role, const DevMat &W, const float *x,
     }
     const float one = 1.0f, zero = 0.0f;
     if (W.type == 0 /* f32: keep f32 accuracy */) {
+        c->launch_bytes = w_bytes;
         GEMM(c,
              cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, W.n_rows, n, W.n_cols, &one, (const float *)W.d, W.n_cols,
                          x, W.n_cols, &zero, y, y_ld),
@@ -773,6 +789,7 @@ agx_status matmul(CudaCtx *c, const char *role, const DevMat &W, const float *x,
             for (int r0 = 0; r0 < W.n_rows; r0 += rows_per_tile) {
                 const int nr = W.n_rows - r0 < rows_per_tile ? W.n_rows - r0 : rows_per_tile;
                 float *A = (float *)c->wtile;
+                c->launch_bytes = (double)W.row_bytes * nr;
                 LAUNCH(c, agxc::dequant_f32(c->stream, W.type, W.d + (size_t)r0 * W.row_bytes, W.row_bytes, nr,
                                             W.n_cols, A),
                        "dequantize f32");
@@ -790,9 +807,11 @@ agx_status matmul(CudaCtx *c, const char *role, const DevMat &W, const float *x,
         const int nr = W.n_rows - r0 < rows_per_tile ? W.n_rows - r0 : rows_per_tile;
         const void *A = W.d + (size_t)r0 * W.row_bytes;
         if (W.type != 1 /* f16 weights are used in place */) {
+            c->launch_bytes = (double)W.row_bytes * nr;
             LAUNCH(c, agxc::dequant_f16(c->stream, W.type, A, W.row_bytes, nr, W.n_cols, c->wtile), "dequantize");
             A = c->wtile;
         }
+        c->launch_bytes = W.type == 1 ? (double)W.row_bytes * nr : 0;   /* f16 weights: read by the GEMM */
         GEMM(c,
              cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, nr, n, W.n_cols, &one, A, CUDA_R_16F, W.n_cols, c->xtile,
                           CUDA_R_16F, W.n_cols, &zero, y + r0, CUDA_R_32F, y_ld, CUBLAS_COMPUTE_32F,
@@ -819,12 +838,14 @@ agx_status matmul_set(CudaCtx *c, const char *role, const DevMat *const *W, int 
             continue;
         }
         agxc::MatvecSet ms;
+        c->launch_bytes = 0;
         for (int j = i; j < cnt; j++) {
             if (done[j] || W[j]->type != W[i]->type || W[j]->n_cols != W[i]->n_cols) continue;
             ms.W[ms.n] = W[j]->d, ms.row_bytes[ms.n] = W[j]->row_bytes, ms.n_rows[ms.n] = W[j]->n_rows;
             ms.y[ms.n] = y[j], ms.y_ld[ms.n] = y_ld[j];
             ms.n++;
             done[j] = true;
+            c->launch_bytes += (double)W[j]->row_bytes * W[j]->n_rows;
         }
         LAUNCH(c,
                agxc::matvec_q8_set(c->stream, W[i]->type, ms, W[i]->n_cols, f == agxc::ACT_Q8_0 ? c->a0 : c->ak, n,
