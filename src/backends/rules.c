@@ -29,6 +29,7 @@ typedef enum {
     F_DIRS, F_REGEX, F_SKIP_HEADER, F_SUM, F_AVERAGE, F_LARGEST, F_SMALLEST, F_EMPTY_FILES,
     F_BY_SIZE, F_BY_TIME, F_DUPS, F_EMPTY_DIRS, F_OLDEST, F_WHICH_MOST, F_ONE_FILE, F_TRAILING_WS,
     F_LEADING_WS, F_SQUEEZE, F_EACH_ITEM, F_SHOW_HEADER, F_FILE_SIZES, F_HOW_MANY_TIMES, F_LINE_LENGTH,
+    F_RANKED_LINES, F_SHORTEST_LINES, F_ONE_LINE, F_DU, F_DU_EACH, F_RANKED_DIRS, F_SMALLEST_DIRS, F_PER_EXT,
     F_NFLAGS
 } flag_id;
 
@@ -46,7 +47,9 @@ static const char *const flag_regex[F_NFLAGS] = {
                    "per\\s+(?!file\\b)\\w+|(?:each|every)\\s+(?!(?:file|line|row)s?\\b)(?:unique\\s+|distinct\\s+|different\\s+)?\\w+|"
                    "group(?:ed)?\\s+by|duplicate\\s+counts?|"
                    "(?:made|makes|has|have|had|with|sent|got|received|gets)\\s+the\\s+most|"
-                   "top\\s+(?:\\d+|ten|five|three|twenty)\\s+(?!lines?\\b|rows?\\b|entries\\b|results?\\b|records\\b)[a-z]\\w*)\\b",
+                   "top\\s+(?:\\d+|ten|five|three|twenty)\\s+(?!(?:lines?|rows?|entries|results?|records|files?|"
+                   "director(?:y|ies)|folders?|dirs?|largest|biggest|heaviest|smallest|newest|oldest|latest|"
+                   "longest|shortest)\\b)[a-z]\\w*)\\b",
     [F_LEAST] = "\\bleast\\s+(?:common|frequent|popular|used)\\b",
     [F_SORT] = "\\b(?:sort(?:s|ed|ing)?|alphabetical(?:ly)?|in\\s+order|ordered)\\b",
     [F_NUMERIC] = "\\b(?:numeric(?:al(?:ly)?)?|by\\s+(?:number|value|size)|as\\s+numbers)\\b",
@@ -70,7 +73,7 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_KEYS] = "\\b(?:keys|top-level\\s+fields)\\b",
     [F_FIRST_LINE] = "\\b(?:first|top|opening)\\s+(?:line|row|entry)\\b",
     [F_LAST_LINE] = "\\b(?:last|final|bottom)\\s+(?:line|row|entry)\\b",
-    [F_FILES_WITH] = "\\b(?:files?|filenames?|file\\s+names)\\s+(?:that\\s+|which\\s+)?"
+    [F_FILES_WITH] = "\\b(?:files?|filenames?|file\\s+names)\\s+(?:(?:in|under|within)\\s+\\S+\\s+)?(?:that\\s+|which\\s+)?"
                      "(?:contain|containing|contains|with|mention|mentions|mentioning|matching|match|"
                      "have|having|include|including)\\b",
     [F_CSV] = "\\b(?:csv|comma[- ]separated|commas?)\\b",
@@ -93,8 +96,8 @@ static const char *const flag_regex[F_NFLAGS] = {
                       "(?:the\\s+)?(?:first\\s+line|header(?:\\s+line|\\s+row)?|heading)\\b",
     [F_SUM] = "\\b(?:sum|add\\s+up|total\\s+of)\\b",
     [F_AVERAGE] = "\\b(?:average|mean)\\b",
-    [F_LARGEST] = "\\b(?:largest|biggest|heaviest)\\s+(?:\\d+\\s+)?files?\\b",
-    [F_SMALLEST] = "\\bsmallest\\s+(?:\\d+\\s+)?files?\\b",
+    [F_LARGEST] = "\\b(?:largest|biggest|heaviest)\\s+(?:\\d+\\s+)?(?:[\\w.+*-]+\\s+)?files?\\b", /* "3 largest .log files" */
+    [F_SMALLEST] = "\\bsmallest\\s+(?:\\d+\\s+)?(?:[\\w.+*-]+\\s+)?files?\\b",
     [F_EMPTY_FILES] = "\\bempty\\s+(?:files?|director(?:y|ies)|folders?|dirs?)\\b",
     [F_EMPTY_DIRS] = "\\bempty\\s+(?:director(?:y|ies)|folders?|dirs?)\\b",
     [F_BY_SIZE] = "\\b(?:by|on)\\s+(?:file\\s+)?size\\b",
@@ -108,6 +111,23 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_HOW_MANY_TIMES] = "\\bhow\\s+(?:many\\s+times|often)\\b",
     [F_LINE_LENGTH] = "\\b(?:characters?|chars?|length)\\s+(?:in|of|on)\\s+(?:each|every)\\s+line\\b|"
                       "\\bline\\s+lengths?\\b|\\blength\\s+of\\s+(?:each|every)\\s+line\\b",
+    /* "the 5 longest lines": ranked by length (awk | sort | head | cut) */
+    [F_RANKED_LINES] = "\\b(?:longest|shortest)\\s+(?:\\w+\\s+)?lines?\\b",
+    [F_SHORTEST_LINES] = "\\bshortest\\s+(?:\\w+\\s+)?lines?\\b",
+    [F_ONE_LINE] = "\\b(?:longest|shortest)\\s+line\\b(?!s)",
+    /* sizes of directories: du */
+    [F_DU] = "\\b(?:disk\\s+usage|du)\\b|\\b(?:largest|biggest|smallest|heaviest)\\s+(?:\\w+\\s+)?(?:sub)?"
+             "(?:director(?:y|ies)|folders?|dirs?)\\b|\\bsizes?\\s+of\\s+(?:each|every|all(?:\\s+the)?|the)\\s+(?:sub)?"
+             "(?:director(?:y|ies)|folders?|dirs?)\\b|\\b(?:director(?:y|ies)|folders?)\\s+sizes?\\b|"
+             "\\bhow\\s+(?:big|large)\\s+(?:is|are)\\s+(?:the\\s+)?(?:[\\w./~-]+\\s+)?(?:sub)?(?:director(?:y|ies)|folders?)\\b|"
+             "\\b(?:space|room)\\s+(?:is\\s+)?(?:used|taken)\\s+by\\b",
+    [F_DU_EACH] = "\\b(?:each|every|per|all(?:\\s+the)?)\\s+(?:sub)?(?:director(?:y|ies)|folders?|dirs?)\\b|"
+                  "\\bsub(?:director(?:y|ies)|folders?|dirs)\\b|\\b(?:largest|biggest|smallest|heaviest)\\s+"
+                  "(?:\\w+\\s+)?(?:director(?:y|ies)|folders?|dirs?)\\b|\\b(?:director(?:y|ies)|folders?)\\s+sizes\\b",
+    [F_RANKED_DIRS] = "\\b(?:largest|biggest|heaviest|smallest)\\s+(?:\\w+\\s+)?(?:sub)?(?:director(?:y|ies)|folders?|dirs?)\\b",
+    [F_SMALLEST_DIRS] = "\\bsmallest\\s+(?:\\w+\\s+)?(?:sub)?(?:director(?:y|ies)|folders?|dirs?)\\b",
+    /* "count files per extension" */
+    [F_PER_EXT] = "\\b(?:per|by|for\\s+each|each|every|of\\s+each)\\s+(?:file\\s+)?(?:extension|suffix|file\\s*type)s?\\b",
     [F_EACH_ITEM] = "\\b(?:each|every|all(?:\\s+the)?)\\s+(?:items?|objects?|elements?|entries|records)\\b",
     [F_SHOW_HEADER] = "\\b(?:show|print|get|display|see|read)\\s+(?:me\\s+)?(?:only\\s+)?(?:the\\s+)?"
                       "(?:header(?:\\s+line|\\s+row)?|headers|column\\s+names)\\b",
@@ -137,7 +157,7 @@ typedef enum {
     S_TERM_START, S_TERM_END, S_TERM_ANY_CAPS,
     S_TERM_EMPTY, S_OR_TERM, S_SIZE, S_MTIME, S_LINE_RANGE, S_LINE_ONE, S_LONGER, S_FIELDS_RANGE,
     S_FIELDS_LIST, S_CONVERT_CHARS, S_LINE_ORD, S_DELETE_CLASS, S_LAST_N2, S_CHARS_RANGE, S_EXT_PAIR,
-    S_AFTER_LINE,
+    S_AFTER_LINE, S_SUPER_N, S_TERM_BOTH,
     S_NSLOTS
 } slot_id;
 
@@ -175,6 +195,8 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_FIRST_N] = "\\b(?:first|top|head|leading|opening)\\s+" NUM "\\b",
     [S_MOST_N] = "\\b" NUM "\\s+(?:most|least|top|highest|lowest|biggest|largest|smallest|newest|oldest|"
                  "latest|longest|shortest)\\b",
+    [S_SUPER_N] = "\\b(?:largest|biggest|heaviest|smallest|newest|oldest|longest|shortest)\\s+" NUM "\\b",
+    [S_TERM_BOTH] = "\\bboth\\s+" WORDISH TERM "\\s+and\\s+" WORDISH TERM,
     [S_LAST_N] = "\\b(?:last|bottom|tail|final|trailing|latest|most\\s+recent)\\s+" NUM "\\b",
     [S_LAST_N2] = "\\b" NUM "\\s+(?:most\\s+recent|latest|newest|final)\\s+(?:lines?|entries|rows|records|"
                   "messages|log\\s+lines|events|requests)\\b",
@@ -187,7 +209,7 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_DIR_LIST] = "\\b(?:files|contents|entries|everything|directories|folders)\\s+(?:are\\s+|is\\s+)?"
                    "(?:in|of|under)\\s+(?:the\\s+)?" PATHTOK,
     [S_DIR_IN_WORD] = "\\bin\\s+([A-Za-z0-9_~][\\w.~-]*(?:/[\\w.-]+)*/?)(?=[\\s,;:?!]|[.](?!\\w)|$)",
-    [S_DIR_NAMED] = "\\b(?:in|from|of)\\s+(?:the\\s+)?" PATHTOK "\\s+(?:directory|folder|dir|tree)\\b",
+    [S_DIR_NAMED] = "\\b(?:in|from|of|is|are)\\s+(?:the\\s+)?" PATHTOK "\\s+(?:directory|folder|dir|tree)\\b",
     [S_TERM_INVERT] = "\\b(?:exclude|excluding|without|except|skip|skipping|ignore|ignoring|drop|"
                       "filter\\s+out|remove|hide|delete|strip)\\s+(?:lines?\\s+|all\\s+|the\\s+|any\\s+|those\\s+|ones\\s+)*"
                       "(?:that\\s+|which\\s+)?(?:containing\\s+|contain\\s+|with\\s+|matching\\s+|"
@@ -370,7 +392,7 @@ typedef struct {
     size_t n_used;
     bool flag[F_NFLAGS];
     char *unsupported;
-    char *term;
+    char *term, *term2;               /* term2: "both X and Y" (a second grep) */
     bool invert, occurrences_of_term;
     char *files[MAX_ITEMS];
     size_t n_files;
@@ -893,7 +915,22 @@ static void extract_slots(analysis *a) {
             free(k);
         }
     }
-    extract_term(a);
+    if (match_from(a, rb->slots[S_TERM_BOTH], 0)) { /* "both foo and bar": grep foo | grep bar */
+        bool q1 = false, q2 = false;
+        char *x = group_dup(a, 1, &q1), *y = group_dup(a, 2, &q2);
+        if (x && !q1) strip_trailing_punct(x);
+        if (y && !q2) strip_trailing_punct(y);
+        if (x && y && *x && *y && (q1 || !is_stopword(x)) && (q2 || !is_stopword(y))) {
+            a->term = x;
+            a->term2 = y;
+            x = y = NULL;
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            mark_used(a, ov[0], ov[1]);
+        }
+        free(x);
+        free(y);
+    }
+    if (!a->term) extract_term(a);
     /* "how many times does 'foo' appear": count the matches, not every line */
     if (a->term && a->flag[F_HOW_MANY_TIMES] && !a->invert) a->occurrences_of_term = a->flag[F_COUNT] = true;
     /* sort key ("sort by the second column") before plain column extraction */
@@ -958,13 +995,21 @@ static void extract_slots(analysis *a) {
     }
     long n = slot_number(a, S_FIRST_N, 1);
     if (n < 0) n = slot_number(a, S_MOST_N, 1);
+    if (n < 0) n = slot_number(a, S_SUPER_N, 1); /* "the largest 5 files" */
     if (n < 0) n = slot_number(a, S_N_LINES, 1);
     a->first_n = n;
     if (a->last_n < 0) a->last_n = slot_number(a, S_LAST_N, 1);
+    /* files by time are listed newest first (oldest first for "oldest"): the
+     * latest N are at the top, not the bottom */
+    if (a->last_n > 0 && a->first_n < 0 && a->flag[F_BY_TIME] && a->flag[F_FILES]) {
+        a->first_n = a->last_n;
+        a->last_n = -1;
+    }
     if (a->first_n < 0 && a->last_n < 0) {
         if (a->flag[F_FIRST_LINE] && !a->flag[F_SKIP_HEADER]) a->first_n = 1;
         else if (a->flag[F_WHICH_MOST]) a->first_n = 1; /* "which IP made the most requests" */
         else if (a->flag[F_ONE_FILE]) a->first_n = 1;   /* "the newest file" */
+        else if (a->flag[F_ONE_LINE]) a->first_n = 1;   /* "the longest line" */
         else if (a->flag[F_SHOW_HEADER]) a->first_n = 1; /* "show the header of data.csv" */
         else if (a->flag[F_LAST_LINE]) a->last_n = 1;
     }
@@ -1039,7 +1084,12 @@ static const char *count_flag(const analysis *a) {
 static void compose(analysis *a) {
     const bool *f = a->flag;
     bool per_file = f[F_PER_FILE] && (f[F_COUNT] || a->term);
-    bool per_item = f[F_PER_ITEM] && !per_file && !a->occurrences_of_term && !a->json_key;
+    /* pipelines of their own: directory sizes (du), files per extension, lines ranked by length */
+    const bool du = f[F_DU] && a->n_files == 0 && !a->piped && !a->term;
+    const bool per_ext = f[F_PER_EXT] && !du && a->n_files == 0 && !a->piped && !a->term;
+    const bool ranked_lines = f[F_RANKED_LINES] && !du && !per_ext;
+    bool per_item = f[F_PER_ITEM] && !per_file && !a->occurrences_of_term && !a->json_key && !du && !per_ext &&
+                    !ranked_lines;
     bool source_find = false, source_grep = false, files_used = false, ls_sorted = false;
     char delim = f[F_CSV] ? ',' : f[F_TSV] ? '\t' : f[F_COLON] ? ':' : 0;
     if (!delim)
@@ -1078,6 +1128,41 @@ static void compose(analysis *a) {
         if (recursive) arg(a, st, a->dir ? a->dir : ".");
         for (size_t i = 0; i < a->n_files; i++) arg(a, st, a->files[i]);
         source_grep = files_used = true;
+        if (a->term2) { /* "both X and Y": the lines (files) with X, then those with Y among them */
+            if (list) { /* the files listed by grep -l: each searched again */
+                st = add_step(a, "xargs");
+                const char *each_file[] = {"-d", "\\n", "grep", "-l"};
+                for (size_t i = 0; i < sizeof each_file / sizeof each_file[0]; i++) arg(a, st, each_file[i]);
+            } else {
+                st = add_step(a, "grep");
+            }
+            if (f[F_CASE]) arg(a, st, "-i");
+            if (a->term2[0] == '-') arg(a, st, "-e");
+            arg(a, st, a->term2);
+        }
+    } else if (du) {
+        /* one line per subdirectory (du -d 1), largest first, or the one total (du -s) */
+        const bool each = f[F_DU_EACH] || a->first_n > 0;
+        step *st = add_step(a, "du");
+        arg(a, st, each ? "-h" : "-sh");
+        if (each) {
+            arg(a, st, "-d");
+            arg(a, st, "1");
+        }
+        arg(a, st, a->dir ? a->dir : ".");
+        if (each) arg(a, add_step(a, "sort"), f[F_SMALLEST_DIRS] ? "-h" : "-rh");
+        if (f[F_RANKED_DIRS] && a->first_n <= 0 && a->last_n <= 0) a->first_n = 10;
+        ls_sorted = true;
+    } else if (per_ext) {
+        /* the extension of every file that has one, counted */
+        step *st = add_step(a, "find");
+        const char *find_args[] = {a->dir ? a->dir : ".", "-type", "f", "-name", "*.*"};
+        for (size_t i = 0; i < sizeof find_args / sizeof find_args[0]; i++) arg(a, st, find_args[i]);
+        arg(a, add_step(a, "sed"), "s/.*\\.//");
+        add_step(a, "sort");
+        arg(a, add_step(a, "uniq"), "-c");
+        arg(a, add_step(a, "sort"), f[F_LEAST] ? "-n" : "-rn");
+        ls_sorted = true;
     } else if (a->n_files == 0 && !a->piped && (f[F_LARGEST] || f[F_SMALLEST])) {
         /* size and path of every file, biggest (or smallest) first */
         step *st = add_step(a, "find");
@@ -1170,8 +1255,14 @@ static void compose(analysis *a) {
                                 : agx_sprintf("length($0) < %ld", a->shorter_than));
 
     if (a->chars_upto > 0) argf(a, add_step(a, "cut"), agx_sprintf("-c1-%ld", a->chars_upto));
-    bool line_length = f[F_LINE_LENGTH] && a->chars_upto <= 0;
+    bool line_length = f[F_LINE_LENGTH] && a->chars_upto <= 0 && !ranked_lines;
     if (line_length) arg(a, add_step(a, "awk"), "{print length($0)}");
+    if (ranked_lines) { /* each line behind its length, longest (shortest) first; cut drops the length */
+        arg(a, add_step(a, "awk"), "{print length($0) \"\\t\" $0}");
+        arg(a, add_step(a, "sort"), f[F_SHORTEST_LINES] ? "-n" : "-rn");
+        if (a->first_n <= 0 && a->last_n <= 0) a->first_n = 10;
+        ls_sorted = true;
+    }
     /* sum or average a column (awk), else extract it */
     if ((f[F_SUM] || f[F_AVERAGE]) && !source_find) {
         const char *col = a->field_last ? "$NF" : NULL;
@@ -1299,9 +1390,10 @@ static void compose(analysis *a) {
         arg(a, st, "-n");
         argf(a, st, agx_sprintf("%ld", a->first_n > 0 ? a->first_n : a->last_n));
     }
+    if (ranked_lines) arg(a, add_step(a, "cut"), "-f2-");
 
     /* count */
-    if (f[F_COUNT] && !per_item && !per_file && !f[F_SUM] && !f[F_AVERAGE] && !json_counted &&
+    if (f[F_COUNT] && !per_item && !per_file && !per_ext && !f[F_SUM] && !f[F_AVERAGE] && !json_counted &&
         !line_length) {
         if (source_find && (f[F_LINES] || f[F_WORDS] || f[F_CHARS] || f[F_BYTES]) && !f[F_COUNT_FILES]) {
             step *st = add_step(a, "xargs");
@@ -1424,6 +1516,7 @@ static void analysis_clear_steps(analysis *a) {
 static void analysis_free(analysis *a) {
     free(a->unsupported);
     free(a->term);
+    free(a->term2);
     for (size_t i = 0; i < a->n_files; i++) free(a->files[i]);
     free(a->dir);
     free(a->glob);
@@ -1440,6 +1533,14 @@ static void analysis_free(analysis *a) {
 
 /* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF): plan
  * arguments must be valid UTF-8, and they are copied from the instruction. */
+/* Some step has the argument value (or a --include=... naming it). */
+static bool step_uses(const analysis *a, const char *value) {
+    for (size_t i = 0; i < a->n_steps; i++)
+        for (size_t k = 0; k < a->steps[i].n_args; k++)
+            if (strcmp(a->steps[i].args[k], value) == 0) return true;
+    return false;
+}
+
 static bool valid_utf8(const unsigned char *s, size_t n) {
     for (size_t i = 0; i < n;) {
         unsigned char c = s[i];
@@ -1567,6 +1668,14 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
     }
     if (a.n_steps == 0) {
         s = decline(instruction, err, NULL);
+        goto done;
+    }
+    if (a.dir && !from_registry && !step_uses(&a, a.dir)) {
+        /* a plan that ignores where the user said to look answers another question */
+        char why[200];
+        snprintf(why, sizeof why, " (it names the directory '%.100s', which the plan the rules found does not use)",
+                 a.dir);
+        s = decline(instruction, err, why);
         goto done;
     }
     for (size_t i = 0; i < a.n_steps; i++) {

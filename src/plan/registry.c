@@ -105,7 +105,7 @@ static const builtin_tool builtins[] = {
      {0}, 1},
     {"tac", "Print lines in reverse order (last line first)",
      {"reverse the lines", "reverse line order", "lines in reverse", "last line first",
-      "upside down", "tac"},
+      "upside down", "tac", "reverse the order of lines", "reverse the order of the lines"},
      {0}, 1},
     {"nl", "Number the lines of the input",
      {"number the lines", "line numbers", "add line numbers", "numbered lines", "nl",

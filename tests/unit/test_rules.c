@@ -140,6 +140,37 @@ static const rules_case cases[] = {
     {"how many requests returned 404", access_excerpt, "grep [404] | wc [-l]"},
     {"show the 3 most requested pages in examples/access.log", NULL,
      "awk [{print $7}] [examples/access.log] | sort | uniq [-c] | sort [-rn] | head [-n] [3]"},
+    /* the count after the superlative, and "top N" of sizes or ages is not a frequency */
+    {"list the largest 5 files in /var/log", NULL,
+     "find [/var/log] [-type] [f] [-printf] [%s %p\\n] | sort [-rn] | head [-n] [5]"},
+    {"top 5 largest files in the current directory", NULL,
+     "find [.] [-type] [f] [-printf] [%s %p\\n] | sort [-rn] | head [-n] [5]"},
+    {"show the 3 largest .log files under /var/log", NULL,
+     "find [/var/log] [-type] [f] [-name] [*.log] [-printf] [%s %p\\n] | sort [-rn] | head [-n] [3]"},
+    {"list the oldest 3 files under docs", NULL, "ls [-tr] [docs] | head [-n] [3]"},
+    /* ls -t lists the newest first: the latest N are its head */
+    {"show the latest 5 files in /tmp", NULL, "ls [-t] [/tmp] | head [-n] [5]"},
+    /* lines ranked by length */
+    {"show the 5 longest lines in README.md", NULL,
+     "awk [{print length($0) \"\\t\" $0}] [README.md] | sort [-rn] | head [-n] [5] | cut [-f2-]"},
+    {"show the longest line in notes.txt", NULL,
+     "awk [{print length($0) \"\\t\" $0}] [notes.txt] | sort [-rn] | head [-n] [1] | cut [-f2-]"},
+    {"print the 3 shortest lines", "a\nbb\n",
+     "awk [{print length($0) \"\\t\" $0}] | sort [-n] | head [-n] [3] | cut [-f2-]"},
+    /* directory sizes */
+    {"show the top 10 largest directories under /var", NULL,
+     "du [-h] [-d] [1] [/var] | sort [-rh] | head [-n] [10]"},
+    {"show disk usage of each directory in /var", NULL, "du [-h] [-d] [1] [/var] | sort [-rh]"},
+    {"list the smallest directories in /usr", NULL, "du [-h] [-d] [1] [/usr] | sort [-h] | head [-n] [10]"},
+    {"how big is the src directory", NULL, "du [-sh] [src]"},
+    /* files per extension */
+    {"count files per extension under src", NULL,
+     "find [src] [-type] [f] [-name] [*.*] | sed [s/.*\\.//] | sort | uniq [-c] | sort [-rn]"},
+    /* both of two words: a second grep on the lines, or on the files */
+    {"print every line that contains both foo and bar in notes.txt", NULL, "grep [foo] [notes.txt] | grep [bar]"},
+    {"show me the files in src that contain both malloc and free", NULL,
+     "grep [-rl] [malloc] [src] | xargs [-d] [\\n] [grep] [-l] [free]"},
+    {"reverse the order of lines in notes.txt", NULL, "tac [notes.txt]"},
 };
 
 static agx_backend *make_backend(void) {
@@ -228,6 +259,8 @@ static void test_declines_clearly(void **state) {
         "make me a sandwich", "email the results to bob", "delete all files in /tmp",
         "what is the meaning of life", "upload access.log to the server", "xyzzy",
         "create a file named foo.txt", "save the results to out.txt", "hello",
+        /* a plan that would ignore the directory named (it used to be sort | uniq -c | sort -rn) */
+        "show the owner of each widget in /var",
     };
     for (size_t i = 0; i < sizeof nonsense / sizeof nonsense[0]; i++) {
         agx_generated_plan gp;
@@ -240,6 +273,8 @@ static void test_declines_clearly(void **state) {
         assert_int_equal(agx_status_exit_code(err.code), AGX_EXIT_DATA);
     }
     agx_generated_plan gp;
+    assert_int_equal(plan_for(b, &reg, "count the frequency of each user in /etc", NULL, &gp, &err), AGX_ERR_PARSE);
+    assert_non_null(strstr(err.message, "names the directory '/etc'"));
     assert_int_equal(plan_for(b, &reg, "", NULL, &gp, &err), AGX_ERR_USAGE);
     /* hostile input: very long, binary-ish, unbalanced quotes — an answer, never a crash */
     char *big = malloc(100000);
