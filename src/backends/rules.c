@@ -138,7 +138,7 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_SQUEEZE] = "\\b(?:squeeze|collapse)\\s+(?:repeated\\s+|multiple\\s+|consecutive\\s+|runs\\s+of\\s+)?"
                   "(?:spaces|blanks|white\\s*space)\\b",
     [F_WHICH_MOST] = "\\b(?:which|what)\\s+(?:is|was|(?:\\w+\\s+){1,3}?(?:made|makes|has|had|sent|got|"
-                     "received|appears|occurs|did|does))\\b[^.?]*?\\bthe\\s+most\\b",
+                     "received|appears|occurs|did|does|is|was))\\b[^.?]*?\\bthe\\s+most\\b",
     [F_DUPS] = "\\b(?:duplicated?|repeated)\\s+(?:lines?|entries|rows|words?|values)\\b|"
                "\\b(?:appear|occur)s?\\s+more\\s+than\\s+once\\b",
     [F_COUNT_FILES] = "\\b(?:count|how\\s+many|number\\s+of)\\s+(?:the\\s+|all\\s+)?(?:\\S+\\s+)?files\\b",
@@ -148,12 +148,13 @@ static const char *const flag_regex[F_NFLAGS] = {
 
 /* Slot extractors: a regex with one or two captures and what the capture fills. */
 typedef enum {
-    S_SORT_KEY, S_FIELD_ORD, S_FIELD_NUM, S_LOG_IP, S_LOG_STATUS, S_LOG_PATH, S_REPLACE,
+    S_SORT_KEY, S_FIELD_ORD, S_FIELD_NUM, S_LOG_AGENT, S_LOG_REFERER, S_LOG_IP, S_LOG_STATUS, S_LOG_PATH,
+    S_LOG_BYTES, S_LOG_TIME, S_REPLACE,
     S_JSON_KEY, S_NAMED, S_EXT_DOT, S_EXT_WORD, S_FIRST_N, S_MOST_N, S_LAST_N, S_N_LINES,
     S_DIR_UNDER, S_DIR_IN, S_DIR_LIST, S_DIR_NAMED, S_DIR_IN_WORD,
     /* search terms, tried in this order; the first acceptable capture wins */
     S_TERM_INVERT, S_TERM_LINES, S_TERM_SEARCH, S_TERM_CONTAINING, S_TERM_OCCURRENCES,
-    S_TERM_CAPS_NOUN, S_TERM_FIND_CAPS, S_TERM_FOR, S_TERM_STATUS,
+    S_TERM_IP, S_TERM_CAPS_NOUN, S_TERM_FIND_CAPS, S_TERM_FOR, S_TERM_STATUS, S_TERM_STATUS_LOG,
     S_TERM_START, S_TERM_END, S_TERM_ANY_CAPS,
     S_TERM_EMPTY, S_OR_TERM, S_SIZE, S_MTIME, S_LINE_RANGE, S_LINE_ONE, S_LONGER, S_FIELDS_RANGE,
     S_FIELDS_LIST, S_CONVERT_CHARS, S_LINE_ORD, S_DELETE_CLASS, S_LAST_N2, S_CHARS_RANGE, S_EXT_PAIR,
@@ -173,6 +174,11 @@ static const char *const slot_regex[S_NSLOTS] = {
                    "(?:column|field|col)\\s+(\\d+)))",
     [S_FIELD_ORD] = "\\b" ORD "\\s+(?:column|field|col)s?\\b",
     [S_FIELD_NUM] = "\\b(?:column|field|col)\\s+(?:number\\s+|#)?(\\d+)\\b",
+    [S_LOG_AGENT] = "\\b(user[- ]?agents?|browsers?)\\b",
+    [S_LOG_REFERER] = "\\b(referr?ers?|referring\\s+(?:pages?|sites?|urls?))\\b",
+    [S_LOG_BYTES] = "\\b(bytes(?:\\s+(?:sent|transferred|served))?|response\\s+sizes?|(?:body|response)\\s+bytes)\\b",
+    /* requests per hour: the bucket's length in "[10/Oct/2023:13:55:36" after the '[' */
+    [S_LOG_TIME] = "\\b(?:(?:per|by|each|every|for\\s+each|in\\s+each)\\s+(minute|hour|day|date)|(hourly|daily))\\b",
     [S_LOG_IP] = "\\b(ip(?:\\s+address(?:es)?)?s?|clients?(?:\\s+ips?)?|hosts?|visitors?|remote\\s+addr\\w*)\\b",
     [S_LOG_STATUS] = "\\b((?:http\\s+)?status(?:\\s+codes?)?|response\\s+codes?)\\b",
     [S_LOG_PATH] = "\\b(urls?|paths?|pages?|endpoints?|request\\s+paths?)\\b",
@@ -247,6 +253,10 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_LINE_ONE] = "\\bline\\s+(?:number\\s+|#)?(\\d+)\\b",
     [S_LONGER] = "\\blines?\\s+(?:that\\s+are\\s+|which\\s+are\\s+)?(longer|shorter|more|fewer|less)\\s+than\\s+"
                  "(\\d+)(?:\\s+(?:characters?|chars?|bytes?|columns?))?",
+    [S_TERM_IP] = "(?:^|\\s)((?:\\d{1,3}\\.){3}\\d{1,3})(?=[\\s,;:?!]|[.](?!\\w)|$)",
+    /* "requests that were 404" (web logs only: elsewhere "with 100" is no status) */
+    [S_TERM_STATUS_LOG] = "\\b(?:were|was|got|gave|giving|with|returning)\\s+(?:an?\\s+)?(?:http\\s+)?"
+                          "(?:status\\s+)?([1-5]\\d\\d)\\b",
     [S_TERM_STATUS] = "\\b(?:returned|returning|return|with\\s+status|status(?:\\s+code)?|code)\\s+(\\d+)\\b",
 };
 
@@ -357,6 +367,7 @@ static const char *const file_readers[] = {"grep", "head", "tail", "wc", "cat", 
                                            "cut", "awk", "sed", "jq"};
 
 #define MAX_STEPS 16
+#define MAX_CSV_COLS 32
 #define MAX_ARGS 12
 #define MAX_ITEMS 8
 
@@ -400,6 +411,8 @@ typedef struct {
     bool named_exact;
     long first_n, last_n, field, sort_key;
     bool field_last;
+    bool field_quoted;                /* a web log's quoted field (agent, referrer): awk -F'"' */
+    int log_time_len;                 /* requests per day/hour/minute: substr($4, 2, len) */
     char *replace_from, *replace_to, *json_key;
     const char *named_regex;          /* from named_patterns: grep -oE */
     long fields[2];                   /* "columns 1 and 3" */
@@ -412,6 +425,11 @@ typedef struct {
     bool term_regex;                  /* the term is an extended regex (grep -E) */
     const char *delete_set;           /* tr -d SET */
     bool piped, log_input, json_input, json_array;
+    /* piped CSV/TSV whose first line is a header ("name,age,city"): columns can be named */
+    char csv_delim;
+    size_t csv_ncols;
+    char *csv_cols[MAX_CSV_COLS];
+    bool csv_numeric[MAX_CSV_COLS]; /* the first data row holds a number there */
     step steps[MAX_STEPS];
     size_t n_steps;
     bool oom;
@@ -560,6 +578,7 @@ static void extract_term(analysis *a) {
     }
     for (int id = S_TERM_INVERT; id <= S_TERM_ANY_CAPS; id++) {
         if (id == S_TERM_ANY_CAPS && !a->flag[F_SEARCHY] && !a->flag[F_COUNT]) break;
+        if (id == S_TERM_STATUS_LOG && !a->log_input) continue;
         size_t from = 0;
         while (match_from(a, a->rb->slots[id], from)) {
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
@@ -602,6 +621,16 @@ static void extract_term(analysis *a) {
                     return;
                 }
                 t = anchored;
+                a->term_regex = true;
+            }
+            if (!reject && id == S_TERM_IP) { /* dots are literal */
+                char *x = ere_escape(t);
+                free(t);
+                if (!x) {
+                    a->oom = true;
+                    return;
+                }
+                t = x;
                 a->term_regex = true;
             }
             if (!reject) {
@@ -720,6 +749,122 @@ static void extract_paths(analysis *a) {
         for (char *p = prev; *p; p++) *p = (char)tolower((unsigned char)*p);
         free(tok);
     }
+}
+
+/* The fields of one line split at delim (surrounding spaces and double quotes
+ * trimmed), as [start, end) offsets; the count, or SIZE_MAX past max. */
+static size_t split_fields(const char *line, size_t len, char delim, span *out, size_t max) {
+    size_t n = 0;
+    for (size_t i = 0; i <= len;) {
+        size_t j = i;
+        while (j < len && line[j] != delim) j++;
+        if (n == max) return SIZE_MAX;
+        size_t s = i, e = j;
+        while (s < e && (line[s] == ' ' || line[s] == '"')) s++;
+        while (e > s && (line[e - 1] == ' ' || line[e - 1] == '"' || line[e - 1] == '\r')) e--;
+        out[n++] = (span){s, e};
+        i = j + 1;
+    }
+    return n;
+}
+
+/* A header line is names (a letter first, then letters, digits, '_', '-', '.' or
+ * spaces) over a data line with as many fields. */
+static void read_csv_header(analysis *a, const char *excerpt) {
+    const char *nl = strchr(excerpt, '\n');
+    if (!nl) return;
+    const size_t hl = (size_t)(nl - excerpt);
+    const char delim = memchr(excerpt, '\t', hl) ? '\t' : memchr(excerpt, ',', hl) ? ',' : 0;
+    if (!delim) return;
+    span head[MAX_CSV_COLS], row[MAX_CSV_COLS];
+    const size_t nh = split_fields(excerpt, hl, delim, head, MAX_CSV_COLS);
+    const char *r = nl + 1, *rend = strchr(r, '\n');
+    const size_t rl = rend ? (size_t)(rend - r) : strlen(r);
+    if (nh < 2 || nh == SIZE_MAX || split_fields(r, rl, delim, row, MAX_CSV_COLS) != nh) return;
+    for (size_t i = 0; i < nh; i++) {
+        const size_t n = head[i].end - head[i].start;
+        const char *h = excerpt + head[i].start;
+        if (n == 0 || n > 40 || !isalpha((unsigned char)h[0])) return;
+        for (size_t k = 0; k < n; k++)
+            if (!isalnum((unsigned char)h[k]) && !strchr("_-. ", h[k])) return;
+    }
+    for (size_t i = 0; i < nh; i++) {
+        char *name = agx_strndup(excerpt + head[i].start, head[i].end - head[i].start);
+        if (!name) {
+            a->oom = true;
+            return;
+        }
+        a->csv_cols[a->csv_ncols++] = name;
+        char num[64];
+        const size_t vl = row[i].end - row[i].start;
+        if (vl > 0 && vl < sizeof num) {
+            memcpy(num, r + row[i].start, vl);
+            num[vl] = '\0';
+            char *end = NULL;
+            strtod(num, &end);
+            a->csv_numeric[i] = end && *end == '\0';
+        }
+    }
+    a->csv_delim = delim;
+}
+
+/* The 1-based header column the instruction names ("the age column", "per
+ * city", "sort by age"; a plural 's' allowed), 0 when none; *by: after "by". */
+static long csv_column_named(analysis *a, bool *by) {
+    for (size_t i = 0; i < a->len; i++) {
+        if (i > 0 && (isalnum((unsigned char)a->text[i - 1]) || a->text[i - 1] == '_')) continue;
+        if (in_spans(a->used, a->n_used, i) || in_spans(a->quoted, a->n_quoted, i)) continue;
+        for (size_t c = 0; c < a->csv_ncols; c++) {
+            const char *col = a->csv_cols[c];
+            size_t n = strlen(col);
+            size_t e = i + n;
+            /* "cities" for "city" */
+            if (n > 1 && tolower((unsigned char)col[n - 1]) == 'y' && i + n + 2 <= a->len &&
+                strncasecmp(a->text + i, col, n - 1) == 0 && strncasecmp(a->text + i + n - 1, "ies", 3) == 0)
+                e = i + n + 2;
+            else if (i + n > a->len || strncasecmp(a->text + i, col, n) != 0)
+                continue;
+            else if (e + 1 < a->len && strncasecmp(a->text + e, "es", 2) == 0 &&
+                     strchr("sxz", tolower((unsigned char)col[n - 1])))
+                e += 2; /* "addresses" */
+            else if (e < a->len && (a->text[e] == 's' || a->text[e] == 'S'))
+                e++;
+            if (e < a->len && (isalnum((unsigned char)a->text[e]) || a->text[e] == '_')) continue;
+            *by = i >= 3 && strncasecmp(a->text + i - 3, "by ", 3) == 0;
+            mark_used(a, i, e);
+            return (long)c + 1;
+        }
+    }
+    return 0;
+}
+
+/* A web log's fields are named, not numbered ("per client IP", "the user agents"). */
+static void map_log_field(analysis *a) {
+    static const struct {
+        slot_id id;
+        long field;
+        bool quoted; /* counted between double quotes: "GET / HTTP/1.1" is $2, the agent $6 */
+    } log_fields[] = {{S_LOG_AGENT, 6, true}, {S_LOG_REFERER, 4, true}, {S_LOG_IP, 1, false},
+                      {S_LOG_STATUS, 9, false}, {S_LOG_PATH, 7, false}, {S_LOG_BYTES, 10, false}};
+    if (match_from(a, a->rb->slots[S_LOG_TIME], 0)) {
+        char *unit = group_dup(a, a->rc - 1, NULL);
+        if (unit) {
+            const char u = (char)tolower((unsigned char)unit[0]);
+            a->log_time_len = u == 'm' ? 17 : u == 'h' ? 14 : 11;
+        }
+        free(unit);
+        return;
+    }
+    for (size_t i = 0; i < sizeof log_fields / sizeof log_fields[0] && !a->field; i++)
+        if (match_from(a, a->rb->slots[log_fields[i].id], 0)) {
+            a->field = log_fields[i].field;
+            a->field_quoted = log_fields[i].quoted;
+            /* "the total bytes sent": a sum of the byte column, not a byte count of the log */
+            if (log_fields[i].id == S_LOG_BYTES && a->flag[F_COUNT] && !a->flag[F_PER_ITEM]) {
+                a->flag[F_SUM] = true;
+                a->flag[F_COUNT] = false;
+            }
+        }
 }
 
 /* Signals whose words are fully explained by the signal: nothing else may read
@@ -972,13 +1117,17 @@ static void extract_slots(analysis *a) {
         char *k = group_dup(a, 1, NULL);
         if (k) a->field = number_value(k) > 0 ? number_value(k) : 0;
         free(k);
+    } else if (a->csv_ncols) {
+        bool by = false;
+        const long col = csv_column_named(a, &by);
+        if (col > 0 && by && a->flag[F_SORT] && !a->sort_key) {
+            a->sort_key = col;
+            if (a->csv_numeric[col - 1]) a->flag[F_NUMERIC] = true;
+        } else if (col > 0) {
+            a->field = col;
+        }
     } else if (a->log_input) {
-        static const struct {
-            slot_id id;
-            long field;
-        } log_fields[] = {{S_LOG_IP, 1}, {S_LOG_STATUS, 9}, {S_LOG_PATH, 7}};
-        for (size_t i = 0; i < sizeof log_fields / sizeof log_fields[0] && !a->field; i++)
-            if (match_from(a, rb->slots[log_fields[i].id], 0)) a->field = log_fields[i].field;
+        map_log_field(a);
     }
     if (match_from(a, rb->slots[S_CHARS_RANGE], 0)) { /* cut -c1-N, not head */
         char *k = group_dup(a, 1, NULL);
@@ -1027,6 +1176,10 @@ static void extract_slots(analysis *a) {
                 if (dl > 1 && d[dl - 1] == '/') d[dl - 1] = '\0';
                 bool ok = !is_stopword(d) && !looks_like_file(d) && !strpbrk(d, "*?") &&
                           !is_not_dir(d) && !(id == S_DIR_IN_WORD && number_value(d) > 0);
+                if (ok && id == S_DIR_IN_WORD && a->csv_ncols && !a->term && !strchr(d, '/')) {
+                    a->term = d; /* piped rows "in paris": a value to look for, not a directory */
+                    break;
+                }
                 if (ok)
                     a->dir = operand(d);
                 else
@@ -1091,7 +1244,12 @@ static void compose(analysis *a) {
     bool per_item = f[F_PER_ITEM] && !per_file && !a->occurrences_of_term && !a->json_key && !du && !per_ext &&
                     !ranked_lines;
     bool source_find = false, source_grep = false, files_used = false, ls_sorted = false;
-    char delim = f[F_CSV] ? ',' : f[F_TSV] ? '\t' : f[F_COLON] ? ':' : 0;
+    char delim = f[F_CSV] ? ',' : f[F_TSV] ? '\t' : f[F_COLON] ? ':' : a->csv_delim;
+    /* a header line is not data: skipped wherever lines are sorted, counted, summed or picked by column */
+    const bool skip_header = f[F_SKIP_HEADER] ||
+                             (a->csv_ncols && !f[F_SHOW_HEADER] && !a->term /* grep drops it */ &&
+                              (a->field > 0 || a->sort_key > 0 || per_item || f[F_SORT] || f[F_SUM] ||
+                               f[F_AVERAGE] || f[F_UNIQUE] || f[F_COUNT] || f[F_DUPS]));
     if (!delim)
         for (size_t i = 0; i < a->n_files; i++) {
             size_t l = strlen(a->files[i]);
@@ -1243,7 +1401,7 @@ static void compose(analysis *a) {
     }
 
     /* filter */
-    if (f[F_SKIP_HEADER]) {
+    if (skip_header) {
         step *st = add_step(a, "tail");
         arg(a, st, "-n");
         arg(a, st, "+2");
@@ -1300,9 +1458,12 @@ static void compose(analysis *a) {
             if (delim != '\t') argf(a, st, agx_sprintf("-d%c", delim));
             argf(a, st, a->field_last ? agx_strdup("-f1") : agx_sprintf("-f%ld", a->field));
         } else {
-            argf(a, add_step(a, "awk"),
-                 a->field_last ? agx_strdup("{print $NF}") : agx_sprintf("{print $%ld}", a->field));
+            step *st = add_step(a, "awk");
+            if (a->field_quoted) arg(a, st, "-F\"");
+            argf(a, st, a->field_last ? agx_strdup("{print $NF}") : agx_sprintf("{print $%ld}", a->field));
         }
+    } else if (a->log_time_len > 0 && !source_find) {
+        argf(a, add_step(a, "awk"), agx_sprintf("{print substr($4, 2, %d)}", a->log_time_len));
     }
 
     /* one word per line, so that words can be counted or deduplicated */
@@ -1359,6 +1520,9 @@ static void compose(analysis *a) {
         add_step(a, "sort");
         arg(a, add_step(a, "uniq"), "-c");
         arg(a, add_step(a, "sort"), "-rn");
+    } else if (a->log_time_len > 0 && (per_item || f[F_COUNT])) {
+        add_step(a, "sort"); /* uniq needs its input sorted (the plan normalizer insists); not by count */
+        arg(a, add_step(a, "uniq"), "-c");
     } else if (per_item) {
         add_step(a, "sort");
         arg(a, add_step(a, "uniq"), "-c");
@@ -1393,8 +1557,8 @@ static void compose(analysis *a) {
     if (ranked_lines) arg(a, add_step(a, "cut"), "-f2-");
 
     /* count */
-    if (f[F_COUNT] && !per_item && !per_file && !per_ext && !f[F_SUM] && !f[F_AVERAGE] && !json_counted &&
-        !line_length) {
+    if (f[F_COUNT] && !per_item && !per_file && !per_ext && !a->log_time_len && !f[F_SUM] && !f[F_AVERAGE] &&
+        !json_counted && !line_length) {
         if (source_find && (f[F_LINES] || f[F_WORDS] || f[F_CHARS] || f[F_BYTES]) && !f[F_COUNT_FILES]) {
             step *st = add_step(a, "xargs");
             arg(a, st, "wc");
@@ -1517,6 +1681,7 @@ static void analysis_free(analysis *a) {
     free(a->unsupported);
     free(a->term);
     free(a->term2);
+    for (size_t i = 0; i < a->csv_ncols; i++) free(a->csv_cols[i]);
     for (size_t i = 0; i < a->n_files; i++) free(a->files[i]);
     free(a->dir);
     free(a->glob);
@@ -1610,6 +1775,7 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
         a.json_array = *ex == '[';
         a.log_input = pcre2_match(rb->log_line, (PCRE2_SPTR)in->excerpt, strlen(in->excerpt), 0, 0,
                                   a.md, NULL) >= 0;
+        if (!a.json_input && !a.log_input) read_csv_header(&a, in->excerpt);
     }
     find_quotes(&a);
     for (int i = 0; i < F_NFLAGS; i++) a.flag[i] = match_from(&a, rb->flags[i], 0);
@@ -1630,15 +1796,8 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
         if (strstr(a.files[i], "access") && (strstr(a.files[i], ".log") || strstr(a.files[i], "_log")))
             a.log_input = true;
     }
-    if (a.log_input && !a.field && !a.field_last) {
-        /* log fields are named, not numbered ("per client IP"): re-read them */
-        static const struct {
-            slot_id id;
-            long field;
-        } log_fields[] = {{S_LOG_IP, 1}, {S_LOG_STATUS, 9}, {S_LOG_PATH, 7}};
-        for (size_t i = 0; i < sizeof log_fields / sizeof log_fields[0] && !a.field; i++)
-            if (match_from(&a, rb->slots[log_fields[i].id], 0)) a.field = log_fields[i].field;
-    }
+    /* a log named by its file ("access.log") is known only now */
+    if (a.log_input && !a.field && !a.field_last && !a.log_time_len) map_log_field(&a);
     if (!a.oom) compose(&a);
     const char *missing = NULL; /* a tool the phrase tables chose that the registry lacks */
     bool from_registry = false; /* planned from the registry's patterns with the user's quoted args */

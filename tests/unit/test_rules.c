@@ -18,6 +18,12 @@ typedef struct {
     const char *expected; /* "cmd [arg] [arg] | cmd ..." every task fed by the previous */
 } rules_case;
 
+static const char people_csv[] = "name,age,city\nbob,31,paris\nann,25,rome\n";
+static const char people_tsv[] = "name\tage\tcity\nbob\t31\tparis\n";
+static const char numbers_csv[] = "3,1,2\n4,5,6\n"; /* no header: nothing is named */
+static const char combined_log[] =
+    "10.0.0.7 - - [10/Oct/2023:13:55:40 +0000] \"GET /a HTTP/1.1\" 200 512 \"-\" \"curl/8.0\"\n";
+
 static const rules_case cases[] = {
     {"find all TODO comments under src and count them per file", NULL,
      "grep [-r] [TODO] [src] | cut [-d:] [-f1] | sort | uniq [-c] | sort [-rn]"},
@@ -171,6 +177,23 @@ static const rules_case cases[] = {
     {"show me the files in src that contain both malloc and free", NULL,
      "grep [-rl] [malloc] [src] | xargs [-d] [\\n] [grep] [-l] [free]"},
     {"reverse the order of lines in notes.txt", NULL, "tac [notes.txt]"},
+    /* piped CSV/TSV with a header: columns by name, the header line kept out of the data */
+    {"average the age column", people_csv, "tail [-n] [+2] | awk [-F,] [{s += $2; n++} END {if (n) print s / n}]"},
+    {"count people per city", people_csv, "tail [-n] [+2] | cut [-d,] [-f3] | sort | uniq [-c] | sort [-rn]"},
+    {"sort by age", people_csv, "tail [-n] [+2] | sort [-n] [-k2] [-t,]"},
+    {"how many rows are there", people_csv, "tail [-n] [+2] | wc [-l]"},
+    {"show the names of people in paris", people_csv, "grep [paris] | cut [-d,] [-f1]"},
+    {"list the unique cities", people_tsv, "tail [-n] [+2] | cut [-f3] | sort | uniq"},
+    {"show the header", people_csv, "head [-n] [1]"},
+    {"sort by the second column numerically", numbers_csv, "sort [-n] [-k2]"},
+    /* web logs: named fields, time buckets, statuses and addresses */
+    {"how many requests were 404", access_excerpt, "grep [404] | wc [-l]"},
+    {"show the requests from 10.0.0.7", access_excerpt, "grep [-E] [10\\.0\\.0\\.7]"},
+    {"count requests per hour", access_excerpt, "awk [{print substr($4, 2, 14)}] | sort | uniq [-c]"},
+    {"show daily request counts", access_excerpt, "awk [{print substr($4, 2, 11)}] | sort | uniq [-c]"},
+    {"show the total bytes sent", access_excerpt, "awk [{s += $10} END {print s}]"},
+    {"which user agent is the most common", combined_log,
+     "awk [-F\"] [{print $6}] | sort | uniq [-c] | sort [-rn] | head [-n] [1]"},
 };
 
 static agx_backend *make_backend(void) {
