@@ -29,9 +29,15 @@ typedef enum {
     F_DIRS, F_REGEX, F_SKIP_HEADER, F_SUM, F_AVERAGE, F_LARGEST, F_SMALLEST, F_EMPTY_FILES,
     F_BY_SIZE, F_BY_TIME, F_DUPS, F_EMPTY_DIRS, F_OLDEST, F_WHICH_MOST, F_ONE_FILE, F_TRAILING_WS,
     F_LEADING_WS, F_SQUEEZE, F_EACH_ITEM, F_SHOW_HEADER, F_FILE_SIZES, F_HOW_MANY_TIMES, F_LINE_LENGTH,
-    F_RANKED_LINES, F_SHORTEST_LINES, F_ONE_LINE, F_DU, F_DU_EACH, F_RANKED_DIRS, F_SMALLEST_DIRS, F_PER_EXT,
+    F_RANKED_LINES, F_SHORTEST_LINES, F_ONE_LINE, F_DU, F_DU_EACH, F_RANKED_DIRS, F_SMALLEST_DIRS, F_PER_EXT, F_LARGE_FIRST, F_SMALL_FIRST,
+    F_SYMLINKS, F_BROKEN_LINKS,
     F_NFLAGS
 } flag_id;
+
+/* "what is taking up space in /var": the biggest directories there */
+#define SPACE_HOG                                                                                           \
+    "\\b(?:taking|using|eating|hogging|filling)\\s+(?:up\\s+)?(?:(?:the\\s+most|all\\s+the|so\\s+much)\\s+)?" \
+    "(?:disk\\s+)?space\\b|\\bspace\\s+hogs?\\b"
 
 static const char *const flag_regex[F_NFLAGS] = {
     [F_COUNT] = "\\b(?:count(?:s|ing|ed)?|how\\s+many|number\\s+of|total|tally|wc)\\b",
@@ -40,7 +46,7 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_BYTES] = "\\bbytes?\\b",
     [F_FILES] = "\\bfiles?\\b",
     [F_LINES] = "\\b(?:lines?|rows?|entries|records)\\b",
-    [F_PER_FILE] = "\\b(?:per|by|for\\s+each|in\\s+each|for\\s+every|in\\s+every|each)\\s+file\\b",
+    [F_PER_FILE] = "\\b(?:per|by|for\\s+each|in\\s+each|for\\s+every|in\\s+every|each)\\s+(?:[\\w.+-]+\\s+)?file\\b",
     [F_PER_ITEM] = "\\b(?:occurrences?\\s+of\\s+(?:each|every|all|the\\s+(?:different|distinct|unique))|"
                    "frequenc(?:y|ies)|how\\s+many\\s+times|most\\s+(?:common|frequent|popular|used|active|requested|visited|viewed|accessed)|"
                    "least\\s+(?:common|frequent|popular|used)|histogram|"
@@ -120,12 +126,19 @@ static const char *const flag_regex[F_NFLAGS] = {
              "(?:director(?:y|ies)|folders?|dirs?)\\b|\\bsizes?\\s+of\\s+(?:each|every|all(?:\\s+the)?|the)\\s+(?:sub)?"
              "(?:director(?:y|ies)|folders?|dirs?)\\b|\\b(?:director(?:y|ies)|folders?)\\s+sizes?\\b|"
              "\\bhow\\s+(?:big|large)\\s+(?:is|are)\\s+(?:the\\s+)?(?:[\\w./~-]+\\s+)?(?:sub)?(?:director(?:y|ies)|folders?)\\b|"
-             "\\b(?:space|room)\\s+(?:is\\s+)?(?:used|taken)\\s+by\\b",
+             "\\b(?:space|room)\\s+(?:is\\s+)?(?:used|taken)\\s+by\\b|" SPACE_HOG,
     [F_DU_EACH] = "\\b(?:each|every|per|all(?:\\s+the)?)\\s+(?:sub)?(?:director(?:y|ies)|folders?|dirs?)\\b|"
                   "\\bsub(?:director(?:y|ies)|folders?|dirs)\\b|\\b(?:largest|biggest|smallest|heaviest)\\s+"
-                  "(?:\\w+\\s+)?(?:director(?:y|ies)|folders?|dirs?)\\b|\\b(?:director(?:y|ies)|folders?)\\s+sizes\\b",
-    [F_RANKED_DIRS] = "\\b(?:largest|biggest|heaviest|smallest)\\s+(?:\\w+\\s+)?(?:sub)?(?:director(?:y|ies)|folders?|dirs?)\\b",
+                  "(?:\\w+\\s+)?(?:director(?:y|ies)|folders?|dirs?)\\b|\\b(?:director(?:y|ies)|folders?)\\s+sizes\\b|"
+                  SPACE_HOG,
+    [F_RANKED_DIRS] = "\\b(?:largest|biggest|heaviest|smallest)\\s+(?:\\w+\\s+)?(?:sub)?(?:director(?:y|ies)|folders?|dirs?)\\b|"
+                      SPACE_HOG,
     [F_SMALLEST_DIRS] = "\\bsmallest\\s+(?:\\w+\\s+)?(?:sub)?(?:director(?:y|ies)|folders?|dirs?)\\b",
+    /* ls -S / -t already list the largest / newest first */
+    [F_LARGE_FIRST] = "\\b(?:largest|biggest|highest|newest|latest|most\\s+recent)\\s+first\\b",
+    [F_SMALL_FIRST] = "\\b(?:smallest|lowest|oldest|least\\s+recent)\\s+first\\b",
+    [F_SYMLINKS] = "\\b(?:sym(?:bolic)?[- ]?links?|soft\\s+links?)\\b",
+    [F_BROKEN_LINKS] = "\\b(?:broken|dangling|dead)\\s+(?:sym(?:bolic)?[- ]?|soft\\s+)?links?\\b",
     /* "count files per extension" */
     [F_PER_EXT] = "\\b(?:per|by|for\\s+each|each|every|of\\s+each)\\s+(?:file\\s+)?(?:extension|suffix|file\\s*type)s?\\b",
     [F_EACH_ITEM] = "\\b(?:each|every|all(?:\\s+the)?)\\s+(?:items?|objects?|elements?|entries|records)\\b",
@@ -158,7 +171,7 @@ typedef enum {
     S_TERM_START, S_TERM_END, S_TERM_ANY_CAPS,
     S_TERM_EMPTY, S_OR_TERM, S_SIZE, S_MTIME, S_LINE_RANGE, S_LINE_ONE, S_LONGER, S_FIELDS_RANGE,
     S_FIELDS_LIST, S_CONVERT_CHARS, S_LINE_ORD, S_DELETE_CLASS, S_LAST_N2, S_CHARS_RANGE, S_EXT_PAIR,
-    S_AFTER_LINE, S_SUPER_N, S_TERM_BOTH,
+    S_AFTER_LINE, S_SUPER_N, S_TERM_BOTH, S_OWNER, S_TERM_CAPS_PAIR,
     S_NSLOTS
 } slot_id;
 
@@ -188,7 +201,7 @@ static const char *const slot_regex[S_NSLOTS] = {
                    "|(?:^|\\s)(\\.[A-Za-z_][\\w.]*)|\\b([A-Za-z_][\\w-]*)\\s+(?:field|key|property|attribute)\\b"
                    "|\\b([A-Za-z_][\\w-]*)\\s+(?:of|from|in)\\s+(?:each|every|all(?:\\s+the)?)\\s+"
                    "(?:items?|objects?|elements?|entries|records)\\b)",
-    [S_NAMED] = "\\bfiles?\\s+(named|called|matching|ending\\s+(?:in|with)|with\\s+(?:the\\s+)?"
+    [S_NAMED] = "\\b(?:files?|director(?:y|ies)|folders?|dirs?)\\s+(named|called|matching|ending\\s+(?:in|with)|with\\s+(?:the\\s+)?"
                 "(?:extension|suffix|name))\\s+" TERM,
     [S_EXT_DOT] = "(?:^|\\s)\\*?(\\.[A-Za-z0-9]{1,8})\\s+(?:source\\s+)?files?\\b",
     [S_EXT_PAIR] = "(?:^|\\s)\\*?(\\.[A-Za-z0-9]{1,8})\\s*(?:and|or|&|,)\\s*\\*?(\\.[A-Za-z0-9]{1,8})\\s+"
@@ -201,6 +214,9 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_FIRST_N] = "\\b(?:first|top|head|leading|opening)\\s+" NUM "\\b",
     [S_MOST_N] = "\\b" NUM "\\s+(?:most|least|top|highest|lowest|biggest|largest|smallest|newest|oldest|"
                  "latest|longest|shortest)\\b",
+    [S_OWNER] = "\\bowned\\s+by\\s+(?:the\\s+)?(?:user\\s+)?([a-z_][\\w-]*)",
+    /* "TODO and FIXME": markers in capitals, either one */
+    [S_TERM_CAPS_PAIR] = "(?-i)(?:^|\\s)([A-Z][A-Z0-9_]{2,})s?\\s*(?:,|and|&|or|/)\\s*([A-Z][A-Z0-9_]{2,})s?\\b",
     [S_SUPER_N] = "\\b(?:largest|biggest|heaviest|smallest|newest|oldest|longest|shortest)\\s+" NUM "\\b",
     [S_TERM_BOTH] = "\\bboth\\s+" WORDISH TERM "\\s+and\\s+" WORDISH TERM,
     [S_LAST_N] = "\\b(?:last|bottom|tail|final|trailing|latest|most\\s+recent)\\s+" NUM "\\b",
@@ -409,6 +425,8 @@ typedef struct {
     size_t n_files;
     char *dir, *glob, *glob2;
     bool named_exact;
+    bool named_dir;                   /* "directories named node_modules" */
+    char *find_user;                  /* "owned by root": find -user */
     long first_n, last_n, field, sort_key;
     bool field_last;
     bool field_quoted;                /* a web log's quoted field (agent, referrer): awk -F'"' */
@@ -603,8 +621,9 @@ static void extract_term(analysis *a) {
                     a->term_regex = true;
                     break;
                 }
-            bool reject = !*t || (!quoted && (is_stopword(t) || (id == S_TERM_SEARCH && looks_like_file(t)) ||
-                                              (id == S_TERM_FOR && looks_like_file(t))));
+            bool reject = !*t || (!quoted && (is_stopword(t) || ((id == S_TERM_SEARCH || id == S_TERM_FOR ||
+                                                                  id == S_TERM_OCCURRENCES) &&
+                                                                 looks_like_file(t))));
             size_t gs = 0, ge = 0;
             if (group(a, g, &gs, &ge) && in_spans(a->used, a->n_used, gs)) reject = true; /* claimed */
             for (size_t c = 0; id == S_TERM_ANY_CAPS && c < sizeof caps_not_terms / sizeof caps_not_terms[0]; c++)
@@ -997,6 +1016,7 @@ static void extract_slots(analysis *a) {
         free(unit);
     }
     if (match_from(a, rb->slots[S_NAMED], 0)) {
+        a->named_dir = strncasecmp(a->text + pcre2_get_ovector_pointer(a->md)[0], "fil", 3) != 0;
         bool quoted;
         char *kind = group_dup(a, 1, NULL);
         char *name = group_dup(a, 2, &quoted);
@@ -1060,7 +1080,27 @@ static void extract_slots(analysis *a) {
             free(k);
         }
     }
-    if (match_from(a, rb->slots[S_TERM_BOTH], 0)) { /* "both foo and bar": grep foo | grep bar */
+    if (match_from(a, rb->slots[S_OWNER], 0)) {
+        set_str(a, &a->find_user, group_dup(a, 1, NULL));
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+        mark_used(a, ov[0], ov[1]);
+    }
+    if (match_from(a, rb->slots[S_TERM_CAPS_PAIR], 0)) {
+        char *x = group_dup(a, 1, NULL), *y = group_dup(a, 2, NULL);
+        bool ok = x && y;
+        for (size_t c = 0; ok && c < sizeof caps_not_terms / sizeof caps_not_terms[0]; c++)
+            ok = strcmp(x, caps_not_terms[c]) != 0 && strcmp(y, caps_not_terms[c]) != 0;
+        if (ok) {
+            a->term = agx_sprintf("%s|%s", x, y); /* [A-Z0-9_]: nothing to escape */
+            if (!a->term) a->oom = true;
+            a->term_regex = true;
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            mark_used(a, ov[0], ov[1]);
+        }
+        free(x);
+        free(y);
+    }
+    if (!a->term && match_from(a, rb->slots[S_TERM_BOTH], 0)) { /* "both foo and bar": grep foo | grep bar */
         bool q1 = false, q2 = false;
         char *x = group_dup(a, 1, &q1), *y = group_dup(a, 2, &q2);
         if (x && !q1) strip_trailing_punct(x);
@@ -1298,6 +1338,17 @@ static void compose(analysis *a) {
             if (a->term2[0] == '-') arg(a, st, "-e");
             arg(a, st, a->term2);
         }
+    } else if ((a->longer_than > 0 || a->shorter_than > 0) && a->n_files == 0 && !a->piped &&
+               (a->dir || a->glob)) {
+        /* long lines anywhere in a tree: grep prints where they are */
+        step *st = add_step(a, "grep");
+        arg(a, st, "-rnE");
+        if (a->glob) argf(a, st, agx_sprintf("--include=%s", a->glob));
+        argf(a, st, a->longer_than > 0 ? agx_sprintf(".{%ld,}", a->longer_than + 1)
+                                       : agx_sprintf("^.{0,%ld}$", a->shorter_than - 1));
+        arg(a, st, a->dir ? a->dir : ".");
+        source_grep = files_used = true;
+        a->longer_than = a->shorter_than = 0; /* done: no awk filter below */
     } else if (du) {
         /* one line per subdirectory (du -d 1), largest first, or the one total (du -s) */
         const bool each = f[F_DU_EACH] || a->first_n > 0;
@@ -1339,8 +1390,8 @@ static void compose(analysis *a) {
     } else if (a->n_files == 0 && !a->piped &&
                (a->glob || f[F_COUNT_FILES] || f[F_EMPTY_FILES] ||
                 (f[F_PER_FILE] && f[F_COUNT] && !a->term) || (f[F_TYPE_FILES] && !f[F_LIST]) ||
-                ((a->find_size || a->find_time) && f[F_FILES]) ||
-                (f[F_DIRS] && (f[F_LIST] || f[F_COUNT] || f[F_TYPE_FILES])))) {
+                ((a->find_size || a->find_time || a->find_user) && f[F_FILES]) || f[F_SYMLINKS] ||
+                f[F_BROKEN_LINKS] || (f[F_DIRS] && (f[F_LIST] || f[F_COUNT] || f[F_TYPE_FILES])))) {
         step *st = add_step(a, "find");
         arg(a, st, a->dir ? a->dir : ".");
         if (a->glob && a->glob2) { /* ( -name A -o -name B ) */
@@ -1350,10 +1401,17 @@ static void compose(analysis *a) {
             arg(a, st, "-name");
             arg(a, st, a->glob);
         }
-        bool dirs = f[F_DIRS] || f[F_EMPTY_DIRS];
-        if (dirs || !a->glob) {
+        bool dirs = f[F_DIRS] || f[F_EMPTY_DIRS] || a->named_dir;
+        if (f[F_BROKEN_LINKS] || f[F_SYMLINKS]) { /* -xtype l: a link whose target is missing */
+            arg(a, st, f[F_BROKEN_LINKS] ? "-xtype" : "-type");
+            arg(a, st, "l");
+        } else if (dirs || !a->glob) {
             arg(a, st, "-type");
             arg(a, st, dirs ? "d" : "f");
+        }
+        if (a->find_user) {
+            arg(a, st, "-user");
+            arg(a, st, a->find_user);
         }
         if (f[F_EMPTY_FILES]) arg(a, st, "-empty");
         if (a->find_size) {
@@ -1365,6 +1423,12 @@ static void compose(analysis *a) {
             arg(a, st, a->find_time);
         }
         source_find = true;
+        if (f[F_BY_SIZE] && !f[F_COUNT] && !f[F_PER_FILE]) { /* "sorted by size": size and path */
+            arg(a, st, "-printf");
+            arg(a, st, "%s %p\\n");
+            arg(a, add_step(a, "sort"), f[F_REVERSE] || f[F_LARGE_FIRST] ? "-rn" : "-n");
+            ls_sorted = true;
+        }
     } else if (f[F_FILE_SIZES] && a->n_files > 0) {
         arg(a, add_step(a, "wc"), "-c"); /* the files attach below: one byte count each */
     } else if ((f[F_LIST] || f[F_FILE_SIZES] || ((f[F_BY_TIME] || f[F_BY_SIZE]) && f[F_FILES])) &&
@@ -1377,7 +1441,10 @@ static void compose(analysis *a) {
         if (f[F_HIDDEN]) flags[k++] = 'a';
         if (f[F_BY_SIZE]) flags[k++] = 'S';
         else if (f[F_BY_TIME]) flags[k++] = 't';
-        if (f[F_REVERSE] || ((f[F_BY_SIZE] || f[F_BY_TIME]) && f[F_OLDEST])) flags[k++] = 'r';
+        /* -S and -t list the largest / newest first: "largest first" is their own order */
+        const bool sorted_by = f[F_BY_SIZE] || f[F_BY_TIME];
+        if ((f[F_REVERSE] && !(sorted_by && f[F_LARGE_FIRST])) || (sorted_by && (f[F_OLDEST] || f[F_SMALL_FIRST])))
+            flags[k++] = 'r';
         flags[k] = '\0';
         if (k > 1) arg(a, st, flags);
         if (a->dir) arg(a, st, a->dir);
@@ -1690,6 +1757,7 @@ static void analysis_free(analysis *a) {
     free(a->replace_to);
     free(a->json_key);
     free(a->find_size);
+    free(a->find_user);
     free(a->find_time_flag);
     free(a->find_time);
     analysis_clear_steps(a);

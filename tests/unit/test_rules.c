@@ -194,6 +194,20 @@ static const rules_case cases[] = {
     {"show the total bytes sent", access_excerpt, "awk [{s += $10} END {print s}]"},
     {"which user agent is the most common", combined_log,
      "awk [-F\"] [{print $6}] | sort | uniq [-c] | sort [-rn] | head [-n] [1]"},
+    /* ls -S lists the largest first already */
+    {"list files by size, largest first", NULL, "ls [-lS]"},
+    {"list files by size, smallest first", NULL, "ls [-lSr]"},
+    {"find broken symlinks", NULL, "find [.] [-xtype] [l]"},
+    {"list all symbolic links under /usr/bin", NULL, "find [/usr/bin] [-type] [l]"},
+    {"find directories named node_modules", NULL, "find [.] [-name] [node_modules] [-type] [d]"},
+    {"find files owned by root in /etc", NULL, "find [/etc] [-type] [f] [-user] [root]"},
+    {"show the word count of README.md", NULL, "wc [-w] [README.md]"},
+    {"find all files larger than 100k under src, sorted by size", NULL,
+     "find [src] [-type] [f] [-size] [+100k] [-printf] [%s %p\\n] | sort [-n]"},
+    {"print the number of lines of each csv file", NULL, "find [.] [-name] [*.csv] | xargs [wc] [-l]"},
+    {"find all TODO and FIXME comments in the codebase", NULL, "grep [-rnE] [TODO|FIXME] [.]"},
+    {"find lines longer than 120 characters in src", NULL, "grep [-rnE] [.{121,}] [src]"},
+    {"what's taking up space in /var", NULL, "du [-h] [-d] [1] [/var] | sort [-rh] | head [-n] [10]"},
 };
 
 static agx_backend *make_backend(void) {
