@@ -18,7 +18,8 @@ static const char plan_usage[] =
     "  add \"<instruction>\"      plan the instruction with the configured backend and append\n"
     "                           the steps (reads a summary of stdin when data is piped in)\n"
     "  preview [--json]         print the plan (a table, or canonical JSON)\n"
-    "  validate                 check the plan; prints every problem, exit 4 when invalid\n"
+    "  validate [--refine]      check the plan; prints every problem, exit 4 when invalid;\n"
+    "                           --refine: the Delta model rewrites it, kept only when it validates\n"
     "  parse [FILE|-] [--compact]\n"
     "                           turn raw model output into the canonical plan (stdout)\n\n"
     "The buffer lives at AGX_PLAN_PATH (default $TMPDIR/agx-plan.json).\n";
