@@ -171,7 +171,7 @@ typedef enum {
     S_TERM_START, S_TERM_END, S_TERM_ANY_CAPS,
     S_TERM_EMPTY, S_OR_TERM, S_SIZE, S_MTIME, S_LINE_RANGE, S_LINE_ONE, S_LONGER, S_FIELDS_RANGE,
     S_FIELDS_LIST, S_CONVERT_CHARS, S_LINE_ORD, S_DELETE_CLASS, S_LAST_N2, S_CHARS_RANGE, S_EXT_PAIR,
-    S_AFTER_LINE, S_SUPER_N, S_TERM_BOTH, S_OWNER, S_TERM_CAPS_PAIR,
+    S_AFTER_LINE, S_SUPER_N, S_TERM_BOTH, S_OWNER, S_TERM_CAPS_PAIR, S_JSON_ITEMS,
     S_NSLOTS
 } slot_id;
 
@@ -214,6 +214,7 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_FIRST_N] = "\\b(?:first|top|head|leading|opening)\\s+" NUM "\\b",
     [S_MOST_N] = "\\b" NUM "\\s+(?:most|least|top|highest|lowest|biggest|largest|smallest|newest|oldest|"
                  "latest|longest|shortest)\\b",
+    [S_JSON_ITEMS] = "\\b(first|top|last)\\s+(?:" NUM "\\s+)?(?:items?|objects?|elements?|entries|records)\\b",
     [S_OWNER] = "\\bowned\\s+by\\s+(?:the\\s+)?(?:user\\s+)?([a-z_][\\w-]*)",
     /* "TODO and FIXME": markers in capitals, either one */
     [S_TERM_CAPS_PAIR] = "(?-i)(?:^|\\s)([A-Z][A-Z0-9_]{2,})s?\\s*(?:,|and|&|or|/)\\s*([A-Z][A-Z0-9_]{2,})s?\\b",
@@ -426,6 +427,9 @@ typedef struct {
     char *dir, *glob, *glob2;
     bool named_exact;
     bool named_dir;                   /* "directories named node_modules" */
+    bool json_sort;                   /* "sort by age" of JSON objects: jq sort_by */
+    long json_first, json_last;       /* "the first 3 items": jq '.[:3]'; "the last 2": '.[-2:]' */
+    bool json_one;                    /* "the first item": jq '.[0]' (an item, not a list of one) */
     char *find_user;                  /* "owned by root": find -user */
     long first_n, last_n, field, sort_key;
     bool field_last;
@@ -443,7 +447,8 @@ typedef struct {
     bool term_regex;                  /* the term is an extended regex (grep -E) */
     const char *delete_set;           /* tr -d SET */
     bool piped, log_input, json_input, json_array;
-    /* piped CSV/TSV whose first line is a header ("name,age,city"): columns can be named */
+    /* piped CSV/TSV whose first line is a header ("name,age,city", csv_delim set) or
+     * JSON objects ("name": ...): columns / keys can be named */
     char csv_delim;
     size_t csv_ncols;
     char *csv_cols[MAX_CSV_COLS];
@@ -827,6 +832,34 @@ static void read_csv_header(analysis *a, const char *excerpt) {
     a->csv_delim = delim;
 }
 
+/* The keys of piped JSON ("name": ...), from its excerpt (which may be cut
+ * short, so it is scanned, not parsed): the first MAX_CSV_COLS distinct ones. */
+static void read_json_keys(analysis *a, const char *excerpt) {
+    for (const char *p = excerpt; (p = strchr(p, '"')) != NULL && a->csv_ncols < MAX_CSV_COLS;) {
+        const char *k = ++p;
+        while (*p && (isalnum((unsigned char)*p) || *p == '_')) p++;
+        if (*p != '"' || p == k || !isalpha((unsigned char)*k)) continue; /* a value, or not a plain key */
+        const char *q = p + 1;
+        while (*q == ' ') q++;
+        if (*q != ':') {
+            p++;
+            continue;
+        }
+        bool seen = false;
+        for (size_t i = 0; i < a->csv_ncols && !seen; i++)
+            seen = strlen(a->csv_cols[i]) == (size_t)(p - k) && !strncmp(a->csv_cols[i], k, (size_t)(p - k));
+        if (!seen) {
+            char *key = agx_strndup(k, (size_t)(p - k));
+            if (!key) {
+                a->oom = true;
+                return;
+            }
+            a->csv_cols[a->csv_ncols++] = key;
+        }
+        p = q + 1;
+    }
+}
+
 /* The 1-based header column the instruction names ("the age column", "per
  * city", "sort by age"; a plural 's' allowed), 0 when none; *by: after "by". */
 static long csv_column_named(analysis *a, bool *by) {
@@ -1079,6 +1112,25 @@ static void extract_slots(analysis *a) {
             }
             free(k);
         }
+        bool by = false;
+        const long key = a->json_key || !a->json_input ? 0 : csv_column_named(a, &by);
+        if (key > 0) { /* "the names", "sum the ages", "sort by age" */
+            set_str(a, &a->json_key, agx_strdup(a->csv_cols[key - 1]));
+            a->json_sort = by && a->flag[F_SORT];
+        }
+        if (a->json_array && match_from(a, rb->slots[S_JSON_ITEMS], 0)) { /* "the first 3 items" */
+            char *which = group_dup(a, 1, NULL), *n = group(a, 2, &s, &e) ? group_dup(a, 2, NULL) : NULL;
+            const long v = n ? number_value(n) : 1;
+            a->json_one = !n;
+            if (which && v > 0) {
+                if (strcasecmp(which, "last") == 0) a->json_last = v;
+                else a->json_first = v;
+                PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+                mark_used(a, ov[0], ov[1]);
+            }
+            free(which);
+            free(n);
+        }
     }
     if (match_from(a, rb->slots[S_OWNER], 0)) {
         set_str(a, &a->find_user, group_dup(a, 1, NULL));
@@ -1157,7 +1209,7 @@ static void extract_slots(analysis *a) {
         char *k = group_dup(a, 1, NULL);
         if (k) a->field = number_value(k) > 0 ? number_value(k) : 0;
         free(k);
-    } else if (a->csv_ncols) {
+    } else if (a->csv_delim) {
         bool by = false;
         const long col = csv_column_named(a, &by);
         if (col > 0 && by && a->flag[F_SORT] && !a->sort_key) {
@@ -1216,7 +1268,7 @@ static void extract_slots(analysis *a) {
                 if (dl > 1 && d[dl - 1] == '/') d[dl - 1] = '\0';
                 bool ok = !is_stopword(d) && !looks_like_file(d) && !strpbrk(d, "*?") &&
                           !is_not_dir(d) && !(id == S_DIR_IN_WORD && number_value(d) > 0);
-                if (ok && id == S_DIR_IN_WORD && a->csv_ncols && !a->term && !strchr(d, '/')) {
+                if (ok && id == S_DIR_IN_WORD && a->csv_delim && !a->term && !strchr(d, '/')) {
                     a->term = d; /* piped rows "in paris": a value to look for, not a directory */
                     break;
                 }
@@ -1287,7 +1339,7 @@ static void compose(analysis *a) {
     char delim = f[F_CSV] ? ',' : f[F_TSV] ? '\t' : f[F_COLON] ? ':' : a->csv_delim;
     /* a header line is not data: skipped wherever lines are sorted, counted, summed or picked by column */
     const bool skip_header = f[F_SKIP_HEADER] ||
-                             (a->csv_ncols && !f[F_SHOW_HEADER] && !a->term /* grep drops it */ &&
+                             (a->csv_delim && !f[F_SHOW_HEADER] && !a->term /* grep drops it */ &&
                               (a->field > 0 || a->sort_key > 0 || per_item || f[F_SORT] || f[F_SUM] ||
                                f[F_AVERAGE] || f[F_UNIQUE] || f[F_COUNT] || f[F_DUPS]));
     if (!delim)
@@ -1452,8 +1504,20 @@ static void compose(analysis *a) {
     }
 
     /* json: a key (of every element when the input is an array), keys, length, pretty */
-    bool json = f[F_JSON] || a->json_input, json_counted = false;
-    if (a->json_key) {
+    bool json = f[F_JSON] || a->json_input, json_counted = false, json_summed = false;
+    if (a->json_first > 0 || a->json_last > 0) { /* whole items: a slice of the array */
+        argf(a, add_step(a, "jq"), a->json_one            ? agx_strdup(a->json_first > 0 ? ".[0]" : ".[-1]")
+                                   : a->json_first > 0 ? agx_sprintf(".[:%ld]", a->json_first)
+                                                       : agx_sprintf(".[-%ld:]", a->json_last));
+        a->first_n = a->last_n = -1;
+    } else if (a->json_key && a->json_array && (a->json_sort || f[F_SUM] || f[F_AVERAGE])) {
+        /* sorting, summing and averaging stay in jq: the values are JSON, not lines */
+        argf(a, add_step(a, "jq"), a->json_sort ? agx_sprintf("sort_by(.%s)", a->json_key)
+                                   : f[F_SUM]   ? agx_sprintf("[.[].%s] | add", a->json_key)
+                                                : agx_sprintf("[.[].%s] | add / length", a->json_key));
+        json_summed = true;
+        ls_sorted = a->json_sort;
+    } else if (a->json_key) {
         step *st = add_step(a, "jq");
         arg(a, st, "-r");
         argf(a, st, agx_sprintf("%s.%s", a->json_array || f[F_EACH_ITEM] ? ".[]" : "", a->json_key));
@@ -1489,7 +1553,7 @@ static void compose(analysis *a) {
         ls_sorted = true;
     }
     /* sum or average a column (awk), else extract it */
-    if ((f[F_SUM] || f[F_AVERAGE]) && !source_find) {
+    if ((f[F_SUM] || f[F_AVERAGE]) && !source_find && !json_summed) {
         const char *col = a->field_last ? "$NF" : NULL;
         char colbuf[32];
         if (!col) {
@@ -1843,7 +1907,8 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
         a.json_array = *ex == '[';
         a.log_input = pcre2_match(rb->log_line, (PCRE2_SPTR)in->excerpt, strlen(in->excerpt), 0, 0,
                                   a.md, NULL) >= 0;
-        if (!a.json_input && !a.log_input) read_csv_header(&a, in->excerpt);
+        if (a.json_input) read_json_keys(&a, in->excerpt);
+        else if (!a.log_input) read_csv_header(&a, in->excerpt);
     }
     find_quotes(&a);
     for (int i = 0; i < F_NFLAGS; i++) a.flag[i] = match_from(&a, rb->flags[i], 0);

@@ -24,6 +24,8 @@ static const char numbers_csv[] = "3,1,2\n4,5,6\n"; /* no header: nothing is nam
 static const char combined_log[] =
     "10.0.0.7 - - [10/Oct/2023:13:55:40 +0000] \"GET /a HTTP/1.1\" 200 512 \"-\" \"curl/8.0\"\n";
 
+static const char users_json[] = "[{\"name\": \"a\", \"age\": 3}, {\"name\": \"b\", \"age\": 5}]\n";
+
 static const rules_case cases[] = {
     {"find all TODO comments under src and count them per file", NULL,
      "grep [-r] [TODO] [src] | cut [-d:] [-f1] | sort | uniq [-c] | sort [-rn]"},
@@ -208,6 +210,14 @@ static const rules_case cases[] = {
     {"find all TODO and FIXME comments in the codebase", NULL, "grep [-rnE] [TODO|FIXME] [.]"},
     {"find lines longer than 120 characters in src", NULL, "grep [-rnE] [.{121,}] [src]"},
     {"what's taking up space in /var", NULL, "du [-h] [-d] [1] [/var] | sort [-rh] | head [-n] [10]"},
+    /* piped JSON objects: keys by name, sums / sorts / slices in jq */
+    {"get all names", users_json, "jq [-r] [.[].name]"},
+    {"sum the ages", users_json, "jq [[.[].age] | add]"},
+    {"average age", users_json, "jq [[.[].age] | add / length]"},
+    {"sort by age", users_json, "jq [sort_by(.age)]"},
+    {"show the first item", users_json, "jq [.[0]]"},
+    {"show the first 2 items", users_json, "jq [.[:2]]"},
+    {"show the last 2 items", users_json, "jq [.[-2:]]"},
 };
 
 static agx_backend *make_backend(void) {
