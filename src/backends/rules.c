@@ -30,7 +30,7 @@ typedef enum {
     F_BY_SIZE, F_BY_TIME, F_DUPS, F_EMPTY_DIRS, F_OLDEST, F_WHICH_MOST, F_ONE_FILE, F_TRAILING_WS,
     F_LEADING_WS, F_SQUEEZE, F_EACH_ITEM, F_SHOW_HEADER, F_FILE_SIZES, F_HOW_MANY_TIMES, F_LINE_LENGTH,
     F_RANKED_LINES, F_SHORTEST_LINES, F_ONE_LINE, F_DU, F_DU_EACH, F_RANKED_DIRS, F_SMALLEST_DIRS, F_PER_EXT, F_LARGE_FIRST, F_SMALL_FIRST,
-    F_SYMLINKS, F_BROKEN_LINKS,
+    F_SYMLINKS, F_BROKEN_LINKS, F_LOC, F_MOST_LINES, F_FEWEST_LINES, F_FIRST_AND_LAST,
     F_NFLAGS
 } flag_id;
 
@@ -139,6 +139,11 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_SMALL_FIRST] = "\\b(?:smallest|lowest|oldest|least\\s+recent)\\s+first\\b",
     [F_SYMLINKS] = "\\b(?:sym(?:bolic)?[- ]?links?|soft\\s+links?)\\b",
     [F_BROKEN_LINKS] = "\\b(?:broken|dangling|dead)\\s+(?:sym(?:bolic)?[- ]?|soft\\s+)?links?\\b",
+    [F_LOC] = "\\b(?:lines\\s+of\\s+code|(?:s)?loc)\\b",
+    /* "which file has the most lines": wc -l per file, ranked */
+    [F_MOST_LINES] = "\\b(?:most|longest|biggest|largest|highest)\\s+(?:number\\s+of\\s+)?(?:lines|words)\\b",
+    [F_FEWEST_LINES] = "\\b(?:fewest|least|shortest|smallest|lowest)\\s+(?:number\\s+of\\s+)?(?:lines|words)\\b",
+    [F_FIRST_AND_LAST] = "\\bfirst\\s+and\\s+(?:the\\s+)?last\\s+lines?\\b",
     /* "count files per extension" */
     [F_PER_EXT] = "\\b(?:per|by|for\\s+each|each|every|of\\s+each)\\s+(?:file\\s+)?(?:extension|suffix|file\\s*type)s?\\b",
     [F_EACH_ITEM] = "\\b(?:each|every|all(?:\\s+the)?)\\s+(?:items?|objects?|elements?|entries|records)\\b",
@@ -171,7 +176,7 @@ typedef enum {
     S_TERM_START, S_TERM_END, S_TERM_ANY_CAPS,
     S_TERM_EMPTY, S_OR_TERM, S_SIZE, S_MTIME, S_LINE_RANGE, S_LINE_ONE, S_LONGER, S_FIELDS_RANGE,
     S_FIELDS_LIST, S_CONVERT_CHARS, S_LINE_ORD, S_DELETE_CLASS, S_LAST_N2, S_CHARS_RANGE, S_EXT_PAIR,
-    S_AFTER_LINE, S_SUPER_N, S_TERM_BOTH, S_OWNER, S_TERM_CAPS_PAIR, S_JSON_ITEMS,
+    S_AFTER_LINE, S_SUPER_N, S_TERM_BOTH, S_OWNER, S_TERM_CAPS_PAIR, S_JSON_ITEMS, S_AGE,
     S_NSLOTS
 } slot_id;
 
@@ -264,8 +269,10 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_OR_TERM] = "\\G['\"`]?\\s*,?\\s+or\\s+" TERM,
     [S_SIZE] = "\\b(larger|bigger|greater|more|over|smaller|less|under)\\s+(?:than\\s+)?(\\d+)\\s*"
                "(k|kb|kib|m|mb|mib|g|gb|gib|bytes?)?\\b",
-    [S_MTIME] = "\\b(?:modified|changed|edited|updated|touched)\\s+(?:in\\s+)?(?:the\\s+)?(?:last|past|within)"
-                "\\s+(?:the\\s+last\\s+)?" NUM "?\\s*(minutes?|hours?|days?|weeks?)\\b",
+    /* group 1: "not modified ..." / "unmodified ...": older than that, not newer */
+    [S_MTIME] = "\\b(not\\s+(?:been\\s+)?|un)?(?:modified|changed|edited|updated|touched)\\s+(?:in\\s+)?(?:the\\s+)?"
+                "(?:last|past|within)\\s+(?:the\\s+last\\s+)?" NUM "?\\s*(minutes?|hours?|days?|weeks?)\\b",
+    [S_AGE] = "\\b(older|newer)\\s+than\\s+" NUM "\\s*(minutes?|hours?|days?|weeks?)\\b",
     [S_LINE_RANGE] = "\\blines?\\s+(?:between\\s+|from\\s+)?(\\d+)\\s*(?:to|-|through|thru|until|and)\\s*(\\d+)\\b",
     [S_LINE_ONE] = "\\bline\\s+(?:number\\s+|#)?(\\d+)\\b",
     [S_LONGER] = "\\blines?\\s+(?:that\\s+are\\s+|which\\s+are\\s+)?(longer|shorter|more|fewer|less)\\s+than\\s+"
@@ -921,8 +928,9 @@ static void map_log_field(analysis *a) {
 
 /* Signals whose words are fully explained by the signal: nothing else may read
  * them as a search term or a file ("remove trailing whitespace"). */
-static const flag_id consuming_flags[] = {F_TRAILING_WS, F_LEADING_WS, F_SQUEEZE, F_BLANK,
-                                          F_SKIP_HEADER, F_EMPTY_FILES, F_CASE};
+static const flag_id consuming_flags[] = {F_TRAILING_WS, F_LEADING_WS, F_SQUEEZE, F_BLANK,       F_SKIP_HEADER,
+                                          F_EMPTY_FILES,  F_CASE,       F_LOC,     F_MOST_LINES, F_FEWEST_LINES,
+                                          F_FIRST_AND_LAST};
 
 static void extract_slots(analysis *a) {
     const rules_backend *rb = a->rb;
@@ -1033,18 +1041,22 @@ static void extract_slots(analysis *a) {
         free(n);
         free(unit);
     }
-    if (match_from(a, rb->slots[S_MTIME], 0)) {
-        char *n = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : NULL;
-        char *unit = group_dup(a, 2, NULL);
+    const bool mtime = match_from(a, rb->slots[S_MTIME], 0), age = !mtime && match_from(a, rb->slots[S_AGE], 0);
+    if (mtime || age) { /* find -mtime/-mmin: -N within the last N, +N longer ago */
+        char *older = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : NULL;
+        char *n = group(a, 2, &s, &e) ? group_dup(a, 2, NULL) : NULL;
+        char *unit = group_dup(a, 3, NULL);
         long v = n ? number_value(n) : 1;
         if (unit && v > 0) {
             char u = (char)tolower((unsigned char)unit[0]);
             long scaled = u == 'h' ? v * 60 : u == 'w' ? v * 7 : v;
+            const bool before = mtime ? older != NULL : strcasecmp(older, "older") == 0;
             set_str(a, &a->find_time_flag, agx_strdup(u == 'm' || u == 'h' ? "-mmin" : "-mtime"));
-            set_str(a, &a->find_time, agx_sprintf("-%ld", scaled));
+            set_str(a, &a->find_time, agx_sprintf("%c%ld", before ? '+' : '-', scaled));
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md); /* "last 7" is not tail -n 7 */
             mark_used(a, ov[0], ov[1]);
         }
+        free(older);
         free(n);
         free(unit);
     }
@@ -1333,8 +1345,11 @@ static void compose(analysis *a) {
     const bool du = f[F_DU] && a->n_files == 0 && !a->piped && !a->term;
     const bool per_ext = f[F_PER_EXT] && !du && a->n_files == 0 && !a->piped && !a->term;
     const bool ranked_lines = f[F_RANKED_LINES] && !du && !per_ext;
+    /* "which file has the most lines": wc per file, ranked */
+    const bool ranked_files = (f[F_MOST_LINES] || f[F_FEWEST_LINES]) && f[F_FILES] && a->n_files == 0 &&
+                              !a->piped && !a->term && !du && !per_ext;
     bool per_item = f[F_PER_ITEM] && !per_file && !a->occurrences_of_term && !a->json_key && !du && !per_ext &&
-                    !ranked_lines;
+                    !ranked_lines && !ranked_files;
     bool source_find = false, source_grep = false, files_used = false, ls_sorted = false;
     char delim = f[F_CSV] ? ',' : f[F_TSV] ? '\t' : f[F_COLON] ? ':' : a->csv_delim;
     /* a header line is not data: skipped wherever lines are sorted, counted, summed or picked by column */
@@ -1401,6 +1416,24 @@ static void compose(analysis *a) {
         arg(a, st, a->dir ? a->dir : ".");
         source_grep = files_used = true;
         a->longer_than = a->shorter_than = 0; /* done: no awk filter below */
+    } else if (ranked_files) {
+        step *st = add_step(a, "find");
+        arg(a, st, a->dir ? a->dir : ".");
+        arg(a, st, "-type");
+        arg(a, st, "f");
+        if (a->glob) {
+            arg(a, st, "-name");
+            arg(a, st, a->glob);
+        }
+        st = add_step(a, "xargs");
+        arg(a, st, "wc");
+        arg(a, st, f[F_WORDS] ? "-w" : "-l");
+        st = add_step(a, "grep"); /* wc's own sum is not a file */
+        arg(a, st, "-v");
+        arg(a, st, " total$");
+        arg(a, add_step(a, "sort"), f[F_FEWEST_LINES] ? "-n" : "-rn");
+        if (a->first_n <= 0 && a->last_n <= 0) a->first_n = 10;
+        ls_sorted = true;
     } else if (du) {
         /* one line per subdirectory (du -d 1), largest first, or the one total (du -s) */
         const bool each = f[F_DU_EACH] || a->first_n > 0;
@@ -1442,6 +1475,7 @@ static void compose(analysis *a) {
     } else if (a->n_files == 0 && !a->piped &&
                (a->glob || f[F_COUNT_FILES] || f[F_EMPTY_FILES] ||
                 (f[F_PER_FILE] && f[F_COUNT] && !a->term) || (f[F_TYPE_FILES] && !f[F_LIST]) ||
+                (f[F_LOC] && !a->term) ||
                 ((a->find_size || a->find_time || a->find_user) && f[F_FILES]) || f[F_SYMLINKS] ||
                 f[F_BROKEN_LINKS] || (f[F_DIRS] && (f[F_LIST] || f[F_COUNT] || f[F_TYPE_FILES])))) {
         step *st = add_step(a, "find");
@@ -1680,6 +1714,10 @@ static void compose(analysis *a) {
         arg(a, st, "-n");
         argf(a, st, a->line_from == a->line_to ? agx_sprintf("%ldp", a->line_from)
                                                : agx_sprintf("%ld,%ldp", a->line_from, a->line_to));
+    } else if (f[F_FIRST_AND_LAST]) {
+        step *st = add_step(a, "sed");
+        arg(a, st, "-n");
+        arg(a, st, "1p;$p");
     } else if (a->first_n > 0 || a->last_n > 0) {
         step *st = add_step(a, a->first_n > 0 ? "head" : "tail");
         arg(a, st, "-n");
@@ -1688,8 +1726,8 @@ static void compose(analysis *a) {
     if (ranked_lines) arg(a, add_step(a, "cut"), "-f2-");
 
     /* count */
-    if (f[F_COUNT] && !per_item && !per_file && !per_ext && !a->log_time_len && !f[F_SUM] && !f[F_AVERAGE] &&
-        !json_counted && !line_length) {
+    if (f[F_COUNT] && !per_item && !per_file && !per_ext && !ranked_files && !a->log_time_len && !f[F_SUM] &&
+        !f[F_AVERAGE] && !json_counted && !line_length) {
         if (source_find && (f[F_LINES] || f[F_WORDS] || f[F_CHARS] || f[F_BYTES]) && !f[F_COUNT_FILES]) {
             step *st = add_step(a, "xargs");
             arg(a, st, "wc");
@@ -1702,7 +1740,7 @@ static void compose(analysis *a) {
         } else {
             arg(a, add_step(a, "wc"), count_flag(a));
         }
-    } else if (f[F_COUNT] && per_file && !source_grep) {
+    } else if (f[F_COUNT] && per_file && !source_grep && !ranked_files) {
         /* "count lines per file": wc prints one count per operand */
         if (source_find) {
             step *st = add_step(a, "xargs");
@@ -1912,6 +1950,7 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
     }
     find_quotes(&a);
     for (int i = 0; i < F_NFLAGS; i++) a.flag[i] = match_from(&a, rb->flags[i], 0);
+    if (a.flag[F_LOC]) a.flag[F_COUNT] = a.flag[F_LINES] = true; /* "lines of code": a line count of files */
     agx_status s = AGX_OK;
     extract_slots(&a);
     /* re-checked after extraction: a search term ("lines containing curl") is not an action */

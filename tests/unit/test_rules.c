@@ -218,6 +218,18 @@ static const rules_case cases[] = {
     {"show the first item", users_json, "jq [.[0]]"},
     {"show the first 2 items", users_json, "jq [.[:2]]"},
     {"show the last 2 items", users_json, "jq [.[-2:]]"},
+    /* ages: -N within the last N, +N longer ago */
+    {"find files not modified in the last 30 days under /var/log", NULL,
+     "find [/var/log] [-type] [f] [-mtime] [+30]"},
+    {"find files older than 2 weeks in /tmp", NULL, "find [/tmp] [-type] [f] [-mtime] [+14]"},
+    {"files newer than 3 hours", NULL, "find [.] [-type] [f] [-mmin] [-180]"},
+    /* lines per file, ranked; lines of code */
+    {"which file in src has the most lines", NULL,
+     "find [src] [-type] [f] | xargs [wc] [-l] | grep [-v] [ total$] | sort [-rn] | head [-n] [1]"},
+    {"show the 10 files with the most lines under src", NULL,
+     "find [src] [-type] [f] | xargs [wc] [-l] | grep [-v] [ total$] | sort [-rn] | head [-n] [10]"},
+    {"how many lines of code are in src", NULL, "find [src] [-type] [f] | xargs [wc] [-l]"},
+    {"print the first and last line of notes.txt", NULL, "sed [-n] [1p;$p] [notes.txt]"},
 };
 
 static agx_backend *make_backend(void) {
