@@ -490,6 +490,12 @@ static bool match_from(analysis *a, const pcre2_code *re, size_t from) {
     return false;
 }
 
+/* The whole of the last match is taken: nothing else may read its words. */
+static void mark_match_used(analysis *a) {
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+    mark_used(a, ov[0], ov[1]);
+}
+
 static bool group(analysis *a, int g, size_t *start, size_t *end) {
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
     if (g < 0 || g >= a->rc || ov[2 * g] == PCRE2_UNSET) return false;
@@ -602,8 +608,7 @@ static void extract_term(analysis *a) {
         a->term = agx_strdup(named_patterns[i].regex);
         if (!a->term) a->oom = true;
         a->term_regex = true;
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
-        mark_used(a, ov[0], ov[1]);
+        mark_match_used(a);
         return;
     }
     for (int id = S_TERM_INVERT; id <= S_TERM_ANY_CAPS; id++) {
@@ -937,15 +942,13 @@ static void extract_slots(analysis *a) {
     size_t s = 0, e = 0;
     for (size_t i = 0; i < sizeof consuming_flags / sizeof consuming_flags[0]; i++)
         if (a->flag[consuming_flags[i]] && match_from(a, rb->flags[consuming_flags[i]], 0)) {
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
-            mark_used(a, ov[0], ov[1]);
+            mark_match_used(a);
         }
     /* replace X with Y claims its words before anything else reads them */
     if (match_from(a, rb->slots[S_REPLACE], 0)) {
         set_str(a, &a->replace_from, group_dup(a, 1, NULL));
         set_str(a, &a->replace_to, group_dup(a, 2, NULL));
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
-        mark_used(a, ov[0], ov[1]);
+        mark_match_used(a);
     }
     if (!a->replace_from && match_from(a, rb->slots[S_CONVERT_CHARS], 0)) {
         char *x = group_dup(a, 1, NULL), *y = group_dup(a, 2, NULL);
@@ -953,8 +956,7 @@ static void extract_slots(analysis *a) {
             a->replace_from = x;
             a->replace_to = y;
             x = y = NULL;
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
-            mark_used(a, ov[0], ov[1]);
+            mark_match_used(a);
         }
         free(x);
         free(y);
@@ -969,8 +971,7 @@ static void extract_slots(analysis *a) {
         for (size_t i = 0; w && i < sizeof classes / sizeof classes[0]; i++)
             if (strcasecmp(w, classes[i].word) == 0) a->delete_set = classes[i].set;
         free(w);
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
-        mark_used(a, ov[0], ov[1]);
+        mark_match_used(a);
     }
     if (match_from(a, rb->slots[S_LONGER], 0)) {
         char *k = group_dup(a, 1, NULL);
@@ -980,8 +981,7 @@ static void extract_slots(analysis *a) {
             bool longer = strcasecmp(k, "longer") == 0 || strcasecmp(k, "more") == 0;
             if (longer) a->longer_than = v;
             else a->shorter_than = v;
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
-            mark_used(a, ov[0], ov[1]);
+            mark_match_used(a);
         }
         free(k);
         free(n);
@@ -992,8 +992,7 @@ static void extract_slots(analysis *a) {
         if (how && v > 0) {
             bool inclusive = strncasecmp(how, "from", 4) == 0 || strncasecmp(how, "starting", 8) == 0;
             a->from_line = inclusive ? v : v + 1;
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
-            mark_used(a, ov[0], ov[1]);
+            mark_match_used(a);
         }
         free(how);
         free(k);
@@ -1003,8 +1002,7 @@ static void extract_slots(analysis *a) {
         long v = k && strcasecmp(k, "last") != 0 ? number_value(k) : -1;
         if (v > 1) {
             a->line_from = a->line_to = v;
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
-            mark_used(a, ov[0], ov[1]);
+            mark_match_used(a);
         }
         free(k);
     }
@@ -1015,8 +1013,7 @@ static void extract_slots(analysis *a) {
         if (from > 0 && to >= from) {
             a->line_from = from;
             a->line_to = to;
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
-            mark_used(a, ov[0], ov[1]);
+            mark_match_used(a);
         }
         free(x);
         free(y);
@@ -1034,8 +1031,7 @@ static void extract_slots(analysis *a) {
         if (cmp && n) {
             bool larger = strchr("lbgmo", tolower((unsigned char)cmp[0])) && strcasecmp(cmp, "less") != 0;
             set_str(a, &a->find_size, agx_sprintf("%c%s%s", larger ? '+' : '-', n, suffix));
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
-            mark_used(a, ov[0], ov[1]);
+            mark_match_used(a);
         }
         free(cmp);
         free(n);
@@ -1053,8 +1049,7 @@ static void extract_slots(analysis *a) {
             const bool before = mtime ? older != NULL : strcasecmp(older, "older") == 0;
             set_str(a, &a->find_time_flag, agx_strdup(u == 'm' || u == 'h' ? "-mmin" : "-mtime"));
             set_str(a, &a->find_time, agx_sprintf("%c%ld", before ? '+' : '-', scaled));
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md); /* "last 7" is not tail -n 7 */
-            mark_used(a, ov[0], ov[1]);
+            mark_match_used(a); /* "last 7" is not tail -n 7 */
         }
         free(older);
         free(n);
@@ -1093,8 +1088,7 @@ static void extract_slots(analysis *a) {
         }
         free(x);
         free(y);
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
-        mark_used(a, ov[0], ov[1]);
+        mark_match_used(a);
     }
     if (!a->glob && match_from(a, rb->slots[S_EXT_DOT], 0)) {
         char *ext = group_dup(a, 1, NULL);
@@ -1137,8 +1131,7 @@ static void extract_slots(analysis *a) {
             if (which && v > 0) {
                 if (strcasecmp(which, "last") == 0) a->json_last = v;
                 else a->json_first = v;
-                PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
-                mark_used(a, ov[0], ov[1]);
+                mark_match_used(a);
             }
             free(which);
             free(n);
@@ -1146,8 +1139,7 @@ static void extract_slots(analysis *a) {
     }
     if (match_from(a, rb->slots[S_OWNER], 0)) {
         set_str(a, &a->find_user, group_dup(a, 1, NULL));
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
-        mark_used(a, ov[0], ov[1]);
+        mark_match_used(a);
     }
     if (match_from(a, rb->slots[S_TERM_CAPS_PAIR], 0)) {
         char *x = group_dup(a, 1, NULL), *y = group_dup(a, 2, NULL);
@@ -1158,8 +1150,7 @@ static void extract_slots(analysis *a) {
             a->term = agx_sprintf("%s|%s", x, y); /* [A-Z0-9_]: nothing to escape */
             if (!a->term) a->oom = true;
             a->term_regex = true;
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
-            mark_used(a, ov[0], ov[1]);
+            mark_match_used(a);
         }
         free(x);
         free(y);
@@ -1173,8 +1164,7 @@ static void extract_slots(analysis *a) {
             a->term = x;
             a->term2 = y;
             x = y = NULL;
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
-            mark_used(a, ov[0], ov[1]);
+            mark_match_used(a);
         }
         free(x);
         free(y);
@@ -1198,16 +1188,14 @@ static void extract_slots(analysis *a) {
         char *k = group_dup(a, 1, NULL);
         a->fields_upto = k ? number_value(k) : -1;
         free(k);
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md); /* not head -n N */
-        mark_used(a, ov[0], ov[1]);
+        mark_match_used(a); /* not head -n N */
     } else if (match_from(a, rb->slots[S_FIELDS_LIST], 0)) {
         for (int g = 1; g <= 2; g++) {
             char *k = group_dup(a, g, NULL);
             a->fields[g - 1] = k ? number_value(k) : -1;
             free(k);
         }
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
-        mark_used(a, ov[0], ov[1]);
+        mark_match_used(a);
     } else if (match_from(a, rb->slots[S_FIELD_ORD], 0)) {
         char *k = group_dup(a, 1, NULL);
         if (k) {
@@ -1237,14 +1225,12 @@ static void extract_slots(analysis *a) {
         char *k = group_dup(a, 1, NULL);
         a->chars_upto = k ? number_value(k) : -1;
         free(k);
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
-        mark_used(a, ov[0], ov[1]);
+        mark_match_used(a);
     }
     /* "the 20 most recent lines" is the end of the input, not "the 20 most ..." */
     a->last_n = slot_number(a, S_LAST_N2, 1);
     if (a->last_n > 0) {
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
-        mark_used(a, ov[0], ov[1]);
+        mark_match_used(a);
     }
     long n = slot_number(a, S_FIRST_N, 1);
     if (n < 0) n = slot_number(a, S_MOST_N, 1);
