@@ -34,6 +34,9 @@ typedef enum {
     F_NFLAGS
 } flag_id;
 
+#define DIRWORD "(?:director(?:y|ies)|folders?|dirs?)"
+/* "the 5 largest directories": du -d 1, ranked */
+#define BIG_DIRS "\\b(?:largest|biggest|heaviest|smallest)\\s+(?:\\w+\\s+)?(?:sub)?" DIRWORD "\\b"
 /* "what is taking up space in /var": the biggest directories there */
 #define SPACE_HOG                                                                                           \
     "\\b(?:taking|using|eating|hogging|filling)\\s+(?:up\\s+)?(?:(?:the\\s+most|all\\s+the|so\\s+much)\\s+)?" \
@@ -122,18 +125,14 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_SHORTEST_LINES] = "\\bshortest\\s+(?:\\w+\\s+)?lines?\\b",
     [F_ONE_LINE] = "\\b(?:longest|shortest)\\s+line\\b(?!s)",
     /* sizes of directories: du */
-    [F_DU] = "\\b(?:disk\\s+usage|du)\\b|\\b(?:largest|biggest|smallest|heaviest)\\s+(?:\\w+\\s+)?(?:sub)?"
-             "(?:director(?:y|ies)|folders?|dirs?)\\b|\\bsizes?\\s+of\\s+(?:each|every|all(?:\\s+the)?|the)\\s+(?:sub)?"
-             "(?:director(?:y|ies)|folders?|dirs?)\\b|\\b(?:director(?:y|ies)|folders?)\\s+sizes?\\b|"
+    [F_DU] = "\\b(?:disk\\s+usage|du)\\b|" BIG_DIRS "|\\bsizes?\\s+of\\s+(?:each|every|all(?:\\s+the)?|the)\\s+(?:sub)?"
+             DIRWORD "\\b|\\b(?:director(?:y|ies)|folders?)\\s+sizes?\\b|"
              "\\bhow\\s+(?:big|large)\\s+(?:is|are)\\s+(?:the\\s+)?(?:[\\w./~-]+\\s+)?(?:sub)?(?:director(?:y|ies)|folders?)\\b|"
              "\\b(?:space|room)\\s+(?:is\\s+)?(?:used|taken)\\s+by\\b|" SPACE_HOG,
-    [F_DU_EACH] = "\\b(?:each|every|per|all(?:\\s+the)?)\\s+(?:sub)?(?:director(?:y|ies)|folders?|dirs?)\\b|"
-                  "\\bsub(?:director(?:y|ies)|folders?|dirs)\\b|\\b(?:largest|biggest|smallest|heaviest)\\s+"
-                  "(?:\\w+\\s+)?(?:director(?:y|ies)|folders?|dirs?)\\b|\\b(?:director(?:y|ies)|folders?)\\s+sizes\\b|"
-                  SPACE_HOG,
-    [F_RANKED_DIRS] = "\\b(?:largest|biggest|heaviest|smallest)\\s+(?:\\w+\\s+)?(?:sub)?(?:director(?:y|ies)|folders?|dirs?)\\b|"
-                      SPACE_HOG,
-    [F_SMALLEST_DIRS] = "\\bsmallest\\s+(?:\\w+\\s+)?(?:sub)?(?:director(?:y|ies)|folders?|dirs?)\\b",
+    [F_DU_EACH] = "\\b(?:each|every|per|all(?:\\s+the)?)\\s+(?:sub)?" DIRWORD "\\b|\\bsub" DIRWORD "\\b|" BIG_DIRS
+                  "|\\b(?:director(?:y|ies)|folders?)\\s+sizes\\b|" SPACE_HOG,
+    [F_RANKED_DIRS] = BIG_DIRS "|" SPACE_HOG,
+    [F_SMALLEST_DIRS] = "\\bsmallest\\s+(?:\\w+\\s+)?(?:sub)?" DIRWORD "\\b",
     /* ls -S / -t already list the largest / newest first */
     [F_LARGE_FIRST] = "\\b(?:largest|biggest|highest|newest|latest|most\\s+recent)\\s+first\\b",
     [F_SMALL_FIRST] = "\\b(?:smallest|lowest|oldest|least\\s+recent)\\s+first\\b",
