@@ -390,7 +390,7 @@ static const char *const file_readers[] = {"grep", "head", "tail", "wc", "cat", 
                                            "cut", "awk", "sed", "jq"};
 
 #define MAX_STEPS 16
-#define MAX_CSV_COLS 32
+#define MAX_COL_NAMES 32
 #define MAX_ARGS 12
 #define MAX_ITEMS 8
 
@@ -456,9 +456,9 @@ typedef struct {
     /* piped CSV/TSV whose first line is a header ("name,age,city", csv_delim set) or
      * JSON objects ("name": ...): columns / keys can be named */
     char csv_delim;
-    size_t csv_ncols;
-    char *csv_cols[MAX_CSV_COLS];
-    bool csv_numeric[MAX_CSV_COLS]; /* the first data row holds a number there */
+    size_t n_col_names;
+    char *col_names[MAX_COL_NAMES];
+    bool col_numeric[MAX_COL_NAMES]; /* the first data row holds a number there */
     step steps[MAX_STEPS];
     size_t n_steps;
     bool oom;
@@ -811,11 +811,11 @@ static void read_csv_header(analysis *a, const char *excerpt) {
     const size_t hl = (size_t)(nl - excerpt);
     const char delim = memchr(excerpt, '\t', hl) ? '\t' : memchr(excerpt, ',', hl) ? ',' : 0;
     if (!delim) return;
-    span head[MAX_CSV_COLS], row[MAX_CSV_COLS];
-    const size_t nh = split_fields(excerpt, hl, delim, head, MAX_CSV_COLS);
+    span head[MAX_COL_NAMES], row[MAX_COL_NAMES];
+    const size_t nh = split_fields(excerpt, hl, delim, head, MAX_COL_NAMES);
     const char *r = nl + 1, *rend = strchr(r, '\n');
     const size_t rl = rend ? (size_t)(rend - r) : strlen(r);
-    if (nh < 2 || nh == SIZE_MAX || split_fields(r, rl, delim, row, MAX_CSV_COLS) != nh) return;
+    if (nh < 2 || nh == SIZE_MAX || split_fields(r, rl, delim, row, MAX_COL_NAMES) != nh) return;
     for (size_t i = 0; i < nh; i++) {
         const size_t n = head[i].end - head[i].start;
         const char *h = excerpt + head[i].start;
@@ -829,7 +829,7 @@ static void read_csv_header(analysis *a, const char *excerpt) {
             a->oom = true;
             return;
         }
-        a->csv_cols[a->csv_ncols++] = name;
+        a->col_names[a->n_col_names++] = name;
         char num[64];
         const size_t vl = row[i].end - row[i].start;
         if (vl > 0 && vl < sizeof num) {
@@ -837,16 +837,16 @@ static void read_csv_header(analysis *a, const char *excerpt) {
             num[vl] = '\0';
             char *end = NULL;
             strtod(num, &end);
-            a->csv_numeric[i] = end && *end == '\0';
+            a->col_numeric[i] = end && *end == '\0';
         }
     }
     a->csv_delim = delim;
 }
 
 /* The keys of piped JSON ("name": ...), from its excerpt (which may be cut
- * short, so it is scanned, not parsed): the first MAX_CSV_COLS distinct ones. */
+ * short, so it is scanned, not parsed): the first MAX_COL_NAMES distinct ones. */
 static void read_json_keys(analysis *a, const char *excerpt) {
-    for (const char *p = excerpt; (p = strchr(p, '"')) != NULL && a->csv_ncols < MAX_CSV_COLS;) {
+    for (const char *p = excerpt; (p = strchr(p, '"')) != NULL && a->n_col_names < MAX_COL_NAMES;) {
         const char *k = ++p;
         while (*p && (isalnum((unsigned char)*p) || *p == '_')) p++;
         if (*p != '"' || p == k || !isalpha((unsigned char)*k)) continue; /* a value, or not a plain key */
@@ -857,28 +857,29 @@ static void read_json_keys(analysis *a, const char *excerpt) {
             continue;
         }
         bool seen = false;
-        for (size_t i = 0; i < a->csv_ncols && !seen; i++)
-            seen = strlen(a->csv_cols[i]) == (size_t)(p - k) && !strncmp(a->csv_cols[i], k, (size_t)(p - k));
+        for (size_t i = 0; i < a->n_col_names && !seen; i++)
+            seen = strlen(a->col_names[i]) == (size_t)(p - k) && !strncmp(a->col_names[i], k, (size_t)(p - k));
         if (!seen) {
             char *key = agx_strndup(k, (size_t)(p - k));
             if (!key) {
                 a->oom = true;
                 return;
             }
-            a->csv_cols[a->csv_ncols++] = key;
+            a->col_names[a->n_col_names++] = key;
         }
         p = q + 1;
     }
 }
 
-/* The 1-based header column the instruction names ("the age column", "per
- * city", "sort by age"; a plural 's' allowed), 0 when none; *by: after "by". */
-static long csv_column_named(analysis *a, bool *by) {
+/* The 1-based column (CSV header name or JSON key) the instruction names ("the
+ * age column", "per city", "sort by age"; plurals allowed), 0 when none; *by:
+ * right after "by". */
+static long named_column(analysis *a, bool *by) {
     for (size_t i = 0; i < a->len; i++) {
         if (i > 0 && (isalnum((unsigned char)a->text[i - 1]) || a->text[i - 1] == '_')) continue;
         if (in_spans(a->used, a->n_used, i) || in_spans(a->quoted, a->n_quoted, i)) continue;
-        for (size_t c = 0; c < a->csv_ncols; c++) {
-            const char *col = a->csv_cols[c];
+        for (size_t c = 0; c < a->n_col_names; c++) {
+            const char *col = a->col_names[c];
             size_t n = strlen(col);
             size_t e = i + n;
             /* "cities" for "city" */
@@ -1118,9 +1119,9 @@ static void extract_slots(analysis *a) {
             free(k);
         }
         bool by = false;
-        const long key = a->json_key || !a->json_input ? 0 : csv_column_named(a, &by);
+        const long key = a->json_key || !a->json_input ? 0 : named_column(a, &by);
         if (key > 0) { /* "the names", "sum the ages", "sort by age" */
-            set_str(a, &a->json_key, agx_strdup(a->csv_cols[key - 1]));
+            set_str(a, &a->json_key, agx_strdup(a->col_names[key - 1]));
             a->json_sort = by && a->flag[F_SORT];
         }
         if (a->json_array && match_from(a, rb->slots[S_JSON_ITEMS], 0)) { /* "the first 3 items" */
@@ -1210,10 +1211,10 @@ static void extract_slots(analysis *a) {
         free(k);
     } else if (a->csv_delim) {
         bool by = false;
-        const long col = csv_column_named(a, &by);
+        const long col = named_column(a, &by);
         if (col > 0 && by && a->flag[F_SORT] && !a->sort_key) {
             a->sort_key = col;
-            if (a->csv_numeric[col - 1]) a->flag[F_NUMERIC] = true;
+            if (a->col_numeric[col - 1]) a->flag[F_NUMERIC] = true;
         } else if (col > 0) {
             a->field = col;
         }
@@ -1835,7 +1836,7 @@ static void analysis_free(analysis *a) {
     free(a->unsupported);
     free(a->term);
     free(a->term2);
-    for (size_t i = 0; i < a->csv_ncols; i++) free(a->csv_cols[i]);
+    for (size_t i = 0; i < a->n_col_names; i++) free(a->col_names[i]);
     for (size_t i = 0; i < a->n_files; i++) free(a->files[i]);
     free(a->dir);
     free(a->glob);
