@@ -30,7 +30,7 @@ typedef enum {
     F_BY_SIZE, F_BY_TIME, F_DUPS, F_EMPTY_DIRS, F_OLDEST, F_WHICH_MOST, F_ONE_FILE, F_TRAILING_WS,
     F_LEADING_WS, F_SQUEEZE, F_EACH_ITEM, F_SHOW_HEADER, F_FILE_SIZES, F_HOW_MANY_TIMES, F_LINE_LENGTH,
     F_RANKED_LINES, F_SHORTEST_LINES, F_ONE_LINE, F_DU, F_DU_EACH, F_RANKED_DIRS, F_SMALLEST_DIRS, F_PER_EXT, F_LARGE_FIRST, F_SMALL_FIRST,
-    F_SYMLINKS, F_BROKEN_LINKS, F_LOC, F_MOST_LINES, F_FEWEST_LINES, F_FIRST_AND_LAST,
+    F_SYMLINKS, F_BROKEN_LINKS, F_LOC, F_MOST_LINES, F_FEWEST_LINES, F_FIRST_AND_LAST, F_EVERY_OTHER, F_EVEN_LINES,
     F_NFLAGS
 } flag_id;
 
@@ -69,7 +69,8 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_CASE] = "\\b(?:case[- ]insensitive(?:ly)?|ignor(?:e|ing)\\s+case|any\\s+case|"
                "regardless\\s+of\\s+case)\\b",
     [F_BLANK] = "\\b(?:remove|delete|drop|strip|skip|without|ignore|exclude|filter\\s+out|no)\\s+"
-                "(?:all\\s+|the\\s+|any\\s+)*(?:blank|empty)\\s+lines?\\b|\\bnon-?(?:blank|empty)\\s+lines?\\b",
+                "(?:all\\s+|the\\s+|any\\s+)*(?:blank|empty)\\s+lines?\\b|\\bnon-?(?:blank|empty)\\s+lines?\\b|"
+                "\\blines?\\s+(?:that\\s+|which\\s+)?(?:(?:are|is)\\s+not|aren't|isn't)\\s+(?:blank|empty)\\b",
     [F_UPPER] = "\\b(?:upper[- ]?case|capitali[sz]e|to\\s+upper|all\\s+caps)\\b",
     [F_LOWER] = "\\b(?:lower[- ]?case|to\\s+lower)\\b",
     [F_LIST] = "\\b(?:list|ls|show|display|what|which)\\b(?:\\s+(?:all|the|every|of|are|is|in|me|hidden|my|only))*\\s+"
@@ -143,6 +144,8 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_MOST_LINES] = "\\b(?:most|longest|biggest|largest|highest)\\s+(?:number\\s+of\\s+)?(?:lines|words)\\b",
     [F_FEWEST_LINES] = "\\b(?:fewest|least|shortest|smallest|lowest)\\s+(?:number\\s+of\\s+)?(?:lines|words)\\b",
     [F_FIRST_AND_LAST] = "\\bfirst\\s+and\\s+(?:the\\s+)?last\\s+lines?\\b",
+    [F_EVERY_OTHER] = "\\bevery\\s+(?:other|second|2nd)\\s+(?:line|row)\\b|\\b(?:odd|even)(?:-numbered)?\\s+(?:lines|rows)\\b",
+    [F_EVEN_LINES] = "\\beven(?:-numbered)?\\s+(?:lines|rows)\\b",
     /* "count files per extension" */
     [F_PER_EXT] = "\\b(?:per|by|for\\s+each|each|every|of\\s+each)\\s+(?:file\\s+)?(?:extension|suffix|file\\s*type)s?\\b",
     [F_EACH_ITEM] = "\\b(?:each|every|all(?:\\s+the)?)\\s+(?:items?|objects?|elements?|entries|records)\\b",
@@ -264,7 +267,7 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_DELETE_CLASS] = "\\b(?:delete|remove|strip|drop)\\s+(?:all\\s+)?(?:the\\s+)?(digits|numbers|punctuation|"
                        "spaces|whitespace|tabs|commas|quotes)\\b",
     [S_FIELDS_LIST] = "\\b(?:columns|fields|cols)\\s+(\\d+)\\s*(?:and|,|&)\\s*(\\d+)\\b",
-    [S_TERM_EMPTY] = "\\b(?:empty|blank)\\s+(lines?)\\b",
+    [S_TERM_EMPTY] = "\\b(?:empty|blank)\\s+(lines?)\\b|\\b(lines?)\\s+(?:that\\s+|which\\s+)?(?:are|is)\\s+(?:empty|blank)\\b",
     [S_OR_TERM] = "\\G['\"`]?\\s*,?\\s+or\\s+" TERM,
     [S_SIZE] = "\\b(larger|bigger|greater|more|over|smaller|less|under)\\s+(?:than\\s+)?(\\d+)\\s*"
                "(k|kb|kib|m|mb|mib|g|gb|gib|bytes?)?\\b",
@@ -599,6 +602,19 @@ static void extract_or_term(analysis *a, size_t term_end) {
     free(second);
 }
 
+/* A lower-case plural search word made singular in place ("errors" -> "error",
+ * "messages" -> "message"): grep matches substrings, so the singular finds both.
+ * Left alone where dropping the "s" would not give the singular: "-ss", "-us",
+ * "-is", and "-es" after s/x/z/h/i ("aliases", "boxes", "matches", "entries"). */
+static void singular(char *w) {
+    size_t n = strlen(w);
+    if (n < 5 || w[n - 1] != 's' || strchr("sui", w[n - 2])) return;
+    if (w[n - 2] == 'e' && strchr("sxzhi", w[n - 3])) return;
+    for (size_t i = 0; i < n; i++)
+        if (!islower((unsigned char)w[i])) return;
+    w[n - 1] = '\0';
+}
+
 static void extract_term(analysis *a) {
     for (size_t i = 0; i < N_NAMED_PATTERNS; i++) {
         if (named_patterns[i].log_field && a->log_input) continue;
@@ -645,9 +661,12 @@ static void extract_term(analysis *a) {
             for (size_t c = 0; id == S_TERM_ANY_CAPS && c < sizeof caps_not_terms / sizeof caps_not_terms[0]; c++)
                 reject |= strcmp(t, caps_not_terms[c]) == 0;
             if (!reject && (id == S_TERM_START || id == S_TERM_END)) {
-                /* anchored: the word itself, escaped, at the start or end of the line */
+                /* anchored: the word itself, escaped (a class such as "a digit" is a regex
+                 * already), at the start or end of the line */
                 const char *named = quoted ? NULL : char_name(t); /* "end in a period" */
-                char *x = ere_escape(named && strcmp(named, "\\t") != 0 && strcmp(named, "\\n") != 0 ? named : t);
+                char *x = classed ? agx_strdup(t)
+                                  : ere_escape(named && strcmp(named, "\\t") != 0 && strcmp(named, "\\n") != 0 ? named
+                                                                                                          : t);
                 char *anchored = x ? agx_sprintf(id == S_TERM_START ? "^%s" : "%s$", x) : NULL;
                 free(x);
                 free(t);
@@ -658,6 +677,7 @@ static void extract_term(analysis *a) {
                 t = anchored;
                 a->term_regex = true;
             }
+            if (!reject && !quoted && !classed && id != S_TERM_IP) singular(t); /* "errors" finds "error" too */
             if (!reject && id == S_TERM_IP) { /* dots are literal */
                 char *x = ere_escape(t);
                 free(t);
@@ -1335,7 +1355,7 @@ static void compose(analysis *a) {
     const bool ranked_files = (f[F_MOST_LINES] || f[F_FEWEST_LINES]) && f[F_FILES] && a->n_files == 0 &&
                               !a->piped && !a->term && !du && !per_ext;
     bool per_item = f[F_PER_ITEM] && !per_file && !a->occurrences_of_term && !a->json_key && !du && !per_ext &&
-                    !ranked_lines && !ranked_files;
+                    !ranked_lines && !ranked_files && !f[F_EVERY_OTHER];
     bool source_find = false, source_grep = false, files_used = false, ls_sorted = false;
     char delim = f[F_CSV] ? ',' : f[F_TSV] ? '\t' : f[F_COLON] ? ':' : a->csv_delim;
     /* a header line is not data: skipped wherever lines are sorted, counted, summed or picked by column */
@@ -1558,6 +1578,7 @@ static void compose(analysis *a) {
         arg(a, st, "+2");
     }
     if (f[F_BLANK]) arg(a, add_step(a, "sed"), "/^$/d");
+    if (f[F_EVERY_OTHER]) arg(a, add_step(a, "awk"), f[F_EVEN_LINES] ? "NR % 2 == 0" : "NR % 2 == 1");
     if (a->longer_than > 0 || a->shorter_than > 0)
         argf(a, add_step(a, "awk"),
              a->longer_than > 0 ? agx_sprintf("length($0) > %ld", a->longer_than)
@@ -1814,7 +1835,9 @@ static void compose_from_registry(analysis *a, const agx_registry *reg) {
             }
         }
     }
-    if (!best) return;
+    /* the verb "find" alone, with nothing quoted or named to look for, would list
+     * every file: that answers no question ("find aliases in .bashrc") */
+    if (!best || (best_len == 1 && strcmp(best->id, "find") == 0 && a->n_quoted == 0 && a->n_files == 0)) return;
     step *st = add_step(a, best->id);
     for (size_t i = 0; i < a->n_quoted; i++) {
         /* quoted text is data: never let it become an option of the tool */

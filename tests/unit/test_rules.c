@@ -230,6 +230,14 @@ static const rules_case cases[] = {
      "find [src] [-type] [f] | xargs [wc] [-l] | grep [-v] [ total$] | sort [-rn] | head [-n] [10]"},
     {"how many lines of code are in src", NULL, "find [src] [-type] [f] | xargs [wc] [-l]"},
     {"print the first and last line of notes.txt", NULL, "sed [-n] [1p;$p] [notes.txt]"},
+    /* lines by position or emptiness; classes stay regexes when anchored; plural words found singular */
+    {"show every other line", "a\nb\n", "awk [NR % 2 == 1]"},
+    {"print the even lines", "a\nb\n", "awk [NR % 2 == 0]"},
+    {"show lines that are not empty", "a\n\nb\n", "sed [/^$/d]"},
+    {"show lines that are empty", "a\n\nb\n", "grep [^$]"},
+    {"find lines that start with a digit", "1a\nb\n", "grep [-E] [^[0-9]]"},
+    {"show lines with errors", "error: x\n", "grep [error]"},
+    {"search for aliases in notes.txt", NULL, "grep [aliases] [notes.txt]"},
 };
 
 static agx_backend *make_backend(void) {
@@ -320,6 +328,8 @@ static void test_declines_clearly(void **state) {
         "create a file named foo.txt", "save the results to out.txt", "hello",
         /* a plan that would ignore the directory named (it used to be sort | uniq -c | sort -rn) */
         "show the owner of each widget in /var",
+        /* the bare verb "find" with nothing to look for would list every file */
+        "find aliases in .bashrc",
     };
     for (size_t i = 0; i < sizeof nonsense / sizeof nonsense[0]; i++) {
         agx_generated_plan gp;
