@@ -30,7 +30,7 @@ typedef enum {
     F_BY_SIZE, F_BY_TIME, F_DUPS, F_EMPTY_DIRS, F_OLDEST, F_WHICH_MOST, F_ONE_FILE, F_TRAILING_WS,
     F_LEADING_WS, F_SQUEEZE, F_EACH_ITEM, F_SHOW_HEADER, F_FILE_SIZES, F_HOW_MANY_TIMES, F_LINE_LENGTH,
     F_RANKED_LINES, F_SHORTEST_LINES, F_ONE_LINE, F_DU, F_DU_EACH, F_RANKED_DIRS, F_SMALLEST_DIRS, F_PER_EXT, F_LARGE_FIRST, F_SMALL_FIRST,
-    F_SYMLINKS, F_BROKEN_LINKS, F_LOC, F_MOST_LINES, F_FEWEST_LINES, F_FIRST_AND_LAST, F_EVERY_OTHER, F_EVEN_LINES,
+    F_SYMLINKS, F_BROKEN_LINKS, F_LOC, F_MOST_LINES, F_FEWEST_LINES, F_FIRST_AND_LAST, F_EVERY_OTHER, F_EVEN_LINES, F_PER_DIR, F_TO_TSV, F_TO_CSV,
     F_NFLAGS
 } flag_id;
 
@@ -114,10 +114,13 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_BY_TIME] = "\\b(?:by|on)\\s+(?:(?:modification|modified|change|last\\s+modified)\\s+)?(?:time|date|age)\\b|"
                   "\\bnewest\\s+first\\b|\\bmost\\s+recent(?:ly\\s+modified)?\\s+first\\b|"
                   "\\bmost\\s+recently\\s+(?:modified|changed|updated|edited)\\b|"
-                  "\\b(?:newest|latest|oldest)\\s+(?:\\d+\\s+)?files?\\b",
+                  "\\b(?:newest|latest|oldest)\\s+(?:\\d+\\s+)?files?\\b|"
+                  "\\b(?:last|latest)[- ](?:modified|changed|updated|edited)\\b",
     [F_OLDEST] = "\\boldest\\b",
     [F_FILE_SIZES] = "\\b(?:sizes?\\s+of\\s+(?:each|every|all(?:\\s+the)?|the)\\s+files?|file\\s+sizes|"
-                     "how\\s+(?:big|large)\\s+(?:each|every|the)\\s+files?\\s+(?:is|are))\\b",
+                     "how\\s+(?:big|large)\\s+(?:each|every|the)\\s+files?\\s+(?:is|are))\\b|"
+                     /* with a file named: "the size of README.md", "how big is README.md" (wc -c) */
+                     "\\b(?:the\\s+)?size\\s+of\\b|\\bhow\\s+(?:big|large)\\s+(?:is|are)\\b",
     [F_HOW_MANY_TIMES] = "\\bhow\\s+(?:many\\s+times|often)\\b",
     [F_LINE_LENGTH] = "\\b(?:characters?|chars?|length)\\s+(?:in|of|on)\\s+(?:each|every)\\s+line\\b|"
                       "\\bline\\s+lengths?\\b|\\blength\\s+of\\s+(?:each|every)\\s+line\\b",
@@ -146,12 +149,18 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_FIRST_AND_LAST] = "\\bfirst\\s+and\\s+(?:the\\s+)?last\\s+lines?\\b",
     [F_EVERY_OTHER] = "\\bevery\\s+(?:other|second|2nd)\\s+(?:line|row)\\b|\\b(?:odd|even)(?:-numbered)?\\s+(?:lines|rows)\\b",
     [F_EVEN_LINES] = "\\beven(?:-numbered)?\\s+(?:lines|rows)\\b",
+    /* "count the .js files in each directory": find -printf '%h\\n' | sort | uniq -c */
+    [F_PER_DIR] = "\\b(?:per|in\\s+each|for\\s+each|by|in\\s+every|each)\\s+(?:sub)?" DIRWORD "\\b",
+    /* "convert data.csv to tab separated" */
+    [F_TO_TSV] = "\\b(?:to|into|as)\\s+(?:tab[- ]separated|tsv|tabs)\\b",
+    [F_TO_CSV] = "\\b(?:to|into|as)\\s+(?:comma[- ]separated|csv|commas)\\b",
     /* "count files per extension" */
     [F_PER_EXT] = "\\b(?:per|by|for\\s+each|each|every|of\\s+each)\\s+(?:file\\s+)?(?:extension|suffix|file\\s*type)s?\\b",
     [F_EACH_ITEM] = "\\b(?:each|every|all(?:\\s+the)?)\\s+(?:items?|objects?|elements?|entries|records)\\b",
     [F_SHOW_HEADER] = "\\b(?:show|print|get|display|see|read)\\s+(?:me\\s+)?(?:only\\s+)?(?:the\\s+)?"
                       "(?:header(?:\\s+line|\\s+row)?|headers|column\\s+names)\\b",
-    [F_ONE_FILE] = "\\b(?:the\\s+)?(?:largest|biggest|smallest|newest|oldest|latest)\\s+file\\b(?!s)",
+    [F_ONE_FILE] = "\\b(?:the\\s+)?(?:largest|biggest|smallest|newest|oldest|latest|(?:last|latest)[- ]modified|"
+                   "most\\s+recently\\s+(?:modified|changed|updated|edited))\\s+file\\b(?!s)",
     [F_TRAILING_WS] = "\\b(?:trailing|ending|end-of-line)\\s+(?:white\\s*space|spaces|blanks)\\b",
     [F_LEADING_WS] = "\\b(?:leading|starting)\\s+(?:white\\s*space|spaces|blanks)\\b|"
                      "\\b(?:remove|strip|delete|drop)\\s+(?:the\\s+)?indentation\\b",
@@ -214,7 +223,8 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_EXT_PAIR] = "(?:^|\\s)\\*?(\\.[A-Za-z0-9]{1,8})\\s*(?:and|or|&|,)\\s*\\*?(\\.[A-Za-z0-9]{1,8})\\s+"
                    "(?:source\\s+)?files?\\b",
     [S_AFTER_LINE] = "\\b(?:everything|all|lines?|the\\s+rest)\\s+(after|following|past|from|starting\\s+at)\\s+"
-                     "line\\s+(?:number\\s+)?(\\d+)\\b",
+                     "line\\s+(?:number\\s+)?(\\d+)\\b|\\blines?\\s+(from\\s+)?(\\d+)\\s+(?:to|until|through|till)\\s+"
+                     "(?:the\\s+)?end\\b",
     [S_EXT_WORD] = "\\b(c|c\\+\\+|cpp|python|rust|go|golang|markdown|json|yaml|yml|shell|bash|"
                    "javascript|js|typescript|ts|java|ruby|header|text|txt|log|csv|html|css|toml|xml|"
                    "php|perl|sql)\\s+(?:source\\s+)?(?:files?|scripts?|sources?)\\b",
@@ -289,6 +299,7 @@ static const char *const slot_regex[S_NSLOTS] = {
 /* Words that follow "containing"/"for"/... without being what to search for. */
 static const char *const term_stopwords[] = {
     "each", "every", "all", "the", "a", "an", "any", "lines", "line", "files", "file", "words",
+    "under", "below", "above", "inside", "within", "over", "their", "its", "his", "her",
     "word", "them", "it", "this", "that", "these", "those", "duplicates", "duplicate", "blank",
     "empty", "numbers", "number", "case", "input", "output", "stdin", "text", "data", "column",
     "field", "me", "us", "in", "of", "and", "or", "to", "from", "with", "only", "unique",
@@ -300,6 +311,7 @@ static const char *const term_stopwords[] = {
 static const char *const not_dirs[] = {
     "reverse", "order", "alphabetical", "numeric", "numerical", "case", "lowercase", "uppercase",
     "parallel", "total", "it", "them", "this", "that", "the", "a", "an", "each", "every", "all",
+    "sorted", "chronological", "random",
     "my", "our", "your", "there", "here", "json", "csv", "tsv", "memory", "bytes", "lines", "words",
     "files", "columns", "descending", "ascending", "seconds", "minutes", "hours", "days", "one",
     "full", "detail", "details", "bulk", "order.", "common", "both", "stdin", "input", "output",
@@ -981,6 +993,12 @@ static void extract_slots(analysis *a) {
         free(x);
         free(y);
     }
+    if (!a->replace_from && (a->flag[F_TO_TSV] || a->flag[F_TO_CSV]) && a->flag[F_TO_TSV] != a->flag[F_TO_CSV]) {
+        /* "convert data.csv to tab separated": one separator for the other */
+        a->replace_from = agx_strdup(a->flag[F_TO_TSV] ? "commas" : "tabs");
+        a->replace_to = agx_strdup(a->flag[F_TO_TSV] ? "tabs" : "commas");
+        if (!a->replace_from || !a->replace_to) a->oom = true;
+    }
     if (match_from(a, rb->slots[S_DELETE_CLASS], 0)) {
         static const struct {
             const char *word, *set;
@@ -1007,7 +1025,8 @@ static void extract_slots(analysis *a) {
         free(n);
     }
     if (match_from(a, rb->slots[S_AFTER_LINE], 0)) { /* tail -n +N */
-        char *how = group_dup(a, 1, NULL), *k = group_dup(a, 2, NULL);
+        const bool to_end = group(a, 4, &s, &e); /* "lines 100 to the end": from 100 on */
+        char *how = to_end ? agx_strdup("from") : group_dup(a, 1, NULL), *k = group_dup(a, to_end ? 4 : 2, NULL);
         long v = k ? number_value(k) : -1;
         if (how && v > 0) {
             bool inclusive = strncasecmp(how, "from", 4) == 0 || strncasecmp(how, "starting", 8) == 0;
@@ -1354,8 +1373,11 @@ static void compose(analysis *a) {
     /* "which file has the most lines": wc per file, ranked */
     const bool ranked_files = (f[F_MOST_LINES] || f[F_FEWEST_LINES]) && f[F_FILES] && a->n_files == 0 &&
                               !a->piped && !a->term && !du && !per_ext;
+    /* "count the .js files in each directory": the directory of every file found, counted */
+    const bool per_dir = f[F_PER_DIR] && f[F_COUNT] && f[F_FILES] && a->n_files == 0 && !a->piped && !a->term &&
+                         !du && !per_ext && !ranked_files;
     bool per_item = f[F_PER_ITEM] && !per_file && !a->occurrences_of_term && !a->json_key && !du && !per_ext &&
-                    !ranked_lines && !ranked_files && !f[F_EVERY_OTHER];
+                    !ranked_lines && !ranked_files && !f[F_EVERY_OTHER] && !per_dir;
     bool source_find = false, source_grep = false, files_used = false, ls_sorted = false;
     char delim = f[F_CSV] ? ',' : f[F_TSV] ? '\t' : f[F_COLON] ? ':' : a->csv_delim;
     /* a header line is not data: skipped wherever lines are sorted, counted, summed or picked by column */
@@ -1481,7 +1503,7 @@ static void compose(analysis *a) {
     } else if (a->n_files == 0 && !a->piped &&
                (a->glob || f[F_COUNT_FILES] || f[F_EMPTY_FILES] ||
                 (f[F_PER_FILE] && f[F_COUNT] && !a->term) || (f[F_TYPE_FILES] && !f[F_LIST]) ||
-                (f[F_LOC] && !a->term) ||
+                (f[F_LOC] && !a->term) || per_dir ||
                 ((a->find_size || a->find_time || a->find_user) && f[F_FILES]) || f[F_SYMLINKS] ||
                 f[F_BROKEN_LINKS] || (f[F_DIRS] && (f[F_LIST] || f[F_COUNT] || f[F_TYPE_FILES])))) {
         step *st = add_step(a, "find");
@@ -1515,7 +1537,14 @@ static void compose(analysis *a) {
             arg(a, st, a->find_time);
         }
         source_find = true;
-        if (f[F_BY_SIZE] && !f[F_COUNT] && !f[F_PER_FILE]) { /* "sorted by size": size and path */
+        if (per_dir) {
+            arg(a, st, "-printf");
+            arg(a, st, "%h\\n");
+            add_step(a, "sort");
+            arg(a, add_step(a, "uniq"), "-c");
+            arg(a, add_step(a, "sort"), "-rn");
+            ls_sorted = true;
+        } else if (f[F_BY_SIZE] && !f[F_COUNT] && !f[F_PER_FILE]) { /* "sorted by size": size and path */
             arg(a, st, "-printf");
             arg(a, st, "%s %p\\n");
             arg(a, add_step(a, "sort"), f[F_REVERSE] || f[F_LARGE_FIRST] ? "-rn" : "-n");
@@ -1733,7 +1762,7 @@ static void compose(analysis *a) {
     if (ranked_lines) arg(a, add_step(a, "cut"), "-f2-");
 
     /* count */
-    if (f[F_COUNT] && !per_item && !per_file && !per_ext && !ranked_files && !a->log_time_len && !f[F_SUM] &&
+    if (f[F_COUNT] && !per_item && !per_file && !per_ext && !per_dir && !ranked_files && !a->log_time_len && !f[F_SUM] &&
         !f[F_AVERAGE] && !json_counted && !line_length) {
         if (source_find && (f[F_LINES] || f[F_WORDS] || f[F_CHARS] || f[F_BYTES]) && !f[F_COUNT_FILES]) {
             step *st = add_step(a, "xargs");

@@ -238,6 +238,15 @@ static const rules_case cases[] = {
     {"find lines that start with a digit", "1a\nb\n", "grep [-E] [^[0-9]]"},
     {"show lines with errors", "error: x\n", "grep [error]"},
     {"search for aliases in notes.txt", NULL, "grep [aliases] [notes.txt]"},
+    {"show the last modified file in src", NULL, "ls [-t] [src] | head [-n] [1]"},
+    {"count the number of .js files in each directory", NULL,
+     "find [.] [-name] [*.js] [-printf] [%h\\n] | sort | uniq [-c] | sort [-rn]"},
+    {"show how many lines each python file has under src", NULL, "find [src] [-name] [*.py] | xargs [wc] [-l]"},
+    {"show only unique lines of names.txt in sorted order", NULL, "sort [names.txt] | uniq"},
+    {"print lines 100 to the end of big.txt", NULL, "tail [-n] [+100] [big.txt]"},
+    {"show the size of README.md", NULL, "wc [-c] [README.md]"},
+    {"list all files with their sizes in docs", NULL, "ls [-l] [docs]"},
+    {"convert data.csv to tab separated", NULL, "cat [data.csv] | tr [,] [\\t]"},
 };
 
 static agx_backend *make_backend(void) {
