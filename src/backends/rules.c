@@ -30,7 +30,8 @@ typedef enum {
     F_BY_SIZE, F_BY_TIME, F_DUPS, F_EMPTY_DIRS, F_OLDEST, F_WHICH_MOST, F_ONE_FILE, F_TRAILING_WS,
     F_LEADING_WS, F_SQUEEZE, F_EACH_ITEM, F_SHOW_HEADER, F_FILE_SIZES, F_HOW_MANY_TIMES, F_LINE_LENGTH,
     F_RANKED_LINES, F_SHORTEST_LINES, F_ONE_LINE, F_DU, F_DU_EACH, F_RANKED_DIRS, F_SMALLEST_DIRS, F_PER_EXT, F_LARGE_FIRST, F_SMALL_FIRST,
-    F_SYMLINKS, F_BROKEN_LINKS, F_LOC, F_MOST_LINES, F_FEWEST_LINES, F_FIRST_AND_LAST, F_EVERY_OTHER, F_EVEN_LINES, F_PER_DIR, F_TO_TSV, F_TO_CSV,
+    F_SYMLINKS, F_BROKEN_LINKS, F_LOC, F_MOST_LINES, F_FEWEST_LINES, F_FIRST_AND_LAST, F_EVERY_OTHER, F_EVEN_LINES,
+    F_PER_DIR, F_TO_TSV, F_TO_CSV,
     F_NFLAGS
 } flag_id;
 
@@ -1762,8 +1763,8 @@ static void compose(analysis *a) {
     if (ranked_lines) arg(a, add_step(a, "cut"), "-f2-");
 
     /* count */
-    if (f[F_COUNT] && !per_item && !per_file && !per_ext && !per_dir && !ranked_files && !a->log_time_len && !f[F_SUM] &&
-        !f[F_AVERAGE] && !json_counted && !line_length) {
+    if (f[F_COUNT] && !per_item && !per_file && !per_ext && !per_dir && !ranked_files && !a->log_time_len &&
+        !f[F_SUM] && !f[F_AVERAGE] && !json_counted && !line_length) {
         if (source_find && (f[F_LINES] || f[F_WORDS] || f[F_CHARS] || f[F_BYTES]) && !f[F_COUNT_FILES]) {
             step *st = add_step(a, "xargs");
             arg(a, st, "wc");
