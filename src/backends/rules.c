@@ -29,7 +29,8 @@ typedef enum {
     F_DIRS, F_REGEX, F_SKIP_HEADER, F_SUM, F_AVERAGE, F_LARGEST, F_SMALLEST, F_EMPTY_FILES,
     F_BY_SIZE, F_BY_TIME, F_DUPS, F_EMPTY_DIRS, F_OLDEST, F_WHICH_MOST, F_ONE_FILE, F_TRAILING_WS,
     F_LEADING_WS, F_SQUEEZE, F_EACH_ITEM, F_SHOW_HEADER, F_FILE_SIZES, F_HOW_MANY_TIMES, F_LINE_LENGTH,
-    F_RANKED_LINES, F_SHORTEST_LINES, F_ONE_LINE, F_DU, F_DU_EACH, F_RANKED_DIRS, F_SMALLEST_DIRS, F_PER_EXT, F_LARGE_FIRST, F_SMALL_FIRST,
+    F_RANKED_LINES, F_SHORTEST_LINES, F_ONE_LINE, F_DU, F_DU_EACH, F_RANKED_DIRS, F_SMALLEST_DIRS, F_PER_EXT,
+    F_LARGE_FIRST, F_SMALL_FIRST,
     F_SYMLINKS, F_BROKEN_LINKS, F_LOC, F_MOST_LINES, F_FEWEST_LINES, F_FIRST_AND_LAST, F_EVERY_OTHER, F_EVEN_LINES,
     F_PER_DIR, F_TO_TSV, F_TO_CSV,
     F_NFLAGS
@@ -84,7 +85,8 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_KEYS] = "\\b(?:keys|top-level\\s+fields)\\b",
     [F_FIRST_LINE] = "\\b(?:first|top|opening)\\s+(?:line|row|entry)\\b",
     [F_LAST_LINE] = "\\b(?:last|final|bottom)\\s+(?:line|row|entry)\\b",
-    [F_FILES_WITH] = "\\b(?:files?|filenames?|file\\s+names)\\s+(?:(?:in|under|within)\\s+\\S+\\s+)?(?:that\\s+|which\\s+)?"
+    [F_FILES_WITH] = "\\b(?:files?|filenames?|file\\s+names)\\s+(?:(?:in|under|within)\\s+\\S+\\s+)?"
+                     "(?:that\\s+|which\\s+)?"
                      "(?:contain|containing|contains|with|mention|mentions|mentioning|matching|match|"
                      "have|having|include|including)\\b",
     [F_CSV] = "\\b(?:csv|comma[- ]separated|commas?)\\b",
@@ -107,7 +109,8 @@ static const char *const flag_regex[F_NFLAGS] = {
                       "(?:the\\s+)?(?:first\\s+line|header(?:\\s+line|\\s+row)?|heading)\\b",
     [F_SUM] = "\\b(?:sum|add\\s+up|total\\s+of)\\b",
     [F_AVERAGE] = "\\b(?:average|mean)\\b",
-    [F_LARGEST] = "\\b(?:largest|biggest|heaviest)\\s+(?:\\d+\\s+)?(?:[\\w.+*-]+\\s+)?files?\\b", /* "3 largest .log files" */
+    /* "the 3 largest .log files" */
+    [F_LARGEST] = "\\b(?:largest|biggest|heaviest)\\s+(?:\\d+\\s+)?(?:[\\w.+*-]+\\s+)?files?\\b",
     [F_SMALLEST] = "\\bsmallest\\s+(?:\\d+\\s+)?(?:[\\w.+*-]+\\s+)?files?\\b",
     [F_EMPTY_FILES] = "\\bempty\\s+(?:files?|director(?:y|ies)|folders?|dirs?)\\b",
     [F_EMPTY_DIRS] = "\\bempty\\s+(?:director(?:y|ies)|folders?|dirs?)\\b",
@@ -132,7 +135,7 @@ static const char *const flag_regex[F_NFLAGS] = {
     /* sizes of directories: du */
     [F_DU] = "\\b(?:disk\\s+usage|du)\\b|" BIG_DIRS "|\\bsizes?\\s+of\\s+(?:each|every|all(?:\\s+the)?|the)\\s+(?:sub)?"
              DIRWORD "\\b|\\b(?:director(?:y|ies)|folders?)\\s+sizes?\\b|"
-             "\\bhow\\s+(?:big|large)\\s+(?:is|are)\\s+(?:the\\s+)?(?:[\\w./~-]+\\s+)?(?:sub)?(?:director(?:y|ies)|folders?)\\b|"
+             "\\bhow\\s+(?:big|large)\\s+(?:is|are)\\s+(?:the\\s+)?(?:[\\w./~-]+\\s+)?(?:sub)?" DIRWORD "\\b|"
              "\\b(?:space|room)\\s+(?:is\\s+)?(?:used|taken)\\s+by\\b|" SPACE_HOG,
     [F_DU_EACH] = "\\b(?:each|every|per|all(?:\\s+the)?)\\s+(?:sub)?" DIRWORD "\\b|\\bsub" DIRWORD "\\b|" BIG_DIRS
                   "|\\b(?:director(?:y|ies)|folders?)\\s+sizes\\b|" SPACE_HOG,
@@ -148,7 +151,8 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_MOST_LINES] = "\\b(?:most|longest|biggest|largest|highest)\\s+(?:number\\s+of\\s+)?(?:lines|words)\\b",
     [F_FEWEST_LINES] = "\\b(?:fewest|least|shortest|smallest|lowest)\\s+(?:number\\s+of\\s+)?(?:lines|words)\\b",
     [F_FIRST_AND_LAST] = "\\bfirst\\s+and\\s+(?:the\\s+)?last\\s+lines?\\b",
-    [F_EVERY_OTHER] = "\\bevery\\s+(?:other|second|2nd)\\s+(?:line|row)\\b|\\b(?:odd|even)(?:-numbered)?\\s+(?:lines|rows)\\b",
+    [F_EVERY_OTHER] = "\\bevery\\s+(?:other|second|2nd)\\s+(?:line|row)\\b|"
+                      "\\b(?:odd|even)(?:-numbered)?\\s+(?:lines|rows)\\b",
     [F_EVEN_LINES] = "\\beven(?:-numbered)?\\s+(?:lines|rows)\\b",
     /* "count the .js files in each directory": find -printf '%h\\n' | sort | uniq -c */
     [F_PER_DIR] = "\\b(?:per|in\\s+each|for\\s+each|by|in\\s+every|each)\\s+(?:sub)?" DIRWORD "\\b",
@@ -156,7 +160,8 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_TO_TSV] = "\\b(?:to|into|as)\\s+(?:tab[- ]separated|tsv|tabs)\\b",
     [F_TO_CSV] = "\\b(?:to|into|as)\\s+(?:comma[- ]separated|csv|commas)\\b",
     /* "count files per extension" */
-    [F_PER_EXT] = "\\b(?:per|by|for\\s+each|each|every|of\\s+each)\\s+(?:file\\s+)?(?:extension|suffix|file\\s*type)s?\\b",
+    [F_PER_EXT] = "\\b(?:per|by|for\\s+each|each|every|of\\s+each)\\s+(?:file\\s+)?"
+                  "(?:extension|suffix|file\\s*type)s?\\b",
     [F_EACH_ITEM] = "\\b(?:each|every|all(?:\\s+the)?)\\s+(?:items?|objects?|elements?|entries|records)\\b",
     [F_SHOW_HEADER] = "\\b(?:show|print|get|display|see|read)\\s+(?:me\\s+)?(?:only\\s+)?(?:the\\s+)?"
                       "(?:header(?:\\s+line|\\s+row)?|headers|column\\s+names)\\b",
@@ -218,7 +223,7 @@ static const char *const slot_regex[S_NSLOTS] = {
                    "|(?:^|\\s)(\\.[A-Za-z_][\\w.]*)|\\b([A-Za-z_][\\w-]*)\\s+(?:field|key|property|attribute)\\b"
                    "|\\b([A-Za-z_][\\w-]*)\\s+(?:of|from|in)\\s+(?:each|every|all(?:\\s+the)?)\\s+"
                    "(?:items?|objects?|elements?|entries|records)\\b)",
-    [S_NAMED] = "\\b(?:files?|director(?:y|ies)|folders?|dirs?)\\s+(named|called|matching|ending\\s+(?:in|with)|with\\s+(?:the\\s+)?"
+    [S_NAMED] = "\\b(?:files?|" DIRWORD ")\\s+(named|called|matching|ending\\s+(?:in|with)|with\\s+(?:the\\s+)?"
                 "(?:extension|suffix|name))\\s+" TERM,
     [S_EXT_DOT] = "(?:^|\\s)\\*?(\\.[A-Za-z0-9]{1,8})\\s+(?:source\\s+)?files?\\b",
     [S_EXT_PAIR] = "(?:^|\\s)\\*?(\\.[A-Za-z0-9]{1,8})\\s*(?:and|or|&|,)\\s*\\*?(\\.[A-Za-z0-9]{1,8})\\s+"
