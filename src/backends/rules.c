@@ -283,7 +283,8 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_DELETE_CLASS] = "\\b(?:delete|remove|strip|drop)\\s+(?:all\\s+)?(?:the\\s+)?(digits|numbers|punctuation|"
                        "spaces|whitespace|tabs|commas|quotes)\\b",
     [S_FIELDS_LIST] = "\\b(?:columns|fields|cols)\\s+(\\d+)\\s*(?:and|,|&)\\s*(\\d+)\\b",
-    [S_TERM_EMPTY] = "\\b(?:empty|blank)\\s+(lines?)\\b|\\b(lines?)\\s+(?:that\\s+|which\\s+)?(?:are|is)\\s+(?:empty|blank)\\b",
+    [S_TERM_EMPTY] = "\\b(?:empty|blank)\\s+(lines?)\\b|"
+                     "\\b(lines?)\\s+(?:that\\s+|which\\s+)?(?:are|is)\\s+(?:empty|blank)\\b",
     [S_OR_TERM] = "\\G['\"`]?\\s*,?\\s+or\\s+" TERM,
     [S_SIZE] = "\\b(larger|bigger|greater|more|over|smaller|less|under)\\s+(?:than\\s+)?(\\d+)\\s*"
                "(k|kb|kib|m|mb|mib|g|gb|gib|bytes?)?\\b",
