@@ -32,7 +32,8 @@ typedef enum {
     F_RANKED_LINES, F_SHORTEST_LINES, F_ONE_LINE, F_DU, F_DU_EACH, F_RANKED_DIRS, F_SMALLEST_DIRS, F_PER_EXT,
     F_LARGE_FIRST, F_SMALL_FIRST,
     F_SYMLINKS, F_BROKEN_LINKS, F_LOC, F_MOST_LINES, F_FEWEST_LINES, F_FIRST_AND_LAST, F_EVERY_OTHER, F_EVEN_LINES,
-    F_PER_DIR, F_TO_TSV, F_TO_CSV,
+    F_PER_DIR, F_TO_TSV, F_TO_CSV, F_WORDS_PER_LINE, F_NO_EXT, F_HIDDEN_FILES, F_TOTAL_SIZE, F_EXTENSIONS,
+    F_MAX, F_MIN, F_DIFF, F_COMMON, F_HOME,
     F_NFLAGS
 } flag_id;
 
@@ -159,6 +160,21 @@ static const char *const flag_regex[F_NFLAGS] = {
     /* "convert data.csv to tab separated" */
     [F_TO_TSV] = "\\b(?:to|into|as)\\s+(?:tab[- ]separated|tsv|tabs)\\b",
     [F_TO_CSV] = "\\b(?:to|into|as)\\s+(?:comma[- ]separated|csv|commas)\\b",
+    [F_WORDS_PER_LINE] = "\\b(?:number\\s+of\\s+words|word\\s+counts?|how\\s+many\\s+words|count\\s+(?:the\\s+)?words)\\s+"
+                         "(?:in|on|of|per)\\s+(?:each|every)\\s+line\\b|\\bwords\\s+per\\s+line\\b",
+    [F_NO_EXT] = "\\b(?:with\\s+no\\s+|without\\s+(?:an?\\s+)?|lacking\\s+(?:an?\\s+)?|missing\\s+(?:an?\\s+)?)(?:file\\s+)?"
+                 "extensions?\\b",
+    /* "find all hidden files" (a tree; "list hidden files" stays ls -a) */
+    [F_HIDDEN_FILES] = "\\b(?:find|search\\s+for|locate|look\\s+for)\\s+(?:all\\s+|the\\s+|every\\s+)*hidden\\s+files\\b",
+    /* "the total size of the .log files": their bytes summed */
+    [F_TOTAL_SIZE] = "\\btotal\\s+(?:disk\\s+)?(?:size|bytes|space)\\b|\\bcombined\\s+size\\b",
+    [F_EXTENSIONS] = "\\b(?:unique|distinct|different|all\\s+the|which)\\s+(?:file\\s+)?extensions\\b",
+    [F_MAX] = "\\b(?:max(?:imum)?|highest\\s+value|largest\\s+value|biggest\\s+value)\\b",
+    [F_MIN] = "\\b(?:min(?:imum)?|lowest\\s+value|smallest\\s+value)\\b",
+    /* two files: "which lines differ between a.txt and b.txt", "lines common to both" */
+    [F_DIFF] = "\\b(?:differ(?:s|ence|ences)?|diff|compare)\\b",
+    [F_COMMON] = "\\b(?:common\\s+to|in\\s+both|shared\\s+by|appear\\s+in\\s+both|in\\s+common)\\b",
+    [F_HOME] = "\\b(?:my|your|the|user'?s)\\s+home\\s+(?:directory|folder|dir)\\b",
     /* "count files per extension" */
     [F_PER_EXT] = "\\b(?:per|by|for\\s+each|each|every|of\\s+each)\\s+(?:file\\s+)?"
                   "(?:extension|suffix|file\\s*type)s?\\b",
@@ -193,7 +209,7 @@ typedef enum {
     S_TERM_START, S_TERM_END, S_TERM_ANY_CAPS,
     S_TERM_EMPTY, S_OR_TERM, S_SIZE, S_MTIME, S_LINE_RANGE, S_LINE_ONE, S_LONGER, S_FIELDS_RANGE,
     S_FIELDS_LIST, S_CONVERT_CHARS, S_LINE_ORD, S_DELETE_CLASS, S_LAST_N2, S_CHARS_RANGE, S_EXT_PAIR,
-    S_AFTER_LINE, S_SUPER_N, S_TERM_BOTH, S_OWNER, S_TERM_CAPS_PAIR, S_JSON_ITEMS, S_AGE,
+    S_AFTER_LINE, S_SUPER_N, S_TERM_BOTH, S_OWNER, S_TERM_CAPS_PAIR, S_JSON_ITEMS, S_AGE, S_COL_CMP,
     S_NSLOTS
 } slot_id;
 
@@ -207,7 +223,10 @@ typedef enum {
 static const char *const slot_regex[S_NSLOTS] = {
     [S_SORT_KEY] = "\\bsort\\w*(?:\\s+\\S+){0,4}?\\s+(by\\s+(?:the\\s+)?(?:" ORD "\\s+(?:column|field|col)|"
                    "(?:column|field|col)\\s+(\\d+)))",
-    [S_FIELD_ORD] = "\\b" ORD "\\s+(?:column|field|col)s?\\b",
+    /* "the second word of each line" too, but not "the 10 words" (a count) */
+    [S_FIELD_ORD] = "\\b" ORD "\\s+(?:column|field|col)s?\\b|"
+                    "\\b(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last|\\d+(?:st|nd|rd|th))\\s+"
+                    "word\\b(?!s)",
     [S_FIELD_NUM] = "\\b(?:column|field|col)\\s+(?:number\\s+|#)?(\\d+)\\b",
     [S_LOG_AGENT] = "\\b(user[- ]?agents?|browsers?)\\b",
     [S_LOG_REFERER] = "\\b(referr?ers?|referring\\s+(?:pages?|sites?|urls?))\\b",
@@ -238,6 +257,10 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_MOST_N] = "\\b" NUM "\\s+(?:most|least|top|highest|lowest|biggest|largest|smallest|newest|oldest|"
                  "latest|longest|shortest)\\b",
     [S_JSON_ITEMS] = "\\b(first|top|last)\\s+(?:" NUM "\\s+)?(?:items?|objects?|elements?|entries|records)\\b",
+    /* "lines where the third column is greater than 100": awk '$3 > 100' */
+    [S_COL_CMP] = "\\b(?:where|whose|with|if|when)\\s+(?:the\\s+)?(?:" ORD "\\s+(?:column|field|col)|(?:column|field|col)\\s+"
+                  "(\\d+))\\s+(?:is\\s+|are\\s+)?(greater|more|larger|bigger|higher|over|above|less|smaller|lower|"
+                  "under|below|equals?|equal\\s+to|is|of)\\s+(?:than\\s+|to\\s+)?(-?\\d+(?:\\.\\d+)?)\\b",
     [S_OWNER] = "\\bowned\\s+by\\s+(?:the\\s+)?(?:user\\s+)?([a-z_][\\w-]*)",
     /* "TODO and FIXME": markers in capitals, either one */
     [S_TERM_CAPS_PAIR] = "(?-i)(?:^|\\s)([A-Z][A-Z0-9_]{2,})s?\\s*(?:,|and|&|or|/)\\s*([A-Z][A-Z0-9_]{2,})s?\\b",
@@ -331,13 +354,19 @@ static bool is_not_dir(const char *w) {
     return false;
 }
 
+#define RE_EMAIL "[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}"
+#define RE_IPV4 "([0-9]{1,3}\\.){3}[0-9]{1,3}"
+#define RE_DATE "[0-9]{4}-[0-9]{2}-[0-9]{2}"
+
 /* Words that stand for a kind of text rather than literal text ("lines with a
- * number"): the extended regex grep uses instead. */
+ * number", "lines containing an email address"): the extended regex grep uses instead. */
 static const struct {
     const char *word, *regex;
 } term_classes[] = {
-    {"number", "[0-9]"}, {"numbers", "[0-9]"}, {"digit", "[0-9]"}, {"digits", "[0-9]"},
+    {"number", "[0-9]"},  {"numbers", "[0-9]"},  {"digit", "[0-9]"},    {"digits", "[0-9]"},
     {"url", "https?://"}, {"urls", "https?://"}, {"link", "https?://"}, {"links", "https?://"},
+    {"email", RE_EMAIL},  {"e-mail", RE_EMAIL},  {"emails", RE_EMAIL},  {"date", RE_DATE},
+    {"dates", RE_DATE},
 };
 
 /* Upper-case words that name formats, not things to search for. */
@@ -379,11 +408,11 @@ static const struct {
     const char *regex;
     bool log_field; /* also a named field of web logs: skip when the input is one */
 } named_patterns[] = {
-    {EXTRACT_VERB "e-?mail(?:\\s+address(?:es)?|s)?\\b", "[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}", false},
-    {EXTRACT_VERB "ip(?:v4)?(?:\\s+address(?:es)?|s)?\\b", "([0-9]{1,3}\\.){3}[0-9]{1,3}", true},
+    {EXTRACT_VERB "e-?mail(?:\\s+address(?:es)?|s)?\\b", RE_EMAIL, false},
+    {EXTRACT_VERB "ip(?:v4)?(?:\\s+address(?:es)?|s)?\\b", RE_IPV4, true},
     {EXTRACT_VERB "(?:urls?|links?|web\\s+addresses)\\b", "https?://[^[:space:]\"'<>]+", true},
     {EXTRACT_VERB "(?:numbers|digits|integers)\\b", "[0-9]+", false},
-    {EXTRACT_VERB "dates?\\b", "[0-9]{4}-[0-9]{2}-[0-9]{2}", false},
+    {EXTRACT_VERB "dates?\\b", RE_DATE, false},
 };
 #define N_NAMED_PATTERNS (sizeof named_patterns / sizeof named_patterns[0])
 
@@ -459,6 +488,9 @@ typedef struct {
     long json_first, json_last;       /* "the first 3 items": jq '.[:3]'; "the last 2": '.[-2:]' */
     bool json_one;                    /* "the first item": jq '.[0]' (an item, not a list of one) */
     char *find_user;                  /* "owned by root": find -user */
+    long cmp_field;                   /* "where the third column is greater than 100": awk '$3 > 100' */
+    const char *cmp_op;
+    char *cmp_value;
     long first_n, last_n, field, sort_key;
     bool field_last;
     bool field_quoted;                /* a web log's quoted field (agent, referrer): awk -F'"' */
@@ -974,7 +1006,7 @@ static void map_log_field(analysis *a) {
  * them as a search term or a file ("remove trailing whitespace"). */
 static const flag_id consuming_flags[] = {F_TRAILING_WS, F_LEADING_WS, F_SQUEEZE, F_BLANK,       F_SKIP_HEADER,
                                           F_EMPTY_FILES,  F_CASE,       F_LOC,     F_MOST_LINES, F_FEWEST_LINES,
-                                          F_FIRST_AND_LAST};
+                                          F_FIRST_AND_LAST, F_NO_EXT, F_WORDS_PER_LINE};
 
 static void extract_slots(analysis *a) {
     const rules_backend *rb = a->rb;
@@ -1218,6 +1250,28 @@ static void extract_slots(analysis *a) {
     if (!a->term) extract_term(a);
     /* "how many times does 'foo' appear": count the matches, not every line */
     if (a->term && a->flag[F_HOW_MANY_TIMES] && !a->invert) a->occurrences_of_term = a->flag[F_COUNT] = true;
+    if (match_from(a, rb->slots[S_COL_CMP], 0)) {
+        static const struct {
+            const char *word, *op;
+        } ops[] = {{"greater", ">"}, {"more", ">"},  {"larger", ">"}, {"bigger", ">"}, {"higher", ">"},
+                   {"over", ">"},    {"above", ">"}, {"less", "<"},   {"smaller", "<"}, {"lower", "<"},
+                   {"under", "<"},   {"below", "<"}, {"equal", "=="}, {"is", "=="},    {"of", "=="}};
+        char *ord = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : group_dup(a, 2, NULL);
+        char *word = group_dup(a, 3, NULL), *value = group_dup(a, 4, NULL);
+        const long col = ord && strcasecmp(ord, "last") != 0 ? number_value(ord) : -1;
+        for (size_t i = 0; word && col > 0 && value && i < sizeof ops / sizeof ops[0]; i++)
+            if (strncasecmp(word, ops[i].word, strlen(ops[i].word)) == 0) {
+                a->cmp_field = col;
+                a->cmp_op = ops[i].op;
+                set_str(a, &a->cmp_value, value);
+                value = NULL;
+                mark_match_used(a);
+                break;
+            }
+        free(ord);
+        free(word);
+        free(value);
+    }
     /* sort key ("sort by the second column") before plain column extraction */
     if (match_from(a, rb->slots[S_SORT_KEY], 0)) {
         int g = group(a, 2, &s, &e) ? 2 : 3;
@@ -1243,7 +1297,7 @@ static void extract_slots(analysis *a) {
         }
         mark_match_used(a);
     } else if (match_from(a, rb->slots[S_FIELD_ORD], 0)) {
-        char *k = group_dup(a, 1, NULL);
+        char *k = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : group_dup(a, 2, NULL);
         if (k) {
             if (strcasecmp(k, "last") == 0)
                 a->field_last = true;
@@ -1357,6 +1411,22 @@ static void argf(analysis *a, step *st, char *owned) {
     free(owned);
 }
 
+/* The tests of a find step from the instruction: owner, size, age. */
+static void find_predicates(analysis *a, step *st) {
+    if (a->find_user) {
+        arg(a, st, "-user");
+        arg(a, st, a->find_user);
+    }
+    if (a->find_size) {
+        arg(a, st, "-size");
+        arg(a, st, a->find_size);
+    }
+    if (a->find_time) {
+        arg(a, st, a->find_time_flag);
+        arg(a, st, a->find_time);
+    }
+}
+
 static bool takes_files(const char *tool) {
     for (size_t i = 0; i < sizeof file_readers / sizeof file_readers[0]; i++)
         if (strcmp(tool, file_readers[i]) == 0) return true;
@@ -1374,8 +1444,13 @@ static void compose(analysis *a) {
     const bool *f = a->flag;
     bool per_file = f[F_PER_FILE] && (f[F_COUNT] || a->term);
     /* pipelines of their own: directory sizes (du), files per extension, lines ranked by length */
-    const bool du = f[F_DU] && a->n_files == 0 && !a->piped && !a->term;
-    const bool per_ext = f[F_PER_EXT] && !du && a->n_files == 0 && !a->piped && !a->term;
+    const bool du = (f[F_DU] || (f[F_TOTAL_SIZE] && !a->glob && !a->log_input)) && a->n_files == 0 && !a->piped &&
+                    !a->term;
+    const bool per_ext = (f[F_PER_EXT] || f[F_EXTENSIONS]) && !du && a->n_files == 0 && !a->piped && !a->term;
+    /* "the total size of all .log files": find -printf '%s\\n' | awk sum */
+    const bool total_size = f[F_TOTAL_SIZE] && !du && a->n_files == 0 && !a->piped && !a->term && !a->log_input;
+    /* two files named: "which lines differ between a and b", "lines common to a and b" */
+    const bool two_files = a->n_files == 2 && !a->piped && !a->term && (f[F_DIFF] || f[F_COMMON]);
     const bool ranked_lines = f[F_RANKED_LINES] && !du && !per_ext;
     /* "which file has the most lines": wc per file, ranked */
     const bool ranked_files = (f[F_MOST_LINES] || f[F_FEWEST_LINES]) && f[F_FILES] && a->n_files == 0 &&
@@ -1400,7 +1475,13 @@ static void compose(analysis *a) {
         }
 
     /* source */
-    if (a->term) {
+    if (two_files) {
+        step *st = add_step(a, f[F_COMMON] ? "grep" : "diff");
+        if (f[F_COMMON]) arg(a, st, "-Fxf"); /* the lines of the second that are lines of the first */
+        arg(a, st, a->files[0]);
+        arg(a, st, a->files[1]);
+        files_used = true;
+    } else if (a->term) {
         /* nothing to read: a search looks through the tree; a filter ("remove lines
          * containing X") only does so when a directory or glob says where */
         bool recursive = a->n_files == 0 && !a->piped && (!a->invert || a->dir || a->glob);
@@ -1460,6 +1541,7 @@ static void compose(analysis *a) {
             arg(a, st, "-name");
             arg(a, st, a->glob);
         }
+        find_predicates(a, st);
         st = add_step(a, "xargs");
         arg(a, st, "wc");
         arg(a, st, f[F_WORDS] ? "-w" : "-l");
@@ -1489,8 +1571,12 @@ static void compose(analysis *a) {
         for (size_t i = 0; i < sizeof find_args / sizeof find_args[0]; i++) arg(a, st, find_args[i]);
         arg(a, add_step(a, "sed"), "s/.*\\.//");
         add_step(a, "sort");
-        arg(a, add_step(a, "uniq"), "-c");
-        arg(a, add_step(a, "sort"), f[F_LEAST] ? "-n" : "-rn");
+        if (f[F_PER_EXT] || f[F_COUNT]) {
+            arg(a, add_step(a, "uniq"), "-c");
+            arg(a, add_step(a, "sort"), f[F_LEAST] ? "-n" : "-rn");
+        } else {
+            add_step(a, "uniq"); /* "the unique extensions" */
+        }
         ls_sorted = true;
     } else if (a->n_files == 0 && !a->piped && (f[F_LARGEST] || f[F_SMALLEST])) {
         /* size and path of every file, biggest (or smallest) first */
@@ -1502,6 +1588,7 @@ static void compose(analysis *a) {
             arg(a, st, "-name");
             arg(a, st, a->glob);
         }
+        find_predicates(a, st); /* "the 10 largest files modified in the last week" */
         arg(a, st, "-printf");
         arg(a, st, "%s %p\\n");
         arg(a, add_step(a, "sort"), f[F_LARGEST] ? "-rn" : "-n");
@@ -1510,7 +1597,8 @@ static void compose(analysis *a) {
     } else if (a->n_files == 0 && !a->piped &&
                (a->glob || f[F_COUNT_FILES] || f[F_EMPTY_FILES] ||
                 (f[F_PER_FILE] && f[F_COUNT] && !a->term) || (f[F_TYPE_FILES] && !f[F_LIST]) ||
-                (f[F_LOC] && !a->term) || per_dir ||
+                (f[F_LOC] && !a->term) || per_dir || total_size || (f[F_NO_EXT] && f[F_FILES]) ||
+                f[F_HIDDEN_FILES] ||
                 ((a->find_size || a->find_time || a->find_user) && f[F_FILES]) || f[F_SYMLINKS] ||
                 f[F_BROKEN_LINKS] || (f[F_DIRS] && (f[F_LIST] || f[F_COUNT] || f[F_TYPE_FILES])))) {
         step *st = add_step(a, "find");
@@ -1530,21 +1618,23 @@ static void compose(analysis *a) {
             arg(a, st, "-type");
             arg(a, st, dirs ? "d" : "f");
         }
-        if (a->find_user) {
-            arg(a, st, "-user");
-            arg(a, st, a->find_user);
-        }
         if (f[F_EMPTY_FILES]) arg(a, st, "-empty");
-        if (a->find_size) {
-            arg(a, st, "-size");
-            arg(a, st, a->find_size);
+        if (f[F_NO_EXT]) { /* no dot in the name */
+            arg(a, st, "-not");
+            arg(a, st, "-name");
+            arg(a, st, "*.*");
         }
-        if (a->find_time) {
-            arg(a, st, a->find_time_flag);
-            arg(a, st, a->find_time);
+        if (f[F_HIDDEN_FILES] && !a->glob) {
+            arg(a, st, "-name");
+            arg(a, st, ".*");
         }
+        find_predicates(a, st);
         source_find = true;
-        if (per_dir) {
+        if (total_size) { /* the sizes of the files found, summed */
+            arg(a, st, "-printf");
+            arg(a, st, "%s\\n");
+            arg(a, add_step(a, "awk"), "{s += $1} END {print s}");
+        } else if (per_dir) {
             arg(a, st, "-printf");
             arg(a, st, "%h\\n");
             add_step(a, "sort");
@@ -1614,6 +1704,12 @@ static void compose(analysis *a) {
         arg(a, st, "+2");
     }
     if (f[F_BLANK]) arg(a, add_step(a, "sed"), "/^$/d");
+    if (a->cmp_field > 0) { /* rows by a column's value */
+        step *st = add_step(a, "awk");
+        if (delim == '\t') arg(a, st, "-F\t");
+        else if (delim) argf(a, st, agx_sprintf("-F%c", delim));
+        argf(a, st, agx_sprintf("$%ld %s %s", a->cmp_field, a->cmp_op, a->cmp_value));
+    }
     if (f[F_EVERY_OTHER]) arg(a, add_step(a, "awk"), f[F_EVEN_LINES] ? "NR % 2 == 0" : "NR % 2 == 1");
     if (a->longer_than > 0 || a->shorter_than > 0)
         argf(a, add_step(a, "awk"),
@@ -1623,6 +1719,8 @@ static void compose(analysis *a) {
     if (a->chars_upto > 0) argf(a, add_step(a, "cut"), agx_sprintf("-c1-%ld", a->chars_upto));
     bool line_length = f[F_LINE_LENGTH] && a->chars_upto <= 0 && !ranked_lines;
     if (line_length) arg(a, add_step(a, "awk"), "{print length($0)}");
+    const bool words_per_line = f[F_WORDS_PER_LINE] && !line_length && !ranked_lines;
+    if (words_per_line) arg(a, add_step(a, "awk"), "{print NF}");
     if (ranked_lines) { /* each line behind its length, longest (shortest) first; cut drops the length */
         arg(a, add_step(a, "awk"), "{print length($0) \"\\t\" $0}");
         arg(a, add_step(a, "sort"), f[F_SHORTEST_LINES] ? "-n" : "-rn");
@@ -1630,7 +1728,8 @@ static void compose(analysis *a) {
         ls_sorted = true;
     }
     /* sum or average a column (awk), else extract it */
-    if ((f[F_SUM] || f[F_AVERAGE]) && !source_find && !json_summed) {
+    const bool extreme = (f[F_MAX] || f[F_MIN]) && !source_find && !json_summed;
+    if ((f[F_SUM] || f[F_AVERAGE] || extreme) && !source_find && !json_summed) {
         const char *col = a->field_last ? "$NF" : NULL;
         char colbuf[32];
         if (!col) {
@@ -1641,7 +1740,9 @@ static void compose(analysis *a) {
         if (delim == '\t') arg(a, st, "-F\t");
         else if (delim) argf(a, st, agx_sprintf("-F%c", delim));
         argf(a, st, f[F_AVERAGE] ? agx_sprintf("{s += %s; n++} END {if (n) print s / n}", col)
-                                 : agx_sprintf("{s += %s} END {print s}", col));
+                    : f[F_SUM] ? agx_sprintf("{s += %s} END {print s}", col)
+                               : agx_sprintf("NR == 1 || %s %s m {m = %s} END {print m}", col, f[F_MAX] ? ">" : "<",
+                                             col));
     } else if ((a->fields_upto > 0 || a->fields[0] > 0) && !source_find) {
         long upto = a->fields_upto > 20 ? 20 : a->fields_upto;
         if (delim) {
@@ -1770,7 +1871,7 @@ static void compose(analysis *a) {
 
     /* count */
     if (f[F_COUNT] && !per_item && !per_file && !per_ext && !per_dir && !ranked_files && !a->log_time_len &&
-        !f[F_SUM] && !f[F_AVERAGE] && !json_counted && !line_length) {
+        !f[F_SUM] && !f[F_AVERAGE] && !json_counted && !line_length && !words_per_line && !total_size && !two_files) {
         if (source_find && (f[F_LINES] || f[F_WORDS] || f[F_CHARS] || f[F_BYTES]) && !f[F_COUNT_FILES]) {
             step *st = add_step(a, "xargs");
             arg(a, st, "wc");
@@ -1905,6 +2006,7 @@ static void analysis_free(analysis *a) {
     free(a->json_key);
     free(a->find_size);
     free(a->find_user);
+    free(a->cmp_value);
     free(a->find_time_flag);
     free(a->find_time);
     analysis_clear_steps(a);
@@ -2044,6 +2146,12 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
     }
     if (a.n_steps == 0) {
         s = decline(instruction, err, NULL);
+        goto done;
+    }
+    if ((a.dir && a.dir[0] == '~') || a.flag[F_HOME]) {
+        /* a plan runs without a shell: nothing expands '~' or $HOME in its arguments */
+        s = decline(instruction, err, " (plans run without a shell, so '~' and $HOME are not expanded: name the "
+                                      "directory itself, e.g. /home/you)");
         goto done;
     }
     if (a.dir && !from_registry && !step_uses(&a, a.dir)) {

@@ -247,6 +247,20 @@ static const rules_case cases[] = {
     {"show the size of README.md", NULL, "wc [-c] [README.md]"},
     {"list all files with their sizes in docs", NULL, "ls [-l] [docs]"},
     {"convert data.csv to tab separated", NULL, "cat [data.csv] | tr [,] [\\t]"},
+    {"count the number of words in each line", "a b\n", "awk [{print NF}]"},
+    {"show the second word of each line", "a b\n", "awk [{print $2}]"},
+    {"print lines where the third column is greater than 100", "a b 200\n", "awk [$3 > 100]"},
+    {"find the maximum value in the second column", "a 2\n", "awk [NR == 1 || $2 > m {m = $2} END {print m}]"},
+    {"find files with no extension in src", NULL, "find [src] [-type] [f] [-not] [-name] [*.*]"},
+    {"find all hidden files under src", NULL, "find [src] [-type] [f] [-name] [.*]"},
+    {"show the total size of all .log files", NULL, "find [.] [-name] [*.log] [-printf] [%s\\n] | awk [{s += $1} END {print s}]"},
+    {"list the 10 largest files modified in the last week", NULL,
+     "find [.] [-type] [f] [-mtime] [-7] [-printf] [%s %p\\n] | sort [-rn] | head [-n] [10]"},
+    {"list unique extensions in src", NULL, "find [src] [-type] [f] [-name] [*.*] | sed [s/.*\\.//] | sort | uniq"},
+    {"show which lines differ between a.txt and b.txt", NULL, "diff [a.txt] [b.txt]"},
+    {"show lines common to a.txt and b.txt", NULL, "grep [-Fxf] [a.txt] [b.txt]"},
+    {"show the lines containing an email address in contacts.txt", NULL,
+     "grep [-E] [[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}] [contacts.txt]"},
 };
 
 static agx_backend *make_backend(void) {
@@ -339,6 +353,8 @@ static void test_declines_clearly(void **state) {
         "show the owner of each widget in /var",
         /* the bare verb "find" with nothing to look for would list every file */
         "find aliases in .bashrc",
+        /* plans run without a shell: '~' would be a directory named '~' */
+        "find all hidden files under ~", "show the 20 biggest files in my home directory",
     };
     for (size_t i = 0; i < sizeof nonsense / sizeof nonsense[0]; i++) {
         agx_generated_plan gp;
