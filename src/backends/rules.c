@@ -160,12 +160,15 @@ static const char *const flag_regex[F_NFLAGS] = {
     /* "convert data.csv to tab separated" */
     [F_TO_TSV] = "\\b(?:to|into|as)\\s+(?:tab[- ]separated|tsv|tabs)\\b",
     [F_TO_CSV] = "\\b(?:to|into|as)\\s+(?:comma[- ]separated|csv|commas)\\b",
-    [F_WORDS_PER_LINE] = "\\b(?:number\\s+of\\s+words|word\\s+counts?|how\\s+many\\s+words|count\\s+(?:the\\s+)?words)\\s+"
+    [F_WORDS_PER_LINE] = "\\b(?:number\\s+of\\s+words|word\\s+counts?|how\\s+many\\s+words|"
+                         "count\\s+(?:the\\s+)?words)\\s+"
                          "(?:in|on|of|per)\\s+(?:each|every)\\s+line\\b|\\bwords\\s+per\\s+line\\b",
-    [F_NO_EXT] = "\\b(?:with\\s+no\\s+|without\\s+(?:an?\\s+)?|lacking\\s+(?:an?\\s+)?|missing\\s+(?:an?\\s+)?)(?:file\\s+)?"
+    [F_NO_EXT] = "\\b(?:with\\s+no\\s+|without\\s+(?:an?\\s+)?|lacking\\s+(?:an?\\s+)?|missing\\s+(?:an?\\s+)?)"
+                 "(?:file\\s+)?"
                  "extensions?\\b",
     /* "find all hidden files" (a tree; "list hidden files" stays ls -a) */
-    [F_HIDDEN_FILES] = "\\b(?:find|search\\s+for|locate|look\\s+for)\\s+(?:all\\s+|the\\s+|every\\s+)*hidden\\s+files\\b",
+    [F_HIDDEN_FILES] = "\\b(?:find|search\\s+for|locate|look\\s+for)\\s+(?:all\\s+|the\\s+|every\\s+)*"
+                       "hidden\\s+files\\b",
     /* "the total size of the .log files": their bytes summed */
     [F_TOTAL_SIZE] = "\\btotal\\s+(?:disk\\s+)?(?:size|bytes|space)\\b|\\bcombined\\s+size\\b",
     [F_EXTENSIONS] = "\\b(?:unique|distinct|different|all\\s+the|which)\\s+(?:file\\s+)?extensions\\b",
@@ -258,8 +261,8 @@ static const char *const slot_regex[S_NSLOTS] = {
                  "latest|longest|shortest)\\b",
     [S_JSON_ITEMS] = "\\b(first|top|last)\\s+(?:" NUM "\\s+)?(?:items?|objects?|elements?|entries|records)\\b",
     /* "lines where the third column is greater than 100": awk '$3 > 100' */
-    [S_COL_CMP] = "\\b(?:where|whose|with|if|when)\\s+(?:the\\s+)?(?:" ORD "\\s+(?:column|field|col)|(?:column|field|col)\\s+"
-                  "(\\d+))\\s+(?:is\\s+|are\\s+)?(greater|more|larger|bigger|higher|over|above|less|smaller|lower|"
+    [S_COL_CMP] = "\\b(?:where|whose|with|if|when)\\s+(?:the\\s+)?(?:" ORD "\\s+(?:column|field|col)|"
+                  "(?:column|field|col)\\s+(\\d+))\\s+(?:is\\s+|are\\s+)?(greater|more|larger|bigger|higher|over|above|less|smaller|lower|"
                   "under|below|equals?|equal\\s+to|is|of)\\s+(?:than\\s+|to\\s+)?(-?\\d+(?:\\.\\d+)?)\\b",
     [S_OWNER] = "\\bowned\\s+by\\s+(?:the\\s+)?(?:user\\s+)?([a-z_][\\w-]*)",
     /* "TODO and FIXME": markers in capitals, either one */
