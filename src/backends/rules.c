@@ -33,7 +33,7 @@ typedef enum {
     F_LARGE_FIRST, F_SMALL_FIRST,
     F_SYMLINKS, F_BROKEN_LINKS, F_LOC, F_MOST_LINES, F_FEWEST_LINES, F_FIRST_AND_LAST, F_EVERY_OTHER, F_EVEN_LINES,
     F_PER_DIR, F_TO_TSV, F_TO_CSV, F_WORDS_PER_LINE, F_NO_EXT, F_HIDDEN_FILES, F_TOTAL_SIZE, F_EXTENSIONS,
-    F_MAX, F_MIN, F_DIFF, F_COMMON, F_HOME,
+    F_MAX, F_MIN, F_DIFF, F_COMMON, F_HOME, F_EXECUTABLES, F_CONTENTS_EACH, F_NO_COMMENTS,
     F_NFLAGS
 } flag_id;
 
@@ -95,7 +95,7 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_COLON] = "\\b(?:colon[- ]separated|colons?)\\b",
     [F_UNSUPPORTED] = "\\b(e-?mail|send|upload|download|install|compress|zip|unzip|encrypt|decrypt|"
                       "chmod|chown|kill|reboot|shutdown|translate|summari[sz]e|explain|ssh|ftp|ping|"
-                      "wget|curl|commit|deploy|compile|rename|move|copy|"
+                      "wget|curl|commit|deploy|compile|rename|move|copy|duplicate\\s+files|"
                       "(?:delete|remove|rm)\\s+(?:the\\s+|all\\s+|those\\s+|these\\s+)?"
                       "(?:files?|director(?:y|ies)|folders?)|"
                       "(?:create|make|touch|write|edit|modify|overwrite|truncate|mkdir)\\s+(?:a\\s+|an\\s+|the\\s+|new\\s+)*"
@@ -177,6 +177,11 @@ static const char *const flag_regex[F_NFLAGS] = {
     /* two files: "which lines differ between a.txt and b.txt", "lines common to both" */
     [F_DIFF] = "\\b(?:differ(?:s|ence|ences)?|diff|compare)\\b",
     [F_COMMON] = "\\b(?:common\\s+to|in\\s+both|shared\\s+by|appear\\s+in\\s+both|in\\s+common)\\b",
+    [F_EXECUTABLES] = "\\bexecutables?\\b|\\bexecutable\\s+files\\b",
+    /* "show the contents of every .conf file": the files found, printed */
+    [F_CONTENTS_EACH] = "\\bcontents?\\s+of\\s+(?:each|every|all(?:\\s+the)?|the)\\s+(?:[\\w.*+-]+\\s+)?files?\\b",
+    [F_NO_COMMENTS] = "\\b(?:remove|strip|delete|drop|without|exclude|excluding|skip|ignore|ignoring|hide)\\s+"
+                      "(?:all\\s+|the\\s+|any\\s+)?comments?(?:\\s+lines?)?\\b|\\bnon-?comment\\s+lines\\b",
     [F_HOME] = "\\b(?:my|your|the|user'?s)\\s+home\\s+(?:directory|folder|dir)\\b",
     /* "count files per extension" */
     [F_PER_EXT] = "\\b(?:per|by|for\\s+each|each|every|of\\s+each)\\s+(?:file\\s+)?"
@@ -208,11 +213,11 @@ typedef enum {
     S_DIR_UNDER, S_DIR_IN, S_DIR_LIST, S_DIR_NAMED, S_DIR_IN_WORD,
     /* search terms, tried in this order; the first acceptable capture wins */
     S_TERM_INVERT, S_TERM_LINES, S_TERM_SEARCH, S_TERM_CONTAINING, S_TERM_OCCURRENCES,
-    S_TERM_IP, S_TERM_CAPS_NOUN, S_TERM_FIND_CAPS, S_TERM_FOR, S_TERM_STATUS, S_TERM_STATUS_LOG,
+    S_TERM_IP, S_TERM_LEVEL, S_TERM_CAPS_NOUN, S_TERM_FIND_CAPS, S_TERM_FOR, S_TERM_STATUS, S_TERM_STATUS_LOG,
     S_TERM_START, S_TERM_END, S_TERM_ANY_CAPS,
     S_TERM_EMPTY, S_OR_TERM, S_SIZE, S_MTIME, S_LINE_RANGE, S_LINE_ONE, S_LONGER, S_FIELDS_RANGE,
     S_FIELDS_LIST, S_CONVERT_CHARS, S_LINE_ORD, S_DELETE_CLASS, S_LAST_N2, S_CHARS_RANGE, S_EXT_PAIR,
-    S_AFTER_LINE, S_SUPER_N, S_TERM_BOTH, S_OWNER, S_TERM_CAPS_PAIR, S_JSON_ITEMS, S_AGE, S_COL_CMP,
+    S_AFTER_LINE, S_SUPER_N, S_TERM_BOTH, S_OWNER, S_TERM_CAPS_PAIR, S_JSON_ITEMS, S_AGE, S_COL_CMP, S_BUT_NOT,
     S_NSLOTS
 } slot_id;
 
@@ -264,13 +269,16 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_COL_CMP] = "\\b(?:where|whose|with|if|when)\\s+(?:the\\s+)?(?:" ORD "\\s+(?:column|field|col)|"
                   "(?:column|field|col)\\s+(\\d+))\\s+(?:is\\s+|are\\s+)?(greater|more|larger|bigger|higher|over|above|less|smaller|lower|"
                   "under|below|equals?|equal\\s+to|is|of)\\s+(?:than\\s+|to\\s+)?(-?\\d+(?:\\.\\d+)?)\\b",
+    /* "files that contain TODO but not FIXME": a second, inverted search */
+    [S_BUT_NOT] = "\\b(?:but|and)\\s+not\\s+" WORDISH TERM,
     [S_OWNER] = "\\bowned\\s+by\\s+(?:the\\s+)?(?:user\\s+)?([a-z_][\\w-]*)",
     /* "TODO and FIXME": markers in capitals, either one */
     [S_TERM_CAPS_PAIR] = "(?-i)(?:^|\\s)([A-Z][A-Z0-9_]{2,})s?\\s*(?:,|and|&|or|/)\\s*([A-Z][A-Z0-9_]{2,})s?\\b",
     [S_SUPER_N] = "\\b(?:largest|biggest|heaviest|smallest|newest|oldest|longest|shortest)\\s+" NUM "\\b",
     [S_TERM_BOTH] = "\\bboth\\s+" WORDISH TERM "\\s+and\\s+" WORDISH TERM,
     [S_LAST_N] = "\\b(?:last|bottom|tail|final|trailing|latest|most\\s+recent)\\s+" NUM "\\b",
-    [S_LAST_N2] = "\\b" NUM "\\s+(?:most\\s+recent|latest|newest|final)\\s+(?:lines?|entries|rows|records|"
+    [S_LAST_N2] = "\\b" NUM "\\s+(?:most\\s+recent|latest|newest|final)\\s+(?:[a-z]+\\s+)?"
+                  "(?:lines?|entries|rows|records|"
                   "messages|log\\s+lines|events|requests)\\b",
     [S_CHARS_RANGE] = "\\b(?:first|leading)\\s+" NUM "\\s+(?:characters|chars|letters|bytes)\\b",
     [S_N_LINES] = "\\b(?:show|print|display|get|take|keep|give\\s+me|output)\\s+(?:me\\s+)?(?:only\\s+)?"
@@ -322,6 +330,10 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_LINE_ONE] = "\\bline\\s+(?:number\\s+|#)?(\\d+)\\b",
     [S_LONGER] = "\\blines?\\s+(?:that\\s+are\\s+|which\\s+are\\s+)?(longer|shorter|more|fewer|less)\\s+than\\s+"
                  "(\\d+)(?:\\s+(?:characters?|chars?|bytes?|columns?))?",
+    /* "the error lines": a log level in lower case names lines of any case (logs
+     * write ERROR); "ERROR lines" in capitals stays exact (S_TERM_CAPS_NOUN) */
+    [S_TERM_LEVEL] = "(?-i)\\b(errors?|warnings?|warn|fatal|critical|debug|exceptions?)\\s+"
+                     "(?:lines?|messages?|entries)\\b",
     [S_TERM_IP] = "(?:^|\\s)((?:\\d{1,3}\\.){3}\\d{1,3})(?=[\\s,;:?!]|[.](?!\\w)|$)",
     /* "requests that were 404" (web logs only: elsewhere "with 100" is no status) */
     [S_TERM_STATUS_LOG] = "\\b(?:were|was|got|gave|giving|with|returning)\\s+(?:an?\\s+)?(?:http\\s+)?"
@@ -481,6 +493,7 @@ typedef struct {
     bool flag[F_NFLAGS];
     char *unsupported;
     char *term, *term2;               /* term2: "both X and Y" (a second grep) */
+    bool term2_invert;                /* "X but not Y": the second grep keeps what lacks Y */
     bool invert, occurrences_of_term;
     char *files[MAX_ITEMS];
     size_t n_files;
@@ -714,7 +727,12 @@ static void extract_term(analysis *a) {
             if (group(a, g, &gs, &ge) && in_spans(a->used, a->n_used, gs)) reject = true; /* claimed */
             for (size_t c = 0; id == S_TERM_ANY_CAPS && c < sizeof caps_not_terms / sizeof caps_not_terms[0]; c++)
                 reject |= strcmp(t, caps_not_terms[c]) == 0;
+            if (!reject && id == S_TERM_LEVEL) a->flag[F_CASE] = true;
             if (!reject && (id == S_TERM_START || id == S_TERM_END)) {
+                /* "lines that do not start with #" */
+                const size_t back = m_start < 12 ? m_start : 12;
+                for (size_t k = m_start - back; k + 4 <= m_start; k++)
+                    if (!strncasecmp(a->text + k, "not ", 4) || !strncasecmp(a->text + k, "n't ", 4)) a->invert = true;
                 /* anchored: the word itself, escaped (a class such as "a digit" is a regex
                  * already), at the start or end of the line */
                 const char *named = quoted ? NULL : char_name(t); /* "end in a period" */
@@ -744,7 +762,7 @@ static void extract_term(analysis *a) {
             }
             if (!reject) {
                 a->term = t;
-                a->invert = id == S_TERM_INVERT;
+                a->invert = a->invert || id == S_TERM_INVERT;
                 if (id == S_TERM_LINES && group(a, 1, &s, &e)) a->invert = true;
                 a->occurrences_of_term = id == S_TERM_OCCURRENCES;
                 group(a, g, &s, &e);
@@ -1009,7 +1027,7 @@ static void map_log_field(analysis *a) {
  * them as a search term or a file ("remove trailing whitespace"). */
 static const flag_id consuming_flags[] = {F_TRAILING_WS, F_LEADING_WS, F_SQUEEZE, F_BLANK,       F_SKIP_HEADER,
                                           F_EMPTY_FILES,  F_CASE,       F_LOC,     F_MOST_LINES, F_FEWEST_LINES,
-                                          F_FIRST_AND_LAST, F_NO_EXT, F_WORDS_PER_LINE};
+                                          F_FIRST_AND_LAST, F_NO_EXT, F_WORDS_PER_LINE, F_NO_COMMENTS};
 
 static void extract_slots(analysis *a) {
     const rules_backend *rb = a->rb;
@@ -1251,6 +1269,18 @@ static void extract_slots(analysis *a) {
         free(y);
     }
     if (!a->term) extract_term(a);
+    if (a->term && !a->term2 && !a->invert && match_from(a, rb->slots[S_BUT_NOT], 0)) {
+        bool q = false;
+        char *x = group_dup(a, 1, &q);
+        if (x && !q) strip_trailing_punct(x);
+        if (x && *x && (q || !is_stopword(x))) {
+            a->term2 = x;
+            a->term2_invert = true;
+            x = NULL;
+            mark_match_used(a);
+        }
+        free(x);
+    }
     /* "how many times does 'foo' appear": count the matches, not every line */
     if (a->term && a->flag[F_HOW_MANY_TIMES] && !a->invert) a->occurrences_of_term = a->flag[F_COUNT] = true;
     if (match_from(a, rb->slots[S_COL_CMP], 0)) {
@@ -1513,12 +1543,13 @@ static void compose(analysis *a) {
         for (size_t i = 0; i < a->n_files; i++) arg(a, st, a->files[i]);
         source_grep = files_used = true;
         if (a->term2) { /* "both X and Y": the lines (files) with X, then those with Y among them */
-            if (list) { /* the files listed by grep -l: each searched again */
+            if (list) { /* the files listed by grep -l: each searched again (-L: those without) */
                 st = add_step(a, "xargs");
-                const char *each_file[] = {"-d", "\\n", "grep", "-l"};
+                const char *each_file[] = {"-d", "\\n", "grep", a->term2_invert ? "-L" : "-l"};
                 for (size_t i = 0; i < sizeof each_file / sizeof each_file[0]; i++) arg(a, st, each_file[i]);
             } else {
                 st = add_step(a, "grep");
+                if (a->term2_invert) arg(a, st, "-v");
             }
             if (f[F_CASE]) arg(a, st, "-i");
             if (a->term2[0] == '-') arg(a, st, "-e");
@@ -1601,7 +1632,7 @@ static void compose(analysis *a) {
                (a->glob || f[F_COUNT_FILES] || f[F_EMPTY_FILES] ||
                 (f[F_PER_FILE] && f[F_COUNT] && !a->term) || (f[F_TYPE_FILES] && !f[F_LIST]) ||
                 (f[F_LOC] && !a->term) || per_dir || total_size || (f[F_NO_EXT] && f[F_FILES]) ||
-                f[F_HIDDEN_FILES] ||
+                f[F_HIDDEN_FILES] || f[F_EXECUTABLES] ||
                 ((a->find_size || a->find_time || a->find_user) && f[F_FILES]) || f[F_SYMLINKS] ||
                 f[F_BROKEN_LINKS] || (f[F_DIRS] && (f[F_LIST] || f[F_COUNT] || f[F_TYPE_FILES])))) {
         step *st = add_step(a, "find");
@@ -1627,6 +1658,7 @@ static void compose(analysis *a) {
             arg(a, st, "-name");
             arg(a, st, "*.*");
         }
+        if (f[F_EXECUTABLES]) arg(a, st, "-executable");
         if (f[F_HIDDEN_FILES] && !a->glob) {
             arg(a, st, "-name");
             arg(a, st, ".*");
@@ -1644,6 +1676,11 @@ static void compose(analysis *a) {
             arg(a, add_step(a, "uniq"), "-c");
             arg(a, add_step(a, "sort"), "-rn");
             ls_sorted = true;
+        } else if (f[F_CONTENTS_EACH] && !f[F_COUNT]) { /* "show the contents of every .conf file" */
+            st = add_step(a, "xargs");
+            arg(a, st, "-d");
+            arg(a, st, "\\n");
+            arg(a, st, "cat");
         } else if (f[F_BY_SIZE] && !f[F_COUNT] && !f[F_PER_FILE]) { /* "sorted by size": size and path */
             arg(a, st, "-printf");
             arg(a, st, "%s %p\\n");
@@ -1707,6 +1744,11 @@ static void compose(analysis *a) {
         arg(a, st, "+2");
     }
     if (f[F_BLANK]) arg(a, add_step(a, "sed"), "/^$/d");
+    if (f[F_NO_COMMENTS]) { /* lines that are comments in shell, ini or C-like files */
+        step *st = add_step(a, "grep");
+        arg(a, st, "-vE");
+        arg(a, st, "^[[:space:]]*(#|;|//)");
+    }
     if (a->cmp_field > 0) { /* rows by a column's value */
         step *st = add_step(a, "awk");
         if (delim == '\t') arg(a, st, "-F\t");
@@ -1842,7 +1884,7 @@ static void compose(analysis *a) {
     } else if (f[F_DUPS] && !f[F_UNIQUE]) {
         add_step(a, "sort");
         arg(a, add_step(a, "uniq"), "-d");
-    } else if (!ls_sorted && (f[F_UNIQUE] || f[F_SORT] || a->sort_key)) {
+    } else if (!ls_sorted && !(source_find && f[F_COUNT]) && (f[F_UNIQUE] || f[F_SORT] || a->sort_key)) {
         step *st = add_step(a, "sort");
         if (f[F_NUMERIC] || f[F_REVERSE])
             argf(a, st, agx_sprintf("-%s%s", f[F_NUMERIC] ? "n" : "", f[F_REVERSE] ? "r" : ""));
@@ -1897,6 +1939,9 @@ static void compose(analysis *a) {
             arg(a, add_step(a, "wc"), count_flag(a));
         }
     }
+
+    /* "count the lines in every file under src and sort by count": the counts sorted */
+    if (source_find && f[F_COUNT] && f[F_SORT] && !ls_sorted) arg(a, add_step(a, "sort"), f[F_REVERSE] ? "-rn" : "-n");
 
     /* plain "show access.log" */
     if (a->n_steps == 0 && a->n_files > 0 && f[F_SHOW]) add_step(a, "cat");

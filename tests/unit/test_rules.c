@@ -262,6 +262,16 @@ static const rules_case cases[] = {
     {"show lines common to a.txt and b.txt", NULL, "grep [-Fxf] [a.txt] [b.txt]"},
     {"show the lines containing an email address in contacts.txt", NULL,
      "grep [-E] [[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}] [contacts.txt]"},
+    {"show the 10 most recent error lines in app.log", NULL, "grep [-i] [error] [app.log] | tail [-n] [10]"},
+    {"find all files that contain TODO but not FIXME under src", NULL,
+     "grep [-rl] [TODO] [src] | xargs [-d] [\\n] [grep] [-L] [FIXME]"},
+    {"lines containing foo but not bar in notes.txt", NULL, "grep [foo] [notes.txt] | grep [-v] [bar]"},
+    {"list all executables in /usr/local/bin", NULL, "find [/usr/local/bin] [-type] [f] [-executable]"},
+    {"show the contents of every .conf file in /etc", NULL, "find [/etc] [-name] [*.conf] | xargs [-d] [\\n] [cat]"},
+    {"count the lines in every file under src and sort by count", NULL,
+     "find [src] [-type] [f] | xargs [wc] [-l] | sort [-n]"},
+    {"show lines that do not start with #", "#a\nb\n", "grep [-vE] [^#]"},
+    {"remove comments from config.ini", NULL, "grep [-vE] [^[[:space:]]*(#|;|//)] [config.ini]"},
 };
 
 static agx_backend *make_backend(void) {
@@ -356,6 +366,7 @@ static void test_declines_clearly(void **state) {
         "find aliases in .bashrc",
         /* plans run without a shell: '~' would be a directory named '~' */
         "find all hidden files under ~", "show the 20 biggest files in my home directory",
+        "find duplicate files in downloads",
     };
     for (size_t i = 0; i < sizeof nonsense / sizeof nonsense[0]; i++) {
         agx_generated_plan gp;
