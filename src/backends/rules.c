@@ -29,21 +29,14 @@ typedef enum {
     F_DIRS, F_REGEX, F_SKIP_HEADER, F_SUM, F_AVERAGE, F_LARGEST, F_SMALLEST, F_EMPTY_FILES,
     F_BY_SIZE, F_BY_TIME, F_DUPS, F_EMPTY_DIRS, F_OLDEST, F_WHICH_MOST, F_ONE_FILE, F_TRAILING_WS,
     F_LEADING_WS, F_SQUEEZE, F_EACH_ITEM, F_SHOW_HEADER, F_FILE_SIZES, F_HOW_MANY_TIMES, F_LINE_LENGTH,
-    F_RANKED_LINES, F_SHORTEST_LINES, F_ONE_LINE, F_DU, F_DU_EACH, F_RANKED_DIRS, F_SMALLEST_DIRS, F_PER_EXT,
-    F_LARGE_FIRST, F_SMALL_FIRST,
-    F_SYMLINKS, F_BROKEN_LINKS, F_LOC, F_MOST_LINES, F_FEWEST_LINES, F_FIRST_AND_LAST, F_EVERY_OTHER, F_EVEN_LINES,
+    F_RANKED_LINES, F_ONE_LINE, F_DU, F_DU_EACH, F_RANKED_DIRS, F_PER_EXT, F_LARGE_FIRST, F_SMALL_FIRST,
+    F_SYMLINKS, F_BROKEN_LINKS, F_LOC, F_RANKED_FILES, F_FIRST_AND_LAST, F_EVERY_OTHER,
     F_PER_DIR, F_TO_TSV, F_TO_CSV, F_WORDS_PER_LINE, F_NO_EXT, F_HIDDEN_FILES, F_TOTAL_SIZE, F_EXTENSIONS,
-    F_MAX, F_MIN, F_DIFF, F_COMMON, F_HOME, F_EXECUTABLES, F_CONTENTS_EACH, F_NO_COMMENTS,
+    F_EXTREME, F_DIFF, F_COMMON, F_HOME, F_EXECUTABLES, F_CONTENTS_EACH, F_NO_COMMENTS,
     F_NFLAGS
 } flag_id;
 
 #define DIRWORD "(?:director(?:y|ies)|folders?|dirs?)"
-/* "the 5 largest directories": du -d 1, ranked */
-#define BIG_DIRS "\\b(?:largest|biggest|heaviest|smallest)\\s+(?:\\w+\\s+)?(?:sub)?" DIRWORD "\\b"
-/* "what is taking up space in /var": the biggest directories there */
-#define SPACE_HOG                                                                                           \
-    "\\b(?:taking|using|eating|hogging|filling)\\s+(?:up\\s+)?(?:(?:the\\s+most|all\\s+the|so\\s+much)\\s+)?" \
-    "(?:disk\\s+)?space\\b|\\bspace\\s+hogs?\\b"
 
 static const char *const flag_regex[F_NFLAGS] = {
     [F_COUNT] = "\\b(?:count(?:s|ing|ed)?|how\\s+many|number\\s+of|total|tally|wc)\\b",
@@ -131,30 +124,32 @@ static const char *const flag_regex[F_NFLAGS] = {
                       "\\bline\\s+lengths?\\b|\\blength\\s+of\\s+(?:each|every)\\s+line\\b",
     /* "the 5 longest lines": ranked by length (awk | sort | head | cut) */
     [F_RANKED_LINES] = "\\b(?:longest|shortest)\\s+(?:\\w+\\s+)?lines?\\b",
-    [F_SHORTEST_LINES] = "\\bshortest\\s+(?:\\w+\\s+)?lines?\\b",
     [F_ONE_LINE] = "\\b(?:longest|shortest)\\s+line\\b(?!s)",
-    /* sizes of directories: du */
-    [F_DU] = "\\b(?:disk\\s+usage|du)\\b|" BIG_DIRS "|\\bsizes?\\s+of\\s+(?:each|every|all(?:\\s+the)?|the)\\s+(?:sub)?"
-             DIRWORD "\\b|\\b(?:director(?:y|ies)|folders?)\\s+sizes?\\b|"
+    /* sizes of directories: du -sh DIR, or du -h -d 1 DIR | sort -rh for each one
+     * (F_DU_EACH) or ranked (F_RANKED_DIRS: "the 5 largest directories", "what
+     * is taking up space in /var"; "smallest" sorts the other way) */
+    [F_DU] = "\\b(?:disk\\s+usage|du)\\b|"
+             "\\bsizes?\\s+of\\s+(?:each|every|all(?:\\s+the)?|the)\\s+(?:sub)?" DIRWORD "\\b|"
+             "\\b(?:director(?:y|ies)|folders?)\\s+sizes?\\b|"
              "\\bhow\\s+(?:big|large)\\s+(?:is|are)\\s+(?:the\\s+)?(?:[\\w./~-]+\\s+)?(?:sub)?" DIRWORD "\\b|"
-             "\\b(?:space|room)\\s+(?:is\\s+)?(?:used|taken)\\s+by\\b|" SPACE_HOG,
-    [F_DU_EACH] = "\\b(?:each|every|per|all(?:\\s+the)?)\\s+(?:sub)?" DIRWORD "\\b|\\bsub" DIRWORD "\\b|" BIG_DIRS
-                  "|\\b(?:director(?:y|ies)|folders?)\\s+sizes\\b|" SPACE_HOG,
-    [F_RANKED_DIRS] = BIG_DIRS "|" SPACE_HOG,
-    [F_SMALLEST_DIRS] = "\\bsmallest\\s+(?:\\w+\\s+)?(?:sub)?" DIRWORD "\\b",
+             "\\b(?:space|room)\\s+(?:is\\s+)?(?:used|taken)\\s+by\\b",
+    [F_DU_EACH] = "\\b(?:each|every|per|all(?:\\s+the)?)\\s+(?:sub)?" DIRWORD "\\b|\\bsub" DIRWORD "\\b|"
+                  "\\b(?:director(?:y|ies)|folders?)\\s+sizes\\b",
+    [F_RANKED_DIRS] = "\\b(?:largest|biggest|heaviest|smallest)\\s+(?:\\w+\\s+)?(?:sub)?" DIRWORD "\\b|"
+                      "\\b(?:taking|using|eating|hogging|filling)\\s+(?:up\\s+)?"
+                      "(?:(?:the\\s+most|all\\s+the|so\\s+much)\\s+)?(?:disk\\s+)?space\\b|\\bspace\\s+hogs?\\b",
     /* ls -S / -t already list the largest / newest first */
     [F_LARGE_FIRST] = "\\b(?:largest|biggest|highest|newest|latest|most\\s+recent)\\s+first\\b",
     [F_SMALL_FIRST] = "\\b(?:smallest|lowest|oldest|least\\s+recent)\\s+first\\b",
     [F_SYMLINKS] = "\\b(?:sym(?:bolic)?[- ]?links?|soft\\s+links?)\\b",
     [F_BROKEN_LINKS] = "\\b(?:broken|dangling|dead)\\s+(?:sym(?:bolic)?[- ]?|soft\\s+)?links?\\b",
     [F_LOC] = "\\b(?:lines\\s+of\\s+code|(?:s)?loc)\\b",
-    /* "which file has the most lines": wc -l per file, ranked */
-    [F_MOST_LINES] = "\\b(?:most|longest|biggest|largest|highest)\\s+(?:number\\s+of\\s+)?(?:lines|words)\\b",
-    [F_FEWEST_LINES] = "\\b(?:fewest|least|shortest|smallest|lowest)\\s+(?:number\\s+of\\s+)?(?:lines|words)\\b",
+    /* "which file has the most lines": wc -l per file, ranked (the fewest: ascending) */
+    [F_RANKED_FILES] = "\\b(?:most|longest|biggest|largest|highest|fewest|least|shortest|smallest|lowest)\\s+"
+                       "(?:number\\s+of\\s+)?(?:lines|words)\\b",
     [F_FIRST_AND_LAST] = "\\bfirst\\s+and\\s+(?:the\\s+)?last\\s+lines?\\b",
     [F_EVERY_OTHER] = "\\bevery\\s+(?:other|second|2nd)\\s+(?:line|row)\\b|"
                       "\\b(?:odd|even)(?:-numbered)?\\s+(?:lines|rows)\\b",
-    [F_EVEN_LINES] = "\\beven(?:-numbered)?\\s+(?:lines|rows)\\b",
     /* "count the .js files in each directory": find -printf '%h\\n' | sort | uniq -c */
     [F_PER_DIR] = "\\b(?:per|in\\s+each|for\\s+each|by|in\\s+every|each)\\s+(?:sub)?" DIRWORD "\\b",
     /* "convert data.csv to tab separated" */
@@ -172,8 +167,8 @@ static const char *const flag_regex[F_NFLAGS] = {
     /* "the total size of the .log files": their bytes summed */
     [F_TOTAL_SIZE] = "\\btotal\\s+(?:disk\\s+)?(?:size|bytes|space)\\b|\\bcombined\\s+size\\b",
     [F_EXTENSIONS] = "\\b(?:unique|distinct|different|all\\s+the|which)\\s+(?:file\\s+)?extensions\\b",
-    [F_MAX] = "\\b(?:max(?:imum)?|highest\\s+value|largest\\s+value|biggest\\s+value)\\b",
-    [F_MIN] = "\\b(?:min(?:imum)?|lowest\\s+value|smallest\\s+value)\\b",
+    /* the maximum or (flag_says) the minimum of a column */
+    [F_EXTREME] = "\\b(?:max(?:imum)?|min(?:imum)?|(?:highest|largest|biggest|lowest|smallest)\\s+value)\\b",
     /* two files: "which lines differ between a.txt and b.txt", "lines common to both" */
     [F_DIFF] = "\\b(?:differ(?:s|ence|ences)?|diff|compare)\\b",
     [F_COMMON] = "\\b(?:common\\s+to|in\\s+both|shared\\s+by|appear\\s+in\\s+both|in\\s+common)\\b",
@@ -267,8 +262,9 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_JSON_ITEMS] = "\\b(first|top|last)\\s+(?:" NUM "\\s+)?(?:items?|objects?|elements?|entries|records)\\b",
     /* "lines where the third column is greater than 100": awk '$3 > 100' */
     [S_COL_CMP] = "\\b(?:where|whose|with|if|when)\\s+(?:the\\s+)?(?:" ORD "\\s+(?:column|field|col)|"
-                  "(?:column|field|col)\\s+(\\d+))\\s+(?:is\\s+|are\\s+)?(greater|more|larger|bigger|higher|over|above|less|smaller|lower|"
-                  "under|below|equals?|equal\\s+to|is|of)\\s+(?:than\\s+|to\\s+)?(-?\\d+(?:\\.\\d+)?)\\b",
+                  "(?:column|field|col)\\s+(\\d+))\\s+(?:is\\s+|are\\s+)?"
+                  "(greater|more|larger|bigger|higher|over|above|less|smaller|lower|under|below|equals?|equal\\s+to|is|of)"
+                  "\\s+(?:than\\s+|to\\s+)?(-?\\d+(?:\\.\\d+)?)\\b",
     /* "files that contain TODO but not FIXME": a second, inverted search */
     [S_BUT_NOT] = "\\b(?:but|and)\\s+not\\s+" WORDISH TERM,
     [S_OWNER] = "\\bowned\\s+by\\s+(?:the\\s+)?(?:user\\s+)?([a-z_][\\w-]*)",
@@ -491,6 +487,7 @@ typedef struct {
     span used[MAX_ITEMS * 2];
     size_t n_used;
     bool flag[F_NFLAGS];
+    size_t flag_at[F_NFLAGS];         /* where each flag's first match starts (see flag_says) */
     char *unsupported;
     char *term, *term2;               /* term2: "both X and Y" (a second grep) */
     bool term2_invert;                /* "X but not Y": the second grep keeps what lacks Y */
@@ -558,6 +555,20 @@ static bool match_from(analysis *a, const pcre2_code *re, size_t from) {
     }
     return false;
 }
+
+/* The flag is set and its match begins with one of the words: which way a
+ * two-sided signal points ("the shortest lines", "the even lines"), read off
+ * the match instead of a second regex. */
+static bool flag_says(const analysis *a, flag_id id, const char *const *words) {
+    if (!a->flag[id]) return false;
+    for (; *words; words++) {
+        const size_t n = strlen(*words);
+        if (!strncasecmp(a->text + a->flag_at[id], *words, n) && !isalnum((unsigned char)a->text[a->flag_at[id] + n]))
+            return true;
+    }
+    return false;
+}
+static const char *const small_words[] = {"shortest", "smallest", "fewest", "least", "lowest", NULL};
 
 /* The whole of the last match is taken: nothing else may read its words. */
 static void mark_match_used(analysis *a) {
@@ -644,13 +655,23 @@ static char *ere_escape(const char *w) {
 }
 
 /* "TODO or FIXME": a second term right after the first makes an alternation. */
+/* Group g of the last match as a search word: trailing punctuation dropped
+ * unless quoted; NULL when it is empty or an unquoted stop word. */
+static char *term_group(analysis *a, int g) {
+    bool quoted = false;
+    char *t = group_dup(a, g, &quoted);
+    if (t && !quoted) strip_trailing_punct(t);
+    if (t && (!*t || (!quoted && is_stopword(t)))) {
+        free(t);
+        t = NULL;
+    }
+    return t;
+}
+
 static void extract_or_term(analysis *a, size_t term_end) {
     if (!match_from(a, a->rb->slots[S_OR_TERM], term_end)) return;
-    bool quoted = false;
-    char *second = group_dup(a, 1, &quoted);
-    if (!second) return;
-    if (!quoted) strip_trailing_punct(second);
-    if (*second && (quoted || !is_stopword(second))) {
+    char *second = term_group(a, 1);
+    if (second) {
         char *x = ere_escape(a->term), *y = ere_escape(second);
         char *alt = x && y ? agx_sprintf("%s|%s", x, y) : NULL;
         if (alt) {
@@ -667,6 +688,28 @@ static void extract_or_term(analysis *a, size_t term_end) {
         free(y);
     }
     free(second);
+}
+
+/* The comparison a word names: ">" (greater, more, larger, longer, ...), "<"
+ * (less, smaller, shorter, ...) or "==" (equal, is, of); NULL for any other word.
+ * Shared by file sizes, line lengths and column values. */
+static const char *comparison(const char *w) {
+    static const struct {
+        const char *word, *op;
+    } words[] = {{"greater", ">"}, {"more", ">"},    {"larger", ">"},  {"bigger", ">"}, {"higher", ">"},
+                 {"over", ">"},    {"above", ">"},   {"longer", ">"},  {"less", "<"},   {"smaller", "<"},
+                 {"lower", "<"},   {"under", "<"},   {"below", "<"},   {"shorter", "<"}, {"fewer", "<"},
+                 {"equal", "=="},  {"equals", "=="}, {"is", "=="},     {"of", "=="}};
+    for (size_t i = 0; w && i < sizeof words / sizeof words[0]; i++) {
+        const size_t n = strlen(words[i].word);
+        if (!strncasecmp(w, words[i].word, n) && !isalpha((unsigned char)w[n])) return words[i].op;
+    }
+    return NULL;
+}
+
+static bool is_greater(const char *w) {
+    const char *op = comparison(w);
+    return op && *op == '>';
 }
 
 /* A lower-case plural search word made singular in place ("errors" -> "error",
@@ -749,7 +792,7 @@ static void extract_term(analysis *a) {
                 t = anchored;
                 a->term_regex = true;
             }
-            if (!reject && !quoted && !classed && id != S_TERM_IP) singular(t); /* "errors" finds "error" too */
+            if (!reject && !quoted && !classed) singular(t); /* "errors" finds "error" too (not an IP: not letters) */
             if (!reject && id == S_TERM_IP) { /* dots are literal */
                 char *x = ere_escape(t);
                 free(t);
@@ -1026,8 +1069,8 @@ static void map_log_field(analysis *a) {
 /* Signals whose words are fully explained by the signal: nothing else may read
  * them as a search term or a file ("remove trailing whitespace"). */
 static const flag_id consuming_flags[] = {F_TRAILING_WS, F_LEADING_WS, F_SQUEEZE, F_BLANK,       F_SKIP_HEADER,
-                                          F_EMPTY_FILES,  F_CASE,       F_LOC,     F_MOST_LINES, F_FEWEST_LINES,
-                                          F_FIRST_AND_LAST, F_NO_EXT, F_WORDS_PER_LINE, F_NO_COMMENTS};
+                                          F_EMPTY_FILES,  F_CASE,       F_LOC,     F_RANKED_FILES, F_FIRST_AND_LAST,
+                                          F_NO_EXT,       F_WORDS_PER_LINE, F_NO_COMMENTS};
 
 static void extract_slots(analysis *a) {
     const rules_backend *rb = a->rb;
@@ -1053,7 +1096,7 @@ static void extract_slots(analysis *a) {
         free(x);
         free(y);
     }
-    if (!a->replace_from && (a->flag[F_TO_TSV] || a->flag[F_TO_CSV]) && a->flag[F_TO_TSV] != a->flag[F_TO_CSV]) {
+    if (!a->replace_from && a->flag[F_TO_TSV] != a->flag[F_TO_CSV]) {
         /* "convert data.csv to tab separated": one separator for the other */
         a->replace_from = agx_strdup(a->flag[F_TO_TSV] ? "commas" : "tabs");
         a->replace_to = agx_strdup(a->flag[F_TO_TSV] ? "tabs" : "commas");
@@ -1076,8 +1119,7 @@ static void extract_slots(analysis *a) {
         char *n = group_dup(a, 2, NULL);
         long v = n ? number_value(n) : -1;
         if (k && v >= 0) {
-            bool longer = strcasecmp(k, "longer") == 0 || strcasecmp(k, "more") == 0;
-            if (longer) a->longer_than = v;
+            if (is_greater(k)) a->longer_than = v;
             else a->shorter_than = v;
             mark_match_used(a);
         }
@@ -1128,8 +1170,7 @@ static void extract_slots(analysis *a) {
         for (size_t i = 0; unit && i < sizeof units / sizeof units[0]; i++)
             if (strcasecmp(unit, units[i].unit) == 0) suffix = units[i].suffix;
         if (cmp && n) {
-            bool larger = strchr("lbgmo", tolower((unsigned char)cmp[0])) && strcasecmp(cmp, "less") != 0;
-            set_str(a, &a->find_size, agx_sprintf("%c%s%s", larger ? '+' : '-', n, suffix));
+            set_str(a, &a->find_size, agx_sprintf("%c%s%s", is_greater(cmp) ? '+' : '-', n, suffix));
             mark_match_used(a);
         }
         free(cmp);
@@ -1255,11 +1296,8 @@ static void extract_slots(analysis *a) {
         free(y);
     }
     if (!a->term && match_from(a, rb->slots[S_TERM_BOTH], 0)) { /* "both foo and bar": grep foo | grep bar */
-        bool q1 = false, q2 = false;
-        char *x = group_dup(a, 1, &q1), *y = group_dup(a, 2, &q2);
-        if (x && !q1) strip_trailing_punct(x);
-        if (y && !q2) strip_trailing_punct(y);
-        if (x && y && *x && *y && (q1 || !is_stopword(x)) && (q2 || !is_stopword(y))) {
+        char *x = term_group(a, 1), *y = term_group(a, 2);
+        if (x && y) {
             a->term = x;
             a->term2 = y;
             x = y = NULL;
@@ -1269,38 +1307,25 @@ static void extract_slots(analysis *a) {
         free(y);
     }
     if (!a->term) extract_term(a);
-    if (a->term && !a->term2 && !a->invert && match_from(a, rb->slots[S_BUT_NOT], 0)) {
-        bool q = false;
-        char *x = group_dup(a, 1, &q);
-        if (x && !q) strip_trailing_punct(x);
-        if (x && *x && (q || !is_stopword(x))) {
-            a->term2 = x;
-            a->term2_invert = true;
-            x = NULL;
-            mark_match_used(a);
-        }
-        free(x);
+    if (a->term && !a->term2 && !a->invert && match_from(a, rb->slots[S_BUT_NOT], 0) &&
+        (a->term2 = term_group(a, 1)) != NULL) { /* "X but not Y" */
+        a->term2_invert = true;
+        mark_match_used(a);
     }
     /* "how many times does 'foo' appear": count the matches, not every line */
     if (a->term && a->flag[F_HOW_MANY_TIMES] && !a->invert) a->occurrences_of_term = a->flag[F_COUNT] = true;
-    if (match_from(a, rb->slots[S_COL_CMP], 0)) {
-        static const struct {
-            const char *word, *op;
-        } ops[] = {{"greater", ">"}, {"more", ">"},  {"larger", ">"}, {"bigger", ">"}, {"higher", ">"},
-                   {"over", ">"},    {"above", ">"}, {"less", "<"},   {"smaller", "<"}, {"lower", "<"},
-                   {"under", "<"},   {"below", "<"}, {"equal", "=="}, {"is", "=="},    {"of", "=="}};
+    if (match_from(a, rb->slots[S_COL_CMP], 0)) { /* "where the third column is greater than 100" */
         char *ord = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : group_dup(a, 2, NULL);
         char *word = group_dup(a, 3, NULL), *value = group_dup(a, 4, NULL);
         const long col = ord && strcasecmp(ord, "last") != 0 ? number_value(ord) : -1;
-        for (size_t i = 0; word && col > 0 && value && i < sizeof ops / sizeof ops[0]; i++)
-            if (strncasecmp(word, ops[i].word, strlen(ops[i].word)) == 0) {
-                a->cmp_field = col;
-                a->cmp_op = ops[i].op;
-                set_str(a, &a->cmp_value, value);
-                value = NULL;
-                mark_match_used(a);
-                break;
-            }
+        const char *op = comparison(word);
+        if (col > 0 && op && value) {
+            a->cmp_field = col;
+            a->cmp_op = op;
+            set_str(a, &a->cmp_value, value);
+            value = NULL;
+            mark_match_used(a);
+        }
         free(ord);
         free(word);
         free(value);
@@ -1351,9 +1376,7 @@ static void extract_slots(analysis *a) {
         } else if (col > 0) {
             a->field = col;
         }
-    } else if (a->log_input) {
-        map_log_field(a);
-    }
+    } /* else a web log's named fields: map_log_field, once the file operands are known */
     if (match_from(a, rb->slots[S_CHARS_RANGE], 0)) { /* cut -c1-N, not head */
         char *k = group_dup(a, 1, NULL);
         a->chars_upto = k ? number_value(k) : -1;
@@ -1460,6 +1483,36 @@ static void find_predicates(analysis *a, step *st) {
     }
 }
 
+/* find DIR -type f [-name GLOB] and the tests above: the files a pipeline reads. */
+static step *find_files(analysis *a, const char *glob) {
+    step *st = add_step(a, "find");
+    arg(a, st, a->dir ? a->dir : ".");
+    arg(a, st, "-type");
+    arg(a, st, "f");
+    if (glob) {
+        arg(a, st, "-name");
+        arg(a, st, glob);
+    }
+    find_predicates(a, st);
+    return st;
+}
+
+/* xargs -d '\n': one file name per input line, so names with spaces stay whole. */
+static step *xargs_lines(analysis *a) {
+    step *st = add_step(a, "xargs");
+    arg(a, st, "-d");
+    arg(a, st, "\\n");
+    return st;
+}
+
+/* awk, splitting at the input's delimiter when it has one. */
+static step *awk_step(analysis *a, char delim) {
+    step *st = add_step(a, "awk");
+    if (delim == '\t') arg(a, st, "-F\t");
+    else if (delim) argf(a, st, agx_sprintf("-F%c", delim));
+    return st;
+}
+
 static bool takes_files(const char *tool) {
     for (size_t i = 0; i < sizeof file_readers / sizeof file_readers[0]; i++)
         if (strcmp(tool, file_readers[i]) == 0) return true;
@@ -1477,8 +1530,8 @@ static void compose(analysis *a) {
     const bool *f = a->flag;
     bool per_file = f[F_PER_FILE] && (f[F_COUNT] || a->term);
     /* pipelines of their own: directory sizes (du), files per extension, lines ranked by length */
-    const bool du = (f[F_DU] || (f[F_TOTAL_SIZE] && !a->glob && !a->log_input)) && a->n_files == 0 && !a->piped &&
-                    !a->term;
+    const bool du = (f[F_DU] || f[F_RANKED_DIRS] || (f[F_TOTAL_SIZE] && !a->glob && !a->log_input)) &&
+                    a->n_files == 0 && !a->piped && !a->term;
     const bool per_ext = (f[F_PER_EXT] || f[F_EXTENSIONS]) && !du && a->n_files == 0 && !a->piped && !a->term;
     /* "the total size of all .log files": find -printf '%s\\n' | awk sum */
     const bool total_size = f[F_TOTAL_SIZE] && !du && a->n_files == 0 && !a->piped && !a->term && !a->log_input;
@@ -1486,7 +1539,7 @@ static void compose(analysis *a) {
     const bool two_files = a->n_files == 2 && !a->piped && !a->term && (f[F_DIFF] || f[F_COMMON]);
     const bool ranked_lines = f[F_RANKED_LINES] && !du && !per_ext;
     /* "which file has the most lines": wc per file, ranked */
-    const bool ranked_files = (f[F_MOST_LINES] || f[F_FEWEST_LINES]) && f[F_FILES] && a->n_files == 0 &&
+    const bool ranked_files = f[F_RANKED_FILES] && f[F_FILES] && a->n_files == 0 &&
                               !a->piped && !a->term && !du && !per_ext;
     /* "count the .js files in each directory": the directory of every file found, counted */
     const bool per_dir = f[F_PER_DIR] && f[F_COUNT] && f[F_FILES] && a->n_files == 0 && !a->piped && !a->term &&
@@ -1544,9 +1597,9 @@ static void compose(analysis *a) {
         source_grep = files_used = true;
         if (a->term2) { /* "both X and Y": the lines (files) with X, then those with Y among them */
             if (list) { /* the files listed by grep -l: each searched again (-L: those without) */
-                st = add_step(a, "xargs");
-                const char *each_file[] = {"-d", "\\n", "grep", a->term2_invert ? "-L" : "-l"};
-                for (size_t i = 0; i < sizeof each_file / sizeof each_file[0]; i++) arg(a, st, each_file[i]);
+                st = xargs_lines(a);
+                arg(a, st, "grep");
+                arg(a, st, a->term2_invert ? "-L" : "-l");
             } else {
                 st = add_step(a, "grep");
                 if (a->term2_invert) arg(a, st, "-v");
@@ -1567,27 +1620,19 @@ static void compose(analysis *a) {
         source_grep = files_used = true;
         a->longer_than = a->shorter_than = 0; /* done: no awk filter below */
     } else if (ranked_files) {
-        step *st = add_step(a, "find");
-        arg(a, st, a->dir ? a->dir : ".");
-        arg(a, st, "-type");
-        arg(a, st, "f");
-        if (a->glob) {
-            arg(a, st, "-name");
-            arg(a, st, a->glob);
-        }
-        find_predicates(a, st);
-        st = add_step(a, "xargs");
+        find_files(a, a->glob);
+        step *st = add_step(a, "xargs");
         arg(a, st, "wc");
         arg(a, st, f[F_WORDS] ? "-w" : "-l");
         st = add_step(a, "grep"); /* wc's own sum is not a file */
         arg(a, st, "-v");
         arg(a, st, " total$");
-        arg(a, add_step(a, "sort"), f[F_FEWEST_LINES] ? "-n" : "-rn");
+        arg(a, add_step(a, "sort"), flag_says(a, F_RANKED_FILES, small_words) ? "-n" : "-rn");
         if (a->first_n <= 0 && a->last_n <= 0) a->first_n = 10;
         ls_sorted = true;
     } else if (du) {
         /* one line per subdirectory (du -d 1), largest first, or the one total (du -s) */
-        const bool each = f[F_DU_EACH] || a->first_n > 0;
+        const bool each = f[F_DU_EACH] || f[F_RANKED_DIRS] || a->first_n > 0;
         step *st = add_step(a, "du");
         arg(a, st, each ? "-h" : "-sh");
         if (each) {
@@ -1595,14 +1640,12 @@ static void compose(analysis *a) {
             arg(a, st, "1");
         }
         arg(a, st, a->dir ? a->dir : ".");
-        if (each) arg(a, add_step(a, "sort"), f[F_SMALLEST_DIRS] ? "-h" : "-rh");
+        if (each) arg(a, add_step(a, "sort"), flag_says(a, F_RANKED_DIRS, small_words) ? "-h" : "-rh");
         if (f[F_RANKED_DIRS] && a->first_n <= 0 && a->last_n <= 0) a->first_n = 10;
         ls_sorted = true;
     } else if (per_ext) {
         /* the extension of every file that has one, counted */
-        step *st = add_step(a, "find");
-        const char *find_args[] = {a->dir ? a->dir : ".", "-type", "f", "-name", "*.*"};
-        for (size_t i = 0; i < sizeof find_args / sizeof find_args[0]; i++) arg(a, st, find_args[i]);
+        find_files(a, "*.*");
         arg(a, add_step(a, "sed"), "s/.*\\.//");
         add_step(a, "sort");
         if (f[F_PER_EXT] || f[F_COUNT]) {
@@ -1613,16 +1656,8 @@ static void compose(analysis *a) {
         }
         ls_sorted = true;
     } else if (a->n_files == 0 && !a->piped && (f[F_LARGEST] || f[F_SMALLEST])) {
-        /* size and path of every file, biggest (or smallest) first */
-        step *st = add_step(a, "find");
-        arg(a, st, a->dir ? a->dir : ".");
-        arg(a, st, "-type");
-        arg(a, st, "f");
-        if (a->glob) {
-            arg(a, st, "-name");
-            arg(a, st, a->glob);
-        }
-        find_predicates(a, st); /* "the 10 largest files modified in the last week" */
+        /* size and path of every file ("modified in the last week" too), biggest (or smallest) first */
+        step *st = find_files(a, a->glob);
         arg(a, st, "-printf");
         arg(a, st, "%s %p\\n");
         arg(a, add_step(a, "sort"), f[F_LARGEST] ? "-rn" : "-n");
@@ -1677,10 +1712,7 @@ static void compose(analysis *a) {
             arg(a, add_step(a, "sort"), "-rn");
             ls_sorted = true;
         } else if (f[F_CONTENTS_EACH] && !f[F_COUNT]) { /* "show the contents of every .conf file" */
-            st = add_step(a, "xargs");
-            arg(a, st, "-d");
-            arg(a, st, "\\n");
-            arg(a, st, "cat");
+            arg(a, xargs_lines(a), "cat");
         } else if (f[F_BY_SIZE] && !f[F_COUNT] && !f[F_PER_FILE]) { /* "sorted by size": size and path */
             arg(a, st, "-printf");
             arg(a, st, "%s %p\\n");
@@ -1749,13 +1781,11 @@ static void compose(analysis *a) {
         arg(a, st, "-vE");
         arg(a, st, "^[[:space:]]*(#|;|//)");
     }
-    if (a->cmp_field > 0) { /* rows by a column's value */
-        step *st = add_step(a, "awk");
-        if (delim == '\t') arg(a, st, "-F\t");
-        else if (delim) argf(a, st, agx_sprintf("-F%c", delim));
-        argf(a, st, agx_sprintf("$%ld %s %s", a->cmp_field, a->cmp_op, a->cmp_value));
-    }
-    if (f[F_EVERY_OTHER]) arg(a, add_step(a, "awk"), f[F_EVEN_LINES] ? "NR % 2 == 0" : "NR % 2 == 1");
+    if (a->cmp_field > 0) /* rows by a column's value */
+        argf(a, awk_step(a, delim), agx_sprintf("$%ld %s %s", a->cmp_field, a->cmp_op, a->cmp_value));
+    if (f[F_EVERY_OTHER])
+        arg(a, add_step(a, "awk"), flag_says(a, F_EVERY_OTHER, (const char *const[]){"even", NULL}) ? "NR % 2 == 0"
+                                                                                                   : "NR % 2 == 1");
     if (a->longer_than > 0 || a->shorter_than > 0)
         argf(a, add_step(a, "awk"),
              a->longer_than > 0 ? agx_sprintf("length($0) > %ld", a->longer_than)
@@ -1768,26 +1798,23 @@ static void compose(analysis *a) {
     if (words_per_line) arg(a, add_step(a, "awk"), "{print NF}");
     if (ranked_lines) { /* each line behind its length, longest (shortest) first; cut drops the length */
         arg(a, add_step(a, "awk"), "{print length($0) \"\\t\" $0}");
-        arg(a, add_step(a, "sort"), f[F_SHORTEST_LINES] ? "-n" : "-rn");
+        arg(a, add_step(a, "sort"), flag_says(a, F_RANKED_LINES, small_words) ? "-n" : "-rn");
         if (a->first_n <= 0 && a->last_n <= 0) a->first_n = 10;
         ls_sorted = true;
     }
-    /* sum or average a column (awk), else extract it */
-    const bool extreme = (f[F_MAX] || f[F_MIN]) && !source_find && !json_summed;
-    if ((f[F_SUM] || f[F_AVERAGE] || extreme) && !source_find && !json_summed) {
+    /* sum, average, maximum or minimum of a column (awk), else extract it */
+    if ((f[F_SUM] || f[F_AVERAGE] || f[F_EXTREME]) && !source_find && !json_summed) {
         const char *col = a->field_last ? "$NF" : NULL;
         char colbuf[32];
         if (!col) {
             snprintf(colbuf, sizeof colbuf, "$%ld", a->field > 0 ? a->field : 1);
             col = colbuf;
         }
-        step *st = add_step(a, "awk");
-        if (delim == '\t') arg(a, st, "-F\t");
-        else if (delim) argf(a, st, agx_sprintf("-F%c", delim));
-        argf(a, st, f[F_AVERAGE] ? agx_sprintf("{s += %s; n++} END {if (n) print s / n}", col)
-                    : f[F_SUM] ? agx_sprintf("{s += %s} END {print s}", col)
-                               : agx_sprintf("NR == 1 || %s %s m {m = %s} END {print m}", col, f[F_MAX] ? ">" : "<",
-                                             col));
+        const bool min = flag_says(a, F_EXTREME, (const char *const[]){"min", "minimum", "lowest", "smallest", NULL});
+        argf(a, awk_step(a, delim),
+             f[F_AVERAGE] ? agx_sprintf("{s += %s; n++} END {if (n) print s / n}", col)
+             : f[F_SUM]   ? agx_sprintf("{s += %s} END {print s}", col)
+                          : agx_sprintf("NR == 1 || %s %s m {m = %s} END {print m}", col, min ? "<" : ">", col));
     } else if ((a->fields_upto > 0 || a->fields[0] > 0) && !source_find) {
         long upto = a->fields_upto > 20 ? 20 : a->fields_upto;
         if (delim) {
@@ -2061,15 +2088,16 @@ static void analysis_free(analysis *a) {
     if (a->md) pcre2_match_data_free(a->md);
 }
 
-/* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF): plan
- * arguments must be valid UTF-8, and they are copied from the instruction. */
-/* Some step has the argument value (or a --include=... naming it). */
+/* Some step has an argument equal to value. */
 static bool step_uses(const analysis *a, const char *value) {
     for (size_t i = 0; i < a->n_steps; i++)
         for (size_t k = 0; k < a->steps[i].n_args; k++)
             if (strcmp(a->steps[i].args[k], value) == 0) return true;
     return false;
 }
+
+/* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF): plan
+ * arguments must be valid UTF-8, and they are copied from the instruction. */
 
 static bool valid_utf8(const unsigned char *s, size_t n) {
     for (size_t i = 0; i < n;) {
@@ -2144,7 +2172,8 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
         else if (!a.log_input) read_csv_header(&a, in->excerpt);
     }
     find_quotes(&a);
-    for (int i = 0; i < F_NFLAGS; i++) a.flag[i] = match_from(&a, rb->flags[i], 0);
+    for (int i = 0; i < F_NFLAGS; i++)
+        if ((a.flag[i] = match_from(&a, rb->flags[i], 0))) a.flag_at[i] = pcre2_get_ovector_pointer(a.md)[0];
     if (a.flag[F_LOC]) a.flag[F_COUNT] = a.flag[F_LINES] = true; /* "lines of code": a line count of files */
     agx_status s = AGX_OK;
     extract_slots(&a);
@@ -2163,8 +2192,14 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
         if (strstr(a.files[i], "access") && (strstr(a.files[i], ".log") || strstr(a.files[i], "_log")))
             a.log_input = true;
     }
-    /* a log named by its file ("access.log") is known only now */
-    if (a.log_input && !a.field && !a.field_last && !a.log_time_len) map_log_field(&a);
+    /* a web log is known from the piped input or, only now, from a file named "access.log" */
+    if (a.log_input && !a.field && !a.field_last) map_log_field(&a);
+    if ((a.dir && a.dir[0] == '~') || a.flag[F_HOME]) {
+        /* a plan runs without a shell: nothing expands '~' or $HOME in its arguments */
+        s = decline(instruction, err, " (plans run without a shell, so '~' and $HOME are not expanded: name the "
+                                      "directory itself, e.g. /home/you)");
+        goto done;
+    }
     if (!a.oom) compose(&a);
     const char *missing = NULL; /* a tool the phrase tables chose that the registry lacks */
     bool from_registry = false; /* planned from the registry's patterns with the user's quoted args */
@@ -2194,12 +2229,6 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
     }
     if (a.n_steps == 0) {
         s = decline(instruction, err, NULL);
-        goto done;
-    }
-    if ((a.dir && a.dir[0] == '~') || a.flag[F_HOME]) {
-        /* a plan runs without a shell: nothing expands '~' or $HOME in its arguments */
-        s = decline(instruction, err, " (plans run without a shell, so '~' and $HOME are not expanded: name the "
-                                      "directory itself, e.g. /home/you)");
         goto done;
     }
     if (a.dir && !from_registry && !step_uses(&a, a.dir)) {
