@@ -32,7 +32,8 @@ typedef enum {
     F_RANKED_LINES, F_ONE_LINE, F_DU, F_DU_EACH, F_RANKED_DIRS, F_PER_EXT, F_LARGE_FIRST, F_SMALL_FIRST,
     F_SYMLINKS, F_BROKEN_LINKS, F_LOC, F_RANKED_FILES, F_FIRST_AND_LAST, F_EVERY_OTHER,
     F_PER_DIR, F_TO_TSV, F_TO_CSV, F_WORDS_PER_LINE, F_NO_EXT, F_HIDDEN_FILES, F_TOTAL_SIZE, F_EXTENSIONS,
-    F_EXTREME, F_DIFF, F_COMMON, F_HOME, F_EXECUTABLES, F_CONTENTS_EACH, F_NO_COMMENTS,
+    F_EXTREME, F_DIFF, F_COMMON, F_HOME, F_EXECUTABLES, F_CONTENTS_EACH, F_NO_COMMENTS, F_LINE_NUMBERS,
+    F_RANKED_NUMBERS, F_RECURSIVE, F_DELETE_PATH,
     F_NFLAGS
 } flag_id;
 
@@ -89,8 +90,13 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_UNSUPPORTED] = "\\b(e-?mail|send|upload|download|install|compress|zip|unzip|encrypt|decrypt|"
                       "chmod|chown|kill|reboot|shutdown|translate|summari[sz]e|explain|ssh|ftp|ping|"
                       "wget|curl|commit|deploy|compile|rename|move|copy|duplicate\\s+files|"
-                      "(?:delete|remove|rm)\\s+(?:the\\s+|all\\s+|those\\s+|these\\s+)?"
-                      "(?:files?|director(?:y|ies)|folders?)|"
+                      /* deleting or emptying files however they are named ("delete all .tmp files",
+                       * "remove the log files older than 7 days", "delete build/", "clear app.log");
+                       * the words between may not be about lines ("remove blank lines from files") */
+                      "(?:delete|remove|rm|erase|wipe|purge|clean\\s+up|clear|empty|truncate)\\s+"
+                      "(?:(?!(?:lines?|rows?|words?|columns?|fields?|from|in|of|containing|with|that|which)\\b)"
+                      "[\\w.*-]+\\s+){0,3}(?:files?|director(?:y|ies)|folders?|dirs?)|"
+                      "change\\s+(?:the\\s+)?(?:file\\s+)?(?:permissions?|mode|owner(?:ship)?)|"
                       "(?:create|make|touch|write|edit|modify|overwrite|truncate|mkdir)\\s+(?:a\\s+|an\\s+|the\\s+|new\\s+)*"
                       "(?:files?|director(?:y|ies)|folders?)|"
                       "(?:save|write|redirect|store)\\s+(?:\\w+\\s+){0,3}?(?:to|into|in)\\s+(?:a\\s+)?"
@@ -129,7 +135,7 @@ static const char *const flag_regex[F_NFLAGS] = {
      * (F_DU_EACH) or ranked (F_RANKED_DIRS: "the 5 largest directories", "what
      * is taking up space in /var"; "smallest" sorts the other way) */
     [F_DU] = "\\b(?:disk\\s+usage|du)\\b|"
-             "\\bsizes?\\s+of\\s+(?:each|every|all(?:\\s+the)?|the)\\s+(?:sub)?" DIRWORD "\\b|"
+             "\\bsizes?\\s+of\\s+(?:each|every|all(?:\\s+the)?|the)\\s+(?:[\\w./~-]+\\s+)?(?:sub)?" DIRWORD "\\b|"
              "\\b(?:director(?:y|ies)|folders?)\\s+sizes?\\b|"
              "\\bhow\\s+(?:big|large)\\s+(?:is|are)\\s+(?:the\\s+)?(?:[\\w./~-]+\\s+)?(?:sub)?" DIRWORD "\\b|"
              "\\b(?:space|room)\\s+(?:is\\s+)?(?:used|taken)\\s+by\\b",
@@ -168,7 +174,8 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_TOTAL_SIZE] = "\\btotal\\s+(?:disk\\s+)?(?:size|bytes|space)\\b|\\bcombined\\s+size\\b",
     [F_EXTENSIONS] = "\\b(?:unique|distinct|different|all\\s+the|which)\\s+(?:file\\s+)?extensions\\b",
     /* the maximum or (flag_says) the minimum of a column */
-    [F_EXTREME] = "\\b(?:max(?:imum)?|min(?:imum)?|(?:highest|largest|biggest|lowest|smallest)\\s+value)\\b",
+    [F_EXTREME] = "\\b(?:max(?:imum)?|min(?:imum)?|"
+                  "(?:highest|largest|biggest|greatest|lowest|smallest)\\s+(?:value|number))\\b",
     /* two files: "which lines differ between a.txt and b.txt", "lines common to both" */
     [F_DIFF] = "\\b(?:differ(?:s|ence|ences)?|diff|compare)\\b",
     [F_COMMON] = "\\b(?:common\\s+to|in\\s+both|shared\\s+by|appear\\s+in\\s+both|in\\s+common)\\b",
@@ -177,6 +184,16 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_CONTENTS_EACH] = "\\bcontents?\\s+of\\s+(?:each|every|all(?:\\s+the)?|the)\\s+(?:[\\w.*+-]+\\s+)?files?\\b",
     [F_NO_COMMENTS] = "\\b(?:remove|strip|delete|drop|without|exclude|excluding|skip|ignore|ignoring|hide)\\s+"
                       "(?:all\\s+|the\\s+|any\\s+)?comments?(?:\\s+lines?)?\\b|\\bnon-?comment\\s+lines\\b",
+    /* "the 3 largest numbers": sorted numerically, the smallest (flag_says) ascending */
+    [F_RANKED_NUMBERS] = "\\b(?:largest|biggest|highest|greatest|top|smallest|lowest)\\s+(?:\\w+\\s+)?(?:numbers|values)\\b",
+    /* "delete build/", "truncate app.log": a file or directory named right after the verb
+     * (declined before the words can be read as a term: "remove X" filters lines) */
+    [F_DELETE_PATH] = "\\b(delete|remove|rm|erase|wipe|purge|clear|empty|truncate)\\s+(?:the\\s+)?"
+                      "(?:[\\w.-]+/[\\w./-]*|[\\w-]+\\.[A-Za-z]\\w{0,7})(?=[\\s,;:?!]|[.](?!\\w)|$)",
+    /* "list the files in src recursively": ls -R */
+    [F_RECURSIVE] = "\\brecursive(?:ly)?\\b",
+    /* "show main.c with line numbers": cat -n, grep -n */
+    [F_LINE_NUMBERS] = "\\b(?:with|and|including|plus|showing)\\s+(?:the\\s+)?line\\s+numbers?\\b",
     [F_HOME] = "\\b(?:my|your|the|user'?s)\\s+home\\s+(?:directory|folder|dir)\\b",
     /* "count files per extension" */
     [F_PER_EXT] = "\\b(?:per|by|for\\s+each|each|every|of\\s+each)\\s+(?:file\\s+)?"
@@ -194,7 +211,8 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_WHICH_MOST] = "\\b(?:which|what)\\s+(?:is|was|(?:\\w+\\s+){1,3}?(?:made|makes|has|had|sent|got|"
                      "received|appears|occurs|did|does|is|was))\\b[^.?]*?\\bthe\\s+most\\b",
     [F_DUPS] = "\\b(?:duplicated?|repeated)\\s+(?:lines?|entries|rows|words?|values)\\b|"
-               "\\b(?:appear|occur)s?\\s+more\\s+than\\s+once\\b",
+               "\\b(?:appear|occur)s?\\s+more\\s+than\\s+once\\b|"
+               "\\b(?:lines?|entries|rows|words?|values)\\s+(?:that\\s+|which\\s+)?(?:are|is)\\s+(?:duplicated|repeated)\\b",
     [F_COUNT_FILES] = "\\b(?:count|how\\s+many|number\\s+of)\\s+(?:the\\s+|all\\s+)?(?:\\S+\\s+)?files\\b",
     [F_TYPE_FILES] = "\\b(?:find|locate|list|show|search\\s+for|look\\s+for)\\s+(?:all\\s+|the\\s+|every\\s+)*"
                      "(?:regular\\s+)?files\\b",
@@ -213,6 +231,8 @@ typedef enum {
     S_TERM_EMPTY, S_OR_TERM, S_SIZE, S_MTIME, S_LINE_RANGE, S_LINE_ONE, S_LONGER, S_FIELDS_RANGE,
     S_FIELDS_LIST, S_CONVERT_CHARS, S_LINE_ORD, S_DELETE_CLASS, S_LAST_N2, S_CHARS_RANGE, S_EXT_PAIR,
     S_AFTER_LINE, S_SUPER_N, S_TERM_BOTH, S_OWNER, S_TERM_CAPS_PAIR, S_JSON_ITEMS, S_AGE, S_COL_CMP, S_BUT_NOT,
+    S_DROP_LINES, S_DROP_RANGE, S_WS_LINES, S_JOIN, S_AGO, S_NOT_EXT, S_EXCLUDE_DIR, S_NEWER_FILE, S_FROM_END,
+    S_BETWEEN, S_NF_CMP,
     S_NSLOTS
 } slot_id;
 
@@ -220,6 +240,11 @@ typedef enum {
 #define NUM "(\\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|" \
             "thirty|fifty|hundred)"
 #define ORD "(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last|\\d+(?:st|nd|rd|th)?)"
+#define EXT_WORDS "c|c\\+\\+|cpp|python|rust|go|golang|markdown|json|yaml|yml|shell|bash|javascript|js|" \
+                  "typescript|ts|java|ruby|header|text|txt|log|csv|html|css|toml|xml|php|perl|sql"
+/* directories a search usually leaves out, known without the word "directory" */
+#define SKIP_DIRS "node_modules|vendor|\\.git|\\.svn|\\.hg|build|dist|target|venv|\\.venv|__pycache__|\\.cache|" \
+                  "third_party"
 #define WORDISH "(?:the\\s+(?:word|string|text|pattern|phrase|term)\\s+|the\\s+|an?\\s+|any\\s+)?"
 #define PATHTOK "((?:~|\\.{1,2})?/?[\\w.-]+(?:/[\\w.-]*)*)"
 
@@ -253,10 +278,33 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_AFTER_LINE] = "\\b(?:everything|all|lines?|the\\s+rest)\\s+(after|following|past|from|starting\\s+at)\\s+"
                      "line\\s+(?:number\\s+)?(\\d+)\\b|\\blines?\\s+(from\\s+)?(\\d+)\\s+(?:to|until|through|till)\\s+"
                      "(?:the\\s+)?end\\b",
-    [S_EXT_WORD] = "\\b(c|c\\+\\+|cpp|python|rust|go|golang|markdown|json|yaml|yml|shell|bash|"
-                   "javascript|js|typescript|ts|java|ruby|header|text|txt|log|csv|html|css|toml|xml|"
-                   "php|perl|sql)\\s+(?:source\\s+)?(?:files?|scripts?|sources?)\\b",
-    [S_FIRST_N] = "\\b(?:first|top|head|leading|opening)\\s+" NUM "\\b",
+    [S_EXT_WORD] = "\\b(" EXT_WORDS ")\\s+(?:source\\s+)?(?:files?|scripts?|sources?)\\b",
+    /* files left out by kind: "files that are not python files", "non-c files", "files
+     * not ending in .c", "all files except .md files" (groups 1-3: a word or an extension) */
+    [S_NOT_EXT] = "\\bfiles?\\s+(?:that\\s+|which\\s+)?(?:are\\s+not|aren't|(?:do\\s+not|don't)\\s+end\\s+(?:in|with)|"
+                  "not\\s+ending\\s+(?:in|with))\\s+(?:an?\\s+)?(\\*?\\.[A-Za-z0-9]{1,8}|" EXT_WORDS ")"
+                  "(?:\\s+(?:source\\s+)?files?)?(?=[\\s,;:?!]|[.](?!\\w)|$)|"
+                  "\\bnon-?(" EXT_WORDS ")\\s+(?:source\\s+)?files\\b|"
+                  "\\bfiles\\s+(?:except|but\\s+not|other\\s+than|excluding)\\s+(?:for\\s+)?(?:the\\s+)?"
+                  "(\\*?\\.[A-Za-z0-9]{1,8}|" EXT_WORDS ")(?:\\s+(?:source\\s+)?(?:files|ones))?(?=[\\s,;:?!]|[.](?!\\w)|$)",
+    /* a directory a search leaves out: "excluding node_modules", "but skip the vendor
+     * directory" (groups 1-4: a usual build/vendor directory, or any one named as such) */
+    [S_EXCLUDE_DIR] = "\\b(?:skip(?:ping)?|exclud(?:e|ing)|ignor(?:e|ing)|except(?:\\s+(?:in|for))?|but\\s+not(?:\\s+in)?|"
+                      "not\\s+in(?:side)?|outside(?:\\s+of)?|other\\s+than|apart\\s+from|without)\\s+(?:the\\s+)?"
+                      "(?:(" SKIP_DIRS ")/?(?:\\s+" DIRWORD ")?|(?:directory|folder|dir)\\s+([\\w.-]+)|"
+                      "([\\w.-]+)/?\\s+(?:" DIRWORD "|tree)|([\\w.-]+)/)(?=[\\s,;:?!]|[.](?!\\w)|$)",
+    /* "files newer than main.c": find -newer (older: -not -newer) */
+    [S_NEWER_FILE] = "\\b(newer|more\\s+recent|older)\\s+than\\s+(?:the\\s+file\\s+)?"
+                     "((?:[\\w.-]*/)*[\\w-]+\\.[A-Za-z]\\w{0,7})(?=[\\s,;:?!]|[.](?!\\w)|$)",
+    /* "the second to last line": tail -n 2 | head -n 1 */
+    [S_FROM_END] = "\\b(?:the\\s+)?(?:(second|third|fourth|fifth|2nd|3rd|4th|5th|next)[- ]to[- ]last|(penultimate))\\s+"
+                   "(?:line|row)\\b",
+    /* "lines with more than 3 words": awk 'NF > 3' (group 1: the comparison, 2: the count) */
+    [S_NF_CMP] = "\\blines?\\s+(?:that\\s+|which\\s+)?(?:with|having|ha(?:ve|s)|contain(?:ing|s)?)\\s+"
+                 "(more|fewer|less|over|under|exactly)\\s+(?:than\\s+)?" NUM "\\s+(?:words|fields|columns)\\b",
+    /* "lines between START and END": the lines from a match of one to a match of the other */
+    [S_BETWEEN] = "\\blines?\\s+(?:from|between)\\s+" WORDISH TERM "\\s+(?:and|to|until|through)\\s+" WORDISH TERM,
+    [S_FIRST_N] = "\\b(?:first|top|head|leading|opening|next)\\s+" NUM "\\b",
     [S_MOST_N] = "\\b" NUM "\\s+(?:most|least|top|highest|lowest|biggest|largest|smallest|newest|oldest|"
                  "latest|longest|shortest)\\b",
     [S_JSON_ITEMS] = "\\b(first|top|last)\\s+(?:" NUM "\\s+)?(?:items?|objects?|elements?|entries|records)\\b",
@@ -270,7 +318,8 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_OWNER] = "\\bowned\\s+by\\s+(?:the\\s+)?(?:user\\s+)?([a-z_][\\w-]*)",
     /* "TODO and FIXME": markers in capitals, either one */
     [S_TERM_CAPS_PAIR] = "(?-i)(?:^|\\s)([A-Z][A-Z0-9_]{2,})s?\\s*(?:,|and|&|or|/)\\s*([A-Z][A-Z0-9_]{2,})s?\\b",
-    [S_SUPER_N] = "\\b(?:largest|biggest|heaviest|smallest|newest|oldest|longest|shortest)\\s+" NUM "\\b",
+    [S_SUPER_N] = "\\b(?:largest|biggest|heaviest|highest|greatest|smallest|lowest|newest|oldest|longest|"
+                  "shortest)\\s+" NUM "\\b",
     [S_TERM_BOTH] = "\\bboth\\s+" WORDISH TERM "\\s+and\\s+" WORDISH TERM,
     [S_LAST_N] = "\\b(?:last|bottom|tail|final|trailing|latest|most\\s+recent)\\s+" NUM "\\b",
     [S_LAST_N2] = "\\b" NUM "\\s+(?:most\\s+recent|latest|newest|final)\\s+(?:[a-z]+\\s+)?"
@@ -287,7 +336,7 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_DIR_IN_WORD] = "\\bin\\s+([A-Za-z0-9_~][\\w.~-]*(?:/[\\w.-]+)*/?)(?=[\\s,;:?!]|[.](?!\\w)|$)",
     [S_DIR_NAMED] = "\\b(?:in|from|of|is|are)\\s+(?:the\\s+)?" PATHTOK "\\s+(?:directory|folder|dir|tree)\\b",
     [S_TERM_INVERT] = "\\b(?:exclude|excluding|without|except|skip|skipping|ignore|ignoring|drop|"
-                      "filter\\s+out|remove|hide|delete|strip)\\s+(?:lines?\\s+|all\\s+|the\\s+|any\\s+|those\\s+|ones\\s+)*"
+                      "filter\\s+out|remove|hide|delete|erase|strip)\\s+(?:lines?\\s+|all\\s+|the\\s+|any\\s+|those\\s+|ones\\s+)*"
                       "(?:that\\s+|which\\s+)?(?:containing\\s+|contain\\s+|with\\s+|matching\\s+|"
                       "match\\s+|mentioning\\s+)?" WORDISH TERM,
     [S_TERM_LINES] = "\\b(?:lines?|entries|rows|records|files?|messages)\\s+(?:that\\s+|which\\s+)?"
@@ -310,6 +359,32 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_CONVERT_CHARS] = "\\b(?:convert|change|turn|translate)\\s+(?:all\\s+)?(?:the\\s+)?([a-z]+)\\s+(?:to|into|in)\\s+"
                         "([a-z]+)\\b",
     [S_LINE_ORD] = "\\b(?:the\\s+)?" ORD "\\s+line\\b",
+    /* lines dropped from either end: "skip the first 3 lines", "remove the last line",
+     * "everything after the first 2 lines", "all but the last line" (group 1: a verb,
+     * either end; 2: a connective, whose direction must agree with 3; 4: how many) */
+    [S_DROP_LINES] = "\\b(?:(skip(?:ping)?|remove|delete|drop|strip|omit|exclude|excluding|ignore|ignoring|without|"
+                     "erase|chop(?:\\s+off)?|cut\\s+off)(?:\\s+the\\s+(?:header|first\\s+line)\\s+and)?|(?:everything|all(?:\\s+(?:the\\s+)?lines)?|(?:the\\s+)?lines|"
+                     "the\\s+rest)\\s+(after|following|past|below|before|above|preceding|except(?:\\s+for)?|but|"
+                     "other\\s+than|apart\\s+from))\\s+(?:the\\s+)?(?:very\\s+)?"
+                     "(first|top|leading|opening|last|final|bottom|trailing|closing)\\s+"
+                     "(?:" NUM "(?:\\s+(?:lines?|rows?)\\b|(?!\\s*[A-Za-z]))|(?:lines?|rows?)\\b)",
+    /* "delete lines 3 to 5", "remove line 7", "delete the 2nd line": sed 'A,Bd' */
+    [S_DROP_RANGE] = "\\b(?:delete|remove|drop|skip|omit|exclude|erase|without)\\s+(?:the\\s+)?"
+                     "(?:lines?\\s+(?:between\\s+|from\\s+|number\\s+|#)?(\\d+)"
+                     "(?:\\s*(?:to|-|through|thru|until|and)\\s*(\\d+))?|" ORD "\\s+line)\\b",
+    /* a search for lines with trailing blanks, not their removal (F_TRAILING_WS) */
+    [S_WS_LINES] = "\\blines?\\s+(?:that\\s+|which\\s+)?(?:with|having|ha(?:ve|s)|contain(?:ing|s)?|"
+                   "end(?:ing|s)?\\s+(?:in|with))\\s+(?:trailing\\s+)?(?:white\\s*space|spaces|blanks)\\b|"
+                   "\\b(?:find|show|list|count|detect|locate|highlight|search\\s+for|look\\s+for|check\\s+for)\\s+"
+                   "(?:all\\s+|the\\s+|any\\s+)?trailing\\s+(?:white\\s*space|spaces|blanks)\\b",
+    /* "join the lines with commas", "put all lines on one line": paste -s -d X (group 1:
+     * the separator's name, a space when none is named) */
+    [S_JOIN] = "\\b(?:join|merge|combine|concatenate|put)\\s+(?:all\\s+)?(?:of\\s+)?(?:the\\s+)?lines\\b"
+               "(?:\\s+(?:together|into\\s+(?:a\\s+single|one)(?:\\s+line)?|on(?:to)?\\s+(?:a\\s+single|one)\\s+line))?"
+               /* the separator may follow a file named ("join lines in a.txt with commas"),
+                * looked at ahead so that the file stays an operand */
+               "(?=(?:(?:\\s+(?:in|of|from)\\s+[\\w./-]+)?\\s*,?\\s*(?:with|using|by|separated\\s+by|delimited\\s+by)\\s+"
+               "(?:an?\\s+)?('[^']+'|\"[^\"]+\"|\\w+))?)",
     [S_DELETE_CLASS] = "\\b(?:delete|remove|strip|drop)\\s+(?:all\\s+)?(?:the\\s+)?(digits|numbers|punctuation|"
                        "spaces|whitespace|tabs|commas|quotes)\\b",
     [S_FIELDS_LIST] = "\\b(?:columns|fields|cols)\\s+(\\d+)\\s*(?:and|,|&)\\s*(\\d+)\\b",
@@ -321,6 +396,9 @@ static const char *const slot_regex[S_NSLOTS] = {
     /* group 1: "not modified ..." / "unmodified ...": older than that, not newer */
     [S_MTIME] = "\\b(not\\s+(?:been\\s+)?|un)?(?:modified|changed|edited|updated|touched)\\s+(?:in\\s+)?(?:the\\s+)?"
                 "(?:last|past|within)\\s+(?:the\\s+last\\s+)?" NUM "?\\s*(minutes?|hours?|days?|weeks?)\\b",
+    /* "modified more than 3 days ago" (group 1: the comparison, none for "3 days ago") */
+    [S_AGO] = "\\b(?:modified|changed|edited|updated|touched|written)\\s+(?:(more|over|less|under|within|fewer|"
+              "at\\s+least|at\\s+most)\\s+(?:than\\s+)?)?" NUM "\\s*(minutes?|hours?|days?|weeks?)\\s+ago\\b",
     [S_AGE] = "\\b(older|newer)\\s+than\\s+" NUM "\\s*(minutes?|hours?|days?|weeks?)\\b",
     [S_LINE_RANGE] = "\\blines?\\s+(?:between\\s+|from\\s+)?(\\d+)\\s*(?:to|-|through|thru|until|and)\\s*(\\d+)\\b",
     [S_LINE_ONE] = "\\bline\\s+(?:number\\s+|#)?(\\d+)\\b",
@@ -413,7 +491,7 @@ static const struct {
 /* Things people ask to extract by name: an extraction verb, the noun, and the
  * extended regex grep -o uses for it. Log fields win over these in web logs. */
 #define EXTRACT_VERB "\\b(?:extract|find|list|show|get|print|pull\\s+out|grab|collect|count|display)" \
-                     "(?:\\s+(?:all|the|every|each|unique|distinct|different|of|out|me))*\\s+"
+                     "(?:\\s+(?:all|the|every|each|unique|distinct|different|of|out|me|only))*\\s+"
 static const struct {
     const char *phrase;
     const char *regex;
@@ -449,7 +527,7 @@ static const char *char_name(const char *w) {
 
 /* Tools that read file operands (so files attach to them rather than to a `cat`). */
 static const char *const file_readers[] = {"grep", "head", "tail", "wc", "cat", "sort",
-                                           "cut", "awk", "sed", "jq"};
+                                           "cut", "awk", "sed", "jq", "paste"};
 
 #define MAX_STEPS 16
 #define MAX_COL_NAMES 32
@@ -514,6 +592,19 @@ typedef struct {
     long fields_upto;                 /* "first 3 columns" */
     long chars_upto;                  /* "first 5 characters": cut -c1-N */
     long from_line;                   /* "everything after line 10": tail -n +11 */
+    long drop_last;                   /* "remove the last 2 lines": head -n -2 */
+    bool line_delete;                 /* line_from..line_to are deleted: sed 'A,Bd' */
+    char *join_with;                  /* "join the lines with commas": paste -s -d, */
+    char cannot[160];                 /* why a half-understood instruction is declined ("" when none) */
+    char *glob_not;                   /* "files that are not python files": find -not -name '*.py' */
+    char *exclude_dir;                /* "excluding node_modules": grep --exclude-dir, find -not -path */
+    bool exclude_used;                /* some step leaves exclude_dir out (else the plan is declined) */
+    char *find_newer;                 /* "newer than main.c": find -newer (find_older: -not -newer) */
+    bool find_older;
+    long from_end;                    /* "the second to last line": tail -n 2 | head -n 1 */
+    const char *nf_op;                /* "lines with more than 3 words": awk 'NF > 3' */
+    long nf_value;
+    char *between[2];                 /* "lines between START and END": awk '/START/,/END/' */
     char *find_size, *find_time_flag, *find_time; /* find -size / -mtime|-mmin predicates */
     long line_from, line_to;          /* sed -n 'A,Bp' */
     long longer_than, shorter_than;   /* awk 'length($0) > N' */
@@ -1070,11 +1161,139 @@ static void map_log_field(analysis *a) {
  * them as a search term or a file ("remove trailing whitespace"). */
 static const flag_id consuming_flags[] = {F_TRAILING_WS, F_LEADING_WS, F_SQUEEZE, F_BLANK,       F_SKIP_HEADER,
                                           F_EMPTY_FILES,  F_CASE,       F_LOC,     F_RANKED_FILES, F_FIRST_AND_LAST,
-                                          F_NO_EXT,       F_WORDS_PER_LINE, F_NO_COMMENTS};
+                                          F_NO_EXT,       F_WORDS_PER_LINE, F_NO_COMMENTS, F_LINE_NUMBERS};
+
+/* "skip the first 3 lines", "all but the last line": lines dropped from an end of
+ * the input (tail -n +4, head -n -1), the connective agreeing with the end named. */
+static void extract_dropped_lines(analysis *a) {
+    if (!match_from(a, a->rb->slots[S_DROP_LINES], 0)) return;
+    char *joiner = group_dup(a, 2, NULL), *end = group_dup(a, 3, NULL), *k = group_dup(a, 4, NULL);
+    static const char *const first_words[] = {"first", "top", "leading", "opening"};
+    static const char *const after_words[] = {"after", "following", "past", "below"};
+    static const char *const before_words[] = {"before", "above", "preceding"};
+    bool first = false, agrees = true; /* a verb ("skip", "remove") or "except"/"but": either end */
+    for (size_t i = 0; end && i < sizeof first_words / sizeof first_words[0]; i++)
+        if (strcasecmp(end, first_words[i]) == 0) first = true;
+    for (size_t i = 0; joiner && i < sizeof after_words / sizeof after_words[0]; i++)
+        if (strcasecmp(joiner, after_words[i]) == 0) agrees = first;
+    for (size_t i = 0; joiner && i < sizeof before_words / sizeof before_words[0]; i++)
+        if (strcasecmp(joiner, before_words[i]) == 0) agrees = !first;
+    const long n = k ? number_value(k) : 1;
+    if (end && agrees && n > 0) {
+        mark_match_used(a);
+        /* "skip the first line" is the header skip (F_SKIP_HEADER) already */
+        if (first && !(n == 1 && a->flag[F_SKIP_HEADER])) a->from_line = n + 1;
+        if (!first) a->drop_last = n;
+    }
+    free(joiner);
+    free(end);
+    free(k);
+}
+
+/* "join the lines with commas": the separator, quoted or named in words (a space
+ * when none is named; no join when the word names no separator) */
+static void extract_join(analysis *a) {
+    if (!match_from(a, a->rb->slots[S_JOIN], 0)) return;
+    size_t s, e;
+    bool quoted = false;
+    char *w = group(a, 1, &s, &e) ? group_dup(a, 1, &quoted) : NULL;
+    const char *named = !w ? " " : quoted ? NULL : char_name(w);
+    mark_match_used(a);
+    if (w) mark_used(a, s, e);
+    if (quoted && w && *w) {
+        set_str(a, &a->join_with, w);
+        w = NULL;
+    } else if (named && strcmp(named, "\\n") != 0) {
+        set_str(a, &a->join_with, agx_strdup(named));
+    } else {
+        snprintf(a->cannot, sizeof a->cannot, " (the rules planner cannot join lines with '%.40s': name a "
+                 "separator such as commas or spaces, or quote it)", w ? w : "");
+    }
+    free(w);
+}
+
+/* The first group of the last match that took part, and its span. */
+static int first_group(analysis *a, int last, size_t *s, size_t *e) {
+    for (int g = 1; g <= last; g++)
+        if (group(a, g, s, e)) return g;
+    return 0;
+}
+
+/* Files and directories left out or picked by another file: "excluding node_modules",
+ * "files that are not python files", "newer than main.c". */
+static void extract_file_filters(analysis *a) {
+    const rules_backend *rb = a->rb;
+    size_t s = 0, e = 0;
+    if (match_from(a, rb->slots[S_EXCLUDE_DIR], 0)) {
+        const int g = first_group(a, 4, &s, &e);
+        char *d = g ? group_dup(a, g, NULL) : NULL;
+        if (d && !is_stopword(d)) {
+            mark_match_used(a);
+            set_str(a, &a->exclude_dir, d);
+        } else {
+            free(d);
+        }
+    }
+    if (match_from(a, rb->slots[S_NOT_EXT], 0)) {
+        const int g = first_group(a, 3, &s, &e);
+        char *w = g && !in_spans(a->used, a->n_used, s) ? group_dup(a, g, NULL) : NULL;
+        if (w) {
+            mark_match_used(a);
+            if (w[0] == '*') set_str(a, &a->glob_not, agx_strdup(w));
+            else if (w[0] == '.') set_str(a, &a->glob_not, agx_sprintf("*%s", w));
+            for (size_t i = 0; w[0] != '*' && w[0] != '.' && i < sizeof ext_words / sizeof ext_words[0]; i++)
+                if (strcasecmp(w, ext_words[i].word) == 0) set_str(a, &a->glob_not, agx_strdup(ext_words[i].glob));
+        }
+        free(w);
+    }
+    if (match_from(a, rb->slots[S_NEWER_FILE], 0)) {
+        a->find_older = strncasecmp(a->text + pcre2_get_ovector_pointer(a->md)[0], "older", 5) == 0;
+        set_str(a, &a->find_newer, group_dup(a, 2, NULL));
+        mark_match_used(a);
+    }
+}
 
 static void extract_slots(analysis *a) {
     const rules_backend *rb = a->rb;
     size_t s = 0, e = 0;
+    if (match_from(a, rb->slots[S_WS_LINES], 0)) { /* lines to find, not to clean */
+        set_str(a, &a->term, agx_strdup("[[:space:]]$"));
+        a->term_regex = true;
+        a->flag[F_TRAILING_WS] = false;
+        mark_match_used(a);
+    }
+    extract_join(a);
+    extract_dropped_lines(a);
+    extract_file_filters(a);
+    if (match_from(a, rb->slots[S_FROM_END], 0)) { /* "the second to last line" */
+        char *k = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : NULL;
+        a->from_end = !k || strcasecmp(k, "next") == 0 ? 2 : number_value(k);
+        free(k);
+        mark_match_used(a);
+    }
+    if (match_from(a, rb->slots[S_NF_CMP], 0)) {
+        char *w = group_dup(a, 1, NULL), *n = group_dup(a, 2, NULL);
+        const long v = n ? number_value(n) : -1;
+        const char *op = w && strcasecmp(w, "exactly") == 0 ? "==" : comparison(w);
+        if (op && v >= 0) {
+            a->nf_op = op;
+            a->nf_value = v;
+            mark_match_used(a);
+        }
+        free(w);
+        free(n);
+    }
+    if (match_from(a, rb->slots[S_BETWEEN], 0)) { /* not "lines between 3 and 5" (S_LINE_RANGE) */
+        char *x = term_group(a, 1), *y = term_group(a, 2);
+        if (x && y && !(number_value(x) > 0 && number_value(y) > 0)) {
+            a->between[0] = x;
+            a->between[1] = y;
+            x = y = NULL;
+            mark_match_used(a);
+        }
+        free(x);
+        free(y);
+    }
     for (size_t i = 0; i < sizeof consuming_flags / sizeof consuming_flags[0]; i++)
         if (a->flag[consuming_flags[i]] && match_from(a, rb->flags[consuming_flags[i]], 0)) {
             mark_match_used(a);
@@ -1126,6 +1345,20 @@ static void extract_slots(analysis *a) {
         free(k);
         free(n);
     }
+    if (!a->line_from && match_from(a, rb->slots[S_DROP_RANGE], 0)) { /* sed 'A,Bd' */
+        char *x = group_dup(a, 1, NULL), *y = group_dup(a, 2, NULL), *o = group_dup(a, 3, NULL);
+        long from = x ? number_value(x) : o && strcasecmp(o, "last") != 0 ? number_value(o) : -1;
+        long to = y ? number_value(y) : from;
+        if (from > 0 && to >= from) {
+            a->line_from = from;
+            a->line_to = to;
+            a->line_delete = true;
+            mark_match_used(a);
+        }
+        free(x);
+        free(y);
+        free(o);
+    }
     if (match_from(a, rb->slots[S_AFTER_LINE], 0)) { /* tail -n +N */
         const bool to_end = group(a, 4, &s, &e); /* "lines 100 to the end": from 100 on */
         char *how = to_end ? agx_strdup("from") : group_dup(a, 1, NULL), *k = group_dup(a, to_end ? 4 : 2, NULL);
@@ -1158,6 +1391,23 @@ static void extract_slots(analysis *a) {
         }
         free(x);
         free(y);
+    }
+    if (match_from(a, rb->slots[S_AGO], 0)) { /* before sizes: "more than 3" is no size here */
+        char *cmp = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : NULL;
+        char *n = group_dup(a, 2, NULL), *unit = group_dup(a, 3, NULL);
+        long v = n ? number_value(n) : -1;
+        if (unit && v > 0) {
+            const char u = (char)tolower((unsigned char)unit[0]);
+            const long scaled = u == 'h' ? v * 60 : u == 'w' ? v * 7 : v;
+            /* more / over / at least: longer ago (+N); less / under / within / at most: -N */
+            const char *sign = !cmp ? "" : is_greater(cmp) || !strncasecmp(cmp, "at least", 8) ? "+" : "-";
+            set_str(a, &a->find_time_flag, agx_strdup(u == 'm' || u == 'h' ? "-mmin" : "-mtime"));
+            set_str(a, &a->find_time, agx_sprintf("%s%ld", sign, scaled));
+            mark_match_used(a);
+        }
+        free(cmp);
+        free(n);
+        free(unit);
     }
     if (match_from(a, rb->slots[S_SIZE], 0)) {
         static const struct {
@@ -1400,7 +1650,7 @@ static void extract_slots(analysis *a) {
         a->first_n = a->last_n;
         a->last_n = -1;
     }
-    if (a->first_n < 0 && a->last_n < 0) {
+    if (a->first_n < 0 && a->last_n < 0 && a->from_line <= 0 && a->drop_last <= 0 && a->from_end <= 0) {
         if (a->flag[F_FIRST_LINE] && !a->flag[F_SKIP_HEADER]) a->first_n = 1;
         else if (a->flag[F_WHICH_MOST]) a->first_n = 1; /* "which IP made the most requests" */
         else if (a->flag[F_ONE_FILE]) a->first_n = 1;   /* "the newest file" */
@@ -1469,6 +1719,22 @@ static void argf(analysis *a, step *st, char *owned) {
 
 /* The tests of a find step from the instruction: owner, size, age. */
 static void find_predicates(analysis *a, step *st) {
+    if (a->glob_not) {
+        arg(a, st, "-not");
+        arg(a, st, "-name");
+        arg(a, st, a->glob_not);
+    }
+    if (a->exclude_dir) { /* anything below a directory of that name */
+        arg(a, st, "-not");
+        arg(a, st, "-path");
+        argf(a, st, agx_sprintf("*/%s/*", a->exclude_dir));
+        a->exclude_used = true;
+    }
+    if (a->find_newer) {
+        if (a->find_older) arg(a, st, "-not");
+        arg(a, st, "-newer");
+        arg(a, st, a->find_newer);
+    }
     if (a->find_user) {
         arg(a, st, "-user");
         arg(a, st, a->find_user);
@@ -1580,7 +1846,7 @@ static void compose(analysis *a) {
         bool only_match = a->occurrences_of_term || a->named_regex;
         if (list) flags[k++] = 'l';
         else if (recursive && only_match) flags[k++] = 'h'; /* the matches, not file:match */
-        else if (recursive && !counting) flags[k++] = 'n';
+        else if ((recursive || f[F_LINE_NUMBERS]) && !counting) flags[k++] = 'n';
         if (a->invert) flags[k++] = 'v';
         if (f[F_CASE]) flags[k++] = 'i';
         if (only_match && !list) flags[k++] = 'o';
@@ -1590,6 +1856,10 @@ static void compose(analysis *a) {
         if (k > 1) arg(a, st, flags);
         if (recursive && a->glob) argf(a, st, agx_sprintf("--include=%s", a->glob));
         if (recursive && a->glob2) argf(a, st, agx_sprintf("--include=%s", a->glob2));
+        if (recursive && a->exclude_dir) {
+            argf(a, st, agx_sprintf("--exclude-dir=%s", a->exclude_dir));
+            a->exclude_used = true;
+        }
         if (a->term[0] == '-') arg(a, st, "-e");
         arg(a, st, a->term);
         if (recursive) arg(a, st, a->dir ? a->dir : ".");
@@ -1668,7 +1938,8 @@ static void compose(analysis *a) {
                 (f[F_PER_FILE] && f[F_COUNT] && !a->term) || (f[F_TYPE_FILES] && !f[F_LIST]) ||
                 (f[F_LOC] && !a->term) || per_dir || total_size || (f[F_NO_EXT] && f[F_FILES]) ||
                 f[F_HIDDEN_FILES] || f[F_EXECUTABLES] ||
-                ((a->find_size || a->find_time || a->find_user) && f[F_FILES]) || f[F_SYMLINKS] ||
+                ((a->find_size || a->find_time || a->find_user || a->find_newer || a->glob_not) && f[F_FILES]) ||
+                (a->exclude_dir && f[F_FILES] && !a->term) || f[F_SYMLINKS] ||
                 f[F_BROKEN_LINKS] || (f[F_DIRS] && (f[F_LIST] || f[F_COUNT] || f[F_TYPE_FILES])))) {
         step *st = add_step(a, "find");
         arg(a, st, a->dir ? a->dir : ".");
@@ -1729,6 +2000,7 @@ static void compose(analysis *a) {
         flags[k++] = '-';
         if ((f[F_LONG] || f[F_FILE_SIZES]) && !(f[F_BY_SIZE] && a->first_n > 0)) flags[k++] = 'l';
         if (f[F_HIDDEN]) flags[k++] = 'a';
+        if (f[F_RECURSIVE]) flags[k++] = 'R';
         if (f[F_BY_SIZE]) flags[k++] = 'S';
         else if (f[F_BY_TIME]) flags[k++] = 't';
         /* -S and -t list the largest / newest first: "largest first" is their own order */
@@ -1775,6 +2047,23 @@ static void compose(analysis *a) {
         arg(a, st, "-n");
         arg(a, st, "+2");
     }
+    if (a->between[0]) { /* awk '/START/,/END/': the words literal, '/' escaped for awk */
+        char *x = ere_escape(a->between[0]), *y = ere_escape(a->between[1]);
+        agx_strbuf sb;
+        agx_strbuf_init(&sb);
+        for (int i = 0; i < 2; i++) {
+            agx_strbuf_puts(&sb, i ? ",/" : "/");
+            for (const char *c = i ? y : x; c && *c; c++) {
+                if (*c == '/') agx_strbuf_putc(&sb, '\\');
+                agx_strbuf_putc(&sb, *c);
+            }
+            agx_strbuf_putc(&sb, '/');
+        }
+        free(x);
+        free(y);
+        argf(a, add_step(a, "awk"), agx_strbuf_take(&sb));
+    }
+    if (a->nf_op) argf(a, awk_step(a, delim), agx_sprintf("NF %s %ld", a->nf_op, a->nf_value));
     if (f[F_BLANK]) arg(a, add_step(a, "sed"), "/^$/d");
     if (f[F_NO_COMMENTS]) { /* lines that are comments in shell, ini or C-like files */
         step *st = add_step(a, "grep");
@@ -1913,23 +2202,42 @@ static void compose(analysis *a) {
         arg(a, add_step(a, "uniq"), "-d");
     } else if (!ls_sorted && !(source_find && f[F_COUNT]) && (f[F_UNIQUE] || f[F_SORT] || a->sort_key)) {
         step *st = add_step(a, "sort");
-        if (f[F_NUMERIC] || f[F_REVERSE])
-            argf(a, st, agx_sprintf("-%s%s", f[F_NUMERIC] ? "n" : "", f[F_REVERSE] ? "r" : ""));
+        /* "ignoring case" is for the sort itself when nothing is searched for */
+        const bool fold = f[F_CASE] && !a->term && !f[F_NUMERIC];
+        if (f[F_NUMERIC] || f[F_REVERSE] || fold)
+            argf(a, st, agx_sprintf("-%s%s%s", fold ? "f" : "", f[F_NUMERIC] ? "n" : "", f[F_REVERSE] ? "r" : ""));
         if (a->sort_key > 0) argf(a, st, agx_sprintf("-k%ld", a->sort_key));
         if (delim && a->sort_key > 0) argf(a, st, agx_sprintf("-t%c", delim));
-        if (f[F_UNIQUE]) add_step(a, "uniq");
+        if (f[F_UNIQUE]) {
+            st = add_step(a, "uniq");
+            if (fold) arg(a, st, "-i");
+        }
     }
 
-    /* limit */
+    /* limit: lines dropped from the ends first, then the lines kept */
     if (a->from_line > 0) {
         step *st = add_step(a, "tail");
         arg(a, st, "-n");
         argf(a, st, agx_sprintf("+%ld", a->from_line));
+    }
+    if (a->drop_last > 0) {
+        step *st = add_step(a, "head");
+        arg(a, st, "-n");
+        argf(a, st, agx_sprintf("-%ld", a->drop_last));
+    }
+    if (a->from_end > 0) {
+        step *st = add_step(a, "tail");
+        arg(a, st, "-n");
+        argf(a, st, agx_sprintf("%ld", a->from_end));
+        st = add_step(a, "head");
+        arg(a, st, "-n");
+        arg(a, st, "1");
     } else if (a->line_from > 0) {
         step *st = add_step(a, "sed");
-        arg(a, st, "-n");
-        argf(a, st, a->line_from == a->line_to ? agx_sprintf("%ldp", a->line_from)
-                                               : agx_sprintf("%ld,%ldp", a->line_from, a->line_to));
+        if (!a->line_delete) arg(a, st, "-n");
+        const char op = a->line_delete ? 'd' : 'p';
+        argf(a, st, a->line_from == a->line_to ? agx_sprintf("%ld%c", a->line_from, op)
+                                               : agx_sprintf("%ld,%ld%c", a->line_from, a->line_to, op));
     } else if (f[F_FIRST_AND_LAST]) {
         step *st = add_step(a, "sed");
         arg(a, st, "-n");
@@ -1940,6 +2248,28 @@ static void compose(analysis *a) {
         argf(a, st, agx_sprintf("%ld", a->first_n > 0 ? a->first_n : a->last_n));
     }
     if (ranked_lines) arg(a, add_step(a, "cut"), "-f2-");
+    if (a->join_with) {
+        /* paste cycles through its -d characters, so a longer separator is awk's */
+        const char *sep = a->join_with;
+        if ((strlen(sep) == 1 && *sep != '\\') || strcmp(sep, "\\t") == 0) {
+            step *st = add_step(a, "paste");
+            arg(a, st, "-s");
+            arg(a, st, "-d");
+            arg(a, st, sep);
+        } else {
+            agx_strbuf sb; /* awk -v reads escapes: a backslash stands for itself doubled */
+            agx_strbuf_init(&sb);
+            agx_strbuf_puts(&sb, "sep=");
+            for (const char *c = sep; *c; c++) {
+                if (*c == '\\') agx_strbuf_putc(&sb, '\\');
+                agx_strbuf_putc(&sb, *c);
+            }
+            step *st = add_step(a, "awk");
+            arg(a, st, "-v");
+            argf(a, st, agx_strbuf_take(&sb));
+            arg(a, st, "NR > 1 {printf \"%s\", sep} {printf \"%s\", $0} END {print \"\"}");
+        }
+    }
 
     /* count */
     if (f[F_COUNT] && !per_item && !per_file && !per_ext && !per_dir && !ranked_files && !a->log_time_len &&
@@ -1970,7 +2300,8 @@ static void compose(analysis *a) {
     /* "count the lines in every file under src and sort by count": the counts sorted */
     if (source_find && f[F_COUNT] && f[F_SORT] && !ls_sorted) arg(a, add_step(a, "sort"), f[F_REVERSE] ? "-rn" : "-n");
 
-    /* plain "show access.log" */
+    /* plain "show access.log", "with line numbers": cat -n */
+    if (a->n_steps == 0 && f[F_LINE_NUMBERS]) arg(a, add_step(a, "cat"), "-n");
     if (a->n_steps == 0 && a->n_files > 0 && f[F_SHOW]) add_step(a, "cat");
 
     /* file operands go to the first step that reads files, else to a leading cat */
@@ -2078,6 +2409,12 @@ static void analysis_free(analysis *a) {
     free(a->glob2);
     free(a->replace_from);
     free(a->replace_to);
+    free(a->join_with);
+    free(a->glob_not);
+    free(a->exclude_dir);
+    free(a->find_newer);
+    free(a->between[0]);
+    free(a->between[1]);
     free(a->json_key);
     free(a->find_size);
     free(a->find_user);
@@ -2175,15 +2512,33 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
     for (int i = 0; i < F_NFLAGS; i++)
         if ((a.flag[i] = match_from(&a, rb->flags[i], 0))) a.flag_at[i] = pcre2_get_ovector_pointer(a.md)[0];
     if (a.flag[F_LOC]) a.flag[F_COUNT] = a.flag[F_LINES] = true; /* "lines of code": a line count of files */
+    if (a.flag[F_RANKED_NUMBERS]) {
+        a.flag[F_SORT] = a.flag[F_NUMERIC] = true;
+        a.flag[F_REVERSE] = !flag_says(&a, F_RANKED_NUMBERS, (const char *const[]){"smallest", "lowest", NULL});
+    }
     agx_status s = AGX_OK;
     extract_slots(&a);
     /* re-checked after extraction: a search term ("lines containing curl") is not an action */
+    if (a.flag[F_DELETE_PATH]) {
+        const char *verb = a.text + a.flag_at[F_DELETE_PATH];
+        int n = 0;
+        while (isalpha((unsigned char)verb[n])) n++;
+        char why[128];
+        snprintf(why, sizeof why, " (the rules planner cannot '%.*s' files or directories: plans only read)", n,
+                 verb);
+        s = decline(instruction, err, why);
+        goto done;
+    }
     if (match_from(&a, rb->flags[F_UNSUPPORTED], 0)) {
         char *w = group_dup(&a, 1, NULL);
         char why[128];
         snprintf(why, sizeof why, " (the rules planner cannot '%s')", w ? w : "?");
         free(w);
         s = decline(instruction, err, why);
+        goto done;
+    }
+    if (a.cannot[0]) {
+        s = decline(instruction, err, a.cannot);
         goto done;
     }
     for (size_t i = 0; i < a.n_files; i++) {
@@ -2229,6 +2584,13 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
     }
     if (a.n_steps == 0) {
         s = decline(instruction, err, NULL);
+        goto done;
+    }
+    if (a.exclude_dir && !a.exclude_used) {
+        char why[200];
+        snprintf(why, sizeof why, " (it leaves out the directory '%.100s', which the plan the rules found cannot "
+                                  "leave out)", a.exclude_dir);
+        s = decline(instruction, err, why);
         goto done;
     }
     if (a.dir && !from_registry && !step_uses(&a, a.dir)) {

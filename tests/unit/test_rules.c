@@ -272,6 +272,53 @@ static const rules_case cases[] = {
      "find [src] [-type] [f] | xargs [wc] [-l] | sort [-n]"},
     {"show lines that do not start with #", "#a\nb\n", "grep [-vE] [^#]"},
     {"remove comments from config.ini", NULL, "grep [-vE] [^[[:space:]]*(#|;|//)] [config.ini]"},
+    /* lines dropped from an end: these used to give the opposite (head -n 3, tail -n 1, sed -n 1,5p) */
+    {"skip the first 3 lines", "a\n", "tail [-n] [+4]"},
+    {"remove the last line", "a\n", "head [-n] [-1]"},
+    {"delete the last 2 lines of notes.txt", NULL, "head [-n] [-2] [notes.txt]"},
+    {"show everything after the first line", "a\n", "tail [-n] [+2]"},
+    {"print all but the last 3 lines", "a\n", "head [-n] [-3]"},
+    {"lines after the first 5", "a\n", "tail [-n] [+6]"},
+    {"remove the header and the last line", "a\n", "tail [-n] [+2] | head [-n] [-1]"},
+    {"skip the first 2 lines and show the next 5", "a\n", "tail [-n] [+3] | head [-n] [5]"},
+    {"delete lines 1 to 5 of data.txt", NULL, "sed [1,5d] [data.txt]"},
+    {"delete the 3rd line", "a\n", "sed [3d]"},
+    {"erase lines containing foo", "a\n", "grep [-v] [foo]"},
+    /* line numbers, case-folded sorts, joined lines, trailing blanks found, the largest numbers */
+    {"show main.c with line numbers", NULL, "cat [-n] [main.c]"},
+    {"find TODO in main.c with line numbers", NULL, "grep [-n] [TODO] [main.c]"},
+    {"sort the lines alphabetically ignoring case", "b\nA\n", "sort [-f]"},
+    {"sort unique ignoring case", "b\nA\n", "sort [-f] | uniq [-i]"},
+    {"join all lines with commas", "a\nb\n", "paste [-s] [-d] [,]"},
+    {"join lines in notes.txt with commas", NULL, "paste [-s] [-d] [,] [notes.txt]"},
+    {"join the lines", "a\nb\n", "paste [-s] [-d] [ ]"},
+    {"join the lines with ' | '", "a\nb\n",
+     "awk [-v] [sep= | ] [NR > 1 {printf \"%s\", sep} {printf \"%s\", $0} END {print \"\"}]"},
+    {"find lines with trailing whitespace", "a \n", "grep [-E] [[[:space:]]$]"},
+    {"find trailing whitespace in src", NULL, "grep [-rnE] [[[:space:]]$] [src]"},
+    {"what is the largest number", "3\n1\n", "awk [NR == 1 || $1 > m {m = $1} END {print m}]"},
+    {"show the largest 3 numbers", "3\n1\n", "sort [-nr] | head [-n] [3]"},
+    {"the 2 smallest values", "3\n1\n", "sort [-n] | head [-n] [2]"},
+    {"show only numbers", "a1\n", "grep [-oE] [[0-9]+]"},
+    /* files by age, by another file, by what they are not; directories left out of a search */
+    {"find files modified more than 3 days ago", NULL, "find [.] [-type] [f] [-mtime] [+3]"},
+    {"find files changed less than 2 hours ago", NULL, "find [.] [-type] [f] [-mmin] [-120]"},
+    {"find files newer than main.c", NULL, "find [.] [-type] [f] [-newer] [main.c]"},
+    {"find files older than main.c", NULL, "find [.] [-type] [f] [-not] [-newer] [main.c]"},
+    {"find files that are not python files", NULL, "find [.] [-type] [f] [-not] [-name] [*.py]"},
+    {"list files not ending in .c", NULL, "find [.] [-type] [f] [-not] [-name] [*.c]"},
+    {"find all files except .git", NULL, "find [.] [-type] [f] [-not] [-path] [*/.git/*]"},
+    {"search for TODO but skip the vendor directory", NULL, "grep [-rn] [--exclude-dir=vendor] [TODO] [.]"},
+    {"search for TODO excluding node_modules", NULL, "grep [-rn] [--exclude-dir=node_modules] [TODO] [.]"},
+    {"find .c files excluding the build directory", NULL, "find [.] [-name] [*.c] [-not] [-path] [*/build/*]"},
+    {"show the size of the src folder", NULL, "du [-sh] [src]"},
+    {"list the files in src recursively", NULL, "ls [-R] [src]"},
+    /* lines by position from the end, between two markers, by their number of words */
+    {"show the second to last line", "a\n", "tail [-n] [2] | head [-n] [1]"},
+    {"show the penultimate line of notes.txt", NULL, "tail [-n] [2] [notes.txt] | head [-n] [1]"},
+    {"show lines between START and END", "a\n", "awk [/START/,/END/]"},
+    {"find lines with more than 3 words", "a\n", "awk [NF > 3]"},
+    {"show lines that are duplicated", "a\n", "sort | uniq [-d]"},
 };
 
 static agx_backend *make_backend(void) {
@@ -367,6 +414,14 @@ static void test_declines_clearly(void **state) {
         /* plans run without a shell: '~' would be a directory named '~' */
         "find all hidden files under ~", "show the 20 biggest files in my home directory",
         "find duplicate files in downloads",
+        /* changes to files: these used to be plans that only listed or grepped them */
+        "delete all .tmp files", "remove all *.pyc files", "delete the log files older than 7 days",
+        "clear the log file", "change permissions of run.sh", "truncate app.log", "wipe the build directory",
+        "delete build/", "remove notes.txt",
+        /* a separator paste cannot take (it used to grep for the word) */
+        "join the lines with a backslash",
+        /* a directory to leave out that the plan found would not leave out */
+        "show the first 10 lines excluding node_modules",
     };
     for (size_t i = 0; i < sizeof nonsense / sizeof nonsense[0]; i++) {
         agx_generated_plan gp;
