@@ -232,7 +232,7 @@ typedef enum {
     S_FIELDS_LIST, S_CONVERT_CHARS, S_LINE_ORD, S_DELETE_CLASS, S_LAST_N2, S_CHARS_RANGE, S_EXT_PAIR,
     S_AFTER_LINE, S_SUPER_N, S_TERM_BOTH, S_OWNER, S_TERM_CAPS_PAIR, S_JSON_ITEMS, S_AGE, S_COL_CMP, S_BUT_NOT,
     S_DROP_LINES, S_DROP_RANGE, S_WS_LINES, S_JOIN, S_AGO, S_NOT_EXT, S_EXCLUDE_DIR, S_NEWER_FILE, S_FROM_END,
-    S_BETWEEN, S_NF_CMP,
+    S_BETWEEN, S_NF_CMP, S_COL_CMP_NAMED, S_EXTREME_NAMED,
     S_NSLOTS
 } slot_id;
 
@@ -245,6 +245,8 @@ typedef enum {
 /* directories a search usually leaves out, known without the word "directory" */
 #define SKIP_DIRS "node_modules|vendor|\\.git|\\.svn|\\.hg|build|dist|target|venv|\\.venv|__pycache__|\\.cache|" \
                   "third_party"
+/* what a line is called: "the first 3 lines / rows / requests / entries" */
+#define LINE_NOUN "(?:lines?|rows?|requests?|entries|entry|records?)\\b"
 #define WORDISH "(?:the\\s+(?:word|string|text|pattern|phrase|term)\\s+|the\\s+|an?\\s+|any\\s+)?"
 #define PATHTOK "((?:~|\\.{1,2})?/?[\\w.-]+(?:/[\\w.-]*)*)"
 
@@ -299,6 +301,15 @@ static const char *const slot_regex[S_NSLOTS] = {
     /* "the second to last line": tail -n 2 | head -n 1 */
     [S_FROM_END] = "\\b(?:the\\s+)?(?:(second|third|fourth|fifth|2nd|3rd|4th|5th|next)[- ]to[- ]last|(penultimate))\\s+"
                    "(?:line|row)\\b",
+    /* piped CSV with a header: "rows where age is greater than 30", "where city is paris"
+     * (group 1: a column's name, 2: the comparison, 3: a number, or a word for equality) */
+    [S_COL_CMP_NAMED] = "\\b(?:where|whose|with|if|when)\\s+(?:the\\s+)?(\\w+)\\s+(?:column\\s+|field\\s+)?"
+                        "(?:is\\s+|are\\s+)?(greater|more|larger|bigger|higher|over|above|less|smaller|lower|"
+                        "under|below|equals?|equal\\s+to|is|of)\\s+(?:than\\s+|to\\s+)?"
+                        "(-?\\d+(?:\\.\\d+)?|[A-Za-z][\\w.-]*)\\b",
+    /* "the highest age", "the oldest age", "the lowest price": a column's maximum or minimum */
+    [S_EXTREME_NAMED] = "\\b(?:highest|largest|biggest|greatest|lowest|smallest|oldest|youngest|max(?:imum)?|"
+                        "min(?:imum)?)\\s+(\\w+)\\b",
     /* "lines with more than 3 words": awk 'NF > 3' (group 1: the comparison, 2: the count) */
     [S_NF_CMP] = "\\blines?\\s+(?:that\\s+|which\\s+)?(?:with|having|ha(?:ve|s)|contain(?:ing|s)?)\\s+"
                  "(more|fewer|less|over|under|exactly)\\s+(?:than\\s+)?" NUM "\\s+(?:words|fields|columns)\\b",
@@ -336,7 +347,8 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_DIR_IN_WORD] = "\\bin\\s+([A-Za-z0-9_~][\\w.~-]*(?:/[\\w.-]+)*/?)(?=[\\s,;:?!]|[.](?!\\w)|$)",
     [S_DIR_NAMED] = "\\b(?:in|from|of|is|are)\\s+(?:the\\s+)?" PATHTOK "\\s+(?:directory|folder|dir|tree)\\b",
     [S_TERM_INVERT] = "\\b(?:exclude|excluding|without|except|skip|skipping|ignore|ignoring|drop|"
-                      "filter\\s+out|remove|hide|delete|erase|strip)\\s+(?:lines?\\s+|all\\s+|the\\s+|any\\s+|those\\s+|ones\\s+)*"
+                      "filter\\s+out|remove|hide|delete|erase|strip)\\s+(?:lines?\\s+|all\\s+|the\\s+|any\\s+|those\\s+|ones\\s+|"
+                      "requests?\\s+|entries\\s+)*(?:(?:from|by)\\s+(?=(?:\\d{1,3}\\.){3}\\d{1,3}\\b))?"
                       "(?:that\\s+|which\\s+)?(?:containing\\s+|contain\\s+|with\\s+|matching\\s+|"
                       "match\\s+|mentioning\\s+)?" WORDISH TERM,
     [S_TERM_LINES] = "\\b(?:lines?|entries|rows|records|files?|messages)\\s+(?:that\\s+|which\\s+)?"
@@ -367,7 +379,7 @@ static const char *const slot_regex[S_NSLOTS] = {
                      "the\\s+rest)\\s+(after|following|past|below|before|above|preceding|except(?:\\s+for)?|but|"
                      "other\\s+than|apart\\s+from))\\s+(?:the\\s+)?(?:very\\s+)?"
                      "(first|top|leading|opening|last|final|bottom|trailing|closing)\\s+"
-                     "(?:" NUM "(?:\\s+(?:lines?|rows?)\\b|(?!\\s*[A-Za-z]))|(?:lines?|rows?)\\b)",
+                     "(?:" NUM "\\b(?:\\s+" LINE_NOUN "|(?!\\s*[A-Za-z]))|" LINE_NOUN ")",
     /* "delete lines 3 to 5", "remove line 7", "delete the 2nd line": sed 'A,Bd' */
     [S_DROP_RANGE] = "\\b(?:delete|remove|drop|skip|omit|exclude|erase|without)\\s+(?:the\\s+)?"
                      "(?:lines?\\s+(?:between\\s+|from\\s+|number\\s+|#)?(\\d+)"
@@ -816,6 +828,18 @@ static void singular(char *w) {
     w[n - 1] = '\0';
 }
 
+/* Four dot-separated groups of 1-3 digits ("10.0.0.7"). */
+static bool is_ipv4(const char *w) {
+    int groups = 0, digits = 0;
+    for (; *w; w++) {
+        if (isdigit((unsigned char)*w) && ++digits <= 3) continue;
+        if (*w != '.' || digits == 0) return false;
+        groups++;
+        digits = 0;
+    }
+    return groups == 3 && digits > 0;
+}
+
 static void extract_term(analysis *a) {
     for (size_t i = 0; i < N_NAMED_PATTERNS; i++) {
         if (named_patterns[i].log_field && a->log_input) continue;
@@ -884,7 +908,7 @@ static void extract_term(analysis *a) {
                 a->term_regex = true;
             }
             if (!reject && !quoted && !classed) singular(t); /* "errors" finds "error" too (not an IP: not letters) */
-            if (!reject && id == S_TERM_IP) { /* dots are literal */
+            if (!reject && !quoted && (id == S_TERM_IP || is_ipv4(t))) { /* dots are literal */
                 char *x = ere_escape(t);
                 free(t);
                 if (!x) {
@@ -1100,6 +1124,33 @@ static void read_json_keys(analysis *a, const char *excerpt) {
 /* The 1-based column (CSV header name or JSON key) the instruction names ("the
  * age column", "per city", "sort by age"; plurals allowed), 0 when none; *by:
  * right after "by". */
+/* The column (1-based) a word names, its plural too ("ages"); 0 for none. */
+static long column_index(const analysis *a, const char *w) {
+    const size_t wn = strlen(w);
+    for (size_t c = 0; c < a->n_col_names; c++) {
+        const size_t n = strlen(a->col_names[c]);
+        const bool plural = wn == n + 1 && tolower((unsigned char)w[n]) == 's';
+        if (strncasecmp(w, a->col_names[c], n) == 0 && (wn == n || plural))
+            return (long)c + 1;
+    }
+    return 0;
+}
+
+/* "the highest age" on piped CSV: the maximum (minimum: flag_says) of that column. */
+static bool extreme_column(analysis *a) {
+    if (!match_from(a, a->rb->slots[S_EXTREME_NAMED], 0)) return false;
+    const size_t at = pcre2_get_ovector_pointer(a->md)[0];
+    char *w = group_dup(a, 1, NULL);
+    const long col = w ? column_index(a, w) : 0;
+    free(w);
+    if (col <= 0) return false;
+    mark_match_used(a);
+    a->field = col;
+    a->flag[F_EXTREME] = true;
+    a->flag_at[F_EXTREME] = at;
+    return true;
+}
+
 static long named_column(analysis *a, bool *by) {
     for (size_t i = 0; i < a->len; i++) {
         if (i > 0 && (isalnum((unsigned char)a->text[i - 1]) || a->text[i - 1] == '_')) continue;
@@ -1580,6 +1631,21 @@ static void extract_slots(analysis *a) {
         free(word);
         free(value);
     }
+    if (!a->cmp_field && a->csv_delim && match_from(a, rb->slots[S_COL_CMP_NAMED], 0)) {
+        char *name = group_dup(a, 1, NULL), *word = group_dup(a, 2, NULL), *value = group_dup(a, 3, NULL);
+        const long col = name ? column_index(a, name) : 0;
+        const char *op = comparison(word);
+        const bool number = value && (isdigit((unsigned char)value[0]) || value[0] == '-');
+        if (col > 0 && op && value && (number || strcmp(op, "==") == 0)) {
+            a->cmp_field = col;
+            a->cmp_op = op;
+            set_str(a, &a->cmp_value, number ? agx_strdup(value) : agx_sprintf("\"%s\"", value));
+            mark_match_used(a);
+        }
+        free(name);
+        free(word);
+        free(value);
+    }
     /* sort key ("sort by the second column") before plain column extraction */
     if (match_from(a, rb->slots[S_SORT_KEY], 0)) {
         int g = group(a, 2, &s, &e) ? 2 : 3;
@@ -1617,6 +1683,8 @@ static void extract_slots(analysis *a) {
         char *k = group_dup(a, 1, NULL);
         if (k) a->field = number_value(k) > 0 ? number_value(k) : 0;
         free(k);
+    } else if (a->csv_delim && extreme_column(a)) {
+        /* "the oldest age": a->field and F_EXTREME set */
     } else if (a->csv_delim) {
         bool by = false;
         const long col = named_column(a, &by);
@@ -1817,8 +1885,8 @@ static void compose(analysis *a) {
     /* a header line is not data: skipped wherever lines are sorted, counted, summed or picked by column */
     const bool skip_header = f[F_SKIP_HEADER] ||
                              (a->csv_delim && !f[F_SHOW_HEADER] && !a->term /* grep drops it */ &&
-                              (a->field > 0 || a->sort_key > 0 || per_item || f[F_SORT] || f[F_SUM] ||
-                               f[F_AVERAGE] || f[F_UNIQUE] || f[F_COUNT] || f[F_DUPS]));
+                              (a->field > 0 || a->sort_key > 0 || a->cmp_field > 0 || per_item || f[F_SORT] ||
+                               f[F_SUM] || f[F_AVERAGE] || f[F_UNIQUE] || f[F_COUNT] || f[F_DUPS]));
     if (!delim)
         for (size_t i = 0; i < a->n_files; i++) {
             size_t l = strlen(a->files[i]);
@@ -2099,7 +2167,8 @@ static void compose(analysis *a) {
             snprintf(colbuf, sizeof colbuf, "$%ld", a->field > 0 ? a->field : 1);
             col = colbuf;
         }
-        const bool min = flag_says(a, F_EXTREME, (const char *const[]){"min", "minimum", "lowest", "smallest", NULL});
+        const bool min =
+            flag_says(a, F_EXTREME, (const char *const[]){"min", "minimum", "lowest", "smallest", "youngest", NULL});
         argf(a, awk_step(a, delim),
              f[F_AVERAGE] ? agx_sprintf("{s += %s; n++} END {if (n) print s / n}", col)
              : f[F_SUM]   ? agx_sprintf("{s += %s} END {print s}", col)

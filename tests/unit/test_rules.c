@@ -319,6 +319,14 @@ static const rules_case cases[] = {
     {"show lines between START and END", "a\n", "awk [/START/,/END/]"},
     {"find lines with more than 3 words", "a\n", "awk [NF > 3]"},
     {"show lines that are duplicated", "a\n", "sort | uniq [-d]"},
+    /* piped CSV: rows by a named column's value, a named column's extremes */
+    {"show rows where age is greater than 30", people_csv, "tail [-n] [+2] | awk [-F,] [$2 > 30]"},
+    {"show rows where city is paris", people_csv, "tail [-n] [+2] | awk [-F,] [$3 == \"paris\"]"},
+    {"what is the oldest age", people_csv, "tail [-n] [+2] | awk [-F,] [NR == 1 || $2 > m {m = $2} END {print m}]"},
+    {"what is the youngest age", people_csv, "tail [-n] [+2] | awk [-F,] [NR == 1 || $2 < m {m = $2} END {print m}]"},
+    /* web logs: the requests of everyone but one client, the first requests dropped */
+    {"show all requests except those from 10.0.0.7", access_excerpt, "grep [-vE] [10\\.0\\.0\\.7]"},
+    {"skip the first 10 requests", access_excerpt, "tail [-n] [+11]"},
 };
 
 static agx_backend *make_backend(void) {
