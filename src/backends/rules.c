@@ -185,7 +185,8 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_NO_COMMENTS] = "\\b(?:remove|strip|delete|drop|without|exclude|excluding|skip|ignore|ignoring|hide)\\s+"
                       "(?:all\\s+|the\\s+|any\\s+)?comments?(?:\\s+lines?)?\\b|\\bnon-?comment\\s+lines\\b",
     /* "the 3 largest numbers": sorted numerically, the smallest (flag_says) ascending */
-    [F_RANKED_NUMBERS] = "\\b(?:largest|biggest|highest|greatest|top|smallest|lowest)\\s+(?:\\w+\\s+)?(?:numbers|values)\\b",
+    [F_RANKED_NUMBERS] = "\\b(?:largest|biggest|highest|greatest|top|smallest|lowest)\\s+(?:\\w+\\s+)?"
+                         "(?:numbers|values)\\b",
     /* "delete build/", "truncate app.log": a file or directory named right after the verb
      * (declined before the words can be read as a term: "remove X" filters lines) */
     [F_DELETE_PATH] = "\\b(delete|remove|rm|erase|wipe|purge|clear|empty|truncate)\\s+(?:the\\s+)?"
@@ -212,7 +213,8 @@ static const char *const flag_regex[F_NFLAGS] = {
                      "received|appears|occurs|did|does|is|was))\\b[^.?]*?\\bthe\\s+most\\b",
     [F_DUPS] = "\\b(?:duplicated?|repeated)\\s+(?:lines?|entries|rows|words?|values)\\b|"
                "\\b(?:appear|occur)s?\\s+more\\s+than\\s+once\\b|"
-               "\\b(?:lines?|entries|rows|words?|values)\\s+(?:that\\s+|which\\s+)?(?:are|is)\\s+(?:duplicated|repeated)\\b",
+               "\\b(?:lines?|entries|rows|words?|values)\\s+(?:that\\s+|which\\s+)?(?:are|is)\\s+"
+               "(?:duplicated|repeated)\\b",
     [F_COUNT_FILES] = "\\b(?:count|how\\s+many|number\\s+of)\\s+(?:the\\s+|all\\s+)?(?:\\S+\\s+)?files\\b",
     [F_TYPE_FILES] = "\\b(?:find|locate|list|show|search\\s+for|look\\s+for)\\s+(?:all\\s+|the\\s+|every\\s+)*"
                      "(?:regular\\s+)?files\\b",
@@ -283,16 +285,19 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_EXT_WORD] = "\\b(" EXT_WORDS ")\\s+(?:source\\s+)?(?:files?|scripts?|sources?)\\b",
     /* files left out by kind: "files that are not python files", "non-c files", "files
      * not ending in .c", "all files except .md files" (groups 1-3: a word or an extension) */
-    [S_NOT_EXT] = "\\bfiles?\\s+(?:that\\s+|which\\s+)?(?:are\\s+not|aren't|(?:do\\s+not|don't)\\s+end\\s+(?:in|with)|"
-                  "not\\s+ending\\s+(?:in|with))\\s+(?:an?\\s+)?(\\*?\\.[A-Za-z0-9]{1,8}|" EXT_WORDS ")"
+    [S_NOT_EXT] = "\\bfiles?\\s+(?:that\\s+|which\\s+)?"
+                  "(?:are\\s+not|aren't|(?:do\\s+not|don't)\\s+end\\s+(?:in|with)|not\\s+ending\\s+(?:in|with))\\s+"
+                  "(?:an?\\s+)?(\\*?\\.[A-Za-z0-9]{1,8}|" EXT_WORDS ")"
                   "(?:\\s+(?:source\\s+)?files?)?(?=[\\s,;:?!]|[.](?!\\w)|$)|"
                   "\\bnon-?(" EXT_WORDS ")\\s+(?:source\\s+)?files\\b|"
                   "\\bfiles\\s+(?:except|but\\s+not|other\\s+than|excluding)\\s+(?:for\\s+)?(?:the\\s+)?"
-                  "(\\*?\\.[A-Za-z0-9]{1,8}|" EXT_WORDS ")(?:\\s+(?:source\\s+)?(?:files|ones))?(?=[\\s,;:?!]|[.](?!\\w)|$)",
+                  "(\\*?\\.[A-Za-z0-9]{1,8}|" EXT_WORDS ")(?:\\s+(?:source\\s+)?(?:files|ones))?"
+                  "(?=[\\s,;:?!]|[.](?!\\w)|$)",
     /* a directory a search leaves out: "excluding node_modules", "but skip the vendor
      * directory" (groups 1-4: a usual build/vendor directory, or any one named as such) */
-    [S_EXCLUDE_DIR] = "\\b(?:skip(?:ping)?|exclud(?:e|ing)|ignor(?:e|ing)|except(?:\\s+(?:in|for))?|but\\s+not(?:\\s+in)?|"
-                      "not\\s+in(?:side)?|outside(?:\\s+of)?|other\\s+than|apart\\s+from|without)\\s+(?:the\\s+)?"
+    [S_EXCLUDE_DIR] = "\\b(?:skip(?:ping)?|exclud(?:e|ing)|ignor(?:e|ing)|except(?:\\s+(?:in|for))?|"
+                      "but\\s+not(?:\\s+in)?|not\\s+in(?:side)?|outside(?:\\s+of)?|other\\s+than|apart\\s+from|"
+                      "without)\\s+(?:the\\s+)?"
                       "(?:(" SKIP_DIRS ")/?(?:\\s+" DIRWORD ")?|(?:directory|folder|dir)\\s+([\\w.-]+)|"
                       "([\\w.-]+)/?\\s+(?:" DIRWORD "|tree)|([\\w.-]+)/)(?=[\\s,;:?!]|[.](?!\\w)|$)",
     /* "files newer than main.c": find -newer (older: -not -newer) */
@@ -347,8 +352,10 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_DIR_IN_WORD] = "\\bin\\s+([A-Za-z0-9_~][\\w.~-]*(?:/[\\w.-]+)*/?)(?=[\\s,;:?!]|[.](?!\\w)|$)",
     [S_DIR_NAMED] = "\\b(?:in|from|of|is|are)\\s+(?:the\\s+)?" PATHTOK "\\s+(?:directory|folder|dir|tree)\\b",
     [S_TERM_INVERT] = "\\b(?:exclude|excluding|without|except|skip|skipping|ignore|ignoring|drop|"
-                      "filter\\s+out|remove|hide|delete|erase|strip)\\s+(?:lines?\\s+|all\\s+|the\\s+|any\\s+|those\\s+|ones\\s+|"
-                      "requests?\\s+|entries\\s+)*(?:(?:from|by)\\s+(?=(?:\\d{1,3}\\.){3}\\d{1,3}\\b))?"
+                      "filter\\s+out|remove|hide|delete|erase|strip)\\s+"
+                      "(?:lines?\\s+|all\\s+|the\\s+|any\\s+|those\\s+|ones\\s+|requests?\\s+|entries\\s+)*"
+                      /* "except those from 10.0.0.7": the address is the term */
+                      "(?:(?:from|by)\\s+(?=(?:\\d{1,3}\\.){3}\\d{1,3}\\b))?"
                       "(?:that\\s+|which\\s+)?(?:containing\\s+|contain\\s+|with\\s+|matching\\s+|"
                       "match\\s+|mentioning\\s+)?" WORDISH TERM,
     [S_TERM_LINES] = "\\b(?:lines?|entries|rows|records|files?|messages)\\s+(?:that\\s+|which\\s+)?"
@@ -375,9 +382,10 @@ static const char *const slot_regex[S_NSLOTS] = {
      * "everything after the first 2 lines", "all but the last line" (group 1: a verb,
      * either end; 2: a connective, whose direction must agree with 3; 4: how many) */
     [S_DROP_LINES] = "\\b(?:(skip(?:ping)?|remove|delete|drop|strip|omit|exclude|excluding|ignore|ignoring|without|"
-                     "erase|chop(?:\\s+off)?|cut\\s+off)(?:\\s+the\\s+(?:header|first\\s+line)\\s+and)?|(?:everything|all(?:\\s+(?:the\\s+)?lines)?|(?:the\\s+)?lines|"
-                     "the\\s+rest)\\s+(after|following|past|below|before|above|preceding|except(?:\\s+for)?|but|"
-                     "other\\s+than|apart\\s+from))\\s+(?:the\\s+)?(?:very\\s+)?"
+                     "erase|chop(?:\\s+off)?|cut\\s+off)(?:\\s+the\\s+(?:header|first\\s+line)\\s+and)?|"
+                     "(?:everything|all(?:\\s+(?:the\\s+)?lines)?|(?:the\\s+)?lines|the\\s+rest)\\s+"
+                     "(after|following|past|below|before|above|preceding|except(?:\\s+for)?|but|other\\s+than|"
+                     "apart\\s+from))\\s+(?:the\\s+)?(?:very\\s+)?"
                      "(first|top|leading|opening|last|final|bottom|trailing|closing)\\s+"
                      "(?:" NUM "\\b(?:\\s+" LINE_NOUN "|(?!\\s*[A-Za-z]))|" LINE_NOUN ")",
     /* "delete lines 3 to 5", "remove line 7", "delete the 2nd line": sed 'A,Bd' */
@@ -392,11 +400,12 @@ static const char *const slot_regex[S_NSLOTS] = {
     /* "join the lines with commas", "put all lines on one line": paste -s -d X (group 1:
      * the separator's name, a space when none is named) */
     [S_JOIN] = "\\b(?:join|merge|combine|concatenate|put)\\s+(?:all\\s+)?(?:of\\s+)?(?:the\\s+)?lines\\b"
-               "(?:\\s+(?:together|into\\s+(?:a\\s+single|one)(?:\\s+line)?|on(?:to)?\\s+(?:a\\s+single|one)\\s+line))?"
+               "(?:\\s+(?:together|into\\s+(?:a\\s+single|one)(?:\\s+line)?|"
+               "on(?:to)?\\s+(?:a\\s+single|one)\\s+line))?"
                /* the separator may follow a file named ("join lines in a.txt with commas"),
                 * looked at ahead so that the file stays an operand */
-               "(?=(?:(?:\\s+(?:in|of|from)\\s+[\\w./-]+)?\\s*,?\\s*(?:with|using|by|separated\\s+by|delimited\\s+by)\\s+"
-               "(?:an?\\s+)?('[^']+'|\"[^\"]+\"|\\w+))?)",
+               "(?=(?:(?:\\s+(?:in|of|from)\\s+[\\w./-]+)?\\s*,?\\s*"
+               "(?:with|using|by|separated\\s+by|delimited\\s+by)\\s+(?:an?\\s+)?('[^']+'|\"[^\"]+\"|\\w+))?)",
     [S_DELETE_CLASS] = "\\b(?:delete|remove|strip|drop)\\s+(?:all\\s+)?(?:the\\s+)?(digits|numbers|punctuation|"
                        "spaces|whitespace|tabs|commas|quotes)\\b",
     [S_FIELDS_LIST] = "\\b(?:columns|fields|cols)\\s+(\\d+)\\s*(?:and|,|&)\\s*(\\d+)\\b",
@@ -1121,9 +1130,6 @@ static void read_json_keys(analysis *a, const char *excerpt) {
     }
 }
 
-/* The 1-based column (CSV header name or JSON key) the instruction names ("the
- * age column", "per city", "sort by age"; plurals allowed), 0 when none; *by:
- * right after "by". */
 /* The column (1-based) a word names, its plural too ("ages"); 0 for none. */
 static long column_index(const analysis *a, const char *w) {
     const size_t wn = strlen(w);
@@ -1151,6 +1157,9 @@ static bool extreme_column(analysis *a) {
     return true;
 }
 
+/* The 1-based column (CSV header name or JSON key) the instruction names ("the
+ * age column", "per city", "sort by age"; plurals allowed), 0 when none; *by:
+ * right after "by". */
 static long named_column(analysis *a, bool *by) {
     for (size_t i = 0; i < a->len; i++) {
         if (i > 0 && (isalnum((unsigned char)a->text[i - 1]) || a->text[i - 1] == '_')) continue;
@@ -1683,9 +1692,7 @@ static void extract_slots(analysis *a) {
         char *k = group_dup(a, 1, NULL);
         if (k) a->field = number_value(k) > 0 ? number_value(k) : 0;
         free(k);
-    } else if (a->csv_delim && extreme_column(a)) {
-        /* "the oldest age": a->field and F_EXTREME set */
-    } else if (a->csv_delim) {
+    } else if (a->csv_delim && !extreme_column(a)) { /* "the oldest age" sets field and F_EXTREME */
         bool by = false;
         const long col = named_column(a, &by);
         if (col > 0 && by && a->flag[F_SORT] && !a->sort_key) {
