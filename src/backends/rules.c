@@ -247,8 +247,9 @@ typedef enum {
 /* directories a search usually leaves out, known without the word "directory" */
 #define SKIP_DIRS "node_modules|vendor|\\.git|\\.svn|\\.hg|build|dist|target|venv|\\.venv|__pycache__|\\.cache|" \
                   "third_party"
-/* what a line is called: "the first 3 lines / rows / requests / entries" */
-#define LINE_NOUN "(?:lines?|rows?|requests?|entries|entry|records?)\\b"
+/* what a line is called: "the first 3 lines / rows / requests / entries", or an item of a JSON
+ * array (a capture: items are dropped by jq, lines by tail and head) */
+#define LINE_NOUN "(lines?|rows?|requests?|entries|entry|records?|items?|objects?|elements?)\\b"
 #define WORDISH "(?:the\\s+(?:word|string|text|pattern|phrase|term)\\s+|the\\s+|an?\\s+|any\\s+)?"
 #define PATHTOK "((?:~|\\.{1,2})?/?[\\w.-]+(?:/[\\w.-]*)*)"
 
@@ -380,7 +381,8 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_LINE_ORD] = "\\b(?:the\\s+)?" ORD "\\s+line\\b",
     /* lines dropped from either end: "skip the first 3 lines", "remove the last line",
      * "everything after the first 2 lines", "all but the last line" (group 1: a verb,
-     * either end; 2: a connective, whose direction must agree with 3; 4: how many) */
+     * either end; 2: a connective, whose direction must agree with 3; 4: how many; 5 or 6:
+     * what is dropped) */
     [S_DROP_LINES] = "\\b(?:(skip(?:ping)?|remove|delete|drop|strip|omit|exclude|excluding|ignore|ignoring|without|"
                      "erase|chop(?:\\s+off)?|cut\\s+off)(?:\\s+the\\s+(?:header|first\\s+line)\\s+and)?|"
                      "(?:everything|all(?:\\s+(?:the\\s+)?lines)?|(?:the\\s+)?lines|the\\s+rest)\\s+"
@@ -614,6 +616,9 @@ typedef struct {
     long chars_upto;                  /* "first 5 characters": cut -c1-N */
     long from_line;                   /* "everything after line 10": tail -n +11 */
     long drop_last;                   /* "remove the last 2 lines": head -n -2 */
+    bool drop_items;                  /* ... of a JSON array's items: jq '.[N:]', '.[:-N]' */
+    char *json_select;                /* "items where age is greater than 4": select(.age > 4) */
+    const char *json_extreme;         /* "the item with the highest age": max_by / min_by */
     bool line_delete;                 /* line_from..line_to are deleted: sed 'A,Bd' */
     char *join_with;                  /* "join the lines with commas": paste -s -d, */
     char cannot[160];                 /* why a half-understood instruction is declined ("" when none) */
@@ -1130,6 +1135,9 @@ static void read_json_keys(analysis *a, const char *excerpt) {
     }
 }
 
+/* Words of F_EXTREME / S_EXTREME_NAMED that ask for a minimum. */
+static const char *const min_words[] = {"min", "minimum", "lowest", "smallest", "youngest", NULL};
+
 /* The column (1-based) a word names, its plural too ("ages"); 0 for none. */
 static long column_index(const analysis *a, const char *w) {
     const size_t wn = strlen(w);
@@ -1142,19 +1150,22 @@ static long column_index(const analysis *a, const char *w) {
     return 0;
 }
 
-/* "the highest age" on piped CSV: the maximum (minimum: flag_says) of that column. */
-static bool extreme_column(analysis *a) {
-    if (!match_from(a, a->rb->slots[S_EXTREME_NAMED], 0)) return false;
+/* "the highest age" of piped CSV or JSON: the column (1-based, 0 for none) whose
+ * maximum (minimum: flag_says on F_EXTREME) is asked for; *of_item: the row or
+ * item that has it is asked for ("the person with the highest age"). */
+static long extreme_column(analysis *a, bool *of_item) {
+    if (!match_from(a, a->rb->slots[S_EXTREME_NAMED], 0)) return 0;
     const size_t at = pcre2_get_ovector_pointer(a->md)[0];
     char *w = group_dup(a, 1, NULL);
     const long col = w ? column_index(a, w) : 0;
     free(w);
-    if (col <= 0) return false;
+    if (col <= 0) return 0;
     mark_match_used(a);
-    a->field = col;
+    *of_item = (at >= 9 && !strncasecmp(a->text + at - 9, "with the ", 9)) ||
+               (at >= 11 && !strncasecmp(a->text + at - 11, "having the ", 11));
     a->flag[F_EXTREME] = true;
     a->flag_at[F_EXTREME] = at;
-    return true;
+    return col;
 }
 
 /* The 1-based column (CSV header name or JSON key) the instruction names ("the
@@ -1239,8 +1250,13 @@ static void extract_dropped_lines(analysis *a) {
     for (size_t i = 0; joiner && i < sizeof before_words / sizeof before_words[0]; i++)
         if (strcasecmp(joiner, before_words[i]) == 0) agrees = !first;
     const long n = k ? number_value(k) : 1;
+    size_t s, e;
+    char *noun = group(a, 5, &s, &e) ? group_dup(a, 5, NULL) : group_dup(a, 6, NULL);
     if (end && agrees && n > 0) {
         mark_match_used(a);
+        a->drop_items = a->json_array && noun &&
+                        (!strncasecmp(noun, "item", 4) || !strncasecmp(noun, "object", 6) ||
+                         !strncasecmp(noun, "element", 7));
         /* "skip the first line" is the header skip (F_SKIP_HEADER) already */
         if (first && !(n == 1 && a->flag[F_SKIP_HEADER])) a->from_line = n + 1;
         if (!first) a->drop_last = n;
@@ -1248,6 +1264,7 @@ static void extract_dropped_lines(analysis *a) {
     free(joiner);
     free(end);
     free(k);
+    free(noun);
 }
 
 /* "join the lines with commas": the separator, quoted or named in words (a space
@@ -1553,6 +1570,28 @@ static void extract_slots(analysis *a) {
             if (strcasecmp(w, ext_words[i].word) == 0) set_str(a, &a->glob, agx_strdup(ext_words[i].glob));
         free(w);
     }
+    /* rows or items by a named column's value, before the names are read as columns */
+    if (!a->cmp_field && (a->csv_delim || a->json_array) && match_from(a, rb->slots[S_COL_CMP_NAMED], 0)) {
+        char *name = group_dup(a, 1, NULL), *word = group_dup(a, 2, NULL), *value = group_dup(a, 3, NULL);
+        const long col = name ? column_index(a, name) : 0;
+        const char *op = comparison(word);
+        const bool number = value && (isdigit((unsigned char)value[0]) || value[0] == '-');
+        if (col > 0 && op && value && (number || strcmp(op, "==") == 0)) {
+            char *v = number ? agx_strdup(value) : agx_sprintf("\"%s\"", value);
+            if (a->json_array) { /* jq select(.age > 4) */
+                set_str(a, &a->json_select, v ? agx_sprintf(".%s %s %s", a->col_names[col - 1], op, v) : NULL);
+                free(v);
+            } else {
+                a->cmp_field = col;
+                a->cmp_op = op;
+                set_str(a, &a->cmp_value, v);
+            }
+            mark_match_used(a);
+        }
+        free(name);
+        free(word);
+        free(value);
+    }
     if (a->flag[F_JSON] || a->json_input) {
         if (match_from(a, rb->slots[S_JSON_KEY], 0)) {
             int g = 1;
@@ -1568,7 +1607,13 @@ static void extract_slots(analysis *a) {
             }
             free(k);
         }
-        bool by = false;
+        bool by = false, of_item = false;
+        const long extreme = a->json_key || !a->json_array ? 0 : extreme_column(a, &of_item);
+        if (extreme > 0) { /* "the highest age": [.[].age] | max; "the item with ...": max_by(.age) */
+            set_str(a, &a->json_key, agx_strdup(a->col_names[extreme - 1]));
+            a->json_extreme = flag_says(a, F_EXTREME, min_words) ? "min" : "max";
+            a->json_one = of_item; /* the item, not its value */
+        }
         const long key = a->json_key || !a->json_input ? 0 : named_column(a, &by);
         if (key > 0) { /* "the names", "sum the ages", "sort by age" */
             set_str(a, &a->json_key, agx_strdup(a->col_names[key - 1]));
@@ -1624,7 +1669,8 @@ static void extract_slots(analysis *a) {
     }
     /* "how many times does 'foo' appear": count the matches, not every line */
     if (a->term && a->flag[F_HOW_MANY_TIMES] && !a->invert) a->occurrences_of_term = a->flag[F_COUNT] = true;
-    if (match_from(a, rb->slots[S_COL_CMP], 0)) { /* "where the third column is greater than 100" */
+    /* "where the third column is greater than 100" */
+    if (!a->cmp_field && match_from(a, rb->slots[S_COL_CMP], 0)) {
         char *ord = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : group_dup(a, 2, NULL);
         char *word = group_dup(a, 3, NULL), *value = group_dup(a, 4, NULL);
         const long col = ord && strcasecmp(ord, "last") != 0 ? number_value(ord) : -1;
@@ -1637,21 +1683,6 @@ static void extract_slots(analysis *a) {
             mark_match_used(a);
         }
         free(ord);
-        free(word);
-        free(value);
-    }
-    if (!a->cmp_field && a->csv_delim && match_from(a, rb->slots[S_COL_CMP_NAMED], 0)) {
-        char *name = group_dup(a, 1, NULL), *word = group_dup(a, 2, NULL), *value = group_dup(a, 3, NULL);
-        const long col = name ? column_index(a, name) : 0;
-        const char *op = comparison(word);
-        const bool number = value && (isdigit((unsigned char)value[0]) || value[0] == '-');
-        if (col > 0 && op && value && (number || strcmp(op, "==") == 0)) {
-            a->cmp_field = col;
-            a->cmp_op = op;
-            set_str(a, &a->cmp_value, number ? agx_strdup(value) : agx_sprintf("\"%s\"", value));
-            mark_match_used(a);
-        }
-        free(name);
         free(word);
         free(value);
     }
@@ -1692,10 +1723,20 @@ static void extract_slots(analysis *a) {
         char *k = group_dup(a, 1, NULL);
         if (k) a->field = number_value(k) > 0 ? number_value(k) : 0;
         free(k);
-    } else if (a->csv_delim && !extreme_column(a)) { /* "the oldest age" sets field and F_EXTREME */
-        bool by = false;
-        const long col = named_column(a, &by);
-        if (col > 0 && by && a->flag[F_SORT] && !a->sort_key) {
+    } else if (a->csv_delim) {
+        bool by = false, of_item = false;
+        const long extreme = extreme_column(a, &of_item);
+        const long col = extreme ? 0 : named_column(a, &by);
+        if (extreme && of_item) { /* the row: sorted by that column, the first one */
+            const bool min = flag_says(a, F_EXTREME, min_words);
+            a->flag[F_EXTREME] = false;
+            a->flag[F_SORT] = a->flag[F_NUMERIC] = true;
+            a->flag[F_REVERSE] = !min;
+            a->sort_key = extreme;
+            a->first_n = 1;
+        } else if (extreme) {
+            a->field = extreme;
+        } else if (col > 0 && by && a->flag[F_SORT] && !a->sort_key) {
             a->sort_key = col;
             if (a->col_numeric[col - 1]) a->flag[F_NUMERIC] = true;
         } else if (col > 0) {
@@ -1717,7 +1758,7 @@ static void extract_slots(analysis *a) {
     if (n < 0) n = slot_number(a, S_MOST_N, 1);
     if (n < 0) n = slot_number(a, S_SUPER_N, 1); /* "the largest 5 files" */
     if (n < 0) n = slot_number(a, S_N_LINES, 1);
-    a->first_n = n;
+    if (n > 0) a->first_n = n; /* else -1, or 1 for "the row with the highest age" */
     if (a->last_n < 0) a->last_n = slot_number(a, S_LAST_N, 1);
     /* files by time are listed newest first (oldest first for "oldest"): the
      * latest N are at the top, not the bottom */
@@ -2090,14 +2131,30 @@ static void compose(analysis *a) {
 
     /* json: a key (of every element when the input is an array), keys, length, pretty */
     bool json = f[F_JSON] || a->json_input, json_counted = false, json_summed = false;
-    if (a->json_first > 0 || a->json_last > 0) { /* whole items: a slice of the array */
+    if (a->drop_items && (a->from_line > 0 || a->drop_last > 0)) { /* items dropped from an end */
+        const long from = a->from_line > 0 ? a->from_line - 1 : 0;
+        if (a->drop_last > 0) argf(a, add_step(a, "jq"), agx_sprintf(".[%ld:-%ld]", from, a->drop_last));
+        else if (a->first_n > 0) argf(a, add_step(a, "jq"), agx_sprintf(".[%ld:%ld]", from, from + a->first_n));
+        else argf(a, add_step(a, "jq"), agx_sprintf(".[%ld:]", from));
+        a->from_line = a->drop_last = a->first_n = a->last_n = -1;
+    } else if (a->json_select) { /* items by a key's value: whole items, or one key of each */
+        step *st = add_step(a, "jq");
+        if (a->json_key) arg(a, st, "-r");
+        argf(a, st, a->json_key ? agx_sprintf(".[] | select(%s) | .%s", a->json_select, a->json_key)
+                                : agx_sprintf("map(select(%s))", a->json_select));
+    } else if (a->json_extreme) {
+        argf(a, add_step(a, "jq"), a->json_one ? agx_sprintf("%s_by(.%s)", a->json_extreme, a->json_key)
+                                               : agx_sprintf("[.[].%s] | %s", a->json_key, a->json_extreme));
+        json_summed = true;
+    } else if (a->json_first > 0 || a->json_last > 0) { /* whole items: a slice of the array */
         argf(a, add_step(a, "jq"), a->json_one            ? agx_strdup(a->json_first > 0 ? ".[0]" : ".[-1]")
                                    : a->json_first > 0 ? agx_sprintf(".[:%ld]", a->json_first)
                                                        : agx_sprintf(".[-%ld:]", a->json_last));
         a->first_n = a->last_n = -1;
     } else if (a->json_key && a->json_array && (a->json_sort || f[F_SUM] || f[F_AVERAGE])) {
         /* sorting, summing and averaging stay in jq: the values are JSON, not lines */
-        argf(a, add_step(a, "jq"), a->json_sort ? agx_sprintf("sort_by(.%s)", a->json_key)
+        argf(a, add_step(a, "jq"), a->json_sort ? agx_sprintf("sort_by(.%s)%s", a->json_key,
+                                                              f[F_REVERSE] ? " | reverse" : "")
                                    : f[F_SUM]   ? agx_sprintf("[.[].%s] | add", a->json_key)
                                                 : agx_sprintf("[.[].%s] | add / length", a->json_key));
         json_summed = true;
@@ -2174,8 +2231,7 @@ static void compose(analysis *a) {
             snprintf(colbuf, sizeof colbuf, "$%ld", a->field > 0 ? a->field : 1);
             col = colbuf;
         }
-        const bool min =
-            flag_says(a, F_EXTREME, (const char *const[]){"min", "minimum", "lowest", "smallest", "youngest", NULL});
+        const bool min = flag_says(a, F_EXTREME, min_words);
         argf(a, awk_step(a, delim),
              f[F_AVERAGE] ? agx_sprintf("{s += %s; n++} END {if (n) print s / n}", col)
              : f[F_SUM]   ? agx_sprintf("{s += %s} END {print s}", col)
@@ -2486,6 +2542,7 @@ static void analysis_free(analysis *a) {
     free(a->replace_from);
     free(a->replace_to);
     free(a->join_with);
+    free(a->json_select);
     free(a->glob_not);
     free(a->exclude_dir);
     free(a->find_newer);

@@ -324,6 +324,16 @@ static const rules_case cases[] = {
     {"show rows where city is paris", people_csv, "tail [-n] [+2] | awk [-F,] [$3 == \"paris\"]"},
     {"what is the oldest age", people_csv, "tail [-n] [+2] | awk [-F,] [NR == 1 || $2 > m {m = $2} END {print m}]"},
     {"what is the youngest age", people_csv, "tail [-n] [+2] | awk [-F,] [NR == 1 || $2 < m {m = $2} END {print m}]"},
+    {"show the person with the highest age", people_csv, "tail [-n] [+2] | sort [-nr] [-k2] [-t,] | head [-n] [1]"},
+    /* piped JSON: items by a key's value, a key's extremes, items dropped, sorted descending */
+    {"show items where age is greater than 4", users_json, "jq [map(select(.age > 4))]"},
+    {"show the names of items where age is greater than 4", users_json, "jq [-r] [.[] | select(.age > 4) | .name]"},
+    {"show items where name is b", users_json, "jq [map(select(.name == \"b\"))]"},
+    {"show the item with the highest age", users_json, "jq [max_by(.age)]"},
+    {"what is the lowest age", users_json, "jq [[.[].age] | min]"},
+    {"show everything except the first item", users_json, "jq [.[1:]]"},
+    {"remove the last item", users_json, "jq [.[0:-1]]"},
+    {"sort by age descending", users_json, "jq [sort_by(.age) | reverse]"},
     /* web logs: the requests of everyone but one client, the first requests dropped */
     {"show all requests except those from 10.0.0.7", access_excerpt, "grep [-vE] [10\\.0\\.0\\.7]"},
     {"skip the first 10 requests", access_excerpt, "tail [-n] [+11]"},
