@@ -38,6 +38,9 @@ typedef enum {
 } flag_id;
 
 #define DIRWORD "(?:director(?:y|ies)|folders?|dirs?)"
+/* where an unquoted word, path or number ends: at a space, punctuation, a full
+ * stop not followed by a word character, or the end */
+#define TOKEN_END "(?=[\\s,;:?!]|[.](?!\\w)|$)"
 
 static const char *const flag_regex[F_NFLAGS] = {
     [F_COUNT] = "\\b(?:count(?:s|ing|ed)?|how\\s+many|number\\s+of|total|tally|wc)\\b",
@@ -189,8 +192,8 @@ static const char *const flag_regex[F_NFLAGS] = {
                          "(?:numbers|values)\\b",
     /* "delete build/", "truncate app.log": a file or directory named right after the verb
      * (declined before the words can be read as a term: "remove X" filters lines) */
-    [F_DELETE_PATH] = "\\b(delete|remove|rm|erase|wipe|purge|clear|empty|truncate)\\s+(?:the\\s+)?"
-                      "(?:[\\w.-]+/[\\w./-]*|[\\w-]+\\.[A-Za-z]\\w{0,7})(?=[\\s,;:?!]|[.](?!\\w)|$)",
+    [F_DELETE_PATH] = "\\b((?:delete|remove|rm|erase|wipe|purge|clear|empty|truncate)\\s+(?:the\\s+)?"
+                      "(?:[\\w.-]+/[\\w./-]*|[\\w-]+\\.[A-Za-z]\\w{0,7}))" TOKEN_END,
     /* "list the files in src recursively": ls -R */
     [F_RECURSIVE] = "\\brecursive(?:ly)?\\b",
     /* "show main.c with line numbers": cat -n, grep -n */
@@ -289,21 +292,20 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_NOT_EXT] = "\\bfiles?\\s+(?:that\\s+|which\\s+)?"
                   "(?:are\\s+not|aren't|(?:do\\s+not|don't)\\s+end\\s+(?:in|with)|not\\s+ending\\s+(?:in|with))\\s+"
                   "(?:an?\\s+)?(\\*?\\.[A-Za-z0-9]{1,8}|" EXT_WORDS ")"
-                  "(?:\\s+(?:source\\s+)?files?)?(?=[\\s,;:?!]|[.](?!\\w)|$)|"
+                  "(?:\\s+(?:source\\s+)?files?)?" TOKEN_END "|"
                   "\\bnon-?(" EXT_WORDS ")\\s+(?:source\\s+)?files\\b|"
                   "\\bfiles\\s+(?:except|but\\s+not|other\\s+than|excluding)\\s+(?:for\\s+)?(?:the\\s+)?"
-                  "(\\*?\\.[A-Za-z0-9]{1,8}|" EXT_WORDS ")(?:\\s+(?:source\\s+)?(?:files|ones))?"
-                  "(?=[\\s,;:?!]|[.](?!\\w)|$)",
+                  "(\\*?\\.[A-Za-z0-9]{1,8}|" EXT_WORDS ")(?:\\s+(?:source\\s+)?(?:files|ones))?" TOKEN_END,
     /* a directory a search leaves out: "excluding node_modules", "but skip the vendor
      * directory" (groups 1-4: a usual build/vendor directory, or any one named as such) */
     [S_EXCLUDE_DIR] = "\\b(?:skip(?:ping)?|exclud(?:e|ing)|ignor(?:e|ing)|except(?:\\s+(?:in|for))?|"
                       "but\\s+not(?:\\s+in)?|not\\s+in(?:side)?|outside(?:\\s+of)?|other\\s+than|apart\\s+from|"
                       "without)\\s+(?:the\\s+)?"
                       "(?:(" SKIP_DIRS ")/?(?:\\s+" DIRWORD ")?|(?:directory|folder|dir)\\s+([\\w.-]+)|"
-                      "([\\w.-]+)/?\\s+(?:" DIRWORD "|tree)|([\\w.-]+)/)(?=[\\s,;:?!]|[.](?!\\w)|$)",
+                      "([\\w.-]+)/?\\s+(?:" DIRWORD "|tree)|([\\w.-]+)/)" TOKEN_END,
     /* "files newer than main.c": find -newer (older: -not -newer) */
     [S_NEWER_FILE] = "\\b(newer|more\\s+recent|older)\\s+than\\s+(?:the\\s+file\\s+)?"
-                     "((?:[\\w.-]*/)*[\\w-]+\\.[A-Za-z]\\w{0,7})(?=[\\s,;:?!]|[.](?!\\w)|$)",
+                     "((?:[\\w.-]*/)*[\\w-]+\\.[A-Za-z]\\w{0,7})" TOKEN_END,
     /* "the second to last line": tail -n 2 | head -n 1 */
     [S_FROM_END] = "\\b(?:the\\s+)?(?:(second|third|fourth|fifth|2nd|3rd|4th|5th|next)[- ]to[- ]last|(penultimate))\\s+"
                    "(?:line|row)\\b",
@@ -313,9 +315,10 @@ static const char *const slot_regex[S_NSLOTS] = {
                         "(?:is\\s+|are\\s+)?(greater|more|larger|bigger|higher|over|above|less|smaller|lower|"
                         "under|below|equals?|equal\\s+to|is|of)\\s+(?:than\\s+|to\\s+)?"
                         "(-?\\d+(?:\\.\\d+)?|[A-Za-z][\\w.-]*)\\b",
-    /* "the highest age", "the oldest age", "the lowest price": a column's maximum or minimum */
-    [S_EXTREME_NAMED] = "\\b(?:highest|largest|biggest|greatest|lowest|smallest|oldest|youngest|max(?:imum)?|"
-                        "min(?:imum)?)\\s+(\\w+)\\b",
+    /* "the highest age", "the oldest age", "the lowest price": a column's maximum or minimum
+     * (group 1: "with the", the row or item that has it; 2: the word that says which; 3: the column) */
+    [S_EXTREME_NAMED] = "\\b(?:((?:with|having)\\s+the)\\s+)?(highest|largest|biggest|greatest|lowest|smallest|"
+                        "oldest|youngest|max(?:imum)?|min(?:imum)?)\\s+(\\w+)\\b",
     /* "lines with more than 3 words": awk 'NF > 3' (group 1: the comparison, 2: the count) */
     [S_NF_CMP] = "\\blines?\\s+(?:that\\s+|which\\s+)?(?:with|having|ha(?:ve|s)|contain(?:ing|s)?)\\s+"
                  "(more|fewer|less|over|under|exactly)\\s+(?:than\\s+)?" NUM "\\s+(?:words|fields|columns)\\b",
@@ -350,7 +353,7 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_DIR_IN] = "\\b(?:in|from)\\s+(?:the\\s+)?(?:directory|folder|dir)\\s+" PATHTOK,
     [S_DIR_LIST] = "\\b(?:files|contents|entries|everything|directories|folders)\\s+(?:are\\s+|is\\s+)?"
                    "(?:in|of|under)\\s+(?:the\\s+)?" PATHTOK,
-    [S_DIR_IN_WORD] = "\\bin\\s+([A-Za-z0-9_~][\\w.~-]*(?:/[\\w.-]+)*/?)(?=[\\s,;:?!]|[.](?!\\w)|$)",
+    [S_DIR_IN_WORD] = "\\bin\\s+([A-Za-z0-9_~][\\w.~-]*(?:/[\\w.-]+)*/?)" TOKEN_END,
     [S_DIR_NAMED] = "\\b(?:in|from|of|is|are)\\s+(?:the\\s+)?" PATHTOK "\\s+(?:directory|folder|dir|tree)\\b",
     [S_TERM_INVERT] = "\\b(?:exclude|excluding|without|except|skip|skipping|ignore|ignoring|drop|"
                       "filter\\s+out|remove|hide|delete|erase|strip)\\s+"
@@ -374,7 +377,7 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_TERM_FOR] = "\\bfor\\s+" WORDISH TERM,
     [S_TERM_START] = "\\b(?:start|starts|starting|begin|begins|beginning)\\s+with\\s+(?:an?\\s+)?" WORDISH TERM,
     [S_TERM_END] = "\\b(?:end|ends|ending)\\s+(?:with|in)\\s+(?:an?\\s+)?" WORDISH TERM,
-    [S_TERM_ANY_CAPS] = "(?-i)(?:^|\\s)([A-Z][A-Z0-9_]{2,})s?(?=[\\s,;:?!]|[.](?!\\w)|$)",
+    [S_TERM_ANY_CAPS] = "(?-i)(?:^|\\s)([A-Z][A-Z0-9_]{2,})s?" TOKEN_END,
     [S_FIELDS_RANGE] = "\\b(?:first|top|leading)\\s+" NUM "\\s+(?:columns|fields|cols)\\b",
     [S_CONVERT_CHARS] = "\\b(?:convert|change|turn|translate)\\s+(?:all\\s+)?(?:the\\s+)?([a-z]+)\\s+(?:to|into|in)\\s+"
                         "([a-z]+)\\b",
@@ -431,7 +434,7 @@ static const char *const slot_regex[S_NSLOTS] = {
      * write ERROR); "ERROR lines" in capitals stays exact (S_TERM_CAPS_NOUN) */
     [S_TERM_LEVEL] = "(?-i)\\b(errors?|warnings?|warn|fatal|critical|debug|exceptions?)\\s+"
                      "(?:lines?|messages?|entries)\\b",
-    [S_TERM_IP] = "(?:^|\\s)((?:\\d{1,3}\\.){3}\\d{1,3})(?=[\\s,;:?!]|[.](?!\\w)|$)",
+    [S_TERM_IP] = "(?:^|\\s)((?:\\d{1,3}\\.){3}\\d{1,3})" TOKEN_END,
     /* "requests that were 404" (web logs only: elsewhere "with 100" is no status) */
     [S_TERM_STATUS_LOG] = "\\b(?:were|was|got|gave|giving|with|returning)\\s+(?:an?\\s+)?(?:http\\s+)?"
                           "(?:status\\s+)?([1-5]\\d\\d)\\b",
@@ -460,10 +463,16 @@ static const char *const not_dirs[] = {
     "place", "use", "front", "between", "kb", "mb", "gb", "k", "m", "g", "current", "which",
 };
 
-static bool is_not_dir(const char *w) {
-    for (size_t i = 0; i < sizeof not_dirs / sizeof not_dirs[0]; i++)
-        if (strcasecmp(w, not_dirs[i]) == 0) return true;
+/* w is one of the n words of list (any case). */
+static bool word_in(const char *const *list, size_t n, const char *w) {
+    for (size_t i = 0; w && i < n; i++)
+        if (strcasecmp(w, list[i]) == 0) return true;
     return false;
+}
+#define WORD_IN(list, w) word_in((list), sizeof(list) / sizeof((list)[0]), (w))
+
+static bool is_not_dir(const char *w) {
+    return WORD_IN(not_dirs, w);
 }
 
 #define RE_EMAIL "[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}"
@@ -701,6 +710,13 @@ static bool group(analysis *a, int g, size_t *start, size_t *end) {
     return true;
 }
 
+/* The first of groups 1..last of the last match that took part (0 for none), and its span. */
+static int first_group(analysis *a, int last, size_t *s, size_t *e) {
+    for (int g = 1; g <= last; g++)
+        if (group(a, g, s, e)) return g;
+    return 0;
+}
+
 /* Duplicates a capture, removing surrounding quotes. */
 static char *group_dup(analysis *a, int g, bool *was_quoted) {
     size_t s, e;
@@ -747,9 +763,7 @@ static void find_quotes(analysis *a) {
 }
 
 static bool is_stopword(const char *w) {
-    for (size_t i = 0; i < sizeof term_stopwords / sizeof term_stopwords[0]; i++)
-        if (strcasecmp(w, term_stopwords[i]) == 0) return true;
-    return false;
+    return WORD_IN(term_stopwords, w);
 }
 
 static void strip_trailing_punct(char *s) {
@@ -1138,15 +1152,28 @@ static void read_json_keys(analysis *a, const char *excerpt) {
 /* Words of F_EXTREME / S_EXTREME_NAMED that ask for a minimum. */
 static const char *const min_words[] = {"min", "minimum", "lowest", "smallest", "youngest", NULL};
 
-/* The column (1-based) a word names, its plural too ("ages"); 0 for none. */
+/* How much of s[0..len) names the column col as a whole word, plurals too ("ages",
+ * "cities" for "city", "addresses"); 0 when it does not. */
+static size_t col_name_len(const char *s, size_t len, const char *col) {
+    const size_t n = strlen(col);
+    size_t e = n;
+    if (n > 1 && tolower((unsigned char)col[n - 1]) == 'y' && n + 2 <= len && strncasecmp(s, col, n - 1) == 0 &&
+        strncasecmp(s + n - 1, "ies", 3) == 0)
+        e = n + 2;
+    else if (n > len || strncasecmp(s, col, n) != 0)
+        return 0;
+    else if (e + 1 < len && strncasecmp(s + e, "es", 2) == 0 && strchr("sxz", tolower((unsigned char)col[n - 1])))
+        e += 2;
+    else if (e < len && (s[e] == 's' || s[e] == 'S'))
+        e++;
+    return e < len && (isalnum((unsigned char)s[e]) || s[e] == '_') ? 0 : e;
+}
+
+/* The column (1-based) a word names, plurals too; 0 for none. */
 static long column_index(const analysis *a, const char *w) {
     const size_t wn = strlen(w);
-    for (size_t c = 0; c < a->n_col_names; c++) {
-        const size_t n = strlen(a->col_names[c]);
-        const bool plural = wn == n + 1 && tolower((unsigned char)w[n]) == 's';
-        if (strncasecmp(w, a->col_names[c], n) == 0 && (wn == n || plural))
-            return (long)c + 1;
-    }
+    for (size_t c = 0; c < a->n_col_names; c++)
+        if (col_name_len(w, wn, a->col_names[c]) == wn) return (long)c + 1;
     return 0;
 }
 
@@ -1155,16 +1182,15 @@ static long column_index(const analysis *a, const char *w) {
  * item that has it is asked for ("the person with the highest age"). */
 static long extreme_column(analysis *a, bool *of_item) {
     if (!match_from(a, a->rb->slots[S_EXTREME_NAMED], 0)) return 0;
-    const size_t at = pcre2_get_ovector_pointer(a->md)[0];
-    char *w = group_dup(a, 1, NULL);
+    char *w = group_dup(a, 3, NULL);
     const long col = w ? column_index(a, w) : 0;
     free(w);
-    if (col <= 0) return 0;
+    size_t s, e, with_s, with_e;
+    if (col <= 0 || !group(a, 2, &s, &e)) return 0;
+    *of_item = group(a, 1, &with_s, &with_e);
     mark_match_used(a);
-    *of_item = (at >= 9 && !strncasecmp(a->text + at - 9, "with the ", 9)) ||
-               (at >= 11 && !strncasecmp(a->text + at - 11, "having the ", 11));
     a->flag[F_EXTREME] = true;
-    a->flag_at[F_EXTREME] = at;
+    a->flag_at[F_EXTREME] = s; /* where flag_says reads which way */
     return col;
 }
 
@@ -1176,21 +1202,9 @@ static long named_column(analysis *a, bool *by) {
         if (i > 0 && (isalnum((unsigned char)a->text[i - 1]) || a->text[i - 1] == '_')) continue;
         if (in_spans(a->used, a->n_used, i) || in_spans(a->quoted, a->n_quoted, i)) continue;
         for (size_t c = 0; c < a->n_col_names; c++) {
-            const char *col = a->col_names[c];
-            size_t n = strlen(col);
-            size_t e = i + n;
-            /* "cities" for "city" */
-            if (n > 1 && tolower((unsigned char)col[n - 1]) == 'y' && i + n + 2 <= a->len &&
-                strncasecmp(a->text + i, col, n - 1) == 0 && strncasecmp(a->text + i + n - 1, "ies", 3) == 0)
-                e = i + n + 2;
-            else if (i + n > a->len || strncasecmp(a->text + i, col, n) != 0)
-                continue;
-            else if (e + 1 < a->len && strncasecmp(a->text + e, "es", 2) == 0 &&
-                     strchr("sxz", tolower((unsigned char)col[n - 1])))
-                e += 2; /* "addresses" */
-            else if (e < a->len && (a->text[e] == 's' || a->text[e] == 'S'))
-                e++;
-            if (e < a->len && (isalnum((unsigned char)a->text[e]) || a->text[e] == '_')) continue;
+            const size_t m = col_name_len(a->text + i, a->len - i, a->col_names[c]);
+            if (!m) continue;
+            const size_t e = i + m;
             *by = i >= 3 && strncasecmp(a->text + i - 3, "by ", 3) == 0;
             mark_used(a, i, e);
             return (long)c + 1;
@@ -1234,6 +1248,32 @@ static const flag_id consuming_flags[] = {F_TRAILING_WS, F_LEADING_WS, F_SQUEEZE
                                           F_EMPTY_FILES,  F_CASE,       F_LOC,     F_RANKED_FILES, F_FIRST_AND_LAST,
                                           F_NO_EXT,       F_WORDS_PER_LINE, F_NO_COMMENTS, F_LINE_NUMBERS};
 
+/* Rows (awk '$N > V') or JSON items (select(.key > V)) by a column's value: the
+ * column, and the groups of the last match that hold the comparison word and the
+ * value (a number, or a word for equality). False when they say no such thing. */
+static bool row_filter(analysis *a, long col, int word_group, int value_group) {
+    char *word = group_dup(a, word_group, NULL), *value = group_dup(a, value_group, NULL);
+    const char *op = comparison(word);
+    const bool number = value && (isdigit((unsigned char)value[0]) || value[0] == '-');
+    const bool ok = col > 0 && op && value && (number || strcmp(op, "==") == 0) &&
+                    (!a->json_array || col <= (long)a->n_col_names); /* a key it names */
+    if (ok) {
+        mark_match_used(a);
+        char *v = number ? agx_strdup(value) : agx_sprintf("\"%s\"", value);
+        if (a->json_array) { /* jq select(.age > 4) */
+            set_str(a, &a->json_select, v ? agx_sprintf(".%s %s %s", a->col_names[col - 1], op, v) : NULL);
+            free(v);
+        } else {
+            a->cmp_field = col;
+            a->cmp_op = op;
+            set_str(a, &a->cmp_value, v);
+        }
+    }
+    free(word);
+    free(value);
+    return ok;
+}
+
 /* "skip the first 3 lines", "all but the last line": lines dropped from an end of
  * the input (tail -n +4, head -n -1), the connective agreeing with the end named. */
 static void extract_dropped_lines(analysis *a) {
@@ -1242,21 +1282,16 @@ static void extract_dropped_lines(analysis *a) {
     static const char *const first_words[] = {"first", "top", "leading", "opening"};
     static const char *const after_words[] = {"after", "following", "past", "below"};
     static const char *const before_words[] = {"before", "above", "preceding"};
-    bool first = false, agrees = true; /* a verb ("skip", "remove") or "except"/"but": either end */
-    for (size_t i = 0; end && i < sizeof first_words / sizeof first_words[0]; i++)
-        if (strcasecmp(end, first_words[i]) == 0) first = true;
-    for (size_t i = 0; joiner && i < sizeof after_words / sizeof after_words[0]; i++)
-        if (strcasecmp(joiner, after_words[i]) == 0) agrees = first;
-    for (size_t i = 0; joiner && i < sizeof before_words / sizeof before_words[0]; i++)
-        if (strcasecmp(joiner, before_words[i]) == 0) agrees = !first;
+    static const char *const item_words[] = {"item", "items", "object", "objects", "element", "elements"};
+    const bool first = WORD_IN(first_words, end);
+    /* a verb ("skip", "remove") or "except" / "but": either end */
+    const bool agrees = WORD_IN(after_words, joiner) ? first : WORD_IN(before_words, joiner) ? !first : true;
     const long n = k ? number_value(k) : 1;
     size_t s, e;
     char *noun = group(a, 5, &s, &e) ? group_dup(a, 5, NULL) : group_dup(a, 6, NULL);
     if (end && agrees && n > 0) {
         mark_match_used(a);
-        a->drop_items = a->json_array && noun &&
-                        (!strncasecmp(noun, "item", 4) || !strncasecmp(noun, "object", 6) ||
-                         !strncasecmp(noun, "element", 7));
+        a->drop_items = a->json_array && WORD_IN(item_words, noun);
         /* "skip the first line" is the header skip (F_SKIP_HEADER) already */
         if (first && !(n == 1 && a->flag[F_SKIP_HEADER])) a->from_line = n + 1;
         if (!first) a->drop_last = n;
@@ -1287,13 +1322,6 @@ static void extract_join(analysis *a) {
                  "separator such as commas or spaces, or quote it)", w ? w : "");
     }
     free(w);
-}
-
-/* The first group of the last match that took part, and its span. */
-static int first_group(analysis *a, int last, size_t *s, size_t *e) {
-    for (int g = 1; g <= last; g++)
-        if (group(a, g, s, e)) return g;
-    return 0;
 }
 
 /* Files and directories left out or picked by another file: "excluding node_modules",
@@ -1327,6 +1355,37 @@ static void extract_file_filters(analysis *a) {
         a->find_older = strncasecmp(a->text + pcre2_get_ovector_pointer(a->md)[0], "older", 5) == 0;
         set_str(a, &a->find_newer, group_dup(a, 2, NULL));
         mark_match_used(a);
+    }
+}
+
+/* A file's age for find -mtime / -mmin: -N within the last N, +N longer ago, N
+ * exactly ("modified 3 days ago"). The three phrasings share their groups: 1 says
+ * which way, 2 how many (one when absent), 3 the unit. */
+static void extract_file_age(analysis *a) {
+    static const slot_id phrasings[] = {S_MTIME, S_AGE, S_AGO};
+    for (size_t i = 0; i < sizeof phrasings / sizeof phrasings[0]; i++) {
+        const slot_id id = phrasings[i];
+        if (!match_from(a, a->rb->slots[id], 0)) continue;
+        size_t s, e;
+        char *way = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : NULL;
+        char *n = group(a, 2, &s, &e) ? group_dup(a, 2, NULL) : NULL;
+        char *unit = group_dup(a, 3, NULL);
+        const long v = n ? number_value(n) : 1;
+        if (unit && v > 0) {
+            const char u = (char)tolower((unsigned char)unit[0]);
+            /* "not modified in the last ...", "older than ...", "more than / at least ... ago": longer ago */
+            const bool before = id == S_MTIME ? way != NULL
+                                : id == S_AGE ? strcasecmp(way, "older") == 0
+                                              : way && (is_greater(way) || !strncasecmp(way, "at least", 8));
+            const char *sign = id == S_AGO && !way ? "" : before ? "+" : "-";
+            set_str(a, &a->find_time_flag, agx_strdup(u == 'm' || u == 'h' ? "-mmin" : "-mtime"));
+            set_str(a, &a->find_time, agx_sprintf("%s%ld", sign, u == 'h' ? v * 60 : u == 'w' ? v * 7 : v));
+            mark_match_used(a); /* "last 7" is not tail -n 7 */
+        }
+        free(way);
+        free(n);
+        free(unit);
+        return;
     }
 }
 
@@ -1469,23 +1528,7 @@ static void extract_slots(analysis *a) {
         free(x);
         free(y);
     }
-    if (match_from(a, rb->slots[S_AGO], 0)) { /* before sizes: "more than 3" is no size here */
-        char *cmp = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : NULL;
-        char *n = group_dup(a, 2, NULL), *unit = group_dup(a, 3, NULL);
-        long v = n ? number_value(n) : -1;
-        if (unit && v > 0) {
-            const char u = (char)tolower((unsigned char)unit[0]);
-            const long scaled = u == 'h' ? v * 60 : u == 'w' ? v * 7 : v;
-            /* more / over / at least: longer ago (+N); less / under / within / at most: -N */
-            const char *sign = !cmp ? "" : is_greater(cmp) || !strncasecmp(cmp, "at least", 8) ? "+" : "-";
-            set_str(a, &a->find_time_flag, agx_strdup(u == 'm' || u == 'h' ? "-mmin" : "-mtime"));
-            set_str(a, &a->find_time, agx_sprintf("%s%ld", sign, scaled));
-            mark_match_used(a);
-        }
-        free(cmp);
-        free(n);
-        free(unit);
-    }
+    extract_file_age(a); /* before sizes: in "modified more than 3 days ago", "more than 3" is no size */
     if (match_from(a, rb->slots[S_SIZE], 0)) {
         static const struct {
             const char *unit, *suffix;
@@ -1501,24 +1544,6 @@ static void extract_slots(analysis *a) {
             mark_match_used(a);
         }
         free(cmp);
-        free(n);
-        free(unit);
-    }
-    const bool mtime = match_from(a, rb->slots[S_MTIME], 0), age = !mtime && match_from(a, rb->slots[S_AGE], 0);
-    if (mtime || age) { /* find -mtime/-mmin: -N within the last N, +N longer ago */
-        char *older = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : NULL;
-        char *n = group(a, 2, &s, &e) ? group_dup(a, 2, NULL) : NULL;
-        char *unit = group_dup(a, 3, NULL);
-        long v = n ? number_value(n) : 1;
-        if (unit && v > 0) {
-            char u = (char)tolower((unsigned char)unit[0]);
-            long scaled = u == 'h' ? v * 60 : u == 'w' ? v * 7 : v;
-            const bool before = mtime ? older != NULL : strcasecmp(older, "older") == 0;
-            set_str(a, &a->find_time_flag, agx_strdup(u == 'm' || u == 'h' ? "-mmin" : "-mtime"));
-            set_str(a, &a->find_time, agx_sprintf("%c%ld", before ? '+' : '-', scaled));
-            mark_match_used(a); /* "last 7" is not tail -n 7 */
-        }
-        free(older);
         free(n);
         free(unit);
     }
@@ -1572,30 +1597,13 @@ static void extract_slots(analysis *a) {
     }
     /* rows or items by a named column's value, before the names are read as columns */
     if (!a->cmp_field && (a->csv_delim || a->json_array) && match_from(a, rb->slots[S_COL_CMP_NAMED], 0)) {
-        char *name = group_dup(a, 1, NULL), *word = group_dup(a, 2, NULL), *value = group_dup(a, 3, NULL);
-        const long col = name ? column_index(a, name) : 0;
-        const char *op = comparison(word);
-        const bool number = value && (isdigit((unsigned char)value[0]) || value[0] == '-');
-        if (col > 0 && op && value && (number || strcmp(op, "==") == 0)) {
-            char *v = number ? agx_strdup(value) : agx_sprintf("\"%s\"", value);
-            if (a->json_array) { /* jq select(.age > 4) */
-                set_str(a, &a->json_select, v ? agx_sprintf(".%s %s %s", a->col_names[col - 1], op, v) : NULL);
-                free(v);
-            } else {
-                a->cmp_field = col;
-                a->cmp_op = op;
-                set_str(a, &a->cmp_value, v);
-            }
-            mark_match_used(a);
-        }
+        char *name = group_dup(a, 1, NULL);
+        row_filter(a, name ? column_index(a, name) : 0, 2, 3);
         free(name);
-        free(word);
-        free(value);
     }
     if (a->flag[F_JSON] || a->json_input) {
         if (match_from(a, rb->slots[S_JSON_KEY], 0)) {
-            int g = 1;
-            while (g < 4 && !group(a, g, &s, &e)) g++;
+            const int g = first_group(a, 4, &s, &e);
             char *k = group_dup(a, g, NULL);
             if (k) {
                 strip_trailing_punct(k);
@@ -1672,19 +1680,8 @@ static void extract_slots(analysis *a) {
     /* "where the third column is greater than 100" */
     if (!a->cmp_field && match_from(a, rb->slots[S_COL_CMP], 0)) {
         char *ord = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : group_dup(a, 2, NULL);
-        char *word = group_dup(a, 3, NULL), *value = group_dup(a, 4, NULL);
-        const long col = ord && strcasecmp(ord, "last") != 0 ? number_value(ord) : -1;
-        const char *op = comparison(word);
-        if (col > 0 && op && value) {
-            a->cmp_field = col;
-            a->cmp_op = op;
-            set_str(a, &a->cmp_value, value);
-            value = NULL;
-            mark_match_used(a);
-        }
+        row_filter(a, ord && strcasecmp(ord, "last") != 0 ? number_value(ord) : -1, 3, 4);
         free(ord);
-        free(word);
-        free(value);
     }
     /* sort key ("sort by the second column") before plain column extraction */
     if (match_from(a, rb->slots[S_SORT_KEY], 0)) {
@@ -2650,19 +2647,11 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
         a.flag[F_REVERSE] = !flag_says(&a, F_RANKED_NUMBERS, (const char *const[]){"smallest", "lowest", NULL});
     }
     agx_status s = AGX_OK;
-    extract_slots(&a);
+    /* "delete build/": declined before "build/" can be read as a term ("remove X" filters lines) */
+    const bool deletes = a.flag[F_DELETE_PATH] && match_from(&a, rb->flags[F_DELETE_PATH], 0);
+    if (!deletes) extract_slots(&a);
     /* re-checked after extraction: a search term ("lines containing curl") is not an action */
-    if (a.flag[F_DELETE_PATH]) {
-        const char *verb = a.text + a.flag_at[F_DELETE_PATH];
-        int n = 0;
-        while (isalpha((unsigned char)verb[n])) n++;
-        char why[128];
-        snprintf(why, sizeof why, " (the rules planner cannot '%.*s' files or directories: plans only read)", n,
-                 verb);
-        s = decline(instruction, err, why);
-        goto done;
-    }
-    if (match_from(&a, rb->flags[F_UNSUPPORTED], 0)) {
+    if (deletes || match_from(&a, rb->flags[F_UNSUPPORTED], 0)) {
         char *w = group_dup(&a, 1, NULL);
         char why[128];
         snprintf(why, sizeof why, " (the rules planner cannot '%s')", w ? w : "?");
