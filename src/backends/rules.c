@@ -33,7 +33,8 @@ typedef enum {
     F_SYMLINKS, F_BROKEN_LINKS, F_LOC, F_RANKED_FILES, F_FIRST_AND_LAST, F_EVERY_OTHER,
     F_PER_DIR, F_TO_TSV, F_TO_CSV, F_WORDS_PER_LINE, F_NO_EXT, F_HIDDEN_FILES, F_TOTAL_SIZE, F_EXTENSIONS,
     F_EXTREME, F_DIFF, F_COMMON, F_HOME, F_EXECUTABLES, F_CONTENTS_EACH, F_NO_COMMENTS, F_LINE_NUMBERS,
-    F_RANKED_NUMBERS, F_RECURSIVE, F_DELETE_PATH,
+    F_RANKED_NUMBERS, F_RECURSIVE, F_DELETE_PATH, F_WHOLE_WORD, F_SINGLES, F_SORT_LENGTH, F_TO_JSON, F_MINIFY,
+    F_COUNT_COLS, F_ONLY_IN,
     F_NFLAGS
 } flag_id;
 
@@ -63,7 +64,7 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_SORT] = "\\b(?:sort(?:s|ed|ing)?|alphabetical(?:ly)?|in\\s+order|ordered)\\b",
     [F_NUMERIC] = "\\b(?:numeric(?:al(?:ly)?)?|by\\s+(?:number|value|size)|as\\s+numbers)\\b",
     [F_REVERSE] = "\\b(?:reversed?|descending|decreasing|largest\\s+first|highest\\s+first|"
-                  "biggest\\s+first|in\\s+reverse)\\b",
+                  "biggest\\s+first|longest\\s+first|in\\s+reverse)\\b",
     [F_UNIQUE] = "\\b(?:unique|uniq|dedup(?:licate)?|de-duplicate|distinct|remove\\s+duplicates?|"
                  "without\\s+duplicates?|no\\s+duplicates?|duplicates?\\s+removed)\\b",
     [F_CASE] = "\\b(?:case[- ]insensitive(?:ly)?|ignor(?:e|ing)\\s+case|any\\s+case|"
@@ -181,6 +182,9 @@ static const char *const flag_regex[F_NFLAGS] = {
                   "(?:highest|largest|biggest|greatest|lowest|smallest)\\s+(?:value|number))\\b",
     /* two files: "which lines differ between a.txt and b.txt", "lines common to both" */
     [F_DIFF] = "\\b(?:differ(?:s|ence|ences)?|diff|compare)\\b",
+    /* "lines in a.txt that are not in b.txt": grep -vxFf b.txt a.txt */
+    [F_ONLY_IN] = "\\b(?:not\\s+(?:found\\s+|present\\s+|also\\s+)?in|missing\\s+(?:from|in)|absent\\s+from|"
+                  "only\\s+(?:in|found\\s+in))\\b",
     [F_COMMON] = "\\b(?:common\\s+to|in\\s+both|shared\\s+by|appear\\s+in\\s+both|in\\s+common)\\b",
     [F_EXECUTABLES] = "\\bexecutables?\\b|\\bexecutable\\s+files\\b",
     /* "show the contents of every .conf file": the files found, printed */
@@ -199,6 +203,23 @@ static const char *const flag_regex[F_NFLAGS] = {
     /* "show main.c with line numbers": cat -n, grep -n */
     [F_LINE_NUMBERS] = "\\b(?:with|and|including|plus|showing)\\s+(?:the\\s+)?line\\s+numbers?\\b",
     [F_HOME] = "\\b(?:my|your|the|user'?s)\\s+home\\s+(?:directory|folder|dir)\\b",
+    /* "'foo' as a whole word": grep -w */
+    [F_WHOLE_WORD] = "\\b(?:as\\s+an?\\s+(?:whole|separate|full|complete)\\s+word|(?:whole|full|complete)[- ]words?"
+                     "(?:\\s+only)?|on\\s+word\\s+boundaries)\\b",
+    /* "lines that appear only once": sort | uniq -u (before F_DUPS, which "non-duplicated" also matches) */
+    [F_SINGLES] = "\\b(?:appear|occur)s?\\s+(?:only\\s+|just\\s+|exactly\\s+)?(?:once|one\\s+time)\\b(?!\\s+or\\b)|"
+                  "\\bnon-?(?:duplicated?|repeated)\\s+(?:lines?|entries|rows|words?|values)\\b|"
+                  "\\b(?:lines?|entries|rows|words?|values)\\s+(?:that\\s+|which\\s+)?(?:are\\s+|is\\s+)?"
+                  "(?:not|never)\\s+(?:duplicated|repeated)\\b",
+    /* "sort the lines by length": each line behind its length, sorted, the length cut off */
+    [F_SORT_LENGTH] = "\\b(?:sort|order|rank)\\w*\\s+(?:the\\s+|all\\s+)?(?:lines\\s+)?by\\s+(?:their\\s+|the\\s+)?"
+                      "(?:line\\s+)?length\\b",
+    /* "convert the csv to json": jq -R reads the rows */
+    [F_TO_JSON] = "\\b(?:to|into|as)\\s+(?:a\\s+)?json(?:\\s+(?:array|objects?))?\\b",
+    [F_MINIFY] = "\\b(?:minify|minified|compact(?:ed)?|on\\s+(?:a\\s+single|one)\\s+line)\\b",
+    /* "how many columns": the fields of the first line */
+    [F_COUNT_COLS] = "\\b(?:count|how\\s+many|number\\s+of)\\s+(?:the\\s+)?(?:columns|fields)\\b(?!\\s+(?:in|on|of|per)\\s+"
+                     "(?:each|every)\\b)",
     /* "count files per extension" */
     [F_PER_EXT] = "\\b(?:per|by|for\\s+each|each|every|of\\s+each)\\s+(?:file\\s+)?"
                   "(?:extension|suffix|file\\s*type)s?\\b",
@@ -237,7 +258,9 @@ typedef enum {
     S_FIELDS_LIST, S_CONVERT_CHARS, S_LINE_ORD, S_DELETE_CLASS, S_LAST_N2, S_CHARS_RANGE, S_EXT_PAIR,
     S_AFTER_LINE, S_SUPER_N, S_TERM_BOTH, S_OWNER, S_TERM_CAPS_PAIR, S_JSON_ITEMS, S_AGE, S_COL_CMP, S_BUT_NOT,
     S_DROP_LINES, S_DROP_RANGE, S_WS_LINES, S_JOIN, S_AGO, S_NOT_EXT, S_EXCLUDE_DIR, S_NEWER_FILE, S_FROM_END,
-    S_BETWEEN, S_NF_CMP, S_COL_CMP_NAMED, S_EXTREME_NAMED,
+    S_BETWEEN, S_NF_CMP, S_COL_CMP_NAMED, S_EXTREME_NAMED, S_EVERY_NTH, S_TERM_EXACT, S_WRAP, S_CONTEXT, S_SWAP,
+    S_CAPITALIZE, S_LAST_CHARS, S_NUMBER_LINES, S_AFTER_MATCH, S_SORT_BY_NAMED, S_TWO_COLS, S_GROUP_AGG, S_DROP_COL,
+    S_COL_TEXT, S_LOG_STATUS_IS, S_LOG_PATH_IS, S_RECENT, S_ON_DAY, S_NAME_HAS, S_KNOWN_FILES,
     S_NSLOTS
 } slot_id;
 
@@ -254,6 +277,9 @@ typedef enum {
  * array (a capture: items are dropped by jq, lines by tail and head) */
 #define LINE_NOUN "(lines?|rows?|requests?|entries|entry|records?|items?|objects?|elements?)\\b"
 #define WORDISH "(?:the\\s+(?:word|string|text|pattern|phrase|term)\\s+|the\\s+|an?\\s+|any\\s+)?"
+/* files known by a name without an extension */
+#define KNOWN_FILE_NAMES "Makefile|makefile|GNUmakefile|Dockerfile|Containerfile|Jenkinsfile|Vagrantfile|Gemfile|" \
+                         "Rakefile|Procfile|Justfile|README|LICENSE|CHANGELOG|CODEOWNERS"
 #define PATHTOK "((?:~|\\.{1,2})?/?[\\w.-]+(?:/[\\w.-]*)*)"
 
 static const char *const slot_regex[S_NSLOTS] = {
@@ -272,7 +298,7 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_LOG_IP] = "\\b(ip(?:\\s+address(?:es)?)?s?|clients?(?:\\s+ips?)?|hosts?|visitors?|remote\\s+addr\\w*)\\b",
     [S_LOG_STATUS] = "\\b((?:http\\s+)?status(?:\\s+codes?)?|response\\s+codes?)\\b",
     [S_LOG_PATH] = "\\b(urls?|paths?|pages?|endpoints?|request\\s+paths?)\\b",
-    [S_REPLACE] = "\\b(?:replace|substitute|swap)\\s+(?:all\\s+)?(?:occurrences\\s+of\\s+)?" TERM
+    [S_REPLACE] = "\\b(?:replace|substitute|swap)\\s+(?:all\\s+|every\\s+|each\\s+)?(?:occurrences\\s+of\\s+)?" WORDISH TERM
                   "\\s+(?:with|by|to|into|for)\\s+" TERM,
     [S_JSON_KEY] = "(?:\\b(?:field|key|property|attribute|value\\s+of)\\s+(?!\\d)" TERM
                    "|(?:^|\\s)(\\.[A-Za-z_][\\w.]*)|\\b([A-Za-z_][\\w-]*)\\s+(?:field|key|property|attribute)\\b"
@@ -311,14 +337,33 @@ static const char *const slot_regex[S_NSLOTS] = {
                    "(?:line|row)\\b",
     /* piped CSV with a header: "rows where age is greater than 30", "where city is paris"
      * (group 1: a column's name, 2: the comparison, 3: a number, or a word for equality) */
-    [S_COL_CMP_NAMED] = "\\b(?:where|whose|with|if|when)\\s+(?:the\\s+)?(\\w+)\\s+(?:column\\s+|field\\s+)?"
+    [S_COL_CMP_NAMED] = "\\b(?:where|whose|with|if|when|ha(?:ve|s|ving))\\s+(?:the\\s+|an?\\s+)?(\\w+)\\s+(?:column\\s+|field\\s+)?"
                         "(?:is\\s+|are\\s+)?(greater|more|larger|bigger|higher|over|above|less|smaller|lower|"
                         "under|below|equals?|equal\\s+to|is|of)\\s+(?:than\\s+|to\\s+)?"
                         "(-?\\d+(?:\\.\\d+)?|[A-Za-z][\\w.-]*)\\b",
     /* "the highest age", "the oldest age", "the lowest price": a column's maximum or minimum
-     * (group 1: "with the", the row or item that has it; 2: the word that says which; 3: the column) */
-    [S_EXTREME_NAMED] = "\\b(?:((?:with|having)\\s+the)\\s+)?(highest|largest|biggest|greatest|lowest|smallest|"
-                        "oldest|youngest|max(?:imum)?|min(?:imum)?)\\s+(\\w+)\\b",
+     * (group 1: "with the", the row or item that has it; 2 or 4: how many, "the 3 highest ages",
+     * "the oldest 2 people"; 3: the word that says which; 5: the column, or what the rows are) */
+    [S_EXTREME_NAMED] = "\\b(?:((?:with|having)\\s+the)\\s+)?(?:" NUM "\\s+)?(highest|largest|biggest|greatest|lowest|"
+                        "smallest|oldest|youngest|max(?:imum)?|min(?:imum)?)\\s+(?:" NUM "\\s+)?(\\w+)\\b",
+    /* "the names sorted by age": the rows ordered by one named column (group 1) */
+    [S_SORT_BY_NAMED] = "\\b(?:sort(?:s|ed|ing)?|order(?:ed)?|rank(?:ed)?)\\s+(?:[\\w.]+\\s+){0,3}?by\\s+"
+                        "(?:the\\s+|their\\s+|its\\s+)?(\\w+)\\b",
+    /* "the name and city columns", "show only name and age": two named columns (group 1: a
+     * verb, or 4: a noun, says that they are picked) */
+    [S_TWO_COLS] = "(?:\\b(print|show|display|extract|select|keep|get|output|list|only)\\s+(?:only\\s+)?(?:the\\s+)?)?"
+                   "\\b(\\w+)\\s*(?:,|and|&)\\s*(?:the\\s+)?(\\w+)\\b(?:\\s+(columns|fields|keys|values|of))?",
+    /* "the average age per city": one column aggregated for each value of another (group 1:
+     * how, 2: the column aggregated, 3: the one grouped by) */
+    [S_GROUP_AGG] = "\\b(average|mean|sum|total|max(?:imum)?|min(?:imum)?|highest|lowest|largest|smallest)\\s+"
+                    "(?:of\\s+)?(?:the\\s+)?(\\w+)\\s+(?:per|by|for\\s+each|in\\s+each|grouped\\s+by|for\\s+every)\\s+"
+                    "(?:the\\s+)?(\\w+)\\b",
+    /* "drop the city column", "remove column 2" (group 1 or 2: a name or number) */
+    [S_DROP_COL] = "\\b(?:drop|remove|delete|without|exclud(?:e|ing)|omit|hide|strip)\\s+(?:the\\s+)?"
+                   "(?:(\\w+)\\s+(?:column|field|key)|(?:column|field|key)\\s+(\\w+))\\b",
+    /* "rows where name starts with b" (group 1: the column, 2: how, 3: the text) */
+    [S_COL_TEXT] = "\\b(?:where|whose|with|if|when)\\s+(?:the\\s+)?(\\w+)\\s+(?:column\\s+|field\\s+)?"
+                   "(starts?|begins?|ends?|contains?|includes?)\\s+(?:with\\s+|in\\s+)?" WORDISH TERM,
     /* "lines with more than 3 words": awk 'NF > 3' (group 1: the comparison, 2: the count) */
     [S_NF_CMP] = "\\blines?\\s+(?:that\\s+|which\\s+)?(?:with|having|ha(?:ve|s)|contain(?:ing|s)?)\\s+"
                  "(more|fewer|less|over|under|exactly)\\s+(?:than\\s+)?" NUM "\\s+(?:words|fields|columns)\\b",
@@ -345,7 +390,12 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_LAST_N2] = "\\b" NUM "\\s+(?:most\\s+recent|latest|newest|final)\\s+(?:[a-z]+\\s+)?"
                   "(?:lines?|entries|rows|records|"
                   "messages|log\\s+lines|events|requests)\\b",
-    [S_CHARS_RANGE] = "\\b(?:first|leading)\\s+" NUM "\\s+(?:characters|chars|letters|bytes)\\b",
+    /* "the first 5 characters", "the first character": cut -c1-N */
+    [S_CHARS_RANGE] = "\\b(?:first|leading)\\s+(?:" NUM "\\s+(?:characters|chars|letters|bytes)|"
+                      "(?:character|char|letter|byte))\\b",
+    /* "the last 3 characters of each line": awk substr */
+    [S_LAST_CHARS] = "\\b(?:last|final|trailing)\\s+(?:" NUM "\\s+(?:characters|chars|letters|bytes)|"
+                     "(?:character|char|letter|byte))\\b",
     [S_N_LINES] = "\\b(?:show|print|display|get|take|keep|give\\s+me|output)\\s+(?:me\\s+)?(?:only\\s+)?"
                   NUM "\\s+(?:lines?|rows?|entries|results?)\\b",
     [S_DIR_UNDER] = "\\b(?:under|inside|within|beneath|below)\\s+(?:the\\s+)?(?:directory\\s+|folder\\s+|dir\\s+)?"
@@ -368,7 +418,8 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_TERM_SEARCH] = "\\b(?:search(?:ing)?|grep|look(?:ing)?|scan|hunt)\\s+(?:\\w+ly\\s+)?"
                       "(?:for\\s+|through\\s+\\S+\\s+for\\s+)?"
                       "(?:all\\s+)?" WORDISH TERM,
-    [S_TERM_CONTAINING] = "\\b(?:containing|contains|matching|mentioning)\\s+" WORDISH TERM,
+    [S_TERM_CONTAINING] = "\\b(?:containing|contains|matching|mentioning|"
+                          "(?:that|which)\\s+(?:contain|mention|match|include))\\s+" WORDISH TERM,
     [S_TERM_OCCURRENCES] = "\\b(?:occurrences?|instances?|mentions?|count)\\s+of\\s+" WORDISH TERM,
     [S_TERM_CAPS_NOUN] = "(?-i)(?:^|\\s)('[^']*'|\"[^\"]*\"|[A-Z][A-Z0-9_]+)\\s+(?i)(?:lines?|entries|"
                          "messages|comments?|errors|warnings|occurrences|mentions|markers|notes|items)\\b",
@@ -411,6 +462,45 @@ static const char *const slot_regex[S_NSLOTS] = {
                 * looked at ahead so that the file stays an operand */
                "(?=(?:(?:\\s+(?:in|of|from)\\s+[\\w./-]+)?\\s*,?\\s*"
                "(?:with|using|by|separated\\s+by|delimited\\s+by)\\s+(?:an?\\s+)?('[^']+'|\"[^\"]+\"|\\w+))?)",
+    /* "every third line": awk 'NR % 3 == 0' (every other / second line: F_EVERY_OTHER) */
+    [S_EVERY_NTH] = "\\bevery\\s+(third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|\\d+(?:st|nd|rd|th))\\s+"
+                    "(?:line|row|entry|record)\\b",
+    /* "lines that are exactly 'foo'": grep -x */
+    [S_TERM_EXACT] = "\\b(?:exactly\\s+(?:equal\\s+to\\s+|match(?:es|ing)?\\s+)?|match(?:es|ing)?\\s+exactly\\s+)"
+                     WORDISH TERM,
+    /* "wrap lines at 40 characters": fold -s -w N (group 1: the width, 80 when absent) */
+    [S_WRAP] = "\\b(?:wrap|fold)(?:s|ped|ping)?\\s+(?:the\\s+|all\\s+|long\\s+|every\\s+|each\\s+)*"
+               "(?:(?:lines?|text|input|output|paragraphs?)\\s*)?"
+               "(?:(?:at|to|after|on|with\\s+a\\s+width\\s+of)\\s+(?:a\\s+width\\s+of\\s+)?" NUM
+               "(?:\\s+(?:characters|chars|columns|cols))?)?",
+    /* grep's context: "2 lines of context around X", "3 lines before X", "the line after
+     * each match of X" (group 1: how many; 2: "line" or "lines"; 3 and 4: which side; 5: a
+     * count of context lines alone; 6: the search word right after, if any) */
+    [S_CONTEXT] = "(?:\\b(?:the\\s+)?(?:" NUM "\\s+)?(lines?)\\s+(?:of\\s+context\\s+)?"
+                  "(before|after|around|above|below|following|preceding|surrounding)"
+                  "(?:\\s+and\\s+(after|before|below|above|following|preceding))?|"
+                  "\\b" NUM "\\s+lines?\\s+of\\s+(?:surrounding\\s+)?context(?:\\s+around)?)\\b"
+                  "(?:\\s+(?:(?:each|every|any|all)\\s+)?(?:the\\s+)?"
+                  "(?:(?:match(?:es)?|occurrences?|mentions?|lines?|hits?)\\s+(?:of|for|containing|matching|with)\\s+)?"
+                  WORDISH TERM ")?",
+    /* "swap the first two columns", "swap columns 1 and 3": awk (groups 1-2: column numbers,
+     * 3-4: ordinals; none: the first two) */
+    [S_SWAP] = "\\b(?:swap|switch|exchange)\\s+(?:the\\s+)?(?:(?:first\\s+two|two\\s+first)\\s+(?:words|columns|fields|cols)|"
+               "(?:columns|fields|cols)\\s+(\\d+)\\s+and\\s+(\\d+)|" ORD "\\s+and\\s+(?:the\\s+)?" ORD
+               "\\s+(?:words|columns|fields|cols))\\b",
+    /* "capitalize the first letter of each line / word", "title case": sed \U / \u (group 1:
+     * line or word) */
+    [S_CAPITALIZE] = "\\bcapitali[sz]e\\s+(?:the\\s+)?(?:first\\s+(?:letter|character|char)s?\\s+(?:of|in|on)\\s+)?"
+                     "(?:each|every|all(?:\\s+the)?|the)\\s+(lines?|words?|sentences?)\\b|\\b(title)[- ]?case\\b",
+    /* "everything after 'START'", "the lines before END": awk from (or up to) the first match
+     * (group 1: which side, 2: the word; "after line 10" is S_AFTER_LINE) */
+    [S_AFTER_MATCH] = "\\b(?:everything|all(?:\\s+(?:the\\s+)?lines)?|(?:the\\s+)?lines|the\\s+rest)\\s+"
+                      "(after|following|below|from|starting\\s+(?:at|with)|before|above|preceding|up\\s+to|until)\\s+"
+                      "(?:the\\s+)?(?:first\\s+)?(?:(?:line|match|occurrence)\\s+(?:containing|with|matching|of|for)\\s+)?"
+                      WORDISH TERM,
+    /* "number the lines": cat -n; "number the non-empty lines": nl (group 1) */
+    [S_NUMBER_LINES] = "\\b(?:number|enumerate)\\s+(?:the\\s+|all\\s+(?:the\\s+)?|each\\s+|every\\s+)?"
+                       "(?:(non-?(?:empty|blank))\\s+)?(?:lines?|rows?)\\b",
     [S_DELETE_CLASS] = "\\b(?:delete|remove|strip|drop)\\s+(?:all\\s+)?(?:the\\s+)?(digits|numbers|punctuation|"
                        "spaces|whitespace|tabs|commas|quotes)\\b",
     [S_FIELDS_LIST] = "\\b(?:columns|fields|cols)\\s+(\\d+)\\s*(?:and|,|&)\\s*(\\d+)\\b",
@@ -426,7 +516,9 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_AGO] = "\\b(?:modified|changed|edited|updated|touched|written)\\s+(?:(more|over|less|under|within|fewer|"
               "at\\s+least|at\\s+most)\\s+(?:than\\s+)?)?" NUM "\\s*(minutes?|hours?|days?|weeks?)\\s+ago\\b",
     [S_AGE] = "\\b(older|newer)\\s+than\\s+" NUM "\\s*(minutes?|hours?|days?|weeks?)\\b",
-    [S_LINE_RANGE] = "\\blines?\\s+(?:between\\s+|from\\s+)?(\\d+)\\s*(?:to|-|through|thru|until|and)\\s*(\\d+)\\b",
+    /* "lines 10 to 20", "lines between line 2 and line 4", "from line 2 to line 4" */
+    [S_LINE_RANGE] = "(?|\\blines?\\s+(?:between\\s+|from\\s+)?(?:lines?\\s+)?(\\d+)|\\b(?:from|between)\\s+lines?\\s+(\\d+))"
+                     "\\s*(?:to|-|through|thru|until|and)\\s*(?:lines?\\s+)?(\\d+)\\b",
     [S_LINE_ONE] = "\\bline\\s+(?:number\\s+|#)?(\\d+)\\b",
     [S_LONGER] = "\\blines?\\s+(?:that\\s+are\\s+|which\\s+are\\s+)?(longer|shorter|more|fewer|less)\\s+than\\s+"
                  "(\\d+)(?:\\s+(?:characters?|chars?|bytes?|columns?))?",
@@ -438,6 +530,38 @@ static const char *const slot_regex[S_NSLOTS] = {
     /* "requests that were 404" (web logs only: elsewhere "with 100" is no status) */
     [S_TERM_STATUS_LOG] = "\\b(?:were|was|got|gave|giving|with|returning)\\s+(?:an?\\s+)?(?:http\\s+)?"
                           "(?:status\\s+)?([1-5]\\d\\d)\\b",
+    /* web logs: requests by their status, compared as a number in its field (grep 404 would
+     * also find the bytes, paths and times that contain 404). Group 1 or 2: a code or class
+     * ("404", "5xx"); 3: a second class ("4xx and 5xx"); 4: "client" / "server" errors; 5:
+     * any error */
+    [S_LOG_STATUS_IS] = "\\b(?:returned|returning|return|with\\s+(?:an?\\s+)?(?:http\\s+)?status(?:\\s+code)?|"
+                        "status(?:\\s+code)?(?:\\s+(?:is|of|was))?|code|were|was|got|gave|giving|with|that\\s+(?:are|were)|"
+                        "only)\\s+(?:an?\\s+)?(?:http\\s+)?(?:status\\s+)?([1-5]\\d\\d|[1-5]xx)\\b|"
+                        "\\b([1-5]\\d\\d|[1-5]xx)s?(?:\\s*(?:and|or|,|&)\\s*([1-5]xx)s?)?\\b(?=\\s+(?:errors?|requests?|"
+                        "responses?|status(?:es)?|codes?|hits|pages|lines|entries)\\b|\\s*$)|"
+                        "\\b(client|server)(?:[- ]side)?\\s+errors?\\b|"
+                        /* not the word itself ("lines containing error") */
+                        "(?<!containing\\s)(?<!contain\\s)(?<!contains\\s)(?<!matching\\s)(?<!mentioning\\s)(?<!word\\s)"
+                        "\\b(errors|error\\s+(?:responses|requests|codes|statuses)|failed\\s+requests|failures|"
+                        "unsuccessful\\s+requests)\\b",
+    /* web logs: requests for a path ("requests to /api", "hits on /login"): its prefix */
+    [S_LOG_PATH_IS] = "\\b(?:requests?|hits|calls|visits|entries|lines|accesses)\\s+(?:to|for|on|of|under|at)\\s+"
+                      "(?:the\\s+)?(?:path\\s+|page\\s+|url\\s+|endpoint\\s+)?(/[^\\s,;*]*)",
+    /* a time window relative to now ("in the last hour", "today"): log lines carry their own
+     * times, which only a model could compare (files have find -mmin) */
+    [S_RECENT] = "\\b(?:in|from|during|over|within|for)\\s+the\\s+(?:last|past|previous)\\s+(?:" NUM "\\s+)?"
+                 "(?:minutes?|hours?|days?|weeks?|months?)\\b|\\b(?:today|yesterday|this\\s+(?:morning|week|month))\\b",
+    /* files "modified today" / "yesterday": find -daystart -mtime 0 / 1 (group 1) */
+    [S_ON_DAY] = "\\b(?:modified|changed|edited|updated|touched|created|written|saved)\\s+(today|yesterday)\\b",
+    /* "files with 'config' in their name": find -name '*config*' (group 1 or 2) */
+    [S_NAME_HAS] = "\\bfiles?\\s+(?:with|having|containing|that\\s+(?:have|contain))\\s+(?:the\\s+(?:word|string|text)\\s+)?"
+                   TERM "\\s+in\\s+(?:their|the|its)\\s+(?:file\\s*)?names?\\b|"
+                   "\\bfiles?\\s+whose\\s+(?:file\\s*)?names?\\s+(?:contains?|includes?|ha(?:s|ve))\\s+"
+                   "(?:the\\s+(?:word|string|text)\\s+)?" TERM,
+    /* "every Makefile", "all Dockerfiles": files known by a name without an extension (group
+     * 1 or 2); a single one named ("show the Makefile") is a file operand */
+    [S_KNOWN_FILES] = "(?-i)\\b(?i:every|each|all(?:\\s+the)?|any|find|locate|list|where\\s+are)\\s+(?:(?i:the)\\s+)?"
+                      "(" KNOWN_FILE_NAMES ")s?\\b|\\b(" KNOWN_FILE_NAMES ")s\\b",
     [S_TERM_STATUS] = "\\b(?:returned|returning|return|with\\s+status|status(?:\\s+code)?|code)\\s+(\\d+)\\b",
 };
 
@@ -487,7 +611,7 @@ static const struct {
     {"number", "[0-9]"},  {"numbers", "[0-9]"},  {"digit", "[0-9]"},    {"digits", "[0-9]"},
     {"url", "https?://"}, {"urls", "https?://"}, {"link", "https?://"}, {"links", "https?://"},
     {"email", RE_EMAIL},  {"e-mail", RE_EMAIL},  {"emails", RE_EMAIL},  {"date", RE_DATE},
-    {"dates", RE_DATE},
+    {"dates", RE_DATE},   {"tab", "\t"},         {"tabs", "\t"},
 };
 
 /* Upper-case words that name formats, not things to search for. */
@@ -527,13 +651,22 @@ static const struct {
 static const struct {
     const char *phrase;
     const char *regex;
-    bool log_field; /* also a named field of web logs: skip when the input is one */
+    bool log_field;   /* also a named field of web logs: skip when the input is one */
+    bool letter_case; /* "the upper-case letters" names a kind of letter, not a conversion */
 } named_patterns[] = {
-    {EXTRACT_VERB "e-?mail(?:\\s+address(?:es)?|s)?\\b", RE_EMAIL, false},
-    {EXTRACT_VERB "ip(?:v4)?(?:\\s+address(?:es)?|s)?\\b", RE_IPV4, true},
-    {EXTRACT_VERB "(?:urls?|links?|web\\s+addresses)\\b", "https?://[^[:space:]\"'<>]+", true},
-    {EXTRACT_VERB "(?:numbers|digits|integers)\\b", "[0-9]+", false},
-    {EXTRACT_VERB "dates?\\b", RE_DATE, false},
+    {EXTRACT_VERB "e-?mail(?:\\s+address(?:es)?|s)?\\b", RE_EMAIL, false, false},
+    {EXTRACT_VERB "ip(?:v4)?(?:\\s+address(?:es)?|s)?\\b", RE_IPV4, true, false},
+    {EXTRACT_VERB "(?:urls?|links?|web\\s+addresses)\\b", "https?://[^[:space:]\"'<>]+", true, false},
+    {EXTRACT_VERB "(?:numbers|integers)\\b", "[0-9]+", false, false},
+    {EXTRACT_VERB "dates?\\b", RE_DATE, false, false},
+    /* single characters: "count the vowels" counts each one */
+    {EXTRACT_VERB "digits\\b", "[0-9]", false, false},
+    {EXTRACT_VERB "vowels\\b", "[aeiouAEIOU]", false, false},
+    {EXTRACT_VERB "consonants\\b", "[b-df-hj-np-tv-zB-DF-HJ-NP-TV-Z]", false, false},
+    {EXTRACT_VERB "(?:upper[- ]?case|capital)\\s+letters\\b", "[A-Z]", false, true},
+    {EXTRACT_VERB "lower[- ]?case\\s+letters\\b", "[a-z]", false, true},
+    {EXTRACT_VERB "letters\\b", "[A-Za-z]", false, false},
+    {EXTRACT_VERB "punctuation(?:\\s+marks|\\s+characters)?\\b", "[[:punct:]]", false, false},
 };
 #define N_NAMED_PATTERNS (sizeof named_patterns / sizeof named_patterns[0])
 
@@ -551,6 +684,16 @@ static const struct {
     {"slash", "/"},       {"slashes", "/"},      {"hash", "#"},         {"hashes", "#"},
 };
 
+/* Kinds of characters named in "replace all digits with X": sed's basic regex for them. */
+static const struct {
+    const char *word, *bre;
+} replace_classes[] = {
+    {"digit", "[0-9]"},         {"digits", "[0-9]"},         {"number", "[0-9][0-9]*"},
+    {"numbers", "[0-9][0-9]*"}, {"letter", "[A-Za-z]"},      {"letters", "[A-Za-z]"},
+    {"vowel", "[aeiouAEIOU]"},  {"vowels", "[aeiouAEIOU]"},  {"whitespace", "[[:space:]][[:space:]]*"},
+    {"punctuation", "[[:punct:]]"},
+};
+
 static const char *char_name(const char *w) {
     for (size_t i = 0; w && i < sizeof char_names / sizeof char_names[0]; i++)
         if (strcasecmp(w, char_names[i].word) == 0) return char_names[i].chars;
@@ -558,8 +701,8 @@ static const char *char_name(const char *w) {
 }
 
 /* Tools that read file operands (so files attach to them rather than to a `cat`). */
-static const char *const file_readers[] = {"grep", "head", "tail", "wc", "cat", "sort",
-                                           "cut", "awk", "sed", "jq", "paste"};
+static const char *const file_readers[] = {"grep", "head", "tail", "wc", "cat", "sort", "cut",
+                                           "awk", "sed", "jq", "paste", "nl", "fold", "tac", "rev"};
 
 #define MAX_STEPS 16
 #define MAX_COL_NAMES 32
@@ -607,7 +750,14 @@ typedef struct {
     char *dir, *glob, *glob2;
     bool named_exact;
     bool named_dir;                   /* "directories named node_modules" */
-    bool json_sort;                   /* "sort by age" of JSON objects: jq sort_by */
+    char *json_sort_key;              /* "sort by age" of JSON objects: jq sort_by(.age) */
+    long json_top;                    /* "the 2 oldest items": sort_by | reverse | .[:2] */
+    long json_pick[2];                /* "name and age of each item": jq map({name, age}) (1-based keys) */
+    const char *agg;                  /* "the average age per city": avg, sum, max or min ... */
+    long agg_col, agg_by;             /* ... of this column for each value of that one */
+    long drop_col;                    /* "drop the city column": cut --complement, jq del */
+    char *row_cond;                   /* "rows where name starts with b", "requests that returned 404": awk */
+    bool find_daystart;               /* "modified today": find -daystart -mtime 0 */
     long json_first, json_last;       /* "the first 3 items": jq '.[:3]'; "the last 2": '.[-2:]' */
     bool json_one;                    /* "the first item": jq '.[0]' (an item, not a list of one) */
     char *find_user;                  /* "owned by root": find -user */
@@ -641,6 +791,18 @@ typedef struct {
     long nf_value;
     char *between[2];                 /* "lines between START and END": awk '/START/,/END/' */
     char *find_size, *find_time_flag, *find_time; /* find -size / -mtime|-mmin predicates */
+    long every_nth;                   /* "every third line": awk 'NR % 3 == 0' */
+    char *after_word;                 /* "everything after X": awk from the first line with X */
+    char after_side;                  /* 'a' after it, 'f' from it on, 'b' before it */
+    bool whole_line;                  /* "lines that are exactly X": grep -x */
+    long context_before, context_after; /* grep -B / -A / -C */
+    bool context_only;                /* "the line after each match": that line alone (awk) */
+    long swap[2];                     /* "swap the first two columns": awk, these two swapped */
+    char capitalize;                  /* 'l': each line's first letter, 'w': each word's */
+    long last_chars;                  /* "the last 3 characters": awk substr */
+    int number_lines;                 /* 1: cat -n (every line), 2: nl (non-empty lines) */
+    long wrap_width;                  /* fold -s -w N */
+    const char *replace_class;        /* "replace all digits with X": the class's sed regex */
     long line_from, line_to;          /* sed -n 'A,Bp' */
     long longer_than, shorter_than;   /* awk 'length($0) > N' */
     bool term_regex;                  /* the term is an extended regex (grep -E) */
@@ -868,11 +1030,30 @@ static bool is_ipv4(const char *w) {
     return groups == 3 && digits > 0;
 }
 
+/* One of the alternatives of KNOWN_FILE_NAMES, exactly ("Makefile", not "makefiles"). */
+static bool is_known_file_name(const char *w) {
+    static const char names[] = KNOWN_FILE_NAMES;
+    const size_t n = strlen(w);
+    for (const char *p = names; n && (p = strstr(p, w)) != NULL; p++)
+        if ((p == names || p[-1] == '|') && (p[n] == '|' || p[n] == '\0')) return true;
+    return false;
+}
+
+/* "not" (or "n't") ends in the `back` characters before pos: "lines that do not start
+ * with #", "requests that were not 200". */
+static bool negated_before(const analysis *a, size_t pos, size_t back) {
+    if (back > pos) back = pos;
+    for (size_t k = pos - back; k + 4 <= pos; k++)
+        if (!strncasecmp(a->text + k, "not ", 4) || !strncasecmp(a->text + k, "n't ", 4)) return true;
+    return false;
+}
+
 static void extract_term(analysis *a) {
     for (size_t i = 0; i < N_NAMED_PATTERNS; i++) {
         if (named_patterns[i].log_field && a->log_input) continue;
         if (!match_from(a, a->rb->named[i], 0)) continue;
         a->named_regex = named_patterns[i].regex;
+        if (named_patterns[i].letter_case) a->flag[F_UPPER] = a->flag[F_LOWER] = false;
         a->term = agx_strdup(named_patterns[i].regex);
         if (!a->term) a->oom = true;
         a->term_regex = true;
@@ -906,7 +1087,7 @@ static void extract_term(analysis *a) {
                     a->term_regex = true;
                     break;
                 }
-            bool reject = !*t || (!quoted && (is_stopword(t) || ((id == S_TERM_SEARCH || id == S_TERM_FOR ||
+            bool reject = !*t || (!quoted && (is_stopword(t) || is_known_file_name(t) || ((id == S_TERM_SEARCH || id == S_TERM_FOR ||
                                                                   id == S_TERM_OCCURRENCES) &&
                                                                  looks_like_file(t))));
             size_t gs = 0, ge = 0;
@@ -915,10 +1096,7 @@ static void extract_term(analysis *a) {
                 reject |= strcmp(t, caps_not_terms[c]) == 0;
             if (!reject && id == S_TERM_LEVEL) a->flag[F_CASE] = true;
             if (!reject && (id == S_TERM_START || id == S_TERM_END)) {
-                /* "lines that do not start with #" */
-                const size_t back = m_start < 12 ? m_start : 12;
-                for (size_t k = m_start - back; k + 4 <= m_start; k++)
-                    if (!strncasecmp(a->text + k, "not ", 4) || !strncasecmp(a->text + k, "n't ", 4)) a->invert = true;
+                if (negated_before(a, m_start, 12)) a->invert = true; /* "lines that do not start with #" */
                 /* anchored: the word itself, escaped (a class such as "a digit" is a regex
                  * already), at the start or end of the line */
                 const char *named = quoted ? NULL : char_name(t); /* "end in a period" */
@@ -979,9 +1157,10 @@ static void extract_term(analysis *a) {
 }
 
 static bool looks_like_file(const char *s) {
-    /* name.ext with a letter-led extension: access.log, README.md, src/main.c */
+    /* name.ext with a letter-led extension: access.log, README.md, src/main.c; or Makefile */
     const char *base = strrchr(s, '/');
     base = base ? base + 1 : s;
+    if (is_known_file_name(base)) return true;
     const char *dot = strrchr(base, '.');
     if (!dot || dot == base || !isalpha((unsigned char)dot[1]) || strlen(dot + 1) > 8) return false;
     for (const char *p = s; *p; p++)
@@ -1151,6 +1330,8 @@ static void read_json_keys(analysis *a, const char *excerpt) {
 
 /* Words of F_EXTREME / S_EXTREME_NAMED that ask for a minimum. */
 static const char *const min_words[] = {"min", "minimum", "lowest", "smallest", "youngest", NULL};
+/* Words that make F_COUNT's "total" a sum ("the total age"). */
+static const char *const total_words[] = {"total", NULL};
 
 /* How much of s[0..len) names the column col as a whole word, plurals too ("ages",
  * "cities" for "city", "addresses"); 0 when it does not. */
@@ -1179,15 +1360,25 @@ static long column_index(const analysis *a, const char *w) {
 
 /* "the highest age" of piped CSV or JSON: the column (1-based, 0 for none) whose
  * maximum (minimum: flag_says on F_EXTREME) is asked for; *of_item: the row or
- * item that has it is asked for ("the person with the highest age"). */
-static long extreme_column(analysis *a, bool *of_item) {
+ * item that has it is asked for ("the person with the highest age", "the oldest
+ * person": an age column); *top: how many, when a number says ("the 3 highest
+ * ages"), else 0. */
+static long extreme_column(analysis *a, bool *of_item, long *top) {
     if (!match_from(a, a->rb->slots[S_EXTREME_NAMED], 0)) return 0;
-    char *w = group_dup(a, 3, NULL);
-    const long col = w ? column_index(a, w) : 0;
-    free(w);
     size_t s, e, with_s, with_e;
-    if (col <= 0 || !group(a, 2, &s, &e)) return 0;
+    char *w = group_dup(a, 5, NULL), *word = group_dup(a, 3, NULL);
+    char *n = group(a, 2, &s, &e) ? group_dup(a, 2, NULL) : group(a, 4, &s, &e) ? group_dup(a, 4, NULL) : NULL;
+    long col = w ? column_index(a, w) : 0;
     *of_item = group(a, 1, &with_s, &with_e);
+    if (col <= 0 && word && (!strcasecmp(word, "oldest") || !strcasecmp(word, "youngest"))) {
+        col = column_index(a, "age"); /* "the oldest person": the row, by age */
+        *of_item = true;
+    }
+    *top = n ? number_value(n) : 0;
+    free(w);
+    free(word);
+    free(n);
+    if (col <= 0 || *top < 0 || !group(a, 3, &s, &e)) return 0;
     mark_match_used(a);
     a->flag[F_EXTREME] = true;
     a->flag_at[F_EXTREME] = s; /* where flag_says reads which way */
@@ -1247,6 +1438,165 @@ static void map_log_field(analysis *a) {
 static const flag_id consuming_flags[] = {F_TRAILING_WS, F_LEADING_WS, F_SQUEEZE, F_BLANK,       F_SKIP_HEADER,
                                           F_EMPTY_FILES,  F_CASE,       F_LOC,     F_RANKED_FILES, F_FIRST_AND_LAST,
                                           F_NO_EXT,       F_WORDS_PER_LINE, F_NO_COMMENTS, F_LINE_NUMBERS};
+
+/* A double-quoted string literal that awk and jq both read back as s. */
+static char *string_literal(const char *s) {
+    agx_strbuf sb;
+    agx_strbuf_init(&sb);
+    agx_strbuf_putc(&sb, '"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') agx_strbuf_putc(&sb, '\\');
+        agx_strbuf_putc(&sb, *s);
+    }
+    agx_strbuf_putc(&sb, '"');
+    return agx_strbuf_take(&sb);
+}
+
+/* The column a captured word names (a header name or JSON key, or a number or
+ * ordinal: "column 2", "the second column"), 1-based; 0 for none. */
+static long group_column(analysis *a, int g) {
+    char *w = group_dup(a, g, NULL);
+    long col = w ? column_index(a, w) : 0;
+    if (w && !col && !a->json_array) col = strcasecmp(w, "last") ? number_value(w) : -1;
+    free(w);
+    return col > 0 && col <= 100 ? col : 0;
+}
+
+/* Columns of piped CSV or JSON named in the instruction, read before single names:
+ * an aggregate per group ("the average age per city"), a column dropped, rows by a
+ * column's text ("where name starts with b"), the column rows are sorted by ("the
+ * names sorted by age"), two columns picked ("the name and city columns"). */
+static void extract_named_columns(analysis *a) {
+    const rules_backend *rb = a->rb;
+    size_t s, e;
+    if (match_from(a, rb->slots[S_DROP_COL], 0)) { /* numbered columns of any text too */
+        const long col = group_column(a, group(a, 1, &s, &e) ? 1 : 2);
+        if (col > 0) {
+            a->drop_col = col;
+            mark_match_used(a);
+        }
+    }
+    if (!a->csv_delim && !a->json_array) return;
+    if (match_from(a, rb->slots[S_GROUP_AGG], 0)) {
+        static const struct {
+            const char *word, *agg;
+        } aggs[] = {{"average", "avg"}, {"mean", "avg"},    {"sum", "sum"},     {"total", "sum"},  {"max", "max"},
+                    {"highest", "max"}, {"largest", "max"}, {"min", "min"},     {"lowest", "min"}, {"smallest", "min"}};
+        char *how = group_dup(a, 1, NULL);
+        const long col = group_column(a, 2), by = group_column(a, 3);
+        for (size_t i = 0; how && col > 0 && by > 0 && col != by && i < sizeof aggs / sizeof aggs[0]; i++)
+            if (!strncasecmp(how, aggs[i].word, 3)) a->agg = aggs[i].agg;
+        if (a->agg) {
+            a->agg_col = col;
+            a->agg_by = by;
+            /* the aggregate is the whole plan: no other sum, count or count per item */
+            a->flag[F_SUM] = a->flag[F_AVERAGE] = a->flag[F_EXTREME] = a->flag[F_COUNT] = a->flag[F_PER_ITEM] = false;
+            mark_match_used(a);
+        }
+        free(how);
+    }
+    if (match_from(a, rb->slots[S_COL_TEXT], 0)) {
+        const long col = group_column(a, 1);
+        bool quoted = false;
+        char *how = group_dup(a, 2, NULL), *value = group_dup(a, 3, &quoted); /* "starts with a": "a" too */
+        if (value && !quoted) strip_trailing_punct(value);
+        char *lit = value && *value ? string_literal(value) : NULL;
+        if (col > 0 && how && lit) {
+            const char h = (char)tolower((unsigned char)how[0]);
+            const char *key = a->col_names[col - 1];
+            if (a->json_array) /* jq: startswith / endswith / contains */
+                set_str(a, &a->json_select, agx_sprintf(".%s | tostring | %s(%s)", key,
+                                                        h == 'e' ? "endswith" : h == 's' || h == 'b' ? "startswith"
+                                                                                                     : "contains",
+                                                        lit));
+            else if (h == 'e') /* awk: the text at the end, at the start, or anywhere */
+                set_str(a, &a->row_cond, agx_sprintf("substr($%ld, length($%ld) - length(%s) + 1) == %s", col, col,
+                                                     lit, lit));
+            else
+                set_str(a, &a->row_cond, agx_sprintf(h == 's' || h == 'b' ? "index($%ld, %s) == 1" : "index($%ld, %s)",
+                                                     col, lit));
+            mark_match_used(a);
+        }
+        free(how);
+        free(value);
+        free(lit);
+    }
+    if (match_from(a, rb->slots[S_SORT_BY_NAMED], 0)) {
+        const long col = group_column(a, 1);
+        if (col > 0 && col <= (long)a->n_col_names) {
+            if (a->json_array) {
+                set_str(a, &a->json_sort_key, agx_strdup(a->col_names[col - 1]));
+            } else {
+                a->sort_key = col;
+                if (a->col_numeric[col - 1]) a->flag[F_NUMERIC] = true;
+            }
+            a->flag[F_SORT] = true;
+            mark_match_used(a);
+        }
+    }
+    for (size_t from = 0; !a->fields[0] && !a->json_pick[0] && match_from(a, rb->slots[S_TWO_COLS], from);) {
+        from = pcre2_get_ovector_pointer(a->md)[0] + 1;
+        char *wx = group_dup(a, 2, NULL), *wy = group_dup(a, 3, NULL);
+        const long cx = wx ? column_index(a, wx) : 0, cy = wy ? column_index(a, wy) : 0;
+        const bool picked = group(a, 1, &s, &e) || group(a, 4, &s, &e);
+        if (cx > 0 && cy > 0 && cx != cy && picked) {
+            long *pair = a->json_array ? a->json_pick : a->fields;
+            pair[0] = cx;
+            pair[1] = cy;
+            mark_match_used(a);
+        }
+        free(wx);
+        free(wy);
+    }
+}
+
+/* One more condition a row must meet (awk), owned. */
+static void add_row_cond(analysis *a, char *cond) {
+    char *both = cond && a->row_cond ? agx_sprintf("%s && %s", a->row_cond, cond) : NULL;
+    if (!cond || (a->row_cond && !both)) {
+        a->oom = true;
+    } else if (both) {
+        free(a->row_cond);
+        a->row_cond = both;
+    } else {
+        a->row_cond = cond;
+        cond = NULL;
+    }
+    free(cond);
+}
+
+/* Web-log requests by status ($9) and path ($7): "which paths returned 500", "the 404
+ * errors per path", "server errors", "requests to /api". */
+static void extract_log_filters(analysis *a) {
+    size_t s, e;
+    if (match_from(a, a->rb->slots[S_LOG_STATUS_IS], 0)) {
+        char *code = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : group_dup(a, 2, NULL);
+        char *second = group(a, 3, &s, &e) ? group_dup(a, 3, NULL) : NULL;
+        char *side = group(a, 4, &s, &e) ? group_dup(a, 4, NULL) : NULL;
+        const bool not = negated_before(a, pcre2_get_ovector_pointer(a->md)[1], 24); /* "were not 200" */
+        if (code && second) /* "4xx and 5xx" */
+            add_row_cond(a, agx_sprintf("$9 %s /^[%c%c]/", not ? "!~" : "~", code[0], second[0]));
+        else if (code && tolower((unsigned char)code[1]) == 'x') /* "5xx" */
+            add_row_cond(a, agx_sprintf("$9 %s /^%c/", not ? "!~" : "~", code[0]));
+        else if (code)
+            add_row_cond(a, agx_sprintf("$9 %s %s", not ? "!=" : "==", code));
+        else if (side)
+            add_row_cond(a, agx_sprintf("$9 ~ /^%c/", tolower((unsigned char)side[0]) == 'c' ? '4' : '5'));
+        else /* any error */
+            add_row_cond(a, agx_strdup("$9 >= 400"));
+        mark_match_used(a);
+        free(code);
+        free(second);
+        free(side);
+    }
+    if (match_from(a, a->rb->slots[S_LOG_PATH_IS], 0)) {
+        char *path = group_dup(a, 1, NULL), *lit = path ? string_literal(path) : NULL;
+        if (lit) add_row_cond(a, agx_sprintf("index($7, %s) == 1", lit));
+        mark_match_used(a); /* the path is no file operand */
+        free(path);
+        free(lit);
+    }
+}
 
 /* Rows (awk '$N > V') or JSON items (select(.key > V)) by a column's value: the
  * column, and the groups of the last match that hold the comparison word and the
@@ -1389,9 +1739,104 @@ static void extract_file_age(analysis *a) {
     }
 }
 
+/* Whole-line reshaping read before anything else can take its words: "number the
+ * lines", "every third line", "wrap at 40", "swap the first two columns", "capitalize
+ * each word", "the last 3 characters". */
+static void extract_line_edits(analysis *a) {
+    const rules_backend *rb = a->rb;
+    size_t s = 0, e = 0;
+    if (match_from(a, rb->slots[S_NUMBER_LINES], 0)) {
+        a->number_lines = group(a, 1, &s, &e) ? 2 : 1;
+        if (a->number_lines == 2) a->flag[F_BLANK] = false; /* nl skips the empty lines, it does not drop them */
+        else a->flag[F_LINE_NUMBERS] = true;
+        mark_match_used(a);
+    }
+    if (match_from(a, rb->slots[S_EVERY_NTH], 0)) {
+        char *k = group_dup(a, 1, NULL);
+        const long v = k ? number_value(k) : -1;
+        if (v > 2) {
+            a->every_nth = v;
+            mark_match_used(a);
+        }
+        free(k);
+    }
+    if (match_from(a, rb->slots[S_WRAP], 0)) {
+        char *k = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : NULL;
+        a->wrap_width = k ? number_value(k) : 80;
+        if (a->wrap_width > 0) mark_match_used(a);
+        free(k);
+    }
+    if (match_from(a, rb->slots[S_SWAP], 0)) {
+        const int g = first_group(a, 4, &s, &e); /* 1: "columns 1 and 3", 3: "second and third" */
+        char *x = g ? group_dup(a, g, NULL) : NULL, *y = g ? group_dup(a, g + 1, NULL) : NULL;
+        a->swap[0] = x ? number_value(x) : 1;
+        a->swap[1] = y ? number_value(y) : 2;
+        if (a->swap[0] > 0 && a->swap[1] > 0 && a->swap[0] != a->swap[1]) mark_match_used(a);
+        else a->swap[0] = a->swap[1] = 0; /* "last" or one column twice: not understood */
+        free(x);
+        free(y);
+    }
+    if (match_from(a, rb->slots[S_CAPITALIZE], 0)) {
+        char *w = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : NULL;
+        a->capitalize = w && tolower((unsigned char)w[0]) == 'w' ? 'w' : w ? 'l' : 'w'; /* title case: words */
+        a->flag[F_UPPER] = false; /* one letter, not every letter */
+        mark_match_used(a);
+        free(w);
+    }
+    if (match_from(a, rb->slots[S_LAST_CHARS], 0)) {
+        char *k = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : NULL;
+        a->last_chars = k ? number_value(k) : 1;
+        if (a->last_chars > 0) mark_match_used(a); /* not tail -n N */
+        free(k);
+    }
+}
+
+/* Words that name a match rather than the text matched ("the line after each match"). */
+static const char *const match_nouns[] = {"match", "matches", "hit", "hits", "occurrence", "occurrences",
+                                          "mention", "mentions", "one", "it"};
+
+/* grep's context lines: -A / -B / -C N, or the neighbouring line alone ("the line after
+ * each match of X": awk), and the search word when it follows. */
+static void extract_context(analysis *a) {
+    if (!match_from(a, a->rb->slots[S_CONTEXT], 0)) return;
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+    const size_t m_start = ov[0];
+    size_t m_end = ov[1], s, e;
+    /* "the lines after X" with no count and no "context" is everything after X: not grep's context */
+    bool context_word = false;
+    for (size_t i = m_start; i + 7 <= m_end && !context_word; i++) context_word = !strncasecmp(a->text + i, "context", 7);
+    char *n = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : group(a, 5, &s, &e) ? group_dup(a, 5, NULL) : NULL;
+    char *noun = group(a, 2, &s, &e) ? group_dup(a, 2, NULL) : NULL;
+    char *side = group(a, 3, &s, &e) ? group_dup(a, 3, NULL) : NULL;
+    const bool both = group(a, 4, &s, &e) || !side || !strcasecmp(side, "around") || !strcasecmp(side, "surrounding");
+    const long v = n ? number_value(n) : noun && !strcasecmp(noun, "line") ? 1 : context_word ? 2 : -1;
+    if (v > 0 && v <= 1000) {
+        const bool after = !both && (!strcasecmp(side, "after") || !strcasecmp(side, "below") ||
+                                     !strcasecmp(side, "following"));
+        a->context_before = both || !after ? v : 0;
+        a->context_after = both || after ? v : 0;
+        /* "the line after each match": that line, not the match with it */
+        a->context_only = !both && !n && noun && !strcasecmp(noun, "line");
+        const bool has_word = group(a, 6, &s, &e);
+        char *t = has_word && !a->term && !in_spans(a->used, a->n_used, s) ? term_group(a, 6) : NULL;
+        if (t && !WORD_IN(match_nouns, t) && !looks_like_file(t)) {
+            a->term = t;
+            t = NULL;
+        } else if (has_word) { /* only the context words are taken */
+            m_end = s;
+        }
+        free(t);
+        mark_used(a, m_start, m_end);
+    }
+    free(n);
+    free(noun);
+    free(side);
+}
+
 static void extract_slots(analysis *a) {
     const rules_backend *rb = a->rb;
     size_t s = 0, e = 0;
+    extract_line_edits(a);
     if (match_from(a, rb->slots[S_WS_LINES], 0)) { /* lines to find, not to clean */
         set_str(a, &a->term, agx_strdup("[[:space:]]$"));
         a->term_regex = true;
@@ -1436,8 +1881,11 @@ static void extract_slots(analysis *a) {
         }
     /* replace X with Y claims its words before anything else reads them */
     if (match_from(a, rb->slots[S_REPLACE], 0)) {
-        set_str(a, &a->replace_from, group_dup(a, 1, NULL));
+        bool quoted = false;
+        set_str(a, &a->replace_from, group_dup(a, 1, &quoted));
         set_str(a, &a->replace_to, group_dup(a, 2, NULL));
+        for (size_t i = 0; !quoted && a->replace_from && i < sizeof replace_classes / sizeof replace_classes[0]; i++)
+            if (!strcasecmp(a->replace_from, replace_classes[i].word)) a->replace_class = replace_classes[i].bre;
         mark_match_used(a);
     }
     if (!a->replace_from && match_from(a, rb->slots[S_CONVERT_CHARS], 0)) {
@@ -1507,6 +1955,24 @@ static void extract_slots(analysis *a) {
         free(how);
         free(k);
     }
+    extract_context(a); /* "3 lines before X" is grep's context, "the lines before X" all of them */
+    if (match_from(a, rb->slots[S_AFTER_MATCH], 0)) { /* "everything after 'START'" */
+        char *side = group_dup(a, 1, NULL), *w = term_group(a, 2);
+        if (side && w && number_value(w) < 0 && strcasecmp(w, "line") && strcasecmp(w, "lines")) {
+            static const struct {
+                const char *word;
+                char side;
+            } sides[] = {{"after", 'a'}, {"following", 'a'}, {"below", 'a'}, {"from", 'f'}, {"starting", 'f'},
+                         {"before", 'b'}, {"above", 'b'}, {"preceding", 'b'}, {"up", 'b'}, {"until", 'b'}};
+            for (size_t i = 0; i < sizeof sides / sizeof sides[0]; i++)
+                if (!strncasecmp(side, sides[i].word, strlen(sides[i].word))) a->after_side = sides[i].side;
+            a->after_word = w;
+            w = NULL;
+            mark_match_used(a);
+        }
+        free(side);
+        free(w);
+    }
     if (match_from(a, rb->slots[S_LINE_ORD], 0)) { /* "the third line"; first/last are head/tail */
         char *k = group_dup(a, 1, NULL);
         long v = k && strcasecmp(k, "last") != 0 ? number_value(k) : -1;
@@ -1529,6 +1995,18 @@ static void extract_slots(analysis *a) {
         free(y);
     }
     extract_file_age(a); /* before sizes: in "modified more than 3 days ago", "more than 3" is no size */
+    if (!a->find_time && match_from(a, rb->slots[S_ON_DAY], 0)) { /* since midnight, or the day before */
+        char *day = group_dup(a, 1, NULL);
+        a->find_daystart = true;
+        set_str(a, &a->find_time_flag, agx_strdup("-mtime"));
+        set_str(a, &a->find_time, agx_strdup(day && tolower((unsigned char)day[0]) == 'y' ? "1" : "0"));
+        mark_match_used(a);
+        free(day);
+    }
+    if ((a->piped || a->log_input) && !a->flag[F_FILES] && match_from(a, rb->slots[S_RECENT], 0))
+        snprintf(a->cannot, sizeof a->cannot, " (the rules planner cannot pick lines by their time relative to "
+                                              "now; name the date as it is written in the input, e.g. "
+                                              "'10/Oct/2023:13')");
     if (match_from(a, rb->slots[S_SIZE], 0)) {
         static const struct {
             const char *unit, *suffix;
@@ -1572,6 +2050,19 @@ static void extract_slots(analysis *a) {
         free(kind);
         free(name);
     }
+    if (!a->glob && match_from(a, rb->slots[S_NAME_HAS], 0)) { /* "files with 'config' in their name" */
+        char *w = term_group(a, first_group(a, 2, &s, &e));
+        if (w) {
+            set_str(a, &a->glob, strpbrk(w, "*?") ? agx_strdup(w) : agx_sprintf("*%s*", w));
+            mark_match_used(a);
+        }
+        free(w);
+    }
+    if (!a->glob && match_from(a, rb->slots[S_KNOWN_FILES], 0)) { /* "every Makefile" */
+        set_str(a, &a->glob, group_dup(a, first_group(a, 2, &s, &e), NULL));
+        a->named_exact = true;
+        mark_match_used(a);
+    }
     if (!a->glob && match_from(a, rb->slots[S_EXT_PAIR], 0)) { /* ".c and .h files" */
         char *x = group_dup(a, 1, NULL), *y = group_dup(a, 2, NULL);
         if (x && y) {
@@ -1595,6 +2086,7 @@ static void extract_slots(analysis *a) {
             if (strcasecmp(w, ext_words[i].word) == 0) set_str(a, &a->glob, agx_strdup(ext_words[i].glob));
         free(w);
     }
+    extract_named_columns(a);
     /* rows or items by a named column's value, before the names are read as columns */
     if (!a->cmp_field && (a->csv_delim || a->json_array) && match_from(a, rb->slots[S_COL_CMP_NAMED], 0)) {
         char *name = group_dup(a, 1, NULL);
@@ -1616,16 +2108,21 @@ static void extract_slots(analysis *a) {
             free(k);
         }
         bool by = false, of_item = false;
-        const long extreme = a->json_key || !a->json_array ? 0 : extreme_column(a, &of_item);
+        long top = 0;
+        const long extreme = a->json_key || !a->json_array ? 0 : extreme_column(a, &of_item, &top);
         if (extreme > 0) { /* "the highest age": [.[].age] | max; "the item with ...": max_by(.age) */
             set_str(a, &a->json_key, agx_strdup(a->col_names[extreme - 1]));
             a->json_extreme = flag_says(a, F_EXTREME, min_words) ? "min" : "max";
             a->json_one = of_item; /* the item, not its value */
+            a->json_top = top;
         }
         const long key = a->json_key || !a->json_input ? 0 : named_column(a, &by);
         if (key > 0) { /* "the names", "sum the ages", "sort by age" */
             set_str(a, &a->json_key, agx_strdup(a->col_names[key - 1]));
-            a->json_sort = by && a->flag[F_SORT];
+            if (by && a->flag[F_SORT] && !a->json_sort_key) { /* "sort by age": the items, not the ages */
+                a->json_sort_key = a->json_key;
+                a->json_key = NULL;
+            }
         }
         if (a->json_array && match_from(a, rb->slots[S_JSON_ITEMS], 0)) { /* "the first 3 items" */
             char *which = group_dup(a, 1, NULL), *n = group(a, 2, &s, &e) ? group_dup(a, 2, NULL) : NULL;
@@ -1669,6 +2166,20 @@ static void extract_slots(analysis *a) {
         free(x);
         free(y);
     }
+    if (!a->term && match_from(a, rb->slots[S_TERM_EXACT], 0)) { /* "lines that are exactly 'foo'" */
+        bool quoted = false;
+        char *t = group_dup(a, 1, &quoted);
+        if (t && !quoted) strip_trailing_punct(t);
+        if (t && *t && (quoted || (!is_stopword(t) && number_value(t) < 0))) {
+            a->term = t;
+            t = NULL;
+            a->whole_line = true;
+            a->invert = negated_before(a, pcre2_get_ovector_pointer(a->md)[0], 16); /* "do not match exactly" */
+            mark_match_used(a);
+        }
+        free(t);
+    }
+    if (a->log_input) extract_log_filters(a);
     if (!a->term) extract_term(a);
     if (a->term && !a->term2 && !a->invert && match_from(a, rb->slots[S_BUT_NOT], 0) &&
         (a->term2 = term_group(a, 1)) != NULL) { /* "X but not Y" */
@@ -1722,15 +2233,19 @@ static void extract_slots(analysis *a) {
         free(k);
     } else if (a->csv_delim) {
         bool by = false, of_item = false;
-        const long extreme = extreme_column(a, &of_item);
-        const long col = extreme ? 0 : named_column(a, &by);
-        if (extreme && of_item) { /* the row: sorted by that column, the first one */
+        long top = 0;
+        const long extreme = extreme_column(a, &of_item, &top);
+        /* the row's other column may be named: "the name of the oldest person" */
+        const long col = extreme && !of_item ? 0 : named_column(a, &by);
+        if (extreme && (of_item || top > 0)) { /* rows sorted by that column, the first one(s) */
             const bool min = flag_says(a, F_EXTREME, min_words);
             a->flag[F_EXTREME] = false;
             a->flag[F_SORT] = a->flag[F_NUMERIC] = true;
             a->flag[F_REVERSE] = !min;
             a->sort_key = extreme;
-            a->first_n = 1;
+            a->first_n = top > 0 ? top : 1;
+            if (!of_item) a->field = extreme; /* "the 3 highest ages": the values */
+            else if (col > 0 && col != extreme) a->field = col;
         } else if (extreme) {
             a->field = extreme;
         } else if (col > 0 && by && a->flag[F_SORT] && !a->sort_key) {
@@ -1740,9 +2255,16 @@ static void extract_slots(analysis *a) {
             a->field = col;
         }
     } /* else a web log's named fields: map_log_field, once the file operands are known */
+    /* "the total age": a sum of a numeric column, not a count of rows */
+    if (a->flag[F_COUNT] && flag_says(a, F_COUNT, total_words) && !a->flag[F_PER_ITEM] &&
+        ((a->csv_delim && a->field > 0 && a->field <= (long)a->n_col_names && a->col_numeric[a->field - 1]) ||
+         (a->json_array && a->json_key))) {
+        a->flag[F_SUM] = true;
+        a->flag[F_COUNT] = false;
+    }
     if (match_from(a, rb->slots[S_CHARS_RANGE], 0)) { /* cut -c1-N, not head */
         char *k = group_dup(a, 1, NULL);
-        a->chars_upto = k ? number_value(k) : -1;
+        a->chars_upto = k ? number_value(k) : 1; /* "the first character" */
         free(k);
         mark_match_used(a);
     }
@@ -1755,7 +2277,8 @@ static void extract_slots(analysis *a) {
     if (n < 0) n = slot_number(a, S_MOST_N, 1);
     if (n < 0) n = slot_number(a, S_SUPER_N, 1); /* "the largest 5 files" */
     if (n < 0) n = slot_number(a, S_N_LINES, 1);
-    if (n > 0) a->first_n = n; /* else -1, or 1 for "the row with the highest age" */
+    /* "show 3 lines before X" keeps no number of lines: grep -B 3 */
+    if (n > 0 && !a->context_before && !a->context_after) a->first_n = n; /* else -1, or 1 for "the row with ..." */
     if (a->last_n < 0) a->last_n = slot_number(a, S_LAST_N, 1);
     /* files by time are listed newest first (oldest first for "oldest"): the
      * latest N are at the top, not the bottom */
@@ -1857,6 +2380,7 @@ static void find_predicates(analysis *a, step *st) {
         arg(a, st, a->find_size);
     }
     if (a->find_time) {
+        if (a->find_daystart) arg(a, st, "-daystart"); /* days counted from midnight, not from now */
         arg(a, st, a->find_time_flag);
         arg(a, st, a->find_time);
     }
@@ -1892,6 +2416,18 @@ static step *awk_step(analysis *a, char delim) {
     return st;
 }
 
+/* An awk /regex/ for a search word: literal unless it is a regex already, '/' escaped. */
+static void awk_regex(agx_strbuf *sb, const char *word, bool is_regex) {
+    char *x = is_regex ? agx_strdup(word) : ere_escape(word);
+    agx_strbuf_putc(sb, '/');
+    for (const char *c = x; c && *c; c++) {
+        if (*c == '/') agx_strbuf_putc(sb, '\\');
+        agx_strbuf_putc(sb, *c);
+    }
+    agx_strbuf_putc(sb, '/');
+    free(x);
+}
+
 static bool takes_files(const char *tool) {
     for (size_t i = 0; i < sizeof file_readers / sizeof file_readers[0]; i++)
         if (strcmp(tool, file_readers[i]) == 0) return true;
@@ -1905,7 +2441,105 @@ static const char *count_flag(const analysis *a) {
     return "-l";
 }
 
-static void compose(analysis *a) {
+/* sort, by the key column when one is named (-t: the rows' separator); fold: ignoring case. */
+static step *sort_rows(analysis *a, char delim, bool fold) {
+    const bool *f = a->flag;
+    step *st = add_step(a, "sort");
+    if (f[F_NUMERIC] || f[F_REVERSE] || fold)
+        argf(a, st, agx_sprintf("-%s%s%s", fold ? "f" : "", f[F_NUMERIC] ? "n" : "", f[F_REVERSE] ? "r" : ""));
+    if (a->sort_key > 0) argf(a, st, agx_sprintf("-k%ld", a->sort_key));
+    if (delim && a->sort_key > 0) argf(a, st, agx_sprintf("-t%c", delim));
+    return st;
+}
+
+/* The separator of the rows read: named, read off a CSV header, or a .csv / .tsv file's. */
+static char input_delim(const analysis *a) {
+    const bool *f = a->flag;
+    char delim = f[F_CSV] ? ',' : f[F_TSV] ? '\t' : f[F_COLON] ? ':' : a->csv_delim;
+    for (size_t i = 0; !delim && i < a->n_files; i++) {
+        size_t l = strlen(a->files[i]);
+        if (l > 4 && strcasecmp(a->files[i] + l - 4, ".csv") == 0) delim = ',';
+        if (l > 4 && strcasecmp(a->files[i] + l - 4, ".tsv") == 0) delim = '\t';
+    }
+    return delim;
+}
+
+/* File operands go to the first step that reads files, else to a leading cat. */
+static void attach_files(analysis *a) {
+    if (a->n_files == 0 || a->n_steps == 0) return;
+    if (!takes_files(a->steps[0].tool)) {
+        if (a->n_steps >= MAX_STEPS) {
+            a->oom = true;
+            return;
+        }
+        memmove(&a->steps[1], &a->steps[0], a->n_steps * sizeof a->steps[0]);
+        a->n_steps++;
+        a->steps[0].tool = "cat";
+        a->steps[0].n_args = 0;
+    }
+    for (size_t i = 0; i < a->n_files; i++) arg(a, &a->steps[0], a->files[i]);
+}
+
+/* Plans over a whole table (piped CSV / TSV with a header, or a JSON array) that no
+ * pipeline stage builds: the number of columns, a format conversion, an aggregate per
+ * group, items grouped, JSON on one line. False when the instruction asks none of them. */
+static bool compose_table(analysis *a, char delim) {
+    const bool *f = a->flag;
+    if (a->term) return false;
+    char sep[3] = {delim, '\0', '\0'}; /* the separator as awk -v and jq strings write it */
+    if (delim == '\t') strcpy(sep, "\\t");
+    if (f[F_COUNT_COLS] && a->json_array) {
+        arg(a, add_step(a, "jq"), ".[0] | length");
+    } else if (f[F_COUNT_COLS]) { /* the fields of the first line */
+        step *st = add_step(a, "head");
+        arg(a, st, "-n");
+        arg(a, st, "1");
+        arg(a, awk_step(a, delim), "{print NF}");
+    } else if (f[F_TO_JSON] && delim && !a->json_input) {
+        /* the header's names as keys, numbers as numbers */
+        step *st = add_step(a, "jq");
+        arg(a, st, "-Rn");
+        argf(a, st, agx_sprintf("(input | split(\"%s\")) as $h | [inputs | select(length > 0) | split(\"%s\") | "
+                                "[$h, .] | transpose | map({(.[0]): (.[1] | tonumber? // .)}) | add]", sep, sep));
+    } else if ((f[F_TO_CSV] || f[F_TO_TSV]) && a->json_array) { /* the first item's keys as the header */
+        step *st = add_step(a, "jq");
+        arg(a, st, "-r");
+        argf(a, st, agx_sprintf("(.[0] | keys_unsorted) as $k | $k, (.[] | [.[$k[]]]) | @%s", f[F_TO_CSV] ? "csv" : "tsv"));
+    } else if (a->agg && a->json_array) {
+        const char *k = a->col_names[a->agg_by - 1], *v = a->col_names[a->agg_col - 1];
+        const char *how = !strcmp(a->agg, "avg") ? "add / length" : !strcmp(a->agg, "sum") ? "add" : a->agg;
+        argf(a, add_step(a, "jq"), agx_sprintf("group_by(.%s) | map({%s: .[0].%s, %s: (map(.%s) | %s)})", k, k, k, v, v,
+                                                how));
+    } else if (a->agg) { /* awk: one total per group, printed in the input's format */
+        if (a->csv_delim) {
+            step *st = add_step(a, "tail");
+            arg(a, st, "-n");
+            arg(a, st, "+2");
+        }
+        step *st = awk_step(a, delim);
+        if (delim) argf(a, st, agx_sprintf("-vOFS=%s", sep));
+        const long c = a->agg_col, k = a->agg_by;
+        argf(a, st, !strcmp(a->agg, "avg") ? agx_sprintf("{s[$%ld] += $%ld; n[$%ld]++} END {for (k in s) print k, "
+                                                         "s[k] / n[k]}", k, c, k)
+                    : !strcmp(a->agg, "sum") ? agx_sprintf("{s[$%ld] += $%ld} END {for (k in s) print k, s[k]}", k, c)
+                                             : agx_sprintf("!($%ld in m) || $%ld %s m[$%ld] {m[$%ld] = $%ld} END "
+                                                           "{for (k in m) print k, m[k]}", k, c,
+                                                           !strcmp(a->agg, "max") ? ">" : "<", k, k, c));
+        add_step(a, "sort"); /* awk's "for in" has no order */
+    } else if (a->json_array && a->json_key && f[F_PER_ITEM] && !f[F_COUNT] &&
+               flag_says(a, F_PER_ITEM, (const char *const[]){"group", "grouped", NULL})) {
+        argf(a, add_step(a, "jq"), agx_sprintf("group_by(.%s)", a->json_key));
+    } else if (f[F_MINIFY] && a->json_input) {
+        step *st = add_step(a, "jq");
+        arg(a, st, "-c");
+        arg(a, st, ".");
+    } else {
+        return false;
+    }
+    return true;
+}
+
+static void compose_pipeline(analysis *a, char delim) {
     const bool *f = a->flag;
     bool per_file = f[F_PER_FILE] && (f[F_COUNT] || a->term);
     /* pipelines of their own: directory sizes (du), files per extension, lines ranked by length */
@@ -1915,37 +2549,55 @@ static void compose(analysis *a) {
     /* "the total size of all .log files": find -printf '%s\\n' | awk sum */
     const bool total_size = f[F_TOTAL_SIZE] && !du && a->n_files == 0 && !a->piped && !a->term && !a->log_input;
     /* two files named: "which lines differ between a and b", "lines common to a and b" */
-    const bool two_files = a->n_files == 2 && !a->piped && !a->term && (f[F_DIFF] || f[F_COMMON]);
-    const bool ranked_lines = f[F_RANKED_LINES] && !du && !per_ext;
+    const bool two_files = a->n_files == 2 && !a->piped && !a->term && (f[F_DIFF] || f[F_COMMON] || f[F_ONLY_IN]);
+    /* the N longest lines, or all of them sorted by length */
+    const bool ranked_lines = (f[F_RANKED_LINES] || f[F_SORT_LENGTH]) && !du && !per_ext;
     /* "which file has the most lines": wc per file, ranked */
     const bool ranked_files = f[F_RANKED_FILES] && f[F_FILES] && a->n_files == 0 &&
                               !a->piped && !a->term && !du && !per_ext;
     /* "count the .js files in each directory": the directory of every file found, counted */
     const bool per_dir = f[F_PER_DIR] && f[F_COUNT] && f[F_FILES] && a->n_files == 0 && !a->piped && !a->term &&
                          !du && !per_ext && !ranked_files;
-    bool per_item = f[F_PER_ITEM] && !per_file && !a->occurrences_of_term && !a->json_key && !du && !per_ext &&
+    /* a JSON key's values are counted per value only when a count is asked for ("count items per name"; not
+     * "the name of each item") */
+    bool per_item = f[F_PER_ITEM] && !per_file && !a->occurrences_of_term &&
+                    (!a->json_key || f[F_COUNT]) && !(a->json_input && f[F_EACH_ITEM]) && !du && !per_ext &&
                     !ranked_lines && !ranked_files && !f[F_EVERY_OTHER] && !per_dir;
     bool source_find = false, source_grep = false, files_used = false, ls_sorted = false;
-    char delim = f[F_CSV] ? ',' : f[F_TSV] ? '\t' : f[F_COLON] ? ':' : a->csv_delim;
     /* a header line is not data: skipped wherever lines are sorted, counted, summed or picked by column */
     const bool skip_header = f[F_SKIP_HEADER] ||
                              (a->csv_delim && !f[F_SHOW_HEADER] && !a->term /* grep drops it */ &&
                               (a->field > 0 || a->sort_key > 0 || a->cmp_field > 0 || per_item || f[F_SORT] ||
-                               f[F_SUM] || f[F_AVERAGE] || f[F_UNIQUE] || f[F_COUNT] || f[F_DUPS]));
-    if (!delim)
-        for (size_t i = 0; i < a->n_files; i++) {
-            size_t l = strlen(a->files[i]);
-            if (l > 4 && strcasecmp(a->files[i] + l - 4, ".csv") == 0) delim = ',';
-            if (l > 4 && strcasecmp(a->files[i] + l - 4, ".tsv") == 0) delim = '\t';
-        }
+                               f[F_SUM] || f[F_AVERAGE] || f[F_UNIQUE] || f[F_COUNT] || f[F_DUPS] || a->row_cond));
 
     /* source */
     if (two_files) {
-        step *st = add_step(a, f[F_COMMON] ? "grep" : "diff");
-        if (f[F_COMMON]) arg(a, st, "-Fxf"); /* the lines of the second that are lines of the first */
-        arg(a, st, a->files[0]);
-        arg(a, st, a->files[1]);
+        step *st = add_step(a, f[F_COMMON] || f[F_ONLY_IN] ? "grep" : "diff");
+        if (f[F_ONLY_IN]) { /* the lines of the first that are no line of the second */
+            arg(a, st, "-vxFf");
+            arg(a, st, a->files[1]);
+            arg(a, st, a->files[0]);
+        } else {
+            if (f[F_COMMON]) arg(a, st, "-Fxf"); /* the lines of the second that are lines of the first */
+            arg(a, st, a->files[0]);
+            arg(a, st, a->files[1]);
+        }
         files_used = true;
+    } else if (a->term && a->context_only && (a->piped || a->n_files == 1) && !a->invert) {
+        /* "the line after each match of X": that line alone (grep -A 1 would print the match too) */
+        agx_strbuf sb;
+        agx_strbuf_init(&sb);
+        const bool regex = a->term_regex || f[F_REGEX];
+        if (a->context_after) { /* f: the previous line matched */
+            agx_strbuf_puts(&sb, "f {print} {f = ");
+            awk_regex(&sb, a->term, regex);
+            agx_strbuf_puts(&sb, "}");
+        } else {
+            agx_strbuf_puts(&sb, "NR > 1 && ");
+            awk_regex(&sb, a->term, regex);
+            agx_strbuf_puts(&sb, " {print prev} {prev = $0}");
+        }
+        argf(a, add_step(a, "awk"), agx_strbuf_take(&sb));
     } else if (a->term) {
         /* nothing to read: a search looks through the tree; a filter ("remove lines
          * containing X") only does so when a directory or glob says where */
@@ -1962,6 +2614,8 @@ static void compose(analysis *a) {
         else if ((recursive || f[F_LINE_NUMBERS]) && !counting) flags[k++] = 'n';
         if (a->invert) flags[k++] = 'v';
         if (f[F_CASE]) flags[k++] = 'i';
+        if (a->whole_line) flags[k++] = 'x';
+        else if (f[F_WHOLE_WORD]) flags[k++] = 'w';
         if (only_match && !list) flags[k++] = 'o';
         if (a->term_regex || f[F_REGEX]) flags[k++] = 'E';
         flags[k] = '\0';
@@ -1972,6 +2626,11 @@ static void compose(analysis *a) {
         if (recursive && a->exclude_dir) {
             argf(a, st, agx_sprintf("--exclude-dir=%s", a->exclude_dir));
             a->exclude_used = true;
+        }
+        if (!list && !counting && (a->context_before || a->context_after)) { /* -C N, or one side */
+            const bool same = a->context_before == a->context_after;
+            arg(a, st, same ? "-C" : a->context_after ? "-A" : "-B");
+            argf(a, st, agx_sprintf("%ld", a->context_after ? a->context_after : a->context_before));
         }
         if (a->term[0] == '-') arg(a, st, "-e");
         arg(a, st, a->term);
@@ -2134,28 +2793,46 @@ static void compose(analysis *a) {
         else if (a->first_n > 0) argf(a, add_step(a, "jq"), agx_sprintf(".[%ld:%ld]", from, from + a->first_n));
         else argf(a, add_step(a, "jq"), agx_sprintf(".[%ld:]", from));
         a->from_line = a->drop_last = a->first_n = a->last_n = -1;
-    } else if (a->json_select) { /* items by a key's value: whole items, or one key of each */
+    } else if (a->json_select) { /* items by a key's value: whole items, their number, or one key of each */
         step *st = add_step(a, "jq");
         if (a->json_key) arg(a, st, "-r");
-        argf(a, st, a->json_key ? agx_sprintf(".[] | select(%s) | .%s", a->json_select, a->json_key)
-                                : agx_sprintf("map(select(%s))", a->json_select));
+        json_counted = !a->json_key && f[F_COUNT];
+        argf(a, st, a->json_key    ? agx_sprintf(".[] | select(%s) | .%s", a->json_select, a->json_key)
+                    : json_counted ? agx_sprintf("map(select(%s)) | length", a->json_select)
+                                   : agx_sprintf("map(select(%s))", a->json_select));
+    } else if (a->json_extreme && a->json_top > 0) { /* "the 2 oldest items", "the 3 highest ages" */
+        const char *rev = strcmp(a->json_extreme, "max") ? "" : " | reverse";
+        argf(a, add_step(a, "jq"), a->json_one ? agx_sprintf("sort_by(.%s)%s | .[:%ld]", a->json_key, rev, a->json_top)
+                                               : agx_sprintf("[.[].%s] | sort%s | .[:%ld]", a->json_key, rev, a->json_top));
+        json_summed = true;
+        a->first_n = -1;
     } else if (a->json_extreme) {
         argf(a, add_step(a, "jq"), a->json_one ? agx_sprintf("%s_by(.%s)", a->json_extreme, a->json_key)
                                                : agx_sprintf("[.[].%s] | %s", a->json_key, a->json_extreme));
         json_summed = true;
     } else if (a->json_first > 0 || a->json_last > 0) { /* whole items: a slice of the array */
-        argf(a, add_step(a, "jq"), a->json_one            ? agx_strdup(a->json_first > 0 ? ".[0]" : ".[-1]")
+        argf(a, add_step(a, "jq"), a->json_one            ? agx_sprintf("%s%s", a->json_first > 0 ? ".[0]" : ".[-1]",
+                                                                        f[F_KEYS] ? " | keys" : "")
                                    : a->json_first > 0 ? agx_sprintf(".[:%ld]", a->json_first)
                                                        : agx_sprintf(".[-%ld:]", a->json_last));
         a->first_n = a->last_n = -1;
-    } else if (a->json_key && a->json_array && (a->json_sort || f[F_SUM] || f[F_AVERAGE])) {
-        /* sorting, summing and averaging stay in jq: the values are JSON, not lines */
-        argf(a, add_step(a, "jq"), a->json_sort ? agx_sprintf("sort_by(.%s)%s", a->json_key,
-                                                              f[F_REVERSE] ? " | reverse" : "")
-                                   : f[F_SUM]   ? agx_sprintf("[.[].%s] | add", a->json_key)
-                                                : agx_sprintf("[.[].%s] | add / length", a->json_key));
+    } else if (a->json_pick[0] > 0) { /* two keys of each item, as objects */
+        argf(a, add_step(a, "jq"), agx_sprintf("map({%s, %s})", a->col_names[a->json_pick[0] - 1],
+                                                a->col_names[a->json_pick[1] - 1]));
+    } else if (a->drop_col > 0 && a->json_array && a->drop_col <= (long)a->n_col_names) {
+        argf(a, add_step(a, "jq"), agx_sprintf("map(del(.%s))", a->col_names[a->drop_col - 1]));
+        a->drop_col = 0;
+    } else if (a->json_sort_key) { /* the items sorted by a key, or another key of each in that order */
+        step *st = add_step(a, "jq");
+        if (a->json_key) arg(a, st, "-r");
+        argf(a, st, agx_sprintf("sort_by(.%s)%s%s%s", a->json_sort_key, f[F_REVERSE] ? " | reverse" : "",
+                                a->json_key ? " | .[]." : "", a->json_key ? a->json_key : ""));
+        ls_sorted = true;
+    } else if (a->json_key && a->json_array && (f[F_SUM] || f[F_AVERAGE])) {
+        /* summing and averaging stay in jq: the values are JSON, not lines */
+        argf(a, add_step(a, "jq"), f[F_SUM] ? agx_sprintf("[.[].%s] | add", a->json_key)
+                                            : agx_sprintf("[.[].%s] | add / length", a->json_key));
         json_summed = true;
-        ls_sorted = a->json_sort;
     } else if (a->json_key) {
         step *st = add_step(a, "jq");
         arg(a, st, "-r");
@@ -2164,8 +2841,8 @@ static void compose(analysis *a) {
                !f[F_FILES] && !a->term && !per_item) {
         arg(a, add_step(a, "jq"), "length");
         json_counted = true;
-    } else if (f[F_KEYS] && (f[F_JSON] || a->json_input)) {
-        arg(a, add_step(a, "jq"), "keys");
+    } else if (f[F_KEYS] && (f[F_JSON] || a->json_input)) { /* an array's keys are its items' */
+        arg(a, add_step(a, "jq"), a->json_array ? "map(keys) | add | unique" : "keys");
     } else if (f[F_PRETTY] && (f[F_JSON] || a->json_input)) {
         arg(a, add_step(a, "jq"), ".");
     }
@@ -2177,19 +2854,19 @@ static void compose(analysis *a) {
         arg(a, st, "+2");
     }
     if (a->between[0]) { /* awk '/START/,/END/': the words literal, '/' escaped for awk */
-        char *x = ere_escape(a->between[0]), *y = ere_escape(a->between[1]);
         agx_strbuf sb;
         agx_strbuf_init(&sb);
-        for (int i = 0; i < 2; i++) {
-            agx_strbuf_puts(&sb, i ? ",/" : "/");
-            for (const char *c = i ? y : x; c && *c; c++) {
-                if (*c == '/') agx_strbuf_putc(&sb, '\\');
-                agx_strbuf_putc(&sb, *c);
-            }
-            agx_strbuf_putc(&sb, '/');
-        }
-        free(x);
-        free(y);
+        awk_regex(&sb, a->between[0], false);
+        agx_strbuf_putc(&sb, ',');
+        awk_regex(&sb, a->between[1], false);
+        argf(a, add_step(a, "awk"), agx_strbuf_take(&sb));
+    }
+    if (a->after_word) { /* f: the word was seen; 'b' stops at it */
+        agx_strbuf sb;
+        agx_strbuf_init(&sb);
+        if (a->after_side == 'a') agx_strbuf_puts(&sb, "f; ");
+        awk_regex(&sb, a->after_word, false);
+        agx_strbuf_puts(&sb, a->after_side == 'b' ? " {exit} {print}" : a->after_side == 'f' ? " {f = 1} f" : " {f = 1}");
         argf(a, add_step(a, "awk"), agx_strbuf_take(&sb));
     }
     if (a->nf_op) argf(a, awk_step(a, delim), agx_sprintf("NF %s %ld", a->nf_op, a->nf_value));
@@ -2201,6 +2878,12 @@ static void compose(analysis *a) {
     }
     if (a->cmp_field > 0) /* rows by a column's value */
         argf(a, awk_step(a, delim), agx_sprintf("$%ld %s %s", a->cmp_field, a->cmp_op, a->cmp_value));
+    /* ... or its text; one awk prints the field of the rows it keeps ("which paths returned 500") */
+    const bool cond_prints_field = a->row_cond && !delim && !a->field_quoted && (a->field > 0 || a->field_last) &&
+                                   !f[F_SUM] && !f[F_AVERAGE] && !f[F_EXTREME] && a->fields_upto <= 0 &&
+                                   a->fields[0] <= 0 && a->drop_col <= 0 && !source_find;
+    if (a->row_cond && !cond_prints_field) arg(a, awk_step(a, delim), a->row_cond);
+    if (a->every_nth > 0) argf(a, add_step(a, "awk"), agx_sprintf("NR %% %ld == 0", a->every_nth));
     if (f[F_EVERY_OTHER])
         arg(a, add_step(a, "awk"), flag_says(a, F_EVERY_OTHER, (const char *const[]){"even", NULL}) ? "NR % 2 == 0"
                                                                                                    : "NR % 2 == 1");
@@ -2209,15 +2892,22 @@ static void compose(analysis *a) {
              a->longer_than > 0 ? agx_sprintf("length($0) > %ld", a->longer_than)
                                 : agx_sprintf("length($0) < %ld", a->shorter_than));
 
-    if (a->chars_upto > 0) argf(a, add_step(a, "cut"), agx_sprintf("-c1-%ld", a->chars_upto));
-    bool line_length = f[F_LINE_LENGTH] && a->chars_upto <= 0 && !ranked_lines;
+    if (a->chars_upto > 0) argf(a, add_step(a, "cut"), a->chars_upto == 1 ? agx_strdup("-c1")
+                                                                           : agx_sprintf("-c1-%ld", a->chars_upto));
+    if (a->last_chars > 0)
+        argf(a, add_step(a, "awk"), a->last_chars == 1 ? agx_strdup("{print substr($0, length($0))}")
+                                                        : agx_sprintf("{print substr($0, length($0) - %ld)}",
+                                                                      a->last_chars - 1));
+    bool line_length = f[F_LINE_LENGTH] && a->chars_upto <= 0 && a->last_chars <= 0 && !ranked_lines;
     if (line_length) arg(a, add_step(a, "awk"), "{print length($0)}");
     const bool words_per_line = f[F_WORDS_PER_LINE] && !line_length && !ranked_lines;
     if (words_per_line) arg(a, add_step(a, "awk"), "{print NF}");
     if (ranked_lines) { /* each line behind its length, longest (shortest) first; cut drops the length */
         arg(a, add_step(a, "awk"), "{print length($0) \"\\t\" $0}");
-        arg(a, add_step(a, "sort"), flag_says(a, F_RANKED_LINES, small_words) ? "-n" : "-rn");
-        if (a->first_n <= 0 && a->last_n <= 0) a->first_n = 10;
+        /* "sort by length": shortest first unless reversed */
+        const bool longest_first = f[F_RANKED_LINES] ? !flag_says(a, F_RANKED_LINES, small_words) : f[F_REVERSE];
+        arg(a, add_step(a, "sort"), longest_first ? "-rn" : "-n");
+        if (f[F_RANKED_LINES] && a->first_n <= 0 && a->last_n <= 0) a->first_n = 10;
         ls_sorted = true;
     }
     /* sum, average, maximum or minimum of a column (awk), else extract it */
@@ -2233,7 +2923,22 @@ static void compose(analysis *a) {
              f[F_AVERAGE] ? agx_sprintf("{s += %s; n++} END {if (n) print s / n}", col)
              : f[F_SUM]   ? agx_sprintf("{s += %s} END {print s}", col)
                           : agx_sprintf("NR == 1 || %s %s m {m = %s} END {print m}", col, min ? "<" : ">", col));
+    } else if (a->drop_col > 0 && !source_find) { /* every column but one */
+        if (delim) {
+            step *st = add_step(a, "cut");
+            if (delim != '\t') argf(a, st, agx_sprintf("-d%c", delim));
+            arg(a, st, "--complement");
+            argf(a, st, agx_sprintf("-f%ld", a->drop_col));
+        } else { /* the later fields moved down one, the line rebuilt */
+            argf(a, add_step(a, "awk"), agx_sprintf("NF >= %ld {for (i = %ld; i < NF; i++) $i = $(i + 1); NF--} {print}",
+                                                    a->drop_col, a->drop_col));
+        }
     } else if ((a->fields_upto > 0 || a->fields[0] > 0) && !source_find) {
+        /* rows sorted by a column before the columns are cut out ("the name and city, by age") */
+        if (delim && a->sort_key > 0 && !ls_sorted) {
+            sort_rows(a, delim, false);
+            ls_sorted = true;
+        }
         long upto = a->fields_upto > 20 ? 20 : a->fields_upto;
         if (delim) {
             step *st = add_step(a, "cut");
@@ -2252,6 +2957,10 @@ static void compose(analysis *a) {
             argf(a, add_step(a, "awk"), agx_strbuf_take(&sb));
         }
     } else if ((a->field > 0 || a->field_last) && !source_find) {
+        if (delim && a->sort_key > 0 && !ls_sorted) { /* "the names sorted by age": sorted, then cut */
+            sort_rows(a, delim, false);
+            ls_sorted = true;
+        }
         if (delim) {
             step *st = add_step(a, "cut");
             if (delim != '\t') argf(a, st, agx_sprintf("-d%c", delim));
@@ -2259,14 +2968,17 @@ static void compose(analysis *a) {
         } else {
             step *st = add_step(a, "awk");
             if (a->field_quoted) arg(a, st, "-F\"");
-            argf(a, st, a->field_last ? agx_strdup("{print $NF}") : agx_sprintf("{print $%ld}", a->field));
+            char col[24];
+            snprintf(col, sizeof col, a->field_last ? "$NF" : "$%ld", a->field);
+            argf(a, st, cond_prints_field ? agx_sprintf("%s {print %s}", a->row_cond, col)
+                                          : agx_sprintf("{print %s}", col));
         }
     } else if (a->log_time_len > 0 && !source_find) {
         argf(a, add_step(a, "awk"), agx_sprintf("{print substr($4, 2, %d)}", a->log_time_len));
     }
 
     /* one word per line, so that words can be counted or deduplicated */
-    if (f[F_WORDS] && (per_item || f[F_UNIQUE] || f[F_DUPS])) {
+    if (f[F_WORDS] && (per_item || f[F_UNIQUE] || f[F_DUPS] || f[F_SINGLES])) {
         step *st = add_step(a, "tr");
         arg(a, st, "-s");
         arg(a, st, "[:space:]");
@@ -2286,6 +2998,16 @@ static void compose(analysis *a) {
         arg(a, st, "-d");
         arg(a, st, a->delete_set);
     }
+    if (a->capitalize) /* GNU sed: \U upper-cases the rest of the match, \u one letter */
+        arg(a, add_step(a, "sed"), a->capitalize == 'l' ? "s/^[[:lower:]]/\\U&/" : "s/\\b[[:lower:]]/\\u&/g");
+    if (a->swap[0] > 0) { /* two fields exchanged, the line rebuilt with the input's separator */
+        step *st = awk_step(a, delim);
+        if (delim) argf(a, st, agx_sprintf("-vOFS=%c", delim));
+        /* lines too short to have both fields pass unchanged */
+        argf(a, st, agx_sprintf("NF >= %ld {t = $%ld; $%ld = $%ld; $%ld = t} {print}",
+                                a->swap[0] > a->swap[1] ? a->swap[0] : a->swap[1], a->swap[0], a->swap[0], a->swap[1],
+                                a->swap[1]));
+    }
     if (f[F_UPPER] || f[F_LOWER]) {
         step *st = add_step(a, "tr");
         arg(a, st, f[F_UPPER] ? "[:lower:]" : "[:upper:]");
@@ -2299,8 +3021,9 @@ static void compose(analysis *a) {
         agx_strbuf sb;
         agx_strbuf_init(&sb);
         agx_strbuf_puts(&sb, "s/");
+        if (a->replace_class) agx_strbuf_printf(&sb, "%s/", a->replace_class); /* a regex already */
         const char *parts[2] = {a->replace_from, a->replace_to};
-        for (int p = 0; p < 2; p++) {
+        for (int p = a->replace_class ? 1 : 0; p < 2; p++) {
             for (const char *c = parts[p]; *c; c++) {
                 if (*c == '/' || *c == '\\' || (p == 1 && *c == '&')) agx_strbuf_putc(&sb, '\\');
                 agx_strbuf_putc(&sb, *c);
@@ -2311,8 +3034,18 @@ static void compose(analysis *a) {
         argf(a, add_step(a, "sed"), agx_strbuf_take(&sb));
     }
 
+    if (a->wrap_width > 0) { /* at spaces where it can */
+        step *st = add_step(a, "fold");
+        arg(a, st, "-s");
+        arg(a, st, "-w");
+        argf(a, st, agx_sprintf("%ld", a->wrap_width));
+    }
+
     /* aggregate */
-    if (per_file && source_grep) {
+    if (f[F_SINGLES] && !per_file) { /* the lines that occur once */
+        add_step(a, "sort");
+        arg(a, add_step(a, "uniq"), "-u");
+    } else if (per_file && source_grep) {
         step *st = add_step(a, "cut");
         arg(a, st, "-d:");
         arg(a, st, "-f1");
@@ -2330,13 +3063,9 @@ static void compose(analysis *a) {
         add_step(a, "sort");
         arg(a, add_step(a, "uniq"), "-d");
     } else if (!ls_sorted && !(source_find && f[F_COUNT]) && (f[F_UNIQUE] || f[F_SORT] || a->sort_key)) {
-        step *st = add_step(a, "sort");
         /* "ignoring case" is for the sort itself when nothing is searched for */
         const bool fold = f[F_CASE] && !a->term && !f[F_NUMERIC];
-        if (f[F_NUMERIC] || f[F_REVERSE] || fold)
-            argf(a, st, agx_sprintf("-%s%s%s", fold ? "f" : "", f[F_NUMERIC] ? "n" : "", f[F_REVERSE] ? "r" : ""));
-        if (a->sort_key > 0) argf(a, st, agx_sprintf("-k%ld", a->sort_key));
-        if (delim && a->sort_key > 0) argf(a, st, agx_sprintf("-t%c", delim));
+        step *st = sort_rows(a, delim, fold);
         if (f[F_UNIQUE]) {
             st = add_step(a, "uniq");
             if (fold) arg(a, st, "-i");
@@ -2400,6 +3129,10 @@ static void compose(analysis *a) {
         }
     }
 
+    /* numbered last, so the numbers are those of the lines shown */
+    if (a->number_lines == 2) add_step(a, "nl");
+    else if (a->number_lines == 1 && a->n_steps > 0 && !source_grep) arg(a, add_step(a, "cat"), "-n");
+
     /* count */
     if (f[F_COUNT] && !per_item && !per_file && !per_ext && !per_dir && !ranked_files && !a->log_time_len &&
         !f[F_SUM] && !f[F_AVERAGE] && !json_counted && !line_length && !words_per_line && !total_size && !two_files) {
@@ -2433,20 +3166,13 @@ static void compose(analysis *a) {
     if (a->n_steps == 0 && f[F_LINE_NUMBERS]) arg(a, add_step(a, "cat"), "-n");
     if (a->n_steps == 0 && a->n_files > 0 && f[F_SHOW]) add_step(a, "cat");
 
-    /* file operands go to the first step that reads files, else to a leading cat */
-    if (!files_used && a->n_files > 0 && a->n_steps > 0 && !source_find) {
-        if (!takes_files(a->steps[0].tool)) {
-            if (a->n_steps >= MAX_STEPS) {
-                a->oom = true;
-                return;
-            }
-            memmove(&a->steps[1], &a->steps[0], a->n_steps * sizeof a->steps[0]);
-            a->n_steps++;
-            a->steps[0].tool = "cat";
-            a->steps[0].n_args = 0;
-        }
-        for (size_t i = 0; i < a->n_files; i++) arg(a, &a->steps[0], a->files[i]);
-    }
+    if (!files_used && !source_find) attach_files(a);
+}
+
+static void compose(analysis *a) {
+    const char delim = input_delim(a);
+    if (compose_table(a, delim)) attach_files(a);
+    else compose_pipeline(a, delim);
 }
 
 /* --------------------------------------------------- registry-pattern path */
@@ -2539,6 +3265,7 @@ static void analysis_free(analysis *a) {
     free(a->replace_from);
     free(a->replace_to);
     free(a->join_with);
+    free(a->after_word);
     free(a->json_select);
     free(a->glob_not);
     free(a->exclude_dir);
@@ -2546,6 +3273,8 @@ static void analysis_free(analysis *a) {
     free(a->between[0]);
     free(a->between[1]);
     free(a->json_key);
+    free(a->json_sort_key);
+    free(a->row_cond);
     free(a->find_size);
     free(a->find_user);
     free(a->cmp_value);
@@ -2581,6 +3310,21 @@ static bool valid_utf8(const unsigned char *s, size_t n) {
         i += len;
     }
     return true;
+}
+
+/* Some word names a web server's access log ("access.log", "/var/log/nginx/access_log.1"). */
+static bool names_access_log(const char *text) {
+    for (const char *w = text; *w;) {
+        const size_t n = strcspn(w, " \t\n");
+        const char *hit = NULL;
+        for (const char *p = w; p + 6 <= w + n && !hit; p++)
+            if (!strncasecmp(p, "access", 6)) hit = p + 6;
+        for (const char *p = hit; p && p + 4 <= w + n; p++)
+            if (!strncasecmp(p, ".log", 4) || !strncasecmp(p, "_log", 4)) return true;
+        w += n;
+        while (*w == ' ' || *w == '\t' || *w == '\n') w++;
+    }
+    return false;
 }
 
 static agx_status decline(const char *instruction, agx_error *err, const char *why) {
@@ -2638,6 +3382,8 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
         if (a.json_input) read_json_keys(&a, in->excerpt);
         else if (!a.log_input) read_csv_header(&a, in->excerpt);
     }
+    /* a web log is known from the piped input or from a file named like "access.log" */
+    a.log_input = a.log_input || names_access_log(instruction);
     find_quotes(&a);
     for (int i = 0; i < F_NFLAGS; i++)
         if ((a.flag[i] = match_from(&a, rb->flags[i], 0))) a.flag_at[i] = pcre2_get_ovector_pointer(a.md)[0];
@@ -2650,6 +3396,9 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
     /* "delete build/": declined before "build/" can be read as a term ("remove X" filters lines) */
     const bool deletes = a.flag[F_DELETE_PATH] && match_from(&a, rb->flags[F_DELETE_PATH], 0);
     if (!deletes) extract_slots(&a);
+    /* "each" or "every" inside words another phrase took ("every third line", "replace every
+     * number", "the line after each match") asks for no count per item */
+    if (a.flag[F_PER_ITEM]) a.flag[F_PER_ITEM] = match_from(&a, rb->flags[F_PER_ITEM], 0);
     /* re-checked after extraction: a search term ("lines containing curl") is not an action */
     if (deletes || match_from(&a, rb->flags[F_UNSUPPORTED], 0)) {
         char *w = group_dup(&a, 1, NULL);
@@ -2666,10 +3415,7 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
     for (size_t i = 0; i < a.n_files; i++) {
         size_t l = strlen(a.files[i]);
         if (l > 5 && strcasecmp(a.files[i] + l - 5, ".json") == 0) a.json_input = true;
-        if (strstr(a.files[i], "access") && (strstr(a.files[i], ".log") || strstr(a.files[i], "_log")))
-            a.log_input = true;
     }
-    /* a web log is known from the piped input or, only now, from a file named "access.log" */
     if (a.log_input && !a.field && !a.field_last) map_log_field(&a);
     if ((a.dir && a.dir[0] == '~') || a.flag[F_HOME]) {
         /* a plan runs without a shell: nothing expands '~' or $HOME in its arguments */
