@@ -474,9 +474,9 @@ static const char *const slot_regex[S_NSLOTS] = {
                "(?:(?:at|to|after|on|with\\s+a\\s+width\\s+of)\\s+(?:a\\s+width\\s+of\\s+)?" NUM
                "(?:\\s+(?:characters|chars|columns|cols))?)?",
     /* grep's context: "2 lines of context around X", "3 lines before X", "the line after
-     * each match of X" (group 1: how many; 2: "line" or "lines"; 3 and 4: which side; 5: a
-     * count of context lines alone; 6: the search word right after, if any) */
-    [S_CONTEXT] = "(?:\\b(?:the\\s+)?(?:" NUM "\\s+)?(lines?)\\s+(?:of\\s+context\\s+)?"
+     * each match of X" (group 1: how many; 2: "line" or "lines"; 3: "of context"; 4 and 5: which
+     * side; 6: a count of context lines alone; 7: the search word right after, if any) */
+    [S_CONTEXT] = "(?:\\b(?:the\\s+)?(?:" NUM "\\s+)?(lines?)\\s+(of\\s+context\\s+)?"
                   "(before|after|around|above|below|following|preceding|surrounding)"
                   "(?:\\s+and\\s+(after|before|below|above|following|preceding))?|"
                   "\\b" NUM "\\s+lines?\\s+of\\s+(?:surrounding\\s+)?context(?:\\s+around)?)\\b"
@@ -704,6 +704,23 @@ static const char *char_name(const char *w) {
 static const char *const file_readers[] = {"grep", "head", "tail", "wc", "cat", "sort", "cut",
                                            "awk", "sed", "jq", "paste", "nl", "fold", "tac", "rev"};
 
+/* An aggregate per group ("the average age per city"): the words that ask for it (their
+ * first three letters are enough: "maximum", "averages"), what jq applies to a group's
+ * values, and the awk program. Every awk format reads its printf arguments from the same
+ * list (group column, value column, group, group, value), as far as it needs. */
+typedef struct {
+    const char *words[3];
+    const char *jq, *awk;
+} group_agg;
+static const group_agg group_aggs[] = {
+    {{"average", "mean"}, "add / length", "{s[$%ld] += $%ld; n[$%ld]++} END {for (k in s) print k, s[k] / n[k]}"},
+    {{"sum", "total"}, "add", "{s[$%ld] += $%ld} END {for (k in s) print k, s[k]}"},
+    {{"max", "highest", "largest"}, "max",
+     "!($%ld in m) || $%ld > m[$%ld] {m[$%ld] = $%ld} END {for (k in m) print k, m[k]}"},
+    {{"min", "lowest", "smallest"}, "min",
+     "!($%ld in m) || $%ld < m[$%ld] {m[$%ld] = $%ld} END {for (k in m) print k, m[k]}"},
+};
+
 #define MAX_STEPS 16
 #define MAX_COL_NAMES 32
 #define MAX_ARGS 12
@@ -753,7 +770,7 @@ typedef struct {
     char *json_sort_key;              /* "sort by age" of JSON objects: jq sort_by(.age) */
     long json_top;                    /* "the 2 oldest items": sort_by | reverse | .[:2] */
     long json_pick[2];                /* "name and age of each item": jq map({name, age}) (1-based keys) */
-    const char *agg;                  /* "the average age per city": avg, sum, max or min ... */
+    const group_agg *agg;             /* "the average age per city": how ... */
     long agg_col, agg_by;             /* ... of this column for each value of that one */
     long drop_col;                    /* "drop the city column": cut --complement, jq del */
     char *row_cond;                   /* "rows where name starts with b", "requests that returned 404": awk */
@@ -800,7 +817,7 @@ typedef struct {
     long swap[2];                     /* "swap the first two columns": awk, these two swapped */
     char capitalize;                  /* 'l': each line's first letter, 'w': each word's */
     long last_chars;                  /* "the last 3 characters": awk substr */
-    int number_lines;                 /* 1: cat -n (every line), 2: nl (non-empty lines) */
+    bool number_nonempty;             /* "number the non-empty lines": nl (every line: F_LINE_NUMBERS) */
     long wrap_width;                  /* fold -s -w N */
     const char *replace_class;        /* "replace all digits with X": the class's sed regex */
     long line_from, line_to;          /* sed -n 'A,Bp' */
@@ -1386,9 +1403,9 @@ static long extreme_column(analysis *a, bool *of_item, long *top) {
 }
 
 /* The 1-based column (CSV header name or JSON key) the instruction names ("the
- * age column", "per city", "sort by age"; plurals allowed), 0 when none; *by:
- * right after "by". */
-static long named_column(analysis *a, bool *by) {
+ * age column", "per city"; plurals allowed), 0 when none. "Sorted by age" is
+ * S_SORT_BY_NAMED's. */
+static long named_column(analysis *a) {
     for (size_t i = 0; i < a->len; i++) {
         if (i > 0 && (isalnum((unsigned char)a->text[i - 1]) || a->text[i - 1] == '_')) continue;
         if (in_spans(a->used, a->n_used, i) || in_spans(a->quoted, a->n_quoted, i)) continue;
@@ -1396,7 +1413,6 @@ static long named_column(analysis *a, bool *by) {
             const size_t m = col_name_len(a->text + i, a->len - i, a->col_names[c]);
             if (!m) continue;
             const size_t e = i + m;
-            *by = i >= 3 && strncasecmp(a->text + i - 3, "by ", 3) == 0;
             mark_used(a, i, e);
             return (long)c + 1;
         }
@@ -1452,6 +1468,21 @@ static char *string_literal(const char *s) {
     return agx_strbuf_take(&sb);
 }
 
+/* One more condition a row must meet (awk), owned. */
+static void add_row_cond(analysis *a, char *cond) {
+    char *both = cond && a->row_cond ? agx_sprintf("%s && %s", a->row_cond, cond) : NULL;
+    if (!cond || (a->row_cond && !both)) {
+        a->oom = true;
+    } else if (both) {
+        free(a->row_cond);
+        a->row_cond = both;
+    } else {
+        a->row_cond = cond;
+        cond = NULL;
+    }
+    free(cond);
+}
+
 /* The column a captured word names (a header name or JSON key, or a number or
  * ordinal: "column 2", "the second column"), 1-based; 0 for none. */
 static long group_column(analysis *a, int g) {
@@ -1478,14 +1509,11 @@ static void extract_named_columns(analysis *a) {
     }
     if (!a->csv_delim && !a->json_array) return;
     if (match_from(a, rb->slots[S_GROUP_AGG], 0)) {
-        static const struct {
-            const char *word, *agg;
-        } aggs[] = {{"average", "avg"}, {"mean", "avg"},    {"sum", "sum"},     {"total", "sum"},  {"max", "max"},
-                    {"highest", "max"}, {"largest", "max"}, {"min", "min"},     {"lowest", "min"}, {"smallest", "min"}};
         char *how = group_dup(a, 1, NULL);
         const long col = group_column(a, 2), by = group_column(a, 3);
-        for (size_t i = 0; how && col > 0 && by > 0 && col != by && i < sizeof aggs / sizeof aggs[0]; i++)
-            if (!strncasecmp(how, aggs[i].word, 3)) a->agg = aggs[i].agg;
+        for (size_t i = 0; how && col > 0 && by > 0 && col != by && i < sizeof group_aggs / sizeof group_aggs[0]; i++)
+            for (size_t w = 0; w < 3 && group_aggs[i].words[w]; w++)
+                if (!strncasecmp(how, group_aggs[i].words[w], 3)) a->agg = &group_aggs[i];
         if (a->agg) {
             a->agg_col = col;
             a->agg_by = by;
@@ -1510,10 +1538,10 @@ static void extract_named_columns(analysis *a) {
                                                                                                      : "contains",
                                                         lit));
             else if (h == 'e') /* awk: the text at the end, at the start, or anywhere */
-                set_str(a, &a->row_cond, agx_sprintf("substr($%ld, length($%ld) - length(%s) + 1) == %s", col, col,
+                add_row_cond(a, agx_sprintf("substr($%ld, length($%ld) - length(%s) + 1) == %s", col, col,
                                                      lit, lit));
             else
-                set_str(a, &a->row_cond, agx_sprintf(h == 's' || h == 'b' ? "index($%ld, %s) == 1" : "index($%ld, %s)",
+                add_row_cond(a, agx_sprintf(h == 's' || h == 'b' ? "index($%ld, %s) == 1" : "index($%ld, %s)",
                                                      col, lit));
             mark_match_used(a);
         }
@@ -1548,21 +1576,6 @@ static void extract_named_columns(analysis *a) {
         free(wx);
         free(wy);
     }
-}
-
-/* One more condition a row must meet (awk), owned. */
-static void add_row_cond(analysis *a, char *cond) {
-    char *both = cond && a->row_cond ? agx_sprintf("%s && %s", a->row_cond, cond) : NULL;
-    if (!cond || (a->row_cond && !both)) {
-        a->oom = true;
-    } else if (both) {
-        free(a->row_cond);
-        a->row_cond = both;
-    } else {
-        a->row_cond = cond;
-        cond = NULL;
-    }
-    free(cond);
 }
 
 /* Web-log requests by status ($9) and path ($7): "which paths returned 500", "the 404
@@ -1609,7 +1622,7 @@ static bool row_filter(analysis *a, long col, int word_group, int value_group) {
                     (!a->json_array || col <= (long)a->n_col_names); /* a key it names */
     if (ok) {
         mark_match_used(a);
-        char *v = number ? agx_strdup(value) : agx_sprintf("\"%s\"", value);
+        char *v = number ? agx_strdup(value) : string_literal(value);
         if (a->json_array) { /* jq select(.age > 4) */
             set_str(a, &a->json_select, v ? agx_sprintf(".%s %s %s", a->col_names[col - 1], op, v) : NULL);
             free(v);
@@ -1624,13 +1637,16 @@ static bool row_filter(analysis *a, long col, int word_group, int value_group) {
     return ok;
 }
 
+/* Words that say "after" a line or a match ("everything after the first 2 lines", "the line
+ * below each match"). */
+static const char *const after_words[] = {"after", "following", "past", "below"};
+
 /* "skip the first 3 lines", "all but the last line": lines dropped from an end of
  * the input (tail -n +4, head -n -1), the connective agreeing with the end named. */
 static void extract_dropped_lines(analysis *a) {
     if (!match_from(a, a->rb->slots[S_DROP_LINES], 0)) return;
     char *joiner = group_dup(a, 2, NULL), *end = group_dup(a, 3, NULL), *k = group_dup(a, 4, NULL);
     static const char *const first_words[] = {"first", "top", "leading", "opening"};
-    static const char *const after_words[] = {"after", "following", "past", "below"};
     static const char *const before_words[] = {"before", "above", "preceding"};
     static const char *const item_words[] = {"item", "items", "object", "objects", "element", "elements"};
     const bool first = WORD_IN(first_words, end);
@@ -1746,8 +1762,8 @@ static void extract_line_edits(analysis *a) {
     const rules_backend *rb = a->rb;
     size_t s = 0, e = 0;
     if (match_from(a, rb->slots[S_NUMBER_LINES], 0)) {
-        a->number_lines = group(a, 1, &s, &e) ? 2 : 1;
-        if (a->number_lines == 2) a->flag[F_BLANK] = false; /* nl skips the empty lines, it does not drop them */
+        a->number_nonempty = group(a, 1, &s, &e);
+        if (a->number_nonempty) a->flag[F_BLANK] = false; /* nl skips the empty lines, it does not drop them */
         else a->flag[F_LINE_NUMBERS] = true;
         mark_match_used(a);
     }
@@ -1778,7 +1794,7 @@ static void extract_line_edits(analysis *a) {
     }
     if (match_from(a, rb->slots[S_CAPITALIZE], 0)) {
         char *w = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : NULL;
-        a->capitalize = w && tolower((unsigned char)w[0]) == 'w' ? 'w' : w ? 'l' : 'w'; /* title case: words */
+        a->capitalize = !w || tolower((unsigned char)w[0]) == 'w' ? 'w' : 'l'; /* "title case": words */
         a->flag[F_UPPER] = false; /* one letter, not every letter */
         mark_match_used(a);
         free(w);
@@ -1802,23 +1818,21 @@ static void extract_context(analysis *a) {
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
     const size_t m_start = ov[0];
     size_t m_end = ov[1], s, e;
-    /* "the lines after X" with no count and no "context" is everything after X: not grep's context */
-    bool context_word = false;
-    for (size_t i = m_start; i + 7 <= m_end && !context_word; i++) context_word = !strncasecmp(a->text + i, "context", 7);
-    char *n = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : group(a, 5, &s, &e) ? group_dup(a, 5, NULL) : NULL;
+    char *n = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : group(a, 6, &s, &e) ? group_dup(a, 6, NULL) : NULL;
     char *noun = group(a, 2, &s, &e) ? group_dup(a, 2, NULL) : NULL;
-    char *side = group(a, 3, &s, &e) ? group_dup(a, 3, NULL) : NULL;
-    const bool both = group(a, 4, &s, &e) || !side || !strcasecmp(side, "around") || !strcasecmp(side, "surrounding");
-    const long v = n ? number_value(n) : noun && !strcasecmp(noun, "line") ? 1 : context_word ? 2 : -1;
+    char *side = group(a, 4, &s, &e) ? group_dup(a, 4, NULL) : NULL;
+    static const char *const around_words[] = {"around", "surrounding"};
+    const bool both = group(a, 5, &s, &e) || !side || WORD_IN(around_words, side);
+    /* "the lines after X" with no count and no "of context" is everything after X: not grep's context */
+    const long v = n ? number_value(n) : noun && !strcasecmp(noun, "line") ? 1 : group(a, 3, &s, &e) ? 2 : -1;
     if (v > 0 && v <= 1000) {
-        const bool after = !both && (!strcasecmp(side, "after") || !strcasecmp(side, "below") ||
-                                     !strcasecmp(side, "following"));
+        const bool after = !both && WORD_IN(after_words, side);
         a->context_before = both || !after ? v : 0;
         a->context_after = both || after ? v : 0;
         /* "the line after each match": that line, not the match with it */
         a->context_only = !both && !n && noun && !strcasecmp(noun, "line");
-        const bool has_word = group(a, 6, &s, &e);
-        char *t = has_word && !a->term && !in_spans(a->used, a->n_used, s) ? term_group(a, 6) : NULL;
+        const bool has_word = group(a, 7, &s, &e);
+        char *t = has_word && !a->term && !in_spans(a->used, a->n_used, s) ? term_group(a, 7) : NULL;
         if (t && !WORD_IN(match_nouns, t) && !looks_like_file(t)) {
             a->term = t;
             t = NULL;
@@ -2107,7 +2121,7 @@ static void extract_slots(analysis *a) {
             }
             free(k);
         }
-        bool by = false, of_item = false;
+        bool of_item = false;
         long top = 0;
         const long extreme = a->json_key || !a->json_array ? 0 : extreme_column(a, &of_item, &top);
         if (extreme > 0) { /* "the highest age": [.[].age] | max; "the item with ...": max_by(.age) */
@@ -2116,14 +2130,8 @@ static void extract_slots(analysis *a) {
             a->json_one = of_item; /* the item, not its value */
             a->json_top = top;
         }
-        const long key = a->json_key || !a->json_input ? 0 : named_column(a, &by);
-        if (key > 0) { /* "the names", "sum the ages", "sort by age" */
-            set_str(a, &a->json_key, agx_strdup(a->col_names[key - 1]));
-            if (by && a->flag[F_SORT] && !a->json_sort_key) { /* "sort by age": the items, not the ages */
-                a->json_sort_key = a->json_key;
-                a->json_key = NULL;
-            }
-        }
+        const long key = a->json_key || !a->json_input ? 0 : named_column(a);
+        if (key > 0) set_str(a, &a->json_key, agx_strdup(a->col_names[key - 1])); /* "the names", "sum the ages" */
         if (a->json_array && match_from(a, rb->slots[S_JSON_ITEMS], 0)) { /* "the first 3 items" */
             char *which = group_dup(a, 1, NULL), *n = group(a, 2, &s, &e) ? group_dup(a, 2, NULL) : NULL;
             const long v = n ? number_value(n) : 1;
@@ -2232,11 +2240,11 @@ static void extract_slots(analysis *a) {
         if (k) a->field = number_value(k) > 0 ? number_value(k) : 0;
         free(k);
     } else if (a->csv_delim) {
-        bool by = false, of_item = false;
+        bool of_item = false;
         long top = 0;
         const long extreme = extreme_column(a, &of_item, &top);
         /* the row's other column may be named: "the name of the oldest person" */
-        const long col = extreme && !of_item ? 0 : named_column(a, &by);
+        const long col = extreme && !of_item ? 0 : named_column(a);
         if (extreme && (of_item || top > 0)) { /* rows sorted by that column, the first one(s) */
             const bool min = flag_says(a, F_EXTREME, min_words);
             a->flag[F_EXTREME] = false;
@@ -2248,9 +2256,6 @@ static void extract_slots(analysis *a) {
             else if (col > 0 && col != extreme) a->field = col;
         } else if (extreme) {
             a->field = extreme;
-        } else if (col > 0 && by && a->flag[F_SORT] && !a->sort_key) {
-            a->sort_key = col;
-            if (a->col_numeric[col - 1]) a->flag[F_NUMERIC] = true;
         } else if (col > 0) {
             a->field = col;
         }
@@ -2507,9 +2512,8 @@ static bool compose_table(analysis *a, char delim) {
         argf(a, st, agx_sprintf("(.[0] | keys_unsorted) as $k | $k, (.[] | [.[$k[]]]) | @%s", f[F_TO_CSV] ? "csv" : "tsv"));
     } else if (a->agg && a->json_array) {
         const char *k = a->col_names[a->agg_by - 1], *v = a->col_names[a->agg_col - 1];
-        const char *how = !strcmp(a->agg, "avg") ? "add / length" : !strcmp(a->agg, "sum") ? "add" : a->agg;
         argf(a, add_step(a, "jq"), agx_sprintf("group_by(.%s) | map({%s: .[0].%s, %s: (map(.%s) | %s)})", k, k, k, v, v,
-                                                how));
+                                                a->agg->jq));
     } else if (a->agg) { /* awk: one total per group, printed in the input's format */
         if (a->csv_delim) {
             step *st = add_step(a, "tail");
@@ -2519,12 +2523,7 @@ static bool compose_table(analysis *a, char delim) {
         step *st = awk_step(a, delim);
         if (delim) argf(a, st, agx_sprintf("-vOFS=%s", sep));
         const long c = a->agg_col, k = a->agg_by;
-        argf(a, st, !strcmp(a->agg, "avg") ? agx_sprintf("{s[$%ld] += $%ld; n[$%ld]++} END {for (k in s) print k, "
-                                                         "s[k] / n[k]}", k, c, k)
-                    : !strcmp(a->agg, "sum") ? agx_sprintf("{s[$%ld] += $%ld} END {for (k in s) print k, s[k]}", k, c)
-                                             : agx_sprintf("!($%ld in m) || $%ld %s m[$%ld] {m[$%ld] = $%ld} END "
-                                                           "{for (k in m) print k, m[k]}", k, c,
-                                                           !strcmp(a->agg, "max") ? ">" : "<", k, k, c));
+        argf(a, st, agx_sprintf(a->agg->awk, k, c, k, k, c)); /* the formats take what they need, in order */
         add_step(a, "sort"); /* awk's "for in" has no order */
     } else if (a->json_array && a->json_key && f[F_PER_ITEM] && !f[F_COUNT] &&
                flag_says(a, F_PER_ITEM, (const char *const[]){"group", "grouped", NULL})) {
@@ -2821,7 +2820,6 @@ static void compose_pipeline(analysis *a, char delim) {
                                                 a->col_names[a->json_pick[1] - 1]));
     } else if (a->drop_col > 0 && a->json_array && a->drop_col <= (long)a->n_col_names) {
         argf(a, add_step(a, "jq"), agx_sprintf("map(del(.%s))", a->col_names[a->drop_col - 1]));
-        a->drop_col = 0;
     } else if (a->json_sort_key) { /* the items sorted by a key, or another key of each in that order */
         step *st = add_step(a, "jq");
         if (a->json_key) arg(a, st, "-r");
@@ -2878,11 +2876,7 @@ static void compose_pipeline(analysis *a, char delim) {
     }
     if (a->cmp_field > 0) /* rows by a column's value */
         argf(a, awk_step(a, delim), agx_sprintf("$%ld %s %s", a->cmp_field, a->cmp_op, a->cmp_value));
-    /* ... or its text; one awk prints the field of the rows it keeps ("which paths returned 500") */
-    const bool cond_prints_field = a->row_cond && !delim && !a->field_quoted && (a->field > 0 || a->field_last) &&
-                                   !f[F_SUM] && !f[F_AVERAGE] && !f[F_EXTREME] && a->fields_upto <= 0 &&
-                                   a->fields[0] <= 0 && a->drop_col <= 0 && !source_find;
-    if (a->row_cond && !cond_prints_field) arg(a, awk_step(a, delim), a->row_cond);
+    if (a->row_cond) arg(a, awk_step(a, delim), a->row_cond); /* ... or its text */
     if (a->every_nth > 0) argf(a, add_step(a, "awk"), agx_sprintf("NR %% %ld == 0", a->every_nth));
     if (f[F_EVERY_OTHER])
         arg(a, add_step(a, "awk"), flag_says(a, F_EVERY_OTHER, (const char *const[]){"even", NULL}) ? "NR % 2 == 0"
@@ -2923,7 +2917,7 @@ static void compose_pipeline(analysis *a, char delim) {
              f[F_AVERAGE] ? agx_sprintf("{s += %s; n++} END {if (n) print s / n}", col)
              : f[F_SUM]   ? agx_sprintf("{s += %s} END {print s}", col)
                           : agx_sprintf("NR == 1 || %s %s m {m = %s} END {print m}", col, min ? "<" : ">", col));
-    } else if (a->drop_col > 0 && !source_find) { /* every column but one */
+    } else if (a->drop_col > 0 && !a->json_array && !source_find) { /* every column but one (JSON: jq del) */
         if (delim) {
             step *st = add_step(a, "cut");
             if (delim != '\t') argf(a, st, agx_sprintf("-d%c", delim));
@@ -2966,12 +2960,25 @@ static void compose_pipeline(analysis *a, char delim) {
             if (delim != '\t') argf(a, st, agx_sprintf("-d%c", delim));
             argf(a, st, a->field_last ? agx_strdup("-f1") : agx_sprintf("-f%ld", a->field));
         } else {
-            step *st = add_step(a, "awk");
-            if (a->field_quoted) arg(a, st, "-F\"");
             char col[24];
             snprintf(col, sizeof col, a->field_last ? "$NF" : "$%ld", a->field);
-            argf(a, st, cond_prints_field ? agx_sprintf("%s {print %s}", a->row_cond, col)
-                                          : agx_sprintf("{print %s}", col));
+            step *prev = a->n_steps > 0 ? &a->steps[a->n_steps - 1] : NULL;
+            if (prev && a->row_cond && !a->field_quoted && !strcmp(prev->tool, "awk") && prev->n_args == 1 &&
+                !strcmp(prev->args[0], a->row_cond)) {
+                /* the awk just before keeps rows by a condition: it prints their field too
+                 * ("which paths returned 500": awk '$9 == 500 {print $7}') */
+                char *both = agx_sprintf("%s {print %s}", a->row_cond, col);
+                if (both) {
+                    free(prev->args[0]);
+                    prev->args[0] = both;
+                } else {
+                    a->oom = true;
+                }
+            } else {
+                step *st = add_step(a, "awk");
+                if (a->field_quoted) arg(a, st, "-F\"");
+                argf(a, st, agx_sprintf("{print %s}", col));
+            }
         }
     } else if (a->log_time_len > 0 && !source_find) {
         argf(a, add_step(a, "awk"), agx_sprintf("{print substr($4, 2, %d)}", a->log_time_len));
@@ -3129,9 +3136,10 @@ static void compose_pipeline(analysis *a, char delim) {
         }
     }
 
-    /* numbered last, so the numbers are those of the lines shown */
-    if (a->number_lines == 2) add_step(a, "nl");
-    else if (a->number_lines == 1 && a->n_steps > 0 && !source_grep) arg(a, add_step(a, "cat"), "-n");
+    /* numbered last, so the numbers are those of the lines shown ("show main.c with line numbers":
+     * cat -n main.c); a search numbers the lines it finds (grep -n) */
+    if (a->number_nonempty) add_step(a, "nl");
+    else if (f[F_LINE_NUMBERS] && !source_grep && !source_find) arg(a, add_step(a, "cat"), "-n");
 
     /* count */
     if (f[F_COUNT] && !per_item && !per_file && !per_ext && !per_dir && !ranked_files && !a->log_time_len &&
@@ -3162,8 +3170,7 @@ static void compose_pipeline(analysis *a, char delim) {
     /* "count the lines in every file under src and sort by count": the counts sorted */
     if (source_find && f[F_COUNT] && f[F_SORT] && !ls_sorted) arg(a, add_step(a, "sort"), f[F_REVERSE] ? "-rn" : "-n");
 
-    /* plain "show access.log", "with line numbers": cat -n */
-    if (a->n_steps == 0 && f[F_LINE_NUMBERS]) arg(a, add_step(a, "cat"), "-n");
+    /* plain "show access.log" */
     if (a->n_steps == 0 && a->n_files > 0 && f[F_SHOW]) add_step(a, "cat");
 
     if (!files_used && !source_find) attach_files(a);
@@ -3398,7 +3405,8 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
     if (!deletes) extract_slots(&a);
     /* "each" or "every" inside words another phrase took ("every third line", "replace every
      * number", "the line after each match") asks for no count per item */
-    if (a.flag[F_PER_ITEM]) a.flag[F_PER_ITEM] = match_from(&a, rb->flags[F_PER_ITEM], 0);
+    if (a.flag[F_PER_ITEM] && (a.flag[F_PER_ITEM] = match_from(&a, rb->flags[F_PER_ITEM], 0)))
+        a.flag_at[F_PER_ITEM] = pcre2_get_ovector_pointer(a.md)[0]; /* flag_says reads the match left */
     /* re-checked after extraction: a search term ("lines containing curl") is not an action */
     if (deletes || match_from(&a, rb->flags[F_UNSUPPORTED], 0)) {
         char *w = group_dup(&a, 1, NULL);

@@ -344,6 +344,8 @@ static const rules_case cases[] = {
     {"lines containing tabs", two_lines, "grep [-E] [\t]"},
     {"number the non-empty lines", two_lines, "nl"},
     {"number all lines", two_lines, "cat [-n]"},
+    /* the numbers were dropped once another step ran (it was `head -n 10`) */
+    {"show the first 10 lines with line numbers", two_lines, "head [-n] [10] | cat [-n]"},
     {"print every third line", two_lines, "awk [NR % 3 == 0]"},
     {"show the lines that are exactly 'alpha'", two_lines, "grep [-x] [alpha]"},
     {"print lines that do not match exactly 'alpha'", two_lines, "grep [-vx] [alpha]"},
