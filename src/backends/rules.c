@@ -9,6 +9,7 @@
  * failing that it declines (AGX_ERR_PARSE) instead of inventing a plan. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>
+#include <errno.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,7 @@ typedef enum {
     F_PER_DIR, F_TO_TSV, F_TO_CSV, F_WORDS_PER_LINE, F_NO_EXT, F_HIDDEN_FILES, F_TOTAL_SIZE, F_EXTENSIONS,
     F_EXTREME, F_DIFF, F_COMMON, F_HOME, F_EXECUTABLES, F_CONTENTS_EACH, F_NO_COMMENTS, F_LINE_NUMBERS,
     F_RANKED_NUMBERS, F_RECURSIVE, F_DELETE_PATH, F_WHOLE_WORD, F_SINGLES, F_SORT_LENGTH, F_TO_JSON, F_MINIFY,
-    F_COUNT_COLS, F_ONLY_IN,
+    F_COUNT_COLS, F_ONLY_IN, F_DUP_FILES,
     F_NFLAGS
 } flag_id;
 
@@ -93,7 +94,7 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_COLON] = "\\b(?:colon[- ]separated|colons?)\\b",
     [F_UNSUPPORTED] = "\\b(e-?mail|send|upload|download|install|compress|zip|unzip|encrypt|decrypt|"
                       "chmod|chown|kill|reboot|shutdown|translate|summari[sz]e|explain|ssh|ftp|ping|"
-                      "wget|curl|commit|deploy|compile|rename|move|copy|duplicate\\s+files|"
+                      "wget|curl|commit|deploy|compile|rename|move|copy|"
                       /* deleting or emptying files however they are named ("delete all .tmp files",
                        * "remove the log files older than 7 days", "delete build/", "clear app.log");
                        * the words between may not be about lines ("remove blank lines from files") */
@@ -185,6 +186,10 @@ static const char *const flag_regex[F_NFLAGS] = {
     /* "lines in a.txt that are not in b.txt": grep -vxFf b.txt a.txt */
     [F_ONLY_IN] = "\\b(?:not\\s+(?:found\\s+|present\\s+|also\\s+)?in|missing\\s+(?:from|in)|absent\\s+from|"
                   "only\\s+(?:in|found\\s+in))\\b",
+    /* "find duplicate files": files whose contents are the same (checksums compared) */
+    [F_DUP_FILES] = "\\b(?:duplicated?|identical)\\s+files\\b|\\bfiles\\s+(?:that\\s+are\\s+|which\\s+are\\s+)?"
+                    "(?:duplicated|duplicates|identical)\\b|\\bfiles\\s+(?:with|having)\\s+(?:the\\s+)?"
+                    "(?:same|identical)\\s+(?:content|contents|data|checksums?|hash(?:es)?)\\b",
     [F_COMMON] = "\\b(?:common\\s+to|in\\s+both|shared\\s+by|appear\\s+in\\s+both|in\\s+common)\\b",
     [F_EXECUTABLES] = "\\bexecutables?\\b|\\bexecutable\\s+files\\b",
     /* "show the contents of every .conf file": the files found, printed */
@@ -261,6 +266,7 @@ typedef enum {
     S_BETWEEN, S_NF_CMP, S_COL_CMP_NAMED, S_EXTREME_NAMED, S_EVERY_NTH, S_TERM_EXACT, S_WRAP, S_CONTEXT, S_SWAP,
     S_CAPITALIZE, S_LAST_CHARS, S_NUMBER_LINES, S_AFTER_MATCH, S_SORT_BY_NAMED, S_TWO_COLS, S_GROUP_AGG, S_DROP_COL,
     S_COL_TEXT, S_LOG_STATUS_IS, S_LOG_PATH_IS, S_RECENT, S_ON_DAY, S_NAME_HAS, S_KNOWN_FILES,
+    S_PER_LINE, S_SHUFFLE, S_RANDOM_N, S_CHECKSUM, S_BASE64, S_DUMP, S_SEQ, S_JOIN_FILES, S_JOIN_KEY,
     S_NSLOTS
 } slot_id;
 
@@ -281,6 +287,9 @@ typedef enum {
 #define KNOWN_FILE_NAMES "Makefile|makefile|GNUmakefile|Dockerfile|Containerfile|Jenkinsfile|Vagrantfile|Gemfile|" \
                          "Rakefile|Procfile|Justfile|README|LICENSE|CHANGELOG|CODEOWNERS"
 #define PATHTOK "((?:~|\\.{1,2})?/?[\\w.-]+(?:/[\\w.-]*)*)"
+/* not a word searched for ("grep for shuffle", "lines containing base64") */
+#define NOT_SEARCHED "(?<!\\bfor\\s)(?<!\\bcontaining\\s)(?<!\\bcontain\\s)(?<!\\bword\\s)(?<!\\bgrep\\s)" \
+                     "(?<!\\bmatching\\s)(?<!\\bmention\\s)(?<!\\bmentioning\\s)"
 
 static const char *const slot_regex[S_NSLOTS] = {
     [S_SORT_KEY] = "\\bsort\\w*(?:\\s+\\S+){0,4}?\\s+(by\\s+(?:the\\s+)?(?:" ORD "\\s+(?:column|field|col)|"
@@ -391,8 +400,9 @@ static const char *const slot_regex[S_NSLOTS] = {
                   "(?:lines?|entries|rows|records|"
                   "messages|log\\s+lines|events|requests)\\b",
     /* "the first 5 characters", "the first character": cut -c1-N */
-    [S_CHARS_RANGE] = "\\b(?:first|leading)\\s+(?:" NUM "\\s+(?:characters|chars|letters|bytes)|"
-                      "(?:character|char|letter|byte))\\b",
+    [S_CHARS_RANGE] = "\\b(?:first|leading)\\s+(?:" NUM "\\s+(?:characters|chars|letters|(bytes))|"
+                      "(?:character|char|letter|(byte)))\\b",
+    [S_PER_LINE] = "\\b(?:(?:of|in|on|from)\\s+(?:each|every)\\s+(?:line|row)|per\\s+(?:line|row))\\b",
     /* "the last 3 characters of each line": awk substr */
     [S_LAST_CHARS] = "\\b(?:last|final|trailing)\\s+(?:" NUM "\\s+(?:characters|chars|letters|bytes)|"
                      "(?:character|char|letter|byte))\\b",
@@ -563,6 +573,43 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_KNOWN_FILES] = "(?-i)\\b(?i:every|each|all(?:\\s+the)?|any|find|locate|list|where\\s+are)\\s+(?:(?i:the)\\s+)?"
                       "(" KNOWN_FILE_NAMES ")s?\\b|\\b(" KNOWN_FILE_NAMES ")s\\b",
     [S_TERM_STATUS] = "\\b(?:returned|returning|return|with\\s+status|status(?:\\s+code)?|code)\\s+(\\d+)\\b",
+    /* "shuffle the lines", "in random order": shuf */
+    [S_SHUFFLE] = NOT_SEARCHED "\\b(?:shuffl(?:e[sd]?|ing)|randomi[sz](?:e[sd]?|ing)(?:\\s+the\\s+order(?:\\s+of)?)?|"
+                  "(?:in\\s+(?:a\\s+)?)?random\\s+order)\\b",
+    /* "3 random lines", "a random line", "pick 5 lines at random", "a random sample of 10 lines":
+     * shuf -n N (groups 1-3: N; none: one line) */
+    [S_RANDOM_N] = NOT_SEARCHED "\\b(?:(?:" NUM "|an?)\\s+random(?:ly\\s+(?:chosen|picked|selected))?\\s+|"
+                   "(?:pick|choose|select|sample|show|print|get|take|give\\s+me)\\s+" NUM "\\s+"
+                   "(?=(?:(?:lines?|rows?|entries|records?)\\s+)?(?:at\\s+random|randomly)\\b)|"
+                   "(?:an?\\s+)?random\\s+sample\\s+of\\s+" NUM "\\s+)"
+                   "(?:lines?|rows?|entries|entry|records?)?(?:\\s+(?:at\\s+random|randomly))?",
+    /* "the sha256 checksum of every file", "md5sums", "hash of each file" (group 1: the algorithm) */
+    [S_CHECKSUM] = NOT_SEARCHED "(?<![.*/-])\\b(?:(md5|sha-?(?:1|224|256|384|512)|crc-?32|blake2b?|b2)(?:sums?)?\\b"
+                   "(?:\\s+(?:check)?sums?\\b|\\s+hash(?:es)?\\b|\\s+digests?\\b)?|checksums?\\b|"
+                   "(?:content\\s+)?(?:hash(?:es)?|digests?)\\s+(?=of\\b|for\\b))(?!\\s+(?:column|field|key)s?\\b)",
+    /* "base64 encode", "decode the base64 input", "convert from base64" (groups 1-3: the
+     * verb before, "from", the verb after; a decoding verb or "from" decodes) */
+    [S_BASE64] = NOT_SEARCHED "(?:\\b((?:de|en)cod(?:e[sd]?|ing)|convert(?:ed)?)\\s+(?:(?:the|this|it|its|input|text|"
+                 "data|file|string|strings|contents?|lines?|each|every|as|to|into|in|of|with|using)\\s+){0,4})?(\\bfrom\\s+)?"
+                 "\\bbase[\\s-]?64\\b(?:[\\s-]+((?:de|en)cod(?:e[sd]?|ing))\\b)?",
+    /* "a hex dump of data.bin", "show the bytes in hex", "octal dump" (group 1: octal) */
+    [S_DUMP] = NOT_SEARCHED "\\b(?:hex(?:adecimal)?[\\s-]*dump|hexdump|xxd|(octal)[\\s-]*dump|(?:bytes?|contents?|it|data)\\s+"
+               "(?:in|as)\\s+hex(?:adecimal)?|hex(?:adecimal)?\\s+(?:bytes|values|codes)|byte\\s+values)\\b",
+    /* "print the numbers from 1 to 10", "the even numbers from 2 to 20", "numbers 0 to 100 in
+     * steps of 5", "count down from 10 to 1": seq (1: even/odd, 2: "count", 3: first, 4: last, 5: step) */
+    [S_SEQ] = "\\b(?:(?:the\\s+)?(?:(even|odd)\\s+)?(?:whole\\s+)?(?:numbers|integers)\\s+(?:from\\s+)?|"
+              "(count)(?:ing)?\\s+(?:down\\s+|up\\s+)?from\\s+|"
+              "(?:a\\s+)?sequence\\s+(?:of\\s+(?:numbers|integers)\\s+)?from\\s+)"
+              "(-?\\d+|one|two|three|four|five|six|seven|eight|nine|ten|zero)\\s+"
+              "(?:to|through|thru|until|up\\s+to)\\s+(-?\\d+|one|two|three|four|five|six|seven|eight|nine|ten|"
+              "eleven|twelve|fifteen|twenty|thirty|fifty|hundred)\\b"
+              "(?:\\s*,?\\s*(?:in\\s+steps?\\s+of|by|with\\s+(?:a\\s+)?step\\s+(?:of\\s+)?|stepping\\s+by)\\s+(\\d+)\\b)?",
+    /* "join a.txt and b.txt": join (the files are read as operands) */
+    [S_JOIN_FILES] = "\\bjoin\\s+(?:the\\s+)?(?:two\\s+)?(?:files?\\s+)?(?!(?:the\\s+)?(?:lines?|rows?|words?|"
+                     "columns?|fields?)\\b)[\\w./-]+\\s+(?:and|with)\\s+[\\w./-]+\\.\\w+",
+    /* "on the second field", "by column 3", "on the id column" (1: ordinal, 2: number, 3: a name) */
+    [S_JOIN_KEY] = "\\b(?:on|by|using)\\s+(?:the\\s+)?(?:" ORD "\\s+(?:field|column|key)|(?:field|column|key)\\s+"
+                   "(\\d+)|(\\w+)\\s+(?:field|column|key))\\b",
 };
 
 /* Words that follow "containing"/"for"/... without being what to search for. */
@@ -701,8 +748,9 @@ static const char *char_name(const char *w) {
 }
 
 /* Tools that read file operands (so files attach to them rather than to a `cat`). */
-static const char *const file_readers[] = {"grep", "head", "tail", "wc", "cat", "sort", "cut",
-                                           "awk", "sed", "jq", "paste", "nl", "fold", "tac", "rev"};
+static const char *const file_readers[] = {"grep", "head", "tail", "wc", "cat", "sort", "cut", "awk",
+                                           "sed", "jq", "paste", "nl", "fold", "tac", "rev", "shuf",
+                                           "md5sum", "sha256sum", "base64", "od"};
 
 /* An aggregate per group ("the average age per city"): the words that ask for it (their
  * first three letters are enough: "maximum", "averages"), what jq applies to a group's
@@ -790,6 +838,7 @@ typedef struct {
     long fields[2];                   /* "columns 1 and 3" */
     long fields_upto;                 /* "first 3 columns" */
     long chars_upto;                  /* "first 5 characters": cut -c1-N */
+    long head_bytes;                  /* "the first 64 bytes": head -c 64 */
     long from_line;                   /* "everything after line 10": tail -n +11 */
     long drop_last;                   /* "remove the last 2 lines": head -n -2 */
     bool drop_items;                  /* ... of a JSON array's items: jq '.[N:]', '.[:-N]' */
@@ -819,6 +868,15 @@ typedef struct {
     long last_chars;                  /* "the last 3 characters": awk substr */
     bool number_nonempty;             /* "number the non-empty lines": nl (every line: F_LINE_NUMBERS) */
     long wrap_width;                  /* fold -s -w N */
+    bool shuffle;                     /* "shuffle the lines": shuf */
+    long random_n;                    /* "3 random lines": shuf -n 3 */
+    const char *checksum_tool;        /* "the sha256 of each file": sha256sum (md5sum) */
+    char base64;                      /* 'e': base64, 'd': base64 -d */
+    char dump;                        /* 'x': od as a hex dump, 'o': in octal */
+    long seq[3];                      /* "the numbers from 1 to 10": seq FIRST STEP LAST */
+    bool seq_set;
+    bool join_files;                  /* "join a.txt and b.txt on the second field": join -j 2 */
+    long join_key;
     const char *replace_class;        /* "replace all digits with X": the class's sed regex */
     long line_from, line_to;          /* sed -n 'A,Bp' */
     long longer_than, shorter_than;   /* awk 'length($0) > N' */
@@ -1066,7 +1124,7 @@ static bool negated_before(const analysis *a, size_t pos, size_t back) {
 }
 
 static void extract_term(analysis *a) {
-    for (size_t i = 0; i < N_NAMED_PATTERNS; i++) {
+    for (size_t i = 0; !a->seq_set && i < N_NAMED_PATTERNS; i++) { /* a sequence's numbers are no search */
         if (named_patterns[i].log_field && a->log_input) continue;
         if (!match_from(a, a->rb->named[i], 0)) continue;
         a->named_regex = named_patterns[i].regex;
@@ -1807,6 +1865,119 @@ static void extract_line_edits(analysis *a) {
     }
 }
 
+/* An integer of a sequence: digits (0 and negatives too) or a number word. */
+static bool seq_number(const char *w, long *out) {
+    if (!w) return false;
+    if (w[0] == '-' || isdigit((unsigned char)w[0])) {
+        errno = 0;
+        char *end;
+        long v = strtol(w, &end, 10);
+        if (errno || *end || v < -1000000000L || v > 1000000000L) return false;
+        *out = v;
+        return true;
+    }
+    if (strcasecmp(w, "zero") == 0) {
+        *out = 0;
+        return true;
+    }
+    *out = number_value(w);
+    return *out > 0;
+}
+
+/* Tools for whole inputs or files rather than lines: shuf, checksums, base64, od, seq,
+ * join. */
+static void extract_byte_tools(analysis *a) {
+    const rules_backend *rb = a->rb;
+    size_t s = 0, e = 0;
+    if (match_from(a, rb->slots[S_RANDOM_N], 0)) {
+        const int g = first_group(a, 3, &s, &e);
+        char *k = g ? group_dup(a, g, NULL) : NULL;
+        a->random_n = k ? number_value(k) : 1; /* "a random line" */
+        if (a->random_n > 0) mark_match_used(a);
+        else a->random_n = 0;
+        free(k);
+    }
+    if (match_from(a, rb->slots[S_SHUFFLE], 0)) {
+        a->shuffle = true;
+        a->flag[F_SORT] = false; /* "sort the lines in random order" */
+        mark_match_used(a);
+    }
+    if (match_from(a, rb->slots[S_CHECKSUM], 0)) {
+        char *alg = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : NULL;
+        if (!alg || strncasecmp(alg, "sha", 3) == 0) {
+            /* sha256 unless another SHA is named */
+            const char *digits = alg ? alg + 3 + (alg[3] == '-') : "256";
+            if (strcmp(digits, "256") == 0) a->checksum_tool = "sha256sum";
+        } else if (strcasecmp(alg, "md5") == 0) {
+            a->checksum_tool = "md5sum";
+        }
+        if (!a->checksum_tool)
+            snprintf(a->cannot, sizeof a->cannot, " (the tool registry has md5sum and sha256sum, not a '%.20s' "
+                     "checksum tool)", alg);
+        mark_match_used(a);
+        free(alg);
+    }
+    if (a->flag[F_DUP_FILES]) {
+        if (!a->checksum_tool) a->checksum_tool = "md5sum"; /* the fastest of the two, enough to compare */
+        match_from(a, rb->flags[F_DUP_FILES], 0);
+        mark_match_used(a);
+    }
+    if (match_from(a, rb->slots[S_BASE64], 0)) {
+        char *before = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : NULL;
+        char *after = group(a, 3, &s, &e) ? group_dup(a, 3, NULL) : NULL;
+        const bool from = group(a, 2, &s, &e);
+        a->base64 = from || (before && strncasecmp(before, "de", 2) == 0) || (after && strncasecmp(after, "de", 2) == 0)
+                        ? 'd'
+                        : 'e';
+        mark_match_used(a);
+        free(before);
+        free(after);
+    }
+    if (match_from(a, rb->slots[S_DUMP], 0)) {
+        a->dump = group(a, 1, &s, &e) ? 'o' : 'x';
+        mark_match_used(a);
+    }
+    if (!a->piped && match_from(a, rb->slots[S_SEQ], 0)) { /* piped: numbers in the input */
+        char *parity = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : NULL;
+        const bool counting = group(a, 2, &s, &e); /* "count from 1 to 10" is no count of lines */
+        char *from = group_dup(a, 3, NULL), *to = group_dup(a, 4, NULL);
+        char *by = group(a, 5, &s, &e) ? group_dup(a, 5, NULL) : NULL;
+        long first = 0, last = 0, step = 1;
+        if (seq_number(from, &first) && seq_number(to, &last) && (!by || (seq_number(by, &step) && step > 0))) {
+            if (parity) { /* every other number, starting at the first of that parity */
+                const long want = tolower((unsigned char)parity[0]) == 'o';
+                if (((first % 2) + 2) % 2 != want) first += first > last ? -1 : 1;
+                if (!by) step = 2;
+            }
+            if (first > last) step = -step; /* "from 10 to 1": counting down */
+            a->seq[0] = first;
+            a->seq[1] = step;
+            a->seq[2] = last;
+            a->seq_set = true;
+            if (counting) a->flag[F_COUNT] = false;
+            mark_match_used(a);
+        }
+        free(parity);
+        free(from);
+        free(to);
+        free(by);
+    }
+    if (match_from(a, rb->slots[S_JOIN_FILES], 0)) {
+        a->join_files = true;
+        if (match_from(a, rb->slots[S_JOIN_KEY], 0)) {
+            const int g = first_group(a, 3, &s, &e);
+            if (g != 3) a->join_key = group_column(a, g);
+            else { /* a name: no header of the files is known here */
+                char *w = group_dup(a, 3, NULL);
+                snprintf(a->cannot, sizeof a->cannot, " (join needs the key as a field number, e.g. 'on the "
+                         "second field', not '%.40s')", w ? w : "");
+                free(w);
+            }
+            mark_match_used(a);
+        }
+    }
+}
+
 /* Words that name a match rather than the text matched ("the line after each match"). */
 static const char *const match_nouns[] = {"match", "matches", "hit", "hits", "occurrence", "occurrences",
                                           "mention", "mentions", "one", "it"};
@@ -1851,6 +2022,7 @@ static void extract_slots(analysis *a) {
     const rules_backend *rb = a->rb;
     size_t s = 0, e = 0;
     extract_line_edits(a);
+    extract_byte_tools(a);
     if (match_from(a, rb->slots[S_WS_LINES], 0)) { /* lines to find, not to clean */
         set_str(a, &a->term, agx_strdup("[[:space:]]$"));
         a->term_regex = true;
@@ -2269,9 +2441,13 @@ static void extract_slots(analysis *a) {
     }
     if (match_from(a, rb->slots[S_CHARS_RANGE], 0)) { /* cut -c1-N, not head */
         char *k = group_dup(a, 1, NULL);
-        a->chars_upto = k ? number_value(k) : 1; /* "the first character" */
+        const long n = k ? number_value(k) : 1; /* "the first character" */
+        const bool bytes = group(a, 2, &s, &e) || group(a, 3, &s, &e);
         free(k);
         mark_match_used(a);
+        /* "the first 64 bytes" of a file are its first bytes (head -c), not of each line */
+        if (bytes && !match_from(a, rb->slots[S_PER_LINE], 0)) a->head_bytes = n;
+        else a->chars_upto = n;
     }
     /* "the 20 most recent lines" is the end of the input, not "the 20 most ..." */
     a->last_n = slot_number(a, S_LAST_N2, 1);
@@ -2538,8 +2714,41 @@ static bool compose_table(analysis *a, char delim) {
     return true;
 }
 
+/* Checksums of files found in a tree, or of the files named one per input line ("find
+ * duplicate files": the files whose checksums repeat, in groups). */
+static void compose_checksums(analysis *a) {
+    if (!a->piped) find_files(a, a->glob);
+    step *st = xargs_lines(a);
+    arg(a, st, "-r"); /* no files: no checksum of an empty stdin */
+    arg(a, st, a->checksum_tool);
+    if (a->flag[F_DUP_FILES]) { /* the checksum is the first 32 (md5) or 64 (sha256) characters */
+        add_step(a, "sort");
+        st = add_step(a, "uniq");
+        arg(a, st, strcmp(a->checksum_tool, "md5sum") == 0 ? "-w32" : "-w64");
+        arg(a, st, "--all-repeated=separate");
+    }
+}
+
 static void compose_pipeline(analysis *a, char delim) {
     const bool *f = a->flag;
+    if (a->seq_set && !a->piped && a->n_files == 0) { /* the numbers are the input of what follows */
+        if (f[F_REVERSE] && !f[F_SORT]) { /* "the numbers 1 to 20 in reverse order": counted down */
+            const long first = a->seq[0];
+            a->seq[0] = a->seq[2] - (a->seq[2] - first) % a->seq[1]; /* the last number reached */
+            a->seq[1] = -a->seq[1];
+            a->seq[2] = first;
+        }
+        step *st = add_step(a, "seq");
+        if (a->seq[0] != 1 || a->seq[1] != 1) argf(a, st, agx_sprintf("%ld", a->seq[0]));
+        if (a->seq[1] != 1) argf(a, st, agx_sprintf("%ld", a->seq[1]));
+        argf(a, st, agx_sprintf("%ld", a->seq[2]));
+        a->piped = true;
+    }
+    if (a->checksum_tool && a->n_files == 0 && !a->term &&
+        (!a->piped || f[F_DUP_FILES] || f[F_PER_FILE])) { /* piped: a list of files */
+        compose_checksums(a);
+        return;
+    }
     bool per_file = f[F_PER_FILE] && (f[F_COUNT] || a->term);
     /* pipelines of their own: directory sizes (du), files per extension, lines ranked by length */
     const bool du = (f[F_DU] || f[F_RANKED_DIRS] || (f[F_TOTAL_SIZE] && !a->glob && !a->log_input)) &&
@@ -2570,7 +2779,14 @@ static void compose_pipeline(analysis *a, char delim) {
                                f[F_SUM] || f[F_AVERAGE] || f[F_UNIQUE] || f[F_COUNT] || f[F_DUPS] || a->row_cond));
 
     /* source */
-    if (two_files) {
+    if (a->join_files && a->n_files == 2 && !a->piped) { /* both files sorted on the key, as join needs */
+        step *st = add_step(a, "join");
+        if (delim) argf(a, st, delim == '\t' ? agx_strdup("-t\t") : agx_sprintf("-t%c", delim));
+        if (a->join_key > 1) argf(a, st, agx_sprintf("-j%ld", a->join_key));
+        arg(a, st, a->files[0]);
+        arg(a, st, a->files[1]);
+        files_used = true;
+    } else if (two_files) {
         step *st = add_step(a, f[F_COMMON] || f[F_ONLY_IN] ? "grep" : "diff");
         if (f[F_ONLY_IN]) { /* the lines of the first that are no line of the second */
             arg(a, st, "-vxFf");
@@ -2783,6 +2999,8 @@ static void compose_pipeline(analysis *a, char delim) {
         if (a->dir) arg(a, st, a->dir);
         ls_sorted = f[F_BY_SIZE] || f[F_BY_TIME]; /* ls did the sorting */
     }
+
+    if (a->base64 == 'd') arg(a, add_step(a, "base64"), "-d"); /* the text is what the rest reads */
 
     /* json: a key (of every element when the input is an array), keys, length, pretty */
     bool json = f[F_JSON] || a->json_input, json_counted = false, json_summed = false;
@@ -3107,6 +3325,10 @@ static void compose_pipeline(analysis *a, char delim) {
         step *st = add_step(a, "sed");
         arg(a, st, "-n");
         arg(a, st, "1p;$p");
+    } else if (a->head_bytes > 0) {
+        step *st = add_step(a, "head");
+        arg(a, st, "-c");
+        argf(a, st, agx_sprintf("%ld", a->head_bytes));
     } else if (a->first_n > 0 || a->last_n > 0) {
         step *st = add_step(a, a->first_n > 0 ? "head" : "tail");
         arg(a, st, "-n");
@@ -3134,6 +3356,29 @@ static void compose_pipeline(analysis *a, char delim) {
             argf(a, st, agx_strbuf_take(&sb));
             arg(a, st, "NR > 1 {printf \"%s\", sep} {printf \"%s\", $0} END {print \"\"}");
         }
+    }
+
+    /* what is left, shuffled ("3 random lines of the first 100": head, then shuf -n 3), or as
+     * a whole: its checksum, base64, a dump of its bytes */
+    if (a->random_n > 0 || a->shuffle) {
+        step *st = add_step(a, "shuf");
+        if (a->random_n > 0) {
+            arg(a, st, "-n");
+            argf(a, st, agx_sprintf("%ld", a->random_n));
+        }
+    }
+    if (a->checksum_tool && (source_find || (source_grep && f[F_FILES_WITH]))) { /* of each file listed */
+        step *st = xargs_lines(a);
+        arg(a, st, "-r");
+        arg(a, st, a->checksum_tool);
+    } else if (a->checksum_tool) {
+        add_step(a, a->checksum_tool);
+    }
+    if (a->base64 == 'e') add_step(a, "base64");
+    if (a->dump) { /* offsets in hex; -v: repeated lines shown, not '*' */
+        const char *const dump_args[2][5] = {{"-A", "x", "-t", "x1z", "-v"}, {"-A", "o", "-t", "o1", "-v"}};
+        step *st = add_step(a, "od");
+        for (size_t i = 0; i < 5; i++) arg(a, st, dump_args[a->dump == 'o'][i]);
     }
 
     /* numbered last, so the numbers are those of the lines shown ("show main.c with line numbers":
@@ -3220,7 +3465,7 @@ static size_t pattern_match(const char *instr, const char *pattern) {
 
 /* Tools that do nothing useful without a program or pattern argument: the
  * pattern path only uses them when the instruction quotes that argument. */
-static const char *const needs_program[] = {"awk", "sed", "grep", "cut", "tr", "join", "xargs"};
+static const char *const needs_program[] = {"awk", "sed", "grep", "cut", "tr", "join", "xargs", "seq"};
 
 static void compose_from_registry(analysis *a, const agx_registry *reg) {
     const agx_tool *best = NULL;

@@ -291,16 +291,41 @@ static void check_file_tool(collector *c, int num, char *const *args, size_t n) 
             problem(c, num, "file '%s' writes a compiled magic file; plans may only read", args[i]);
 }
 
+/* shuf -o FILE writes the shuffled lines to a file (-i and -n take their value
+ * from the rest of a cluster). */
+static void check_shuf(collector *c, int num, char *const *args, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const char *a = args[i];
+        if (!a) continue;
+        if (!strcmp(a, "-i") || !strcmp(a, "-n")) {
+            i++;
+            continue;
+        }
+        if (!strncmp(a, "--output", 8) || cluster_has(a, 'o', "in"))
+            problem(c, num, "shuf '%s' writes a file; plans may only read (the output goes to the next task)", a);
+    }
+}
+
+typedef void (*args_check)(collector *c, int num, char *const *args, size_t n);
+
+/* The built-in tools whose arguments can write files or run programs. */
+static const struct {
+    const char *id;
+    args_check check;
+} arg_checks[] = {
+    {"find", check_find}, {"sed", check_sed},  {"sort", check_sort},      {"uniq", check_uniq},
+    {"awk", check_awk},   {"shuf", check_shuf}, {"file", check_file_tool},
+};
+
 static void check_tool_args(collector *c, int num, const char *id, char *const *args, size_t n,
                             const agx_registry *reg, int depth) {
     if (!args) return;
-    if (!strcmp(id, "find")) check_find(c, num, args, n);
-    else if (!strcmp(id, "sed")) check_sed(c, num, args, n);
-    else if (!strcmp(id, "sort")) check_sort(c, num, args, n);
-    else if (!strcmp(id, "uniq")) check_uniq(c, num, args, n);
-    else if (!strcmp(id, "awk")) check_awk(c, num, args, n);
-    else if (!strcmp(id, "xargs")) check_xargs(c, num, args, n, reg, depth);
-    else if (!strcmp(id, "file")) check_file_tool(c, num, args, n);
+    if (!strcmp(id, "xargs")) { /* the command it runs is checked in turn */
+        check_xargs(c, num, args, n, reg, depth);
+        return;
+    }
+    for (size_t i = 0; i < sizeof arg_checks / sizeof arg_checks[0]; i++)
+        if (!strcmp(id, arg_checks[i].id)) arg_checks[i].check(c, num, args, n);
 }
 
 static void check_task(collector *c, const agx_plan *plan, size_t i, const agx_registry *reg,

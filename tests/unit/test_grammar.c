@@ -949,12 +949,12 @@ static void test_fast_paths_match_full_walk(void **state) {
 
 /* The built-in registry minus the tools whose arguments the validator polices
  * per tool (find -exec, sed -i, sort -o, uniq's output operand, awk system(),
- * xargs' command): those rules are semantic, beyond what a JSON schema states,
+ * xargs' command, shuf -o, file -C): those rules are semantic, beyond what a JSON schema states,
  * and the native backend enforces them after decoding. What the grammar alone
  * guarantees is checked here with the rest of the registry. The dropped tools
  * are swapped to the end so agx_registry_free still frees them. */
 static size_t schema_registry(agx_registry *reg) {
-    static const char *const policed[] = {"find", "sed", "sort", "uniq", "awk", "xargs"};
+    static const char *const policed[] = {"find", "sed", "sort", "uniq", "awk", "xargs", "shuf", "file"};
     agx_error err;
     assert_int_equal(agx_registry_builtin(reg, &err), AGX_OK);
     size_t kept = 0;

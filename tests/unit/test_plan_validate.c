@@ -231,6 +231,10 @@ static void test_side_effects_refused(void **state) {
     expect_refused(WORDS("xargs", "-0", "sed", "-i", "s/a/b/"), "sed '-i'");
     expect_refused(WORDS("xargs", "xargs", "rm"), "'rm'");
     expect_refused(WORDS("file", "-C", "-m", "magic"), "compiled magic");
+    expect_refused(WORDS("shuf", "-o", "out.txt", "in.txt"), "shuf '-o' writes a file");
+    expect_refused(WORDS("shuf", "-ro", "out.txt"), "writes a file");
+    expect_refused(WORDS("shuf", "--output=x", "in.txt"), "writes a file");
+    expect_refused(WORDS("xargs", "-d", "\\n", "shuf", "-o", "x"), "shuf '-o'");
 }
 
 static void test_ordinary_uses_allowed(void **state) {
@@ -250,6 +254,13 @@ static void test_ordinary_uses_allowed(void **state) {
     expect_allowed(WORDS("xargs", "-I", "{}", "grep", "-l", "main", "{}"));
     expect_allowed(WORDS("xargs"));
     expect_allowed(WORDS("file", "-b", "x"));
+    expect_allowed(WORDS("shuf", "-n", "3", "in.txt"));
+    expect_allowed(WORDS("shuf", "-n3"));
+    expect_allowed(WORDS("shuf", "-i", "1-10", "-n", "-o")); /* "-o" is -n's value (a bad count, not a file) */
+    expect_allowed(WORDS("shuf", "-n", "1", "-e", "a", "b"));
+    expect_allowed(WORDS("xargs", "-d", "\\n", "sha256sum"));
+    expect_allowed(WORDS("base64", "-d"));
+    expect_allowed(WORDS("od", "-A", "x", "-t", "x1z", "-v"));
 }
 
 /* ------------------------------------------------------------ normalize */

@@ -562,6 +562,11 @@ static void test_validate_delta_native(void **state) {
     char *home = agx_test_tmpdir();
     /* only an Echo model: Delta reviews with the same file */
     char *m = agx_sprintf("AGX_ECHO_MODEL=%s", model);
+    /* a short draft: Delta's prompt (tool list + draft, in this model's 1k-token vocabulary)
+     * must fit the model's 2048-token context */
+    /* Delta's prompt (system text, the 35 tools and this draft) is ~1,900 tokens in this
+     * model's 1k-token vocabulary, close to its 2048-token context: a longer tool list needs
+     * a model with a larger context here (a shorter draft makes Delta change nothing) */
     const char *env[] = {"AGX_BACKEND=native", m, "AGX_CANDLE_SEED=3", "AGX_THREADS=1",
                          "AGX_CANDLE_MAX_TOKENS=120", NULL};
     term t;

@@ -428,6 +428,54 @@ static const rules_case cases[] = {
     {"files whose name contains test", NULL, "find [.] [-name] [*test*]"},
     {"show lines in a.txt that are not in b.txt", NULL, "grep [-vxFf] [b.txt] [a.txt]"},
     {"show everything before the line containing END in notes.txt", NULL, "awk [/END/ {exit} {print}] [notes.txt]"},
+    /* whole inputs and files: shuf, checksums, base64, od, seq, join (declined or wrong before) */
+    {"shuffle the lines", two_lines, "shuf"},
+    {"sort the lines in random order", two_lines, "shuf"},
+    {"pick 3 random lines", two_lines, "shuf [-n] [3]"},
+    {"show a random line", two_lines, "shuf [-n] [1]"},
+    {"show 2 random lines containing alpha", two_lines, "grep [alpha] | shuf [-n] [2]"},
+    {"3 random lines from the first 100", two_lines, "head [-n] [100] | shuf [-n] [3]"},
+    {"show 3 random lines of notes.txt", NULL, "shuf [-n] [3] [notes.txt]"},
+    {"sha256 checksum of every file under src", NULL, "find [src] [-type] [f] | xargs [-d] [\\n] [-r] [sha256sum]"},
+    {"md5 of every file in src modified in the last day", NULL,
+     "find [src] [-type] [f] [-mtime] [-1] | xargs [-d] [\\n] [-r] [md5sum]"},
+    {"checksums of all .iso files", NULL, "find [.] [-type] [f] [-name] [*.iso] | xargs [-d] [\\n] [-r] [sha256sum]"},
+    {"sha256sum of a.txt and b.txt", NULL, "sha256sum [a.txt] [b.txt]"},
+    {"checksum of the input", two_lines, "sha256sum"},
+    {"sha256 of each file", "src/a.c\nsrc/b.c\n", "xargs [-d] [\\n] [-r] [sha256sum]"},
+    {"find duplicate files in downloads", NULL,
+     "find [downloads] [-type] [f] | xargs [-d] [\\n] [-r] [md5sum] | sort | uniq [-w32] [--all-repeated=separate]"},
+    {"files with the same content", NULL,
+     "find [.] [-type] [f] | xargs [-d] [\\n] [-r] [md5sum] | sort | uniq [-w32] [--all-repeated=separate]"},
+    {"base64 encode secret.txt", NULL, "base64 [secret.txt]"},
+    {"base64 encode the first line", two_lines, "head [-n] [1] | base64"},
+    {"decode the base64 input", two_lines, "base64 [-d]"},
+    {"decode payload.b64 from base64", NULL, "base64 [-d] [payload.b64]"},
+    {"decode the base64 and show the first 5 lines", two_lines, "base64 [-d] | head [-n] [5]"},
+    {"hex dump of data.bin", NULL, "od [-A] [x] [-t] [x1z] [-v] [data.bin]"},
+    {"hex dump of the first 32 bytes of data.bin", NULL, "head [-c] [32] [data.bin] | od [-A] [x] [-t] [x1z] [-v]"},
+    {"octal dump of data.bin", NULL, "od [-A] [o] [-t] [o1] [-v] [data.bin]"},
+    /* the first bytes of the input, or of each line */
+    {"show the first 64 bytes", two_lines, "head [-c] [64]"},
+    {"show the first 10 bytes of each line", two_lines, "cut [-c1-10]"},
+    {"print the numbers from 1 to 10", NULL, "seq [10]"},
+    {"count down from 10 to 1", NULL, "seq [10] [-1] [1]"},
+    {"the odd numbers from 1 to 9", NULL, "seq [1] [2] [9]"},
+    {"the even numbers from 1 to 9 in reverse", NULL, "seq [8] [-2] [2]"},
+    {"generate a sequence from 5 to 50 by 5", NULL, "seq [5] [5] [50]"},
+    {"numbers from 0 to 100 in steps of 5", NULL, "seq [0] [5] [100]"},
+    {"sum the numbers from 1 to 100", NULL, "seq [100] | awk [{s += $1} END {print s}]"},
+    {"numbers from 1 to 100 containing 7", NULL, "seq [100] | grep [7]"},
+    {"join a.txt and b.txt on the first field", NULL, "join [a.txt] [b.txt]"},
+    {"join the files a.txt and b.txt by field 2", NULL, "join [-j2] [a.txt] [b.txt]"},
+    {"join users.csv and orders.csv on the second column", NULL, "join [-t,] [-j2] [users.csv] [orders.csv]"},
+    {"the odd numbers from 10 to 1", NULL, "seq [9] [-2] [1]"},
+    {"md5 of the files containing TODO", NULL, "grep [-rl] [TODO] [.] | xargs [-d] [\\n] [-r] [md5sum]"},
+    /* the same words searched for, or in a file name, ask for none of these tools */
+    {"find files named *.md5", NULL, "find [.] [-name] [*.md5]"},
+    {"lines containing base64", two_lines, "grep [base64]"},
+    {"grep for shuffle", two_lines, "grep [shuffle]"},
+    {"find lines mentioning random", two_lines, "grep [random]"},
 };
 
 static agx_backend *make_backend(void) {
@@ -522,7 +570,6 @@ static void test_declines_clearly(void **state) {
         "find aliases in .bashrc",
         /* plans run without a shell: '~' would be a directory named '~' */
         "find all hidden files under ~", "show the 20 biggest files in my home directory",
-        "find duplicate files in downloads",
         /* changes to files: these used to be plans that only listed or grepped them */
         "delete all .tmp files", "remove all *.pyc files", "delete the log files older than 7 days",
         "clear the log file", "change permissions of run.sh", "truncate app.log", "wipe the build directory",
@@ -531,6 +578,8 @@ static void test_declines_clearly(void **state) {
         "join the lines with a backslash",
         /* a directory to leave out that the plan found would not leave out */
         "show the first 10 lines excluding node_modules",
+        /* a checksum tool the registry lacks; a join key by a name no header gives */
+        "sha1 of each file", "join a.txt and b.txt on the name column",
     };
     for (size_t i = 0; i < sizeof nonsense / sizeof nonsense[0]; i++) {
         agx_generated_plan gp;
