@@ -139,6 +139,15 @@ static bool cluster_has(const char *a, char flag, const char *takes_value) {
     return false;
 }
 
+/* A GNU long option naming `name` (given without its dashes), also abbreviated as
+ * getopt_long accepts it: "--out=f" and "--o" are --output. Any prefix counts, so an
+ * ambiguous one is refused too (the tool would refuse it anyway). */
+static bool long_opt(const char *a, const char *name) {
+    if (strncmp(a, "--", 2) != 0) return false;
+    size_t n = strcspn(a + 2, "=");
+    return n > 0 && n <= strlen(name) && strncmp(a + 2, name, n) == 0;
+}
+
 static void check_find(collector *c, int num, char *const *args, size_t n) {
     static const char *const bad[] = {"-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint",
                                       "-fprint0", "-fprintf", "-fls", NULL};
@@ -157,7 +166,7 @@ static void check_sed(collector *c, int num, char *const *args, size_t n) {
             i++; /* the next word is a value, not an option */
             continue;
         }
-        if (!strncmp(a, "--in-place", 10) || cluster_has(a, 'i', "efl"))
+        if (long_opt(a, "in-place") || cluster_has(a, 'i', "efl"))
             problem(c, num, "sed '%s' edits files in place; plans may only read", a);
     }
 }
@@ -170,11 +179,11 @@ static void check_sort(collector *c, int num, char *const *args, size_t n) {
             i++;
             continue;
         }
-        if (!strncmp(a, "--output", 8) || cluster_has(a, 'o', "ktST"))
+        if (long_opt(a, "output") || cluster_has(a, 'o', "ktST"))
             problem(c, num, "sort '%s' writes a file; plans may only read (the output goes to the "
                             "next task)",
                     a);
-        else if (!strncmp(a, "--compress-program", 18))
+        else if (long_opt(a, "compress-program"))
             problem(c, num, "sort '%s' runs a program; plans may only read", a);
     }
 }
@@ -214,7 +223,7 @@ static void check_awk(collector *c, int num, char *const *args, size_t n) {
             if (!from_file) program = a;
             break;
         }
-        if (!strncmp(a, "-l", 2) || !strncmp(a, "--load", 6)) {
+        if (!strncmp(a, "-l", 2) || long_opt(a, "load")) {
             problem(c, num, "awk '%.40s' loads an extension library; plans may only read", a);
             continue;
         }
@@ -287,7 +296,7 @@ static void check_xargs(collector *c, int num, char *const *args, size_t n, cons
 
 static void check_file_tool(collector *c, int num, char *const *args, size_t n) {
     for (size_t i = 0; i < n; i++)
-        if (args[i] && (!strcmp(args[i], "--compile") || cluster_has(args[i], 'C', "fFmeP")))
+        if (args[i] && (long_opt(args[i], "compile") || cluster_has(args[i], 'C', "fFmeP")))
             problem(c, num, "file '%s' writes a compiled magic file; plans may only read", args[i]);
 }
 
@@ -301,7 +310,7 @@ static void check_shuf(collector *c, int num, char *const *args, size_t n) {
             i++;
             continue;
         }
-        if (!strncmp(a, "--output", 8) || cluster_has(a, 'o', "in"))
+        if (long_opt(a, "output") || cluster_has(a, 'o', "in"))
             problem(c, num, "shuf '%s' writes a file; plans may only read (the output goes to the next task)", a);
     }
 }

@@ -235,6 +235,15 @@ static void test_side_effects_refused(void **state) {
     expect_refused(WORDS("shuf", "-ro", "out.txt"), "writes a file");
     expect_refused(WORDS("shuf", "--output=x", "in.txt"), "writes a file");
     expect_refused(WORDS("xargs", "-d", "\\n", "shuf", "-o", "x"), "shuf '-o'");
+    /* long options abbreviated, as getopt_long takes them */
+    expect_refused(WORDS("sort", "--out=x", "in.txt"), "sort '--out=x' writes a file");
+    expect_refused(WORDS("sort", "--o", "x"), "writes a file");
+    expect_refused(WORDS("sort", "--compress=sh"), "runs a program");
+    expect_refused(WORDS("sed", "--in", "s/a/b/", "f"), "in place");
+    expect_refused(WORDS("sed", "--i=.bak", "s/a/b/", "f"), "in place");
+    expect_refused(WORDS("shuf", "--outp=x", "in.txt"), "writes a file");
+    expect_refused(WORDS("awk", "--lo=ext", "{print}"), "extension library");
+    expect_refused(WORDS("file", "--compi", "-m", "magic"), "compiled magic");
 }
 
 static void test_ordinary_uses_allowed(void **state) {
@@ -255,6 +264,9 @@ static void test_ordinary_uses_allowed(void **state) {
     expect_allowed(WORDS("xargs"));
     expect_allowed(WORDS("file", "-b", "x"));
     expect_allowed(WORDS("shuf", "-n", "3", "in.txt"));
+    expect_allowed(WORDS("sort", "--numeric-sort", "--reverse", "--key=2", "--check"));
+    expect_allowed(WORDS("sed", "--quiet", "--expression=s/a/b/p", "f"));
+    expect_allowed(WORDS("file", "--brief", "--compress", "x"));
     expect_allowed(WORDS("shuf", "-n3"));
     expect_allowed(WORDS("shuf", "-i", "1-10", "-n", "-o")); /* "-o" is -n's value (a bad count, not a file) */
     expect_allowed(WORDS("shuf", "-n", "1", "-e", "a", "b"));
