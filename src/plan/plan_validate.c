@@ -1,6 +1,7 @@
 /* plan_validate.c — zero-trust validation of a plan against the tool registry
  * and limits (collecting every problem, not only the first), and upstream's
  * normalization rule (a `uniq` not fed by `sort` gets a `sort` before it). */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,16 +159,136 @@ static void check_find(collector *c, int num, char *const *args, size_t n) {
                     args[i]);
 }
 
+/* Skips a regex or replacement delimited by `delim` (backslash escapes it); NULL when
+ * the script ends first. */
+static const char *sed_skip_delimited(const char *p, char delim) {
+    for (; *p && *p != delim; p++)
+        if (*p == '\\' && p[1]) p++;
+    return *p ? p + 1 : NULL;
+}
+
+/* Skips a sed address: a line number (first~step), $, /regex/ or \cregexc with I/M
+ * flags, GNU's +N / ~N after a comma. */
+static const char *sed_skip_address(const char *p) {
+    if (*p == '+' || *p == '~') p++;
+    if (isdigit((unsigned char)*p)) {
+        while (isdigit((unsigned char)*p) || *p == '~') p++;
+    } else if (*p == '$') {
+        p++;
+    } else if (*p == '/' || (*p == '\\' && p[1] && p[1] != '\n')) {
+        const char delim = *p == '/' ? '/' : p[1];
+        p = sed_skip_delimited(p + (*p == '/' ? 1 : 2), delim);
+        while (p && (*p == 'I' || *p == 'M')) p++;
+    }
+    return p;
+}
+
+/* What in a sed script writes a file or runs a command: the w / W / e commands and the
+ * s command's w and e flags. The script is walked command by command; one it cannot
+ * follow is refused too, so nothing unread can hide there. NULL when it only reads. */
+static const char *sed_script_problem(const char *p) {
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == ';' || *p == '}') p++;
+        if (!*p) break;
+        if (*p == '#') { /* a comment, to the end of the line */
+            p += strcspn(p, "\n");
+            continue;
+        }
+        const char *start = p;
+        p = sed_skip_address(p);
+        if (p && p != start && *p == ',') p = sed_skip_address(p + 1);
+        if (!p) return "has an unterminated address";
+        while (*p == ' ' || *p == '\t' || *p == '!') p++;
+        const char cmd = *p ? *p++ : '\0';
+        switch (cmd) {
+        case '{': case '=': case 'd': case 'D': case 'g': case 'G': case 'h': case 'H': case 'n':
+        case 'N': case 'p': case 'P': case 'x': case 'z': case 'F':
+            break;
+        case 'l': case 'L': case 'q': case 'Q': /* an optional number */
+            while (*p == ' ' || isdigit((unsigned char)*p)) p++;
+            break;
+        case ':': case 'b': case 't': case 'T': case 'v': /* a label, to ';' or the line's end */
+            p += strcspn(p, ";\n");
+            break;
+        case 'a': case 'i': case 'c': case 'r': case 'R': /* text or a file to read, to the line's end */
+            for (; *p && *p != '\n'; p++)
+                if (*p == '\\' && p[1]) p++;
+            break;
+        case 'w':
+            return "writes a file (its w command)";
+        case 'W':
+            return "writes a file (its W command)";
+        case 'e':
+            return "runs a command (its e command)";
+        case 's': case 'y': {
+            const char delim = *p;
+            if (!delim || delim == '\n' || delim == '\\') return "has an s or y command it cannot read";
+            p = sed_skip_delimited(p + 1, delim);
+            p = p ? sed_skip_delimited(p, delim) : NULL;
+            if (!p) return "has an unterminated s or y command";
+            for (; cmd == 's' && *p && !strchr(";}\n", *p); p++) {
+                if (*p == 'w') return "writes a file (the w flag of s)";
+                if (*p == 'e') return "runs a command (the e flag of s)";
+                if (!strchr("gpiImM0123456789 \t", *p)) return "has an s flag it cannot read";
+            }
+            break;
+        }
+        default:
+            return "has a command it cannot read";
+        }
+    }
+    return NULL;
+}
+
+/* sed -i edits in place; the script (each -e / --expression, else the first operand)
+ * is read for commands that write or run something. A script file (-f) is read as
+ * it is: plans cannot write one. */
 static void check_sed(collector *c, int num, char *const *args, size_t n) {
+    const char *scripts[16];
+    size_t n_scripts = 0;
+    bool script_given = false; /* by -e / -f: then every operand is an input file */
+    const char *first_operand = NULL;
+    bool opts = true;
     for (size_t i = 0; i < n; i++) {
         const char *a = args[i];
         if (!a) continue;
-        if (!strcmp(a, "-e") || !strcmp(a, "-f") || !strcmp(a, "-l")) {
-            i++; /* the next word is a value, not an option */
+        if (!opts || a[0] != '-' || !a[1]) {
+            if (!first_operand) first_operand = a;
             continue;
         }
-        if (long_opt(a, "in-place") || cluster_has(a, 'i', "efl"))
-            problem(c, num, "sed '%s' edits files in place; plans may only read", a);
+        if (!strcmp(a, "--")) {
+            opts = false;
+        } else if (a[1] == '-') {
+            if (long_opt(a, "in-place")) {
+                problem(c, num, "sed '%s' edits files in place; plans may only read", a);
+                continue;
+            }
+            const bool expr = long_opt(a, "expression"), file = long_opt(a, "file");
+            const bool has_value = strchr(a, '=') != NULL;
+            if (expr || file) script_given = true;
+            const char *value = has_value ? strchr(a, '=') + 1 : (expr || file || long_opt(a, "line-length")) && i + 1 < n ? args[++i] : NULL;
+            if (expr && value && n_scripts < 16) scripts[n_scripts++] = value;
+        } else {
+            for (const char *q = a + 1; *q; q++) { /* a cluster: -n, -E, -ne SCRIPT, -e's value */
+                if (*q == 'i') {
+                    problem(c, num, "sed '%s' edits files in place; plans may only read", a);
+                    break;
+                }
+                if (*q == 'e' || *q == 'f' || *q == 'l') {
+                    const char *value = q[1] ? q + 1 : i + 1 < n ? args[++i] : NULL;
+                    if (*q != 'l') script_given = true;
+                    if (*q == 'e' && value && n_scripts < 16) scripts[n_scripts++] = value;
+                    break;
+                }
+            }
+        }
+    }
+    if (!script_given && first_operand) scripts[n_scripts++] = first_operand;
+    for (size_t k = 0; k < n_scripts; k++) {
+        const char *why = sed_script_problem(scripts[k]);
+        char shown[128];
+        display(scripts[k], shown, sizeof shown);
+        if (why) problem(c, num, "sed script '%s' %s; plans may only read", shown, why);
     }
 }
 
@@ -236,14 +357,28 @@ static void check_awk(collector *c, int num, char *const *args, size_t n) {
         why = "runs a command (system())";
     else if (strstr(program, "@load") || strstr(program, "@include"))
         why = "loads code (@load/@include)";
-    /* Scan outside string and regex literals: split($0, a, "|") and /a|b/ are fine. */
+    /* Scan outside string and regex literals: split($0, a, "|") and /a|b/ are fine. In a
+     * print or printf statement, a '>' outside parentheses redirects ("print $1 > $2" writes
+     * a file named by the second field); elsewhere it compares ($3 > 10). */
     char prev = '(';
+    int depth = 0, print_depth = -1; /* -1: not in a print statement */
     for (const char *p = program; !why && *p; p++) {
         char ch = *p;
         if (ch == '\\' && p[1]) {
             p++;
             continue;
         }
+        if ((isalpha((unsigned char)ch) || ch == '_') && !(isalnum((unsigned char)prev) || prev == '_')) {
+            size_t len = 1;
+            while (isalnum((unsigned char)p[len]) || p[len] == '_') len++;
+            if ((len == 5 && !strncmp(p, "print", 5)) || (len == 6 && !strncmp(p, "printf", 6))) print_depth = depth;
+            p += len - 1;
+            prev = *p;
+            continue;
+        }
+        if (ch == '(') depth++;
+        else if (ch == ')' && depth > 0) depth--;
+        else if (ch == ';' || ch == '{' || ch == '}' || ch == '\n') print_depth = -1;
         if (ch == '"' || (ch == '/' && strchr("(,~!&|{};=?:\n", prev))) {
             for (p++; *p && *p != ch; p++)
                 if (*p == '\\' && p[1]) p++;
@@ -257,7 +392,7 @@ static void check_awk(collector *c, int num, char *const *args, size_t n) {
             const char *q = p + 1;
             if (*q == '>') q++;
             while (*q == ' ' || *q == '\t') q++;
-            if (*q == '"') why = "redirects output to a file ('>')";
+            if (*q == '"' || (print_depth == depth && p[1] != '=')) why = "redirects output to a file ('>')";
         }
         if (ch != ' ' && ch != '\t') prev = ch;
     }

@@ -235,6 +235,22 @@ static void test_side_effects_refused(void **state) {
     expect_refused(WORDS("shuf", "-ro", "out.txt"), "writes a file");
     expect_refused(WORDS("shuf", "--output=x", "in.txt"), "writes a file");
     expect_refused(WORDS("xargs", "-d", "\\n", "shuf", "-o", "x"), "shuf '-o'");
+    /* sed scripts: commands and s flags that write files or run commands */
+    expect_refused(WORDS("sed", "w /tmp/x", "f"), "writes a file (its w command)");
+    expect_refused(WORDS("sed", "-n", "1,5W out.txt"), "its W command");
+    expect_refused(WORDS("sed", "s/a/b/w out.txt", "f"), "the w flag of s");
+    expect_refused(WORDS("sed", "s/.*/date/e"), "the e flag of s");
+    expect_refused(WORDS("sed", "1e id"), "its e command");
+    expect_refused(WORDS("sed", "-e", "p", "-e", "$!w log"), "its w command");
+    expect_refused(WORDS("sed", "-ne", "/x/w f", "in.txt"), "its w command");
+    expect_refused(WORDS("sed", "--expression=s|a|b|gw f"), "the w flag of s");
+    expect_refused(WORDS("sed", "-n", "/a/{p;w f\n}"), "its w command");
+    expect_refused(WORDS("sed", "s/a/b"), "unterminated s");
+    expect_refused(WORDS("sed", "-e", "-i", "f"), "a command it cannot read"); /* "-i" is the script here */
+    /* awk: '>' in a print statement redirects to a file, whatever names it */
+    expect_refused(WORDS("awk", "{print $1 > $2}"), "redirects output");
+    expect_refused(WORDS("awk", "{printf(\"%s\\n\", $1) >> f}"), "redirects output");
+    expect_refused(WORDS("awk", "$3 > 10 {print $1 > 3}"), "redirects output");
     /* long options abbreviated, as getopt_long takes them */
     expect_refused(WORDS("sort", "--out=x", "in.txt"), "sort '--out=x' writes a file");
     expect_refused(WORDS("sort", "--o", "x"), "writes a file");
@@ -250,7 +266,7 @@ static void test_ordinary_uses_allowed(void **state) {
     (void)state;
     expect_allowed(WORDS("find", ".", "-name", "*.c", "-type", "f", "-mtime", "-7"));
     expect_allowed(WORDS("sed", "-n", "s/a/b/p", "f"));
-    expect_allowed(WORDS("sed", "-e", "-i", "f")); /* "-i" is the script here */
+    expect_allowed(WORDS("sed", "-e", "s/-i//", "f")); /* "-i" is in the script here */
     expect_allowed(WORDS("sed", "-E", "s/(x)/\\1/"));
     expect_allowed(WORDS("sort", "-t", "o", "-k2,2nr", "f"));
     expect_allowed(WORDS("sort", "-rn"));
@@ -264,6 +280,23 @@ static void test_ordinary_uses_allowed(void **state) {
     expect_allowed(WORDS("xargs"));
     expect_allowed(WORDS("file", "-b", "x"));
     expect_allowed(WORDS("shuf", "-n", "3", "in.txt"));
+    /* sed scripts that only read, as the rules planner and models write them */
+    expect_allowed(WORDS("sed", "-n", "1p;$p"));
+    expect_allowed(WORDS("sed", "/^$/d", "notes.txt"));
+    expect_allowed(WORDS("sed", "s/^[[:lower:]]/\\U&/"));
+    expect_allowed(WORDS("sed", "-E", "s/(a|b)\\/w/\\1e/g", "f")); /* w and e inside the parts */
+    expect_allowed(WORDS("sed", "-n", "10,20p", "a.txt"));
+    expect_allowed(WORDS("sed", "s/.*\\.//"));
+    expect_allowed(WORDS("sed", "-n", "/start/,/end/{/x/d;p}"));
+    expect_allowed(WORDS("sed", ":a;N;$!ba;s/\\n/ /g"));
+    expect_allowed(WORDS("sed", "0~3d;s#/usr#/opt#2p"));
+    expect_allowed(WORDS("sed", "\\,foo,d;y/abc/xyz/"));
+    expect_allowed(WORDS("sed", "1i header\nr other.txt\n$a footer"));
+    expect_allowed(WORDS("sed", "-f", "script.sed", "in.txt"));
+    expect_allowed(WORDS("sed", "-e", "s/a/b/", "w.txt")); /* an input file named w.txt */
+    expect_allowed(WORDS("awk", "{print ($1 > 3), $2}"));
+    expect_allowed(WORDS("awk", "{if ($1 > 3) print $1; n = $2 > 1}"));
+    expect_allowed(WORDS("awk", "{x = sprintf(\"%d\", $1 > 2); print x}"));
     expect_allowed(WORDS("sort", "--numeric-sort", "--reverse", "--key=2", "--check"));
     expect_allowed(WORDS("sed", "--quiet", "--expression=s/a/b/p", "f"));
     expect_allowed(WORDS("file", "--brief", "--compress", "x"));
