@@ -372,6 +372,7 @@ static void check_awk(collector *c, int num, char *const *args, size_t n) {
             size_t len = 1;
             while (isalnum((unsigned char)p[len]) || p[len] == '_') len++;
             if ((len == 5 && !strncmp(p, "print", 5)) || (len == 6 && !strncmp(p, "printf", 6))) print_depth = depth;
+            if (len == 6 && !strncmp(p, "system", 6)) why = "runs a command (system())"; /* "system\t(" too */
             p += len - 1;
             prev = *p;
             continue;

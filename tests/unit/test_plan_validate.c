@@ -249,6 +249,7 @@ static void test_side_effects_refused(void **state) {
     expect_refused(WORDS("sed", "-e", "-i", "f"), "a command it cannot read"); /* "-i" is the script here */
     /* awk: '>' in a print statement redirects to a file, whatever names it */
     expect_refused(WORDS("awk", "{print $1 > $2}"), "redirects output");
+    expect_refused(WORDS("awk", "{system\t(\"id\")}"), "system()");
     expect_refused(WORDS("awk", "{printf(\"%s\\n\", $1) >> f}"), "redirects output");
     expect_refused(WORDS("awk", "$3 > 10 {print $1 > 3}"), "redirects output");
     /* long options abbreviated, as getopt_long takes them */
@@ -295,6 +296,7 @@ static void test_ordinary_uses_allowed(void **state) {
     expect_allowed(WORDS("sed", "-f", "script.sed", "in.txt"));
     expect_allowed(WORDS("sed", "-e", "s/a/b/", "w.txt")); /* an input file named w.txt */
     expect_allowed(WORDS("awk", "{print ($1 > 3), $2}"));
+    expect_allowed(WORDS("awk", "/system/ {n++; s = \"system\"} END {print n, s, systems}"));
     expect_allowed(WORDS("awk", "{if ($1 > 3) print $1; n = $2 > 1}"));
     expect_allowed(WORDS("awk", "{x = sprintf(\"%d\", $1 > 2); print x}"));
     expect_allowed(WORDS("sort", "--numeric-sort", "--reverse", "--key=2", "--check"));
