@@ -240,12 +240,18 @@ static const char *sed_script_problem(const char *p) {
     return NULL;
 }
 
+static void check_sed_script(collector *c, int num, const char *script) {
+    const char *why = sed_script_problem(script);
+    if (!why) return;
+    char shown[128];
+    display(script, shown, sizeof shown);
+    problem(c, num, "sed script '%s' %s; plans may only read", shown, why);
+}
+
 /* sed -i edits in place; the script (each -e / --expression, else the first operand)
  * is read for commands that write or run something. A script file (-f) is read as
  * it is: plans cannot write one. */
 static void check_sed(collector *c, int num, char *const *args, size_t n) {
-    const char *scripts[16];
-    size_t n_scripts = 0;
     bool script_given = false; /* by -e / -f: then every operand is an input file */
     const char *first_operand = NULL;
     bool opts = true;
@@ -267,7 +273,7 @@ static void check_sed(collector *c, int num, char *const *args, size_t n) {
             const bool has_value = strchr(a, '=') != NULL;
             if (expr || file) script_given = true;
             const char *value = has_value ? strchr(a, '=') + 1 : (expr || file || long_opt(a, "line-length")) && i + 1 < n ? args[++i] : NULL;
-            if (expr && value && n_scripts < 16) scripts[n_scripts++] = value;
+            if (expr && value) check_sed_script(c, num, value);
         } else {
             for (const char *q = a + 1; *q; q++) { /* a cluster: -n, -E, -ne SCRIPT, -e's value */
                 if (*q == 'i') {
@@ -277,19 +283,13 @@ static void check_sed(collector *c, int num, char *const *args, size_t n) {
                 if (*q == 'e' || *q == 'f' || *q == 'l') {
                     const char *value = q[1] ? q + 1 : i + 1 < n ? args[++i] : NULL;
                     if (*q != 'l') script_given = true;
-                    if (*q == 'e' && value && n_scripts < 16) scripts[n_scripts++] = value;
+                    if (*q == 'e' && value) check_sed_script(c, num, value);
                     break;
                 }
             }
         }
     }
-    if (!script_given && first_operand) scripts[n_scripts++] = first_operand;
-    for (size_t k = 0; k < n_scripts; k++) {
-        const char *why = sed_script_problem(scripts[k]);
-        char shown[128];
-        display(scripts[k], shown, sizeof shown);
-        if (why) problem(c, num, "sed script '%s' %s; plans may only read", shown, why);
-    }
+    if (!script_given && first_operand) check_sed_script(c, num, first_operand);
 }
 
 static void check_sort(collector *c, int num, char *const *args, size_t n) {

@@ -242,6 +242,10 @@ static void test_side_effects_refused(void **state) {
     expect_refused(WORDS("sed", "s/.*/date/e"), "the e flag of s");
     expect_refused(WORDS("sed", "1e id"), "its e command");
     expect_refused(WORDS("sed", "-e", "p", "-e", "$!w log"), "its w command");
+    expect_refused(WORDS("sed", "-e", "p", "-e", "p", "-e", "p", "-e", "p", "-e", "p", "-e", "p", "-e", "p", "-e", "p",
+                         "-e", "p", "-e", "p", "-e", "p", "-e", "p", "-e", "p", "-e", "p", "-e", "p", "-e", "p", "-e",
+                         "w f"),
+                   "its w command"); /* the 17th script too */
     expect_refused(WORDS("sed", "-ne", "/x/w f", "in.txt"), "its w command");
     expect_refused(WORDS("sed", "--expression=s|a|b|gw f"), "the w flag of s");
     expect_refused(WORDS("sed", "-n", "/a/{p;w f\n}"), "its w command");
