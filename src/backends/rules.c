@@ -1528,17 +1528,17 @@ static char *string_literal(const char *s) {
 
 /* One more condition a row must meet (awk), owned. */
 static void add_row_cond(analysis *a, char *cond) {
-    char *both = cond && a->row_cond ? agx_sprintf("%s && %s", a->row_cond, cond) : NULL;
-    if (!cond || (a->row_cond && !both)) {
-        a->oom = true;
-    } else if (both) {
-        free(a->row_cond);
-        a->row_cond = both;
-    } else {
-        a->row_cond = cond;
-        cond = NULL;
+    if (cond && a->row_cond) { /* both must hold */
+        char *both = agx_sprintf("%s && %s", a->row_cond, cond);
+        free(cond);
+        cond = both;
     }
-    free(cond);
+    if (!cond) {
+        a->oom = true;
+        return;
+    }
+    free(a->row_cond);
+    a->row_cond = cond;
 }
 
 /* The column a captured word names (a header name or JSON key, or a number or
@@ -1919,8 +1919,7 @@ static void extract_byte_tools(analysis *a) {
     }
     if (a->flag[F_DUP_FILES]) {
         if (!a->checksum_tool) a->checksum_tool = "md5sum"; /* the fastest of the two, enough to compare */
-        match_from(a, rb->flags[F_DUP_FILES], 0);
-        mark_match_used(a);
+        if (match_from(a, rb->flags[F_DUP_FILES], 0)) mark_match_used(a);
     }
     if (match_from(a, rb->slots[S_BASE64], 0)) {
         char *before = group(a, 1, &s, &e) ? group_dup(a, 1, NULL) : NULL;
@@ -1950,6 +1949,12 @@ static void extract_byte_tools(analysis *a) {
                 if (!by) step = 2;
             }
             if (first > last) step = -step; /* "from 10 to 1": counting down */
+            if (a->flag[F_REVERSE] && !a->flag[F_SORT]) { /* "1 to 20 in reverse order": from the other end */
+                const long end = last - (last - first) % step; /* the last number reached */
+                last = first;
+                first = end;
+                step = -step;
+            }
             a->seq[0] = first;
             a->seq[1] = step;
             a->seq[2] = last;
@@ -2589,6 +2594,14 @@ static step *xargs_lines(analysis *a) {
     return st;
 }
 
+/* The checksum of each file named on an input line; -r: no files, no checksum of an empty stdin. */
+static step *checksum_each_file(analysis *a) {
+    step *st = xargs_lines(a);
+    arg(a, st, "-r");
+    arg(a, st, a->checksum_tool);
+    return st;
+}
+
 /* awk, splitting at the input's delimiter when it has one. */
 static step *awk_step(analysis *a, char delim) {
     step *st = add_step(a, "awk");
@@ -2718,12 +2731,10 @@ static bool compose_table(analysis *a, char delim) {
  * duplicate files": the files whose checksums repeat, in groups). */
 static void compose_checksums(analysis *a) {
     if (!a->piped) find_files(a, a->glob);
-    step *st = xargs_lines(a);
-    arg(a, st, "-r"); /* no files: no checksum of an empty stdin */
-    arg(a, st, a->checksum_tool);
+    checksum_each_file(a);
     if (a->flag[F_DUP_FILES]) { /* the checksum is the first 32 (md5) or 64 (sha256) characters */
         add_step(a, "sort");
-        st = add_step(a, "uniq");
+        step *st = add_step(a, "uniq");
         arg(a, st, strcmp(a->checksum_tool, "md5sum") == 0 ? "-w32" : "-w64");
         arg(a, st, "--all-repeated=separate");
     }
@@ -2732,12 +2743,6 @@ static void compose_checksums(analysis *a) {
 static void compose_pipeline(analysis *a, char delim) {
     const bool *f = a->flag;
     if (a->seq_set && !a->piped && a->n_files == 0) { /* the numbers are the input of what follows */
-        if (f[F_REVERSE] && !f[F_SORT]) { /* "the numbers 1 to 20 in reverse order": counted down */
-            const long first = a->seq[0];
-            a->seq[0] = a->seq[2] - (a->seq[2] - first) % a->seq[1]; /* the last number reached */
-            a->seq[1] = -a->seq[1];
-            a->seq[2] = first;
-        }
         step *st = add_step(a, "seq");
         if (a->seq[0] != 1 || a->seq[1] != 1) argf(a, st, agx_sprintf("%ld", a->seq[0]));
         if (a->seq[1] != 1) argf(a, st, agx_sprintf("%ld", a->seq[1]));
@@ -2781,7 +2786,7 @@ static void compose_pipeline(analysis *a, char delim) {
     /* source */
     if (a->join_files && a->n_files == 2 && !a->piped) { /* both files sorted on the key, as join needs */
         step *st = add_step(a, "join");
-        if (delim) argf(a, st, delim == '\t' ? agx_strdup("-t\t") : agx_sprintf("-t%c", delim));
+        if (delim) argf(a, st, agx_sprintf("-t%c", delim));
         if (a->join_key > 1) argf(a, st, agx_sprintf("-j%ld", a->join_key));
         arg(a, st, a->files[0]);
         arg(a, st, a->files[1]);
@@ -3367,16 +3372,11 @@ static void compose_pipeline(analysis *a, char delim) {
             argf(a, st, agx_sprintf("%ld", a->random_n));
         }
     }
-    if (a->checksum_tool && (source_find || (source_grep && f[F_FILES_WITH]))) { /* of each file listed */
-        step *st = xargs_lines(a);
-        arg(a, st, "-r");
-        arg(a, st, a->checksum_tool);
-    } else if (a->checksum_tool) {
-        add_step(a, a->checksum_tool);
-    }
+    if (a->checksum_tool && source_grep && f[F_FILES_WITH]) checksum_each_file(a); /* the files grep -l listed */
+    else if (a->checksum_tool) add_step(a, a->checksum_tool);
     if (a->base64 == 'e') add_step(a, "base64");
     if (a->dump) { /* offsets in hex; -v: repeated lines shown, not '*' */
-        const char *const dump_args[2][5] = {{"-A", "x", "-t", "x1z", "-v"}, {"-A", "o", "-t", "o1", "-v"}};
+        static const char *const dump_args[2][5] = {{"-A", "x", "-t", "x1z", "-v"}, {"-A", "o", "-t", "o1", "-v"}};
         step *st = add_step(a, "od");
         for (size_t i = 0; i < 5; i++) arg(a, st, dump_args[a->dump == 'o'][i]);
     }

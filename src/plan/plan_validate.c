@@ -270,9 +270,10 @@ static void check_sed(collector *c, int num, char *const *args, size_t n) {
                 continue;
             }
             const bool expr = long_opt(a, "expression"), file = long_opt(a, "file");
-            const bool has_value = strchr(a, '=') != NULL;
+            const char *eq = strchr(a, '=');
             if (expr || file) script_given = true;
-            const char *value = has_value ? strchr(a, '=') + 1 : (expr || file || long_opt(a, "line-length")) && i + 1 < n ? args[++i] : NULL;
+            const bool valued = expr || file || long_opt(a, "line-length");
+            const char *value = eq ? eq + 1 : valued && i + 1 < n ? args[++i] : NULL;
             if (expr && value) check_sed_script(c, num, value);
         } else {
             for (const char *q = a + 1; *q; q++) { /* a cluster: -n, -E, -ne SCRIPT, -e's value */
@@ -292,21 +293,26 @@ static void check_sed(collector *c, int num, char *const *args, size_t n) {
     if (!script_given && first_operand) check_sed_script(c, num, first_operand);
 }
 
-static void check_sort(collector *c, int num, char *const *args, size_t n) {
+/* A tool whose -o FILE / --output writes its result to a file (sort, shuf): `valued` are
+ * its short options that take a value, separate or as the rest of a cluster. */
+static void check_output_option(collector *c, int num, const char *tool, const char *valued, char *const *args,
+                                size_t n) {
     for (size_t i = 0; i < n; i++) {
         const char *a = args[i];
         if (!a) continue;
-        if (!strcmp(a, "-k") || !strcmp(a, "-t") || !strcmp(a, "-S") || !strcmp(a, "-T")) {
-            i++;
+        if (a[0] == '-' && a[1] && !a[2] && strchr(valued, a[1])) {
+            i++; /* the next word is a value, not an option */
             continue;
         }
-        if (long_opt(a, "output") || cluster_has(a, 'o', "ktST"))
-            problem(c, num, "sort '%s' writes a file; plans may only read (the output goes to the "
-                            "next task)",
-                    a);
-        else if (long_opt(a, "compress-program"))
+        if (long_opt(a, "output") || cluster_has(a, 'o', valued))
+            problem(c, num, "%s '%s' writes a file; plans may only read (the output goes to the next task)", tool, a);
+        else if (!strcmp(tool, "sort") && long_opt(a, "compress-program"))
             problem(c, num, "sort '%s' runs a program; plans may only read", a);
     }
+}
+
+static void check_sort(collector *c, int num, char *const *args, size_t n) {
+    check_output_option(c, num, "sort", "ktST", args, n);
 }
 
 static void check_uniq(collector *c, int num, char *const *args, size_t n) {
@@ -436,19 +442,8 @@ static void check_file_tool(collector *c, int num, char *const *args, size_t n) 
             problem(c, num, "file '%s' writes a compiled magic file; plans may only read", args[i]);
 }
 
-/* shuf -o FILE writes the shuffled lines to a file (-i and -n take their value
- * from the rest of a cluster). */
 static void check_shuf(collector *c, int num, char *const *args, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        const char *a = args[i];
-        if (!a) continue;
-        if (!strcmp(a, "-i") || !strcmp(a, "-n")) {
-            i++;
-            continue;
-        }
-        if (long_opt(a, "output") || cluster_has(a, 'o', "in"))
-            problem(c, num, "shuf '%s' writes a file; plans may only read (the output goes to the next task)", a);
-    }
+    check_output_option(c, num, "shuf", "in", args, n);
 }
 
 typedef void (*args_check)(collector *c, int num, char *const *args, size_t n);
