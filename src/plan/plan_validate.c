@@ -116,6 +116,27 @@ static void check_text(collector *c, const char *what, const char *s, size_t max
 
 /* ------------------------------------------------------ side effects -- */
 
+/* The worker that runs a plan may hold API keys (AGX_OPENAI_API_KEY...) in its
+ * environment; a plan's output must not carry them. Only explicit reads are
+ * seen (jq env, awk ENVIRON, /proc/.../environ); a recursive grep over / or a
+ * file list fed to xargs cat can still reach /proc, so workers should run
+ * plans with a minimal environment as well. */
+#define ENV_RULE "it may hold secrets such as API keys, and plans may not read it"
+
+/* Does an argument name a process's environment file (/proc/self/environ,
+ * --file=/proc/1/environ, ../proc//self/./environ)? */
+static bool names_proc_environ(const char *s) {
+    bool in_proc = false;
+    for (const char *p = s; *p;) {
+        size_t len = strcspn(p, "/");
+        if (len == 4 && !strncmp(p, "proc", 4)) in_proc = true;
+        else if (in_proc && len == 7 && !strncmp(p, "environ", 7)) return true;
+        p += len;
+        if (*p == '/') p++;
+    }
+    return false;
+}
+
 /* The registry holds read-only tools, but some of them can still write files
  * or run programs through an option (find -delete, sed -i, sort -o, awk
  * system(), xargs rm). Zero trust: those uses are refused here, per tool id. */
@@ -358,7 +379,7 @@ static void check_awk(collector *c, int num, char *const *args, size_t n) {
         if (!strcmp(a, "-F") || !strcmp(a, "-v") || !strcmp(a, "-f")) i++; /* separate value */
     }
     if (!program) return;
-    const char *why = NULL;
+    const char *why = NULL, *rule = "plans may only read";
     if (strstr(program, "system(") || strstr(program, "system ("))
         why = "runs a command (system())";
     else if (strstr(program, "@load") || strstr(program, "@include"))
@@ -374,11 +395,15 @@ static void check_awk(collector *c, int num, char *const *args, size_t n) {
             p++;
             continue;
         }
-        if ((isalpha((unsigned char)ch) || ch == '_') && !(isalnum((unsigned char)prev) || prev == '_')) {
+        if ((isalpha((unsigned char)ch) || ch == '_') && (p == program || !(isalnum((unsigned char)p[-1]) || p[-1] == '_'))) {
             size_t len = 1;
             while (isalnum((unsigned char)p[len]) || p[len] == '_') len++;
             if ((len == 5 && !strncmp(p, "print", 5)) || (len == 6 && !strncmp(p, "printf", 6))) print_depth = depth;
             if (len == 6 && !strncmp(p, "system", 6)) why = "runs a command (system())"; /* "system\t(" too */
+            if (len == 7 && !strncmp(p, "ENVIRON", 7)) {
+                why = "reads the environment (ENVIRON)";
+                rule = ENV_RULE;
+            }
             p += len - 1;
             prev = *p;
             continue;
@@ -403,7 +428,85 @@ static void check_awk(collector *c, int num, char *const *args, size_t n) {
         }
         if (ch != ' ' && ch != '\t') prev = ch;
     }
-    if (why) problem(c, num, "awk program %s; plans may only read", why);
+    if (why) problem(c, num, "awk program %s; %s", why, rule);
+}
+
+/* Does a jq filter use the environment ($ENV, or the builtin env)? String
+ * literals are skipped except their \\(...) interpolations, and so are comments;
+ * ".env" (a field), "{env: 1}" and "{env}" (keys) are not the builtin. */
+static bool jq_reads_env(const char *filter) {
+    enum { MAX_NEST = 64 };
+    char open[MAX_NEST]; /* the brackets open here; 'i' = an interpolation, closed by ')' */
+    int n_open = 0;
+    bool in_string = false;
+    char prev = ' '; /* last character outside strings that is not blank */
+    for (const char *p = filter; *p; p++) {
+        if (in_string) {
+            if (*p == '\\' && p[1] == '(') {
+                if (n_open == MAX_NEST) return true; /* too deep to read: refuse */
+                open[n_open++] = 'i';
+                in_string = false;
+                prev = '(';
+                p++;
+            } else if (*p == '\\' && p[1]) {
+                p++;
+            } else if (*p == '"') {
+                in_string = false;
+                prev = '"';
+            }
+            continue;
+        }
+        char ch = *p;
+        if (ch == '"') {
+            in_string = true;
+        } else if (ch == '#') {
+            while (p[1] && p[1] != '\n') p++;
+        } else if (ch == '(' || ch == '[' || ch == '{') {
+            if (n_open == MAX_NEST) return true;
+            open[n_open++] = ch;
+        } else if (ch == ')' || ch == ']' || ch == '}') {
+            if (n_open > 0 && open[--n_open] == 'i') in_string = true;
+        } else if (isalpha((unsigned char)ch) || ch == '_') {
+            size_t len = 1;
+            while (isalnum((unsigned char)p[len]) || p[len] == '_') len++;
+            const char *next = p + len;
+            while (*next == ' ' || *next == '\t' || *next == '\n') next++;
+            bool object_key = *next == ':' || (n_open > 0 && open[n_open - 1] == '{' && strchr("{,", prev) &&
+                                               (*next == ',' || *next == '}'));
+            if (prev == '$' && len == 3 && !strncmp(p, "ENV", 3)) return true;
+            if (prev != '$' && prev != '.' && len == 3 && !strncmp(p, "env", 3) && !object_key) return true;
+            p += len - 1;
+            ch = 'x';
+        }
+        if (ch != ' ' && ch != '\t' && ch != '\n') prev = ch;
+    }
+    return false;
+}
+
+/* The filter is the first operand (unless -f names a file, which is not read). */
+static void check_jq(collector *c, int num, char *const *args, size_t n) {
+    static const char *const two_values[] = {"--arg", "--argjson", "--slurpfile", "--rawfile", NULL};
+    static const char *const one_value[] = {"--indent", "-L", NULL};
+    for (size_t i = 0; i < n && args[i]; i++) {
+        const char *a = args[i];
+        if (!strcmp(a, "-f") || long_opt(a, "from-file")) return;
+        if (is_any(a, two_values)) {
+            i += 2;
+            continue;
+        }
+        if (is_any(a, one_value)) {
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--")) {
+            a = i + 1 < n ? args[i + 1] : NULL;
+        } else if (a[0] == '-' && a[1]) {
+            continue;
+        }
+        if (a && jq_reads_env(a))
+            problem(c, num, "jq filter reads the environment ($ENV or env); %s", ENV_RULE);
+        return;
+    }
 }
 
 static void check_xargs(collector *c, int num, char *const *args, size_t n, const agx_registry *reg,
@@ -454,7 +557,7 @@ static const struct {
     args_check check;
 } arg_checks[] = {
     {"find", check_find}, {"sed", check_sed},  {"sort", check_sort},      {"uniq", check_uniq},
-    {"awk", check_awk},   {"shuf", check_shuf}, {"file", check_file_tool},
+    {"awk", check_awk},   {"shuf", check_shuf}, {"file", check_file_tool}, {"jq", check_jq},
 };
 
 static void check_tool_args(collector *c, int num, const char *id, char *const *args, size_t n,
@@ -508,6 +611,8 @@ static void check_task(collector *c, const agx_plan *plan, size_t i, const agx_r
             problem(c, num, "args[%zu] is not valid UTF-8", a);
         else if (bad_control(s))
             problem(c, num, "args[%zu] contains control characters", a);
+        if (names_proc_environ(s))
+            problem(c, num, "args[%zu] names a process environment (/proc/.../environ); " ENV_RULE, a);
     }
     if (t->command && agx_registry_find(reg, t->command))
         check_tool_args(c, num, t->command, t->args, t->n_args, reg, 0);

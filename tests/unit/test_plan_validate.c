@@ -265,6 +265,47 @@ static void test_side_effects_refused(void **state) {
     expect_refused(WORDS("shuf", "--outp=x", "in.txt"), "writes a file");
     expect_refused(WORDS("awk", "--lo=ext", "{print}"), "extension library");
     expect_refused(WORDS("file", "--compi", "-m", "magic"), "compiled magic");
+    /* awk words after "print " were read as the tail of "print" */
+    expect_refused(WORDS("awk", "{print system\t(\"id\")}"), "system()");
+}
+
+/* The worker running a plan may hold API keys in its environment. */
+static void test_environment_reads_refused(void **state) {
+    (void)state;
+    const char *why = "may hold secrets such as API keys";
+    expect_refused(WORDS("jq", "-n", "env"), why);
+    expect_refused(WORDS("jq", "-n", "env.AGX_OPENAI_API_KEY"), "jq filter reads the environment");
+    expect_refused(WORDS("jq", "-r", "$ENV.HOME"), why);
+    expect_refused(WORDS("jq", "-n", "$ ENV"), why);
+    expect_refused(WORDS("jq", "-n", "{$ENV}"), why);
+    expect_refused(WORDS("jq", "-n", "[env]"), why);
+    expect_refused(WORDS("jq", "-n", ".a, env, .b"), why);
+    expect_refused(WORDS("jq", "-n", "{a: (.x, env)}"), why);
+    expect_refused(WORDS("jq", "-n", "{env: env}"), why);
+    expect_refused(WORDS("jq", "-r", "\"key=\\($ENV.KEY)\""), why);             /* in an interpolation */
+    expect_refused(WORDS("jq", "-r", "\"\\(\")\") \\(env | keys[0])\""), why); /* ")" in a nested string */
+    expect_refused(WORDS("jq", "--arg", "k", "v", "--indent", "2", "-c", "env", "in.json"), why);
+    expect_refused(WORDS("jq", "--", "env"), why);
+    expect_refused(WORDS("xargs", "jq", "-n", "env"), why);
+    expect_refused(WORDS("awk", "BEGIN { print ENVIRON[\"HOME\"] }"), "awk program reads the environment (ENVIRON)");
+    expect_refused(WORDS("awk", "{ for (k in ENVIRON) print k }"), why);
+    expect_refused(WORDS("cat", "/proc/self/environ"), "args[0] names a process environment");
+    expect_refused(WORDS("grep", "-a", "KEY", "/proc/1/environ"), "args[2] names a process environment");
+    expect_refused(WORDS("tr", "\\0", "\\n", "--", "../proc//self/./environ"), why);
+    expect_refused(WORDS("grep", "--file=/proc/thread-self/environ", "x"), why);
+    /* what is not the environment */
+    expect_allowed(WORDS("jq", "-n", ".env"));
+    expect_allowed(WORDS("jq", "-c", "{env: 1}"));
+    expect_allowed(WORDS("jq", "-c", "{env}"));
+    expect_allowed(WORDS("jq", "-c", "{a: .b, env}"));
+    expect_allowed(WORDS("jq", "-r", ".[] | select(.name == \"env\") | \"$ENV\""));
+    expect_allowed(WORDS("jq", "-r", "$env"));
+    expect_allowed(WORDS("jq", "-r", ".environment # env"));
+    expect_allowed(WORDS("jq", "--arg", "x", "env", "-n", "$x"));
+    expect_allowed(WORDS("jq", "-f", "env", "in.json")); /* a filter file named env (not read) */
+    expect_allowed(WORDS("awk", "{ print \"ENVIRON\", $1 }"));
+    expect_allowed(WORDS("awk", "{ ENVIRONMENT = 1; print MY_ENVIRON }"));
+    expect_allowed(WORDS("cat", "/proc/cpuinfo", "environ", "proc/environment"));
 }
 
 static void test_ordinary_uses_allowed(void **state) {
@@ -412,6 +453,7 @@ int main(void) {
         cmocka_unit_test(test_hostile_command_shown_safely),
         cmocka_unit_test(test_side_effects_refused),
         cmocka_unit_test(test_ordinary_uses_allowed),
+        cmocka_unit_test(test_environment_reads_refused),
         cmocka_unit_test(test_lone_uniq_gets_sort),
         cmocka_unit_test(test_uniq_fed_by_other_task_gets_sort_between),
         cmocka_unit_test(test_uniq_after_sort_untouched),
