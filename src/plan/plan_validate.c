@@ -124,13 +124,15 @@ static void check_text(collector *c, const char *what, const char *s, size_t max
 #define ENV_RULE "it may hold secrets such as API keys, and plans may not read it"
 
 /* Does an argument name a process's environment file (/proc/self/environ,
- * --file=/proc/1/environ, ../proc//self/./environ)? */
+ * --file=/proc/1/environ, ../proc//self/./environ, or inside a script:
+ * 'getline < "/proc/self/environ"', sed '1r /proc/1/environ')? */
 static bool names_proc_environ(const char *s) {
     bool in_proc = false;
     for (const char *p = s; *p;) {
         size_t len = strcspn(p, "/");
         if (len == 4 && !strncmp(p, "proc", 4)) in_proc = true;
-        else if (in_proc && len == 7 && !strncmp(p, "environ", 7)) return true;
+        else if (in_proc && len >= 7 && !strncmp(p, "environ", 7) && !(isalnum((unsigned char)p[7]) || p[7] == '_'))
+            return true;
         p += len;
         if (*p == '/') p++;
     }

@@ -293,6 +293,9 @@ static void test_environment_reads_refused(void **state) {
     expect_refused(WORDS("grep", "-a", "KEY", "/proc/1/environ"), "args[2] names a process environment");
     expect_refused(WORDS("tr", "\\0", "\\n", "--", "../proc//self/./environ"), why);
     expect_refused(WORDS("grep", "--file=/proc/thread-self/environ", "x"), why);
+    expect_refused(WORDS("awk", "BEGIN { while ((getline l < \"/proc/self/environ\") > 0) print l }"), why);
+    expect_refused(WORDS("sed", "1r /proc/1/environ", "f"), why);
+    expect_refused(WORDS("jq", "--rawfile", "e", "/proc/self/environ", "-n", "$e"), why);
     /* what is not the environment */
     expect_allowed(WORDS("jq", "-n", ".env"));
     expect_allowed(WORDS("jq", "-c", "{env: 1}"));
@@ -305,7 +308,7 @@ static void test_environment_reads_refused(void **state) {
     expect_allowed(WORDS("jq", "-f", "env", "in.json")); /* a filter file named env (not read) */
     expect_allowed(WORDS("awk", "{ print \"ENVIRON\", $1 }"));
     expect_allowed(WORDS("awk", "{ ENVIRONMENT = 1; print MY_ENVIRON }"));
-    expect_allowed(WORDS("cat", "/proc/cpuinfo", "environ", "proc/environment"));
+    expect_allowed(WORDS("cat", "/proc/cpuinfo", "environ", "proc/environment", "/proc/self/environ_notes"));
 }
 
 static void test_ordinary_uses_allowed(void **state) {
