@@ -35,7 +35,7 @@ typedef enum {
     F_PER_DIR, F_TO_TSV, F_TO_CSV, F_WORDS_PER_LINE, F_NO_EXT, F_HIDDEN_FILES, F_TOTAL_SIZE, F_EXTENSIONS,
     F_EXTREME, F_DIFF, F_COMMON, F_HOME, F_EXECUTABLES, F_CONTENTS_EACH, F_NO_COMMENTS, F_LINE_NUMBERS,
     F_RANKED_NUMBERS, F_RECURSIVE, F_DELETE_PATH, F_WHOLE_WORD, F_SINGLES, F_SORT_LENGTH, F_TO_JSON, F_MINIFY,
-    F_COUNT_COLS, F_ONLY_IN, F_DUP_FILES,
+    F_COUNT_COLS, F_ONLY_IN, F_DUP_FILES, F_KEEP_ORDER,
     F_NFLAGS
 } flag_id;
 
@@ -68,6 +68,11 @@ static const char *const flag_regex[F_NFLAGS] = {
                   "biggest\\s+first|longest\\s+first|in\\s+reverse)\\b",
     [F_UNIQUE] = "\\b(?:unique|uniq|dedup(?:licate)?|de-duplicate|distinct|remove\\s+duplicates?|"
                  "without\\s+duplicates?|no\\s+duplicates?|duplicates?\\s+removed)\\b",
+    /* duplicates dropped where they stand, the first of each kept */
+    [F_KEEP_ORDER] = "\\b(?:without\\s+sorting(?:\\s+(?:them|it|the\\s+lines))?|unsorted|"
+                     "(?:keep(?:ing)?|preserv(?:e|ing)|retain(?:ing)?|maintain(?:ing)?)\\s+(?:the\\s+|their\\s+)?"
+                     "(?:original\\s+|input\\s+|line\\s+|same\\s+)?order(?:\\s+of\\s+(?:the\\s+)?lines)?|"
+                     "in\\s+(?:the\\s+|their\\s+)?(?:original|input|same|given)\\s+order)\\b",
     [F_CASE] = "\\b(?:case[- ]insensitive(?:ly)?|ignor(?:e|ing)\\s+case|any\\s+case|"
                "regardless\\s+of\\s+case)\\b",
     [F_BLANK] = "\\b(?:remove|delete|drop|strip|skip|without|ignore|exclude|filter\\s+out|no)\\s+"
@@ -88,7 +93,7 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_FILES_WITH] = "\\b(?:files?|filenames?|file\\s+names)\\s+(?:(?:in|under|within)\\s+\\S+\\s+)?"
                      "(?:that\\s+|which\\s+)?"
                      "(?:contain|containing|contains|with|mention|mentions|mentioning|matching|match|"
-                     "have|having|include|including)\\b",
+                     "have|having|include|including|reference|references|referencing)\\b",
     [F_CSV] = "\\b(?:csv|comma[- ]separated|commas?)\\b",
     [F_TSV] = "\\b(?:tsv|tab[- ]separated|tabs?)\\b",
     [F_COLON] = "\\b(?:colon[- ]separated|colons?)\\b",
@@ -127,7 +132,8 @@ static const char *const flag_regex[F_NFLAGS] = {
                   "\\b(?:last|latest)[- ](?:modified|changed|updated|edited)\\b",
     [F_OLDEST] = "\\boldest\\b",
     [F_FILE_SIZES] = "\\b(?:sizes?\\s+of\\s+(?:each|every|all(?:\\s+the)?|the)\\s+files?|file\\s+sizes|"
-                     "how\\s+(?:big|large)\\s+(?:each|every|the)\\s+files?\\s+(?:is|are))\\b|"
+                     "how\\s+(?:big|large)\\s+(?:each|every|the)\\s+files?\\s+(?:is|are)|"
+                     "(?:their|with|and)\\s+(?:their\\s+)?sizes)\\b|"
                      /* with a file named: "the size of README.md", "how big is README.md" (wc -c) */
                      "\\b(?:the\\s+)?size\\s+of\\b|\\bhow\\s+(?:big|large)\\s+(?:is|are)\\b",
     [F_HOW_MANY_TIMES] = "\\bhow\\s+(?:many\\s+times|often)\\b",
@@ -256,7 +262,7 @@ typedef enum {
     S_JSON_KEY, S_NAMED, S_EXT_DOT, S_EXT_WORD, S_FIRST_N, S_MOST_N, S_LAST_N, S_N_LINES,
     S_DIR_UNDER, S_DIR_IN, S_DIR_LIST, S_DIR_NAMED, S_DIR_IN_WORD,
     /* search terms, tried in this order; the first acceptable capture wins */
-    S_TERM_INVERT, S_TERM_LINES, S_TERM_SEARCH, S_TERM_CONTAINING, S_TERM_OCCURRENCES,
+    S_TERM_INVERT, S_TERM_LINES, S_TERM_SEARCH, S_TERM_CONTAINING, S_TERM_OCCURRENCES, S_TERM_APPEARS,
     S_TERM_IP, S_TERM_LEVEL, S_TERM_CAPS_NOUN, S_TERM_FIND_CAPS, S_TERM_FOR, S_TERM_STATUS, S_TERM_STATUS_LOG,
     S_TERM_START, S_TERM_END, S_TERM_ANY_CAPS,
     S_TERM_EMPTY, S_OR_TERM, S_SIZE, S_MTIME, S_LINE_RANGE, S_LINE_ONE, S_LONGER, S_FIELDS_RANGE,
@@ -428,9 +434,14 @@ static const char *const slot_regex[S_NSLOTS] = {
     [S_TERM_SEARCH] = "\\b(?:search(?:ing)?|grep|look(?:ing)?|scan|hunt)\\s+(?:\\w+ly\\s+)?"
                       "(?:for\\s+|through\\s+\\S+\\s+for\\s+)?"
                       "(?:all\\s+)?" WORDISH TERM,
-    [S_TERM_CONTAINING] = "\\b(?:containing|contains|matching|mentioning|"
+    [S_TERM_CONTAINING] = "\\b(?:containing|contains|contain|matching|mentioning|mentions?|referencing|references?|"
                           "(?:that|which)\\s+(?:contain|mention|match|include))\\s+" WORDISH TERM,
     [S_TERM_OCCURRENCES] = "\\b(?:occurrences?|instances?|mentions?|count)\\s+of\\s+" WORDISH TERM,
+    /* "how many times the word error appears", "how often does foo occur", "count the word error":
+     * occurrences of the word */
+    [S_TERM_APPEARS] = "\\b(?:(?:the\\s+(?:word|string|text|phrase|term)\\s+|does\\s+(?:the\\s+(?:word|string|text|"
+                       "phrase|term)\\s+)?)" TERM "(?=\\s+(?:appears?|occurs?|shows?\\s+up|comes?\\s+up)\\b)|"
+                       "count\\s+(?:the\\s+)?(?:word|string|phrase|term)\\s+" TERM ")",
     [S_TERM_CAPS_NOUN] = "(?-i)(?:^|\\s)('[^']*'|\"[^\"]*\"|[A-Z][A-Z0-9_]+)\\s+(?i)(?:lines?|entries|"
                          "messages|comments?|errors|warnings|occurrences|mentions|markers|notes|items)\\b",
     [S_TERM_FIND_CAPS] = "(?-i)\\b(?i:find|show|list|count|get|print|extract|highlight)\\s+"
@@ -518,7 +529,7 @@ static const char *const slot_regex[S_NSLOTS] = {
                      "\\b(lines?)\\s+(?:that\\s+|which\\s+)?(?:are|is)\\s+(?:empty|blank)\\b",
     [S_OR_TERM] = "\\G['\"`]?\\s*,?\\s+or\\s+" TERM,
     [S_SIZE] = "\\b(larger|bigger|greater|more|over|smaller|less|under)\\s+(?:than\\s+)?(\\d+)\\s*"
-               "(k|kb|kib|m|mb|mib|g|gb|gib|bytes?)?\\b",
+               "(k|kb|kib|kilobytes?|m|mb|mib|megs?|megabytes?|g|gb|gib|gigs?|gigabytes?|bytes?)?\\b(?!/)",
     /* group 1: "not modified ..." / "unmodified ...": older than that, not newer */
     [S_MTIME] = "\\b(not\\s+(?:been\\s+)?|un)?(?:modified|changed|edited|updated|touched)\\s+(?:in\\s+)?(?:the\\s+)?"
                 "(?:last|past|within)\\s+(?:the\\s+last\\s+)?" NUM "?\\s*(minutes?|hours?|days?|weeks?)\\b",
@@ -1163,7 +1174,7 @@ static void extract_term(analysis *a) {
                     break;
                 }
             bool reject = !*t || (!quoted && (is_stopword(t) || is_known_file_name(t) || ((id == S_TERM_SEARCH || id == S_TERM_FOR ||
-                                                                  id == S_TERM_OCCURRENCES) &&
+                                                                  id == S_TERM_OCCURRENCES || id == S_TERM_APPEARS) &&
                                                                  looks_like_file(t))));
             size_t gs = 0, ge = 0;
             if (group(a, g, &gs, &ge) && in_spans(a->used, a->n_used, gs)) reject = true; /* claimed */
@@ -1203,7 +1214,7 @@ static void extract_term(analysis *a) {
                 a->term = t;
                 a->invert = a->invert || id == S_TERM_INVERT;
                 if (id == S_TERM_LINES && group(a, 1, &s, &e)) a->invert = true;
-                a->occurrences_of_term = id == S_TERM_OCCURRENCES;
+                a->occurrences_of_term = id == S_TERM_OCCURRENCES || id == S_TERM_APPEARS;
                 group(a, g, &s, &e);
                 mark_used(a, s, e);
                 extract_or_term(a, e);
@@ -1511,7 +1522,8 @@ static void map_log_field(analysis *a) {
  * them as a search term or a file ("remove trailing whitespace"). */
 static const flag_id consuming_flags[] = {F_TRAILING_WS, F_LEADING_WS, F_SQUEEZE, F_BLANK,       F_SKIP_HEADER,
                                           F_EMPTY_FILES,  F_CASE,       F_LOC,     F_RANKED_FILES, F_FIRST_AND_LAST,
-                                          F_NO_EXT,       F_WORDS_PER_LINE, F_NO_COMMENTS, F_LINE_NUMBERS};
+                                          F_NO_EXT,       F_WORDS_PER_LINE, F_NO_COMMENTS, F_LINE_NUMBERS,
+                                          F_KEEP_ORDER};
 
 /* A double-quoted string literal that awk and jq both read back as s. */
 static char *string_literal(const char *s) {
@@ -2070,6 +2082,8 @@ static void extract_slots(analysis *a) {
         if (a->flag[consuming_flags[i]] && match_from(a, rb->flags[consuming_flags[i]], 0)) {
             mark_match_used(a);
         }
+    if (a->flag[F_KEEP_ORDER]) /* "without sorting" asks for no sort */
+        a->flag[F_SORT] = match_from(a, rb->flags[F_SORT], 0);
     /* replace X with Y claims its words before anything else reads them */
     if (match_from(a, rb->slots[S_REPLACE], 0)) {
         bool quoted = false;
@@ -2149,7 +2163,10 @@ static void extract_slots(analysis *a) {
     extract_context(a); /* "3 lines before X" is grep's context, "the lines before X" all of them */
     if (match_from(a, rb->slots[S_AFTER_MATCH], 0)) { /* "everything after 'START'" */
         char *side = group_dup(a, 1, NULL), *w = term_group(a, 2);
-        if (side && w && number_value(w) < 0 && strcasecmp(w, "line") && strcasecmp(w, "lines")) {
+        const bool quoted = strchr("'\"`", a->text[pcre2_get_ovector_pointer(a->md)[4]]) != NULL;
+        /* "the lines from names.txt" names the file to read, not a line to start at */
+        const bool names_file = side && w && !quoted && !strncasecmp(side, "from", 4) && looks_like_file(w);
+        if (side && w && !names_file && number_value(w) < 0 && strcasecmp(w, "line") && strcasecmp(w, "lines")) {
             static const struct {
                 const char *word;
                 char side;
@@ -2199,15 +2216,13 @@ static void extract_slots(analysis *a) {
                                               "now; name the date as it is written in the input, e.g. "
                                               "'10/Oct/2023:13')");
     if (match_from(a, rb->slots[S_SIZE], 0)) {
-        static const struct {
-            const char *unit, *suffix;
-        } units[] = {{"k", "k"}, {"kb", "k"}, {"kib", "k"}, {"m", "M"}, {"mb", "M"}, {"mib", "M"},
-                     {"g", "G"}, {"gb", "G"}, {"gib", "G"}, {"byte", "c"}, {"bytes", "c"}};
         char *cmp = group_dup(a, 1, NULL), *n = group_dup(a, 2, NULL);
         char *unit = group(a, 3, &s, &e) ? group_dup(a, 3, NULL) : NULL;
-        const char *suffix = "c";
-        for (size_t i = 0; unit && i < sizeof units / sizeof units[0]; i++)
-            if (strcasecmp(unit, units[i].unit) == 0) suffix = units[i].suffix;
+        /* by the unit's first letter (kb, kib, kilobytes: k; megs: M; gigs: G); bytes or none: c */
+        static const char unit_letters[] = "kmg";
+        static const char *const find_suffixes[] = {"k", "M", "G"};
+        const char *letter = unit ? strchr(unit_letters, tolower((unsigned char)unit[0])) : NULL;
+        const char *suffix = letter ? find_suffixes[letter - unit_letters] : "c";
         if (cmp && n) {
             set_str(a, &a->find_size, agx_sprintf("%c%s%s", is_greater(cmp) ? '+' : '-', n, suffix));
             mark_match_used(a);
@@ -2493,7 +2508,9 @@ static void extract_slots(analysis *a) {
                 size_t dl = strlen(d);
                 if (dl > 1 && d[dl - 1] == '/') d[dl - 1] = '\0';
                 bool ok = !is_stopword(d) && !looks_like_file(d) && !strpbrk(d, "*?") &&
-                          !is_not_dir(d) && !(id == S_DIR_IN_WORD && number_value(d) > 0);
+                          !is_not_dir(d) &&
+                          /* "under 100 bytes" is a quantity; "in the directory 2024" a name */
+                          !(id != S_DIR_IN && id != S_DIR_NAMED && number_value(d) > 0);
                 if (ok && id == S_DIR_IN_WORD && a->csv_delim && !a->term && !strchr(d, '/')) {
                     a->term = d; /* piped rows "in paris": a value to look for, not a directory */
                     break;
@@ -2883,7 +2900,7 @@ static void compose_pipeline(analysis *a, char delim) {
         a->longer_than = a->shorter_than = 0; /* done: no awk filter below */
     } else if (ranked_files) {
         find_files(a, a->glob);
-        step *st = add_step(a, "xargs");
+        step *st = xargs_lines(a);
         arg(a, st, "wc");
         arg(a, st, f[F_WORDS] ? "-w" : "-l");
         st = add_step(a, "grep"); /* wc's own sum is not a file */
@@ -2976,6 +2993,9 @@ static void compose_pipeline(analysis *a, char delim) {
             ls_sorted = true;
         } else if (f[F_CONTENTS_EACH] && !f[F_COUNT]) { /* "show the contents of every .conf file" */
             arg(a, xargs_lines(a), "cat");
+        } else if (f[F_FILE_SIZES] && !f[F_COUNT] && !f[F_BY_SIZE]) { /* "... and their sizes" */
+            arg(a, st, "-printf");
+            arg(a, st, "%s %p\\n");
         } else if (f[F_BY_SIZE] && !f[F_COUNT] && !f[F_PER_FILE]) { /* "sorted by size": size and path */
             arg(a, st, "-printf");
             arg(a, st, "%s %p\\n");
@@ -3292,6 +3312,11 @@ static void compose_pipeline(analysis *a, char delim) {
     } else if (f[F_DUPS] && !f[F_UNIQUE]) {
         add_step(a, "sort");
         arg(a, add_step(a, "uniq"), "-d");
+    } else if (f[F_UNIQUE] && f[F_KEEP_ORDER] && !f[F_SORT] && !a->sort_key && !ls_sorted &&
+               !(source_find && f[F_COUNT])) {
+        /* "remove duplicate lines without sorting": the first of each line, where it stands */
+        const bool fold = f[F_CASE] && !a->term;
+        arg(a, add_step(a, "awk"), fold ? "!seen[tolower($0)]++" : "!seen[$0]++");
     } else if (!ls_sorted && !(source_find && f[F_COUNT]) && (f[F_UNIQUE] || f[F_SORT] || a->sort_key)) {
         /* "ignoring case" is for the sort itself when nothing is searched for */
         const bool fold = f[F_CASE] && !a->term && !f[F_NUMERIC];
@@ -3390,7 +3415,7 @@ static void compose_pipeline(analysis *a, char delim) {
     if (f[F_COUNT] && !per_item && !per_file && !per_ext && !per_dir && !ranked_files && !a->log_time_len &&
         !f[F_SUM] && !f[F_AVERAGE] && !json_counted && !line_length && !words_per_line && !total_size && !two_files) {
         if (source_find && (f[F_LINES] || f[F_WORDS] || f[F_CHARS] || f[F_BYTES]) && !f[F_COUNT_FILES]) {
-            step *st = add_step(a, "xargs");
+            step *st = xargs_lines(a);
             arg(a, st, "wc");
             arg(a, st, count_flag(a));
         } else if (source_find || source_grep) {
@@ -3404,7 +3429,7 @@ static void compose_pipeline(analysis *a, char delim) {
     } else if (f[F_COUNT] && per_file && !source_grep && !ranked_files) {
         /* "count lines per file": wc prints one count per operand */
         if (source_find) {
-            step *st = add_step(a, "xargs");
+            step *st = xargs_lines(a);
             arg(a, st, "wc");
             arg(a, st, count_flag(a));
         } else {
@@ -3593,6 +3618,8 @@ static agx_status decline(const char *instruction, agx_error *err, const char *w
 static agx_status rules_generate(agx_backend *b, const char *instruction, const agx_plan_context *ctx,
                                  agx_generated_plan *out, agx_error *err) {
     const rules_backend *rb = (const rules_backend *)b;
+    const char *given = instruction;
+    bool again_without_input = false;
     int64_t t0 = agx_time_ms();
     agx_generated_plan_init(out);
     if (!instruction || !*instruction)
@@ -3715,6 +3742,12 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
         goto done;
     }
     if (a.dir && !from_registry && !step_uses(&a, a.dir)) {
+        if (a.piped && ctx->input) {
+            /* "grep for malloc in src" with data piped in: the directory named is what
+             * to read, so the instruction is planned again as if nothing were piped */
+            again_without_input = true;
+            goto done;
+        }
         /* a plan that ignores where the user said to look answers another question */
         char why[200];
         snprintf(why, sizeof why, " (it names the directory '%.100s', which the plan the rules found does not use)",
@@ -3750,6 +3783,11 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
 done:
     analysis_free(&a);
     free(text);
+    if (again_without_input) {
+        agx_plan_context without_input = *ctx;
+        without_input.input = NULL;
+        return rules_generate(b, given, &without_input, out, err);
+    }
     if (s != AGX_OK) {
         agx_generated_plan_free(out);
         agx_generated_plan_init(out);
