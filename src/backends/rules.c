@@ -878,6 +878,7 @@ typedef struct {
     char capitalize;                  /* 'l': each line's first letter, 'w': each word's */
     long last_chars;                  /* "the last 3 characters": awk substr */
     bool number_nonempty;             /* "number the non-empty lines": nl (every line: F_LINE_NUMBERS) */
+    bool dir_by_in_word;              /* the directory came from a bare "in WORD" (weakest evidence) */
     long wrap_width;                  /* fold -s -w N */
     bool shuffle;                     /* "shuffle the lines": shuf */
     long random_n;                    /* "3 random lines": shuf -n 3 */
@@ -2515,9 +2516,10 @@ static void extract_slots(analysis *a) {
                     a->term = d; /* piped rows "in paris": a value to look for, not a directory */
                     break;
                 }
-                if (ok)
+                if (ok) {
                     a->dir = operand(d);
-                else
+                    a->dir_by_in_word = id == S_DIR_IN_WORD;
+                } else
                     free(d);
             }
         }
@@ -3742,9 +3744,11 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
         goto done;
     }
     if (a.dir && !from_registry && !step_uses(&a, a.dir)) {
-        if (a.piped && ctx->input) {
-            /* "grep for malloc in src" with data piped in: the directory named is what
-             * to read, so the instruction is planned again as if nothing were piped */
+        if (a.piped && ctx->input &&
+            (!a.dir_by_in_word || a.flag[F_FILES] || a.flag[F_FILES_WITH] || a.flag[F_DIRS] || a.flag[F_RECURSIVE])) {
+            /* "which files in src mention malloc" with data piped in: the directory named is
+             * what to read, so the instruction is planned again as if nothing were piped (a
+             * bare "in WORD" may be a value of the piped data: "people in paris" stays declined) */
             again_without_input = true;
             goto done;
         }

@@ -487,7 +487,8 @@ static const rules_case cases[] = {
     {"which files in src contain malloc", NULL, "grep [-rl] [malloc] [src]"},
     {"which files in src mention malloc", two_lines, "grep [-rl] [malloc] [src]"},
     {"list files under src that reference malloc", NULL, "grep [-rl] [malloc] [src]"},
-    {"grep for malloc in src", two_lines, "grep [-rn] [malloc] [src]"},
+    {"search recursively for malloc in src", two_lines, "grep [-rn] [malloc] [src]"},
+    {"grep TODO in src/", two_lines, "grep [-rn] [TODO] [src]"},
     /* duplicates dropped where they stand */
     {"remove duplicate lines without sorting", two_lines, "awk [!seen[$0]++]"},
     {"unique lines in their original order", two_lines, "awk [!seen[$0]++]"},
@@ -624,6 +625,9 @@ static void test_declines_clearly(void **state) {
     assert_non_null(strstr(err.message, "relative to now"));
     assert_int_equal(plan_for(b, &reg, "count the frequency of each user in /etc", NULL, &gp, &err), AGX_ERR_PARSE);
     assert_non_null(strstr(err.message, "names the directory '/etc'"));
+    /* with rows piped in, a bare "in paris" may be a value of the data: not planned again as a directory */
+    assert_int_equal(plan_for(b, &reg, "show name and age for people in paris", two_lines, &gp, &err), AGX_ERR_PARSE);
+    assert_non_null(strstr(err.message, "names the directory 'paris'"));
     assert_int_equal(plan_for(b, &reg, "", NULL, &gp, &err), AGX_ERR_USAGE);
     /* hostile input: very long, binary-ish, unbalanced quotes — an answer, never a crash */
     char *big = malloc(100000);
