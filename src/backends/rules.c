@@ -35,9 +35,12 @@ typedef enum {
     F_PER_DIR, F_TO_TSV, F_TO_CSV, F_WORDS_PER_LINE, F_NO_EXT, F_HIDDEN_FILES, F_TOTAL_SIZE, F_EXTENSIONS,
     F_EXTREME, F_DIFF, F_COMMON, F_HOME, F_EXECUTABLES, F_CONTENTS_EACH, F_NO_COMMENTS, F_LINE_NUMBERS,
     F_RANKED_NUMBERS, F_RECURSIVE, F_DELETE_PATH, F_WHOLE_WORD, F_SINGLES, F_SORT_LENGTH, F_TO_JSON, F_MINIFY,
-    F_COUNT_COLS, F_ONLY_IN, F_DUP_FILES, F_KEEP_ORDER,
+    F_COUNT_COLS, F_ONLY_IN, F_DUP_FILES, F_KEEP_ORDER, F_IGNORE_SPACE, F_IGNORE_BLANK_LINES, F_PERMS,
     F_NFLAGS
 } flag_id;
+
+/* "ignoring case, whitespace and blank lines": the other things ignored in one phrase */
+#define IGNORED_TOO "(?:(?:case|white\\s*-?\\s*space|spaces|blank\\s+lines|empty\\s+lines)\\s*(?:,\\s*(?:and\\s+)?|and\\s+|or\\s+))*"
 
 #define DIRWORD "(?:director(?:y|ies)|folders?|dirs?)"
 /* where an unquoted word, path or number ends: at a space, punctuation, a full
@@ -68,14 +71,26 @@ static const char *const flag_regex[F_NFLAGS] = {
                   "biggest\\s+first|longest\\s+first|in\\s+reverse)\\b",
     [F_UNIQUE] = "\\b(?:unique|uniq|dedup(?:licate)?|de-duplicate|distinct|remove\\s+duplicates?|"
                  "without\\s+duplicates?|no\\s+duplicates?|duplicates?\\s+removed)\\b",
+    /* "the permissions of run.sh", "who owns notes.txt": ls -ld */
+    [F_PERMS] = "\\b(?:permissions?|perms|access\\s+rights|file\\s+modes?|mode\\s+bits|ownership|"
+                "who\\s+owns)\\b",
+    /* two files compared: diff -w / diff -B */
+    [F_IGNORE_SPACE] = "\\b(?:ignor(?:e|es|ing)|regardless\\s+of|disregard(?:ing)?)\\s+" IGNORED_TOO
+                       "(?:all\\s+|any\\s+)?(?:the\\s+)?(?:white\\s*-?\\s*spaces?|spaces|spacing|indentation)\\b",
+    [F_IGNORE_BLANK_LINES] = "\\b(?:ignor(?:e|es|ing)|regardless\\s+of|disregard(?:ing)?)\\s+" IGNORED_TOO
+                             "(?:all\\s+|any\\s+)?(?:the\\s+)?(?:blank|empty)\\s+lines\\b",
     /* duplicates dropped where they stand, the first of each kept */
     [F_KEEP_ORDER] = "\\b(?:without\\s+sorting(?:\\s+(?:them|it|the\\s+lines))?|unsorted|"
                      "(?:keep(?:ing)?|preserv(?:e|ing)|retain(?:ing)?|maintain(?:ing)?)\\s+(?:the\\s+|their\\s+)?"
                      "(?:original\\s+|input\\s+|line\\s+|same\\s+)?order(?:\\s+of\\s+(?:the\\s+)?lines)?|"
                      "in\\s+(?:the\\s+|their\\s+)?(?:original|input|same|given)\\s+order)\\b",
-    [F_CASE] = "\\b(?:case[- ]insensitive(?:ly)?|ignor(?:e|ing)\\s+case|any\\s+case|"
+    [F_CASE] = "\\b(?:case[- ]insensitive(?:ly)?|ignor(?:e|ing)\\s+" IGNORED_TOO "case|any\\s+case|"
                "regardless\\s+of\\s+case)\\b",
     [F_BLANK] = "\\b(?:remove|delete|drop|strip|skip|without|ignore|exclude|filter\\s+out|no)\\s+"
+                "(?:all\\s+|the\\s+|any\\s+)*(?:blank|empty)\\s+lines?\\b|"
+                /* "remove trailing whitespace and blank lines": the last of a list after a removal
+                 * verb; \\K starts the match at "and", so the words between stay for the others */
+                "^(?=.*?\\b(?:remove|delete|drop|strip|exclude|filter\\s+out)\\b).*?\\K(?:\\band|,)\\s*(?:also\\s+)?"
                 "(?:all\\s+|the\\s+|any\\s+)*(?:blank|empty)\\s+lines?\\b|\\bnon-?(?:blank|empty)\\s+lines?\\b|"
                 "\\blines?\\s+(?:that\\s+|which\\s+)?(?:(?:are|is)\\s+not|aren't|isn't)\\s+(?:blank|empty)\\b",
     [F_UPPER] = "\\b(?:upper[- ]?case|capitali[sz]e|to\\s+upper|all\\s+caps)\\b",
@@ -100,6 +115,8 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_UNSUPPORTED] = "\\b(e-?mail|send|upload|download|install|compress|zip|unzip|encrypt|decrypt|"
                       "chmod|chown|kill|reboot|shutdown|translate|summari[sz]e|explain|ssh|ftp|ping|"
                       "wget|curl|commit|deploy|compile|rename|move|copy|"
+                      "(?:change|set|modify|fix|update|grant|revoke|give|make)\\s+(?:the\\s+)?(?:file\\s+)?"
+                      "(?:permissions?|perms|ownership|owner)|"
                       /* deleting or emptying files however they are named ("delete all .tmp files",
                        * "remove the log files older than 7 days", "delete build/", "clear app.log");
                        * the words between may not be about lines ("remove blank lines from files") */
@@ -245,7 +262,11 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_SQUEEZE] = "\\b(?:squeeze|collapse)\\s+(?:repeated\\s+|multiple\\s+|consecutive\\s+|runs\\s+of\\s+)?"
                   "(?:spaces|blanks|white\\s*space)\\b",
     [F_WHICH_MOST] = "\\b(?:which|what)\\s+(?:is|was|(?:\\w+\\s+){1,3}?(?:made|makes|has|had|sent|got|"
-                     "received|appears|occurs|did|does|is|was))\\b[^.?]*?\\bthe\\s+most\\b",
+                     "received|appears|occurs|did|does|is|was))\\b[^.?]*?\\bthe\\s+most\\b|"
+                     /* one thing named in the singular: "the most requested page", "most common word" */
+                     "\\bmost\\s+(?:common|frequent|popular|requested|visited|used|active|seen)\\s+(?:http\\s+)?"
+                     "(?:page|path|url|endpoint|ip|ip\\s+address|address|client|word|line|status(?:\\s+code)?|code|"
+                     "user(?:\\s+agent)?|agent|referr?er|value|item|name|city|extension|error|entry)\\b",
     [F_DUPS] = "\\b(?:duplicated?|repeated)\\s+(?:lines?|entries|rows|words?|values)\\b|"
                "\\b(?:appear|occur)s?\\s+more\\s+than\\s+once\\b|"
                "\\b(?:lines?|entries|rows|words?|values)\\s+(?:that\\s+|which\\s+)?(?:are|is)\\s+"
@@ -516,7 +537,7 @@ static const char *const slot_regex[S_NSLOTS] = {
     /* "everything after 'START'", "the lines before END": awk from (or up to) the first match
      * (group 1: which side, 2: the word; "after line 10" is S_AFTER_LINE) */
     [S_AFTER_MATCH] = "\\b(?:everything|all(?:\\s+(?:the\\s+)?lines)?|(?:the\\s+)?lines|the\\s+rest)\\s+"
-                      "(after|following|below|from|starting\\s+(?:at|with)|before|above|preceding|up\\s+to|until)\\s+"
+                      "(after|following|below|from|starting\\s+(?:at|from)|before|above|preceding|up\\s+to|until)\\s+"
                       "(?:the\\s+)?(?:first\\s+)?(?:(?:line|match|occurrence)\\s+(?:containing|with|matching|of|for)\\s+)?"
                       WORDISH TERM,
     /* "number the lines": cat -n; "number the non-empty lines": nl (group 1) */
@@ -559,7 +580,7 @@ static const char *const slot_regex[S_NSLOTS] = {
                         "status(?:\\s+code)?(?:\\s+(?:is|of|was))?|code|were|was|got|gave|giving|with|that\\s+(?:are|were)|"
                         "only)\\s+(?:an?\\s+)?(?:http\\s+)?(?:status\\s+)?([1-5]\\d\\d|[1-5]xx)\\b|"
                         "\\b([1-5]\\d\\d|[1-5]xx)s?(?:\\s*(?:and|or|,|&)\\s*([1-5]xx)s?)?\\b(?=\\s+(?:errors?|requests?|"
-                        "responses?|status(?:es)?|codes?|hits|pages|lines|entries)\\b|\\s*$)|"
+                        "responses?|status(?:es)?|codes?|hits|pages|paths|urls|lines|entries)\\b|\\s*$)|"
                         "\\b(client|server)(?:[- ]side)?\\s+errors?\\b|"
                         /* not the word itself ("lines containing error") */
                         "(?<!containing\\s)(?<!contain\\s)(?<!contains\\s)(?<!matching\\s)(?<!mentioning\\s)(?<!word\\s)"
@@ -761,7 +782,7 @@ static const char *char_name(const char *w) {
 /* Tools that read file operands (so files attach to them rather than to a `cat`). */
 static const char *const file_readers[] = {"grep", "head", "tail", "wc", "cat", "sort", "cut", "awk",
                                            "sed", "jq", "paste", "nl", "fold", "tac", "rev", "shuf",
-                                           "md5sum", "sha256sum", "base64", "od"};
+                                           "md5sum", "sha256sum", "base64", "od", "ls"};
 
 /* An aggregate per group ("the average age per city"): the words that ask for it (their
  * first three letters are enough: "maximum", "averages"), what jq applies to a group's
@@ -1524,7 +1545,7 @@ static void map_log_field(analysis *a) {
 static const flag_id consuming_flags[] = {F_TRAILING_WS, F_LEADING_WS, F_SQUEEZE, F_BLANK,       F_SKIP_HEADER,
                                           F_EMPTY_FILES,  F_CASE,       F_LOC,     F_RANKED_FILES, F_FIRST_AND_LAST,
                                           F_NO_EXT,       F_WORDS_PER_LINE, F_NO_COMMENTS, F_LINE_NUMBERS,
-                                          F_KEEP_ORDER};
+                                          F_KEEP_ORDER,   F_IGNORE_SPACE, F_IGNORE_BLANK_LINES};
 
 /* A double-quoted string literal that awk and jq both read back as s. */
 static char *string_literal(const char *s) {
@@ -2079,10 +2100,17 @@ static void extract_slots(analysis *a) {
         free(x);
         free(y);
     }
-    for (size_t i = 0; i < sizeof consuming_flags / sizeof consuming_flags[0]; i++)
+    /* all found before any is marked, so that overlapping ones ("ignoring case and blank
+     * lines": F_CASE and F_IGNORE_BLANK_LINES from the same "ignoring") all take their words */
+    enum { N_CONSUMING = sizeof consuming_flags / sizeof consuming_flags[0] };
+    span taken[N_CONSUMING];
+    size_t n_taken = 0;
+    for (size_t i = 0; i < N_CONSUMING; i++)
         if (a->flag[consuming_flags[i]] && match_from(a, rb->flags[consuming_flags[i]], 0)) {
-            mark_match_used(a);
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
+            taken[n_taken++] = (span){ov[0], ov[1]};
         }
+    for (size_t i = 0; i < n_taken; i++) mark_used(a, taken[i].start, taken[i].end);
     if (a->flag[F_KEEP_ORDER]) /* "without sorting" asks for no sort */
         a->flag[F_SORT] = match_from(a, rb->flags[F_SORT], 0);
     /* replace X with Y claims its words before anything else reads them */
@@ -2781,7 +2809,7 @@ static void compose_pipeline(analysis *a, char delim) {
     /* "the total size of all .log files": find -printf '%s\\n' | awk sum */
     const bool total_size = f[F_TOTAL_SIZE] && !du && a->n_files == 0 && !a->piped && !a->term && !a->log_input;
     /* two files named: "which lines differ between a and b", "lines common to a and b" */
-    const bool two_files = a->n_files == 2 && !a->piped && !a->term && (f[F_DIFF] || f[F_COMMON] || f[F_ONLY_IN]);
+    const bool two_files = a->n_files == 2 && !a->term && (f[F_DIFF] || f[F_COMMON] || f[F_ONLY_IN]);
     /* the N longest lines, or all of them sorted by length */
     const bool ranked_lines = (f[F_RANKED_LINES] || f[F_SORT_LENGTH]) && !du && !per_ext;
     /* "which file has the most lines": wc per file, ranked */
@@ -2818,6 +2846,14 @@ static void compose_pipeline(analysis *a, char delim) {
             arg(a, st, a->files[0]);
         } else {
             if (f[F_COMMON]) arg(a, st, "-Fxf"); /* the lines of the second that are lines of the first */
+            char flags[8];
+            size_t k = 0;
+            flags[k++] = '-';
+            if (f[F_CASE] && !f[F_COMMON]) flags[k++] = 'i';
+            if (f[F_IGNORE_SPACE] && !f[F_COMMON]) flags[k++] = 'w';
+            if (f[F_IGNORE_BLANK_LINES] && !f[F_COMMON]) flags[k++] = 'B';
+            flags[k] = '\0';
+            if (k > 1) arg(a, st, flags); /* diff -i / -w / -B */
             arg(a, st, a->files[0]);
             arg(a, st, a->files[1]);
         }
@@ -3006,6 +3042,10 @@ static void compose_pipeline(analysis *a, char delim) {
         }
     } else if (f[F_FILE_SIZES] && a->n_files > 0) {
         arg(a, add_step(a, "wc"), "-c"); /* the files attach below: one byte count each */
+    } else if (f[F_PERMS] && !a->piped && !a->term && (a->n_files > 0 || a->dir)) {
+        step *st = add_step(a, "ls"); /* -d: a directory's own mode, not its entries'; files attach below */
+        arg(a, st, "-ld");
+        if (a->n_files == 0) arg(a, st, a->dir);
     } else if ((f[F_LIST] || f[F_FILE_SIZES] || ((f[F_BY_TIME] || f[F_BY_SIZE]) && f[F_FILES])) &&
                a->n_files == 0 && !a->piped) {
         step *st = add_step(a, "ls");
@@ -3113,7 +3153,8 @@ static void compose_pipeline(analysis *a, char delim) {
         argf(a, add_step(a, "awk"), agx_strbuf_take(&sb));
     }
     if (a->nf_op) argf(a, awk_step(a, delim), agx_sprintf("NF %s %ld", a->nf_op, a->nf_value));
-    if (f[F_BLANK]) arg(a, add_step(a, "sed"), "/^$/d");
+    /* after whitespace is stripped, a line of spaces is blank too */
+    if (f[F_BLANK]) arg(a, add_step(a, "sed"), f[F_TRAILING_WS] || f[F_LEADING_WS] ? "/^[[:space:]]*$/d" : "/^$/d");
     if (f[F_NO_COMMENTS]) { /* lines that are comments in shell, ini or C-like files */
         step *st = add_step(a, "grep");
         arg(a, st, "-vE");
@@ -3669,6 +3710,7 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
     for (int i = 0; i < F_NFLAGS; i++)
         if ((a.flag[i] = match_from(&a, rb->flags[i], 0))) a.flag_at[i] = pcre2_get_ovector_pointer(a.md)[0];
     if (a.flag[F_LOC]) a.flag[F_COUNT] = a.flag[F_LINES] = true; /* "lines of code": a line count of files */
+    if (a.flag[F_DIFF] && a.flag[F_IGNORE_BLANK_LINES]) a.flag[F_BLANK] = false; /* diff -B, not sed '/^$/d' */
     if (a.flag[F_RANKED_NUMBERS]) {
         a.flag[F_SORT] = a.flag[F_NUMERIC] = true;
         a.flag[F_REVERSE] = !flag_says(&a, F_RANKED_NUMBERS, (const char *const[]){"smallest", "lowest", NULL});
@@ -3744,7 +3786,7 @@ static agx_status rules_generate(agx_backend *b, const char *instruction, const 
         goto done;
     }
     if (a.dir && !from_registry && !step_uses(&a, a.dir)) {
-        if (a.piped && ctx->input &&
+        if (a.piped && ctx && ctx->input &&
             (!a.dir_by_in_word || a.flag[F_FILES] || a.flag[F_FILES_WITH] || a.flag[F_DIRS] || a.flag[F_RECURSIVE])) {
             /* "which files in src mention malloc" with data piped in: the directory named is
              * what to read, so the instruction is planned again as if nothing were piped (a

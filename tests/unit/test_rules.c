@@ -503,6 +503,27 @@ static const rules_case cases[] = {
     {"count how many times the word error appears in app.log", NULL, "grep [-o] [error] [app.log] | wc [-l]"},
     {"how many times does error appear in app.log", NULL, "grep [-o] [error] [app.log] | wc [-l]"},
     {"count the word error in app.log", NULL, "grep [-o] [error] [app.log] | wc [-l]"},
+    /* "lines starting with X" begin with X; "starting at X" starts there */
+    {"lines starting with alpha", two_lines, "grep [-E] [^alpha]"},
+    {"all lines starting from alpha", two_lines, "awk [/alpha/ {f = 1} f]"},
+    /* web-log statuses as adjectives; one thing named in the singular is the top one */
+    {"list the 404 paths", access_excerpt, "awk [$9 == 404 {print $7}]"},
+    {"most requested page", access_excerpt, "awk [{print $7}] | sort | uniq [-c] | sort [-rn] | head [-n] [1]"},
+    {"the most popular pages", access_excerpt, "awk [{print $7}] | sort | uniq [-c] | sort [-rn]"},
+    {"the most common word", two_lines, "tr [-s] [[:space:]] [\\n] | sort | uniq [-c] | sort [-rn] | head [-n] [1]"},
+    /* two files compared, ignoring case / whitespace / blank lines, also with data piped in */
+    {"compare a.txt with b.txt ignoring whitespace", NULL, "diff [-w] [a.txt] [b.txt]"},
+    {"diff a.txt and b.txt ignoring case and blank lines", two_lines, "diff [-iB] [a.txt] [b.txt]"},
+    {"diff a.txt b.txt ignoring whitespace, case and blank lines", NULL, "diff [-iwB] [a.txt] [b.txt]"},
+    {"lines common to a.txt and b.txt", two_lines, "grep [-Fxf] [a.txt] [b.txt]"},
+    /* blank lines removed as the last of a list, the other words kept */
+    {"remove trailing whitespace and blank lines", two_lines,
+     "sed [/^[[:space:]]*$/d] | sed [s/[[:space:]]*$//]"},
+    {"remove lines containing foo and empty lines", two_lines, "grep [-v] [foo] | sed [/^$/d]"},
+    /* permissions and owner: ls -ld (changing them is declined) */
+    {"show permissions of run.sh", NULL, "ls [-ld] [run.sh]"},
+    {"who owns notes.txt", NULL, "ls [-ld] [notes.txt]"},
+    {"show the permissions of the src directory", NULL, "ls [-ld] [src]"},
     {"how often does each word appear", two_lines, "tr [-s] [[:space:]] [\\n] | sort | uniq [-c] | sort [-rn]"},
 };
 
@@ -608,6 +629,8 @@ static void test_declines_clearly(void **state) {
         "show the first 10 lines excluding node_modules",
         /* a checksum tool the registry lacks; a join key by a name no header gives */
         "sha1 of each file", "join a.txt and b.txt on the name column",
+        /* changing permissions or owners (an ls -ld plan now answers "show the permissions") */
+        "change permissions of run.sh", "set the owner of data.txt to bob",
     };
     for (size_t i = 0; i < sizeof nonsense / sizeof nonsense[0]; i++) {
         agx_generated_plan gp;
