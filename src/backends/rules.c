@@ -290,7 +290,7 @@ typedef enum {
     S_FIELDS_LIST, S_CONVERT_CHARS, S_LINE_ORD, S_DELETE_CLASS, S_LAST_N2, S_CHARS_RANGE, S_EXT_PAIR,
     S_AFTER_LINE, S_SUPER_N, S_TERM_BOTH, S_OWNER, S_TERM_CAPS_PAIR, S_JSON_ITEMS, S_AGE, S_COL_CMP, S_BUT_NOT,
     S_DROP_LINES, S_DROP_RANGE, S_WS_LINES, S_JOIN, S_AGO, S_NOT_EXT, S_EXCLUDE_DIR, S_NEWER_FILE, S_FROM_END,
-    S_BETWEEN, S_NF_CMP, S_COL_CMP_NAMED, S_EXTREME_NAMED, S_EVERY_NTH, S_TERM_EXACT, S_WRAP, S_CONTEXT, S_SWAP,
+    S_BETWEEN, S_NF_CMP, S_AGE_CMP, S_COL_CMP_NAMED, S_EXTREME_NAMED, S_EVERY_NTH, S_TERM_EXACT, S_WRAP, S_CONTEXT, S_SWAP,
     S_CAPITALIZE, S_LAST_CHARS, S_NUMBER_LINES, S_AFTER_MATCH, S_SORT_BY_NAMED, S_TWO_COLS, S_GROUP_AGG, S_DROP_COL,
     S_COL_TEXT, S_LOG_STATUS_IS, S_LOG_PATH_IS, S_RECENT, S_ON_DAY, S_NAME_HAS, S_KNOWN_FILES,
     S_PER_LINE, S_SHUFFLE, S_RANDOM_N, S_CHECKSUM, S_BASE64, S_DUMP, S_SEQ, S_JOIN_FILES, S_JOIN_KEY,
@@ -373,6 +373,8 @@ static const char *const slot_regex[S_NSLOTS] = {
                    "(?:line|row)\\b",
     /* piped CSV with a header: "rows where age is greater than 30", "where city is paris"
      * (group 1: a column's name, 2: the comparison, 3: a number, or a word for equality) */
+    /* "people older than 30": the age column or key compared */
+    [S_AGE_CMP] = "\\b(older|younger)\\s+than\\s+(-?\\d+(?:\\.\\d+)?)\\b",
     [S_COL_CMP_NAMED] = "\\b(?:where|whose|with|if|when|ha(?:ve|s|ving))\\s+(?:the\\s+|an?\\s+)?(\\w+)\\s+(?:column\\s+|field\\s+)?"
                         "(?:is\\s+|are\\s+)?(greater|more|larger|bigger|higher|over|above|less|smaller|lower|"
                         "under|below|equals?|equal\\s+to|is|of)\\s+(?:than\\s+|to\\s+)?"
@@ -402,7 +404,7 @@ static const char *const slot_regex[S_NSLOTS] = {
                    "(starts?|begins?|ends?|contains?|includes?)\\s+(?:with\\s+|in\\s+)?" WORDISH TERM,
     /* "lines with more than 3 words": awk 'NF > 3' (group 1: the comparison, 2: the count) */
     [S_NF_CMP] = "\\blines?\\s+(?:that\\s+|which\\s+)?(?:with|having|ha(?:ve|s)|contain(?:ing|s)?)\\s+"
-                 "(more|fewer|less|over|under|exactly)\\s+(?:than\\s+)?" NUM "\\s+(?:words|fields|columns)\\b",
+                 "(more|fewer|less|over|under|exactly)\\s+(?:than\\s+)?" NUM "\\s+(?:words?|fields?|columns?)\\b",
     /* "lines between START and END": the lines from a match of one to a match of the other */
     [S_BETWEEN] = "\\blines?\\s+(?:from|between)\\s+" WORDISH TERM "\\s+(?:and|to|until|through)\\s+" WORDISH TERM,
     [S_FIRST_N] = "\\b(?:first|top|head|leading|opening|next)\\s+" NUM "\\b",
@@ -1099,7 +1101,7 @@ static const char *comparison(const char *w) {
         const char *word, *op;
     } words[] = {{"greater", ">"}, {"more", ">"},    {"larger", ">"},  {"bigger", ">"}, {"higher", ">"},
                  {"over", ">"},    {"above", ">"},   {"longer", ">"},  {"less", "<"},   {"smaller", "<"},
-                 {"lower", "<"},   {"under", "<"},   {"below", "<"},   {"shorter", "<"}, {"fewer", "<"},
+                 {"lower", "<"},   {"under", "<"},   {"older", ">"},   {"younger", "<"},   {"below", "<"},   {"shorter", "<"}, {"fewer", "<"},
                  {"equal", "=="},  {"equals", "=="}, {"is", "=="},     {"of", "=="}};
     for (size_t i = 0; w && i < sizeof words / sizeof words[0]; i++) {
         const size_t n = strlen(words[i].word);
@@ -2328,6 +2330,8 @@ static void extract_slots(analysis *a) {
         row_filter(a, name ? column_index(a, name) : 0, 2, 3);
         free(name);
     }
+    if (!a->cmp_field && !a->json_select && (a->csv_delim || a->json_array) && match_from(a, rb->slots[S_AGE_CMP], 0))
+        row_filter(a, column_index(a, "age"), 1, 2);
     if (a->flag[F_JSON] || a->json_input) {
         if (match_from(a, rb->slots[S_JSON_KEY], 0)) {
             const int g = first_group(a, 4, &s, &e);

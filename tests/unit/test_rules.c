@@ -524,6 +524,11 @@ static const rules_case cases[] = {
     {"show permissions of run.sh", NULL, "ls [-ld] [run.sh]"},
     {"who owns notes.txt", NULL, "ls [-ld] [notes.txt]"},
     {"show the permissions of the src directory", NULL, "ls [-ld] [src]"},
+    /* "older / younger than N": the age column or key */
+    {"how many people are older than 4", users_json, "jq [map(select(.age > 4)) | length]"},
+    {"names of people younger than 30", people_csv, "tail [-n] [+2] | awk [-F,] [$2 < 30] | cut [-d,] [-f1]"},
+    {"show lines with more than 1 word", two_lines, "awk [NF > 1]"},
+    {"lines with exactly one word", two_lines, "awk [NF == 1]"},
     {"how often does each word appear", two_lines, "tr [-s] [[:space:]] [\\n] | sort | uniq [-c] | sort [-rn]"},
 };
 
