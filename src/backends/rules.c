@@ -371,10 +371,10 @@ static const char *const slot_regex[S_NSLOTS] = {
     /* "the second to last line": tail -n 2 | head -n 1 */
     [S_FROM_END] = "\\b(?:the\\s+)?(?:(second|third|fourth|fifth|2nd|3rd|4th|5th|next)[- ]to[- ]last|(penultimate))\\s+"
                    "(?:line|row)\\b",
-    /* piped CSV with a header: "rows where age is greater than 30", "where city is paris"
-     * (group 1: a column's name, 2: the comparison, 3: a number, or a word for equality) */
     /* "people older than 30": the age column or key compared */
     [S_AGE_CMP] = "\\b(older|younger)\\s+than\\s+(-?\\d+(?:\\.\\d+)?)\\b",
+    /* piped CSV with a header: "rows where age is greater than 30", "where city is paris"
+     * (group 1: a column's name, 2: the comparison, 3: a number, or a word for equality) */
     [S_COL_CMP_NAMED] = "\\b(?:where|whose|with|if|when|ha(?:ve|s|ving))\\s+(?:the\\s+|an?\\s+)?(\\w+)\\s+(?:column\\s+|field\\s+)?"
                         "(?:is\\s+|are\\s+)?(greater|more|larger|bigger|higher|over|above|less|smaller|lower|"
                         "under|below|equals?|equal\\s+to|is|of)\\s+(?:than\\s+|to\\s+)?"
@@ -1101,8 +1101,9 @@ static const char *comparison(const char *w) {
         const char *word, *op;
     } words[] = {{"greater", ">"}, {"more", ">"},    {"larger", ">"},  {"bigger", ">"}, {"higher", ">"},
                  {"over", ">"},    {"above", ">"},   {"longer", ">"},  {"less", "<"},   {"smaller", "<"},
-                 {"lower", "<"},   {"under", "<"},   {"older", ">"},   {"younger", "<"},   {"below", "<"},   {"shorter", "<"}, {"fewer", "<"},
-                 {"equal", "=="},  {"equals", "=="}, {"is", "=="},     {"of", "=="}};
+                 {"lower", "<"},   {"under", "<"},   {"below", "<"},   {"shorter", "<"}, {"fewer", "<"},
+                 {"older", ">"},   {"younger", "<"}, {"equal", "=="},  {"equals", "=="}, {"is", "=="},
+                 {"of", "=="}};
     for (size_t i = 0; w && i < sizeof words / sizeof words[0]; i++) {
         const size_t n = strlen(words[i].word);
         if (!strncasecmp(w, words[i].word, n) && !isalpha((unsigned char)w[n])) return words[i].op;
@@ -2194,7 +2195,8 @@ static void extract_slots(analysis *a) {
     extract_context(a); /* "3 lines before X" is grep's context, "the lines before X" all of them */
     if (match_from(a, rb->slots[S_AFTER_MATCH], 0)) { /* "everything after 'START'" */
         char *side = group_dup(a, 1, NULL), *w = term_group(a, 2);
-        const bool quoted = strchr("'\"`", a->text[pcre2_get_ovector_pointer(a->md)[4]]) != NULL;
+        size_t ws = 0, we = 0;
+        const bool quoted = group(a, 2, &ws, &we) && we > ws && strchr("'\"`", a->text[ws]) != NULL;
         /* "the lines from names.txt" names the file to read, not a line to start at */
         const bool names_file = side && w && !quoted && !strncasecmp(side, "from", 4) && looks_like_file(w);
         if (side && w && !names_file && number_value(w) < 0 && strcasecmp(w, "line") && strcasecmp(w, "lines")) {
@@ -2849,15 +2851,18 @@ static void compose_pipeline(analysis *a, char delim) {
             arg(a, st, a->files[1]);
             arg(a, st, a->files[0]);
         } else {
-            if (f[F_COMMON]) arg(a, st, "-Fxf"); /* the lines of the second that are lines of the first */
-            char flags[8];
-            size_t k = 0;
-            flags[k++] = '-';
-            if (f[F_CASE] && !f[F_COMMON]) flags[k++] = 'i';
-            if (f[F_IGNORE_SPACE] && !f[F_COMMON]) flags[k++] = 'w';
-            if (f[F_IGNORE_BLANK_LINES] && !f[F_COMMON]) flags[k++] = 'B';
-            flags[k] = '\0';
-            if (k > 1) arg(a, st, flags); /* diff -i / -w / -B */
+            if (f[F_COMMON]) { /* the lines of the second that are lines of the first */
+                arg(a, st, "-Fxf");
+            } else { /* diff, ignoring case / whitespace / blank lines as asked */
+                char flags[8];
+                size_t k = 0;
+                flags[k++] = '-';
+                if (f[F_CASE]) flags[k++] = 'i';
+                if (f[F_IGNORE_SPACE]) flags[k++] = 'w';
+                if (f[F_IGNORE_BLANK_LINES]) flags[k++] = 'B';
+                flags[k] = '\0';
+                if (k > 1) arg(a, st, flags);
+            }
             arg(a, st, a->files[0]);
             arg(a, st, a->files[1]);
         }

@@ -434,7 +434,7 @@ static void check_awk(collector *c, int num, char *const *args, size_t n) {
 }
 
 /* Does a jq filter use the environment ($ENV, or the builtin env)? String
- * literals are skipped except their \\(...) interpolations, and so are comments;
+ * literals are skipped except their \(...) interpolations, and so are comments;
  * ".env" (a field), "{env: 1}" and "{env}" (keys) are not the builtin. */
 static bool jq_reads_env(const char *filter) {
     enum { MAX_NEST = 64 };
