@@ -39,8 +39,11 @@ typedef enum {
     F_NFLAGS
 } flag_id;
 
-/* "ignoring case, whitespace and blank lines": the other things ignored in one phrase */
-#define IGNORED_TOO "(?:(?:case|white\\s*-?\\s*space|spaces|blank\\s+lines|empty\\s+lines)\\s*(?:,\\s*(?:and\\s+)?|and\\s+|or\\s+))*"
+/* "ignoring case, whitespace and blank lines": one verb, then the things ignored before
+ * the one a flag is about */
+#define IGNORING "\\b(?:ignor(?:e|es|ing)|regardless\\s+of|disregard(?:ing)?)\\s+" \
+                 "(?:(?:case|white\\s*-?\\s*space|spaces|blank\\s+lines|empty\\s+lines)\\s*(?:,\\s*(?:and\\s+)?|and\\s+|or\\s+))*" \
+                 "(?:all\\s+|any\\s+)?(?:the\\s+)?"
 
 #define DIRWORD "(?:director(?:y|ies)|folders?|dirs?)"
 /* where an unquoted word, path or number ends: at a space, punctuation, a full
@@ -75,17 +78,14 @@ static const char *const flag_regex[F_NFLAGS] = {
     [F_PERMS] = "\\b(?:permissions?|perms|access\\s+rights|file\\s+modes?|mode\\s+bits|ownership|"
                 "who\\s+owns)\\b",
     /* two files compared: diff -w / diff -B */
-    [F_IGNORE_SPACE] = "\\b(?:ignor(?:e|es|ing)|regardless\\s+of|disregard(?:ing)?)\\s+" IGNORED_TOO
-                       "(?:all\\s+|any\\s+)?(?:the\\s+)?(?:white\\s*-?\\s*spaces?|spaces|spacing|indentation)\\b",
-    [F_IGNORE_BLANK_LINES] = "\\b(?:ignor(?:e|es|ing)|regardless\\s+of|disregard(?:ing)?)\\s+" IGNORED_TOO
-                             "(?:all\\s+|any\\s+)?(?:the\\s+)?(?:blank|empty)\\s+lines\\b",
+    [F_IGNORE_SPACE] = IGNORING "(?:white\\s*-?\\s*spaces?|spaces|spacing|indentation)\\b",
+    [F_IGNORE_BLANK_LINES] = IGNORING "(?:blank|empty)\\s+lines\\b",
     /* duplicates dropped where they stand, the first of each kept */
     [F_KEEP_ORDER] = "\\b(?:without\\s+sorting(?:\\s+(?:them|it|the\\s+lines))?|unsorted|"
                      "(?:keep(?:ing)?|preserv(?:e|ing)|retain(?:ing)?|maintain(?:ing)?)\\s+(?:the\\s+|their\\s+)?"
                      "(?:original\\s+|input\\s+|line\\s+|same\\s+)?order(?:\\s+of\\s+(?:the\\s+)?lines)?|"
                      "in\\s+(?:the\\s+|their\\s+)?(?:original|input|same|given)\\s+order)\\b",
-    [F_CASE] = "\\b(?:case[- ]insensitive(?:ly)?|ignor(?:e|ing)\\s+" IGNORED_TOO "case|any\\s+case|"
-               "regardless\\s+of\\s+case)\\b",
+    [F_CASE] = IGNORING "case\\b|\\b(?:case[- ]insensitive(?:ly)?|any\\s+case)\\b",
     [F_BLANK] = "\\b(?:remove|delete|drop|strip|skip|without|ignore|exclude|filter\\s+out|no)\\s+"
                 "(?:all\\s+|the\\s+|any\\s+)*(?:blank|empty)\\s+lines?\\b|"
                 /* "remove trailing whitespace and blank lines": the last of a list after a removal

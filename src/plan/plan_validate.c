@@ -358,6 +358,17 @@ static void check_uniq(collector *c, int num, char *const *args, size_t n) {
     }
 }
 
+/* The length of the word (letters, digits, '_') that starts at p, and whether it is w. */
+static size_t word_len(const char *p) {
+    size_t len = 0;
+    while (isalnum((unsigned char)p[len]) || p[len] == '_') len++;
+    return len;
+}
+
+static bool word_is(const char *p, size_t len, const char *w) {
+    return strlen(w) == len && !strncmp(p, w, len);
+}
+
 /* Only the program text is inspected: -F / -v values and file operands may
  * legitimately contain '|' or '>' (awk -F'|'). */
 static void check_awk(collector *c, int num, char *const *args, size_t n) {
@@ -382,13 +393,11 @@ static void check_awk(collector *c, int num, char *const *args, size_t n) {
     }
     if (!program) return;
     const char *why = NULL, *rule = "plans may only read";
-    if (strstr(program, "system(") || strstr(program, "system ("))
-        why = "runs a command (system())";
-    else if (strstr(program, "@load") || strstr(program, "@include"))
-        why = "loads code (@load/@include)";
-    /* Scan outside string and regex literals: split($0, a, "|") and /a|b/ are fine. In a
-     * print or printf statement, a '>' outside parentheses redirects ("print $1 > $2" writes
-     * a file named by the second field); elsewhere it compares ($3 > 10). */
+    if (strstr(program, "@load") || strstr(program, "@include")) why = "loads code (@load/@include)";
+    /* Scan outside string and regex literals: split($0, a, "|") and /a|b/ are fine, and so is
+     * "system" in a string; the word system is a call however it is spaced ("system\t(").
+     * In a print or printf statement, a '>' outside parentheses redirects ("print $1 > $2"
+     * writes a file named by the second field); elsewhere it compares ($3 > 10). */
     char prev = '(';
     int depth = 0, print_depth = -1; /* -1: not in a print statement */
     for (const char *p = program; !why && *p; p++) {
@@ -398,11 +407,10 @@ static void check_awk(collector *c, int num, char *const *args, size_t n) {
             continue;
         }
         if ((isalpha((unsigned char)ch) || ch == '_') && (p == program || !(isalnum((unsigned char)p[-1]) || p[-1] == '_'))) {
-            size_t len = 1;
-            while (isalnum((unsigned char)p[len]) || p[len] == '_') len++;
-            if ((len == 5 && !strncmp(p, "print", 5)) || (len == 6 && !strncmp(p, "printf", 6))) print_depth = depth;
-            if (len == 6 && !strncmp(p, "system", 6)) why = "runs a command (system())"; /* "system\t(" too */
-            if (len == 7 && !strncmp(p, "ENVIRON", 7)) {
+            const size_t len = word_len(p);
+            if (word_is(p, len, "print") || word_is(p, len, "printf")) print_depth = depth;
+            if (word_is(p, len, "system")) why = "runs a command (system())";
+            if (word_is(p, len, "ENVIRON")) {
                 why = "reads the environment (ENVIRON)";
                 rule = ENV_RULE;
             }
@@ -469,14 +477,13 @@ static bool jq_reads_env(const char *filter) {
         } else if (ch == ')' || ch == ']' || ch == '}') {
             if (n_open > 0 && open[--n_open] == 'i') in_string = true;
         } else if (isalpha((unsigned char)ch) || ch == '_') {
-            size_t len = 1;
-            while (isalnum((unsigned char)p[len]) || p[len] == '_') len++;
+            const size_t len = word_len(p);
             const char *next = p + len;
             while (*next == ' ' || *next == '\t' || *next == '\n') next++;
             bool object_key = *next == ':' || (n_open > 0 && open[n_open - 1] == '{' && strchr("{,", prev) &&
                                                (*next == ',' || *next == '}'));
-            if (prev == '$' && len == 3 && !strncmp(p, "ENV", 3)) return true;
-            if (prev != '$' && prev != '.' && len == 3 && !strncmp(p, "env", 3) && !object_key) return true;
+            if (prev == '$' && word_is(p, len, "ENV")) return true;
+            if (prev != '$' && prev != '.' && word_is(p, len, "env") && !object_key) return true;
             p += len - 1;
             ch = 'x';
         }
