@@ -345,6 +345,7 @@ static void test_ordinary_uses_allowed(void **state) {
     expect_allowed(WORDS("sed", "-e", "s/a/b/", "w.txt")); /* an input file named w.txt */
     expect_allowed(WORDS("awk", "{print ($1 > 3), $2}"));
     expect_allowed(WORDS("awk", "/system/ {n++; s = \"system\"} END {print n, s, systems}"));
+    expect_allowed(WORDS("awk", "{ print \"system(\" $1 \")\" }")); /* a string, not a call */
     expect_allowed(WORDS("awk", "{if ($1 > 3) print $1; n = $2 > 1}"));
     expect_allowed(WORDS("awk", "{x = sprintf(\"%d\", $1 > 2); print x}"));
     expect_allowed(WORDS("sort", "--numeric-sort", "--reverse", "--key=2", "--check"));
