@@ -50,18 +50,18 @@ static int mm_make_plan(uint32_t wtype, int64_t n_cols, int64_t n_tok, mm_plan *
     if (!vt || n_cols % vt->block_size) return -1;
     p->vec_dot = p->tr->vec_dot;
     const agx_kernel_set ks = agx_quant_gemm_get(wtype);
-    /* the tiles with their own activation layout (q4_0/q5_0/q8_0) are faster
-     * than vec_dot even for one token (scales and offsets come pre-computed),
-     * as long as that 3-bytes-per-element row stays well inside L1 */
-    const int wide_ok = ks.gemm_quant && ks.act_row_size(n_cols) && ks.act_row_size(n_cols) <= 16384;
-    if (n_tok > 1 || wide_ok) {
-        if (ks.gemm && (!ks.gemm_quant || ks.act_row_size(n_cols))) {
-            p->gemm = ks.gemm;
-            if (ks.gemm_quant) {
-                p->quant = ks.gemm_quant;
-                p->act_row = ks.act_row_size(n_cols);
-                return 0;
-            }
+    const size_t act_row = ks.gemm_quant ? ks.act_row_size(n_cols) : 0;
+    /* one token: the K-quant gemms have their own one-token path (one_tok);
+     * the tiles with their own activation layout (q4_0/q5_0/q8_0) are faster
+     * than vec_dot too (scales and offsets come pre-computed), as long as
+     * that 3-bytes-per-element row stays well inside L1 */
+    const int one_tok_ok = ks.one_tok || (ks.gemm_quant && act_row <= 16384);
+    if (ks.gemm && (!ks.gemm_quant || act_row) && (n_tok > 1 || one_tok_ok)) {
+        p->gemm = ks.gemm;
+        if (ks.gemm_quant) {
+            p->quant = ks.gemm_quant;
+            p->act_row = act_row;
+            return 0;
         }
     }
     if (p->tr->vec_dot_type != AGX_TYPE_F32) {

@@ -230,8 +230,10 @@ static const uint8_t k_ctl_k4[4][64] __attribute__((aligned(64))) = {
 #define ROW(a, b) {a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, a, Z, \
                    b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z}
     ROW(0, 1), ROW(2, 3), ROW(4, 5), ROW(6, 7)
-#undef ROW
 };
+/* the same for q4_K's gemm, whose activations come in nibble order (below) */
+static const uint8_t k_ctl_k4_nib[4][64] __attribute__((aligned(64))) = {ROW(0, 2), ROW(1, 3), ROW(4, 6), ROW(5, 7)};
+#undef ROW
 static const uint8_t k_ctl_mins[32] __attribute__((aligned(32))) = {8,  Z, 8,  Z, 9,  Z, 9,  Z, 10, Z, 10,
                                                                      Z,  11, Z, 11, Z, 12, Z, 12, Z, 13, Z,
                                                                      13, Z, 14, Z, 14, Z, 15, Z, 15, Z};
@@ -267,21 +269,52 @@ AGX_INLINE void nibbles_k4(const uint8_t *qs, __m512i w[4]) {
     }
 }
 
-AGX_INLINE void k4_scales(const uint8_t *q, kdec *o) {
+AGX_INLINE void k4_scales(const uint8_t *q, kdec *o, const uint8_t ctl[4][64]) {
     const __m512i b = _mm512_broadcast_i32x4(k4_scales_mins(q));
-    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) o->s[k] = _mm512_shuffle_epi8(b, _mm512_load_si512(k_ctl_k4[k]));
+    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) o->s[k] = _mm512_shuffle_epi8(b, _mm512_load_si512(ctl[k]));
     o->mdup = _mm256_shuffle_epi8(_mm512_castsi512_si256(b), _mm256_load_si256((const __m256i *)k_ctl_mins));
 }
 
 AGX_INLINE void dec_q4_K(const agx_block_q4_K *x, kdec *o) {
-    k4_scales(x->scales, o);
+    k4_scales(x->scales, o, k_ctl_k4);
     nibbles_k4(x->qs, o->w);
     o->d = fp16(x->d);
     o->dmin = fp16(x->dmin);
 }
 
+/* q4_K against activations in nibble order: the 32-weight chunks of each
+ * 256-block stored as 0 2 1 3 4 6 5 7, which is the order a 64-byte load of
+ * nibbles gives (low nibbles: chunks 0 and 2, high: 1 and 3), so the weights
+ * need no cross-lane shuffle: those four shuffles per block were what bound
+ * the kernel on the shuffle ports. quant_q8_K_nib writes that order. */
+AGX_INLINE void dec_q4_K_nib(const agx_block_q4_K *x, kdec *o) {
+    k4_scales(x->scales, o, k_ctl_k4_nib);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+        const __m512i z = _mm512_loadu_si512(x->qs + 64 * h);
+        o->w[2 * h] = _mm512_and_si512(z, m4);
+        o->w[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
+    }
+    o->d = fp16(x->d);
+    o->dmin = fp16(x->dmin);
+}
+
+static size_t q8_K_nib_row_size(int64_t n) { return agx_type_row_size(AGX_TYPE_Q8_K, n); }
+
+static void quant_q8_K_nib(const float *x, void *vy, int64_t n) {
+    agx_quantize_row_q8_K_avx512(x, vy, n);
+    agx_block_q8_K *y = vy;
+    for (int64_t i = 0; i < n / AGX_QK_K; i++)
+        for (int h = 0; h < 2; h++) { /* swap chunks 1 and 2 of each half */
+            __m256i *c = (__m256i *)(y[i].qs + 128 * h);
+            const __m256i c1 = _mm256_loadu_si256(c + 1);
+            _mm256_storeu_si256(c + 1, _mm256_loadu_si256(c + 2));
+            _mm256_storeu_si256(c + 2, c1);
+        }
+}
+
 AGX_INLINE void dec_q5_K(const agx_block_q5_K *x, kdec *o) {
-    k4_scales(x->scales, o);
+    k4_scales(x->scales, o, k_ctl_k4);
     const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)x->qh));
     nibbles_k4(x->qs, o->w);
     _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
@@ -300,8 +333,9 @@ AGX_INLINE void dec_q6_K(const agx_block_q6_K *x, kdec *o) {
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     _Pragma("GCC unroll 4") for (int h = 0; h < 2; h++) {
         const __m512i ql = _mm512_loadu_si512(x->ql + 64 * h);
-        const __m256i qh = _mm256_loadu_si256((const __m256i *)(x->qh + 32 * h));
-        const __m512i qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+        /* qh in both halves (a broadcast load, no shuffle), the upper one >> 2 */
+        const __m512i qh2 = _mm512_srlv_epi16(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->qh + 32 * h))),
+                                              _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1));
         o->w[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_slli_epi16(qh2, 4), m30));
         o->w[2 * h + 1] =
             _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), _mm512_and_si512(qh2, m30));
@@ -334,7 +368,7 @@ AGX_INLINE __m512 kblock_dot(const kdec *b, const agx_block_q8_K *y, __m512 acc,
                             acc);
 }
 
-#define DEF_K_KERNELS(T, BLK, DEC, IS_Q6)                                                                  \
+#define DEF_K_KERNELS(T, BLK, DEC, GDEC, IS_Q6)                                                            \
     static void dot_##T(int n, float *s, const void *vx, const void *vy) {                                 \
         const BLK *x = vx;                                                                                 \
         const agx_block_q8_K *y = vy;                                                                      \
@@ -346,22 +380,42 @@ AGX_INLINE __m512 kblock_dot(const kdec *b, const agx_block_q8_K *y, __m512 acc,
         }                                                                                                  \
         *s = _mm512_reduce_add_ps(acc);                                                                    \
     }                                                                                                      \
-    /* one weight row against NT tokens: each block is decoded once for all of them */                   \
-    AGX_INLINE void tile_##T(int nb, const BLK *x, const uint8_t *y, size_t ldy, const int NT, float *out,   \
+    /* one weight row against NT tokens: each block is decoded once for all of them */                     \
+    AGX_INLINE void tile_##T(int nb, const BLK *x, const uint8_t *y, size_t ldy, const int NT, float *out, \
                              size_t ldo) {                                                                 \
         __m512 acc[8];                                                                                     \
         _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();                 \
         for (int i = 0; i < nb; i++) {                                                                     \
             kdec b;                                                                                        \
-            DEC(&x[i], &b);                                                                                \
-            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] =                                 \
+            GDEC(&x[i], &b);                                                                               \
+            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] =                                  \
                 kblock_dot(&b, (const agx_block_q8_K *)(y + (size_t)t * ldy) + i, acc[t], IS_Q6);          \
         }                                                                                                  \
         _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) out[(size_t)t * ldo] = _mm512_reduce_add_ps(acc[t]); \
     }                                                                                                      \
-    static void gemm_##T(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt,       \
+    /* one token against nr rows (rows one after another: interleaving four                                \
+     * rows halved the bandwidth from DRAM) */                                                             \
+    static void gemv_##T(int nb, const uint8_t *w, size_t ldw, int nr, const agx_block_q8_K *y, float *out) { \
+        for (int r = 0; r < nr; r++) {                                                                     \
+            const uint8_t *x = w + (size_t)r * ldw;                                                        \
+            __m512 acc = _mm512_setzero_ps();                                                              \
+            for (int i = 0; i < nb; i++) {                                                                 \
+                kdec b;                                                                                    \
+                const BLK *xi = (const BLK *)x + i;                                                        \
+                agx_prefetch_block((const uint8_t *)xi + AGX_PREFETCH_AHEAD, sizeof(BLK));                 \
+                GDEC(xi, &b);                                                                              \
+                acc = kblock_dot(&b, &y[i], acc, IS_Q6);                                                   \
+            }                                                                                              \
+            out[r] = _mm512_reduce_add_ps(acc);                                                            \
+        }                                                                                                  \
+    }                                                                                                      \
+    static void gemm_##T(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt,      \
                          float *out, size_t ldo) {                                                         \
         const int nb = n / AGX_QK_K;                                                                       \
+        if (nt == 1) {                                                                                     \
+            gemv_##T(nb, w, ldw, nr, y, out);                                                              \
+            return;                                                                                        \
+        }                                                                                                  \
         for (int t0 = 0; t0 < nt; t0 += 8) {                                                               \
             const uint8_t *yt = (const uint8_t *)y + (size_t)t0 * ldy;                                     \
             for (int r = 0; r < nr; r++) {                                                                 \
@@ -433,11 +487,11 @@ AGX_INLINE void dec_q3_K(const agx_block_q3_K *x, kdec *o) {
     o->dmin = 0;
 }
 
-DEF_K_KERNELS(q4_K, agx_block_q4_K, dec_q4_K, 0)
-DEF_K_KERNELS(q5_K, agx_block_q5_K, dec_q5_K, 0)
-DEF_K_KERNELS(q6_K, agx_block_q6_K, dec_q6_K, 1)
-DEF_K_KERNELS(q2_K, agx_block_q2_K, dec_q2_K, 0)
-DEF_K_KERNELS(q3_K, agx_block_q3_K, dec_q3_K, 1)
+DEF_K_KERNELS(q4_K, agx_block_q4_K, dec_q4_K, dec_q4_K_nib, 0)
+DEF_K_KERNELS(q5_K, agx_block_q5_K, dec_q5_K, dec_q5_K, 0)
+DEF_K_KERNELS(q6_K, agx_block_q6_K, dec_q6_K, dec_q6_K, 1)
+DEF_K_KERNELS(q2_K, agx_block_q2_K, dec_q2_K, dec_q2_K, 0)
+DEF_K_KERNELS(q3_K, agx_block_q3_K, dec_q3_K, dec_q3_K, 1)
 
 /* ------------------------------- matrix tiles for 32-element block types */
 
@@ -766,8 +820,8 @@ void agx_quant_avx512_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     t[AGX_TYPE_F32].vec_dot = dot_f32;
     t[AGX_TYPE_F16].vec_dot = dot_f16;
     t[AGX_TYPE_BF16].vec_dot = dot_bf16;
-    t[AGX_TYPE_Q2_K] = (agx_kernel_set){.vec_dot = dot_q2_K, .gemm = gemm_q2_K};
-    t[AGX_TYPE_Q3_K] = (agx_kernel_set){.vec_dot = dot_q3_K, .gemm = gemm_q3_K};
+    t[AGX_TYPE_Q2_K] = (agx_kernel_set){.vec_dot = dot_q2_K, .gemm = gemm_q2_K, .one_tok = 1};
+    t[AGX_TYPE_Q3_K] = (agx_kernel_set){.vec_dot = dot_q3_K, .gemm = gemm_q3_K, .one_tok = 1};
     t[AGX_TYPE_Q4_0] = (agx_kernel_set){.vec_dot = dot_q4_0, .gemm = gemm_q4_0, .gemm_quant = quant_act_x2_q4, .act_row_size = act_x2_row_size};
     t[AGX_TYPE_Q5_0] = (agx_kernel_set){.vec_dot = dot_q5_0, .gemm = gemm_q5_0, .gemm_quant = quant_act_x2_q5, .act_row_size = act_x2_row_size};
     if (agx_cpu_features_get()->avx512vbmi) {
@@ -777,7 +831,7 @@ void agx_quant_avx512_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     t[AGX_TYPE_Q8_0] = (agx_kernel_set){.vec_dot = dot_q8_0, .gemm = gemm_q8_0, .gemm_quant = quant_act_x2_q8, .act_row_size = act_x2_row_size};
     t[AGX_TYPE_Q4_1].vec_dot = dot_q4_1;
     t[AGX_TYPE_Q5_1].vec_dot = dot_q5_1;
-    t[AGX_TYPE_Q4_K] = (agx_kernel_set){.vec_dot = dot_q4_K, .gemm = gemm_q4_K, .gemm_quant = NULL, .act_row_size = NULL};
-    t[AGX_TYPE_Q5_K] = (agx_kernel_set){.vec_dot = dot_q5_K, .gemm = gemm_q5_K, .gemm_quant = NULL, .act_row_size = NULL};
-    t[AGX_TYPE_Q6_K] = (agx_kernel_set){.vec_dot = dot_q6_K, .gemm = gemm_q6_K, .gemm_quant = NULL, .act_row_size = NULL};
+    t[AGX_TYPE_Q4_K] = (agx_kernel_set){.vec_dot = dot_q4_K, .gemm = gemm_q4_K, .gemm_quant = quant_q8_K_nib, .act_row_size = q8_K_nib_row_size, .one_tok = 1};
+    t[AGX_TYPE_Q5_K] = (agx_kernel_set){.vec_dot = dot_q5_K, .gemm = gemm_q5_K, .one_tok = 1};
+    t[AGX_TYPE_Q6_K] = (agx_kernel_set){.vec_dot = dot_q6_K, .gemm = gemm_q6_K, .one_tok = 1};
 }

@@ -133,6 +133,17 @@ static inline void agx_unpack_q3k_scales(const uint8_t *packed, int8_t out[16]) 
 typedef void (*agx_gemm_fn)(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt,
                             float *out, size_t ldo);
 
+/* The kernels that read weights once per token (matrix-vector) prefetch this
+ * many bytes ahead of where they read: the 1536-wide projections of a 1.5B
+ * model are 864-byte q4_K rows, each ending before the hardware prefetcher
+ * has ramped up on it. 1024 was slower, 2048-4096 equal (bench_matvec, see
+ * docs/kernels.md). Prefetches never fault, so reading past the end is fine. */
+#define AGX_PREFETCH_AHEAD 2048
+
+static inline void agx_prefetch_block(const void *p, size_t bytes) {
+    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)p + o, 0, 3);
+}
+
 /* Kernels chosen for this CPU (quant.c fills them once with the traits). */
 typedef struct agx_kernel_set {
     agx_vec_dot_fn vec_dot;
@@ -141,6 +152,8 @@ typedef struct agx_kernel_set {
      * its quantizer and bytes per row of n elements (0: n not supported). */
     agx_from_float_fn gemm_quant;
     size_t (*act_row_size)(int64_t n);
+    /* gemm has a one-token path faster than vec_dot per row, at any width */
+    int one_tok;
     /* the type's reference quantizer built for this ISA (identical bits) */
     agx_from_float_fn from_float_ref;
 } agx_kernel_set;
