@@ -83,7 +83,7 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "vs-llamacpp: round $r of $ROUNDS done" >&2
 done
 
-echo "# agx $(git describe --always --dirty 2>/dev/null || echo "?") vs llama.cpp $(cd "$(dirname "$LLAMA_BENCH")" && ./llama-bench --version 2>&1 | head -n 1 | sed "s/^version: //")"
+echo "# agx $([ -n "${AGX_BIN:-}" ] && echo "$AGX_BIN" || git describe --always --dirty 2>/dev/null || echo "?") vs llama.cpp $(cd "$(dirname "$LLAMA_BENCH")" && ./llama-bench --version 2>&1 | head -n 1 | sed "s/^version: //")"
 echo "# $(grep -m 1 'model name' /proc/cpuinfo | sed 's/.*: //'), $THREADS threads, medians of $ROUNDS rounds x 3 reps, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf "%-28s %-6s %10s %10s %7s %14s\n" file test agx llama.cpp ratio "peak RSS MB"
 k=0

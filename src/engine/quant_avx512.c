@@ -393,16 +393,17 @@ AGX_INLINE __m512 kblock_dot(const kdec *b, const agx_block_q8_K *y, __m512 acc,
         }                                                                                                  \
         _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) out[(size_t)t * ldo] = _mm512_reduce_add_ps(acc[t]); \
     }                                                                                                      \
-    /* one token against nr rows (rows one after another: interleaving four                                \
-     * rows halved the bandwidth from DRAM) */                                                             \
+    /* one token against nr rows, one after another (interleaving four rows                                \
+     * cut the bandwidth from DRAM by more than half) */                                                    \
     static void gemv_##T(int nb, const uint8_t *w, size_t ldw, int nr, const agx_block_q8_K *y, float *out) { \
+        const int pf = ldw <= AGX_PREFETCH_MAX_ROW;                                                        \
         for (int r = 0; r < nr; r++) {                                                                     \
             const uint8_t *x = w + (size_t)r * ldw;                                                        \
             __m512 acc = _mm512_setzero_ps();                                                              \
             for (int i = 0; i < nb; i++) {                                                                 \
                 kdec b;                                                                                    \
                 const BLK *xi = (const BLK *)x + i;                                                        \
-                agx_prefetch_block((const uint8_t *)xi + AGX_PREFETCH_AHEAD, sizeof(BLK));                 \
+                if (pf) agx_prefetch_block((const uint8_t *)xi + AGX_PREFETCH_AHEAD, sizeof(BLK));         \
                 GDEC(xi, &b);                                                                              \
                 acc = kblock_dot(&b, &y[i], acc, IS_Q6);                                                   \
             }                                                                                              \

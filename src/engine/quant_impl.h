@@ -134,11 +134,16 @@ typedef void (*agx_gemm_fn)(int n, const void *w, size_t ldw, int nr, const void
                             float *out, size_t ldo);
 
 /* The kernels that read weights once per token (matrix-vector) prefetch this
- * many bytes ahead of where they read: the 1536-wide projections of a 1.5B
- * model are 864-byte q4_K rows, each ending before the hardware prefetcher
- * has ramped up on it. 1024 was slower, 2048-4096 equal (bench_matvec, see
- * docs/kernels.md). Prefetches never fault, so reading past the end is fine. */
+ * many bytes ahead of where they read when rows are short: the 1536-wide
+ * projections of a 1.5B model are 864-byte q4_K rows, each ending before the
+ * hardware prefetcher has ramped up on it. Rows longer than
+ * AGX_PREFETCH_MAX_ROW are left to the hardware: on the 1.5B shape's
+ * 5040/7350-byte ffn_down rows software prefetches only took load slots, while
+ * Mistral-Nemo's 4200-byte output rows still gain (docs/kernels.md has the
+ * runs). 1024 ahead was slower, 2048-4096 equal. Prefetches never fault, so
+ * reading past the end is fine. */
 #define AGX_PREFETCH_AHEAD 2048
+#define AGX_PREFETCH_MAX_ROW 4608
 
 static inline void agx_prefetch_block(const void *p, size_t bytes) {
     for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)p + o, 0, 3);
