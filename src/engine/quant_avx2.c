@@ -150,7 +150,7 @@ AGX_INLINE __m256i mins_dup(__m256i b) {
         __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();                                        \
         const int pf = n / AGX_QK_K * sizeof(BLK) <= AGX_PREFETCH_MAX_ROW;                                   \
         for (int i = 0; i < n / AGX_QK_K; i++) {                                                             \
-            if (pf) agx_prefetch_block((const uint8_t *)&x[i] + AGX_PREFETCH_AHEAD, sizeof(BLK));            \
+            if (pf) agx_prefetch_ahead(&x[i], sizeof(BLK));                                                  \
             const __m256i sb = _mm256_broadcastsi128_si256(k4_scales_mins(x[i].scales));                     \
             const __m256i mi = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), mins_dup(sb)); \
             accm = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * fp16(x[i].dmin)), _mm256_cvtepi32_ps(mi), accm);  \
@@ -187,7 +187,7 @@ static void dot_q6_K(int n, float *s, const void *vx, const void *vy) {
     __m256 acc = _mm256_setzero_ps();
     const int pf = n / AGX_QK_K * sizeof(*x) <= AGX_PREFETCH_MAX_ROW;
     for (int i = 0; i < n / AGX_QK_K; i++) {
-        if (pf) agx_prefetch_block((const uint8_t *)&x[i] + AGX_PREFETCH_AHEAD, sizeof(x[i]));
+        if (pf) agx_prefetch_ahead(&x[i], sizeof(x[i]));
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
         /* -32 offset via bsums: 32 * sum_g sc_g * bsum_g */
         __m256i iacc = _mm256_sub_epi32(

@@ -403,7 +403,7 @@ AGX_INLINE __m512 kblock_dot(const kdec *b, const agx_block_q8_K *y, __m512 acc,
             for (int i = 0; i < nb; i++) {                                                                 \
                 kdec b;                                                                                    \
                 const BLK *xi = (const BLK *)x + i;                                                        \
-                if (pf) agx_prefetch_block((const uint8_t *)xi + AGX_PREFETCH_AHEAD, sizeof(BLK));         \
+                if (pf) agx_prefetch_ahead(xi, sizeof(BLK));                                               \
                 GDEC(xi, &b);                                                                              \
                 acc = kblock_dot(&b, &y[i], acc, IS_Q6);                                                   \
             }                                                                                              \

@@ -145,8 +145,11 @@ typedef void (*agx_gemm_fn)(int n, const void *w, size_t ldw, int nr, const void
 #define AGX_PREFETCH_AHEAD 2048
 #define AGX_PREFETCH_MAX_ROW 4608
 
-static inline void agx_prefetch_block(const void *p, size_t bytes) {
-    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)p + o, 0, 3);
+/* prefetch the `bytes` that lie AGX_PREFETCH_AHEAD past p (integer address
+ * arithmetic: the target may be past the end of the array) */
+static inline void agx_prefetch_ahead(const void *p, size_t bytes) {
+    const uintptr_t a = (uintptr_t)p + AGX_PREFETCH_AHEAD;
+    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch((const void *)(a + o), 0, 3);
 }
 
 /* Kernels chosen for this CPU (quant.c fills them once with the traits). */
