@@ -3040,14 +3040,14 @@ static void compose_pipeline(analysis *a, char delim) {
             ls_sorted = true;
         } else if (f[F_CONTENTS_EACH] && !f[F_COUNT]) { /* "show the contents of every .conf file" */
             arg(a, xargs_lines(a), "cat");
-        } else if (f[F_FILE_SIZES] && !f[F_COUNT] && !f[F_BY_SIZE]) { /* "... and their sizes" */
+        } else if (!f[F_COUNT] && (f[F_BY_SIZE] ? !f[F_PER_FILE] : f[F_FILE_SIZES])) {
+            /* "... and their sizes", "sorted by size": size and path */
             arg(a, st, "-printf");
             arg(a, st, "%s %p\\n");
-        } else if (f[F_BY_SIZE] && !f[F_COUNT] && !f[F_PER_FILE]) { /* "sorted by size": size and path */
-            arg(a, st, "-printf");
-            arg(a, st, "%s %p\\n");
-            arg(a, add_step(a, "sort"), f[F_REVERSE] || f[F_LARGE_FIRST] ? "-rn" : "-n");
-            ls_sorted = true;
+            if (f[F_BY_SIZE]) {
+                arg(a, add_step(a, "sort"), f[F_REVERSE] || f[F_LARGE_FIRST] ? "-rn" : "-n");
+                ls_sorted = true;
+            }
         }
     } else if (f[F_FILE_SIZES] && a->n_files > 0) {
         arg(a, add_step(a, "wc"), "-c"); /* the files attach below: one byte count each */

@@ -257,13 +257,23 @@ typedef struct kdec {
     float d, dmin;
 } kdec;
 
-/* 128 bytes of nibbles -> 4 x 64 weights in q8_K order (each 32-byte chunk
- * holds 32 weights in its low nibbles and the next 32 in its high nibbles) */
-AGX_INLINE void nibbles_k4(const uint8_t *qs, __m512i w[4]) {
+/* 128 bytes of nibbles -> 4 x 64 weights in nibble order: each 32-byte chunk
+ * holds 32 weights in its low nibbles and the next 32 in its high nibbles, so
+ * a 64-byte load gives chunks 0 and 2 (low), then 1 and 3 (high) */
+AGX_INLINE void nibbles_k4_nib(const uint8_t *qs, __m512i w[4]) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    _Pragma("GCC unroll 4") for (int h = 0; h < 2; h++) {
+    _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
         const __m512i z = _mm512_loadu_si512(qs + 64 * h);
-        const __m512i lo = _mm512_and_si512(z, m4), hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
+        w[2 * h] = _mm512_and_si512(z, m4);
+        w[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
+    }
+}
+
+/* the same in q8_K order (two cross-lane shuffles per 64-byte load) */
+AGX_INLINE void nibbles_k4(const uint8_t *qs, __m512i w[4]) {
+    nibbles_k4_nib(qs, w);
+    _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+        const __m512i lo = w[2 * h], hi = w[2 * h + 1];
         w[2 * h] = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(1, 0, 1, 0));
         w[2 * h + 1] = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(3, 2, 3, 2));
     }
@@ -282,19 +292,13 @@ AGX_INLINE void dec_q4_K(const agx_block_q4_K *x, kdec *o) {
     o->dmin = fp16(x->dmin);
 }
 
-/* q4_K against activations in nibble order: the 32-weight chunks of each
- * 256-block stored as 0 2 1 3 4 6 5 7, which is the order a 64-byte load of
- * nibbles gives (low nibbles: chunks 0 and 2, high: 1 and 3), so the weights
- * need no cross-lane shuffle: those four shuffles per block were what bound
- * the kernel on the shuffle ports. quant_q8_K_nib writes that order. */
+/* q4_K against activations in nibble order: each 256-block's 32-weight chunks
+ * stored 0 2 1 3 4 6 5 7 (quant_q8_K_nib), the order nibbles_k4_nib yields, so
+ * the weights need no cross-lane shuffle: those four shuffles per block were
+ * what bound the kernel on the shuffle ports */
 AGX_INLINE void dec_q4_K_nib(const agx_block_q4_K *x, kdec *o) {
     k4_scales(x->scales, o, k_ctl_k4_nib);
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
-        const __m512i z = _mm512_loadu_si512(x->qs + 64 * h);
-        o->w[2 * h] = _mm512_and_si512(z, m4);
-        o->w[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
-    }
+    nibbles_k4_nib(x->qs, o->w);
     o->d = fp16(x->d);
     o->dmin = fp16(x->dmin);
 }

@@ -123,6 +123,17 @@ static void check_text(collector *c, const char *what, const char *s, size_t max
  * plans with a minimal environment as well. */
 #define ENV_RULE "it may hold secrets such as API keys, and plans may not read it"
 
+/* The length of the word (letters, digits, '_') that starts at p, and whether it is w. */
+static size_t word_len(const char *p) {
+    size_t len = 0;
+    while (isalnum((unsigned char)p[len]) || p[len] == '_') len++;
+    return len;
+}
+
+static bool word_is(const char *p, size_t len, const char *w) {
+    return strlen(w) == len && !strncmp(p, w, len);
+}
+
 /* Does an argument name a process's environment file (/proc/self/environ,
  * --file=/proc/1/environ, ../proc//self/./environ, or inside a script:
  * 'getline < "/proc/self/environ"', sed '1r /proc/1/environ')? */
@@ -130,9 +141,8 @@ static bool names_proc_environ(const char *s) {
     bool in_proc = false;
     for (const char *p = s; *p;) {
         size_t len = strcspn(p, "/");
-        if (len == 4 && !strncmp(p, "proc", 4)) in_proc = true;
-        else if (in_proc && len >= 7 && !strncmp(p, "environ", 7) && !(isalnum((unsigned char)p[7]) || p[7] == '_'))
-            return true;
+        if (word_is(p, len, "proc")) in_proc = true;
+        else if (in_proc && word_is(p, word_len(p), "environ")) return true; /* "environ" or "environ.x" */
         p += len;
         if (*p == '/') p++;
     }
@@ -356,17 +366,6 @@ static void check_uniq(collector *c, int num, char *const *args, size_t n) {
                     a);
         }
     }
-}
-
-/* The length of the word (letters, digits, '_') that starts at p, and whether it is w. */
-static size_t word_len(const char *p) {
-    size_t len = 0;
-    while (isalnum((unsigned char)p[len]) || p[len] == '_') len++;
-    return len;
-}
-
-static bool word_is(const char *p, size_t len, const char *w) {
-    return strlen(w) == len && !strncmp(p, w, len);
 }
 
 /* Only the program text is inspected: -F / -v values and file operands may
