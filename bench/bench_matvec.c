@@ -290,7 +290,8 @@ int main(int argc, char **argv) {
             }
         }
         if (do_pp) {
-            const int64_t ne0 = 1536, ne1 = 8960, n_tok = 512;
+            /* the first shape (default 1536x8960, ffn_up/gate) */
+            const int64_t ne0 = shapes[0][0], ne1 = shapes[0][1], n_tok = 512;
             printf("\n## matrix-matrix, %d thread(s): %lldx%lld weights x %lld tokens\n", nth, (long long)ne0,
                    (long long)ne1, (long long)n_tok);
             printf("%-6s %10s %10s %14s\n", "type", "ms", "GFLOP/s", "GFLOP/cpu-s");

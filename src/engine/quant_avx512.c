@@ -1,6 +1,7 @@
 /* quant_avx512.c — AVX-512 (F/BW/VL/VNNI) dot and matrix-tile kernels and the
  * fast activation quantizers; quant.c installs them when the CPU has them. */
 #include <immintrin.h>
+#include <limits.h>
 #include <math.h>
 
 #include "engine/quant_impl.h"
@@ -231,8 +232,6 @@ static const uint8_t k_ctl_k4[4][64] __attribute__((aligned(64))) = {
                    b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z, b, Z}
     ROW(0, 1), ROW(2, 3), ROW(4, 5), ROW(6, 7)
 };
-/* the same for q4_K's gemm, whose activations come in nibble order (below) */
-static const uint8_t k_ctl_k4_nib[4][64] __attribute__((aligned(64))) = {ROW(0, 2), ROW(1, 3), ROW(4, 6), ROW(5, 7)};
 #undef ROW
 static const uint8_t k_ctl_mins[32] __attribute__((aligned(32))) = {8,  Z, 8,  Z, 9,  Z, 9,  Z, 10, Z, 10,
                                                                      Z,  11, Z, 11, Z, 12, Z, 12, Z, 13, Z,
@@ -292,31 +291,6 @@ AGX_INLINE void dec_q4_K(const agx_block_q4_K *x, kdec *o) {
     o->dmin = fp16(x->dmin);
 }
 
-/* q4_K against activations in nibble order: each 256-block's 32-weight chunks
- * stored 0 2 1 3 4 6 5 7 (quant_q8_K_nib), the order nibbles_k4_nib yields, so
- * the weights need no cross-lane shuffle: those four shuffles per block were
- * what bound the kernel on the shuffle ports */
-AGX_INLINE void dec_q4_K_nib(const agx_block_q4_K *x, kdec *o) {
-    k4_scales(x->scales, o, k_ctl_k4_nib);
-    nibbles_k4_nib(x->qs, o->w);
-    o->d = fp16(x->d);
-    o->dmin = fp16(x->dmin);
-}
-
-static size_t q8_K_nib_row_size(int64_t n) { return agx_type_row_size(AGX_TYPE_Q8_K, n); }
-
-static void quant_q8_K_nib(const float *x, void *vy, int64_t n) {
-    agx_quantize_row_q8_K_avx512(x, vy, n);
-    agx_block_q8_K *y = vy;
-    for (int64_t i = 0; i < n / AGX_QK_K; i++)
-        for (int h = 0; h < 2; h++) { /* swap chunks 1 and 2 of each half */
-            __m256i *c = (__m256i *)(y[i].qs + 128 * h);
-            const __m256i c1 = _mm256_loadu_si256(c + 1);
-            _mm256_storeu_si256(c + 1, _mm256_loadu_si256(c + 2));
-            _mm256_storeu_si256(c + 2, c1);
-        }
-}
-
 AGX_INLINE void dec_q5_K(const agx_block_q5_K *x, kdec *o) {
     k4_scales(x->scales, o, k_ctl_k4);
     const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)x->qh));
@@ -350,95 +324,6 @@ AGX_INLINE void dec_q6_K(const agx_block_q6_K *x, kdec *o) {
     o->d = fp16(x->d);
     o->dmin = 0;
 }
-
-/* One (weight block, activation block) product accumulated into acc:
- * d*dy * sum_k sum scale*(w*a) - dmin*dy * sum mins*bsums. */
-AGX_INLINE __m512 kblock_dot(const kdec *b, const agx_block_q8_K *y, __m512 acc, int is_q6) {
-    /* two independent dpwssd chains, joined at the end */
-    __m512i i0 = _mm512_setzero_si512(), i1 = _mm512_setzero_si512();
-    i0 = _mm512_dpwssd_epi32(i0, _mm512_maddubs_epi16(b->w[0], _mm512_loadu_si512(y->qs + 0)), b->s[0]);
-    i1 = _mm512_dpwssd_epi32(i1, _mm512_maddubs_epi16(b->w[1], _mm512_loadu_si512(y->qs + 64)), b->s[1]);
-    i0 = _mm512_dpwssd_epi32(i0, _mm512_maddubs_epi16(b->w[2], _mm512_loadu_si512(y->qs + 128)), b->s[2]);
-    i1 = _mm512_dpwssd_epi32(i1, _mm512_maddubs_epi16(b->w[3], _mm512_loadu_si512(y->qs + 192)), b->s[3]);
-    __m512i iacc = _mm512_add_epi32(i0, i1);
-    const __m256i mi = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), b->mdup);
-    const __m512 vdy = _mm512_set1_ps(y->d);
-    if (is_q6) {
-        iacc = _mm512_sub_epi32(iacc, _mm512_zextsi256_si512(mi));
-        return _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc), _mm512_mul_ps(_mm512_set1_ps(b->d), vdy), acc);
-    }
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc), _mm512_mul_ps(_mm512_set1_ps(b->d), vdy), acc);
-    return _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_zextsi256_si512(mi)), _mm512_mul_ps(_mm512_set1_ps(b->dmin), vdy),
-                            acc);
-}
-
-#define DEF_K_KERNELS(T, BLK, DEC, GDEC, IS_Q6)                                                            \
-    static void dot_##T(int n, float *s, const void *vx, const void *vy) {                                 \
-        const BLK *x = vx;                                                                                 \
-        const agx_block_q8_K *y = vy;                                                                      \
-        __m512 acc = _mm512_setzero_ps();                                                                  \
-        for (int i = 0; i < n / AGX_QK_K; i++) {                                                           \
-            kdec b;                                                                                        \
-            DEC(&x[i], &b);                                                                                \
-            acc = kblock_dot(&b, &y[i], acc, IS_Q6);                                                       \
-        }                                                                                                  \
-        *s = _mm512_reduce_add_ps(acc);                                                                    \
-    }                                                                                                      \
-    /* one weight row against NT tokens: each block is decoded once for all of them */                     \
-    AGX_INLINE void tile_##T(int nb, const BLK *x, const uint8_t *y, size_t ldy, const int NT, float *out, \
-                             size_t ldo) {                                                                 \
-        __m512 acc[8];                                                                                     \
-        _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();                 \
-        for (int i = 0; i < nb; i++) {                                                                     \
-            kdec b;                                                                                        \
-            GDEC(&x[i], &b);                                                                               \
-            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] =                                  \
-                kblock_dot(&b, (const agx_block_q8_K *)(y + (size_t)t * ldy) + i, acc[t], IS_Q6);          \
-        }                                                                                                  \
-        _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) out[(size_t)t * ldo] = _mm512_reduce_add_ps(acc[t]); \
-    }                                                                                                      \
-    /* one token against nr rows, one after another (interleaving four rows                                \
-     * cut the bandwidth from DRAM by more than half) */                                                    \
-    static void gemv_##T(int nb, const uint8_t *w, size_t ldw, int nr, const agx_block_q8_K *y, float *out) { \
-        const int pf = ldw <= AGX_PREFETCH_MAX_ROW;                                                        \
-        for (int r = 0; r < nr; r++) {                                                                     \
-            const uint8_t *x = w + (size_t)r * ldw;                                                        \
-            __m512 acc = _mm512_setzero_ps();                                                              \
-            for (int i = 0; i < nb; i++) {                                                                 \
-                kdec b;                                                                                    \
-                const BLK *xi = (const BLK *)x + i;                                                        \
-                if (pf) agx_prefetch_ahead(xi, sizeof(BLK));                                               \
-                GDEC(xi, &b);                                                                              \
-                acc = kblock_dot(&b, &y[i], acc, IS_Q6);                                                   \
-            }                                                                                              \
-            out[r] = _mm512_reduce_add_ps(acc);                                                            \
-        }                                                                                                  \
-    }                                                                                                      \
-    static void gemm_##T(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt,      \
-                         float *out, size_t ldo) {                                                         \
-        const int nb = n / AGX_QK_K;                                                                       \
-        if (nt == 1) {                                                                                     \
-            gemv_##T(nb, w, ldw, nr, y, out);                                                              \
-            return;                                                                                        \
-        }                                                                                                  \
-        for (int t0 = 0; t0 < nt; t0 += 8) {                                                               \
-            const uint8_t *yt = (const uint8_t *)y + (size_t)t0 * ldy;                                     \
-            for (int r = 0; r < nr; r++) {                                                                 \
-                const BLK *x = (const BLK *)((const uint8_t *)w + (size_t)r * ldw);                        \
-                float *o = out + (size_t)t0 * ldo + r;                                                     \
-                switch (nt - t0 < 8 ? nt - t0 : 8) {                                                       \
-                case 8: tile_##T(nb, x, yt, ldy, 8, o, ldo); break;                                        \
-                case 7: tile_##T(nb, x, yt, ldy, 7, o, ldo); break;                                        \
-                case 6: tile_##T(nb, x, yt, ldy, 6, o, ldo); break;                                        \
-                case 5: tile_##T(nb, x, yt, ldy, 5, o, ldo); break;                                        \
-                case 4: tile_##T(nb, x, yt, ldy, 4, o, ldo); break;                                        \
-                case 3: tile_##T(nb, x, yt, ldy, 3, o, ldo); break;                                        \
-                case 2: tile_##T(nb, x, yt, ldy, 2, o, ldo); break;                                        \
-                default: tile_##T(nb, x, yt, ldy, 1, o, ldo); break;                                       \
-                }                                                                                          \
-            }                                                                                              \
-        }                                                                                                  \
-    }
 
 /* q2_K: 2-bit planes, 4-bit scale and min per 16 weights */
 static const int16_t k_srl_q2[2][32] __attribute__((aligned(64))) = {
@@ -492,11 +377,301 @@ AGX_INLINE void dec_q3_K(const agx_block_q3_K *x, kdec *o) {
     o->dmin = 0;
 }
 
-DEF_K_KERNELS(q4_K, agx_block_q4_K, dec_q4_K, dec_q4_K_nib, 0)
-DEF_K_KERNELS(q5_K, agx_block_q5_K, dec_q5_K, dec_q5_K, 0)
-DEF_K_KERNELS(q6_K, agx_block_q6_K, dec_q6_K, dec_q6_K, 1)
-DEF_K_KERNELS(q2_K, agx_block_q2_K, dec_q2_K, dec_q2_K, 0)
-DEF_K_KERNELS(q3_K, agx_block_q3_K, dec_q3_K, dec_q3_K, 1)
+/* sum_k sum scale*(w*a) of a decoded block and 256 activation quants */
+AGX_INLINE __m512i kblock_isum(const kdec *b, const int8_t *qs) {
+    /* two independent dpwssd chains, joined at the end */
+    __m512i i0 = _mm512_setzero_si512(), i1 = _mm512_setzero_si512();
+    i0 = _mm512_dpwssd_epi32(i0, _mm512_maddubs_epi16(b->w[0], _mm512_loadu_si512(qs + 0)), b->s[0]);
+    i1 = _mm512_dpwssd_epi32(i1, _mm512_maddubs_epi16(b->w[1], _mm512_loadu_si512(qs + 64)), b->s[1]);
+    i0 = _mm512_dpwssd_epi32(i0, _mm512_maddubs_epi16(b->w[2], _mm512_loadu_si512(qs + 128)), b->s[2]);
+    i1 = _mm512_dpwssd_epi32(i1, _mm512_maddubs_epi16(b->w[3], _mm512_loadu_si512(qs + 192)), b->s[3]);
+    return _mm512_add_epi32(i0, i1);
+}
+
+/* One (weight block, q8_K block) product accumulated into acc (vec_dot):
+ * d*dy * kblock_isum - dmin*dy * sum mins*bsums. */
+AGX_INLINE __m512 kblock_dot(const kdec *b, const agx_block_q8_K *y, __m512 acc, int is_q6) {
+    __m512i iacc = kblock_isum(b, y->qs);
+    const __m256i mi = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), b->mdup);
+    const __m512 vdy = _mm512_set1_ps(y->d);
+    if (is_q6) {
+        iacc = _mm512_sub_epi32(iacc, _mm512_zextsi256_si512(mi));
+        return _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc), _mm512_mul_ps(_mm512_set1_ps(b->d), vdy), acc);
+    }
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc), _mm512_mul_ps(_mm512_set1_ps(b->d), vdy), acc);
+    return _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_zextsi256_si512(mi)), _mm512_mul_ps(_mm512_set1_ps(b->dmin), vdy),
+                            acc);
+}
+
+#define DEF_K_DOT(T, BLK, DEC, IS_Q6)                                          \
+    static void dot_##T(int n, float *s, const void *vx, const void *vy) {     \
+        const BLK *x = vx;                                                     \
+        const agx_block_q8_K *y = vy;                                          \
+        __m512 acc = _mm512_setzero_ps();                                      \
+        for (int i = 0; i < n / AGX_QK_K; i++) {                               \
+            kdec b;                                                            \
+            DEC(&x[i], &b);                                                    \
+            acc = kblock_dot(&b, &y[i], acc, IS_Q6);                           \
+        }                                                                      \
+        *s = _mm512_reduce_add_ps(acc);                                        \
+    }
+DEF_K_DOT(q4_K, agx_block_q4_K, dec_q4_K, 0)
+DEF_K_DOT(q5_K, agx_block_q5_K, dec_q5_K, 0)
+DEF_K_DOT(q6_K, agx_block_q6_K, dec_q6_K, 1)
+DEF_K_DOT(q2_K, agx_block_q2_K, dec_q2_K, 0)
+DEF_K_DOT(q3_K, agx_block_q3_K, dec_q3_K, 1)
+
+/* ---- K-quant matrix tiles: their own activation format ----
+ * act_k is a q8_K block laid out so that the quants of every block start a
+ * cache line (with q8_K's 292-byte blocks every 64-byte load of the inner
+ * loop straddled two lines: +5 % for q4_K). For q4_K and q5_K the quants
+ * come in the order their tile decodes the weights, and the 16 int16 bsums
+ * are replaced by the 8 per-32 sums times d as floats, so the mins term of a
+ * (block, token) is one 8-wide FMA. */
+typedef struct {
+    int8_t qs[AGX_QK_K];
+    union {
+        int16_t bsums[16]; /* q8_K's (q6_K, q2_K, q3_K) */
+        float dsum[8];     /* q4_K, q5_K: d * (bsums[2j] + bsums[2j+1]) */
+    };
+    float d;
+    uint8_t pad[28];
+} act_k;
+_Static_assert(sizeof(act_k) == 320, "act_k: five cache lines");
+
+static size_t act_k_row_size(int64_t n) { return n % AGX_QK_K ? 0 : (size_t)(n / AGX_QK_K) * sizeof(act_k); }
+
+/* one q8_K block per act_k block (same quants and d: the reference quantizer) */
+static void quant_act_k(const float *x, void *vy, int64_t n) {
+    for (int64_t i = 0; i < n / AGX_QK_K; i++) {
+        agx_block_q8_K q;
+        agx_quantize_row_q8_K_avx512(x + i * AGX_QK_K, &q, AGX_QK_K);
+        act_k *a = (act_k *)vy + i;
+        memcpy(a->qs, q.qs, sizeof(a->qs));
+        memcpy(a->bsums, q.bsums, sizeof(a->bsums));
+        a->d = q.d;
+        memset(a->pad, 0, sizeof(a->pad));
+    }
+}
+
+/* q4_K's and q5_K's: the 16-byte chunks of each 128-weight half in the order
+ * 0 4 2 6 1 5 3 7 (dec_k4_tile's) and the float sums */
+static void quant_act_k_q4(const float *x, void *vy, int64_t n) {
+    static const int order[8] = {0, 4, 2, 6, 1, 5, 3, 7};
+    for (int64_t i = 0; i < n / AGX_QK_K; i++) {
+        agx_block_q8_K q;
+        agx_quantize_row_q8_K_avx512(x + i * AGX_QK_K, &q, AGX_QK_K);
+        act_k *a = (act_k *)vy + i;
+        for (int h = 0; h < 2; h++)
+            for (int c = 0; c < 8; c++) memcpy(a->qs + 128 * h + 16 * c, q.qs + 128 * h + 16 * order[c], 16);
+        for (int j = 0; j < 8; j++) a->dsum[j] = q.d * (float)(q.bsums[2 * j] + q.bsums[2 * j + 1]);
+        a->d = q.d;
+        memset(a->pad, 0, sizeof(a->pad));
+    }
+}
+
+/* The tiles fold each (block, token) integer sum to 8 lanes before the float
+ * part (one extract + add buys half-width conversion and FMAs) and keep one
+ * 8-wide accumulator per token. */
+AGX_INLINE __m256i fold8(__m512i v) { return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)); }
+
+/* q2_K, q3_K: kblock_dot against act_k */
+AGX_INLINE __m256 kdot_act(const kdec *b, const act_k *y, __m256 acc, int is_q6) {
+    const __m256i i8 = fold8(kblock_isum(b, y->qs));
+    const __m256i mi = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), b->mdup);
+    const __m256 vdy = _mm256_set1_ps(y->d);
+    if (is_q6) return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(i8, mi)), _mm256_mul_ps(_mm256_set1_ps(b->d), vdy), acc);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i8), _mm256_mul_ps(_mm256_set1_ps(b->d), vdy), acc);
+    return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mi), _mm256_mul_ps(_mm256_set1_ps(b->dmin), vdy), acc);
+}
+AGX_INLINE __m256 kdot_act_mins(const kdec *b, const act_k *y, __m256 acc) { return kdot_act(b, y, acc, 0); }
+AGX_INLINE __m256 kdot_act_offs(const kdec *b, const act_k *y, __m256 acc) { return kdot_act(b, y, acc, 1); }
+
+/* q4_K: a 4-sum of 4-bit x 8-bit weights fits int16, and so does an 8-sum.
+ * The decode puts the first and second 16 weights of sub-blocks 4h, 4h+2,
+ * 4h+1, 4h+3 (one per 128-bit lane) into w[2h] and w[2h+1], so two chained
+ * vpdpbusd give 8-sums of one sub-block per int32 lane; one pack to int16
+ * and one vpmaddwd with the scales finish the block: 5 multiply-port ops per
+ * (block, token) where maddubs + dpwssd took 8 (Zen 4 runs the VNNI ops and
+ * the FMAs on the same two pipes). */
+typedef struct {
+    __m512i w[4], s;
+    __m256 mf; /* dmin * the 8 mins */
+    __m256 d;
+} kdec_q4;
+
+#define Z 0x80
+#define Q4(a) a, Z, a, Z, a, Z, a, Z
+/* int16 lanes of pack(v0, v1), per 128-bit lane L: 4 of v0's (sub-block
+ * 0 2 1 3 for L = 0..3), then 4 of v1's (4 6 5 7) */
+static const uint8_t k_ctl_q4_tile[64] __attribute__((aligned(64))) = {Q4(0), Q4(4), Q4(2), Q4(6), Q4(1), Q4(5), Q4(3), Q4(7)};
+#undef Q4
+#undef Z
+
+/* w: the four 64-byte vectors of nibbles_k4_nib (sub-blocks (0, 2), (1, 3),
+ * (4, 6), (5, 7) by 256-bit halves) */
+AGX_INLINE void dec_k4_tile(const uint8_t *scales, __m512i w[4], agx_half d, agx_half dmin, kdec_q4 *o) {
+    const __m128i sm = k4_scales_mins(scales);
+    o->s = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(sm), _mm512_load_si512(k_ctl_q4_tile));
+    o->mf = _mm256_mul_ps(_mm256_set1_ps(fp16(dmin)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))));
+    o->w[0] = _mm512_shuffle_i64x2(w[0], w[1], _MM_SHUFFLE(2, 0, 2, 0));
+    o->w[1] = _mm512_shuffle_i64x2(w[0], w[1], _MM_SHUFFLE(3, 1, 3, 1));
+    o->w[2] = _mm512_shuffle_i64x2(w[2], w[3], _MM_SHUFFLE(2, 0, 2, 0));
+    o->w[3] = _mm512_shuffle_i64x2(w[2], w[3], _MM_SHUFFLE(3, 1, 3, 1));
+    o->d = _mm256_set1_ps(fp16(d));
+}
+
+AGX_INLINE void dec_q4_K_tile(const agx_block_q4_K *x, kdec_q4 *o) {
+    __m512i w[4];
+    nibbles_k4_nib(x->qs, w);
+    dec_k4_tile(x->scales, w, x->d, x->dmin, o);
+}
+
+/* q5_K: the same with the fifth bit (an 8-sum of 5-bit x 8-bit fits int16
+ * too); bit j of qh[l] belongs to weight 32j + l */
+AGX_INLINE void dec_q5_K_tile(const agx_block_q5_K *x, kdec_q4 *o) {
+    __m512i w[4];
+    nibbles_k4_nib(x->qs, w);
+    const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)x->qh));
+    static const int sb[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
+    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
+        const __m512i bits = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << sb[k][0])), _mm256_set1_epi8((char)(1 << sb[k][1])), 1);
+        w[k] = _mm512_mask_add_epi8(w[k], _mm512_test_epi8_mask(hb, bits), w[k], _mm512_set1_epi8(0x10));
+    }
+    dec_k4_tile(x->scales, w, x->d, x->dmin, o);
+}
+
+AGX_INLINE __m256 kdot_q4_tile(const kdec_q4 *b, const act_k *y, __m256 acc) {
+    const __m512i z = _mm512_setzero_si512();
+    const __m512i v0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, b->w[0], _mm512_loadu_si512(y->qs + 0)), b->w[1],
+                                           _mm512_loadu_si512(y->qs + 64));
+    const __m512i v1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, b->w[2], _mm512_loadu_si512(y->qs + 128)), b->w[3],
+                                           _mm512_loadu_si512(y->qs + 192));
+    const __m256i i8 = fold8(_mm512_madd_epi16(_mm512_packs_epi32(v0, v1), b->s));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i8), _mm256_mul_ps(b->d, _mm256_set1_ps(y->d)), acc);
+    return _mm256_fnmadd_ps(b->mf, _mm256_loadu_ps(y->dsum), acc);
+}
+
+/* q6_K: a 4-sum of 6-bit x 8-bit still fits int16 (an 8-sum does not), so
+ * one pack per two vpdpbusd (one 16-weight sub-block per 128-bit lane of
+ * each); the -32 offset stays in the integer domain via the bsums */
+typedef struct {
+    __m512i w[4], s[2];
+    __m256i m32; /* 32 * the 16 scales */
+    __m256 d;
+} kdec_q6;
+
+#define B2(i) 2 * (i), 2 * (i) + 1
+#define Q4(i) B2(i), B2(i), B2(i), B2(i)
+/* int16 lanes of pack(v_2k, v_2k+1), per 128-bit lane L: 4 of sub-block
+ * 8k + L, then 4 of 8k + 4 + L; the control indexes the int16 scales 8k.. */
+static const uint8_t k_ctl_q6_tile[64] __attribute__((aligned(64))) = {Q4(0), Q4(4), Q4(1), Q4(5), Q4(2), Q4(6), Q4(3), Q4(7)};
+#undef Q4
+#undef B2
+
+AGX_INLINE void dec_q6_K_tile(const agx_block_q6_K *x, kdec_q6 *o) {
+    kdec k;
+    dec_q6_K(x, &k); /* its weights; the per-pair scales it builds go unused */
+    _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) o->w[j] = k.w[j];
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
+    const __m512i ctl = _mm512_load_si512(k_ctl_q6_tile);
+    o->s[0] = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm256_castsi256_si128(sc16)), ctl);
+    o->s[1] = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm256_extracti128_si256(sc16, 1)), ctl);
+    o->m32 = k.mdup;
+    o->d = _mm256_set1_ps(k.d);
+}
+
+AGX_INLINE __m256 kdot_q6_tile(const kdec_q6 *b, const act_k *y, __m256 acc) {
+    const __m512i z = _mm512_setzero_si512();
+    const __m512i p0 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, b->w[0], _mm512_loadu_si512(y->qs + 0)),
+                                          _mm512_dpbusd_epi32(z, b->w[1], _mm512_loadu_si512(y->qs + 64)));
+    const __m512i p1 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, b->w[2], _mm512_loadu_si512(y->qs + 128)),
+                                          _mm512_dpbusd_epi32(z, b->w[3], _mm512_loadu_si512(y->qs + 192)));
+    __m256i i8 = fold8(_mm512_dpwssd_epi32(_mm512_madd_epi16(p0, b->s[0]), p1, b->s[1]));
+    i8 = _mm256_sub_epi32(i8, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), b->m32));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(i8), _mm256_mul_ps(b->d, _mm256_set1_ps(y->d)), acc);
+}
+
+/* gemm_T: one weight row against up to 8 tokens at a time (tile_T: each block
+ * decoded once for all of them, one 8-wide accumulator per token in acc[]).
+ * The blocks go in chunks of K_CHUNK for up to K_ROWS rows at a time, so the
+ * 8 tokens' activations of a chunk (8 x K_CHUNK x 320 bytes) are read from
+ * L1 by every row; whole rows of ffn_down's 8960 columns (90 KB for 8
+ * tokens) came from L2 for each row, 20 % slower than 1536-column rows.
+ * For one token, rows one after another, each block's bytes prefetched ahead
+ * when the row is short (gemv). */
+#define K_CHUNK 6
+#define K_ROWS 16
+#define DEF_K_GEMM(T, BLK, DEC_T, DEC, DOT, CHUNK)                                                            \
+    AGX_INLINE void tile_##T(int nb, const BLK *x, const uint8_t *y, size_t ldy, const int NT, __m256 *acc) { \
+        __m256 a[8];                                                                                         \
+        _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) a[t] = acc[t];                                  \
+        for (int i = 0; i < nb; i++) {                                                                       \
+            DEC_T b;                                                                                         \
+            DEC(&x[i], &b);                                                                                  \
+            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) a[t] =                                      \
+                DOT(&b, (const act_k *)(y + (size_t)t * ldy) + i, a[t]);                                     \
+        }                                                                                                    \
+        _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] = a[t];                                  \
+    }                                                                                                        \
+    static void gemv_##T(int nb, const uint8_t *w, size_t ldw, int nr, const act_k *y, float *out) {         \
+        const int pf = ldw <= AGX_PREFETCH_MAX_ROW;                                                          \
+        for (int r = 0; r < nr; r++) {                                                                       \
+            const BLK *x = (const BLK *)(w + (size_t)r * ldw);                                               \
+            __m256 acc = _mm256_setzero_ps();                                                                \
+            for (int i = 0; i < nb; i++) {                                                                   \
+                DEC_T b;                                                                                     \
+                if (pf) agx_prefetch_ahead(x + i, sizeof(BLK));                                              \
+                DEC(x + i, &b);                                                                              \
+                acc = DOT(&b, y + i, acc);                                                                   \
+            }                                                                                                \
+            out[r] = hsum256(acc);                                                                           \
+        }                                                                                                    \
+    }                                                                                                        \
+    /* NT as a constant for tile_T's unrolled loops */                                                    \
+    static void tiles_##T(int nb, const BLK *x, const uint8_t *y, size_t ldy, int nt, __m256 *acc) {         \
+        switch (nt) {                                                                                        \
+        case 8: tile_##T(nb, x, y, ldy, 8, acc); break;                                                      \
+        case 7: tile_##T(nb, x, y, ldy, 7, acc); break;                                                      \
+        case 6: tile_##T(nb, x, y, ldy, 6, acc); break;                                                      \
+        case 5: tile_##T(nb, x, y, ldy, 5, acc); break;                                                      \
+        case 4: tile_##T(nb, x, y, ldy, 4, acc); break;                                                      \
+        case 3: tile_##T(nb, x, y, ldy, 3, acc); break;                                                      \
+        case 2: tile_##T(nb, x, y, ldy, 2, acc); break;                                                      \
+        default: tile_##T(nb, x, y, ldy, 1, acc); break;                                                     \
+        }                                                                                                    \
+    }                                                                                                        \
+    static void gemm_##T(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt,        \
+                         float *out, size_t ldo) {                                                           \
+        const int nb = n / AGX_QK_K;                                                                         \
+        if (nt == 1) {                                                                                       \
+            gemv_##T(nb, w, ldw, nr, y, out);                                                                \
+            return;                                                                                          \
+        }                                                                                                    \
+        __m256 acc[K_ROWS][8];                                                                               \
+        for (int t0 = 0; t0 < nt; t0 += 8) {                                                                 \
+            const int ntt = nt - t0 < 8 ? nt - t0 : 8;                                                       \
+            for (int r0 = 0; r0 < nr; r0 += K_ROWS) {                                                        \
+                const int nrr = nr - r0 < K_ROWS ? nr - r0 : K_ROWS;                                         \
+                for (int r = 0; r < nrr; r++)                                                                \
+                    for (int t = 0; t < 8; t++) acc[r][t] = _mm256_setzero_ps();                             \
+                for (int i0 = 0; i0 < nb; i0 += (CHUNK)) {                                                   \
+                    const int nbb = nb - i0 < (CHUNK) ? nb - i0 : (CHUNK);                                   \
+                    const uint8_t *yt = (const uint8_t *)y + (size_t)t0 * ldy + (size_t)i0 * sizeof(act_k);  \
+                    for (int r = 0; r < nrr; r++)                                                            \
+                        tiles_##T(nbb, (const BLK *)((const uint8_t *)w + (size_t)(r0 + r) * ldw) + i0, yt, ldy, \
+                                  ntt, acc[r]);                                                              \
+                }                                                                                            \
+                for (int r = 0; r < nrr; r++)                                                                \
+                    for (int t = 0; t < ntt; t++) out[(size_t)(t0 + t) * ldo + r0 + r] = hsum256(acc[r][t]); \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+DEF_K_GEMM(q4_K, agx_block_q4_K, kdec_q4, dec_q4_K_tile, kdot_q4_tile, K_CHUNK)
+DEF_K_GEMM(q6_K, agx_block_q6_K, kdec_q6, dec_q6_K_tile, kdot_q6_tile, INT_MAX)
+DEF_K_GEMM(q5_K, agx_block_q5_K, kdec_q4, dec_q5_K_tile, kdot_q4_tile, K_CHUNK)
+DEF_K_GEMM(q2_K, agx_block_q2_K, kdec, dec_q2_K, kdot_act_mins, INT_MAX)
+DEF_K_GEMM(q3_K, agx_block_q3_K, kdec, dec_q3_K, kdot_act_offs, INT_MAX)
 
 /* ------------------------------- matrix tiles for 32-element block types */
 
@@ -825,8 +1000,8 @@ void agx_quant_avx512_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     t[AGX_TYPE_F32].vec_dot = dot_f32;
     t[AGX_TYPE_F16].vec_dot = dot_f16;
     t[AGX_TYPE_BF16].vec_dot = dot_bf16;
-    t[AGX_TYPE_Q2_K] = (agx_kernel_set){.vec_dot = dot_q2_K, .gemm = gemm_q2_K, .one_tok = 1};
-    t[AGX_TYPE_Q3_K] = (agx_kernel_set){.vec_dot = dot_q3_K, .gemm = gemm_q3_K, .one_tok = 1};
+    t[AGX_TYPE_Q2_K] = (agx_kernel_set){.vec_dot = dot_q2_K, .gemm = gemm_q2_K, .gemm_quant = quant_act_k, .act_row_size = act_k_row_size, .one_tok = 1};
+    t[AGX_TYPE_Q3_K] = (agx_kernel_set){.vec_dot = dot_q3_K, .gemm = gemm_q3_K, .gemm_quant = quant_act_k, .act_row_size = act_k_row_size, .one_tok = 1};
     t[AGX_TYPE_Q4_0] = (agx_kernel_set){.vec_dot = dot_q4_0, .gemm = gemm_q4_0, .gemm_quant = quant_act_x2_q4, .act_row_size = act_x2_row_size};
     t[AGX_TYPE_Q5_0] = (agx_kernel_set){.vec_dot = dot_q5_0, .gemm = gemm_q5_0, .gemm_quant = quant_act_x2_q5, .act_row_size = act_x2_row_size};
     if (agx_cpu_features_get()->avx512vbmi) {
@@ -836,7 +1011,7 @@ void agx_quant_avx512_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     t[AGX_TYPE_Q8_0] = (agx_kernel_set){.vec_dot = dot_q8_0, .gemm = gemm_q8_0, .gemm_quant = quant_act_x2_q8, .act_row_size = act_x2_row_size};
     t[AGX_TYPE_Q4_1].vec_dot = dot_q4_1;
     t[AGX_TYPE_Q5_1].vec_dot = dot_q5_1;
-    t[AGX_TYPE_Q4_K] = (agx_kernel_set){.vec_dot = dot_q4_K, .gemm = gemm_q4_K, .gemm_quant = quant_q8_K_nib, .act_row_size = q8_K_nib_row_size, .one_tok = 1};
-    t[AGX_TYPE_Q5_K] = (agx_kernel_set){.vec_dot = dot_q5_K, .gemm = gemm_q5_K, .one_tok = 1};
-    t[AGX_TYPE_Q6_K] = (agx_kernel_set){.vec_dot = dot_q6_K, .gemm = gemm_q6_K, .one_tok = 1};
+    t[AGX_TYPE_Q4_K] = (agx_kernel_set){.vec_dot = dot_q4_K, .gemm = gemm_q4_K, .gemm_quant = quant_act_k_q4, .act_row_size = act_k_row_size, .one_tok = 1};
+    t[AGX_TYPE_Q5_K] = (agx_kernel_set){.vec_dot = dot_q5_K, .gemm = gemm_q5_K, .gemm_quant = quant_act_k_q4, .act_row_size = act_k_row_size, .one_tok = 1};
+    t[AGX_TYPE_Q6_K] = (agx_kernel_set){.vec_dot = dot_q6_K, .gemm = gemm_q6_K, .gemm_quant = quant_act_k, .act_row_size = act_k_row_size, .one_tok = 1};
 }
