@@ -475,7 +475,8 @@ static void quant_act_k_q4(const float *x, void *vy, int64_t n) {
  * 8-wide accumulator per token. */
 AGX_INLINE __m256i fold8(__m512i v) { return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)); }
 
-/* q2_K, q3_K: kblock_dot against act_k */
+/* q6_K, q2_K, q3_K: kblock_dot against act_k (q6_K's 4-sums packed to int16
+ * after vpdpbusd measured no faster: its decode is the heavier part) */
 AGX_INLINE __m256 kdot_act(const kdec *b, const act_k *y, __m256 acc, int is_q6) {
     const __m256i i8 = fold8(kblock_isum(b, y->qs));
     const __m256i mi = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), b->mdup);
@@ -550,46 +551,6 @@ AGX_INLINE __m256 kdot_q4_tile(const kdec_q4 *b, const act_k *y, __m256 acc) {
     const __m256i i8 = fold8(_mm512_madd_epi16(_mm512_packs_epi32(v0, v1), b->s));
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i8), _mm256_mul_ps(b->d, _mm256_set1_ps(y->d)), acc);
     return _mm256_fnmadd_ps(b->mf, _mm256_loadu_ps(y->dsum), acc);
-}
-
-/* q6_K: a 4-sum of 6-bit x 8-bit still fits int16 (an 8-sum does not), so
- * one pack per two vpdpbusd (one 16-weight sub-block per 128-bit lane of
- * each); the -32 offset stays in the integer domain via the bsums */
-typedef struct {
-    __m512i w[4], s[2];
-    __m256i m32; /* 32 * the 16 scales */
-    __m256 d;
-} kdec_q6;
-
-#define B2(i) 2 * (i), 2 * (i) + 1
-#define Q4(i) B2(i), B2(i), B2(i), B2(i)
-/* int16 lanes of pack(v_2k, v_2k+1), per 128-bit lane L: 4 of sub-block
- * 8k + L, then 4 of 8k + 4 + L; the control indexes the int16 scales 8k.. */
-static const uint8_t k_ctl_q6_tile[64] __attribute__((aligned(64))) = {Q4(0), Q4(4), Q4(1), Q4(5), Q4(2), Q4(6), Q4(3), Q4(7)};
-#undef Q4
-#undef B2
-
-AGX_INLINE void dec_q6_K_tile(const agx_block_q6_K *x, kdec_q6 *o) {
-    kdec k;
-    dec_q6_K(x, &k); /* its weights; the per-pair scales it builds go unused */
-    _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) o->w[j] = k.w[j];
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
-    const __m512i ctl = _mm512_load_si512(k_ctl_q6_tile);
-    o->s[0] = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm256_castsi256_si128(sc16)), ctl);
-    o->s[1] = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm256_extracti128_si256(sc16, 1)), ctl);
-    o->m32 = k.mdup;
-    o->d = _mm256_set1_ps(k.d);
-}
-
-AGX_INLINE __m256 kdot_q6_tile(const kdec_q6 *b, const act_k *y, __m256 acc) {
-    const __m512i z = _mm512_setzero_si512();
-    const __m512i p0 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, b->w[0], _mm512_loadu_si512(y->qs + 0)),
-                                          _mm512_dpbusd_epi32(z, b->w[1], _mm512_loadu_si512(y->qs + 64)));
-    const __m512i p1 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, b->w[2], _mm512_loadu_si512(y->qs + 128)),
-                                          _mm512_dpbusd_epi32(z, b->w[3], _mm512_loadu_si512(y->qs + 192)));
-    __m256i i8 = fold8(_mm512_dpwssd_epi32(_mm512_madd_epi16(p0, b->s[0]), p1, b->s[1]));
-    i8 = _mm256_sub_epi32(i8, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), b->m32));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(i8), _mm256_mul_ps(b->d, _mm256_set1_ps(y->d)), acc);
 }
 
 /* gemm_T: one weight row against up to 8 tokens at a time (tile_T: each block
@@ -668,7 +629,7 @@ AGX_INLINE __m256 kdot_q6_tile(const kdec_q6 *b, const act_k *y, __m256 acc) {
         }                                                                                                    \
     }
 DEF_K_GEMM(q4_K, agx_block_q4_K, kdec_q4, dec_q4_K_tile, kdot_q4_tile, K_CHUNK)
-DEF_K_GEMM(q6_K, agx_block_q6_K, kdec_q6, dec_q6_K_tile, kdot_q6_tile, INT_MAX)
+DEF_K_GEMM(q6_K, agx_block_q6_K, kdec, dec_q6_K, kdot_act_offs, INT_MAX)
 DEF_K_GEMM(q5_K, agx_block_q5_K, kdec_q4, dec_q5_K_tile, kdot_q4_tile, K_CHUNK)
 DEF_K_GEMM(q2_K, agx_block_q2_K, kdec, dec_q2_K, kdot_act_mins, INT_MAX)
 DEF_K_GEMM(q3_K, agx_block_q3_K, kdec, dec_q3_K, kdot_act_offs, INT_MAX)
