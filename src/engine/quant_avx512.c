@@ -555,10 +555,12 @@ AGX_INLINE __m256 kdot_q4_tile(const kdec_q4 *b, const act_k *y, __m256 acc) {
 
 /* gemm_T: one weight row against up to 8 tokens at a time (tile_T: each block
  * decoded once for all of them, one 8-wide accumulator per token in acc[]).
- * The blocks go in chunks of K_CHUNK for up to K_ROWS rows at a time, so the
- * 8 tokens' activations of a chunk (8 x K_CHUNK x 320 bytes) are read from
- * L1 by every row; whole rows of ffn_down's 8960 columns (90 KB for 8
- * tokens) came from L2 for each row, 20 % slower than 1536-column rows.
+ * The blocks go in chunks of CHUNK for up to K_ROWS rows at a time, so the
+ * 8 tokens' activations of a chunk (8 x 6 x 320 bytes for q4_K/q5_K's
+ * K_CHUNK) are read from L1 by every row; whole rows of ffn_down's 8960
+ * columns (90 KB for 8 tokens) came from L2 for each row, 20 % slower than
+ * 1536-column rows. q6_K, q2_K and q3_K measured no gain from chunks and
+ * take whole rows (CHUNK = INT_MAX).
  * For one token, rows one after another, each block's bytes prefetched ahead
  * when the row is short (gemv). */
 #define K_CHUNK 6
