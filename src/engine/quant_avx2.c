@@ -148,7 +148,7 @@ AGX_INLINE __m256i mins_dup(__m256i b) {
         const agx_block_q8_K *y = vy;                                                                        \
         const __m256i m4 = _mm256_set1_epi8(0x0F);                                                           \
         __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();                                        \
-        const int pf = n / AGX_QK_K * sizeof(BLK) <= AGX_PREFETCH_MAX_ROW;                                   \
+        const bool pf = agx_prefetch_row(n / AGX_QK_K * sizeof(BLK));                                        \
         for (int i = 0; i < n / AGX_QK_K; i++) {                                                             \
             if (pf) agx_prefetch_ahead(&x[i], sizeof(BLK));                                                  \
             const __m256i sb = _mm256_broadcastsi128_si256(k4_scales_mins(x[i].scales));                     \
@@ -185,7 +185,7 @@ static void dot_q6_K(int n, float *s, const void *vx, const void *vy) {
     const agx_block_q8_K *y = vy;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03);
     __m256 acc = _mm256_setzero_ps();
-    const int pf = n / AGX_QK_K * sizeof(*x) <= AGX_PREFETCH_MAX_ROW;
+    const bool pf = agx_prefetch_row(n / AGX_QK_K * sizeof(*x));
     for (int i = 0; i < n / AGX_QK_K; i++) {
         if (pf) agx_prefetch_ahead(&x[i], sizeof(x[i]));
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);

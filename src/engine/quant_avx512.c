@@ -268,13 +268,25 @@ AGX_INLINE void nibbles_k4_nib(const uint8_t *qs, __m512i w[4]) {
     }
 }
 
-/* the same in q8_K order (two cross-lane shuffles per 64-byte load) */
-AGX_INLINE void nibbles_k4(const uint8_t *qs, __m512i w[4]) {
-    nibbles_k4_nib(qs, w);
+/* nibble order -> q8_K order (two cross-lane shuffles per 64-byte load) */
+AGX_INLINE void k4_nib_to_q8K(__m512i w[4]) {
     _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
         const __m512i lo = w[2 * h], hi = w[2 * h + 1];
         w[2 * h] = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(1, 0, 1, 0));
         w[2 * h + 1] = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(3, 2, 3, 2));
+    }
+}
+
+/* q5_K's weights in nibble order: the nibbles plus the fifth bit, bit j of
+ * qh[l] belonging to weight 32j + l (w[k] holds sub-blocks sb[k] by 256-bit
+ * halves) */
+AGX_INLINE void q5_K_nib(const agx_block_q5_K *x, __m512i w[4]) {
+    static const int sb[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
+    nibbles_k4_nib(x->qs, w);
+    const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)x->qh));
+    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
+        const __m512i bits = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << sb[k][0])), _mm256_set1_epi8((char)(1 << sb[k][1])), 1);
+        w[k] = _mm512_mask_add_epi8(w[k], _mm512_test_epi8_mask(hb, bits), w[k], _mm512_set1_epi8(0x10));
     }
 }
 
@@ -286,22 +298,16 @@ AGX_INLINE void k4_scales(const uint8_t *q, kdec *o, const uint8_t ctl[4][64]) {
 
 AGX_INLINE void dec_q4_K(const agx_block_q4_K *x, kdec *o) {
     k4_scales(x->scales, o, k_ctl_k4);
-    nibbles_k4(x->qs, o->w);
+    nibbles_k4_nib(x->qs, o->w);
+    k4_nib_to_q8K(o->w);
     o->d = fp16(x->d);
     o->dmin = fp16(x->dmin);
 }
 
 AGX_INLINE void dec_q5_K(const agx_block_q5_K *x, kdec *o) {
     k4_scales(x->scales, o, k_ctl_k4);
-    const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)x->qh));
-    nibbles_k4(x->qs, o->w);
-    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
-        /* bit 2k of qh -> 5th bit of the low half, bit 2k+1 -> of the high half */
-        const __m512i bits = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * k))),
-                                                _mm256_set1_epi8((char)(2 << (2 * k))), 1);
-        const __mmask64 hm = _mm512_test_epi8_mask(hb, bits);
-        o->w[k] = _mm512_mask_add_epi8(o->w[k], hm, o->w[k], _mm512_set1_epi8(0x10));
-    }
+    q5_K_nib(x, o->w);
+    k4_nib_to_q8K(o->w);
     o->d = fp16(x->d);
     o->dmin = fp16(x->dmin);
 }
@@ -441,34 +447,29 @@ _Static_assert(sizeof(act_k) == 320, "act_k: five cache lines");
 
 static size_t act_k_row_size(int64_t n) { return n % AGX_QK_K ? 0 : (size_t)(n / AGX_QK_K) * sizeof(act_k); }
 
-/* one q8_K block per act_k block (same quants and d: the reference quantizer) */
-static void quant_act_k(const float *x, void *vy, int64_t n) {
-    for (int64_t i = 0; i < n / AGX_QK_K; i++) {
-        agx_block_q8_K q;
-        agx_quantize_row_q8_K_avx512(x + i * AGX_QK_K, &q, AGX_QK_K);
-        act_k *a = (act_k *)vy + i;
-        memcpy(a->qs, q.qs, sizeof(a->qs));
-        memcpy(a->bsums, q.bsums, sizeof(a->bsums));
-        a->d = q.d;
-        memset(a->pad, 0, sizeof(a->pad));
-    }
-}
-
-/* q4_K's and q5_K's: the 16-byte chunks of each 128-weight half in the order
- * 0 4 2 6 1 5 3 7 (dec_k4_tile's) and the float sums */
-static void quant_act_k_q4(const float *x, void *vy, int64_t n) {
+/* One q8_K block per act_k block (same quants and d: the reference
+ * quantizer). For q4_K's and q5_K's tiles (q4) the 16-byte chunks of each
+ * 128-weight half go in the order 0 4 2 6 1 5 3 7 (dec_k4_tile's) and the
+ * bsums become the float sums. */
+static void quant_act_k_into(const float *x, void *vy, int64_t n, bool q4) {
     static const int order[8] = {0, 4, 2, 6, 1, 5, 3, 7};
     for (int64_t i = 0; i < n / AGX_QK_K; i++) {
         agx_block_q8_K q;
         agx_quantize_row_q8_K_avx512(x + i * AGX_QK_K, &q, AGX_QK_K);
         act_k *a = (act_k *)vy + i;
-        for (int h = 0; h < 2; h++)
-            for (int c = 0; c < 8; c++) memcpy(a->qs + 128 * h + 16 * c, q.qs + 128 * h + 16 * order[c], 16);
-        for (int j = 0; j < 8; j++) a->dsum[j] = q.d * (float)(q.bsums[2 * j] + q.bsums[2 * j + 1]);
+        if (q4) {
+            for (int c = 0; c < 16; c++) memcpy(a->qs + 16 * c, q.qs + 128 * (c / 8) + 16 * order[c % 8], 16);
+            for (int j = 0; j < 8; j++) a->dsum[j] = q.d * (float)(q.bsums[2 * j] + q.bsums[2 * j + 1]);
+        } else {
+            memcpy(a->qs, q.qs, sizeof(a->qs));
+            memcpy(a->bsums, q.bsums, sizeof(a->bsums));
+        }
         a->d = q.d;
         memset(a->pad, 0, sizeof(a->pad));
     }
 }
+static void quant_act_k(const float *x, void *vy, int64_t n) { quant_act_k_into(x, vy, n, false); }
+static void quant_act_k_q4(const float *x, void *vy, int64_t n) { quant_act_k_into(x, vy, n, true); }
 
 /* The tiles fold each (block, token) integer sum to 8 lanes before the float
  * part (one extract + add buys half-width conversion and FMAs) and keep one
@@ -528,17 +529,10 @@ AGX_INLINE void dec_q4_K_tile(const agx_block_q4_K *x, kdec_q4 *o) {
     dec_k4_tile(x->scales, w, x->d, x->dmin, o);
 }
 
-/* q5_K: the same with the fifth bit (an 8-sum of 5-bit x 8-bit fits int16
- * too); bit j of qh[l] belongs to weight 32j + l */
+/* q5_K: the same with the fifth bit (an 8-sum of 5-bit x 8-bit fits int16 too) */
 AGX_INLINE void dec_q5_K_tile(const agx_block_q5_K *x, kdec_q4 *o) {
     __m512i w[4];
-    nibbles_k4_nib(x->qs, w);
-    const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)x->qh));
-    static const int sb[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
-    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
-        const __m512i bits = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << sb[k][0])), _mm256_set1_epi8((char)(1 << sb[k][1])), 1);
-        w[k] = _mm512_mask_add_epi8(w[k], _mm512_test_epi8_mask(hb, bits), w[k], _mm512_set1_epi8(0x10));
-    }
+    q5_K_nib(x, w);
     dec_k4_tile(x->scales, w, x->d, x->dmin, o);
 }
 
@@ -578,7 +572,7 @@ AGX_INLINE __m256 kdot_q4_tile(const kdec_q4 *b, const act_k *y, __m256 acc) {
         _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] = a[t];                                  \
     }                                                                                                        \
     static void gemv_##T(int nb, const uint8_t *w, size_t ldw, int nr, const act_k *y, float *out) {         \
-        const int pf = ldw <= AGX_PREFETCH_MAX_ROW;                                                          \
+        const bool pf = agx_prefetch_row(ldw);                                                               \
         for (int r = 0; r < nr; r++) {                                                                       \
             const BLK *x = (const BLK *)(w + (size_t)r * ldw);                                               \
             __m256 acc = _mm256_setzero_ps();                                                                \

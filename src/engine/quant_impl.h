@@ -147,6 +147,9 @@ typedef void (*agx_gemm_fn)(int n, const void *w, size_t ldw, int nr, const void
 
 /* prefetch the `bytes` that lie AGX_PREFETCH_AHEAD past p (integer address
  * arithmetic: the target may be past the end of the array) */
+/* whether a row of row_bytes gets software prefetches (see above) */
+static inline bool agx_prefetch_row(size_t row_bytes) { return row_bytes <= AGX_PREFETCH_MAX_ROW; }
+
 static inline void agx_prefetch_ahead(const void *p, size_t bytes) {
     const uintptr_t a = (uintptr_t)p + AGX_PREFETCH_AHEAD;
     for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch((const void *)(a + o), 0, 3);
