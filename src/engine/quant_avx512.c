@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "engine/quant_impl.h"
+#include "engine/quant_ktile.h"
 
 static inline float hmax512(__m512 v) { return _mm512_reduce_max_ps(v); }
 
@@ -427,45 +428,18 @@ DEF_K_DOT(q6_K, agx_block_q6_K, dec_q6_K, 1)
 DEF_K_DOT(q2_K, agx_block_q2_K, dec_q2_K, 0)
 DEF_K_DOT(q3_K, agx_block_q3_K, dec_q3_K, 1)
 
-/* ---- K-quant matrix tiles: their own activation format ----
- * act_k is a q8_K block laid out so that the quants of every block start a
- * cache line (with q8_K's 292-byte blocks every 64-byte load of the inner
- * loop straddled two lines: +5 % for q4_K). For q4_K and q5_K the quants
- * come in the order their tile decodes the weights, and the 16 int16 bsums
- * are replaced by the 8 per-32 sums times d as floats, so the mins term of a
- * (block, token) is one 8-wide FMA. */
-typedef struct {
-    int8_t qs[AGX_QK_K];
-    union {
-        int16_t bsums[16]; /* q8_K's (q6_K, q2_K, q3_K) */
-        float dsum[8];     /* q4_K, q5_K: d * (bsums[2j] + bsums[2j+1]) */
-    };
-    float d;
-    uint8_t pad[28];
-} act_k;
-_Static_assert(sizeof(act_k) == 320, "act_k: five cache lines");
+/* ---- K-quant matrix tiles: their own activation format (agx_act_k) ----
+ * For q4_K and q5_K the 16-byte chunks of each 128-weight half go in the
+ * order 0 4 2 6 1 5 3 7 (dec_k4_tile's), with the float per-32 sums; q6_K,
+ * q2_K and q3_K keep q8_K's order and bsums. */
+static const uint8_t k_act_order_q4[32] = {0,  1,  8,  9,  4,  5,  12, 13, 2,  3,  10, 11, 6,  7,  14, 15,
+                                           16, 17, 24, 25, 20, 21, 28, 29, 18, 19, 26, 27, 22, 23, 30, 31};
 
-static size_t act_k_row_size(int64_t n) { return n % AGX_QK_K ? 0 : (size_t)(n / AGX_QK_K) * sizeof(act_k); }
-
-/* One q8_K block per act_k block (same quants and d: the reference
- * quantizer). For q4_K's and q5_K's tiles (q4) the 16-byte chunks of each
- * 128-weight half go in the order 0 4 2 6 1 5 3 7 (dec_k4_tile's) and the
- * bsums become the float sums. */
 static void quant_act_k_into(const float *x, void *vy, int64_t n, bool q4) {
-    static const int order[8] = {0, 4, 2, 6, 1, 5, 3, 7};
     for (int64_t i = 0; i < n / AGX_QK_K; i++) {
         agx_block_q8_K q;
         agx_quantize_row_q8_K_avx512(x + i * AGX_QK_K, &q, AGX_QK_K);
-        act_k *a = (act_k *)vy + i;
-        if (q4) {
-            for (int c = 0; c < 16; c++) memcpy(a->qs + 16 * c, q.qs + 128 * (c / 8) + 16 * order[c % 8], 16);
-            for (int j = 0; j < 8; j++) a->dsum[j] = q.d * (float)(q.bsums[2 * j] + q.bsums[2 * j + 1]);
-        } else {
-            memcpy(a->qs, q.qs, sizeof(a->qs));
-            memcpy(a->bsums, q.bsums, sizeof(a->bsums));
-        }
-        a->d = q.d;
-        memset(a->pad, 0, sizeof(a->pad));
+        agx_act_k_fill(&q, q4 ? k_act_order_q4 : NULL, q4, (agx_act_k *)vy + i);
     }
 }
 static void quant_act_k(const float *x, void *vy, int64_t n) { quant_act_k_into(x, vy, n, false); }
@@ -478,7 +452,7 @@ AGX_INLINE __m256i fold8(__m512i v) { return _mm256_add_epi32(_mm512_castsi512_s
 
 /* q6_K, q2_K, q3_K: kblock_dot against act_k (q6_K's 4-sums packed to int16
  * after vpdpbusd measured no faster: its decode is the heavier part) */
-AGX_INLINE __m256 kdot_act(const kdec *b, const act_k *y, __m256 acc, int is_q6) {
+AGX_INLINE __m256 kdot_act(const kdec *b, const agx_act_k *y, __m256 acc, int is_q6) {
     const __m256i i8 = fold8(kblock_isum(b, y->qs));
     const __m256i mi = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), b->mdup);
     const __m256 vdy = _mm256_set1_ps(y->d);
@@ -486,8 +460,8 @@ AGX_INLINE __m256 kdot_act(const kdec *b, const act_k *y, __m256 acc, int is_q6)
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i8), _mm256_mul_ps(_mm256_set1_ps(b->d), vdy), acc);
     return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mi), _mm256_mul_ps(_mm256_set1_ps(b->dmin), vdy), acc);
 }
-AGX_INLINE __m256 kdot_act_mins(const kdec *b, const act_k *y, __m256 acc) { return kdot_act(b, y, acc, 0); }
-AGX_INLINE __m256 kdot_act_offs(const kdec *b, const act_k *y, __m256 acc) { return kdot_act(b, y, acc, 1); }
+AGX_INLINE __m256 kdot_act_mins(const kdec *b, const agx_act_k *y, __m256 acc) { return kdot_act(b, y, acc, 0); }
+AGX_INLINE __m256 kdot_act_offs(const kdec *b, const agx_act_k *y, __m256 acc) { return kdot_act(b, y, acc, 1); }
 
 /* q4_K: a 4-sum of 4-bit x 8-bit weights fits int16, and so does an 8-sum.
  * The decode puts the first and second 16 weights of sub-blocks 4h, 4h+2,
@@ -536,7 +510,7 @@ AGX_INLINE void dec_q5_K_tile(const agx_block_q5_K *x, kdec_q4 *o) {
     dec_k4_tile(x->scales, w, x->d, x->dmin, o);
 }
 
-AGX_INLINE __m256 kdot_q4_tile(const kdec_q4 *b, const act_k *y, __m256 acc) {
+AGX_INLINE __m256 kdot_q4_tile(const kdec_q4 *b, const agx_act_k *y, __m256 acc) {
     const __m512i z = _mm512_setzero_si512();
     const __m512i v0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, b->w[0], _mm512_loadu_si512(y->qs + 0)), b->w[1],
                                            _mm512_loadu_si512(y->qs + 64));
@@ -547,18 +521,10 @@ AGX_INLINE __m256 kdot_q4_tile(const kdec_q4 *b, const act_k *y, __m256 acc) {
     return _mm256_fnmadd_ps(b->mf, _mm256_loadu_ps(y->dsum), acc);
 }
 
-/* gemm_T: one weight row against up to 8 tokens at a time (tile_T: each block
- * decoded once for all of them, one 8-wide accumulator per token in acc[]).
- * The blocks go in chunks of CHUNK for up to K_ROWS rows at a time, so the
- * 8 tokens' activations of a chunk (8 x 6 x 320 bytes for q4_K/q5_K's
- * K_CHUNK) are read from L1 by every row; whole rows of ffn_down's 8960
- * columns (90 KB for 8 tokens) came from L2 for each row, 20 % slower than
- * 1536-column rows. q6_K, q2_K and q3_K measured no gain from chunks and
- * take whole rows (CHUNK = INT_MAX).
- * For one token, rows one after another, each block's bytes prefetched ahead
- * when the row is short (gemv). */
-#define K_CHUNK 6
-#define K_ROWS 16
+/* tile_T: one weight row against up to 8 tokens at a time, each block
+ * decoded once for all of them, one 8-wide accumulator per token in acc[];
+ * gemv_T: one token, rows one after another, each block's bytes prefetched
+ * ahead when the row is short. The loop nest around them: quant_ktile.h. */
 #define DEF_K_GEMM(T, BLK, DEC_T, DEC, DOT, CHUNK)                                                            \
     AGX_INLINE void tile_##T(int nb, const BLK *x, const uint8_t *y, size_t ldy, const int NT, __m256 *acc) { \
         __m256 a[8];                                                                                         \
@@ -567,11 +533,11 @@ AGX_INLINE __m256 kdot_q4_tile(const kdec_q4 *b, const act_k *y, __m256 acc) {
             DEC_T b;                                                                                         \
             DEC(&x[i], &b);                                                                                  \
             _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) a[t] =                                      \
-                DOT(&b, (const act_k *)(y + (size_t)t * ldy) + i, a[t]);                                     \
+                DOT(&b, (const agx_act_k *)(y + (size_t)t * ldy) + i, a[t]);                                 \
         }                                                                                                    \
         _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] = a[t];                                  \
     }                                                                                                        \
-    static void gemv_##T(int nb, const uint8_t *w, size_t ldw, int nr, const act_k *y, float *out) {         \
+    static void gemv_##T(int nb, const uint8_t *w, size_t ldw, int nr, const agx_act_k *y, float *out) {     \
         const bool pf = agx_prefetch_row(ldw);                                                               \
         for (int r = 0; r < nr; r++) {                                                                       \
             const BLK *x = (const BLK *)(w + (size_t)r * ldw);                                               \
@@ -585,48 +551,10 @@ AGX_INLINE __m256 kdot_q4_tile(const kdec_q4 *b, const act_k *y, __m256 acc) {
             out[r] = hsum256(acc);                                                                           \
         }                                                                                                    \
     }                                                                                                        \
-    /* NT as a constant for tile_T's unrolled loops */                                                    \
-    static void tiles_##T(int nb, const BLK *x, const uint8_t *y, size_t ldy, int nt, __m256 *acc) {         \
-        switch (nt) {                                                                                        \
-        case 8: tile_##T(nb, x, y, ldy, 8, acc); break;                                                      \
-        case 7: tile_##T(nb, x, y, ldy, 7, acc); break;                                                      \
-        case 6: tile_##T(nb, x, y, ldy, 6, acc); break;                                                      \
-        case 5: tile_##T(nb, x, y, ldy, 5, acc); break;                                                      \
-        case 4: tile_##T(nb, x, y, ldy, 4, acc); break;                                                      \
-        case 3: tile_##T(nb, x, y, ldy, 3, acc); break;                                                      \
-        case 2: tile_##T(nb, x, y, ldy, 2, acc); break;                                                      \
-        default: tile_##T(nb, x, y, ldy, 1, acc); break;                                                     \
-        }                                                                                                    \
-    }                                                                                                        \
-    static void gemm_##T(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt,        \
-                         float *out, size_t ldo) {                                                           \
-        const int nb = n / AGX_QK_K;                                                                         \
-        if (nt == 1) {                                                                                       \
-            gemv_##T(nb, w, ldw, nr, y, out);                                                                \
-            return;                                                                                          \
-        }                                                                                                    \
-        __m256 acc[K_ROWS][8];                                                                               \
-        for (int t0 = 0; t0 < nt; t0 += 8) {                                                                 \
-            const int ntt = nt - t0 < 8 ? nt - t0 : 8;                                                       \
-            for (int r0 = 0; r0 < nr; r0 += K_ROWS) {                                                        \
-                const int nrr = nr - r0 < K_ROWS ? nr - r0 : K_ROWS;                                         \
-                for (int r = 0; r < nrr; r++)                                                                \
-                    for (int t = 0; t < 8; t++) acc[r][t] = _mm256_setzero_ps();                             \
-                for (int i0 = 0; i0 < nb; i0 += (CHUNK)) {                                                   \
-                    const int nbb = nb - i0 < (CHUNK) ? nb - i0 : (CHUNK);                                   \
-                    const uint8_t *yt = (const uint8_t *)y + (size_t)t0 * ldy + (size_t)i0 * sizeof(act_k);  \
-                    for (int r = 0; r < nrr; r++)                                                            \
-                        tiles_##T(nbb, (const BLK *)((const uint8_t *)w + (size_t)(r0 + r) * ldw) + i0, yt, ldy, \
-                                  ntt, acc[r]);                                                              \
-                }                                                                                            \
-                for (int r = 0; r < nrr; r++)                                                                \
-                    for (int t = 0; t < ntt; t++) out[(size_t)(t0 + t) * ldo + r0 + r] = hsum256(acc[r][t]); \
-            }                                                                                                \
-        }                                                                                                    \
-    }
-DEF_K_GEMM(q4_K, agx_block_q4_K, kdec_q4, dec_q4_K_tile, kdot_q4_tile, K_CHUNK)
+    AGX_DEF_K_GEMM(T, BLK, CHUNK)
+DEF_K_GEMM(q4_K, agx_block_q4_K, kdec_q4, dec_q4_K_tile, kdot_q4_tile, AGX_K_CHUNK)
 DEF_K_GEMM(q6_K, agx_block_q6_K, kdec, dec_q6_K, kdot_act_offs, INT_MAX)
-DEF_K_GEMM(q5_K, agx_block_q5_K, kdec_q4, dec_q5_K_tile, kdot_q4_tile, K_CHUNK)
+DEF_K_GEMM(q5_K, agx_block_q5_K, kdec_q4, dec_q5_K_tile, kdot_q4_tile, AGX_K_CHUNK)
 DEF_K_GEMM(q2_K, agx_block_q2_K, kdec, dec_q2_K, kdot_act_mins, INT_MAX)
 DEF_K_GEMM(q3_K, agx_block_q3_K, kdec, dec_q3_K, kdot_act_offs, INT_MAX)
 
@@ -957,8 +885,8 @@ void agx_quant_avx512_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     t[AGX_TYPE_F32].vec_dot = dot_f32;
     t[AGX_TYPE_F16].vec_dot = dot_f16;
     t[AGX_TYPE_BF16].vec_dot = dot_bf16;
-    t[AGX_TYPE_Q2_K] = (agx_kernel_set){.vec_dot = dot_q2_K, .gemm = gemm_q2_K, .gemm_quant = quant_act_k, .act_row_size = act_k_row_size, .one_tok = 1};
-    t[AGX_TYPE_Q3_K] = (agx_kernel_set){.vec_dot = dot_q3_K, .gemm = gemm_q3_K, .gemm_quant = quant_act_k, .act_row_size = act_k_row_size, .one_tok = 1};
+    t[AGX_TYPE_Q2_K] = (agx_kernel_set){.vec_dot = dot_q2_K, .gemm = gemm_q2_K, .gemm_quant = quant_act_k, .act_row_size = agx_act_k_row_size, .one_tok = 1};
+    t[AGX_TYPE_Q3_K] = (agx_kernel_set){.vec_dot = dot_q3_K, .gemm = gemm_q3_K, .gemm_quant = quant_act_k, .act_row_size = agx_act_k_row_size, .one_tok = 1};
     t[AGX_TYPE_Q4_0] = (agx_kernel_set){.vec_dot = dot_q4_0, .gemm = gemm_q4_0, .gemm_quant = quant_act_x2_q4, .act_row_size = act_x2_row_size};
     t[AGX_TYPE_Q5_0] = (agx_kernel_set){.vec_dot = dot_q5_0, .gemm = gemm_q5_0, .gemm_quant = quant_act_x2_q5, .act_row_size = act_x2_row_size};
     if (agx_cpu_features_get()->avx512vbmi) {
@@ -968,7 +896,7 @@ void agx_quant_avx512_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     t[AGX_TYPE_Q8_0] = (agx_kernel_set){.vec_dot = dot_q8_0, .gemm = gemm_q8_0, .gemm_quant = quant_act_x2_q8, .act_row_size = act_x2_row_size};
     t[AGX_TYPE_Q4_1].vec_dot = dot_q4_1;
     t[AGX_TYPE_Q5_1].vec_dot = dot_q5_1;
-    t[AGX_TYPE_Q4_K] = (agx_kernel_set){.vec_dot = dot_q4_K, .gemm = gemm_q4_K, .gemm_quant = quant_act_k_q4, .act_row_size = act_k_row_size, .one_tok = 1};
-    t[AGX_TYPE_Q5_K] = (agx_kernel_set){.vec_dot = dot_q5_K, .gemm = gemm_q5_K, .gemm_quant = quant_act_k_q4, .act_row_size = act_k_row_size, .one_tok = 1};
-    t[AGX_TYPE_Q6_K] = (agx_kernel_set){.vec_dot = dot_q6_K, .gemm = gemm_q6_K, .gemm_quant = quant_act_k, .act_row_size = act_k_row_size, .one_tok = 1};
+    t[AGX_TYPE_Q4_K] = (agx_kernel_set){.vec_dot = dot_q4_K, .gemm = gemm_q4_K, .gemm_quant = quant_act_k_q4, .act_row_size = agx_act_k_row_size, .one_tok = 1};
+    t[AGX_TYPE_Q5_K] = (agx_kernel_set){.vec_dot = dot_q5_K, .gemm = gemm_q5_K, .gemm_quant = quant_act_k_q4, .act_row_size = agx_act_k_row_size, .one_tok = 1};
+    t[AGX_TYPE_Q6_K] = (agx_kernel_set){.vec_dot = dot_q6_K, .gemm = gemm_q6_K, .gemm_quant = quant_act_k, .act_row_size = agx_act_k_row_size, .one_tok = 1};
 }

@@ -155,6 +155,40 @@ static inline void agx_prefetch_ahead(const void *p, size_t bytes) {
     for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch((const void *)(a + o), 0, 3);
 }
 
+/* Activation block of the K-quant matrix tiles (AVX2 and AVX-512): one q8_K
+ * block (same quants and d) whose quants start a cache line (q8_K's 292-byte
+ * blocks made every 64-byte load of the inner loops straddle two lines: +5 %
+ * for the AVX-512 q4_K tile) and come in the order the tile decodes the
+ * weights (each kernel file has its tables). Tiles of weights with mins
+ * (q4_K, q5_K) read the 8 per-32 sums times d as floats, so the mins term of
+ * a (block, token) is one 8-wide FMA; the others q8_K's int16 bsums. */
+typedef struct {
+    int8_t qs[AGX_QK_K];
+    union {
+        int16_t bsums[16]; /* q8_K's (q6_K, q2_K, q3_K) */
+        float dsum[8];     /* q4_K, q5_K: d * (bsums[2j] + bsums[2j+1]) */
+    };
+    float d;
+    uint8_t pad[28];
+} agx_act_k;
+_Static_assert(sizeof(agx_act_k) == 320, "agx_act_k: five cache lines");
+
+static inline size_t agx_act_k_row_size(int64_t n) {
+    return n > 0 && n % AGX_QK_K == 0 ? (size_t)(n / AGX_QK_K) * sizeof(agx_act_k) : 0;
+}
+
+/* a from the q8_K block q: 8-byte chunk c of a->qs is chunk order[c] of q->qs
+ * (order NULL: q's order); with_dsum: the float per-32 sums, else bsums. */
+static inline void agx_act_k_fill(const agx_block_q8_K *q, const uint8_t *order, bool with_dsum, agx_act_k *a) {
+    for (int c = 0; c < AGX_QK_K / 8; c++) memcpy(a->qs + 8 * c, q->qs + 8 * (order ? order[c] : c), 8);
+    if (with_dsum)
+        for (int j = 0; j < 8; j++) a->dsum[j] = q->d * (float)(q->bsums[2 * j] + q->bsums[2 * j + 1]);
+    else
+        memcpy(a->bsums, q->bsums, sizeof(a->bsums));
+    a->d = q->d;
+    memset(a->pad, 0, sizeof(a->pad));
+}
+
 /* Kernels chosen for this CPU (quant.c fills them once with the traits). */
 typedef struct agx_kernel_set {
     agx_vec_dot_fn vec_dot;

@@ -209,6 +209,98 @@ static void test_gemm_tiles(void **state) {
     }
 }
 
+/* The integer parts of the SIMD kernels keep some sums in int16 lanes
+ * (maddubs pairs; the AVX2 K-quant tiles add up to 4 of them, the AVX-512
+ * ones pack vpdpbusd 8-sums): rows of the largest quants every type can hold
+ * against activations of full magnitude and one sign must still agree with
+ * the scalar kernel. Random weights never come near those limits. */
+typedef struct {
+    uint32_t type;
+    uint8_t fill; /* every quant byte */
+    int half_at[2]; /* fp16 fields in a block (-1: none) */
+} limit_case;
+
+static void test_kernels_int16_limits(void **state) {
+    (void)state;
+    static const limit_case cases[] = {
+        {AGX_TYPE_Q4_0, 0xFF, {0, -1}},   {AGX_TYPE_Q5_0, 0xFF, {0, -1}},   {AGX_TYPE_Q8_0, 0x80, {0, -1}},
+        {AGX_TYPE_Q8_0, 0x7F, {0, -1}},   {AGX_TYPE_Q2_K, 0xFF, {80, 82}},  {AGX_TYPE_Q3_K, 0xFF, {108, -1}},
+        {AGX_TYPE_Q4_K, 0xFF, {0, 2}},    {AGX_TYPE_Q5_K, 0xFF, {0, 2}},    {AGX_TYPE_Q6_K, 0xFF, {208, -1}},
+        {AGX_TYPE_Q6_K, 0x7F, {208, -1}},
+    };
+    const int n = 1536, rows = 3, toks = 9;
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        const uint32_t t = cases[c].type;
+        const agx_type_traits *tr = agx_type_traits_get(t), *vt = agx_type_traits_get(tr->vec_dot_type);
+        const size_t ldw = agx_type_row_size(t, n), ldy = agx_type_row_size(tr->vec_dot_type, n);
+        uint8_t *w = malloc(ldw * rows);
+        memset(w, cases[c].fill, ldw * rows);
+        const uint16_t d = agx_fp32_to_fp16(0.01f);
+        for (size_t b = 0; b < ldw * rows / tr->type_size; b++)
+            for (int k = 0; k < 2; k++)
+                if (cases[c].half_at[k] >= 0) memcpy(w + b * tr->type_size + cases[c].half_at[k], &d, 2);
+        /* tokens: all -1 (quants -127), all +1 but one (+127), alternating signs, x * sign pattern of 4 */
+        float *xf = malloc((size_t)n * toks * sizeof(float));
+        for (int j = 0; j < toks; j++)
+            for (int i = 0; i < n; i++) {
+                float v = j % 4 == 0 ? -1.0f : j % 4 == 1 ? 1.0f : j % 4 == 2 ? (i & 1 ? 1.0f : -1.0f) : (i & 4 ? 1.0f : -1.0f);
+                if (j % 4 == 1 && i == n - 1) v = -1.001f;
+                xf[j * n + i] = v;
+            }
+        uint8_t *y = malloc(ldy * toks);
+        for (int j = 0; j < toks; j++) vt->from_float(xf + j * n, y + ldy * j, n);
+        float want[3 * 9];
+        double mag[3 * 9];
+        for (int j = 0; j < toks; j++)
+            for (int r = 0; r < rows; r++) {
+                tr->vec_dot_scalar(n, &want[j * rows + r], w + ldw * r, y + ldy * j);
+                const double ref = dot_ref(t, w + ldw * r, tr->vec_dot_type, y + ldy * j, n, &mag[j * rows + r]);
+                check_close(want[j * rows + r], ref, mag[j * rows + r], "limits: scalar vs dequantized", t, 0, n);
+            }
+        int checked = 0;
+        /* isa 3 = the AVX-512 tile without VBMI where the installed one uses VBMI */
+        for (int isa = 1; isa <= 3; isa++) {
+            if ((isa > 2 ? 2 : isa) > agx_cpu_hw_level()) continue;
+            agx_kernel_set ks = agx_quant_kernels_for_isa(t, isa > 2 ? 2 : isa);
+            if (isa == 3) {
+                if (!agx_quant_avx512_gemm_novbmi(t)) continue;
+                ks.gemm = agx_quant_avx512_gemm_novbmi(t);
+                ks.vec_dot = NULL;
+            }
+            if (ks.vec_dot)
+                for (int j = 0; j < toks; j++)
+                    for (int r = 0; r < rows; r++) {
+                        float s;
+                        ks.vec_dot(n, &s, w + ldw * r, y + ldy * j);
+                        check_close(s, want[j * rows + r], mag[j * rows + r], "limits: vec_dot vs scalar", t, isa, n);
+                        checked++;
+                    }
+            if (!ks.gemm) continue;
+            size_t lda = ldy;
+            uint8_t *a = y;
+            if (ks.gemm_quant) {
+                lda = ks.act_row_size(n);
+                a = malloc(lda * toks);
+                for (int j = 0; j < toks; j++) ks.gemm_quant(xf + j * n, a + lda * j, n);
+            }
+            for (int nt = 1; nt <= toks; nt += toks - 1) {
+                float out[3 * 9];
+                ks.gemm(n, w, ldw, rows, a, lda, nt, out, rows);
+                for (int j = 0; j < nt; j++)
+                    for (int r = 0; r < rows; r++) {
+                        check_close(out[j * rows + r], want[j * rows + r], mag[j * rows + r], "limits: gemm vs scalar", t, isa, n);
+                        checked++;
+                    }
+            }
+            if (a != y) free(a);
+        }
+        print_message("limits %-5s fill 0x%02x: %d results checked\n", agx_type_name(t), cases[c].fill, checked);
+        free(w);
+        free(xf);
+        free(y);
+    }
+}
+
 /* agx_matmul == naive double reference on dequantized weights and activations */
 static void test_matmul_reference(void **state) {
     (void)state;
@@ -383,6 +475,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vec_dot_all_isas),
         cmocka_unit_test(test_gemm_tiles),
+        cmocka_unit_test(test_kernels_int16_limits),
         cmocka_unit_test(test_matmul_reference),
         cmocka_unit_test(test_matmul_long_rows),
         cmocka_unit_test(test_matmul_bad_shapes),
