@@ -435,15 +435,21 @@ DEF_K_DOT(q3_K, agx_block_q3_K, dec_q3_K, 1)
 static const uint8_t k_act_order_q4[32] = {0,  1,  8,  9,  4,  5,  12, 13, 2,  3,  10, 11, 6,  7,  14, 15,
                                            16, 17, 24, 25, 20, 21, 28, 29, 18, 19, 26, 27, 22, 23, 30, 31};
 
-static void quant_act_k_into(const float *x, void *vy, int64_t n, bool q4) {
+/* q6_K: in 128-bit lane L of register 2h+u, 8-byte chunk u of sub-blocks
+ * 8h+L and 8h+4+L (dec_q6_K_tile's) */
+static const uint8_t k_act_order_q6[32] = {0,  8,  2,  10, 4,  12, 6,  14, 1,  9,  3,  11, 5,  13, 7,  15,
+                                           16, 24, 18, 26, 20, 28, 22, 30, 17, 25, 19, 27, 21, 29, 23, 31};
+
+static void quant_act_k_ordered(const float *x, void *vy, int64_t n, const uint8_t *order, bool with_dsum) {
     for (int64_t i = 0; i < n / AGX_QK_K; i++) {
         agx_block_q8_K q;
         agx_quantize_row_q8_K_avx512(x + i * AGX_QK_K, &q, AGX_QK_K);
-        agx_act_k_fill(&q, q4 ? k_act_order_q4 : NULL, q4, (agx_act_k *)vy + i);
+        agx_act_k_fill(&q, order, with_dsum, (agx_act_k *)vy + i);
     }
 }
-static void quant_act_k(const float *x, void *vy, int64_t n) { quant_act_k_into(x, vy, n, false); }
-static void quant_act_k_q4(const float *x, void *vy, int64_t n) { quant_act_k_into(x, vy, n, true); }
+static void quant_act_k(const float *x, void *vy, int64_t n) { quant_act_k_ordered(x, vy, n, NULL, false); }
+static void quant_act_k_q4(const float *x, void *vy, int64_t n) { quant_act_k_ordered(x, vy, n, k_act_order_q4, true); }
+static void quant_act_k_q6(const float *x, void *vy, int64_t n) { quant_act_k_ordered(x, vy, n, k_act_order_q6, false); }
 
 /* The tiles fold each (block, token) integer sum to 8 lanes before the float
  * part (one extract + add buys half-width conversion and FMAs) and keep one
@@ -521,6 +527,45 @@ AGX_INLINE __m256 kdot_q4_tile(const kdec_q4 *b, const agx_act_k *y, __m256 acc)
     return _mm256_fnmadd_ps(b->mf, _mm256_loadu_ps(y->dsum), acc);
 }
 
+/* q6_K tile: pairs of maddubs results summed in int16 (a 4-sum of 6-bit x
+ * 8-bit fits: 4 * 63 * 128 = 32256) before one vpdpwssd, 6 multiply ops per
+ * (block, token) where kblock_isum takes 8. Register 2h+u holds, in 128-bit
+ * lane L, chunk u (8 weights) of sub-blocks 8h+L and 8h+4+L: unpacks of the
+ * low- and high-nibble planes of half h; k_idx_q6_tile has their scales. */
+typedef struct {
+    __m512i w[4], s[2];
+    __m256i mdup;
+    __m256 d;
+} kdec_q6;
+
+static const int16_t k_idx_q6_tile[2][32] __attribute__((aligned(64))) = {
+    {0, 0, 0, 0, 4, 4, 4, 4, 1, 1, 1, 1, 5, 5, 5, 5, 2, 2, 2, 2, 6, 6, 6, 6, 3, 3, 3, 3, 7, 7, 7, 7},
+    {8, 8, 8, 8, 12, 12, 12, 12, 9, 9, 9, 9, 13, 13, 13, 13, 10, 10, 10, 10, 14, 14, 14, 14, 11, 11, 11, 11, 15, 15, 15, 15}};
+
+AGX_INLINE void dec_q6_K_tile(const agx_block_q6_K *x, kdec_q6 *o) {
+    kdec planes;
+    dec_q6_K(x, &planes);
+    const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales)));
+    _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+        o->w[2 * h] = _mm512_unpacklo_epi64(planes.w[2 * h], planes.w[2 * h + 1]);
+        o->w[2 * h + 1] = _mm512_unpackhi_epi64(planes.w[2 * h], planes.w[2 * h + 1]);
+        o->s[h] = _mm512_permutexvar_epi16(_mm512_load_si512(k_idx_q6_tile[h]), sc16);
+    }
+    o->mdup = planes.mdup;
+    o->d = _mm256_set1_ps(planes.d);
+}
+
+AGX_INLINE __m256 kdot_q6_tile(const kdec_q6 *b, const agx_act_k *y, __m256 acc) {
+    __m512i i = _mm512_setzero_si512();
+    _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+        const __m512i p = _mm512_add_epi16(_mm512_maddubs_epi16(b->w[2 * h], _mm512_loadu_si512(y->qs + 128 * h)),
+                                           _mm512_maddubs_epi16(b->w[2 * h + 1], _mm512_loadu_si512(y->qs + 128 * h + 64)));
+        i = _mm512_dpwssd_epi32(i, p, b->s[h]);
+    }
+    const __m256i mi = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), b->mdup);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(fold8(i), mi)), _mm256_mul_ps(b->d, _mm256_set1_ps(y->d)), acc);
+}
+
 /* tile_T: one weight row against up to 8 tokens at a time, each block
  * decoded once for all of them, one 8-wide accumulator per token in acc[];
  * gemv_T: one token, rows one after another, each block's bytes prefetched
@@ -553,7 +598,7 @@ AGX_INLINE __m256 kdot_q4_tile(const kdec_q4 *b, const agx_act_k *y, __m256 acc)
     }                                                                                                        \
     AGX_DEF_K_GEMM(T, BLK, CHUNK)
 DEF_K_GEMM(q4_K, agx_block_q4_K, kdec_q4, dec_q4_K_tile, kdot_q4_tile, AGX_K_CHUNK)
-DEF_K_GEMM(q6_K, agx_block_q6_K, kdec, dec_q6_K, kdot_act_offs, INT_MAX)
+DEF_K_GEMM(q6_K, agx_block_q6_K, kdec_q6, dec_q6_K_tile, kdot_q6_tile, INT_MAX)
 DEF_K_GEMM(q5_K, agx_block_q5_K, kdec_q4, dec_q5_K_tile, kdot_q4_tile, AGX_K_CHUNK)
 DEF_K_GEMM(q2_K, agx_block_q2_K, kdec, dec_q2_K, kdot_act_mins, INT_MAX)
 DEF_K_GEMM(q3_K, agx_block_q3_K, kdec, dec_q3_K, kdot_act_offs, INT_MAX)
@@ -898,5 +943,5 @@ void agx_quant_avx512_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     t[AGX_TYPE_Q5_1].vec_dot = dot_q5_1;
     t[AGX_TYPE_Q4_K] = (agx_kernel_set){.vec_dot = dot_q4_K, .gemm = gemm_q4_K, .gemm_quant = quant_act_k_q4, .act_row_size = agx_act_k_row_size, .one_tok = 1};
     t[AGX_TYPE_Q5_K] = (agx_kernel_set){.vec_dot = dot_q5_K, .gemm = gemm_q5_K, .gemm_quant = quant_act_k_q4, .act_row_size = agx_act_k_row_size, .one_tok = 1};
-    t[AGX_TYPE_Q6_K] = (agx_kernel_set){.vec_dot = dot_q6_K, .gemm = gemm_q6_K, .gemm_quant = quant_act_k, .act_row_size = agx_act_k_row_size, .one_tok = 1};
+    t[AGX_TYPE_Q6_K] = (agx_kernel_set){.vec_dot = dot_q6_K, .gemm = gemm_q6_K, .gemm_quant = quant_act_k_q6, .act_row_size = agx_act_k_row_size, .one_tok = 1};
 }
