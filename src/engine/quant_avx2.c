@@ -483,6 +483,159 @@ AGX_DEF_K_GEMM(q4_K, agx_block_q4_K, AGX_K_CHUNK)
 AGX_DEF_K_GEMM(q5_K, agx_block_q5_K, INT_MAX)
 AGX_DEF_K_GEMM(q6_K, agx_block_q6_K, INT_MAX)
 
+/* ------------------------------------- 32-element blocks: 8-row tiles
+ * AVX2 has no cheap sum across a register, so these tiles put 8 weight rows
+ * side by side: dword lane r of w[g] holds weights 4g..4g+3 of row r (a
+ * transpose once per block for up to 4 tokens) and a token's activations
+ * 4g..4g+3 are broadcast to every lane. The maddubs results then need no
+ * horizontal sums (lane r is row r) and one conversion and FMA serve 8 rows.
+ * q4_0's 16-product sums fit int16 (16 * 15 * 128 = 30720): the 8 maddubs of
+ * a block add up before one madd. The -8 of q4_0 comes pre-multiplied with
+ * the activations' sum (act_x8.corr). */
+typedef struct {
+    int8_t qs[32];
+    float d;
+    int32_t corr; /* bias * sum(qs) */
+} act_x8;
+
+static size_t act_x8_row_size(int64_t n) { return n > 0 && n % 32 == 0 ? (size_t)(n / 32) * sizeof(act_x8) : 0; }
+
+/* the q8_0 activation quantizer's bits (llama.cpp's run-time one) */
+static void quant_act_x8(const float *x, void *vy, int64_t n, int bias) {
+    const agx_from_float_fn q8_0 = agx_type_traits_get(AGX_TYPE_Q8_0)->from_float;
+    act_x8 *y = vy;
+    agx_block_q8_0 q[8];
+    for (int64_t i0 = 0; i0 < n / 32; i0 += 8) {
+        const int nblk = n / 32 - i0 < 8 ? (int)(n / 32 - i0) : 8;
+        q8_0(x + 32 * i0, q, 32 * nblk);
+        for (int k = 0; k < nblk; k++) {
+            act_x8 *a = &y[i0 + k];
+            int sum = 0;
+            for (int j = 0; j < 32; j++) sum += q[k].qs[j];
+            memcpy(a->qs, q[k].qs, 32);
+            a->d = fp16(q[k].d);
+            a->corr = bias * sum;
+        }
+    }
+}
+static void quant_act_x8_q4(const float *x, void *y, int64_t n) { quant_act_x8(x, y, n, 8); }
+
+AGX_INLINE __m256i bcast4(const int8_t *q) {
+    int32_t v;
+    memcpy(&v, q, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* 4x4 transpose of dwords within each 128-bit lane */
+AGX_INLINE void transpose4_epi32(__m256i r[4]) {
+    const __m256i a = _mm256_unpacklo_epi32(r[0], r[1]), b = _mm256_unpackhi_epi32(r[0], r[1]);
+    const __m256i c = _mm256_unpacklo_epi32(r[2], r[3]), e = _mm256_unpackhi_epi32(r[2], r[3]);
+    r[0] = _mm256_unpacklo_epi64(a, c);
+    r[1] = _mm256_unpackhi_epi64(a, c);
+    r[2] = _mm256_unpacklo_epi64(b, e);
+    r[3] = _mm256_unpackhi_epi64(b, e);
+}
+
+/* block i of 8 q4_0 rows: w[g] (see above), d = the 8 rows' scales */
+AGX_INLINE void dec8_q4_0(const uint8_t *const rows[8], int i, __m256i w[8], __m256 *d) {
+    const agx_block_q4_0 *b[8];
+    _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) b[k] = (const agx_block_q4_0 *)rows[k] + i;
+    __m256i t[4];
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) t[r] = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)b[r]->qs)), _mm_loadu_si128((const __m128i *)b[r + 4]->qs), 1);
+    transpose4_epi32(t);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
+        w[g] = _mm256_and_si256(t[g], m4);
+        w[g + 4] = _mm256_and_si256(_mm256_srli_epi16(t[g], 4), m4);
+    }
+    *d = _mm256_cvtph_ps(_mm_setr_epi16((short)b[0]->d, (short)b[1]->d, (short)b[2]->d, (short)b[3]->d, (short)b[4]->d,
+                                        (short)b[5]->d, (short)b[6]->d, (short)b[7]->d));
+}
+
+AGX_INLINE void prefetch_span(const uint8_t *p, size_t bytes) {
+    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 3);
+}
+
+/* acc[t] (8 rows) += blocks 0..nb-1 of the 8 rows against token t < NT;
+ * pf (one token): the next 8 rows' bytes, prefetched in step */
+AGX_INLINE void tile8_q4_0(int nb, const uint8_t *const rows[8], const uint8_t *y, size_t ldy, const int NT, __m256 *acc,
+                           const uint8_t *pf) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int i = 0; i < nb; i++) {
+        __m256i w[8];
+        __m256 d;
+        if (pf) prefetch_span(pf + (size_t)i * 8 * sizeof(agx_block_q4_0), 8 * sizeof(agx_block_q4_0));
+        dec8_q4_0(rows, i, w, &d);
+        _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {
+            const act_x8 *a = (const act_x8 *)(y + (size_t)t * ldy) + i;
+            __m256i p = _mm256_maddubs_epi16(w[0], bcast4(a->qs));
+            _Pragma("GCC unroll 7") for (int g = 1; g < 8; g++) p =
+                _mm256_add_epi16(p, _mm256_maddubs_epi16(w[g], bcast4(a->qs + 4 * g)));
+            const __m256i s = _mm256_sub_epi32(_mm256_madd_epi16(p, ones), _mm256_set1_epi32(a->corr));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, _mm256_set1_ps(a->d)), acc[t]);
+        }
+    }
+}
+
+/* Rows in groups of 8 (the last group repeats its last row), tokens in
+ * groups of 4 (AVX2's 16 registers: 8 weight vectors and 4 accumulators);
+ * the blocks in chunks of X8_CHUNK so a chunk of 4 tokens' activations stays
+ * in L1 while both 8-row groups of a work item read it. */
+#define X8_CHUNK 64
+#define DEF_X8_GEMM(T)                                                                                       \
+    static void tiles8_##T(int nb, const uint8_t *const rows[8], const uint8_t *y, size_t ldy, int nt, __m256 *acc, \
+                           const uint8_t *pf) {                                                              \
+        switch (nt) {                                                                                        \
+        case 4: tile8_##T(nb, rows, y, ldy, 4, acc, NULL); break;                                            \
+        case 3: tile8_##T(nb, rows, y, ldy, 3, acc, NULL); break;                                            \
+        case 2: tile8_##T(nb, rows, y, ldy, 2, acc, NULL); break;                                            \
+        default: tile8_##T(nb, rows, y, ldy, 1, acc, pf); break;                                             \
+        }                                                                                                    \
+    }                                                                                                        \
+    static void gemm_##T(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt,        \
+                         float *out, size_t ldo) {                                                           \
+        const int nb = n / 32;                                                                               \
+        for (int r0 = 0; r0 < nr; r0 += 16) {                                                                \
+            const int ng = nr - r0 > 8 ? 2 : 1;                                                              \
+            const uint8_t *rows[2][8];                                                                       \
+            for (int g = 0; g < 2; g++)                                                                      \
+                for (int k = 0; k < 8; k++) {                                                                \
+                    const int r = r0 + 8 * g + k < nr ? r0 + 8 * g + k : nr - 1;                             \
+                    rows[g][k] = (const uint8_t *)w + (size_t)r * ldw;                                       \
+                }                                                                                            \
+            for (int t0 = 0; t0 < nt; t0 += 4) {                                                             \
+                const int ntt = nt - t0 < 4 ? nt - t0 : 4;                                                   \
+                __m256 acc[2][4];                                                                            \
+                for (int g = 0; g < 2; g++)                                                                  \
+                    for (int t = 0; t < 4; t++) acc[g][t] = _mm256_setzero_ps();                             \
+                for (int i0 = 0; i0 < nb; i0 += X8_CHUNK) {                                                  \
+                    const int nbb = nb - i0 < X8_CHUNK ? nb - i0 : X8_CHUNK;                                 \
+                    const uint8_t *yt = (const uint8_t *)y + (size_t)t0 * ldy + (size_t)i0 * sizeof(act_x8); \
+                    for (int g = 0; g < ng; g++) {                                                           \
+                        const uint8_t *rg[8];                                                                \
+                        for (int k = 0; k < 8; k++) rg[k] = rows[g][k] + (size_t)i0 * sizeof(agx_block_##T); \
+                        /* one token: 8 short rows read side by side are not */                             \
+                        /* followed by the hardware prefetcher (agx_prefetch_row) */                        \
+                        const uint8_t *pf = nt == 1 && agx_prefetch_row(ldw)                                 \
+                                                ? rows[g][0] + 8 * ldw + (size_t)i0 * 8 * sizeof(agx_block_##T) \
+                                                : NULL;                                                      \
+                        tiles8_##T(nbb, rg, yt, ldy, ntt, acc[g], pf);                                       \
+                    }                                                                                        \
+                }                                                                                            \
+                for (int g = 0; g < ng; g++) {                                                               \
+                    float v[8];                                                                              \
+                    const int nk = nr - r0 - 8 * g < 8 ? nr - r0 - 8 * g : 8;                                \
+                    for (int t = 0; t < ntt; t++) {                                                          \
+                        _mm256_storeu_ps(v, acc[g][t]);                                                      \
+                        memcpy(out + (size_t)(t0 + t) * ldo + r0 + 8 * g, v, (size_t)nk * sizeof(float));    \
+                    }                                                                                        \
+                }                                                                                            \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+DEF_X8_GEMM(q4_0)
+
 static void set_k_tile(agx_kernel_set *k, agx_gemm_fn gemm, agx_from_float_fn act_quant) {
     k->gemm = gemm;
     k->gemm_quant = act_quant;
@@ -519,4 +672,8 @@ void agx_quant_avx2_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     set_k_tile(&t[AGX_TYPE_Q4_K], gemm_q4_K, quant_act_k_q4);
     set_k_tile(&t[AGX_TYPE_Q5_K], gemm_q5_K, quant_act_k_q4);
     set_k_tile(&t[AGX_TYPE_Q6_K], gemm_q6_K, quant_act_k_q6);
+    t[AGX_TYPE_Q4_0].gemm = gemm_q4_0;
+    t[AGX_TYPE_Q4_0].gemm_quant = quant_act_x8_q4;
+    t[AGX_TYPE_Q4_0].act_row_size = act_x8_row_size;
+    t[AGX_TYPE_Q4_0].one_tok = 1;
 }
