@@ -519,6 +519,7 @@ static void quant_act_x8(const float *x, void *vy, int64_t n, int bias) {
     }
 }
 static void quant_act_x8_q4(const float *x, void *y, int64_t n) { quant_act_x8(x, y, n, 8); }
+static void quant_act_x8_q5(const float *x, void *y, int64_t n) { quant_act_x8(x, y, n, 16); }
 
 AGX_INLINE __m256i bcast4(const int8_t *q) {
     int32_t v;
@@ -536,47 +537,106 @@ AGX_INLINE void transpose4_epi32(__m256i r[4]) {
     r[3] = _mm256_unpackhi_epi64(b, e);
 }
 
-/* block i of 8 q4_0 rows: w[g] (see above), d = the 8 rows' scales */
-AGX_INLINE void dec8_q4_0(const uint8_t *const rows[8], int i, __m256i w[8], __m256 *d) {
-    const agx_block_q4_0 *b[8];
-    _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) b[k] = (const agx_block_q4_0 *)rows[k] + i;
+/* the 16 quant bytes of 8 rows' blocks as w[g] (see above): low nibbles
+ * give weights 0-15, high nibbles 16-31 */
+AGX_INLINE void nibbles8(const uint8_t *const qs[8], __m256i w[8]) {
     __m256i t[4];
     _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) t[r] = _mm256_inserti128_si256(
-        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)b[r]->qs)), _mm_loadu_si128((const __m128i *)b[r + 4]->qs), 1);
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)qs[r])), _mm_loadu_si128((const __m128i *)qs[r + 4]), 1);
     transpose4_epi32(t);
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
         w[g] = _mm256_and_si256(t[g], m4);
         w[g + 4] = _mm256_and_si256(_mm256_srli_epi16(t[g], 4), m4);
     }
-    *d = _mm256_cvtph_ps(_mm_setr_epi16((short)b[0]->d, (short)b[1]->d, (short)b[2]->d, (short)b[3]->d, (short)b[4]->d,
-                                        (short)b[5]->d, (short)b[6]->d, (short)b[7]->d));
+}
+
+/* the fp16 scales of 8 blocks (each block starts with it) as floats */
+AGX_INLINE __m256 scales8(const agx_half *const d[8]) {
+    return _mm256_cvtph_ps(_mm_setr_epi16((short)*d[0], (short)*d[1], (short)*d[2], (short)*d[3], (short)*d[4],
+                                          (short)*d[5], (short)*d[6], (short)*d[7]));
+}
+
+/* block i of 8 q4_0 rows: w[g] (see above), d = the 8 rows' scales */
+AGX_INLINE void dec8_q4_0(const uint8_t *const rows[8], int i, __m256i w[8], __m256 *d) {
+    const uint8_t *qs[8];
+    const agx_half *dp[8];
+    _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
+        const agx_block_q4_0 *b = (const agx_block_q4_0 *)rows[k] + i;
+        qs[k] = b->qs;
+        dp[k] = &b->d;
+    }
+    nibbles8(qs, w);
+    *d = scales8(dp);
+}
+
+/* q5_0: the same and bit j of each row's qh as 16 on weight j. Byte k of
+ * w[g]'s dwords is weight 4g+k (g < 4) or 16+4(g-4)+k: bit 4(g%2)+k of qh
+ * byte g/2. */
+static const uint8_t k_q5_qh_byte[4][32] __attribute__((aligned(32))) = {
+#define CTL(c) c, c, c, c, c + 4, c + 4, c + 4, c + 4, c + 8, c + 8, c + 8, c + 8, c + 12, c + 12, c + 12, c + 12
+    {CTL(0), CTL(0)}, {CTL(1), CTL(1)}, {CTL(2), CTL(2)}, {CTL(3), CTL(3)}};
+#undef CTL
+#define MASK(o) 1 << (o), 2 << (o), 4 << (o), 8 << (o)
+#define MASK8(o) MASK(o), MASK(o), MASK(o), MASK(o), MASK(o), MASK(o), MASK(o), MASK(o)
+static const uint8_t k_q5_qh_mask[2][32] __attribute__((aligned(32))) = {{MASK8(0)}, {MASK8(4)}};
+#undef MASK8
+#undef MASK
+
+AGX_INLINE void dec8_q5_0(const uint8_t *const rows[8], int i, __m256i w[8], __m256 *d) {
+    const uint8_t *qs[8];
+    const agx_half *dp[8];
+    uint32_t h[8];
+    _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
+        const agx_block_q5_0 *b = (const agx_block_q5_0 *)rows[k] + i;
+        qs[k] = b->qs;
+        dp[k] = &b->d;
+        memcpy(&h[k], b->qh, 4);
+    }
+    nibbles8(qs, w);
+    *d = scales8(dp);
+    const __m256i qh = _mm256_setr_epi32((int)h[0], (int)h[1], (int)h[2], (int)h[3], (int)h[4], (int)h[5], (int)h[6], (int)h[7]);
+    const __m256i b16 = _mm256_set1_epi8(0x10);
+    _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) {
+        const __m256i m = _mm256_load_si256((const __m256i *)k_q5_qh_mask[g & 1]);
+        const __m256i bits = _mm256_and_si256(_mm256_shuffle_epi8(qh, _mm256_load_si256((const __m256i *)k_q5_qh_byte[g >> 1])), m);
+        w[g] = _mm256_or_si256(w[g], _mm256_and_si256(_mm256_cmpeq_epi8(bits, m), b16));
+    }
 }
 
 AGX_INLINE void prefetch_span(const uint8_t *p, size_t bytes) {
     for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 3);
 }
 
-/* acc[t] (8 rows) += blocks 0..nb-1 of the 8 rows against token t < NT;
- * pf (one token): the next 8 rows' bytes, prefetched in step */
-AGX_INLINE void tile8_q4_0(int nb, const uint8_t *const rows[8], const uint8_t *y, size_t ldy, const int NT, __m256 *acc,
-                           const uint8_t *pf) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int i = 0; i < nb; i++) {
-        __m256i w[8];
-        __m256 d;
-        if (pf) prefetch_span(pf + (size_t)i * 8 * sizeof(agx_block_q4_0), 8 * sizeof(agx_block_q4_0));
-        dec8_q4_0(rows, i, w, &d);
-        _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {
-            const act_x8 *a = (const act_x8 *)(y + (size_t)t * ldy) + i;
-            __m256i p = _mm256_maddubs_epi16(w[0], bcast4(a->qs));
-            _Pragma("GCC unroll 7") for (int g = 1; g < 8; g++) p =
-                _mm256_add_epi16(p, _mm256_maddubs_epi16(w[g], bcast4(a->qs + 4 * g)));
-            const __m256i s = _mm256_sub_epi32(_mm256_madd_epi16(p, ones), _mm256_set1_epi32(a->corr));
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, _mm256_set1_ps(a->d)), acc[t]);
-        }
+/* acc[t] (8 rows) += blocks 0..nb-1 of the 8 rows against token t < NT,
+ * SUMS maddubs results added in int16 before each madd; pf (one token): the
+ * next 8 rows' bytes, prefetched in step */
+#define DEF_TILE8(T, SUMS)                                                                                   \
+    AGX_INLINE void tile8_##T(int nb, const uint8_t *const rows[8], const uint8_t *y, size_t ldy, const int NT, \
+                              __m256 *acc, const uint8_t *pf) {                                              \
+        const __m256i ones = _mm256_set1_epi16(1);                                                           \
+        for (int i = 0; i < nb; i++) {                                                                       \
+            __m256i w[8];                                                                                    \
+            __m256 d;                                                                                        \
+            if (pf) prefetch_span(pf + (size_t)i * 8 * sizeof(agx_block_##T), 8 * sizeof(agx_block_##T));   \
+            dec8_##T(rows, i, w, &d);                                                                        \
+            _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {                                           \
+                const act_x8 *a = (const act_x8 *)(y + (size_t)t * ldy) + i;                                 \
+                __m256i s = _mm256_set1_epi32(-a->corr);                                                     \
+                _Pragma("GCC unroll 2") for (int g0 = 0; g0 < 8; g0 += (SUMS)) {                             \
+                    __m256i p = _mm256_maddubs_epi16(w[g0], bcast4(a->qs + 4 * g0));                         \
+                    _Pragma("GCC unroll 7") for (int g = g0 + 1; g < g0 + (SUMS); g++) p =                   \
+                        _mm256_add_epi16(p, _mm256_maddubs_epi16(w[g], bcast4(a->qs + 4 * g)));              \
+                    s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));                                     \
+                }                                                                                            \
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, _mm256_set1_ps(a->d)), acc[t]); \
+            }                                                                                                \
+        }                                                                                                    \
     }
-}
+/* 16-product sums of 4-bit weights fit int16 (16 * 15 * 128 = 30720), of
+ * 5-bit weights 8-product sums (8 * 31 * 128 = 31744) */
+DEF_TILE8(q4_0, 8)
+DEF_TILE8(q5_0, 4)
 
 /* Rows in groups of 8 (the last group repeats its last row), tokens in
  * groups of 4 (AVX2's 16 registers: 8 weight vectors and 4 accumulators);
@@ -635,11 +695,13 @@ AGX_INLINE void tile8_q4_0(int nb, const uint8_t *const rows[8], const uint8_t *
         }                                                                                                    \
     }
 DEF_X8_GEMM(q4_0)
+DEF_X8_GEMM(q5_0)
 
-static void set_k_tile(agx_kernel_set *k, agx_gemm_fn gemm, agx_from_float_fn act_quant) {
+/* a matrix tile with its own activation format, used for one token too */
+static void set_tile(agx_kernel_set *k, agx_gemm_fn gemm, agx_from_float_fn act_quant, size_t (*act_row_size)(int64_t)) {
     k->gemm = gemm;
     k->gemm_quant = act_quant;
-    k->act_row_size = agx_act_k_row_size;
+    k->act_row_size = act_row_size;
     k->one_tok = 1;
 }
 
@@ -669,11 +731,9 @@ void agx_quant_avx2_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     t[AGX_TYPE_Q4_K].vec_dot = dot_q4_K;
     t[AGX_TYPE_Q5_K].vec_dot = dot_q5_K;
     t[AGX_TYPE_Q6_K].vec_dot = dot_q6_K;
-    set_k_tile(&t[AGX_TYPE_Q4_K], gemm_q4_K, quant_act_k_q4);
-    set_k_tile(&t[AGX_TYPE_Q5_K], gemm_q5_K, quant_act_k_q4);
-    set_k_tile(&t[AGX_TYPE_Q6_K], gemm_q6_K, quant_act_k_q6);
-    t[AGX_TYPE_Q4_0].gemm = gemm_q4_0;
-    t[AGX_TYPE_Q4_0].gemm_quant = quant_act_x8_q4;
-    t[AGX_TYPE_Q4_0].act_row_size = act_x8_row_size;
-    t[AGX_TYPE_Q4_0].one_tok = 1;
+    set_tile(&t[AGX_TYPE_Q4_K], gemm_q4_K, quant_act_k_q4, agx_act_k_row_size);
+    set_tile(&t[AGX_TYPE_Q5_K], gemm_q5_K, quant_act_k_q4, agx_act_k_row_size);
+    set_tile(&t[AGX_TYPE_Q6_K], gemm_q6_K, quant_act_k_q6, agx_act_k_row_size);
+    set_tile(&t[AGX_TYPE_Q4_0], gemm_q4_0, quant_act_x8_q4, act_x8_row_size);
+    set_tile(&t[AGX_TYPE_Q5_0], gemm_q5_0, quant_act_x8_q5, act_x8_row_size);
 }
