@@ -51,11 +51,10 @@ static int mm_make_plan(uint32_t wtype, int64_t n_cols, int64_t n_tok, mm_plan *
     p->vec_dot = p->tr->vec_dot;
     const agx_kernel_set ks = agx_quant_gemm_get(wtype);
     const size_t act_row = ks.gemm_quant ? ks.act_row_size(n_cols) : 0;
-    /* one token: the K-quant gemms have their own one-token path (one_tok);
-     * the tiles with their own activation layout (q4_0/q5_0/q8_0) are faster
-     * than vec_dot too (scales and offsets come pre-computed), as long as
-     * that 3-bytes-per-element row stays well inside L1 */
-    const int one_tok_ok = ks.one_tok || (ks.gemm_quant && act_row <= 16384);
+    /* one token: the kernel set says up to which activation row its gemm
+     * beats vec_dot per row (the K-quant tiles at any width; tiles with
+     * pre-computed scales and offsets while that row stays in L1) */
+    const int one_tok_ok = ks.one_tok_max_act && act_row <= ks.one_tok_max_act;
     if (ks.gemm && (!ks.gemm_quant || act_row) && (n_tok > 1 || one_tok_ok)) {
         p->gemm = ks.gemm;
         if (ks.gemm_quant) {

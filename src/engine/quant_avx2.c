@@ -520,6 +520,7 @@ static void quant_act_x8(const float *x, void *vy, int64_t n, int bias) {
 }
 static void quant_act_x8_q4(const float *x, void *y, int64_t n) { quant_act_x8(x, y, n, 8); }
 static void quant_act_x8_q5(const float *x, void *y, int64_t n) { quant_act_x8(x, y, n, 16); }
+static void quant_act_x8_q8(const float *x, void *y, int64_t n) { quant_act_x8(x, y, n, 0); }
 
 AGX_INLINE __m256i bcast4(const int8_t *q) {
     int32_t v;
@@ -638,6 +639,55 @@ AGX_INLINE void prefetch_span(const uint8_t *p, size_t bytes) {
 DEF_TILE8(q4_0, 8)
 DEF_TILE8(q5_0, 4)
 
+/* q8_0: signed weights, so maddubs takes |w| and the activations with w's
+ * signs (pair sums <= 2 * 128 * 127 fit int16, larger sums do not: one madd
+ * per maddubs). |w| stays in registers, w is read from memory by vpsignb. */
+AGX_INLINE void dec8_q8_0(const uint8_t *const rows[8], int i, __m256i wabs[8], __m256i wsgn[8], __m256 *d) {
+    const agx_half *dp[8];
+    __m256i r[8];
+    _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
+        const agx_block_q8_0 *b = (const agx_block_q8_0 *)rows[k] + i;
+        dp[k] = &b->d;
+        r[k] = _mm256_loadu_si256((const __m256i *)b->qs);
+    }
+    /* 8x8 dword transpose: wsgn[g] lane k = row k's weights 4g..4g+3 */
+    __m256i a[8], c[8];
+    _Pragma("GCC unroll 4") for (int k = 0; k < 8; k += 2) {
+        a[k] = _mm256_unpacklo_epi32(r[k], r[k + 1]);
+        a[k + 1] = _mm256_unpackhi_epi32(r[k], r[k + 1]);
+    }
+    _Pragma("GCC unroll 2") for (int k = 0; k < 8; k += 4) {
+        c[k] = _mm256_unpacklo_epi64(a[k], a[k + 2]);
+        c[k + 1] = _mm256_unpackhi_epi64(a[k], a[k + 2]);
+        c[k + 2] = _mm256_unpacklo_epi64(a[k + 1], a[k + 3]);
+        c[k + 3] = _mm256_unpackhi_epi64(a[k + 1], a[k + 3]);
+    }
+    _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
+        wsgn[g] = _mm256_permute2x128_si256(c[g], c[g + 4], 0x20);
+        wsgn[g + 4] = _mm256_permute2x128_si256(c[g], c[g + 4], 0x31);
+    }
+    _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) wabs[g] = _mm256_abs_epi8(wsgn[g]);
+    *d = scales8(dp);
+}
+
+AGX_INLINE void tile8_q8_0(int nb, const uint8_t *const rows[8], const uint8_t *y, size_t ldy, const int NT, __m256 *acc,
+                           const uint8_t *pf) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int i = 0; i < nb; i++) {
+        __m256i w[8], ws[8];
+        __m256 d;
+        if (pf) prefetch_span(pf + (size_t)i * 8 * sizeof(agx_block_q8_0), 8 * sizeof(agx_block_q8_0));
+        dec8_q8_0(rows, i, w, ws, &d);
+        _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {
+            const act_x8 *a = (const act_x8 *)(y + (size_t)t * ldy) + i;
+            __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(w[0], _mm256_sign_epi8(bcast4(a->qs), ws[0])), ones);
+            _Pragma("GCC unroll 7") for (int g = 1; g < 8; g++) s = _mm256_add_epi32(
+                s, _mm256_madd_epi16(_mm256_maddubs_epi16(w[g], _mm256_sign_epi8(bcast4(a->qs + 4 * g), ws[g])), ones));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, _mm256_set1_ps(a->d)), acc[t]);
+        }
+    }
+}
+
 /* Rows in groups of 8 (the last group repeats its last row), tokens in
  * groups of 4 (AVX2's 16 registers: 8 weight vectors and 4 accumulators);
  * the blocks in chunks of X8_CHUNK so a chunk of 4 tokens' activations stays
@@ -696,13 +746,15 @@ DEF_TILE8(q5_0, 4)
     }
 DEF_X8_GEMM(q4_0)
 DEF_X8_GEMM(q5_0)
+DEF_X8_GEMM(q8_0)
 
-/* a matrix tile with its own activation format, used for one token too */
-static void set_tile(agx_kernel_set *k, agx_gemm_fn gemm, agx_from_float_fn act_quant, size_t (*act_row_size)(int64_t)) {
+/* a matrix tile with its own activation format; one_tok: also for one token */
+static void set_tile(agx_kernel_set *k, agx_gemm_fn gemm, agx_from_float_fn act_quant, size_t (*act_row_size)(int64_t),
+                     bool one_tok) {
     k->gemm = gemm;
     k->gemm_quant = act_quant;
     k->act_row_size = act_row_size;
-    k->one_tok = 1;
+    k->one_tok_max_act = one_tok ? SIZE_MAX : 0;
 }
 
 void agx_quant_avx2_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
@@ -731,9 +783,12 @@ void agx_quant_avx2_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     t[AGX_TYPE_Q4_K].vec_dot = dot_q4_K;
     t[AGX_TYPE_Q5_K].vec_dot = dot_q5_K;
     t[AGX_TYPE_Q6_K].vec_dot = dot_q6_K;
-    set_tile(&t[AGX_TYPE_Q4_K], gemm_q4_K, quant_act_k_q4, agx_act_k_row_size);
-    set_tile(&t[AGX_TYPE_Q5_K], gemm_q5_K, quant_act_k_q4, agx_act_k_row_size);
-    set_tile(&t[AGX_TYPE_Q6_K], gemm_q6_K, quant_act_k_q6, agx_act_k_row_size);
-    set_tile(&t[AGX_TYPE_Q4_0], gemm_q4_0, quant_act_x8_q4, act_x8_row_size);
-    set_tile(&t[AGX_TYPE_Q5_0], gemm_q5_0, quant_act_x8_q5, act_x8_row_size);
+    set_tile(&t[AGX_TYPE_Q4_K], gemm_q4_K, quant_act_k_q4, agx_act_k_row_size, true);
+    set_tile(&t[AGX_TYPE_Q5_K], gemm_q5_K, quant_act_k_q4, agx_act_k_row_size, true);
+    set_tile(&t[AGX_TYPE_Q6_K], gemm_q6_K, quant_act_k_q6, agx_act_k_row_size, true);
+    set_tile(&t[AGX_TYPE_Q4_0], gemm_q4_0, quant_act_x8_q4, act_x8_row_size, true);
+    set_tile(&t[AGX_TYPE_Q5_0], gemm_q5_0, quant_act_x8_q5, act_x8_row_size, true);
+    /* q8_0's vec_dot has no nibbles to unpack: for one token the transpose
+     * does not pay (8960x1536: 600 -> 870 us per matvec) */
+    set_tile(&t[AGX_TYPE_Q8_0], gemm_q8_0, quant_act_x8_q8, act_x8_row_size, false);
 }

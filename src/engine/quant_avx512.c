@@ -930,18 +930,18 @@ void agx_quant_avx512_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     t[AGX_TYPE_F32].vec_dot = dot_f32;
     t[AGX_TYPE_F16].vec_dot = dot_f16;
     t[AGX_TYPE_BF16].vec_dot = dot_bf16;
-    t[AGX_TYPE_Q2_K] = (agx_kernel_set){.vec_dot = dot_q2_K, .gemm = gemm_q2_K, .gemm_quant = quant_act_k, .act_row_size = agx_act_k_row_size, .one_tok = 1};
-    t[AGX_TYPE_Q3_K] = (agx_kernel_set){.vec_dot = dot_q3_K, .gemm = gemm_q3_K, .gemm_quant = quant_act_k, .act_row_size = agx_act_k_row_size, .one_tok = 1};
-    t[AGX_TYPE_Q4_0] = (agx_kernel_set){.vec_dot = dot_q4_0, .gemm = gemm_q4_0, .gemm_quant = quant_act_x2_q4, .act_row_size = act_x2_row_size};
-    t[AGX_TYPE_Q5_0] = (agx_kernel_set){.vec_dot = dot_q5_0, .gemm = gemm_q5_0, .gemm_quant = quant_act_x2_q5, .act_row_size = act_x2_row_size};
+    t[AGX_TYPE_Q2_K] = (agx_kernel_set){.vec_dot = dot_q2_K, .gemm = gemm_q2_K, .gemm_quant = quant_act_k, .act_row_size = agx_act_k_row_size, .one_tok_max_act = SIZE_MAX};
+    t[AGX_TYPE_Q3_K] = (agx_kernel_set){.vec_dot = dot_q3_K, .gemm = gemm_q3_K, .gemm_quant = quant_act_k, .act_row_size = agx_act_k_row_size, .one_tok_max_act = SIZE_MAX};
+    t[AGX_TYPE_Q4_0] = (agx_kernel_set){.vec_dot = dot_q4_0, .gemm = gemm_q4_0, .gemm_quant = quant_act_x2_q4, .act_row_size = act_x2_row_size, .one_tok_max_act = AGX_ONE_TOK_L1_ACT};
+    t[AGX_TYPE_Q5_0] = (agx_kernel_set){.vec_dot = dot_q5_0, .gemm = gemm_q5_0, .gemm_quant = quant_act_x2_q5, .act_row_size = act_x2_row_size, .one_tok_max_act = AGX_ONE_TOK_L1_ACT};
     if (agx_cpu_features_get()->avx512vbmi) {
         t[AGX_TYPE_Q4_0].gemm = gemm4_q4_0;
         t[AGX_TYPE_Q5_0].gemm = gemm4_q5_0;
     }
-    t[AGX_TYPE_Q8_0] = (agx_kernel_set){.vec_dot = dot_q8_0, .gemm = gemm_q8_0, .gemm_quant = quant_act_x2_q8, .act_row_size = act_x2_row_size};
+    t[AGX_TYPE_Q8_0] = (agx_kernel_set){.vec_dot = dot_q8_0, .gemm = gemm_q8_0, .gemm_quant = quant_act_x2_q8, .act_row_size = act_x2_row_size, .one_tok_max_act = AGX_ONE_TOK_L1_ACT};
     t[AGX_TYPE_Q4_1].vec_dot = dot_q4_1;
     t[AGX_TYPE_Q5_1].vec_dot = dot_q5_1;
-    t[AGX_TYPE_Q4_K] = (agx_kernel_set){.vec_dot = dot_q4_K, .gemm = gemm_q4_K, .gemm_quant = quant_act_k_q4, .act_row_size = agx_act_k_row_size, .one_tok = 1};
-    t[AGX_TYPE_Q5_K] = (agx_kernel_set){.vec_dot = dot_q5_K, .gemm = gemm_q5_K, .gemm_quant = quant_act_k_q4, .act_row_size = agx_act_k_row_size, .one_tok = 1};
-    t[AGX_TYPE_Q6_K] = (agx_kernel_set){.vec_dot = dot_q6_K, .gemm = gemm_q6_K, .gemm_quant = quant_act_k_q6, .act_row_size = agx_act_k_row_size, .one_tok = 1};
+    t[AGX_TYPE_Q4_K] = (agx_kernel_set){.vec_dot = dot_q4_K, .gemm = gemm_q4_K, .gemm_quant = quant_act_k_q4, .act_row_size = agx_act_k_row_size, .one_tok_max_act = SIZE_MAX};
+    t[AGX_TYPE_Q5_K] = (agx_kernel_set){.vec_dot = dot_q5_K, .gemm = gemm_q5_K, .gemm_quant = quant_act_k_q4, .act_row_size = agx_act_k_row_size, .one_tok_max_act = SIZE_MAX};
+    t[AGX_TYPE_Q6_K] = (agx_kernel_set){.vec_dot = dot_q6_K, .gemm = gemm_q6_K, .gemm_quant = quant_act_k_q6, .act_row_size = agx_act_k_row_size, .one_tok_max_act = SIZE_MAX};
 }

@@ -189,6 +189,10 @@ static inline void agx_act_k_fill(const agx_block_q8_K *q, const uint8_t *order,
     memset(a->pad, 0, sizeof(a->pad));
 }
 
+/* the one-token limit of tiles whose activation row must stay in L1 to beat
+ * vec_dot (rows up to ~5400 elements in the 3-byte-per-element formats) */
+#define AGX_ONE_TOK_L1_ACT 16384
+
 /* Kernels chosen for this CPU (quant.c fills them once with the traits). */
 typedef struct agx_kernel_set {
     agx_vec_dot_fn vec_dot;
@@ -197,8 +201,10 @@ typedef struct agx_kernel_set {
      * its quantizer and bytes per row of n elements (0: n not supported). */
     agx_from_float_fn gemm_quant;
     size_t (*act_row_size)(int64_t n);
-    /* gemm has a one-token path faster than vec_dot per row, at any width */
-    int one_tok;
+    /* one token: matmul uses gemm (its one-token path is faster than vec_dot
+     * per row) while the activation row takes at most this many bytes; 0:
+     * never, SIZE_MAX: at any width */
+    size_t one_tok_max_act;
     /* the type's reference quantizer built for this ISA (identical bits) */
     agx_from_float_fn from_float_ref;
 } agx_kernel_set;
