@@ -49,10 +49,15 @@ static int mm_make_plan(uint32_t wtype, int64_t n_cols, int64_t n_tok, mm_plan *
     const agx_type_traits *vt = agx_type_traits_get(p->tr->vec_dot_type);
     if (!vt || n_cols % vt->block_size) return -1;
     p->vec_dot = p->tr->vec_dot;
-    const agx_kernel_set ks = agx_quant_gemm_get(wtype);
+    agx_kernel_set ks = agx_quant_gemm_get(wtype);
+    if (n_tok == 1 && ks.one_tok_gemm) {
+        ks.gemm = ks.one_tok_gemm;
+        ks.gemm_quant = ks.one_tok_quant;
+        ks.act_row_size = ks.one_tok_act_row_size;
+    }
     const size_t act_row = ks.gemm_quant ? ks.act_row_size(n_cols) : 0;
-    /* one token: the kernel set says up to which activation row its gemm
-     * beats vec_dot per row (the K-quant tiles at any width; tiles with
+    /* one token: the kernel set says up to which activation row its tile
+     * beats vec_dot per row (most tiles at any width; tiles with
      * pre-computed scales and offsets while that row stays in L1) */
     const int one_tok_ok = ks.one_tok_max_act && act_row <= ks.one_tok_max_act;
     if (ks.gemm && (!ks.gemm_quant || act_row) && (n_tok > 1 || one_tok_ok)) {

@@ -491,32 +491,10 @@ AGX_DEF_K_GEMM(q6_K, agx_block_q6_K, INT_MAX)
  * horizontal sums (lane r is row r) and one conversion and FMA serve 8 rows.
  * q4_0's 16-product sums fit int16 (16 * 15 * 128 = 30720): the 8 maddubs of
  * a block add up before one madd. The -8 of q4_0 comes pre-multiplied with
- * the activations' sum (act_x8.corr). */
-typedef struct {
-    int8_t qs[32];
-    float d;
-    int32_t corr; /* bias * sum(qs) */
-} act_x8;
-
-static size_t act_x8_row_size(int64_t n) { return n > 0 && n % 32 == 0 ? (size_t)(n / 32) * sizeof(act_x8) : 0; }
-
+ * the activations' sum (agx_act_x8.corr). */
 /* the q8_0 activation quantizer's bits (llama.cpp's run-time one) */
-static void quant_act_x8(const float *x, void *vy, int64_t n, int bias) {
-    const agx_from_float_fn q8_0 = agx_type_traits_get(AGX_TYPE_Q8_0)->from_float;
-    act_x8 *y = vy;
-    agx_block_q8_0 q[8];
-    for (int64_t i0 = 0; i0 < n / 32; i0 += 8) {
-        const int nblk = n / 32 - i0 < 8 ? (int)(n / 32 - i0) : 8;
-        q8_0(x + 32 * i0, q, 32 * nblk);
-        for (int k = 0; k < nblk; k++) {
-            act_x8 *a = &y[i0 + k];
-            int sum = 0;
-            for (int j = 0; j < 32; j++) sum += q[k].qs[j];
-            memcpy(a->qs, q[k].qs, 32);
-            a->d = fp16(q[k].d);
-            a->corr = bias * sum;
-        }
-    }
+static void quant_act_x8(const float *x, void *y, int64_t n, int bias) {
+    agx_act_x8_quantize(agx_type_traits_get(AGX_TYPE_Q8_0)->from_float, x, y, n, bias);
 }
 static void quant_act_x8_q4(const float *x, void *y, int64_t n) { quant_act_x8(x, y, n, 8); }
 static void quant_act_x8_q5(const float *x, void *y, int64_t n) { quant_act_x8(x, y, n, 16); }
@@ -613,7 +591,7 @@ AGX_INLINE void prefetch_span(const uint8_t *p, size_t bytes) {
  * SUMS maddubs results added in int16 before each madd; pf (one token): the
  * next 8 rows' bytes, prefetched in step */
 #define DEF_TILE8(T, SUMS)                                                                                   \
-    AGX_INLINE void tile8_##T(int nb, const uint8_t *const rows[8], const uint8_t *y, size_t ldy, const int NT, \
+    AGX_INLINE void tileR_##T(int nb, const uint8_t *const rows[8], const uint8_t *y, size_t ldy, const int NT, \
                               __m256 *acc, const uint8_t *pf) {                                              \
         const __m256i ones = _mm256_set1_epi16(1);                                                           \
         for (int i = 0; i < nb; i++) {                                                                       \
@@ -622,7 +600,7 @@ AGX_INLINE void prefetch_span(const uint8_t *p, size_t bytes) {
             if (pf) prefetch_span(pf + (size_t)i * 8 * sizeof(agx_block_##T), 8 * sizeof(agx_block_##T));   \
             dec8_##T(rows, i, w, &d);                                                                        \
             _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {                                           \
-                const act_x8 *a = (const act_x8 *)(y + (size_t)t * ldy) + i;                                 \
+                const agx_act_x8 *a = (const agx_act_x8 *)(y + (size_t)t * ldy) + i;                                 \
                 __m256i s = _mm256_set1_epi32(-a->corr);                                                     \
                 _Pragma("GCC unroll 2") for (int g0 = 0; g0 < 8; g0 += (SUMS)) {                             \
                     __m256i p = _mm256_maddubs_epi16(w[g0], bcast4(a->qs + 4 * g0));                         \
@@ -670,7 +648,7 @@ AGX_INLINE void dec8_q8_0(const uint8_t *const rows[8], int i, __m256i wabs[8], 
     *d = scales8(dp);
 }
 
-AGX_INLINE void tile8_q8_0(int nb, const uint8_t *const rows[8], const uint8_t *y, size_t ldy, const int NT, __m256 *acc,
+AGX_INLINE void tileR_q8_0(int nb, const uint8_t *const rows[8], const uint8_t *y, size_t ldy, const int NT, __m256 *acc,
                            const uint8_t *pf) {
     const __m256i ones = _mm256_set1_epi16(1);
     for (int i = 0; i < nb; i++) {
@@ -679,7 +657,7 @@ AGX_INLINE void tile8_q8_0(int nb, const uint8_t *const rows[8], const uint8_t *
         if (pf) prefetch_span(pf + (size_t)i * 8 * sizeof(agx_block_q8_0), 8 * sizeof(agx_block_q8_0));
         dec8_q8_0(rows, i, w, ws, &d);
         _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {
-            const act_x8 *a = (const act_x8 *)(y + (size_t)t * ldy) + i;
+            const agx_act_x8 *a = (const agx_act_x8 *)(y + (size_t)t * ldy) + i;
             __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(w[0], _mm256_sign_epi8(bcast4(a->qs), ws[0])), ones);
             _Pragma("GCC unroll 7") for (int g = 1; g < 8; g++) s = _mm256_add_epi32(
                 s, _mm256_madd_epi16(_mm256_maddubs_epi16(w[g], _mm256_sign_epi8(bcast4(a->qs + 4 * g), ws[g])), ones));
@@ -688,62 +666,9 @@ AGX_INLINE void tile8_q8_0(int nb, const uint8_t *const rows[8], const uint8_t *
     }
 }
 
-/* Rows in groups of 8 (the last group repeats its last row), tokens in
- * groups of 4 (AVX2's 16 registers: 8 weight vectors and 4 accumulators);
- * the blocks in chunks of X8_CHUNK so a chunk of 4 tokens' activations stays
- * in L1 while both 8-row groups of a work item read it. */
-#define X8_CHUNK 64
-#define DEF_X8_GEMM(T)                                                                                       \
-    static void tiles8_##T(int nb, const uint8_t *const rows[8], const uint8_t *y, size_t ldy, int nt, __m256 *acc, \
-                           const uint8_t *pf) {                                                              \
-        switch (nt) {                                                                                        \
-        case 4: tile8_##T(nb, rows, y, ldy, 4, acc, NULL); break;                                            \
-        case 3: tile8_##T(nb, rows, y, ldy, 3, acc, NULL); break;                                            \
-        case 2: tile8_##T(nb, rows, y, ldy, 2, acc, NULL); break;                                            \
-        default: tile8_##T(nb, rows, y, ldy, 1, acc, pf); break;                                             \
-        }                                                                                                    \
-    }                                                                                                        \
-    static void gemm_##T(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt,        \
-                         float *out, size_t ldo) {                                                           \
-        const int nb = n / 32;                                                                               \
-        for (int r0 = 0; r0 < nr; r0 += 16) {                                                                \
-            const int ng = nr - r0 > 8 ? 2 : 1;                                                              \
-            const uint8_t *rows[2][8];                                                                       \
-            for (int g = 0; g < 2; g++)                                                                      \
-                for (int k = 0; k < 8; k++) {                                                                \
-                    const int r = r0 + 8 * g + k < nr ? r0 + 8 * g + k : nr - 1;                             \
-                    rows[g][k] = (const uint8_t *)w + (size_t)r * ldw;                                       \
-                }                                                                                            \
-            for (int t0 = 0; t0 < nt; t0 += 4) {                                                             \
-                const int ntt = nt - t0 < 4 ? nt - t0 : 4;                                                   \
-                __m256 acc[2][4];                                                                            \
-                for (int g = 0; g < 2; g++)                                                                  \
-                    for (int t = 0; t < 4; t++) acc[g][t] = _mm256_setzero_ps();                             \
-                for (int i0 = 0; i0 < nb; i0 += X8_CHUNK) {                                                  \
-                    const int nbb = nb - i0 < X8_CHUNK ? nb - i0 : X8_CHUNK;                                 \
-                    const uint8_t *yt = (const uint8_t *)y + (size_t)t0 * ldy + (size_t)i0 * sizeof(act_x8); \
-                    for (int g = 0; g < ng; g++) {                                                           \
-                        const uint8_t *rg[8];                                                                \
-                        for (int k = 0; k < 8; k++) rg[k] = rows[g][k] + (size_t)i0 * sizeof(agx_block_##T); \
-                        /* one token: 8 short rows read side by side are not */                             \
-                        /* followed by the hardware prefetcher (agx_prefetch_row) */                        \
-                        const uint8_t *pf = nt == 1 && agx_prefetch_row(ldw)                                 \
-                                                ? rows[g][0] + 8 * ldw + (size_t)i0 * 8 * sizeof(agx_block_##T) \
-                                                : NULL;                                                      \
-                        tiles8_##T(nbb, rg, yt, ldy, ntt, acc[g], pf);                                       \
-                    }                                                                                        \
-                }                                                                                            \
-                for (int g = 0; g < ng; g++) {                                                               \
-                    float v[8];                                                                              \
-                    const int nk = nr - r0 - 8 * g < 8 ? nr - r0 - 8 * g : 8;                                \
-                    for (int t = 0; t < ntt; t++) {                                                          \
-                        _mm256_storeu_ps(v, acc[g][t]);                                                      \
-                        memcpy(out + (size_t)(t0 + t) * ldo + r0 + 8 * g, v, (size_t)nk * sizeof(float));    \
-                    }                                                                                        \
-                }                                                                                            \
-            }                                                                                                \
-        }                                                                                                    \
-    }
+/* 8-row groups, 2 per 16-row work item; tokens in groups of 4 (AVX2's 16
+ * registers: 8 weight vectors and 4 accumulators) */
+#define DEF_X8_GEMM(T) AGX_DEF_XROWS_GEMM(T, T, 8, 4, __m256, _mm256_setzero_ps, _mm256_storeu_ps)
 DEF_X8_GEMM(q4_0)
 DEF_X8_GEMM(q5_0)
 DEF_X8_GEMM(q8_0)
@@ -786,9 +711,9 @@ void agx_quant_avx2_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     set_tile(&t[AGX_TYPE_Q4_K], gemm_q4_K, quant_act_k_q4, agx_act_k_row_size, true);
     set_tile(&t[AGX_TYPE_Q5_K], gemm_q5_K, quant_act_k_q4, agx_act_k_row_size, true);
     set_tile(&t[AGX_TYPE_Q6_K], gemm_q6_K, quant_act_k_q6, agx_act_k_row_size, true);
-    set_tile(&t[AGX_TYPE_Q4_0], gemm_q4_0, quant_act_x8_q4, act_x8_row_size, true);
-    set_tile(&t[AGX_TYPE_Q5_0], gemm_q5_0, quant_act_x8_q5, act_x8_row_size, true);
+    set_tile(&t[AGX_TYPE_Q4_0], gemm_q4_0, quant_act_x8_q4, agx_act_x8_row_size, true);
+    set_tile(&t[AGX_TYPE_Q5_0], gemm_q5_0, quant_act_x8_q5, agx_act_x8_row_size, true);
     /* q8_0's vec_dot has no nibbles to unpack: for one token the transpose
      * does not pay (8960x1536: 600 -> 870 us per matvec) */
-    set_tile(&t[AGX_TYPE_Q8_0], gemm_q8_0, quant_act_x8_q8, act_x8_row_size, false);
+    set_tile(&t[AGX_TYPE_Q8_0], gemm_q8_0, quant_act_x8_q8, agx_act_x8_row_size, false);
 }

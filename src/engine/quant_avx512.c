@@ -640,7 +640,6 @@ AGX_INLINE void quant_act_x2(const float *x, void *vy, int64_t n, int bias) {
     }
 }
 static void quant_act_x2_q8(const float *x, void *y, int64_t n) { quant_act_x2(x, y, n, 0); }
-static void quant_act_x2_q4(const float *x, void *y, int64_t n) { quant_act_x2(x, y, n, 8); }
 static void quant_act_x2_q5(const float *x, void *y, int64_t n) { quant_act_x2(x, y, n, 16); }
 
 /* A pair of weight blocks: w = 64 weights (unsigned for q4_0/q5_0, |w| for
@@ -737,7 +736,6 @@ AGX_INLINE __m512 x2_dot(const x2dec *b, const act_x2 *a, __m512 acc, int is_q8)
         }                                                                                                  \
     }
 
-DEF_X2_GEMM(q4_0, agx_block_q4_0, dec2_q4_0, 0)
 DEF_X2_GEMM(q5_0, agx_block_q5_0, dec2_q5_0, 0)
 DEF_X2_GEMM(q8_0, agx_block_q8_0, dec2_q8_0, 1)
 
@@ -760,12 +758,10 @@ typedef struct x4dec {
      a, a + 1, a + 2, a + 3, a + 4, a + 5, a + 6, a + 7, a + 8, a + 9, a + 10, a + 11, a + 12, a + 13, a + 14, a + 15,  \
      b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10, b + 11, b + 12, b + 13, b + 14, b + 15,  \
      b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10, b + 11, b + 12, b + 13, b + 14, b + 15}
-static const uint8_t k_qidx_q4_0[2][64] __attribute__((aligned(64))) = {QIDX(2, 20), QIDX(38, 56)};
 static const uint8_t k_qidx_q5_0[2][64] __attribute__((aligned(64))) = {QIDX(6, 28), QIDX(50, 72)};
 #undef QIDX
 /* word index vectors: q5_0 high-bit words of the 4 blocks in words 0..7, the
  * fp16 scales in words 8..11 */
-static const uint16_t k_widx_q4_0[32] __attribute__((aligned(64))) = {0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 18, 27};
 static const uint16_t k_widx_q5_0[32] __attribute__((aligned(64))) = {1, 2, 12, 13, 23, 24, 34, 35, 0, 11, 22, 33};
 static const uint16_t k_nib_shift[32] __attribute__((aligned(64))) = {0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4,
                                                                       0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4};
@@ -845,7 +841,6 @@ VBMI_FN void dec4_x0(const uint8_t *p, int bytes, const uint8_t qidx[2][64], con
         }                                                                                                  \
     }
 
-DEF_X4_GEMM(q4_0, agx_block_q4_0, 72, k_qidx_q4_0, k_widx_q4_0, 0, dec2_q4_0)
 DEF_X4_GEMM(q5_0, agx_block_q5_0, 88, k_qidx_q5_0, k_widx_q5_0, 1, dec2_q5_0)
 
 /* matrix-vector kernels for q4_0/q5_0/q8_0: two blocks per zmm, the four
@@ -922,8 +917,160 @@ DEF_DOT_PAIR(dot_q4_0, agx_block_q4_0, dec2_q4_0, 8, 0, dot1_q4_0)
 DEF_DOT_PAIR(dot_q5_0, agx_block_q5_0, dec2_q5_0, 16, 0, dot1_q5_0)
 DEF_DOT_PAIR(dot_q8_0, agx_block_q8_0, dec2_q8_0, 0, 1, dot1_q8_0)
 
-agx_gemm_fn agx_quant_avx512_gemm_novbmi(uint32_t wtype) {
-    return wtype == AGX_TYPE_Q4_0 ? gemm_q4_0 : wtype == AGX_TYPE_Q5_0 ? gemm_q5_0 : NULL;
+/* ------------------------- 32-element blocks: 16 rows side by side (VNNI)
+ * quant_avx2.c's 8-row layout at 512 bits: dword lane r of w[g] holds
+ * weights 4g..4g+3 of row r (a transpose per block, shared by up to 8
+ * tokens), a token's activations 4g..4g+3 are broadcast to every lane, and
+ * vpdpbusd adds each lane's 4 products straight into int32 (no int16
+ * limits): 8 vpdpbusd per (block, token) for 16 rows, one conversion and FMA.
+ * q8_0 weights are read as w + 128 (unsigned: AVX-512 has no vpsignb) with
+ * 128 * sum(y) in the activations' correction. */
+static void quant_act_x16_q4(const float *x, void *y, int64_t n) { agx_act_x8_quantize(agx_quantize_row_q8_0_avx512, x, y, n, 8); }
+static void quant_act_x16_q5(const float *x, void *y, int64_t n) { agx_act_x8_quantize(agx_quantize_row_q8_0_avx512, x, y, n, 16); }
+static void quant_act_x16_q8(const float *x, void *y, int64_t n) { agx_act_x8_quantize(agx_quantize_row_q8_0_avx512, x, y, n, 128); }
+
+/* the 16 quant bytes of 16 rows' blocks: zmm r of t holds rows r, r+4, r+8,
+ * r+12 by 128-bit lanes, so the in-lane 4x4 dword transpose leaves dword
+ * lane 4L+k = row 4L+k */
+AGX_INLINE void nibbles16(const uint8_t *const qs[16], __m512i w[8]) {
+    __m512i t[4];
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)qs[r]));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)qs[r + 4]), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)qs[r + 8]), 2);
+        t[r] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)qs[r + 12]), 3);
+    }
+    const __m512i a = _mm512_unpacklo_epi32(t[0], t[1]), b = _mm512_unpackhi_epi32(t[0], t[1]);
+    const __m512i c = _mm512_unpacklo_epi32(t[2], t[3]), e = _mm512_unpackhi_epi32(t[2], t[3]);
+    const __m512i u[4] = {_mm512_unpacklo_epi64(a, c), _mm512_unpackhi_epi64(a, c), _mm512_unpacklo_epi64(b, e),
+                          _mm512_unpackhi_epi64(b, e)};
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
+        w[g] = _mm512_and_si512(u[g], m4);
+        w[g + 4] = _mm512_and_si512(_mm512_srli_epi16(u[g], 4), m4);
+    }
+}
+
+AGX_INLINE __m512 scales16(const agx_half *const d[16]) {
+    return _mm512_cvtph_ps(_mm256_setr_epi16((short)*d[0], (short)*d[1], (short)*d[2], (short)*d[3], (short)*d[4],
+                                             (short)*d[5], (short)*d[6], (short)*d[7], (short)*d[8], (short)*d[9],
+                                             (short)*d[10], (short)*d[11], (short)*d[12], (short)*d[13],
+                                             (short)*d[14], (short)*d[15]));
+}
+
+#define DEF_DEC16_X(T)                                                                                       \
+    AGX_INLINE void dec16_base_##T(const uint8_t *const rows[16], int i, __m512i w[8], __m512 *d) {          \
+        const uint8_t *qs[16];                                                                               \
+        const agx_half *dp[16];                                                                              \
+        _Pragma("GCC unroll 16") for (int k = 0; k < 16; k++) {                                              \
+            const agx_block_##T *b = (const agx_block_##T *)rows[k] + i;                                     \
+            qs[k] = b->qs;                                                                                   \
+            dp[k] = &b->d;                                                                                   \
+        }                                                                                                    \
+        nibbles16(qs, w);                                                                                    \
+        *d = scales16(dp);                                                                                   \
+    }
+DEF_DEC16_X(q4_0)
+DEF_DEC16_X(q5_0)
+
+AGX_INLINE void dec16_q4_0(const uint8_t *const rows[16], int i, __m512i w[8], __m512 *d) { dec16_base_q4_0(rows, i, w, d); }
+
+/* q5_0: bit 4(g%2)+k of qh byte g/2 is the fifth bit of byte k of w[g]'s dwords */
+static const uint8_t k_q5_qh_byte16[4][64] __attribute__((aligned(64))) = {
+#define CTL(c) c, c, c, c, c + 4, c + 4, c + 4, c + 4, c + 8, c + 8, c + 8, c + 8, c + 12, c + 12, c + 12, c + 12
+    {CTL(0), CTL(0), CTL(0), CTL(0)}, {CTL(1), CTL(1), CTL(1), CTL(1)}, {CTL(2), CTL(2), CTL(2), CTL(2)},
+    {CTL(3), CTL(3), CTL(3), CTL(3)}};
+#undef CTL
+
+AGX_INLINE void dec16_q5_0(const uint8_t *const rows[16], int i, __m512i w[8], __m512 *d) {
+    dec16_base_q5_0(rows, i, w, d);
+    int32_t h[16];
+    _Pragma("GCC unroll 16") for (int k = 0; k < 16; k++) memcpy(&h[k], ((const agx_block_q5_0 *)rows[k] + i)->qh, 4);
+    const __m512i qh = _mm512_loadu_si512(h);
+    const __m512i b16 = _mm512_set1_epi8(0x10);
+    _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) {
+        const __m512i m = _mm512_set1_epi32((int)(0x08040201u << (4 * (g & 1))));
+        const __mmask64 k = _mm512_test_epi8_mask(_mm512_shuffle_epi8(qh, _mm512_load_si512(k_q5_qh_byte16[g >> 1])), m);
+        w[g] = _mm512_mask_add_epi8(w[g], k, w[g], b16); /* bit 4 is clear: add = or */
+    }
+}
+
+/* q8_0: rows 0-7 and 8-15 transposed as 8x8 dwords in 256-bit halves */
+AGX_INLINE void transpose8x8_epi32(__m256i r[8]) {
+    __m256i a[8], c[8];
+    _Pragma("GCC unroll 4") for (int k = 0; k < 8; k += 2) {
+        a[k] = _mm256_unpacklo_epi32(r[k], r[k + 1]);
+        a[k + 1] = _mm256_unpackhi_epi32(r[k], r[k + 1]);
+    }
+    _Pragma("GCC unroll 2") for (int k = 0; k < 8; k += 4) {
+        c[k] = _mm256_unpacklo_epi64(a[k], a[k + 2]);
+        c[k + 1] = _mm256_unpackhi_epi64(a[k], a[k + 2]);
+        c[k + 2] = _mm256_unpacklo_epi64(a[k + 1], a[k + 3]);
+        c[k + 3] = _mm256_unpackhi_epi64(a[k + 1], a[k + 3]);
+    }
+    _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
+        r[g] = _mm256_permute2x128_si256(c[g], c[g + 4], 0x20);
+        r[g + 4] = _mm256_permute2x128_si256(c[g], c[g + 4], 0x31);
+    }
+}
+
+AGX_INLINE void dec16_q8_0(const uint8_t *const rows[16], int i, __m512i w[8], __m512 *d) {
+    const agx_half *dp[16];
+    __m256i lo[8], hi[8];
+    _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
+        const agx_block_q8_0 *b0 = (const agx_block_q8_0 *)rows[k] + i, *b1 = (const agx_block_q8_0 *)rows[k + 8] + i;
+        dp[k] = &b0->d;
+        dp[k + 8] = &b1->d;
+        lo[k] = _mm256_loadu_si256((const __m256i *)b0->qs);
+        hi[k] = _mm256_loadu_si256((const __m256i *)b1->qs);
+    }
+    transpose8x8_epi32(lo);
+    transpose8x8_epi32(hi);
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) w[g] =
+        _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo[g]), hi[g], 1), bias);
+    *d = scales16(dp);
+}
+
+AGX_INLINE void prefetch_span(const uint8_t *p, size_t bytes) {
+    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 3);
+}
+
+#define DEF_TILE16(T)                                                                                        \
+    AGX_INLINE void tileR_##T(int nb, const uint8_t *const rows[16], const uint8_t *y, size_t ldy, const int NT, \
+                              __m512 *acc, const uint8_t *pf) {                                              \
+        for (int i = 0; i < nb; i++) {                                                                       \
+            __m512i w[8];                                                                                    \
+            __m512 d;                                                                                        \
+            if (pf) prefetch_span(pf + (size_t)i * 16 * sizeof(agx_block_##T), 16 * sizeof(agx_block_##T)); \
+            dec16_##T(rows, i, w, &d);                                                                       \
+            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {                                           \
+                const agx_act_x8 *a = (const agx_act_x8 *)(y + (size_t)t * ldy) + i;                         \
+                __m512i s = _mm512_set1_epi32(-a->corr);                                                     \
+                _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) {                                        \
+                    int32_t q;                                                                               \
+                    memcpy(&q, a->qs + 4 * g, 4);                                                            \
+                    s = _mm512_dpbusd_epi32(s, w[g], _mm512_set1_epi32(q));                                  \
+                }                                                                                            \
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(d, _mm512_set1_ps(a->d)), acc[t]); \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+DEF_TILE16(q4_0)
+DEF_TILE16(q5_0)
+DEF_TILE16(q8_0)
+AGX_DEF_XROWS_GEMM(x16_q4_0, q4_0, 16, 8, __m512, _mm512_setzero_ps, _mm512_storeu_ps)
+AGX_DEF_XROWS_GEMM(x16_q5_0, q5_0, 16, 8, __m512, _mm512_setzero_ps, _mm512_storeu_ps)
+AGX_DEF_XROWS_GEMM(x16_q8_0, q8_0, 16, 8, __m512, _mm512_setzero_ps, _mm512_storeu_ps)
+
+agx_gemm_fn agx_quant_avx512_gemm_novbmi(uint32_t wtype) { return wtype == AGX_TYPE_Q5_0 ? gemm_q5_0 : NULL; }
+
+/* the pair tiles serve one token (their activation row in L1) */
+static void set_pair_one_tok(agx_kernel_set *k, agx_gemm_fn gemm, agx_from_float_fn act_quant) {
+    k->one_tok_gemm = gemm;
+    k->one_tok_quant = act_quant;
+    k->one_tok_act_row_size = act_x2_row_size;
+    k->one_tok_max_act = AGX_ONE_TOK_L1_ACT;
 }
 
 void agx_quant_avx512_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
@@ -932,13 +1079,14 @@ void agx_quant_avx512_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     t[AGX_TYPE_BF16].vec_dot = dot_bf16;
     t[AGX_TYPE_Q2_K] = (agx_kernel_set){.vec_dot = dot_q2_K, .gemm = gemm_q2_K, .gemm_quant = quant_act_k, .act_row_size = agx_act_k_row_size, .one_tok_max_act = SIZE_MAX};
     t[AGX_TYPE_Q3_K] = (agx_kernel_set){.vec_dot = dot_q3_K, .gemm = gemm_q3_K, .gemm_quant = quant_act_k, .act_row_size = agx_act_k_row_size, .one_tok_max_act = SIZE_MAX};
-    t[AGX_TYPE_Q4_0] = (agx_kernel_set){.vec_dot = dot_q4_0, .gemm = gemm_q4_0, .gemm_quant = quant_act_x2_q4, .act_row_size = act_x2_row_size, .one_tok_max_act = AGX_ONE_TOK_L1_ACT};
-    t[AGX_TYPE_Q5_0] = (agx_kernel_set){.vec_dot = dot_q5_0, .gemm = gemm_q5_0, .gemm_quant = quant_act_x2_q5, .act_row_size = act_x2_row_size, .one_tok_max_act = AGX_ONE_TOK_L1_ACT};
-    if (agx_cpu_features_get()->avx512vbmi) {
-        t[AGX_TYPE_Q4_0].gemm = gemm4_q4_0;
-        t[AGX_TYPE_Q5_0].gemm = gemm4_q5_0;
-    }
-    t[AGX_TYPE_Q8_0] = (agx_kernel_set){.vec_dot = dot_q8_0, .gemm = gemm_q8_0, .gemm_quant = quant_act_x2_q8, .act_row_size = act_x2_row_size, .one_tok_max_act = AGX_ONE_TOK_L1_ACT};
+    /* 32-element blocks: the 16-row tiles for prompts (2-3x the pair tiles),
+     * and for one token where they measured faster (q4_0; q5_0 and q8_0
+     * keep the pair tiles there: docs/kernels.md) */
+    t[AGX_TYPE_Q4_0] = (agx_kernel_set){.vec_dot = dot_q4_0, .gemm = gemm_x16_q4_0, .gemm_quant = quant_act_x16_q4, .act_row_size = agx_act_x8_row_size, .one_tok_max_act = SIZE_MAX};
+    t[AGX_TYPE_Q5_0] = (agx_kernel_set){.vec_dot = dot_q5_0, .gemm = gemm_x16_q5_0, .gemm_quant = quant_act_x16_q5, .act_row_size = agx_act_x8_row_size};
+    set_pair_one_tok(&t[AGX_TYPE_Q5_0], agx_cpu_features_get()->avx512vbmi ? gemm4_q5_0 : gemm_q5_0, quant_act_x2_q5);
+    t[AGX_TYPE_Q8_0] = (agx_kernel_set){.vec_dot = dot_q8_0, .gemm = gemm_x16_q8_0, .gemm_quant = quant_act_x16_q8, .act_row_size = agx_act_x8_row_size};
+    set_pair_one_tok(&t[AGX_TYPE_Q8_0], gemm_q8_0, quant_act_x2_q8);
     t[AGX_TYPE_Q4_1].vec_dot = dot_q4_1;
     t[AGX_TYPE_Q5_1].vec_dot = dot_q5_1;
     t[AGX_TYPE_Q4_K] = (agx_kernel_set){.vec_dot = dot_q4_K, .gemm = gemm_q4_K, .gemm_quant = quant_act_k_q4, .act_row_size = agx_act_k_row_size, .one_tok_max_act = SIZE_MAX};

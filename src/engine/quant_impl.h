@@ -189,6 +189,38 @@ static inline void agx_act_k_fill(const agx_block_q8_K *q, const uint8_t *order,
     memset(a->pad, 0, sizeof(a->pad));
 }
 
+/* Activation block of the row-interleaved tiles of 32-element weight types
+ * (AVX2: 8 rows side by side, AVX-512: 16): q8_0's quants, d as float, and
+ * the weights' offset (q4_0 8, q5_0 16, 128 where q8_0 weights are read as
+ * w + 128) times the sum of the quants. */
+typedef struct {
+    int8_t qs[32];
+    float d;
+    int32_t corr;
+} agx_act_x8;
+
+static inline size_t agx_act_x8_row_size(int64_t n) {
+    return n > 0 && n % 32 == 0 ? (size_t)(n / 32) * sizeof(agx_act_x8) : 0;
+}
+
+/* y from x with q8_0, a q8_0 activation quantizer (its bits are kept) */
+static inline void agx_act_x8_quantize(void (*q8_0)(const float *, void *, int64_t), const float *x, agx_act_x8 *y,
+                                       int64_t n, int bias) {
+    agx_block_q8_0 q[8];
+    for (int64_t i0 = 0; i0 < n / 32; i0 += 8) {
+        const int nblk = n / 32 - i0 < 8 ? (int)(n / 32 - i0) : 8;
+        q8_0(x + 32 * i0, q, 32 * nblk);
+        for (int k = 0; k < nblk; k++) {
+            agx_act_x8 *a = &y[i0 + k];
+            int sum = 0;
+            for (int j = 0; j < 32; j++) sum += q[k].qs[j];
+            memcpy(a->qs, q[k].qs, 32);
+            a->d = agx_h2f(q[k].d);
+            a->corr = bias * sum;
+        }
+    }
+}
+
 /* the one-token limit of tiles whose activation row must stay in L1 to beat
  * vec_dot (rows up to ~5400 elements in the 3-byte-per-element formats) */
 #define AGX_ONE_TOK_L1_ACT 16384
@@ -201,9 +233,14 @@ typedef struct agx_kernel_set {
      * its quantizer and bytes per row of n elements (0: n not supported). */
     agx_from_float_fn gemm_quant;
     size_t (*act_row_size)(int64_t n);
-    /* one token: matmul uses gemm (its one-token path is faster than vec_dot
-     * per row) while the activation row takes at most this many bytes; 0:
-     * never, SIZE_MAX: at any width */
+    /* One token, where another tile serves it better than gemm (NULL: gemm
+     * with its format): that kernel, its activation quantizer and row size. */
+    agx_gemm_fn one_tok_gemm;
+    agx_from_float_fn one_tok_quant;
+    size_t (*one_tok_act_row_size)(int64_t n);
+    /* one token: matmul uses the one-token tile (faster than vec_dot per row)
+     * while its activation row takes at most this many bytes; 0: never,
+     * SIZE_MAX: at any width */
     size_t one_tok_max_act;
     /* the type's reference quantizer built for this ISA (identical bits) */
     agx_from_float_fn from_float_ref;
@@ -222,8 +259,8 @@ int agx_cpu_hw_level(void);
 /* Per-ISA kernel tables: entries indexed by ggml type id. */
 void agx_quant_avx2_kernels(agx_kernel_set table[AGX_TYPE_COUNT]);
 void agx_quant_avx512_kernels(agx_kernel_set table[AGX_TYPE_COUNT]);
-/* The AVX-512 tiles that do not need VBMI, for types whose installed tile
- * uses VBMI (q4_0, q5_0); NULL otherwise. Lets tests cover both. */
+/* The AVX-512 one-token tiles that do not need VBMI, for types whose
+ * installed one uses VBMI (q5_0); NULL otherwise. Lets tests cover both. */
 agx_gemm_fn agx_quant_avx512_gemm_novbmi(uint32_t wtype);
 /* Fast activation quantizers (same bits as quant.c's activation quantizers:
  * llama.cpp's x86 run-time ones for q8_0, the reference for q8_K). */

@@ -1,5 +1,7 @@
-/* quant_ktile.h — the loop nest of the K-quant matrix tiles, shared by the
- * AVX2 and AVX-512 kernel files. Each of them defines, before using
+/* quant_ktile.h — the loop nests of the matrix tiles, shared by the AVX2 and
+ * AVX-512 kernel files.
+ *
+ * K-quants: each kernel file defines, before using
  * AGX_DEF_K_GEMM(T, BLK, CHUNK), its own
  *   tile_T(nb, x, y, ldy, NT, acc): nb blocks of one weight row x against NT
  *     (compile-time) tokens of agx_act_k rows ldy bytes apart, adding into
@@ -58,6 +60,74 @@
                 }                                                                                               \
                 for (int r = 0; r < nrr; r++)                                                                   \
                     for (int t = 0; t < ntt; t++) out[(size_t)(t0 + t) * ldo + r0 + r] = hsum256(acc[r][t]);    \
+            }                                                                                                   \
+        }                                                                                                       \
+    }
+
+/* 32-element block types, rows side by side (ROWS per vector: 8 for AVX2,
+ * 16 for AVX-512): each kernel file defines
+ *   tileR_T(nb, rows, y, ldy, NT, acc, pf): blocks 0..nb-1 of the ROWS rows
+ *     rows[] against NT (compile-time, <= TOKS) tokens of agx_act_x8 rows,
+ *     adding into acc[t] (VEC, one lane per row); pf: for one token, the
+ *     bytes of the next ROWS rows to prefetch in step (NULL: none).
+ * Work items of AGX_K_ROWS rows are split into groups of ROWS (the last
+ * group repeats its last row); the blocks go in chunks of AGX_X8_CHUNK so a
+ * chunk of TOKS tokens' activations stays in L1 while every group reads it.
+ * For one token, ROWS short rows read side by side are not followed by the
+ * hardware prefetcher (a 1536-wide q4_0 matvec ran 60 % slower), so the tile
+ * prefetches the next group while rows are short (agx_prefetch_row). */
+#define AGX_X8_CHUNK 64
+#define AGX_DEF_XROWS_GEMM(NAME, T, ROWS, TOKS, VEC, VZERO, VSTORE)                                                   \
+    static void tilesR_##NAME(int nb, const uint8_t *const rows[ROWS], const uint8_t *y, size_t ldy, int nt,       \
+                           VEC *acc, const uint8_t *pf) {                                                       \
+        switch (nt) { /* NT beyond TOKS never happens; 1 keeps it in bounds */                                  \
+        case 8: tileR_##T(nb, rows, y, ldy, (TOKS) >= 8 ? 8 : 1, acc, NULL); break;                             \
+        case 7: tileR_##T(nb, rows, y, ldy, (TOKS) >= 7 ? 7 : 1, acc, NULL); break;                             \
+        case 6: tileR_##T(nb, rows, y, ldy, (TOKS) >= 6 ? 6 : 1, acc, NULL); break;                             \
+        case 5: tileR_##T(nb, rows, y, ldy, (TOKS) >= 5 ? 5 : 1, acc, NULL); break;                             \
+        case 4: tileR_##T(nb, rows, y, ldy, 4, acc, NULL); break;                                               \
+        case 3: tileR_##T(nb, rows, y, ldy, 3, acc, NULL); break;                                               \
+        case 2: tileR_##T(nb, rows, y, ldy, 2, acc, NULL); break;                                               \
+        default: tileR_##T(nb, rows, y, ldy, 1, acc, pf); break;                                                \
+        }                                                                                                       \
+    }                                                                                                           \
+    static void gemm_##NAME(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt,        \
+                            float *out, size_t ldo) {                                                           \
+        enum { NG = AGX_K_ROWS / (ROWS) };                                                                      \
+        const int nb = n / 32;                                                                                  \
+        for (int r0 = 0; r0 < nr; r0 += AGX_K_ROWS) {                                                           \
+            const int ng = (nr - r0 + (ROWS)-1) / (ROWS) < NG ? (nr - r0 + (ROWS)-1) / (ROWS) : NG;             \
+            const uint8_t *rows[NG][ROWS];                                                                      \
+            for (int g = 0; g < NG; g++)                                                                        \
+                for (int k = 0; k < (ROWS); k++) {                                                              \
+                    const int r = r0 + (ROWS)*g + k < nr ? r0 + (ROWS)*g + k : nr - 1;                          \
+                    rows[g][k] = (const uint8_t *)w + (size_t)r * ldw;                                          \
+                }                                                                                               \
+            for (int t0 = 0; t0 < nt; t0 += (TOKS)) {                                                           \
+                const int ntt = nt - t0 < (TOKS) ? nt - t0 : (TOKS);                                            \
+                VEC acc[NG][TOKS];                                                                              \
+                for (int g = 0; g < NG; g++)                                                                    \
+                    for (int t = 0; t < (TOKS); t++) acc[g][t] = VZERO();                                       \
+                for (int i0 = 0; i0 < nb; i0 += AGX_X8_CHUNK) {                                                 \
+                    const int nbb = nb - i0 < AGX_X8_CHUNK ? nb - i0 : AGX_X8_CHUNK;                            \
+                    const uint8_t *yt = (const uint8_t *)y + (size_t)t0 * ldy + (size_t)i0 * sizeof(agx_act_x8); \
+                    for (int g = 0; g < ng; g++) {                                                              \
+                        const uint8_t *rg[ROWS];                                                                \
+                        for (int k = 0; k < (ROWS); k++) rg[k] = rows[g][k] + (size_t)i0 * sizeof(agx_block_##T); \
+                        const uint8_t *pf = nt == 1 && agx_prefetch_row(ldw)                                     \
+                                                ? rows[g][0] + (ROWS)*ldw + (size_t)i0 * (ROWS) * sizeof(agx_block_##T) \
+                                                : NULL;                                                         \
+                        tilesR_##NAME(nbb, rg, yt, ldy, ntt, acc[g], pf);                                          \
+                    }                                                                                           \
+                }                                                                                               \
+                for (int g = 0; g < ng; g++) {                                                                  \
+                    float v[ROWS];                                                                              \
+                    const int nk = nr - r0 - (ROWS)*g < (ROWS) ? nr - r0 - (ROWS)*g : (ROWS);                   \
+                    for (int t = 0; t < ntt; t++) {                                                             \
+                        VSTORE(v, acc[g][t]);                                                                   \
+                        memcpy(out + (size_t)(t0 + t) * ldo + r0 + (ROWS)*g, v, (size_t)nk * sizeof(float));    \
+                    }                                                                                           \
+                }                                                                                               \
             }                                                                                                   \
         }                                                                                                       \
     }

@@ -154,10 +154,45 @@ static void test_vec_dot_all_isas(void **state) {
     }
 }
 
-/* matrix tiles (every ISA that has one) == scalar vec_dot per (row, token) */
+/* A matrix tile with the activation format it reads */
+typedef struct {
+    agx_gemm_fn gemm;
+    agx_from_float_fn quant; /* NULL: the vec_dot_type's */
+    size_t (*act_row_size)(int64_t n);
+    const char *what;
+} tile_variant;
+
+/* the tiles of type t at ISA level isa: the gemm, its one-token tile, and
+ * the AVX-512 one-token tile without VBMI where the installed one uses VBMI */
+static int tile_variants(uint32_t t, int isa, tile_variant v[3]) {
+    int n = 0;
+    if (isa > agx_cpu_hw_level()) return 0;
+    const agx_kernel_set ks = agx_quant_kernels_for_isa(t, isa);
+    if (ks.gemm) v[n++] = (tile_variant){ks.gemm, ks.gemm_quant, ks.act_row_size, "gemm"};
+    if (ks.one_tok_gemm) v[n++] = (tile_variant){ks.one_tok_gemm, ks.one_tok_quant, ks.one_tok_act_row_size, "one-token tile"};
+    if (isa == 2 && agx_quant_avx512_gemm_novbmi(t))
+        v[n++] = (tile_variant){agx_quant_avx512_gemm_novbmi(t), ks.one_tok_quant, ks.one_tok_act_row_size,
+                                "one-token tile without VBMI"};
+    return n;
+}
+
+/* xf's toks tokens in v's activation format (y itself when it reads the vec_dot_type) */
+static uint8_t *tile_activations(const tile_variant *v, const float *xf, int n, int toks, uint8_t *y, size_t ldy,
+                                 size_t *lda) {
+    *lda = ldy;
+    if (!v->quant) return y;
+    *lda = v->act_row_size(n);
+    assert_true(*lda > 0);
+    uint8_t *a = malloc(*lda * toks);
+    for (int j = 0; j < toks; j++) v->quant(xf + j * n, a + *lda * j, n);
+    return a;
+}
+
+/* matrix tiles (every ISA that has one) == scalar vec_dot per (row, token);
+ * 21 rows: a full 16-row group of the AVX-512 row tiles and a partial one */
 static void test_gemm_tiles(void **state) {
     (void)state;
-    const int rows = 13, toks = 11;
+    enum { rows = 21, toks = 11 };
     for (size_t kk = 0; kk < 2 * N_WT; kk++) {
         const uint32_t t = k_weight_types[kk % N_WT];
         /* second pass: an odd number of 32-blocks (pair kernels end half-full) */
@@ -169,39 +204,30 @@ static void test_gemm_tiles(void **state) {
         for (int i = 0; i < n * toks; i++) xf[i] = rnd_f();
         uint8_t *y = malloc(ldy * toks);
         for (int j = 0; j < toks; j++) vt->from_float(xf + j * n, y + ldy * j, n);
-        /* isa 3 = the AVX-512 tile without VBMI where the installed one uses VBMI */
-        for (int isa = 1; isa <= 3; isa++) {
-            agx_kernel_set ks = agx_quant_kernels_for_isa(t, isa > 2 ? 2 : isa);
-            if (isa == 3) {
-                if (!ks.gemm || agx_cpu_hw_level() < 2 || !agx_quant_avx512_gemm_novbmi(t)) continue;
-                ks.gemm = agx_quant_avx512_gemm_novbmi(t);
+        for (int isa = 1; isa <= 2; isa++) {
+            tile_variant v[3];
+            const int nv = tile_variants(t, isa, v);
+            for (int k = 0; k < nv; k++) {
+                size_t lda;
+                uint8_t *a = tile_activations(&v[k], xf, n, toks, y, ldy, &lda);
+                float out[rows * toks];
+                for (int i = 0; i < rows * toks; i++) out[i] = NAN;
+                /* all sub-shapes up to the full tile, output with a row stride */
+                for (int nr = 1; nr <= rows; nr += 4)
+                    for (int nt = 1; nt <= toks; nt += 3) {
+                        v[k].gemm(n, w, ldw, nr, a, lda, nt, out, rows);
+                        for (int j = 0; j < nt; j++)
+                            for (int r = 0; r < nr; r++) {
+                                float s;
+                                tr->vec_dot_scalar(n, &s, w + ldw * r, y + ldy * j);
+                                double mag;
+                                dot_ref(t, w + ldw * r, tr->vec_dot_type, y + ldy * j, n, &mag);
+                                check_close(out[j * rows + r], s, mag, v[k].what, t, isa, n);
+                            }
+                    }
+                print_message("%-27s %-5s isa %d n %d checked\n", v[k].what, agx_type_name(t), isa, n);
+                if (a != y) free(a);
             }
-            if (!ks.gemm) continue;
-            size_t lda = ldy;
-            uint8_t *a = y;
-            if (ks.gemm_quant) {
-                lda = ks.act_row_size(n);
-                assert_true(lda > 0);
-                a = malloc(lda * toks);
-                for (int j = 0; j < toks; j++) ks.gemm_quant(xf + j * n, a + lda * j, n);
-            }
-            float out[13 * 11];
-            for (int i = 0; i < rows * toks; i++) out[i] = NAN;
-            /* all sub-shapes up to the full tile, output with a row stride */
-            for (int nr = 1; nr <= rows; nr += 4)
-                for (int nt = 1; nt <= toks; nt += 3) {
-                    ks.gemm(n, w, ldw, nr, a, lda, nt, out, rows);
-                    for (int j = 0; j < nt; j++)
-                        for (int r = 0; r < nr; r++) {
-                            float s;
-                            tr->vec_dot_scalar(n, &s, w + ldw * r, y + ldy * j);
-                            double mag;
-                            dot_ref(t, w + ldw * r, tr->vec_dot_type, y + ldy * j, n, &mag);
-                            check_close(out[j * rows + r], s, mag, "gemm vs scalar", t, isa, n);
-                        }
-                }
-            print_message("gemm %-5s isa %d n %d checked\n", agx_type_name(t), isa, n);
-            if (a != y) free(a);
         }
         free(w);
         free(xf);
@@ -258,41 +284,33 @@ static void test_kernels_int16_limits(void **state) {
                 check_close(want[j * rows + r], ref, mag[j * rows + r], "limits: scalar vs dequantized", t, 0, n);
             }
         int checked = 0;
-        /* isa 3 = the AVX-512 tile without VBMI where the installed one uses VBMI */
-        for (int isa = 1; isa <= 3; isa++) {
-            if ((isa > 2 ? 2 : isa) > agx_cpu_hw_level()) continue;
-            agx_kernel_set ks = agx_quant_kernels_for_isa(t, isa > 2 ? 2 : isa);
-            if (isa == 3) {
-                if (!agx_quant_avx512_gemm_novbmi(t)) continue;
-                ks.gemm = agx_quant_avx512_gemm_novbmi(t);
-                ks.vec_dot = NULL;
-            }
-            if (ks.vec_dot)
+        for (int isa = 1; isa <= 2; isa++) {
+            if (isa > agx_cpu_hw_level()) continue;
+            const agx_vec_dot_fn dot = agx_quant_kernels_for_isa(t, isa).vec_dot;
+            if (dot)
                 for (int j = 0; j < toks; j++)
                     for (int r = 0; r < rows; r++) {
                         float s;
-                        ks.vec_dot(n, &s, w + ldw * r, y + ldy * j);
+                        dot(n, &s, w + ldw * r, y + ldy * j);
                         check_close(s, want[j * rows + r], mag[j * rows + r], "limits: vec_dot vs scalar", t, isa, n);
                         checked++;
                     }
-            if (!ks.gemm) continue;
-            size_t lda = ldy;
-            uint8_t *a = y;
-            if (ks.gemm_quant) {
-                lda = ks.act_row_size(n);
-                a = malloc(lda * toks);
-                for (int j = 0; j < toks; j++) ks.gemm_quant(xf + j * n, a + lda * j, n);
+            tile_variant v[3];
+            const int nv = tile_variants(t, isa, v);
+            for (int k = 0; k < nv; k++) {
+                size_t lda;
+                uint8_t *a = tile_activations(&v[k], xf, n, toks, y, ldy, &lda);
+                for (int nt = 1; nt <= toks; nt += toks - 1) {
+                    float out[3 * 9];
+                    v[k].gemm(n, w, ldw, rows, a, lda, nt, out, rows);
+                    for (int j = 0; j < nt; j++)
+                        for (int r = 0; r < rows; r++) {
+                            check_close(out[j * rows + r], want[j * rows + r], mag[j * rows + r], v[k].what, t, isa, n);
+                            checked++;
+                        }
+                }
+                if (a != y) free(a);
             }
-            for (int nt = 1; nt <= toks; nt += toks - 1) {
-                float out[3 * 9];
-                ks.gemm(n, w, ldw, rows, a, lda, nt, out, rows);
-                for (int j = 0; j < nt; j++)
-                    for (int r = 0; r < rows; r++) {
-                        check_close(out[j * rows + r], want[j * rows + r], mag[j * rows + r], "limits: gemm vs scalar", t, isa, n);
-                        checked++;
-                    }
-            }
-            if (a != y) free(a);
         }
         print_message("limits %-5s fill 0x%02x: %d results checked\n", agx_type_name(t), cases[c].fill, checked);
         free(w);
