@@ -1,8 +1,9 @@
-/* quant_avx2.c — AVX2/FMA/F16C dot kernels (compiled with -mavx2 -mfma
- * -mf16c); quant.c installs them when the CPU has AVX2 but the AVX-512 set is
- * missing or turned off with AGX_CPU_ISA=avx2. Integer sums use
- * maddubs + madd (as ggml's AVX2 path); matrix tiles for q4_K/q5_K/q6_K
- * (other types: matmul calls vec_dot per row and token). */
+/* quant_avx2.c — AVX2/FMA/F16C dot kernels and matrix tiles (compiled with
+ * -mavx2 -mfma -mf16c); quant.c installs them when the CPU has AVX2 but the
+ * AVX-512 set is missing or turned off with AGX_CPU_ISA=avx2. Integer sums
+ * use maddubs + madd (as ggml's AVX2 path); the tiles (q4_K/q5_K/q6_K,
+ * q4_0/q5_0/q8_0) add maddubs results in int16 where the bounds allow;
+ * other types: matmul calls vec_dot per row and token. */
 #include <immintrin.h>
 
 #include "engine/quant_impl.h"
@@ -674,6 +675,11 @@ DEF_X8_GEMM(q5_0)
 DEF_X8_GEMM(q8_0)
 
 /* a matrix tile with its own activation format; one_tok: also for one token */
+void agx_quant_avx2_gemm_q4_0(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt, float *out,
+                              size_t ldo) {
+    gemm_q4_0(n, w, ldw, nr, y, ldy, nt, out, ldo);
+}
+
 static void set_tile(agx_kernel_set *k, agx_gemm_fn gemm, agx_from_float_fn act_quant, size_t (*act_row_size)(int64_t),
                      bool one_tok) {
     k->gemm = gemm;

@@ -1065,6 +1065,16 @@ AGX_DEF_XROWS_GEMM(x16_q8_0, q8_0, 16, 8, __m512, _mm512_setzero_ps, _mm512_stor
 
 agx_gemm_fn agx_quant_avx512_gemm_novbmi(uint32_t wtype) { return wtype == AGX_TYPE_Q5_0 ? gemm_q5_0 : NULL; }
 
+/* q4_0, one token: 16 short rows read side by side stream from DRAM worse
+ * than 8 (1536x8960: 505-551 against 325-328 us per matvec with one thread,
+ * the 16-row tile being faster in cache and on long rows: 474 against 555),
+ * so short rows go to AVX2's 8-row tile, which reads the same activations */
+static void gemv_x16_q4_0(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt, float *out,
+                          size_t ldo) {
+    if (agx_prefetch_row(ldw)) agx_quant_avx2_gemm_q4_0(n, w, ldw, nr, y, ldy, nt, out, ldo);
+    else gemm_x16_q4_0(n, w, ldw, nr, y, ldy, nt, out, ldo);
+}
+
 /* the pair tiles serve one token (their activation row in L1) */
 static void set_pair_one_tok(agx_kernel_set *k, agx_gemm_fn gemm, agx_from_float_fn act_quant) {
     k->one_tok_gemm = gemm;
@@ -1082,7 +1092,9 @@ void agx_quant_avx512_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     /* 32-element blocks: the 16-row tiles for prompts (2-3x the pair tiles),
      * and for one token where they measured faster (q4_0; q5_0 and q8_0
      * keep the pair tiles there: docs/kernels.md) */
-    t[AGX_TYPE_Q4_0] = (agx_kernel_set){.vec_dot = dot_q4_0, .gemm = gemm_x16_q4_0, .gemm_quant = quant_act_x16_q4, .act_row_size = agx_act_x8_row_size, .one_tok_max_act = SIZE_MAX};
+    t[AGX_TYPE_Q4_0] = (agx_kernel_set){.vec_dot = dot_q4_0, .gemm = gemm_x16_q4_0, .gemm_quant = quant_act_x16_q4, .act_row_size = agx_act_x8_row_size,
+                                        .one_tok_gemm = gemv_x16_q4_0, .one_tok_quant = quant_act_x16_q4,
+                                        .one_tok_act_row_size = agx_act_x8_row_size, .one_tok_max_act = SIZE_MAX};
     t[AGX_TYPE_Q5_0] = (agx_kernel_set){.vec_dot = dot_q5_0, .gemm = gemm_x16_q5_0, .gemm_quant = quant_act_x16_q5, .act_row_size = agx_act_x8_row_size};
     set_pair_one_tok(&t[AGX_TYPE_Q5_0], agx_cpu_features_get()->avx512vbmi ? gemm4_q5_0 : gemm_q5_0, quant_act_x2_q5);
     t[AGX_TYPE_Q8_0] = (agx_kernel_set){.vec_dot = dot_q8_0, .gemm = gemm_x16_q8_0, .gemm_quant = quant_act_x16_q8, .act_row_size = agx_act_x8_row_size};

@@ -262,6 +262,11 @@ void agx_quant_avx512_kernels(agx_kernel_set table[AGX_TYPE_COUNT]);
 /* The AVX-512 one-token tiles that do not need VBMI, for types whose
  * installed one uses VBMI (q5_0); NULL otherwise. Lets tests cover both. */
 agx_gemm_fn agx_quant_avx512_gemm_novbmi(uint32_t wtype);
+/* AVX2's 8-row q4_0 tile (agx_act_x8 activations with the q4_0 offset):
+ * the AVX-512 one-token path runs it on short rows, where it measured
+ * faster than the 16-row tile (docs/kernels.md). */
+void agx_quant_avx2_gemm_q4_0(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt, float *out,
+                              size_t ldo);
 /* Fast activation quantizers (same bits as quant.c's activation quantizers:
  * llama.cpp's x86 run-time ones for q8_0, the reference for q8_K). */
 void agx_quantize_row_q8_K_avx512(const float *x, void *y, int64_t n);
