@@ -331,15 +331,8 @@ static const uint8_t k_act_order_q4[32] = {0,  4,  10, 14, 2,  6,  8,  12, 1,  5
 static const uint8_t k_act_order_q6[32] = {0,  4,  2,  6,  1,  5,  3,  7,  8,  12, 10, 14, 9,  13, 11, 15,
                                            16, 20, 18, 22, 17, 21, 19, 23, 24, 28, 26, 30, 25, 29, 27, 31};
 
-static void quant_act_k_ordered(const float *x, void *vy, int64_t n, const uint8_t *order, bool with_dsum) {
-    for (int64_t i = 0; i < n / AGX_QK_K; i++) {
-        agx_block_q8_K q;
-        quant_q8_K_fma(x + i * AGX_QK_K, &q, AGX_QK_K);
-        agx_act_k_fill(&q, order, with_dsum, (agx_act_k *)vy + i);
-    }
-}
-static void quant_act_k_q4(const float *x, void *vy, int64_t n) { quant_act_k_ordered(x, vy, n, k_act_order_q4, true); }
-static void quant_act_k_q6(const float *x, void *vy, int64_t n) { quant_act_k_ordered(x, vy, n, k_act_order_q6, false); }
+static void quant_act_k_q4(const float *x, void *y, int64_t n) { agx_act_k_quantize(quant_q8_K_fma, x, y, n, k_act_order_q4, true); }
+static void quant_act_k_q6(const float *x, void *y, int64_t n) { agx_act_k_quantize(quant_q8_K_fma, x, y, n, k_act_order_q6, false); }
 
 /* int16 lanes of the scales for half h: sc[4h] x4, sc[4h+1] x4, ... (bytes of
  * k4_scales_mins, broadcast to both 128-bit lanes) */
@@ -623,28 +616,12 @@ DEF_TILE8(q5_0, 4)
  * per maddubs). |w| stays in registers, w is read from memory by vpsignb. */
 AGX_INLINE void dec8_q8_0(const uint8_t *const rows[8], int i, __m256i wabs[8], __m256i wsgn[8], __m256 *d) {
     const agx_half *dp[8];
-    __m256i r[8];
     _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
         const agx_block_q8_0 *b = (const agx_block_q8_0 *)rows[k] + i;
         dp[k] = &b->d;
-        r[k] = _mm256_loadu_si256((const __m256i *)b->qs);
+        wsgn[k] = _mm256_loadu_si256((const __m256i *)b->qs);
     }
-    /* 8x8 dword transpose: wsgn[g] lane k = row k's weights 4g..4g+3 */
-    __m256i a[8], c[8];
-    _Pragma("GCC unroll 4") for (int k = 0; k < 8; k += 2) {
-        a[k] = _mm256_unpacklo_epi32(r[k], r[k + 1]);
-        a[k + 1] = _mm256_unpackhi_epi32(r[k], r[k + 1]);
-    }
-    _Pragma("GCC unroll 2") for (int k = 0; k < 8; k += 4) {
-        c[k] = _mm256_unpacklo_epi64(a[k], a[k + 2]);
-        c[k + 1] = _mm256_unpackhi_epi64(a[k], a[k + 2]);
-        c[k + 2] = _mm256_unpacklo_epi64(a[k + 1], a[k + 3]);
-        c[k + 3] = _mm256_unpackhi_epi64(a[k + 1], a[k + 3]);
-    }
-    _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
-        wsgn[g] = _mm256_permute2x128_si256(c[g], c[g + 4], 0x20);
-        wsgn[g + 4] = _mm256_permute2x128_si256(c[g], c[g + 4], 0x31);
-    }
+    agx_transpose8x8_epi32(wsgn); /* wsgn[g] lane k = row k's weights 4g..4g+3 */
     _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) wabs[g] = _mm256_abs_epi8(wsgn[g]);
     *d = scales8(dp);
 }

@@ -440,16 +440,14 @@ static const uint8_t k_act_order_q4[32] = {0,  1,  8,  9,  4,  5,  12, 13, 2,  3
 static const uint8_t k_act_order_q6[32] = {0,  8,  2,  10, 4,  12, 6,  14, 1,  9,  3,  11, 5,  13, 7,  15,
                                            16, 24, 18, 26, 20, 28, 22, 30, 17, 25, 19, 27, 21, 29, 23, 31};
 
-static void quant_act_k_ordered(const float *x, void *vy, int64_t n, const uint8_t *order, bool with_dsum) {
-    for (int64_t i = 0; i < n / AGX_QK_K; i++) {
-        agx_block_q8_K q;
-        agx_quantize_row_q8_K_avx512(x + i * AGX_QK_K, &q, AGX_QK_K);
-        agx_act_k_fill(&q, order, with_dsum, (agx_act_k *)vy + i);
+#define QUANT_ACT_K(name, order, with_dsum)                                                                    \
+    static void name(const float *x, void *y, int64_t n) {                                                     \
+        agx_act_k_quantize(agx_quantize_row_q8_K_avx512, x, y, n, order, with_dsum);                           \
     }
-}
-static void quant_act_k(const float *x, void *vy, int64_t n) { quant_act_k_ordered(x, vy, n, NULL, false); }
-static void quant_act_k_q4(const float *x, void *vy, int64_t n) { quant_act_k_ordered(x, vy, n, k_act_order_q4, true); }
-static void quant_act_k_q6(const float *x, void *vy, int64_t n) { quant_act_k_ordered(x, vy, n, k_act_order_q6, false); }
+QUANT_ACT_K(quant_act_k, NULL, false)
+QUANT_ACT_K(quant_act_k_q4, k_act_order_q4, true)
+QUANT_ACT_K(quant_act_k_q6, k_act_order_q6, false)
+#undef QUANT_ACT_K
 
 /* The tiles fold each (block, token) integer sum to 8 lanes before the float
  * part (one extract + add buys half-width conversion and FMAs) and keep one
@@ -996,24 +994,6 @@ AGX_INLINE void dec16_q5_0(const uint8_t *const rows[16], int i, __m512i w[8], _
 }
 
 /* q8_0: rows 0-7 and 8-15 transposed as 8x8 dwords in 256-bit halves */
-AGX_INLINE void transpose8x8_epi32(__m256i r[8]) {
-    __m256i a[8], c[8];
-    _Pragma("GCC unroll 4") for (int k = 0; k < 8; k += 2) {
-        a[k] = _mm256_unpacklo_epi32(r[k], r[k + 1]);
-        a[k + 1] = _mm256_unpackhi_epi32(r[k], r[k + 1]);
-    }
-    _Pragma("GCC unroll 2") for (int k = 0; k < 8; k += 4) {
-        c[k] = _mm256_unpacklo_epi64(a[k], a[k + 2]);
-        c[k + 1] = _mm256_unpackhi_epi64(a[k], a[k + 2]);
-        c[k + 2] = _mm256_unpacklo_epi64(a[k + 1], a[k + 3]);
-        c[k + 3] = _mm256_unpackhi_epi64(a[k + 1], a[k + 3]);
-    }
-    _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
-        r[g] = _mm256_permute2x128_si256(c[g], c[g + 4], 0x20);
-        r[g + 4] = _mm256_permute2x128_si256(c[g], c[g + 4], 0x31);
-    }
-}
-
 AGX_INLINE void dec16_q8_0(const uint8_t *const rows[16], int i, __m512i w[8], __m512 *d) {
     const agx_half *dp[16];
     __m256i lo[8], hi[8];
@@ -1024,8 +1004,8 @@ AGX_INLINE void dec16_q8_0(const uint8_t *const rows[16], int i, __m512i w[8], _
         lo[k] = _mm256_loadu_si256((const __m256i *)b0->qs);
         hi[k] = _mm256_loadu_si256((const __m256i *)b1->qs);
     }
-    transpose8x8_epi32(lo);
-    transpose8x8_epi32(hi);
+    agx_transpose8x8_epi32(lo);
+    agx_transpose8x8_epi32(hi);
     const __m512i bias = _mm512_set1_epi8((char)0x80);
     _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) w[g] =
         _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo[g]), hi[g], 1), bias);

@@ -189,6 +189,17 @@ static inline void agx_act_k_fill(const agx_block_q8_K *q, const uint8_t *order,
     memset(a->pad, 0, sizeof(a->pad));
 }
 
+/* agx_act_k blocks of x with q8_K, a q8_K quantizer (its bits are kept);
+ * order and with_dsum as for agx_act_k_fill */
+static inline void agx_act_k_quantize(void (*q8_K)(const float *, void *, int64_t), const float *x, agx_act_k *y,
+                                      int64_t n, const uint8_t *order, bool with_dsum) {
+    for (int64_t i = 0; i < n / AGX_QK_K; i++) {
+        agx_block_q8_K q;
+        q8_K(x + i * AGX_QK_K, &q, AGX_QK_K);
+        agx_act_k_fill(&q, order, with_dsum, &y[i]);
+    }
+}
+
 /* Activation block of the row-interleaved tiles of 32-element weight types
  * (AVX2: 8 rows side by side, AVX-512: 16): q8_0's quants, d as float, and
  * the weights' offset (q4_0 8, q5_0 16, 128 where q8_0 weights are read as

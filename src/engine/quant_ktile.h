@@ -1,5 +1,5 @@
-/* quant_ktile.h — the loop nests of the matrix tiles, shared by the AVX2 and
- * AVX-512 kernel files.
+/* quant_ktile.h — the loop nests of the matrix tiles and a transpose, shared
+ * by the AVX2 and AVX-512 kernel files (not a public header).
  *
  * K-quants: each kernel file defines, before using
  * AGX_DEF_K_GEMM(T, BLK, CHUNK), its own
@@ -13,12 +13,33 @@
  * read from L1 by every row: whole rows of ffn_down's 8960 columns (90 KB for
  * 8 tokens) came from L2 for each row, 20 % slower than 1536-column rows on
  * the AVX-512 q4_K tile. Types whose tiles measured no gain from chunks take
- * whole rows (CHUNK = INT_MAX). Not a public header. */
+ * whole rows (CHUNK = INT_MAX). */
 #ifndef AGX_ENGINE_QUANT_KTILE_H
 #define AGX_ENGINE_QUANT_KTILE_H
+#include <immintrin.h>
 #include <limits.h>
 
 #include "engine/quant_impl.h"
+
+/* 8x8 dword transpose of 8 registers: r[g] lane k = old r[k] lane g (the
+ * row-interleaved q8_0 tiles) */
+static inline __attribute__((always_inline)) void agx_transpose8x8_epi32(__m256i r[8]) {
+    __m256i a[8], c[8];
+    _Pragma("GCC unroll 4") for (int k = 0; k < 8; k += 2) {
+        a[k] = _mm256_unpacklo_epi32(r[k], r[k + 1]);
+        a[k + 1] = _mm256_unpackhi_epi32(r[k], r[k + 1]);
+    }
+    _Pragma("GCC unroll 2") for (int k = 0; k < 8; k += 4) {
+        c[k] = _mm256_unpacklo_epi64(a[k], a[k + 2]);
+        c[k + 1] = _mm256_unpackhi_epi64(a[k], a[k + 2]);
+        c[k + 2] = _mm256_unpacklo_epi64(a[k + 1], a[k + 3]);
+        c[k + 3] = _mm256_unpackhi_epi64(a[k + 1], a[k + 3]);
+    }
+    _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
+        r[g] = _mm256_permute2x128_si256(c[g], c[g + 4], 0x20);
+        r[g + 4] = _mm256_permute2x128_si256(c[g], c[g + 4], 0x31);
+    }
+}
 
 #define AGX_K_CHUNK 6
 #define AGX_K_ROWS 16
