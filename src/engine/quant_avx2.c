@@ -453,23 +453,6 @@ AGX_INLINE void tile_q6_K(int nb, const agx_block_q6_K *x, const uint8_t *y, siz
 }
 #undef ACT
 
-/* one token: rows one after another, blocks prefetched ahead on short rows */
-#define DEF_K_GEMV(T, BLK)                                                                                   \
-    static void gemv_##T(int nb, const uint8_t *w, size_t ldw, int nr, const agx_act_k *y, float *out) {     \
-        const bool pf = agx_prefetch_row(ldw);                                                               \
-        for (int r = 0; r < nr; r++) {                                                                       \
-            const BLK *x = (const BLK *)(w + (size_t)r * ldw);                                               \
-            __m256 acc = _mm256_setzero_ps();                                                                \
-            for (int i = 0; i < nb; i++) {                                                                   \
-                if (pf) agx_prefetch_ahead(x + i, sizeof(BLK));                                              \
-                tile_##T(1, x + i, (const uint8_t *)(y + i), 0, 1, &acc);                                    \
-            }                                                                                                \
-            out[r] = hsum256(acc);                                                                           \
-        }                                                                                                    \
-    }
-DEF_K_GEMV(q4_K, agx_block_q4_K)
-DEF_K_GEMV(q5_K, agx_block_q5_K)
-DEF_K_GEMV(q6_K, agx_block_q6_K)
 /* chunks measured faster for q4_K only (8960-column rows, 8 tokens: q4_K 161
  * against 150 GFLOP/cpu-s with whole rows, q5_K 143 against 150, q6_K 107
  * against 140) */
@@ -530,17 +513,24 @@ AGX_INLINE __m256 scales8(const agx_half *const d[8]) {
                                           (short)*d[5], (short)*d[6], (short)*d[7]));
 }
 
-/* block i of 8 q4_0 rows: w[g] (see above), d = the 8 rows' scales */
-AGX_INLINE void dec8_q4_0(const uint8_t *const rows[8], int i, __m256i w[8], __m256 *d) {
+/* block i of 8 rows of q4_0 or q5_0 (block size bsize, quants at qs_off,
+ * the scale first): their nibbles as w[g] (see above), d = the scales */
+AGX_INLINE void dec8_x0(const uint8_t *const rows[8], int i, size_t bsize, size_t qs_off, __m256i w[8], __m256 *d) {
     const uint8_t *qs[8];
     const agx_half *dp[8];
     _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
-        const agx_block_q4_0 *b = (const agx_block_q4_0 *)rows[k] + i;
-        qs[k] = b->qs;
-        dp[k] = &b->d;
+        const uint8_t *b = rows[k] + (size_t)i * bsize;
+        qs[k] = b + qs_off;
+        dp[k] = (const agx_half *)(const void *)b;
     }
     nibbles8(qs, w);
     *d = scales8(dp);
+}
+
+/* the tiles' decoders: w (unsigned weights), ws (q8_0: the signed ones), d */
+AGX_INLINE void dec8_q4_0(const uint8_t *const rows[8], int i, __m256i w[8], __m256i ws[8], __m256 *d) {
+    (void)ws;
+    dec8_x0(rows, i, sizeof(agx_block_q4_0), offsetof(agx_block_q4_0, qs), w, d);
 }
 
 /* q5_0: the same and bit j of each row's qh as 16 on weight j. Byte k of
@@ -556,18 +546,11 @@ static const uint8_t k_q5_qh_mask[2][32] __attribute__((aligned(32))) = {{MASK8(
 #undef MASK8
 #undef MASK
 
-AGX_INLINE void dec8_q5_0(const uint8_t *const rows[8], int i, __m256i w[8], __m256 *d) {
-    const uint8_t *qs[8];
-    const agx_half *dp[8];
+AGX_INLINE void dec8_q5_0(const uint8_t *const rows[8], int i, __m256i w[8], __m256i ws[8], __m256 *d) {
+    (void)ws;
+    dec8_x0(rows, i, sizeof(agx_block_q5_0), offsetof(agx_block_q5_0, qs), w, d);
     uint32_t h[8];
-    _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
-        const agx_block_q5_0 *b = (const agx_block_q5_0 *)rows[k] + i;
-        qs[k] = b->qs;
-        dp[k] = &b->d;
-        memcpy(&h[k], b->qh, 4);
-    }
-    nibbles8(qs, w);
-    *d = scales8(dp);
+    _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) memcpy(&h[k], ((const agx_block_q5_0 *)rows[k] + i)->qh, 4);
     const __m256i qh = _mm256_setr_epi32((int)h[0], (int)h[1], (int)h[2], (int)h[3], (int)h[4], (int)h[5], (int)h[6], (int)h[7]);
     const __m256i b16 = _mm256_set1_epi8(0x10);
     _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) {
@@ -576,40 +559,6 @@ AGX_INLINE void dec8_q5_0(const uint8_t *const rows[8], int i, __m256i w[8], __m
         w[g] = _mm256_or_si256(w[g], _mm256_and_si256(_mm256_cmpeq_epi8(bits, m), b16));
     }
 }
-
-AGX_INLINE void prefetch_span(const uint8_t *p, size_t bytes) {
-    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 3);
-}
-
-/* acc[t] (8 rows) += blocks 0..nb-1 of the 8 rows against token t < NT,
- * SUMS maddubs results added in int16 before each madd; pf (one token): the
- * next 8 rows' bytes, prefetched in step */
-#define DEF_TILE8(T, SUMS)                                                                                   \
-    AGX_INLINE void tileR_##T(int nb, const uint8_t *const rows[8], const uint8_t *y, size_t ldy, const int NT, \
-                              __m256 *acc, const uint8_t *pf) {                                              \
-        const __m256i ones = _mm256_set1_epi16(1);                                                           \
-        for (int i = 0; i < nb; i++) {                                                                       \
-            __m256i w[8];                                                                                    \
-            __m256 d;                                                                                        \
-            if (pf) prefetch_span(pf + (size_t)i * 8 * sizeof(agx_block_##T), 8 * sizeof(agx_block_##T));   \
-            dec8_##T(rows, i, w, &d);                                                                        \
-            _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {                                           \
-                const agx_act_x8 *a = (const agx_act_x8 *)(y + (size_t)t * ldy) + i;                                 \
-                __m256i s = _mm256_set1_epi32(-a->corr);                                                     \
-                _Pragma("GCC unroll 2") for (int g0 = 0; g0 < 8; g0 += (SUMS)) {                             \
-                    __m256i p = _mm256_maddubs_epi16(w[g0], bcast4(a->qs + 4 * g0));                         \
-                    _Pragma("GCC unroll 7") for (int g = g0 + 1; g < g0 + (SUMS); g++) p =                   \
-                        _mm256_add_epi16(p, _mm256_maddubs_epi16(w[g], bcast4(a->qs + 4 * g)));              \
-                    s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));                                     \
-                }                                                                                            \
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, _mm256_set1_ps(a->d)), acc[t]); \
-            }                                                                                                \
-        }                                                                                                    \
-    }
-/* 16-product sums of 4-bit weights fit int16 (16 * 15 * 128 = 30720), of
- * 5-bit weights 8-product sums (8 * 31 * 128 = 31744) */
-DEF_TILE8(q4_0, 8)
-DEF_TILE8(q5_0, 4)
 
 /* q8_0: signed weights, so maddubs takes |w| and the activations with w's
  * signs (pair sums <= 2 * 128 * 127 fit int16, larger sums do not: one madd
@@ -626,23 +575,44 @@ AGX_INLINE void dec8_q8_0(const uint8_t *const rows[8], int i, __m256i wabs[8], 
     *d = scales8(dp);
 }
 
-AGX_INLINE void tileR_q8_0(int nb, const uint8_t *const rows[8], const uint8_t *y, size_t ldy, const int NT, __m256 *acc,
-                           const uint8_t *pf) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int i = 0; i < nb; i++) {
-        __m256i w[8], ws[8];
-        __m256 d;
-        if (pf) prefetch_span(pf + (size_t)i * 8 * sizeof(agx_block_q8_0), 8 * sizeof(agx_block_q8_0));
-        dec8_q8_0(rows, i, w, ws, &d);
-        _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {
-            const agx_act_x8 *a = (const agx_act_x8 *)(y + (size_t)t * ldy) + i;
-            __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(w[0], _mm256_sign_epi8(bcast4(a->qs), ws[0])), ones);
-            _Pragma("GCC unroll 7") for (int g = 1; g < 8; g++) s = _mm256_add_epi32(
-                s, _mm256_madd_epi16(_mm256_maddubs_epi16(w[g], _mm256_sign_epi8(bcast4(a->qs + 4 * g), ws[g])), ones));
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, _mm256_set1_ps(a->d)), acc[t]);
-        }
+/* acc[t] (8 rows) += blocks 0..nb-1 of the 8 rows against token t < NT,
+ * SUMS maddubs results added in int16 before each madd, PROD the maddubs of
+ * weight vector g and broadcast activations q, BIASED: the weights carry an
+ * offset (agx_act_x8.corr; q8_0 has none: an always-zero subtraction there
+ * measured 8 % slower); pf (one token): the next 8 rows' bytes, prefetched
+ * in step */
+#define PROD_UNSIGNED(g, q) _mm256_maddubs_epi16(w[g], q)
+#define PROD_SIGNED(g, q) _mm256_maddubs_epi16(w[g], _mm256_sign_epi8(q, ws[g]))
+#define DEF_TILE8(T, SUMS, PROD, BIASED)                                                                             \
+    AGX_INLINE void tileR_##T(int nb, const uint8_t *const rows[8], const uint8_t *y, size_t ldy, const int NT, \
+                              __m256 *acc, uintptr_t pf) {                                                   \
+        const __m256i ones = _mm256_set1_epi16(1);                                                           \
+        for (int i = 0; i < nb; i++) {                                                                       \
+            __m256i w[8], ws[8];                                                                             \
+            __m256 d;                                                                                        \
+            if (pf) agx_prefetch_span(pf + (size_t)i * 8 * sizeof(agx_block_##T), 8 * sizeof(agx_block_##T)); \
+            dec8_##T(rows, i, w, ws, &d);                                                                    \
+            _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {                                           \
+                const agx_act_x8 *a = (const agx_act_x8 *)(y + (size_t)t * ldy) + i;                         \
+                __m256i s = _mm256_setzero_si256();                                                          \
+                _Pragma("GCC unroll 8") for (int g0 = 0; g0 < 8; g0 += (SUMS)) {                             \
+                    __m256i p = PROD(g0, bcast4(a->qs + 4 * g0));                                            \
+                    _Pragma("GCC unroll 7") for (int g = g0 + 1; g < g0 + (SUMS); g++) p =                   \
+                        _mm256_add_epi16(p, PROD(g, bcast4(a->qs + 4 * g)));                                 \
+                    s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));                                     \
+                }                                                                                            \
+                if (BIASED) s = _mm256_sub_epi32(s, _mm256_set1_epi32(a->corr));                             \
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, _mm256_set1_ps(a->d)), acc[t]); \
+            }                                                                                                \
+        }                                                                                                    \
     }
-}
+/* 16-product sums of 4-bit weights fit int16 (16 * 15 * 128 = 30720), of
+ * 5-bit weights 8-product sums (8 * 31 * 128 = 31744), of 8-bit ones pairs */
+DEF_TILE8(q4_0, 8, PROD_UNSIGNED, 1)
+DEF_TILE8(q5_0, 4, PROD_UNSIGNED, 1)
+DEF_TILE8(q8_0, 1, PROD_SIGNED, 0)
+#undef PROD_UNSIGNED
+#undef PROD_SIGNED
 
 /* 8-row groups, 2 per 16-row work item; tokens in groups of 4 (AVX2's 16
  * registers: 8 weight vectors and 4 accumulators) */
@@ -651,12 +621,12 @@ DEF_X8_GEMM(q4_0)
 DEF_X8_GEMM(q5_0)
 DEF_X8_GEMM(q8_0)
 
-/* a matrix tile with its own activation format; one_tok: also for one token */
 void agx_quant_avx2_gemm_q4_0(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt, float *out,
                               size_t ldo) {
     gemm_q4_0(n, w, ldw, nr, y, ldy, nt, out, ldo);
 }
 
+/* a matrix tile with its own activation format; one_tok: also for one token */
 static void set_tile(agx_kernel_set *k, agx_gemm_fn gemm, agx_from_float_fn act_quant, size_t (*act_row_size)(int64_t),
                      bool one_tok) {
     k->gemm = gemm;

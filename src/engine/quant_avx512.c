@@ -565,9 +565,8 @@ AGX_INLINE __m256 kdot_q6_tile(const kdec_q6 *b, const agx_act_k *y, __m256 acc)
 }
 
 /* tile_T: one weight row against up to 8 tokens at a time, each block
- * decoded once for all of them, one 8-wide accumulator per token in acc[];
- * gemv_T: one token, rows one after another, each block's bytes prefetched
- * ahead when the row is short. The loop nest around them: quant_ktile.h. */
+ * decoded once for all of them, one 8-wide accumulator per token in acc[].
+ * The loop nests around it (also for one token): quant_ktile.h. */
 #define DEF_K_GEMM(T, BLK, DEC_T, DEC, DOT, CHUNK)                                                            \
     AGX_INLINE void tile_##T(int nb, const BLK *x, const uint8_t *y, size_t ldy, const int NT, __m256 *acc) { \
         __m256 a[8];                                                                                         \
@@ -579,20 +578,6 @@ AGX_INLINE __m256 kdot_q6_tile(const kdec_q6 *b, const agx_act_k *y, __m256 acc)
                 DOT(&b, (const agx_act_k *)(y + (size_t)t * ldy) + i, a[t]);                                 \
         }                                                                                                    \
         _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] = a[t];                                  \
-    }                                                                                                        \
-    static void gemv_##T(int nb, const uint8_t *w, size_t ldw, int nr, const agx_act_k *y, float *out) {     \
-        const bool pf = agx_prefetch_row(ldw);                                                               \
-        for (int r = 0; r < nr; r++) {                                                                       \
-            const BLK *x = (const BLK *)(w + (size_t)r * ldw);                                               \
-            __m256 acc = _mm256_setzero_ps();                                                                \
-            for (int i = 0; i < nb; i++) {                                                                   \
-                DEC_T b;                                                                                     \
-                if (pf) agx_prefetch_ahead(x + i, sizeof(BLK));                                              \
-                DEC(x + i, &b);                                                                              \
-                acc = DOT(&b, y + i, acc);                                                                   \
-            }                                                                                                \
-            out[r] = hsum256(acc);                                                                           \
-        }                                                                                                    \
     }                                                                                                        \
     AGX_DEF_K_GEMM(T, BLK, CHUNK)
 DEF_K_GEMM(q4_K, agx_block_q4_K, kdec_q4, dec_q4_K_tile, kdot_q4_tile, AGX_K_CHUNK)
@@ -956,22 +941,23 @@ AGX_INLINE __m512 scales16(const agx_half *const d[16]) {
                                              (short)*d[14], (short)*d[15]));
 }
 
-#define DEF_DEC16_X(T)                                                                                       \
-    AGX_INLINE void dec16_base_##T(const uint8_t *const rows[16], int i, __m512i w[8], __m512 *d) {          \
-        const uint8_t *qs[16];                                                                               \
-        const agx_half *dp[16];                                                                              \
-        _Pragma("GCC unroll 16") for (int k = 0; k < 16; k++) {                                              \
-            const agx_block_##T *b = (const agx_block_##T *)rows[k] + i;                                     \
-            qs[k] = b->qs;                                                                                   \
-            dp[k] = &b->d;                                                                                   \
-        }                                                                                                    \
-        nibbles16(qs, w);                                                                                    \
-        *d = scales16(dp);                                                                                   \
+/* block i of 16 rows of q4_0 or q5_0 (block size bsize, quants at qs_off,
+ * the scale first): their nibbles as w[g], d = the scales */
+AGX_INLINE void dec16_x0(const uint8_t *const rows[16], int i, size_t bsize, size_t qs_off, __m512i w[8], __m512 *d) {
+    const uint8_t *qs[16];
+    const agx_half *dp[16];
+    _Pragma("GCC unroll 16") for (int k = 0; k < 16; k++) {
+        const uint8_t *b = rows[k] + (size_t)i * bsize;
+        qs[k] = b + qs_off;
+        dp[k] = (const agx_half *)(const void *)b;
     }
-DEF_DEC16_X(q4_0)
-DEF_DEC16_X(q5_0)
+    nibbles16(qs, w);
+    *d = scales16(dp);
+}
 
-AGX_INLINE void dec16_q4_0(const uint8_t *const rows[16], int i, __m512i w[8], __m512 *d) { dec16_base_q4_0(rows, i, w, d); }
+AGX_INLINE void dec16_q4_0(const uint8_t *const rows[16], int i, __m512i w[8], __m512 *d) {
+    dec16_x0(rows, i, sizeof(agx_block_q4_0), offsetof(agx_block_q4_0, qs), w, d);
+}
 
 /* q5_0: bit 4(g%2)+k of qh byte g/2 is the fifth bit of byte k of w[g]'s dwords */
 static const uint8_t k_q5_qh_byte16[4][64] __attribute__((aligned(64))) = {
@@ -981,7 +967,7 @@ static const uint8_t k_q5_qh_byte16[4][64] __attribute__((aligned(64))) = {
 #undef CTL
 
 AGX_INLINE void dec16_q5_0(const uint8_t *const rows[16], int i, __m512i w[8], __m512 *d) {
-    dec16_base_q5_0(rows, i, w, d);
+    dec16_x0(rows, i, sizeof(agx_block_q5_0), offsetof(agx_block_q5_0, qs), w, d);
     int32_t h[16];
     _Pragma("GCC unroll 16") for (int k = 0; k < 16; k++) memcpy(&h[k], ((const agx_block_q5_0 *)rows[k] + i)->qh, 4);
     const __m512i qh = _mm512_loadu_si512(h);
@@ -1012,17 +998,13 @@ AGX_INLINE void dec16_q8_0(const uint8_t *const rows[16], int i, __m512i w[8], _
     *d = scales16(dp);
 }
 
-AGX_INLINE void prefetch_span(const uint8_t *p, size_t bytes) {
-    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 3);
-}
-
 #define DEF_TILE16(T)                                                                                        \
     AGX_INLINE void tileR_##T(int nb, const uint8_t *const rows[16], const uint8_t *y, size_t ldy, const int NT, \
-                              __m512 *acc, const uint8_t *pf) {                                              \
+                              __m512 *acc, uintptr_t pf) {                                                   \
         for (int i = 0; i < nb; i++) {                                                                       \
             __m512i w[8];                                                                                    \
             __m512 d;                                                                                        \
-            if (pf) prefetch_span(pf + (size_t)i * 16 * sizeof(agx_block_##T), 16 * sizeof(agx_block_##T)); \
+            if (pf) agx_prefetch_span((uintptr_t)pf + (size_t)i * 16 * sizeof(agx_block_##T), 16 * sizeof(agx_block_##T)); \
             dec16_##T(rows, i, w, &d);                                                                       \
             _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {                                           \
                 const agx_act_x8 *a = (const agx_act_x8 *)(y + (size_t)t * ldy) + i;                         \

@@ -150,9 +150,14 @@ typedef void (*agx_gemm_fn)(int n, const void *w, size_t ldw, int nr, const void
 /* whether a row of row_bytes gets software prefetches (see above) */
 static inline bool agx_prefetch_row(size_t row_bytes) { return row_bytes <= AGX_PREFETCH_MAX_ROW; }
 
+/* prefetch the cache lines of bytes at p (integer address arithmetic: p may
+ * lie past the end of the array) */
+static inline void agx_prefetch_span(uintptr_t p, size_t bytes) {
+    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch((const void *)(p + o), 0, 3);
+}
+
 static inline void agx_prefetch_ahead(const void *p, size_t bytes) {
-    const uintptr_t a = (uintptr_t)p + AGX_PREFETCH_AHEAD;
-    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch((const void *)(a + o), 0, 3);
+    agx_prefetch_span((uintptr_t)p + AGX_PREFETCH_AHEAD, bytes);
 }
 
 /* Activation block of the K-quant matrix tiles (AVX2 and AVX-512): one q8_K

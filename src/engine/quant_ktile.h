@@ -6,8 +6,9 @@
  *   tile_T(nb, x, y, ldy, NT, acc): nb blocks of one weight row x against NT
  *     (compile-time) tokens of agx_act_k rows ldy bytes apart, adding into
  *     one 8-wide float accumulator per token;
- *   gemv_T(nb, w, ldw, nr, y, out): nr rows against one token;
  *   hsum256(__m256): the sum of 8 floats.
+ * One token runs tile_T block by block, rows one after another, each block's
+ * bytes prefetched ahead when the row is short (agx_prefetch_row).
  * The blocks go in chunks of CHUNK for up to AGX_K_ROWS rows at a time, so
  * 8 tokens' activations of a chunk (8 x 6 x 320 bytes for AGX_K_CHUNK) are
  * read from L1 by every row: whole rows of ffn_down's 8960 columns (90 KB for
@@ -45,6 +46,18 @@ static inline __attribute__((always_inline)) void agx_transpose8x8_epi32(__m256i
 #define AGX_K_ROWS 16
 
 #define AGX_DEF_K_GEMM(T, BLK, CHUNK)                                                                           \
+    static void gemv_##T(int nb, const uint8_t *w, size_t ldw, int nr, const agx_act_k *y, float *out) {        \
+        const bool pf = agx_prefetch_row(ldw);                                                                  \
+        for (int r = 0; r < nr; r++) {                                                                          \
+            const BLK *x = (const BLK *)(w + (size_t)r * ldw);                                                  \
+            __m256 acc = _mm256_setzero_ps();                                                                   \
+            for (int i = 0; i < nb; i++) {                                                                      \
+                if (pf) agx_prefetch_ahead(x + i, sizeof(BLK));                                                 \
+                tile_##T(1, x + i, (const uint8_t *)(y + i), 0, 1, &acc);                                       \
+            }                                                                                                   \
+            out[r] = hsum256(acc);                                                                              \
+        }                                                                                                       \
+    }                                                                                                           \
     /* NT as a constant for tile_T's unrolled loops */                                                         \
     static void tiles_##T(int nb, const BLK *x, const uint8_t *y, size_t ldy, int nt, __m256 *acc) {            \
         switch (nt) {                                                                                           \
@@ -90,7 +103,8 @@ static inline __attribute__((always_inline)) void agx_transpose8x8_epi32(__m256i
  *   tileR_T(nb, rows, y, ldy, NT, acc, pf): blocks 0..nb-1 of the ROWS rows
  *     rows[] against NT (compile-time, <= TOKS) tokens of agx_act_x8 rows,
  *     adding into acc[t] (VEC, one lane per row); pf: for one token, the
- *     bytes of the next ROWS rows to prefetch in step (NULL: none).
+ *     address of the next ROWS rows' bytes to prefetch in step (0: none; an
+ *     integer, as it may lie past the weights).
  * Work items of AGX_K_ROWS rows are split into groups of ROWS (the last
  * group repeats its last row); the blocks go in chunks of AGX_X8_CHUNK so a
  * chunk of TOKS tokens' activations stays in L1 while every group reads it.
@@ -100,15 +114,15 @@ static inline __attribute__((always_inline)) void agx_transpose8x8_epi32(__m256i
 #define AGX_X8_CHUNK 64
 #define AGX_DEF_XROWS_GEMM(NAME, T, ROWS, TOKS, VEC, VZERO, VSTORE)                                                   \
     static void tilesR_##NAME(int nb, const uint8_t *const rows[ROWS], const uint8_t *y, size_t ldy, int nt,       \
-                           VEC *acc, const uint8_t *pf) {                                                       \
+                           VEC *acc, uintptr_t pf) {                                                       \
         switch (nt) { /* NT beyond TOKS never happens; 1 keeps it in bounds */                                  \
-        case 8: tileR_##T(nb, rows, y, ldy, (TOKS) >= 8 ? 8 : 1, acc, NULL); break;                             \
-        case 7: tileR_##T(nb, rows, y, ldy, (TOKS) >= 7 ? 7 : 1, acc, NULL); break;                             \
-        case 6: tileR_##T(nb, rows, y, ldy, (TOKS) >= 6 ? 6 : 1, acc, NULL); break;                             \
-        case 5: tileR_##T(nb, rows, y, ldy, (TOKS) >= 5 ? 5 : 1, acc, NULL); break;                             \
-        case 4: tileR_##T(nb, rows, y, ldy, 4, acc, NULL); break;                                               \
-        case 3: tileR_##T(nb, rows, y, ldy, 3, acc, NULL); break;                                               \
-        case 2: tileR_##T(nb, rows, y, ldy, 2, acc, NULL); break;                                               \
+        case 8: tileR_##T(nb, rows, y, ldy, (TOKS) >= 8 ? 8 : 1, acc, 0); break;                             \
+        case 7: tileR_##T(nb, rows, y, ldy, (TOKS) >= 7 ? 7 : 1, acc, 0); break;                             \
+        case 6: tileR_##T(nb, rows, y, ldy, (TOKS) >= 6 ? 6 : 1, acc, 0); break;                             \
+        case 5: tileR_##T(nb, rows, y, ldy, (TOKS) >= 5 ? 5 : 1, acc, 0); break;                             \
+        case 4: tileR_##T(nb, rows, y, ldy, 4, acc, 0); break;                                               \
+        case 3: tileR_##T(nb, rows, y, ldy, 3, acc, 0); break;                                               \
+        case 2: tileR_##T(nb, rows, y, ldy, 2, acc, 0); break;                                               \
         default: tileR_##T(nb, rows, y, ldy, 1, acc, pf); break;                                                \
         }                                                                                                       \
     }                                                                                                           \
@@ -135,9 +149,10 @@ static inline __attribute__((always_inline)) void agx_transpose8x8_epi32(__m256i
                     for (int g = 0; g < ng; g++) {                                                              \
                         const uint8_t *rg[ROWS];                                                                \
                         for (int k = 0; k < (ROWS); k++) rg[k] = rows[g][k] + (size_t)i0 * sizeof(agx_block_##T); \
-                        const uint8_t *pf = nt == 1 && agx_prefetch_row(ldw)                                     \
-                                                ? rows[g][0] + (ROWS)*ldw + (size_t)i0 * (ROWS) * sizeof(agx_block_##T) \
-                                                : NULL;                                                         \
+                        const uintptr_t pf = nt == 1 && agx_prefetch_row(ldw)                                   \
+                                                 ? (uintptr_t)rows[g][0] + (ROWS)*ldw +                         \
+                                                       (size_t)i0 * (ROWS) * sizeof(agx_block_##T)              \
+                                                 : 0;                                                           \
                         tilesR_##NAME(nbb, rg, yt, ldy, ntt, acc[g], pf);                                          \
                     }                                                                                           \
                 }                                                                                               \
