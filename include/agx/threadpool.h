@@ -41,6 +41,27 @@ size_t agx_matmul_scratch_size(uint32_t wtype, int64_t n_cols, int64_t n_tok);
 void agx_matmul(agx_threadpool *tp, uint32_t wtype, const void *w, int64_t n_rows, int64_t n_cols,
                 const float *x, int64_t n_tok, float *y);
 
+/* One matrix of agx_matmul_many: Y (n_tok x n_rows) = X · Wᵀ as in agx_matmul. */
+typedef struct agx_matmul_dst {
+    uint32_t wtype;
+    const void *w;
+    int64_t n_rows;
+    float *y;
+} agx_matmul_dst;
+
+#define AGX_MATMUL_MAX_MANY 4
+
+/* The same X (n_tok x n_cols) times several matrices of n_cols columns
+ * (attention's q, k and v; the feed-forward's gate and up): the same results
+ * as one agx_matmul per matrix. For one token and up to AGX_MATMUL_MAX_MANY
+ * matrices it is one pool job over all their rows, the activations quantized
+ * once per format: generation is memory bound, and every job ends with one
+ * thread finishing alone and then a barrier. */
+void agx_matmul_many(agx_threadpool *tp, int n_mats, const agx_matmul_dst *mats, int64_t n_cols, const float *x,
+                     int64_t n_tok);
+/* Scratch agx_matmul_many needs (what to reserve). */
+size_t agx_matmul_many_scratch_size(int n_mats, const agx_matmul_dst *mats, int64_t n_cols, int64_t n_tok);
+
 #ifdef __cplusplus
 }
 #endif

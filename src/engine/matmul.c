@@ -28,16 +28,27 @@ typedef struct mm_plan {
     size_t act_row;             /* bytes per quantized activation row */
 } mm_plan;
 
-typedef struct mm_job {
+/* One matrix of a job: the matrix-matrix path has one; a one-token job may
+ * have several that read the same activations (agx_matmul_many). */
+typedef struct mm_mat {
     mm_plan p;
     const uint8_t *w;
     size_t ldw;
-    int64_t n_rows, n_cols, n_tok;
-    const float *x;
+    int64_t n_rows;
+    int64_t first;              /* first row of this matrix in the job's row space */
     float *y;
-    uint8_t *act;
+    uint8_t *act;               /* its quantized activations (or the floats) */
+} mm_mat;
+
+typedef struct mm_job {
+    mm_mat m[AGX_MATMUL_MAX_MANY];
+    int n_mats;
+    int64_t n_rows;             /* all matrices' rows (one token) */
+    int64_t n_cols, n_tok;
+    const float *x;
     int64_t chunk_rows, chunk_toks, n_row_chunks, n_items;
-    _Atomic int64_t next;
+    int nth;                    /* threads sharing the job (guided row chunks) */
+    _Atomic int64_t next;       /* next work item; for one token, the next row */
 } mm_job;
 
 static int mm_make_plan(uint32_t wtype, int64_t n_cols, int64_t n_tok, mm_plan *p) {
@@ -87,10 +98,64 @@ static void mm_quantize(int ith, int nth, void *arg) {
     (void)ith;
     (void)nth;
     mm_job *j = arg;
+    const mm_mat *m = &j->m[0];
     for (;;) {
         const int64_t t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (t >= j->n_tok) break;
-        j->p.quant(j->x + t * j->n_cols, j->act + (size_t)t * j->p.act_row, j->n_cols);
+        m->p.quant(j->x + t * j->n_cols, m->act + (size_t)t * m->p.act_row, j->n_cols);
+    }
+}
+
+/* One token: rows are taken in guided chunks, a share of what is left
+ * (rounded to whole row groups of the tiles), so the first chunks are long
+ * contiguous streams and the last ones short: a thread that finishes early
+ * waits at most one short chunk for the other, where equal chunks left it
+ * idle for half a chunk on average (~3 % of a matrix-vector product). A chunk
+ * ends at its matrix's last row. */
+#define MM_GUIDED_GRAIN 16 /* rows: the widest one-token tile */
+#define MM_GUIDED_SHARE 3  /* a chunk is 1/(3·threads) of the rows left */
+
+static int64_t mm_take_rows(mm_job *j, int64_t *r0) {
+    int64_t cur = atomic_load_explicit(&j->next, memory_order_relaxed);
+    for (;;) {
+        const int64_t left = j->n_rows - cur;
+        if (left <= 0) return 0;
+        int64_t n = left / (MM_GUIDED_SHARE * (int64_t)j->nth);
+        n = (n + MM_GUIDED_GRAIN - 1) / MM_GUIDED_GRAIN * MM_GUIDED_GRAIN;
+        if (n < MM_GUIDED_GRAIN) n = MM_GUIDED_GRAIN;
+        if (n > left) n = left;
+        for (int i = 0; i < j->n_mats; i++) {
+            const int64_t end = j->m[i].first + j->m[i].n_rows;
+            if (cur < end) {
+                if (cur + n > end) n = end - cur;
+                break;
+            }
+        }
+        if (atomic_compare_exchange_weak_explicit(&j->next, &cur, cur + n, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *r0 = cur;
+            return n;
+        }
+    }
+}
+
+static void mm_compute_vec(int ith, int nth, void *arg) {
+    (void)ith;
+    (void)nth;
+    mm_job *j = arg;
+    const int n = (int)j->n_cols;
+    int64_t row, nr;
+    while ((nr = mm_take_rows(j, &row)) > 0) {
+        int i = 0;
+        while (row >= j->m[i].first + j->m[i].n_rows) i++;
+        const mm_mat *m = &j->m[i];
+        const int64_t r0 = row - m->first;
+        const uint8_t *w = m->w + (size_t)r0 * m->ldw;
+        if (m->p.gemm) {
+            m->p.gemm(n, w, m->ldw, (int)nr, m->act, m->p.act_row, 1, m->y + r0, (size_t)m->n_rows);
+        } else {
+            for (int64_t r = 0; r < nr; r++) m->p.vec_dot(n, &m->y[r0 + r], w + (size_t)r * m->ldw, m->act);
+        }
     }
 }
 
@@ -98,64 +163,128 @@ static void mm_compute(int ith, int nth, void *arg) {
     (void)ith;
     (void)nth;
     mm_job *j = arg;
+    const mm_mat *m = &j->m[0];
     const int n = (int)j->n_cols;
     for (;;) {
         const int64_t item = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (item >= j->n_items) break;
         const int64_t r0 = (item % j->n_row_chunks) * j->chunk_rows;
         const int64_t t0 = (item / j->n_row_chunks) * j->chunk_toks;
-        const int64_t nr = j->n_rows - r0 < j->chunk_rows ? j->n_rows - r0 : j->chunk_rows;
+        const int64_t nr = m->n_rows - r0 < j->chunk_rows ? m->n_rows - r0 : j->chunk_rows;
         const int64_t nt = j->n_tok - t0 < j->chunk_toks ? j->n_tok - t0 : j->chunk_toks;
-        const uint8_t *w = j->w + (size_t)r0 * j->ldw;
-        const uint8_t *a = j->act + (size_t)t0 * j->p.act_row;
-        float *y = j->y + t0 * j->n_rows + r0;
-        if (j->p.gemm) {
-            j->p.gemm(n, w, j->ldw, (int)nr, a, j->p.act_row, (int)nt, y, (size_t)j->n_rows);
+        const uint8_t *w = m->w + (size_t)r0 * m->ldw;
+        const uint8_t *a = m->act + (size_t)t0 * m->p.act_row;
+        float *y = m->y + t0 * m->n_rows + r0;
+        if (m->p.gemm) {
+            m->p.gemm(n, w, m->ldw, (int)nr, a, m->p.act_row, (int)nt, y, (size_t)m->n_rows);
         } else {
             for (int64_t t = 0; t < nt; t++)
                 for (int64_t r = 0; r < nr; r++)
-                    j->p.vec_dot(n, &y[t * j->n_rows + r], w + (size_t)r * j->ldw, a + (size_t)t * j->p.act_row);
+                    m->p.vec_dot(n, &y[t * m->n_rows + r], w + (size_t)r * m->ldw, a + (size_t)t * m->p.act_row);
         }
     }
+}
+
+static void mm_fill_nan(float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = NAN;
+}
+
+/* Activation rows of one token for every matrix of a one-token job, each
+ * format once (matrices whose kernels read the same format share it), at
+ * 64-byte aligned offsets; returns the bytes needed (0: none) and, with
+ * base, points each matrix at its row. */
+static size_t mm_vec_act_layout(mm_job *j, uint8_t *base) {
+    size_t off = 0;
+    for (int i = 0; i < j->n_mats; i++) {
+        mm_mat *m = &j->m[i];
+        if (!m->p.quant) {
+            m->act = (uint8_t *)(uintptr_t)j->x; /* f32 weights read f32 activations as they are */
+            continue;
+        }
+        int k = 0;
+        while (k < i && (j->m[k].p.quant != m->p.quant || j->m[k].p.act_row != m->p.act_row)) k++;
+        if (k < i) {
+            m->act = j->m[k].act;
+            continue;
+        }
+        m->act = base ? base + off : NULL;
+        off += (m->p.act_row + 63) / 64 * 64;
+    }
+    return off;
+}
+
+/* One token times n_mats matrices (1..AGX_MATMUL_MAX_MANY, already planned)
+ * in one pool job. */
+static void mm_run_vec(agx_threadpool *tp, mm_job *j) {
+    const size_t need = mm_vec_act_layout(j, NULL);
+    void *owned = NULL;
+    uint8_t *act = NULL;
+    if (need) {
+        act = tp ? agx_threadpool_scratch(tp, need) : NULL;
+        if (!act && !tp && posix_memalign(&owned, 64, need) == 0) act = owned;
+        if (!act) {
+            agx_log(AGX_LOG_ERROR, "matmul: out of memory for %zu bytes of activations", need);
+            for (int i = 0; i < j->n_mats; i++) mm_fill_nan(j->m[i].y, j->m[i].n_rows);
+            return;
+        }
+    }
+    mm_vec_act_layout(j, act);
+    for (int i = 0; i < j->n_mats; i++) {
+        const mm_mat *m = &j->m[i];
+        int k = 0;
+        while (k < i && j->m[k].act != m->act) k++; /* a row shared with an earlier matrix is done */
+        if (m->p.quant && k == i) m->p.quant(j->x, m->act, j->n_cols);
+    }
+    j->nth = agx_threadpool_n_threads(tp);
+    atomic_store(&j->next, 0);
+    if (j->nth == 1) mm_compute_vec(0, 1, j);
+    else agx_threadpool_run_dynamic(tp, mm_compute_vec, j);
+    free(owned);
 }
 
 void agx_matmul(agx_threadpool *tp, uint32_t wtype, const void *w, int64_t n_rows, int64_t n_cols,
                 const float *x, int64_t n_tok, float *y) {
     if (n_rows <= 0 || n_tok <= 0) return;
     mm_job *j = &(mm_job){0};
-    if (mm_make_plan(wtype, n_cols, n_tok, &j->p)) {
+    mm_mat *m = &j->m[0];
+    if (mm_make_plan(wtype, n_cols, n_tok, &m->p)) {
         agx_log(AGX_LOG_ERROR, "matmul: type %s cannot multiply rows of %lld columns", agx_type_name(wtype),
                 (long long)n_cols);
-        for (int64_t i = 0; i < n_rows * n_tok; i++) y[i] = NAN;
+        mm_fill_nan(y, n_rows * n_tok);
         return;
     }
-    j->w = w;
-    j->ldw = agx_type_row_size(wtype, n_cols);
-    j->n_rows = n_rows;
+    j->n_mats = 1;
+    m->w = w;
+    m->ldw = agx_type_row_size(wtype, n_cols);
+    m->n_rows = j->n_rows = n_rows;
+    m->y = y;
     j->n_cols = n_cols;
     j->n_tok = n_tok;
     j->x = x;
-    j->y = y;
+    if (n_tok == 1) {
+        mm_run_vec(tp, j);
+        return;
+    }
     const int nth = agx_threadpool_n_threads(tp);
     void *owned = NULL;
-    if (j->p.quant) {
-        const size_t need = j->p.act_row * (size_t)n_tok;
-        j->act = tp ? agx_threadpool_scratch(tp, need) : NULL;
-        if (!j->act && !tp && posix_memalign(&owned, 64, need) == 0) j->act = owned;
-        if (!j->act) {
+    if (m->p.quant) {
+        const size_t need = m->p.act_row * (size_t)n_tok;
+        m->act = tp ? agx_threadpool_scratch(tp, need) : NULL;
+        if (!m->act && !tp && posix_memalign(&owned, 64, need) == 0) m->act = owned;
+        if (!m->act) {
             agx_log(AGX_LOG_ERROR, "matmul: out of memory for %zu bytes of activations", need);
-            for (int64_t i = 0; i < n_rows * n_tok; i++) y[i] = NAN;
+            mm_fill_nan(y, n_rows * n_tok);
             return;
         }
         atomic_init(&j->next, 0);
         if (n_tok < 4 || nth == 1) mm_quantize(0, 1, j);
         else agx_threadpool_run_dynamic(tp, mm_quantize, j);
     } else {
-        j->act = (uint8_t *)(uintptr_t)x; /* f32 weights read f32 activations as they are */
+        m->act = (uint8_t *)(uintptr_t)x; /* f32 weights read f32 activations as they are */
     }
-    if (n_tok == 1 || !j->p.gemm) {
-        /* matrix-vector: enough chunks per thread for dynamic balance (the
-         * cores are shared), big enough that the atomic counter costs nothing */
+    if (!m->p.gemm) {
+        /* no tile: enough chunks per thread for dynamic balance (the cores are
+         * shared), big enough that the atomic counter costs nothing */
         int64_t cr = n_rows / ((int64_t)nth * 8);
         cr = cr < 8 ? 8 : cr > 256 ? 256 : cr;
         j->chunk_rows = cr;
@@ -170,4 +299,43 @@ void agx_matmul(agx_threadpool *tp, uint32_t wtype, const void *w, int64_t n_row
     if (nth == 1 || j->n_items == 1) mm_compute(0, 1, j);
     else agx_threadpool_run_dynamic(tp, mm_compute, j);
     free(owned);
+}
+
+size_t agx_matmul_many_scratch_size(int n_mats, const agx_matmul_dst *mats, int64_t n_cols, int64_t n_tok) {
+    size_t most = 0, vec = 0;
+    for (int i = 0; i < n_mats; i++) {
+        const size_t one = agx_matmul_scratch_size(mats[i].wtype, n_cols, n_tok);
+        if (one > most) most = one;
+        vec += (agx_matmul_scratch_size(mats[i].wtype, n_cols, 1) + 63) / 64 * 64;
+    }
+    return vec > most ? vec : most;
+}
+
+void agx_matmul_many(agx_threadpool *tp, int n_mats, const agx_matmul_dst *mats, int64_t n_cols, const float *x,
+                     int64_t n_tok) {
+    mm_job *j = &(mm_job){0};
+    int ok = n_tok == 1 && n_mats >= 1 && n_mats <= AGX_MATMUL_MAX_MANY;
+    for (int i = 0; ok && i < n_mats; i++) {
+        mm_mat *m = &j->m[i];
+        ok = mats[i].n_rows > 0 && !mm_make_plan(mats[i].wtype, n_cols, 1, &m->p);
+        if (!ok) break;
+        m->w = mats[i].w;
+        m->ldw = agx_type_row_size(mats[i].wtype, n_cols);
+        m->n_rows = mats[i].n_rows;
+        m->first = j->n_rows;
+        m->y = mats[i].y;
+        j->n_rows += m->n_rows;
+    }
+    if (!ok) {
+        /* several tokens (compute bound: one job per matrix costs nothing
+         * there), or something agx_matmul reports on its own */
+        for (int i = 0; i < n_mats; i++)
+            agx_matmul(tp, mats[i].wtype, mats[i].w, mats[i].n_rows, n_cols, x, n_tok, mats[i].y);
+        return;
+    }
+    j->n_mats = n_mats;
+    j->n_cols = n_cols;
+    j->n_tok = 1;
+    j->x = x;
+    mm_run_vec(tp, j);
 }

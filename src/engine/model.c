@@ -455,6 +455,14 @@ static agx_status context_create(const agx_model *m, const agx_context_params *p
             const size_t need = agx_matmul_scratch_size(lm[i]->type, lm[i]->n_cols, c->n_ubatch);
             if (need > mm_scratch) mm_scratch = need;
         }
+        /* one token's q, k, v (and gate, up) activations side by side */
+        const agx_matmul_dst many[] = {{L->wq.type, NULL, 0, NULL}, {L->wk.type, NULL, 0, NULL},
+                                       {L->wv.type, NULL, 0, NULL}, {L->w_gate.type, NULL, 0, NULL},
+                                       {L->w_up.type, NULL, 0, NULL}};
+        const size_t need_qkv = agx_matmul_many_scratch_size(3, many, E, 1);
+        const size_t need_ffn = agx_matmul_many_scratch_size(2, many + 3, E, 1);
+        if (need_qkv > mm_scratch) mm_scratch = need_qkv;
+        if (need_ffn > mm_scratch) mm_scratch = need_ffn;
     }
     for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
         const size_t need = agx_matmul_scratch_size(mats[i]->type, mats[i]->n_cols, c->n_ubatch);
@@ -627,9 +635,10 @@ static void forward_chunk(agx_context *c, const int32_t *tokens, int n, int64_t 
 
         /* attention block: rmsnorm -> q,k,v (+bias) -> rope -> cache -> attention -> out proj */
         rows(c, ROW_NORM, L->attn_norm, l, pos0, n);
-        matmul(c, &L->wq, c->xb, n, c->q);
-        matmul(c, &L->wk, c->xb, n, c->k);
-        matmul(c, &L->wv, c->xb, n, c->v);
+        const agx_matmul_dst qkv[] = {{L->wq.type, L->wq.data, L->wq.n_rows, c->q},
+                                      {L->wk.type, L->wk.data, L->wk.n_rows, c->k},
+                                      {L->wv.type, L->wv.data, L->wv.n_rows, c->v}};
+        agx_matmul_many(c->tp, 3, qkv, E, c->xb, n);
         rows(c, ROW_QKV, NULL, l, pos0, n);
         const agx_attn_params ap = {cfg->n_head, cfg->n_head_kv, cfg->head_dim, c->kv_type,
                                     kv_at(c, l, 0, 0), kv_at(c, l, 1, 0), 1.0f / sqrtf((float)hd),
@@ -639,8 +648,9 @@ static void forward_chunk(agx_context *c, const int32_t *tokens, int n, int64_t 
 
         /* residual, then the feed-forward block: rmsnorm -> SwiGLU -> down -> residual */
         rows(c, ROW_ADD_NORM, L->ffn_norm, l, pos0, n);
-        matmul(c, &L->w_gate, c->xb, n, c->hb);
-        matmul(c, &L->w_up, c->xb, n, c->hb2);
+        const agx_matmul_dst gate_up[] = {{L->w_gate.type, L->w_gate.data, L->w_gate.n_rows, c->hb},
+                                          {L->w_up.type, L->w_up.data, L->w_up.n_rows, c->hb2}};
+        agx_matmul_many(c->tp, 2, gate_up, E, c->xb, n);
         swiglu(c, c->hb, c->hb2, n * F);
         matmul(c, &L->w_down, c->hb, n, c->xb);
         rows(c, ROW_ADD, NULL, l, pos0, n);

@@ -412,6 +412,65 @@ static void test_matmul_long_rows(void **state) {
     agx_threadpool_free(tp);
 }
 
+/* agx_matmul_many == one agx_matmul per matrix, bit for bit: rows routed to
+ * the right matrix and output across matrix boundaries (chunks never cross
+ * one), activation formats shared or kept apart, 1..3 threads and no pool;
+ * several tokens and a matrix it cannot multiply fall back per matrix. */
+static void test_matmul_many(void **state) {
+    (void)state;
+    const int n = 768;
+    static const uint32_t combos[][4] = {
+        {AGX_TYPE_Q4_K, AGX_TYPE_Q4_K, AGX_TYPE_Q6_K, 0},    {AGX_TYPE_Q8_0, AGX_TYPE_Q5_0, AGX_TYPE_F32, AGX_TYPE_F16},
+        {AGX_TYPE_Q4_0, AGX_TYPE_BF16, 0, 0},                {AGX_TYPE_Q2_K, AGX_TYPE_Q3_K, AGX_TYPE_Q5_K, AGX_TYPE_Q4_1},
+        {AGX_TYPE_Q6_K, 777, AGX_TYPE_Q4_K, 0},
+    };
+    static const int64_t rows[4] = {300, 37, 5, 129};
+    float *x = malloc((size_t)n * 3 * sizeof(float));
+    for (int i = 0; i < 3 * n; i++) x[i] = rnd_f();
+    for (size_t c = 0; c < sizeof combos / sizeof combos[0]; c++) {
+        int nm = 0;
+        while (nm < 4 && combos[c][nm]) nm++;
+        void *w[4];
+        float *want[4], *got[4];
+        agx_matmul_dst d[4];
+        for (int i = 0; i < nm; i++) {
+            const uint32_t t = combos[c][i];
+            w[i] = agx_type_traits_get(t) ? make_weights(t, rows[i], n) : calloc(1, 4096);
+            want[i] = malloc((size_t)rows[i] * 3 * sizeof(float));
+            got[i] = malloc((size_t)rows[i] * 3 * sizeof(float));
+            d[i] = (agx_matmul_dst){t, w[i], rows[i], got[i]};
+        }
+        for (int nth = 0; nth <= 3; nth++) {
+            agx_threadpool *tp = NULL;
+            if (nth) assert_int_equal(agx_threadpool_create(nth, &tp, NULL), AGX_OK);
+            for (int nt = 1; nt <= 3; nt += 2) {
+                for (int i = 0; i < nm; i++) {
+                    agx_matmul(tp, combos[c][i], w[i], rows[i], n, x, nt, want[i]);
+                    for (int64_t k = 0; k < rows[i] * nt; k++) got[i][k] = -12345.0f;
+                }
+                agx_matmul_many(tp, nm, d, n, x, nt);
+                for (int i = 0; i < nm; i++) {
+                    const int bad = !agx_type_traits_get(combos[c][i]);
+                    for (int64_t k = 0; k < rows[i] * nt; k++) {
+                        if (bad) assert_true(isnan(got[i][k]));
+                        else assert_memory_equal(&got[i][k], &want[i][k], sizeof(float));
+                    }
+                }
+            }
+            agx_threadpool_free(tp);
+        }
+        size_t one_tok = 0;
+        for (int i = 0; i < nm; i++) one_tok += agx_matmul_scratch_size(combos[c][i], n, 1);
+        assert_true(agx_matmul_many_scratch_size(nm, d, n, 1) >= one_tok);
+        for (int i = 0; i < nm; i++) {
+            free(w[i]);
+            free(want[i]);
+            free(got[i]);
+        }
+    }
+    free(x);
+}
+
 static void test_matmul_bad_shapes(void **state) {
     (void)state;
     float x[100] = {0}, y[4];
@@ -496,6 +555,7 @@ int main(void) {
         cmocka_unit_test(test_kernels_int16_limits),
         cmocka_unit_test(test_matmul_reference),
         cmocka_unit_test(test_matmul_long_rows),
+        cmocka_unit_test(test_matmul_many),
         cmocka_unit_test(test_matmul_bad_shapes),
         cmocka_unit_test(test_low_bit_k_quantized_dot),
     };
