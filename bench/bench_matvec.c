@@ -19,7 +19,11 @@
  * are q5_0/q8_0 in Q4_K_M files: --shapes 896x4864,4864x896,896x151936 --types q5_0,q8_0
  *
  * usage: bench_matvec [-t THREADS_LIST] [-r REPS] [--types q4_K,q6_K,...] [--shapes NE0xNE1,...]
- *                     [--no-pp] [--no-mv] [--no-hot] */
+ *                     [--no-pp] [--no-mv] [--no-hot] [--x16]
+ *
+ * --x16: the matrix-vector and matrix-matrix sections run on weights repacked
+ * 16 rows at a time (agx_matmul_x16_repack) where this CPU reads that layout
+ * (q4_0/q5_0/q8_0 with AVX-512 VNNI), as a forward pass does. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +35,24 @@
 #include "engine/quant_impl.h"
 
 #define MIN_PASS_BYTES (256ull << 20)
+
+/* agx_matmul on rows, or on the x16 copy when x16 (the layout of w) */
+static void matmul_as(agx_threadpool *tp, uint32_t t, const void *w, int64_t ne1, int64_t ne0, const float *x,
+                      int64_t n_tok, float *y, int x16) {
+    const agx_matmul_dst d = {t, w, ne1, y, x16 ? AGX_WLAYOUT_X16 : AGX_WLAYOUT_ROWS};
+    agx_matmul_many(tp, 1, &d, ne0, x, n_tok);
+}
+
+/* w repacked in place when use_x16 and the CPU reads x16 for t; returns whether it was */
+static int maybe_x16(int use_x16, uint32_t t, uint8_t *w, int64_t ne1, int64_t ne0) {
+    const size_t b = use_x16 ? agx_matmul_x16_size(t, ne1, ne0) : 0;
+    uint8_t *tmp = b ? malloc(b) : NULL;
+    if (!tmp) return 0;
+    agx_matmul_x16_repack(t, w, ne1, ne0, tmp);
+    memcpy(w, tmp, b);
+    free(tmp);
+    return 1;
+}
 
 static double now_s(void) {
     struct timespec ts;
@@ -139,7 +161,7 @@ static uint32_t type_by_name(const char *name) {
 int main(int argc, char **argv) {
     char types[16][16], thr[8][16], shp[8][16];
     int n_shp = 0;
-    int n_types = 0, n_thr = 0, reps = 5, do_pp = 1, do_mv = 1, do_hot = 1;
+    int n_types = 0, n_thr = 0, reps = 5, do_pp = 1, do_mv = 1, do_hot = 1, use_x16 = 0;
     parse_list("q4_K,q6_K,q8_0,q5_0,q4_0", types, &n_types, 16);
     parse_list("1,2", thr, &n_thr, 8);
     for (int i = 1; i < argc; i++) {
@@ -150,8 +172,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--no-pp")) do_pp = 0;
         else if (!strcmp(argv[i], "--no-mv")) do_mv = 0;
         else if (!strcmp(argv[i], "--no-hot")) do_hot = 0;
+        else if (!strcmp(argv[i], "--x16")) use_x16 = 1;
         else {
-            fprintf(stderr, "usage: %s [-t 1,2] [-r REPS] [--types q4_K,q6_K,q8_0] [--shapes 1536x8960,...] [--no-pp] [--no-mv] [--no-hot]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-t 1,2] [-r REPS] [--types q4_K,q6_K,q8_0] [--shapes 1536x8960,...] [--no-pp] [--no-mv] [--no-hot] [--x16]\n", argv[0]);
             return 2;
         }
     }
@@ -255,6 +278,7 @@ int main(int argc, char **argv) {
                         return 1;
                     }
                     const size_t mbytes = rs * (size_t)ne1;
+                    const int x16 = maybe_x16(use_x16, t, m, ne1, ne0);
                     /* copies so that one pass streams from DRAM */
                     int copies = (int)((MIN_PASS_BYTES + mbytes - 1) / mbytes);
                     uint8_t *big = NULL;
@@ -268,11 +292,11 @@ int main(int argc, char **argv) {
                     float *x = malloc((size_t)ne0 * sizeof(float)), *y = malloc((size_t)ne1 * sizeof(float));
                     for (int64_t i = 0; i < ne0; i++) x[i] = rnd();
                     double tt[64];
-                    for (int c = 0; c < copies; c++) agx_matmul(tp, t, big + mbytes * (size_t)c, ne1, ne0, x, 1, y);
+                    for (int c = 0; c < copies; c++) matmul_as(tp, t, big + mbytes * (size_t)c, ne1, ne0, x, 1, y, x16);
                     for (int r = 0; r < reps; r++) {
                         const double t0 = now_s();
                         for (int c = 0; c < copies; c++)
-                            agx_matmul(tp, t, big + mbytes * (size_t)c, ne1, ne0, x, 1, y);
+                            matmul_as(tp, t, big + mbytes * (size_t)c, ne1, ne0, x, 1, y, x16);
                         tt[r] = (now_s() - t0) / copies;
                     }
                     const double sec = median(tt, reps);
@@ -303,14 +327,15 @@ int main(int argc, char **argv) {
                 if (!tr || !tr->from_float_ref) continue;
                 size_t rs;
                 uint8_t *m = make_matrix(t, ne1, ne0, &rs);
-                agx_matmul(tp, t, m, ne1, ne0, x, n_tok, y);
+                const int x16 = maybe_x16(use_x16, t, m, ne1, ne0);
+                matmul_as(tp, t, m, ne1, ne0, x, n_tok, y, x16);
                 double tt[64], tc[64];
                 const int r_pp = reps < 3 ? reps : 3;
                 for (int r = 0; r < r_pp; r++) {
                     struct timespec c0, c1;
                     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
                     const double t0 = now_s();
-                    agx_matmul(tp, t, m, ne1, ne0, x, n_tok, y);
+                    matmul_as(tp, t, m, ne1, ne0, x, n_tok, y, x16);
                     tt[r] = now_s() - t0;
                     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
                     tc[r] = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) * 1e-9;

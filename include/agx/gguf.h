@@ -62,6 +62,11 @@ agx_status agx_gguf_open(const char *path, agx_gguf **out, agx_error *err);
 /* Parses an in-memory image (not copied; must outlive the reader). For fuzzing/tests. */
 agx_status agx_gguf_open_memory(const void *data, size_t size, agx_gguf **out, agx_error *err);
 void agx_gguf_close(agx_gguf *g);
+/* Drops the whole pages inside [p, p+n) of a file mapping from the resident
+ * set (the next access reads them from the file again): for data the caller
+ * has copied elsewhere. Does nothing for an in-memory image or a range
+ * outside the mapping. */
+void agx_gguf_release_pages(const agx_gguf *g, const void *p, size_t n);
 
 uint32_t agx_gguf_version(const agx_gguf *g);
 uint64_t agx_gguf_file_size(const agx_gguf *g);

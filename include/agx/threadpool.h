@@ -41,13 +41,29 @@ size_t agx_matmul_scratch_size(uint32_t wtype, int64_t n_cols, int64_t n_tok);
 void agx_matmul(agx_threadpool *tp, uint32_t wtype, const void *w, int64_t n_rows, int64_t n_cols,
                 const float *x, int64_t n_tok, float *y);
 
+/* How a matrix's weights are laid out. */
+enum {
+    AGX_WLAYOUT_ROWS = 0, /* as in GGUF: row after row */
+    AGX_WLAYOUT_X16 = 1   /* agx_matmul_x16_repack: 16 rows at a time as the 16-row tiles read them */
+};
+
 /* One matrix of agx_matmul_many: Y (n_tok x n_rows) = X · Wᵀ as in agx_matmul. */
 typedef struct agx_matmul_dst {
     uint32_t wtype;
     const void *w;
     int64_t n_rows;
     float *y;
+    uint32_t layout; /* AGX_WLAYOUT_* (0: rows) */
 } agx_matmul_dst;
+
+/* Bytes of the x16 copy of n_rows x n_cols weights of wtype (the same as the
+ * rows), or 0 when n_rows is not a multiple of 16 or this CPU's kernels do
+ * not run that layout faster: with AVX-512 VNNI q5_0 matrices and q4_0 ones
+ * of long rows (> 4608 bytes). The x16 tiles need no transpose per block:
+ * prompts run much faster, one token at least as fast (docs/kernels.md). */
+size_t agx_matmul_x16_size(uint32_t wtype, int64_t n_rows, int64_t n_cols);
+/* dst (agx_matmul_x16_size bytes; 64-byte aligned for speed) = w repacked. */
+void agx_matmul_x16_repack(uint32_t wtype, const void *w, int64_t n_rows, int64_t n_cols, void *dst);
 
 #define AGX_MATMUL_MAX_MANY 4
 

@@ -562,6 +562,16 @@ agx_status agx_gguf_open_memory(const void *data, size_t size, agx_gguf **out, a
     return finish_open(g, out, err);
 }
 
+void agx_gguf_release_pages(const agx_gguf *g, const void *p, size_t n) {
+    if (!g || !g->mapped || !p || n == 0) return;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
+    const uintptr_t base = (uintptr_t)g->base, end = base + (uintptr_t)g->size;
+    if (lo >= hi || lo < base || hi > end) return;
+    /* a private read-only file mapping: the pages come back from the file */
+    madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 void agx_gguf_close(agx_gguf *g) {
     if (!g) return;
     if (g->mapped && g->base) munmap((void *)g->base, (size_t)g->size);

@@ -8,6 +8,7 @@
 #include "agx/model.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +21,18 @@
 #include "engine/model_device.h"
 #include "engine/threadpool_impl.h"
 
-/* A weight matrix: a view into the file. */
+/* A weight matrix: a view into the file, or its x16 copy for the CPU's
+ * tiles (model_prepare_cpu). */
 typedef struct wmat {
     const void *data;
     uint32_t type;
+    uint32_t layout;          /* AGX_WLAYOUT_* */
     int64_t n_cols, n_rows;   /* ne[0], ne[1] */
 } wmat;
+
+static agx_matmul_dst mat_dst(const wmat *w, float *y) {
+    return (agx_matmul_dst){w->type, w->data, w->n_rows, y, w->layout};
+}
 
 typedef struct layer {
     const float *attn_norm, *ffn_norm;
@@ -47,6 +54,11 @@ struct agx_model {
     int32_t eog[8];
     int n_eog;
     agx_dev_weights_cache *dev_weights;   /* uploaded on a GPU context's demand, shared by the contexts there */
+    /* The first CPU context repacks what the CPU's tiles read faster in
+     * another layout (model_prepare_cpu); a GPU-only process never pays for it. */
+    pthread_mutex_t cpu_lock;
+    bool cpu_prepared;
+    void *repacked;            /* the x16 copies, one allocation */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -259,10 +271,73 @@ static const char *ftype_summary(const agx_model *m, char *buf, size_t n) {
     return buf;
 }
 
+static void model_describe(agx_model *m) {
+    const agx_model_config *c = &m->cfg;
+    char ft[32];
+    snprintf(m->desc, sizeof m->desc, "%s %dL %dd %dh/%dkv hd%d ff%d vocab %d, %s, %.1f MB mmap'ed (%.1f MB repacked)",
+             c->arch, c->n_layer, c->n_embd, c->n_head, c->n_head_kv, c->head_dim, c->n_ff, c->n_vocab,
+             ftype_summary(m, ft, sizeof ft), (double)c->file_bytes / 1e6, (double)c->repacked_bytes / 1e6);
+}
+
+/* Before the first CPU context: the matrices the CPU's tiles read faster 16
+ * rows at a time (q4_0/q5_0/q8_0 with AVX-512 VNNI: no transpose per block,
+ * docs/kernels.md) are copied into that layout, and the file's pages of the
+ * originals are dropped from the resident set (so memory stays about the
+ * file's size). The token embeddings stay (rows are looked up one at a
+ * time), and so does an output matrix tied to them. Without the memory for
+ * the copies the model runs on the rows, as before. Contexts created later
+ * find it done; the lock orders every CPU context after it. */
+static void model_prepare_cpu(agx_model *m) {
+    pthread_mutex_lock(&m->cpu_lock);
+    if (m->cpu_prepared) {
+        pthread_mutex_unlock(&m->cpu_lock);
+        return;
+    }
+    m->cpu_prepared = true;
+    const size_t per_layer = 7;
+    const size_t n_mats = (size_t)m->cfg.n_layer * per_layer + 1;
+    wmat **mats = calloc(n_mats, sizeof *mats);
+    size_t total = 0, n = 0;
+    for (int l = 0; mats && l < m->cfg.n_layer; l++) {
+        layer *L = &m->layers[l];
+        wmat *lm[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < per_layer; i++) mats[n++] = lm[i];
+    }
+    if (mats && m->output.data != m->tok_embd.data) mats[n++] = &m->output;
+    for (size_t i = 0; i < n; i++) {
+        const size_t b = agx_matmul_x16_size(mats[i]->type, mats[i]->n_rows, mats[i]->n_cols);
+        if (!b) mats[i] = NULL;
+        else total += (b + 63) / 64 * 64;
+    }
+    if (total && posix_memalign(&m->repacked, 64, total) != 0) {
+        m->repacked = NULL;
+        agx_log(AGX_LOG_WARN, "model: no memory for %.1f MB of repacked weights; the CPU runs on the file's rows",
+                (double)total / 1e6);
+        total = 0;
+    }
+    size_t off = 0;
+    for (size_t i = 0; total && i < n; i++) {
+        wmat *w = mats[i];
+        if (!w) continue;
+        const size_t b = agx_matmul_x16_size(w->type, w->n_rows, w->n_cols);
+        uint8_t *dst = (uint8_t *)m->repacked + off;
+        agx_matmul_x16_repack(w->type, w->data, w->n_rows, w->n_cols, dst);
+        agx_gguf_release_pages(m->gguf, w->data, b);
+        w->data = dst;
+        w->layout = AGX_WLAYOUT_X16;
+        off += (b + 63) / 64 * 64;
+    }
+    free(mats);
+    m->cfg.repacked_bytes = off;
+    model_describe(m);
+    pthread_mutex_unlock(&m->cpu_lock);
+}
+
 agx_status agx_model_load(const char *path, agx_model **out, agx_error *err) {
     *out = NULL;
     agx_model *m = calloc(1, sizeof *m);
     if (!m) return agx_error_set(err, AGX_ERR_NOMEM, "out of memory loading %s", path);
+    pthread_mutex_init(&m->cpu_lock, NULL);
     agx_status st = agx_gguf_open(path, &m->gguf, err);
     if (st == AGX_OK) st = agx_dev_weights_cache_create(&m->dev_weights, err);
     if (st == AGX_OK) st = load_hparams(m, path, err);
@@ -271,12 +346,7 @@ agx_status agx_model_load(const char *path, agx_model **out, agx_error *err) {
         agx_model_free(m);
         return st;
     }
-    const agx_model_config *c = &m->cfg;
-    char ft[32];
-    snprintf(m->desc, sizeof m->desc,
-             "%s %dL %dd %dh/%dkv hd%d ff%d vocab %d, %s, %.1f MB mmap'ed (0 B repacked)", c->arch,
-             c->n_layer, c->n_embd, c->n_head, c->n_head_kv, c->head_dim, c->n_ff, c->n_vocab,
-             ftype_summary(m, ft, sizeof ft), (double)c->file_bytes / 1e6);
+    model_describe(m);
     *out = m;
     return AGX_OK;
 }
@@ -285,6 +355,8 @@ void agx_model_free(agx_model *m) {
     if (!m) return;
     agx_dev_weights_cache_free(m->dev_weights);
     agx_gguf_close(m->gguf);
+    free(m->repacked);
+    pthread_mutex_destroy(&m->cpu_lock);
     free(m->layers);
     free(m->owned_f32);
     free(m);
@@ -416,6 +488,7 @@ static agx_status context_create(const agx_model *m, const agx_context_params *p
         agx_context_free(c);
         return st;
     }
+    if (!c->dev) model_prepare_cpu((agx_model *)m); /* its own lock: the shared model's one mutable part */
     if (c->dev) {
         *out = c;
         return AGX_OK;
@@ -447,26 +520,25 @@ static agx_status context_create(const agx_model *m, const agx_context_params *p
     /* the matmuls' activation scratch, reserved now so that a forward pass never
      * allocates (and running out of memory is an error here, not NaN logits later) */
     size_t mm_scratch = 0;
-    const wmat *mats[] = {&m->output, &m->layers[0].wq, &m->layers[0].wo, &m->layers[0].w_down};
-    for (int l = 0; l < cfg->n_layer; l++) {
-        const layer *L = &m->layers[l];
-        const wmat *lm[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t i = 0; i < sizeof lm / sizeof lm[0]; i++) {
-            const size_t need = agx_matmul_scratch_size(lm[i]->type, lm[i]->n_cols, c->n_ubatch);
-            if (need > mm_scratch) mm_scratch = need;
+    for (int l = 0; l <= cfg->n_layer; l++) {
+        /* per layer as the forward pass calls them (q, k, v and gate, up
+         * together), then the output matrix */
+        size_t need[4] = {0};
+        if (l < cfg->n_layer) {
+            const layer *L = &m->layers[l];
+            const agx_matmul_dst qkv[] = {mat_dst(&L->wq, NULL), mat_dst(&L->wk, NULL), mat_dst(&L->wv, NULL)};
+            const agx_matmul_dst gate_up[] = {mat_dst(&L->w_gate, NULL), mat_dst(&L->w_up, NULL)};
+            const agx_matmul_dst wo = mat_dst(&L->wo, NULL), down = mat_dst(&L->w_down, NULL);
+            need[0] = agx_matmul_many_scratch_size(3, qkv, E, c->n_ubatch);
+            need[1] = agx_matmul_many_scratch_size(2, gate_up, E, c->n_ubatch);
+            need[2] = agx_matmul_many_scratch_size(1, &wo, L->wo.n_cols, c->n_ubatch);
+            need[3] = agx_matmul_many_scratch_size(1, &down, L->w_down.n_cols, c->n_ubatch);
+        } else {
+            const agx_matmul_dst out = mat_dst(&m->output, NULL);
+            need[0] = agx_matmul_many_scratch_size(1, &out, E, c->n_ubatch);
         }
-        /* one token's q, k, v (and gate, up) activations side by side */
-        const agx_matmul_dst many[] = {{L->wq.type, NULL, 0, NULL}, {L->wk.type, NULL, 0, NULL},
-                                       {L->wv.type, NULL, 0, NULL}, {L->w_gate.type, NULL, 0, NULL},
-                                       {L->w_up.type, NULL, 0, NULL}};
-        const size_t need_qkv = agx_matmul_many_scratch_size(3, many, E, 1);
-        const size_t need_ffn = agx_matmul_many_scratch_size(2, many + 3, E, 1);
-        if (need_qkv > mm_scratch) mm_scratch = need_qkv;
-        if (need_ffn > mm_scratch) mm_scratch = need_ffn;
-    }
-    for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
-        const size_t need = agx_matmul_scratch_size(mats[i]->type, mats[i]->n_cols, c->n_ubatch);
-        if (need > mm_scratch) mm_scratch = need;
+        for (int i = 0; i < 4; i++)
+            if (need[i] > mm_scratch) mm_scratch = need[i];
     }
     if (mm_scratch > 0 && (st = agx_threadpool_reserve(c->tp, mm_scratch, err)) != AGX_OK) {
         agx_context_free(c);
@@ -503,7 +575,8 @@ agx_status agx_context_create_on(const agx_model *m, const agx_context_params *p
 /* ------------------------------------------------------------------------ */
 
 static void matmul(agx_context *c, const wmat *w, const float *x, int n_tok, float *y) {
-    agx_matmul(c->tp, w->type, w->data, w->n_rows, w->n_cols, x, n_tok, y);
+    const agx_matmul_dst d = mat_dst(w, y);
+    agx_matmul_many(c->tp, 1, &d, w->n_cols, x, n_tok);
 }
 
 /* Elementwise SwiGLU split over the thread pool (it is n_ff exps per token);
@@ -635,9 +708,7 @@ static void forward_chunk(agx_context *c, const int32_t *tokens, int n, int64_t 
 
         /* attention block: rmsnorm -> q,k,v (+bias) -> rope -> cache -> attention -> out proj */
         rows(c, ROW_NORM, L->attn_norm, l, pos0, n);
-        const agx_matmul_dst qkv[] = {{L->wq.type, L->wq.data, L->wq.n_rows, c->q},
-                                      {L->wk.type, L->wk.data, L->wk.n_rows, c->k},
-                                      {L->wv.type, L->wv.data, L->wv.n_rows, c->v}};
+        const agx_matmul_dst qkv[] = {mat_dst(&L->wq, c->q), mat_dst(&L->wk, c->k), mat_dst(&L->wv, c->v)};
         agx_matmul_many(c->tp, 3, qkv, E, c->xb, n);
         rows(c, ROW_QKV, NULL, l, pos0, n);
         const agx_attn_params ap = {cfg->n_head, cfg->n_head_kv, cfg->head_dim, c->kv_type,
@@ -648,8 +719,7 @@ static void forward_chunk(agx_context *c, const int32_t *tokens, int n, int64_t 
 
         /* residual, then the feed-forward block: rmsnorm -> SwiGLU -> down -> residual */
         rows(c, ROW_ADD_NORM, L->ffn_norm, l, pos0, n);
-        const agx_matmul_dst gate_up[] = {{L->w_gate.type, L->w_gate.data, L->w_gate.n_rows, c->hb},
-                                          {L->w_up.type, L->w_up.data, L->w_up.n_rows, c->hb2}};
+        const agx_matmul_dst gate_up[] = {mat_dst(&L->w_gate, c->hb), mat_dst(&L->w_up, c->hb2)};
         agx_matmul_many(c->tp, 2, gate_up, E, c->xb, n);
         swiglu(c, c->hb, c->hb2, n * F);
         matmul(c, &L->w_down, c->hb, n, c->xb);

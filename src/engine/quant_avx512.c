@@ -1025,6 +1025,121 @@ AGX_DEF_XROWS_GEMM(x16_q4_0, q4_0, 16, 8, __m512, _mm512_setzero_ps, _mm512_stor
 AGX_DEF_XROWS_GEMM(x16_q5_0, q5_0, 16, 8, __m512, _mm512_setzero_ps, _mm512_storeu_ps)
 AGX_DEF_XROWS_GEMM(x16_q8_0, q8_0, 16, 8, __m512, _mm512_setzero_ps, _mm512_storeu_ps)
 
+/* ------------- 32-element block types repacked 16 rows at a time (x16) */
+
+/* A group of 16 rows in the x16 layout (quant.c, agx_x16_repack) holds, per
+ * block i: the quants as the 16-row tiles above use them after their
+ * transpose (dword lane r of 64-byte vector g = bytes 4g..4g+3 of row r),
+ * for q5_0 the fifth bits as one 64-bit byte mask per weight vector, and the
+ * 16 fp16 scales: a block is 4 aligned loads, no shuffles, and the group is
+ * two or three sequential streams. q8_0 is not repacked: its x16 tile ran
+ * one token at 55-65 % of the pair tiles' speed (docs/kernels.md). */
+AGX_INLINE void decx16(const uint8_t *grp, int nb, int i, int is_q5, __m512i w[8], __m512 *d) {
+    const uint8_t *q = grp + (size_t)i * 256;
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
+        const __m512i u = _mm512_loadu_si512(q + 64 * g);
+        w[g] = _mm512_and_si512(u, m4);
+        w[g + 4] = _mm512_and_si512(_mm512_srli_epi16(u, 4), m4);
+    }
+    const uint8_t *tail = grp + (size_t)nb * 256;
+    if (is_q5) {
+        const uint8_t *h = tail + (size_t)i * 64;
+        const __m512i b16 = _mm512_set1_epi8(0x10);
+        _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) {
+            uint64_t m;
+            memcpy(&m, h + 8 * g, 8);
+            w[g] = _mm512_mask_add_epi8(w[g], _cvtu64_mask64(m), w[g], b16); /* bit 4 is clear: add = or */
+        }
+        tail += (size_t)nb * 64;
+    }
+    *d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(tail + (size_t)i * 32)));
+}
+
+/* One token: the hardware prefetcher alone left the tile waiting on DRAM
+ * (13.5 GB/s on one core where the rows' tiles stream 24), so each block
+ * prefetches its streams AGX_PREFETCH_AHEAD bytes of quants ahead, into the
+ * next group at a group's end (integer addresses: may lie past the matrix). */
+AGX_INLINE void prefetchx16(const uint8_t *grp, int nb, int i, int is_q5) {
+    const size_t qbytes = 256, tbytes = is_q5 ? 96 : 32;
+    const int ahead = (int)(AGX_PREFETCH_AHEAD / qbytes);
+    uintptr_t g = (uintptr_t)grp;
+    int k = i + ahead;
+    if (k >= nb) {
+        g += (size_t)nb * (qbytes + tbytes);
+        k -= nb;
+    }
+    agx_prefetch_span(g + (size_t)k * qbytes, qbytes);
+    const uintptr_t tail = g + (size_t)nb * qbytes;
+    if (is_q5) agx_prefetch_span(tail + (size_t)k * 64, 64);
+    __builtin_prefetch((const void *)(tail + (is_q5 ? (size_t)nb * 64 : 0) + (size_t)k * 32), 0, 3);
+}
+
+#define DEF_TILEX16(T, IS_Q5)                                                                         \
+    AGX_INLINE void tileX16_##T(int nb, const uint8_t *grp, const uint8_t *y, size_t ldy, const int NT,      \
+                                __m512 *acc) {                                                               \
+        for (int i = 0; i < nb; i++) {                                                                       \
+            __m512i w[8];                                                                                    \
+            __m512 d;                                                                                        \
+            if (NT == 1) prefetchx16(grp, nb, i, IS_Q5);                                                     \
+            decx16(grp, nb, i, IS_Q5, w, &d);                                                                \
+            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {                                           \
+                const agx_act_x8 *a = (const agx_act_x8 *)(y + (size_t)t * ldy) + i;                         \
+                /* one token: 4 chains of 2, not one of 8 (integer sums: same result) */                    \
+                __m512i c[4] = {_mm512_set1_epi32(-a->corr), _mm512_setzero_si512(), _mm512_setzero_si512(), \
+                                _mm512_setzero_si512()};                                                     \
+                _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) {                                        \
+                    int32_t q;                                                                               \
+                    memcpy(&q, a->qs + 4 * g, 4);                                                            \
+                    const int k = NT == 1 ? g & 3 : 0;                                                       \
+                    c[k] = _mm512_dpbusd_epi32(c[k], w[g], _mm512_set1_epi32(q));                            \
+                }                                                                                            \
+                const __m512i s = NT == 1 ? _mm512_add_epi32(_mm512_add_epi32(c[0], c[1]), _mm512_add_epi32(c[2], c[3])) : c[0]; \
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(d, _mm512_set1_ps(a->d)), acc[t]); \
+            }                                                                                                \
+        }                                                                                                    \
+    }                                                                                                        \
+    /* nr is a multiple of 16 and w a group's start (matmul cuts at groups) */                              \
+    static void gemm_xr16_##T(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt,   \
+                              float *out, size_t ldo) {                                                      \
+        const int nb = n / 32;                                                                               \
+        for (int r0 = 0; r0 < nr; r0 += 16) {                                                                \
+            const uint8_t *grp = (const uint8_t *)w + (size_t)r0 * ldw;                                      \
+            for (int t0 = 0; t0 < nt; t0 += 8) {                                                             \
+                const uint8_t *yt = (const uint8_t *)y + (size_t)t0 * ldy;                                   \
+                __m512 acc[8];                                                                               \
+                const int ntt = nt - t0 < 8 ? nt - t0 : 8;                                                   \
+                for (int t = 0; t < 8; t++) acc[t] = _mm512_setzero_ps();                                    \
+                switch (ntt) {                                                                               \
+                case 8: tileX16_##T(nb, grp, yt, ldy, 8, acc); break;                                        \
+                case 7: tileX16_##T(nb, grp, yt, ldy, 7, acc); break;                                        \
+                case 6: tileX16_##T(nb, grp, yt, ldy, 6, acc); break;                                        \
+                case 5: tileX16_##T(nb, grp, yt, ldy, 5, acc); break;                                        \
+                case 4: tileX16_##T(nb, grp, yt, ldy, 4, acc); break;                                        \
+                case 3: tileX16_##T(nb, grp, yt, ldy, 3, acc); break;                                        \
+                case 2: tileX16_##T(nb, grp, yt, ldy, 2, acc); break;                                        \
+                default: tileX16_##T(nb, grp, yt, ldy, 1, acc); break;                                       \
+                }                                                                                            \
+                for (int t = 0; t < ntt; t++) _mm512_storeu_ps(out + (size_t)(t0 + t) * ldo + r0, acc[t]);   \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+DEF_TILEX16(q4_0, 0)
+DEF_TILEX16(q5_0, 1)
+
+agx_kernel_set agx_quant_avx512_x16_kernels(uint32_t wtype) {
+    static const agx_gemm_fn gemm[AGX_TYPE_COUNT] = {[AGX_TYPE_Q4_0] = gemm_xr16_q4_0, [AGX_TYPE_Q5_0] = gemm_xr16_q5_0};
+    static const agx_from_float_fn quant[AGX_TYPE_COUNT] = {[AGX_TYPE_Q4_0] = quant_act_x16_q4,
+                                                            [AGX_TYPE_Q5_0] = quant_act_x16_q5};
+    agx_kernel_set k = {0};
+    if (wtype < AGX_TYPE_COUNT && gemm[wtype]) {
+        k.gemm = gemm[wtype];
+        k.gemm_quant = quant[wtype];
+        k.act_row_size = agx_act_x8_row_size;
+    }
+    return k;
+}
+
 agx_gemm_fn agx_quant_avx512_gemm_novbmi(uint32_t wtype) { return wtype == AGX_TYPE_Q5_0 ? gemm_q5_0 : NULL; }
 
 /* q4_0, one token: 16 short rows read side by side stream from DRAM worse

@@ -283,6 +283,9 @@ agx_gemm_fn agx_quant_avx512_gemm_novbmi(uint32_t wtype);
  * faster than the 16-row tile (docs/kernels.md). */
 void agx_quant_avx2_gemm_q4_0(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt, float *out,
                               size_t ldo);
+/* The AVX-512 tiles for weights repacked 16 rows at a time (agx_x16_repack):
+ * gemm, its activation quantizer and row size; all NULL for other types. */
+agx_kernel_set agx_quant_avx512_x16_kernels(uint32_t wtype);
 /* Fast activation quantizers (same bits as quant.c's activation quantizers:
  * llama.cpp's x86 run-time ones for q8_0, the reference for q8_K). */
 void agx_quantize_row_q8_K_avx512(const float *x, void *y, int64_t n);

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "agx/quant.h"
@@ -438,7 +439,7 @@ static void test_matmul_many(void **state) {
             w[i] = agx_type_traits_get(t) ? make_weights(t, rows[i], n) : calloc(1, 4096);
             want[i] = malloc((size_t)rows[i] * 3 * sizeof(float));
             got[i] = malloc((size_t)rows[i] * 3 * sizeof(float));
-            d[i] = (agx_matmul_dst){t, w[i], rows[i], got[i]};
+            d[i] = (agx_matmul_dst){t, w[i], rows[i], got[i], AGX_WLAYOUT_ROWS};
         }
         for (int nth = 0; nth <= 3; nth++) {
             agx_threadpool *tp = NULL;
@@ -469,6 +470,71 @@ static void test_matmul_many(void **state) {
         }
     }
     free(x);
+}
+
+/* Weights repacked 16 rows at a time (agx_matmul_x16_repack) give, bit for
+ * bit, what the 16-row tiles give on the rows (same integer sums, same float
+ * order), for one token and prompts, an even and an odd block count, with
+ * q, k, v-like matrices of both layouts in one job; a layout the CPU cannot
+ * read is refused with NaN. */
+static void test_matmul_x16(void **state) {
+    (void)state;
+    if (!agx_matmul_x16_size(AGX_TYPE_Q5_0, 16, 32)) {
+        fprintf(stderr, "SKIP test_matmul_x16: this CPU (or AGX_CPU_ISA) has no AVX-512 VNNI x16 tiles\n");
+        float y[16];
+        const agx_matmul_dst d = {AGX_TYPE_Q5_0, y, 16, y, AGX_WLAYOUT_X16};
+        agx_matmul_many(NULL, 1, &d, 32, y, 1);
+        assert_true(isnan(y[0]));
+        return;
+    }
+    static const uint32_t types[] = {AGX_TYPE_Q4_0, AGX_TYPE_Q5_0};
+    static const int cols[] = {8960, 8992}; /* 280 and 281 blocks (q4_0: long rows only) */
+    const int rows = 48, max_tok = 17;
+    assert_int_equal(agx_matmul_x16_size(AGX_TYPE_Q5_0, 40, 768), 0); /* not whole groups */
+    assert_int_equal(agx_matmul_x16_size(AGX_TYPE_Q4_K, 48, 768), 0);
+    assert_int_equal(agx_matmul_x16_size(AGX_TYPE_Q8_0, 48, 768), 0);
+    assert_int_equal(agx_matmul_x16_size(AGX_TYPE_Q4_0, 48, 1536), 0); /* short q4_0 rows stay */
+    agx_threadpool *tp = NULL;
+    assert_int_equal(agx_threadpool_create(2, &tp, NULL), AGX_OK);
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++)
+        for (size_t c = 0; c < 2; c++) {
+            const uint32_t t = types[k];
+            const int n = cols[c];
+            const size_t bytes = agx_matmul_x16_size(t, rows, n);
+            assert_int_equal(bytes, agx_type_row_size(t, n) * rows);
+            uint8_t *w = make_weights(t, rows, n), *wx = NULL;
+            assert_int_equal(posix_memalign((void **)&wx, 64, bytes), 0);
+            agx_matmul_x16_repack(t, w, rows, n, wx);
+            const agx_kernel_set ks = agx_quant_kernels_for_isa(t, 2);
+            const size_t ldy = ks.act_row_size(n);
+            float *x = malloc(sizeof(float) * (size_t)n * max_tok);
+            float *want = malloc(sizeof(float) * rows * max_tok), *got = malloc(sizeof(float) * rows * max_tok);
+            float *other = malloc(sizeof(float) * 16 * max_tok), *other_want = malloc(sizeof(float) * 16 * max_tok);
+            uint8_t *yq = malloc(ldy * max_tok);
+            for (int i = 0; i < n * max_tok; i++) x[i] = rnd_f();
+            for (int nt = 1; nt <= max_tok; nt += nt < 3 ? 1 : 7) {
+                for (int j = 0; j < nt; j++) ks.gemm_quant(x + (size_t)j * n, yq + (size_t)j * ldy, n);
+                ks.gemm(n, w, agx_type_row_size(t, n), rows, yq, ldy, nt, want, rows);
+                agx_matmul(tp, t, w, 16, n, x, nt, other_want);
+                const agx_matmul_dst d[2] = {{t, wx, rows, got, AGX_WLAYOUT_X16}, {t, w, 16, other, AGX_WLAYOUT_ROWS}};
+                agx_matmul_many(tp, 2, d, n, x, nt);
+                assert_memory_equal(got, want, sizeof(float) * rows * nt);
+                assert_memory_equal(other, other_want, sizeof(float) * 16 * nt);
+            }
+            /* part of a group: refused, not misread */
+            const agx_matmul_dst bad = {t, wx, 40, got, AGX_WLAYOUT_X16};
+            agx_matmul_many(tp, 1, &bad, n, x, 1);
+            assert_true(isnan(got[0]) && isnan(got[39]));
+            free(w);
+            free(wx);
+            free(x);
+            free(want);
+            free(got);
+            free(other);
+            free(other_want);
+            free(yq);
+        }
+    agx_threadpool_free(tp);
 }
 
 static void test_matmul_bad_shapes(void **state) {
@@ -556,6 +622,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_reference),
         cmocka_unit_test(test_matmul_long_rows),
         cmocka_unit_test(test_matmul_many),
+        cmocka_unit_test(test_matmul_x16),
         cmocka_unit_test(test_matmul_bad_shapes),
         cmocka_unit_test(test_low_bit_k_quantized_dot),
     };
