@@ -220,9 +220,10 @@ int main(int argc, char **argv) {
             { /* agx_matmul, one token, no pool: what the forward pass gets per core */
                 double tt[64];
                 float *yo = malloc((size_t)ne1 * sizeof(float));
+                const int x16 = maybe_x16(use_x16, t, m, ne1, ne0);
                 for (int r = 0; r < reps; r++) {
                     const double t0 = cpu_s();
-                    for (int it = 0; it < 60; it++) agx_matmul(NULL, t, m, ne1, ne0, x, 1, yo);
+                    for (int it = 0; it < 60; it++) matmul_as(NULL, t, m, ne1, ne0, x, 1, yo, x16);
                     tt[r] = (cpu_s() - t0) / 60;
                 }
                 printf(" %10.1f", (double)(rs * (size_t)ne1) / median(tt, reps) / 1e9);
