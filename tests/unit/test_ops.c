@@ -259,6 +259,7 @@ typedef struct tiny {
     int E, L, H, KV, HD, F, V;
     float eps, base;
     bool llama3_keys;   /* write rope.scaling.* llama3 keys instead of the rope_freqs tensor */
+    uint32_t mat_type;  /* the layers' matrices in this type (0: f32); tiny_quantize_mats */
     float *embd, *out, *onorm, *ropef;
     float *an[4], *fn[4], *wq[4], *wk[4], *wv[4], *wo[4], *bq[4], *bk[4], *bv[4], *wg[4], *wu[4], *wd[4];
 } tiny;
@@ -310,12 +311,43 @@ static void tiny_free(tiny *m) {
     }
 }
 
-static void add_t(agx_gguf_writer *w, const char *name, const float *d, int64_t ne0, int64_t ne1) {
+static void add_typed(agx_gguf_writer *w, const char *name, uint32_t type, const float *d, int64_t ne0, int64_t ne1) {
     agx_error err;
     int64_t ne[2] = {ne0, ne1};
-    assert_int_equal(agx_gguf_writer_add_tensor(w, name, AGX_TYPE_F32, ne1 > 1 ? 2 : 1, ne, d,
-                                                sizeof(float) * (size_t)(ne0 * ne1), &err),
+    const agx_type_traits *tr = agx_type_traits_get(type);
+    const size_t rs = agx_type_row_size(type, ne0);
+    uint8_t *q = malloc(rs * (size_t)ne1);
+    if (type == AGX_TYPE_F32) memcpy(q, d, rs * (size_t)ne1);
+    else
+        for (int64_t r = 0; r < ne1; r++) tr->from_float_ref(d + r * ne0, q + rs * (size_t)r, ne0);
+    assert_int_equal(agx_gguf_writer_add_tensor(w, name, type, ne1 > 1 ? 2 : 1, ne, q, rs * (size_t)ne1, &err),
                      AGX_OK);
+    free(q);
+}
+static void add_t(agx_gguf_writer *w, const char *name, const float *d, int64_t ne0, int64_t ne1) {
+    add_typed(w, name, AGX_TYPE_F32, d, ne0, ne1);
+}
+
+/* The layers' matrices rounded through mat_type, so that the scalar
+ * reference computes with exactly the weights tiny_write stores. */
+static void tiny_quantize_mats(tiny *m, uint32_t type) {
+    const agx_type_traits *tr = agx_type_traits_get(type);
+    const int QD = m->H * m->HD, KD = m->KV * m->HD;
+    m->mat_type = type;
+    for (int l = 0; l < m->L; l++) {
+        float *mats[] = {m->wq[l], m->wk[l], m->wv[l], m->wo[l], m->wg[l], m->wu[l], m->wd[l]};
+        const int cols[] = {m->E, m->E, m->E, QD, m->E, m->E, m->F};
+        const int rows[] = {QD, KD, KD, m->E, m->F, m->F, m->E};
+        for (int i = 0; i < 7; i++) {
+            const size_t rs = agx_type_row_size(type, cols[i]);
+            uint8_t *q = malloc(rs);
+            for (int r = 0; r < rows[i]; r++) {
+                tr->from_float_ref(mats[i] + (size_t)r * cols[i], q, cols[i]);
+                tr->to_float(q, mats[i] + (size_t)r * cols[i], cols[i]);
+            }
+            free(q);
+        }
+    }
 }
 
 static char *tiny_write(const tiny *m, const char *dir) {
@@ -352,15 +384,18 @@ static char *tiny_write(const tiny *m, const char *dir) {
     for (int l = 0; l < m->L; l++) {
         char n[64];
 #define T(s, d, a0, a1) (snprintf(n, sizeof n, "blk.%d.%s", l, s), add_t(w, n, d, a0, a1))
+#define M(s, d, a0, a1) (snprintf(n, sizeof n, "blk.%d.%s", l, s), add_typed(w, n, mt, d, a0, a1))
+        const uint32_t mt = m->mat_type ? m->mat_type : AGX_TYPE_F32;
         T("attn_norm.weight", m->an[l], m->E, 1);
         T("ffn_norm.weight", m->fn[l], m->E, 1);
-        T("attn_q.weight", m->wq[l], m->E, QD);
-        T("attn_k.weight", m->wk[l], m->E, KD);
-        T("attn_v.weight", m->wv[l], m->E, KD);
-        T("attn_output.weight", m->wo[l], QD, m->E);
-        T("ffn_gate.weight", m->wg[l], m->E, m->F);
-        T("ffn_up.weight", m->wu[l], m->E, m->F);
-        T("ffn_down.weight", m->wd[l], m->F, m->E);
+        M("attn_q.weight", m->wq[l], m->E, QD);
+        M("attn_k.weight", m->wk[l], m->E, KD);
+        M("attn_v.weight", m->wv[l], m->E, KD);
+        M("attn_output.weight", m->wo[l], QD, m->E);
+        M("ffn_gate.weight", m->wg[l], m->E, m->F);
+        M("ffn_up.weight", m->wu[l], m->E, m->F);
+        M("ffn_down.weight", m->wd[l], m->F, m->E);
+#undef M
         if (m->bq[l]) {
             T("attn_q.bias", m->bq[l], QD, 1);
             T("attn_k.bias", m->bk[l], KD, 1);
@@ -534,6 +569,66 @@ static void test_model_qwen2_vs_scalar(void **state) {
 static void test_model_llama_vs_scalar(void **state) {
     (void)state;
     check_tiny(false);
+}
+
+/* q5_0 matrices (the 0.5B Echo files' main type): with AVX-512 VNNI the first
+ * CPU context repacks them (x16 layout) and the logits still match the scalar
+ * forward pass on the same (dequantized) weights within the activations'
+ * q8_0 rounding; one token at a time through the cache == one batch. */
+static void test_model_q5_0_repacked(void **state) {
+    (void)state;
+    tiny m;
+    tiny_init(&m, true);
+    tiny_quantize_mats(&m, AGX_TYPE_Q5_0);
+    char *dir = agx_test_tmpdir();
+    char *path = tiny_write(&m, dir);
+    agx_error err;
+    agx_model *model = NULL;
+    if (agx_model_load(path, &model, &err) != AGX_OK) fail_msg("%s", err.message);
+    assert_int_equal(agx_model_get_config(model)->repacked_bytes, 0); /* not before a CPU context */
+    enum { T = 13 };
+    int32_t tok[T];
+    for (int i = 0; i < T; i++) tok[i] = (i * 17 + 3) % m.V;
+    double *ref = malloc(sizeof(double) * T * (size_t)m.V);
+    tiny_reference(&m, tok, T, ref);
+    float *one = malloc(sizeof(float) * T * (size_t)m.V), *step = malloc(sizeof(float) * T * (size_t)m.V);
+    agx_context_params cp = agx_context_default_params();
+    cp.device = "cpu";
+    cp.n_ctx = 32;
+    cp.n_threads = 2;
+    cp.kv_type = AGX_KV_F32;
+    agx_context *c = NULL;
+    assert_int_equal(agx_context_create(model, &cp, &c, &err), AGX_OK);
+    /* every layer matrix has whole groups of 16 rows: all of them, or none on this CPU */
+    const uint64_t all = 2ull * (uint64_t)agx_type_row_size(AGX_TYPE_Q5_0, m.E) *
+                             (uint64_t)(m.H * m.HD + 2 * m.KV * m.HD + 2 * m.F) +
+                         2ull * (uint64_t)(agx_type_row_size(AGX_TYPE_Q5_0, m.H * m.HD) +
+                                           agx_type_row_size(AGX_TYPE_Q5_0, m.F)) * (uint64_t)m.E;
+    const bool x16 = agx_matmul_x16_size(AGX_TYPE_Q5_0, 16, m.E) > 0;
+    if (!x16) agx_test_print_skip("q5_0 model: this CPU has no x16 tiles, so only the rows path is checked");
+    assert_int_equal(agx_model_get_config(model)->repacked_bytes, x16 ? all : 0);
+    assert_int_equal(agx_context_eval(c, tok, T, true, one, &err), AGX_OK);
+    double scale = 0;
+    for (int i = 0; i < T * m.V; i++) scale = fmax(scale, fabs(ref[i]));
+    const double e = max_abs_diff(one, ref, (size_t)T * m.V);
+    if (e > 2e-2 * (1 + scale)) fail_msg("q5_0 model: logits differ from the scalar reference by %g (scale %g)", e, scale);
+    agx_context_truncate(c, 0);
+    assert_int_equal(agx_context_eval(c, tok, 5, true, step, &err), AGX_OK);
+    for (int t = 5; t < T; t++)
+        assert_int_equal(agx_context_eval(c, &tok[t], 1, false, step + (size_t)t * m.V, &err), AGX_OK);
+    for (int i = 0; i < T * m.V; i++) assert_true(fabsf(step[i] - one[i]) <= 1e-4f * (1 + (float)scale));
+    agx_context_free(c);
+    /* a second context finds the model prepared: the same logits */
+    assert_int_equal(agx_context_create(model, &cp, &c, &err), AGX_OK);
+    assert_int_equal(agx_model_get_config(model)->repacked_bytes, x16 ? all : 0);
+    assert_int_equal(agx_context_eval(c, tok, T, true, step, &err), AGX_OK);
+    assert_memory_equal(step, one, sizeof(float) * T * (size_t)m.V);
+    agx_context_free(c);
+    free(ref), free(one), free(step);
+    agx_model_free(model);
+    agx_test_rmtree(dir);
+    free(dir), free(path);
+    tiny_free(&m);
 }
 
 /* llama3 scaling given only as rope.scaling.* keys == the same factors given as a
@@ -717,6 +812,7 @@ int main(void) {
         cmocka_unit_test(test_decode_order_kernels),
         cmocka_unit_test(test_model_qwen2_vs_scalar),
         cmocka_unit_test(test_model_llama_vs_scalar),
+        cmocka_unit_test(test_model_q5_0_repacked),
         cmocka_unit_test(test_llama3_rope_keys),
         cmocka_unit_test(test_context_limits),
         cmocka_unit_test(test_contexts_in_parallel),
