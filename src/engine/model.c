@@ -280,7 +280,7 @@ static void model_describe(agx_model *m) {
 }
 
 /* Before the first CPU context: the matrices the CPU's tiles read faster 16
- * rows at a time (q4_0/q5_0/q8_0 with AVX-512 VNNI: no transpose per block,
+ * rows at a time (q5_0, and q4_0 with long rows, on AVX-512 VNNI: no transpose per block,
  * docs/kernels.md) are copied into that layout, and the file's pages of the
  * originals are dropped from the resident set (so memory stays about the
  * file's size). The token embeddings stay (rows are looked up one at a
