@@ -132,9 +132,9 @@ size_t agx_matmul_x16_size(uint32_t wtype, int64_t n_rows, int64_t n_cols) {
 
 /* Per group of 16 rows, for its nb blocks in turn: the quants (4 vectors of
  * 64 bytes, dword r of vector g = quant bytes 4g..4g+3 of row r), then for
- * q5_0 the fifth bits (8 64-bit masks, bit 4r+k of mask g = the fifth bit of
- * the weight that byte k of row r's dword in weight vector g holds: weights
- * 4g+k for g < 4, 16+4(g-4)+k after the nibble split), then the 16 fp16
+ * q5_0 the fifth bits (8 64-bit masks: nibble r of mask g = the fifth bits
+ * of the 4 weights byte lanes 4r..4r+3 of vector g hold after the nibble
+ * split, weights 4g..4g+3, i.e. qh bits 4g..4g+3 of row r), then the 16 fp16
  * scales. The copy is exactly as large as the rows, so a group starts at
  * row r0 * ldw. */
 void agx_matmul_x16_repack(uint32_t wtype, const void *w, int64_t n_rows, int64_t n_cols, void *dst) {
@@ -143,34 +143,23 @@ void agx_matmul_x16_repack(uint32_t wtype, const void *w, int64_t n_rows, int64_
     const int is_q5 = wtype == AGX_TYPE_Q5_0;
     const size_t bsize = is_q5 ? sizeof(agx_block_q5_0) : sizeof(agx_block_q4_0);
     const size_t qs_off = is_q5 ? offsetof(agx_block_q5_0, qs) : offsetof(agx_block_q4_0, qs);
-    const size_t qbytes = 256;
     for (int64_t r0 = 0; r0 < n_rows; r0 += 16) {
         const uint8_t *src = (const uint8_t *)w + (size_t)r0 * ldw;
         uint8_t *q = (uint8_t *)dst + (size_t)r0 * ldw;
-        uint8_t *qh = q + (size_t)nb * qbytes;
+        uint8_t *qh = q + (size_t)nb * 256;
         uint8_t *sc = qh + (is_q5 ? (size_t)nb * 64 : 0);
         for (int64_t i = 0; i < nb; i++) {
+            uint64_t m[8] = {0};
             for (int r = 0; r < 16; r++) {
                 const uint8_t *b = src + (size_t)r * ldw + (size_t)i * bsize;
-                for (size_t g = 0; g < qbytes / 64; g++)
-                    for (int k = 0; k < 4; k++)
-                        q[(size_t)i * qbytes + 64 * g + 4 * (size_t)r + (size_t)k] =
-                            b[qs_off + 4 * g + (size_t)k];
+                for (int g = 0; g < 4; g++) memcpy(q + (size_t)i * 256 + 64 * g + 4 * r, b + qs_off + 4 * g, 4);
                 memcpy(sc + (size_t)i * 32 + 2 * (size_t)r, b, 2); /* every block starts with its fp16 scale */
+                if (!is_q5) continue;
+                uint32_t h;
+                memcpy(&h, b + offsetof(agx_block_q5_0, qh), 4);
+                for (int g = 0; g < 8; g++) m[g] |= (uint64_t)((h >> (4 * g)) & 0xF) << (4 * r);
             }
-            if (!is_q5) continue;
-            for (int g = 0; g < 8; g++) {
-                uint64_t m = 0;
-                for (int r = 0; r < 16; r++) {
-                    uint32_t h;
-                    memcpy(&h, src + (size_t)r * ldw + (size_t)i * bsize + offsetof(agx_block_q5_0, qh), 4);
-                    for (int k = 0; k < 4; k++) {
-                        const int j = g < 4 ? 4 * g + k : 16 + 4 * (g - 4) + k;
-                        m |= (uint64_t)((h >> j) & 1) << (4 * r + k);
-                    }
-                }
-                memcpy(qh + (size_t)i * 64 + 8 * (size_t)g, &m, 8);
-            }
+            if (is_q5) memcpy(qh + (size_t)i * 64, m, 64);
         }
     }
 }
@@ -270,6 +259,32 @@ static void mm_compute(int ith, int nth, void *arg) {
     }
 }
 
+/* Plans d as the job's next matrix (its rows after those already there);
+ * -1 when its kernels cannot take it (an x16 matrix needs whole groups). */
+static int mm_add_mat(mm_job *j, const agx_matmul_dst *d, int64_t n_cols, int64_t n_tok) {
+    mm_mat *m = &j->m[j->n_mats];
+    if (d->n_rows <= 0 || mm_make_plan(d->wtype, d->layout, n_cols, n_tok, &m->p) ||
+        (d->layout == AGX_WLAYOUT_X16 && d->n_rows % 16))
+        return -1;
+    m->w = d->w;
+    m->ldw = agx_type_row_size(d->wtype, n_cols);
+    m->n_rows = d->n_rows;
+    m->first = j->n_rows;
+    m->y = d->y;
+    j->n_rows += d->n_rows;
+    j->n_mats++;
+    return 0;
+}
+
+/* need bytes of activation scratch: the pool's, or owned (*owned, to free)
+ * without a pool; NULL and an error logged when there is no memory */
+static uint8_t *mm_act_alloc(agx_threadpool *tp, size_t need, void **owned) {
+    uint8_t *act = tp ? agx_threadpool_scratch(tp, need) : NULL;
+    if (!act && !tp && posix_memalign(owned, 64, need) == 0) act = *owned;
+    if (!act) agx_log(AGX_LOG_ERROR, "matmul: out of memory for %zu bytes of activations", need);
+    return act;
+}
+
 static void mm_fill_nan(float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = NAN;
 }
@@ -303,15 +318,10 @@ static size_t mm_vec_act_layout(mm_job *j, uint8_t *base) {
 static void mm_run_vec(agx_threadpool *tp, mm_job *j) {
     const size_t need = mm_vec_act_layout(j, NULL);
     void *owned = NULL;
-    uint8_t *act = NULL;
-    if (need) {
-        act = tp ? agx_threadpool_scratch(tp, need) : NULL;
-        if (!act && !tp && posix_memalign(&owned, 64, need) == 0) act = owned;
-        if (!act) {
-            agx_log(AGX_LOG_ERROR, "matmul: out of memory for %zu bytes of activations", need);
-            for (int i = 0; i < j->n_mats; i++) mm_fill_nan(j->m[i].y, j->m[i].n_rows);
-            return;
-        }
+    uint8_t *act = need ? mm_act_alloc(tp, need, &owned) : NULL;
+    if (need && !act) {
+        for (int i = 0; i < j->n_mats; i++) mm_fill_nan(j->m[i].y, j->m[i].n_rows);
+        return;
     }
     mm_vec_act_layout(j, act);
     for (int i = 0; i < j->n_mats; i++) {
@@ -333,19 +343,12 @@ static void mm_single(agx_threadpool *tp, const agx_matmul_dst *d, int64_t n_col
     if (n_rows <= 0 || n_tok <= 0) return;
     mm_job *j = &(mm_job){0};
     mm_mat *m = &j->m[0];
-    if (mm_make_plan(d->wtype, d->layout, n_cols, n_tok, &m->p) || (d->layout == AGX_WLAYOUT_X16 && n_rows % 16)) {
+    if (mm_add_mat(j, d, n_cols, n_tok)) {
         agx_log(AGX_LOG_ERROR, "matmul: type %s%s cannot multiply %lld rows of %lld columns", agx_type_name(d->wtype),
                 d->layout == AGX_WLAYOUT_X16 ? " (x16 layout)" : "", (long long)n_rows, (long long)n_cols);
         mm_fill_nan(y, n_rows * n_tok);
         return;
     }
-    const void *w = d->w;
-    const uint32_t wtype = d->wtype;
-    j->n_mats = 1;
-    m->w = w;
-    m->ldw = agx_type_row_size(wtype, n_cols);
-    m->n_rows = j->n_rows = n_rows;
-    m->y = y;
     j->n_cols = n_cols;
     j->n_tok = n_tok;
     j->x = x;
@@ -356,11 +359,8 @@ static void mm_single(agx_threadpool *tp, const agx_matmul_dst *d, int64_t n_col
     const int nth = agx_threadpool_n_threads(tp);
     void *owned = NULL;
     if (m->p.quant) {
-        const size_t need = m->p.act_row * (size_t)n_tok;
-        m->act = tp ? agx_threadpool_scratch(tp, need) : NULL;
-        if (!m->act && !tp && posix_memalign(&owned, 64, need) == 0) m->act = owned;
+        m->act = mm_act_alloc(tp, m->p.act_row * (size_t)n_tok, &owned);
         if (!m->act) {
-            agx_log(AGX_LOG_ERROR, "matmul: out of memory for %zu bytes of activations", need);
             mm_fill_nan(y, n_rows * n_tok);
             return;
         }
@@ -409,25 +409,13 @@ void agx_matmul_many(agx_threadpool *tp, int n_mats, const agx_matmul_dst *mats,
                      int64_t n_tok) {
     mm_job *j = &(mm_job){0};
     int ok = n_tok == 1 && n_mats >= 1 && n_mats <= AGX_MATMUL_MAX_MANY;
-    for (int i = 0; ok && i < n_mats; i++) {
-        mm_mat *m = &j->m[i];
-        ok = mats[i].n_rows > 0 && !mm_make_plan(mats[i].wtype, mats[i].layout, n_cols, 1, &m->p) &&
-             (mats[i].layout != AGX_WLAYOUT_X16 || mats[i].n_rows % 16 == 0);
-        if (!ok) break;
-        m->w = mats[i].w;
-        m->ldw = agx_type_row_size(mats[i].wtype, n_cols);
-        m->n_rows = mats[i].n_rows;
-        m->first = j->n_rows;
-        m->y = mats[i].y;
-        j->n_rows += m->n_rows;
-    }
+    for (int i = 0; ok && i < n_mats; i++) ok = !mm_add_mat(j, &mats[i], n_cols, 1);
     if (!ok) {
         /* several tokens (compute bound: one job per matrix costs nothing
          * there), or something agx_matmul reports on its own */
         for (int i = 0; i < n_mats; i++) mm_single(tp, &mats[i], n_cols, x, n_tok);
         return;
     }
-    j->n_mats = n_mats;
     j->n_cols = n_cols;
     j->n_tok = 1;
     j->x = x;

@@ -998,6 +998,23 @@ AGX_INLINE void dec16_q8_0(const uint8_t *const rows[16], int i, __m512i w[8], _
     *d = scales16(dp);
 }
 
+/* One block of 16 rows (w, their scales d) against one token's block a,
+ * added into acc. For a single token the 8 vpdpbusd go in 4 chains of 2
+ * rather than one of 8 (integer sums: the same result), as nothing else
+ * hides their latency then. */
+AGX_INLINE __m512 dot16_tok(const __m512i w[8], __m512 d, const agx_act_x8 *a, __m512 acc, int split) {
+    __m512i c[4] = {_mm512_set1_epi32(-a->corr), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                    _mm512_setzero_si512()};
+    _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) {
+        int32_t q;
+        memcpy(&q, a->qs + 4 * g, 4);
+        const int k = split ? g & 3 : 0;
+        c[k] = _mm512_dpbusd_epi32(c[k], w[g], _mm512_set1_epi32(q));
+    }
+    const __m512i s = split ? _mm512_add_epi32(_mm512_add_epi32(c[0], c[1]), _mm512_add_epi32(c[2], c[3])) : c[0];
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(d, _mm512_set1_ps(a->d)), acc);
+}
+
 #define DEF_TILE16(T)                                                                                        \
     AGX_INLINE void tileR_##T(int nb, const uint8_t *const rows[16], const uint8_t *y, size_t ldy, const int NT, \
                               __m512 *acc, uintptr_t pf) {                                                   \
@@ -1006,16 +1023,8 @@ AGX_INLINE void dec16_q8_0(const uint8_t *const rows[16], int i, __m512i w[8], _
             __m512 d;                                                                                        \
             if (pf) agx_prefetch_span((uintptr_t)pf + (size_t)i * 16 * sizeof(agx_block_##T), 16 * sizeof(agx_block_##T)); \
             dec16_##T(rows, i, w, &d);                                                                       \
-            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {                                           \
-                const agx_act_x8 *a = (const agx_act_x8 *)(y + (size_t)t * ldy) + i;                         \
-                __m512i s = _mm512_set1_epi32(-a->corr);                                                     \
-                _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) {                                        \
-                    int32_t q;                                                                               \
-                    memcpy(&q, a->qs + 4 * g, 4);                                                            \
-                    s = _mm512_dpbusd_epi32(s, w[g], _mm512_set1_epi32(q));                                  \
-                }                                                                                            \
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(d, _mm512_set1_ps(a->d)), acc[t]); \
-            }                                                                                                \
+            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] =                                    \
+                dot16_tok(w, d, (const agx_act_x8 *)(y + (size_t)t * ldy) + i, acc[t], NT == 1);              \
         }                                                                                                    \
     }
 DEF_TILE16(q4_0)
@@ -1085,20 +1094,8 @@ AGX_INLINE void prefetchx16(const uint8_t *grp, int nb, int i, int is_q5) {
             __m512 d;                                                                                        \
             if (NT == 1) prefetchx16(grp, nb, i, IS_Q5);                                                     \
             decx16(grp, nb, i, IS_Q5, w, &d);                                                                \
-            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {                                           \
-                const agx_act_x8 *a = (const agx_act_x8 *)(y + (size_t)t * ldy) + i;                         \
-                /* one token: 4 chains of 2, not one of 8 (integer sums: same result) */                    \
-                __m512i c[4] = {_mm512_set1_epi32(-a->corr), _mm512_setzero_si512(), _mm512_setzero_si512(), \
-                                _mm512_setzero_si512()};                                                     \
-                _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) {                                        \
-                    int32_t q;                                                                               \
-                    memcpy(&q, a->qs + 4 * g, 4);                                                            \
-                    const int k = NT == 1 ? g & 3 : 0;                                                       \
-                    c[k] = _mm512_dpbusd_epi32(c[k], w[g], _mm512_set1_epi32(q));                            \
-                }                                                                                            \
-                const __m512i s = NT == 1 ? _mm512_add_epi32(_mm512_add_epi32(c[0], c[1]), _mm512_add_epi32(c[2], c[3])) : c[0]; \
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(d, _mm512_set1_ps(a->d)), acc[t]); \
-            }                                                                                                \
+            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] =                                    \
+                dot16_tok(w, d, (const agx_act_x8 *)(y + (size_t)t * ldy) + i, acc[t], NT == 1);              \
         }                                                                                                    \
     }                                                                                                        \
     /* nr is a multiple of 16 and w a group's start (matmul cuts at groups) */                              \
