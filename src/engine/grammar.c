@@ -1233,7 +1233,9 @@ static void gr_int_tail(const gr_frame *f, const gr_irange *r, gr_sink *k) {
 static void gr_frame_tail(const agx_grammar *g, const gr_core *s, uint32_t d, const gr_frame *f,
                           gr_sink *k) {
     const gr_node *nd = &g->nodes[f->node];
-    uint32_t item = nd->ctx || nd->dyn_opt ? gr_item_number(g, s, d) : 0;
+    /* Always looked up: a half-typed object's tail may finish an optional
+     * property whose value needs it even where nd's own shortest form does not. */
+    uint32_t item = gr_item_number(g, s, d);
     if (f->phase == 0 && nd->kind != GR_LITERAL) { /* nothing typed yet */
         gr_emit_min(g, f->node, item, k);
         return;

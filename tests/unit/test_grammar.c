@@ -1082,6 +1082,42 @@ static void test_item_number_relations(void **state) {
     free(schema);
 }
 
+/* An optional property whose value holds a required item-number integer: the
+ * shortest completion of a half-typed object must number it like the automaton
+ * does, from every object phase (a fuzzer find: it wrote 0 and was refused). */
+static void test_item_number_under_optional_property(void **state) {
+    (void)state;
+    agx_grammar *g = compile_ok(
+        "{\"type\":\"array\",\"minItems\":2,\"maxItems\":3,\"items\":{\"type\":\"object\","
+        "\"properties\":{\"x\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":9},"
+        "\"o\\\"p\":{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\","
+        "\"minimum\":-50,\"maximum\":184,\"x-agx-item-number\":\"equal\"}},"
+        "\"required\":[\"n\"],\"additionalProperties\":false}},"
+        "\"required\":[],\"additionalProperties\":false}}");
+    static const char *prefixes[] = {
+        "[{},{\"o",        /* in the key */
+        "[{},{\"o\\",      /* in the key's escape */
+        "[{},{\"o\\\"p\"", /* before the colon */
+        "[{},{\"x\":1,",   /* after a comma: only the optional object is left */
+        "[{},{\"o\\\"p\":{", /* inside the value */
+    };
+    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
+        agx_grammar_state *st = agx_grammar_state_new(g);
+        assert_true(acc(st, prefixes[i]));
+        char comp[128];
+        size_t cl = agx_grammar_shortest_completion(st, comp, sizeof comp);
+        assert_int_equal(cl, agx_grammar_min_bytes_to_complete(st));
+        assert_true(cl < sizeof comp);
+        comp[cl] = 0;
+        if (!strstr(comp, "\"n\":2")) fail_msg("prefix %s: completion %s", prefixes[i], comp);
+        if (!agx_grammar_accept(st, comp, cl))
+            fail_msg("prefix %s: completion %s refused", prefixes[i], comp);
+        assert_true(agx_grammar_is_complete(st));
+        agx_grammar_state_free(st);
+    }
+    agx_grammar_free(g);
+}
+
 /* Whatever tokens are chosen, the output is a plan the validator accepts. */
 static void plan_walks(const test_vocab *tv, int n, size_t budget, bool slow, uint64_t seed) {
     char *schema = native_plan_schema();
@@ -1190,6 +1226,7 @@ int main(void) {
         cmocka_unit_test(test_eog_and_special_tokens),
         cmocka_unit_test(test_threads_share_grammar_and_vocab),
         cmocka_unit_test(test_item_number_relations),
+        cmocka_unit_test(test_item_number_under_optional_property),
         cmocka_unit_test(test_fast_paths_match_full_walk),
         cmocka_unit_test(test_walks_valid_plans),
         cmocka_unit_test(test_walks_synthetic_plan),
