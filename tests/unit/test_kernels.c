@@ -236,6 +236,48 @@ static void test_gemm_tiles(void **state) {
     }
 }
 
+/* One call with more tokens than a tile's token block (the AVX2 q8_0 tile
+ * keeps 64 tokens' sums per pass over its transposed weights): == scalar. */
+static void test_gemm_long_token_runs(void **state) {
+    (void)state;
+    enum { rows = 19, toks = 137, n = 800 };
+    for (size_t kk = 0; kk < N_WT; kk++) {
+        const uint32_t t = k_weight_types[kk];
+        const agx_type_traits *tr = agx_type_traits_get(t), *vt = agx_type_traits_get(tr->vec_dot_type);
+        if (n % tr->block_size) continue;
+        const size_t ldw = agx_type_row_size(t, n), ldy = agx_type_row_size(tr->vec_dot_type, n);
+        uint8_t *w = make_weights(t, rows, n);
+        float *xf = malloc((size_t)n * toks * sizeof(float));
+        for (int i = 0; i < n * toks; i++) xf[i] = rnd_f();
+        uint8_t *y = malloc(ldy * toks);
+        for (int j = 0; j < toks; j++) vt->from_float(xf + j * n, y + ldy * j, n);
+        float *out = malloc(sizeof(float) * rows * toks);
+        for (int isa = 1; isa <= 2; isa++) {
+            tile_variant v[3];
+            const int nv = tile_variants(t, isa, v);
+            for (int k = 0; k < nv; k++) {
+                size_t lda;
+                uint8_t *a = tile_activations(&v[k], xf, n, toks, y, ldy, &lda);
+                for (int i = 0; i < rows * toks; i++) out[i] = NAN;
+                v[k].gemm(n, w, ldw, rows, a, lda, toks, out, rows);
+                for (int j = 0; j < toks; j++)
+                    for (int r = 0; r < rows; r++) {
+                        float sc;
+                        tr->vec_dot_scalar(n, &sc, w + ldw * r, y + ldy * j);
+                        double mag;
+                        dot_ref(t, w + ldw * r, tr->vec_dot_type, y + ldy * j, n, &mag);
+                        check_close(out[j * rows + r], sc, mag, v[k].what, t, isa, n);
+                    }
+                if (a != y) free(a);
+            }
+        }
+        free(out);
+        free(w);
+        free(xf);
+        free(y);
+    }
+}
+
 /* The integer parts of the SIMD kernels keep some sums in int16 lanes
  * (maddubs pairs; the AVX2 K-quant tiles add up to 4 of them, the AVX-512
  * ones pack vpdpbusd 8-sums): rows of the largest quants every type can hold
@@ -618,6 +660,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vec_dot_all_isas),
         cmocka_unit_test(test_gemm_tiles),
+        cmocka_unit_test(test_gemm_long_token_runs),
         cmocka_unit_test(test_kernels_int16_limits),
         cmocka_unit_test(test_matmul_reference),
         cmocka_unit_test(test_matmul_long_rows),
