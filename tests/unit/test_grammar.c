@@ -469,6 +469,18 @@ static void test_walks_qwen(void **state) {
 
 static bool acc(agx_grammar_state *st, const char *s) { return agx_grammar_accept(st, s, strlen(s)); }
 
+/* Appends the shortest completion (as text in comp, cap > its length) and
+ * checks it: as long as min_bytes_to_complete says, accepted, complete. */
+static size_t finish_shortest(agx_grammar_state *st, char *comp, size_t cap) {
+    size_t cl = agx_grammar_shortest_completion(st, comp, cap);
+    assert_int_equal(cl, agx_grammar_min_bytes_to_complete(st));
+    assert_true(cl < cap);
+    comp[cl] = 0;
+    if (!agx_grammar_accept(st, comp, cl)) fail_msg("shortest completion %s refused", comp);
+    assert_true(agx_grammar_is_complete(st));
+    return cl;
+}
+
 static void expect_forced(agx_grammar_state *st, const char *want) {
     char buf[256];
     size_t n = agx_grammar_forced(st, buf, sizeof buf);
@@ -670,10 +682,7 @@ static void test_strings_escapes_utf8(void **state) {
         agx_grammar_state *m = agx_grammar_state_copy(st);
         assert_true(acc(m, mids[i]));
         char comp[64];
-        size_t cl = agx_grammar_shortest_completion(m, comp, sizeof comp);
-        assert_int_equal(cl, agx_grammar_min_bytes_to_complete(m));
-        assert_true(agx_grammar_accept(m, comp, cl));
-        assert_true(agx_grammar_is_complete(m));
+        finish_shortest(m, comp, sizeof comp);
         agx_grammar_state_free(m);
     }
     agx_grammar_state_free(st);
@@ -1067,13 +1076,8 @@ static void test_item_number_relations(void **state) {
     agx_grammar_state_reset(st);
     assert_true(acc(st, "{\"tasks\":[{\"task_number\":1,\"command\":\"ls\",\"args\":[]},{"));
     char comp[256];
-    size_t cl = agx_grammar_shortest_completion(st, comp, sizeof comp);
-    assert_int_equal(cl, agx_grammar_min_bytes_to_complete(st));
-    assert_true(cl < sizeof comp);
-    comp[cl] = 0;
+    finish_shortest(st, comp, sizeof comp);
     assert_non_null(strstr(comp, "\"task_number\":2"));
-    assert_true(agx_grammar_accept(st, comp, cl));
-    assert_true(agx_grammar_is_complete(st));
     agx_grammar_state_free(st);
     agx_grammar_free(g);
     /* the keyword's values are checked */
@@ -1105,14 +1109,8 @@ static void test_item_number_under_optional_property(void **state) {
         agx_grammar_state *st = agx_grammar_state_new(g);
         assert_true(acc(st, prefixes[i]));
         char comp[128];
-        size_t cl = agx_grammar_shortest_completion(st, comp, sizeof comp);
-        assert_int_equal(cl, agx_grammar_min_bytes_to_complete(st));
-        assert_true(cl < sizeof comp);
-        comp[cl] = 0;
+        finish_shortest(st, comp, sizeof comp);
         if (!strstr(comp, "\"n\":2")) fail_msg("prefix %s: completion %s", prefixes[i], comp);
-        if (!agx_grammar_accept(st, comp, cl))
-            fail_msg("prefix %s: completion %s refused", prefixes[i], comp);
-        assert_true(agx_grammar_is_complete(st));
         agx_grammar_state_free(st);
     }
     agx_grammar_free(g);

@@ -189,11 +189,27 @@ static uint8_t *tile_activations(const tile_variant *v, const float *xf, int n, 
     return a;
 }
 
+/* out (nt tokens x nr rows, ldo apart) == the scalar vec_dot of each (row, token) */
+static void check_gemm_out(const tile_variant *v, uint32_t t, int isa, int n, const uint8_t *w, size_t ldw,
+                           const uint8_t *y, size_t ldy, const float *out, size_t ldo, int nr, int nt) {
+    const agx_type_traits *tr = agx_type_traits_get(t);
+    for (int j = 0; j < nt; j++)
+        for (int r = 0; r < nr; r++) {
+            float s;
+            tr->vec_dot_scalar(n, &s, w + ldw * r, y + ldy * j);
+            double mag;
+            dot_ref(t, w + ldw * r, tr->vec_dot_type, y + ldy * j, n, &mag);
+            check_close(out[j * ldo + r], s, mag, v->what, t, isa, n);
+        }
+}
+
 /* matrix tiles (every ISA that has one) == scalar vec_dot per (row, token);
- * 21 rows: a full 16-row group of the AVX-512 row tiles and a partial one */
+ * 21 rows: a full 16-row group of the AVX-512 row tiles and a partial one;
+ * then one call with more tokens than a tile keeps per pass over its decoded
+ * weights (the AVX2 32-element-block tiles: 64) */
 static void test_gemm_tiles(void **state) {
     (void)state;
-    enum { rows = 21, toks = 11 };
+    enum { rows = 21, toks = 11, long_toks = 137 };
     for (size_t kk = 0; kk < 2 * N_WT; kk++) {
         const uint32_t t = k_weight_types[kk % N_WT];
         /* second pass: an odd number of 32-blocks (pair kernels end half-full) */
@@ -201,73 +217,27 @@ static void test_gemm_tiles(void **state) {
         const agx_type_traits *tr = agx_type_traits_get(t), *vt = agx_type_traits_get(tr->vec_dot_type);
         const size_t ldw = agx_type_row_size(t, n), ldy = agx_type_row_size(tr->vec_dot_type, n);
         uint8_t *w = make_weights(t, rows, n);
-        float *xf = malloc((size_t)n * toks * sizeof(float));
-        for (int i = 0; i < n * toks; i++) xf[i] = rnd_f();
-        uint8_t *y = malloc(ldy * toks);
-        for (int j = 0; j < toks; j++) vt->from_float(xf + j * n, y + ldy * j, n);
+        float *xf = malloc((size_t)n * long_toks * sizeof(float));
+        for (int i = 0; i < n * long_toks; i++) xf[i] = rnd_f();
+        uint8_t *y = malloc(ldy * long_toks);
+        for (int j = 0; j < long_toks; j++) vt->from_float(xf + j * n, y + ldy * j, n);
+        float *out = malloc(sizeof(float) * rows * long_toks);
         for (int isa = 1; isa <= 2; isa++) {
             tile_variant v[3];
             const int nv = tile_variants(t, isa, v);
             for (int k = 0; k < nv; k++) {
                 size_t lda;
-                uint8_t *a = tile_activations(&v[k], xf, n, toks, y, ldy, &lda);
-                float out[rows * toks];
-                for (int i = 0; i < rows * toks; i++) out[i] = NAN;
+                uint8_t *a = tile_activations(&v[k], xf, n, long_toks, y, ldy, &lda);
+                for (int i = 0; i < rows * long_toks; i++) out[i] = NAN;
                 /* all sub-shapes up to the full tile, output with a row stride */
                 for (int nr = 1; nr <= rows; nr += 4)
                     for (int nt = 1; nt <= toks; nt += 3) {
                         v[k].gemm(n, w, ldw, nr, a, lda, nt, out, rows);
-                        for (int j = 0; j < nt; j++)
-                            for (int r = 0; r < nr; r++) {
-                                float s;
-                                tr->vec_dot_scalar(n, &s, w + ldw * r, y + ldy * j);
-                                double mag;
-                                dot_ref(t, w + ldw * r, tr->vec_dot_type, y + ldy * j, n, &mag);
-                                check_close(out[j * rows + r], s, mag, v[k].what, t, isa, n);
-                            }
+                        check_gemm_out(&v[k], t, isa, n, w, ldw, y, ldy, out, rows, nr, nt);
                     }
+                v[k].gemm(n, w, ldw, rows, a, lda, long_toks, out, rows);
+                check_gemm_out(&v[k], t, isa, n, w, ldw, y, ldy, out, rows, rows, long_toks);
                 print_message("%-27s %-5s isa %d n %d checked\n", v[k].what, agx_type_name(t), isa, n);
-                if (a != y) free(a);
-            }
-        }
-        free(w);
-        free(xf);
-        free(y);
-    }
-}
-
-/* One call with more tokens than a tile's token block (the AVX2 q8_0 tile
- * keeps 64 tokens' sums per pass over its transposed weights): == scalar. */
-static void test_gemm_long_token_runs(void **state) {
-    (void)state;
-    enum { rows = 19, toks = 137, n = 800 };
-    for (size_t kk = 0; kk < N_WT; kk++) {
-        const uint32_t t = k_weight_types[kk];
-        const agx_type_traits *tr = agx_type_traits_get(t), *vt = agx_type_traits_get(tr->vec_dot_type);
-        if (n % tr->block_size) continue;
-        const size_t ldw = agx_type_row_size(t, n), ldy = agx_type_row_size(tr->vec_dot_type, n);
-        uint8_t *w = make_weights(t, rows, n);
-        float *xf = malloc((size_t)n * toks * sizeof(float));
-        for (int i = 0; i < n * toks; i++) xf[i] = rnd_f();
-        uint8_t *y = malloc(ldy * toks);
-        for (int j = 0; j < toks; j++) vt->from_float(xf + j * n, y + ldy * j, n);
-        float *out = malloc(sizeof(float) * rows * toks);
-        for (int isa = 1; isa <= 2; isa++) {
-            tile_variant v[3];
-            const int nv = tile_variants(t, isa, v);
-            for (int k = 0; k < nv; k++) {
-                size_t lda;
-                uint8_t *a = tile_activations(&v[k], xf, n, toks, y, ldy, &lda);
-                for (int i = 0; i < rows * toks; i++) out[i] = NAN;
-                v[k].gemm(n, w, ldw, rows, a, lda, toks, out, rows);
-                for (int j = 0; j < toks; j++)
-                    for (int r = 0; r < rows; r++) {
-                        float sc;
-                        tr->vec_dot_scalar(n, &sc, w + ldw * r, y + ldy * j);
-                        double mag;
-                        dot_ref(t, w + ldw * r, tr->vec_dot_type, y + ldy * j, n, &mag);
-                        check_close(out[j * rows + r], sc, mag, v[k].what, t, isa, n);
-                    }
                 if (a != y) free(a);
             }
         }
@@ -660,7 +630,6 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vec_dot_all_isas),
         cmocka_unit_test(test_gemm_tiles),
-        cmocka_unit_test(test_gemm_long_token_runs),
         cmocka_unit_test(test_kernels_int16_limits),
         cmocka_unit_test(test_matmul_reference),
         cmocka_unit_test(test_matmul_long_rows),
