@@ -621,20 +621,20 @@ DEF_X8_GEMM(q4_0)
 DEF_X8_GEMM(q5_0)
 DEF_X8_GEMM(q8_0)
 
-/* More than 4 tokens: the block decode (for q8_0 a transpose with no int16
- * sums to gain, for q4_0/q5_0 the nibble transpose) was redone for every 4
- * tokens, and q8_0's 16 weight registers (|w| and w) left the compiler
- * spilling its accumulators: 75 GFLOP/s against q4_0's 140. These gemms
- * decode 16 rows x X8_PRE_CHUNK blocks once per X8_PRE_TOKS tokens into an
- * L1 scratch (2 x 16 x 544 bytes) and their tiles read it: q4_0/q5_0 load
- * the 8 decoded vectors, q8_0 walks them one at a time (|w| loaded once for
- * 4 tokens, w a vpsignb memory operand), so nothing spills. */
-#define X8_PRE_CHUNK 16
-#define X8_PRE_TOKS 64
+/* More than 4 tokens (AGX_DEF_XROWS_PRE_GEMM): the block decode (for q8_0 a
+ * transpose with no int16 sums to gain, for q4_0/q5_0 the nibble transpose)
+ * was redone for every 4 tokens, and q8_0's 16 weight registers (|w| and w)
+ * left the compiler spilling its accumulators: 75 GFLOP/s against q4_0's
+ * 140. Decoded once per 64 tokens, q4_0/q5_0's tile loads the 8 vectors and
+ * q8_0's walks them one at a time (|w| loaded once for 4 tokens, w a vpsignb
+ * memory operand), so nothing spills. */
 typedef struct x8_pre_block {
     __m256i w[8], ws[8]; /* as the dec8_T decoders leave them */
     __m256 d;
 } x8_pre_block;
+AGX_INLINE void pre_dec_q4_0(const uint8_t *const rows[8], int i, x8_pre_block *b) { dec8_q4_0(rows, i, b->w, b->ws, &b->d); }
+AGX_INLINE void pre_dec_q5_0(const uint8_t *const rows[8], int i, x8_pre_block *b) { dec8_q5_0(rows, i, b->w, b->ws, &b->d); }
+AGX_INLINE void pre_dec_q8_0(const uint8_t *const rows[8], int i, x8_pre_block *b) { dec8_q8_0(rows, i, b->w, b->ws, &b->d); }
 
 /* q4_0/q5_0 (unsigned weights, the offset in act_x8.corr): DEF_TILE8's sums */
 AGX_INLINE void tile_pre_unsigned(int nb, const x8_pre_block *wb, const uint8_t *y, size_t ldy, const int NT,
@@ -693,59 +693,7 @@ AGX_INLINE void tile_pre_q8_0(int nb, const x8_pre_block *wb, const uint8_t *y, 
     _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) acc[t] = a[t];
 }
 
-#define DEF_X8_PRE_GEMM(T)                                                                                       \
-    static void gemm_pre_##T(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt,        \
-                             float *out, size_t ldo) {                                                           \
-        enum { NG = AGX_K_ROWS / 8 };                                                                            \
-        const int nb = n / 32;                                                                                   \
-        x8_pre_block wb[NG][X8_PRE_CHUNK];                                                                       \
-        __m256 acc[NG][X8_PRE_TOKS];                                                                             \
-        for (int r0 = 0; r0 < nr; r0 += AGX_K_ROWS) {                                                            \
-            const int ng = (nr - r0 + 7) / 8 < NG ? (nr - r0 + 7) / 8 : NG;                                      \
-            const uint8_t *rows[NG][8];                                                                          \
-            for (int g = 0; g < NG; g++)                                                                         \
-                for (int k = 0; k < 8; k++) {                                                                    \
-                    const int r = r0 + 8 * g + k < nr ? r0 + 8 * g + k : nr - 1;                                 \
-                    rows[g][k] = (const uint8_t *)w + (size_t)r * ldw;                                           \
-                }                                                                                                \
-            for (int T0 = 0; T0 < nt; T0 += X8_PRE_TOKS) {                                                       \
-                const int ntok = nt - T0 < X8_PRE_TOKS ? nt - T0 : X8_PRE_TOKS;                                  \
-                for (int g = 0; g < ng; g++)                                                                     \
-                    for (int t = 0; t < ntok; t++) acc[g][t] = _mm256_setzero_ps();                              \
-                for (int i0 = 0; i0 < nb; i0 += X8_PRE_CHUNK) {                                                  \
-                    const int nbb = nb - i0 < X8_PRE_CHUNK ? nb - i0 : X8_PRE_CHUNK;                             \
-                    for (int g = 0; g < ng; g++)                                                                 \
-                        for (int i = 0; i < nbb; i++) dec8_##T(rows[g], i0 + i, wb[g][i].w, wb[g][i].ws, &wb[g][i].d); \
-                    for (int t0 = 0; t0 < ntok; t0 += 4) {                                                       \
-                        const uint8_t *yt = (const uint8_t *)y + (size_t)(T0 + t0) * ldy + (size_t)i0 * sizeof(agx_act_x8); \
-                        for (int g = 0; g < ng; g++) {                                                           \
-                            __m256 *a = &acc[g][t0];                                                             \
-                            switch (ntok - t0 < 4 ? ntok - t0 : 4) {                                             \
-                            case 4: tile_pre_##T(nbb, wb[g], yt, ldy, 4, a); break;                              \
-                            case 3: tile_pre_##T(nbb, wb[g], yt, ldy, 3, a); break;                              \
-                            case 2: tile_pre_##T(nbb, wb[g], yt, ldy, 2, a); break;                              \
-                            default: tile_pre_##T(nbb, wb[g], yt, ldy, 1, a); break;                             \
-                            }                                                                                    \
-                        }                                                                                        \
-                    }                                                                                            \
-                }                                                                                                \
-                for (int g = 0; g < ng; g++) {                                                                   \
-                    float v[8];                                                                                  \
-                    const int nk = nr - r0 - 8 * g < 8 ? nr - r0 - 8 * g : 8;                                    \
-                    for (int t = 0; t < ntok; t++) {                                                             \
-                        _mm256_storeu_ps(v, acc[g][t]);                                                          \
-                        memcpy(out + (size_t)(T0 + t) * ldo + r0 + 8 * g, v, (size_t)nk * sizeof(float));        \
-                    }                                                                                            \
-                }                                                                                                \
-            }                                                                                                    \
-        }                                                                                                        \
-    }                                                                                                            \
-    /* up to 4 tokens decode each block once either way */                                                       \
-    static void gemm_any_##T(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt,        \
-                             float *out, size_t ldo) {                                                           \
-        if (nt <= 4) gemm_##T(n, w, ldw, nr, y, ldy, nt, out, ldo);                                              \
-        else gemm_pre_##T(n, w, ldw, nr, y, ldy, nt, out, ldo);                                                  \
-    }
+#define DEF_X8_PRE_GEMM(T) AGX_DEF_XROWS_PRE_GEMM(T, T, 8, 4, __m256, _mm256_setzero_ps, _mm256_storeu_ps, x8_pre_block)
 DEF_X8_PRE_GEMM(q4_0)
 DEF_X8_PRE_GEMM(q5_0)
 DEF_X8_PRE_GEMM(q8_0)

@@ -1034,6 +1034,37 @@ AGX_DEF_XROWS_GEMM(x16_q4_0, q4_0, 16, 8, __m512, _mm512_setzero_ps, _mm512_stor
 AGX_DEF_XROWS_GEMM(x16_q5_0, q5_0, 16, 8, __m512, _mm512_setzero_ps, _mm512_storeu_ps)
 AGX_DEF_XROWS_GEMM(x16_q8_0, q8_0, 16, 8, __m512, _mm512_setzero_ps, _mm512_storeu_ps)
 
+/* More than 8 tokens (AGX_DEF_XROWS_PRE_GEMM): each block decoded once per
+ * 64 tokens rather than per 8 (q8_0's two 8x8 transposes and 16 scales were
+ * the bigger part of its work). Matrices in the x16 layout need none of it. */
+typedef struct x16_pre_block {
+    __m512i w[8];
+    __m512 d;
+} x16_pre_block;
+AGX_INLINE void pre_dec_q4_0(const uint8_t *const rows[16], int i, x16_pre_block *b) { dec16_q4_0(rows, i, b->w, &b->d); }
+AGX_INLINE void pre_dec_q5_0(const uint8_t *const rows[16], int i, x16_pre_block *b) { dec16_q5_0(rows, i, b->w, &b->d); }
+AGX_INLINE void pre_dec_q8_0(const uint8_t *const rows[16], int i, x16_pre_block *b) { dec16_q8_0(rows, i, b->w, &b->d); }
+AGX_INLINE void tile_pre_x16(int nb, const x16_pre_block *wb, const uint8_t *y, size_t ldy, const int NT, __m512 *acc) {
+    __m512 a[8];
+    _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) a[t] = acc[t];
+    for (int i = 0; i < nb; i++) {
+        __m512i w[8];
+        _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) w[g] = _mm512_load_si512(&wb[i].w[g]);
+        _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) a[t] =
+            dot16_tok(w, wb[i].d, (const agx_act_x8 *)(y + (size_t)t * ldy) + i, a[t], NT == 1);
+    }
+    _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] = a[t];
+}
+#define tile_pre_q4_0 tile_pre_x16
+#define tile_pre_q5_0 tile_pre_x16
+#define tile_pre_q8_0 tile_pre_x16
+AGX_DEF_XROWS_PRE_GEMM(x16_q4_0, q4_0, 16, 8, __m512, _mm512_setzero_ps, _mm512_storeu_ps, x16_pre_block)
+AGX_DEF_XROWS_PRE_GEMM(x16_q5_0, q5_0, 16, 8, __m512, _mm512_setzero_ps, _mm512_storeu_ps, x16_pre_block)
+AGX_DEF_XROWS_PRE_GEMM(x16_q8_0, q8_0, 16, 8, __m512, _mm512_setzero_ps, _mm512_storeu_ps, x16_pre_block)
+#undef tile_pre_q4_0
+#undef tile_pre_q5_0
+#undef tile_pre_q8_0
+
 /* ------------- 32-element block types repacked 16 rows at a time (x16) */
 
 /* A group of 16 rows in the x16 layout (quant.c, agx_x16_repack) holds, per
@@ -1168,12 +1199,12 @@ void agx_quant_avx512_kernels(agx_kernel_set t[AGX_TYPE_COUNT]) {
     /* 32-element blocks: the 16-row tiles for prompts (2-3x the pair tiles),
      * and for one token where they measured faster (q4_0; q5_0 and q8_0
      * keep the pair tiles there: docs/kernels.md) */
-    t[AGX_TYPE_Q4_0] = (agx_kernel_set){.vec_dot = dot_q4_0, .gemm = gemm_x16_q4_0, .gemm_quant = quant_act_x16_q4, .act_row_size = agx_act_x8_row_size,
+    t[AGX_TYPE_Q4_0] = (agx_kernel_set){.vec_dot = dot_q4_0, .gemm = gemm_any_x16_q4_0, .gemm_quant = quant_act_x16_q4, .act_row_size = agx_act_x8_row_size,
                                         .one_tok_gemm = gemv_x16_q4_0, .one_tok_quant = quant_act_x16_q4,
                                         .one_tok_act_row_size = agx_act_x8_row_size, .one_tok_max_act = SIZE_MAX};
-    t[AGX_TYPE_Q5_0] = (agx_kernel_set){.vec_dot = dot_q5_0, .gemm = gemm_x16_q5_0, .gemm_quant = quant_act_x16_q5, .act_row_size = agx_act_x8_row_size};
+    t[AGX_TYPE_Q5_0] = (agx_kernel_set){.vec_dot = dot_q5_0, .gemm = gemm_any_x16_q5_0, .gemm_quant = quant_act_x16_q5, .act_row_size = agx_act_x8_row_size};
     set_pair_one_tok(&t[AGX_TYPE_Q5_0], agx_cpu_features_get()->avx512vbmi ? gemm4_q5_0 : gemm_q5_0, quant_act_x2_q5);
-    t[AGX_TYPE_Q8_0] = (agx_kernel_set){.vec_dot = dot_q8_0, .gemm = gemm_x16_q8_0, .gemm_quant = quant_act_x16_q8, .act_row_size = agx_act_x8_row_size};
+    t[AGX_TYPE_Q8_0] = (agx_kernel_set){.vec_dot = dot_q8_0, .gemm = gemm_any_x16_q8_0, .gemm_quant = quant_act_x16_q8, .act_row_size = agx_act_x8_row_size};
     set_pair_one_tok(&t[AGX_TYPE_Q8_0], gemm_q8_0, quant_act_x2_q8);
     t[AGX_TYPE_Q4_1].vec_dot = dot_q4_1;
     t[AGX_TYPE_Q5_1].vec_dot = dot_q5_1;

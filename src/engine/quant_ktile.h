@@ -168,4 +168,73 @@ static inline __attribute__((always_inline)) void agx_transpose8x8_epi32(__m256i
         }                                                                                                       \
     }
 
+/* More than TOKS tokens: the same tiles would redo each block's decode (the
+ * transposes) for every TOKS tokens. This gemm decodes AGX_K_ROWS rows x
+ * AGX_XPRE_CHUNK blocks once per AGX_XPRE_TOKS tokens into a stack scratch
+ * that stays in L1, and the kernel file's tile reads it. Each kernel file
+ * defines, before using AGX_DEF_XROWS_PRE_GEMM(NAME, T, ROWS, TOKS, VEC,
+ * VZERO, VSTORE, BLK),
+ *   BLK: one block of ROWS rows as its tile wants it (decoded vectors, scales);
+ *   pre_dec_T(rows, i, BLK *): block i of the ROWS rows rows[];
+ *   tile_pre_T(nb, const BLK *, y, ldy, NT, acc): like tileR_T on decoded blocks.
+ * gemm_any_NAME takes gemm_NAME (AGX_DEF_XROWS_GEMM) up to TOKS tokens. */
+#define AGX_XPRE_CHUNK 16
+#define AGX_XPRE_TOKS 64
+#define AGX_DEF_XROWS_PRE_GEMM(NAME, T, ROWS, TOKS, VEC, VZERO, VSTORE, BLK)                                          \
+    static void gemm_pre_##NAME(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt,       \
+                                float *out, size_t ldo) {                                                          \
+        enum { NG = AGX_K_ROWS / (ROWS) };                                                                         \
+        const int nb = n / 32;                                                                                     \
+        BLK wb[NG][AGX_XPRE_CHUNK];                                                                                \
+        VEC acc[NG][AGX_XPRE_TOKS];                                                                                \
+        for (int r0 = 0; r0 < nr; r0 += AGX_K_ROWS) {                                                              \
+            const int ng = (nr - r0 + (ROWS)-1) / (ROWS) < NG ? (nr - r0 + (ROWS)-1) / (ROWS) : NG;                \
+            const uint8_t *rows[NG][ROWS];                                                                         \
+            for (int g = 0; g < NG; g++)                                                                           \
+                for (int k = 0; k < (ROWS); k++) {                                                                 \
+                    const int r = r0 + (ROWS)*g + k < nr ? r0 + (ROWS)*g + k : nr - 1;                             \
+                    rows[g][k] = (const uint8_t *)w + (size_t)r * ldw;                                             \
+                }                                                                                                  \
+            for (int T0 = 0; T0 < nt; T0 += AGX_XPRE_TOKS) {                                                       \
+                const int ntok = nt - T0 < AGX_XPRE_TOKS ? nt - T0 : AGX_XPRE_TOKS;                                \
+                for (int g = 0; g < ng; g++)                                                                       \
+                    for (int t = 0; t < ntok; t++) acc[g][t] = VZERO();                                            \
+                for (int i0 = 0; i0 < nb; i0 += AGX_XPRE_CHUNK) {                                                  \
+                    const int nbb = nb - i0 < AGX_XPRE_CHUNK ? nb - i0 : AGX_XPRE_CHUNK;                           \
+                    for (int g = 0; g < ng; g++)                                                                   \
+                        for (int i = 0; i < nbb; i++) pre_dec_##T(rows[g], i0 + i, &wb[g][i]);                     \
+                    for (int t0 = 0; t0 < ntok; t0 += (TOKS)) {                                                    \
+                        const uint8_t *yt = (const uint8_t *)y + (size_t)(T0 + t0) * ldy + (size_t)i0 * sizeof(agx_act_x8); \
+                        for (int g = 0; g < ng; g++) {                                                             \
+                            VEC *a = &acc[g][t0];                                                                  \
+                            switch (ntok - t0 < (TOKS) ? ntok - t0 : (TOKS)) {                                     \
+                            case 8: tile_pre_##T(nbb, wb[g], yt, ldy, (TOKS) >= 8 ? 8 : 1, a); break;              \
+                            case 7: tile_pre_##T(nbb, wb[g], yt, ldy, (TOKS) >= 7 ? 7 : 1, a); break;              \
+                            case 6: tile_pre_##T(nbb, wb[g], yt, ldy, (TOKS) >= 6 ? 6 : 1, a); break;              \
+                            case 5: tile_pre_##T(nbb, wb[g], yt, ldy, (TOKS) >= 5 ? 5 : 1, a); break;              \
+                            case 4: tile_pre_##T(nbb, wb[g], yt, ldy, 4, a); break;                                \
+                            case 3: tile_pre_##T(nbb, wb[g], yt, ldy, 3, a); break;                                \
+                            case 2: tile_pre_##T(nbb, wb[g], yt, ldy, 2, a); break;                                \
+                            default: tile_pre_##T(nbb, wb[g], yt, ldy, 1, a); break;                               \
+                            }                                                                                      \
+                        }                                                                                          \
+                    }                                                                                              \
+                }                                                                                                  \
+                for (int g = 0; g < ng; g++) {                                                                     \
+                    float v[ROWS];                                                                                 \
+                    const int nk = nr - r0 - (ROWS)*g < (ROWS) ? nr - r0 - (ROWS)*g : (ROWS);                      \
+                    for (int t = 0; t < ntok; t++) {                                                               \
+                        VSTORE(v, acc[g][t]);                                                                      \
+                        memcpy(out + (size_t)(T0 + t) * ldo + r0 + (ROWS)*g, v, (size_t)nk * sizeof(float));       \
+                    }                                                                                              \
+                }                                                                                                  \
+            }                                                                                                      \
+        }                                                                                                          \
+    }                                                                                                              \
+    static void gemm_any_##NAME(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt,       \
+                                float *out, size_t ldo) {                                                          \
+        if (nt <= (TOKS)) gemm_##NAME(n, w, ldw, nr, y, ldy, nt, out, ldo);                                        \
+        else gemm_pre_##NAME(n, w, ldw, nr, y, ldy, nt, out, ldo);                                                 \
+    }
+
 #endif
