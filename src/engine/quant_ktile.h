@@ -19,6 +19,7 @@
 #define AGX_ENGINE_QUANT_KTILE_H
 #include <immintrin.h>
 #include <limits.h>
+#include <string.h>
 
 #include "engine/quant_impl.h"
 
@@ -111,6 +112,19 @@ static inline __attribute__((always_inline)) void agx_transpose8x8_epi32(__m256i
  * For one token, ROWS short rows read side by side are not followed by the
  * hardware prefetcher (a 1536-wide q4_0 matvec ran 60 % slower), so the tile
  * prefetches the next group while rows are short (agx_prefetch_row). */
+/* rows[g * per + k] = row r0 + per*g + k of w for the groups of this work
+ * item (the last group repeats row nr-1 where rows run out) */
+static inline void agx_xrows_pick(const void *w, size_t ldw, int nr, int r0, int ng, int per, const uint8_t **rows) {
+    for (int g = 0; g < ng; g++)
+        for (int k = 0; k < per; k++) {
+            const int r = r0 + per * g + k < nr ? r0 + per * g + k : nr - 1;
+            rows[g * per + k] = (const uint8_t *)w + (size_t)r * ldw;
+        }
+}
+/* the first nk of the ROWS sums in v as row r of out for token t (ldo apart) */
+static inline void agx_xrows_put(float *out, size_t ldo, int t, int r, const float *v, int nk) {
+    memcpy(out + (size_t)t * ldo + r, v, (size_t)nk * sizeof(float));
+}
 #define AGX_X8_CHUNK 64
 #define AGX_DEF_XROWS_GEMM(NAME, T, ROWS, TOKS, VEC, VZERO, VSTORE)                                                   \
     static void tilesR_##NAME(int nb, const uint8_t *const rows[ROWS], const uint8_t *y, size_t ldy, int nt,       \
@@ -133,11 +147,7 @@ static inline __attribute__((always_inline)) void agx_transpose8x8_epi32(__m256i
         for (int r0 = 0; r0 < nr; r0 += AGX_K_ROWS) {                                                           \
             const int ng = (nr - r0 + (ROWS)-1) / (ROWS) < NG ? (nr - r0 + (ROWS)-1) / (ROWS) : NG;             \
             const uint8_t *rows[NG][ROWS];                                                                      \
-            for (int g = 0; g < NG; g++)                                                                        \
-                for (int k = 0; k < (ROWS); k++) {                                                              \
-                    const int r = r0 + (ROWS)*g + k < nr ? r0 + (ROWS)*g + k : nr - 1;                          \
-                    rows[g][k] = (const uint8_t *)w + (size_t)r * ldw;                                          \
-                }                                                                                               \
+            agx_xrows_pick(w, ldw, nr, r0, NG, (ROWS), &rows[0][0]);                                            \
             for (int t0 = 0; t0 < nt; t0 += (TOKS)) {                                                           \
                 const int ntt = nt - t0 < (TOKS) ? nt - t0 : (TOKS);                                            \
                 VEC acc[NG][TOKS];                                                                              \
@@ -161,7 +171,7 @@ static inline __attribute__((always_inline)) void agx_transpose8x8_epi32(__m256i
                     const int nk = nr - r0 - (ROWS)*g < (ROWS) ? nr - r0 - (ROWS)*g : (ROWS);                   \
                     for (int t = 0; t < ntt; t++) {                                                             \
                         VSTORE(v, acc[g][t]);                                                                   \
-                        memcpy(out + (size_t)(t0 + t) * ldo + r0 + (ROWS)*g, v, (size_t)nk * sizeof(float));    \
+                        agx_xrows_put(out, ldo, t0 + t, r0 + (ROWS)*g, v, nk);                                  \
                     }                                                                                           \
                 }                                                                                               \
             }                                                                                                   \
@@ -190,11 +200,7 @@ static inline __attribute__((always_inline)) void agx_transpose8x8_epi32(__m256i
         for (int r0 = 0; r0 < nr; r0 += AGX_K_ROWS) {                                                              \
             const int ng = (nr - r0 + (ROWS)-1) / (ROWS) < NG ? (nr - r0 + (ROWS)-1) / (ROWS) : NG;                \
             const uint8_t *rows[NG][ROWS];                                                                         \
-            for (int g = 0; g < NG; g++)                                                                           \
-                for (int k = 0; k < (ROWS); k++) {                                                                 \
-                    const int r = r0 + (ROWS)*g + k < nr ? r0 + (ROWS)*g + k : nr - 1;                             \
-                    rows[g][k] = (const uint8_t *)w + (size_t)r * ldw;                                             \
-                }                                                                                                  \
+            agx_xrows_pick(w, ldw, nr, r0, NG, (ROWS), &rows[0][0]);                                               \
             for (int T0 = 0; T0 < nt; T0 += AGX_XPRE_TOKS) {                                                       \
                 const int ntok = nt - T0 < AGX_XPRE_TOKS ? nt - T0 : AGX_XPRE_TOKS;                                \
                 for (int g = 0; g < ng; g++)                                                                       \
@@ -225,7 +231,7 @@ static inline __attribute__((always_inline)) void agx_transpose8x8_epi32(__m256i
                     const int nk = nr - r0 - (ROWS)*g < (ROWS) ? nr - r0 - (ROWS)*g : (ROWS);                      \
                     for (int t = 0; t < ntok; t++) {                                                               \
                         VSTORE(v, acc[g][t]);                                                                      \
-                        memcpy(out + (size_t)(T0 + t) * ldo + r0 + (ROWS)*g, v, (size_t)nk * sizeof(float));       \
+                        agx_xrows_put(out, ldo, T0 + t, r0 + (ROWS)*g, v, nk);                                     \
                     }                                                                                              \
                 }                                                                                                  \
             }                                                                                                      \
