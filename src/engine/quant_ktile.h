@@ -99,19 +99,6 @@ static inline __attribute__((always_inline)) void agx_transpose8x8_epi32(__m256i
         }                                                                                                       \
     }
 
-/* 32-element block types, rows side by side (ROWS per vector: 8 for AVX2,
- * 16 for AVX-512): each kernel file defines
- *   tileR_T(nb, rows, y, ldy, NT, acc, pf): blocks 0..nb-1 of the ROWS rows
- *     rows[] against NT (compile-time, <= TOKS) tokens of agx_act_x8 rows,
- *     adding into acc[t] (VEC, one lane per row); pf: for one token, the
- *     address of the next ROWS rows' bytes to prefetch in step (0: none; an
- *     integer, as it may lie past the weights).
- * Work items of AGX_K_ROWS rows are split into groups of ROWS (the last
- * group repeats its last row); the blocks go in chunks of AGX_X8_CHUNK so a
- * chunk of TOKS tokens' activations stays in L1 while every group reads it.
- * For one token, ROWS short rows read side by side are not followed by the
- * hardware prefetcher (a 1536-wide q4_0 matvec ran 60 % slower), so the tile
- * prefetches the next group while rows are short (agx_prefetch_row). */
 /* rows[g * per + k] = row r0 + per*g + k of w for the groups of this work
  * item (the last group repeats row nr-1 where rows run out) */
 static inline void agx_xrows_pick(const void *w, size_t ldw, int nr, int r0, int ng, int per, const uint8_t **rows) {
@@ -125,6 +112,20 @@ static inline void agx_xrows_pick(const void *w, size_t ldw, int nr, int r0, int
 static inline void agx_xrows_put(float *out, size_t ldo, int t, int r, const float *v, int nk) {
     memcpy(out + (size_t)t * ldo + r, v, (size_t)nk * sizeof(float));
 }
+
+/* 32-element block types, rows side by side (ROWS per vector: 8 for AVX2,
+ * 16 for AVX-512): each kernel file defines
+ *   tileR_T(nb, rows, y, ldy, NT, acc, pf): blocks 0..nb-1 of the ROWS rows
+ *     rows[] against NT (compile-time, <= TOKS) tokens of agx_act_x8 rows,
+ *     adding into acc[t] (VEC, one lane per row); pf: for one token, the
+ *     address of the next ROWS rows' bytes to prefetch in step (0: none; an
+ *     integer, as it may lie past the weights).
+ * Work items of AGX_K_ROWS rows are split into groups of ROWS (the last
+ * group repeats its last row); the blocks go in chunks of AGX_X8_CHUNK so a
+ * chunk of TOKS tokens' activations stays in L1 while every group reads it.
+ * For one token, ROWS short rows read side by side are not followed by the
+ * hardware prefetcher (a 1536-wide q4_0 matvec ran 60 % slower), so the tile
+ * prefetches the next group while rows are short (agx_prefetch_row). */
 #define AGX_X8_CHUNK 64
 #define AGX_DEF_XROWS_GEMM(NAME, T, ROWS, TOKS, VEC, VZERO, VSTORE)                                                   \
     static void tilesR_##NAME(int nb, const uint8_t *const rows[ROWS], const uint8_t *y, size_t ldy, int nt,       \
