@@ -182,14 +182,18 @@ static inline void agx_xrows_put(float *out, size_t ldo, int t, int r, const flo
 /* More than TOKS tokens: the same tiles would redo each block's decode (the
  * transposes) for every TOKS tokens. This gemm decodes AGX_K_ROWS rows x
  * AGX_XPRE_CHUNK blocks once per AGX_XPRE_TOKS tokens into a stack scratch
- * that stays in L1, and the kernel file's tile reads it. Each kernel file
+ * (AVX2 34 KiB, AVX-512 18 KiB: L1/L2), and the kernel file's tile reads it.
+ * Chunks of 32 blocks against 16 (alternating, two runs, 1536x8960 x 512
+ * tokens, GFLOP/s): AVX2 q4_0 156.8, 157.6 -> 165.6, 165.8, q8_0 112.2,
+ * 111.9 -> 114.2, 117.1; AVX-512 within the noise (q8_0 239-270 either
+ * way); 64 no better than 32. Each kernel file
  * defines, before using AGX_DEF_XROWS_PRE_GEMM(NAME, T, ROWS, TOKS, VEC,
  * VZERO, VSTORE, BLK),
  *   BLK: one block of ROWS rows as its tile wants it (decoded vectors, scales);
  *   pre_dec_T(rows, i, BLK *): block i of the ROWS rows rows[];
  *   tile_pre_T(nb, const BLK *, y, ldy, NT, acc): like tileR_T on decoded blocks.
  * gemm_any_NAME takes gemm_NAME (AGX_DEF_XROWS_GEMM) up to TOKS tokens. */
-#define AGX_XPRE_CHUNK 16
+#define AGX_XPRE_CHUNK 32
 #define AGX_XPRE_TOKS 64
 #define AGX_DEF_XROWS_PRE_GEMM(NAME, T, ROWS, TOKS, VEC, VZERO, VSTORE, BLK)                                          \
     static void gemm_pre_##NAME(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt,       \

@@ -212,8 +212,9 @@ static void test_gemm_tiles(void **state) {
     enum { rows = 21, toks = 11, long_toks = 137 };
     for (size_t kk = 0; kk < 2 * N_WT; kk++) {
         const uint32_t t = k_weight_types[kk % N_WT];
-        /* second pass: an odd number of 32-blocks (pair kernels end half-full) */
-        const int n = kk < N_WT ? 512 : agx_type_traits_get(t)->block_size == 256 ? 768 : 800;
+        /* second pass: an odd number of 32-blocks (pair kernels end half-full),
+         * more than one chunk of the decode-once tiles (AGX_XPRE_CHUNK) */
+        const int n = kk < N_WT ? 512 : agx_type_traits_get(t)->block_size == 256 ? 768 : 1056;
         const agx_type_traits *tr = agx_type_traits_get(t), *vt = agx_type_traits_get(tr->vec_dot_type);
         const size_t ldw = agx_type_row_size(t, n), ldy = agx_type_row_size(tr->vec_dot_type, n);
         uint8_t *w = make_weights(t, rows, n);
