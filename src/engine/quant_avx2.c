@@ -575,44 +575,46 @@ AGX_INLINE void dec8_q8_0(const uint8_t *const rows[8], int i, __m256i wabs[8], 
     *d = scales8(dp);
 }
 
-/* acc[t] (8 rows) += blocks 0..nb-1 of the 8 rows against token t < NT,
- * SUMS maddubs results added in int16 before each madd, PROD the maddubs of
- * weight vector g and broadcast activations q, BIASED: the weights carry an
- * offset (agx_act_x8.corr; q8_0 has none: an always-zero subtraction there
- * measured 8 % slower); pf (one token): the next 8 rows' bytes, prefetched
- * in step */
-#define PROD_UNSIGNED(g, q) _mm256_maddubs_epi16(w[g], q)
-#define PROD_SIGNED(g, q) _mm256_maddubs_epi16(w[g], _mm256_sign_epi8(q, ws[g]))
-#define DEF_TILE8(T, SUMS, PROD, BIASED)                                                                             \
+/* One block of 8 rows (w; ws: q8_0's signed weights) against one token's
+ * block a, added into acc: SUMS maddubs results added in int16 before each
+ * madd; SIGNED (q8_0): maddubs(|w|, sign(a, w)) and no offset, else the
+ * weights carry one (agx_act_x8.corr; an always-zero subtraction for q8_0
+ * measured 8 % slower). Shared by the decoding and the decode-once tiles. */
+AGX_INLINE __m256 dot8_tok(const __m256i w[8], const __m256i *ws, __m256 d, const agx_act_x8 *a, __m256 acc,
+                           const int SUMS, const int SIGNED) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i s = _mm256_setzero_si256();
+#define PROD8(g) _mm256_maddubs_epi16(w[g], SIGNED ? _mm256_sign_epi8(bcast4(a->qs + 4 * (g)), ws[g]) : bcast4(a->qs + 4 * (g)))
+    _Pragma("GCC unroll 8") for (int g0 = 0; g0 < 8; g0 += SUMS) {
+        __m256i p = PROD8(g0);
+        _Pragma("GCC unroll 7") for (int g = g0 + 1; g < g0 + SUMS; g++) p = _mm256_add_epi16(p, PROD8(g));
+        s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
+    }
+#undef PROD8
+    if (!SIGNED) s = _mm256_sub_epi32(s, _mm256_set1_epi32(a->corr));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, _mm256_set1_ps(a->d)), acc);
+}
+
+/* acc[t] (8 rows) += blocks 0..nb-1 of the 8 rows against token t < NT
+ * (SUMS, SIGNED: dot8_tok); pf (one token): the next 8 rows' bytes,
+ * prefetched in step */
+#define DEF_TILE8(T, SUMS, SIGNED)                                                                                   \
     AGX_INLINE void tileR_##T(int nb, const uint8_t *const rows[8], const uint8_t *y, size_t ldy, const int NT, \
                               __m256 *acc, uintptr_t pf) {                                                   \
-        const __m256i ones = _mm256_set1_epi16(1);                                                           \
         for (int i = 0; i < nb; i++) {                                                                       \
             __m256i w[8], ws[8];                                                                             \
             __m256 d;                                                                                        \
             if (pf) agx_prefetch_span(pf + (size_t)i * 8 * sizeof(agx_block_##T), 8 * sizeof(agx_block_##T)); \
             dec8_##T(rows, i, w, ws, &d);                                                                    \
-            _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {                                           \
-                const agx_act_x8 *a = (const agx_act_x8 *)(y + (size_t)t * ldy) + i;                         \
-                __m256i s = _mm256_setzero_si256();                                                          \
-                _Pragma("GCC unroll 8") for (int g0 = 0; g0 < 8; g0 += (SUMS)) {                             \
-                    __m256i p = PROD(g0, bcast4(a->qs + 4 * g0));                                            \
-                    _Pragma("GCC unroll 7") for (int g = g0 + 1; g < g0 + (SUMS); g++) p =                   \
-                        _mm256_add_epi16(p, PROD(g, bcast4(a->qs + 4 * g)));                                 \
-                    s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));                                     \
-                }                                                                                            \
-                if (BIASED) s = _mm256_sub_epi32(s, _mm256_set1_epi32(a->corr));                             \
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, _mm256_set1_ps(a->d)), acc[t]); \
-            }                                                                                                \
+            _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) acc[t] =                                    \
+                dot8_tok(w, ws, d, (const agx_act_x8 *)(y + (size_t)t * ldy) + i, acc[t], SUMS, SIGNED);      \
         }                                                                                                    \
     }
 /* 16-product sums of 4-bit weights fit int16 (16 * 15 * 128 = 30720), of
  * 5-bit weights 8-product sums (8 * 31 * 128 = 31744), of 8-bit ones pairs */
-DEF_TILE8(q4_0, 8, PROD_UNSIGNED, 1)
-DEF_TILE8(q5_0, 4, PROD_UNSIGNED, 1)
-DEF_TILE8(q8_0, 1, PROD_SIGNED, 0)
-#undef PROD_UNSIGNED
-#undef PROD_SIGNED
+DEF_TILE8(q4_0, 8, 0)
+DEF_TILE8(q5_0, 4, 0)
+DEF_TILE8(q8_0, 1, 1)
 
 /* 8-row groups, 2 per 16-row work item; tokens in groups of 4 (AVX2's 16
  * registers: 8 weight vectors and 4 accumulators) */
@@ -636,27 +638,16 @@ AGX_INLINE void pre_dec_q4_0(const uint8_t *const rows[8], int i, x8_pre_block *
 AGX_INLINE void pre_dec_q5_0(const uint8_t *const rows[8], int i, x8_pre_block *b) { dec8_q5_0(rows, i, b->w, b->ws, &b->d); }
 AGX_INLINE void pre_dec_q8_0(const uint8_t *const rows[8], int i, x8_pre_block *b) { dec8_q8_0(rows, i, b->w, b->ws, &b->d); }
 
-/* q4_0/q5_0 (unsigned weights, the offset in act_x8.corr): DEF_TILE8's sums */
+/* q4_0/q5_0: the 8 decoded vectors of each block, then dot8_tok per token */
 AGX_INLINE void tile_pre_unsigned(int nb, const x8_pre_block *wb, const uint8_t *y, size_t ldy, const int NT,
                                   __m256 *acc, const int SUMS) {
-    const __m256i ones = _mm256_set1_epi16(1);
     __m256 a[4];
     _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) a[t] = acc[t];
     for (int i = 0; i < nb; i++) {
         __m256i w[8];
         _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) w[g] = _mm256_load_si256(&wb[i].w[g]);
-        _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {
-            const agx_act_x8 *x = (const agx_act_x8 *)(y + (size_t)t * ldy) + i;
-            __m256i s = _mm256_setzero_si256();
-            _Pragma("GCC unroll 8") for (int g0 = 0; g0 < 8; g0 += SUMS) {
-                __m256i p = _mm256_maddubs_epi16(w[g0], bcast4(x->qs + 4 * g0));
-                _Pragma("GCC unroll 7") for (int g = g0 + 1; g < g0 + SUMS; g++) p =
-                    _mm256_add_epi16(p, _mm256_maddubs_epi16(w[g], bcast4(x->qs + 4 * g)));
-                s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
-            }
-            s = _mm256_sub_epi32(s, _mm256_set1_epi32(x->corr));
-            a[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(wb[i].d, _mm256_set1_ps(x->d)), a[t]);
-        }
+        _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) a[t] =
+            dot8_tok(w, NULL, wb[i].d, (const agx_act_x8 *)(y + (size_t)t * ldy) + i, a[t], SUMS, 0);
     }
     _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) acc[t] = a[t];
 }
@@ -693,7 +684,8 @@ AGX_INLINE void tile_pre_q8_0(int nb, const x8_pre_block *wb, const uint8_t *y, 
     _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) acc[t] = a[t];
 }
 
-#define DEF_X8_PRE_GEMM(T) AGX_DEF_XROWS_PRE_GEMM(T, T, 8, 4, __m256, _mm256_setzero_ps, _mm256_storeu_ps, x8_pre_block)
+#define DEF_X8_PRE_GEMM(T) \
+    AGX_DEF_XROWS_PRE_GEMM(T, 8, 4, __m256, _mm256_setzero_ps, _mm256_storeu_ps, x8_pre_block, pre_dec_##T, tile_pre_##T)
 DEF_X8_PRE_GEMM(q4_0)
 DEF_X8_PRE_GEMM(q5_0)
 DEF_X8_PRE_GEMM(q8_0)

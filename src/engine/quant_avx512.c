@@ -1055,15 +1055,11 @@ AGX_INLINE void tile_pre_x16(int nb, const x16_pre_block *wb, const uint8_t *y, 
     }
     _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] = a[t];
 }
-#define tile_pre_q4_0 tile_pre_x16
-#define tile_pre_q5_0 tile_pre_x16
-#define tile_pre_q8_0 tile_pre_x16
-AGX_DEF_XROWS_PRE_GEMM(x16_q4_0, q4_0, 16, 8, __m512, _mm512_setzero_ps, _mm512_storeu_ps, x16_pre_block)
-AGX_DEF_XROWS_PRE_GEMM(x16_q5_0, q5_0, 16, 8, __m512, _mm512_setzero_ps, _mm512_storeu_ps, x16_pre_block)
-AGX_DEF_XROWS_PRE_GEMM(x16_q8_0, q8_0, 16, 8, __m512, _mm512_setzero_ps, _mm512_storeu_ps, x16_pre_block)
-#undef tile_pre_q4_0
-#undef tile_pre_q5_0
-#undef tile_pre_q8_0
+#define DEF_X16_PRE_GEMM(T) \
+    AGX_DEF_XROWS_PRE_GEMM(x16_##T, 16, 8, __m512, _mm512_setzero_ps, _mm512_storeu_ps, x16_pre_block, pre_dec_##T, tile_pre_x16)
+DEF_X16_PRE_GEMM(q4_0)
+DEF_X16_PRE_GEMM(q5_0)
+DEF_X16_PRE_GEMM(q8_0)
 
 /* ------------- 32-element block types repacked 16 rows at a time (x16) */
 

@@ -186,16 +186,15 @@ static inline void agx_xrows_put(float *out, size_t ldo, int t, int r, const flo
  * Chunks of 32 blocks against 16 (alternating, two runs, 1536x8960 x 512
  * tokens, GFLOP/s): AVX2 q4_0 156.8, 157.6 -> 165.6, 165.8, q8_0 112.2,
  * 111.9 -> 114.2, 117.1; AVX-512 within the noise (q8_0 239-270 either
- * way); 64 no better than 32. Each kernel file
- * defines, before using AGX_DEF_XROWS_PRE_GEMM(NAME, T, ROWS, TOKS, VEC,
- * VZERO, VSTORE, BLK),
+ * way); 64 no better than 32. Each kernel file passes to
+ * AGX_DEF_XROWS_PRE_GEMM(NAME, ROWS, TOKS, VEC, VZERO, VSTORE, BLK, DEC, TILE)
  *   BLK: one block of ROWS rows as its tile wants it (decoded vectors, scales);
- *   pre_dec_T(rows, i, BLK *): block i of the ROWS rows rows[];
- *   tile_pre_T(nb, const BLK *, y, ldy, NT, acc): like tileR_T on decoded blocks.
+ *   DEC(rows, i, BLK *): decodes block i of the ROWS rows rows[];
+ *   TILE(nb, const BLK *, y, ldy, NT, acc): like tileR_T on decoded blocks.
  * gemm_any_NAME takes gemm_NAME (AGX_DEF_XROWS_GEMM) up to TOKS tokens. */
 #define AGX_XPRE_CHUNK 32
 #define AGX_XPRE_TOKS 64
-#define AGX_DEF_XROWS_PRE_GEMM(NAME, T, ROWS, TOKS, VEC, VZERO, VSTORE, BLK)                                          \
+#define AGX_DEF_XROWS_PRE_GEMM(NAME, ROWS, TOKS, VEC, VZERO, VSTORE, BLK, DEC, TILE)                                \
     static void gemm_pre_##NAME(int n, const void *w, size_t ldw, int nr, const void *y, size_t ldy, int nt,       \
                                 float *out, size_t ldo) {                                                          \
         enum { NG = AGX_K_ROWS / (ROWS) };                                                                         \
@@ -213,20 +212,20 @@ static inline void agx_xrows_put(float *out, size_t ldo, int t, int r, const flo
                 for (int i0 = 0; i0 < nb; i0 += AGX_XPRE_CHUNK) {                                                  \
                     const int nbb = nb - i0 < AGX_XPRE_CHUNK ? nb - i0 : AGX_XPRE_CHUNK;                           \
                     for (int g = 0; g < ng; g++)                                                                   \
-                        for (int i = 0; i < nbb; i++) pre_dec_##T(rows[g], i0 + i, &wb[g][i]);                     \
+                        for (int i = 0; i < nbb; i++) DEC(rows[g], i0 + i, &wb[g][i]);                             \
                     for (int t0 = 0; t0 < ntok; t0 += (TOKS)) {                                                    \
                         const uint8_t *yt = (const uint8_t *)y + (size_t)(T0 + t0) * ldy + (size_t)i0 * sizeof(agx_act_x8); \
                         for (int g = 0; g < ng; g++) {                                                             \
                             VEC *a = &acc[g][t0];                                                                  \
                             switch (ntok - t0 < (TOKS) ? ntok - t0 : (TOKS)) {                                     \
-                            case 8: tile_pre_##T(nbb, wb[g], yt, ldy, (TOKS) >= 8 ? 8 : 1, a); break;              \
-                            case 7: tile_pre_##T(nbb, wb[g], yt, ldy, (TOKS) >= 7 ? 7 : 1, a); break;              \
-                            case 6: tile_pre_##T(nbb, wb[g], yt, ldy, (TOKS) >= 6 ? 6 : 1, a); break;              \
-                            case 5: tile_pre_##T(nbb, wb[g], yt, ldy, (TOKS) >= 5 ? 5 : 1, a); break;              \
-                            case 4: tile_pre_##T(nbb, wb[g], yt, ldy, 4, a); break;                                \
-                            case 3: tile_pre_##T(nbb, wb[g], yt, ldy, 3, a); break;                                \
-                            case 2: tile_pre_##T(nbb, wb[g], yt, ldy, 2, a); break;                                \
-                            default: tile_pre_##T(nbb, wb[g], yt, ldy, 1, a); break;                               \
+                            case 8: TILE(nbb, wb[g], yt, ldy, (TOKS) >= 8 ? 8 : 1, a); break;                       \
+                            case 7: TILE(nbb, wb[g], yt, ldy, (TOKS) >= 7 ? 7 : 1, a); break;                       \
+                            case 6: TILE(nbb, wb[g], yt, ldy, (TOKS) >= 6 ? 6 : 1, a); break;                       \
+                            case 5: TILE(nbb, wb[g], yt, ldy, (TOKS) >= 5 ? 5 : 1, a); break;                       \
+                            case 4: TILE(nbb, wb[g], yt, ldy, 4, a); break;                                         \
+                            case 3: TILE(nbb, wb[g], yt, ldy, 3, a); break;                                         \
+                            case 2: TILE(nbb, wb[g], yt, ldy, 2, a); break;                                         \
+                            default: TILE(nbb, wb[g], yt, ldy, 1, a); break;                                        \
                             }                                                                                      \
                         }                                                                                          \
                     }                                                                                              \

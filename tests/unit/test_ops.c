@@ -486,30 +486,80 @@ static void tiny_reference(const tiny *m, const int32_t *tok, int T, double *log
     free(x), free(xb), free(q), free(k), free(v), free(att), free(o), free(g), free(u), free(s);
 }
 
-static void check_tiny(bool qwen) {
+/* A tiny model (m, initialized by the caller) written and loaded, with the
+ * scalar forward pass's logits for TINY_T tokens and room for two runs' */
+enum { TINY_T = 13 };
+typedef struct tiny_run {
     tiny m;
-    tiny_init(&m, qwen);
-    char *dir = agx_test_tmpdir();
-    char *path = tiny_write(&m, dir);
+    char *dir, *path;
+    agx_model *model;
+    int32_t tok[TINY_T];
+    double *ref;
+    float *one, *step;
+} tiny_run;
+
+static void tiny_run_open(tiny_run *r) {
+    r->dir = agx_test_tmpdir();
+    r->path = tiny_write(&r->m, r->dir);
     agx_error err;
-    agx_model *model = NULL;
-    if (agx_model_load(path, &model, &err) != AGX_OK) fail_msg("%s", err.message);
-    const agx_model_config *cfg = agx_model_get_config(model);
+    r->model = NULL;
+    if (agx_model_load(r->path, &r->model, &err) != AGX_OK) fail_msg("%s", err.message);
+    for (int i = 0; i < TINY_T; i++) r->tok[i] = (i * 17 + 3) % r->m.V;
+    r->ref = malloc(sizeof(double) * TINY_T * (size_t)r->m.V);
+    tiny_reference(&r->m, r->tok, TINY_T, r->ref);
+    r->one = malloc(sizeof(float) * TINY_T * (size_t)r->m.V);
+    r->step = malloc(sizeof(float) * TINY_T * (size_t)r->m.V);
+}
+
+static void tiny_run_close(tiny_run *r) {
+    free(r->ref), free(r->one), free(r->step);
+    agx_model_free(r->model);
+    agx_test_rmtree(r->dir);
+    free(r->dir), free(r->path);
+    tiny_free(&r->m);
+}
+
+/* max |ref| over n logits: the scale of the tolerances */
+static double ref_scale(const double *ref, size_t n) {
+    double scale = 0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
+    return scale;
+}
+
+/* One batch of T tokens (all logits into one) against the scalar reference
+ * within rel * (1 + scale), then a prefill of 5 and single steps through the
+ * cache (into step) == that batch. Returns the scale. */
+static double check_batch_then_steps(agx_context *c, int V, const int32_t *tok, int T, const double *ref, double rel,
+                                     const char *what, float *one, float *step) {
+    agx_error err;
+    assert_int_equal(agx_context_eval(c, tok, T, true, one, &err), AGX_OK);
+    assert_int_equal(agx_context_n_past(c), T);
+    const double scale = ref_scale(ref, (size_t)T * V), tol = rel * (1 + scale);
+    const double e = max_abs_diff(one, ref, (size_t)T * V);
+    if (e > tol) fail_msg("%s: batch logits differ from the scalar reference by %g (tol %g)", what, e, tol);
+    agx_context_truncate(c, 0);
+    assert_int_equal(agx_context_eval(c, tok, 5, true, step, &err), AGX_OK);
+    for (int t = 5; t < T; t++)
+        assert_int_equal(agx_context_eval(c, &tok[t], 1, false, step + (size_t)t * V, &err), AGX_OK);
+    for (int i = 0; i < T * V; i++) assert_true(fabsf(step[i] - one[i]) <= 1e-4f * (1 + (float)scale));
+    return scale;
+}
+
+static void check_tiny(bool qwen) {
+    tiny_run r;
+    tiny_init(&r.m, qwen);
+    tiny_run_open(&r);
+    const int V = r.m.V, T = TINY_T;
+    agx_error err;
+    const agx_model_config *cfg = agx_model_get_config(r.model);
     assert_int_equal(cfg->head_dim, 24);
-    assert_int_equal(cfg->n_vocab, m.V);
+    assert_int_equal(cfg->n_vocab, V);
     assert_int_equal(cfg->rope_style, qwen ? AGX_ROPE_NEOX : AGX_ROPE_NORMAL);
     assert_int_equal(cfg->qkv_bias, qwen);
     assert_int_equal(cfg->tied_output, qwen);
     assert_int_equal(cfg->has_rope_freqs, !qwen);
-    assert_true(agx_model_is_eog(model, 7));
-    assert_false(agx_model_is_eog(model, 8));
-
-    enum { T = 13 };
-    int32_t tok[T];
-    for (int i = 0; i < T; i++) tok[i] = (i * 17 + 3) % m.V;
-    double *ref = malloc(sizeof(double) * T * (size_t)m.V);
-    tiny_reference(&m, tok, T, ref);
-    float *one = malloc(sizeof(float) * T * (size_t)m.V), *step = malloc(sizeof(float) * T * (size_t)m.V);
+    assert_true(agx_model_is_eog(r.model, 7));
+    assert_false(agx_model_is_eog(r.model, 8));
 
     for (int kv = 0; kv < 2; kv++) {
         agx_context_params cp = agx_context_default_params();
@@ -518,27 +568,15 @@ static void check_tiny(bool qwen) {
         cp.n_threads = 2;
         cp.kv_type = kv ? AGX_KV_F16 : AGX_KV_F32;
         agx_context *c = NULL;
-        assert_int_equal(agx_context_create(model, &cp, &c, &err), AGX_OK);
-        /* one batch, all logits */
-        assert_int_equal(agx_context_eval(c, tok, T, true, one, &err), AGX_OK);
-        assert_int_equal(agx_context_n_past(c), T);
-        double scale = 0;
-        for (int i = 0; i < T * m.V; i++) scale = fmax(scale, fabs(ref[i]));
-        const double tol = (kv ? 3e-3 : 2e-4) * (1 + scale);
-        double e = max_abs_diff(one, ref, (size_t)T * m.V);
-        if (e > tol) fail_msg("%s kv=%s: batch logits differ from the scalar reference by %g (tol %g)",
-                              qwen ? "qwen2" : "llama", kv ? "f16" : "f32", e, tol);
-        /* prefill 5 + decode one at a time through the cache == one batch */
-        agx_context_truncate(c, 0);
-        assert_int_equal(agx_context_eval(c, tok, 5, true, step, &err), AGX_OK);
-        for (int t = 5; t < T; t++)
-            assert_int_equal(agx_context_eval(c, &tok[t], 1, false, step + (size_t)t * m.V, &err), AGX_OK);
-        for (int i = 0; i < T * m.V; i++) assert_true(fabsf(step[i] - one[i]) <= 1e-4f * (1 + (float)scale));
+        assert_int_equal(agx_context_create(r.model, &cp, &c, &err), AGX_OK);
+        char what[32];
+        snprintf(what, sizeof what, "%s kv=%s", qwen ? "qwen2" : "llama", kv ? "f16" : "f32");
+        const double scale = check_batch_then_steps(c, V, r.tok, T, r.ref, kv ? 3e-3 : 2e-4, what, r.one, r.step);
         /* last-only logits equal the last row */
         float last[64];
         agx_context_truncate(c, 0);
-        assert_int_equal(agx_context_eval(c, tok, T, false, last, &err), AGX_OK);
-        for (int i = 0; i < m.V; i++) assert_true(fabsf(last[i] - one[(size_t)(T - 1) * m.V + i]) <= 1e-5f * (1 + (float)scale));
+        assert_int_equal(agx_context_eval(c, r.tok, T, false, last, &err), AGX_OK);
+        for (int i = 0; i < V; i++) assert_true(fabsf(last[i] - r.one[(size_t)(T - 1) * V + i]) <= 1e-5f * (1 + (float)scale));
         agx_context_free(c);
     }
     /* micro-batches smaller than the prompt give the same logits */
@@ -548,18 +586,11 @@ static void check_tiny(bool qwen) {
     cp.n_ubatch = 4;
     cp.kv_type = AGX_KV_F32;
     agx_context *c = NULL;
-    assert_int_equal(agx_context_create(model, &cp, &c, &err), AGX_OK);
-    assert_int_equal(agx_context_eval(c, tok, T, true, step, &err), AGX_OK);
-    double scale = 0;
-    for (int i = 0; i < T * m.V; i++) scale = fmax(scale, fabs(ref[i]));
-    assert_true(max_abs_diff(step, ref, (size_t)T * m.V) <= 2e-4 * (1 + scale));
+    assert_int_equal(agx_context_create(r.model, &cp, &c, &err), AGX_OK);
+    assert_int_equal(agx_context_eval(c, r.tok, T, true, r.step, &err), AGX_OK);
+    assert_true(max_abs_diff(r.step, r.ref, (size_t)T * V) <= 2e-4 * (1 + ref_scale(r.ref, (size_t)T * V)));
     agx_context_free(c);
-
-    free(ref), free(one), free(step);
-    agx_model_free(model);
-    agx_test_rmtree(dir);
-    free(dir), free(path);
-    tiny_free(&m);
+    tiny_run_close(&r);
 }
 
 static void test_model_qwen2_vs_scalar(void **state) {
@@ -577,58 +608,38 @@ static void test_model_llama_vs_scalar(void **state) {
  * q8_0 rounding; one token at a time through the cache == one batch. */
 static void test_model_q5_0_repacked(void **state) {
     (void)state;
-    tiny m;
-    tiny_init(&m, true);
-    tiny_quantize_mats(&m, AGX_TYPE_Q5_0);
-    char *dir = agx_test_tmpdir();
-    char *path = tiny_write(&m, dir);
+    tiny_run r;
+    tiny_init(&r.m, true);
+    tiny_quantize_mats(&r.m, AGX_TYPE_Q5_0);
+    tiny_run_open(&r);
+    const tiny *m = &r.m;
     agx_error err;
-    agx_model *model = NULL;
-    if (agx_model_load(path, &model, &err) != AGX_OK) fail_msg("%s", err.message);
-    assert_int_equal(agx_model_get_config(model)->repacked_bytes, 0); /* not before a CPU context */
-    enum { T = 13 };
-    int32_t tok[T];
-    for (int i = 0; i < T; i++) tok[i] = (i * 17 + 3) % m.V;
-    double *ref = malloc(sizeof(double) * T * (size_t)m.V);
-    tiny_reference(&m, tok, T, ref);
-    float *one = malloc(sizeof(float) * T * (size_t)m.V), *step = malloc(sizeof(float) * T * (size_t)m.V);
+    assert_int_equal(agx_model_get_config(r.model)->repacked_bytes, 0); /* not before a CPU context */
     agx_context_params cp = agx_context_default_params();
     cp.device = "cpu";
     cp.n_ctx = 32;
     cp.n_threads = 2;
     cp.kv_type = AGX_KV_F32;
     agx_context *c = NULL;
-    assert_int_equal(agx_context_create(model, &cp, &c, &err), AGX_OK);
+    assert_int_equal(agx_context_create(r.model, &cp, &c, &err), AGX_OK);
     /* every layer matrix has whole groups of 16 rows: all of them, or none on this CPU */
-    const uint64_t all = 2ull * (uint64_t)agx_type_row_size(AGX_TYPE_Q5_0, m.E) *
-                             (uint64_t)(m.H * m.HD + 2 * m.KV * m.HD + 2 * m.F) +
-                         2ull * (uint64_t)(agx_type_row_size(AGX_TYPE_Q5_0, m.H * m.HD) +
-                                           agx_type_row_size(AGX_TYPE_Q5_0, m.F)) * (uint64_t)m.E;
-    const bool x16 = agx_matmul_x16_size(AGX_TYPE_Q5_0, 16, m.E) > 0;
+    const uint64_t all = 2ull * (uint64_t)agx_type_row_size(AGX_TYPE_Q5_0, m->E) *
+                             (uint64_t)(m->H * m->HD + 2 * m->KV * m->HD + 2 * m->F) +
+                         2ull * (uint64_t)(agx_type_row_size(AGX_TYPE_Q5_0, m->H * m->HD) +
+                                           agx_type_row_size(AGX_TYPE_Q5_0, m->F)) * (uint64_t)m->E;
+    const bool x16 = agx_matmul_x16_size(AGX_TYPE_Q5_0, 16, m->E) > 0;
     if (!x16) agx_test_print_skip("q5_0 model: this CPU has no x16 tiles, so only the rows path is checked");
-    assert_int_equal(agx_model_get_config(model)->repacked_bytes, x16 ? all : 0);
-    assert_int_equal(agx_context_eval(c, tok, T, true, one, &err), AGX_OK);
-    double scale = 0;
-    for (int i = 0; i < T * m.V; i++) scale = fmax(scale, fabs(ref[i]));
-    const double e = max_abs_diff(one, ref, (size_t)T * m.V);
-    if (e > 2e-2 * (1 + scale)) fail_msg("q5_0 model: logits differ from the scalar reference by %g (scale %g)", e, scale);
-    agx_context_truncate(c, 0);
-    assert_int_equal(agx_context_eval(c, tok, 5, true, step, &err), AGX_OK);
-    for (int t = 5; t < T; t++)
-        assert_int_equal(agx_context_eval(c, &tok[t], 1, false, step + (size_t)t * m.V, &err), AGX_OK);
-    for (int i = 0; i < T * m.V; i++) assert_true(fabsf(step[i] - one[i]) <= 1e-4f * (1 + (float)scale));
+    assert_int_equal(agx_model_get_config(r.model)->repacked_bytes, x16 ? all : 0);
+    /* within the activations' q8_0 rounding */
+    check_batch_then_steps(c, m->V, r.tok, TINY_T, r.ref, 2e-2, "q5_0 model", r.one, r.step);
     agx_context_free(c);
     /* a second context finds the model prepared: the same logits */
-    assert_int_equal(agx_context_create(model, &cp, &c, &err), AGX_OK);
-    assert_int_equal(agx_model_get_config(model)->repacked_bytes, x16 ? all : 0);
-    assert_int_equal(agx_context_eval(c, tok, T, true, step, &err), AGX_OK);
-    assert_memory_equal(step, one, sizeof(float) * T * (size_t)m.V);
+    assert_int_equal(agx_context_create(r.model, &cp, &c, &err), AGX_OK);
+    assert_int_equal(agx_model_get_config(r.model)->repacked_bytes, x16 ? all : 0);
+    assert_int_equal(agx_context_eval(c, r.tok, TINY_T, true, r.step, &err), AGX_OK);
+    assert_memory_equal(r.step, r.one, sizeof(float) * TINY_T * (size_t)m->V);
     agx_context_free(c);
-    free(ref), free(one), free(step);
-    agx_model_free(model);
-    agx_test_rmtree(dir);
-    free(dir), free(path);
-    tiny_free(&m);
+    tiny_run_close(&r);
 }
 
 /* llama3 scaling given only as rope.scaling.* keys == the same factors given as a
